@@ -1,0 +1,1 @@
+"""Benchmarks and quality measurements. Run with `make bench`; never part of the test suite."""

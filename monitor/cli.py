@@ -1,0 +1,311 @@
+"""The `vigie` command line (also `python service.py`). Parses arguments, calls the modules,
+prints with rich. Operator errors (VigieError) are printed as one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from .cli_common import config_option, console, escape, highlighted, operator_errors
+from .config import Config, load_config, resolve_feed_url
+from .errors import ConfigError, RuleError, VigieError
+from .fetch import make_session
+from .pipeline import CycleSummary, PollOutcome, poll_due
+from .rules.files import RuleBook
+from .scheduler import database_lock, run_service
+from .store import Store
+
+
+def open_store(config: Config) -> Store:
+    store = Store(config.database)
+    now = datetime.now(UTC)
+    for feed in config.feeds:
+        store.upsert_feed(
+            feed.url,
+            name=feed.name,
+            interval=feed.interval,
+            tags=feed.tags,
+            language=feed.language,
+            source="config",
+            now=now,
+        )
+    return store
+
+
+def load_rulebook(config: Config) -> RuleBook:
+    """Rules for a service start: refuse to start on a broken rule file, naming every error."""
+    book = RuleBook(config.rules.paths)
+    book.reload_if_changed()
+    if book.last_errors:
+        first = book.last_errors[0]
+        more = (
+            f" (and {len(book.last_errors) - 1} more; run `vigie rules check`)"
+            if len(book.last_errors) > 1
+            else ""
+        )
+        raise RuleError(
+            first.path, first.line, first.column, first.message + more, first.source_line
+        )
+    return book
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s",
+    )
+    fixed = (
+        "feed_id",
+        "feed_url",
+        "article_id",
+        "rule_id",
+        "delivery_id",
+        "error",
+        "rule_file",
+        "line",
+    )
+    old_factory = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = old_factory(*args, **kwargs)
+        record.context = ""
+        return record
+
+    class ContextFilter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            pairs = [f"{k}={getattr(record, k)!r}" for k in fixed if hasattr(record, k)]
+            record.context = (" " + " ".join(pairs)) if pairs else ""
+            return True
+
+    logging.setLogRecordFactory(factory)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ContextFilter())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vigie")
+def main() -> None:
+    """Vigie: polls news feeds, matches your rules, keeps what matters."""
+
+
+@main.command()
+@config_option
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@operator_errors
+def run(config_path: str, verbose: bool) -> None:
+    """Run the service until Ctrl+C or SIGTERM: poll due feeds, reload edited rules."""
+    configure_logging(verbose)
+    config = load_config(config_path)
+    with database_lock(config.database):
+        store = open_store(config)
+        book = load_rulebook(config)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        run_service(config, store, make_session(config.fetch), book, stop)
+        store.close()
+
+
+@main.command()
+@config_option
+@operator_errors
+def once(config_path: str) -> None:
+    """Poll every feed once, store and match what is new, print a summary."""
+    config = load_config(config_path)
+    with database_lock(config.database):
+        store = open_store(config)
+        book = load_rulebook(config)
+        total = len(store.feeds())
+        session = make_session(config.fetch)
+        now = datetime.now(UTC)
+        if console.is_terminal:
+            with Progress(
+                TextColumn("polling"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("", total=total)
+
+                def advance(outcome: PollOutcome) -> None:
+                    progress.update(task, advance=1, description=outcome.feed.name or "")
+
+                summary = poll_due(store, session, config, book.index, now, advance, force=True)
+        else:
+            summary = poll_due(store, session, config, book.index, now, force=True)
+        print_summary(summary, store, config)
+        store.close()
+
+
+def print_summary(summary: CycleSummary, store: Store, config: Config) -> None:
+    console.print(
+        f"Polled {summary.feeds_polled} feeds ({summary.feeds_unchanged} unchanged): "
+        f"{summary.new_articles} new articles, {summary.new_matches} new matches, "
+        f"{len(summary.errors)} errors."
+    )
+    for url, error in summary.errors:
+        console.print(f"  [red]error[/] {escape(url)}: {escape(error)}", soft_wrap=True)
+    console.print(
+        f"Database: {config.database} ({store.count('articles')} articles, "
+        f"{store.count('matches')} matches)"
+    )
+
+
+@main.group()
+def feeds() -> None:
+    """List, add, import and export feeds."""
+
+
+@feeds.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@operator_errors
+def feeds_list(config_path: str, as_json: bool) -> None:
+    """Feeds with their last status, last success, items, errors and next poll."""
+    config = load_config(config_path)
+    store = open_store(config)
+    rows = store.feeds()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("id", "name", "url", "status", "last success", "items", "errors", "next poll")
+    for row in rows:
+        status = str(row["last_status"] or "-")
+        if row["last_error"]:
+            status = f"[red]{escape(row['last_error'])}[/]"
+        table.add_row(
+            str(row["id"]),
+            escape(row["name"] or row["title"] or ""),
+            escape(row["url"]),
+            status,
+            row["last_success"] or "never",
+            str(row["items"] or 0),
+            str(row["error_count"] or 0),
+            row["next_poll"] or "-",
+        )
+    console.print(table)
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", default="", help="Display name.")
+@click.option("--interval", default=None, help='Time between polls, e.g. "15m".')
+@click.option("--tag", "tags", multiple=True, help="A tag rules can scope to (repeatable).")
+@config_option
+@operator_errors
+def feeds_add(
+    url: str, name: str, interval: str | None, tags: tuple[str, ...], config_path: str
+) -> None:
+    """Add a feed to the database (http(s) URL or local path)."""
+    from .config import parse_duration
+
+    config = load_config(config_path)
+    seconds = None
+    if interval is not None:
+        seconds = parse_duration(interval)
+        if seconds is None:
+            raise ConfigError("--interval", "", 'expected a duration like "15m"', interval)
+    store = open_store(config)
+    resolved = resolve_feed_url(url, Path.cwd())
+    feed_id = store.upsert_feed(
+        resolved, name=name, interval=seconds, tags=tags, source="cli", now=datetime.now(UTC)
+    )
+    console.print(f"Feed {feed_id}: {escape(resolved)} (polled on the next cycle)")
+
+
+@feeds.command("import")
+@click.argument("opml", type=click.Path(exists=True, dir_okay=False))
+@config_option
+@operator_errors
+def feeds_import(opml: str, config_path: str) -> None:
+    """Add every feed of an OPML file."""
+    config = load_config(config_path)
+    store = open_store(config)
+    try:
+        tree = ET.parse(opml)
+    except ET.ParseError as e:
+        raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
+    added = 0
+    now = datetime.now(UTC)
+    for outline in tree.iter("outline"):
+        url = outline.get("xmlUrl")
+        if url:
+            store.upsert_feed(
+                url, name=outline.get("title") or outline.get("text") or "", source="opml", now=now
+            )
+            added += 1
+    console.print(f"Imported {added} feeds from {opml}")
+
+
+@feeds.command("export")
+@config_option
+@operator_errors
+def feeds_export(config_path: str) -> None:
+    """Print every feed as OPML 2.0."""
+    config = load_config(config_path)
+    store = open_store(config)
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = "Vigie feeds"
+    body = ET.SubElement(opml, "body")
+    for row in store.feeds():
+        title = row["name"] or row["title"] or row["url"]
+        ET.SubElement(body, "outline", type="rss", text=title, title=title, xmlUrl=row["url"])
+    ET.indent(opml)
+    click.echo(ET.tostring(opml, encoding="unicode", xml_declaration=True))
+
+
+@main.group()
+def articles() -> None:
+    """Search stored articles."""
+
+
+@articles.command("search")
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@config_option
+@operator_errors
+def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> None:
+    """Full-text search over stored articles (SQLite FTS5 syntax: words, "phrases", OR, NOT)."""
+    import sqlite3
+
+    config = load_config(config_path)
+    store = open_store(config)
+    try:
+        rows = store.search_articles(query, limit)
+    except sqlite3.OperationalError as e:
+        raise VigieError(f"search query {query!r}: {e}") from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        console.print(
+            f"[bold]{escape(row['title'])}[/] [dim]#{row['id']} "
+            f"{escape(row['feed_name'] or row['feed_title'] or '')} "
+            f"{row['published'] or ''}[/]"
+        )
+        console.print(f"  {escape(row['url'])}")
+        console.print(Text("  ").append(highlighted(row["snippet"])))
+    if not rows:
+        console.print("No article matches.")
+
+
+from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
+
+main.add_command(rules)

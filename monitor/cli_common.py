@@ -1,0 +1,62 @@
+"""Pieces every CLI module shares: consoles, the --config option, one-line operator errors."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape as rich_escape
+from rich.text import Text
+
+from .errors import RuleError, VigieError
+from .text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def config_option(func: Callable) -> Callable:
+    """Every command takes --config PATH (default ./config.toml, or $VIGIE_CONFIG)."""
+    return click.option(
+        "--config",
+        "config_path",
+        default="config.toml",
+        show_default=True,
+        envvar="VIGIE_CONFIG",
+        type=click.Path(dir_okay=False),
+        help="Configuration file.",
+    )(func)
+
+
+def operator_errors(func: Callable) -> Callable:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RuleError as e:
+            err_console.print(f"[red]error:[/] {e}", markup=True, soft_wrap=True)
+            if e.pointer():
+                err_console.print(e.pointer(), markup=False)
+            sys.exit(1)
+        except VigieError as e:
+            err_console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def highlighted(snippet: str) -> Text:
+    """A snippet with its ⟦marked⟧ words in bold yellow, for the terminal."""
+    out = Text()
+    for i, part in enumerate(re.split(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]", snippet)):
+        out.append(part, style="bold yellow" if i % 2 else "")
+    return out
+
+
+def escape(text: str) -> str:
+    return rich_escape(text)

@@ -1,0 +1,370 @@
+"""`vigie rules check | test | backtest`: operator tools to try rules before they go live."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from .cli_common import config_option, console, err_console, highlighted, operator_errors
+from .config import Config, load_config, parse_duration
+from .errors import ConfigError, FetchError, RuleError, VigieError
+from .fetch import fetch_feed, make_session
+from .parse import parse_feed
+from .records import Article, Feed, Match
+from .rules.files import RuleSet, load_rules
+from .rules.index import RuleIndex, compile_rule
+from .rules.model import Rule
+from .rules.parser import QuerySyntaxError
+from .store import Store
+from .text import html_to_text
+
+
+@click.group()
+def rules() -> None:
+    """Check, test and backtest rule files."""
+
+
+def _print_problem(problem: RuleError, kind: str) -> None:
+    console = err_console
+    colour = "red" if kind == "error" else "yellow"
+    console.print(Text.assemble((f"{kind}: ", colour), str(problem)), soft_wrap=True)
+    if problem.pointer():
+        console.print(problem.pointer(), markup=False, highlight=False)
+
+
+@rules.command("check")
+@config_option
+def rules_check(config_path: str) -> None:
+    """Validate every rule file: syntax, unknown entities, duplicate ids, too-broad rules."""
+    try:
+        config = load_config(config_path)
+    except VigieError as e:
+        err_console.print(f"error: {e}", markup=False)
+        sys.exit(1)
+    loaded = load_rules(config.rules.paths)
+    for error in loaded.errors:
+        _print_problem(error, "error")
+    for warning in loaded.warnings:
+        _print_problem(warning, "warning")
+    files = len(loaded.files)
+    summary = (
+        f"{files} rule files: {len(loaded.rules)} rules, {len(loaded.entities)} "
+        f"entities, {len(loaded.errors)} errors, {len(loaded.warnings)} warnings"
+    )
+    console.print(summary)
+    if not files:
+        err_console.print(
+            f"error: no rule files found in {', '.join(map(str, config.rules.paths))}", markup=False
+        )
+        sys.exit(1)
+    if loaded.errors:
+        sys.exit(1)
+
+
+def _loaded_rules(config: Config) -> RuleSet:
+    loaded = load_rules(config.rules.paths)
+    if loaded.errors:
+        first = loaded.errors[0]
+        raise RuleError(
+            first.path,
+            first.line,
+            first.column,
+            first.message
+            + (
+                f" (and {len(loaded.errors) - 1} more; run `vigie rules check`)"
+                if len(loaded.errors) > 1
+                else ""
+            ),
+            first.source_line,
+        )
+    return loaded
+
+
+def _index_for(config: Config, rule_id: str | None, query: str | None) -> RuleIndex:
+    loaded = _loaded_rules(config)
+    if query is not None:
+        rule = Rule(id="query", query=query, name="--query", stem=False)
+        try:
+            compiled = compile_rule(rule, loaded.entities)
+        except QuerySyntaxError as e:
+            raise RuleError(
+                "--query",
+                e.line,
+                e.column,
+                e.message,
+                query.splitlines()[e.line - 1] if query.strip() else "",
+            ) from None
+        return RuleIndex([compiled], loaded.entities)
+    if rule_id is not None:
+        chosen = [c for c in loaded.compiled if c.rule.id == rule_id] or [
+            compile_rule(r, loaded.entities) for r in loaded.rules if r.id == rule_id
+        ]
+        if not chosen:
+            known = ", ".join(sorted(r.id for r in loaded.rules))
+            raise VigieError(f"no rule with id {rule_id!r} (known: {known})")
+        return RuleIndex([c for c in chosen], loaded.entities)
+    return loaded.index()
+
+
+def _articles_from_file(path: Path) -> Iterable[Article]:
+    if path.suffix in (".jsonl", ".ndjson"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(
+                    str(path), f"line {number}", f"expected a JSON object ({e.msg})"
+                ) from None
+            if not isinstance(item, dict):
+                raise ConfigError(str(path), f"line {number}", "expected a JSON object", item)
+            yield Article(
+                feed_id=0,
+                guid=str(item.get("id", number)),
+                url=item.get("url", ""),
+                title=item.get("title", ""),
+                summary=item.get("summary", ""),
+                content=item.get("content", ""),
+                language=item.get("language", ""),
+            )
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix in (".html", ".htm"):
+        text = html_to_text(text)
+    title, _, body = text.strip().partition("\n")
+    yield Article(
+        feed_id=0,
+        guid=str(path),
+        url=path.resolve().as_uri(),
+        title=title.strip(),
+        content=body.strip(),
+    )
+
+
+def _articles_from_url(url: str, config: Config) -> list[Article]:
+    result = fetch_feed(make_session(config.fetch), Feed(id=0, url=url), config.fetch)
+    if result.error or result.body is None:
+        raise FetchError(url, result.error or "empty response")
+    content_type = result.headers.get("content-type", "")
+    if "html" in content_type:
+        text = html_to_text(result.body.decode("utf-8", errors="replace"))
+        title, _, body = text.partition("\n")
+        return [Article(feed_id=0, guid=url, url=url, title=title, content=body)]
+    return parse_feed(result.body, result.headers, url)[1]
+
+
+@rules.command("test")
+@click.argument("rule_id", required=False)
+@click.option("--query", "-q", help="Try this query instead of a rule from the files.")
+@click.option("--text", "text", help="Article text to test (first line is the title).")
+@click.option(
+    "--file",
+    "file_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A text or HTML file, or a JSON Lines file of articles.",
+)
+@click.option("--url", help="A feed or article page to fetch and test.")
+@click.option("--article", "article_id", type=int, help="A stored article's id.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON Lines.")
+@config_option
+def rules_test(
+    rule_id: str | None,
+    query: str | None,
+    text: str | None,
+    file_path: Path | None,
+    url: str | None,
+    article_id: int | None,
+    as_json: bool,
+    config_path: str,
+) -> None:
+    """Show whether a rule (or every enabled rule) matches an article, and why."""
+
+    @operator_errors
+    def body() -> int:
+        sources = [s for s in (text, file_path, url, article_id) if s is not None]
+        if len(sources) != 1:
+            raise VigieError("give exactly one of --text, --file, --url or --article")
+        if rule_id and query:
+            raise VigieError("give a RULE_ID or --query, not both")
+        config = load_config(config_path)
+        index = _index_for(config, rule_id, query)
+        if text is not None:
+            title, _, rest = text.partition("\n")
+            articles: list[Article] = [
+                Article(feed_id=0, guid="text", url="", title=title, content=rest)
+            ]
+        elif file_path is not None:
+            articles = list(_articles_from_file(file_path))
+        elif url is not None:
+            articles = _articles_from_url(url, config)
+        else:
+            store = Store(config.database)
+            found = store.article(article_id)  # type: ignore[arg-type]
+            if found is None:
+                raise VigieError(f"no stored article with id {article_id}")
+            articles = [found]
+        matched_any = 0
+        for article in articles:
+            matches, mentions = index.match(article)
+            matched_any += bool(matches)
+            if as_json:
+                click.echo(
+                    json.dumps(_result_json(article, matches, rule_id or query), ensure_ascii=False)
+                )
+            else:
+                _print_result(article, matches, single=bool(rule_id or query))
+        return 0 if matched_any else 1
+
+    sys.exit(body())
+
+
+def _result_json(article: Article, matches: list[Match], asked: str | None) -> dict:
+    return {
+        "title": article.title,
+        "url": article.url,
+        "matched": bool(matches),
+        "matches": [
+            {
+                "rule_id": m.rule_id,
+                "tags": list(m.tags),
+                "priority": m.priority,
+                "score": m.score,
+                "snippet": m.snippet,
+                "evidence": [asdict(e) for e in m.evidence],
+            }
+            for m in matches
+        ],
+    }
+
+
+def _print_result(article: Article, matches: list[Match], single: bool) -> None:
+    title = article.title or "(untitled)"
+    if not matches:
+        console.print(Text.assemble(("no match  ", "dim"), title))
+        return
+    console.print(Text.assemble(("MATCH  ", "bold green"), (title, "bold")))
+    for match in matches:
+        tags = f" [{', '.join(match.tags)}]" if match.tags else ""
+        flag = " URGENT" if match.priority == "urgent" else ""
+        console.print(
+            Text.assemble(
+                "  ", (match.rule_id, "cyan"), tags, (flag, "bold red"), f"  score {match.score:g}"
+            )
+        )
+        console.print(Text("    ").append(highlighted(match.snippet)), soft_wrap=True)
+        words = {}
+        for e in match.evidence:
+            words.setdefault((e.term, e.field), []).append(e.text)
+        for (term, field), found in words.items():
+            console.print(
+                Text.assemble(
+                    "    ", (term, "yellow"), f" in {field}: ", ", ".join(dict.fromkeys(found))
+                ),
+                soft_wrap=True,
+            )
+
+
+@rules.command("backtest")
+@click.argument("rule_id", required=False)
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    help='How far back to look, e.g. "7d", by time first seen.',
+)
+@click.option("--samples", default=3, show_default=True, help="Sample titles per rule.")
+@click.option(
+    "--apply",
+    "apply_changes",
+    is_flag=True,
+    help="Replace the stored matches of these rules with the backtest's result.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@config_option
+def rules_backtest(
+    rule_id: str | None,
+    since: str,
+    samples: int,
+    apply_changes: bool,
+    as_json: bool,
+    config_path: str,
+) -> None:
+    """Run rules over stored articles: counts, samples, and what would be added or removed."""
+
+    @operator_errors
+    def body() -> None:
+        config = load_config(config_path)
+        seconds = parse_duration(since)
+        if seconds is None:
+            raise ConfigError("--since", "", 'expected a duration like "30d"', since)
+        index = _index_for(config, rule_id, None)
+        store = Store(config.database)
+        now = datetime.now(UTC)
+        start = now - timedelta(seconds=seconds)
+        rule_ids = [c.rule.id for c in index.rules]
+        found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
+        titles: dict[int, str] = {}
+        article_ids = []
+        for article in store.articles_since(start):
+            article_ids.append(article.id)
+            matches, _ = index.match(article)
+            for m in matches:
+                found[m.rule_id][article.id] = m  # type: ignore[index]
+                titles[article.id] = article.title  # type: ignore[index]
+        stored: dict[str, set[int]] = {r: set() for r in rule_ids}
+        for row in store.matches_for(rule_ids, start):
+            stored[row["rule_id"]].add(row["article_id"])
+            titles.setdefault(row["article_id"], row["title"])
+        report = []
+        for rid in rule_ids:
+            now_ids = set(found[rid])
+            report.append(
+                {
+                    "rule_id": rid,
+                    "articles": len(article_ids),
+                    "matches": len(now_ids),
+                    "added": sorted(now_ids - stored[rid]),
+                    "removed": sorted(stored[rid] - now_ids),
+                    "samples": [titles[i] for i in sorted(now_ids, reverse=True)[:samples]],
+                }
+            )
+        if as_json:
+            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        else:
+            _print_backtest(report, titles, len(article_ids), since)
+        if apply_changes:
+            all_matches = [m for by_article in found.values() for m in by_article.values()]
+            store.replace_matches(rule_ids, article_ids, all_matches, now)
+            console.print(
+                f"Applied: stored matches of {len(rule_ids)} rules now follow the rule files."
+            )
+
+    body()
+
+
+def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
+    console.print(f"{total} stored articles first seen in the last {since}")
+    for row in report:
+        console.print(
+            Text.assemble(
+                (row["rule_id"], "cyan"),
+                f": {row['matches']} matches, ",
+                (f"+{len(row['added'])}", "green"),
+                " / ",
+                (f"-{len(row['removed'])}", "red"),
+                " compared with stored matches",
+            )
+        )
+        for title in row["samples"]:
+            console.print(f"    {title}", markup=False)
+        for kind, ids in (("+", row["added"][:5]), ("-", row["removed"][:5])):
+            for article_id in ids:
+                console.print(f"  {kind} #{article_id} {titles.get(article_id, '')}", markup=False)

@@ -1,0 +1,292 @@
+"""Load config.toml into frozen, typed objects. Nothing else in Vigie reads TOML or the environment.
+
+Every setting is declared once as data (`Setting`: key, kind, default, help), so validation, the
+documentation test and error messages share one source. Errors name the file, the key path and what
+was expected, e.g. `config.toml: feeds[3].interval: expected a duration like "15m", got "fast"`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 1024,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: `section.key`, its kind, default and one line of help."""
+
+    key: str
+    kind: str  # duration | size | int | bool | str | path | list[str]
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("storage.database", "path", "data/vigie.db", "SQLite database file"),
+    Setting(
+        "fetch.user_agent",
+        "str",
+        "Vigie/0.1 (+https://github.com/vigie-news/vigie)",
+        "User-Agent sent to publishers",
+    ),
+    Setting("fetch.connect_timeout", "duration", "10s", "time allowed to open a connection"),
+    Setting("fetch.deadline", "duration", "30s", "total time allowed for one download"),
+    Setting(
+        "fetch.max_bytes", "size", "10MB", "largest body accepted, counted after decompression"
+    ),
+    Setting("fetch.max_redirects", "int", 5, "redirect hops followed before giving up"),
+    Setting("fetch.concurrency", "int", 8, "feeds fetched at the same time"),
+    Setting(
+        "fetch.allow_private",
+        "bool",
+        False,
+        "allow fetching loopback, private and link-local addresses",
+    ),
+    Setting(
+        "fetch.allow_hosts",
+        "list[str]",
+        [],
+        "host names or IP networks allowed even when not public",
+    ),
+    Setting("polling.interval", "duration", "30m", "default time between two polls of a feed"),
+    Setting("polling.tick", "duration", "30s", "how often the scheduler looks for due feeds"),
+    Setting("polling.max_backoff", "duration", "24h", "longest wait after repeated failures"),
+    Setting("rules.paths", "list[str]", ["rules"], "rule files or folders of *.toml rule files"),
+    Setting("rules.reload", "duration", "10s", "how often `vigie run` checks rule files for edits"),
+)
+
+FEED_SETTINGS: tuple[Setting, ...] = (
+    Setting("url", "str", None, "http(s) URL, file:// URL or path relative to config.toml"),
+    Setting("name", "str", "", "display name (defaults to the feed's own title)"),
+    Setting("interval", "duration", None, "time between polls (defaults to polling.interval)"),
+    Setting("tags", "list[str]", [], "labels that rules can scope to"),
+    Setting("language", "str", "", "language of the items when the feed does not declare one"),
+)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    url: str
+    name: str = ""
+    interval: float | None = None
+    tags: tuple[str, ...] = ()
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    user_agent: str
+    connect_timeout: float
+    deadline: float
+    max_bytes: int
+    max_redirects: int
+    concurrency: int
+    allow_private: bool
+    allow_hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PollingConfig:
+    interval: float
+    tick: float
+    max_backoff: float
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    paths: tuple[Path, ...]
+    reload: float
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    database: Path
+    fetch: FetchConfig
+    polling: PollingConfig
+    rules: RulesConfig
+    feeds: tuple[FeedConfig, ...] = field(default=())
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def parse_duration(value: Any) -> float | None:
+    """'15m' -> 900.0; a bare number is seconds. None when the value is not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    return None
+
+
+def parse_size(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and (m := _SIZE.match(value)):
+        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    return None
+
+
+_EXPECTED = {
+    "duration": 'expected a duration like "15m"',
+    "size": 'expected a size like "10MB"',
+    "int": "expected a whole number",
+    "bool": "expected true or false",
+    "str": "expected a string",
+    "path": "expected a file path",
+    "list[str]": "expected a list of strings",
+}
+
+
+def _convert(kind: str, value: Any) -> Any:
+    """Convert one raw TOML value; raise ValueError when it is not of the kind."""
+    converted: Any
+    if kind == "duration":
+        converted = parse_duration(value)
+    elif kind == "size":
+        converted = parse_size(value)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        converted = value if ok else None
+    elif kind == "bool":
+        converted = value if isinstance(value, bool) else None
+    elif kind in ("str", "path"):
+        converted = value if isinstance(value, str) and (kind == "str" or value) else None
+    elif kind == "list[str]":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        converted = tuple(value) if ok else None
+    else:  # pragma: no cover - a bug in SETTINGS
+        raise AssertionError(kind)
+    if converted is None:
+        raise ValueError(_EXPECTED[kind])
+    return converted
+
+
+def _section_values(raw: dict, name: str, path: str) -> dict[str, Any]:
+    section = raw.get(name, {})
+    if not isinstance(section, dict):
+        raise ConfigError(path, name, "expected a table like [" + name + "]", section)
+    known = {s.key.split(".", 1)[1] for s in SETTINGS if s.key.startswith(name + ".")}
+    for key in section:
+        if key not in known:
+            raise ConfigError(
+                path, f"{name}.{key}", f"unknown setting (known: {', '.join(sorted(known))})"
+            )
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        section_name, key = setting.key.split(".", 1)
+        if section_name != name:
+            continue
+        raw_value = section.get(key, setting.default)
+        try:
+            values[key] = _convert(setting.kind, raw_value)
+        except ValueError as e:
+            raise ConfigError(path, setting.key, str(e), raw_value) from None
+    return values
+
+
+def _feed(raw: Any, index: int, path: str) -> FeedConfig:
+    where = f"feeds[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(path, where, "expected a table with at least url", raw)
+    known = {s.key for s in FEED_SETTINGS}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                path, f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(known))})"
+            )
+    if "url" not in raw:
+        raise ConfigError(path, f"{where}.url", "is required: the address of the feed")
+    values = {}
+    for setting in FEED_SETTINGS:
+        if setting.key not in raw:
+            continue
+        try:
+            values[setting.key] = _convert(setting.kind, raw[setting.key])
+        except ValueError as e:
+            raise ConfigError(path, f"{where}.{setting.key}", str(e), raw[setting.key]) from None
+    return FeedConfig(**values)
+
+
+def resolve_feed_url(url: str, base_dir: Path) -> str:
+    """Local paths become absolute file:// URLs, relative to the config's folder."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        return url
+    return (base_dir / url).resolve().as_uri()
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate config.toml. Raises ConfigError naming file, key and expectation."""
+    config_path = Path(path)
+    shown = str(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(shown, "", "file not found (pass --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(shown, "", f"cannot be read: {e}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(shown, "", f"not valid TOML: {e}") from None
+    known_sections = {s.key.split(".")[0] for s in SETTINGS} | {"feeds"}
+    for key in raw:
+        if key not in known_sections:
+            raise ConfigError(
+                shown, key, f"unknown section (known: {', '.join(sorted(known_sections))})"
+            )
+    base = config_path.resolve().parent
+    storage = _section_values(raw, "storage", shown)
+    fetch = _section_values(raw, "fetch", shown)
+    polling = _section_values(raw, "polling", shown)
+    rules = _section_values(raw, "rules", shown)
+    raw_feeds = raw.get("feeds", [])
+    if not isinstance(raw_feeds, list):
+        raise ConfigError(
+            shown, "feeds", "expected an array of tables written [[feeds]]", raw_feeds
+        )
+    feeds = []
+    for i, raw_feed in enumerate(raw_feeds):
+        feed = _feed(raw_feed, i, shown)
+        feeds.append(
+            FeedConfig(
+                url=resolve_feed_url(feed.url, base),
+                name=feed.name,
+                interval=feed.interval,
+                tags=feed.tags,
+                language=feed.language,
+            )
+        )
+    return Config(
+        path=config_path.resolve(),
+        database=base / storage["database"],
+        fetch=FetchConfig(**fetch),
+        polling=PollingConfig(**polling),
+        rules=RulesConfig(paths=tuple(base / p for p in rules["paths"]), reload=rules["reload"]),
+        feeds=tuple(feeds),
+    )

@@ -1,0 +1,65 @@
+"""Errors an operator can act on. Bugs still raise ordinary tracebacks.
+
+    VigieError
+    ├── ConfigError          config.toml is wrong: names file, key path, expectation
+    ├── RuleError            a rule file is wrong: names file, line, column
+    ├── FetchError           one feed could not be fetched (recorded on the feed)
+    │   └── BlockedAddressError   the guard refused a non-public address
+    ├── FeedParseError       one feed's bytes are not a feed (recorded on the feed)
+    └── AlreadyRunningError  another `vigie run` holds the database
+
+The CLI and the scheduler catch VigieError in one place and print or log `str(error)` as one line.
+"""
+
+from __future__ import annotations
+
+
+class VigieError(Exception):
+    """Base of every error whose message is meant for an operator."""
+
+
+class ConfigError(VigieError):
+    def __init__(self, path: str, key: str, expected: str, got: object = None) -> None:
+        self.path, self.key, self.expected, self.got = path, key, expected, got
+        message = f"{path}: {key}: {expected}" if key else f"{path}: {expected}"
+        if got is not None:
+            message += f", got {got!r}"
+        super().__init__(message)
+
+
+class RuleError(VigieError):
+    """A rule file problem at file:line:column (1-based; 0 when unknown)."""
+
+    def __init__(
+        self, path: str, line: int, column: int, message: str, source_line: str = ""
+    ) -> None:
+        self.path, self.line, self.column, self.message = path, line, column, message
+        self.source_line = source_line
+        where = f"{path}:{line}:{column}" if line else path
+        super().__init__(f"{where}: {message}")
+
+    def pointer(self) -> str:
+        """The offending line with a caret under the column, for terminals."""
+        if not self.source_line:
+            return ""
+        return f"{self.source_line}\n{' ' * max(self.column - 1, 0)}^"
+
+
+class FetchError(VigieError):
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"{url}: {reason}")
+
+
+class BlockedAddressError(FetchError):
+    """Raised when a connection would reach a loopback, private or otherwise non-public address."""
+
+
+class FeedParseError(VigieError):
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"{url}: {reason}")
+
+
+class AlreadyRunningError(VigieError):
+    pass

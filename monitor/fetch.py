@@ -1,0 +1,205 @@
+"""Fetch one feed over HTTP (or from a local file the config lists), politely and within limits.
+
+What the caller may rely on: `fetch_feed` never raises for an expected failure; it returns a
+FetchResult whose `error` says what went wrong in one line. Conditional GET validators are sent
+back exactly as received; a body whose hash equals the last one comes back `unchanged`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+
+from .config import FetchConfig
+from .errors import BlockedAddressError
+from .netguard import AddressPolicy, guarded_session
+from .records import Feed, FetchResult
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+_PERMANENT = {301, 308}
+_CHUNK = 16 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def make_session(config: FetchConfig) -> requests.Session:
+    policy = AddressPolicy(config.allow_private, config.allow_hosts)
+    return guarded_session(policy, config.user_agent, pool_size=max(config.concurrency, 4))
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def fetch_feed(session: requests.Session, feed: Feed, config: FetchConfig) -> FetchResult:
+    """Fetch `feed.url` once. Sends validators, follows up to max_redirects, caps size and time."""
+    if feed.url.startswith("file://"):
+        return _fetch_file(feed, config)
+    headers = {
+        "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+        "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+    }
+    if feed.etag:
+        headers["If-None-Match"] = feed.etag
+    if feed.last_modified:
+        headers["If-Modified-Since"] = feed.last_modified
+    deadline = time.monotonic() + config.deadline
+    url, permanent, moved_permanently = feed.url, None, True
+    try:
+        for _hop in range(config.max_redirects + 1):
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in ("http", "https"):
+                return _failed(url, f"refused to fetch a {scheme or 'relative'}: URL")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return _failed(url, f"deadline of {config.deadline:g}s exceeded")
+            response = session.get(
+                url,
+                headers=headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(min(config.connect_timeout, remaining), min(config.deadline, remaining)),
+            )
+            if response.status_code in _REDIRECTS and "location" in response.headers:
+                response.close()
+                moved_permanently &= response.status_code in _PERMANENT
+                url = urljoin(url, response.headers["location"])
+                if moved_permanently:
+                    permanent = url
+                continue
+            return _read_response(response, feed, config, deadline, permanent)
+        return _failed(url, f"more than {config.max_redirects} redirects")
+    except BlockedAddressError as e:
+        return _failed(url, e.reason)
+    except requests.exceptions.ConnectTimeout:
+        return _failed(url, f"connection timed out after {config.connect_timeout:g}s")
+    except requests.exceptions.ReadTimeout:
+        return _failed(url, f"deadline of {config.deadline:g}s exceeded")
+    except requests.exceptions.ConnectionError as e:
+        return _failed(url, f"connection failed: {_root_cause(e)}")
+    except requests.exceptions.RequestException as e:
+        return _failed(url, f"request failed: {_root_cause(e)}")
+
+
+def _read_response(
+    response: requests.Response,
+    feed: Feed,
+    config: FetchConfig,
+    deadline: float,
+    permanent: str | None,
+) -> FetchResult:
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    status = response.status_code
+    common = dict(url=response.url, status=status, headers=headers, permanent_url=permanent)
+    if status == 304:
+        response.close()
+        return FetchResult(
+            **common, unchanged=True, etag=feed.etag, last_modified=feed.last_modified
+        )
+    if status in (429, 503) or status >= 400:
+        response.close()
+        retry_after = (
+            parse_retry_after(headers.get("retry-after")) if status in (429, 503) else None
+        )
+        return FetchResult(
+            **common,
+            retry_after=retry_after,
+            error=f"HTTP {status} {response.reason or ''}".strip(),
+        )
+    if status != 200:
+        response.close()
+        return FetchResult(**common, error=f"unexpected HTTP status {status}")
+    try:
+        body = _read_body(response, config.max_bytes, deadline, config.deadline)
+    except _BodyTooLarge:
+        return FetchResult(**common, error=f"body larger than {config.max_bytes} bytes")
+    digest = body_hash(body)
+    etag, modified = headers.get("etag"), headers.get("last-modified")
+    if digest == feed.body_hash:
+        return FetchResult(
+            **common, body_hash=digest, etag=etag, last_modified=modified, unchanged=True
+        )
+    return FetchResult(**common, body=body, body_hash=digest, etag=etag, last_modified=modified)
+
+
+def _read_body(response: requests.Response, max_bytes: int, deadline: float, limit: float) -> bytes:
+    """Read the decompressed body, closing the connection when the total deadline passes."""
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
+    timer.daemon = True
+    timer.start()
+    parts, size = [], 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise _BodyTooLarge
+            parts.append(chunk)
+            if time.monotonic() > deadline:
+                raise requests.exceptions.ReadTimeout(f"deadline of {limit:g}s exceeded")
+    except (AttributeError, ValueError, requests.exceptions.ChunkedEncodingError) as e:
+        # The watchdog closed the connection under the reader.
+        if time.monotonic() >= deadline:
+            raise requests.exceptions.ReadTimeout(f"deadline of {limit:g}s exceeded") from e
+        raise
+    finally:
+        timer.cancel()
+        response.close()
+    return b"".join(parts)
+
+
+def _fetch_file(feed: Feed, config: FetchConfig) -> FetchResult:
+    path = Path(unquote(urlsplit(feed.url).path))
+    try:
+        size = path.stat().st_size
+        if size > config.max_bytes:
+            return _failed(feed.url, f"file larger than {config.max_bytes} bytes")
+        body = path.read_bytes()
+    except OSError as e:
+        return _failed(feed.url, f"cannot read file: {e.strerror or e}")
+    digest = body_hash(body)
+    if digest == feed.body_hash:
+        return FetchResult(url=feed.url, status=200, body_hash=digest, unchanged=True)
+    content_type = "application/feed+json" if path.suffix == ".json" else "application/xml"
+    return FetchResult(
+        url=feed.url,
+        status=200,
+        headers={"content-type": content_type},
+        body=body,
+        body_hash=digest,
+    )
+
+
+def _failed(url: str, reason: str) -> FetchResult:
+    return FetchResult(url=url, status=0, error=reason)
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    text = str(error)
+    # urllib3 wraps errors in "<urllib3.connection.HTTPConnection object at 0x...>: Failed to ..."
+    if ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text or type(error).__name__

@@ -1,0 +1,108 @@
+"""The network guard: refuse connections to addresses that are not public.
+
+The check runs on the address a socket actually connected to, after DNS, inside urllib3's
+connection, so a host name that resolves to a public address at one moment and 127.0.0.1 the next
+(DNS rebinding) cannot slip past, and every redirect hop is checked the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+import requests
+import urllib3.connection
+import urllib3.connectionpool
+from requests.adapters import HTTPAdapter
+
+from .errors import BlockedAddressError
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address; IPv4-mapped and NAT64 forms are unwrapped."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+    if ip.version == 4 and ip in _SHARED:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+class AddressPolicy:
+    """Which addresses a fetch may connect to: public ones, plus what the operator allowed."""
+
+    def __init__(self, allow_private: bool = False, allow_hosts: Iterable[str] = ()) -> None:
+        self.allow_private = allow_private
+        self.hosts: set[str] = set()
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in allow_hosts:
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.hosts.add(entry.lower())
+
+    def permits(self, host: str, address: str) -> bool:
+        if self.allow_private or host.lower() in self.hosts:
+            return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if any(ip in network for network in self.networks):
+            return True
+        return is_public_address(address)
+
+
+def _guarded(base: type, policy: AddressPolicy) -> type:
+    class GuardedConnection(base):  # type: ignore[misc, valid-type]
+        def _new_conn(self):  # noqa: ANN202 - urllib3's own signature
+            sock = super()._new_conn()
+            address = sock.getpeername()[0]
+            if not policy.permits(self.host, address):
+                sock.close()
+                raise BlockedAddressError(
+                    f"{self.host}", f"refused to connect to non-public address {address}"
+                )
+            return sock
+
+    return GuardedConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections check the connected peer against an AddressPolicy."""
+
+    def __init__(self, policy: AddressPolicy, **kwargs) -> None:
+        self.policy = policy
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http_conn = _guarded(urllib3.connection.HTTPConnection, self.policy)
+        https_conn = _guarded(urllib3.connection.HTTPSConnection, self.policy)
+
+        class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+            ConnectionCls = http_conn
+
+        class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+            ConnectionCls = https_conn
+
+        self.poolmanager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+
+def guarded_session(
+    policy: AddressPolicy, user_agent: str, pool_size: int = 10
+) -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    session.headers["Accept-Encoding"] = "gzip, deflate"
+    session.trust_env = False  # no proxies from the environment: the guard must see the real peer
+    adapter = GuardedAdapter(policy, pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -1,0 +1,283 @@
+"""Feed bytes -> Article records: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON Feed by hand.
+
+No I/O: feedparser gets the bytes and the response headers and never fetches a URL itself.
+
+Dates: published falls back to updated, then to `now` (the time the item was first seen); a date
+more than a day in the future is treated as unreliable and replaced by `now`. All dates are UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+import nh3
+
+from .errors import FeedParseError
+from .records import Article
+from .text import base_language, html_to_text, normalise_space
+
+_FUTURE_SLACK = timedelta(days=1)
+_MAX_FIELD = 200_000  # characters kept per text field; a megabyte title is cut, not stored whole
+_MAX_TITLE = 1_000
+
+
+def parse_feed(
+    body: bytes,
+    headers: dict[str, str],
+    url: str,
+    feed_id: int = 0,
+    feed_name: str = "",
+    default_language: str = "",
+    now: datetime | None = None,
+) -> tuple[str, list[Article]]:
+    """Parse a feed document. Returns (feed title, articles). Raises FeedParseError when the
+    bytes are not a feed at all; a feed with minor errors still yields its items."""
+    now = now or datetime.now(UTC)
+    content_type = headers.get("content-type", "").lower()
+    stripped = body.lstrip()[:1]
+    if "json" in content_type or stripped == b"{":
+        return _parse_json_feed(body, url, feed_id, feed_name, default_language, now)
+    parsed = feedparser.parse(
+        body,
+        response_headers={**headers, "content-location": url},
+        sanitize_html=False,
+        resolve_relative_uris=True,
+    )
+    version = parsed.get("version", "")
+    if not version and not parsed.entries:
+        reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed document found"
+        raise FeedParseError(url, f"not a feed: {_short(reason)}")
+    channel = parsed.feed
+    title = normalise_space(html_to_text(channel.get("title", "")))[:_MAX_TITLE]
+    language = base_language(channel.get("language") or default_language)
+    articles = [
+        _from_feedparser(entry, url, feed_id, feed_name or title, language, now)
+        for entry in parsed.entries
+    ]
+    return title, [a for a in articles if a is not None]
+
+
+def _from_feedparser(
+    entry: Any, feed_url: str, feed_id: int, feed_name: str, language: str, now: datetime
+) -> Article | None:
+    link = entry.get("link", "") or ""
+    guid = entry.get("id", "") or link
+    title = _text(entry.get("title", ""))[:_MAX_TITLE]
+    summary_html = entry.get("summary", "") or ""
+    content_html = max(
+        (c.get("value", "") or "" for c in entry.get("content", [])), key=len, default=""
+    )
+    summary = _text(summary_html)
+    content = _text(content_html)
+    if content == summary:
+        content = ""
+    if not guid:
+        guid = _fallback_guid(title, summary)
+    if not (title or summary or content):
+        return None
+    published = _date(entry.get("published_parsed"), now)
+    updated = _date(entry.get("updated_parsed"), now)
+    authors = tuple(a.get("name", "") for a in entry.get("authors", []) if a.get("name"))
+    if not authors and entry.get("author"):
+        authors = (entry["author"],)
+    categories = tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term"))
+    item_language = base_language(_entry_language(entry) or language)
+    return Article(
+        feed_id=feed_id,
+        guid=guid[:2000],
+        url=urljoin(feed_url, link)[:2000] if link else "",
+        title=title,
+        summary=summary[:_MAX_FIELD],
+        content=content[:_MAX_FIELD],
+        content_html=sanitise_html(content_html or summary_html),
+        published=published or updated or now,
+        updated=updated or published or now,
+        authors=tuple(_text(a)[:200] for a in authors),
+        language=item_language,
+        categories=tuple(_text(c)[:200] for c in categories),
+        feed_name=feed_name,
+    )
+
+
+def _entry_language(entry: Any) -> str:
+    for key in ("content", "summary_detail", "title_detail"):
+        detail = entry.get(key)
+        if isinstance(detail, list):
+            detail = detail[0] if detail else None
+        if detail and detail.get("language"):
+            return detail["language"]
+    return ""
+
+
+def _parse_json_feed(
+    body: bytes, url: str, feed_id: int, feed_name: str, default_language: str, now: datetime
+) -> tuple[str, list[Article]]:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FeedParseError(url, f"not a feed: invalid JSON ({_short(e)})") from None
+    version = doc.get("version", "") if isinstance(doc, dict) else ""
+    if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
+        raise FeedParseError(url, "not a feed: JSON without a jsonfeed.org version")
+    items = doc.get("items", [])
+    if not isinstance(items, list):
+        raise FeedParseError(url, "JSON Feed items is not a list")
+    title = _text(str(doc.get("title", "")))[:_MAX_TITLE]
+    language = base_language(str(doc.get("language") or default_language))
+    feed_authors = _json_authors(doc)
+    articles = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        content_html = str(item.get("content_html") or "")
+        content = (
+            _text(content_html)
+            if content_html
+            else normalise_space(str(item.get("content_text") or ""))
+        )
+        summary = _text(str(item.get("summary") or ""))
+        item_title = _text(str(item.get("title") or ""))[:_MAX_TITLE]
+        link = str(item.get("url") or item.get("external_url") or "")
+        guid = str(item.get("id") or link or _fallback_guid(item_title, summary or content))
+        if not (item_title or summary or content):
+            continue
+        published = _json_date(item.get("date_published"), now)
+        updated = _json_date(item.get("date_modified"), now)
+        tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+        articles.append(
+            Article(
+                feed_id=feed_id,
+                guid=guid[:2000],
+                url=urljoin(url, link)[:2000] if link else "",
+                title=item_title,
+                summary=summary[:_MAX_FIELD],
+                content=content[:_MAX_FIELD],
+                content_html=sanitise_html(content_html or _paragraphs_html(content)),
+                published=published or updated or now,
+                updated=updated or published or now,
+                authors=_json_authors(item) or feed_authors,
+                language=base_language(str(item.get("language") or language)),
+                categories=tuple(str(t)[:200] for t in tags),
+                feed_name=feed_name or title,
+            )
+        )
+    return title, articles
+
+
+def _json_authors(obj: dict) -> tuple[str, ...]:
+    authors = obj.get("authors") or ([obj["author"]] if isinstance(obj.get("author"), dict) else [])
+    if not isinstance(authors, list):
+        return ()
+    return tuple(str(a.get("name"))[:200] for a in authors if isinstance(a, dict) and a.get("name"))
+
+
+def _json_date(value: Any, now: datetime) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return _sane(parsed.astimezone(UTC), now)
+
+
+def _date(struct: time.struct_time | None, now: datetime) -> datetime | None:
+    if not struct:
+        return None
+    try:
+        return _sane(datetime.fromtimestamp(calendar.timegm(struct), UTC), now)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _sane(when: datetime, now: datetime) -> datetime | None:
+    """Dates in the future (beyond a day of clock skew) or before 1990 are not trusted."""
+    if when > now + _FUTURE_SLACK or when.year < 1990:
+        return None
+    return when
+
+
+def _text(html: str) -> str:
+    return html_to_text(html or "")
+
+
+def _paragraphs_html(text: str) -> str:
+    from html import escape
+
+    return "".join(f"<p>{escape(p)}</p>" for p in text.split("\n\n") if p)
+
+
+def _fallback_guid(title: str, summary: str) -> str:
+    import hashlib
+
+    return "sha1:" + hashlib.sha1(f"{title}\n{summary}".encode()).hexdigest()
+
+
+_ALLOWED_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "cite",
+    "code",
+    "dd",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "small",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+}
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "abbr": {"title"}}
+
+
+def sanitise_html(html: str) -> str:
+    """Display-safe HTML: nh3's allow-list, http(s) links only, links open without referrer."""
+    if not html:
+        return ""
+    return nh3.clean(
+        html[:_MAX_FIELD],
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def _short(reason: object) -> str:
+    text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return text[:200]

@@ -1,0 +1,96 @@
+"""The records that flow through the pipeline, one per stage. Plain frozen dataclasses, no ORM.
+
+A reader follows one article from feed to match: Feed -> FetchResult -> Article -> Match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What to poll, and the HTTP state remembered from the last poll."""
+
+    id: int
+    url: str
+    name: str = ""
+    interval: float = 1800.0  # seconds
+    tags: tuple[str, ...] = ()
+    language: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    error_count: int = 0
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one fetch. `body` is None for 304, unchanged bodies and errors."""
+
+    url: str  # the URL finally answered, after redirects
+    status: int  # HTTP status, 0 for a transport error
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    body_hash: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None  # set when a permanent redirect moved the feed
+    retry_after: float | None = None  # seconds, from a 429/503 Retry-After
+    error: str | None = None
+    unchanged: bool = False  # 304, or a body identical to the last one
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Article:
+    """One normalised feed item. Text fields are plain text with paragraph breaks kept."""
+
+    feed_id: int
+    guid: str
+    url: str
+    title: str
+    summary: str = ""
+    content: str = ""
+    content_html: str = ""  # sanitised, for display only
+    published: datetime | None = None  # UTC
+    updated: datetime | None = None  # UTC
+    authors: tuple[str, ...] = ()
+    language: str = ""
+    categories: tuple[str, ...] = ()
+    feed_name: str = ""
+    id: int | None = None  # set once stored
+
+    @property
+    def text(self) -> str:
+        """Title, summary and content in one string, for previews and sketches."""
+        return "\n\n".join(part for part in (self.title, self.summary, self.content) if part)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One reason an article matched: the words found, where, and which query part asked."""
+
+    field: str
+    start: int  # character offsets in the field's text
+    end: int
+    text: str
+    term: str  # the query term, phrase or entity that matched
+    entity: str | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """An article matched by a rule, with the evidence of why."""
+
+    article_id: int | None
+    rule_id: str
+    score: float
+    evidence: tuple[Evidence, ...]
+    snippet: str = ""
+    tags: tuple[str, ...] = ()
+    priority: str = "normal"

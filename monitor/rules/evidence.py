@@ -1,0 +1,77 @@
+"""Evidence: turn token-position hits into character offsets, a score and a snippet."""
+
+from __future__ import annotations
+
+from ..records import Evidence
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .compile import Hit
+from .document import Document
+
+FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0}
+_SNIPPET_CHARS = 240
+
+
+def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
+    """Distinct hits as Evidence with character offsets into the field's text, in reading order."""
+    seen: dict[tuple[str, int, int], Evidence] = {}
+    for field, start, end, label, entity in hits:
+        key = (field, start, end)
+        if key in seen:
+            continue
+        ft = doc.field(field)
+        spans = ft.spans
+        char_start, char_end = spans[start][0], spans[end - 1][1]
+        seen[key] = Evidence(
+            field, char_start, char_end, ft.text[char_start:char_end], label, entity
+        )
+    order = {"title": 0, "summary": 1, "content": 2}
+    return tuple(sorted(seen.values(), key=lambda e: (order.get(e.field, 3), e.start)))
+
+
+def score_of(evidence: tuple[Evidence, ...]) -> float:
+    """Sum of field weights over distinct evidence: a title hit counts 3, summary 2, others 1."""
+    return sum(FIELD_WEIGHTS.get(e.field, 1.0) for e in evidence)
+
+
+def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
+    """About 240 characters around the densest cluster of evidence, matched words in ⟦ ⟧.
+
+    Prefers the body (summary, content) where the words have context; falls back to the title.
+    """
+    body = [e for e in evidence if e.field in ("summary", "content")]
+    pool = body or [e for e in evidence if e.field == "title"] or list(evidence)
+    if not pool:
+        return ""
+
+    def density(e: Evidence) -> int:
+        return sum(1 for o in pool if o.field == e.field and abs(o.start - e.start) < 120)
+
+    best = max(pool, key=density)
+    text = doc.field(best.field).text
+    start = max(0, best.start - _SNIPPET_CHARS // 3)
+    end = min(len(text), start + _SNIPPET_CHARS)
+    start = max(0, min(start, end - _SNIPPET_CHARS))
+    # Widen to word boundaries.
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    marks = sorted(
+        (e.start, e.end)
+        for e in pool
+        if e.field == best.field and e.start >= start and e.end <= end
+    )
+    out, cursor = [], start
+    for s, e in marks:
+        if s < cursor:
+            continue
+        out.append(_clean(text[cursor:s]))
+        out.append(HIGHLIGHT_OPEN + _clean(text[s:e]) + HIGHLIGHT_CLOSE)
+        cursor = e
+    out.append(_clean(text[cursor:end]))
+    snippet = "".join(out).replace("\n", " ").strip()
+    return ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _clean(text: str) -> str:
+    return text.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")

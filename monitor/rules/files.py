@@ -1,0 +1,425 @@
+"""Rule files: load `rules/*.toml`, validate them, locate every error at file:line:column.
+
+A rule file holds any number of `[[rule]]` and `[[entity]]` tables (see docs/rules.md).
+`load_rules` never raises for a bad file: it returns what loaded and the errors, so `rules check`
+can report them all and the running service can keep its last good rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RuleError
+from .compile import key_cost
+from .index import CompiledRule, RuleIndex, compile_rule
+from .model import PRIORITIES, Entity, Rule
+from .parser import QuerySyntaxError
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+RULE_KEYS = {
+    "id": "str",
+    "query": "str",
+    "name": "str",
+    "description": "str",
+    "tags": "list",
+    "priority": "str",
+    "enabled": "bool",
+    "stem": "bool",
+    "languages": "list",
+    "feeds": "list",
+    "feed_tags": "list",
+}
+ENTITY_KEYS = {
+    "id": "str",
+    "type": "str",
+    "name": "str",
+    "aliases": "list",
+    "case_aliases": "list",
+    "context": "table",
+    "window": "int",
+}
+_KINDS = {"str": str, "bool": bool, "list": list, "table": dict, "int": int}
+_EXPECT = {
+    "str": "a string",
+    "bool": "true or false",
+    "list": "a list of strings",
+    "table": "a table of alias = [words]",
+    "int": "a whole number",
+}
+
+
+@dataclass
+class RuleSet:
+    """What a set of rule files defines, and what is wrong with them."""
+
+    rules: list[Rule] = field(default_factory=list)
+    entities: dict[str, Entity] = field(default_factory=dict)
+    compiled: list[CompiledRule] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+    warnings: list[RuleError] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def index(self) -> RuleIndex:
+        return RuleIndex(self.compiled, self.entities)
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """Rule files named by the config: files as given, folders' *.toml sorted by name."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.glob("*.toml")))
+        elif path.exists():
+            found.append(path)
+    return found
+
+
+def load_rules(paths: Iterable[Path]) -> RuleSet:
+    result = RuleSet()
+    raw_rules: list[tuple[Rule, _Source]] = []
+    for path in rule_files(paths):
+        result.files.append(path)
+        source = _Source.read(path, result.errors)
+        if source is None:
+            continue
+        for rule in source.rules(result.errors):
+            raw_rules.append((rule, source))
+        for entity in source.entities(result.errors):
+            if entity.id in result.entities:
+                other = result.entities[entity.id]
+                result.errors.append(
+                    source.error(
+                        entity.line,
+                        f"entity id {entity.id!r} is already defined at {other.path}:{other.line}",
+                    )
+                )
+                continue
+            result.entities[entity.id] = entity
+    seen: dict[str, Rule] = {}
+    for rule, source in raw_rules:
+        if rule.id in seen:
+            other = seen[rule.id]
+            result.errors.append(
+                source.error(
+                    rule.line,
+                    f"rule id {rule.id!r} is already defined at {other.path}:{other.line}",
+                )
+            )
+            continue
+        seen[rule.id] = rule
+        try:
+            compiled = compile_rule(rule, result.entities)
+        except QuerySyntaxError as e:
+            result.errors.append(source.query_error(rule, e))
+            continue
+        result.rules.append(rule)
+        if rule.enabled:
+            result.compiled.append(compiled)
+            warning = _breadth_warning(compiled)
+            if warning:
+                result.warnings.append(source.error(rule.query_line or rule.line, warning))
+    return result
+
+
+def _breadth_warning(compiled: CompiledRule) -> str | None:
+    """Rules that would match almost everything: no word to anchor on, or only very common ones."""
+    if compiled.keys is None:
+        return (
+            f"rule {compiled.rule.id!r} requires no particular word (only NOT or lang:) and "
+            "would be checked against, and may match, almost every article"
+        )
+    if all(key_cost(k) >= 100 for k in compiled.keys):
+        words = ", ".join(sorted(v for _, v in compiled.keys))
+        return (
+            f"rule {compiled.rule.id!r} can match on very common words alone ({words}) and "
+            "would match almost every article"
+        )
+    return None
+
+
+class _Source:
+    """One rule file's text and parsed TOML, able to locate keys by line."""
+
+    def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
+        self.path, self.text, self.data = path, text, data
+        self.lines = text.splitlines()
+        self.shown = str(path)
+        self.headers = {"rule": self._header_lines("rule"), "entity": self._header_lines("entity")}
+
+    @classmethod
+    def read(cls, path: Path, errors: list[RuleError]) -> _Source | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            errors.append(RuleError(str(path), 0, 0, f"cannot be read: {e}"))
+            return None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            message = str(e)
+            m = _TOML_POSITION.search(message)
+            line, column = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+            message = _TOML_POSITION.sub("", message).strip()
+            lines = text.splitlines()
+            source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+            errors.append(
+                RuleError(str(path), line, column, f"not valid TOML: {message}", source_line)
+            )
+            return None
+        source = cls(path, text, data)
+        for key in data:
+            if key not in ("rule", "entity"):
+                errors.append(
+                    source.error(
+                        source._line_of(key, 1, len(source.lines)),
+                        f"unknown table {key!r}: expected [[rule]] or [[entity]]",
+                    )
+                )
+        return source
+
+    def _header_lines(self, name: str) -> list[int]:
+        pattern = re.compile(r"^\s*\[\[\s*" + name + r"\s*\]\]")
+        return [i + 1 for i, line in enumerate(self.lines) if pattern.match(line)]
+
+    def _block(self, kind: str, index: int) -> tuple[int, int]:
+        headers = self.headers[kind]
+        if index >= len(headers):
+            return 0, len(self.lines)
+        start = headers[index]
+        later = [h for hs in self.headers.values() for h in hs if h > start]
+        return start, (min(later) - 1 if later else len(self.lines))
+
+    def _line_of(self, key: str, start: int, end: int) -> int:
+        pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for number in range(max(start, 1), end + 1):
+            if pattern.match(self.lines[number - 1]):
+                return number
+        return start
+
+    def error(self, line: int, message: str, column: int = 1) -> RuleError:
+        source_line = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        if column == 1 and source_line:
+            column = len(source_line) - len(source_line.lstrip()) + 1
+        return RuleError(self.shown, line, column, message, source_line)
+
+    def _tables(self, kind: str, errors: list[RuleError]) -> Iterable[tuple[int, dict, int, int]]:
+        tables = self.data.get(kind, [])
+        if not isinstance(tables, list):
+            errors.append(
+                self.error(
+                    self._line_of(kind, 1, len(self.lines)),
+                    f"{kind} must be written as [[{kind}]] tables",
+                )
+            )
+            return
+        for i, table in enumerate(tables):
+            start, end = self._block(kind, i)
+            yield i, table, start, end
+
+    def _check_keys(
+        self,
+        table: dict,
+        kinds: dict[str, str],
+        where: str,
+        start: int,
+        end: int,
+        errors: list[RuleError],
+    ) -> bool:
+        ok = True
+        for key, value in table.items():
+            if key not in kinds:
+                errors.append(
+                    self.error(
+                        self._line_of(key, start, end),
+                        f"{where}: unknown key {key!r} (known: {', '.join(sorted(kinds))})",
+                    )
+                )
+                ok = False
+                continue
+            kind = kinds[key]
+            good = isinstance(value, _KINDS[kind]) and not (
+                kind == "int" and isinstance(value, bool)
+            )
+            if good and kind == "list":
+                good = all(isinstance(v, str) for v in value)
+            if not good:
+                errors.append(
+                    self.error(
+                        self._line_of(key, start, end),
+                        f"{where}.{key}: expected {_EXPECT[kind]}, got {value!r}",
+                    )
+                )
+                ok = False
+        if not isinstance(table.get("id"), str) or not _ID.match(table.get("id", "")):
+            errors.append(
+                self.error(
+                    self._line_of("id", start, end) if "id" in table else start,
+                    f"{where}.id: expected an id of letters, digits, - _ . "
+                    f'(e.g. "police-violence"), got {table.get("id")!r}',
+                )
+            )
+            ok = False
+        return ok
+
+    def rules(self, errors: list[RuleError]) -> Iterable[Rule]:
+        for i, table, start, end in self._tables("rule", errors):
+            where = f"rule[{i}]" if "id" not in table else f"rule {table['id']!r}"
+            if not self._check_keys(table, RULE_KEYS, where, start, end, errors):
+                continue
+            if "query" not in table:
+                errors.append(self.error(start, f"{where}: missing key 'query'"))
+                continue
+            priority = table.get("priority", "normal")
+            if priority not in PRIORITIES:
+                errors.append(
+                    self.error(
+                        self._line_of("priority", start, end),
+                        f"{where}.priority: expected one of "
+                        f"{', '.join(PRIORITIES)}, got {priority!r}",
+                    )
+                )
+                continue
+            query_line, query_column = self._query_position(table["query"], start, end)
+            yield Rule(
+                id=table["id"],
+                query=table["query"],
+                name=table.get("name", ""),
+                description=table.get("description", ""),
+                tags=tuple(table.get("tags", ())),
+                priority=priority,
+                enabled=table.get("enabled", True),
+                stem=table.get("stem", False),
+                languages=tuple(lang.lower() for lang in table.get("languages", ())),
+                feeds=tuple(table.get("feeds", ())),
+                feed_tags=tuple(table.get("feed_tags", ())),
+                path=self.shown,
+                line=start,
+                query_line=query_line,
+                query_column=query_column,
+            )
+
+    def entities(self, errors: list[RuleError]) -> Iterable[Entity]:
+        for i, table, start, end in self._tables("entity", errors):
+            where = f"entity[{i}]" if "id" not in table else f"entity {table['id']!r}"
+            if not self._check_keys(table, ENTITY_KEYS, where, start, end, errors):
+                continue
+            context = table.get("context", {})
+            bad = [
+                k
+                for k, v in context.items()
+                if not (isinstance(v, list) and all(isinstance(w, str) for w in v))
+            ]
+            aliases = set(table.get("aliases", ())) | set(table.get("case_aliases", ()))
+            unknown = [k for k in context if k not in aliases]
+            if bad or unknown:
+                errors.append(
+                    self.error(
+                        self._line_of("context", start, end) or start,
+                        f"{where}.context: each key must be one of the aliases "
+                        f"and each value a list of words; check "
+                        f"{', '.join(bad + unknown)!r}",
+                    )
+                )
+                continue
+            if not aliases:
+                errors.append(self.error(start, f"{where}: needs aliases or case_aliases"))
+                continue
+            yield Entity(
+                id=table["id"],
+                type=table.get("type", ""),
+                name=table.get("name", table["id"]),
+                aliases=tuple(table.get("aliases", ())),
+                case_aliases=tuple(table.get("case_aliases", ())),
+                context={k: tuple(v) for k, v in context.items()},
+                window=table.get("window", 12),
+                path=self.shown,
+                line=start,
+            )
+
+    def _query_position(self, query: str, start: int, end: int) -> tuple[int, int]:
+        """File line and column of the query's first character."""
+        line = self._line_of("query", start, end)
+        if not (0 < line <= len(self.lines)):
+            return 0, 0
+        text = self.lines[line - 1]
+        after = text.index("=") + 1
+        while after < len(text) and text[after] == " ":
+            after += 1
+        rest = text[after:]
+        for quote in ('"""', "'''"):
+            if rest.startswith(quote):
+                if rest[3:].strip() == "":  # the string starts on the next line
+                    return line + 1, 1
+                return line, after + 4
+        return line, after + 2
+
+    def query_error(self, rule: Rule, error: QuerySyntaxError) -> RuleError:
+        if not rule.query_line:
+            return self.error(rule.line, f"rule {rule.id!r}: {error.message}")
+        line = rule.query_line + error.line - 1
+        column = (rule.query_column + error.column - 1) if error.line == 1 else error.column
+        return self.error(line, f"rule {rule.id!r}: {error.message}", column)
+
+
+class RuleBook:
+    """The rules in force for a running service, reloaded when the files change.
+
+    An edit that does not load keeps the last good rules in force and is logged with its
+    location; fixing the file brings the new rules in on the next check.
+    """
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths = tuple(paths)
+        self._stamp: tuple = ()
+        self.index: RuleIndex | None = None
+        self.last_errors: list[RuleError] = []
+
+    def _current_stamp(self) -> tuple:
+        stamp = []
+        for path in rule_files(self.paths):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stamp.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(stamp)
+
+    def reload_if_changed(self) -> bool:
+        """Load the files again if any changed. Returns True when new rules came into force."""
+        stamp = self._current_stamp()
+        if stamp == self._stamp and self.index is not None:
+            return False
+        self._stamp = stamp
+        loaded = load_rules(self.paths)
+        self.last_errors = loaded.errors
+        if not loaded.ok:
+            for error in loaded.errors:
+                log.error(
+                    "rule file error, keeping the last good rules: %s",
+                    error,
+                    extra={"rule_file": error.path, "line": error.line},
+                )
+            if self.index is None:
+                self.index = RuleIndex([], {})
+            return False
+        self.index = loaded.index()
+        log.info(
+            "rules loaded: %d rules, %d entities from %d files",
+            len(loaded.compiled),
+            len(loaded.entities),
+            len(loaded.files),
+        )
+        return True

@@ -1,0 +1,149 @@
+"""Query text -> tree (monitor.rules.ast), with Lark. Syntax errors carry line and column."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+
+
+class QuerySyntaxError(ValueError):
+    """A query that cannot be parsed; line and column are 1-based within the query text."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        self.message, self.line, self.column = message, line, column
+        super().__init__(f"{line}:{column}: {message}")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=False
+    )
+
+
+@v_args(inline=True)
+class _ToTree(Transformer):
+    def term(self, token: Token) -> ast.Term:
+        text = str(token)
+        if re.match(r"O?NEAR/", text):
+            raise QuerySyntaxError(
+                "NEAR takes a number of words, as in NEAR/5", token.line, token.column
+            )
+        stem = text.endswith("~")
+        text = text.rstrip("~")
+        prefix = text.endswith("*")
+        text = text.rstrip("*")
+        if "*" in text or "?" in text:
+            raise QuerySyntaxError(
+                "a wildcard * may only end a word, as in migra*", token.line, token.column
+            )
+        if not text:
+            raise QuerySyntaxError(
+                "a wildcard needs at least one letter before *", token.line, token.column
+            )
+        return ast.Term(text, prefix=prefix, stem=stem, line=token.line, column=token.column)
+
+    def case_term(self, token: Token) -> ast.Term:
+        return ast.Term(str(token)[1:], case=True, line=token.line, column=token.column)
+
+    def phrase(self, token: Token) -> ast.Phrase:
+        text = str(token)
+        stem = text.endswith("~")
+        return ast.Phrase(text.rstrip("~")[1:-1], stem=stem, line=token.line, column=token.column)
+
+    def case_phrase(self, token: Token) -> ast.Phrase:
+        return ast.Phrase(str(token)[2:-1], case=True, line=token.line, column=token.column)
+
+    def entity(self, token: Token) -> ast.EntityRef:
+        return ast.EntityRef(str(token)[1:], line=token.line, column=token.column)
+
+    def field(self, name: Token, child: ast.Query) -> ast.Field:
+        return ast.Field(str(name)[:-1], child)
+
+    def not_(self, child: ast.Query) -> ast.Not:
+        return ast.Not(child)
+
+    def or_expr(self, *children: ast.Query) -> ast.Or:
+        return ast.Or(tuple(children))
+
+    def and_expr(self, *children: ast.Query) -> ast.And:
+        return ast.And(tuple(children))
+
+    def near(self, *items: ast.Query | Token) -> ast.Query:
+        left = items[0]
+        for i in range(1, len(items), 2):
+            op = str(items[i])
+            left = ast.Near(
+                left,
+                items[i + 1],
+                int(op.split("/")[1]),  # type: ignore[arg-type]
+                ordered=op.startswith("O"),
+            )
+        return left  # type: ignore[return-value]
+
+
+def parse_query(text: str) -> ast.Query:
+    """Parse a query. Raises QuerySyntaxError with a message an operator can act on."""
+    if not text.strip():
+        raise QuerySyntaxError("the query is empty", 1, 1)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedEOF as e:
+        line = text.count("\n") + 1
+        column = len(text.rsplit("\n", 1)[-1]) + 1
+        raise QuerySyntaxError(
+            _expected_message(e, "the query ends too early"), line, column
+        ) from None
+    except UnexpectedToken as e:
+        if e.token.type == "$END":
+            line = text.count("\n") + 1
+            column = len(text.rsplit("\n", 1)[-1]) + 1
+            raise QuerySyntaxError(
+                _expected_message(e, "the query ends too early"), line, column
+            ) from None
+        what = f"unexpected {str(e.token)!r}"
+        raise QuerySyntaxError(_expected_message(e, what), e.line, e.column) from None
+    except UnexpectedCharacters as e:
+        char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        hint = "unbalanced quote" if char == '"' else f"unexpected character {char!r}"
+        raise QuerySyntaxError(hint, e.line, e.column) from None
+    except UnexpectedInput as e:  # pragma: no cover - other Lark errors
+        raise QuerySyntaxError(str(e), getattr(e, "line", 1), getattr(e, "column", 1)) from None
+    try:
+        return _ToTree().transform(tree)
+    except Exception as e:  # Lark wraps errors raised inside the transformer
+        inner = getattr(e, "orig_exc", e)
+        if isinstance(inner, QuerySyntaxError):
+            raise inner from None
+        raise
+
+
+_NAMES = {
+    "_OR": "OR",
+    "_AND": "AND",
+    "_NOT": "NOT",
+    "NEAR_OP": "NEAR/n",
+    "LPAR": "(",
+    "RPAR": ")",
+    "TERM": "a word",
+    "PHRASE": 'a "phrase"',
+    "ENTITY": "an @entity",
+    "FIELD": "a field:",
+    "CASE_TERM": "an =Exact word",
+    "CASE_PHRASE": 'an ="Exact phrase"',
+}
+
+
+def _expected_message(error: UnexpectedInput, what: str) -> str:
+    expected = sorted({_NAMES.get(name, name) for name in getattr(error, "expected", ()) or ()})
+    words = [w for w in expected if w in ("a word", 'a "phrase"', ")", "(")]
+    if words:
+        return f"{what}: expected {' or '.join(words)}"
+    return what

@@ -1,0 +1,102 @@
+"""The long-running service: APScheduler fires jobs; all state lives in SQLite.
+
+The scheduler only triggers. Which feed is due is a column in the database, so a restart neither
+forgets a feed nor polls them all at once; the rules are re-read when their files change.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Config
+from .errors import AlreadyRunningError
+from .pipeline import poll_due
+from .rules.files import RuleBook
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def database_lock(database: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the database, so two services never poll the same data."""
+    lock_path = database.with_name(database.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise AlreadyRunningError(
+                f"{database}: already in use by Vigie (pid {owner}); stop it first or use "
+                "another database"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def poll_job(store: Store, session: requests.Session, config: Config, rulebook: RuleBook) -> None:
+    summary = poll_due(store, session, config, rulebook.index, datetime.now(UTC))
+    if summary.feeds_polled:
+        log.info(
+            "polled %d feeds: %d new articles, %d new matches, %d errors",
+            summary.feeds_polled,
+            summary.new_articles,
+            summary.new_matches,
+            len(summary.errors),
+        )
+
+
+def run_service(
+    config: Config,
+    store: Store,
+    session: requests.Session,
+    rulebook: RuleBook,
+    stop: threading.Event,
+) -> None:
+    """Run until `stop` is set (the CLI sets it on SIGINT or SIGTERM), then stop cleanly."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    now = datetime.now(UTC)
+    scheduler.add_job(
+        rulebook.reload_if_changed,
+        IntervalTrigger(seconds=config.rules.reload),
+        id="reload-rules",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        poll_job,
+        IntervalTrigger(seconds=config.polling.tick),
+        id="poll-feeds",
+        args=(store, session, config, rulebook),
+        next_run_time=now,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.start()
+    log.info(
+        "vigie running: %d feeds, %d rules; press Ctrl+C to stop",
+        len(store.feeds()),
+        len(rulebook.index or []),
+    )
+    try:
+        stop.wait()
+    finally:
+        log.info("stopping: waiting for the current poll to finish")
+        scheduler.shutdown(wait=True)

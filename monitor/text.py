@@ -1,0 +1,166 @@
+"""Text: HTML to plain text, case and accent folding, tokenising, stemming. Pure functions.
+
+Folding keeps string length, so a character offset in folded text is the same offset in the
+original: evidence can point at the exact words an article used.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+from html.parser import HTMLParser
+
+import Stemmer
+
+# Snippets mark matched words between these brackets; renderers turn them into bold or colour
+# after escaping, and the brackets are stripped from feed text first so it cannot forge them.
+HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧
+
+_BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "div",
+        "br",
+        "li",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "table",
+        "tr",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "figure",
+        "figcaption",
+        "hr",
+        "dd",
+        "dt",
+    ]
+)
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg"})
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n" if tag != "br" else "\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_BREAKS = re.compile(r"\s*\n\s*\n\s*")
+_LINE = re.compile(r" *\n *")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment; block elements become paragraph breaks ("\\n\\n")."""
+    if not html:
+        return ""
+    if "<" not in html and "&" not in html:
+        return normalise_space(html)
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return normalise_space("".join(parser.parts))
+
+
+def normalise_space(text: str) -> str:
+    """Collapse runs of spaces, keep paragraph breaks, drop control characters."""
+    text = _CONTROL.sub("", text)
+    text = _SPACES.sub(" ", text)
+    text = _BREAKS.sub("\n\n", text)
+    text = _LINE.sub("\n", text)
+    return text.strip()
+
+
+def _build_fold_table() -> dict[int, str]:
+    """Map each character to its lower-case, accent-free form, but only where that is one character.
+
+    Length-preserving by construction; characters whose folding would change the length (ß, ﬁ)
+    are left to the slow path in `fold`.
+    """
+    table: dict[int, str] = {}
+    for code in range(0x80, 0x2100):
+        char = chr(code)
+        base = "".join(
+            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+        ).lower()
+        if len(base) == 1 and base != char:
+            table[code] = base
+        elif len(base) != 1 and char.lower() != char and len(char.lower()) == 1:
+            table[code] = char.lower()
+    # Typographic apostrophes and dashes fold to their ASCII forms.
+    for code in (0x2019, 0x2018, 0x02BC, 0x00B4, 0x0060):
+        table[code] = "'"
+    return table
+
+
+_FOLD_TABLE = _build_fold_table()
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_FOLD_TABLE.update(_ASCII_LOWER)
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents, keeping the length: 'Exilés' -> 'exiles'."""
+    return text.translate(_FOLD_TABLE)
+
+
+# A token is a run of letters and digits. Apostrophes split (l'immigration -> l, immigration),
+# as do hyphens (Boulogne-sur-Mer -> boulogne, sur, mer).
+TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokens(folded: str) -> list[str]:
+    """The tokens of already-folded text, in order."""
+    return TOKEN.findall(folded)
+
+
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of each token, in the same order as `tokens(fold(text))`."""
+    return [m.span() for m in TOKEN.finditer(text)]
+
+
+STEM_LANGUAGES = {"en": "english", "fr": "french"}
+
+
+@cache
+def _stemmer(language: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(STEM_LANGUAGES[language])
+
+
+def stem_words(words: list[str], language: str) -> list[str]:
+    """Snowball stems of folded words in a supported language ('en' or 'fr')."""
+    return _stemmer(language).stemWords(words)
+
+
+def base_language(language: str | None) -> str:
+    """'en-GB' -> 'en'; unknown or empty -> ''."""
+    if not language:
+        return ""
+    return language.strip().lower().replace("_", "-").split("-")[0]
