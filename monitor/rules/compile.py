@@ -332,7 +332,7 @@ class Compiler:
                 fields,
                 query.line,
                 query.column,
-                stem=query.stem or self.stem_all,
+                stem=query.stem,  # quotes mean these words exactly, even in a stem = true rule
                 case=query.case,
                 label=f'"{query.text}"',
                 phrase=True,

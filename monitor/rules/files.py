@@ -306,7 +306,7 @@ class _Source:
                 feeds=tuple(table.get("feeds", ())),
                 feed_tags=tuple(table.get("feed_tags", ())),
                 path=self.shown,
-                line=start,
+                line=self._line_of("id", start, end),
                 query_line=query_line,
                 query_column=query_column,
             )
@@ -346,7 +346,7 @@ class _Source:
                 context={k: tuple(v) for k, v in context.items()},
                 window=table.get("window", 12),
                 path=self.shown,
-                line=start,
+                line=self._line_of("id", start, end),
             )
 
     def _query_position(self, query: str, start: int, end: int) -> tuple[int, int]:

@@ -1,0 +1,108 @@
+"""`vigie rules check | test | backtest` as an operator uses them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from monitor.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def project(tmp_path: Path) -> Path:
+    """A copy of the bundled configuration, rules and sample feeds in a temporary folder."""
+    for name in ("rules", "samples"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    return tmp_path / "config.toml"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_check_reports_the_bundled_pack_clean(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 0
+    assert "0 errors" in result.output
+
+
+def test_check_shows_file_line_column_and_caret(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    bad = tmp_path / "rules" / "zz-bad.toml"
+    bad.write_text('[[rule]]\nid = "bad"\nquery = "police AND (slap OR"\n', encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 1
+    assert f"{bad}:3:29: rule 'bad': the query ends too early" in result.output
+    lines = result.output.splitlines()
+    caret = next(i for i, line in enumerate(lines) if line.strip() == "^")
+    assert lines[caret - 1].startswith('query = "police AND (slap OR"')
+    assert "Traceback" not in result.output
+
+
+def test_test_shows_which_words_matched(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    text = "Officer jailed\nA police officer slapped a migrant at Coquelles."
+    result = invoke("rules", "test", "police-violence", "--text", text, "--config", str(config))
+    assert result.exit_code == 0
+    assert "MATCH" in result.output and "slapped" in result.output
+
+
+def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_text(
+        json.dumps({"title": "Storks rest near Boulogne", "content": "Birds on the dunes"}) + "\n"
+        + json.dumps({"title": "Police use tear gas on migrants in Calais", "language": "en"})
+        + "\n", encoding="utf-8")
+    result = invoke("rules", "test", "--file", str(jsonl), "--json", "--config", str(config))
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["matched"] for r in rows] == [False, True]
+    matched = {m["rule_id"] for m in rows[1]["matches"]}
+    assert {"calais", "police-violence", "urgent-police-violence-migrants"} <= matched
+    urgent = next(m for m in rows[1]["matches"] if m["priority"] == "urgent")
+    assert {e["text"] for e in urgent["evidence"]} >= {"Police", "tear gas", "migrants"}
+
+
+def test_query_option_tries_a_draft(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    result = invoke("rules", "test", "--query", "storks NEAR/3 coast", "--text",
+                    "White storks on the coast", "--config", str(config))
+    assert result.exit_code == 0 and "MATCH" in result.output
+    result = invoke("rules", "test", "--query", "storks AND", "--text", "x", "--config",
+                    str(config))
+    assert result.exit_code == 1 and "--query:1:11" in result.output
+
+
+def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    assert invoke("once", "--config", str(config)).exit_code == 0
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "data" / "vigie.db")
+    stored = db.execute("SELECT COUNT(*) FROM matches WHERE rule_id = 'calais'").fetchone()[0]
+    assert stored > 0
+    evidence = json.loads(db.execute("SELECT evidence FROM matches LIMIT 1").fetchone()[0])
+    assert evidence and {"field", "start", "end", "text"} <= set(evidence[0])
+    assert db.execute("SELECT COUNT(*) FROM mentions WHERE entity_id = 'calais'").fetchone()[0]
+
+    # Narrow the calais rule to Coquelles only: the backtest says what would go.
+    topics = tmp_path / "rules" / "topics.toml"
+    text = topics.read_text(encoding="utf-8")
+    start = text.index('id = "calais"')
+    end = text.index("[[rule]]", start)
+    narrowed = text[start:end].split("query = '''")[0] + "query = 'Coquelles'\n\n"
+    topics.write_text(text[:start] + narrowed + text[end:], encoding="utf-8")
+    result = invoke("rules", "backtest", "calais", "--json", "--config", str(config))
+    (report,) = json.loads(result.output)
+    assert report["added"] == [] and len(report["removed"]) == stored - report["matches"]
+    assert report["matches"] >= 1
+
+    invoke("rules", "backtest", "calais", "--apply", "--config", str(config))
+    after = db.execute("SELECT COUNT(*) FROM matches WHERE rule_id = 'calais'").fetchone()[0]
+    assert after == report["matches"]

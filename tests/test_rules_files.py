@@ -1,0 +1,93 @@
+"""Rule files: every error located at file:line:column; the service keeps its last good rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from monitor.records import Article
+from monitor.rules.files import RuleBook, load_rules
+
+GOOD = '''
+[[entity]]
+id = "calais"
+aliases = ["Calais"]
+
+[[rule]]
+id = "police"
+tags = ["police-violence"]
+query = "police NEAR/5 slap~"
+'''
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_good_files_load(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", GOOD)
+    loaded = load_rules([tmp_path])
+    assert loaded.ok and [r.id for r in loaded.rules] == ["police"]
+    assert list(loaded.entities) == ["calais"]
+
+
+def test_query_error_points_into_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.toml", '[[rule]]\nid = "x"\nquery = "police AND (slap OR"\n')
+    (error,) = load_rules([tmp_path]).errors
+    assert (error.path, error.line, error.column) == (str(path), 3, 29)
+    assert "ends too early" in error.message
+    assert error.pointer().splitlines()[1].index("^") == 28
+
+
+def test_multiline_query_error_line(tmp_path: Path) -> None:
+    write(tmp_path, "bad.toml", "[[rule]]\nid = \"x\"\nquery = '''\npolice\nAND @nowhere\n'''\n")
+    (error,) = load_rules([tmp_path]).errors
+    assert (error.line, error.column) == (5, 5)
+    assert "unknown entity @nowhere" in error.message
+
+
+def test_toml_syntax_error_has_position(tmp_path: Path) -> None:
+    write(tmp_path, "bad.toml", '[[rule]]\nid = "x"\nquery = "unterminated\n')
+    (error,) = load_rules([tmp_path]).errors
+    assert error.line == 3 and "not valid TOML" in error.message
+
+
+def test_wrong_types_unknown_keys_and_duplicates_are_named(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", GOOD)
+    write(tmp_path, "b.toml", '[[rule]]\nid = "police"\nquery = "x"\n\n'
+          '[[rule]]\nid = "y"\nquery = "x"\npriority = "high"\n\n'
+          '[[rule]]\nid = "z"\nquery = "x"\ntags = "one"\nsevere = true\n')
+    messages = [f"{e.line}: {e.message}" for e in load_rules([tmp_path]).errors]
+    assert any(m.startswith("2: rule id 'police' is already defined at") for m in messages)
+    assert "8: rule 'y'.priority: expected one of normal, urgent, got 'high'" in messages
+    assert "13: rule 'z'.tags: expected a list of strings, got 'one'" in messages
+    assert any(m.startswith("14: rule 'z': unknown key 'severe'") for m in messages)
+
+
+def test_rules_that_match_almost_everything_are_warned(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", '[[rule]]\nid = "neg"\nquery = "NOT football"\n\n'
+          '[[rule]]\nid = "common"\nquery = "the OR a"\n')
+    warnings = [w.message for w in load_rules([tmp_path]).warnings]
+    assert len(warnings) == 2 and "almost every article" in warnings[0]
+
+
+def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.toml", GOOD)
+    book = RuleBook([tmp_path])
+    assert book.reload_if_changed() is True
+    slap = Article(feed_id=1, guid="g", url="", title="", content="police slapped a man")
+    assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]
+
+    path.write_text(GOOD.replace("slap~", "(slap"), encoding="utf-8")
+    os.utime(path, ns=(1, 1))  # a new mtime even on coarse clocks
+    assert book.reload_if_changed() is False
+    assert book.last_errors and book.last_errors[0].line == 9
+    assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]  # still in force
+
+    path.write_text(GOOD.replace("slap~", "kick~"), encoding="utf-8")
+    assert book.reload_if_changed() is True
+    kick = Article(feed_id=1, guid="g", url="", title="", content="police kicked a man")
+    assert [m.rule_id for m in book.index.match(kick)[0]] == ["police"]
+    assert book.index.match(slap)[0] == []

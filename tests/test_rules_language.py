@@ -1,0 +1,138 @@
+"""The query language: what operators write and what it matches, with evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.records import Article
+from monitor.rules.index import RuleIndex
+from monitor.rules.model import Entity, Rule
+from monitor.rules.parser import QuerySyntaxError, parse_query
+
+ENTITIES = {
+    "calais": Entity(
+        "calais",
+        aliases=("Calais", "Coquelles", "Jungle"),
+        case_aliases=("PAF",),
+        context={"Jungle": ("camp", "Calais")},
+        window=5,
+    ),
+}
+
+
+def article(title: str = "", content: str = "", language: str = "en", **kw) -> Article:
+    return Article(feed_id=1, guid="g", url=kw.pop("url", "https://example.org/a"), title=title,
+                   content=content, language=language, **kw)
+
+
+def matches(query: str, art: Article, stem: bool = False) -> bool:
+    index = RuleIndex.build([Rule("r", query, stem=stem)], ENTITIES)
+    found, _ = index.match(art)
+    assert [m.rule_id for m in found] == [m.rule_id for m in index.match_all(art)]
+    return bool(found)
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        ("police AND migrants", "Police met migrants", True),
+        ("police migrants", "Police met nobody", False),  # implicit AND
+        ("police OR migrants", "Migrants arrived", True),
+        ("police NOT football", "Police at the football", False),
+        ("police NOT football", "Police at the port", True),
+        ('"pepper spray"', "they used pepper spray on them", True),
+        ('"pepper spray"', "spray of pepper", False),
+        ("migra*", "Migration policy", True),
+        ("migra*", "Immigration policy", False),
+        ("exilés", "Les exiles de Calais", True),  # accents folded
+        ("Coquelles", "COQUELLES detention centre", True),  # case folded
+        ("police NEAR/4 slap", "police officer gave a slap", True),  # 4 words apart
+        ("police NEAR/3 slap", "police officer gave a slap", False),
+        ("slap ONEAR/5 police", "police officer gave a slap", False),
+        ("slap NEAR/5 police", "police officer gave a slap", True),
+        ("(police OR officer*) NEAR/8 (slap* OR kick*)", "officers were seen kicking", True),
+        ("=PAF", "the PAF border police", True),
+        ("=PAF", "paf! went the balloon", False),
+        ("Boulogne-sur-Mer", "prosecutors in Boulogne sur Mer said", True),
+    ],
+)
+def test_query_matches_as_documented(query: str, text: str, expected: bool) -> None:
+    assert matches(query, article(content=text)) is expected
+
+
+def test_stemming_matches_other_forms_only_when_asked() -> None:
+    text = article(content="The officer slapped him; slapping is assault.")
+    assert not matches("slap", text)
+    assert matches("slap~", text)
+    assert matches("slap", text, stem=True)
+
+
+def test_french_stemming_uses_the_article_language() -> None:
+    text = article(content="Les policiers ont frappé des exilés", language="fr")
+    assert matches("policier~ NEAR/3 frapper~", text)
+
+
+def test_quoted_words_stay_exact_in_a_stemmed_rule() -> None:
+    assert not matches('"relaxé"', article(content="rules were relaxed"), stem=True)
+
+
+def test_fields_limit_where_words_count() -> None:
+    art = article(title="Budget vote", content="police in Calais", url="https://news.example.org/x")
+    assert matches("content:police", art)
+    assert not matches("title:police", art)
+    assert matches("url:example", art)
+    assert matches("lang:en police", art)
+    assert not matches("lang:fr police", art)
+
+
+def test_entity_aliases_and_context() -> None:
+    assert matches("@calais", article(content="a hearing at Coquelles"))
+    assert matches("@calais", article(content="the Jungle camp was cleared"))
+    assert not matches("@calais", article(content="a walk in the jungle of Borneo"))
+    assert matches("@calais", article(content="officers of the PAF"))
+    assert not matches("@calais", article(content="officers said paf"))
+
+
+def test_evidence_points_at_the_words_in_the_article() -> None:
+    art = article(title="Officer jailed", content="A police officer slapped a migrant in Calais.")
+    index = RuleIndex.build([Rule("r", "police NEAR/3 slap~ AND @calais")], ENTITIES)
+    (match,), mentions = index.match(art)
+    spans = {(e.field, e.text) for e in match.evidence}
+    assert spans == {("content", "police"), ("content", "slapped"), ("content", "Calais")}
+    for e in match.evidence:
+        assert art.content[e.start : e.end] == e.text
+    assert "\u27e6slapped\u27e7" in match.snippet
+    assert [(m.entity, m.text) for m in mentions] == [("calais", "Calais")]
+
+
+@pytest.mark.parametrize(
+    ("query", "line", "column", "says"),
+    [
+        ("police AND", 1, 11, "ends too early"),
+        ("(police", 1, 8, "ends too early"),
+        ("police OR OR x", 1, 11, "unexpected 'OR'"),
+        ('police "pepper', 1, 8, "unbalanced quote"),
+        ("mi*grants", 1, 1, "wildcard"),
+        ("police NEAR/x slap", 1, 8, "NEAR takes a number"),
+        ("police\nAND (slap OR", 2, 13, "ends too early"),
+    ],
+)
+def test_syntax_errors_point_at_line_and_column(query, line, column, says) -> None:
+    with pytest.raises(QuerySyntaxError) as error:
+        parse_query(query)
+    assert (error.value.line, error.value.column) == (line, column)
+    assert says in error.value.message
+
+
+def test_short_wildcards_and_unknown_entities_are_refused() -> None:
+    with pytest.raises(QuerySyntaxError, match="at least 3 letters"):
+        RuleIndex.build([Rule("r", "mi*")], {})
+    with pytest.raises(QuerySyntaxError, match="unknown entity @nowhere"):
+        RuleIndex.build([Rule("r", "police @nowhere")], {})
+
+
+def test_rule_scopes_limit_languages_and_feed_tags() -> None:
+    rules = [Rule("fr-only", "police", languages=("fr",)), Rule("ngo", "police", feed_tags=("ngo",))]
+    index = RuleIndex.build(rules, {})
+    found, _ = index.match(article(content="police"), feed_tags=("ngo",))
+    assert [m.rule_id for m in found] == ["ngo"]
