@@ -58,19 +58,29 @@ def evaluate(errors: bool = False) -> dict[str, dict[str, float]]:
     for tag, c in counts.items():
         precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else float("nan")
         recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else float("nan")
-        table[tag] = {"items": sum(c.values()), "positives": c["tp"] + c["fn"],
-                      "tp": c["tp"], "fp": c["fp"], "fn": c["fn"],
-                      "precision": precision, "recall": recall}
+        table[tag] = {
+            "items": sum(c.values()),
+            "positives": c["tp"] + c["fn"],
+            "tp": c["tp"],
+            "fp": c["fp"],
+            "fn": c["fn"],
+            "precision": precision,
+            "recall": recall,
+        }
     return table
 
 
 def main() -> None:
     table = evaluate(errors="--errors" in sys.argv)
-    print(f"{'tag':18}{'items':>7}{'positives':>11}{'TP':>5}{'FP':>5}{'FN':>5}"
-          f"{'precision':>11}{'recall':>8}")
+    print(
+        f"{'tag':18}{'items':>7}{'positives':>11}{'TP':>5}{'FP':>5}{'FN':>5}"
+        f"{'precision':>11}{'recall':>8}"
+    )
     for tag, row in table.items():
-        print(f"{tag:18}{row['items']:>7}{row['positives']:>11}{row['tp']:>5}{row['fp']:>5}"
-              f"{row['fn']:>5}{row['precision']:>11.2f}{row['recall']:>8.2f}")
+        print(
+            f"{tag:18}{row['items']:>7}{row['positives']:>11}{row['tp']:>5}{row['fp']:>5}"
+            f"{row['fn']:>5}{row['precision']:>11.2f}{row['recall']:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError, RuleError, VigieError
 from .fetch import make_session
 from .pipeline import CycleSummary, PollOutcome, poll_due
+from .rules.compile import HEURISTIC, TermStats
 from .rules.files import RuleBook
 from .scheduler import database_lock, run_service
 from .store import Store
@@ -44,9 +45,15 @@ def open_store(config: Config) -> Store:
     return store
 
 
-def load_rulebook(config: Config) -> RuleBook:
+def term_stats(store: Store) -> TermStats:
+    """Word frequencies of the stored articles, once there are enough to mean something."""
+    frequencies, documents = store.term_frequencies()
+    return TermStats(frequencies, documents) if documents >= 200 else HEURISTIC
+
+
+def load_rulebook(config: Config, store: Store) -> RuleBook:
     """Rules for a service start: refuse to start on a broken rule file, naming every error."""
-    book = RuleBook(config.rules.paths)
+    book = RuleBook(config.rules.paths, lambda: term_stats(store))
     book.reload_if_changed()
     if book.last_errors:
         first = book.last_errors[0]
@@ -111,7 +118,7 @@ def run(config_path: str, verbose: bool) -> None:
     config = load_config(config_path)
     with database_lock(config.database):
         store = open_store(config)
-        book = load_rulebook(config)
+        book = load_rulebook(config, store)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -127,7 +134,7 @@ def once(config_path: str) -> None:
     config = load_config(config_path)
     with database_lock(config.database):
         store = open_store(config)
-        book = load_rulebook(config)
+        book = load_rulebook(config, store)
         total = len(store.feeds())
         session = make_session(config.fetch)
         now = datetime.now(UTC)
@@ -156,13 +163,16 @@ def print_summary(summary: CycleSummary, store: Store, config: Config) -> None:
     console.print(
         f"Polled {summary.feeds_polled} feeds ({summary.feeds_unchanged} unchanged): "
         f"{summary.new_articles} new articles, {summary.new_matches} new matches, "
-        f"{len(summary.errors)} errors."
+        f"{len(summary.errors)} errors.",
+        soft_wrap=True,
     )
     for url, error in summary.errors:
         console.print(f"  [red]error[/] {escape(url)}: {escape(error)}", soft_wrap=True)
+    # soft_wrap: a path or URL cut by hard line breaks cannot be copied or grepped.
     console.print(
-        f"Database: {config.database} ({store.count('articles')} articles, "
-        f"{store.count('matches')} matches)"
+        f"Database: {escape(str(config.database))} ({store.count('articles')} articles, "
+        f"{store.count('matches')} matches)",
+        soft_wrap=True,
     )
 
 
@@ -225,7 +235,7 @@ def feeds_add(
     feed_id = store.upsert_feed(
         resolved, name=name, interval=seconds, tags=tags, source="cli", now=datetime.now(UTC)
     )
-    console.print(f"Feed {feed_id}: {escape(resolved)} (polled on the next cycle)")
+    console.print(f"Feed {feed_id}: {escape(resolved)} (polled on the next cycle)", soft_wrap=True)
 
 
 @feeds.command("import")
@@ -249,7 +259,7 @@ def feeds_import(opml: str, config_path: str) -> None:
                 url, name=outline.get("title") or outline.get("text") or "", source="opml", now=now
             )
             added += 1
-    console.print(f"Imported {added} feeds from {opml}")
+    console.print(f"Imported {added} feeds from {escape(opml)}", soft_wrap=True)
 
 
 @feeds.command("export")
@@ -300,7 +310,7 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
             f"{escape(row['feed_name'] or row['feed_title'] or '')} "
             f"{row['published'] or ''}[/]"
         )
-        console.print(f"  {escape(row['url'])}")
+        console.print(f"  {escape(row['url'])}", soft_wrap=True)
         console.print(Text("  ").append(highlighted(row["snippet"])))
     if not rows:
         console.print("No article matches.")

@@ -13,6 +13,8 @@ The CLI and the scheduler catch VigieError in one place and print or log `str(er
 
 from __future__ import annotations
 
+import json
+
 
 class VigieError(Exception):
     """Base of every error whose message is meant for an operator."""
@@ -23,7 +25,9 @@ class ConfigError(VigieError):
         self.path, self.key, self.expected, self.got = path, key, expected, got
         message = f"{path}: {key}: {expected}" if key else f"{path}: {expected}"
         if got is not None:
-            message += f", got {got!r}"
+            # TOML spelling, so the operator sees what they typed: "fast", not 'fast'.
+            shown = json.dumps(got, ensure_ascii=False) if isinstance(got, str) else repr(got)
+            message += f", got {shown}"
         super().__init__(message)
 
 

@@ -18,7 +18,7 @@ import requests
 
 from .config import FetchConfig
 from .errors import BlockedAddressError
-from .netguard import AddressPolicy, guarded_session
+from .netguard import AddressPolicy, SocketWatch, guarded_session
 from .records import Feed, FetchResult
 
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -66,6 +66,28 @@ def fetch_feed(session: requests.Session, feed: Feed, config: FetchConfig) -> Fe
     if feed.last_modified:
         headers["If-Modified-Since"] = feed.last_modified
     deadline = time.monotonic() + config.deadline
+    with SocketWatch() as watch:
+        timer = threading.Timer(config.deadline, watch.expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            result = _fetch_http(session, feed, config, headers, deadline, watch)
+        finally:
+            timer.cancel()
+    if watch.expired and result.error:
+        # Whatever the cut socket raised (reset, short body), the cause was the deadline.
+        return _failed(result.url, f"deadline of {config.deadline:g}s exceeded")
+    return result
+
+
+def _fetch_http(
+    session: requests.Session,
+    feed: Feed,
+    config: FetchConfig,
+    headers: dict[str, str],
+    deadline: float,
+    watch: SocketWatch,
+) -> FetchResult:
     url, permanent, moved_permanently = feed.url, None, True
     try:
         for _hop in range(config.max_redirects + 1):
@@ -89,7 +111,7 @@ def fetch_feed(session: requests.Session, feed: Feed, config: FetchConfig) -> Fe
                 if moved_permanently:
                     permanent = url
                 continue
-            return _read_response(response, feed, config, deadline, permanent)
+            return _read_response(response, feed, config, watch, permanent)
         return _failed(url, f"more than {config.max_redirects} redirects")
     except BlockedAddressError as e:
         return _failed(url, e.reason)
@@ -107,7 +129,7 @@ def _read_response(
     response: requests.Response,
     feed: Feed,
     config: FetchConfig,
-    deadline: float,
+    watch: SocketWatch,
     permanent: str | None,
 ) -> FetchResult:
     headers = {k.lower(): v for k, v in response.headers.items()}
@@ -116,7 +138,11 @@ def _read_response(
     if status == 304:
         response.close()
         return FetchResult(
-            **common, unchanged=True, etag=feed.etag, last_modified=feed.last_modified
+            **common,
+            unchanged=True,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            body_hash=feed.body_hash,  # kept, so a later 200 with the same body is unchanged
         )
     if status in (429, 503) or status >= 400:
         response.close()
@@ -132,7 +158,7 @@ def _read_response(
         response.close()
         return FetchResult(**common, error=f"unexpected HTTP status {status}")
     try:
-        body = _read_body(response, config.max_bytes, deadline, config.deadline)
+        body = _read_body(response, config.max_bytes, watch, config.deadline)
     except _BodyTooLarge:
         return FetchResult(**common, error=f"body larger than {config.max_bytes} bytes")
     digest = body_hash(body)
@@ -144,11 +170,10 @@ def _read_response(
     return FetchResult(**common, body=body, body_hash=digest, etag=etag, last_modified=modified)
 
 
-def _read_body(response: requests.Response, max_bytes: int, deadline: float, limit: float) -> bytes:
-    """Read the decompressed body, closing the connection when the total deadline passes."""
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
-    timer.daemon = True
-    timer.start()
+def _read_body(
+    response: requests.Response, max_bytes: int, watch: SocketWatch, limit: float
+) -> bytes:
+    """Read the decompressed body; the fetch's watchdog cuts the socket at the deadline."""
     parts, size = [], 0
     try:
         for chunk in response.iter_content(_CHUNK):
@@ -156,15 +181,9 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: float, lim
             if size > max_bytes:
                 raise _BodyTooLarge
             parts.append(chunk)
-            if time.monotonic() > deadline:
-                raise requests.exceptions.ReadTimeout(f"deadline of {limit:g}s exceeded")
-    except (AttributeError, ValueError, requests.exceptions.ChunkedEncodingError) as e:
-        # The watchdog closed the connection under the reader.
-        if time.monotonic() >= deadline:
-            raise requests.exceptions.ReadTimeout(f"deadline of {limit:g}s exceeded") from e
-        raise
+        if watch.expired:  # the cut may look like a clean end of a body without a length
+            raise requests.exceptions.ReadTimeout(f"deadline of {limit:g}s exceeded")
     finally:
-        timer.cancel()
         response.close()
     return b"".join(parts)
 

@@ -7,7 +7,10 @@ connection, so a host name that resolves to a public address at one moment and 1
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
+import threading
 from collections.abc import Iterable
 
 import requests
@@ -58,6 +61,53 @@ class AddressPolicy:
         return is_public_address(address)
 
 
+_watched = threading.local()
+
+
+class SocketWatch:
+    """Collects the sockets one thread's requests use, so a watchdog can cut them all at a
+    deadline: per-read timeouts alone let a server that trickles bytes (in headers or body)
+    hold a fetch open for ever."""
+
+    def __init__(self) -> None:
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.expired = False
+
+    def __enter__(self) -> SocketWatch:
+        _watched.current = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _watched.current = None
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def expire(self) -> None:
+        """Shut down every socket seen so far, and any opened later in this fetch."""
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watch = getattr(_watched, "current", None)
+    if watch is not None:
+        watch.add(sock)
+
+
 def _guarded(base: type, policy: AddressPolicy) -> type:
     class GuardedConnection(base):  # type: ignore[misc, valid-type]
         def _new_conn(self):  # noqa: ANN202 - urllib3's own signature
@@ -68,7 +118,12 @@ def _guarded(base: type, policy: AddressPolicy) -> type:
                 raise BlockedAddressError(
                     f"{self.host}", f"refused to connect to non-public address {address}"
                 )
+            _watch(sock)
             return sock
+
+        def getresponse(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            _watch(self.sock)  # a kept-alive connection opened by an earlier fetch
+            return super().getresponse(*args, **kwargs)
 
     return GuardedConnection
 

@@ -64,11 +64,16 @@ def next_poll_time(
     rng: random.Random | None = None,
 ) -> datetime:
     """When to poll next: the interval, doubled per consecutive failure up to max_backoff,
-    with ±10% jitter so feeds that failed together do not retry together; never before a
-    Retry-After the server asked for."""
+    with ±10% jitter so feeds that failed together do not retry together (after failures the
+    jitter never takes the wait past max_backoff); never before a Retry-After the server asked
+    for, itself capped at max_backoff."""
     rng = rng or random.Random()
-    delay = interval if error_count == 0 else min(interval * 2**error_count, max_backoff)
-    delay *= rng.uniform(0.9, 1.1)
+    if error_count == 0:
+        delay = interval * rng.uniform(0.9, 1.1)
+    else:
+        backoff = interval * 2 ** min(error_count, 32)  # the exponent is bounded: no overflow
+        high = 1.0 if backoff >= max_backoff else 1.1
+        delay = min(min(backoff, max_backoff) * rng.uniform(0.9, high), max_backoff)
     if retry_after is not None:
         delay = max(delay, min(retry_after, max_backoff))
     return now + timedelta(seconds=delay)

@@ -313,6 +313,18 @@ class Store:
             )
         )
 
+    def term_frequencies(self, min_documents: int = 2) -> tuple[dict[str, int], int]:
+        """(word -> number of stored articles containing it, number of articles), from the FTS
+        index's own vocabulary; the rules' presearcher uses it to pick each rule's rarest words."""
+        self.db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.articles_vocab "
+            "USING fts5vocab(main, articles_fts, row)"
+        )
+        rows = self.db.execute(
+            "SELECT term, doc FROM temp.articles_vocab WHERE doc >= ?", [min_documents]
+        )
+        return dict(rows.fetchall()), self.count("articles")
+
     def count(self, table: str) -> int:
         return self.db[table].count
 

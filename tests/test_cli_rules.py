@@ -57,9 +57,12 @@ def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path) -> None:
     config = project(tmp_path)
     jsonl = tmp_path / "items.jsonl"
     jsonl.write_text(
-        json.dumps({"title": "Storks rest near Boulogne", "content": "Birds on the dunes"}) + "\n"
+        json.dumps({"title": "Storks rest near Boulogne", "content": "Birds on the dunes"})
+        + "\n"
         + json.dumps({"title": "Police use tear gas on migrants in Calais", "language": "en"})
-        + "\n", encoding="utf-8")
+        + "\n",
+        encoding="utf-8",
+    )
     result = invoke("rules", "test", "--file", str(jsonl), "--json", "--config", str(config))
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert [r["matched"] for r in rows] == [False, True]
@@ -71,11 +74,20 @@ def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path) -> None:
 
 def test_query_option_tries_a_draft(tmp_path: Path) -> None:
     config = project(tmp_path)
-    result = invoke("rules", "test", "--query", "storks NEAR/3 coast", "--text",
-                    "White storks on the coast", "--config", str(config))
+    result = invoke(
+        "rules",
+        "test",
+        "--query",
+        "storks NEAR/3 coast",
+        "--text",
+        "White storks on the coast",
+        "--config",
+        str(config),
+    )
     assert result.exit_code == 0 and "MATCH" in result.output
-    result = invoke("rules", "test", "--query", "storks AND", "--text", "x", "--config",
-                    str(config))
+    result = invoke(
+        "rules", "test", "--query", "storks AND", "--text", "x", "--config", str(config)
+    )
     assert result.exit_code == 1 and "--query:1:11" in result.output
 
 

@@ -31,10 +31,11 @@ def seeds() -> list[Path]:
 def test_both_seeds_match_every_tag_and_the_urgent_rule(pack) -> None:
     for path in seeds():
         title, _, body = path.read_text(encoding="utf-8").partition("\n")
-        matches, mentions = pack.match(Article(feed_id=0, guid=path.name, url="", title=title,
-                                               content=body, language="en"))
+        matches, mentions = pack.match(
+            Article(feed_id=0, guid=path.name, url="", title=title, content=body, language="en")
+        )
         tags = {t for m in matches for t in m.tags}
-        assert TAGS <= tags, path.name
+        assert tags >= TAGS, path.name
         urgent = [m for m in matches if m.priority == "urgent"]
         assert urgent and urgent[0].evidence, path.name
         assert any(e.entity == "calais" for e in mentions)
@@ -56,9 +57,19 @@ def test_pack_precision_and_recall_on_labelled_items() -> None:
 
 
 def test_bird_migration_and_attacks_on_police_do_not_match(pack) -> None:
-    storks = Article(feed_id=0, guid="s", url="", title="Storks linger on the coast",
-                     content="White storks, migrants from the north, rest in the marshes.")
-    riot = Article(feed_id=0, guid="r", url="", title="Rioters attacked police",
-                   content="Seven officers were injured as rioters attacked police in Lille.")
+    storks = Article(
+        feed_id=0,
+        guid="s",
+        url="",
+        title="Storks linger on the coast",
+        content="White storks, migrants from the north, rest in the marshes.",
+    )
+    riot = Article(
+        feed_id=0,
+        guid="r",
+        url="",
+        title="Rioters attacked police",
+        content="Seven officers were injured as rioters attacked police in Lille.",
+    )
     assert not {t for m in pack.match(storks)[0] for t in m.tags} & {"migrants"}
     assert not {t for m in pack.match(riot)[0] for t in m.tags} & {"police-violence"}

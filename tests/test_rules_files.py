@@ -8,7 +8,7 @@ from pathlib import Path
 from monitor.records import Article
 from monitor.rules.files import RuleBook, load_rules
 
-GOOD = '''
+GOOD = """
 [[entity]]
 id = "calais"
 aliases = ["Calais"]
@@ -17,7 +17,7 @@ aliases = ["Calais"]
 id = "police"
 tags = ["police-violence"]
 query = "police NEAR/5 slap~"
-'''
+"""
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -56,9 +56,13 @@ def test_toml_syntax_error_has_position(tmp_path: Path) -> None:
 
 def test_wrong_types_unknown_keys_and_duplicates_are_named(tmp_path: Path) -> None:
     write(tmp_path, "a.toml", GOOD)
-    write(tmp_path, "b.toml", '[[rule]]\nid = "police"\nquery = "x"\n\n'
-          '[[rule]]\nid = "y"\nquery = "x"\npriority = "high"\n\n'
-          '[[rule]]\nid = "z"\nquery = "x"\ntags = "one"\nsevere = true\n')
+    write(
+        tmp_path,
+        "b.toml",
+        '[[rule]]\nid = "police"\nquery = "x"\n\n'
+        '[[rule]]\nid = "y"\nquery = "x"\npriority = "high"\n\n'
+        '[[rule]]\nid = "z"\nquery = "x"\ntags = "one"\nsevere = true\n',
+    )
     messages = [f"{e.line}: {e.message}" for e in load_rules([tmp_path]).errors]
     assert any(m.startswith("2: rule id 'police' is already defined at") for m in messages)
     assert "8: rule 'y'.priority: expected one of normal, urgent, got 'high'" in messages
@@ -67,8 +71,12 @@ def test_wrong_types_unknown_keys_and_duplicates_are_named(tmp_path: Path) -> No
 
 
 def test_rules_that_match_almost_everything_are_warned(tmp_path: Path) -> None:
-    write(tmp_path, "a.toml", '[[rule]]\nid = "neg"\nquery = "NOT football"\n\n'
-          '[[rule]]\nid = "common"\nquery = "the OR a"\n')
+    write(
+        tmp_path,
+        "a.toml",
+        '[[rule]]\nid = "neg"\nquery = "NOT football"\n\n'
+        '[[rule]]\nid = "common"\nquery = "the OR a"\n',
+    )
     warnings = [w.message for w in load_rules([tmp_path]).warnings]
     assert len(warnings) == 2 and "almost every article" in warnings[0]
 

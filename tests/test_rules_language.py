@@ -21,8 +21,15 @@ ENTITIES = {
 
 
 def article(title: str = "", content: str = "", language: str = "en", **kw) -> Article:
-    return Article(feed_id=1, guid="g", url=kw.pop("url", "https://example.org/a"), title=title,
-                   content=content, language=language, **kw)
+    return Article(
+        feed_id=1,
+        guid="g",
+        url=kw.pop("url", "https://example.org/a"),
+        title=title,
+        content=content,
+        language=language,
+        **kw,
+    )
 
 
 def matches(query: str, art: Article, stem: bool = False) -> bool:
@@ -132,7 +139,10 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
 
 
 def test_rule_scopes_limit_languages_and_feed_tags() -> None:
-    rules = [Rule("fr-only", "police", languages=("fr",)), Rule("ngo", "police", feed_tags=("ngo",))]
+    rules = [
+        Rule("fr-only", "police", languages=("fr",)),
+        Rule("ngo", "police", feed_tags=("ngo",)),
+    ]
     index = RuleIndex.build(rules, {})
     found, _ = index.match(article(content="police"), feed_tags=("ngo",))
     assert [m.rule_id for m in found] == ["ngo"]

@@ -10,6 +10,7 @@ Each node answers two questions:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -114,17 +115,49 @@ STOPWORDS = frozenset(
 PREFIX_MIN = 3  # shortest allowed prefix before a *
 
 
-def key_cost(key: Key) -> float:
-    kind, value = key
-    if value in STOPWORDS:
-        return 100.0
-    if kind == "p":
-        return 2.0 + 16.0 / len(value)
-    return 1.0 + 8.0 / max(len(value), 1)
+class TermStats:
+    """How common words are, so the presearcher files each rule under its rarest words.
+
+    Built from document frequencies (the stored articles' FTS vocabulary, see
+    Store.term_frequencies); without data, a heuristic: stopwords are common, long words rare.
+    A cost approximates the fraction of articles that contain the key.
+    """
+
+    def __init__(
+        self, document_frequency: Mapping[str, int] | None = None, documents: int = 0
+    ) -> None:
+        self.df = dict(document_frequency or {})
+        self.documents = documents if self.df else 0
+        self._sorted = sorted(self.df)
+
+    def _prefix_frequency(self, prefix: str) -> int:
+        total = 0
+        start = bisect_left(self._sorted, prefix)
+        for word in self._sorted[start : start + 2000]:
+            if not word.startswith(prefix):
+                break
+            total += self.df[word]
+        return total
+
+    def cost(self, key: Key) -> float:
+        kind, value = key
+        if not self.documents:
+            if value in STOPWORDS:
+                return 1.0
+            return (0.02 + 0.16 / len(value)) if kind == "p" else (0.01 + 0.08 / max(len(value), 1))
+        count = self.df.get(value, 0) if kind == "w" else self._prefix_frequency(value)
+        fraction = min(1.0, (count + 0.5) / (self.documents + 1))
+        return max(fraction, 0.5) if value in STOPWORDS else fraction
+
+    def is_common(self, key: Key) -> bool:
+        """A key most articles contain: a rule anchored only on such keys matches almost all."""
+        return self.cost(key) >= (0.3 if self.documents else 1.0)
+
+    def keys_cost(self, keys: frozenset[Key] | None) -> float:
+        return float("inf") if keys is None else sum(self.cost(k) for k in keys)
 
 
-def keys_cost(keys: frozenset[Key] | None) -> float:
-    return float("inf") if keys is None else sum(key_cost(k) for k in keys)
+HEURISTIC = TermStats()
 
 
 @dataclass(frozen=True)
@@ -139,11 +172,7 @@ class Part:
         if self.kind == "w":
             return ft.positions.get(self.value, [])
         if self.kind == "p":
-            found = [
-                p for word, ps in ft.positions.items() if word.startswith(self.value) for p in ps
-            ]
-            found.sort()
-            return found
+            return ft.prefix_positions(self.value)
         if self.kind == "s":
             out: list[int] = []
             for language, stem in self.stems:
@@ -181,9 +210,10 @@ class Seq(Node):
         fields: tuple[str, ...],
         label: str,
         entity: str | None = None,
+        stats: TermStats = HEURISTIC,
     ) -> None:
         self.parts, self.fields, self.label, self.entity = parts, fields, label, entity
-        self._keys = min((p.keys() for p in parts), key=keys_cost)
+        self._keys = min((p.keys() for p in parts), key=stats.keys_cost)
 
     def hits(self, doc: Document) -> list[Hit] | None:
         out: list[Hit] = []
@@ -209,9 +239,9 @@ class Seq(Node):
 
 
 class AllOf(Node):
-    def __init__(self, children: list[Node]) -> None:
-        # Evaluate the child most likely to fail (the rarest keys) first.
-        self.children = sorted(children, key=lambda c: keys_cost(c.keys()))
+    def __init__(self, children: list[Node], stats: TermStats = HEURISTIC) -> None:
+        # Evaluate the child most likely to fail (the rarest keys) first; file under its keys.
+        self.children = sorted(children, key=lambda c: stats.keys_cost(c.keys()))
 
     def hits(self, doc: Document) -> list[Hit] | None:
         out: list[Hit] = []
@@ -259,9 +289,16 @@ class Near(Node):
     """Both sides within `distance` words in the same field (adjacent words are 1 apart);
     `ordered` requires the left side first."""
 
-    def __init__(self, left: Node, right: Node, distance: int, ordered: bool) -> None:
+    def __init__(
+        self,
+        left: Node,
+        right: Node,
+        distance: int,
+        ordered: bool,
+        stats: TermStats = HEURISTIC,
+    ) -> None:
         self.left, self.right, self.distance, self.ordered = left, right, distance, ordered
-        self._keys = min((left.keys(), right.keys()), key=keys_cost)
+        self._keys = min((left.keys(), right.keys()), key=stats.keys_cost)
 
     def hits(self, doc: Document) -> list[Hit] | None:
         lefts = self.left.hits(doc)
@@ -309,8 +346,14 @@ EntityResolver = Callable[[str], Entity | None]
 class Compiler:
     """Compiles one query tree. `stem_all` applies stemming to every unmarked word."""
 
-    def __init__(self, entities: Mapping[str, Entity], stem_all: bool = False) -> None:
+    def __init__(
+        self,
+        entities: Mapping[str, Entity],
+        stem_all: bool = False,
+        stats: TermStats = HEURISTIC,
+    ) -> None:
         self.entities = entities
+        self.stats = stats
         self.stem_all = stem_all
         self.entity_nodes: dict[str, Node] = {}
 
@@ -345,7 +388,7 @@ class Compiler:
                 )
             return self.entity(entity, fields)
         if isinstance(query, ast.And):
-            return AllOf([self.compile(c, fields) for c in query.children])
+            return AllOf([self.compile(c, fields) for c in query.children], self.stats)
         if isinstance(query, ast.Or):
             return AnyOf([self.compile(c, fields) for c in query.children])
         if isinstance(query, ast.Not):
@@ -360,6 +403,7 @@ class Compiler:
                 self.compile(query.right, fields),
                 query.distance,
                 query.ordered,
+                self.stats,
             )
         if isinstance(query, ast.Field):
             if query.name == "lang":
@@ -386,7 +430,7 @@ class Compiler:
                 near_words = AnyOf(
                     [self._words(w, fields, 0, 0, label=label, phrase=True) for w in context]
                 )
-                seq = Near(seq, near_words, entity.window, ordered=False)
+                seq = Near(seq, near_words, entity.window, False, self.stats)
             alternatives.append(seq)
         node = AnyOf(alternatives) if len(alternatives) != 1 else alternatives[0]
         self.entity_nodes[cache_key] = node
@@ -432,7 +476,7 @@ class Compiler:
                 parts.append(Part("s", word, stems))
             else:
                 parts.append(Part("w", word))
-        return Seq(tuple(parts), fields, label, entity)
+        return Seq(tuple(parts), fields, label, entity, self.stats)
 
     def _language(self, child: ast.Query) -> Node:
         codes = [n.text.lower() for n in ast.walk(child) if isinstance(n, ast.Term)]
@@ -458,4 +502,4 @@ def _position(query: ast.Query) -> tuple[int, int]:
     return 1, 1
 
 
-__all__ = ["ALL_FIELDS", "Compiler", "Hit", "Key", "Node", "key_cost"]
+__all__ = ["ALL_FIELDS", "HEURISTIC", "Compiler", "Hit", "Key", "Node", "TermStats"]

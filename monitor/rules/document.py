@@ -1,13 +1,15 @@
 """An article analysed once for matching: per field, its folded tokens and their positions.
 
 Everything a rule may ask (a token's positions, its stem, its original case, character offsets
-for evidence) is derived from one tokenisation per field; the costly extras (stems, original-case
-tokens, character spans) are computed only when a candidate rule needs them.
+for evidence) is derived from one tokenisation per field. The presearcher needs only the set of
+distinct words; positions, stems, original-case tokens and character spans are computed the first
+time a candidate rule needs them, so an article no rule is interested in costs little more than
+its tokenisation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_left
 from functools import cached_property
 
 from ..records import Article
@@ -17,23 +19,44 @@ TEXT_FIELDS = ("title", "summary", "content")
 ALL_FIELDS = (*TEXT_FIELDS, "author", "url", "feed", "category")
 
 
-@dataclass
 class FieldText:
     """One field of an article: its text, tokens and where each token occurs."""
 
-    text: str
-    tokens: list[str]
-    positions: dict[str, list[int]]
-    languages: tuple[str, ...]
-    _stems: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    def __init__(self, text: str, languages: tuple[str, ...]) -> None:
+        self.text = text
+        self.tokens = tokens(fold(text)) if text else []
+        self.languages = languages
+        self._stems: dict[str, dict[str, list[int]]] = {}
+        self._prefixes: dict[str, list[int]] = {}
 
-    @classmethod
-    def of(cls, text: str, languages: tuple[str, ...]) -> FieldText:
-        words = tokens(fold(text))
+    @cached_property
+    def positions(self) -> dict[str, list[int]]:
+        """Word -> positions where it occurs."""
         positions: dict[str, list[int]] = {}
-        for i, word in enumerate(words):
-            positions.setdefault(word, []).append(i)
-        return cls(text, words, positions, languages)
+        for i, word in enumerate(self.tokens):
+            if word in positions:
+                positions[word].append(i)
+            else:
+                positions[word] = [i]
+        return positions
+
+    @cached_property
+    def _sorted_words(self) -> list[str]:
+        return sorted(self.positions)
+
+    def prefix_positions(self, prefix: str) -> list[int]:
+        """Positions of every word starting with `prefix`, found by bisection, cached."""
+        cached = self._prefixes.get(prefix)
+        if cached is None:
+            words = self._sorted_words
+            found: list[int] = []
+            for i in range(bisect_left(words, prefix), len(words)):
+                if not words[i].startswith(prefix):
+                    break
+                found.extend(self.positions[words[i]])
+            found.sort()
+            cached = self._prefixes[prefix] = found
+        return cached
 
     def stem_positions(self, language: str) -> dict[str, list[int]]:
         """Stem -> positions, for one language."""
@@ -76,7 +99,7 @@ class Document:
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = FieldText.of(self._raw(name), self.languages)
+            found = self._fields[name] = FieldText(self._raw(name), self.languages)
         return found
 
     def _raw(self, name: str) -> str:
@@ -93,14 +116,15 @@ class Document:
             return "\n".join((article.feed_name, *self.feed_tags))
         raise KeyError(name)
 
-    def presearch_keys(self) -> tuple[set[str], dict[str, set[str]]]:
-        """Distinct folded tokens of every field, and their distinct stems per language."""
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """Distinct folded words of every field."""
         words: set[str] = set()
         for name in ALL_FIELDS:
-            words.update(self.field(name).positions)
-        stems = {}
-        if words:
-            distinct = list(words)
-            for language in self.languages:
-                stems[language] = set(stem_words(distinct, language))
-        return words, stems
+            words.update(self.field(name).tokens)
+        return frozenset(words)
+
+    def stems(self, language: str) -> set[str]:
+        """Distinct stems of every field's words in one language."""
+        distinct = list(self.words)
+        return set(stem_words(distinct, language)) if distinct else set()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
-from .compile import key_cost
+from .compile import HEURISTIC, TermStats
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
 from .parser import QuerySyntaxError
@@ -67,13 +67,14 @@ class RuleSet:
     errors: list[RuleError] = field(default_factory=list)
     warnings: list[RuleError] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    stats: TermStats = HEURISTIC
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def index(self) -> RuleIndex:
-        return RuleIndex(self.compiled, self.entities)
+        return RuleIndex(self.compiled, self.entities, self.stats)
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -87,8 +88,10 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_rules(paths: Iterable[Path]) -> RuleSet:
-    result = RuleSet()
+def load_rules(paths: Iterable[Path], stats: TermStats = HEURISTIC) -> RuleSet:
+    """Load and compile every rule file. `stats` (word frequencies of stored articles) lets
+    the presearcher file each rule under its rarest words."""
+    result = RuleSet(stats=stats)
     raw_rules: list[tuple[Rule, _Source]] = []
     for path in rule_files(paths):
         result.files.append(path)
@@ -121,27 +124,27 @@ def load_rules(paths: Iterable[Path]) -> RuleSet:
             continue
         seen[rule.id] = rule
         try:
-            compiled = compile_rule(rule, result.entities)
+            compiled = compile_rule(rule, result.entities, stats)
         except QuerySyntaxError as e:
             result.errors.append(source.query_error(rule, e))
             continue
         result.rules.append(rule)
         if rule.enabled:
             result.compiled.append(compiled)
-            warning = _breadth_warning(compiled)
+            warning = _breadth_warning(compiled, stats)
             if warning:
                 result.warnings.append(source.error(rule.query_line or rule.line, warning))
     return result
 
 
-def _breadth_warning(compiled: CompiledRule) -> str | None:
+def _breadth_warning(compiled: CompiledRule, stats: TermStats) -> str | None:
     """Rules that would match almost everything: no word to anchor on, or only very common ones."""
     if compiled.keys is None:
         return (
             f"rule {compiled.rule.id!r} requires no particular word (only NOT or lang:) and "
             "would be checked against, and may match, almost every article"
         )
-    if all(key_cost(k) >= 100 for k in compiled.keys):
+    if all(stats.is_common(k) for k in compiled.keys):
         words = ", ".join(sorted(v for _, v in compiled.keys))
         return (
             f"rule {compiled.rule.id!r} can match on very common words alone ({words}) and "
@@ -381,8 +384,9 @@ class RuleBook:
     location; fixing the file brings the new rules in on the next check.
     """
 
-    def __init__(self, paths: Iterable[Path]) -> None:
+    def __init__(self, paths: Iterable[Path], stats: Callable[[], TermStats] | None = None) -> None:
         self.paths = tuple(paths)
+        self.stats = stats
         self._stamp: tuple = ()
         self.index: RuleIndex | None = None
         self.last_errors: list[RuleError] = []
@@ -403,7 +407,7 @@ class RuleBook:
         if stamp == self._stamp and self.index is not None:
             return False
         self._stamp = stamp
-        loaded = load_rules(self.paths)
+        loaded = load_rules(self.paths, self.stats() if self.stats else HEURISTIC)
         self.last_errors = loaded.errors
         if not loaded.ok:
             for error in loaded.errors:

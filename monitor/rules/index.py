@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..records import Article, Evidence, Match
-from .compile import Compiler, Key, Node
+from .compile import HEURISTIC, Compiler, Key, Node, TermStats
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
 from .model import Entity, Rule
@@ -33,9 +33,11 @@ class CompiledRule:
         return not (rule.feed_tags and not set(rule.feed_tags) & set(doc.feed_tags))
 
 
-def compile_rule(rule: Rule, entities: Mapping[str, Entity]) -> CompiledRule:
+def compile_rule(
+    rule: Rule, entities: Mapping[str, Entity], stats: TermStats = HEURISTIC
+) -> CompiledRule:
     """Parse and compile one rule. Raises QuerySyntaxError (position within the query)."""
-    node = Compiler(entities, stem_all=rule.stem).compile(parse_query(rule.query))
+    node = Compiler(entities, stem_all=rule.stem, stats=stats).compile(parse_query(rule.query))
     return CompiledRule(rule, node, node.keys())
 
 
@@ -61,18 +63,18 @@ class _KeyIndex:
                 bucket = self.stems.setdefault(kind[2:], {})
             bucket.setdefault(value, []).append(item)
 
-    def candidates(self, words: set[str], stems: dict[str, set[str]]) -> set[int]:
+    def candidates(self, doc: Document) -> set[int]:
         found: set[int] = set(self.always)
+        words = doc.words
         index = self.words
         for word in words & index.keys():
             found.update(index[word])
         for length, by_prefix in self.prefixes.items():
             for prefix in {w[:length] for w in words if len(w) >= length} & by_prefix.keys():
                 found.update(by_prefix[prefix])
-        for language, language_stems in stems.items():
-            by_stem = self.stems.get(language)
-            if by_stem:
-                for stem in language_stems & by_stem.keys():
+        for language, by_stem in self.stems.items():
+            if language in doc.languages:
+                for stem in doc.stems(language) & by_stem.keys():
                     found.update(by_stem[stem])
         return found
 
@@ -80,13 +82,18 @@ class _KeyIndex:
 class RuleIndex:
     """All enabled rules and all entities, ready to match articles."""
 
-    def __init__(self, rules: Iterable[CompiledRule], entities: Mapping[str, Entity]) -> None:
+    def __init__(
+        self,
+        rules: Iterable[CompiledRule],
+        entities: Mapping[str, Entity],
+        stats: TermStats = HEURISTIC,
+    ) -> None:
         self.rules = [r for r in rules if r.rule.enabled]
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
         for i, compiled in enumerate(self.rules):
             self._rule_keys.add(i, compiled.keys)
-        compiler = Compiler(self.entities)
+        compiler = Compiler(self.entities, stats=stats)
         self._entity_nodes = [
             (e.id, compiler.entity(e))
             for e in self.entities.values()
@@ -97,8 +104,10 @@ class RuleIndex:
             self._entity_keys.add(i, node.keys())
 
     @classmethod
-    def build(cls, rules: Iterable[Rule], entities: Mapping[str, Entity]) -> RuleIndex:
-        return cls((compile_rule(r, entities) for r in rules if r.enabled), entities)
+    def build(
+        cls, rules: Iterable[Rule], entities: Mapping[str, Entity], stats: TermStats = HEURISTIC
+    ) -> RuleIndex:
+        return cls((compile_rule(r, entities, stats) for r in rules if r.enabled), entities, stats)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -109,17 +118,15 @@ class RuleIndex:
         return [self.rules[i].rule for i in self._rule_keys.always]
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
-        words, stems = doc.presearch_keys()
-        return [self.rules[i] for i in sorted(self._rule_keys.candidates(words, stems))]
+        return [self.rules[i] for i in sorted(self._rule_keys.candidates(doc))]
 
     def match(
         self, article: Article, feed_tags: tuple[str, ...] = ()
     ) -> tuple[list[Match], list[Evidence]]:
         """Matches of every enabled rule, and every entity mention, for one article."""
         doc = Document(article, feed_tags)
-        words, stems = doc.presearch_keys()
         matches = []
-        for i in sorted(self._rule_keys.candidates(words, stems)):
+        for i in sorted(self._rule_keys.candidates(doc)):
             compiled = self.rules[i]
             if not compiled.in_scope(doc):
                 continue
@@ -127,7 +134,7 @@ class RuleIndex:
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        for i in sorted(self._entity_keys.candidates(words, stems)):
+        for i in sorted(self._entity_keys.candidates(doc)):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
                 mentions.extend(e for e in evidence_of(hits, doc) if e.entity)

@@ -1,0 +1,170 @@
+"""Matcher throughput at 1k, 10k and 100k generated rules over real ~5 KB article texts.
+
+Side by side, from one run: tokenising alone, the presearch index, and (a) evaluating every rule
+on every article (the baseline the index must beat). Ratios, not absolute times, are the result;
+memory is the index's traced allocation. Usage: python -m bench.matching [--quick]
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+from monitor.parse import parse_feed
+from monitor.records import Article
+from monitor.rules.compile import TermStats
+from monitor.rules.document import Document
+from monitor.rules.index import RuleIndex, compile_rule
+from monitor.rules.model import Entity, Rule
+from monitor.text import fold, tokens
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ROOT.parent / "shared" / "corpora" / "pages" / "article-extraction-benchmark"
+FEEDS = ROOT.parent / "shared" / "corpora" / "feeds"
+
+
+def articles(size: int = 5000) -> list[Article]:
+    """Real article bodies from the extraction benchmark, cut to about `size` characters."""
+    truth = json.loads((PAGES / "ground-truth.json").read_text())
+    out = []
+    for key, row in sorted(truth.items()):
+        body = row.get("articleBody") or ""
+        if len(body) < 2000:
+            continue
+        title, _, rest = body.partition("\n")
+        out.append(
+            Article(
+                feed_id=1,
+                guid=key,
+                url=f"https://example.org/{key}",
+                title=title[:150],
+                summary=rest[:300],
+                content=rest[300:size],
+                language="en",
+            )
+        )
+    return out
+
+
+def feed_items() -> list[Article]:
+    """Real feed items (BBC, Guardian, NYT, CNN, Le Monde, franceinfo): the news the generated
+    rules are written about. Held apart from the articles matched, as rules are written before
+    the news they catch."""
+    out = []
+    for path in sorted(FEEDS.glob("single/*")) + sorted(FEEDS.glob("bbc-snapshots/*.xml")):
+        out.extend(parse_feed(path.read_bytes(), {}, path.as_uri())[1])
+    return out
+
+
+def vocabulary(docs: list[Article]) -> tuple[list[str], Counter[str]]:
+    """Words by document frequency in the feed items, and the frequencies themselves."""
+    df: Counter[str] = Counter()
+    for doc in docs:
+        df.update(set(tokens(fold(doc.text))))
+    words = [w for w, n in df.most_common() if len(w) > 3 and not w.isdigit() and n >= 2]
+    return words, df
+
+
+def generate_rules(
+    n: int, words: list[str], df: Counter[str], rng: random.Random, specific: bool
+) -> tuple[list[Rule], dict]:
+    """A realistic mix: words, phrases, wildcards, NEAR, NOT, fields and entities.
+
+    Each rule is anchored on words that recur in the news but are not everyday words: the
+    names, places and subjects monitoring rules are written for. `specific` anchors recur in
+    2 to 5 of the feed items (a named person or place); otherwise any word past the 1,000 most
+    common (broad subjects too), a harder mix for the presearcher.
+    """
+    common = words[:300]
+    rare = [w for w in words[1000:] if not specific or 2 <= df[w] <= 5]
+    entities = {
+        f"e{i}": Entity(
+            f"e{i}", aliases=(rng.choice(rare), f"{rng.choice(rare)} {rng.choice(rare)}")
+        )
+        for i in range(200)
+    }
+
+    def anchor() -> str:
+        return rng.choice(rare)
+
+    shapes = [
+        lambda: f"{anchor()} AND {rng.choice(common)}",
+        lambda: f'"{anchor()} {rng.choice(common)}" OR {anchor()}',
+        lambda: f"{anchor()[:5]}* AND ({rng.choice(common)} OR {rng.choice(common)})",
+        lambda: f"({anchor()} OR {anchor()}) NEAR/8 ({rng.choice(common)} OR {anchor()}*)",
+        lambda: f"{anchor()} NOT {rng.choice(common)}",
+        lambda: f"title:{anchor()} OR content:({anchor()} AND {rng.choice(common)})",
+        lambda: f"@e{rng.randrange(200)} AND {rng.choice(common)}",
+        lambda: f"{anchor()}~ ONEAR/5 {rng.choice(common)}~",
+    ]
+    rules = [Rule(f"r{i}", rng.choice(shapes)()) for i in range(n)]
+    return rules, entities
+
+
+def per_second(func, items: list, min_seconds: float = 1.0) -> float:
+    done, start = 0, time.perf_counter()
+    while True:
+        for item in items:
+            func(item)
+        done += len(items)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return done / elapsed
+
+
+def tokenise_only(article: Article) -> frozenset[str]:
+    """What every article costs before any rule: fold, tokenise, collect distinct words."""
+    return Document(article).words
+
+
+def main() -> None:
+    if not PAGES.is_dir():
+        raise SystemExit(f"{PAGES} not found: the benchmark reads real article texts from there")
+    quick = "--quick" in sys.argv
+    docs = articles()
+    items = feed_items()
+    words, df = vocabulary(items)
+    stats = TermStats(df, len(items))
+    rng = random.Random(7)
+    sizes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
+    mixes = ("specific", "broad")
+    mean_kb = sum(len(d.text) for d in docs) / len(docs) / 1000
+    print(
+        f"{len(docs)} articles, mean {mean_kb:.1f} KB; rules drawn from {len(items)} feed items;"
+        " single process, one core"
+    )
+    base = per_second(tokenise_only, docs)
+    print(
+        f"{'mix':>9} {'rules':>8} {'index art/s':>12} {'all-rules art/s':>16} "
+        f"{'index/all':>10} {'index cost/tokenise':>20} {'candidates':>11} {'matches':>8} "
+        f"{'index MB':>9}"
+    )
+    for mix in mixes:
+        for n in sizes:
+            rules, entities = generate_rules(n, words, df, rng, specific=mix == "specific")
+            gc.collect()
+            tracemalloc.start()
+            index = RuleIndex([compile_rule(r, entities, stats) for r in rules], entities, stats)
+            memory = tracemalloc.get_traced_memory()[0] / 1e6
+            tracemalloc.stop()
+            fast = per_second(lambda a, index=index: index.match(a), docs)
+            sample = docs[: max(3, min(len(docs), 300_000 // n))]
+            slow = per_second(lambda a, index=index: index.match_all(a), sample, min_seconds=0.5)
+            candidates = sum(len(index.candidates(Document(a))) for a in docs) / len(docs)
+            found = sum(len(index.match(a)[0]) for a in docs) / len(docs)
+            print(
+                f"{mix:>9} {n:>8} {fast:>12.0f} {slow:>16.1f} {fast / slow:>9.0f}x "
+                f"{base / fast:>19.2f}x {candidates:>11.0f} {found:>8.1f} {memory:>9.0f}",
+                flush=True,
+            )
+    print(f"tokenising alone: {base:.0f} articles/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Shared fixtures: a real HTTP server on loopback, tmp config files, a tmp database.
+
+The server is the standard library's ThreadingHTTPServer in a daemon thread. Tests program it with
+routes (`server.route("/feed.xml", body=...)`) and read back what it received (`server.requests`),
+so conditional GET, redirects, errors, slowness and compression are exercised over real sockets.
+"""
+
+from __future__ import annotations
+
+import gzip as gzip_module
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from monitor.config import FetchConfig
+from monitor.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples" / "feeds"
+
+
+@dataclass
+class Route:
+    """What the server answers on one path.
+
+    `bodies` are served in turn, one per request, the last one repeating. With `etag` or
+    `last_modified` set, a request carrying the matching validator gets 304. `delay` sleeps before
+    the status line; `drip` sends the body in small pieces, sleeping `drip` seconds between them;
+    `header_drip` sends 200 header lines, sleeping that long between them.
+    """
+
+    status: int = 200
+    bodies: list[bytes] = field(default_factory=lambda: [b""])
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    gzip: bool = False
+    delay: float = 0.0
+    drip: float = 0.0
+    header_drip: float = 0.0
+    served: int = 0
+
+    def next_body(self) -> bytes:
+        body = self.bodies[min(self.served, len(self.bodies) - 1)]
+        self.served += 1
+        return body
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the server saw."""
+
+    path: str
+    headers: dict[str, str]  # names lower-cased
+
+
+class LoopbackServer:
+    """A programmable feed server on 127.0.0.1 with a random port."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Received] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, client_address: None  # clients hang up on us
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def route(
+        self,
+        path: str,
+        body: bytes | None = None,
+        *,
+        bodies: list[bytes] | None = None,
+        status: int = 200,
+        content_type: str = "application/rss+xml",
+        headers: dict[str, str] | None = None,
+        **options: object,
+    ) -> Route:
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        route = Route(
+            status=status,
+            bodies=bodies if bodies is not None else [body or b""],
+            headers=all_headers,
+            **options,  # type: ignore[arg-type]
+        )
+        with self.lock:
+            self.routes[path] = route
+        return route
+
+    def redirect(self, path: str, to: str, status: int = 301) -> Route:
+        target = to if "://" in to else self.url(to)
+        return self.route(path, status=status, headers={"Location": target})
+
+    def requests_to(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+
+def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            with server.lock:
+                server.requests.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()})
+                )
+                route = server.routes.get(self.path)
+            if route is None:
+                self._send(404, {"Content-Type": "text/plain"}, b"not found")
+                return
+            if route.delay and server.stopping.wait(route.delay):
+                return
+            if self._not_modified(route):
+                self._send(304, {k: v for k, v in route.headers.items() if k != "Content-Type"})
+                return
+            headers = dict(route.headers)
+            if route.etag:
+                headers["ETag"] = route.etag
+            if route.last_modified:
+                headers["Last-Modified"] = route.last_modified
+            with server.lock:
+                body = route.next_body()
+            if route.gzip:
+                body = gzip_module.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            if route.header_drip:
+                self._drip_headers(route, headers, body)
+            elif route.drip:
+                self._drip(route, headers, body)
+            else:
+                self._send(route.status, headers, body)
+
+        def _not_modified(self, route: Route) -> bool:
+            if route.status != 200:
+                return False
+            if route.etag and self.headers.get("If-None-Match") == route.etag:
+                return True
+            sent = self.headers.get("If-Modified-Since")
+            return bool(route.last_modified and sent == route.last_modified and not route.etag)
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
+
+        def _drip_headers(self, route: Route, headers: dict[str, str], body: bytes) -> None:
+            """The status line at once, then header lines slowly: no single read times out."""
+            self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+            for i in range(200):
+                self.wfile.write(f"X-Slow-{i}: {i}\r\n".encode())
+                self.wfile.flush()
+                if server.stopping.wait(route.header_drip):
+                    return
+            self._send(route.status, headers, body)
+
+        def _drip(self, route: Route, headers: dict[str, str], body: bytes) -> None:
+            """Headers at once, then the body a few bytes at a time: each read is quick, the
+            whole download is slow."""
+            self.send_response(route.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            for start in range(0, len(body), 16):
+                self.wfile.write(body[start : start + 16])
+                self.wfile.flush()
+                if server.stopping.wait(route.drip):
+                    return
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    srv = LoopbackServer()
+    srv.thread.start()
+    try:
+        yield srv
+    finally:
+        srv.stopping.set()
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch_config(**overrides: object) -> FetchConfig:
+    """FetchConfig with short limits for tests; loopback allowed unless overridden."""
+    values: dict[str, object] = {
+        "user_agent": "Vigie-tests/1",
+        "connect_timeout": 1.0,
+        "deadline": 1.0,
+        "max_bytes": 5_000_000,
+        "max_redirects": 5,
+        "concurrency": 4,
+        "allow_private": True,
+        "allow_hosts": (),
+    }
+    values.update(overrides)
+    return FetchConfig(**values)  # type: ignore[arg-type]
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def render_config(
+    feeds: list[dict[str, object]],
+    *,
+    database: str = "data/vigie.db",
+    fetch: dict[str, object] | None = None,
+    polling: dict[str, object] | None = None,
+    rules: dict[str, object] | None = None,
+) -> str:
+    sections = {
+        "storage": {"database": database},
+        "fetch": {
+            "deadline": "2s",
+            "connect_timeout": "1s",
+            "allow_private": True,
+            **(fetch or {}),
+        },
+        "polling": {"interval": "30m", "tick": "1s", "max_backoff": "24h", **(polling or {})},
+        "rules": {"paths": [], **(rules or {})},
+    }
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    for feed in feeds:
+        lines.append("[[feeds]]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in feed.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a config.toml in tmp_path (loopback allowed, short deadlines); returns its path.
+
+    `feeds` are dicts of [[feeds]] keys; a string is taken as a url."""
+
+    def write(
+        feeds: Sequence[dict[str, object] | str] = (),
+        name: str = "config.toml",
+        **sections: object,
+    ) -> Path:
+        tables = [{"url": f} if isinstance(f, str) else f for f in feeds]
+        path = tmp_path / name
+        path.write_text(render_config(tables, **sections), encoding="utf-8")  # type: ignore[arg-type]
+        return path
+
+    return write
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    db = Store(tmp_path / "vigie.db")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def shared_corpora() -> Path:
+    """../shared/corpora beside the repository; tests that need it skip when it is absent."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    if not path.is_dir():
+        pytest.skip(f"real-world corpora not found at {path} (clone shared/ beside the repo)")
+    return path

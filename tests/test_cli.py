@@ -1,0 +1,300 @@
+"""The command line as an operator uses it: summaries, one-line errors, feeds, search, `run`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import REPO, SAMPLES, LoopbackServer
+
+from monitor.cli import main
+
+RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
+RSS_ITEMS = len(ET.fromstring(RSS).findall("./channel/item"))
+
+
+def vigie(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def error_lines(result: Result | subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def assert_one_line_error(result: Result | subprocess.CompletedProcess, *parts: str) -> str:
+    exit_code = result.exit_code if isinstance(result, Result) else result.returncode
+    assert exit_code == 1
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for part in parts:
+        assert part in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def feed_config(server: LoopbackServer, write_config: Callable[..., Path]) -> Path:
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    return write_config([{"url": server.url("/coastal.rss"), "name": "Coastal"}])
+
+
+def test_once_prints_a_summary_then_nothing_new(feed_config: Path) -> None:
+    first = vigie("once", "--config", feed_config)
+    assert first.exit_code == 0, first.output
+    assert f"Polled 1 feeds (0 unchanged): {RSS_ITEMS} new articles" in first.stdout
+    assert f"({RSS_ITEMS} articles, 0 matches)" in first.stdout
+    second = vigie("once", "--config", feed_config)
+    assert second.exit_code == 0
+    assert "Polled 1 feeds (1 unchanged): 0 new articles" in second.stdout
+    assert f"({RSS_ITEMS} articles" in second.stdout
+
+
+def test_once_lists_each_failing_feed(
+    server: LoopbackServer, closed_port: int, write_config: Callable[..., Path]
+) -> None:
+    server.route("/good.rss", RSS)
+    server.route("/down.rss", b"", status=500)
+    config = write_config(
+        [server.url("/good.rss"), server.url("/down.rss"), f"http://127.0.0.1:{closed_port}/x"]
+    )
+    result = vigie("once", "--config", config)
+    assert result.exit_code == 0
+    assert f"{RSS_ITEMS} new articles" in result.stdout and "2 errors." in result.stdout
+    lines = result.stdout.splitlines()
+    assert f"  error {server.url('/down.rss')}: HTTP 500 Internal Server Error" in lines
+    assert any(
+        line.startswith(f"  error http://127.0.0.1:{closed_port}/x: connection failed")
+        for line in lines
+    )
+
+
+def test_once_refuses_loopback_by_default(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    server.route("/coastal.rss", RSS)
+    config = write_config([server.url("/coastal.rss")], fetch={"allow_private": False})
+    result = vigie("once", "--config", config)
+    assert "0 new articles" in result.stdout
+    assert "refused to connect to non-public address 127.0.0.1" in result.stdout
+    assert server.requests == []
+
+
+def service_py(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python service.py ARGS` from the repository root, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "service.py"), *[str(a) for a in args]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", ["once", "run"])
+def test_broken_config_is_one_line_without_traceback(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[feeds]]\nurl = "a.rss"\n[[feeds]]\nurl = "b.rss"\ninterval = "fast"\n')
+    result = service_py(command, "--config", config)
+    line = assert_one_line_error(result, str(config), "feeds[1].interval", "fast")
+    assert 'expected a duration like "15m"' in line
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["once"], ["feeds", "list"], ["feeds", "export"]])
+def test_every_command_reports_config_errors_the_same_way(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[fetch]\nretries = 3\n")
+    result = vigie(*command, "--config", config)
+    assert_one_line_error(result, "fetch.retries: unknown setting")
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = vigie("once", "--config", tmp_path / "nope.toml")
+    assert_one_line_error(result, "nope.toml: file not found (pass --config PATH)")
+
+
+def test_feeds_add_then_list_json(
+    tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config([])
+    added = vigie(
+        "feeds", "add", "https://news.example.com/rss", "--name", "Example",
+        "--interval", "15m", "--tag", "uk", "--tag", "wire", "--config", config,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "https://news.example.com/rss" in added.stdout
+    (tmp_path / "local").mkdir()
+    monkeypatch.chdir(tmp_path / "local")
+    assert vigie("feeds", "add", "mine.rss", "--config", config).exit_code == 0
+
+    listed = vigie("feeds", "list", "--json", "--config", config)
+    assert listed.exit_code == 0
+    rows = json.loads(listed.stdout)
+    assert [r["url"] for r in rows] == [
+        "https://news.example.com/rss",
+        (tmp_path / "local" / "mine.rss").as_uri(),  # a path typed at the shell: from cwd
+    ]
+    assert (rows[0]["name"], rows[0]["interval"]) == ("Example", 900)
+    assert json.loads(rows[0]["tags"]) == ["uk", "wire"]
+    assert rows[0]["last_status"] is None and rows[0]["error_count"] == 0
+
+
+def test_feeds_add_refuses_a_bad_interval(write_config: Callable[..., Path]) -> None:
+    config = write_config([])
+    result = vigie(
+        "feeds", "add", "https://x.example/rss", "--interval", "often", "--config", config
+    )
+    assert_one_line_error(result, "--interval", "often")
+    assert json.loads(vigie("feeds", "list", "--json", "--config", config).stdout) == []
+
+
+def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
+    vigie("once", "--config", feed_config)
+    rows = json.loads(vigie("feeds", "list", "--json", "--config", feed_config).stdout)
+    [row] = rows
+    assert (row["name"], row["title"], row["last_status"]) == ("Coastal", "The Coastal Herald", 200)
+    assert row["items"] == RSS_ITEMS and row["etag"] == '"c1"'
+    table = vigie("feeds", "list", "--config", feed_config)
+    assert table.exit_code == 0 and "Coastal" in table.stdout
+
+
+def test_opml_export_imports_into_another_database(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    source = write_config(
+        [
+            {"url": "https://a.example/rss", "name": "Alpha & Co"},
+            {"url": "https://b.example/atom?x=1&y=2", "name": "Beta"},
+            "https://c.example/feed.json",
+        ]
+    )
+    exported = vigie("feeds", "export", "--config", source)
+    assert exported.exit_code == 0
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(exported.stdout, encoding="utf-8")
+    outlines = ET.parse(opml).getroot().findall("./body/outline")
+    assert [o.get("xmlUrl") for o in outlines] == [
+        "https://a.example/rss",
+        "https://b.example/atom?x=1&y=2",
+        "https://c.example/feed.json",
+    ]
+
+    target = write_config([], name="other.toml", database="other/vigie.db")
+    imported = vigie("feeds", "import", opml, "--config", target)
+    assert imported.exit_code == 0
+    assert "Imported 3 feeds" in imported.stdout
+    assert (tmp_path / "other" / "vigie.db").is_file()
+    rows = json.loads(vigie("feeds", "list", "--json", "--config", target).stdout)
+    assert [(r["url"], r["name"], r["source"]) for r in rows] == [
+        ("https://a.example/rss", "Alpha & Co", "opml"),
+        ("https://b.example/atom?x=1&y=2", "Beta", "opml"),
+        ("https://c.example/feed.json", "https://c.example/feed.json", "opml"),
+    ]
+
+
+def test_import_of_a_broken_opml_is_one_line(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    bad = tmp_path / "bad.opml"
+    bad.write_text("<opml><body><outline xmlUrl='x'></body>")
+    result = vigie("feeds", "import", bad, "--config", write_config([]))
+    assert_one_line_error(result, "bad.opml", "not a valid OPML file")
+
+
+def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
+    vigie("once", "--config", feed_config)
+    found = vigie("articles", "search", "pepper spray", "--json", "--config", feed_config)
+    assert found.exit_code == 0
+    rows = json.loads(found.stdout)
+    assert (
+        rows[0]["title"] == "Officers filmed using pepper spray on people sleeping at Calais camp"
+    )
+    assert rows[0]["feed_name"] == "Coastal"
+    text = vigie("articles", "search", "pepper", "--config", feed_config)
+    assert "Officers filmed using pepper spray" in text.stdout
+    none = vigie("articles", "search", "zeppelin", "--config", feed_config)
+    assert none.exit_code == 0 and "No article matches." in none.stdout
+
+
+def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
+    result = vigie("articles", "search", '"unbalanced', "--config", feed_config)
+    assert_one_line_error(result, "search query")
+
+
+def wait_for(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
+    """Wait for a subprocess to reach a state; fail with its log if it never does."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what}; log:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+def article_count(database: Path) -> int:
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(database) as conn:
+            return conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+
+
+@pytest.fixture
+def running_service(feed_config: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """`vigie run` in a subprocess, up and holding its database lock."""
+    log = tmp_path / "run.log"
+    lock = tmp_path / "data" / "vigie.db.lock"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "service.py"), "run", "--config", str(feed_config)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_for(lambda: lock.exists() and lock.read_text().strip() != "", "the lock", log)
+        wait_for(lambda: "vigie running" in log.read_text(), "the service to start", log)
+        yield process, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_run_polls_and_stops_cleanly_on_sigterm(
+    running_service: tuple[subprocess.Popen, Path], tmp_path: Path
+) -> None:
+    process, log = running_service
+    database = tmp_path / "data" / "vigie.db"
+    wait_for(lambda: article_count(database) == RSS_ITEMS, "the first poll", log)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()
+    assert "stopping" in log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_second_service_on_the_same_database_is_refused(
+    running_service: tuple[subprocess.Popen, Path], feed_config: Path
+) -> None:
+    process, log = running_service
+    second = service_py("run", "--config", feed_config)
+    line = assert_one_line_error(second, "already in use", f"pid {process.pid}")
+    assert "vigie.db" in line
+    once = vigie("once", "--config", feed_config)
+    assert_one_line_error(once, "already in use")
+    assert process.poll() is None  # the first one is unharmed
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()

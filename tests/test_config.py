@@ -1,0 +1,174 @@
+"""config.toml loading: typed values, relative paths, one-line errors (file, key, expectation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from monitor.config import load_config, parse_duration, parse_size
+from monitor.errors import ConfigError
+
+
+def config_error(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message[len(f"{path}: ") :]
+
+
+def test_bundled_config_loads() -> None:
+    config = load_config(REPO / "config.toml")
+    assert len(config.feeds) == 4
+    assert config.fetch.allow_private is False
+    assert config.fetch.max_bytes == 10_000_000
+    assert config.polling.interval == 1800
+    assert config.feeds[2].interval == 900
+    assert config.feeds[1].language == "fr"
+    assert config.feeds[0].tags == ("uk", "local")
+    for feed in config.feeds:
+        assert feed.url.startswith("file://")
+        assert Path(feed.url.removeprefix("file://")).is_file()
+
+
+def test_written_config_has_typed_values(write_config: Callable[..., Path]) -> None:
+    path = write_config(
+        [{"url": "http://127.0.0.1:9/feed", "interval": "90s", "tags": ["a", "b"]}],
+        fetch={"max_bytes": "512KB", "max_redirects": 2, "deadline": "1.5s"},
+    )
+    config = load_config(path)
+    assert config.fetch.max_bytes == 512_000
+    assert config.fetch.max_redirects == 2
+    assert config.fetch.deadline == 1.5
+    assert config.fetch.allow_private is True
+    assert config.feeds[0].interval == 90
+    assert config.feeds[0].tags == ("a", "b")
+    assert config.feeds[0].url == "http://127.0.0.1:9/feed"
+
+
+def test_defaults_apply_to_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("", encoding="utf-8")
+    config = load_config(path)
+    assert config.feeds == ()
+    assert config.fetch.deadline == 30
+    assert config.fetch.allow_private is False
+    assert config.polling.max_backoff == 86400
+    assert config.database == tmp_path / "data" / "vigie.db"
+
+
+def test_relative_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "site"
+    (folder / "feeds").mkdir(parents=True)
+    (folder / "config.toml").write_text(
+        '[storage]\ndatabase = "db/v.db"\n[rules]\npaths = ["my rules"]\n'
+        '[[feeds]]\nurl = "feeds/local feed.rss"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(Path("..") / "site" / "config.toml")
+    assert config.feeds[0].url == (folder / "feeds" / "local feed.rss").resolve().as_uri()
+    assert config.database == folder.resolve() / "db" / "v.db"
+    assert config.rules.paths == (folder.resolve() / "my rules",)
+
+
+def test_bad_feed_interval_names_index_key_and_expectation(tmp_path: Path) -> None:
+    message = config_error(
+        tmp_path,
+        '[[feeds]]\nurl = "a.rss"\n\n[[feeds]]\nurl = "b.rss"\ninterval = "fast"\n',
+    )
+    assert message.startswith('feeds[1].interval: expected a duration like "15m", got ')
+    assert message.endswith("fast'") or message.endswith('fast"')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[fetch]\nmax_bytes = "lots"', 'fetch.max_bytes: expected a size like "10MB"'),
+        ('[fetch]\nallow_private = "yes"', "fetch.allow_private: expected true or false"),
+        ("[fetch]\nmax_redirects = -1", "fetch.max_redirects: expected a whole number"),
+        ("[fetch]\nconcurrency = 2.5", "fetch.concurrency: expected a whole number"),
+        ('[polling]\ntick = "-5m"', 'polling.tick: expected a duration like "15m"'),
+        ('[rules]\npaths = "rules"', "rules.paths: expected a list of strings"),
+        ('[storage]\ndatabase = ""', "storage.database: expected a file path"),
+        ('[[feeds]]\nurl = "a.rss"\ntags = "uk"', "feeds[0].tags: expected a list of strings"),
+        ("[[feeds]]\nurl = 42", "feeds[0].url: expected a string"),
+    ],
+)
+def test_wrong_type_names_key_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
+    assert config_error(tmp_path, text).startswith(expected + ", got ")
+
+
+def test_unknown_setting_is_refused_with_known_ones(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[fetch]\ntimeout = "5s"\n')
+    assert message.startswith("fetch.timeout: unknown setting (known: ")
+    assert "deadline" in message and "connect_timeout" in message
+
+
+def test_unknown_section_is_refused(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[stroage]\ndatabase = "x.db"\n')
+    assert message.startswith("stroage: unknown section (known: ")
+    assert "storage" in message
+
+
+def test_unknown_feed_key_is_refused(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[[feeds]]\nurl = "a.rss"\ntitel = "A"\n')
+    assert message.startswith("feeds[0].titel: unknown setting (known: ")
+
+
+def test_feed_without_url_is_refused(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[[feeds]]\nname = "A"\n')
+    assert message == "feeds[0].url: is required: the address of the feed"
+
+
+def test_feeds_written_as_a_table_is_refused(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[feeds]\nurl = "a.rss"\n')
+    assert message.startswith("feeds: expected an array of tables written [[feeds]]")
+
+
+def test_bad_toml_is_one_line_with_position(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[fetch]\ndeadline "30s"\n')
+    assert message.startswith("not valid TOML: ")
+    assert "line 2" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "absent.toml")
+    assert str(caught.value) == f"{tmp_path / 'absent.toml'}: file not found (pass --config PATH)"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("2h", 7200), ("7d", 604800), ("1.5s", 1.5), (45, 45)],
+)
+def test_parse_duration(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["fast", "", "-1s", "10 minutes", True, [1]])
+def test_parse_duration_refuses(text: object) -> None:
+    assert parse_duration(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512KB", 512_000), ("10MB", 10_000_000), ("1MiB", 1_048_576), ("100", 100), (2048, 2048)],
+)
+def test_parse_size(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["big", "0", 0, -5, "10 TB", False])
+def test_parse_size_refuses(text: object) -> None:
+    assert parse_size(text) is None

@@ -1,0 +1,287 @@
+"""fetch_feed against a real HTTP server on loopback: validators, redirects, limits, the guard."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, LoopbackServer, fetch_config
+
+from monitor.fetch import body_hash, fetch_feed, make_session, parse_retry_after
+from monitor.netguard import is_public_address
+from monitor.records import Feed, FetchResult
+
+RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
+ETAG = 'W/"coastal-42"'
+MODIFIED = "Mon, 23 Nov 2026 18:40:00 GMT"
+
+
+def fetch(url: str, config: dict[str, object] | None = None, **feed_state: object) -> FetchResult:
+    """One fetch with the test FetchConfig (plus `config` overrides) of a feed in `feed_state`."""
+    fetch_cfg = fetch_config(**(config or {}))
+    feed = Feed(id=1, url=url, **feed_state)  # type: ignore[arg-type]
+    return fetch_feed(make_session(fetch_cfg), feed, fetch_cfg)
+
+
+def test_200_returns_body_validators_and_hash(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS, etag=ETAG, last_modified=MODIFIED)
+    result = fetch(server.url("/feed.xml"))
+    assert result.ok and result.status == 200
+    assert result.body == RSS
+    assert result.body_hash == body_hash(RSS)
+    assert (result.etag, result.last_modified) == (ETAG, MODIFIED)
+    assert not result.unchanged
+
+
+def test_user_agent_from_config_is_sent(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS)
+    fetch(server.url("/feed.xml"))
+    assert server.requests_to("/feed.xml")[0].headers["user-agent"] == "Vigie-tests/1"
+
+
+def test_validators_are_sent_back_exactly_as_received(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS, etag=ETAG, last_modified=MODIFIED)
+    first = fetch(server.url("/feed.xml"))
+    fetch(server.url("/feed.xml"), etag=first.etag, last_modified=first.last_modified)
+    initial, conditional = server.requests_to("/feed.xml")
+    assert "if-none-match" not in initial.headers
+    assert "if-modified-since" not in initial.headers
+    assert conditional.headers["if-none-match"] == ETAG
+    assert conditional.headers["if-modified-since"] == MODIFIED
+
+
+def test_304_skips_parsing(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS, etag=ETAG)
+    result = fetch(server.url("/feed.xml"), etag=ETAG, body_hash="previous")
+    assert result.status == 304
+    assert result.ok and result.unchanged
+    assert result.body is None
+    # The stored validators and hash are kept, not erased by an answer without a body.
+    assert result.etag == ETAG
+    assert result.body_hash == "previous"
+
+
+def test_last_modified_alone_gives_304(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS, last_modified=MODIFIED)
+    result = fetch(server.url("/feed.xml"), last_modified=MODIFIED)
+    assert result.status == 304 and result.unchanged and result.body is None
+    assert result.last_modified == MODIFIED
+
+
+def test_changed_etag_gets_a_full_body(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS, etag='"v2"')
+    result = fetch(server.url("/feed.xml"), etag='"v1"')
+    assert result.status == 200 and result.body == RSS and result.etag == '"v2"'
+
+
+def test_same_body_without_validators_is_unchanged(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS)
+    result = fetch(server.url("/feed.xml"), body_hash=body_hash(RSS))
+    assert result.status == 200
+    assert result.ok and result.unchanged and result.body is None
+    other = fetch(server.url("/feed.xml"), body_hash=body_hash(b"an older body"))
+    assert not other.unchanged and other.body == RSS
+
+
+def test_gzip_body_is_decompressed(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS, gzip=True)
+    result = fetch(server.url("/feed.xml"))
+    assert server.requests_to("/feed.xml")[0].headers["accept-encoding"].startswith("gzip")
+    assert result.ok and result.body == RSS
+    assert result.body_hash == body_hash(RSS)
+
+
+def test_body_over_max_bytes_is_an_error(server: LoopbackServer) -> None:
+    server.route("/big.xml", b"<rss>" + b"x" * 5000 + b"</rss>")
+    result = fetch(server.url("/big.xml"), config={"max_bytes": 1000})
+    assert result.error == "body larger than 1000 bytes"
+    assert result.body is None
+
+
+def test_max_bytes_counts_after_decompression(server: LoopbackServer) -> None:
+    bomb = b"<rss>" + b"\0" * 2_000_000 + b"</rss>"
+    server.route("/bomb.xml", bomb, gzip=True)
+    assert len(gzip.compress(bomb)) < 100_000
+    result = fetch(server.url("/bomb.xml"), config={"max_bytes": 100_000})
+    assert result.error == "body larger than 100000 bytes"
+
+
+def test_redirect_chain_is_followed(server: LoopbackServer) -> None:
+    server.redirect("/a", "/b", status=302)
+    server.redirect("/b", "/c", status=302)
+    server.route("/c", RSS)
+    result = fetch(server.url("/a"))
+    assert result.ok and result.body == RSS
+    assert result.url == server.url("/c")
+    assert result.permanent_url is None  # temporary redirects do not move the feed
+
+
+def test_more_redirects_than_max_redirects_is_an_error(server: LoopbackServer) -> None:
+    server.redirect("/a", "/b", status=302)
+    server.redirect("/b", "/c", status=302)
+    server.route("/c", RSS)
+    result = fetch(server.url("/a"), config={"max_redirects": 1})
+    assert result.error == "more than 1 redirects"
+    assert server.requests_to("/c") == []
+
+
+def test_redirect_loop_is_an_error(server: LoopbackServer) -> None:
+    server.redirect("/a", "/b", status=302)
+    server.redirect("/b", "/a", status=302)
+    result = fetch(server.url("/a"), config={"max_redirects": 3})
+    assert result.error == "more than 3 redirects"
+
+
+def test_301_sets_permanent_url(server: LoopbackServer) -> None:
+    server.redirect("/old.xml", "/new.xml", status=301)
+    server.route("/new.xml", RSS)
+    result = fetch(server.url("/old.xml"))
+    assert result.ok and result.body == RSS
+    assert result.permanent_url == server.url("/new.xml")
+
+
+def test_permanent_url_stops_at_the_first_temporary_hop(server: LoopbackServer) -> None:
+    server.redirect("/old.xml", "/moved.xml", status=301)
+    server.redirect("/moved.xml", "/today.xml", status=302)
+    server.route("/today.xml", RSS)
+    result = fetch(server.url("/old.xml"))
+    assert result.ok
+    assert result.permanent_url == server.url("/moved.xml")
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_http_error_status_is_an_error(server: LoopbackServer, status: int) -> None:
+    server.route("/feed.xml", b"oops", status=status)
+    result = fetch(server.url("/feed.xml"))
+    assert result.status == status
+    assert result.error is not None and result.error.startswith(f"HTTP {status}")
+    assert result.body is None
+
+
+def test_unrouted_path_is_404(server: LoopbackServer) -> None:
+    result = fetch(server.url("/missing.xml"))
+    assert result.error == "HTTP 404 Not Found"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_reported(server: LoopbackServer, status: int) -> None:
+    server.route("/feed.xml", b"slow down", status=status, headers={"Retry-After": "3600"})
+    result = fetch(server.url("/feed.xml"))
+    assert result.error is not None and result.error.startswith(f"HTTP {status}")
+    assert result.retry_after == 3600
+
+
+def test_retry_after_http_date() -> None:
+    now = 1_800_000_000.0
+    when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 120))
+    assert parse_retry_after(when, now=now) == pytest.approx(120)
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_slow_server_hits_the_deadline(server: LoopbackServer) -> None:
+    server.route("/slow.xml", RSS, delay=10)
+    started = time.monotonic()
+    result = fetch(server.url("/slow.xml"), config={"deadline": 1.0})
+    assert result.error == "deadline of 1s exceeded"
+    assert time.monotonic() - started < 1.0 + 2
+
+
+def test_trickling_body_hits_the_deadline(server: LoopbackServer) -> None:
+    # 16 bytes every 50 ms: every read is quick, the whole body would take about 20 s.
+    server.route("/trickle.xml", RSS[:6000], drip=0.05)
+    started = time.monotonic()
+    result = fetch(server.url("/trickle.xml"), config={"deadline": 1.0})
+    assert result.error == "deadline of 1s exceeded"
+    assert result.body is None
+    assert time.monotonic() - started < 1.0 + 2
+
+
+def test_trickling_headers_hit_the_deadline(server: LoopbackServer) -> None:
+    # A header line every 50 ms: each read returns quickly, the headers would take 10 s.
+    server.route("/slow-headers.xml", RSS, header_drip=0.05)
+    started = time.monotonic()
+    result = fetch(server.url("/slow-headers.xml"), config={"deadline": 1.0})
+    assert result.error == "deadline of 1s exceeded"
+    assert time.monotonic() - started < 1.0 + 1
+
+
+def test_closed_port_is_a_connection_error(closed_port: int) -> None:
+    result = fetch(f"http://127.0.0.1:{closed_port}/feed.xml")
+    assert result.status == 0
+    assert result.error is not None and result.error.startswith("connection failed:")
+    assert "\n" not in result.error
+
+
+def test_guard_refuses_loopback_unless_allowed(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS)
+    result = fetch(server.url("/feed.xml"), config={"allow_private": False})
+    assert result.error == "refused to connect to non-public address 127.0.0.1"
+    assert result.body is None
+    assert server.requests_to("/feed.xml") == []
+
+
+def test_allow_hosts_network_permits_loopback(server: LoopbackServer) -> None:
+    server.route("/feed.xml", RSS)
+    result = fetch(
+        server.url("/feed.xml"), config={"allow_private": False, "allow_hosts": ("127.0.0.0/8",)}
+    )
+    assert result.ok and result.body == RSS
+
+
+def test_guard_checks_every_redirect_hop(server: LoopbackServer) -> None:
+    # "localhost" is allowed by name; its redirect to the bare address 127.0.0.1 is not.
+    server.route("/feed.xml", RSS)
+    server.redirect("/moved", "/feed.xml", status=302)
+    config = {"allow_private": False, "allow_hosts": ("localhost",)}
+    direct = fetch(f"http://localhost:{server.port}/feed.xml", config=config)
+    assert direct.ok and direct.body == RSS
+    redirected = fetch(f"http://localhost:{server.port}/moved", config=config)
+    assert redirected.error == "refused to connect to non-public address 127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("10.1.2.3", False),
+        ("192.168.1.1", False),
+        ("172.16.0.1", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("2002:7f00:1::", False),
+        ("8.8.8.8", True),
+        ("1.1.1.1", True),
+        ("::ffff:8.8.8.8", True),
+        ("64:ff9b::808:808", True),
+        ("2001:4860:4860::8888", True),
+    ],
+)
+def test_is_public_address(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_file_url_is_read_from_disk(tmp_path: Path) -> None:
+    path = tmp_path / "dossier é" / "feed.rss"
+    path.parent.mkdir()
+    path.write_bytes(RSS)
+    result = fetch(path.as_uri())
+    assert result.ok and result.body == RSS
+    again = fetch(path.as_uri(), body_hash=result.body_hash)
+    assert again.unchanged and again.body is None
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    result = fetch((tmp_path / "nope.rss").as_uri())
+    assert result.error == "cannot read file: No such file or directory"

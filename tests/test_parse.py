@@ -1,0 +1,310 @@
+"""parse_feed: real publishers' feeds, the bundled samples, JSON Feed, HTML, dates, non-feeds."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES
+
+from monitor.errors import FeedParseError
+from monitor.parse import parse_feed
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+URL = "https://news.example.com/feed.xml"
+
+
+def parse(body: bytes | str, content_type: str = "", **kwargs: object):  # noqa: ANN201
+    data = body.encode() if isinstance(body, str) else body
+    headers = {"content-type": content_type} if content_type else {}
+    return parse_feed(data, headers, kwargs.pop("url", URL), now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def rss(items: str, channel_extra: str = "") -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>Test &amp; Co</title><link>https://news.example.com/</link>{channel_extra}"
+        f"{items}</channel></rss>"
+    )
+
+
+def single_feeds(corpora: Path) -> list[Path]:
+    folder = corpora / "feeds" / "single"
+    return sorted([*folder.glob("*.xml"), *folder.glob("*.rss")])
+
+
+def test_every_real_single_feed_parses(shared_corpora: Path) -> None:
+    files = single_feeds(shared_corpora)
+    assert files, "feeds/single holds no *.xml or *.rss"
+    for path in files:
+        title, articles = parse(path.read_bytes())
+        assert title, path.name
+        items = ET.parse(path).getroot().findall("./channel/item")
+        assert len(articles) == len(items), path.name
+        for article in articles:
+            assert article.title.strip(), path.name
+            assert "<" not in article.title, path.name
+            assert article.published is not None and article.published.utcoffset() == timedelta(0)
+            assert article.updated is not None and article.updated.utcoffset() == timedelta(0)
+            assert article.published <= NOW + timedelta(days=1)
+            assert article.guid and article.url.startswith("http"), path.name
+        dated = [a for a in articles if a.published != NOW]
+        assert dated, f"{path.name}: no item kept its own date"
+
+
+def test_real_feed_dates_are_converted_to_utc(shared_corpora: Path) -> None:
+    # Le Monde 2024 writes "+0000", franceinfo "+0100": the first item is 06:03:35 in Paris.
+    path = shared_corpora / "feeds" / "single" / "francetvinfo_titres_2024-01-18.xml"
+    if not path.exists():
+        pytest.skip(f"{path} absent")
+    first = ET.parse(path).getroot().find("./channel/item/pubDate")
+    assert first is not None and first.text is not None and first.text.endswith("+0100")
+    _, articles = parse(path.read_bytes())
+    local = datetime.strptime(first.text.strip(), "%a, %d %b %Y %H:%M:%S %z")
+    assert articles[0].published == local.astimezone(UTC)
+    assert articles[0].published.tzinfo == UTC
+
+
+def test_real_french_feed_keeps_accents_and_declared_language(shared_corpora: Path) -> None:
+    path = shared_corpora / "feeds" / "single" / "lemonde_une_2024-01-18.xml"
+    if not path.exists():
+        pytest.skip(f"{path} absent")
+    title, articles = parse(path.read_bytes())
+    assert "Actualités" in title
+    assert {a.language for a in articles} == {"fr"}
+
+
+@pytest.mark.parametrize(
+    ("name", "item_path"),
+    [
+        ("coastal-herald.rss", "./channel/item"),
+        ("nord-actu.atom", "{http://www.w3.org/2005/Atom}entry"),
+        ("wire-digest.rdf", "{http://purl.org/rss/1.0/}item"),
+    ],
+)
+def test_bundled_xml_samples_parse(name: str, item_path: str) -> None:
+    path = SAMPLES / name
+    title, articles = parse(path.read_bytes(), feed_id=7)
+    assert title
+    assert len(articles) == len(ET.parse(path).getroot().findall(item_path))
+    assert len({a.guid for a in articles}) == len(articles)
+    for article in articles:
+        assert article.feed_id == 7
+        assert article.title and article.url.startswith("https://")
+        assert article.published is not None and article.published.tzinfo == UTC
+        assert article.published != NOW  # every sample item is dated
+        assert article.feed_name == title
+        assert article.authors
+
+
+def test_atom_sample_is_french_with_paragraphs() -> None:
+    _, articles = parse((SAMPLES / "nord-actu.atom").read_bytes())
+    assert {a.language for a in articles} == {"fr"}
+    first = articles[0]
+    assert first.title.startswith("Calais : un policier jugé")
+    assert first.published == datetime(2026, 11, 24, 6, 30, tzinfo=UTC)  # 07:30+01:00
+    assert first.authors == ("Clémence Vandamme",)
+    assert "justice" in first.categories
+    paragraphs = first.content.split("\n\n")
+    assert len(paragraphs) >= 3
+    assert paragraphs[0].startswith("Le procès s'est ouvert mardi matin")
+    assert "<p>" not in first.content
+    assert first.content_html.startswith("<p>")
+
+
+def test_rss_sample_language_comes_from_the_channel() -> None:
+    _, articles = parse((SAMPLES / "coastal-herald.rss").read_bytes())
+    assert {a.language for a in articles} == {"en"}  # <language>en-gb</language>
+    assert articles[0].guid == "coastal-herald-2026-11-23-0001"
+    assert articles[0].content and articles[0].summary
+    assert articles[0].content != articles[0].summary
+
+
+def test_json_feed_sample_parses() -> None:
+    path = SAMPLES / "border-watch.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    title, articles = parse(path.read_bytes(), "application/feed+json")
+    assert title == "Border Watch"
+    assert [a.guid for a in articles] == [item["id"] for item in doc["items"]]
+    first = articles[0]
+    assert first.title == doc["items"][0]["title"]
+    assert first.url == doc["items"][0]["url"]
+    assert first.language == "en"
+    assert "\n\n" in first.content and "<p>" not in first.content
+    assert first.published is not None and first.published.tzinfo == UTC
+
+
+def test_json_feed_is_recognised_without_a_content_type() -> None:
+    _, articles = parse((SAMPLES / "border-watch.json").read_bytes())
+    assert len(articles) == 6
+
+
+def test_json_feed_details() -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "authors": [{"name": "Newsroom"}],
+        "items": [
+            {
+                "id": "1",
+                "url": "/a/1",
+                "title": "First",
+                "content_text": "Para one.\n\nPara two.",
+                "date_published": "2026-11-20T10:00:00+02:00",
+                "tags": ["x"],
+            },
+            {"id": "2", "title": "Second", "authors": [{"name": "Ana"}], "language": "fr"},
+            {"id": "3"},  # nothing to show: skipped
+            "not an item",
+        ],
+    }
+    _, articles = parse(json.dumps(doc), "application/feed+json")
+    assert [a.guid for a in articles] == ["1", "2"]
+    first, second = articles
+    assert first.url == "https://news.example.com/a/1"
+    assert first.content == "Para one.\n\nPara two."
+    assert first.content_html == "<p>Para one.</p><p>Para two.</p>"
+    assert first.published == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    assert first.authors == ("Newsroom",) and first.categories == ("x",)
+    assert second.authors == ("Ana",) and second.language == "fr"
+    assert second.published == NOW  # no date: first seen now
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "not a feed: invalid JSON"),
+        ('{"title": "x", "items": []}', "not a feed: JSON without a jsonfeed.org version"),
+        ('{"version": "https://jsonfeed.org/version/1", "items": {}}', "JSON Feed items is not"),
+    ],
+)
+def test_bad_json_feed_raises(body: str, reason: str) -> None:
+    with pytest.raises(FeedParseError) as caught:
+        parse(body, "application/json")
+    assert caught.value.reason.startswith(reason)
+    assert str(caught.value).startswith(URL + ": ")
+
+
+def test_html_description_becomes_plain_text_and_display_html_is_safe() -> None:
+    description = (
+        "<p>Police <b>cleared</b> the camp &amp; left.</p>"
+        "<script>alert('x')</script>"
+        '<p onclick="steal()">Second <a href="javascript:evil()">para</a>'
+        '<img src="https://img.example.com/a.jpg" onerror="steal()"></p>'
+        '<style>p { color: red }</style><iframe src="https://evil.example"></iframe>'
+    )
+    _, [article] = parse(
+        rss(
+            f"<item><title>T</title><link>https://x.example/1</link>"
+            f"<description><![CDATA[{description}]]></description></item>"
+        )
+    )
+    assert article.summary == "Police cleared the camp & left.\n\nSecond para"
+    assert "alert" not in article.summary and "color" not in article.summary
+    html = article.content_html.lower()
+    assert "<p>" in html and "<b>cleared</b>" in html
+    assert "<script" not in html and "alert" not in html
+    assert "<style" not in html and "<iframe" not in html
+    assert " on" not in html.replace("<p>", "")  # no onclick / onerror attributes
+    assert "javascript:" not in html
+    assert 'src="https://img.example.com/a.jpg"' in html
+
+
+def test_html_entities_in_titles_become_text() -> None:
+    _, [escaped, plain] = parse(
+        rss(
+            "<item><title>Fish &amp;amp; chips &lt;b&gt;now&lt;/b&gt;</title><guid>1</guid></item>"
+            "<item><title>Tom &amp; Jerry say 3 &lt; 4</title><guid>2</guid></item>"
+        )
+    )
+    assert escaped.title == "Fish & chips now"
+    assert plain.title == "Tom & Jerry say 3 < 4"
+
+
+def test_missing_date_falls_back_to_now() -> None:
+    _, [article] = parse(rss("<item><title>No date</title><guid>g1</guid></item>"))
+    assert article.published == NOW and article.updated == NOW
+
+
+def test_future_date_is_replaced_by_now() -> None:
+    _, [article] = parse(
+        rss(
+            "<item><title>Tomorrow+</title><guid>g1</guid>"
+            "<pubDate>Sat, 28 Nov 2026 12:00:00 +0000</pubDate></item>"
+        )
+    )
+    assert article.published == NOW
+
+
+def test_date_within_a_day_ahead_is_kept_as_clock_skew() -> None:
+    _, [article] = parse(
+        rss(
+            "<item><title>Skew</title><guid>g1</guid>"
+            "<pubDate>Wed, 25 Nov 2026 20:00:00 +0000</pubDate></item>"
+        )
+    )
+    assert article.published == datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+
+
+def test_date_before_1990_is_not_trusted() -> None:
+    _, [article] = parse(
+        rss(
+            "<item><title>Epoch</title><guid>g1</guid>"
+            "<pubDate>Thu, 01 Jan 1970 00:00:00 +0000</pubDate></item>"
+        )
+    )
+    assert article.published == NOW
+
+
+def test_published_falls_back_to_updated() -> None:
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>'
+        "<updated>2026-11-20T10:00:00Z</updated><entry><id>urn:a:1</id><title>Only updated</title>"
+        "<updated>2026-11-20T10:00:00-05:00</updated></entry></feed>"
+    )
+    _, [article] = parse(atom)
+    assert article.published == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    assert article.updated == article.published
+
+
+def test_relative_links_resolve_against_the_feed_url() -> None:
+    _, [article] = parse(rss("<item><title>Rel</title><link>/news/42</link></item>"))
+    assert article.url == "https://news.example.com/news/42"
+    assert article.guid  # the link stands in for a missing guid
+
+
+def test_item_without_guid_or_link_gets_a_stable_guid() -> None:
+    body = rss("<item><title>Orphan</title><description>Text</description></item>")
+    _, [first] = parse(body)
+    _, [again] = parse(body)
+    assert first.guid.startswith("sha1:") and first.guid == again.guid
+
+
+def test_empty_item_is_skipped() -> None:
+    _, articles = parse(rss("<item><guid>g0</guid></item><item><title>Kept</title></item>"))
+    assert [a.title for a in articles] == ["Kept"]
+
+
+def test_configured_language_applies_when_the_feed_has_none() -> None:
+    _, [article] = parse(rss("<item><title>T</title><guid>g</guid></item>"), default_language="fr")
+    assert article.language == "fr"
+
+
+def test_html_page_is_not_a_feed() -> None:
+    page = (
+        "<!DOCTYPE html><html><head><title>Welcome</title></head>"
+        "<body><h1>Our news</h1><p>Subscribe!</p></body></html>"
+    )
+    with pytest.raises(FeedParseError) as caught:
+        parse(page, "text/html; charset=utf-8")
+    assert caught.value.reason.startswith("not a feed")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("body", [b"", b"just some text", b"\x89PNG\r\n\x1a\n\0\0\0"])
+def test_other_non_feeds_raise(body: bytes) -> None:
+    with pytest.raises(FeedParseError):
+        parse(body)

@@ -1,0 +1,308 @@
+"""One poll cycle over loopback: fetch -> parse -> store, failures recorded per feed, backoff."""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, LoopbackServer
+
+from monitor.config import Config, load_config
+from monitor.fetch import make_session
+from monitor.pipeline import CycleSummary, next_poll_time, poll_due
+from monitor.store import Store, parse_iso
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
+RSS_ITEMS = len(ET.fromstring(RSS).findall("./channel/item"))
+ATOM = (SAMPLES / "nord-actu.atom").read_bytes()
+
+
+class Service:
+    """A config, its database with the config's feeds, and a guarded session, as the CLI has."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = Store(config.database)
+        for feed in config.feeds:
+            self.store.upsert_feed(feed.url, name=feed.name, interval=feed.interval, now=NOW)
+        self.session = make_session(config.fetch)
+
+    def poll(self, now: datetime = NOW, force: bool = True) -> CycleSummary:
+        return poll_due(self.store, self.session, self.config, None, now, force=force)
+
+    def feed_row(self, url_part: str) -> dict:
+        [row] = [f for f in self.store.feeds() if url_part in f["url"]]
+        return row
+
+
+@pytest.fixture
+def service(write_config: Callable[..., Path]) -> Iterator[Callable[..., Service]]:
+    made: list[Service] = []
+
+    def make(feeds: list, **sections: object) -> Service:
+        made.append(Service(load_config(write_config(feeds, **sections))))
+        return made[-1]
+
+    yield make
+    for svc in made:
+        svc.store.close()
+
+
+def test_bbc_replay_stores_each_distinct_item_once(
+    shared_corpora: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    files = sorted((shared_corpora / "feeds" / "bbc-snapshots").glob("*.xml"))
+    assert len(files) == 39
+    bodies = [f.read_bytes() for f in files]
+    guids = set()
+    for body in bodies:
+        for item in ET.fromstring(body).iter("item"):
+            guid = (item.findtext("guid") or "").strip() or (item.findtext("link") or "").strip()
+            guids.add(guid)
+    route = server.route("/bbc.xml", bodies=bodies)
+    svc = service([server.url("/bbc.xml")])
+
+    new_per_poll = []
+    for i in range(len(bodies)):
+        summary = svc.poll(NOW + timedelta(hours=i))
+        assert summary.errors == [] and summary.feeds_polled == 1
+        new_per_poll.append(summary.new_articles)
+    assert route.served == 39
+    assert svc.store.count("articles") == len(guids)
+    assert sum(new_per_poll) == len(guids)
+    assert new_per_poll[0] == len(ET.fromstring(bodies[0]).findall("./channel/item"))
+    assert svc.feed_row("/bbc.xml")["items"] == len(guids)
+    assert svc.feed_row("/bbc.xml")["title"] == "BBC News - Home"
+
+    # The same bytes once more: nothing is new, and a repeated body is not even parsed.
+    route.served = 0
+    second_pass = [svc.poll(NOW + timedelta(days=2, hours=i)) for i in range(len(bodies))]
+    assert sum(s.new_articles for s in second_pass) == 0
+    assert all(s.errors == [] for s in second_pass)
+    assert svc.store.count("articles") == len(guids)
+    repeat = svc.poll(NOW + timedelta(days=5))
+    assert (repeat.feeds_polled, repeat.feeds_unchanged, repeat.new_articles) == (1, 1, 0)
+
+
+def test_good_feed_is_stored_while_broken_ones_are_recorded(
+    server: LoopbackServer, closed_port: int, service: Callable[..., Service]
+) -> None:
+    server.route("/good.rss", RSS)
+    server.route("/error.rss", b"Internal error", status=500, content_type="text/plain")
+    server.route(
+        "/broken.rss", b"<html><body><p>We moved!</p></body></html>", content_type="text/html"
+    )
+    svc = service(
+        [
+            {"url": server.url("/good.rss"), "name": "Good"},
+            server.url("/error.rss"),
+            f"http://127.0.0.1:{closed_port}/feed.rss",
+            server.url("/broken.rss"),
+        ]
+    )
+    summary = svc.poll()
+    assert summary.feeds_polled == 4
+    assert summary.new_articles == RSS_ITEMS == svc.store.count("articles")
+    assert {url for url, _ in summary.errors} == {
+        server.url("/error.rss"),
+        f"http://127.0.0.1:{closed_port}/feed.rss",
+        server.url("/broken.rss"),
+    }
+    assert all("\n" not in message for _, message in summary.errors)
+
+    good = svc.feed_row("/good.rss")
+    assert (good["last_error"], good["error_count"], good["last_status"]) == (None, 0, 200)
+    assert good["items"] == RSS_ITEMS and good["last_success"]
+    errors = {
+        "/error.rss": "HTTP 500 Internal Server Error",
+        f":{closed_port}/": "connection failed: ",
+        "/broken.rss": "not a feed",
+    }
+    for part, message in errors.items():
+        row = svc.feed_row(part)
+        assert row["last_error"].startswith(message), row
+        assert row["error_count"] == 1
+        assert row["last_success"] is None
+        assert parse_iso(row["next_poll"]) > NOW
+
+    again = svc.poll(NOW + timedelta(days=3))
+    assert again.new_articles == 0
+    assert [svc.feed_row(part)["error_count"] for part in errors] == [2, 2, 2]
+    assert svc.feed_row("/good.rss")["error_count"] == 0
+
+
+def test_recovered_feed_resets_its_errors(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.route("/feed.rss", b"down", status=500)
+    svc = service([server.url("/feed.rss")])
+    svc.poll()
+    svc.poll()
+    assert svc.feed_row("/feed.rss")["error_count"] == 2
+    server.route("/feed.rss", RSS)
+    summary = svc.poll()
+    assert summary.errors == [] and summary.new_articles == RSS_ITEMS
+    row = svc.feed_row("/feed.rss")
+    assert (row["error_count"], row["last_error"], row["last_status"]) == (0, None, 200)
+
+
+def test_304_keeps_articles_and_validators(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.route("/feed.rss", RSS, etag='"v1"', last_modified="Mon, 23 Nov 2026 18:40:00 GMT")
+    svc = service([server.url("/feed.rss")])
+    assert svc.poll().new_articles == RSS_ITEMS
+    summary = svc.poll(NOW + timedelta(hours=1))
+    assert (summary.feeds_unchanged, summary.new_articles, summary.errors) == (1, 0, [])
+    assert server.requests_to("/feed.rss")[-1].headers["if-none-match"] == '"v1"'
+    row = svc.feed_row("/feed.rss")
+    assert (row["last_status"], row["etag"], row["error_count"]) == (304, '"v1"', 0)
+    assert row["last_modified"] == "Mon, 23 Nov 2026 18:40:00 GMT"
+    assert svc.store.count("articles") == RSS_ITEMS
+
+
+def test_same_body_under_a_new_etag_after_a_304_is_unchanged(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.route("/feed.rss", RSS, etag='"v1"')
+    svc = service([server.url("/feed.rss")])
+    svc.poll()
+    assert svc.poll().feeds_unchanged == 1  # 304
+    server.route("/feed.rss", RSS, etag='"v2"')  # a server that re-tags identical content
+    summary = svc.poll()
+    assert server.requests_to("/feed.rss")[-1].headers["if-none-match"] == '"v1"'
+    assert (summary.feeds_unchanged, summary.new_articles) == (1, 0)
+    assert svc.feed_row("/feed.rss")["etag"] == '"v2"'
+
+
+def test_unchanged_body_without_validators_is_reported_unchanged(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.route("/feed.rss", RSS)
+    svc = service([server.url("/feed.rss")])
+    first = svc.poll()
+    second = svc.poll(NOW + timedelta(hours=1))
+    assert (first.feeds_unchanged, first.new_articles) == (0, RSS_ITEMS)
+    assert (second.feeds_unchanged, second.new_articles) == (1, 0)
+    assert "if-none-match" not in server.requests_to("/feed.rss")[-1].headers
+
+
+def test_permanent_redirect_moves_the_stored_feed(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.redirect("/old.rss", "/new.rss", status=301)
+    server.route("/new.rss", RSS)
+    svc = service([server.url("/old.rss")])
+    assert svc.poll().new_articles == RSS_ITEMS
+    assert [f["url"] for f in svc.store.feeds()] == [server.url("/new.rss")]
+    svc.poll(NOW + timedelta(hours=1))
+    assert len(server.requests_to("/old.rss")) == 1
+    assert len(server.requests_to("/new.rss")) == 2
+
+
+def test_temporary_redirect_keeps_the_stored_feed(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.redirect("/feed.rss", "/today.rss", status=302)
+    server.route("/today.rss", RSS)
+    svc = service([server.url("/feed.rss")])
+    assert svc.poll().new_articles == RSS_ITEMS
+    assert [f["url"] for f in svc.store.feeds()] == [server.url("/feed.rss")]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_pushes_next_poll(
+    server: LoopbackServer, service: Callable[..., Service], status: int
+) -> None:
+    server.route("/feed.rss", b"busy", status=status, headers={"Retry-After": "7200"})
+    svc = service([{"url": server.url("/feed.rss"), "interval": "1m"}])
+    summary = svc.poll()
+    assert summary.errors[0][1].startswith(f"HTTP {status}")
+    row = svc.feed_row("/feed.rss")
+    assert parse_iso(row["next_poll"]) >= NOW + timedelta(seconds=7200)
+    assert row["error_count"] == 1
+    assert svc.store.due_feeds(NOW + timedelta(seconds=7199), 1800) == []
+
+
+def test_retry_after_is_capped_by_max_backoff(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    server.route("/feed.rss", b"busy", status=429, headers={"Retry-After": "9999999"})
+    svc = service(
+        [{"url": server.url("/feed.rss"), "interval": "1m"}], polling={"max_backoff": "1h"}
+    )
+    svc.poll()
+    next_poll = parse_iso(svc.feed_row("/feed.rss")["next_poll"])
+    assert NOW + timedelta(minutes=54) <= next_poll <= NOW + timedelta(hours=1)
+
+
+def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:
+    server.route("/feed.rss", RSS)
+    svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
+    assert svc.poll(force=False).feeds_polled == 1
+    assert svc.poll(NOW + timedelta(minutes=8), force=False).feeds_polled == 0
+    assert svc.poll(NOW + timedelta(minutes=12), force=False).feeds_polled == 1
+    assert len(server.requests_to("/feed.rss")) == 2
+
+
+def test_local_file_feeds_and_json_feed(service: Callable[..., Service]) -> None:
+    svc = service([str(SAMPLES / name) for name in sorted(p.name for p in SAMPLES.iterdir())])
+    summary = svc.poll()
+    assert summary.errors == [] and summary.feeds_polled == 4
+    assert summary.new_articles == svc.store.count("articles") == 30
+    titles = {f["title"] for f in svc.store.feeds()}
+    assert titles == {"Border Watch", "The Coastal Herald", "Nord Actu", "Wire Digest"}
+
+
+def delays(error_count: int, seeds: range = range(200), **kwargs: object) -> list[float]:
+    values = []
+    for seed in seeds:
+        when = next_poll_time(
+            kwargs.get("interval", 600.0),  # type: ignore[arg-type]
+            error_count,
+            NOW,
+            kwargs.get("max_backoff", 86400.0),  # type: ignore[arg-type]
+            kwargs.get("retry_after"),  # type: ignore[arg-type]
+            rng=random.Random(seed),
+        )
+        values.append((when - NOW).total_seconds())
+    return values
+
+
+def test_backoff_doubles_with_each_failure() -> None:
+    for errors in range(6):
+        base = 600 * 2**errors
+        values = delays(errors)
+        assert all(0.9 * base <= v <= 1.1 * base for v in values), errors
+        # Jitter spreads feeds that failed together, on both sides of the base delay.
+        assert min(values) < base < max(values)
+        assert len(set(values)) > 100
+
+
+def test_backoff_is_capped_at_max_backoff() -> None:
+    values = delays(12, max_backoff=3600.0)
+    assert all(0.9 * 3600 <= v <= 3600 for v in values)
+    assert len(set(values)) > 100  # still spread below the cap
+
+
+def test_interval_longer_than_max_backoff_is_kept_while_healthy() -> None:
+    values = delays(0, interval=7 * 86400.0, max_backoff=86400.0)
+    assert all(0.9 * 7 * 86400 <= v <= 1.1 * 7 * 86400 for v in values)
+
+
+def test_retry_after_wins_over_a_shorter_backoff() -> None:
+    assert min(delays(1, retry_after=5000.0)) >= 5000
+    assert max(delays(1, retry_after=5000.0, max_backoff=3000.0)) <= 3000
+
+
+def test_same_seed_same_schedule() -> None:
+    assert delays(3, range(5)) == delays(3, range(5))
+
+
+def test_many_failures_do_not_overflow_the_backoff() -> None:
+    assert all(0.9 * 86400 <= v <= 86400 for v in delays(5000, range(10)))

@@ -1,0 +1,229 @@
+"""The SQLite store on real files: migrations, upgrades in place, only-new inserts, search."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from monitor.records import Article
+from monitor.store import FeedState, Store, migrations
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def article(feed_id: int, guid: str, title: str = "", **fields: object) -> Article:
+    return Article(
+        feed_id=feed_id,
+        guid=guid,
+        url=f"https://news.example.com/{guid}",
+        title=title or f"Article {guid}",
+        published=NOW - timedelta(hours=1),
+        updated=NOW - timedelta(hours=1),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def applied(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT name, applied_at FROM _sqlite_migrations WHERE migration_set = 'vigie' "
+            "ORDER BY id"
+        ).fetchall()
+
+
+def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "vigie.db"
+    Store(path).close()
+    assert {"feeds", "articles", "articles_fts", "matches", "mentions"} <= tables(path)
+    assert [name for name, _ in applied(path)] == [
+        "m001_feeds_and_articles",
+        "m002_matches_and_mentions",
+    ]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reopening_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "vigie.db"
+    first = Store(path)
+    feed_id = first.upsert_feed("https://a.example/feed", name="A", now=NOW)
+    with first.transaction():
+        first.insert_articles([article(feed_id, "1")], NOW)
+    first.close()
+    before = applied(path)
+    again = Store(path)
+    assert applied(path) == before
+    assert again.count("articles") == 1
+    assert again.feeds()[0]["name"] == "A"
+    again.close()
+
+
+def test_older_schema_is_upgraded_in_place_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m002_matches_and_mentions")
+    feed_id = db["feeds"].insert({"url": "https://old.example/rss", "name": "Old"}).last_pk
+    db["articles"].insert(
+        {"feed_id": feed_id, "guid": "old-1", "title": "Les exilés de Calais", "url": "u"}
+    )
+    db.close()
+    assert "matches" not in tables(path)
+
+    store = Store(path)
+    assert {"matches", "mentions"} <= tables(path)
+    assert [name for name, _ in applied(path)][-1] == "m002_matches_and_mentions"
+    assert [f["url"] for f in store.feeds()] == ["https://old.example/rss"]
+    assert store.count("articles") == 1
+    assert [r["title"] for r in store.search_articles("exiles")] == ["Les exilés de Calais"]
+    with store.transaction():
+        new = store.insert_articles([article(feed_id, "old-1"), article(feed_id, "new-2")], NOW)
+    assert [a.guid for a in new] == ["new-2"]
+    store.close()
+
+
+def test_insert_articles_returns_only_new_ones(store: Store) -> None:
+    feed_id = store.upsert_feed("https://a.example/feed", now=NOW)
+    with store.transaction():
+        first = store.insert_articles([article(feed_id, "1"), article(feed_id, "2")], NOW)
+    assert [a.guid for a in first] == ["1", "2"]
+    assert all(a.id is not None for a in first)
+    with store.transaction():
+        second = store.insert_articles(
+            [article(feed_id, "2"), article(feed_id, "3"), article(feed_id, "1")], NOW
+        )
+    assert [a.guid for a in second] == ["3"]
+    assert store.count("articles") == 3
+
+
+def test_same_guid_in_another_feed_is_new(store: Store) -> None:
+    a = store.upsert_feed("https://a.example/feed", now=NOW)
+    b = store.upsert_feed("https://b.example/feed", now=NOW)
+    with store.transaction():
+        store.insert_articles([article(a, "shared")], NOW)
+        new = store.insert_articles([article(b, "shared")], NOW)
+    assert [x.feed_id for x in new] == [b]
+
+
+def test_stored_article_reads_back_equal(store: Store) -> None:
+    feed_id = store.upsert_feed("https://a.example/feed", name="Alpha", now=NOW)
+    original = article(
+        feed_id,
+        "g",
+        "Titre accentué",
+        summary="Résumé",
+        content="Un.\n\nDeux.",
+        content_html="<p>Un.</p><p>Deux.</p>",
+        authors=("Zoé",),
+        categories=("justice", "calais"),
+        language="fr",
+    )
+    with store.transaction():
+        [stored] = store.insert_articles([original], NOW)
+    read = store.article(stored.id)  # type: ignore[arg-type]
+    assert read is not None
+    assert read == replace(stored, feed_name="Alpha")
+    assert read.published is not None and read.published.tzinfo is not None
+
+
+def test_search_finds_accented_words_typed_without_accents(store: Store) -> None:
+    feed_id = store.upsert_feed("https://a.example/feed", name="Nord", now=NOW)
+    with store.transaction():
+        store.insert_articles(
+            [
+                article(feed_id, "1", "Évacuation d'un campement", summary="Des exilés délogés."),
+                article(feed_id, "2", "Météo", summary="Il pleut sur Lille."),
+            ],
+            NOW,
+        )
+    for query in ("exiles", "evacuation", "EXILÉS", "delog*"):
+        rows = store.search_articles(query)
+        assert [r["title"] for r in rows] == ["Évacuation d'un campement"], query
+    [row] = store.search_articles("exiles")
+    assert row["feed_name"] == "Nord"
+    assert "⟦exilés⟧" in row["snippet"]
+    assert store.search_articles("neige") == []
+
+
+def test_upsert_feed_keeps_http_state_and_updates_settings(store: Store) -> None:
+    feed_id = store.upsert_feed("https://a.example/feed", name="A", tags=["x"], now=NOW)
+    store.record_poll(
+        feed_id,
+        FeedState(
+            status=200,
+            error=None,
+            error_count=0,
+            next_poll=NOW + timedelta(minutes=30),
+            polled=NOW,
+            etag='"e1"',
+            body_hash="h1",
+            success=True,
+            new_items=4,
+        ),
+    )
+    again = store.upsert_feed("https://a.example/feed", name="A2", tags=["y"], now=NOW)
+    assert again == feed_id
+    [row] = store.feeds()
+    assert (row["name"], json.loads(row["tags"])) == ("A2", ["y"])
+    assert (row["etag"], row["body_hash"], row["items"]) == ('"e1"', "h1", 4)
+    feed = store.feed(feed_id, 1800)
+    assert feed.etag == '"e1"' and feed.tags == ("y",) and feed.interval == 1800
+
+
+def test_due_feeds_follow_next_poll(store: Store) -> None:
+    early = store.upsert_feed("https://a.example/feed", now=NOW)
+    later = store.upsert_feed("https://b.example/feed", now=NOW)
+    store.record_poll(
+        later,
+        FeedState(
+            status=200, error=None, error_count=0, next_poll=NOW + timedelta(hours=1), polled=NOW
+        ),
+    )
+    assert [f.id for f in store.due_feeds(NOW, 1800)] == [early]
+    assert {f.id for f in store.due_feeds(NOW + timedelta(hours=1), 1800)} == {early, later}
+
+
+def test_failed_poll_keeps_validators(store: Store) -> None:
+    feed_id = store.upsert_feed("https://a.example/feed", now=NOW)
+    ok = FeedState(
+        status=200,
+        error=None,
+        error_count=0,
+        next_poll=NOW,
+        polled=NOW,
+        etag='"e"',
+        success=True,
+    )
+    store.record_poll(feed_id, ok)
+    failed = FeedState(
+        status=500, error="HTTP 500", error_count=1, next_poll=NOW, polled=NOW, etag=None
+    )
+    store.record_poll(feed_id, failed)
+    [row] = store.feeds()
+    assert (row["etag"], row["last_error"], row["error_count"]) == ('"e"', "HTTP 500", 1)
+    assert row["last_success"] == "2026-11-23T12:00:00+00:00"
+
+
+def test_permanent_redirect_onto_an_existing_feed_keeps_both(store: Store) -> None:
+    a = store.upsert_feed("https://a.example/feed", now=NOW)
+    store.upsert_feed("https://b.example/feed", now=NOW)
+    moved = FeedState(
+        status=200,
+        error=None,
+        error_count=0,
+        next_poll=NOW,
+        polled=NOW,
+        url="https://b.example/feed",
+        success=True,
+    )
+    store.record_poll(a, moved)
+    assert [f["url"] for f in store.feeds()] == ["https://a.example/feed", "https://b.example/feed"]
