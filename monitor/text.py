@@ -151,7 +151,10 @@ STEM_LANGUAGES = {"en": "english", "fr": "french"}
 
 @cache
 def _stemmer(language: str) -> Stemmer.Stemmer:
-    return Stemmer.Stemmer(STEM_LANGUAGES[language])
+    stemmer = Stemmer.Stemmer(STEM_LANGUAGES[language])
+    # PyStemmer's word cache costs more than it saves: each article brings mostly new words.
+    stemmer.maxCacheSize = 0
+    return stemmer
 
 
 def stem_words(words: list[str], language: str) -> list[str]:

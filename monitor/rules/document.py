@@ -10,6 +10,7 @@ its tokenisation.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from functools import cached_property
 
 from ..records import Article
@@ -22,10 +23,13 @@ ALL_FIELDS = (*TEXT_FIELDS, "author", "url", "feed", "category")
 class FieldText:
     """One field of an article: its text, tokens and where each token occurs."""
 
-    def __init__(self, text: str, languages: tuple[str, ...]) -> None:
+    def __init__(
+        self, text: str, languages: tuple[str, ...], stem_map: Callable[[str], dict[str, str]]
+    ) -> None:
         self.text = text
         self.tokens = tokens(fold(text)) if text else []
         self.languages = languages
+        self._stem_map = stem_map
         self._stems: dict[str, dict[str, list[int]]] = {}
         self._prefixes: dict[str, list[int]] = {}
 
@@ -59,15 +63,17 @@ class FieldText:
         return cached
 
     def stem_positions(self, language: str) -> dict[str, list[int]]:
-        """Stem -> positions, for one language."""
+        """Stem -> positions, for one language (stems come from the document's one stemming)."""
         cached = self._stems.get(language)
         if cached is None:
-            distinct = list(self.positions)
+            stem_of = self._stem_map(language)
             cached = {}
-            for word, stem in zip(distinct, stem_words(distinct, language), strict=True):
-                cached.setdefault(stem, []).extend(self.positions[word])
-            for positions in cached.values():
-                positions.sort()
+            for word, positions in self.positions.items():
+                stem = stem_of[word]
+                if stem in cached:
+                    cached[stem] = sorted(cached[stem] + positions)
+                else:
+                    cached[stem] = positions
             self._stems[language] = cached
         return cached
 
@@ -95,11 +101,12 @@ class Document:
             (language,) if language in STEM_LANGUAGES else tuple(STEM_LANGUAGES)
         )
         self._fields: dict[str, FieldText] = {}
+        self._stem_maps: dict[str, dict[str, str]] = {}
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = FieldText(self._raw(name), self.languages)
+            found = self._fields[name] = FieldText(self._raw(name), self.languages, self.stem_map)
         return found
 
     def _raw(self, name: str) -> str:
@@ -124,7 +131,15 @@ class Document:
             words.update(self.field(name).tokens)
         return frozenset(words)
 
+    def stem_map(self, language: str) -> dict[str, str]:
+        """Word -> stem for every distinct word of the document: one stemming per language."""
+        found = self._stem_maps.get(language)
+        if found is None:
+            distinct = list(self.words)
+            found = dict(zip(distinct, stem_words(distinct, language), strict=True))
+            self._stem_maps[language] = found
+        return found
+
     def stems(self, language: str) -> set[str]:
         """Distinct stems of every field's words in one language."""
-        distinct = list(self.words)
-        return set(stem_words(distinct, language)) if distinct else set()
+        return set(self.stem_map(language).values())
