@@ -193,12 +193,21 @@ class Part:
         return frozenset({("w", fold(self.value) if self.kind == "c" else self.value)})
 
 
+Clause = frozenset[str]
+
+
 class Node:
     def hits(self, doc: Document) -> list[Hit] | None:
         raise NotImplementedError
 
     def keys(self) -> frozenset[Key] | None:
         raise NotImplementedError
+
+    def must(self) -> tuple[Clause, ...]:
+        """Sets of exact words of which a matching article contains at least one each: a
+        candidate failing any is dropped with a few set operations, before evaluation (Lucene
+        Monitor's multipass term filter). Prefixes and stems give no clause."""
+        return ()
 
 
 class Seq(Node):
@@ -214,8 +223,12 @@ class Seq(Node):
     ) -> None:
         self.parts, self.fields, self.label, self.entity = parts, fields, label, entity
         self._keys = min((p.keys() for p in parts), key=stats.keys_cost)
+        # The most common shape, one plain word, takes a short path.
+        self.word = parts[0].value if len(parts) == 1 and parts[0].kind == "w" else None
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        if self.word is not None:
+            return self._word_hits(doc, self.word)
         out: list[Hit] = []
         n = len(self.parts)
         for name in self.fields:
@@ -234,8 +247,26 @@ class Seq(Node):
             out.extend((name, s, s + n, self.label, self.entity) for s in starts)
         return out or None
 
+    def _word_hits(self, doc: Document, word: str) -> list[Hit] | None:
+        if word not in doc.words:
+            return None
+        out: list[Hit] = []
+        label, entity = self.label, self.entity
+        for name in self.fields:
+            found = doc.field(name).positions.get(word)
+            if found:
+                out.extend([(name, s, s + 1, label, entity) for s in found])
+        return out or None
+
     def keys(self) -> frozenset[Key] | None:
         return self._keys
+
+    def must(self) -> tuple[Clause, ...]:
+        return tuple(
+            frozenset({p.value if p.kind == "w" else fold(p.value)})
+            for p in self.parts
+            if p.kind in ("w", "c")
+        )
 
 
 class AllOf(Node):
@@ -255,6 +286,9 @@ class AllOf(Node):
     def keys(self) -> frozenset[Key] | None:
         return self.children[0].keys() if self.children else None
 
+    def must(self) -> tuple[Clause, ...]:
+        return tuple(dict.fromkeys(c for child in self.children for c in child.must()))
+
 
 class AnyOf(Node):
     def __init__(self, children: list[Node]) -> None:
@@ -272,6 +306,12 @@ class AnyOf(Node):
 
     def keys(self) -> frozenset[Key] | None:
         return self._keys  # type: ignore[return-value]
+
+    def must(self) -> tuple[Clause, ...]:
+        firsts = [child.must()[:1] for child in self.children]
+        if not firsts or not all(firsts):
+            return ()
+        return (frozenset().union(*(first[0] for first in firsts)),)
 
 
 class NoneOf(Node):
@@ -327,6 +367,9 @@ class Near(Node):
 
     def keys(self) -> frozenset[Key] | None:
         return self._keys
+
+    def must(self) -> tuple[Clause, ...]:
+        return tuple(dict.fromkeys((*self.left.must(), *self.right.must())))
 
 
 class LanguageIs(Node):

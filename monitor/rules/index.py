@@ -23,6 +23,11 @@ class CompiledRule:
     rule: Rule
     node: Node
     keys: frozenset[Key] | None
+    must: tuple[frozenset[str], ...] = ()
+
+    def may_match(self, words: frozenset[str]) -> bool:
+        """False when the article lacks every word of one of the rule's required clauses."""
+        return not any(clause.isdisjoint(words) for clause in self.must)
 
     def in_scope(self, doc: Document) -> bool:
         rule = self.rule
@@ -38,7 +43,7 @@ def compile_rule(
 ) -> CompiledRule:
     """Parse and compile one rule. Raises QuerySyntaxError (position within the query)."""
     node = Compiler(entities, stem_all=rule.stem, stats=stats).compile(parse_query(rule.query))
-    return CompiledRule(rule, node, node.keys())
+    return CompiledRule(rule, node, node.keys(), node.must()[:4])
 
 
 class _KeyIndex:
@@ -126,9 +131,10 @@ class RuleIndex:
         """Matches of every enabled rule, and every entity mention, for one article."""
         doc = Document(article, feed_tags)
         matches = []
+        words = doc.words
         for i in sorted(self._rule_keys.candidates(doc)):
             compiled = self.rules[i]
-            if not compiled.in_scope(doc):
+            if not compiled.may_match(words) or not compiled.in_scope(doc):
                 continue
             match = explain(compiled, doc)
             if match is not None:
