@@ -1,0 +1,93 @@
+"""`vigie run` picks up edited rule files; a broken edit is logged and the last good rules stay."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import REPO, SAMPLES, LoopbackServer
+from test_cli import wait_for
+
+GOOD = '[[rule]]\nid = "storms"\ntags = ["weather"]\nquery = "storm~ NEAR/5 warning~"\n'
+BROKEN = '[[rule]]\nid = "storms"\ntags = ["weather"]\nquery = "storm~ NEAR/5 (warning~"\n'
+FIXED = '[[rule]]\nid = "gales"\ntags = ["weather"]\nquery = "gusts"\n'
+
+
+def matched_rules(database: Path) -> set[tuple[str, str]]:
+    try:
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute(
+                "SELECT f.name, m.rule_id FROM matches m JOIN articles a ON a.id = m.article_id "
+                "JOIN feeds f ON f.id = a.feed_id"
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return set()
+    return set(rows)
+
+
+def test_broken_edit_is_logged_and_last_good_rules_stay(
+    server: LoopbackServer, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    rss = (SAMPLES / "coastal-herald.rss").read_bytes()
+    server.route("/first.rss", rss)
+    server.route("/second.rss", rss.replace(b"coastal-herald", b"second-herald"))
+    server.route("/third.rss", rss.replace(b"coastal-herald", b"third-herald"))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule_file = rules / "weather.toml"
+    rule_file.write_text(GOOD, encoding="utf-8")
+    config = write_config(
+        [{"url": server.url("/first.rss"), "name": "first"}],
+        polling={"tick": "0.2s"},
+        rules={"paths": ["rules"], "reload": "0.2s"},
+    )
+    database = tmp_path / "data" / "vigie.db"
+    log = tmp_path / "run.log"
+
+    def add_feed(name: str) -> None:
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "service.py"),
+                "feeds",
+                "add",
+                server.url(f"/{name}.rss"),
+                "--name",
+                name,
+                "--config",
+                str(config),
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_for(lambda: ("first", "storms") in matched_rules(database), "first match", log)
+
+        rule_file.write_text(BROKEN, encoding="utf-8")
+        wait_for(lambda: "rule file error" in log.read_text(), "the error to be logged", log)
+        assert f"{rule_file}:4:" in log.read_text()
+        add_feed("second")  # polled while the broken file is on disk
+        wait_for(lambda: ("second", "storms") in matched_rules(database), "old rules", log)
+
+        rule_file.write_text(FIXED, encoding="utf-8")
+        wait_for(lambda: log.read_text().count("rules loaded") >= 2, "the fixed rules", log)
+        add_feed("third")
+        wait_for(lambda: ("third", "gales") in matched_rules(database), "new rules", log)
+        assert ("third", "storms") not in matched_rules(database)
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
