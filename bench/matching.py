@@ -20,7 +20,7 @@ from monitor.parse import parse_feed
 from monitor.records import Article
 from monitor.rules.compile import TermStats
 from monitor.rules.document import Document
-from monitor.rules.index import RuleIndex, compile_rule
+from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
 from monitor.text import fold, tokens
 
@@ -150,7 +150,7 @@ def main() -> None:
             rules, entities = generate_rules(n, words, df, rng, specific=mix == "specific")
             gc.collect()
             tracemalloc.start()
-            index = RuleIndex([compile_rule(r, entities, stats) for r in rules], entities, stats)
+            index = RuleIndex.build(rules, entities, stats)
             memory = tracemalloc.get_traced_memory()[0] / 1e6
             tracemalloc.stop()
             fast = per_second(lambda a, index=index: index.match(a), docs)

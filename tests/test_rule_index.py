@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.rules.compile import TermStats
-from monitor.rules.index import RuleIndex, compile_rule
+from monitor.rules.index import RuleIndex
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -24,7 +24,7 @@ def test_index_finds_exactly_what_evaluating_every_rule_finds(with_stats: bool) 
     stats = TermStats(df, len(items)) if with_stats else TermStats()
     rng = random.Random(3)
     rules, entities = generate_rules(800, words, df, rng, specific=False)
-    index = RuleIndex([compile_rule(r, entities, stats) for r in rules], entities, stats)
+    index = RuleIndex.build(rules, entities, stats)
     sample = rng.sample(items, 60)
     total = 0
     for article in sample:

@@ -225,10 +225,23 @@ class Seq(Node):
         self._keys = min((p.keys() for p in parts), key=stats.keys_cost)
         # The most common shape, one plain word, takes a short path.
         self.word = parts[0].value if len(parts) == 1 and parts[0].kind == "w" else None
+        # Words that must all be in the article: a phrase whose words are absent is ruled out
+        # by one subset test, before any position is looked at.
+        self.required = frozenset(fold(p.value) for p in parts if p.kind in ("w", "c"))
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        # Rules share leaves (see Compiler.cache): each is evaluated once per article.
+        memo = doc.memo
+        if self in memo:
+            return memo[self]
+        found = memo[self] = self._hits(doc)
+        return found
+
+    def _hits(self, doc: Document) -> list[Hit] | None:
         if self.word is not None:
             return self._word_hits(doc, self.word)
+        if not self.required <= doc.words:
+            return None
         out: list[Hit] = []
         n = len(self.parts)
         for name in self.fields:
@@ -372,6 +385,26 @@ class Near(Node):
         return tuple(dict.fromkeys((*self.left.must(), *self.right.must())))
 
 
+class Memo(Node):
+    """A shared node (an entity) whose hits are computed once per article."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        memo = doc.memo
+        if self in memo:
+            return memo[self]
+        found = memo[self] = self.node.hits(doc)
+        return found
+
+    def keys(self) -> frozenset[Key] | None:
+        return self.node.keys()
+
+    def must(self) -> tuple[Clause, ...]:
+        return self.node.must()
+
+
 class LanguageIs(Node):
     def __init__(self, codes: frozenset[str]) -> None:
         self.codes = codes
@@ -387,18 +420,23 @@ EntityResolver = Callable[[str], Entity | None]
 
 
 class Compiler:
-    """Compiles one query tree. `stem_all` applies stemming to every unmarked word."""
+    """Compiles query trees. `stem_all` applies stemming to every unmarked word; rules compiled
+    with the same `cache` share their identical leaves and entities."""
 
     def __init__(
         self,
         entities: Mapping[str, Entity],
         stem_all: bool = False,
         stats: TermStats = HEURISTIC,
+        cache: dict[object, Node] | None = None,
     ) -> None:
         self.entities = entities
         self.stats = stats
         self.stem_all = stem_all
-        self.entity_nodes: dict[str, Node] = {}
+        # Nodes shared by every rule compiled with the same cache: the same word, phrase or
+        # entity in many rules is one node, evaluated once per article (results are memoised
+        # on the Document).
+        self.cache: dict[object, Node] = cache if cache is not None else {}
 
     def compile(self, query: ast.Query, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
         if isinstance(query, ast.Term):
@@ -457,9 +495,9 @@ class Compiler:
 
     def entity(self, entity: Entity, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
         """An entity: any of its aliases; an ambiguous alias only near one of its context words."""
-        cache_key = f"{entity.id}|{','.join(fields)}"
-        if cache_key in self.entity_nodes:
-            return self.entity_nodes[cache_key]
+        cache_key = ("entity", entity.id, fields)
+        if cache_key in self.cache:
+            return self.cache[cache_key]
         alternatives: list[Node] = []
         label = f"@{entity.id}"
         for alias, case in [(a, False) for a in entity.aliases] + [
@@ -476,7 +514,7 @@ class Compiler:
                 seq = Near(seq, near_words, entity.window, False, self.stats)
             alternatives.append(seq)
         node = AnyOf(alternatives) if len(alternatives) != 1 else alternatives[0]
-        self.entity_nodes[cache_key] = node
+        node = self.cache[cache_key] = Memo(node)
         return node
 
     def _words(
@@ -519,7 +557,11 @@ class Compiler:
                 parts.append(Part("s", word, stems))
             else:
                 parts.append(Part("w", word))
-        return Seq(tuple(parts), fields, label, entity, self.stats)
+        key = ("seq", tuple(parts), fields, label, entity)
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = Seq(tuple(parts), fields, label, entity, self.stats)
+        return found
 
     def _language(self, child: ast.Query) -> Node:
         codes = [n.text.lower() for n in ast.walk(child) if isinstance(n, ast.Term)]

@@ -102,6 +102,7 @@ class Document:
         )
         self._fields: dict[str, FieldText] = {}
         self._stem_maps: dict[str, dict[str, str]] = {}
+        self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
-from .compile import HEURISTIC, TermStats
+from .compile import HEURISTIC, Node, TermStats
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
 from .parser import QuerySyntaxError
@@ -68,13 +68,14 @@ class RuleSet:
     warnings: list[RuleError] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     stats: TermStats = HEURISTIC
+    cache: dict[object, Node] = field(default_factory=dict)  # nodes shared between rules
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def index(self) -> RuleIndex:
-        return RuleIndex(self.compiled, self.entities, self.stats)
+        return RuleIndex(self.compiled, self.entities, self.stats, self.cache)
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -92,6 +93,7 @@ def load_rules(paths: Iterable[Path], stats: TermStats = HEURISTIC) -> RuleSet:
     """Load and compile every rule file. `stats` (word frequencies of stored articles) lets
     the presearcher file each rule under its rarest words."""
     result = RuleSet(stats=stats)
+    cache = result.cache
     raw_rules: list[tuple[Rule, _Source]] = []
     for path in rule_files(paths):
         result.files.append(path)
@@ -124,7 +126,7 @@ def load_rules(paths: Iterable[Path], stats: TermStats = HEURISTIC) -> RuleSet:
             continue
         seen[rule.id] = rule
         try:
-            compiled = compile_rule(rule, result.entities, stats)
+            compiled = compile_rule(rule, result.entities, stats, cache)
         except QuerySyntaxError as e:
             result.errors.append(source.query_error(rule, e))
             continue

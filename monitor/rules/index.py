@@ -39,10 +39,15 @@ class CompiledRule:
 
 
 def compile_rule(
-    rule: Rule, entities: Mapping[str, Entity], stats: TermStats = HEURISTIC
+    rule: Rule,
+    entities: Mapping[str, Entity],
+    stats: TermStats = HEURISTIC,
+    cache: dict[object, Node] | None = None,
 ) -> CompiledRule:
-    """Parse and compile one rule. Raises QuerySyntaxError (position within the query)."""
-    node = Compiler(entities, stem_all=rule.stem, stats=stats).compile(parse_query(rule.query))
+    """Parse and compile one rule. Raises QuerySyntaxError (position within the query).
+    Rules compiled with one `cache` share identical leaves, evaluated once per article."""
+    compiler = Compiler(entities, stem_all=rule.stem, stats=stats, cache=cache)
+    node = compiler.compile(parse_query(rule.query))
     return CompiledRule(rule, node, node.keys(), node.must()[:4])
 
 
@@ -92,13 +97,14 @@ class RuleIndex:
         rules: Iterable[CompiledRule],
         entities: Mapping[str, Entity],
         stats: TermStats = HEURISTIC,
+        cache: dict[object, Node] | None = None,
     ) -> None:
         self.rules = [r for r in rules if r.rule.enabled]
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
         for i, compiled in enumerate(self.rules):
             self._rule_keys.add(i, compiled.keys)
-        compiler = Compiler(self.entities, stats=stats)
+        compiler = Compiler(self.entities, stats=stats, cache=cache)
         self._entity_nodes = [
             (e.id, compiler.entity(e))
             for e in self.entities.values()
@@ -112,7 +118,9 @@ class RuleIndex:
     def build(
         cls, rules: Iterable[Rule], entities: Mapping[str, Entity], stats: TermStats = HEURISTIC
     ) -> RuleIndex:
-        return cls((compile_rule(r, entities, stats) for r in rules if r.enabled), entities, stats)
+        cache: dict[object, Node] = {}
+        compiled = [compile_rule(r, entities, stats, cache) for r in rules if r.enabled]
+        return cls(compiled, entities, stats, cache)
 
     def __len__(self) -> int:
         return len(self.rules)
