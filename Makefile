@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench service.py
 	$(BIN)/ruff format --check monitor tests bench service.py
+
+fuzz: $(STAMP)
+	VIGIE_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest tests/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
