@@ -18,10 +18,10 @@ from pathlib import Path
 
 from monitor.parse import parse_feed
 from monitor.records import Article
-from monitor.rules.compile import TermStats
 from monitor.rules.document import Document
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
+from monitor.rules.stats import TermStats
 from monitor.text import fold, tokens
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,8 +23,8 @@ from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError, RuleError, VigieError
 from .fetch import make_session
 from .pipeline import CycleSummary, PollOutcome, poll_due
-from .rules.compile import HEURISTIC, TermStats
 from .rules.files import RuleBook
+from .rules.stats import HEURISTIC, TermStats
 from .scheduler import database_lock, run_service
 from .store import Store
 

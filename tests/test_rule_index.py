@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.rules.compile import TermStats
 from monitor.rules.index import RuleIndex
+from monitor.rules.stats import TermStats
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..records import Evidence
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
-from .compile import Hit
 from .document import Document
+from .nodes import Hit
 
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0}
 _SNIPPET_CHARS = 240

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
-from .compile import HEURISTIC, Node, TermStats
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
+from .nodes import Node
 from .parser import QuerySyntaxError
+from .stats import HEURISTIC, TermStats
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..records import Article, Evidence, Match
-from .compile import HEURISTIC, Compiler, Key, Node, TermStats
+from .compile import Compiler
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
 from .model import Entity, Rule
+from .nodes import Node
 from .parser import parse_query
+from .stats import HEURISTIC, Key, TermStats
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,276 @@
+"""Matcher nodes: evaluate against a Document and explain themselves.
+
+Each node answers three questions:
+- `hits(doc)`: None when it does not match; otherwise the evidence, a list of
+  (field, first token, end token, label, entity id) tuples ([] for a NOT that holds).
+- `keys()`: the presearch keys, a set of which every matching article contains at least one
+  (None when the node can match without any particular word, e.g. NOT). The index files a rule
+  under its keys, so only rules with a key in the article are evaluated at all.
+- `must()`: clauses of exact words a matching article contains, checked before evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..text import fold
+from .document import Document, FieldText
+from .stats import HEURISTIC, Key, TermStats
+
+Hit = tuple[str, int, int, str, str | None]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One word of a term or phrase: exact folded word, prefix, stem or exact case."""
+
+    kind: str  # "w" | "p" | "s" | "c"
+    value: str  # folded word, prefix or original-case word
+    stems: tuple[tuple[str, str], ...] = ()  # (language, stem) for kind "s"
+
+    def positions(self, ft: FieldText) -> list[int]:
+        if self.kind == "w":
+            return ft.positions.get(self.value, [])
+        if self.kind == "p":
+            return ft.prefix_positions(self.value)
+        if self.kind == "s":
+            out: list[int] = []
+            for language, stem in self.stems:
+                if language in ft.languages:
+                    out.extend(ft.stem_positions(language).get(stem, ()))
+            return sorted(set(out)) if len(ft.languages) > 1 else out
+        folded = ft.positions.get(fold(self.value), [])
+        if not folded:
+            return folded
+        original = ft.original_tokens
+        return [p for p in folded if original[p] == self.value]
+
+    def keys(self) -> frozenset[Key]:
+        if self.kind == "p":
+            return frozenset({("p", self.value)})
+        if self.kind == "s":
+            return frozenset((f"s:{language}", stem) for language, stem in self.stems)
+        return frozenset({("w", fold(self.value) if self.kind == "c" else self.value)})
+
+
+Clause = frozenset[str]
+
+
+class Node:
+    def hits(self, doc: Document) -> list[Hit] | None:
+        raise NotImplementedError
+
+    def keys(self) -> frozenset[Key] | None:
+        raise NotImplementedError
+
+    def must(self) -> tuple[Clause, ...]:
+        """Sets of exact words of which a matching article contains at least one each: a
+        candidate failing any is dropped with a few set operations, before evaluation (Lucene
+        Monitor's multipass term filter). Prefixes and stems give no clause."""
+        return ()
+
+
+class Seq(Node):
+    """A word or a phrase: parts at consecutive positions in one field."""
+
+    def __init__(
+        self,
+        parts: tuple[Part, ...],
+        fields: tuple[str, ...],
+        label: str,
+        entity: str | None = None,
+        stats: TermStats = HEURISTIC,
+    ) -> None:
+        self.parts, self.fields, self.label, self.entity = parts, fields, label, entity
+        self._keys = min((p.keys() for p in parts), key=stats.keys_cost)
+        # The most common shape, one plain word, takes a short path.
+        self.word = parts[0].value if len(parts) == 1 and parts[0].kind == "w" else None
+        # Words that must all be in the article: a phrase whose words are absent is ruled out
+        # by one subset test, before any position is looked at.
+        self.required = frozenset(fold(p.value) for p in parts if p.kind in ("w", "c"))
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        # Rules share leaves (see Compiler.cache): each is evaluated once per article.
+        memo = doc.memo
+        if self in memo:
+            return memo[self]
+        found = memo[self] = self._hits(doc)
+        return found
+
+    def _hits(self, doc: Document) -> list[Hit] | None:
+        if self.word is not None:
+            return self._word_hits(doc, self.word)
+        if not self.required <= doc.words:
+            return None
+        out: list[Hit] = []
+        n = len(self.parts)
+        for name in self.fields:
+            ft = doc.field(name)
+            if not ft.tokens:
+                continue
+            starts = self.parts[0].positions(ft)
+            if not starts:
+                continue
+            if n > 1:
+                for offset in range(1, n):
+                    following = set(self.parts[offset].positions(ft))
+                    starts = [s for s in starts if s + offset in following]
+                    if not starts:
+                        break
+            out.extend((name, s, s + n, self.label, self.entity) for s in starts)
+        return out or None
+
+    def _word_hits(self, doc: Document, word: str) -> list[Hit] | None:
+        if word not in doc.words:
+            return None
+        out: list[Hit] = []
+        label, entity = self.label, self.entity
+        for name in self.fields:
+            found = doc.field(name).positions.get(word)
+            if found:
+                out.extend([(name, s, s + 1, label, entity) for s in found])
+        return out or None
+
+    def keys(self) -> frozenset[Key] | None:
+        return self._keys
+
+    def must(self) -> tuple[Clause, ...]:
+        return tuple(
+            frozenset({p.value if p.kind == "w" else fold(p.value)})
+            for p in self.parts
+            if p.kind in ("w", "c")
+        )
+
+
+class AllOf(Node):
+    def __init__(self, children: list[Node], stats: TermStats = HEURISTIC) -> None:
+        # Evaluate the child most likely to fail (the rarest keys) first; file under its keys.
+        self.children = sorted(children, key=lambda c: stats.keys_cost(c.keys()))
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        out: list[Hit] = []
+        for child in self.children:
+            found = child.hits(doc)
+            if found is None:
+                return None
+            out.extend(found)
+        return out
+
+    def keys(self) -> frozenset[Key] | None:
+        return self.children[0].keys() if self.children else None
+
+    def must(self) -> tuple[Clause, ...]:
+        return tuple(dict.fromkeys(c for child in self.children for c in child.must()))
+
+
+class AnyOf(Node):
+    def __init__(self, children: list[Node]) -> None:
+        self.children = children
+        child_keys = [c.keys() for c in children]
+        self._keys = None if any(k is None for k in child_keys) else frozenset().union(*child_keys)
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        out: list[Hit] | None = None
+        for child in self.children:
+            found = child.hits(doc)
+            if found is not None:
+                out = (out or []) + found
+        return out
+
+    def keys(self) -> frozenset[Key] | None:
+        return self._keys  # type: ignore[return-value]
+
+    def must(self) -> tuple[Clause, ...]:
+        firsts = [child.must()[:1] for child in self.children]
+        if not firsts or not all(firsts):
+            return ()
+        return (frozenset().union(*(first[0] for first in firsts)),)
+
+
+class NoneOf(Node):
+    def __init__(self, child: Node) -> None:
+        self.child = child
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        return [] if self.child.hits(doc) is None else None
+
+    def keys(self) -> None:
+        return None
+
+
+class Near(Node):
+    """Both sides within `distance` words in the same field (adjacent words are 1 apart);
+    `ordered` requires the left side first."""
+
+    def __init__(
+        self,
+        left: Node,
+        right: Node,
+        distance: int,
+        ordered: bool,
+        stats: TermStats = HEURISTIC,
+    ) -> None:
+        self.left, self.right, self.distance, self.ordered = left, right, distance, ordered
+        self._keys = min((left.keys(), right.keys()), key=stats.keys_cost)
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        lefts = self.left.hits(doc)
+        if not lefts:
+            return None
+        rights = self.right.hits(doc)
+        if not rights:
+            return None
+        used: dict[Hit, None] = {}
+        for lh in lefts:
+            for rh in rights:
+                if lh[0] != rh[0]:
+                    continue
+                if rh[1] >= lh[2]:
+                    gap = rh[1] - lh[2] + 1
+                elif lh[1] >= rh[2]:
+                    if self.ordered:
+                        continue
+                    gap = lh[1] - rh[2] + 1
+                else:
+                    gap = 0  # overlapping spans
+                if gap <= self.distance:
+                    used[lh] = None
+                    used[rh] = None
+        return list(used) or None
+
+    def keys(self) -> frozenset[Key] | None:
+        return self._keys
+
+    def must(self) -> tuple[Clause, ...]:
+        return tuple(dict.fromkeys((*self.left.must(), *self.right.must())))
+
+
+class Memo(Node):
+    """A shared node (an entity) whose hits are computed once per article."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        memo = doc.memo
+        if self in memo:
+            return memo[self]
+        found = memo[self] = self.node.hits(doc)
+        return found
+
+    def keys(self) -> frozenset[Key] | None:
+        return self.node.keys()
+
+    def must(self) -> tuple[Clause, ...]:
+        return self.node.must()
+
+
+class LanguageIs(Node):
+    def __init__(self, codes: frozenset[str]) -> None:
+        self.codes = codes
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        return [] if doc.language in self.codes else None
+
+    def keys(self) -> None:
+        return None
