@@ -19,10 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli_common import config_option, console, escape, highlighted, operator_errors
+from .cli_deliver import add_delivery_commands, deliver_after_poll
 from .config import Config, load_config, resolve_feed_url
+from .deliver.dispatch import sync_subscribers
 from .errors import ConfigError, RuleError, VigieError
 from .fetch import make_session
 from .pipeline import CycleSummary, PollOutcome, poll_due
+from .retention import prune_expired
 from .rules.files import RuleBook
 from .rules.stats import HEURISTIC, TermStats
 from .scheduler import database_lock, run_service
@@ -40,8 +43,10 @@ def open_store(config: Config) -> Store:
             tags=feed.tags,
             language=feed.language,
             source="config",
+            full_text=feed.full_text,
             now=now,
         )
+    sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
     return store
 
 
@@ -130,7 +135,8 @@ def run(config_path: str, verbose: bool) -> None:
 @config_option
 @operator_errors
 def once(config_path: str) -> None:
-    """Poll every feed once, store and match what is new, print a summary."""
+    """Poll every feed once, store and match what is new, print a summary, then deliver:
+    each subscriber's digest (an .eml in the outbox folder without SMTP) and the webhooks."""
     config = load_config(config_path)
     with database_lock(config.database):
         store = open_store(config)
@@ -156,14 +162,16 @@ def once(config_path: str) -> None:
         else:
             summary = poll_due(store, session, config, book.index, now, force=True)
         print_summary(summary, store, config)
+        deliver_after_poll(config, store, book.index, now)
+        prune_expired(store, config.retention, now)
         store.close()
 
 
 def print_summary(summary: CycleSummary, store: Store, config: Config) -> None:
     console.print(
         f"Polled {summary.feeds_polled} feeds ({summary.feeds_unchanged} unchanged): "
-        f"{summary.new_articles} new articles, {summary.new_matches} new matches, "
-        f"{len(summary.errors)} errors.",
+        f"{summary.new_articles} new articles, {summary.updated_articles} updated, "
+        f"{summary.new_matches} new matches, {len(summary.errors)} errors.",
         soft_wrap=True,
     )
     for url, error in summary.errors:
@@ -319,3 +327,4 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
 from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
 
 main.add_command(rules)
+add_delivery_commands(main)  # the `digest` and `deliveries` groups

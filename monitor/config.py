@@ -12,9 +12,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config_delivery import DeliveryConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -30,12 +33,48 @@ _SIZE_UNITS = {
 }
 
 
+# Query parameters that say how a reader arrived, not what they read. A name ending in "*" is a
+# prefix. Compared case-insensitively. Operators may replace the list: identity.tracking_params.
+DEFAULT_TRACKING_PARAMS: tuple[str, ...] = (
+    "utm_*",  # Google Analytics campaign tags, everywhere
+    "fbclid",  # Facebook
+    "gclid",  # Google Ads
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",  # Microsoft Ads
+    "yclid",  # Yandex
+    "twclid",  # X/Twitter
+    "igshid",  # Instagram
+    "mc_cid",  # Mailchimp
+    "mc_eid",
+    "_ga",
+    "_gl",
+    "ns_*",  # BBC (ns_mchannel, ns_source, ns_campaign, ns_linkname)
+    "ito",  # BBC
+    "at_*",  # BBC/AT Internet (at_medium, at_campaign)
+    "xtor",  # AT Internet: Le Monde, franceinfo (also in fragments, which are dropped)
+    "cmp",  # The Guardian (CMP=share_btn_tw)
+    "ocid",  # MSN
+    "smid",  # New York Times share links
+    "smtyp",
+    "ref_src",  # X/Twitter embeds
+    "ref_url",
+    "mkt_tok",  # Marketo
+    "oly_anon_id",  # Omeda
+    "oly_enc_id",
+    "vero_id",
+    "wt.mc_id",  # Webtrends
+    "__twitter_impression",
+)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One documented setting: `section.key`, its kind, default and one line of help."""
 
     key: str
-    kind: str  # duration | size | int | bool | str | path | list[str]
+    kind: str  # duration | size | int | ratio | bool | str | path | list[str]
     default: Any
     help: str
 
@@ -72,6 +111,50 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("polling.max_backoff", "duration", "24h", "longest wait after repeated failures"),
     Setting("rules.paths", "list[str]", ["rules"], "rule files or folders of *.toml rule files"),
     Setting("rules.reload", "duration", "10s", "how often `vigie run` checks rule files for edits"),
+    # Identity (docs/identity.md): retention, full text, canonical URLs and stories.
+    Setting(
+        "storage.retention",
+        "duration",
+        "90d",
+        "articles, matches and story sketches older than this are pruned; 0 keeps everything",
+    ),
+    Setting(
+        "fetch.page_concurrency", "int", 4, "article pages fetched at once for full_text feeds"
+    ),
+    Setting(
+        "identity.tracking_params",
+        "list[str]",
+        list(DEFAULT_TRACKING_PARAMS),
+        'query parameters removed from article URLs; "utm_*" is a prefix',
+    ),
+    Setting(
+        "identity.story_threshold",
+        "ratio",
+        0.5,
+        "text overlap (0-1) from which two articles are one story",
+    ),
+    Setting(
+        "identity.story_window",
+        "duration",
+        "7d",
+        "how far back a new article looks for other copies of its story",
+    ),
+    # Delivery (docs/delivery.md): [smtp] and [delivery]; [[subscribers]] and [[webhooks]] below.
+    Setting("smtp.host", "str", "", "SMTP server; empty writes digests as .eml files instead"),
+    Setting("smtp.port", "int", 587, "SMTP port: 587 for starttls, 465 for tls"),
+    Setting("smtp.security", "str", "starttls", "starttls, tls (implicit TLS) or none"),
+    Setting("smtp.username", "str", "", "login name; empty sends without logging in"),
+    Setting("smtp.password_env", "str", "", "environment variable that holds the SMTP password"),
+    Setting("smtp.timeout", "duration", "30s", "time allowed for each exchange with the server"),
+    Setting("smtp.from", "str", "Vigie <vigie@localhost>", "sender of digests"),
+    Setting(
+        "delivery.public_base_url",
+        "str",
+        "",
+        "https address where one-click unsubscribe links point; empty: mailto only",
+    ),
+    Setting("delivery.outbox", "path", "outbox", "folder for .eml digests and previews"),
+    Setting("delivery.tick", "duration", "5s", "how often `vigie run` looks for due deliveries"),
 )
 
 FEED_SETTINGS: tuple[Setting, ...] = (
@@ -80,6 +163,7 @@ FEED_SETTINGS: tuple[Setting, ...] = (
     Setting("interval", "duration", None, "time between polls (defaults to polling.interval)"),
     Setting("tags", "list[str]", [], "labels that rules can scope to"),
     Setting("language", "str", "", "language of the items when the feed does not declare one"),
+    Setting("full_text", "bool", False, "fetch each new item's page and match on its main text"),
 )
 
 
@@ -90,6 +174,7 @@ class FeedConfig:
     interval: float | None = None
     tags: tuple[str, ...] = ()
     language: str = ""
+    full_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +187,7 @@ class FetchConfig:
     concurrency: int
     allow_private: bool
     allow_hosts: tuple[str, ...]
+    page_concurrency: int = 4
 
 
 @dataclass(frozen=True)
@@ -118,6 +204,13 @@ class RulesConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    tracking_params: tuple[str, ...] = DEFAULT_TRACKING_PARAMS
+    story_threshold: float = 0.5
+    story_window: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     database: Path
@@ -125,6 +218,9 @@ class Config:
     polling: PollingConfig
     rules: RulesConfig
     feeds: tuple[FeedConfig, ...] = field(default=())
+    delivery: DeliveryConfig = field(default_factory=lambda: _no_delivery())
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    retention: float = 90 * 86400.0  # seconds; 0 keeps everything
 
     @property
     def base_dir(self) -> Path:
@@ -157,6 +253,7 @@ _EXPECTED = {
     "duration": 'expected a duration like "15m"',
     "size": 'expected a size like "10MB"',
     "int": "expected a whole number",
+    "ratio": "expected a number between 0 and 1, like 0.5",
     "bool": "expected true or false",
     "str": "expected a string",
     "path": "expected a file path",
@@ -174,6 +271,9 @@ def _convert(kind: str, value: Any) -> Any:
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
         converted = value if ok else None
+    elif kind == "ratio":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1
+        converted = float(value) if ok else None
     elif kind == "bool":
         converted = value if isinstance(value, bool) else None
     elif kind in ("str", "path"):
@@ -241,6 +341,12 @@ def resolve_feed_url(url: str, base_dir: Path) -> str:
     return (base_dir / url).resolve().as_uri()
 
 
+def _no_delivery() -> DeliveryConfig:
+    from .config_delivery import DeliveryConfig
+
+    return DeliveryConfig()
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate config.toml. Raises ConfigError naming file, key and expectation."""
     config_path = Path(path)
@@ -255,7 +361,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(shown, "", f"not valid TOML: {e}") from None
-    known_sections = {s.key.split(".")[0] for s in SETTINGS} | {"feeds"}
+    # config_delivery builds on this module's settings and converters: imported here, not above.
+    from .config_delivery import ARRAYS, load_delivery
+
+    known_sections = {s.key.split(".")[0] for s in SETTINGS} | {"feeds", *ARRAYS}
     for key in raw:
         if key not in known_sections:
             raise ConfigError(
@@ -266,6 +375,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     fetch = _section_values(raw, "fetch", shown)
     polling = _section_values(raw, "polling", shown)
     rules = _section_values(raw, "rules", shown)
+    identity = _section_values(raw, "identity", shown)
     raw_feeds = raw.get("feeds", [])
     if not isinstance(raw_feeds, list):
         raise ConfigError(
@@ -281,6 +391,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                 interval=feed.interval,
                 tags=feed.tags,
                 language=feed.language,
+                full_text=feed.full_text,
             )
         )
     return Config(
@@ -290,4 +401,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         polling=PollingConfig(**polling),
         rules=RulesConfig(paths=tuple(base / p for p in rules["paths"]), reload=rules["reload"]),
         feeds=tuple(feeds),
+        delivery=load_delivery(raw, shown, base),
+        identity=IdentityConfig(**identity),
+        retention=storage["retention"],
     )

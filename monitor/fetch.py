@@ -65,6 +65,20 @@ def fetch_feed(session: requests.Session, feed: Feed, config: FetchConfig) -> Fe
         headers["If-None-Match"] = feed.etag
     if feed.last_modified:
         headers["If-Modified-Since"] = feed.last_modified
+    return _fetch_within_deadline(session, feed, config, headers)
+
+
+def fetch_page(session: requests.Session, url: str, config: FetchConfig) -> FetchResult:
+    """Fetch an article page (for full text) with the same limits as a feed: deadline, size
+    cap, redirects and network guard. Only http(s): a feed cannot make Vigie read a local file.
+    Never raises for an expected failure; `error` says what went wrong."""
+    headers = {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"}
+    return _fetch_within_deadline(session, Feed(id=0, url=url), config, headers)
+
+
+def _fetch_within_deadline(
+    session: requests.Session, feed: Feed, config: FetchConfig, headers: dict[str, str]
+) -> FetchResult:
     deadline = time.monotonic() + config.deadline
     with SocketWatch() as watch:
         timer = threading.Timer(config.deadline, watch.expire)

@@ -1,28 +1,34 @@
-"""One poll cycle: fetch -> parse -> store -> match, one transaction per feed.
+"""One poll cycle: fetch -> parse -> identify -> store -> story -> match, one transaction per feed.
 
-Fetching and parsing run in a bounded thread pool (network-bound); storing and matching run on the
-calling thread, because SQLite has one writer. A feed's failure is recorded on that feed and the
-cycle goes on with the others.
+Fetching and parsing run in a bounded thread pool (network-bound), with identification (canonical
+URL, fingerprint, language) and, for full_text feeds, the article pages; storing, grouping into
+stories and matching run on the calling thread, because SQLite has one writer. A feed's failure is
+recorded on that feed and the cycle goes on with the others.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import requests
 
 from .config import Config
+from .deliver.outbox import webhook_routes
 from .errors import FeedParseError
 from .fetch import fetch_feed
+from .fulltext import PageFetcher
+from .identity import TrackingParams, distinct_urls, identify
+from .language import detect_language
 from .parse import parse_feed
-from .records import Article, Evidence, Feed, FetchResult, Match
+from .records import Article, Change, Evidence, Feed, FetchResult, Match
 from .store import FeedState, Store
+from .stories import ensure_index, place
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,10 @@ class CycleSummary:
     feeds_polled: int = 0
     feeds_unchanged: int = 0
     new_articles: int = 0
-    new_matches: int = 0
+    updated_articles: int = 0  # new revisions of stored articles
+    new_matches: int = 0  # rules newly matching a new article or a new revision
     errors: list[tuple[str, str]] = field(default_factory=list)  # (feed url, message)
+    changes: list[Change] = field(default_factory=list)  # what delivery may announce
 
 
 def next_poll_time(
@@ -80,9 +88,16 @@ def next_poll_time(
 
 
 def fetch_and_parse(
-    session: requests.Session, feed: Feed, config: Config, now: datetime
+    session: requests.Session,
+    feed: Feed,
+    config: Config,
+    now: datetime,
+    known: Mapping[str, str | None] | None = None,
+    pages: PageFetcher | None = None,
 ) -> PollOutcome:
-    """Network and parsing for one feed; safe to run in a worker thread (no database access)."""
+    """Network, parsing and identification for one feed; safe to run in a worker thread (no
+    database access). For a full_text feed, `pages` fetches the pages of the items that
+    `known` (guid -> stored fingerprint) does not hold unchanged."""
     result = fetch_feed(session, feed, config.fetch)
     if result.error:
         return PollOutcome(feed, result, error=result.error)
@@ -94,13 +109,18 @@ def fetch_and_parse(
         )
     except FeedParseError as e:
         return PollOutcome(feed, result, error=e.reason)
+    articles = identify(articles, TrackingParams.of(config.identity.tracking_params))
+    if feed.full_text and pages is not None:
+        articles = distinct_urls(pages.enrich(articles, known or {}))
+    articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
     return PollOutcome(feed, result, title=title, articles=tuple(articles))
 
 
 def store_outcome(
     store: Store, outcome: PollOutcome, config: Config, matcher: Matcher | None, now: datetime
-) -> tuple[int, int]:
-    """Store one feed's outcome in one transaction. Returns (new articles, new matches)."""
+) -> list[Change]:
+    """Store one feed's outcome in one transaction. Returns its new articles and new revisions
+    of stored ones, each with its story and the rules that newly match it."""
     feed, result = outcome.feed, outcome.fetch
     failed = outcome.error is not None
     error_count = feed.error_count + 1 if failed else 0
@@ -119,20 +139,39 @@ def store_outcome(
         last_modified=result.last_modified,
         body_hash=result.body_hash,
     )
-    new_matches = 0
     with store.transaction():
-        new = store.insert_articles(outcome.articles, now) if not failed else []
-        if matcher is not None:
-            for article in new:
-                matches, mentions = matcher.match(article, feed.tags)
-                new_matches += store.insert_matches(matches, now)
-                store.insert_mentions(article.id, mentions)  # type: ignore[arg-type]
-        store.record_poll(feed.id, FeedState(**{**state.__dict__, "new_items": len(new)}))
+        stored = store.store_articles(outcome.articles, now) if not failed else []
+        changes = [_story_and_matches(store, a, feed, config, matcher, now) for a in stored]
+        new_items = sum(1 for change in changes if not change.updated)
+        store.record_poll(feed.id, FeedState(**{**state.__dict__, "new_items": new_items}))
     if failed:
         log.warning(
             "feed failed", extra={"feed_id": feed.id, "feed_url": feed.url, "error": outcome.error}
         )
-    return len(new), new_matches
+    return changes
+
+
+def _story_and_matches(
+    store: Store,
+    article: Article,
+    feed: Feed,
+    config: Config,
+    matcher: Matcher | None,
+    now: datetime,
+) -> Change:
+    """Place a new article or revision in its story, run the rules on its text and keep the
+    rules that newly match (on a revision: matched no earlier one)."""
+    assert article.id is not None  # stored
+    article_id = article.id
+    article = replace(article, story_id=place(store, article, config.identity, now))
+    if matcher is None:
+        return Change(article)
+    matches, mentions = matcher.match(article, feed.tags)
+    new_matches = store.record_matches(article_id, article.revision, matches, now)
+    store.replace_mentions(article_id, mentions)
+    for route in webhook_routes(config.delivery.webhooks, new_matches):  # the outbox
+        store.enqueue_webhook(route.name, route.url, route.batched, article_id, route.rule_ids, now)
+    return Change(article, tuple(new_matches))
 
 
 def poll_due(
@@ -152,15 +191,23 @@ def poll_due(
     summary = CycleSummary()
     if not feeds:
         return summary
+    ensure_index(store, config.identity, now)
+    known = {feed.id: store.item_fingerprints(feed.id) for feed in feeds if feed.full_text}
+    pages = PageFetcher(session, config.fetch, TrackingParams.of(config.identity.tracking_params))
     workers = max(1, min(config.fetch.concurrency, len(feeds)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(fetch_and_parse, session, feed, config, now) for feed in feeds]
+    with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        futures = [
+            pool.submit(fetch_and_parse, session, feed, config, now, known.get(feed.id), pages)
+            for feed in feeds
+        ]
         for future in as_completed(futures):
             outcome = future.result()
-            new_articles, new_matches = store_outcome(store, outcome, config, matcher, now)
+            changes = store_outcome(store, outcome, config, matcher, now)
             summary.feeds_polled += 1
-            summary.new_articles += new_articles
-            summary.new_matches += new_matches
+            summary.new_articles += sum(1 for change in changes if not change.updated)
+            summary.updated_articles += sum(1 for change in changes if change.updated)
+            summary.new_matches += sum(len(change.new_matches) for change in changes)
+            summary.changes.extend(changes)
             if outcome.fetch.unchanged:
                 summary.feeds_unchanged += 1
             if outcome.error:

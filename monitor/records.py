@@ -1,6 +1,7 @@
 """The records that flow through the pipeline, one per stage. Plain frozen dataclasses, no ORM.
 
-A reader follows one article from feed to match: Feed -> FetchResult -> Article -> Match.
+A reader follows one article from feed to inbox:
+Feed -> FetchResult -> Article -> Match -> Delivery.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Feed:
     last_modified: str | None = None
     body_hash: str | None = None
     error_count: int = 0
+    full_text: bool = False  # fetch each new item's page and use its main text
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,13 @@ class Article:
     categories: tuple[str, ...] = ()
     feed_name: str = ""
     id: int | None = None  # set once stored
+    # Identity (monitor/identity.py), set before storing; revision and story_id once stored.
+    canonical_url: str = ""  # "" when the URL cannot identify the article (a home page)
+    fingerprint: str = ""  # of the feed's title and text: tells an update from a re-poll
+    full_text: bool = False  # content is the article page's main text, not the feed's
+    full_text_error: str = ""  # why the page's text could not be used, when it was asked for
+    revision: int = 1  # 1, then one more each time the feed changes the title or text
+    story_id: int | None = None  # articles whose texts overlap strongly share a story
 
     @property
     def text(self) -> str:
@@ -94,3 +103,40 @@ class Match:
     snippet: str = ""
     tags: tuple[str, ...] = ()
     priority: str = "normal"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What storing one feed item changed: a new article (revision 1) or a new revision of a
+    stored one, with the rules that match this revision and matched no earlier one. Delivery
+    alerts on `new_matches` only, marked as an update when `updated`."""
+
+    article: Article  # as stored: id, revision and story_id set
+    new_matches: tuple[Match, ...] = ()
+
+    @property
+    def updated(self) -> bool:
+        return self.article.revision > 1
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message in the outbox: a digest to a subscriber, or a webhook event to a consumer.
+
+    `key` is random and fixed when the row is created, so every attempt at the same delivery
+    carries the same Message-ID or webhook-id and a receiver can recognise a duplicate.
+    """
+
+    id: int
+    kind: str  # "digest" | "webhook"
+    target: str  # subscriber or webhook name
+    key: str
+    status: str  # open (a batch still filling) | pending | sent | failed | dead
+    created: datetime
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    sent: datetime | None = None
+    last_status: int | None = None  # SMTP reply code or HTTP status of the last attempt
+    last_error: str = ""
+    payload: str = ""  # a webhook body, frozen at the first attempt so retries send the same
+    items: int = 0  # matches carried

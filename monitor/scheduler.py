@@ -1,7 +1,9 @@
 """The long-running service: APScheduler fires jobs; all state lives in SQLite.
 
 The scheduler only triggers. Which feed is due is a column in the database, so a restart neither
-forgets a feed nor polls them all at once; the rules are re-read when their files change.
+forgets a feed nor polls them all at once; the rules are re-read when their files change. The
+same holds for delivery: which digest is due and which message waits for a retry are rows, so a
+restart after downtime sends each due digest once, not once per missed slot.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
+from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
 from .errors import AlreadyRunningError
+from .fetch import make_session
 from .pipeline import poll_due
+from .retention import prune_expired
 from .rules.files import RuleBook
 from .store import Store
 
@@ -51,15 +56,31 @@ def database_lock(database: Path) -> Iterator[None]:
 
 
 def poll_job(store: Store, session: requests.Session, config: Config, rulebook: RuleBook) -> None:
-    summary = poll_due(store, session, config, rulebook.index, datetime.now(UTC))
+    now = datetime.now(UTC)
+    summary = poll_due(store, session, config, rulebook.index, now)
     if summary.feeds_polled:
         log.info(
-            "polled %d feeds: %d new articles, %d new matches, %d errors",
+            "polled %d feeds: %d new articles, %d updated, %d new matches, %d errors",
             summary.feeds_polled,
             summary.new_articles,
+            summary.updated_articles,
             summary.new_matches,
             len(summary.errors),
         )
+    prune_expired(store, config.retention, now)  # on the poll's connection, after it
+
+
+def digest_job(store: Store, config: Config, rulebook: RuleBook) -> None:
+    """Send due digests: which subscriber is due, and what waits for a retry, is in SQLite."""
+    send_due_digests(store, config.delivery, labels_of(rulebook.index), datetime.now(UTC))
+
+
+def webhook_job(
+    store: Store, session: requests.Session, config: Config, rulebook: RuleBook
+) -> None:
+    """Dispatch webhooks: what is due (new, or waiting for a retry) is in SQLite."""
+    labels = labels_of(rulebook.index)
+    dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC))
 
 
 def run_service(
@@ -89,6 +110,26 @@ def run_service(
         coalesce=True,
         misfire_grace_time=None,
     )
+    # Delivery jobs run beside polling, each on its own connection (SQLite serialises writers).
+    delivery_stores = [Store(config.database), Store(config.database)]
+    for job, job_id, args in (
+        (digest_job, "send-due-digests", (delivery_stores[0], config, rulebook)),
+        (
+            webhook_job,
+            "dispatch-webhooks",
+            (delivery_stores[1], make_session(config.fetch), config, rulebook),
+        ),
+    ):
+        scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=config.delivery.tick),
+            id=job_id,
+            args=args,
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
     log.info(
         "vigie running: %d feeds, %d rules; press Ctrl+C to stop",
@@ -100,3 +141,5 @@ def run_service(
     finally:
         log.info("stopping: waiting for the current poll to finish")
         scheduler.shutdown(wait=True)
+        for delivery_store in delivery_stores:
+            delivery_store.close()

@@ -11,10 +11,11 @@ Storage returns only what is new: callers never ask "have I seen this?".
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .records import Article, Evidence, Feed, Match
+from .records import Article, Delivery, Evidence, Feed, Match
 from .text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 migrations = Migrations("vigie")
@@ -117,6 +118,146 @@ def m002_matches_and_mentions(db: sqlite_utils.Database) -> None:
     db["mentions"].create_index(["entity_id"])
 
 
+@migrations()
+def m003_identity(db: sqlite_utils.Database) -> None:
+    """Article identity (docs/identity.md): canonical URLs unique across feeds, revisions,
+    other feeds' items that are the same article, stories and their persisted LSH index, and
+    tombstones that keep pruned items from coming back."""
+    from .identity import identity_url
+
+    # Re-index an article's text only when its text changes, not when its story, fingerprint or
+    # revision number is written (sqlite-utils' trigger fires on any column).
+    db.execute("DROP TRIGGER IF EXISTS articles_au")
+    db.execute(
+        'CREATE TRIGGER "articles_au" AFTER UPDATE OF "title", "summary", "content" '
+        'ON "articles" BEGIN\n'
+        '  INSERT INTO "articles_fts" ("articles_fts", rowid, "title", "summary", "content") '
+        'VALUES(\'delete\', old.rowid, old."title", old."summary", old."content");\n'
+        '  INSERT INTO "articles_fts" (rowid, "title", "summary", "content") '
+        'VALUES (new.rowid, new."title", new."summary", new."content");\n'
+        "END"
+    )
+    articles = db["articles"]
+    for column, kind in (
+        ("canonical_url", str),
+        ("fingerprint", str),
+        ("revision", int),
+        ("story_id", int),
+        ("full_text", int),
+        ("full_text_error", str),
+    ):
+        articles.add_column(column, kind)
+    db.execute("UPDATE articles SET revision = 1, full_text = 0")
+    # Articles stored before this migration get their canonical URL; when two of them share
+    # one, the first keeps it and the others stay apart, as they were.
+    taken: set[str] = set()
+    for article_id, url in db.execute("SELECT id, url FROM articles ORDER BY id").fetchall():
+        canonical = identity_url(url or "")
+        if canonical and canonical not in taken:
+            taken.add(canonical)
+            db.execute(
+                "UPDATE articles SET canonical_url = ? WHERE id = ?", [canonical, article_id]
+            )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_articles_canonical_url ON articles (canonical_url) "
+        "WHERE canonical_url IS NOT NULL"
+    )
+    articles.create_index(["story_id"])
+    articles.create_index(["first_seen"])
+    db["feeds"].add_column("full_text", int, not_null_default=0)
+    db["matches"].add_column("revision", int)  # the article revision the rule first matched
+    db.execute("UPDATE matches SET revision = 1")
+    db["article_aliases"].create(  # another feed's item (or an item re-issued under a new guid)
+        {"feed_id": int, "guid": str, "article_id": int, "fingerprint": str, "first_seen": str},
+        pk=("feed_id", "guid"),
+        foreign_keys=[("article_id", "articles", "id"), ("feed_id", "feeds", "id")],
+    )
+    db["article_aliases"].create_index(["article_id"])
+    db["revisions"].create(
+        {
+            "article_id": int,
+            "revision": int,
+            "title": str,
+            "summary": str,
+            "fingerprint": str,
+            "seen": str,
+        },
+        pk=("article_id", "revision"),
+        foreign_keys=[("article_id", "articles", "id")],
+    )
+    db["stories"].create(
+        {"id": int, "lead_article_id": int, "articles": int, "first_seen": str, "last_seen": str},
+        pk="id",
+    )
+    db["sketches"].create(
+        {"article_id": int, "signature": bytes, "seen": str},
+        pk="article_id",
+        foreign_keys=[("article_id", "articles", "id")],
+    )
+    db["sketches"].create_index(["seen"])
+    db.execute(
+        "CREATE TABLE sketch_bands (band_key INTEGER NOT NULL, "
+        "article_id INTEGER NOT NULL REFERENCES articles(id), "
+        "PRIMARY KEY (band_key, article_id)) WITHOUT ROWID"
+    )
+    db["sketch_bands"].create_index(["article_id"])
+    db["sketch_layout"].create({"id": int, "layout": str}, pk="id")  # one row
+    db.execute("CREATE TABLE tombstones (key TEXT PRIMARY KEY, pruned TEXT NOT NULL) WITHOUT ROWID")
+    db["tombstones"].create_index(["pruned"])
+
+
+@migrations()
+def m004_outbox(db: sqlite_utils.Database) -> None:
+    """The delivery outbox (docs/delivery.md): one row per digest or webhook message, the
+    matches each carries, each subscriber's schedule state, and disabled webhook endpoints.
+    No foreign keys to matches or articles, so retention can prune them."""
+    db["deliveries"].create(
+        {
+            "id": int,
+            "kind": str,
+            "target": str,
+            "key": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt": str,
+            "created": str,
+            "sent": str,
+            "last_status": int,
+            "last_error": str,
+            "payload": str,
+        },
+        pk="id",
+        not_null={"kind", "target", "key", "status", "created"},
+        defaults={"attempts": 0},
+    )
+    db["deliveries"].create_index(["key"], unique=True)
+    db["deliveries"].create_index(["status", "next_attempt"])
+    db["deliveries"].create_index(["kind", "target", "status"])
+    db["deliveries"].create_index(["created"])
+    db["delivery_matches"].create(
+        {"delivery_id": int, "article_id": int, "rule_id": str},
+        pk=("delivery_id", "article_id", "rule_id"),
+        foreign_keys=[("delivery_id", "deliveries", "id")],
+    )
+    db["delivery_matches"].create_index(["article_id", "rule_id"])
+    db["subscribers"].create(
+        {
+            "name": str,
+            "since": str,
+            "filter": str,
+            "schedule": str,
+            "next_due": str,
+            "token": str,
+        },
+        pk="name",
+    )
+    db["endpoints"].create(
+        {"name": str, "url": str, "disabled": str, "reason": str},
+        pk="name",
+    )
+    db["matches"].create_index(["matched_at"])
+
+
 def iso(when: datetime) -> str:
     """Fixed-width UTC timestamps that sort as text."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -164,8 +305,22 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.db.conn:
+        """All or nothing; nested, a savepoint. Begun IMMEDIATE: the write lock is taken at once
+        (waiting up to busy_timeout), so a transaction that reads and then writes cannot fail
+        because another connection (the delivery jobs have their own) wrote in between. Not
+        `with conn:`, under which sqlite-utils' execute() commits each statement on its own."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     # Feeds -----------------------------------------------------------------------------------
 
@@ -178,6 +333,7 @@ class Store:
         tags: Sequence[str] = (),
         language: str = "",
         source: str = "config",
+        full_text: bool = False,
         now: datetime,
     ) -> int:
         """Add a feed, or update its settings; its HTTP state and schedule are kept."""
@@ -188,6 +344,7 @@ class Store:
             "tags": json.dumps(list(tags)),
             "language": language,
             "source": source,
+            "full_text": int(full_text),
         }
         with self.db.conn:
             if row:
@@ -225,6 +382,7 @@ class Store:
             last_modified=row["last_modified"],
             body_hash=row["body_hash"],
             error_count=row["error_count"] or 0,
+            full_text=bool(row.get("full_text")),
         )
 
     def record_poll(self, feed_id: int, state: FeedState) -> None:
@@ -257,33 +415,9 @@ class Store:
     # Articles --------------------------------------------------------------------------------
 
     def insert_articles(self, articles: Iterable[Article], now: datetime) -> list[Article]:
-        """Insert articles not stored yet (unique by feed and guid); return the new ones with ids.
-        Call inside a transaction."""
-        new = []
-        for article in articles:
-            cursor = self.db.execute(
-                "INSERT OR IGNORE INTO articles (feed_id, guid, url, title, summary, content, "
-                "content_html, published, updated, authors, language, categories, first_seen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    article.feed_id,
-                    article.guid,
-                    article.url,
-                    article.title,
-                    article.summary,
-                    article.content,
-                    article.content_html,
-                    iso(article.published) if article.published else None,
-                    iso(article.updated) if article.updated else None,
-                    json.dumps(list(article.authors), ensure_ascii=False),
-                    article.language,
-                    json.dumps(list(article.categories), ensure_ascii=False),
-                    iso(now),
-                ],
-            )
-            if cursor.rowcount:
-                new.append(_with_id(article, cursor.lastrowid))
-        return new
+        """Insert articles not stored yet; return the new ones with ids (`store_articles`
+        without revisions). Call inside a transaction."""
+        return [a for a in self.store_articles(articles, now) if a.revision == 1]
 
     def article(self, article_id: int) -> Article | None:
         rows = list(self.db.query(_ARTICLE_SELECT + " WHERE a.id = ?", [article_id]))
@@ -390,6 +524,697 @@ class Store:
                 )
             self.insert_matches(matches, now)
 
+    # Identity: canonical URLs, revisions, stories (docs/identity.md) ------------------------
+
+    def store_articles(self, articles: Iterable[Article], now: datetime) -> list[Article]:
+        """Store one feed's items; return only what is new: articles never seen (revision 1)
+        and new revisions of stored ones (revision > 1), with id, revision and story_id set.
+
+        An item is a stored article when its feed and guid are known, when another feed's item
+        already has its canonical URL (it becomes an alias of that article), or when it was
+        pruned (a tombstone remains). A known item whose feed changed its title or text
+        (fingerprint) becomes the article's next revision; another feed's copy never revises
+        it. Call inside the feed's transaction."""
+        out = []
+        for article in articles:
+            stored = self._store_article(article, now)
+            if stored is not None:
+                out.append(stored)
+        return out
+
+    def _store_article(self, article: Article, now: datetime) -> Article | None:
+        row = self._article_by_guid(article.feed_id, article.guid)
+        if row is None and article.canonical_url:
+            row = self._article_row("canonical_url = ?", [article.canonical_url])
+            if row is not None:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO article_aliases "
+                    "(feed_id, guid, article_id, fingerprint, first_seen) VALUES (?, ?, ?, ?, ?)",
+                    [article.feed_id, article.guid, row["id"], article.fingerprint, iso(now)],
+                )
+        if row is None:
+            if self._tombstoned(article):
+                return None
+            return self._insert_article(article, now)
+        if row["feed_id"] != article.feed_id:  # another feed's copy: never a revision
+            self.db.execute(
+                "UPDATE article_aliases SET fingerprint = ? WHERE feed_id = ? AND guid = ?",
+                [article.fingerprint, article.feed_id, article.guid],
+            )
+            return None
+        if not article.fingerprint:
+            return None
+        if row["fingerprint"] in (None, article.fingerprint):
+            if row["fingerprint"] is None:  # stored before fingerprints existed
+                self.db.execute(
+                    "UPDATE articles SET fingerprint = ? WHERE id = ?",
+                    [article.fingerprint, row["id"]],
+                )
+            return None
+        return self._revise(row, article, now)
+
+    def _article_by_guid(self, feed_id: int, guid: str) -> dict[str, Any] | None:
+        row = self._article_row("feed_id = ? AND guid = ?", [feed_id, guid])
+        if row is not None:
+            return row
+        alias = self.db.execute(
+            "SELECT article_id, fingerprint FROM article_aliases WHERE feed_id = ? AND guid = ?",
+            [feed_id, guid],
+        ).fetchone()
+        if alias is None:
+            return None
+        row = self._article_row("id = ?", [alias[0]])
+        if row is not None and row["feed_id"] != feed_id:
+            row["fingerprint"] = alias[1]  # compare the alias with itself, never the original
+        return row
+
+    def _article_row(self, where: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "SELECT id, feed_id, fingerprint, revision, story_id, canonical_url "
+                f"FROM articles WHERE {where}",
+                params,
+            )
+        )
+        return rows[0] if rows else None
+
+    def _tombstoned(self, article: Article) -> bool:
+        keys = [_guid_key(article.feed_id, article.guid)]
+        if article.canonical_url:
+            keys.append(_url_key(article.canonical_url))
+        return (
+            self.db.execute(
+                f"SELECT 1 FROM tombstones WHERE key IN ({','.join('?' * len(keys))})", keys
+            ).fetchone()
+            is not None
+        )
+
+    def _insert_article(self, article: Article, now: datetime) -> Article:
+        values = {
+            **_article_values(article),
+            "feed_id": article.feed_id,
+            "guid": article.guid,
+            "canonical_url": article.canonical_url or None,
+            "revision": 1,
+            "first_seen": iso(now),
+        }
+        cursor = self.db.execute(
+            f"INSERT INTO articles ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            list(values.values()),
+        )
+        stored = replace(article, id=cursor.lastrowid, revision=1, story_id=None)
+        self._record_revision(stored, now)
+        return stored
+
+    def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
+        revision = (row["revision"] or 1) + 1
+        values = {**_article_values(article), "revision": revision}
+        self.db.execute(
+            f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+            [*values.values(), row["id"]],
+        )
+        self.db.execute(  # when the feed re-issued the item under another guid
+            "UPDATE article_aliases SET fingerprint = ? WHERE feed_id = ? AND guid = ?",
+            [article.fingerprint, article.feed_id, article.guid],
+        )
+        stored = replace(
+            article,
+            id=row["id"],
+            revision=revision,
+            story_id=row["story_id"],
+            canonical_url=row["canonical_url"] or "",
+        )
+        self._record_revision(stored, now)
+        return stored
+
+    def _record_revision(self, article: Article, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO revisions (article_id, revision, title, summary, "
+            "fingerprint, seen) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                article.id,
+                article.revision,
+                article.title,
+                article.summary[:1000],
+                article.fingerprint,
+                iso(now),
+            ],
+        )
+
+    def revisions(self, article_id: int) -> list[dict[str, Any]]:
+        """Each revision's headline, summary and when it was seen, oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM revisions WHERE article_id = ? ORDER BY revision", [article_id]
+            )
+        )
+
+    def aliases(self, article_id: int) -> list[dict[str, Any]]:
+        """Other feeds' items that are this article (same canonical URL)."""
+        return list(
+            self.db.query(
+                "SELECT feed_id, guid, first_seen FROM article_aliases WHERE article_id = ? "
+                "ORDER BY first_seen, feed_id",
+                [article_id],
+            )
+        )
+
+    def item_fingerprints(self, feed_id: int) -> dict[str, str | None]:
+        """guid -> fingerprint of every item of this feed already stored (None for pruned
+        ones): what a worker needs to fetch pages for new or changed items only."""
+        known: dict[str, str | None] = {}
+        for sql in (
+            "SELECT guid, fingerprint FROM articles WHERE feed_id = ?",
+            "SELECT guid, fingerprint FROM article_aliases WHERE feed_id = ?",
+        ):
+            known.update(self.db.execute(sql, [feed_id]).fetchall())
+        prefix = _guid_key(feed_id, "")
+        for (key,) in self.db.execute(
+            "SELECT key FROM tombstones WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"]
+        ):
+            known[key[len(prefix) :]] = None
+        return known
+
+    def record_matches(
+        self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
+    ) -> list[Match]:
+        """Store the matches of one revision of an article; return only the rules that match it
+        and matched no earlier revision. A rule that matched before keeps its first match time
+        and revision (it was delivered then) with this revision's evidence."""
+        before = {
+            rule_id
+            for (rule_id,) in self.db.execute(
+                "SELECT rule_id FROM matches WHERE article_id = ?", [article_id]
+            )
+        }
+        new = []
+        for match in matches:
+            row = _match_row(replace(match, article_id=article_id), now)
+            if match.rule_id in before:
+                self.db.execute(
+                    "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, "
+                    "priority = ? WHERE article_id = ? AND rule_id = ?",
+                    [
+                        row["score"],
+                        row["evidence"],
+                        row["snippet"],
+                        row["tags"],
+                        row["priority"],
+                        article_id,
+                        match.rule_id,
+                    ],
+                )
+            else:
+                self.db["matches"].insert({**row, "revision": revision})
+                new.append(replace(match, article_id=article_id))
+        return new
+
+    def replace_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
+        """The entity mentions of an article's latest revision."""
+        self.db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
+        self.insert_mentions(article_id, mentions)
+
+    # Stories and their LSH index (monitor/stories.py decides; this only stores) -------------
+
+    def sketch_layout(self) -> str | None:
+        row = self.db.execute("SELECT layout FROM sketch_layout WHERE id = 1").fetchone()
+        return row[0] if row else None
+
+    def reset_sketches(self, layout: str) -> None:
+        """Forget every sketch (they were made under another layout); stories are kept."""
+        with self.transaction():
+            self.db.execute("DELETE FROM sketch_bands")
+            self.db.execute("DELETE FROM sketches")
+            self.db.execute(
+                "INSERT OR REPLACE INTO sketch_layout (id, layout) VALUES (1, ?)", [layout]
+            )
+
+    def unsketched_articles(self, since: datetime, limit: int = 500) -> list[Article]:
+        """Articles first seen since `since` that have no sketch yet, oldest first."""
+        rows = self.db.query(
+            _ARTICLE_SELECT + " WHERE a.first_seen >= ? AND a.id NOT IN "
+            "(SELECT article_id FROM sketches) ORDER BY a.first_seen, a.id LIMIT ?",
+            [iso(since), limit],
+        )
+        return [_article(row) for row in rows]
+
+    def story_candidates(
+        self, keys: Sequence[int], since: datetime, article_id: int, feed_id: int
+    ) -> list[tuple[int, int | None, bytes]]:
+        """(article id, story id, signature) of other feeds' articles sketched since `since`
+        that share at least one LSH band key with `keys`, in id order."""
+        if not keys:
+            return []
+        return self.db.execute(
+            "SELECT s.article_id, a.story_id, s.signature FROM sketches s "
+            "JOIN articles a ON a.id = s.article_id WHERE s.seen >= ? AND s.article_id != ? "
+            "AND a.feed_id != ? AND s.signature IS NOT NULL "
+            "AND s.article_id IN (SELECT article_id FROM sketch_bands "
+            f"WHERE band_key IN ({','.join('?' * len(keys))})) ORDER BY s.article_id",
+            [iso(since), article_id, feed_id, *keys],
+        ).fetchall()
+
+    def save_sketch(
+        self,
+        article_id: int,
+        signature: bytes | None,
+        keys: Sequence[int],
+        seen: datetime,
+        replacing: bool = False,
+    ) -> None:
+        """An article's signature and band keys (None and none for a text too short to
+        sketch, so that it is not sketched again); `replacing` an earlier sketch of it."""
+        if replacing:
+            self.db.execute("DELETE FROM sketch_bands WHERE article_id = ?", [article_id])
+        self.db.execute(
+            "INSERT OR REPLACE INTO sketches (article_id, signature, seen) VALUES (?, ?, ?)",
+            [article_id, signature, iso(seen)],
+        )
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO sketch_bands (band_key, article_id) VALUES (?, ?)",
+            [(key, article_id) for key in keys],
+        )
+
+    def start_story(self, article_id: int, now: datetime) -> int:
+        """A new story led by this article."""
+        story_id = self.db.execute(
+            "INSERT INTO stories (lead_article_id, articles, first_seen, last_seen) "
+            "VALUES (?, 1, ?, ?)",
+            [article_id, iso(now), iso(now)],
+        ).lastrowid
+        self.db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
+        return story_id  # type: ignore[return-value]
+
+    def join_story(self, article_id: int, story_id: int, now: datetime) -> None:
+        self.db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
+        self.db.execute(
+            "UPDATE stories SET articles = articles + 1, last_seen = ? WHERE id = ?",
+            [iso(now), story_id],
+        )
+
+    def story(self, story_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM stories WHERE id = ?", [story_id]))
+        return rows[0] if rows else None
+
+    def story_articles(self, story_id: int) -> list[Article]:
+        """The story's articles, its lead first, then by first sight."""
+        rows = self.db.query(
+            _ARTICLE_SELECT + " JOIN stories s ON s.id = a.story_id WHERE a.story_id = ? "
+            "ORDER BY a.id != s.lead_article_id, a.first_seen, a.id",
+            [story_id],
+        )
+        return [_article(row) for row in rows]
+
+    # Retention -------------------------------------------------------------------------------
+
+    def prune(self, before: datetime, now: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` articles first seen before `before`, with everything that points
+        at them (matches, mentions, revisions, aliases, sketches, and any other table with a
+        foreign key to articles); FTS follows through its triggers. Each leaves tombstones
+        (feed and guid, canonical URL) so that it is not stored again while a feed still
+        carries it. Stories lose those members and get the earliest remaining one as lead.
+        Returns how many articles were pruned."""
+        with self.transaction():
+            rows = self.db.execute(
+                "SELECT id, feed_id, guid, canonical_url, story_id FROM articles "
+                "WHERE first_seen < ? ORDER BY first_seen LIMIT ?",
+                [iso(before), limit],
+            ).fetchall()
+            if not rows:
+                return 0
+            ids = [row[0] for row in rows]
+            marks = ",".join("?" * len(ids))
+            keys = [_guid_key(feed_id, guid) for _, feed_id, guid, _, _ in rows]
+            keys += [_url_key(url) for _, _, _, url, _ in rows if url]
+            keys += [
+                _guid_key(feed_id, guid)
+                for feed_id, guid in self.db.execute(
+                    f"SELECT feed_id, guid FROM article_aliases WHERE article_id IN ({marks})", ids
+                )
+            ]
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO tombstones (key, pruned) VALUES (?, ?)",
+                [(key, iso(now)) for key in keys],
+            )
+            for table, column in self._article_children():
+                self.db.execute(f"DELETE FROM [{table}] WHERE [{column}] IN ({marks})", ids)
+            self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
+            self._refresh_stories({row[4] for row in rows if row[4] is not None})
+        return len(ids)
+
+    def expire_tombstones(self, before: datetime) -> int:
+        """Forget tombstones older than `before`. Returns how many."""
+        with self.transaction():
+            return self.db.execute(
+                "DELETE FROM tombstones WHERE pruned < ?", [iso(before)]
+            ).rowcount
+
+    def _article_children(self) -> list[tuple[str, str]]:
+        """(table, column) of every foreign key that points at articles."""
+        found = []
+        for table in self.db.table_names():
+            for fk in self.db.execute(f"PRAGMA foreign_key_list([{table}])").fetchall():
+                if fk[2] == "articles" and table != "articles":
+                    found.append((table, fk[3]))
+        return found
+
+    def _refresh_stories(self, story_ids: Iterable[int]) -> None:
+        for story_id in story_ids:
+            lead = self.db.execute(
+                "SELECT id, (SELECT count(*) FROM articles WHERE story_id = ?) FROM articles "
+                "WHERE story_id = ? ORDER BY first_seen, id LIMIT 1",
+                [story_id, story_id],
+            ).fetchone()
+            if lead is None:
+                self.db.execute("DELETE FROM stories WHERE id = ?", [story_id])
+            else:
+                self.db.execute(
+                    "UPDATE stories SET lead_article_id = ?, articles = ? WHERE id = ?",
+                    [lead[0], lead[1], story_id],
+                )
+
+    # Delivery outbox (docs/delivery.md) -----------------------------------------------------------
+    # Only this section reads or writes deliveries, delivery_matches, subscribers and endpoints.
+    # Writers either commit on their own or say they belong inside the caller's transaction.
+
+    def insert_delivery(
+        self, kind: str, target: str, status: str, now: datetime, matches: Iterable[tuple[int, str]]
+    ) -> int:
+        """A new delivery carrying these (article id, rule id) matches, due now."""
+        delivery_id = self.db.execute(
+            "INSERT INTO deliveries (kind, target, key, status, attempts, next_attempt, created) "
+            "VALUES (?, ?, ?, ?, 0, ?, ?)",
+            [kind, target, secrets.token_hex(8), status, iso(now), iso(now)],
+        ).lastrowid
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO delivery_matches (delivery_id, article_id, rule_id) "
+            "VALUES (?, ?, ?)",
+            [(delivery_id, article_id, rule_id) for article_id, rule_id in matches],
+        )
+        return delivery_id  # type: ignore[return-value]
+
+    def enqueue_webhook(
+        self,
+        name: str,
+        url: str,
+        batched: bool,
+        article_id: int,
+        rule_ids: Sequence[str],
+        now: datetime,
+    ) -> int | None:
+        """Queue one article's matches for a webhook, in the transaction that stored them.
+
+        Per-match webhooks get one delivery per article; batched ones add to their open batch
+        (closed by `close_batches`, or when it holds WEBHOOK_BATCH_ARTICLES articles). Returns the
+        delivery id, or None while the endpoint at `url` is disabled."""
+        if self.disabled_endpoint(name, url):
+            return None
+        pairs = [(article_id, rule_id) for rule_id in rule_ids]
+        if batched:
+            row = self.db.execute(
+                "SELECT d.id, (SELECT count(DISTINCT article_id) FROM delivery_matches "
+                "WHERE delivery_id = d.id) FROM deliveries d "
+                "WHERE kind = 'webhook' AND target = ? AND status = 'open'",
+                [name],
+            ).fetchone()
+            if row and row[1] < WEBHOOK_BATCH_ARTICLES:
+                self.db.conn.executemany(
+                    "INSERT OR IGNORE INTO delivery_matches VALUES (?, ?, ?)",
+                    [(row[0], a, r) for a, r in pairs],
+                )
+                return row[0]
+            if row:
+                self._set_status(row[0], "pending", now)
+        return self.insert_delivery("webhook", name, "open" if batched else "pending", now, pairs)
+
+    def close_batches(self, now: datetime) -> int:
+        """Open webhook batches become due now. Returns how many."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt = ? "
+                "WHERE kind = 'webhook' AND status = 'open'",
+                [iso(now)],
+            ).rowcount
+
+    def due_deliveries(self, kind: str, now: datetime, limit: int = 100) -> list[Delivery]:
+        return self._deliveries(
+            "WHERE d.kind = ? AND d.status = 'pending' AND d.next_attempt <= ? "
+            "ORDER BY d.next_attempt, d.id LIMIT ?",
+            [kind, iso(now), limit],
+        )
+
+    def delivery(self, delivery_id: int) -> Delivery | None:
+        found = self._deliveries("WHERE d.id = ?", [delivery_id])
+        return found[0] if found else None
+
+    def list_deliveries(
+        self,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        target: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """Newest first."""
+        clauses, params = [], []
+        for column, value in (("kind", kind), ("status", status), ("target", target)):
+            if value:
+                clauses.append(f"d.{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._deliveries(f"{where} ORDER BY d.id DESC LIMIT ?", [*params, limit])
+
+    def _deliveries(self, tail: str, params: Sequence[Any]) -> list[Delivery]:
+        rows = self.db.query(
+            "SELECT d.*, (SELECT count(*) FROM delivery_matches WHERE delivery_id = d.id) "
+            f"AS items FROM deliveries d {tail}",
+            params,
+        )
+        return [_delivery(row) for row in rows]
+
+    def delivery_items(self, delivery_id: int) -> list[OutboxItem]:
+        """The matches a delivery carries, with their articles (and story, once stories exist).
+        Matches pruned by retention since the delivery was made are left out."""
+        return self._outbox_items(
+            "delivery_matches dm JOIN matches m ON m.article_id = dm.article_id "
+            "AND m.rule_id = dm.rule_id",
+            "dm.delivery_id = ?",
+            [delivery_id],
+        )
+
+    def items_for(self, matches: Sequence[tuple[int, str]]) -> list[OutboxItem]:
+        """Like delivery_items, for (article id, rule id) pairs no delivery carries yet."""
+        found = []
+        for start in range(0, len(matches), 400):
+            chunk = matches[start : start + 400]
+            found += self._outbox_items(
+                "matches m",
+                f"(m.article_id, m.rule_id) IN (VALUES {','.join(['(?, ?)'] * len(chunk))})",
+                [value for pair in chunk for value in pair],
+            )
+        return found
+
+    def _outbox_items(self, source: str, where: str, params: Sequence[Any]) -> list[OutboxItem]:
+        # Stories and revisions (m003_identity) are used when present.
+        story = "a.story_id" if "story_id" in self.db["articles"].columns_dict else "NULL"
+        revision = "m.revision" if "revision" in self.db["matches"].columns_dict else "1"
+        rows = self.db.query(
+            "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name, "
+            "f.url AS feed_url, m.rule_id, m.score, m.evidence, m.snippet, "
+            f"m.tags AS match_tags, m.priority, {story} AS story_id, "
+            f"{revision} AS match_revision FROM {source} "
+            "JOIN articles a ON a.id = m.article_id JOIN feeds f ON f.id = a.feed_id "
+            f"WHERE {where} ORDER BY a.id, m.rule_id",
+            params,
+        )
+        return [_outbox_item(row) for row in rows]
+
+    def mentions_of(self, article_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Entity mentions per article: {article id: {entity id: count}}."""
+        found: dict[int, dict[str, int]] = {}
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start : start + 500])
+            rows = self.db.execute(
+                "SELECT article_id, entity_id, count(*) FROM mentions "
+                f"WHERE article_id IN ({','.join('?' * len(chunk))}) "
+                "GROUP BY article_id, entity_id ORDER BY article_id, entity_id",
+                chunk,
+            )
+            for article_id, entity_id, count in rows:
+                found.setdefault(article_id, {})[entity_id] = count
+        return found
+
+    def freeze_payload(self, delivery_id: int, payload: str) -> None:
+        """Keep a webhook body before its first attempt, so every attempt sends the same bytes."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE deliveries SET payload = ? WHERE id = ? AND payload IS NULL",
+                [payload, delivery_id],
+            )
+
+    def last_delivery_created(self, kind: str, target: str) -> datetime | None:
+        row = self.db.execute(
+            "SELECT max(created) FROM deliveries WHERE kind = ? AND target = ?", [kind, target]
+        ).fetchone()
+        return parse_iso(row[0]) if row else None
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        status: str,
+        now: datetime,
+        *,
+        next_attempt: datetime | None = None,
+        last_status: int | None = None,
+        last_error: str = "",
+        payload: str | None = None,
+    ) -> None:
+        """The outcome of one attempt, committed at once: `sent` only after the server said so."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt = ?, "
+                "last_status = ?, last_error = ?, sent = CASE WHEN ? = 'sent' THEN ? ELSE sent "
+                "END, payload = COALESCE(?, payload) WHERE id = ?",
+                [
+                    status,
+                    iso(next_attempt) if next_attempt else None,
+                    last_status,
+                    last_error,
+                    status,
+                    iso(now),
+                    payload,
+                    delivery_id,
+                ],
+            )
+
+    def requeue(self, delivery_id: int, now: datetime) -> Delivery | None:
+        """An operator's retry: due now, attempts counted afresh, same key; re-enables the
+        webhook endpoint it was going to."""
+        with self.transaction():
+            found = self.delivery(delivery_id)
+            if found is None:
+                return None
+            self._set_status(delivery_id, "pending", now, reset=True)
+            if found.kind == "webhook":
+                self.db.execute("DELETE FROM endpoints WHERE name = ?", [found.target])
+        return self.delivery(delivery_id)
+
+    def requeue_since(
+        self, since: datetime, now: datetime, *, target: str | None = None, sent: bool = False
+    ) -> list[int]:
+        """Failed and dead deliveries created since `since` (sent ones too with sent=True) become
+        due now, keeping their keys. Returns their ids."""
+        statuses = ("failed", "dead", "sent") if sent else ("failed", "dead")
+        sql = (
+            "SELECT id FROM deliveries WHERE created >= ? "
+            f"AND status IN ({','.join('?' * len(statuses))})"
+        )
+        params: list[Any] = [iso(since), *statuses]
+        if target:
+            sql += " AND target = ?"
+            params.append(target)
+        with self.transaction():
+            ids = [row[0] for row in self.db.execute(sql + " ORDER BY id", params)]
+            for delivery_id in ids:
+                self._set_status(delivery_id, "pending", now, reset=True)
+        return ids
+
+    def _set_status(
+        self, delivery_id: int, status: str, now: datetime, reset: bool = False
+    ) -> None:
+        extra = ", attempts = 0, last_error = '', last_status = NULL" if reset else ""
+        self.db.execute(
+            f"UPDATE deliveries SET status = ?, next_attempt = ?{extra} WHERE id = ?",
+            [status, iso(now), delivery_id],
+        )
+
+    def prune_deliveries(self) -> int:
+        """Forget what retention made pointless: the carried matches of articles that no longer
+        exist (ids below the oldest stored article's), then the finished deliveries left carrying
+        nothing. Costs an indexed lookup when there is nothing to do. Returns deliveries removed."""
+        with self.transaction():
+            oldest = self.db.execute("SELECT min(id) FROM articles").fetchone()[0]
+            if oldest is None:
+                return 0
+            touched = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT DISTINCT delivery_id FROM delivery_matches WHERE article_id < ?",
+                    [oldest],
+                )
+            ]
+            if not touched:
+                return 0
+            self.db.execute("DELETE FROM delivery_matches WHERE article_id < ?", [oldest])
+            removed = 0
+            for start in range(0, len(touched), 500):
+                chunk = touched[start : start + 500]
+                removed += self.db.execute(
+                    f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(chunk))}) "
+                    "AND status IN ('sent', 'failed', 'dead') AND NOT EXISTS "
+                    "(SELECT 1 FROM delivery_matches dm WHERE dm.delivery_id = deliveries.id)",
+                    chunk,
+                ).rowcount
+            return removed
+
+    def disable_endpoint(self, name: str, url: str, reason: str, now: datetime) -> int:
+        """Stop sending to a webhook endpoint (it answered 410 Gone) until its URL changes or an
+        operator retries one of its deliveries. Its pending deliveries fail. Returns how many."""
+        with self.transaction():
+            self.db["endpoints"].upsert(
+                {"name": name, "url": url, "disabled": iso(now), "reason": reason}, pk="name"
+            )
+            return self.db.execute(
+                "UPDATE deliveries SET status = 'failed', last_error = ? "
+                "WHERE kind = 'webhook' AND target = ? AND status IN ('pending', 'open')",
+                [f"endpoint disabled: {reason}", name],
+            ).rowcount
+
+    def disabled_endpoint(self, name: str, url: str) -> str | None:
+        """Why the endpoint at `url` is disabled, or None when it is not."""
+        row = self.db.execute(
+            "SELECT reason FROM endpoints WHERE name = ? AND url = ? AND disabled IS NOT NULL",
+            [name, url],
+        ).fetchone()
+        return row[0] if row else None
+
+    def subscriber_state(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM subscribers WHERE name = ?", [name]))
+        return rows[0] if rows else None
+
+    def save_subscriber(self, state: dict[str, Any]) -> None:
+        """Insert or replace a subscriber's row (name, since, filter, schedule, next_due, token)."""
+        self.db["subscribers"].upsert(state, pk="name")
+
+    def set_next_due(self, name: str, next_due: datetime | None) -> None:
+        self.db.execute(
+            "UPDATE subscribers SET next_due = ? WHERE name = ?",
+            [iso(next_due) if next_due else None, name],
+        )
+
+    def undelivered_matches(
+        self,
+        name: str,
+        since: datetime,
+        rule_ids: Sequence[str],
+        tags: Sequence[str],
+        priorities: Sequence[str],
+    ) -> list[tuple[int, str]]:
+        """(article id, rule id) of matches made since `since` that this subscriber follows (by
+        rule or tag, at these priorities) and that no digest of theirs carries yet."""
+        rows = self.db.execute(
+            "SELECT m.article_id, m.rule_id FROM matches m WHERE m.matched_at >= ? "
+            f"AND m.priority IN ({','.join('?' * len(priorities))}) "
+            f"AND (m.rule_id IN ({','.join('?' * len(rule_ids))}) OR EXISTS (SELECT 1 FROM "
+            f"json_each(m.tags) t WHERE t.value IN ({','.join('?' * len(tags))}))) "
+            "AND NOT EXISTS (SELECT 1 FROM delivery_matches dm "
+            "JOIN deliveries d ON d.id = dm.delivery_id WHERE d.kind = 'digest' "
+            "AND d.target = ? AND dm.article_id = m.article_id AND dm.rule_id = m.rule_id) "
+            "ORDER BY m.matched_at, m.article_id, m.rule_id",
+            [iso(since), *priorities, *rule_ids, *tags, name],
+        )
+        return [(row[0], row[1]) for row in rows]
+
 
 _ARTICLE_SELECT = (
     "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name FROM articles a "
@@ -413,13 +1238,40 @@ def _article(row: dict[str, Any]) -> Article:
         language=row["language"] or "",
         categories=tuple(json.loads(row["categories"] or "[]")),
         feed_name=row.get("feed_name") or "",
+        canonical_url=row.get("canonical_url") or "",
+        fingerprint=row.get("fingerprint") or "",
+        full_text=bool(row.get("full_text")),
+        full_text_error=row.get("full_text_error") or "",
+        revision=row.get("revision") or 1,
+        story_id=row.get("story_id"),
     )
 
 
-def _with_id(article: Article, article_id: int | None) -> Article:
-    from dataclasses import replace
+def _article_values(article: Article) -> dict[str, Any]:
+    """The columns an article's revision rewrites."""
+    return {
+        "url": article.url,
+        "title": article.title,
+        "summary": article.summary,
+        "content": article.content,
+        "content_html": article.content_html,
+        "published": iso(article.published) if article.published else None,
+        "updated": iso(article.updated) if article.updated else None,
+        "authors": json.dumps(list(article.authors), ensure_ascii=False),
+        "language": article.language,
+        "categories": json.dumps(list(article.categories), ensure_ascii=False),
+        "fingerprint": article.fingerprint or None,
+        "full_text": int(article.full_text),
+        "full_text_error": article.full_text_error or None,
+    }
 
-    return replace(article, id=article_id)
+
+def _guid_key(feed_id: int, guid: str) -> str:
+    return f"guid:{feed_id}:{guid}"
+
+
+def _url_key(canonical_url: str) -> str:
+    return f"url:{canonical_url}"
 
 
 def _match_row(match: Match, now: datetime) -> dict[str, Any]:
@@ -433,3 +1285,57 @@ def _match_row(match: Match, now: datetime) -> dict[str, Any]:
         "priority": match.priority,
         "matched_at": iso(now),
     }
+
+
+# Delivery outbox helpers ---------------------------------------------------------------------
+
+WEBHOOK_BATCH_ARTICLES = 100  # a batched webhook's message carries at most this many articles
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One match a delivery carries, with its article and, once stories exist, its story."""
+
+    article: Article
+    match: Match
+    story_id: str | None = None
+    feed_url: str = ""
+    updated: bool = False  # the rule first matched a later revision of the article
+
+
+def _delivery(row: dict[str, Any]) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        kind=row["kind"],
+        target=row["target"],
+        key=row["key"],
+        status=row["status"],
+        created=parse_iso(row["created"]),  # type: ignore[arg-type]
+        attempts=row["attempts"] or 0,
+        next_attempt=parse_iso(row["next_attempt"]),
+        sent=parse_iso(row["sent"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"] or "",
+        payload=row["payload"] or "",
+        items=row.get("items") or 0,
+    )
+
+
+def _outbox_item(row: dict[str, Any]) -> OutboxItem:
+    match = Match(
+        article_id=row["id"],
+        rule_id=row["rule_id"],
+        score=row["score"] or 0.0,
+        evidence=tuple(Evidence(**e) for e in json.loads(row["evidence"] or "[]")),
+        snippet=row["snippet"] or "",
+        tags=tuple(json.loads(row["match_tags"] or "[]")),
+        priority=row["priority"] or "normal",
+    )
+    story = row["story_id"]
+    return OutboxItem(
+        _article(row),
+        match,
+        str(story) if story is not None else None,
+        row["feed_url"] or "",
+        (row["match_revision"] or 1) > 1,
+    )

@@ -48,6 +48,8 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
     assert [name for name, _ in applied(path)] == [
         "m001_feeds_and_articles",
         "m002_matches_and_mentions",
+        "m003_identity",
+        "m004_outbox",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -81,7 +83,10 @@ def test_older_schema_is_upgraded_in_place_keeping_rows(tmp_path: Path) -> None:
 
     store = Store(path)
     assert {"matches", "mentions"} <= tables(path)
-    assert [name for name, _ in applied(path)][-1] == "m002_matches_and_mentions"
+    assert [name for name, _ in applied(path)][1:3] == [
+        "m002_matches_and_mentions",
+        "m003_identity",
+    ]
     assert [f["url"] for f in store.feeds()] == ["https://old.example/rss"]
     assert store.count("articles") == 1
     assert [r["title"] for r in store.search_articles("exiles")] == ["Les exilés de Calais"]

@@ -1,0 +1,290 @@
+"""`vigie digest preview | send` and `vigie deliveries list | retry | replay`: delivery for
+operators, and what `vigie once` does after polling.
+
+Commands write to the outbox in SQLite, which is safe beside a running service; whoever holds the
+database lock sends. When `vigie run` holds it, what was queued goes out on its next tick.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+import click
+from rich.table import Table
+
+from .cli_common import config_option, console, escape, operator_errors
+from .config import Config, load_config, parse_duration
+from .config_delivery import SubscriberConfig
+from .deliver.dispatch import (
+    Sent,
+    dispatch_webhooks,
+    labels_of,
+    open_digests,
+    preview_digest,
+    send_digests,
+)
+from .deliver.outbox import Labels
+from .errors import AlreadyRunningError, ConfigError, VigieError
+from .fetch import make_session
+from .records import Delivery
+from .rules.files import RuleBook
+from .rules.index import RuleIndex
+from .scheduler import database_lock
+from .store import Store
+
+
+def _labels(config: Config) -> Labels:
+    """Rule and entity names for display; a broken rule file only costs the names."""
+    book = RuleBook(config.rules.paths)
+    book.reload_if_changed()
+    return labels_of(book.index)
+
+
+def _subscriber(config: Config, name: str) -> SubscriberConfig:
+    found = config.delivery.subscriber(name)
+    if found is None:
+        known = ", ".join(s.name for s in config.delivery.subscribers) or "none configured"
+        raise ConfigError(
+            str(config.path), "subscribers", f"no subscriber {name!r} (known: {known})"
+        )
+    return found
+
+
+def print_sent(sent: list[Sent]) -> None:
+    """One line per attempt: `Digest #1 for newsroom (13 articles) written: outbox/....eml`."""
+    for result in sent:
+        if result.kind == "digest":
+            what, count = "Digest", f"{result.items} article{'s' if result.items != 1 else ''}"
+        else:
+            what, count = "Webhook", f"{result.items} match{'es' if result.items != 1 else ''}"
+        colour = {"sent": "green", "pending": "yellow"}.get(result.status, "red")
+        status = "will retry" if result.status == "pending" else result.status
+        if result.status == "sent" and result.detail.endswith(".eml"):
+            status = "written"
+        detail = f": {escape(result.detail)}" if result.detail else ""
+        console.print(
+            f"{what} #{result.delivery_id} for {escape(result.target)} "
+            f"({count}) [{colour}]{status}[/]{detail}",
+            soft_wrap=True,
+        )
+
+
+def deliver_now(
+    config: Config, store: Store, index: RuleIndex | None, now: datetime, names: list[str] | None
+) -> list[Sent]:
+    """Digests for the chosen subscribers (all when None) whatever their schedule, then every
+    due webhook. The caller holds the database lock."""
+    labels = labels_of(index)
+    open_digests(store, config.delivery, now, names, force=True)
+    sent = send_digests(store, config.delivery, labels, now, names)
+    if config.delivery.webhooks:
+        session = make_session(config.fetch)
+        sent += dispatch_webhooks(store, session, config.delivery, labels, now)
+    return sent
+
+
+def deliver_after_poll(
+    config: Config, store: Store, index: RuleIndex | None, now: datetime
+) -> None:
+    """The end of `vigie once`: each subscriber's digest now (as an .eml in the outbox folder
+    when no SMTP server is configured), and the webhooks; one line each."""
+    sent = deliver_now(config, store, index, now, None)
+    digests = {s.target for s in sent if s.kind == "digest"}
+    for subscriber in config.delivery.subscribers:
+        if subscriber.name not in digests:
+            console.print(f"Digest for {escape(subscriber.name)}: nothing new to send")
+    print_sent(sent)
+
+
+def _send_or_queue(config: Config, send: Callable[[], None]) -> None:
+    try:
+        with database_lock(config.database):
+            send()
+    except AlreadyRunningError:
+        console.print(
+            f"Queued: the running service sends it within {config.delivery.tick:g}s.",
+            soft_wrap=True,
+        )
+
+
+@click.group()
+def digest() -> None:
+    """Preview or send digests."""
+
+
+@digest.command("preview")
+@click.argument("subscriber")
+@config_option
+@operator_errors
+def digest_preview(subscriber: str, config_path: str) -> None:
+    """Render SUBSCRIBER's next digest to an HTML file and print its path; nothing is claimed."""
+    config = load_config(config_path)
+    chosen = _subscriber(config, subscriber)
+    store = Store(config.database)
+    path, rendered = preview_digest(
+        store, config.delivery, chosen, _labels(config), datetime.now(UTC)
+    )
+    store.close()
+    console.print(f"{rendered.subject}", soft_wrap=True, markup=False)
+    console.print(str(path), soft_wrap=True, markup=False)
+
+
+@digest.command("send")
+@click.argument("subscriber", required=False)
+@config_option
+@operator_errors
+def digest_send(subscriber: str | None, config_path: str) -> None:
+    """Send SUBSCRIBER's digest now (every subscriber's without one), whatever the schedule."""
+    config = load_config(config_path)
+    names = [_subscriber(config, subscriber).name] if subscriber else None
+    if not config.delivery.subscribers:
+        raise VigieError(f"{config.path}: no [[subscribers]] configured")
+    store = Store(config.database)
+    now = datetime.now(UTC)
+    created = open_digests(store, config.delivery, now, names, force=True)
+    if not created:
+        console.print("Nothing new to send.")
+
+    def send() -> None:
+        print_sent(send_digests(store, config.delivery, _labels(config), now, names))
+
+    _send_or_queue(config, send)
+    store.close()
+
+
+@click.group()
+def deliveries() -> None:
+    """List, retry and replay digests and webhook deliveries."""
+
+
+def _row(delivery: Delivery) -> dict:
+    row = asdict(delivery)
+    for key in ("created", "next_attempt", "sent"):
+        row[key] = row[key].isoformat() if row[key] else None
+    row.pop("payload")
+    return row
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(["open", "pending", "sent", "failed", "dead"]))
+@click.option("--kind", type=click.Choice(["digest", "webhook"]))
+@click.option("--target", help="A subscriber or webhook name.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@config_option
+@operator_errors
+def deliveries_list(
+    status: str | None,
+    kind: str | None,
+    target: str | None,
+    limit: int,
+    as_json: bool,
+    config_path: str,
+) -> None:
+    """Deliveries, newest first, with their attempts and last error."""
+    config = load_config(config_path)
+    store = Store(config.database)
+    found = store.list_deliveries(kind=kind, status=status, target=target, limit=limit)
+    store.close()
+    if as_json:
+        click.echo(json.dumps([_row(d) for d in found], indent=2, ensure_ascii=False))
+        return
+    table = Table("id", "kind", "to", "status", "matches", "attempts", "created", "next / sent")
+    for d in found:
+        status_text = d.status
+        if d.last_error:
+            status_text += f" [red]{escape(d.last_error)}[/]"
+        when = d.sent if d.status == "sent" else d.next_attempt
+        table.add_row(
+            str(d.id),
+            d.kind,
+            escape(d.target),
+            status_text,
+            str(d.items),
+            str(d.attempts),
+            d.created.strftime("%Y-%m-%d %H:%M:%S"),
+            when.strftime("%Y-%m-%d %H:%M:%S") if when else "-",
+        )
+    console.print(table)
+
+
+@deliveries.command("retry")
+@click.argument("delivery_id", type=int)
+@config_option
+@operator_errors
+def deliveries_retry(delivery_id: int, config_path: str) -> None:
+    """Send delivery DELIVERY_ID again now, with the same Message-ID or webhook-id; a webhook
+    endpoint disabled by a 410 is enabled again."""
+    config = load_config(config_path)
+    store = Store(config.database)
+    now = datetime.now(UTC)
+    delivery = store.requeue(delivery_id, now)
+    if delivery is None:
+        raise VigieError(f"no delivery {delivery_id}")
+    console.print(f"Delivery #{delivery_id} to {escape(delivery.target)} queued.")
+
+    def send() -> None:
+        labels = _labels(config)
+        if delivery.kind == "digest":
+            print_sent(send_digests(store, config.delivery, labels, now, [delivery.target]))
+        else:
+            session = make_session(config.fetch)
+            print_sent(dispatch_webhooks(store, session, config.delivery, labels, now))
+
+    _send_or_queue(config, send)
+    store.close()
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """'2026-11-20', '2026-11-20T08:00' (UTC unless an offset is given), or a duration ago."""
+    seconds = parse_duration(value)
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            "--since",
+            "",
+            'expected a date like 2026-11-20, a time, or a duration like "24h"',
+            value,
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@deliveries.command("replay")
+@click.option("--since", "since_text", required=True, help='A date, a time, or e.g. "24h".')
+@click.option("--target", help="Only this subscriber or webhook.")
+@click.option("--include-sent", is_flag=True, help="Sent deliveries too, not only failed ones.")
+@config_option
+@operator_errors
+def deliveries_replay(
+    since_text: str, target: str | None, include_sent: bool, config_path: str
+) -> None:
+    """Send failed and dead deliveries made since a time again (sent ones too with
+    --include-sent), each with its original Message-ID or webhook-id."""
+    config = load_config(config_path)
+    now = datetime.now(UTC)
+    since = parse_since(since_text, now)
+    store = Store(config.database)
+    ids = store.requeue_since(since, now, target=target, sent=include_sent)
+    console.print(f"{len(ids)} deliveries queued again.")
+
+    def send() -> None:
+        labels = _labels(config)
+        print_sent(send_digests(store, config.delivery, labels, now))
+        if config.delivery.webhooks:
+            session = make_session(config.fetch)
+            print_sent(dispatch_webhooks(store, session, config.delivery, labels, now))
+
+    if ids:
+        _send_or_queue(config, send)
+    store.close()
+
+
+def add_delivery_commands(main: click.Group) -> None:
+    main.add_command(digest)
+    main.add_command(deliveries)

@@ -1,0 +1,333 @@
+"""Delivery settings of config.toml: [smtp], [delivery], [[subscribers]] and [[webhooks]].
+
+Part of loading config.toml (monitor.config calls `load_delivery`), kept apart so each module does
+one thing. Like every setting, these are data (`Setting`), validated once into frozen objects, and
+an error names the file, the key path and what was expected. Secrets are never written in the
+file: it names the environment variables that hold them, read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .config import Setting, _convert, _section_values
+from .errors import ConfigError
+
+ARRAYS = ("subscribers", "webhooks")
+PRIORITY_RANK = {"normal": 0, "urgent": 1}
+SECURITY_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+WEBHOOK_MODES = ("per-match", "batched")
+
+SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
+    Setting("name", "str", None, "short unique name: letters, digits, . _ -"),
+    Setting("email", "str", None, "address the digests go to"),
+    Setting("rules", "list[str]", [], "rule ids followed"),
+    Setting("tags", "list[str]", [], "rule tags followed (a match of any rule with one of them)"),
+    Setting(
+        "schedule",
+        "str",
+        "daily 08:00",
+        'immediate, hourly, "daily HH:MM", "weekly mon HH:MM" or a cron expression',
+    ),
+    Setting("timezone", "str", "UTC", 'time zone of the schedule, e.g. "Europe/Paris"'),
+    Setting("min_priority", "str", "normal", "normal, or urgent for urgent rules only"),
+    Setting("send_empty", "bool", False, "send a digest even when nothing matched"),
+)
+
+WEBHOOK_SETTINGS: tuple[Setting, ...] = (
+    Setting("name", "str", None, "short unique name: letters, digits, . _ -"),
+    Setting("url", "str", None, "http(s) URL the events are POSTed to"),
+    Setting("secret_env", "str", None, "environment variable holding the whsec_... secret"),
+    Setting("rules", "list[str]", [], "rule ids followed"),
+    Setting("tags", "list[str]", [], "rule tags followed"),
+    Setting("mode", "str", "per-match", "per-match (one event per article) or batched"),
+    Setting("timeout", "duration", "15s", "time the endpoint has to answer"),
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# (lowest, highest, names) of the five cron fields; names count from `lowest`.
+_CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+_CRON_ITEM = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str  # starttls | tls | none
+    username: str
+    timeout: float
+    sender: str  # the From header, e.g. "Vigie <vigie@example.org>"
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def sender_address(self) -> str:
+        return email.utils.parseaddr(self.sender)[1]
+
+
+@dataclass(frozen=True)
+class SubscriberConfig:
+    name: str
+    email: str
+    rules: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    schedule: str = "daily 08:00"  # as written, for messages
+    cron: str | None = "0 8 * * *"  # None: immediate
+    timezone: str = "UTC"
+    min_priority: str = "normal"
+    send_empty: bool = False
+
+    def follows(self, rule_id: str, tags: tuple[str, ...], priority: str) -> bool:
+        wanted = rule_id in self.rules or any(tag in self.tags for tag in tags)
+        return wanted and PRIORITY_RANK.get(priority, 0) >= PRIORITY_RANK[self.min_priority]
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    name: str
+    url: str
+    secret: str = field(repr=False)
+    rules: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    mode: str = "per-match"
+    timeout: float = 15.0
+
+    def follows(self, rule_id: str, tags: tuple[str, ...]) -> bool:
+        return rule_id in self.rules or any(tag in self.tags for tag in tags)
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    outbox: Path = Path("outbox")
+    public_base_url: str = ""
+    tick: float = 5.0
+    smtp: SmtpConfig | None = None  # None: digests are written as .eml files into `outbox`
+    from_header: str = "Vigie <vigie@localhost>"
+    subscribers: tuple[SubscriberConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+    def subscriber(self, name: str) -> SubscriberConfig | None:
+        return next((s for s in self.subscribers if s.name == name), None)
+
+    def webhook(self, name: str) -> WebhookConfig | None:
+        return next((w for w in self.webhooks if w.name == name), None)
+
+
+def parse_schedule(text: str) -> str | None:
+    """A schedule as written -> a five-field cron expression (standard numbering: 0 is Sunday),
+    or None for `immediate`. Raises ValueError with what was expected."""
+    words = text.strip().lower().split()
+    if words == ["immediate"]:
+        return None
+    if words == ["hourly"]:
+        return "0 * * * *"
+    if len(words) == 2 and words[0] == "daily" and (t := _TIME.match(words[1])):
+        return f"{int(t.group(2))} {int(t.group(1))} * * *"
+    if len(words) == 3 and words[0] == "weekly" and (t := _TIME.match(words[2])):
+        if words[1][:3] not in _DAYS:
+            raise ValueError(f"expected a day like mon, tue, ... sun, got {words[1]!r}")
+        return f"{int(t.group(2))} {int(t.group(1))} * * {words[1][:3]}"
+    if len(words) == 5:
+        for (name, low, high, names), value in zip(_CRON_FIELDS, words, strict=True):
+            _check_cron_field(name, value, low, high, names)
+        return " ".join(words)
+    raise ValueError(
+        'expected immediate, hourly, "daily 08:00", "weekly mon 08:00" or a cron expression '
+        'like "0 8 * * 1-5"'
+    )
+
+
+def _check_cron_field(name: str, value: str, low: int, high: int, names: tuple[str, ...]) -> None:
+    for item in value.split(","):
+        m = _CRON_ITEM.match(item)
+        if not m or (m.group(2) is not None and int(m.group(2)) == 0):
+            raise ValueError(f"cron {name}: cannot read {item!r}")
+        if m.group(1) == "*":
+            continue
+        numbers = []
+        for bound in m.group(1).split("-"):
+            number = names.index(bound) + low if bound in names else None
+            if number is None and bound.isdigit():
+                number = int(bound)
+            if number is None or not low <= number <= high:
+                raise ValueError(f"cron {name}: expected {low}-{high}, got {bound!r}")
+            numbers.append(number)
+        if numbers != sorted(numbers):
+            raise ValueError(f"cron {name}: a range goes from low to high, got {item!r}")
+
+
+def _item(raw: Any, where: str, path: str, settings: tuple[Setting, ...]) -> dict[str, Any]:
+    """One [[subscribers]] or [[webhooks]] table: known keys, required ones present, typed."""
+    if not isinstance(raw, dict):
+        raise ConfigError(path, where, "expected a table", raw)
+    known = {s.key for s in settings}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                path, f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(known))})"
+            )
+    values: dict[str, Any] = {}
+    for setting in settings:
+        if setting.key not in raw and setting.default is None:
+            raise ConfigError(path, f"{where}.{setting.key}", f"is required: {setting.help}")
+        value = raw.get(setting.key, setting.default)
+        try:
+            values[setting.key] = _convert(setting.kind, value)
+        except ValueError as e:
+            raise ConfigError(path, f"{where}.{setting.key}", str(e), value) from None
+    if not _NAME.match(values["name"]):
+        raise ConfigError(
+            path, f"{where}.name", "expected letters, digits, '.', '_' or '-'", values["name"]
+        )
+    if not values["rules"] and not values["tags"]:
+        raise ConfigError(path, f"{where}.tags", "follows nothing: give rules, tags or both")
+    return values
+
+
+def _choice(value: str, choices: Any, path: str, key: str) -> str:
+    if value not in choices:
+        raise ConfigError(path, key, f"expected one of {', '.join(choices)}", value)
+    return value
+
+
+def _address(value: str, path: str, key: str) -> str:
+    if "\r" in value or "\n" in value or not _ADDRESS.match(email.utils.parseaddr(value)[1]):
+        raise ConfigError(path, key, 'expected an email address like "Name <name@example.org>"')
+    return value
+
+
+def _environment(name: str, path: str, key: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(path, key, f"environment variable {name} is not set or empty")
+    return value
+
+
+def _subscriber(raw: Any, index: int, path: str) -> SubscriberConfig:
+    where = f"subscribers[{index}]"
+    v = _item(raw, where, path, SUBSCRIBER_SETTINGS)
+    try:
+        cron = parse_schedule(v["schedule"])
+    except ValueError as e:
+        raise ConfigError(path, f"{where}.schedule", str(e), v["schedule"]) from None
+    try:
+        ZoneInfo(v["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            path, f"{where}.timezone", 'expected a time zone like "Europe/Paris"', v["timezone"]
+        ) from None
+    return SubscriberConfig(
+        name=v["name"],
+        email=_address(v["email"], path, f"{where}.email"),
+        rules=v["rules"],
+        tags=v["tags"],
+        schedule=v["schedule"],
+        cron=cron,
+        timezone=v["timezone"],
+        min_priority=_choice(v["min_priority"], PRIORITY_RANK, path, f"{where}.min_priority"),
+        send_empty=v["send_empty"],
+    )
+
+
+def _webhook(raw: Any, index: int, path: str) -> WebhookConfig:
+    where = f"webhooks[{index}]"
+    v = _item(raw, where, path, WEBHOOK_SETTINGS)
+    if not re.match(r"^https?://[^/\s]+", v["url"], re.IGNORECASE):
+        raise ConfigError(path, f"{where}.url", "expected an http(s) URL", v["url"])
+    key = f"{where}.secret_env"
+    secret = _environment(v["secret_env"], path, key)
+    try:
+        if not secret.startswith("whsec_"):
+            raise ValueError
+        decoded = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (ValueError, binascii.Error):
+        decoded = b""
+    if not 24 <= len(decoded) <= 64:  # the Standard Webhooks range; the secret is never shown
+        raise ConfigError(
+            path, key, f"{v['secret_env']} must hold whsec_ then 24 to 64 bytes in base64"
+        )
+    return WebhookConfig(
+        name=v["name"],
+        url=v["url"],
+        secret=secret,
+        rules=v["rules"],
+        tags=v["tags"],
+        mode=_choice(v["mode"], WEBHOOK_MODES, path, f"{where}.mode"),
+        timeout=v["timeout"],
+    )
+
+
+def _array(raw: dict, name: str, path: str) -> list[Any]:
+    items = raw.get(name, [])
+    if not isinstance(items, list):
+        raise ConfigError(path, name, f"expected an array of tables written [[{name}]]", items)
+    return items
+
+
+def _unique(items: tuple[Any, ...], name: str, path: str) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise ConfigError(path, f"{name}[{i}].name", "is used twice", item.name)
+        seen.add(item.name)
+
+
+def _smtp(raw: dict, path: str) -> SmtpConfig | None:
+    values = _section_values(raw, "smtp", path)
+    _choice(values["security"], SECURITY_PORTS, path, "smtp.security")
+    _address(values["from"], path, "smtp.from")
+    if not values["host"]:
+        return None
+    section = raw.get("smtp", {})
+    password = None
+    if values["password_env"]:
+        password = _environment(values["password_env"], path, "smtp.password_env")
+    return SmtpConfig(
+        host=values["host"],
+        port=values["port"] if "port" in section else SECURITY_PORTS[values["security"]],
+        security=values["security"],
+        username=values["username"],
+        timeout=values["timeout"],
+        sender=values["from"],
+        password=password,
+    )
+
+
+def load_delivery(raw: dict, path: str, base: Path) -> DeliveryConfig:
+    """The delivery part of a parsed config.toml; `base` is the folder of the file."""
+    values = _section_values(raw, "delivery", path)
+    base_url = values["public_base_url"].rstrip("/")
+    if base_url and not base_url.lower().startswith("https://"):
+        # RFC 8058 one-click unsubscribe requires https.
+        raise ConfigError(path, "delivery.public_base_url", "expected an https:// URL", base_url)
+    subscribers = tuple(_subscriber(s, i, path) for i, s in enumerate(_array(raw, ARRAYS[0], path)))
+    webhooks = tuple(_webhook(w, i, path) for i, w in enumerate(_array(raw, ARRAYS[1], path)))
+    _unique(subscribers, "subscribers", path)
+    _unique(webhooks, "webhooks", path)
+    return DeliveryConfig(
+        outbox=base / values["outbox"],
+        public_base_url=base_url,
+        tick=values["tick"],
+        smtp=_smtp(raw, path),
+        from_header=_section_values(raw, "smtp", path)["from"],
+        subscribers=subscribers,
+        webhooks=webhooks,
+    )

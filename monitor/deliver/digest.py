@@ -1,0 +1,272 @@
+"""Render a digest: the matches a subscriber has not received yet, as a newsletter email.
+
+Grouped by rule, urgent rules first; one entry per story (one per article until articles carry a
+story id), each with its linked title, source, time, a snippet with the matched words in bold and
+the names of the rules it matched. HTML with its CSS inlined (mail clients drop <style>) and plain
+text, as multipart/alternative.
+
+Feed text is data, never template source: it reaches Jinja2 only as variables, autoescaped in
+HTML; the one piece of markup made from it, <b> around matched words, is built from escaped text
+and passed through nh3. Only http(s) links are made. Header values are stripped of CR and LF.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import css_inline
+import nh3
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from ..config_delivery import DeliveryConfig, SubscriberConfig
+from ..records import Delivery
+from ..store import OutboxItem
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .outbox import Labels, message_id
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+_MARKS = re.compile(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One story in a digest, as shown."""
+
+    title: str
+    url: str  # empty unless http(s)
+    source: str
+    when: str  # publication time in the subscriber's time zone
+    snippet_html: Markup
+    snippet_text: str
+    rules: tuple[str, ...]  # names of every rule the story matched
+    urgent: bool
+    also: tuple[tuple[str, str], ...] = ()  # (source, url) of other outlets in the story
+    updated: bool = False  # a rule newly matched an updated version of the article
+    rank: tuple = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    rule_id: str
+    name: str
+    urgent: bool
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Digest:
+    subscriber: str
+    sections: tuple[Section, ...]
+    subject: str
+    heading: str
+    summary: str  # one line under the heading
+
+    @property
+    def entries(self) -> int:
+        return sum(len(s.entries) for s in self.sections)
+
+
+def build_digest(
+    items: Sequence[OutboxItem], subscriber: SubscriberConfig, labels: Labels, now: datetime
+) -> Digest:
+    """Group, order and format; pure."""
+    zone = ZoneInfo(subscriber.timezone)
+    stories: dict[str, list[OutboxItem]] = {}
+    for item in items:
+        key = f"story:{item.story_id}" if item.story_id else f"article:{item.article.id}"
+        stories.setdefault(key, []).append(item)
+    sections: dict[str, list[Entry]] = {}
+    for members in stories.values():
+        lead = max(members, key=_rank)
+        sections.setdefault(lead.match.rule_id, []).append(_entry(lead, members, labels, zone))
+    built = [
+        Section(
+            rule_id,
+            labels.rule(rule_id),
+            entries[0].urgent,
+            tuple(sorted(entries, key=lambda e: e.rank, reverse=True)),
+        )
+        for rule_id, entries in sections.items()
+    ]
+    built.sort(key=lambda s: (not s.urgent, -len(s.entries), s.name.casefold()))
+    total = sum(len(s.entries) for s in built)
+    urgent = sum(len(s.entries) for s in built if s.urgent)
+    noun = "stories" if any(e.also for s in built for e in s.entries) else "articles"
+    when = now.astimezone(zone).strftime("%a %d %b %Y, %H:%M")
+    summary = f"{_count(total, noun)} · {when} ({subscriber.timezone})"
+    return Digest(
+        subscriber=subscriber.name,
+        sections=tuple(built),
+        subject=_subject(built, total, urgent, noun),
+        heading=f"Vigie digest for {subscriber.name}",
+        summary=summary,
+    )
+
+
+def _rank(item: OutboxItem) -> tuple:
+    published = item.article.published.timestamp() if item.article.published else 0.0
+    return (item.match.priority == "urgent", item.match.score, published, -(item.article.id or 0))
+
+
+def _entry(lead: OutboxItem, members: list[OutboxItem], labels: Labels, zone: ZoneInfo) -> Entry:
+    article = lead.article
+    rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
+    others: dict[str, str] = {}
+    for member in members:
+        source = member.article.feed_name
+        if member.article.id != article.id and source != article.feed_name:
+            others.setdefault(source, _link(member.article.url))
+    return Entry(
+        title=article.title or "(untitled)",
+        url=_link(article.url),
+        source=article.feed_name,
+        when=article.published.astimezone(zone).strftime("%a %d %b, %H:%M")
+        if article.published
+        else "",
+        snippet_html=snippet_html(lead.match.snippet),
+        snippet_text=snippet_text(lead.match.snippet),
+        rules=tuple(dict.fromkeys(labels.rule(r) for r in rule_ids)),
+        urgent=lead.match.priority == "urgent",
+        also=tuple(others.items()),
+        updated=lead.updated,
+        rank=_rank(lead),
+    )
+
+
+def _link(url: str) -> str:
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else ""
+
+
+def snippet_html(snippet: str) -> Markup:
+    """⟦marked⟧ words in <b>, everything else escaped; nh3 keeps nothing but <b>."""
+    parts = _MARKS.split(snippet)
+    html = "".join(
+        f"<b>{escape(part)}</b>" if i % 2 else str(escape(part)) for i, part in enumerate(parts)
+    )
+    return Markup(nh3.clean(html, tags={"b"}, attributes={}))
+
+
+def snippet_text(snippet: str) -> str:
+    """⟦marked⟧ words in *stars*, for the plain-text part."""
+    return "".join(f"*{p}*" if i % 2 else p for i, p in enumerate(_MARKS.split(snippet)))
+
+
+def _count(n: int, noun: str) -> str:
+    singular = {"stories": "story", "articles": "article"}[noun]
+    return f"{n} {singular if n == 1 else noun}"
+
+
+def _subject(sections: list[Section], total: int, urgent: int, noun: str) -> str:
+    if not total:
+        return "Vigie: nothing new matched your rules"
+    counts = _count(total, noun)
+    head = f"Vigie: {urgent} urgent, {counts}" if urgent else f"Vigie: {counts}"
+    shown = [f"{s.name} {len(s.entries)}" for s in sections[:2]]
+    more = f", +{len(sections) - 2} more" if len(sections) > 2 else ""
+    return f"{head} — {', '.join(shown)}{more}"
+
+
+@functools.cache
+def _environment(autoescape: bool) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+
+
+def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
+    """(HTML with inlined CSS, plain text). `footer` says why the subscriber receives it and how
+    to stop: follows, schedule, unsubscribe_url."""
+    context = {"digest": digest, **footer}
+    html = _environment(True).get_template("digest.html").render(context)
+    text = _environment(False).get_template("digest.txt").render(context)
+    return _INLINER.inline(html), text
+
+
+def header_value(value: str) -> str:
+    """One line: CR, LF and runs of whitespace become single spaces."""
+    return " ".join(value.split())
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+def _list_label(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "subscriber"
+
+
+def _sender(config: DeliveryConfig) -> str:
+    return header_value(config.smtp.sender if config.smtp else config.from_header)
+
+
+def unsubscribe_links(
+    subscriber: SubscriberConfig, config: DeliveryConfig, token: str
+) -> tuple[str, str]:
+    """(https one-click link or "", mailto link). The one-click link needs public_base_url."""
+    address = email.utils.parseaddr(_sender(config))[1]
+    mailto = f"mailto:{address}?subject={quote('unsubscribe ' + subscriber.name)}"
+    if not config.public_base_url:
+        return "", mailto
+    return f"{config.public_base_url}/unsubscribe/{quote(subscriber.name)}/{token}", mailto
+
+
+def footer(subscriber: SubscriberConfig, config: DeliveryConfig, token: str) -> dict[str, str]:
+    """Why the subscriber receives the digest, and how to stop."""
+    one_click, mailto = unsubscribe_links(subscriber, config, token)
+    follows = [f"rule {r}" for r in subscriber.rules] + [f"tag {t}" for t in subscriber.tags]
+    return {
+        "follows": ", ".join(follows),
+        "schedule": subscriber.schedule,
+        "unsubscribe_url": one_click or mailto,
+    }
+
+
+def compose(
+    digest: Digest,
+    delivery: Delivery,
+    subscriber: SubscriberConfig,
+    config: DeliveryConfig,
+    token: str,
+    now: datetime,
+) -> EmailMessage:
+    """The digest as an email, with the headers mail clients and list tools expect."""
+    sender = _sender(config)
+    domain = _domain(email.utils.parseaddr(sender)[1])
+    one_click, mailto = unsubscribe_links(subscriber, config, token)
+    html, text = render(digest, footer(subscriber, config, token))
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["Subject"] = header_value(digest.subject)
+    message["From"] = sender
+    message["To"] = email.utils.formataddr(
+        (header_value(subscriber.name), header_value(subscriber.email))
+    )
+    message["Date"] = email.utils.format_datetime(now)
+    message["Message-ID"] = message_id(delivery, domain)
+    label = f"{_list_label(subscriber.name)}.digest.{domain}"
+    message["List-Id"] = f"Vigie digest for {header_value(subscriber.name)} <{label}>"
+    message["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in (one_click, mailto) if u)
+    if one_click:
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message

@@ -1,0 +1,279 @@
+"""The two delivery jobs, "send due digests" and "dispatch webhooks", and the digest preview.
+
+Everything they decide from is in SQLite: which subscriber is due (subscribers.next_due), which
+message is waiting (deliveries.status and next_attempt). A message is claimed in one transaction
+(its matches recorded against it), sent with no transaction open, and its outcome recorded at
+once: a crash between sending and recording sends it again, with the same Message-ID or
+webhook-id, and loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from ..config_delivery import DeliveryConfig, SubscriberConfig
+from ..records import Delivery
+from ..rules.index import RuleIndex
+from ..store import Store, parse_iso
+from . import outbox
+from .digest import Digest, build_digest, compose, footer, render
+from .email import send_smtp, write_eml
+from .payload import payload
+from .webhook import post
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The outcome of one attempt, for the CLI and the logs."""
+
+    delivery_id: int
+    kind: str
+    target: str
+    status: str  # sent | pending (will retry) | failed | dead
+    detail: str = ""  # the .eml path, or why it failed
+    items: int = 0
+
+
+def labels_of(index: RuleIndex | None) -> outbox.Labels:
+    if index is None:
+        return outbox.Labels()
+    return outbox.Labels(
+        {c.rule.id: c.rule.name for c in index.rules if c.rule.name},
+        {e.id: e.name for e in index.entities.values() if e.name},
+    )
+
+
+def sync_subscribers(store: Store, config: DeliveryConfig, now: datetime) -> None:
+    """Bring each configured subscriber's stored state in line with config.toml. Call before
+    polling, so a new subscriber receives the matches of that very poll."""
+    for subscriber in config.subscribers:
+        row = store.subscriber_state(subscriber.name)
+        last = store.last_delivery_created("digest", subscriber.name)
+        wanted = outbox.subscriber_row(subscriber, row, now, secrets.token_urlsafe(16), last)
+        if wanted != row:
+            with store.transaction():
+                store.save_subscriber(wanted)
+
+
+def _chosen(config: DeliveryConfig, names: Collection[str] | None) -> list[SubscriberConfig]:
+    return [s for s in config.subscribers if names is None or s.name in names]
+
+
+def open_digests(
+    store: Store,
+    config: DeliveryConfig,
+    now: datetime,
+    names: Collection[str] | None = None,
+    force: bool = False,
+) -> list[int]:
+    """Claim each due subscriber's undelivered matches into a new digest (every chosen one with
+    force=True); advance the schedules that came due, to their next time after `now`, however
+    many slots were missed. Returns the new deliveries' ids."""
+    sync_subscribers(store, config, now)
+    created = []
+    for subscriber in _chosen(config, names):
+        row = store.subscriber_state(subscriber.name)
+        assert row is not None  # synced above
+        due = outbox.digest_due(subscriber, parse_iso(row["next_due"]), now)
+        if not (force or due):
+            continue
+        with store.transaction():  # what is claimed and the schedule move together
+            matches = _undelivered(store, subscriber, row)
+            empty_allowed = subscriber.send_empty and (force or subscriber.cron is not None)
+            if matches or empty_allowed:
+                created.append(
+                    store.insert_delivery("digest", subscriber.name, "pending", now, matches)
+                )
+            if due and subscriber.cron is not None:
+                next_due = outbox.next_fire(subscriber.cron, subscriber.timezone, now)
+                store.set_next_due(subscriber.name, next_due)
+    return created
+
+
+def _undelivered(store: Store, subscriber: SubscriberConfig, state: dict) -> list[tuple[int, str]]:
+    since = outbox.claim_window(
+        parse_iso(state["since"]),  # type: ignore[arg-type]
+        store.last_delivery_created("digest", subscriber.name),
+    )
+    return store.undelivered_matches(
+        subscriber.name, since, subscriber.rules, subscriber.tags, outbox.priorities(subscriber)
+    )
+
+
+def send_digests(
+    store: Store,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    now: datetime,
+    names: Collection[str] | None = None,
+    rng: random.Random | None = None,
+) -> list[Sent]:
+    """Send every digest that is due (new, or waiting for a retry)."""
+    rng = rng or random.Random()
+    return [
+        _send_digest(store, config, labels, delivery, now, rng)
+        for delivery in store.due_deliveries("digest", now)
+        if names is None or delivery.target in names
+    ]
+
+
+def send_due_digests(
+    store: Store,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> list[Sent]:
+    """The "send due digests" job; it also forgets deliveries whose matches retention pruned."""
+    open_digests(store, config, now)
+    sent = send_digests(store, config, labels, now, rng=rng)
+    store.prune_deliveries()
+    return sent
+
+
+def _send_digest(
+    store: Store,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    delivery: Delivery,
+    now: datetime,
+    rng: random.Random,
+) -> Sent:
+    subscriber = config.subscriber(delivery.target)
+    if subscriber is None:
+        return _record(store, delivery, now, "failed", "subscriber no longer in config.toml")
+    items = store.delivery_items(delivery.id)
+    state = store.subscriber_state(subscriber.name) or {}
+    # Rendered as of the delivery's creation, so every attempt sends the same email.
+    digest = build_digest(items, subscriber, labels, delivery.created)
+    message = compose(
+        digest, delivery, subscriber, config, state.get("token") or "", delivery.created
+    )
+    if config.smtp is None:
+        name = f"{delivery.created:%Y%m%d-%H%M%S}-{subscriber.name}-{delivery.id}"
+        path = write_eml(message, config.outbox, name)
+        return _record(store, delivery, now, "sent", str(path), items=digest.entries)
+    outcome = send_smtp(message, config.smtp, subscriber.email)
+    if outcome.status == "retry":
+        when = outbox.retry_at(outbox.EMAIL_RETRY_DELAYS, delivery.attempts + 1, now, rng)
+        status = "pending" if when else "dead"
+        return _record(store, delivery, now, status, outcome.error, outcome.code, when)
+    return _record(store, delivery, now, outcome.status, outcome.error, outcome.code)
+
+
+def dispatch_webhooks(
+    store: Store,
+    session: requests.Session,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> list[Sent]:
+    """The "dispatch webhooks" job: close open batches, then attempt every due delivery."""
+    rng = rng or random.Random()
+    store.close_batches(now)
+    return [
+        _send_webhook(store, session, config, labels, delivery, now, rng)
+        for delivery in store.due_deliveries("webhook", now)
+    ]
+
+
+def _send_webhook(
+    store: Store,
+    session: requests.Session,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    delivery: Delivery,
+    now: datetime,
+    rng: random.Random,
+) -> Sent:
+    hook = config.webhook(delivery.target)
+    if hook is None:
+        return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
+    disabled = store.disabled_endpoint(hook.name, hook.url)
+    if disabled:
+        return _record(store, delivery, now, "failed", f"endpoint disabled: {disabled}")
+    body = delivery.payload
+    if not body:
+        items = store.delivery_items(delivery.id)
+        if not items:
+            return _record(store, delivery, now, "failed", "its matches were pruned")
+        mentions = store.mentions_of(sorted({item.article.id or 0 for item in items}))
+        body = payload(delivery, items, mentions, labels, hook.mode == "batched")
+        store.freeze_payload(delivery.id, body)
+    attempt = post(
+        session, hook.url, body, outbox.webhook_id(delivery), hook.secret, hook.timeout, now
+    )
+    if attempt.ok:
+        return _record(store, delivery, now, "sent", "", attempt.status)
+    if attempt.gone:
+        result = _record(store, delivery, now, "failed", attempt.error, attempt.status)
+        others = store.disable_endpoint(hook.name, hook.url, attempt.error, now)
+        log.warning(
+            "webhook endpoint gone, disabled; %d waiting deliveries failed",
+            others,
+            extra={"delivery_id": delivery.id, "error": attempt.error},
+        )
+        return result
+    when = outbox.retry_at(
+        outbox.WEBHOOK_RETRY_DELAYS, delivery.attempts + 1, now, rng, attempt.retry_after
+    )
+    status = "pending" if when else "dead"
+    return _record(store, delivery, now, status, attempt.error, attempt.status or None, when)
+
+
+def _record(
+    store: Store,
+    delivery: Delivery,
+    now: datetime,
+    status: str,
+    detail: str,
+    code: int | None = None,
+    next_attempt: datetime | None = None,
+    items: int | None = None,
+) -> Sent:
+    error = "" if status == "sent" else detail
+    store.record_attempt(
+        delivery.id, status, now, next_attempt=next_attempt, last_status=code, last_error=error
+    )
+    level = logging.INFO if status == "sent" else logging.WARNING
+    log.log(
+        level,
+        "%s to %s: %s",
+        delivery.kind,
+        delivery.target,
+        status,
+        extra={"delivery_id": delivery.id, **({"error": error} if error else {})},
+    )
+    count = delivery.items if items is None else items
+    return Sent(delivery.id, delivery.kind, delivery.target, status, detail, count)
+
+
+def preview_digest(
+    store: Store,
+    config: DeliveryConfig,
+    subscriber: SubscriberConfig,
+    labels: outbox.Labels,
+    now: datetime,
+) -> tuple[Path, Digest]:
+    """Render the digest the subscriber would receive now to outbox/preview-NAME.html, without
+    claiming anything."""
+    sync_subscribers(store, config, now)
+    state = store.subscriber_state(subscriber.name) or {}
+    matches = _undelivered(store, subscriber, state)
+    digest = build_digest(store.items_for(matches), subscriber, labels, now)
+    html, _ = render(digest, footer(subscriber, config, state.get("token") or ""))
+    config.outbox.mkdir(parents=True, exist_ok=True)
+    path = config.outbox / f"preview-{subscriber.name}.html"
+    path.write_text(html, encoding="utf-8")
+    return path, digest

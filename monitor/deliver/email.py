@@ -1,0 +1,88 @@
+"""Hand a digest to an SMTP server, or write it as an .eml file when no server is configured.
+
+What the caller may rely on: `send_smtp` never raises for a server's answer or a network failure;
+it returns an `SmtpOutcome` saying sent, retry (a 4xx reply, a dropped or refused connection, a
+timeout) or failed (a 5xx reply or a refused recipient, with the server's own words). `sent`
+means the server accepted the message for delivery, nothing less.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from ..config_delivery import SmtpConfig
+
+
+@dataclass(frozen=True)
+class SmtpOutcome:
+    status: str  # sent | retry | failed
+    code: int | None = None  # the SMTP reply code that decided it
+    error: str = ""
+
+
+def send_smtp(message: EmailMessage, smtp: SmtpConfig, recipient: str) -> SmtpOutcome:
+    """One attempt to hand `message` to the server for `recipient`."""
+    try:
+        with _connect(smtp) as client:
+            if smtp.username:
+                client.login(smtp.username, smtp.password or "")
+            refused = client.send_message(message, smtp.sender_address, [recipient])
+    except smtplib.SMTPRecipientsRefused as e:
+        return _refused(e.recipients)
+    except smtplib.SMTPResponseException as e:
+        return _reply(e.smtp_code, e.smtp_error)
+    except smtplib.SMTPNotSupportedError as e:
+        return SmtpOutcome("failed", None, f"server does not support it: {e}")
+    except (smtplib.SMTPException, OSError) as e:  # disconnects, refusals, timeouts, TLS
+        return SmtpOutcome("retry", None, f"connection failed: {e or type(e).__name__}")
+    if refused:  # only when some of several recipients were refused; kept for completeness
+        return _refused(refused)
+    return SmtpOutcome("sent", 250)
+
+
+def _connect(smtp: SmtpConfig) -> smtplib.SMTP:
+    if smtp.security == "tls":
+        return smtplib.SMTP_SSL(
+            smtp.host, smtp.port, timeout=smtp.timeout, context=ssl.create_default_context()
+        )
+    client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+    try:
+        if smtp.security == "starttls":
+            client.starttls(context=ssl.create_default_context())
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _reply(code: int, text: bytes | str) -> SmtpOutcome:
+    reason = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    reason = f"{code} {' '.join(reason.split())}"
+    return SmtpOutcome("retry" if 400 <= code < 500 else "failed", code, reason)
+
+
+def _refused(recipients: dict[str, tuple[int, bytes]]) -> SmtpOutcome:
+    address, (code, text) = next(iter(recipients.items()))
+    outcome = _reply(code, text)
+    return SmtpOutcome(outcome.status, code, f"recipient {address} refused: {outcome.error}")
+
+
+def write_eml(message: EmailMessage, folder: Path, name: str) -> Path:
+    """Write the message atomically as folder/name.eml (a retry rewrites the same file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.eml"
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".eml.tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(message.as_bytes())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

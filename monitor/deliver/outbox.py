@@ -1,0 +1,203 @@
+"""What is due in the outbox: digest schedules, retry timing, who follows which match, and the
+idempotency keys. Pure functions: the time is always the `now` argument, never the clock.
+
+Schedules are cron expressions (config turns `daily 08:00` into `0 8 * * *`) read by APScheduler's
+CronTrigger. Only the next fire time after `now` matters: a service that was down for three days
+sends one digest when it comes back, not three.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from ..config_delivery import SubscriberConfig, WebhookConfig
+from ..records import Delivery, Match
+from ..store import iso
+
+# Standard Webhooks' schedule: immediately, then these waits after each failure; after the 8th
+# failed attempt the delivery is dead-lettered.
+WEBHOOK_RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+# SMTP 4xx replies and connection failures: 1 min, 5 min, 15 min, 1 h, 3 h, then dead.
+EMAIL_RETRY_DELAYS = (60, 300, 900, 3600, 10800)
+JITTER = 0.1  # ±10%, so deliveries that failed together do not all retry together
+CLAIM_MARGIN = timedelta(days=1)  # see claim_window
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Display names of rules and entities, from the rule files in force; ids when unknown."""
+
+    rules: Mapping[str, str] = field(default_factory=dict)
+    entities: Mapping[str, str] = field(default_factory=dict)
+
+    def rule(self, rule_id: str) -> str:
+        return self.rules.get(rule_id) or rule_id
+
+    def entity(self, entity_id: str) -> str:
+        return self.entities.get(entity_id) or entity_id
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """One article's matches that one webhook follows."""
+
+    name: str
+    url: str
+    batched: bool
+    rule_ids: tuple[str, ...]
+
+
+def webhook_routes(
+    webhooks: Iterable[WebhookConfig], matches: Sequence[Match]
+) -> list[WebhookRoute]:
+    """For each webhook that follows at least one of an article's matches, the rules it follows."""
+    routes = []
+    for hook in webhooks:
+        rule_ids = tuple(m.rule_id for m in matches if hook.follows(m.rule_id, m.tags))
+        if rule_ids:
+            routes.append(WebhookRoute(hook.name, hook.url, hook.mode == "batched", rule_ids))
+    return routes
+
+
+def retry_at(
+    delays: Sequence[float],
+    attempts: int,
+    now: datetime,
+    rng: random.Random,
+    retry_after: float | None = None,
+) -> datetime | None:
+    """When to try again after `attempts` failed attempts, or None when none is left.
+
+    The wait is the schedule's, with jitter; a Retry-After the server sent is honoured when longer,
+    up to the schedule's longest wait (a server cannot park a delivery for a week)."""
+    if attempts < 1 or attempts > len(delays):
+        return None
+    delay = delays[attempts - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max(delays)))
+    return now + timedelta(seconds=delay)
+
+
+def _day_number(text: str) -> int:
+    return _DAYS.index(text) if text in _DAYS else int(text)
+
+
+def _weekdays(cron_field: str) -> str:
+    """A standard cron day-of-week field (0 or 7 is Sunday) as day names, because APScheduler 3
+    counts 0 as Monday (its issue 286): names mean the same to both."""
+    if cron_field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for item in cron_field.split(","):
+        base, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            low, high = 0, 6
+        elif "-" in base:
+            first, last = base.split("-", 1)
+            low, high = _day_number(first), _day_number(last)
+        else:
+            low = _day_number(base)
+            high = 6 if step_text else low
+        days.update(day % 7 for day in range(low, high + 1, step))
+    return ",".join(_DAYS[day] for day in sorted(days))
+
+
+def cron_trigger(cron: str, timezone: str) -> CronTrigger:
+    minute, hour, day, month, weekday = cron.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekdays(weekday),
+        timezone=ZoneInfo(timezone),
+    )
+
+
+def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first time strictly after `after` that the schedule fires, in UTC."""
+    zone = ZoneInfo(timezone)
+    start = (after + timedelta(microseconds=1)).astimezone(zone)
+    fire = cron_trigger(cron, timezone).get_next_fire_time(None, start)
+    if fire is None:  # pragma: no cover - config only accepts schedules that fire again
+        raise ValueError(f"schedule {cron!r} never fires again")
+    return fire.astimezone(UTC)
+
+
+def digest_due(subscriber: SubscriberConfig, next_due: datetime | None, now: datetime) -> bool:
+    """Immediate subscribers are always due (when something is waiting); others at next_due."""
+    if subscriber.cron is None:
+        return True
+    return next_due is not None and next_due <= now
+
+
+def claim_window(since: datetime, last_digest: datetime | None) -> datetime:
+    """Where a digest starts looking for undelivered matches: from the subscriber's start, but
+    no earlier than CLAIM_MARGIN before its last digest, so a tick does not rescan months of
+    delivered matches. The margin covers matches stamped at a poll cycle's start and committed
+    after that digest was made (a cycle takes minutes, never a day)."""
+    if last_digest is None:
+        return since
+    return max(since, last_digest - CLAIM_MARGIN)
+
+
+def priorities(subscriber: SubscriberConfig) -> tuple[str, ...]:
+    return ("urgent",) if subscriber.min_priority == "urgent" else ("normal", "urgent")
+
+
+def subscriber_row(
+    subscriber: SubscriberConfig,
+    row: Mapping[str, Any] | None,
+    now: datetime,
+    token: str,
+    last_digest: datetime | None = None,
+) -> dict[str, Any]:
+    """A subscriber's stored state, brought in line with its configuration.
+
+    A new subscriber receives matches made from now on (not the whole history). When what it
+    follows changes, matches made since its last digest count under the new choice. When its
+    schedule changes, the next digest is due at the new schedule's next time."""
+    what = json.dumps([sorted(subscriber.rules), sorted(subscriber.tags), subscriber.min_priority])
+    when = "immediate" if subscriber.cron is None else f"{subscriber.cron} {subscriber.timezone}"
+    if row is None:
+        since, next_due, token_kept = now, None, token
+    else:
+        since = datetime.fromisoformat(row["since"])
+        next_due = datetime.fromisoformat(row["next_due"]) if row["next_due"] else None
+        token_kept = row["token"] or token
+        if row["filter"] != what:
+            since = max(since, last_digest) if last_digest else since
+    if subscriber.cron is None:
+        next_due = None
+    elif row is None or row["schedule"] != when or next_due is None:
+        next_due = next_fire(subscriber.cron, subscriber.timezone, now)
+    return {
+        "name": subscriber.name,
+        "since": iso(since),
+        "filter": what,
+        "schedule": when,
+        "next_due": iso(next_due) if next_due else None,
+        "token": token_kept,
+    }
+
+
+def webhook_id(delivery: Delivery) -> str:
+    """The webhook-id header: from the delivery id, the same on every attempt. The random part
+    keeps ids from two Vigie databases apart at one consumer."""
+    return f"msg_{delivery.id}_{delivery.key}"
+
+
+def message_id(delivery: Delivery, domain: str) -> str:
+    """The digest's Message-ID: from the delivery id, the same on every attempt."""
+    return f"<vigie.digest.{delivery.id}.{delivery.key}@{domain}>"

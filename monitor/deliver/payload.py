@@ -1,0 +1,124 @@
+"""The webhook payload: a versioned record of its own, documented by the JSON Schema in
+docs/delivery.md, never an internal record serialised. Changing a field's meaning or removing one
+means a new `version`; adding an optional field does not.
+
+    {"type": "article.matched", "version": 1, "id": "msg_...", "timestamp": "...",
+     "data": {"article": {...}, "rules": [...], "entities": [...]}}
+
+A batched webhook receives `article.matched.batch`, whose data is {"events": [data, ...]}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..records import Delivery
+from ..store import OutboxItem
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .outbox import Labels, webhook_id
+
+VERSION = 1
+EVENT = "article.matched"
+BATCH_EVENT = "article.matched.batch"
+
+
+def rfc3339(when: datetime | None) -> str | None:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def highlighted(snippet: str) -> tuple[str, list[list[int]]]:
+    """A ⟦marked⟧ snippet as plain text plus the [start, end) offsets of the marked words."""
+    text, spans, start = [], [], 0
+    length = 0
+    for char in snippet:
+        if char == HIGHLIGHT_OPEN:
+            start = length
+        elif char == HIGHLIGHT_CLOSE:
+            spans.append([start, length])
+        else:
+            text.append(char)
+            length += 1
+    return "".join(text), spans
+
+
+def article_event(
+    items: Sequence[OutboxItem], mentions: Mapping[str, int], labels: Labels
+) -> dict[str, Any]:
+    """One article and the rules (those this consumer follows) that matched it."""
+    article = items[0].article
+    rules = []
+    for item in sorted(items, key=lambda i: (i.match.priority != "urgent", -i.match.score)):
+        match = item.match
+        snippet, spans = highlighted(match.snippet)
+        rules.append(
+            {
+                "id": match.rule_id,
+                "name": labels.rule(match.rule_id),
+                "priority": match.priority,
+                "tags": list(match.tags),
+                "score": match.score,
+                "snippet": snippet,
+                "highlights": spans,
+                "evidence": [
+                    {
+                        "field": e.field,
+                        "start": e.start,
+                        "end": e.end,
+                        "text": e.text,
+                        "term": e.term,
+                        "entity": e.entity,
+                    }
+                    for e in match.evidence
+                ],
+            }
+        )
+    return {
+        "article": {
+            "id": article.id,
+            "url": article.url,
+            "title": article.title,
+            "source": {"name": article.feed_name, "feed_url": items[0].feed_url},
+            "published": rfc3339(article.published),
+            "language": article.language or None,
+            "story_id": items[0].story_id,
+            "revision": article.revision,
+        },
+        "updated": any(item.updated for item in items),
+        "rules": rules,
+        "entities": [
+            {"id": entity, "name": labels.entity(entity), "mentions": count}
+            for entity, count in sorted(mentions.items())
+        ],
+    }
+
+
+def payload(
+    delivery: Delivery,
+    items: Sequence[OutboxItem],
+    mentions: Mapping[int, Mapping[str, int]],
+    labels: Labels,
+    batched: bool,
+) -> str:
+    """The JSON body of a webhook delivery (compact, UTF-8 kept)."""
+    by_article: dict[int, list[OutboxItem]] = {}
+    for item in items:
+        by_article.setdefault(item.article.id or 0, []).append(item)
+    events = [
+        article_event(group, mentions.get(article_id, {}), labels)
+        for article_id, group in by_article.items()
+    ]
+    if batched or len(events) != 1:
+        kind, data = BATCH_EVENT, {"events": events}
+    else:
+        kind, data = EVENT, events[0]
+    body = {
+        "type": kind,
+        "version": VERSION,
+        "id": webhook_id(delivery),
+        "timestamp": rfc3339(delivery.created),
+        "data": data,
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))

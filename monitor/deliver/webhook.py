@@ -1,0 +1,117 @@
+"""POST one signed webhook message, the Standard Webhooks way.
+
+Headers: `webhook-id` (the same on every attempt of a delivery), `webhook-timestamp` (seconds,
+this attempt's) and `webhook-signature` (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` keyed
+with the decoded `whsec_` secret), computed by the `standardwebhooks` library that consumers
+verify with. What the caller may rely on: `post` never raises for an endpoint's answer or a network
+failure. A 2xx is success; a redirect is not followed and is a failure; 410 says the endpoint is
+gone. Connections go through the network guard and are cut at `timeout`, however slowly the
+endpoint trickles its answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from ..errors import BlockedAddressError
+from ..fetch import parse_retry_after
+from ..netguard import SocketWatch
+
+_REASON_BYTES = 300  # of an error response's body, kept as the failure's reason
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST achieved."""
+
+    ok: bool
+    status: int  # HTTP status; 0 when no answer came
+    error: str = ""
+    retry_after: float | None = None  # seconds, from a Retry-After header
+    gone: bool = False  # 410: the consumer asked us to stop
+
+
+def signed_headers(webhook_id: str, secret: str, body: str, when: datetime) -> dict[str, str]:
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, when, body),
+        "content-type": "application/json",
+    }
+
+
+def post(
+    session: requests.Session,
+    url: str,
+    body: str,
+    webhook_id: str,
+    secret: str,
+    timeout: float,
+    now: datetime,
+) -> Attempt:
+    """One attempt. `now` stamps and signs the request."""
+    headers = signed_headers(webhook_id, secret, body, now)
+    with SocketWatch() as watch:
+        timer = threading.Timer(timeout, watch.expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            attempt = _post(session, url, body.encode(), headers, timeout)
+        finally:
+            timer.cancel()
+    if watch.expired and not attempt.ok:
+        return Attempt(False, 0, f"no answer within {timeout:g}s")
+    return attempt
+
+
+def _post(
+    session: requests.Session, url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> Attempt:
+    try:
+        response = session.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+        )
+    except BlockedAddressError as e:
+        return Attempt(False, 0, e.reason)
+    except requests.exceptions.Timeout:
+        return Attempt(False, 0, f"no answer within {timeout:g}s")
+    except requests.exceptions.RequestException as e:
+        return Attempt(False, 0, f"connection failed: {_cause(e)}")
+    with response:
+        status = response.status_code
+        if 200 <= status < 300:
+            return Attempt(True, status)
+        if 300 <= status < 400:
+            where = response.headers.get("location", "nowhere")
+            return Attempt(False, status, f"HTTP {status}: redirect to {where} not followed")
+        reason = f"HTTP {status} {response.reason or ''}".strip()
+        detail = _peek(response)
+        return Attempt(
+            False,
+            status,
+            f"{reason}: {detail}" if detail else reason,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            gone=status == 410,
+        )
+
+
+def _peek(response: requests.Response) -> str:
+    try:
+        raw = next(response.iter_content(_REASON_BYTES), b"")
+    except requests.exceptions.RequestException:
+        return ""
+    return " ".join(raw.decode("utf-8", errors="replace").split())[:_REASON_BYTES]
+
+
+def _cause(error: BaseException) -> str:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    if isinstance(error, BlockedAddressError):
+        return error.reason
+    text = str(error)
+    return text.split(">: ", 1)[1] if ">: " in text else (text or type(error).__name__)

@@ -1,0 +1,57 @@
+"""An article page's main text, canonical link and declared language. Pure: bytes in, text out.
+
+trafilatura finds the main text (boilerplate, menus, related links and comments left out); on the
+article-extraction benchmark its precision-favouring mode scores the best token F1 of its modes
+(see bench/extraction.py and docs/identity.md). The page's `<link rel="canonical">` and
+`<html lang>` are read from the same parsed tree.
+
+What the caller may rely on: `extract_page` never raises for a malformed page; it returns a
+PageText whose `text` is "" when no main text was found.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import trafilatura
+
+from .text import base_language, normalise_space
+
+_MAX_TEXT = 200_000  # characters kept, as for feed text
+
+# trafilatura logs each page it cannot make sense of; the caller records that once, on the item.
+logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class PageText:
+    text: str  # paragraphs separated by blank lines; "" when nothing was found
+    canonical_url: str = ""  # absolute, as the page declares it; "" when it declares none
+    language: str = ""  # base code from <html lang>, "" when absent
+
+
+def extract_page(body: bytes, url: str) -> PageText:
+    """The main text of an HTML page fetched from `url`."""
+    try:
+        tree = trafilatura.load_html(body)
+    except (ValueError, TypeError):
+        tree = None
+    if tree is None:
+        return PageText("")
+    canonical = next(iter(tree.xpath('//head/link[@rel="canonical"]/@href')), "")
+    language = next(iter(tree.xpath("/html/@lang")), "")
+    try:
+        text = trafilatura.extract(
+            tree, url=url, include_comments=False, favor_precision=True, deduplicate=False
+        )
+    except (ValueError, TypeError, AttributeError):  # a tree trafilatura cannot walk
+        text = None
+    paragraphs = (text or "").replace("\r", "").split("\n")
+    clean = "\n\n".join(p for p in (normalise_space(p) for p in paragraphs) if p)
+    return PageText(
+        text=clean[:_MAX_TEXT],
+        canonical_url=urljoin(url, canonical.strip()) if canonical.strip() else "",
+        language=base_language(language),
+    )

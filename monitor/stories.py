@@ -1,0 +1,95 @@
+"""Stories: articles whose texts overlap strongly (one wire story in five outlets) share a story.
+
+Each new article's text is sketched (identity.sketch: MinHash of word 3-shingles), its LSH band
+keys are looked up in SQLite among articles seen within `identity.story_window`, and the
+candidates are verified on the whole signature: the article joins the story of the most similar
+one whose estimated overlap reaches `identity.story_threshold`, or starts a story of its own as
+its lead. Stories are never merged or split afterwards, so a story id handed to a subscriber
+stays valid. A new revision keeps its story and refreshes its sketch.
+
+Only other feeds' articles are candidates: a feed that publishes two items whose texts overlap
+(a weekly quiz, a daily briefing with the same blurb) says they are two items, and an item
+re-issued under the same URL is already the same article (identity.canonical_url).
+
+The index is persisted (tables sketches and sketch_bands), survives restarts and is pruned with
+the articles. It is rebuilt from the stored texts when the sketch algorithm or the band layout
+(which follows the threshold) changes, and after the upgrade that introduced it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from .config import IdentityConfig
+from .identity import (
+    band_keys,
+    lsh_layout,
+    signature_bytes,
+    signature_from_bytes,
+    similarities,
+    sketch,
+)
+from .records import Article
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def place(store: Store, article: Article, settings: IdentityConfig, now: datetime) -> int:
+    """Give a stored article (new, or a new revision) its story; returns the story id. Call
+    inside the feed's transaction."""
+    assert article.id is not None
+    layout = lsh_layout(settings.story_threshold)
+    signature = sketch(article.text)
+    keys = band_keys(signature, layout) if signature is not None else []
+    blob = signature_bytes(signature) if signature is not None else None
+    if article.story_id is not None:  # a revision, or an article re-sketched for a new layout
+        store.save_sketch(article.id, blob, keys, now, replacing=True)
+        return article.story_id
+    story_id = None
+    if signature is not None:
+        since = now - timedelta(seconds=settings.story_window)
+        candidates = store.story_candidates(keys, since, article.id, article.feed_id)
+        story_id = _closest_story(signature, candidates, settings)
+    store.save_sketch(article.id, blob, keys, now)
+    if story_id is None:
+        return store.start_story(article.id, now)
+    store.join_story(article.id, story_id, now)
+    return story_id
+
+
+def _closest_story(
+    signature: np.ndarray,
+    candidates: list[tuple[int, int | None, bytes]],
+    settings: IdentityConfig,
+) -> int | None:
+    """The story of the most similar candidate at or above the threshold (the earliest article
+    among equals), or None."""
+    candidates = [c for c in candidates if c[1] is not None and c[2]]
+    if not candidates:
+        return None
+    matrix = np.stack([signature_from_bytes(blob) for _, _, blob in candidates])
+    scores = similarities(signature, matrix)
+    best = int(np.argmax(scores))  # the first maximum: candidates come in article id order
+    return candidates[best][1] if scores[best] >= settings.story_threshold else None
+
+
+def ensure_index(store: Store, settings: IdentityConfig, now: datetime, batch: int = 500) -> int:
+    """Bring the persisted index up to date: start afresh when the sketch algorithm or band
+    layout changed, then sketch (and give a story to) every article of the story window that
+    has no sketch yet, oldest first. Returns how many articles were sketched."""
+    layout = lsh_layout(settings.story_threshold)
+    if store.sketch_layout() != layout.name:
+        log.info("rebuilding the story index for layout %s", layout.name)
+        store.reset_sketches(layout.name)
+    since = now - timedelta(seconds=settings.story_window)
+    done = 0
+    while articles := store.unsketched_articles(since, batch):
+        with store.transaction():
+            for article in articles:
+                place(store, article, settings, now)
+        done += len(articles)
+    return done

@@ -1,0 +1,156 @@
+"""Delivery from the command line: `vigie once` on the bundled configuration leaves a digest in
+outbox/, `vigie digest preview | send`, `vigie deliveries list | retry | replay`."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import REPO
+from delivery_support import (
+    ALL_TAGS,
+    SECRET,
+    SECRET_ENV,
+    Receiver,
+    Vigie,
+    start,
+    write_delivery_config,
+)
+
+from monitor.cli import main
+from monitor.scheduler import database_lock
+
+
+def vigie(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def bundled(tmp_path: Path) -> Path:
+    """The committed config.toml, in a folder of its own beside the samples and rules."""
+    (tmp_path / "config.toml").write_text((REPO / "config.toml").read_text())
+    (tmp_path / "samples").symlink_to(REPO / "samples")
+    (tmp_path / "rules").symlink_to(REPO / "rules")
+    return tmp_path / "config.toml"
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    endpoint = Receiver()
+    stop = start(endpoint)
+    yield endpoint
+    stop()
+
+
+def test_once_on_the_bundled_config_writes_a_digest_and_prints_its_path(bundled: Path) -> None:
+    result = vigie("once", "--config", bundled)
+    assert result.exit_code == 0, result.output
+    found = re.search(r"Digest #1 for newsroom \(\d+ articles\) written: (\S+\.eml)", result.stdout)
+    assert found, result.stdout
+    path = Path(found.group(1))
+    assert path.parent == bundled.parent / "outbox" and path.is_file()
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "newsroom <newsroom@example.org>"
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    for rule in ("Calais and the Channel route", "Migrants, refugees and asylum"):
+        assert f">{rule}" in html
+    assert "<b " in html  # matched words highlighted
+    again = vigie("once", "--config", bundled)
+    assert "Digest for newsroom: nothing new to send" in again.stdout
+    assert len(list(path.parent.glob("*.eml"))) == 1
+
+
+def test_digest_preview_renders_without_claiming(bundled: Path) -> None:
+    vigie("once", "--config", bundled)  # the first digest takes what matched
+    preview = vigie("digest", "preview", "newsroom", "--config", bundled)
+    assert preview.exit_code == 0, preview.output
+    path = Path(preview.stdout.strip().splitlines()[-1])
+    assert path == bundled.parent / "outbox" / "preview-newsroom.html"
+    assert "Nothing new matched your rules" in path.read_text()
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", bundled).stdout)
+    assert [(d["kind"], d["status"]) for d in listed] == [("digest", "sent")]
+
+
+def test_digest_preview_then_send(tmp_path: Path) -> None:
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    polled = Vigie(write_delivery_config(tmp_path, subscribers=[desk]), datetime.now(UTC))
+    polled.poll(datetime.now(UTC))
+    polled.close()
+    config = tmp_path / "config.toml"
+    preview = vigie("digest", "preview", "desk", "--config", config)
+    path = Path(preview.stdout.strip().splitlines()[-1])
+    assert "Calais and the Channel route" in path.read_text()
+    assert json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout) == []
+    sent = vigie("digest", "send", "desk", "--config", config)
+    assert re.search(r"Digest #1 for desk \(\d+ articles\) written: .*\.eml", sent.stdout)
+    assert "Nothing new to send." in vigie("digest", "send", "--config", config).stdout
+
+
+def test_unknown_subscriber_is_a_one_line_error(bundled: Path) -> None:
+    result = vigie("digest", "preview", "nobody", "--config", bundled)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bundled.resolve()}: subscribers: no subscriber 'nobody' (known: newsroom)"
+    ]
+
+
+def test_deliveries_list_retry_and_replay_keep_the_webhook_id(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    first = vigie("once", "--config", config)
+    assert "Webhook #1 for bot" in first.stdout
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    assert listed and {(d["kind"], d["status"], d["attempts"]) for d in listed} == {
+        ("webhook", "sent", 1)
+    }
+    table = vigie("deliveries", "list", "--config", config).stdout
+    assert "webhook" in table and "bot" in table
+    sent_ids = [r.headers["webhook-id"] for r in receiver.requests]
+
+    retried = vigie("deliveries", "retry", "1", "--config", config)
+    assert "Webhook #1 for bot" in retried.stdout and "sent" in retried.stdout
+    assert receiver.requests[-1].headers["webhook-id"] == sent_ids[0]
+    receiver.requests[-1].verify()
+
+    nothing = vigie("deliveries", "replay", "--since", "1h", "--config", config)
+    assert "0 deliveries queued again." in nothing.stdout  # none failed
+    replayed = vigie("deliveries", "replay", "--since", "1h", "--include-sent", "--config", config)
+    assert f"{len(sent_ids)} deliveries queued again." in replayed.stdout
+    assert [r.headers["webhook-id"] for r in receiver.requests[-len(sent_ids) :]] == sent_ids
+
+
+def test_commands_queue_while_the_service_holds_the_database(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    vigie("once", "--config", config)
+    before = len(receiver.requests)
+    with database_lock(tmp_path / "data" / "vigie.db"):
+        result = vigie("deliveries", "retry", "1", "--config", config)
+    assert "Queued: the running service sends it within 5s." in result.stdout
+    assert len(receiver.requests) == before
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    assert [d["status"] for d in listed if d["id"] == 1] == ["pending"]
+
+
+def test_retry_of_an_unknown_delivery_is_a_one_line_error(bundled: Path) -> None:
+    result = vigie("deliveries", "retry", "99", "--config", bundled)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: no delivery 99"
+
+
+def test_replay_refuses_a_bad_since(bundled: Path) -> None:
+    result = vigie("deliveries", "replay", "--since", "last week", "--config", bundled)
+    assert result.exit_code == 1
+    assert 'expected a date like 2026-11-20, a time, or a duration like "24h"' in result.stderr

@@ -1,0 +1,179 @@
+"""Real `vigie` processes. One is killed (SIGKILL) between sending and recording: the receiver has
+the whole message and is holding its answer. Started again, Vigie sends that message once more
+with the same webhook-id or Message-ID, and every match still arrives: at most one duplicate,
+which the receiver recognises, and nothing lost. And `vigie run` delivers from its own jobs."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from delivery_support import (
+    ALL_TAGS,
+    SECRET,
+    SECRET_ENV,
+    Answer,
+    Receiver,
+    SmtpServer,
+    start,
+    write_delivery_config,
+)
+
+
+def once(config: Path, log: Path, command: str = "once") -> subprocess.Popen:
+    with log.open("a") as stderr:
+        return subprocess.Popen(
+            [sys.executable, str(REPO / "service.py"), command, "--config", str(config)],
+            cwd=config.parent,
+            env={**os.environ, SECRET_ENV: SECRET},
+            stdout=stderr,
+            stderr=stderr,
+        )
+
+
+def wait_until(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what}; log:\n{log.read_text()}")
+        time.sleep(0.02)
+
+
+def kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=10) == -signal.SIGKILL
+
+
+def rows(database: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(database) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    endpoint = Receiver()
+    stop = start(endpoint)
+    yield endpoint
+    stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    stop = start(server)
+    yield server
+    stop()
+
+
+def test_webhook_killed_between_send_and_mark(receiver: Receiver, tmp_path: Path) -> None:
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    log = tmp_path / "once.log"
+    held = threading.Event()
+    receiver.answers = [Answer(200), Answer(200), Answer(200, hold=held)]
+    first = once(config, log)
+    wait_until(lambda: len(receiver.requests) == 3, "the third delivery", log)
+    kill(first)  # the endpoint has the third message; Vigie never heard back
+    held.set()
+    second = once(config, log)
+    assert second.wait(timeout=60) == 0, log.read_text()
+
+    ids = [request.headers["webhook-id"] for request in receiver.requests]
+    interrupted = ids[2]
+    assert [i for i, n in Counter(ids).items() if n > 1] == [interrupted]
+    assert Counter(ids)[interrupted] == 2  # at most one duplicate, with the same webhook-id
+    delivered = set()
+    for request in receiver.requests:
+        payload = request.verify()
+        assert payload["id"] == request.headers["webhook-id"]
+        delivered |= {(payload["data"]["article"]["id"], r["id"]) for r in payload["data"]["rules"]}
+    database = tmp_path / "data" / "vigie.db"
+    matches = set(rows(database, "SELECT article_id, rule_id FROM matches"))
+    assert delivered == matches and matches  # no match lost
+    assert set(rows(database, "SELECT status FROM deliveries")) == {("sent",)}
+
+
+def test_digest_killed_between_send_and_mark(smtp: SmtpServer, tmp_path: Path) -> None:
+    desk = {"name": "desk", "email": "desk@newsroom.test", "tags": ALL_TAGS}
+    config = write_delivery_config(tmp_path, subscribers=[desk], smtp=smtp.smtp_settings())
+    log = tmp_path / "once.log"
+    smtp.hold = threading.Event()
+    held = smtp.hold
+    first = once(config, log)
+    wait_until(lambda: len(smtp.received) == 1, "the digest", log)
+    kill(first)  # the server has the whole digest and has not said 250 yet
+    held.set()
+    second = once(config, log)
+    assert second.wait(timeout=60) == 0, log.read_text()
+
+    copies = [email.message_from_bytes(m.data, policy=email.policy.default) for m in smtp.received]
+    assert len(copies) == 2
+    assert copies[0]["Message-ID"] == copies[1]["Message-ID"]  # the receiver can tell
+    html = copies[1].get_body(("html",)).get_content()  # type: ignore[union-attr]
+    database = tmp_path / "data" / "vigie.db"
+    urls = rows(database, "SELECT DISTINCT url FROM articles JOIN matches ON id = article_id")
+    assert urls and all(f'href="{url}"' in html for (url,) in urls)  # every matched article
+    assert rows(database, "SELECT kind, status FROM deliveries") == [("digest", "sent")]
+    carried = rows(database, "SELECT count(*) FROM delivery_matches")
+    assert carried == rows(database, "SELECT count(*) FROM matches")
+
+
+def test_the_running_service_delivers_digests_and_webhooks(
+    smtp: SmtpServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    alerts = {
+        "name": "alerts",
+        "email": "alerts@newsroom.test",
+        "tags": ALL_TAGS,
+        "schedule": "immediate",
+        "min_priority": "urgent",
+    }
+    config = write_delivery_config(
+        tmp_path,
+        subscribers=[alerts],
+        webhooks=[hook],
+        smtp=smtp.smtp_settings(),
+        delivery={"tick": "0.2s"},
+    )
+    log = tmp_path / "run.log"
+    service = once(config, log, "run")
+    try:
+        database = tmp_path / "data" / "vigie.db"
+
+        def all_sent() -> bool:
+            try:
+                states = rows(database, "SELECT kind, status FROM deliveries")
+            except sqlite3.OperationalError:  # not created yet
+                return False
+            kinds = {kind for kind, _ in states}
+            return kinds == {"digest", "webhook"} and {s for _, s in states} == {"sent"}
+
+        wait_until(all_sent, "every delivery sent", log)
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    [digest] = smtp.messages
+    assert digest.recipients == ["alerts@newsroom.test"]
+    calais = rows(
+        database, "SELECT count(DISTINCT article_id) FROM matches WHERE rule_id = 'calais'"
+    )
+    assert len(receiver.requests) == calais[0][0]
+    for request in receiver.requests:
+        request.verify()
+    assert "Traceback" not in log.read_text()

@@ -1,0 +1,255 @@
+"""Digest rendering, pure: grouping and order, highlighting, escaping of hostile feed text,
+stories, the subject, and the headers mail clients and list tools rely on."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from pathlib import Path
+
+from monitor.config_delivery import DeliveryConfig, SmtpConfig, SubscriberConfig
+from monitor.deliver.digest import build_digest, compose, render, snippet_html
+from monitor.deliver.outbox import Labels
+from monitor.records import Article, Delivery, Match
+from monitor.store import OutboxItem
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+SUBSCRIBER = SubscriberConfig(
+    "desk", "desk@example.org", tags=("migrants", "calais"), timezone="Europe/Paris"
+)
+LABELS = Labels({"calais": "Calais", "migrants": "Migrants", "violence": "Police violence"})
+DELIVERY = Delivery(7, "digest", "desk", "0123abcd", "pending", NOW)
+CONFIG = DeliveryConfig(outbox=Path("outbox"), from_header="Vigie <vigie@news.example>")
+FOOTER = {"follows": "tag calais", "schedule": "daily 08:00", "unsubscribe_url": "mailto:x@y"}
+
+
+def item(
+    article_id: int,
+    rule_id: str,
+    *,
+    title: str = "",
+    source: str = "Coastal Herald",
+    score: float = 3.0,
+    priority: str = "normal",
+    snippet: str = "boats left ⟦Calais⟧ at dawn",
+    url: str = "",
+    story: str | None = None,
+    hours_ago: int = 1,
+) -> OutboxItem:
+    article = Article(
+        feed_id=1,
+        guid=str(article_id),
+        url=url or f"https://news.example/{article_id}",
+        title=title or f"Article {article_id}",
+        published=NOW - timedelta(hours=hours_ago),
+        feed_name=source,
+        id=article_id,
+    )
+    match = Match(article_id, rule_id, score, (), snippet=snippet, priority=priority)
+    return OutboxItem(article, match, story)
+
+
+class Tags(HTMLParser):
+    """Every start tag of an HTML document, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, attrs))
+
+
+def parse(message: EmailMessage) -> email.message.EmailMessage:
+    return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_sections_by_rule_urgent_first_then_busiest() -> None:
+    digest = build_digest(
+        [
+            item(1, "calais"),
+            item(2, "calais"),
+            item(3, "migrants"),
+            item(4, "violence", priority="urgent"),
+        ],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    assert [(s.name, s.urgent, len(s.entries)) for s in digest.sections] == [
+        ("Police violence", True, 1),
+        ("Calais", False, 2),
+        ("Migrants", False, 1),
+    ]
+    assert digest.subject == "Vigie: 1 urgent, 4 articles — Police violence 1, Calais 2, +1 more"
+
+
+def test_an_article_matching_several_rules_appears_once_under_its_best_rule() -> None:
+    digest = build_digest(
+        [
+            item(1, "calais", score=2.0),
+            item(1, "migrants", score=9.0),
+            item(1, "violence", score=1.0, priority="urgent"),
+            item(2, "calais", score=5.0),
+            item(2, "migrants", score=1.0),
+        ],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    placed = {s.name: [e.title for e in s.entries] for s in digest.sections}
+    assert placed == {"Police violence": ["Article 1"], "Calais": ["Article 2"]}
+    [first] = digest.sections[0].entries
+    assert first.rules == ("Police violence", "Migrants", "Calais")
+
+
+def test_entries_best_first_then_newest() -> None:
+    digest = build_digest(
+        [
+            item(1, "calais", score=2.0, hours_ago=1),
+            item(2, "calais", score=6.0, hours_ago=9),
+            item(3, "calais", score=2.0, hours_ago=3),
+        ],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    assert [e.title for e in digest.sections[0].entries] == ["Article 2", "Article 1", "Article 3"]
+
+
+def test_one_entry_per_story_with_the_other_outlets() -> None:
+    digest = build_digest(
+        [
+            item(1, "calais", source="Coastal Herald", story="s1", score=3.0),
+            item(2, "calais", source="Nord Actu", story="s1", score=5.0),
+            item(3, "calais", source="Wire Digest", story="s1", score=1.0),
+            item(4, "calais", source="Wire Digest", story=None),
+        ],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    entries = digest.sections[0].entries
+    assert len(entries) == 2
+    lead = entries[0]
+    assert lead.source == "Nord Actu"  # the best-scoring report leads
+    assert [source for source, _ in lead.also] == ["Coastal Herald", "Wire Digest"]
+    assert digest.subject.startswith("Vigie: 2 stories")
+    html, text = render(digest, FOOTER)
+    assert "Also reported by" in html and "Also reported by Coastal Herald, Wire Digest" in text
+
+
+def test_without_story_ids_each_article_is_its_own_entry() -> None:
+    digest = build_digest([item(1, "calais"), item(2, "calais")], SUBSCRIBER, LABELS, NOW)
+    assert digest.entries == 2 and not any(e.also for e in digest.sections[0].entries)
+
+
+def test_matched_words_are_bold_in_html_and_starred_in_text() -> None:
+    digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
+    html, text = render(digest, FOOTER)
+    assert ">Calais</b> at dawn" in html
+    assert "boats left *Calais* at dawn" in text
+
+
+def test_feed_text_is_escaped_never_markup_or_template() -> None:
+    hostile = item(
+        1,
+        "calais",
+        title="<script>alert(1)</script> {{ 7*7 }} {% for x in y %}",
+        source='<img src=x onerror="steal()">',
+        snippet='<a href="javascript:evil()">⟦click⟧</a> & {{ config }}',
+        url="javascript:alert(1)",
+    )
+    digest = build_digest([hostile], SUBSCRIBER, LABELS, NOW)
+    html, text = render(digest, FOOTER)
+    tags = Tags()
+    tags.feed(html)
+    assert {"script", "img", "a"} & {tag for tag, _ in tags.found} == {"a"}
+    links = [dict(attrs).get("href") or "" for tag, attrs in tags.found if tag == "a"]
+    assert links == ["mailto:x@y"]  # the unsubscribe link only: a javascript: URL is not linked
+    assert not any(name.startswith("on") for _, attrs in tags.found for name, _ in attrs)
+    assert "&lt;script&gt;" in html
+    assert "{{ 7*7 }}" in html and "49" not in html  # feed text is never template source
+    assert snippet_html("<b>x</b> ⟦y⟧") == "&lt;b&gt;x&lt;/b&gt; <b>y</b>"
+    assert "<script>alert(1)</script> {{ 7*7 }}" in text  # plain text stays plain
+
+
+def test_css_is_inlined_for_mail_clients() -> None:
+    html, _ = render(build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW), FOOTER)
+    assert "<style" not in html
+    assert 'class="title"' in html and 'style="font-size: 15px;' in html
+
+
+def test_email_is_multipart_alternative_with_list_headers() -> None:
+    digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
+    message = parse(compose(digest, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW))
+    assert message.get_content_type() == "multipart/alternative"
+    parts = [part.get_content_type() for part in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert message["Message-ID"] == "<vigie.digest.7.0123abcd@news.example>"
+    assert message["From"] == "Vigie <vigie@news.example>"
+    assert message["To"] == "desk <desk@example.org>"
+    assert message["List-Id"] == "Vigie digest for desk <desk.digest.news.example>"
+    assert message["List-Unsubscribe"] == "<mailto:vigie@news.example?subject=unsubscribe%20desk>"
+    assert message["List-Unsubscribe-Post"] is None
+    assert email.utils.parsedate_to_datetime(message["Date"]) == NOW
+    assert "Calais" in message.get_body(("html",)).get_content()
+
+
+def test_one_click_unsubscribe_with_a_public_base_url() -> None:
+    config = replace(CONFIG, public_base_url="https://vigie.news.example")
+    digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
+    message = parse(compose(digest, DELIVERY, SUBSCRIBER, config, "tok123", NOW))
+    one_click = "https://vigie.news.example/unsubscribe/desk/tok123"
+    assert message["List-Unsubscribe"].startswith(f"<{one_click}>, <mailto:")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert one_click in message.get_body(("html",)).get_content()
+
+
+def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
+    labels = Labels({"calais": "Calais\r\nBcc: victim@example.org"})
+    digest = build_digest([item(1, "calais")], SUBSCRIBER, labels, NOW)
+    message = compose(digest, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW)
+    headers = message.as_bytes().split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in headers and b"\rBcc:" not in headers
+    assert "Calais Bcc: victim@example.org 1" in parse(message)["Subject"]
+
+
+def test_the_same_delivery_renders_the_same_email() -> None:
+    digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
+    smtp = SmtpConfig("h", 25, "none", "", 5.0, "Vigie <v@news.example>")
+    config = replace(CONFIG, smtp=smtp)
+    first = compose(digest, DELIVERY, SUBSCRIBER, config, "t", NOW)
+    second = compose(digest, DELIVERY, SUBSCRIBER, config, "t", NOW)
+    assert first["Message-ID"] == second["Message-ID"] == "<vigie.digest.7.0123abcd@news.example>"
+    assert first.get_body(("plain",)).get_content() == second.get_body(("plain",)).get_content()
+
+
+def test_empty_digest_says_so() -> None:
+    digest = build_digest([], SUBSCRIBER, LABELS, NOW)
+    html, text = render(digest, FOOTER)
+    assert digest.subject == "Vigie: nothing new matched your rules"
+    assert "Nothing new matched" in html and "Nothing new matched" in text
+
+
+def test_times_are_shown_in_the_subscriber_time_zone() -> None:
+    digest = build_digest([item(1, "calais", hours_ago=1)], SUBSCRIBER, LABELS, NOW)
+    # 06:00 UTC is 07:00 in Paris in November.
+    assert digest.sections[0].entries[0].when == "Mon 23 Nov, 07:00"
+
+
+def test_an_update_that_newly_matches_is_marked() -> None:
+    fresh = item(1, "calais")
+    revised = replace(item(2, "calais"), updated=True)
+    digest = build_digest([fresh, revised], SUBSCRIBER, LABELS, NOW)
+    assert {e.title: e.updated for e in digest.sections[0].entries} == {
+        "Article 1": False,
+        "Article 2": True,
+    }
+    html, text = render(digest, FOOTER)
+    assert html.count(">updated</span>") == 1
+    assert "Coastal Herald, Mon 23 Nov, 07:00 (updated)\n" in text

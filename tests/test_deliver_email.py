@@ -1,0 +1,168 @@
+"""Digests through a real SMTP server on loopback (aiosmtpd): what arrives parses back with
+`email`; 4xx and connection failures are retried with the same Message-ID; 5xx replies and refused
+recipients fail with the server's words; without SMTP the digest is an .eml file."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from delivery_support import ALL_TAGS, SmtpServer, Vigie, start, write_delivery_config
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SLOT = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 08:00 in Paris
+DESK = {
+    "name": "desk",
+    "email": "desk@newsroom.test",
+    "tags": ALL_TAGS,
+    "schedule": "daily 08:00",
+    "timezone": "Europe/Paris",
+}
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    stop = start(server)
+    yield server
+    stop()
+
+
+@pytest.fixture
+def vigie(tmp_path: Path) -> Iterator[Callable[..., Vigie]]:
+    made: list[Vigie] = []
+
+    def make(**settings: Any) -> Vigie:
+        made.append(Vigie(write_delivery_config(tmp_path, **settings), NOW))
+        made[-1].poll(NOW)
+        return made[-1]
+
+    yield make
+    for v in made:
+        v.close()
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def status(v: Vigie, delivery_id: int) -> tuple:
+    return v.rows(
+        "SELECT status, attempts, last_status, last_error FROM deliveries WHERE id = ?",
+        (delivery_id,),
+    )[0]
+
+
+def test_digest_reaches_the_server_and_parses_back(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    v = vigie(subscribers=[DESK], smtp=smtp.smtp_settings())
+    assert v.send_digests(NOW) == []  # not due before 08:00
+    [sent] = v.send_digests(SLOT)
+    assert sent.status == "sent"
+    [accepted] = smtp.messages
+    assert accepted.sender == "vigie@vigie.test" and accepted.recipients == ["desk@newsroom.test"]
+    message = parse(accepted.data)
+    assert message["To"] == "desk <desk@newsroom.test>"
+    assert message["Message-ID"].startswith(f"<vigie.digest.{sent.delivery_id}.")
+    assert message["Subject"].startswith("Vigie: ")
+    assert message.get_content_type() == "multipart/alternative"
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "<b " in html and "Calais and the Channel route" in html
+    assert "== Calais and the Channel route" in text
+    urls = v.rows("SELECT DISTINCT url FROM articles JOIN matches ON id = article_id")
+    assert urls and all(html.count(f'href="{url}"') == 1 for (url,) in urls)  # each once
+    assert status(v, sent.delivery_id) == ("sent", 1, 250, "")
+    assert v.send_digests(SLOT + timedelta(minutes=1)) == []  # sent once
+
+
+def test_421_then_success_retries_with_the_same_message_id(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    smtp.replies = ["421 4.3.2 Service not available, try later"]
+    v = vigie(subscribers=[DESK], smtp=smtp.smtp_settings())
+    [first] = v.send_digests(SLOT)
+    assert first.status == "pending"
+    state, attempts, code, error = status(v, first.delivery_id)
+    assert (state, attempts, code) == ("pending", 1, 421)
+    assert "Service not available" in error
+    assert smtp.messages == []
+    assert v.send_digests(SLOT + timedelta(seconds=30)) == []  # backoff: not yet
+    [second] = v.send_digests(SLOT + timedelta(minutes=2))
+    assert second.status == "sent" and second.delivery_id == first.delivery_id
+    assert smtp.attempts == 2
+    [accepted] = smtp.messages
+    assert f"<vigie.digest.{first.delivery_id}." in parse(accepted.data)["Message-ID"]
+
+
+def test_550_fails_with_the_server_reason(smtp: SmtpServer, vigie: Callable[..., Vigie]) -> None:
+    smtp.replies = ["550 5.7.1 Message rejected as spam"]
+    v = vigie(subscribers=[DESK], smtp=smtp.smtp_settings())
+    [sent] = v.send_digests(SLOT)
+    assert sent.status == "failed"
+    assert status(v, sent.delivery_id) == ("failed", 1, 550, "550 5.7.1 Message rejected as spam")
+    assert v.send_digests(SLOT + timedelta(days=1, minutes=1)) == []  # not retried
+
+
+def test_refused_recipient_fails_with_the_server_reason(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    smtp.refuse["desk@newsroom.test"] = "550 5.1.1 No such user here"
+    v = vigie(subscribers=[DESK], smtp=smtp.smtp_settings())
+    [sent] = v.send_digests(SLOT)
+    assert sent.status == "failed"
+    state, _, code, error = status(v, sent.delivery_id)
+    assert (state, code) == ("failed", 550)
+    assert error == "recipient desk@newsroom.test refused: 550 5.1.1 No such user here"
+
+
+def test_unreachable_server_is_retried_then_dead(
+    closed_port: int, vigie: Callable[..., Vigie]
+) -> None:
+    settings = {"host": "127.0.0.1", "port": closed_port, "security": "none", "timeout": "2s"}
+    v = vigie(subscribers=[DESK], smtp=settings)
+    [sent] = v.send_digests(SLOT)
+    assert sent.status == "pending" and "connection failed" in sent.detail
+    when = SLOT
+    outcomes = []
+    for _ in range(5):  # the remaining attempts, each when it comes due
+        [delivery] = v.store.list_deliveries(kind="digest")
+        assert delivery.next_attempt is not None
+        when = delivery.next_attempt
+        outcomes += [s.status for s in v.send_digests(when)]
+    assert outcomes == ["pending"] * 4 + ["dead"]
+    assert v.rows("SELECT attempts FROM deliveries") == [(6,)]
+
+
+def test_without_smtp_the_digest_is_an_eml_file(
+    vigie: Callable[..., Vigie], tmp_path: Path
+) -> None:
+    v = vigie(subscribers=[DESK])
+    [sent] = v.send_digests(SLOT)
+    path = Path(sent.detail)
+    assert sent.status == "sent" and path.parent == tmp_path / "outbox"
+    assert path.name.endswith(f"-desk-{sent.delivery_id}.eml")
+    message = parse(path.read_bytes())
+    assert message["To"] == "desk <desk@newsroom.test>"
+    assert "Calais" in message.get_body(("html",)).get_content()
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_urgent_immediate_subscriber_gets_only_urgent_matches_at_once(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    alerts = {**DESK, "name": "alerts", "schedule": "immediate", "min_priority": "urgent"}
+    v = vigie(subscribers=[alerts], smtp=smtp.smtp_settings())
+    [sent] = v.send_digests(NOW + timedelta(seconds=5))
+    urgent = v.rows("SELECT count(*) FROM matches WHERE priority = 'urgent'")[0][0]
+    assert (
+        sent.status == "sent"
+        and 0 < urgent == v.rows("SELECT count(*) FROM delivery_matches")[0][0]
+    )
+    assert v.send_digests(NOW + timedelta(seconds=10)) == []  # nothing new, no email

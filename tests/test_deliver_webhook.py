@@ -1,0 +1,292 @@
+"""Webhooks to a real endpoint on loopback. Every request the endpoint receives is verified with
+the standardwebhooks library, as a consumer would, and every payload against the JSON Schema
+published in docs/delivery.md. Fault cases: 500 then 200, a timeout, 410, a redirect, the
+network guard, the last attempt."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import REPO
+from delivery_support import (
+    ALL_TAGS,
+    SAMPLE_FEEDS,
+    SECRET,
+    SECRET_ENV,
+    Answer,
+    Receiver,
+    Vigie,
+    start,
+    write_delivery_config,
+)
+from standardwebhooks.webhooks import WebhookVerificationError
+
+DOC = (REPO / "docs" / "delivery.md").read_text(encoding="utf-8")
+
+
+def doc_json(marker: str) -> Any:
+    found = re.search(rf"<!-- {marker} -->\n```json\n(.*?)\n```", DOC, re.DOTALL)
+    assert found, marker
+    return json.loads(found.group(1))
+
+
+SCHEMA = doc_json("payload-schema")
+VALIDATOR = jsonschema.Draft202012Validator(
+    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    endpoint = Receiver()
+    stop = start(endpoint)
+    yield endpoint
+    stop()
+
+
+@pytest.fixture
+def vigie(tmp_path: Path, receiver: Receiver) -> Iterator[Callable[..., Vigie]]:
+    """A Vigie whose one webhook points at the receiver; it has polled the samples at `now`
+    (the real time: consumers reject signatures more than five minutes old)."""
+    made: list[Vigie] = []
+
+    def make(now: datetime, fetch: dict | None = None, **hook: Any) -> Vigie:
+        webhook = {
+            "name": "bot",
+            "url": receiver.url(),
+            "secret_env": SECRET_ENV,
+            "tags": ALL_TAGS,
+            **hook,
+        }
+        path = write_delivery_config(tmp_path, webhooks=[webhook])
+        if fetch:
+            text = path.read_text().replace("allow_private = true", "allow_private = false")
+            path.write_text(text)
+        made.append(Vigie(path, now))
+        made[-1].poll(now)
+        return made[-1]
+
+    yield make
+    for v in made:
+        v.close()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def statuses(v: Vigie) -> list[tuple]:
+    return v.rows("SELECT status, attempts, last_status FROM deliveries ORDER BY id")
+
+
+def test_every_matched_article_is_delivered_signed_and_valid(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t)
+    articles = {row[0] for row in v.rows("SELECT DISTINCT article_id FROM matches")}
+    queued = v.rows("SELECT count(*) FROM deliveries WHERE status = 'pending'")[0][0]
+    assert queued == len(articles) > 5  # queued with the matches, one per article
+    sent = v.dispatch(t)
+    assert [s.status for s in sent] == ["sent"] * len(articles)
+    delivered = set()
+    for request in receiver.requests:
+        payload = request.verify()  # the consumer's check: raises unless correctly signed
+        VALIDATOR.validate(payload)
+        assert payload["id"] == request.headers["webhook-id"]
+        assert payload["type"] == "article.matched"
+        assert request.headers["content-type"] == "application/json"
+        delivered.add(payload["data"]["article"]["id"])
+    assert delivered == articles
+    assert v.dispatch(t + timedelta(seconds=5)) == []  # each once
+    with pytest.raises(WebhookVerificationError):
+        receiver.requests[0].verify("whsec_" + "QUJD" * 8)  # another secret does not verify
+
+
+def test_payload_carries_article_rules_evidence_and_entities(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, tags=["calais"])
+    v.dispatch(t)
+    payloads = [r.verify() for r in receiver.requests]
+    assert payloads and all(
+        [rule["id"] for rule in p["data"]["rules"]] == ["calais"] for p in payloads
+    )  # only the rules this consumer follows
+    event = payloads[0]["data"]
+    assert set(event) == {"article", "updated", "rules", "entities"}
+    assert set(event["article"]) == {
+        "id", "url", "title", "source", "published", "language", "story_id", "revision"
+    }  # fmt: skip
+    assert event["updated"] is False and event["article"]["revision"] == 1
+    rule = event["rules"][0]
+    assert rule["name"] == "Calais and the Channel route" and rule["evidence"]
+    for start_, end in rule["highlights"]:
+        assert rule["snippet"][start_:end].strip()
+    assert "⟦" not in rule["snippet"]
+    assert any(e["mentions"] >= 1 and e["name"] for p in payloads for e in p["data"]["entities"])
+
+
+def test_documented_example_is_valid_against_the_schema() -> None:
+    VALIDATOR.validate(doc_json("payload-example"))
+
+
+def test_500_then_200_retries_with_the_same_webhook_id(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, tags=["prosecutions"])
+    receiver.answers = [Answer(500)]
+    first = v.dispatch(t)
+    assert first[0].status == "pending" and "HTTP 500" in first[0].detail
+    assert all(s.status == "sent" for s in first[1:])
+    assert v.dispatch(t + timedelta(seconds=2)) == []  # the 5 s wait has not passed
+    [retried] = v.dispatch(t + timedelta(seconds=6))
+    assert retried.status == "sent" and retried.delivery_id == first[0].delivery_id
+    failed, *_, again = receiver.requests
+    assert failed.headers["webhook-id"] == again.headers["webhook-id"]
+    assert failed.body == again.body  # the same bytes, signed afresh
+    assert failed.headers["webhook-timestamp"] != again.headers["webhook-timestamp"]
+    assert again.verify()["id"] == failed.headers["webhook-id"]
+
+
+def test_a_slow_endpoint_times_out_and_is_retried(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, tags=["prosecutions"], timeout="0.3s")
+    receiver.answers = [Answer(200, delay=2.0)]
+    first = v.dispatch(t)
+    assert first[0].status == "pending"
+    assert first[0].detail == "no answer within 0.3s"
+    [retried] = v.dispatch(t + timedelta(seconds=6))
+    assert retried.status == "sent"
+    assert receiver.requests[0].headers["webhook-id"] == receiver.requests[-1].headers["webhook-id"]
+
+
+def test_retry_after_postpones_the_next_attempt(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, tags=["prosecutions"])
+    receiver.answers = [Answer(503, headers={"Retry-After": "120"})]
+    first = v.dispatch(t)[0]
+    delivery = v.store.delivery(first.delivery_id)
+    assert delivery is not None and delivery.next_attempt == t + timedelta(seconds=120)
+
+
+def test_410_disables_the_endpoint_until_an_operator_retries(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t)
+    receiver.answers = [Answer(410)]
+    sent = v.dispatch(t)
+    assert sent[0].status == "failed" and sent[0].detail.startswith("HTTP 410")
+    assert len(receiver.requests) == 1  # the others were not attempted
+    assert {row[0] for row in statuses(v)} == {"failed"}
+    assert v.store.disabled_endpoint("bot", receiver.url())
+    # New matches for a disabled endpoint are not queued.
+    assert v.store.enqueue_webhook("bot", receiver.url(), False, 1, ["calais"], t) is None
+    # An operator's retry enables it again, with the same webhook-id.
+    v.store.requeue(sent[0].delivery_id, t)
+    [retried] = v.dispatch(t)
+    assert retried.status == "sent"
+    assert receiver.requests[-1].headers["webhook-id"] == receiver.requests[0].headers["webhook-id"]
+
+
+def test_a_redirect_is_not_followed_and_counts_as_failure(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, tags=["prosecutions"])
+    receiver.answers = [Answer(308, headers={"Location": "http://127.0.0.1:9/elsewhere"})]
+    first = v.dispatch(t)[0]
+    assert first.status == "pending"
+    assert first.detail == "HTTP 308: redirect to http://127.0.0.1:9/elsewhere not followed"
+    assert [r.path for r in receiver.requests].count("/elsewhere") == 0
+
+
+def test_the_network_guard_applies_to_webhooks(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, fetch={"allow_private": False}, tags=["prosecutions"])
+    first = v.dispatch(t)[0]
+    assert first.status == "pending" and "non-public address 127.0.0.1" in first.detail
+    assert receiver.requests == []
+
+
+def test_dead_lettered_after_the_eighth_failure(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, tags=["prosecutions"])
+    receiver.answers = [Answer(500)] * 1000
+    rounds, when = [], t
+    for _ in range(8):
+        rounds.append({s.status for s in v.dispatch(when)})
+        waiting = [d.next_attempt for d in v.store.list_deliveries(status="pending")]
+        when = max((w for w in waiting if w), default=when)
+    assert rounds == [{"pending"}] * 7 + [{"dead"}]
+    deliveries = v.store.list_deliveries()
+    assert {(d.status, d.attempts) for d in deliveries} == {("dead", 8)}
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 8 * len(deliveries)
+    for d in deliveries:  # eight attempts each, all with the delivery's one webhook-id
+        assert ids.count(f"msg_{d.id}_{d.key}") == 8
+    assert when - t > timedelta(hours=24)  # the schedule spans about 28 hours
+    assert v.dispatch(when + timedelta(days=2)) == []
+
+
+def test_batched_mode_sends_every_new_article_in_one_message(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t, mode="batched")
+    articles = {row[0] for row in v.rows("SELECT DISTINCT article_id FROM matches")}
+    assert statuses(v) == [("open", 0, None)]  # filled by the poll, closed by the dispatcher
+    [sent] = v.dispatch(t)
+    assert sent.status == "sent"
+    [request] = receiver.requests
+    payload = request.verify()
+    VALIDATOR.validate(payload)
+    assert payload["type"] == "article.matched.batch"
+    assert {e["article"]["id"] for e in payload["data"]["events"]} == articles
+
+
+def test_outbox_rows_commit_with_their_matches_or_not_at_all(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = now()
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=SAMPLE_FEEDS[:1])
+    v = Vigie(config, t)
+    queued = []
+    enqueue = v.store.enqueue_webhook
+
+    def crash_on_the_fourth(*args: Any) -> int | None:
+        if len(queued) == 3:
+            raise RuntimeError("the process dies while queueing")
+        queued.append(enqueue(*args))
+        return queued[-1]
+
+    monkeypatch.setattr(v.store, "enqueue_webhook", crash_on_the_fourth)
+    with pytest.raises(RuntimeError):
+        v.poll(t)
+    assert queued == [1, 2, 3]  # three deliveries were written, then the process died...
+    for table in ("deliveries", "delivery_matches", "matches", "articles"):
+        assert v.rows(f"SELECT count(*) FROM {table}") == [(0,)], table  # ...and none remains
+    monkeypatch.setattr(v.store, "enqueue_webhook", enqueue)
+    v.poll(t)  # the next poll stores the feed again, deliveries with its matches
+    matched = v.rows("SELECT count(DISTINCT article_id) FROM matches")[0][0]
+    assert matched > 3 and v.rows("SELECT count(*) FROM deliveries") == [(matched,)]
+    v.close()

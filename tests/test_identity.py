@@ -1,0 +1,299 @@
+"""Article identity: one article per canonical URL across feeds, updates as revisions (rules
+re-run, only new matches reported), detected languages. Real feeds on loopback, real SQLite."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import LoopbackServer
+from identity_support import NOW, Item, Service, rss, rule_index
+
+from monitor.config import load_config
+from monitor.identity import (
+    TrackingParams,
+    canonical_url,
+    fingerprint,
+    identity_url,
+    lsh_layout,
+    similarity,
+    sketch,
+)
+
+
+@pytest.fixture
+def service(write_config: Callable[..., Path]) -> Iterator[Callable[..., Service]]:
+    made: list[Service] = []
+
+    def make(feeds: list, **sections: object) -> Service:
+        made.append(Service(write_config(feeds, **sections)))
+        return made[-1]
+
+    yield make
+    for svc in made:
+        svc.close()
+
+
+# Canonical URLs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "https://www.bbc.co.uk/news/uk-53704809?at_medium=RSS&at_campaign=KARANGA",
+        "https://www.bbc.co.uk/news/uk-53704809?ns_mchannel=social&ns_source=twitter",
+        "https://www.bbc.co.uk/news/uk-53704809#comments",
+        "HTTPS://WWW.BBC.CO.UK/news/uk-53704809",
+        "https://www.bbc.co.uk:443/news/uk-53704809/",
+        "https://www.bbc.co.uk/news/uk-53704809?utm_source=rss&utm_medium=feed&fbclid=IwAR0x",
+        "https://www.bbc.co.uk/news/uk-53704809?gclid=abc&ito=xyz",
+    ],
+)
+def test_tracking_and_spelling_variants_have_one_canonical_url(variant: str) -> None:
+    assert canonical_url(variant) == "https://www.bbc.co.uk/news/uk-53704809"
+
+
+def test_meaningful_query_parameters_are_kept_in_any_order() -> None:
+    a = canonical_url("https://example.org/story?id=42&page=2&utm_source=x")
+    b = canonical_url("https://example.org/story?page=2&utm_campaign=y&id=42")
+    assert a == b == "https://example.org/story?id=42&page=2"
+    assert canonical_url("https://example.org/story?id=43") != a
+
+
+def test_home_pages_and_non_web_urls_identify_nothing() -> None:
+    assert identity_url("https://www.francetvinfo.fr/#xtor=RSS-3-[lestitres]") == ""
+    assert identity_url("https://example.org/?utm_source=rss") == ""
+    assert identity_url("mailto:desk@example.org") == ""
+    assert identity_url("urn:uuid:1234") == ""
+    assert identity_url("http://example.org:8080/a/") == "http://example.org:8080/a"
+
+
+def test_operators_choose_the_tracking_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[identity]\ntracking_params = ["src", "campaign_*"]\n', encoding="utf-8")
+    config = load_config(path)
+    tracking = TrackingParams.of(config.identity.tracking_params)
+    url = "https://example.org/a?src=rss&campaign_id=3&utm_source=x"
+    assert canonical_url(url, tracking) == "https://example.org/a?utm_source=x"
+
+
+def test_fingerprint_ignores_case_and_spacing_but_not_words() -> None:
+    assert fingerprint("Floods in  Calais", "Rain.\n\nMore rain.") == fingerprint(
+        "floods in calais", "Rain. More rain."
+    )
+    assert fingerprint("Floods in Calais", "Rain.") != fingerprint("Floods in Dunkirk", "Rain.")
+
+
+# Sketches ---------------------------------------------------------------------------------
+
+TEXT = (
+    "The regional council approved the new flood defences on Tuesday after a long debate about "
+    'the cost of the sea wall. "We cannot wait for the next storm," the mayor said, adding '
+    "that work on the dunes and the pumping stations along the estuary would start in spring."
+)
+
+
+def test_sketches_see_through_case_quotes_and_dashes() -> None:
+    typeset = TEXT.replace('"We', "“We").replace('storm,"', "storm,”").upper()
+    assert similarity(sketch(TEXT), sketch(typeset)) == 1.0  # type: ignore[arg-type]
+    other = "Ferry services between Dover and Calais were cancelled for a second day by strikes."
+    assert similarity(sketch(TEXT), sketch(other * 2)) < 0.1  # type: ignore[arg-type]
+    assert sketch("Too short to say anything") is None
+
+
+def test_sketches_are_the_same_in_every_process() -> None:
+    """Sketches are stored: a restarted service must compute the very same values."""
+    code = f"from monitor.identity import sketch; print(sketch({TEXT!r}).tolist())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(sketch(TEXT).tolist())  # type: ignore[union-attr]
+
+
+def test_default_band_layout_finds_copies_just_over_the_threshold() -> None:
+    layout = lsh_layout(0.5)
+    assert layout.bands * layout.rows <= 128
+    assert layout.candidate_probability(0.6) > 0.95
+    assert layout.candidate_probability(0.1) < 0.01
+
+
+# One article per canonical URL ------------------------------------------------------------
+
+
+def test_same_item_under_urls_differing_only_in_tracking_is_one_article(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    plain = Item("a-1", "Border talks resume", "Ministers met again.", "https://n.example/talks")
+    tracked = Item(
+        "b-77",
+        "Border talks resume",
+        "Ministers met again.",
+        "https://N.example/talks/?utm_source=partner&fbclid=XYZ#top",
+    )
+    server.route("/a.xml", rss([plain]))
+    server.route("/b.xml", rss([tracked], title="Partner feed"))
+    svc = service([server.url("/a.xml"), server.url("/b.xml")])
+    summary = svc.poll()
+    assert summary.new_articles == 1
+    assert svc.store.count("articles") == 1
+    [article] = svc.rows("SELECT * FROM articles")
+    assert article["canonical_url"] == "https://n.example/talks"
+    assert [a["guid"] for a in svc.store.aliases(article["id"])] in (["a-1"], ["b-77"])
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0  # and it stays one
+
+
+def test_real_franceinfo_items_with_tracking_links_are_not_stored_twice(
+    shared_corpora: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    body = (shared_corpora / "feeds" / "single" / "francetvinfo_titres_2024-01-18.xml").read_bytes()
+    items = len(ET.fromstring(body).findall("./channel/item"))
+    # The partner republishes the same items with campaign tags and without the #xtor fragment.
+    partner = re.sub(
+        rb"<link>([^<#]*)#xtor=[^<]*</link>", rb"<link>\1?utm_source=partner</link>", body
+    )
+    partner = re.sub(rb"<guid[^>]*>[^<]*</guid>", b"", partner)
+    assert partner != body
+    server.route("/franceinfo.xml", body, content_type="application/rss+xml")
+    server.route("/partner.xml", partner, content_type="application/rss+xml")
+    svc = service([server.url("/franceinfo.xml"), server.url("/partner.xml")])
+    summary = svc.poll()
+    assert summary.errors == []
+    assert svc.store.count("articles") == items
+    assert svc.store.count("article_aliases") == items
+
+
+def test_items_of_one_feed_sharing_a_link_stay_apart(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    live = "https://n.example/live-updates"
+    server.route(
+        "/live.xml",
+        rss(
+            [
+                Item("u1", "Storm reaches the coast", "Winds of 120 km/h.", live),
+                Item("u2", "Ferries cancelled", "All crossings suspended.", live),
+            ]
+        ),
+    )
+    svc = service([server.url("/live.xml")])
+    assert svc.poll().new_articles == 2
+
+
+def test_bbc_replay_stores_each_item_once_and_each_headline_change_as_a_revision(
+    shared_corpora: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    bodies = [
+        f.read_bytes() for f in sorted((shared_corpora / "feeds" / "bbc-snapshots").glob("*.xml"))
+    ]
+    last_seen: dict[str, tuple[str, str]] = {}
+    changes = 0
+    for body in bodies:  # expected from the raw XML: each change of an item's title or text
+        for item in ET.fromstring(body).iter("item"):
+            guid = (item.findtext("guid") or item.findtext("link") or "").strip()
+            words = tuple(
+                " ".join((item.findtext(tag) or "").split()).casefold()
+                for tag in ("title", "description")
+            )
+            if guid in last_seen and last_seen[guid] != words:
+                changes += 1
+            last_seen[guid] = words  # type: ignore[assignment]
+    server.route("/bbc.xml", bodies=bodies)
+    svc = service([server.url("/bbc.xml")])
+    new = updated = 0
+    for i in range(len(bodies)):
+        summary = svc.poll(NOW + timedelta(hours=i))
+        new, updated = new + summary.new_articles, updated + summary.updated_articles
+    assert svc.store.count("articles") == new == len(last_seen)
+    assert updated == changes > 0
+    assert svc.store.count("revisions") == len(last_seen) + changes
+
+
+# Revisions --------------------------------------------------------------------------------
+
+
+def test_changed_headline_is_a_revision_of_the_same_article(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    first = Item("g1", "Three arrested after harbour fire", "Police say the fire was set.")
+    second = Item("g1", "Five charged over harbour fire", "Police say the fire was set.")
+    server.route("/f.xml", bodies=[rss([first]), rss([first]), rss([second])])
+    svc = service([server.url("/f.xml")])
+    assert svc.poll().new_articles == 1
+    assert svc.poll(NOW + timedelta(hours=1)).updated_articles == 0  # same text: nothing new
+    summary = svc.poll(NOW + timedelta(hours=2))
+    assert (summary.new_articles, summary.updated_articles) == (0, 1)
+    [change] = summary.changes
+    assert change.updated and change.article.revision == 2
+    assert svc.store.count("articles") == 1
+    assert [r["title"] for r in svc.store.revisions(change.article.id)] == [
+        first.title,
+        second.title,
+    ]
+    assert [r["title"] for r in svc.store.search_articles("charged")] == [second.title]
+    assert svc.store.search_articles("arrested") == []
+
+
+def test_an_update_is_announced_only_for_rules_that_newly_match(
+    tmp_path: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    rules = rule_index(tmp_path, {"fire": "fire", "charges": "charged"})
+    first = Item("g1", "Harbour fire under investigation", "Firefighters worked all night.")
+    second = Item("g1", "Two charged over harbour fire", "Firefighters worked all night.")
+    third = Item("g1", "Two charged over harbour fire", "Firefighters worked all night. Bail set.")
+    server.route("/f.xml", bodies=[rss([first]), rss([second]), rss([third])])
+    svc = service([server.url("/f.xml")])
+
+    [new] = svc.poll(matcher=rules).changes
+    assert not new.updated and [m.rule_id for m in new.new_matches] == ["fire"]
+    [update] = svc.poll(NOW + timedelta(hours=1), matcher=rules).changes
+    assert update.updated and [m.rule_id for m in update.new_matches] == ["charges"]
+    [again] = svc.poll(NOW + timedelta(hours=2), matcher=rules).changes
+    assert again.updated and again.new_matches == ()  # still matching: nothing to announce
+    rows = svc.rows("SELECT rule_id, revision FROM matches ORDER BY rule_id")
+    assert rows == [{"rule_id": "charges", "revision": 2}, {"rule_id": "fire", "revision": 1}]
+
+
+def test_another_feeds_copy_never_revises_the_article(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    original = Item("a", "Bridge closes for repairs", "Works start Monday.", "https://n.example/b")
+    copy = Item("b", "Bridge shut", "Works start Monday. Detours signed.", "https://n.example/b")
+    server.route("/a.xml", rss([original]))
+    server.route("/b.xml", bodies=[rss([copy]), rss([copy])])
+    svc = service([server.url("/a.xml"), server.url("/b.xml")])
+    svc.poll()
+    summary = svc.poll(NOW + timedelta(hours=1))
+    assert (summary.new_articles, summary.updated_articles) == (0, 0)
+    [row] = svc.rows("SELECT title, revision FROM articles")
+    assert row["revision"] == 1
+
+
+# Language ---------------------------------------------------------------------------------
+
+
+def test_language_is_detected_when_the_feed_declares_none(
+    shared_corpora: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    body = (shared_corpora / "feeds" / "single" / "lemonde_une_2018-06-27.xml").read_bytes()
+    assert b"<language>" not in body
+    server.route("/lemonde.xml", body)
+    svc = service([server.url("/lemonde.xml")])
+    svc.poll()
+    languages = [r["language"] for r in svc.rows("SELECT language FROM articles")]
+    assert languages.count("fr") >= 0.9 * len(languages) > 0
+
+
+def test_declared_language_wins_over_detection(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    text = "Les exilés de Calais dénoncent des violences policières lors des évacuations."
+    server.route("/a.xml", rss([Item("x", "Calais", text)], language=None))
+    server.route("/b.xml", rss([Item("y", "Calais", text + " Bis")], language="de"))
+    svc = service([server.url("/a.xml"), server.url("/b.xml")])
+    svc.poll()
+    rows = svc.rows("SELECT guid, language FROM articles ORDER BY guid")
+    assert rows == [{"guid": "x", "language": "fr"}, {"guid": "y", "language": "de"}]

@@ -1,0 +1,197 @@
+"""Stories: one wire story in several outlets becomes one story; different stories on the same
+subject stay apart. Copies are made at test time from real articles (tests/data/wire_pairs.json
+holds only ids and edit recipes); feeds are served on loopback into real SQLite files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from html import escape
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from conftest import LoopbackServer
+from identity_support import NOW, Item, Service, rss
+
+from bench.wirecopy import PAIRS, Corpus, Source, apply_edits, evaluate, load_corpus
+from monitor.config import IdentityConfig
+from monitor.store import Store, migrations
+from monitor.stories import ensure_index
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    path = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    if not path.is_dir():
+        pytest.skip(f"real-world corpora not found at {path} (clone shared/ beside the repo)")
+    return load_corpus(path)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    made: list[Service] = []
+
+    def make(urls: list[str], identity: str = "") -> Service:
+        feeds = "".join(f'[[feeds]]\nurl = "{url}"\n' for url in urls)
+        path = tmp_path / "config.toml"
+        path.write_text(
+            '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
+            f"[identity]\n{identity}\n{feeds}",
+            encoding="utf-8",
+        )
+        made.append(Service(path))
+        return made[-1]
+
+    yield make
+    for svc in made:
+        svc.close()
+
+
+def item(source: Source, guid: str) -> Item:
+    """A feed item carrying a real article's full text."""
+    html = "".join(f"<p>{escape(p)}</p>" for p in source.paragraphs)
+    return Item(guid, source.title, html, f"https://{guid}.example/story")
+
+
+def copy_of(corpus: Corpus, pair_id: str) -> tuple[Source, Source]:
+    [pair] = [p for p in json.loads(PAIRS.read_text())["pairs"] if p["id"] == pair_id]
+    original = corpus.get(pair["source"])
+    return original, apply_edits(original, pair["edits"], corpus)
+
+
+def story_of(svc: Service, guid: str) -> int:
+    [row] = svc.rows("SELECT story_id FROM articles WHERE guid = ?", [guid])
+    return row["story_id"]
+
+
+def test_wire_copies_group_and_other_stories_stay_apart(corpus: Corpus) -> None:
+    result = evaluate(corpus)
+    # docs/identity.md reports these figures; the floors are the issue's targets.
+    assert result.true_pairs >= 55
+    assert result.precision >= 0.95, result.false_pairs
+    assert result.recall >= 0.9, result.missed_pairs
+    assert result.same_subject_joined == ()
+
+
+def test_a_copy_from_another_outlet_joins_the_first_outlets_story(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    original, copy = copy_of(corpus, "plague-headline-cut")
+    server.route("/wire.xml", rss([item(original, "wire-1")]))
+    server.route("/paper.xml", bodies=[rss([]), rss([item(copy, "paper-9")])])
+    svc = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    [first] = svc.poll().changes
+    [second] = svc.poll(NOW + timedelta(hours=1)).changes
+    assert second.article.story_id == first.article.story_id is not None
+    story = first.article.story_id
+    members = svc.store.story_articles(story)
+    assert [a.guid for a in members] == ["wire-1", "paper-9"]  # the lead first
+    assert svc.store.story(story)["lead_article_id"] == first.article.id
+    assert svc.store.story(story)["articles"] == 2
+
+
+def test_channel_crossings_on_different_days_stay_separate_stories(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    groups = json.loads(PAIRS.read_text())["same_subject"]
+    crossings = [corpus.get(key) for key in groups[-1]]
+    assert all("bbc.co.uk" in s.key for s in crossings) and len(crossings) == 6
+    for i, source in enumerate(crossings):  # each from another outlet, so each may group
+        server.route(f"/{i}.xml", rss([item(source, f"crossing-{i}")]))
+    svc = service([server.url(f"/{i}.xml") for i in range(len(crossings))])
+    svc.poll()
+    assert svc.store.count("stories") == 6
+
+
+def test_different_outlets_reporting_one_event_in_their_own_words_stay_apart(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    # Four outlets on one case of "feather duvet lung", each written independently.
+    duvet = json.loads(PAIRS.read_text())["same_subject"][0]
+    for i, key in enumerate(duvet):
+        server.route(f"/{i}.xml", rss([item(corpus.get(key), f"duvet-{i}")]))
+    svc = service([server.url(f"/{i}.xml") for i in range(len(duvet))])
+    svc.poll()
+    assert svc.store.count("stories") == len(duvet)
+
+
+def test_a_feeds_recurring_feature_is_not_one_story(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    blurb = "A selection of remarkable images taken around the world this week, chosen by editors."
+    weeks = [Item(f"w{i}", f"Week in pictures: week {i}", blurb) for i in range(3)]
+    server.route("/f.xml", rss(weeks))
+    svc = service([server.url("/f.xml")])
+    svc.poll()
+    assert svc.store.count("stories") == 3
+
+
+def test_the_story_index_survives_a_restart(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    original, copy = copy_of(corpus, "moon-trim-headline")
+    server.route("/wire.xml", rss([item(original, "wire-1")]))
+    server.route("/paper.xml", bodies=[rss([]), rss([item(copy, "paper-2")])])
+    first = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    first.poll()
+    first.close()
+    again = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    again.poll(NOW + timedelta(hours=3))
+    assert story_of(again, "paper-2") == story_of(again, "wire-1")
+
+
+def test_copies_older_than_the_story_window_start_a_new_story(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    original, copy = copy_of(corpus, "moon-trim-headline")
+    server.route("/wire.xml", rss([item(original, "wire-1")]))
+    server.route("/paper.xml", bodies=[rss([]), rss([item(copy, "paper-2")])])
+    svc = service([server.url("/wire.xml"), server.url("/paper.xml")], 'story_window = "2d"')
+    svc.poll()
+    svc.poll(NOW + timedelta(days=3))
+    assert story_of(svc, "paper-2") != story_of(svc, "wire-1")
+
+
+def test_a_new_threshold_rebuilds_the_index_from_stored_texts(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    original, copy = copy_of(corpus, "helicopter-headline-dateline")  # overlap about 0.9
+    server.route("/wire.xml", rss([item(original, "wire-1")]))
+    server.route("/paper.xml", bodies=[rss([]), rss([item(copy, "paper-2")])])
+    first = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    first.poll()
+    layout = first.store.sketch_layout()
+    first.close()
+    strict = service([server.url("/wire.xml"), server.url("/paper.xml")], "story_threshold = 0.8")
+    strict.poll(NOW + timedelta(hours=1))
+    assert strict.store.sketch_layout() != layout
+    assert story_of(strict, "paper-2") == story_of(strict, "wire-1")
+
+
+def test_articles_stored_before_the_upgrade_get_stories(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m003_identity")
+    feed = db["feeds"].insert({"url": "https://old.example/rss"}).last_pk
+    db["articles"].insert_all(
+        {
+            "feed_id": feed,
+            "guid": str(i),
+            "url": f"https://old.example/{i}?utm_source=x",
+            "title": f"Old story {i}",
+            "first_seen": NOW.isoformat(),
+        }
+        for i in range(3)
+    )
+    db.close()
+    store = Store(path)
+    try:
+        urls = [r["canonical_url"] for r in store.db.query("SELECT * FROM articles ORDER BY id")]
+        assert urls == [f"https://old.example/{i}" for i in range(3)]
+        assert ensure_index(store, IdentityConfig(), NOW) == 3
+        assert store.count("stories") == 3
+        assert ensure_index(store, IdentityConfig(), NOW) == 0
+    finally:
+        store.close()
