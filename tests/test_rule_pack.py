@@ -73,3 +73,41 @@ def test_bird_migration_and_attacks_on_police_do_not_match(pack) -> None:
     )
     assert not {t for m in pack.match(storks)[0] for t in m.tags} & {"migrants"}
     assert not {t for m in pack.match(riot)[0] for t in m.tags} & {"police-violence"}
+
+
+SAMPLE_EXPECTATIONS = {
+    # title start: tags the item must carry (the bundled sample feeds, fictional news)
+    "Ombudsman opens investigation into tear gas": {"calais", "migrants", "police-violence"},
+    "Small-boat crossings hit November record": {"calais", "migrants"},
+    "Police officer given suspended sentence": TAGS,
+    "Officers filmed using pepper spray": {"calais", "migrants", "police-violence"},
+    "Boulogne prosecutor opens inquiry": TAGS,
+    "Government sets out plan to move asylum seekers": {"migrants"},
+    "Calais : un policier jugé": TAGS,
+    "Grande-Synthe : gaz lacrymogène": {"calais", "migrants", "police-violence"},
+    "Four men jailed in France": {"calais", "migrants", "prosecutions"},
+}
+
+
+def test_bundled_samples_are_tagged_as_a_reader_would(pack) -> None:
+    from monitor.parse import parse_feed
+
+    seen = set()
+    for path in sorted((REPO / "samples" / "feeds").iterdir()):
+        _, articles = parse_feed(path.read_bytes(), {}, path.resolve().as_uri())
+        for article in articles:
+            matches = pack.match(article)[0]
+            tags = {t for m in matches for t in m.tags}
+            expected = next(
+                (v for k, v in SAMPLE_EXPECTATIONS.items() if article.title.startswith(k)), None
+            )
+            if expected is None:
+                # Storks, rioters attacking police, a rail strike on the Lille-Calais line,
+                # a storm near Dunkirk: near misses and unrelated news carry no tag.
+                assert not tags, (article.title, tags)
+                continue
+            seen.add(article.title)
+            assert expected <= tags, (article.title, tags)
+            urgent = any(m.priority == "urgent" for m in matches)
+            assert urgent == ({"police-violence", "migrants"} <= tags), article.title
+    assert len(seen) == len(SAMPLE_EXPECTATIONS)
