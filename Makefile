@@ -21,6 +21,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench service.py
 	$(BIN)/ruff format --check monitor tests bench service.py
+	$(BIN)/lint-imports
 
 fuzz: $(STAMP)
 	VIGIE_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest tests/test_fuzz.py

@@ -1,0 +1,1 @@
+"""Rules: the query language, entities, and the matcher that explains itself."""
