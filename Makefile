@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz clean
+.PHONY: run test lint bench fuzz crash audit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ lint: $(STAMP)
 
 fuzz: $(STAMP)
 	VIGIE_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest tests/test_fuzz.py
+
+# The SIGKILL test with many kills (a minute or two); VIGIE_KILL_SEED=N picks other moments.
+crash: $(STAMP)
+	VIGIE_LONG_TESTS=1 $(BIN)/python -m pytest tests/test_crash_safety.py
+
+# Installed packages against known vulnerabilities (pip-audit asks PyPI's advisory database, so
+# it needs the network). Only this target installs pip-audit: `make test` never needs it.
+audit: $(STAMP)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
+	$(BIN)/python -m pip install --quiet -e '.[test,audit]'
+	$(BIN)/pip-audit --skip-editable
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -251,23 +251,30 @@ def feeds_add(
 @config_option
 @operator_errors
 def feeds_import(opml: str, config_path: str) -> None:
-    """Add every feed of an OPML file."""
+    """Add every http(s) feed of an OPML file. Other addresses (file://, ...) are skipped: a
+    subscription list from elsewhere must not make Vigie read local files."""
     config = load_config(config_path)
     store = open_store(config)
     try:
         tree = ET.parse(opml)
     except ET.ParseError as e:
         raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
-    added = 0
+    added, skipped = 0, []
     now = datetime.now(UTC)
     for outline in tree.iter("outline"):
-        url = outline.get("xmlUrl")
-        if url:
-            store.upsert_feed(
-                url, name=outline.get("title") or outline.get("text") or "", source="opml", now=now
-            )
-            added += 1
+        url = (outline.get("xmlUrl") or "").strip()
+        if not url:
+            continue
+        if not url.lower().startswith(("http://", "https://")):
+            skipped.append(url)
+            continue
+        store.upsert_feed(
+            url, name=outline.get("title") or outline.get("text") or "", source="opml", now=now
+        )
+        added += 1
     console.print(f"Imported {added} feeds from {escape(opml)}", soft_wrap=True)
+    for url in skipped:
+        console.print(f"Skipped {escape(url)}: not an http(s) URL", soft_wrap=True)
 
 
 @feeds.command("export")

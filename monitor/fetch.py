@@ -134,6 +134,8 @@ def _fetch_http(
     except requests.exceptions.ReadTimeout:
         return _failed(url, f"deadline of {config.deadline:g}s exceeded")
     except requests.exceptions.ConnectionError as e:
+        if _timed_out(e):  # requests reports a read timeout in the body as a connection error
+            return _failed(url, f"deadline of {config.deadline:g}s exceeded")
         return _failed(url, f"connection failed: {_root_cause(e)}")
     except requests.exceptions.RequestException as e:
         return _failed(url, f"request failed: {_root_cause(e)}")
@@ -226,6 +228,15 @@ def _fetch_file(feed: Feed, config: FetchConfig) -> FetchResult:
 
 def _failed(url: str, reason: str) -> FetchResult:
     return FetchResult(url=url, status=0, error=reason)
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """A read timed out: reads wait at most the time left, so the deadline has passed."""
+    while error is not None:
+        if isinstance(error, TimeoutError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _root_cause(error: BaseException) -> str:

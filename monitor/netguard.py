@@ -21,11 +21,45 @@ from requests.adapters import HTTPAdapter
 from .errors import BlockedAddressError
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # the rest of IPv6 is not assigned
+# Not globally reachable (IANA special-purpose registries, RFC 6890 and successors), listed here
+# as well as checked with `is_global`, whose list differs between Python releases.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8",  # "this network"; connecting to 0.0.0.0 reaches the host itself
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "127.0.0.0/8",
+        "169.254.0.0/16",  # link-local: cloud metadata at 169.254.169.254
+        "172.16.0.0/12",
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and the broadcast address
+        "::/8",  # unspecified, loopback, IPv4-compatible and IPv4-translated forms
+        "64:ff9b:1::/48",  # local-use NAT64
+        "100::/64",  # discard
+        "2001::/23",  # IETF protocol assignments, Teredo included
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",  # SRv6 segment identifiers
+        "fc00::/7",  # unique-local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # deprecated site-local
+        "ff00::/8",  # multicast
+    )
+)
 
 
 def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast address; IPv4-mapped and NAT64 forms are unwrapped."""
+    """True for a globally routable unicast address; IPv4-mapped, NAT64 and 6to4 forms are
+    judged by the IPv4 address they carry."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
@@ -34,9 +68,11 @@ def is_public_address(address: str) -> bool:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         elif ip.sixtofour is not None:
             ip = ip.sixtofour
-    if ip.version == 4 and ip in _SHARED:
+    if any(ip in network for network in _NOT_PUBLIC):
         return False
-    return ip.is_global and not ip.is_multicast
+    if ip.version == 6 and ip not in _GLOBAL_UNICAST_V6:
+        return False
+    return ip.is_global
 
 
 class AddressPolicy:
@@ -108,9 +144,25 @@ def _watch(sock: socket.socket | None) -> None:
         watch.add(sock)
 
 
+def _ip_literal(host: str) -> str | None:
+    """The host as written when it is an IP address, else None (a name, resolved later)."""
+    address = host.strip("[]")
+    try:
+        ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    return address
+
+
 def _guarded(base: type, policy: AddressPolicy) -> type:
     class GuardedConnection(base):  # type: ignore[misc, valid-type]
         def _new_conn(self):  # noqa: ANN202 - urllib3's own signature
+            literal = _ip_literal(self.host)
+            if literal is not None and not policy.permits(self.host, literal):
+                # An address written in the URL is refused before any packet is sent to it.
+                raise BlockedAddressError(
+                    f"{self.host}", f"refused to connect to non-public address {literal}"
+                )
             sock = super()._new_conn()
             address = sock.getpeername()[0]
             if not policy.permits(self.host, address):
@@ -150,10 +202,19 @@ class GuardedAdapter(HTTPAdapter):
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
 
 
+class _HopByHopSession(requests.Session):
+    """A session that never follows redirects: callers follow them hop by hop (fetch.py), and
+    requests, even with allow_redirects=False, reads a redirect's whole body, decompressed, to
+    prepare the next request, so a gzip bomb served with a 302 would fill the memory."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 def guarded_session(
     policy: AddressPolicy, user_agent: str, pool_size: int = 10
 ) -> requests.Session:
-    session = requests.Session()
+    session = _HopByHopSession()
     session.headers["User-Agent"] = user_agent
     session.headers["Accept-Encoding"] = "gzip, deflate"
     session.trust_env = False  # no proxies from the environment: the guard must see the real peer

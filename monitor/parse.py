@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import nh3
@@ -25,6 +26,7 @@ from .text import base_language, html_to_text, normalise_space
 _FUTURE_SLACK = timedelta(days=1)
 _MAX_FIELD = 200_000  # characters kept per text field; a megabyte title is cut, not stored whole
 _MAX_TITLE = 1_000
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_feed(
@@ -40,8 +42,9 @@ def parse_feed(
     bytes are not a feed at all; a feed with minor errors still yields its items."""
     now = now or datetime.now(UTC)
     content_type = headers.get("content-type", "").lower()
-    stripped = body.lstrip()[:1]
-    if "json" in content_type or stripped == b"{":
+    # The bytes decide over the label: servers send RSS as application/json, JSON as text/html.
+    stripped = body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
+    if stripped == b"{" or ("json" in content_type and stripped != b"<"):
         return _parse_json_feed(body, url, feed_id, feed_name, default_language, now)
     parsed = feedparser.parse(
         body,
@@ -91,7 +94,7 @@ def _from_feedparser(
     return Article(
         feed_id=feed_id,
         guid=guid[:2000],
-        url=urljoin(feed_url, link)[:2000] if link else "",
+        url=_web_link(feed_url, link),
         title=title,
         summary=summary[:_MAX_FIELD],
         content=content[:_MAX_FIELD],
@@ -122,6 +125,8 @@ def _parse_json_feed(
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FeedParseError(url, f"not a feed: invalid JSON ({_short(e)})") from None
+    except RecursionError:  # [[[[... a few hundred kilobytes deep
+        raise FeedParseError(url, "not a feed: JSON nested too deeply") from None
     version = doc.get("version", "") if isinstance(doc, dict) else ""
     if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
         raise FeedParseError(url, "not a feed: JSON without a jsonfeed.org version")
@@ -154,7 +159,7 @@ def _parse_json_feed(
             Article(
                 feed_id=feed_id,
                 guid=guid[:2000],
-                url=urljoin(url, link)[:2000] if link else "",
+                url=_web_link(url, link),
                 title=item_title,
                 summary=summary[:_MAX_FIELD],
                 content=content[:_MAX_FIELD],
@@ -203,6 +208,15 @@ def _sane(when: datetime, now: datetime) -> datetime | None:
     if when > now + _FUTURE_SLACK or when.year < 1990:
         return None
     return when
+
+
+def _web_link(base: str, link: str) -> str:
+    """The item's absolute http(s) address, or "": a javascript:, data: or file: link, or one
+    with control characters, is not an article's address, and webhook consumers may show it."""
+    if not link or _CONTROL_CHARS.search(link):
+        return ""
+    absolute = urljoin(base, link)
+    return absolute[:2000] if urlsplit(absolute).scheme.lower() in ("http", "https") else ""
 
 
 def _text(html: str) -> str:

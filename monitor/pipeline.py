@@ -116,6 +116,25 @@ def fetch_and_parse(
     return PollOutcome(feed, result, title=title, articles=tuple(articles))
 
 
+def _contained(
+    session: requests.Session,
+    feed: Feed,
+    config: Config,
+    now: datetime,
+    known: Mapping[str, str | None] | None,
+    pages: PageFetcher | None,
+) -> PollOutcome:
+    """fetch_and_parse, where a bug that one feed's bytes trigger is logged with its traceback
+    and recorded on that feed like any failure (backed off), so one hostile feed cannot stop
+    the other feeds of every cycle from being stored."""
+    try:
+        return fetch_and_parse(session, feed, config, now, known, pages)
+    except Exception as e:
+        log.exception("bug while reading a feed", extra={"feed_id": feed.id, "feed_url": feed.url})
+        reason = " ".join(f"internal error: {type(e).__name__}: {e}".split())[:300]
+        return PollOutcome(feed, FetchResult(url=feed.url, status=0), error=reason)
+
+
 def store_outcome(
     store: Store, outcome: PollOutcome, config: Config, matcher: Matcher | None, now: datetime
 ) -> list[Change]:
@@ -197,7 +216,7 @@ def poll_due(
     workers = max(1, min(config.fetch.concurrency, len(feeds)))
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = [
-            pool.submit(fetch_and_parse, session, feed, config, now, known.get(feed.id), pages)
+            pool.submit(_contained, session, feed, config, now, known.get(feed.id), pages)
             for feed in feeds
         ]
         for future in as_completed(futures):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip as gzip_module
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,8 +30,10 @@ class Route:
 
     `bodies` are served in turn, one per request, the last one repeating. With `etag` or
     `last_modified` set, a request carrying the matching validator gets 304. `delay` sleeps before
-    the status line; `drip` sends the body in small pieces, sleeping `drip` seconds between them;
-    `header_drip` sends 200 header lines, sleeping that long between them.
+    the status line; `drip` sends the body in pieces of `drip_size` bytes, sleeping `drip` seconds
+    between them; `header_drip` sends 200 header lines, sleeping that long between them. `stream`
+    makes the body chunked (HTTP/1.1 Transfer-Encoding: chunked), one chunk per piece the
+    function's iterable yields (it may never end), sleeping `drip` seconds between chunks.
     """
 
     status: int = 200
@@ -42,7 +44,9 @@ class Route:
     gzip: bool = False
     delay: float = 0.0
     drip: float = 0.0
+    drip_size: int = 16
     header_drip: float = 0.0
+    stream: Callable[[], Iterable[bytes]] | None = None
     served: int = 0
 
     def next_body(self) -> bytes:
@@ -59,15 +63,25 @@ class Received:
     headers: dict[str, str]  # names lower-cased
 
 
-class LoopbackServer:
-    """A programmable feed server on 127.0.0.1 with a random port."""
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # storms of concurrent fetches; the default backlog is 5
 
-    def __init__(self) -> None:
+
+class _ServerV6(_Server):
+    address_family = socket.AF_INET6
+
+
+class LoopbackServer:
+    """A programmable feed server on 127.0.0.1 (or `host`, e.g. "::1") with a random port."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self.host = host
+        server_class = _ServerV6 if ":" in host else _Server
+        self.httpd = server_class((host, 0), _handler_class(self))
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, client_address: None  # clients hang up on us
         self.port = self.httpd.server_address[1]
@@ -76,7 +90,8 @@ class LoopbackServer:
         )
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{path}"
 
     def route(
         self,
@@ -140,7 +155,9 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             if route.gzip:
                 body = gzip_module.compress(body)
                 headers["Content-Encoding"] = "gzip"
-            if route.header_drip:
+            if route.stream is not None:
+                self._stream(route, headers)
+            elif route.header_drip:
                 self._drip_headers(route, headers, body)
             elif route.drip:
                 self._drip(route, headers, body)
@@ -182,11 +199,27 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            for start in range(0, len(body), 16):
-                self.wfile.write(body[start : start + 16])
+            for start in range(0, len(body), route.drip_size):
+                self.wfile.write(body[start : start + route.drip_size])
                 self.wfile.flush()
                 if server.stopping.wait(route.drip):
                     return
+
+        def _stream(self, route: Route, headers: dict[str, str]) -> None:
+            """A chunked body from `route.stream`, until it ends, the client hangs up or the
+            server stops."""
+            self.wfile.write(f"HTTP/1.1 {route.status} OK\r\n".encode())
+            for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
+                self.wfile.write(f"{name}: {value}\r\n".encode())
+            self.wfile.write(b"\r\n")
+            assert route.stream is not None
+            for piece in route.stream():
+                if piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                if server.stopping.is_set() or (route.drip and server.stopping.wait(route.drip)):
+                    return
+            self.wfile.write(b"0\r\n\r\n")
 
     return Handler
 
@@ -194,6 +227,22 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[LoopbackServer]:
     srv = LoopbackServer()
+    srv.thread.start()
+    try:
+        yield srv
+    finally:
+        srv.stopping.set()
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+
+
+@pytest.fixture
+def server6() -> Iterator[LoopbackServer]:
+    """The same server on the IPv6 loopback address ::1; skips where IPv6 is unavailable."""
+    try:
+        srv = LoopbackServer("::1")
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
     srv.thread.start()
     try:
         yield srv

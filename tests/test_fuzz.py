@@ -1,24 +1,33 @@
-"""Fuzzing with hypothesis: hostile text never crashes the rule parser, the matcher or the feed
-normaliser; each either works or raises the error an operator is meant to see.
+"""Fuzzing with hypothesis: hostile text never crashes the rule parser, the matcher, the feed
+normaliser or the digest renderer; each either works or raises the error an operator is meant
+to see, and the digest stays inert.
 
 A short run in CI; `make fuzz` runs many more examples (VIGIE_FUZZ_EXAMPLES).
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from xml.sax.saxutils import escape
 
+from html_support import Markup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.config_delivery import DeliveryConfig, SubscriberConfig
+from monitor.deliver.digest import build_digest, compose
+from monitor.deliver.outbox import Labels
 from monitor.errors import FeedParseError
 from monitor.parse import parse_feed
-from monitor.records import Article
+from monitor.records import Article, Delivery, Match
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
 from monitor.rules.parser import QuerySyntaxError, parse_query
+from monitor.store import OutboxItem
 
 EXAMPLES = int(os.environ.get("VIGIE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,3 +165,144 @@ def test_hostile_item_fields_are_normalised(title: str, body: str, date: str, ki
         assert "<script" not in article.content_html.lower()
         assert article.published is not None and article.published <= NOW.replace(day=24)
         assert "\x00" not in article.title + article.content
+
+
+# The digest renderer -------------------------------------------------------------------------
+
+HOSTILE_FRAGMENTS = st.sampled_from(
+    [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(2)">',
+        '<a href="javascript:alert(3)">x</a>',
+        "<style>*{x:url(javascript:alert(4))}</style>",
+        "<iframe srcdoc='<script>alert(5)</script>'>",
+        '"><svg onload=alert(6)>',
+        "</p></div></body><script>",
+        "{{ 7*7 }}",
+        "{% for x in range(10) %}",
+        "{# #}",
+        "\r\nBcc: victim@attacker.example\r\n",
+        "&lt;script&gt;",
+        "&amp;",
+        "]]>",
+        "\u2028\u0085",
+        "⟦",
+        "⟧",
+    ]
+)
+# Feed text as it reaches the digest: the parser has removed control characters but tab and
+# line breaks; anything else, hostile markup and template syntax included, may be there.
+FEED_TEXT = st.lists(
+    st.one_of(
+        HOSTILE_FRAGMENTS,
+        st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\t\n\r")),
+    ),
+    max_size=6,
+).map("".join)
+LINKS = st.one_of(
+    st.sampled_from(
+        [
+            "https://news.example/a?b=1&c=<2>",
+            'http://news.example/"onmouseover="alert(1)',
+            "javascript:alert(1)",
+            "jav\tascript:alert(2)",
+            " JAVASCRIPT:alert(3)",
+            "data:text/html,<script>alert(4)</script>",
+            "file:///etc/passwd",
+            "",
+        ]
+    ),
+    FEED_TEXT,
+)
+DIGEST_TAGS = {"html", "head", "meta", "title", "body", "div", "h1", "h2", "span", "p", "a", "b"}
+DIGEST_TAGS |= {"br"}
+MAIL_HEADERS = {
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "auto-submitted",
+    "mime-version",
+    "content-type",
+}
+
+
+@st.composite
+def outbox_items(draw: st.DrawFn) -> list[OutboxItem]:
+    items = []
+    for article_id in range(1, draw(st.integers(1, 6)) + 1):
+        published = draw(
+            st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
+        )
+        article = Article(
+            feed_id=1,
+            guid=str(article_id),
+            url=draw(LINKS),
+            title=draw(FEED_TEXT),
+            published=published,
+            feed_name=draw(FEED_TEXT),
+            id=article_id,
+        )
+        for rule_id in draw(
+            st.sets(st.sampled_from(["calais", "police", "r<script>"]), min_size=1)
+        ):
+            match = Match(
+                article_id,
+                rule_id,
+                draw(st.floats(-1e6, 1e6)),
+                (),
+                snippet=draw(FEED_TEXT),
+                priority=draw(st.sampled_from(["normal", "urgent"])),
+            )
+            story = draw(st.one_of(st.none(), st.sampled_from(["1", "2"])))
+            items.append(OutboxItem(article, match, story, updated=draw(st.booleans())))
+    return items
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@FUZZ
+@given(
+    outbox_items(),
+    st.dictionaries(st.sampled_from(["calais", "police"]), FEED_TEXT),
+    st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True),
+    st.sampled_from(["UTC", "Europe/Paris", "Pacific/Kiritimati", "America/St_Johns"]),
+)
+def test_the_digest_renders_hostile_feed_text_inert(
+    items: list[OutboxItem], names: dict[str, str], subscriber: str, timezone: str
+) -> None:
+    """Whatever the feed text, the digest renders; its HTML holds only the template's tags, no
+    handler and no link but http(s) and the unsubscribe mailto; each title is shown as written,
+    template syntax included, in both parts; no header spans two lines."""
+    who = SubscriberConfig(subscriber, "desk@example.org", tags=("x",), timezone=timezone)
+    digest = build_digest(items, who, Labels(names), NOW)
+    delivery = Delivery(1, "digest", subscriber, "k", "pending", NOW)
+    config = DeliveryConfig(outbox=Path("outbox"), from_header="Vigie <vigie@news.example>")
+    message = email.message_from_bytes(
+        compose(digest, delivery, who, config, "token", NOW).as_bytes(),
+        policy=email.policy.default,
+    )
+    for name, value in message.items():
+        assert "\n" not in value and "\r" not in value, name
+    assert {name.lower() for name in message} == MAIL_HEADERS
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    markup = Markup(html)
+    assert "<script" not in html.lower()
+    for tag, attrs in markup.tags:
+        assert tag in DIGEST_TAGS, tag
+        assert not any(name.startswith("on") for name in attrs), attrs
+        assert "src" not in attrs and "srcdoc" not in attrs
+        if "href" in attrs:
+            assert attrs["href"].startswith(("https://", "http://", "mailto:")), attrs
+    shown, plain = one_line("".join(markup.text)), one_line(text)
+    assert digest.entries == len({item.story_id or f"a{item.article.id}" for item in items})
+    for section in digest.sections:
+        for entry in section.entries:
+            title = one_line(entry.title)
+            assert title in plain and title in shown  # as written, template syntax included
