@@ -49,6 +49,8 @@ def rules_check(config_path: str) -> None:
         err_console.print(f"error: {e}", markup=False)
         sys.exit(1)
     loaded = load_rules(config.rules.paths)
+    if loaded.ok and config.database.exists():
+        loaded.warnings.extend(_broad_on_stored_articles(loaded, config))
     for error in loaded.errors:
         _print_problem(error, "error")
     for warning in loaded.warnings:
@@ -66,6 +68,40 @@ def rules_check(config_path: str) -> None:
         sys.exit(1)
     if loaded.errors:
         sys.exit(1)
+
+
+BROAD_SAMPLE = 500  # recent stored articles a rule is tried on by `rules check`
+BROAD_SHARE = 0.5  # a rule matching more than this share of them is reported
+
+
+def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError]:
+    """Rules that match most of the recently stored articles: almost certainly too broad."""
+    store = Store(config.database)
+    try:
+        sample = store.recent_articles(BROAD_SAMPLE)
+    finally:
+        store.close()
+    if len(sample) < 20:
+        return []
+    index = loaded.index()
+    counts: dict[str, int] = {}
+    for article in sample:
+        for match in index.match(article)[0]:
+            counts[match.rule_id] = counts.get(match.rule_id, 0) + 1
+    warnings = []
+    for compiled in loaded.compiled:
+        rule, share = compiled.rule, counts.get(compiled.rule.id, 0) / len(sample)
+        if share > BROAD_SHARE:
+            warnings.append(
+                RuleError(
+                    rule.path,
+                    rule.line,
+                    1,
+                    f"rule {rule.id!r} matches {share:.0%} of the {len(sample)} most recent stored "
+                    "articles: it would alert on almost everything",
+                )
+            )
+    return warnings
 
 
 def _loaded_rules(config: Config) -> RuleSet:

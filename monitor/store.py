@@ -432,6 +432,11 @@ class Store:
         for row in self.db.query(sql, params):
             yield _article(row)
 
+    def recent_articles(self, limit: int) -> list[Article]:
+        """The `limit` most recently stored articles, newest first."""
+        rows = self.db.query(_ARTICLE_SELECT + " ORDER BY a.id DESC LIMIT ?", [limit])
+        return [_article(row) for row in rows]
+
     def search_articles(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search (SQLite FTS5 syntax), best matches first."""
         return list(

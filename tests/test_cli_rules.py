@@ -118,3 +118,14 @@ def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> No
     invoke("rules", "backtest", "calais", "--apply", "--config", str(config))
     after = db.execute("SELECT COUNT(*) FROM matches WHERE rule_id = 'calais'").fetchone()[0]
     assert after == report["matches"]
+
+
+def test_check_warns_about_a_rule_matching_most_stored_articles(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    assert invoke("once", "--config", str(config)).exit_code == 0  # 30 sample articles stored
+    broad = tmp_path / "rules" / "zz-broad.toml"
+    broad.write_text('[[rule]]\nid = "everything"\nquery = "NOT zzzzqqq"\n', encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 0  # a warning, not an error
+    assert "rule 'everything' matches 100% of the 30 most recent stored articles" in result.output
+    assert f"{broad}:2:" in result.output
