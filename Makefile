@@ -37,8 +37,11 @@ audit: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,audit]'
 	$(BIN)/pip-audit --skip-editable
 
+# Benchmarks, about 10 minutes on 2 cores (`make bench BENCH=--quick`: about 3); results and the
+# machine in bench/results.md. The bench extra holds what only the benchmarks compare against.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) data outbox

@@ -2,7 +2,7 @@
 
 Side by side, from one run: tokenising alone, the presearch index, and (a) evaluating every rule
 on every article (the baseline the index must beat). Ratios, not absolute times, are the result;
-memory is the index's traced allocation. Usage: python -m bench.matching [--quick]
+memory is the index's traced allocation. Usage: python -m bench.matching [--quick] [--rows PATH]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
+from bench.report import Row, emit
 from monitor.parse import parse_feed
 from monitor.records import Article
 from monitor.rules.document import Document
@@ -145,6 +146,7 @@ def main() -> None:
         f"{'index/all':>10} {'index cost/tokenise':>20} {'candidates':>11} {'matches':>8} "
         f"{'index MB':>9}"
     )
+    rows: list[Row] = []
     for mix in mixes:
         for n in sizes:
             rules, entities = generate_rules(n, words, df, rng, specific=mix == "specific")
@@ -163,7 +165,10 @@ def main() -> None:
                 f"{base / fast:>19.2f}x {candidates:>11.0f} {found:>8.1f} {memory:>9.0f}",
                 flush=True,
             )
+            case = f"{n:,} rules, {mix} mix, {mean_kb:.1f} KB articles"
+            rows.append(Row("matching", case, "articles/s", fast, slow, "every rule evaluated"))
     print(f"tokenising alone: {base:.0f} articles/s")
+    emit(rows)
 
 
 if __name__ == "__main__":

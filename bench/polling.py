@@ -1,25 +1,40 @@
 """Polling 1,000 feeds on loopback: Vigie side by side with a plain requests + feedparser loop.
 
-Three passes: every feed changed (200 with a new body), every feed answering 304, and every feed
-returning its unchanged body without validators. CPU milliseconds per feed (this process, all
-threads; the server is another process) and feeds per second. The server is measured alone
-first, so it is known not to be the bottleneck. Usage: python -m bench.polling [--feeds N]
+The feeds (bench.newsgen: real headlines and sentences, 20 items of about 700 bytes each) are
+served by bench.feedserver, another process. Four passes, each measured for Vigie (its default
+settings and rules, storing to SQLite) and for the plain loop (`requests.get` then
+`feedparser.parse`, one feed after the other, nothing stored):
+
+1. first poll: every item is new to Vigie (20,000 articles matched, grouped and stored);
+2. changed: every feed answers 200 with a new body holding 2 new items, as a news feed does
+   between two polls (the other 18 items are the ones Vigie stored the last time);
+3. 304: every feed honours Vigie's If-None-Match (the plain loop sends none and gets 200);
+4. unchanged body: the same bytes again, without validators.
+
+CPU milliseconds per feed are the client's own (Vigie's process, all threads; the plain loop runs
+in a process of its own); the server's CPU is read from it and reported with its throughput when
+driven alone by a minimal asyncio client, to show it is not the bottleneck.
+
+Usage: python -m bench.polling [--feeds N] [--quick] [--rows PATH]
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import requests
 
+from bench.report import Row, emit, quick
 from monitor.config import load_config
 from monitor.fetch import make_session
 from monitor.pipeline import poll_due
@@ -27,11 +42,9 @@ from monitor.rules.files import load_rules
 from monitor.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSES = (
-    ("changed", "all changed (200)"),
-    ("validators", "all 304"),
-    ("plain", "unchanged body, no validators"),
-)
+ITEMS = 20
+NEW_PER_CHANGE = 2
+CPU_TARGET_MS = 2.0
 
 
 def free_port() -> int:
@@ -40,79 +53,225 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def measure(func) -> tuple[float, float]:
+def measure(func: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) spent in func."""
     wall, cpu = time.perf_counter(), time.process_time()
     func()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
-    feeds = int(sys.argv[sys.argv.index("--feeds") + 1]) if "--feeds" in sys.argv else 1000
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.feedserver", str(port)],
+class Server:
+    """bench.feedserver in its own process."""
+
+    def __init__(self, feeds: int) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.feedserver", str(self.port), str(feeds)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "ready"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.control = requests.Session()
+        atexit.register(self.close)  # also when the benchmark fails half-way
+
+    def get(self, path: str) -> str:
+        return self.control.get(self.base + path, timeout=60).text
+
+    def cpu(self) -> float:
+        return float(self.get("/cpu"))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+
+
+async def _client(port: int, paths: list[str], etags: dict[str, str], connections: int) -> None:
+    """A minimal keep-alive HTTP client: as little client work as possible per request."""
+    pending = list(reversed(paths))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while pending:
+            path = pending.pop()
+            extra = f"If-None-Match: {etags[path]}\r\n" if path in etags else ""
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{extra}\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length, etag = 0, None
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+                elif name.lower() == b"etag":
+                    etag = value.strip().decode()
+            if length:
+                await reader.readexactly(length)
+            if etag:
+                etags[path] = etag
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+
+
+def server_alone(
+    server: Server, paths: list[str], etags: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """(requests per second, server CPU ms per request), driven by the minimal client with 8
+    connections; with `etags`, every request is conditional (and the server answers 304)."""
+    cpu = server.cpu()
+    known = etags if etags is not None else {}
+    wall, _ = measure(lambda: asyncio.run(_client(server.port, paths, known, 8)))
+    return len(paths) / wall, (server.cpu() - cpu) / len(paths) * 1000
+
+
+def plain_loop(base: str, count: int) -> tuple[float, float]:
+    """(wall, CPU seconds) of the plain loop, run in a process of its own: nothing Vigie imports
+    or starts (threads, caches, module settings) can help or hinder it."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.polling", "--plain-loop", base, str(count)],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        check=True,
     )
-    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-    base = f"http://127.0.0.1:{port}"
-    urls = [f"{base}/feed/{i}.xml" for i in range(feeds)]
+    wall, cpu = run.stdout.split()
+    return float(wall), float(cpu)
+
+
+def _plain_loop_here(base: str, count: int) -> None:
+    urls = [f"{base}/feed/{i}.xml" for i in range(count)]
+
+    def loop() -> None:
+        for url in urls:
+            feedparser.parse(requests.get(url, timeout=30).content)
+
+    print(*measure(loop))
+
+
+def main() -> None:
+    if "--plain-loop" in sys.argv:
+        at = sys.argv.index("--plain-loop")
+        return _plain_loop_here(sys.argv[at + 1], int(sys.argv[at + 2]))
+    count = int(sys.argv[sys.argv.index("--feeds") + 1]) if "--feeds" in sys.argv else 1000
+    if quick() and "--feeds" not in sys.argv:
+        count = 300
+    server = Server(count)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            run(base, urls, Path(tmp))
+            rows = run(server, count, Path(tmp))
     finally:
-        server.terminate()
-        server.wait()
+        server.close()
+    emit(rows)
 
 
-def run(base: str, urls: list[str], tmp: Path) -> None:
+def run(server: Server, count: int, tmp: Path) -> list[Row]:
     config_path = tmp / "config.toml"
     config_path.write_text(
-        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\nconcurrency = 16\n'
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
         f'[rules]\npaths = ["{ROOT / "rules"}"]\n',
         encoding="utf-8",
     )
     config = load_config(config_path)
     store = Store(config.database)
-    now = datetime.now(UTC)
+    start = datetime.now(UTC)
+    paths = [f"/feed/{i}.xml" for i in range(count)]
+    urls = [server.base + path for path in paths]
     for url in urls:
-        store.upsert_feed(url, now=now)
+        store.upsert_feed(url, now=start)
     index = load_rules(config.rules.paths).index()
     session = make_session(config.fetch)
-    plain = requests.Session()
-
-    def server_alone() -> None:
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda u: plain.get(u).content, urls))
-
-    def plain_loop() -> None:
-        for url in urls:
-            feedparser.parse(requests.get(url, timeout=30).content)
+    clock = [start]
 
     def vigie() -> None:
-        summary = poll_due(store, session, config, index, datetime.now(UTC), force=True)
-        assert not summary.errors, summary.errors[:3]
+        clock[0] += timedelta(hours=1)  # every feed is due again (interval 30 min, ±10%)
+        summary = poll_due(store, session, config, index, clock[0])
+        assert summary.feeds_polled == count and not summary.errors, summary.errors[:3]
 
-    n = len(urls)
     print(
-        f"{n} feeds of ~10 KB on loopback; Vigie with concurrency 16, the default rules, "
-        "storing to SQLite; the plain loop fetches and parses only"
+        f"{count} feeds of {ITEMS} items (~{len(requests.get(urls[0]).content) // 1000} KB) on "
+        f"loopback. Vigie: concurrency {config.fetch.concurrency}, the rules in rules/, storing "
+        "to SQLite. Plain loop: requests.get + feedparser.parse, one feed after the other."
     )
-    print(f"{'pass':32} {'who':14} {'feeds/s':>9} {'CPU ms/feed':>12} {'wall s':>8}")
-    for mode, title in PASSES:
-        requests.get(f"{base}/mode/{mode}")
-        if mode != "changed":
-            vigie()  # prime validators and body hashes from this pass's bodies
-        wall, cpu = measure(server_alone)
-        print(f"{title:32} {'server alone':14} {n / wall:>9.0f} {'-':>12} {wall:>8.2f}")
-        for who, func in (("plain loop", plain_loop), ("vigie", vigie)):
-            wall, cpu = measure(func)
+    print(
+        f"{'pass':40} {'who':14} {'feeds/s':>8} {'CPU ms/feed':>12} {'wall s':>7} {'vs plain':>9}"
+    )
+    rows: list[Row] = []
+    etags: dict[str, str] = {}
+    alone_200 = server_alone(server, paths, etags)  # unconditional; keeps each ETag
+    alone_304 = server_alone(server, paths, etags)  # conditional: every answer is a 304
+    for title, prepare in (
+        ("first poll: 20 new items per feed", None),
+        (f"changed: {NEW_PER_CHANGE} new items of 20 per feed", f"/advance/{NEW_PER_CHANGE}"),
+        ("304 Not Modified", None),
+        ("unchanged body, no validators", "/mode/plain"),
+    ):
+        if prepare:
+            server.get(prepare)
+        if prepare == "/mode/plain":
+            vigie()  # forget the validators (this answer has none) before measuring
+        alone = alone_304 if title.startswith("304") else alone_200
+        print(
+            f"{title:40} {'server alone':14} {alone[0]:>8.0f} {alone[1]:>12.2f} "
+            f"{count / alone[0]:>7.2f}  (server CPU)"
+        )
+        vigie_wall, vigie_cpu = measure(vigie)
+        plain_wall, plain_cpu = plain_loop(server.base, count)
+        for who, wall, cpu in (
+            ("vigie", vigie_wall, vigie_cpu),
+            ("plain loop", plain_wall, plain_cpu),
+        ):
+            speed = f"{plain_wall / wall:>8.2f}x" if who == "vigie" else ""
             print(
-                f"{'':32} {who:14} {n / wall:>9.0f} {cpu / n * 1000:>12.2f} {wall:>8.2f}",
+                f"{'':40} {who:14} {count / wall:>8.0f} {cpu / count * 1000:>12.2f} "
+                f"{wall:>7.2f} {speed:>9}",
                 flush=True,
             )
+        rows += pass_rows(title, count, alone, vigie_wall, vigie_cpu, plain_wall, plain_cpu)
     store.close()
+    return rows
+
+
+def pass_rows(
+    title: str,
+    count: int,
+    alone: tuple[float, float],
+    vigie_wall: float,
+    vigie_cpu: float,
+    plain_wall: float,
+    plain_cpu: float,
+) -> list[Row]:
+    case = f"{count:,} feeds, {title}"
+    changed = title.startswith("changed")
+    skipped = title.startswith(("304", "unchanged"))
+    vigie_ms, plain_ms = vigie_cpu / count * 1000, plain_cpu / count * 1000
+    speed = Row(
+        "polling",
+        case,
+        "feeds/s",
+        count / vigie_wall,
+        count / plain_wall,
+        "plain loop",
+        ">= 2x plain" if changed else "",
+        (plain_wall / vigie_wall >= 2) if changed else None,
+    )
+    cpu_target = f"<= {CPU_TARGET_MS:g}" if skipped else "<= plain" if changed else ""
+    cpu_met = vigie_ms <= CPU_TARGET_MS if skipped else (vigie_ms <= plain_ms) if changed else None
+    cpu = Row(
+        "polling",
+        case,
+        "CPU ms/feed",
+        vigie_ms,
+        plain_ms,
+        "plain loop",
+        cpu_target,
+        cpu_met,
+        higher_is_better=False,
+    )
+    server = Row("polling", case, "server alone, req/s", alone[0], baseline_name="(no client)")
+    return [speed, cpu, server]
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -124,26 +124,37 @@ def fingerprint(*parts: str) -> str:
     return hashlib.blake2b(words.encode(), digest_size=16).hexdigest()
 
 
-def identify(articles: Sequence[Article], tracking: TrackingParams) -> list[Article]:
+def item_url(article: Article, tracking: TrackingParams) -> str:
+    """The URL that identifies a feed item: its link's, or its guid's when that is a web
+    address; before `distinct_urls` has looked at the feed's other items."""
+    return identity_url(article.url, tracking) or identity_url(article.guid, tracking)
+
+
+def identify(
+    articles: Sequence[Article], tracking: TrackingParams, others: Iterable[str] = ()
+) -> list[Article]:
     """Each item with its canonical URL (from its link, or a guid that is a web address) and
-    the fingerprint of the feed's title and text; see `distinct_urls` for shared links."""
+    the fingerprint of the feed's title and text; see `distinct_urls` for shared links and
+    `others`."""
     out = []
     for article in articles:
-        canonical = identity_url(article.url, tracking) or identity_url(article.guid, tracking)
         out.append(
             replace(
                 article,
-                canonical_url=canonical,
+                canonical_url=item_url(article, tracking),
                 fingerprint=fingerprint(article.title, article.summary, article.content),
             )
         )
-    return distinct_urls(out)
+    return distinct_urls(out, others)
 
 
-def distinct_urls(articles: Sequence[Article]) -> list[Article]:
+def distinct_urls(articles: Sequence[Article], others: Iterable[str] = ()) -> list[Article]:
     """A canonical URL that several items of one feed share (a feed that links every item to
-    one live page, say) identifies none of them: the feed says they are different items."""
+    one live page, say) identifies none of them: the feed says they are different items.
+    `others` are the URLs of the document's items not in `articles` (those not parsed again
+    because they were unchanged), counted too."""
     counts = Counter(a.canonical_url for a in articles if a.canonical_url)
+    counts.update(url for url in others if url)
     return [
         replace(a, canonical_url="") if counts.get(a.canonical_url, 0) > 1 else a for a in articles
     ]

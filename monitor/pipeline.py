@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -18,12 +19,13 @@ from typing import Protocol
 
 import requests
 
+from . import delta
 from .config import Config
 from .deliver.outbox import webhook_routes
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
-from .identity import TrackingParams, distinct_urls, identify
+from .identity import TrackingParams, distinct_urls, identify, item_url
 from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match
@@ -50,6 +52,7 @@ class PollOutcome:
     title: str = ""
     articles: tuple[Article, ...] = ()
     error: str | None = None  # fetch or parse error, for the feed's record
+    seen_items: tuple[tuple[str, str], ...] | None = None  # for the feed's record; None: keep
 
 
 @dataclass
@@ -96,24 +99,55 @@ def fetch_and_parse(
     pages: PageFetcher | None = None,
 ) -> PollOutcome:
     """Network, parsing and identification for one feed; safe to run in a worker thread (no
-    database access). For a full_text feed, `pages` fetches the pages of the items that
+    database access). Only the items the feed's last document did not carry byte for byte are
+    parsed (monitor/delta.py). For a full_text feed, `pages` fetches the pages of the items that
     `known` (guid -> stored fingerprint) does not hold unchanged."""
     result = fetch_feed(session, feed, config.fetch)
     if result.error:
         return PollOutcome(feed, result, error=result.error)
     if result.unchanged or result.body is None:
         return PollOutcome(feed, result)
+    tracking = TrackingParams.of(config.identity.tracking_params)
     try:
-        title, articles = parse_feed(
-            result.body, result.headers, result.url, feed.id, feed.name, feed.language, now
-        )
+        title, articles, seen, others = _new_items(result, feed, tracking, now)
     except FeedParseError as e:
         return PollOutcome(feed, result, error=e.reason)
-    articles = identify(articles, TrackingParams.of(config.identity.tracking_params))
     if feed.full_text and pages is not None:
-        articles = distinct_urls(pages.enrich(articles, known or {}))
+        articles = distinct_urls(pages.enrich(articles, known or {}), others)
     articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
-    return PollOutcome(feed, result, title=title, articles=tuple(articles))
+    return PollOutcome(feed, result, title, tuple(articles), seen_items=seen)
+
+
+def _new_items(
+    result: FetchResult, feed: Feed, tracking: TrackingParams, now: datetime
+) -> tuple[str, list[Article], tuple[tuple[str, str], ...], list[str]]:
+    """(title, identified articles, the document's items to remember, the identity URLs of
+    the items not parsed as `distinct_urls` should count them after identification).
+
+    The items the feed's last document also had are cut out before parsing and counted by
+    their remembered URLs, so that a link several items share still identifies none of them.
+    A document whose every item was seen is not parsed at all (its title waits for a change).
+    When its items cannot be cut, or do not each give one article (an item with neither title
+    nor text gives none), the whole document is parsed and nothing is remembered."""
+    seen = dict(feed.seen_items)
+    body = result.body or b""
+    args = (result.headers, result.url, feed.id, feed.name, feed.language, now)
+    cut = delta.cut(body, seen)
+    if cut is not None and not cut.kept:
+        return "", [], tuple((d, seen[d]) for d in cut.digests), []
+    if cut is not None:
+        title, articles = parse_feed(cut.body, *args)
+        if len(articles) == len(cut.kept):
+            urls = dict(zip(cut.kept, (item_url(a, tracking) for a in articles), strict=True))
+            skipped = [seen[d] for d in cut.skipped]
+            counts = Counter(u for u in (*urls.values(), *skipped) if u)
+            remembered = tuple((d, urls[d] if d in urls else seen[d]) for d in cut.digests)
+            identified = identify(articles, tracking, skipped)
+            return title, identified, remembered, [u for u in skipped if counts[u] == 1]
+        if not cut.skipped:  # the whole document was parsed already
+            return title, identify(articles, tracking), (), []
+    title, articles = parse_feed(body, *args)
+    return title, identify(articles, tracking), (), []
 
 
 def _contained(
@@ -157,6 +191,7 @@ def store_outcome(
         etag=result.etag,
         last_modified=result.last_modified,
         body_hash=result.body_hash,
+        seen_items=None if failed else outcome.seen_items,
     )
     with store.transaction():
         stored = store.store_articles(outcome.articles, now) if not failed else []

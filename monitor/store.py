@@ -258,6 +258,25 @@ def m004_outbox(db: sqlite_utils.Database) -> None:
     db["matches"].create_index(["matched_at"])
 
 
+@migrations()
+def m005_seen_items(db: sqlite_utils.Database) -> None:
+    """Each feed remembers the items of its last document (their digests and identity URLs, as
+    JSON), so that the items a changed document still carries are not parsed again
+    (monitor/delta.py)."""
+    db["feeds"].add_column("seen_items", str)
+
+
+@migrations()
+def m006_sketch_band_log(db: sqlite_utils.Database) -> None:
+    """The LSH band keys of the articles sketched since the last merge into sketch_bands, one
+    row per article (a JSON list), written in order instead of 29 index entries at random
+    places (see Store.save_sketch)."""
+    db.execute(
+        "CREATE TABLE sketch_band_log (article_id INTEGER PRIMARY KEY "
+        "REFERENCES articles(id), keys TEXT NOT NULL)"
+    )
+
+
 def iso(when: datetime) -> str:
     """Fixed-width UTC timestamps that sort as text."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -283,6 +302,7 @@ class FeedState:
     body_hash: str | None = None
     success: bool = False
     new_items: int = 0
+    seen_items: tuple[tuple[str, str], ...] | None = None  # None: keep what the feed had
 
 
 class Store:
@@ -299,6 +319,10 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
         migrations.apply(self.db)
+        # Band keys of the articles in sketch_band_log (key -> article ids, and the ids), read
+        # from that table on first use; None until then, and after anything it may not know of.
+        self._recent_bands: dict[int, list[int]] | None = None
+        self._recent_articles: set[int] = set()
 
     def close(self) -> None:
         self.db.close()
@@ -311,14 +335,19 @@ class Store:
         `with conn:`, under which sqlite-utils' execute() commits each statement on its own."""
         conn = self.db.conn
         if conn.in_transaction:
-            with self.db.atomic():
-                yield
+            try:
+                with self.db.atomic():
+                    yield
+            except BaseException:
+                self._recent_bands = None
+                raise
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             conn.rollback()
+            self._recent_bands = None  # it may hold what was just rolled back
             raise
         conn.commit()
 
@@ -383,6 +412,7 @@ class Store:
             body_hash=row["body_hash"],
             error_count=row["error_count"] or 0,
             full_text=bool(row.get("full_text")),
+            seen_items=tuple((d, u) for d, u in json.loads(row.get("seen_items") or "[]")),
         )
 
     def record_poll(self, feed_id: int, state: FeedState) -> None:
@@ -406,11 +436,13 @@ class Store:
             ).fetchone()
             if not clash:
                 values["url"] = state.url
-        self.db["feeds"].update(feed_id, values)
-        if state.new_items:
-            self.db.execute(
-                "UPDATE feeds SET items = items + ? WHERE id = ?", [state.new_items, feed_id]
-            )
+        if state.seen_items is not None:
+            values["seen_items"] = json.dumps(state.seen_items, separators=(",", ":"))
+        self.db.conn.execute(
+            f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)}, items = items + ? "
+            "WHERE id = ?",
+            [*values.values(), state.new_items, feed_id],
+        )
 
     # Articles --------------------------------------------------------------------------------
 
@@ -477,19 +509,11 @@ class Store:
         return len(rows)
 
     def insert_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
-        rows = [
-            {
-                "article_id": article_id,
-                "entity_id": e.entity,
-                "field": e.field,
-                "start": e.start,
-                "end": e.end,
-            }
-            for e in mentions
-            if e.entity
-        ]
-        if rows:
-            self.db["mentions"].insert_all(rows)
+        self.db.conn.executemany(
+            "INSERT INTO mentions (article_id, entity_id, field, [start], [end]) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(article_id, e.entity, e.field, e.start, e.end) for e in mentions if e.entity],
+        )
 
     def matches_for(
         self, rule_ids: Sequence[str] | None = None, since: datetime | None = None
@@ -539,13 +563,57 @@ class Store:
         already has its canonical URL (it becomes an alias of that article), or when it was
         pruned (a tombstone remains). A known item whose feed changed its title or text
         (fingerprint) becomes the article's next revision; another feed's copy never revises
-        it. Call inside the feed's transaction."""
+        it. Call inside the feed's transaction.
+
+        Whether each item is known is asked in a few queries for the whole batch; an item that
+        none of them knows, and that shares neither guid nor canonical URL with an earlier item
+        of the batch, is inserted at once, the others looked up one by one."""
+        articles = list(articles)
+        known = self._known_keys(articles)
+        done: set[str] = set()  # the keys of the items handled so far in this batch
         out = []
         for article in articles:
-            stored = self._store_article(article, now)
+            keys = _keys(article)
+            if keys.isdisjoint(known) and keys.isdisjoint(done):
+                stored: Article | None = self._insert_article(article, now)
+            else:
+                stored = self._store_article(article, now)
+            done |= keys
             if stored is not None:
                 out.append(stored)
         return out
+
+    def _known_keys(self, articles: Sequence[Article]) -> set[str]:
+        """Which guid keys (`guid:feed:guid`) and URL keys (`url:canonical`) of these items the
+        database knows: stored articles, aliases and tombstones."""
+        known: set[str] = set()
+        by_feed: dict[int, list[str]] = {}
+        for article in articles:
+            by_feed.setdefault(article.feed_id, []).append(article.guid)
+        for feed_id, guids in by_feed.items():
+            for table in ("articles", "article_aliases"):
+                for chunk in _chunks(guids):
+                    rows = self.db.conn.execute(
+                        f"SELECT guid FROM {table} WHERE feed_id = ? "
+                        f"AND guid IN ({','.join('?' * len(chunk))})",
+                        [feed_id, *chunk],
+                    )
+                    known.update(_guid_key(feed_id, guid) for (guid,) in rows)
+        urls = [a.canonical_url for a in articles if a.canonical_url]
+        for chunk in _chunks(urls):
+            rows = self.db.conn.execute(
+                "SELECT canonical_url FROM articles "
+                f"WHERE canonical_url IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            known.update(_url_key(url) for (url,) in rows)
+        keys = [key for a in articles for key in _keys(a)]
+        for chunk in _chunks(keys):
+            rows = self.db.conn.execute(
+                f"SELECT key FROM tombstones WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            )
+            known.update(key for (key,) in rows)
+        return known
 
     def _store_article(self, article: Article, now: datetime) -> Article | None:
         row = self._article_by_guid(article.feed_id, article.guid)
@@ -712,13 +780,11 @@ class Store:
                 "SELECT rule_id FROM matches WHERE article_id = ?", [article_id]
             )
         }
-        new = []
+        new, updates, inserts = [], [], []
         for match in matches:
             row = _match_row(replace(match, article_id=article_id), now)
             if match.rule_id in before:
-                self.db.execute(
-                    "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, "
-                    "priority = ? WHERE article_id = ? AND rule_id = ?",
+                updates.append(
                     [
                         row["score"],
                         row["evidence"],
@@ -727,11 +793,21 @@ class Store:
                         row["priority"],
                         article_id,
                         match.rule_id,
-                    ],
+                    ]
                 )
             else:
-                self.db["matches"].insert({**row, "revision": revision})
+                inserts.append([*row.values(), revision])
                 new.append(replace(match, article_id=article_id))
+        self.db.conn.executemany(
+            "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, "
+            "priority = ? WHERE article_id = ? AND rule_id = ?",
+            updates,
+        )
+        self.db.conn.executemany(
+            "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
+            "matched_at, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
         return new
 
     def replace_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
@@ -749,7 +825,9 @@ class Store:
         """Forget every sketch (they were made under another layout); stories are kept."""
         with self.transaction():
             self.db.execute("DELETE FROM sketch_bands")
+            self.db.execute("DELETE FROM sketch_band_log")
             self.db.execute("DELETE FROM sketches")
+            self._recent_bands = None
             self.db.execute(
                 "INSERT OR REPLACE INTO sketch_layout (id, layout) VALUES (1, ?)", [layout]
             )
@@ -770,14 +848,27 @@ class Store:
         that share at least one LSH band key with `keys`, in id order."""
         if not keys:
             return []
-        return self.db.execute(
-            "SELECT s.article_id, a.story_id, s.signature FROM sketches s "
-            "JOIN articles a ON a.id = s.article_id WHERE s.seen >= ? AND s.article_id != ? "
-            "AND a.feed_id != ? AND s.signature IS NOT NULL "
-            "AND s.article_id IN (SELECT article_id FROM sketch_bands "
-            f"WHERE band_key IN ({','.join('?' * len(keys))})) ORDER BY s.article_id",
-            [iso(since), article_id, feed_id, *keys],
-        ).fetchall()
+        recent = self._recent()
+        ids = {found for key in keys for found in recent.get(key, ())}
+        ids.update(
+            row[0]
+            for row in self.db.conn.execute(
+                "SELECT article_id FROM sketch_bands "
+                f"WHERE band_key IN ({','.join('?' * len(keys))})",
+                list(keys),
+            )
+        )
+        ids.discard(article_id)
+        found: list[tuple[int, int | None, bytes]] = []
+        for chunk in _chunks(sorted(ids)):
+            found += self.db.conn.execute(
+                "SELECT s.article_id, a.story_id, s.signature FROM sketches s "
+                "JOIN articles a ON a.id = s.article_id WHERE s.seen >= ? AND a.feed_id != ? "
+                "AND s.signature IS NOT NULL "
+                f"AND s.article_id IN ({','.join('?' * len(chunk))}) ORDER BY s.article_id",
+                [iso(since), feed_id, *chunk],
+            ).fetchall()
+        return found
 
     def save_sketch(
         self,
@@ -788,17 +879,74 @@ class Store:
         replacing: bool = False,
     ) -> None:
         """An article's signature and band keys (None and none for a text too short to
-        sketch, so that it is not sketched again); `replacing` an earlier sketch of it."""
+        sketch, so that it is not sketched again); `replacing` an earlier sketch of it.
+
+        The keys go to sketch_band_log, one row appended per article, and reach the sketch_bands
+        index in bulk, sorted, once BAND_LOG_ARTICLES articles are waiting: filed one by one,
+        each article's 29 keys landed on 29 random pages of the index, each written whole to
+        the WAL, and that cost more than the rest of storing the article."""
         if replacing:
-            self.db.execute("DELETE FROM sketch_bands WHERE article_id = ?", [article_id])
-        self.db.execute(
+            self.db.conn.execute("DELETE FROM sketch_bands WHERE article_id = ?", [article_id])
+            self._forget_recent(article_id)
+        self.db.conn.execute(
             "INSERT OR REPLACE INTO sketches (article_id, signature, seen) VALUES (?, ?, ?)",
             [article_id, signature, iso(seen)],
         )
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO sketch_bands (band_key, article_id) VALUES (?, ?)",
-            [(key, article_id) for key in keys],
+        if not keys:
+            return
+        recent = self._recent()
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO sketch_band_log (article_id, keys) VALUES (?, ?)",
+            [article_id, json.dumps(list(keys))],
         )
+        for key in dict.fromkeys(keys):
+            recent.setdefault(key, []).append(article_id)
+        self._recent_articles.add(article_id)
+        if len(self._recent_articles) >= self.band_log_articles:
+            self.merge_band_log()
+
+    band_log_articles = 2000  # articles waiting in sketch_band_log before a merge
+
+    def merge_band_log(self) -> int:
+        """File the band keys waiting in sketch_band_log into sketch_bands, sorted, in the
+        current transaction (or one of its own). Returns how many articles they were for."""
+        with self.transaction():
+            self.db.conn.execute(
+                "INSERT OR IGNORE INTO sketch_bands (band_key, article_id) "
+                "SELECT j.value, l.article_id FROM sketch_band_log l, json_each(l.keys) j "
+                "ORDER BY j.value, l.article_id"
+            )
+            merged = self.db.conn.execute("DELETE FROM sketch_band_log").rowcount
+            self._recent_bands, self._recent_articles = {}, set()
+        return merged
+
+    def _recent(self) -> dict[int, list[int]]:
+        """The band keys in sketch_band_log: key -> article ids."""
+        if self._recent_bands is None:
+            bands: dict[int, list[int]] = {}
+            articles: set[int] = set()
+            for article_id, keys in self.db.conn.execute(
+                "SELECT article_id, keys FROM sketch_band_log ORDER BY article_id"
+            ):
+                articles.add(article_id)
+                for key in dict.fromkeys(json.loads(keys)):
+                    bands.setdefault(key, []).append(article_id)
+            self._recent_bands, self._recent_articles = bands, articles
+        return self._recent_bands
+
+    def _forget_recent(self, article_id: int) -> None:
+        row = self.db.conn.execute(
+            "SELECT keys FROM sketch_band_log WHERE article_id = ?", [article_id]
+        ).fetchone()
+        if row is None:
+            return
+        self.db.conn.execute("DELETE FROM sketch_band_log WHERE article_id = ?", [article_id])
+        recent = self._recent()
+        for key in dict.fromkeys(json.loads(row[0])):
+            ids = recent.get(key, [])
+            if article_id in ids:
+                ids.remove(article_id)
+        self._recent_articles.discard(article_id)
 
     def start_story(self, article_id: int, now: datetime) -> int:
         """A new story led by this article."""
@@ -865,6 +1013,7 @@ class Store:
                 self.db.execute(f"DELETE FROM [{table}] WHERE [{column}] IN ({marks})", ids)
             self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
             self._refresh_stories({row[4] for row in rows if row[4] is not None})
+            self._recent_bands = None  # pruned articles may have had keys in the band log
         return len(ids)
 
     def expire_tombstones(self, before: datetime) -> int:
@@ -1277,6 +1426,20 @@ def _guid_key(feed_id: int, guid: str) -> str:
 
 def _url_key(canonical_url: str) -> str:
     return f"url:{canonical_url}"
+
+
+def _keys(article: Article) -> set[str]:
+    """The keys by which an item may be known: its feed and guid, and its canonical URL."""
+    keys = {_guid_key(article.feed_id, article.guid)}
+    if article.canonical_url:
+        keys.add(_url_key(article.canonical_url))
+    return keys
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Pieces of at most `size` values, under SQLite's limit on parameters per statement."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _match_row(match: Match, now: datetime) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m002_matches_and_mentions",
         "m003_identity",
         "m004_outbox",
+        "m005_seen_items",
+        "m006_sketch_band_log",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

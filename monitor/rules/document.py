@@ -102,6 +102,7 @@ class Document:
         )
         self._fields: dict[str, FieldText] = {}
         self._stem_maps: dict[str, dict[str, str]] = {}
+        self._prefix_sets: dict[int, set[str]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
 
     def field(self, name: str) -> FieldText:
@@ -131,6 +132,24 @@ class Document:
         for name in ALL_FIELDS:
             words.update(self.field(name).tokens)
         return frozenset(words)
+
+    @cached_property
+    def sorted_words(self) -> list[str]:
+        return sorted(self.words)
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether a word of the document starts with `prefix` (by bisection)."""
+        words = self.sorted_words
+        i = bisect_left(words, prefix)
+        return i < len(words) and words[i].startswith(prefix)
+
+    def prefixes(self, length: int) -> set[str]:
+        """The distinct `length`-character beginnings of the document's words at least that
+        long; computed once per length, for the rules' and the entities' indexes alike."""
+        found = self._prefix_sets.get(length)
+        if found is None:
+            found = self._prefix_sets[length] = {w[:length] for w in self.words if len(w) >= length}
+        return found
 
     def stem_map(self, language: str) -> dict[str, str]:
         """Word -> stem for every distinct word of the document: one stemming per language."""

@@ -82,7 +82,11 @@ class _KeyIndex:
         for word in words & index.keys():
             found.update(index[word])
         for length, by_prefix in self.prefixes.items():
-            for prefix in {w[:length] for w in words if len(w) >= length} & by_prefix.keys():
+            if len(by_prefix) * 8 < len(words):  # few prefixes: look each up in the sorted words
+                present: Iterable[str] = [p for p in by_prefix if doc.has_prefix(p)]
+            else:
+                present = doc.prefixes(length) & by_prefix.keys()
+            for prefix in present:
                 found.update(by_prefix[prefix])
         for language, by_stem in self.stems.items():
             if language in doc.languages:
