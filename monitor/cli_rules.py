@@ -145,7 +145,7 @@ def _index_for(config: Config, rule_id: str | None, query: str | None) -> RuleIn
         if not chosen:
             known = ", ".join(sorted(r.id for r in loaded.rules))
             raise VigieError(f"no rule with id {rule_id!r} (known: {known})")
-        return RuleIndex([c for c in chosen], loaded.entities)
+        return RuleIndex(chosen, loaded.entities, loaded.stats, loaded.cache)
     return loaded.index()
 
 
