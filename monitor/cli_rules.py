@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -139,8 +139,11 @@ def _index_for(config: Config, rule_id: str | None, query: str | None) -> RuleIn
             ) from None
         return RuleIndex([compiled], loaded.entities)
     if rule_id is not None:
-        chosen = [c for c in loaded.compiled if c.rule.id == rule_id] or [
-            compile_rule(r, loaded.entities) for r in loaded.rules if r.id == rule_id
+        # A rule named on the command line is tried even when its file disables it.
+        chosen = [
+            compile_rule(replace(r, enabled=True), loaded.entities, loaded.stats, loaded.cache)
+            for r in loaded.rules
+            if r.id == rule_id
         ]
         if not chosen:
             known = ", ".join(sorted(r.id for r in loaded.rules))

@@ -129,3 +129,16 @@ def test_check_warns_about_a_rule_matching_most_stored_articles(tmp_path: Path) 
     assert result.exit_code == 0  # a warning, not an error
     assert "rule 'everything' matches 100% of the 30 most recent stored articles" in result.output
     assert f"{broad}:2:" in result.output
+
+
+def test_a_disabled_rule_can_still_be_tested_by_name(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    (tmp_path / "rules" / "zz-draft.toml").write_text(
+        '[[rule]]\nid = "draft"\nenabled = false\nquery = "storks"\n', encoding="utf-8"
+    )
+    result = invoke(
+        "rules", "test", "draft", "--text", "Storks on the dunes", "--config", str(config)
+    )
+    assert result.exit_code == 0 and "MATCH" in result.output and "draft" in result.output
+    everything = invoke("rules", "test", "--text", "Storks on the dunes", "--config", str(config))
+    assert "draft" not in everything.output  # not in force
