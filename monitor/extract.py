@@ -12,6 +12,7 @@ PageText whose `text` is "" when no main text was found.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -32,8 +33,20 @@ class PageText:
     language: str = ""  # base code from <html lang>, "" when absent
 
 
+# One extraction at a time: trafilatura parses with one lxml parser shared by the whole module
+# and copies trees it made, and pages extracted in the page pool's threads at once aborted the
+# process now and then (libxml2, in copy.copy of a tree while another thread parsed). Extraction
+# holds the GIL almost throughout, so taking turns costs little.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def extract_page(body: bytes, url: str) -> PageText:
     """The main text of an HTML page fetched from `url`."""
+    with _ONE_AT_A_TIME:
+        return _extract_page(body, url)
+
+
+def _extract_page(body: bytes, url: str) -> PageText:
     try:
         tree = trafilatura.load_html(body)
     except (ValueError, TypeError):
