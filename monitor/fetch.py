@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -80,14 +79,8 @@ def _fetch_within_deadline(
     session: requests.Session, feed: Feed, config: FetchConfig, headers: dict[str, str]
 ) -> FetchResult:
     deadline = time.monotonic() + config.deadline
-    with SocketWatch() as watch:
-        timer = threading.Timer(config.deadline, watch.expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            result = _fetch_http(session, feed, config, headers, deadline, watch)
-        finally:
-            timer.cancel()
+    with SocketWatch(config.deadline) as watch:
+        result = _fetch_http(session, feed, config, headers, deadline, watch)
     if watch.expired and result.error:
         # Whatever the cut socket raised (reset, short body), the cause was the deadline.
         return _failed(result.url, f"deadline of {config.deadline:g}s exceeded")

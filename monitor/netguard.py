@@ -8,10 +8,14 @@ connection, so a host name that resolves to a public address at one moment and 1
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
+import logging
 import socket
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 import requests
 import urllib3.connection
@@ -19,6 +23,8 @@ import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 
 from .errors import BlockedAddressError
+
+log = logging.getLogger(__name__)
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # the rest of IPv6 is not assigned
@@ -100,22 +106,90 @@ class AddressPolicy:
 _watched = threading.local()
 
 
+class Watchdog:
+    """One thread that calls each scheduled function when its time comes, for every deadline of
+    the process: a thread started per fetch (threading.Timer) cost more CPU than a 304 answer's
+    whole handling. Functions run on the watchdog's thread, one after the other."""
+
+    def __init__(self) -> None:
+        self._due: list[list] = []  # heap of [when, sequence, function or None when cancelled]
+        self._live = 0
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, seconds: float, function: Callable[[], None]) -> list:
+        """Call `function` in `seconds`, unless cancelled; returns what `cancel` takes."""
+        entry = [time.monotonic() + seconds, next(self._order), function]
+        with self._wake:
+            heapq.heappush(self._due, entry)
+            self._live += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+                self._thread.start()
+            if self._due[0] is entry:
+                self._wake.notify()
+        return entry
+
+    def cancel(self, entry: list) -> None:
+        with self._wake:
+            if entry[2] is not None:
+                entry[2] = None
+                self._live -= 1
+                if len(self._due) > 2 * self._live + 64:  # drop what was cancelled
+                    self._due = [e for e in self._due if e[2] is not None]
+                    heapq.heapify(self._due)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._due and self._due[0][2] is None:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                entry = heapq.heappop(self._due)
+                function, entry[2] = entry[2], None
+                self._live -= 1
+                self._wake.release()
+                try:
+                    function()
+                except Exception:  # one failing function must not stop every later deadline
+                    log.exception("deadline function failed")
+                finally:
+                    self._wake.acquire()
+
+
+_WATCHDOG = Watchdog()
+
+
 class SocketWatch:
     """Collects the sockets one thread's requests use, so a watchdog can cut them all at a
     deadline: per-read timeouts alone let a server that trickles bytes (in headers or body)
-    hold a fetch open for ever."""
+    hold a fetch open for ever. With `limit` (seconds), the process's watchdog calls `expire`
+    when that much time has passed inside the `with` block."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float | None = None) -> None:
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
         self.expired = False
+        self.limit = limit
+        self._alarm: list | None = None
 
     def __enter__(self) -> SocketWatch:
         _watched.current = self
+        if self.limit is not None:
+            self._alarm = _WATCHDOG.schedule(self.limit, self.expire)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _watched.current = None
+        if self._alarm is not None:
+            _WATCHDOG.cancel(self._alarm)
 
     def add(self, sock: socket.socket | None) -> None:
         if sock is None:

@@ -11,7 +11,6 @@ endpoint trickles its answer.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,14 +55,8 @@ def post(
 ) -> Attempt:
     """One attempt. `now` stamps and signs the request."""
     headers = signed_headers(webhook_id, secret, body, now)
-    with SocketWatch() as watch:
-        timer = threading.Timer(timeout, watch.expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            attempt = _post(session, url, body.encode(), headers, timeout)
-        finally:
-            timer.cancel()
+    with SocketWatch(timeout) as watch:
+        attempt = _post(session, url, body.encode(), headers, timeout)
     if watch.expired and not attempt.ok:
         return Attempt(False, 0, f"no answer within {timeout:g}s")
     return attempt
