@@ -7,10 +7,10 @@ in "nothing new". So each item of an RSS or Atom document is found by its tags, 
 items whose hash the feed's last document also had are cut out before parsing: the parser sees
 the same document with fewer items, and storage still decides what is new among the rest.
 
-Only a document whose items can be cut with certainty is cut: every `<item>` (or `<entry>`) tag
-of the document must open or close one of the spans found, all of one kind, so an item tag hidden
-in a CDATA section or a comment, a namespace prefix or a self-closing item leaves the document
-whole (`cut` returns None) and the feed is parsed in full, as before.
+Only a document whose items can be cut with certainty is cut: its `<item>` (or `<entry>`) tags
+must pair up, each opening followed by its closing, all of one kind, so an item tag hidden in a
+CDATA section or a comment, a namespace prefix or a self-closing item leaves the document whole
+(`cut` returns None) and the feed is parsed in full, as before.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass
 
-_SPAN = re.compile(rb"<(item|entry)(?:\s[^>]*)?>.*?</\1\s*>", re.DOTALL)
-_OPEN = re.compile(rb"<(?:item|entry)[\s>/]")
-_CLOSE = re.compile(rb"</(?:item|entry)[\s>]")
+# An item or entry tag, opening or closing; group 3 tells `<item/>` (self-closing) apart.
+_TAG = re.compile(rb"<(/?)(item|entry)([\s>/])")
 
 
 @dataclass(frozen=True)
@@ -42,22 +41,43 @@ def digest(item: bytes) -> str:
 def cut(body: bytes, seen: Container[str]) -> Cut | None:
     """`body` without the items whose digest is in `seen`, or None when its items cannot be told
     apart with certainty (JSON, no items, or item tags the spans do not account for)."""
-    spans = list(_SPAN.finditer(body))
-    if not spans or len({m.group(1) for m in spans}) != 1:
-        return None
-    if len(_OPEN.findall(body)) != len(spans) or len(_CLOSE.findall(body)) != len(spans):
+    spans = _spans(body)
+    if spans is None:
         return None
     parts: list[bytes] = []
     digests, kept, skipped = [], [], []
     start = 0
-    for span in spans:
-        item = digest(span.group(0))
+    for begin, end in spans:
+        item = digest(body[begin:end])
         digests.append(item)
         if item in seen:
-            parts.append(body[start : span.start()])
-            start = span.end()
+            parts.append(body[start:begin])
+            start = end
             skipped.append(item)
         else:
             kept.append(item)
     parts.append(body[start:])
     return Cut(b"".join(parts), tuple(digests), tuple(kept), tuple(skipped))
+
+
+def _spans(body: bytes) -> list[tuple[int, int]] | None:
+    """(start, end) of each item, from its opening tag's `<` to its closing tag's `>`, when the
+    document's item tags all pair up, open then close, and are of one kind; else None."""
+    spans = []
+    kind = None
+    tags = _TAG.finditer(body)
+    for opening in tags:
+        if opening.group(1) or opening.group(3) == b"/":
+            return None
+        closing = next(tags, None)
+        if closing is None or not closing.group(1) or closing.group(2) != opening.group(2):
+            return None
+        if kind is None:
+            kind = opening.group(2)
+        elif kind != opening.group(2):
+            return None
+        end = body.find(b">", closing.end() - 1)
+        if end < 0:
+            return None
+        spans.append((opening.start(), end + 1))
+    return spans or None

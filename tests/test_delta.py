@@ -83,9 +83,19 @@ def test_the_cut_document_parses_to_the_same_new_items() -> None:
         rss(item(1)).replace(b"<item>", b"<rss:item>").replace(b"</item>", b"</rss:item>"),
         rss(item(1)).replace(b"</channel>", b"<entry><title>x</title></entry></channel>"),
         rss(),
+        rss(item(1)).replace(b"</item></channel></rss>", b"</item "),
         b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
     ],
-    ids=["comment", "cdata", "self-closing", "prefixed", "mixed kinds", "no items", "json"],
+    ids=[
+        "comment",
+        "cdata",
+        "self-closing",
+        "prefixed",
+        "mixed kinds",
+        "no items",
+        "truncated",
+        "json",
+    ],
 )
 def test_a_document_whose_items_cannot_be_told_apart_is_left_whole(body: bytes) -> None:
     assert delta.cut(body, set()) is None
