@@ -157,9 +157,24 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
     return stemmer
 
 
+# Word -> stem, per language: news repeats its vocabulary, so most of an article's words were
+# stemmed for an earlier one (a dict lookup is ~10x cheaper than stemming again). Emptied when
+# full rather than kept in LRU order, which costs more than it saves.
+_STEMS: dict[str, dict[str, str]] = {}
+_STEMS_KEPT = 300_000
+
+
 def stem_words(words: list[str], language: str) -> list[str]:
     """Snowball stems of folded words in a supported language ('en' or 'fr')."""
-    return _stemmer(language).stemWords(words)
+    stems = _STEMS.setdefault(language, {})
+    missing = [w for w in words if w not in stems]
+    if missing:
+        if len(stems) + len(missing) > _STEMS_KEPT:
+            stems.clear()
+        stems.update(zip(missing, _stemmer(language).stemWords(missing), strict=True))
+    get = stems.get
+    # Another thread may have emptied the cache since: stem any word it lost again.
+    return [get(w) or _stemmer(language).stemWord(w) for w in words]
 
 
 def base_language(language: str | None) -> str:
