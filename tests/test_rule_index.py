@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from monitor.records import Article
+from monitor.rules.document import Document
 from monitor.rules.index import RuleIndex
+from monitor.rules.model import Rule
 from monitor.rules.stats import TermStats
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+@pytest.mark.parametrize("mix", ["broad", "targeted"])
 @pytest.mark.parametrize("with_stats", [False, True])
-def test_index_finds_exactly_what_evaluating_every_rule_finds(with_stats: bool) -> None:
+def test_index_finds_exactly_what_evaluating_every_rule_finds(with_stats: bool, mix: str) -> None:
     if not (SHARED / "corpora" / "feeds").is_dir():
         pytest.skip("../shared/corpora is not beside the repository")
     from bench.matching import feed_items, generate_rules, vocabulary
@@ -23,9 +27,9 @@ def test_index_finds_exactly_what_evaluating_every_rule_finds(with_stats: bool) 
     words, df = vocabulary(items)
     stats = TermStats(df, len(items)) if with_stats else TermStats()
     rng = random.Random(3)
-    rules, entities = generate_rules(800, words, df, rng, specific=False)
+    rules, entities = generate_rules(800, words, df, rng, mix, items)
     index = RuleIndex.build(rules, entities, stats)
-    sample = rng.sample(items, 60)
+    sample = rng.sample(items, 60 if mix == "broad" else 600)  # targeted rules match rarely
     total = 0
     for article in sample:
         fast = {m.rule_id: m.evidence for m in index.match(article)[0]}
@@ -33,3 +37,31 @@ def test_index_finds_exactly_what_evaluating_every_rule_finds(with_stats: bool) 
         assert fast == slow, article.url
         total += len(fast)
     assert total > 0  # the sample exercises real matches
+
+
+def _article(text: str) -> Article:
+    return Article(feed_id=1, guid="g", url="https://example.org/a", title="", content=text)
+
+
+def _candidates(index: RuleIndex, text: str) -> set[str]:
+    return {c.rule.id for c in index.candidates(Document(_article(text)))}
+
+
+def test_a_phrase_is_a_candidate_only_where_its_words_stand_together() -> None:
+    index = RuleIndex.build([Rule("gulf", '"saudi arabia" AND oil')], {})
+    apart = "Saudi officials said oil exports from Arabia fell."
+    together = "Saudi Arabia said oil exports fell."
+    assert _candidates(index, apart) == set()
+    assert _candidates(index, together) == {"gulf"}
+    assert [m.rule_id for m in index.match(_article(together))[0]] == ["gulf"]
+
+
+def test_a_rule_is_a_candidate_only_where_its_second_clause_holds_too() -> None:
+    index = RuleIndex.build(
+        [Rule("strike", "airbus AND (strike OR walkout)"), Rule("crash", "boeing~ AND crash~")],
+        {},
+    )
+    assert _candidates(index, "Airbus delivered ten aircraft.") == set()
+    assert _candidates(index, "Airbus staff began a walkout.") == {"strike"}
+    assert _candidates(index, "Boeing shares fell.") == set()
+    assert _candidates(index, "Two Boeings crashed.") == {"crash"}

@@ -9,9 +9,12 @@ its tokenisation.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
+from itertools import islice
 
 from ..records import Article
 from ..text import STEM_LANGUAGES, TOKEN, base_language, fold, stem_words, tokens
@@ -24,29 +27,47 @@ class FieldText:
     """One field of an article: its text, tokens and where each token occurs."""
 
     def __init__(
-        self, text: str, languages: tuple[str, ...], stem_map: Callable[[str], dict[str, str]]
+        self,
+        text: str,
+        languages: tuple[str, ...],
+        words_by_stem: Callable[[str], dict[str, list[str]]],
     ) -> None:
         self.text = text
         self.tokens = tokens(fold(text)) if text else []
         self.languages = languages
-        self._stem_map = stem_map
-        self._stems: dict[str, dict[str, list[int]]] = {}
+        self._words_by_stem = words_by_stem
+        self._where: dict[str, list[int]] = {}
         self._prefixes: dict[str, list[int]] = {}
+        self._stems: dict[tuple[str, str], list[int]] = {}
+        self._spans: list[tuple[int, int]] = []
+        self._finder: Iterator[re.Match[str]] | None = None
+
+    @cached_property
+    def word_set(self) -> frozenset[str]:
+        return frozenset(self.tokens)
+
+    def where(self, word: str) -> list[int]:
+        """Positions of `word`, found the first time it is asked: list.index runs in C, so
+        the few words a candidate rule asks about cost less than indexing every word."""
+        found = self._where.get(word)
+        if found is None:
+            found = self._where[word] = []
+            if word in self.word_set:
+                index, i = self.tokens.index, -1
+                with contextlib.suppress(ValueError):
+                    while True:
+                        i = index(word, i + 1)
+                        found.append(i)
+        return found
 
     @cached_property
     def positions(self) -> dict[str, list[int]]:
-        """Word -> positions where it occurs."""
-        positions: dict[str, list[int]] = {}
-        for i, word in enumerate(self.tokens):
-            if word in positions:
-                positions[word].append(i)
-            else:
-                positions[word] = [i]
-        return positions
+        """Word -> positions where it occurs, for every word."""
+        return {word: self.where(word) for word in self.word_set}
 
     @cached_property
     def _sorted_words(self) -> list[str]:
-        return sorted(self.positions)
+        return sorted(self.word_set)
 
     def prefix_positions(self, prefix: str) -> list[int]:
         """Positions of every word starting with `prefix`, found by bisection, cached."""
@@ -57,24 +78,21 @@ class FieldText:
             for i in range(bisect_left(words, prefix), len(words)):
                 if not words[i].startswith(prefix):
                     break
-                found.extend(self.positions[words[i]])
+                found.extend(self.where(words[i]))
             found.sort()
             cached = self._prefixes[prefix] = found
         return cached
 
-    def stem_positions(self, language: str) -> dict[str, list[int]]:
-        """Stem -> positions, for one language (stems come from the document's one stemming)."""
-        cached = self._stems.get(language)
+    def stem_positions(self, language: str, stem: str) -> list[int]:
+        """Positions of the words with this stem in one language (stems come from the
+        document's one stemming of its distinct words)."""
+        cached = self._stems.get((language, stem))
         if cached is None:
-            stem_of = self._stem_map(language)
-            cached = {}
-            for word, positions in self.positions.items():
-                stem = stem_of[word]
-                if stem in cached:
-                    cached[stem] = sorted(cached[stem] + positions)
-                else:
-                    cached[stem] = positions
-            self._stems[language] = cached
+            words = self._words_by_stem(language).get(stem, ())
+            cached = [i for word in words for i in self.where(word)]
+            if len(words) > 1:
+                cached.sort()
+            self._stems[language, stem] = cached
         return cached
 
     @cached_property
@@ -82,10 +100,23 @@ class FieldText:
         """Tokens as written (case and accents kept), aligned with `tokens`."""
         return TOKEN.findall(self.text)
 
-    @cached_property
+    def span(self, i: int) -> tuple[int, int]:
+        """Character span of token `i` in `text`. Tokens are located only as far as evidence
+        asks: most evidence sits in the first paragraphs, and locating every token of a long
+        text costs about half as much as tokenising it."""
+        spans = self._spans
+        if i >= len(spans):
+            if self._finder is None:
+                self._finder = TOKEN.finditer(self.text)
+            spans.extend(m.span() for m in islice(self._finder, i + 1 - len(spans)))
+        return spans[i]
+
+    @property
     def spans(self) -> list[tuple[int, int]]:
         """Character span of each token in `text`."""
-        return [m.span() for m in TOKEN.finditer(self.text)]
+        if self.tokens:
+            self.span(len(self.tokens) - 1)
+        return self._spans
 
 
 class Document:
@@ -103,12 +134,16 @@ class Document:
         self._fields: dict[str, FieldText] = {}
         self._stem_maps: dict[str, dict[str, str]] = {}
         self._prefix_sets: dict[int, set[str]] = {}
+        self._stem_sets: dict[str, frozenset[str]] = {}
+        self._words_by_stem: dict[str, dict[str, list[str]]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = FieldText(self._raw(name), self.languages, self.stem_map)
+            found = self._fields[name] = FieldText(
+                self._raw(name), self.languages, self.words_by_stem
+            )
         return found
 
     def _raw(self, name: str) -> str:
@@ -132,6 +167,23 @@ class Document:
         for name in ALL_FIELDS:
             words.update(self.field(name).tokens)
         return frozenset(words)
+
+    @cached_property
+    def bigrams(self) -> frozenset[str]:
+        """Distinct pairs of adjacent folded words ("saudi arabia") within each field."""
+        pairs: set[str] = set()
+        for name in ALL_FIELDS:
+            found = self.field(name).tokens
+            pairs.update(map(" ".join, zip(found, found[1:], strict=False)))
+        return frozenset(pairs)
+
+    def stem_terms(self, wanted: dict[str, frozenset[str]]) -> set[str]:
+        """Those of the `wanted` stems (language -> stems) the document has, as "en~stem"."""
+        return {
+            f"{language}~{stem}"
+            for language in self.languages
+            for stem in self.stems(language) & wanted.get(language, frozenset())
+        }
 
     @cached_property
     def sorted_words(self) -> list[str]:
@@ -160,6 +212,21 @@ class Document:
             self._stem_maps[language] = found
         return found
 
-    def stems(self, language: str) -> set[str]:
+    def words_by_stem(self, language: str) -> dict[str, list[str]]:
+        """Stem -> the document's words with that stem, in one language."""
+        found = self._words_by_stem.get(language)
+        if found is None:
+            found = self._words_by_stem[language] = {}
+            for word, stem in self.stem_map(language).items():
+                if stem in found:
+                    found[stem].append(word)
+                else:
+                    found[stem] = [word]
+        return found
+
+    def stems(self, language: str) -> frozenset[str]:
         """Distinct stems of every field's words in one language."""
-        return set(self.stem_map(language).values())
+        found = self._stem_sets.get(language)
+        if found is None:
+            found = self._stem_sets[language] = frozenset(self.stem_map(language).values())
+        return found

@@ -19,8 +19,7 @@ def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
         if key in seen:
             continue
         ft = doc.field(field)
-        spans = ft.spans
-        char_start, char_end = spans[start][0], spans[end - 1][1]
+        char_start, char_end = ft.span(start)[0], ft.span(end - 1)[1]
         seen[key] = Evidence(
             field, char_start, char_end, ft.text[char_start:char_end], label, entity
         )

@@ -1,8 +1,9 @@
 """RuleIndex: every enabled rule compiled once, filed under presearch keys (Lucene Monitor's idea).
 
-For an article, the index collects the article's distinct words, word prefixes and stems, looks
-them up in three dictionaries to find candidate rules, and evaluates only those. A rule filed under
-no key (a pure negation) is evaluated for every article; `rules check` warns about such rules.
+For an article, the index collects the article's distinct words, pairs of adjacent words, word
+prefixes and stems, looks them up in four dictionaries to find candidate rules, and evaluates only
+those whose required clauses the article satisfies. A rule filed under no key (a pure negation) is
+evaluated for every article; `rules check` warns about such rules.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ class CompiledRule:
     rule: Rule
     node: Node
     keys: frozenset[Key] | None
-    must: tuple[frozenset[str], ...] = ()
+    must: tuple[frozenset[str], ...] = ()  # clauses of words and pairs: set operations
+    must_prefixed: tuple[frozenset[str], ...] = ()  # clauses with a "prefix*": bisections
 
-    def may_match(self, words: frozenset[str]) -> bool:
-        """False when the article lacks every word of one of the rule's required clauses."""
-        return not any(clause.isdisjoint(words) for clause in self.must)
+    def may_match(self, terms: frozenset[str], doc: Document) -> bool:
+        """False when the article lacks every term of one of the rule's required clauses;
+        `terms` are the article's words and, if any clause has pairs, its pairs."""
+        if any(clause.isdisjoint(terms) for clause in self.must):
+            return False
+        for clause in self.must_prefixed:
+            if not any(doc.has_prefix(t[:-1]) if t.endswith("*") else t in terms for t in clause):
+                return False
+        return True
 
     def in_scope(self, doc: Document) -> bool:
         rule = self.rule
@@ -50,49 +58,80 @@ def compile_rule(
     Rules compiled with one `cache` share identical leaves, evaluated once per article."""
     compiler = Compiler(entities, stem_all=rule.stem, stats=stats, cache=cache)
     node = compiler.compile(parse_query(rule.query))
-    return CompiledRule(rule, node, node.keys(), node.must()[:4])
+    # The four clauses least likely to hold drop the most candidates.
+    must = sorted(node.must(), key=lambda clause: sum(map(stats.term_cost, clause)))[:4]
+    prefixed = tuple(c for c in must if any(t.endswith("*") for t in c))
+    plain = tuple(c for c in must if c not in prefixed)
+    return CompiledRule(rule, node, node.keys(), plain, prefixed)
 
 
 class _KeyIndex:
-    """Items filed under presearch keys: words, prefixes (by length) and stems (by language)."""
+    """Items filed under presearch keys: words, pairs, prefixes (by length) and stems (by
+    language), and under each key by the terms of a second clause the item needs ("": none), so an
+    article's candidates are found with set operations, not a test per item (a two-term
+    presearch: `anchor AND court` is a candidate only where both are)."""
 
     def __init__(self) -> None:
-        self.words: dict[str, list[int]] = {}
-        self.prefixes: dict[int, dict[str, list[int]]] = {}
-        self.stems: dict[str, dict[str, list[int]]] = {}
+        self.words: dict[str, _Filed] = {}
+        self.bigrams: dict[str, _Filed] = {}
+        self.prefixes: dict[int, dict[str, _Filed]] = {}
+        self.stems: dict[str, dict[str, _Filed]] = {}
         self.always: list[int] = []
 
-    def add(self, item: int, keys: frozenset[Key] | None) -> None:
+    def add(
+        self, item: int, keys: frozenset[Key] | None, second: frozenset[str] = frozenset()
+    ) -> None:
         if keys is None:
             self.always.append(item)
             return
         for kind, value in keys:
             if kind == "w":
                 bucket = self.words
+            elif kind == "b":
+                bucket = self.bigrams
             elif kind == "p":
-                bucket = self.prefixes.setdefault(len(value), {})
+                # Filed under its first 3, 5 or 7 letters: an article's beginnings are then
+                # collected for three lengths at most; evaluation checks the whole prefix.
+                length = max(n for n in _PREFIX_LENGTHS if n <= len(value))
+                value = value[:length]
+                bucket = self.prefixes.setdefault(length, {})
             else:
                 bucket = self.stems.setdefault(kind[2:], {})
-            bucket.setdefault(value, []).append(item)
+            filed = bucket.setdefault(value, {})
+            for term in second or ("",):
+                filed.setdefault(term, []).append(item)
 
-    def candidates(self, doc: Document) -> set[int]:
+    def candidates(self, doc: Document, terms: frozenset[str]) -> set[int]:
+        """Items with a key in the article and their second term among `terms`."""
         found: set[int] = set(self.always)
         words = doc.words
-        index = self.words
-        for word in words & index.keys():
-            found.update(index[word])
+        present: list[_Filed] = [self.words[w] for w in words & self.words.keys()]
+        if self.bigrams:
+            present += [self.bigrams[p] for p in doc.bigrams & self.bigrams.keys()]
         for length, by_prefix in self.prefixes.items():
             if len(by_prefix) * 8 < len(words):  # few prefixes: look each up in the sorted words
-                present: Iterable[str] = [p for p in by_prefix if doc.has_prefix(p)]
+                prefixes: Iterable[str] = [p for p in by_prefix if doc.has_prefix(p)]
             else:
-                present = doc.prefixes(length) & by_prefix.keys()
-            for prefix in present:
-                found.update(by_prefix[prefix])
+                prefixes = doc.prefixes(length) & by_prefix.keys()
+            present += [by_prefix[p] for p in prefixes]
         for language, by_stem in self.stems.items():
             if language in doc.languages:
-                for stem in doc.stems(language) & by_stem.keys():
-                    found.update(by_stem[stem])
+                present += [by_stem[s] for s in doc.stems(language) & by_stem.keys()]
+        for filed in present:
+            alone = filed.get("")
+            if alone is not None:
+                found.update(alone)
+                if len(filed) == 1:
+                    continue
+            # terms.intersection(filed) walks the few terms filed here; `filed.keys() & terms`
+            # would walk all the article's terms.
+            for term in terms.intersection(filed):
+                found.update(filed[term])
         return found
+
+
+_Filed = dict[str, list[int]]  # second term -> items ("": none)
+_PREFIX_LENGTHS = (3, 5, 7)  # 3 is the shortest prefix a query may have (compile.PREFIX_MIN)
 
 
 class RuleIndex:
@@ -109,7 +148,7 @@ class RuleIndex:
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
         for i, compiled in enumerate(self.rules):
-            self._rule_keys.add(i, compiled.keys)
+            self._rule_keys.add(i, compiled.keys, _second_terms(compiled))
         compiler = Compiler(self.entities, stats=stats, cache=cache)
         self._entity_nodes = [
             (e.id, compiler.entity(e))
@@ -119,6 +158,16 @@ class RuleIndex:
         self._entity_keys = _KeyIndex()
         for i, (_, node) in enumerate(self._entity_nodes):
             self._entity_keys.add(i, node.keys())
+        # Whether clauses name pairs of words or stems: only then are an article's pairs or
+        # stems collected for them.
+        terms = {term for r in self.rules for c in r.must for term in c}
+        self._pairs = any(" " in term for term in terms)
+        stems: dict[str, set[str]] = {}
+        for term in terms:
+            if "~" in term:
+                language, _, stem = term.partition("~")
+                stems.setdefault(language, set()).add(stem)
+        self._stems = {language: frozenset(found) for language, found in stems.items()}
 
     @classmethod
     def build(
@@ -137,7 +186,17 @@ class RuleIndex:
         return [self.rules[i].rule for i in self._rule_keys.always]
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
-        return [self.rules[i] for i in sorted(self._rule_keys.candidates(doc))]
+        """Rules the presearch leaves to evaluate (before their required clauses)."""
+        return [self.rules[i] for i in sorted(self._rule_keys.candidates(doc, self._terms(doc)))]
+
+    def _terms(self, doc: Document) -> frozenset[str]:
+        """The article's words, and its pairs and stems when clauses ask for them."""
+        terms = doc.words
+        if self._pairs:
+            terms = terms | doc.bigrams
+        if self._stems:
+            terms = terms | doc.stem_terms(self._stems)
+        return terms
 
     def match(
         self, article: Article, feed_tags: tuple[str, ...] = ()
@@ -145,16 +204,16 @@ class RuleIndex:
         """Matches of every enabled rule, and every entity mention, for one article."""
         doc = Document(article, feed_tags)
         matches = []
-        words = doc.words
-        for i in sorted(self._rule_keys.candidates(doc)):
+        terms = self._terms(doc)
+        for i in sorted(self._rule_keys.candidates(doc, terms)):
             compiled = self.rules[i]
-            if not compiled.may_match(words) or not compiled.in_scope(doc):
+            if not compiled.may_match(terms, doc) or not compiled.in_scope(doc):
                 continue
             match = explain(compiled, doc)
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        for i in sorted(self._entity_keys.candidates(doc)):
+        for i in sorted(self._entity_keys.candidates(doc, frozenset())):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
                 mentions.extend(e for e in evidence_of(hits, doc) if e.entity)
@@ -164,6 +223,19 @@ class RuleIndex:
         """Evaluate every rule without the presearcher: the baseline the index must agree with."""
         doc = Document(article, feed_tags)
         return [m for c in self.rules if c.in_scope(doc) and (m := explain(c, doc)) is not None]
+
+
+def _second_terms(compiled: CompiledRule) -> frozenset[str]:
+    """The rule's rarest required clause that its keys do not already imply: the index files
+    the rule under each of its terms, beside each key (an empty set when there is none)."""
+    keys = compiled.keys or frozenset()
+    implied = {v for kind, v in keys if kind in ("w", "b")}
+    implied |= {w for kind, v in keys if kind == "b" for w in v.split()}
+    implied |= {f"{kind[2:]}~{v}" for kind, v in keys if kind.startswith("s:")}
+    for clause in compiled.must:  # plain clauses only: a "prefix*" is no term to look up
+        if not clause & implied:
+            return clause
+    return frozenset()
 
 
 def explain(compiled: CompiledRule, doc: Document) -> Match | None:

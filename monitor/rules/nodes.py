@@ -4,6 +4,7 @@ Each node answers three questions:
 - `hits(doc)`: None when it does not match; otherwise the evidence, a list of
   (field, first token, end token, label, entity id) tuples ([] for a NOT that holds).
 - `keys()`: the presearch keys, a set of which every matching article contains at least one
+  (a word, a prefix, a stem or two adjacent words)
   (None when the node can match without any particular word, e.g. NOT). The index files a rule
   under its keys, so only rules with a key in the article are evaluated at all.
 - `must()`: clauses of exact words a matching article contains, checked before evaluation.
@@ -30,16 +31,16 @@ class Part:
 
     def positions(self, ft: FieldText) -> list[int]:
         if self.kind == "w":
-            return ft.positions.get(self.value, [])
+            return ft.where(self.value)
         if self.kind == "p":
             return ft.prefix_positions(self.value)
         if self.kind == "s":
             out: list[int] = []
             for language, stem in self.stems:
                 if language in ft.languages:
-                    out.extend(ft.stem_positions(language).get(stem, ()))
+                    out.extend(ft.stem_positions(language, stem))
             return sorted(set(out)) if len(ft.languages) > 1 else out
-        folded = ft.positions.get(fold(self.value), [])
+        folded = ft.where(fold(self.value))
         if not folded:
             return folded
         original = ft.original_tokens
@@ -64,9 +65,10 @@ class Node:
         raise NotImplementedError
 
     def must(self) -> tuple[Clause, ...]:
-        """Sets of exact words of which a matching article contains at least one each: a
-        candidate failing any is dropped with a few set operations, before evaluation (Lucene
-        Monitor's multipass term filter). Prefixes and stems give no clause."""
+        """Sets of terms of which a matching article contains at least one each: exact words,
+        "word word" pairs standing together, "en~stem" stems, "prefix*" beginnings. A candidate
+        failing any is dropped with a few set operations, before evaluation (Lucene Monitor's
+        multipass term filter)."""
         return ()
 
 
@@ -82,7 +84,14 @@ class Seq(Node):
         stats: TermStats = HEURISTIC,
     ) -> None:
         self.parts, self.fields, self.label, self.entity = parts, fields, label, entity
-        self._keys = min((p.keys() for p in parts), key=stats.keys_cost)
+        # Filed under its rarest word, or under two adjacent words of a phrase ("saudi arabia"),
+        # which an article contains only when they stand together: far fewer candidates than
+        # either word alone, for the names most rules are written about.
+        options = [p.keys() for p in parts]
+        for left, right in zip(parts, parts[1:], strict=False):
+            if left.kind in ("w", "c") and right.kind in ("w", "c"):
+                options.append(frozenset({("b", f"{fold(left.value)} {fold(right.value)}")}))
+        self._keys = min(options, key=stats.keys_cost)
         # The most common shape, one plain word, takes a short path.
         self.word = parts[0].value if len(parts) == 1 and parts[0].kind == "w" else None
         # Words that must all be in the article: a phrase whose words are absent is ruled out
@@ -126,7 +135,7 @@ class Seq(Node):
         out: list[Hit] = []
         label, entity = self.label, self.entity
         for name in self.fields:
-            found = doc.field(name).positions.get(word)
+            found = doc.field(name).where(word)
             if found:
                 out.extend([(name, s, s + 1, label, entity) for s in found])
         return out or None
@@ -135,11 +144,19 @@ class Seq(Node):
         return self._keys
 
     def must(self) -> tuple[Clause, ...]:
-        return tuple(
-            frozenset({p.value if p.kind == "w" else fold(p.value)})
+        exact = [fold(p.value) if p.kind in ("w", "c") else None for p in self.parts]
+        pairs = [
+            frozenset({f"{left} {right}"})
+            for left, right in zip(exact, exact[1:], strict=False)
+            if left and right
+        ]
+        prefixes = [frozenset({f"{p.value}*"}) for p in self.parts if p.kind == "p"]
+        stems = [
+            frozenset(f"{language}~{stem}" for language, stem in p.stems)
             for p in self.parts
-            if p.kind in ("w", "c")
-        )
+            if p.kind == "s"
+        ]
+        return (*pairs, *(frozenset({word}) for word in exact if word), *stems, *prefixes)
 
 
 class AllOf(Node):
@@ -181,10 +198,17 @@ class AnyOf(Node):
         return self._keys  # type: ignore[return-value]
 
     def must(self) -> tuple[Clause, ...]:
-        firsts = [child.must()[:1] for child in self.children]
-        if not firsts or not all(firsts):
+        # (a AND b) OR (c AND d) needs {a, c}, {a, d}, {b, c} and {b, d}: the product of the
+        # children's clauses, from their first two each, and at most eight.
+        heads = [child.must()[:2] for child in self.children]
+        if not heads or not all(heads):
             return ()
-        return (frozenset().union(*(first[0] for first in firsts)),)
+        clauses: list[Clause] = [frozenset()]
+        for head in heads:
+            clauses = [clause | other for clause in clauses for other in head]
+            if len(clauses) > 8:
+                clauses = clauses[:8]
+        return tuple(dict.fromkeys(clauses))
 
 
 class NoneOf(Node):

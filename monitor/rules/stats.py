@@ -5,7 +5,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping
 
-Key = tuple[str, str]  # ("w", word) | ("p", prefix) | ("s:en", stem) | ("s:fr", stem)
+# ("w", word) | ("p", prefix) | ("s:en", stem) | ("s:fr", stem) | ("b", "word word"): two words
+# standing together in one field.
+Key = tuple[str, str]
 
 # Very common words make poor presearch keys; a rule anchored on one is evaluated for almost
 # every article. Costs steer AND towards the rarest child.
@@ -45,6 +47,10 @@ class TermStats:
 
     def cost(self, key: Key) -> float:
         kind, value = key
+        if kind == "b":
+            # Two words together are at most as common as both anywhere in the article.
+            first, _, second = value.partition(" ")
+            return self.cost(("w", first)) * self.cost(("w", second))
         if not self.documents:
             if value in STOPWORDS:
                 return 1.0
@@ -52,6 +58,15 @@ class TermStats:
         count = self.df.get(value, 0) if kind == "w" else self._prefix_frequency(value)
         fraction = min(1.0, (count + 0.5) / (self.documents + 1))
         return max(fraction, 0.5) if value in STOPWORDS else fraction
+
+    def term_cost(self, term: str) -> float:
+        """The cost of a word, a "word word" pair, an "en~stem" or a "prefix*" in a required
+        clause."""
+        if term.endswith("*"):
+            return self.cost(("p", term[:-1]))
+        if "~" in term:  # a stem: about as common as the words it begins
+            return self.cost(("p", term.partition("~")[2]))
+        return self.cost(("b", term) if " " in term else ("w", term))
 
     def is_common(self, key: Key) -> bool:
         """A key most articles contain: a rule anchored only on such keys matches almost all."""
