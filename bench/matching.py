@@ -190,7 +190,9 @@ def main() -> None:
     mean_kb = sum(len(d.text) for d in docs) / len(docs) / 1000
     print(
         f"{len(docs)} articles, mean {mean_kb:.1f} KB; rules drawn from {len(items)} feed items;"
-        " single process, one core"
+        " single process, one core.\nMixes: targeted = a name or rare word AND a context word, as"
+        " operators write rules; broad = one word past the 1,000 most common beside an everyday"
+        " word (a stress case)."
     )
     base = per_second(tokenise_only, docs)
     print(

@@ -31,7 +31,7 @@ class CompiledRule:
 
     def may_match(self, terms: frozenset[str], doc: Document) -> bool:
         """False when the article lacks every term of one of the rule's required clauses;
-        `terms` are the article's words and, if any clause has pairs, its pairs."""
+        `terms` are the article's words, with its pairs and stems when clauses name them."""
         if any(clause.isdisjoint(terms) for clause in self.must):
             return False
         for clause in self.must_prefixed:
