@@ -3,6 +3,9 @@
 The server is the standard library's ThreadingHTTPServer in a daemon thread. Tests program it with
 routes (`server.route("/feed.xml", body=...)`) and read back what it received (`server.requests`),
 so conditional GET, redirects, errors, slowness and compression are exercised over real sockets.
+
+The delivery servers' fixtures (`smtp`, `receiver`) and the identity tests' `services` live beside
+what they serve, in the support modules registered below.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import gzip as gzip_module
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +23,8 @@ import pytest
 
 from monitor.config import FetchConfig
 from monitor.store import Store
+
+pytest_plugins = ("delivery_support", "identity_support")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "feeds"
@@ -224,9 +230,9 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    srv = LoopbackServer()
+@contextmanager
+def serving(srv: LoopbackServer) -> Iterator[LoopbackServer]:
+    """The server answering until the block ends, then stopped, its slow answers cut short."""
     srv.thread.start()
     try:
         yield srv
@@ -234,6 +240,12 @@ def server() -> Iterator[LoopbackServer]:
         srv.stopping.set()
         srv.httpd.shutdown()
         srv.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with serving(LoopbackServer()) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -243,13 +255,8 @@ def server6() -> Iterator[LoopbackServer]:
         srv = LoopbackServer("::1")
     except OSError as e:
         pytest.skip(f"no IPv6 loopback here: {e}")
-    srv.thread.start()
-    try:
+    with serving(srv):
         yield srv
-    finally:
-        srv.stopping.set()
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ per recipient (`refuse`) and read back what it accepted (`messages`). `Receiver`
 endpoint on the standard library's ThreadingHTTPServer; tests program its answers (`answers`) and
 every request it saw is kept with its raw body and headers, so a test verifies each with the
 standardwebhooks library exactly as a consumer would.
+
+The `smtp` and `receiver` fixtures are registered by conftest.py (pytest_plugins).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from conftest import REPO, SAMPLES
 from standardwebhooks.webhooks import Webhook
@@ -246,6 +249,25 @@ def start(thing: SmtpServer | Receiver) -> Callable[[], None]:
         thing.httpd.server_close()
 
     return stop
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """An SMTP server on loopback, stopped when the test ends."""
+    server = SmtpServer()
+    stop = start(server)
+    yield server
+    stop()
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """A webhook endpoint, with the webhook secret in the environment as SECRET_ENV."""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    endpoint = Receiver()
+    stop = start(endpoint)
+    yield endpoint
+    stop()
 
 
 # A Vigie over the sample feeds ---------------------------------------------------------------

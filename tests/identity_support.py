@@ -1,14 +1,18 @@
 """Helpers for the identity tests: RSS written at test time, a service on a real database, and
-a real rule index from a rule file written in tmp_path."""
+a real rule index from a rule file written in tmp_path.
+
+The `services` fixture is registered by conftest.py (pytest_plugins)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+import pytest
 
 from monitor.config import Config, load_config
 from monitor.fetch import make_session
@@ -82,3 +86,32 @@ class Service:
 
     def close(self) -> None:
         self.store.close()
+
+
+class Services:
+    """The Services a test makes on config files in its folder, closed together when it ends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made: list[Service] = []
+
+    def make(self, config: str, urls: Sequence[str], feed_keys: str = "") -> Service:
+        """A Service on config.toml: `config` (TOML), then a [[feeds]] table for each url with
+        `feed_keys` (TOML lines) in it."""
+        feeds = "".join(f'[[feeds]]\nurl = "{url}"\n{feed_keys}' for url in urls)
+        path = self.folder / "config.toml"
+        path.write_text(config + feeds, encoding="utf-8")
+        self.made.append(Service(path))
+        return self.made[-1]
+
+    def close(self) -> None:
+        for service in self.made:
+            service.close()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    """Services on config files in tmp_path; each test file says what its config holds."""
+    made = Services(tmp_path)
+    yield made
+    made.close()

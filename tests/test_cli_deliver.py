@@ -7,7 +7,6 @@ import email
 import email.policy
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,11 +15,9 @@ from click.testing import CliRunner, Result
 from conftest import REPO
 from delivery_support import (
     ALL_TAGS,
-    SECRET,
     SECRET_ENV,
     Receiver,
     Vigie,
-    start,
     write_delivery_config,
 )
 
@@ -39,15 +36,6 @@ def bundled(tmp_path: Path) -> Path:
     (tmp_path / "samples").symlink_to(REPO / "samples")
     (tmp_path / "rules").symlink_to(REPO / "rules")
     return tmp_path / "config.toml"
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    endpoint = Receiver()
-    stop = start(endpoint)
-    yield endpoint
-    stop()
 
 
 def test_once_on_the_bundled_config_writes_a_digest_and_prints_its_path(bundled: Path) -> None:

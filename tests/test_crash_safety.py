@@ -18,30 +18,24 @@ import email
 import email.policy
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from conftest import REPO, LoopbackServer, Route
 from delivery_support import (
     ALL_TAGS,
-    SECRET,
     SECRET_ENV,
     Answer,
     Receiver,
     SmtpServer,
-    start,
     write_delivery_config,
 )
 from identity_support import Item, Service, rss
+from process_support import kill, rows, running, stop, wait_until
 
 from monitor.rules.files import load_rules
 
@@ -108,39 +102,12 @@ class Kill:
     emails: int
 
 
-def rows(database: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def integrity(database: Path) -> str:
     conn = sqlite3.connect(database, timeout=10)
     try:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         conn.close()
-
-
-def run_service(config: Path, log: Path) -> subprocess.Popen:
-    with log.open("a") as out:
-        return subprocess.Popen(
-            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
-            cwd=config.parent,
-            env={**os.environ, SECRET_ENV: SECRET},
-            stdout=out,
-            stderr=out,
-        )
-
-
-def wait_until(condition: Callable[[], bool], what: str, log: Path, limit: float = 60) -> None:
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"gave up waiting for {what}; log:\n{log.read_text()[-5000:]}")
-        time.sleep(0.1)
 
 
 def reference_matches(folder: Path, finals: list[bytes]) -> tuple[set[str], set[tuple[str, str]]]:
@@ -163,19 +130,9 @@ def reference_matches(folder: Path, finals: list[bytes]) -> tuple[set[str], set[
     return guids, {(m["guid"], m["rule_id"]) for m in matches}
 
 
-@pytest.fixture
-def receivers() -> Iterator[tuple[SmtpServer, Receiver]]:
-    smtp, receiver = SmtpServer(), Receiver()
-    stops = [start(smtp), start(receiver)]
-    yield smtp, receiver
-    for stop in stops:
-        stop()
-
-
 def test_killed_at_random_moments_nothing_is_lost_and_duplicates_are_bounded(
-    tmp_path: Path, server: LoopbackServer, receivers: tuple[SmtpServer, Receiver]
+    tmp_path: Path, server: LoopbackServer, smtp: SmtpServer, receiver: Receiver
 ) -> None:
-    smtp, receiver = receivers
     receiver.answers = [Answer(delay=0.01) for _ in range(10_000)]  # a window to be killed in
     rng = random.Random(SEED)
     versions = [feed_versions(feed, rng) for feed in range(FEEDS)]
@@ -207,11 +164,10 @@ def test_killed_at_random_moments_nothing_is_lost_and_duplicates_are_bounded(
     publisher.start()
     kills: list[Kill] = []
     for _ in range(KILLS):
-        service = run_service(config, log)
-        after = rng.uniform(0.3, 2.5)
-        time.sleep(after)
-        service.send_signal(signal.SIGKILL)
-        assert service.wait(timeout=10) == -signal.SIGKILL
+        with running(config, log, "run") as service:
+            after = rng.uniform(0.3, 2.5)
+            time.sleep(after)
+            kill(service)
         time.sleep(0.3)  # let the receivers finish reading what the dead process had sent
         kills.append(Kill(after, len(receiver.requests), len(smtp.messages)))
         if database.exists():
@@ -219,13 +175,12 @@ def test_killed_at_random_moments_nothing_is_lost_and_duplicates_are_bounded(
 
     publisher.join()
     offset = log.stat().st_size
-    service = run_service(config, log)
-    try:
+    with running(config, log, "run") as service:
 
         def started() -> bool:  # SIGTERM is handled from then on
             return "vigie running" in log.read_text()[offset:]
 
-        wait_until(started, "the service to start", log)
+        wait_until(started, "the service to start", log, limit=60, pause=0.1)
 
         def finished() -> bool:
             try:
@@ -246,13 +201,8 @@ def test_killed_at_random_moments_nothing_is_lost_and_duplicates_are_bounded(
                 and matches[0][0] == len(expected)
             )
 
-        wait_until(finished, "every article matched and delivered", log)
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=30) == 0, log.read_text()[-5000:]
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
+        wait_until(finished, "every article matched and delivered", log, limit=60, pause=0.1)
+        stop(service, log)
     assert integrity(database) == "ok"
     assert "Traceback" not in log.read_text()
 

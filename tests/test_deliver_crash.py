@@ -7,74 +7,20 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from conftest import REPO
 from delivery_support import (
     ALL_TAGS,
-    SECRET,
     SECRET_ENV,
     Answer,
     Receiver,
     SmtpServer,
-    start,
     write_delivery_config,
 )
-
-
-def once(config: Path, log: Path, command: str = "once") -> subprocess.Popen:
-    with log.open("a") as stderr:
-        return subprocess.Popen(
-            [sys.executable, str(REPO / "service.py"), command, "--config", str(config)],
-            cwd=config.parent,
-            env={**os.environ, SECRET_ENV: SECRET},
-            stdout=stderr,
-            stderr=stderr,
-        )
-
-
-def wait_until(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"gave up waiting for {what}; log:\n{log.read_text()}")
-        time.sleep(0.02)
-
-
-def kill(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGKILL)
-    assert process.wait(timeout=10) == -signal.SIGKILL
-
-
-def rows(database: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(database) as conn:
-        return conn.execute(sql).fetchall()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver()
-    stop = start(endpoint)
-    yield endpoint
-    stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    stop = start(server)
-    yield server
-    stop()
+from process_support import kill, rows, running, start_vigie, stop, wait_until
 
 
 def test_webhook_killed_between_send_and_mark(receiver: Receiver, tmp_path: Path) -> None:
@@ -83,11 +29,11 @@ def test_webhook_killed_between_send_and_mark(receiver: Receiver, tmp_path: Path
     log = tmp_path / "once.log"
     held = threading.Event()
     receiver.answers = [Answer(200), Answer(200), Answer(200, hold=held)]
-    first = once(config, log)
+    first = start_vigie(config, log, "once")
     wait_until(lambda: len(receiver.requests) == 3, "the third delivery", log)
     kill(first)  # the endpoint has the third message; Vigie never heard back
     held.set()
-    second = once(config, log)
+    second = start_vigie(config, log, "once")
     assert second.wait(timeout=60) == 0, log.read_text()
 
     ids = [request.headers["webhook-id"] for request in receiver.requests]
@@ -111,11 +57,11 @@ def test_digest_killed_between_send_and_mark(smtp: SmtpServer, tmp_path: Path) -
     log = tmp_path / "once.log"
     smtp.hold = threading.Event()
     held = smtp.hold
-    first = once(config, log)
+    first = start_vigie(config, log, "once")
     wait_until(lambda: len(smtp.received) == 1, "the digest", log)
     kill(first)  # the server has the whole digest and has not said 250 yet
     held.set()
-    second = once(config, log)
+    second = start_vigie(config, log, "once")
     assert second.wait(timeout=60) == 0, log.read_text()
 
     copies = [email.message_from_bytes(m.data, policy=email.policy.default) for m in smtp.received]
@@ -149,8 +95,7 @@ def test_the_running_service_delivers_digests_and_webhooks(
         delivery={"tick": "0.2s"},
     )
     log = tmp_path / "run.log"
-    service = once(config, log, "run")
-    try:
+    with running(config, log, "run") as service:
         database = tmp_path / "data" / "vigie.db"
 
         def all_sent() -> bool:
@@ -162,12 +107,7 @@ def test_the_running_service_delivers_digests_and_webhooks(
             return kinds == {"digest", "webhook"} and {s for _, s in states} == {"sent"}
 
         wait_until(all_sent, "every delivery sent", log)
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
+        stop(service, log)
     [digest] = smtp.messages
     assert digest.recipients == ["alerts@newsroom.test"]
     calais = rows(

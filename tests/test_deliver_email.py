@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from delivery_support import ALL_TAGS, SmtpServer, Vigie, start, write_delivery_config
+from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SLOT = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 08:00 in Paris
@@ -23,14 +23,6 @@ DESK = {
     "schedule": "daily 08:00",
     "timezone": "Europe/Paris",
 }
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    stop = start(server)
-    yield server
-    stop()
 
 
 @pytest.fixture

@@ -18,12 +18,10 @@ from conftest import REPO
 from delivery_support import (
     ALL_TAGS,
     SAMPLE_FEEDS,
-    SECRET,
     SECRET_ENV,
     Answer,
     Receiver,
     Vigie,
-    start,
     write_delivery_config,
 )
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -41,15 +39,6 @@ SCHEMA = doc_json("payload-schema")
 VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
 )
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    endpoint = Receiver()
-    stop = start(endpoint)
-    yield endpoint
-    stop()
 
 
 @pytest.fixture

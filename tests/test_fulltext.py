@@ -7,13 +7,13 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from conftest import LoopbackServer
-from identity_support import NOW, Item, Service, rss, rule_index
+from identity_support import NOW, Item, Service, Services, rss, rule_index
 
 PAGE_IDS = ("a078b365", "686bb170", "c7e39ac4")  # Forbes, Space.com, BBC News
 
@@ -32,25 +32,17 @@ def pages(shared_corpora: Path) -> dict[str, tuple[bytes, str]]:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
+def service(services: Services) -> Callable[..., Service]:
+    """A Service on these feeds, their pages fetched unless `full_text` is false."""
 
     def make(urls: list[str], full_text: bool = True, allow_private: bool = True) -> Service:
-        feeds = "".join(
-            f'[[feeds]]\nurl = "{url}"\nfull_text = {str(full_text).lower()}\n' for url in urls
-        )
-        path = tmp_path / "config.toml"
-        path.write_text(
+        config = (
             '[storage]\ndatabase = "vigie.db"\n'
-            f'[fetch]\nallow_private = {str(allow_private).lower()}\ndeadline = "3s"\n{feeds}',
-            encoding="utf-8",
+            f'[fetch]\nallow_private = {str(allow_private).lower()}\ndeadline = "3s"\n'
         )
-        made.append(Service(path))
-        return made[-1]
+        return services.make(config, urls, f"full_text = {str(full_text).lower()}\n")
 
-    yield make
-    for svc in made:
-        svc.close()
+    return make
 
 
 def words(text: str) -> set[str]:

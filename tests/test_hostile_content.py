@@ -15,16 +15,14 @@ import email
 import email.policy
 import json
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from conftest import REPO, LoopbackServer
-from delivery_support import SECRET, SECRET_ENV, Receiver, Vigie, start
+from delivery_support import SECRET_ENV, Receiver, Vigie
 from html_support import Markup
 
 from monitor.parse import _ALLOWED_TAGS
@@ -154,15 +152,6 @@ def write_config(folder: Path, urls: list[str], receiver: Receiver) -> Path:
     path = folder / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    endpoint = Receiver()
-    stop = start(endpoint)
-    yield endpoint
-    stop()
 
 
 def run_all(

@@ -14,7 +14,6 @@ import email
 import email.policy
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,11 +21,9 @@ import pytest
 from conftest import SAMPLES, LoopbackServer
 from delivery_support import (
     ALL_TAGS,
-    SECRET,
     SECRET_ENV,
     Receiver,
     Vigie,
-    start,
     write_delivery_config,
 )
 from html_support import Markup
@@ -83,15 +80,6 @@ TROUBLE = {
     "renames guids": [(200, rss_with("new-guids"), "application/rss+xml")],
     "edits titles": [(200, rss_with("edited"), "application/rss+xml")],
 }
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    endpoint = Receiver()
-    stop = start(endpoint)
-    yield endpoint
-    stop()
 
 
 def digest_links(outbox: Path) -> list[str]:

@@ -3,13 +3,14 @@ consistent, and a pruned item still carried by a feed is not stored (and alerted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 from conftest import LoopbackServer
-from identity_support import NOW, Item, Service, rss, rule_index
+from identity_support import NOW, Item, Service, Services, rss, rule_index
 
 from monitor.config import load_config
 from monitor.errors import ConfigError
@@ -24,23 +25,10 @@ PARAGRAPH = (
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
-
-    def make(urls: list[str]) -> Service:
-        feeds = "".join(f'[[feeds]]\nurl = "{url}"\n' for url in urls)
-        path = tmp_path / "config.toml"
-        path.write_text(
-            '[storage]\ndatabase = "vigie.db"\nretention = "90d"\n'
-            f"[fetch]\nallow_private = true\n{feeds}",
-            encoding="utf-8",
-        )
-        made.append(Service(path))
-        return made[-1]
-
-    yield make
-    for svc in made:
-        svc.close()
+def service(services: Services) -> Callable[..., Service]:
+    """A Service on these feeds that keeps articles 90 days."""
+    config = '[storage]\ndatabase = "vigie.db"\nretention = "90d"\n[fetch]\nallow_private = true\n'
+    return partial(services.make, config)
 
 
 def counts(svc: Service) -> dict[str, int]:

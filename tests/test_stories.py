@@ -5,7 +5,7 @@ holds only ids and edit recipes); feeds are served on loopback into real SQLite 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from html import escape
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 from conftest import LoopbackServer
-from identity_support import NOW, Item, Service, rss
+from identity_support import NOW, Item, Service, Services, rss
 
 from bench.wirecopy import PAIRS, Corpus, Source, apply_edits, evaluate, load_corpus
 from monitor.config import IdentityConfig
@@ -30,23 +30,14 @@ def corpus() -> Corpus:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
+def service(services: Services) -> Callable[..., Service]:
+    """A Service on these feeds, with `identity` (TOML lines) as its [identity] settings."""
 
     def make(urls: list[str], identity: str = "") -> Service:
-        feeds = "".join(f'[[feeds]]\nurl = "{url}"\n' for url in urls)
-        path = tmp_path / "config.toml"
-        path.write_text(
-            '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
-            f"[identity]\n{identity}\n{feeds}",
-            encoding="utf-8",
-        )
-        made.append(Service(path))
-        return made[-1]
+        config = '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
+        return services.make(f"{config}[identity]\n{identity}\n", urls)
 
-    yield make
-    for svc in made:
-        svc.close()
+    return make
 
 
 def item(source: Source, guid: str) -> Item:
