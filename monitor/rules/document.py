@@ -61,11 +61,6 @@ class FieldText:
         return found
 
     @cached_property
-    def positions(self) -> dict[str, list[int]]:
-        """Word -> positions where it occurs, for every word."""
-        return {word: self.where(word) for word in self.word_set}
-
-    @cached_property
     def _sorted_words(self) -> list[str]:
         return sorted(self.word_set)
 
@@ -110,13 +105,6 @@ class FieldText:
                 self._finder = TOKEN.finditer(self.text)
             spans.extend(m.span() for m in islice(self._finder, i + 1 - len(spans)))
         return spans[i]
-
-    @property
-    def spans(self) -> list[tuple[int, int]]:
-        """Character span of each token in `text`."""
-        if self.tokens:
-            self.span(len(self.tokens) - 1)
-        return self._spans
 
 
 class Document:

@@ -3,11 +3,11 @@
 Each node answers three questions:
 - `hits(doc)`: None when it does not match; otherwise the evidence, a list of
   (field, first token, end token, label, entity id) tuples ([] for a NOT that holds).
-- `keys()`: the presearch keys, a set of which every matching article contains at least one
-  (a word, a prefix, a stem or two adjacent words)
-  (None when the node can match without any particular word, e.g. NOT). The index files a rule
-  under its keys, so only rules with a key in the article are evaluated at all.
-- `must()`: clauses of exact words a matching article contains, checked before evaluation.
+- `keys()`: the presearch keys (words, prefixes, stems, two adjacent words), a set of which every
+  matching article contains at least one (None when the node can match without any particular
+  word, e.g. NOT). The index files a rule under its keys, so only rules with a key in the
+  article are evaluated at all.
+- `must()`: clauses of terms a matching article contains, checked before evaluation.
 """
 
 from __future__ import annotations
