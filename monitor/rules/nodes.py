@@ -97,6 +97,10 @@ class Seq(Node):
         # Words that must all be in the article: a phrase whose words are absent is ruled out
         # by one subset test, before any position is looked at.
         self.required = frozenset(fold(p.value) for p in parts if p.kind in ("w", "c"))
+        # Stems and prefixes are checked the same way, against the article's stems and sorted
+        # words, before any field is looked at: most stemmed leaves of a rule are absent.
+        self.stemmed = tuple(p.stems for p in parts if p.kind == "s")
+        self.prefixes = tuple(p.value for p in parts if p.kind == "p")
 
     def hits(self, doc: Document) -> list[Hit] | None:
         # Rules share leaves (see Compiler.cache): each is evaluated once per article.
@@ -110,6 +114,11 @@ class Seq(Node):
         if self.word is not None:
             return self._word_hits(doc, self.word)
         if not self.required <= doc.words:
+            return None
+        for stems in self.stemmed:
+            if not any(lang in doc.languages and s in doc.stems(lang) for lang, s in stems):
+                return None
+        if not all(map(doc.has_prefix, self.prefixes)):
             return None
         out: list[Hit] = []
         n = len(self.parts)
