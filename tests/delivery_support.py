@@ -40,6 +40,20 @@ SAMPLE_FEEDS = [
 ]
 ALL_TAGS = ["migrants", "calais", "police-violence", "prosecutions"]
 
+# The headers of a digest email, all of them: feed text must never add one.
+DIGEST_HEADERS = {
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "auto-submitted",
+    "mime-version",
+    "content-type",
+}
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

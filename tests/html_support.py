@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+# The only tags a digest's HTML may contain (templates/digest.html), whatever the feeds carried.
+DIGEST_TAGS = {"html", "head", "meta", "title", "body", "div", "h1", "h2", "span", "p", "a", "b"}
+DIGEST_TAGS |= {"br"}
+
 
 class Markup(HTMLParser):
     """Every tag and attribute of an HTML document, and its text."""

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from html_support import Markup
+from delivery_support import DIGEST_HEADERS
+from html_support import DIGEST_TAGS, Markup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -214,20 +215,6 @@ LINKS = st.one_of(
     ),
     FEED_TEXT,
 )
-DIGEST_TAGS = {"html", "head", "meta", "title", "body", "div", "h1", "h2", "span", "p", "a", "b"}
-DIGEST_TAGS |= {"br"}
-MAIL_HEADERS = {
-    "subject",
-    "from",
-    "to",
-    "date",
-    "message-id",
-    "list-id",
-    "list-unsubscribe",
-    "auto-submitted",
-    "mime-version",
-    "content-type",
-}
 
 
 @st.composite
@@ -289,7 +276,7 @@ def test_the_digest_renders_hostile_feed_text_inert(
     )
     for name, value in message.items():
         assert "\n" not in value and "\r" not in value, name
-    assert {name.lower() for name in message} == MAIL_HEADERS
+    assert {name.lower() for name in message} == DIGEST_HEADERS
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     markup = Markup(html)

@@ -22,8 +22,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from conftest import REPO, LoopbackServer
-from delivery_support import SECRET_ENV, Receiver, Vigie
-from html_support import Markup
+from delivery_support import DIGEST_HEADERS, SECRET_ENV, Receiver, Vigie
+from html_support import DIGEST_TAGS, Markup
 
 from monitor.parse import _ALLOWED_TAGS
 
@@ -37,8 +37,6 @@ CONTENT_TYPES = {
     ".html": "text/html",
 }
 # Tags the digest template writes; anything else in a digest came from a feed.
-DIGEST_TAGS = {"html", "head", "meta", "title", "body", "div", "h1", "h2", "span", "p", "a", "b"}
-DIGEST_TAGS |= {"br"}
 TEMPLATE_TEXT = ["{{ 7*7 }}", "{% for x in range(99999999) %}", "{{ config }}"]
 # Feeds that are not feeds at all, and the start of the error recorded on each.
 NOT_FEEDS = {
@@ -47,18 +45,6 @@ NOT_FEEDS = {
     "whitespace.xml": "not a feed",
     "not-json.json": "not a feed: invalid JSON",
     "deep-nesting.json": "not a feed: JSON nested too deeply",
-}
-HEADERS = {
-    "subject",
-    "from",
-    "to",
-    "date",
-    "message-id",
-    "list-id",
-    "list-unsubscribe",
-    "auto-submitted",
-    "mime-version",
-    "content-type",
 }
 
 
@@ -199,7 +185,7 @@ def assert_safe_html(html: str, allowed_tags: set[str], where: str) -> Markup:
 def assert_digest_is_safe(message: EmailMessage) -> tuple[str, str]:
     """The digest's HTML and text parts, after checking the headers and the HTML."""
     names = {name.lower() for name in message}
-    assert names <= HEADERS | {"list-unsubscribe-post"}, names - HEADERS
+    assert names <= DIGEST_HEADERS | {"list-unsubscribe-post"}, names - DIGEST_HEADERS
     for name, value in message.items():
         assert "\r" not in str(value) and "\n" not in str(value), name
         assert "attacker.example" not in str(value), name
