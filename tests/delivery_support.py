@@ -176,6 +176,7 @@ class Request:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    peer: tuple = ()  # the sender's (address, port): one per TCP connection
 
     def verify(self, secret: str = SECRET) -> Any:
         """What a consumer does: raises WebhookVerificationError unless signed with `secret`."""
@@ -233,7 +234,7 @@ def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             with receiver.lock:
-                receiver.requests.append(Request(self.path, headers, body))
+                receiver.requests.append(Request(self.path, headers, body, self.client_address))
                 answer = receiver.answers.pop(0) if receiver.answers else Answer()
             if answer.delay and receiver.stopping.wait(answer.delay):
                 return

@@ -100,6 +100,17 @@ def test_every_matched_article_is_delivered_signed_and_valid(
         receiver.requests[0].verify("whsec_" + "QUJD" * 8)  # another secret does not verify
 
 
+def test_deliveries_to_one_endpoint_share_one_connection(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t)
+    sent = v.dispatch(t)
+    assert len(sent) > 5 and all(s.status == "sent" for s in sent)
+    # Keep-alive: a consumer sees one TCP connection, not one per delivery.
+    assert len({request.peer for request in receiver.requests}) == 1
+
+
 def test_payload_carries_article_rules_evidence_and_entities(
     receiver: Receiver, vigie: Callable[..., Vigie]
 ) -> None:

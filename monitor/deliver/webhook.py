@@ -22,6 +22,7 @@ from ..fetch import parse_retry_after
 from ..netguard import SocketWatch
 
 _REASON_BYTES = 300  # of an error response's body, kept as the failure's reason
+_DRAIN_BYTES = 64 * 1024  # of a success's body, read so the connection can be reused
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def _post(
     with response:
         status = response.status_code
         if 200 <= status < 300:
+            _drain(response)
             return Attempt(True, status)
         if 300 <= status < 400:
             where = response.headers.get("location", "nowhere")
@@ -91,6 +93,20 @@ def _post(
             retry_after=parse_retry_after(response.headers.get("retry-after")),
             gone=status == 410,
         )
+
+
+def _drain(response: requests.Response) -> None:
+    """Read the rest of a short answer, so its connection goes back to the pool: closing a
+    half-read stream closes the connection, and each delivery then paid a new TCP connection.
+    A long answer is left unread and its connection dropped."""
+    read = 0
+    try:
+        for chunk in response.iter_content(_DRAIN_BYTES):
+            read += len(chunk)
+            if read > _DRAIN_BYTES:
+                return
+    except requests.exceptions.RequestException:
+        return
 
 
 def _peek(response: requests.Response) -> str:
