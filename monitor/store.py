@@ -1172,14 +1172,11 @@ class Store:
         return found
 
     def _outbox_items(self, source: str, where: str, params: Sequence[Any]) -> list[OutboxItem]:
-        # Stories and revisions (m003_identity) are used when present.
-        story = "a.story_id" if "story_id" in self.db["articles"].columns_dict else "NULL"
-        revision = "m.revision" if "revision" in self.db["matches"].columns_dict else "1"
         rows = self.db.query(
             "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name, "
             "f.url AS feed_url, m.rule_id, m.score, m.evidence, m.snippet, "
-            f"m.tags AS match_tags, m.priority, {story} AS story_id, "
-            f"{revision} AS match_revision FROM {source} "
+            "m.tags AS match_tags, m.priority, a.story_id AS story_id, "
+            f"m.revision AS match_revision FROM {source} "
             "JOIN articles a ON a.id = m.article_id JOIN feeds f ON f.id = a.feed_id "
             f"WHERE {where} ORDER BY a.id, m.rule_id",
             params,

@@ -11,6 +11,7 @@ A batched webhook receives `article.matched.batch`, whose data is {"events": [da
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,15 +34,18 @@ def highlighted(snippet: str) -> tuple[str, list[list[int]]]:
     """A ⟦marked⟧ snippet as plain text plus the [start, end) offsets of the marked words."""
     text, spans, start = [], [], 0
     length = 0
-    for char in snippet:
-        if char == HIGHLIGHT_OPEN:
+    for part in _MARKS.split(snippet):  # text, mark, text, mark, ...: a few parts, not chars
+        if part == HIGHLIGHT_OPEN:
             start = length
-        elif char == HIGHLIGHT_CLOSE:
+        elif part == HIGHLIGHT_CLOSE:
             spans.append([start, length])
-        else:
-            text.append(char)
-            length += 1
+        elif part:
+            text.append(part)
+            length += len(part)
     return "".join(text), spans
+
+
+_MARKS = re.compile(f"([{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}])")
 
 
 def article_event(
