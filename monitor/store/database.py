@@ -1,4 +1,4 @@
-"""The only module that speaks SQL: schema, migrations, batched writes and queries.
+"""The Store: every query and write, in transactions.
 
 SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction survives a crash of the
 process (SIGKILL included); after a power cut the last transactions before the crash may be lost,
@@ -15,294 +15,30 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
-from .records import Article, Delivery, Evidence, Feed, Match
-from .text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from ..records import Article, Delivery, Evidence, Feed, Match
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .rows import (
+    ARTICLE_SELECT,
+    FeedState,
+    OutboxItem,
+    article_columns,
+    article_from_row,
+    delivery_from_row,
+    iso,
+    match_columns,
+    outbox_item_from_row,
+    parse_iso,
+)
+from .schema import migrations
 
-migrations = Migrations("vigie")
-
-
-@migrations()
-def m001_feeds_and_articles(db: sqlite_utils.Database) -> None:
-    db["feeds"].create(
-        {
-            "id": int,
-            "url": str,
-            "name": str,
-            "title": str,
-            "tags": str,
-            "interval": float,
-            "language": str,
-            "source": str,
-            "etag": str,
-            "last_modified": str,
-            "body_hash": str,
-            "last_status": int,
-            "last_error": str,
-            "error_count": int,
-            "last_polled": str,
-            "last_success": str,
-            "next_poll": str,
-            "items": int,
-            "added": str,
-        },
-        pk="id",
-        not_null={"url"},
-        defaults={"error_count": 0, "items": 0, "tags": "[]"},
-    )
-    db["feeds"].create_index(["url"], unique=True)
-    db["articles"].create(
-        {
-            "id": int,
-            "feed_id": int,
-            "guid": str,
-            "url": str,
-            "title": str,
-            "summary": str,
-            "content": str,
-            "content_html": str,
-            "published": str,
-            "updated": str,
-            "authors": str,
-            "language": str,
-            "categories": str,
-            "first_seen": str,
-        },
-        pk="id",
-        foreign_keys=[("feed_id", "feeds", "id")],
-    )
-    db["articles"].create_index(["feed_id", "guid"], unique=True)
-    db["articles"].create_index(["published"])
-    db["articles"].enable_fts(
-        ["title", "summary", "content"],
-        create_triggers=True,
-        tokenize="unicode61 remove_diacritics 2",
-    )
-
-
-@migrations()
-def m002_matches_and_mentions(db: sqlite_utils.Database) -> None:
-    db["matches"].create(
-        {
-            "article_id": int,
-            "rule_id": str,
-            "score": float,
-            "evidence": str,
-            "snippet": str,
-            "tags": str,
-            "priority": str,
-            "matched_at": str,
-        },
-        pk=("article_id", "rule_id"),
-        foreign_keys=[("article_id", "articles", "id")],
-    )
-    db["matches"].create_index(["rule_id"])
-    db["mentions"].create(
-        {
-            "article_id": int,
-            "entity_id": str,
-            "field": str,
-            "start": int,
-            "end": int,
-        },
-        foreign_keys=[("article_id", "articles", "id")],
-    )
-    db["mentions"].create_index(["article_id"])
-    db["mentions"].create_index(["entity_id"])
-
-
-@migrations()
-def m003_identity(db: sqlite_utils.Database) -> None:
-    """Article identity (docs/identity.md): canonical URLs unique across feeds, revisions,
-    other feeds' items that are the same article, stories and their persisted LSH index, and
-    tombstones that keep pruned items from coming back."""
-    from .identity import identity_url
-
-    # Re-index an article's text only when its text changes, not when its story, fingerprint or
-    # revision number is written (sqlite-utils' trigger fires on any column).
-    db.execute("DROP TRIGGER IF EXISTS articles_au")
-    db.execute(
-        'CREATE TRIGGER "articles_au" AFTER UPDATE OF "title", "summary", "content" '
-        'ON "articles" BEGIN\n'
-        '  INSERT INTO "articles_fts" ("articles_fts", rowid, "title", "summary", "content") '
-        'VALUES(\'delete\', old.rowid, old."title", old."summary", old."content");\n'
-        '  INSERT INTO "articles_fts" (rowid, "title", "summary", "content") '
-        'VALUES (new.rowid, new."title", new."summary", new."content");\n'
-        "END"
-    )
-    articles = db["articles"]
-    for column, kind in (
-        ("canonical_url", str),
-        ("fingerprint", str),
-        ("revision", int),
-        ("story_id", int),
-        ("full_text", int),
-        ("full_text_error", str),
-    ):
-        articles.add_column(column, kind)
-    db.execute("UPDATE articles SET revision = 1, full_text = 0")
-    # Articles stored before this migration get their canonical URL; when two of them share
-    # one, the first keeps it and the others stay apart, as they were.
-    taken: set[str] = set()
-    for article_id, url in db.execute("SELECT id, url FROM articles ORDER BY id").fetchall():
-        canonical = identity_url(url or "")
-        if canonical and canonical not in taken:
-            taken.add(canonical)
-            db.execute(
-                "UPDATE articles SET canonical_url = ? WHERE id = ?", [canonical, article_id]
-            )
-    db.execute(
-        "CREATE UNIQUE INDEX idx_articles_canonical_url ON articles (canonical_url) "
-        "WHERE canonical_url IS NOT NULL"
-    )
-    articles.create_index(["story_id"])
-    articles.create_index(["first_seen"])
-    db["feeds"].add_column("full_text", int, not_null_default=0)
-    db["matches"].add_column("revision", int)  # the article revision the rule first matched
-    db.execute("UPDATE matches SET revision = 1")
-    db["article_aliases"].create(  # another feed's item (or an item re-issued under a new guid)
-        {"feed_id": int, "guid": str, "article_id": int, "fingerprint": str, "first_seen": str},
-        pk=("feed_id", "guid"),
-        foreign_keys=[("article_id", "articles", "id"), ("feed_id", "feeds", "id")],
-    )
-    db["article_aliases"].create_index(["article_id"])
-    db["revisions"].create(
-        {
-            "article_id": int,
-            "revision": int,
-            "title": str,
-            "summary": str,
-            "fingerprint": str,
-            "seen": str,
-        },
-        pk=("article_id", "revision"),
-        foreign_keys=[("article_id", "articles", "id")],
-    )
-    db["stories"].create(
-        {"id": int, "lead_article_id": int, "articles": int, "first_seen": str, "last_seen": str},
-        pk="id",
-    )
-    db["sketches"].create(
-        {"article_id": int, "signature": bytes, "seen": str},
-        pk="article_id",
-        foreign_keys=[("article_id", "articles", "id")],
-    )
-    db["sketches"].create_index(["seen"])
-    db.execute(
-        "CREATE TABLE sketch_bands (band_key INTEGER NOT NULL, "
-        "article_id INTEGER NOT NULL REFERENCES articles(id), "
-        "PRIMARY KEY (band_key, article_id)) WITHOUT ROWID"
-    )
-    db["sketch_bands"].create_index(["article_id"])
-    db["sketch_layout"].create({"id": int, "layout": str}, pk="id")  # one row
-    db.execute("CREATE TABLE tombstones (key TEXT PRIMARY KEY, pruned TEXT NOT NULL) WITHOUT ROWID")
-    db["tombstones"].create_index(["pruned"])
-
-
-@migrations()
-def m004_outbox(db: sqlite_utils.Database) -> None:
-    """The delivery outbox (docs/delivery.md): one row per digest or webhook message, the
-    matches each carries, each subscriber's schedule state, and disabled webhook endpoints.
-    No foreign keys to matches or articles, so retention can prune them."""
-    db["deliveries"].create(
-        {
-            "id": int,
-            "kind": str,
-            "target": str,
-            "key": str,
-            "status": str,
-            "attempts": int,
-            "next_attempt": str,
-            "created": str,
-            "sent": str,
-            "last_status": int,
-            "last_error": str,
-            "payload": str,
-        },
-        pk="id",
-        not_null={"kind", "target", "key", "status", "created"},
-        defaults={"attempts": 0},
-    )
-    db["deliveries"].create_index(["key"], unique=True)
-    db["deliveries"].create_index(["status", "next_attempt"])
-    db["deliveries"].create_index(["kind", "target", "status"])
-    db["deliveries"].create_index(["created"])
-    db["delivery_matches"].create(
-        {"delivery_id": int, "article_id": int, "rule_id": str},
-        pk=("delivery_id", "article_id", "rule_id"),
-        foreign_keys=[("delivery_id", "deliveries", "id")],
-    )
-    db["delivery_matches"].create_index(["article_id", "rule_id"])
-    db["subscribers"].create(
-        {
-            "name": str,
-            "since": str,
-            "filter": str,
-            "schedule": str,
-            "next_due": str,
-            "token": str,
-        },
-        pk="name",
-    )
-    db["endpoints"].create(
-        {"name": str, "url": str, "disabled": str, "reason": str},
-        pk="name",
-    )
-    db["matches"].create_index(["matched_at"])
-
-
-@migrations()
-def m005_seen_items(db: sqlite_utils.Database) -> None:
-    """Each feed remembers the items of its last document (their digests and identity URLs, as
-    JSON), so that the items a changed document still carries are not parsed again
-    (monitor/delta.py)."""
-    db["feeds"].add_column("seen_items", str)
-
-
-@migrations()
-def m006_sketch_band_log(db: sqlite_utils.Database) -> None:
-    """The LSH band keys of the articles sketched since the last merge into sketch_bands, one
-    row per article (a JSON list), written in order instead of 29 index entries at random
-    places (see Store.save_sketch)."""
-    db.execute(
-        "CREATE TABLE sketch_band_log (article_id INTEGER PRIMARY KEY "
-        "REFERENCES articles(id), keys TEXT NOT NULL)"
-    )
-
-
-def iso(when: datetime) -> str:
-    """Fixed-width UTC timestamps that sort as text."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """What is written back to a feed after a poll."""
-
-    status: int
-    error: str | None
-    error_count: int
-    next_poll: datetime
-    polled: datetime
-    url: str | None = None  # a permanent redirect's new URL
-    title: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    body_hash: str | None = None
-    success: bool = False
-    new_items: int = 0
-    seen_items: tuple[tuple[str, str], ...] | None = None  # None: keep what the feed had
+WEBHOOK_BATCH_ARTICLES = 100  # a batched webhook's message carries at most this many articles
 
 
 class Store:
@@ -455,22 +191,22 @@ class Store:
         return [a for a in self.store_articles(articles, now) if a.revision == 1]
 
     def article(self, article_id: int) -> Article | None:
-        rows = list(self.db.query(_ARTICLE_SELECT + " WHERE a.id = ?", [article_id]))
-        return _article(rows[0]) if rows else None
+        rows = list(self.db.query(ARTICLE_SELECT + " WHERE a.id = ?", [article_id]))
+        return article_from_row(rows[0]) if rows else None
 
     def articles_since(self, since: datetime | None, limit: int | None = None) -> Iterator[Article]:
-        sql = _ARTICLE_SELECT + (" WHERE a.first_seen >= ?" if since else "") + " ORDER BY a.id"
+        sql = ARTICLE_SELECT + (" WHERE a.first_seen >= ?" if since else "") + " ORDER BY a.id"
         params: list[Any] = [iso(since)] if since else []
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
         for row in self.db.query(sql, params):
-            yield _article(row)
+            yield article_from_row(row)
 
     def recent_articles(self, limit: int) -> list[Article]:
         """The `limit` most recently stored articles, newest first."""
-        rows = self.db.query(_ARTICLE_SELECT + " ORDER BY a.id DESC LIMIT ?", [limit])
-        return [_article(row) for row in rows]
+        rows = self.db.query(ARTICLE_SELECT + " ORDER BY a.id DESC LIMIT ?", [limit])
+        return [article_from_row(row) for row in rows]
 
     def search_articles(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search (SQLite FTS5 syntax), best matches first."""
@@ -506,7 +242,7 @@ class Store:
 
     def insert_matches(self, matches: Iterable[Match], now: datetime) -> int:
         """Store matches (one per article and rule); call inside the article's transaction."""
-        rows = [_match_row(m, now) for m in matches]
+        rows = [match_columns(m, now) for m in matches]
         if rows:
             self.db["matches"].insert_all(rows, replace=True)
         return len(rows)
@@ -687,7 +423,7 @@ class Store:
 
     def _insert_article(self, article: Article, now: datetime) -> Article:
         values = {
-            **_article_values(article),
+            **article_columns(article),
             "feed_id": article.feed_id,
             "guid": article.guid,
             "canonical_url": article.canonical_url or None,
@@ -704,7 +440,7 @@ class Store:
 
     def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
         revision = (row["revision"] or 1) + 1
-        values = {**_article_values(article), "revision": revision}
+        values = {**article_columns(article), "revision": revision}
         self.db.execute(
             f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
             [*values.values(), row["id"]],
@@ -838,11 +574,11 @@ class Store:
     def unsketched_articles(self, since: datetime, limit: int = 500) -> list[Article]:
         """Articles first seen since `since` that have no sketch yet, oldest first."""
         rows = self.db.query(
-            _ARTICLE_SELECT + " WHERE a.first_seen >= ? AND a.id NOT IN "
+            ARTICLE_SELECT + " WHERE a.first_seen >= ? AND a.id NOT IN "
             "(SELECT article_id FROM sketches) ORDER BY a.first_seen, a.id LIMIT ?",
             [iso(since), limit],
         )
-        return [_article(row) for row in rows]
+        return [article_from_row(row) for row in rows]
 
     def story_candidates(
         self, keys: Sequence[int], since: datetime, article_id: int, feed_id: int
@@ -975,11 +711,11 @@ class Store:
     def story_articles(self, story_id: int) -> list[Article]:
         """The story's articles, its lead first, then by first sight."""
         rows = self.db.query(
-            _ARTICLE_SELECT + " JOIN stories s ON s.id = a.story_id WHERE a.story_id = ? "
+            ARTICLE_SELECT + " JOIN stories s ON s.id = a.story_id WHERE a.story_id = ? "
             "ORDER BY a.id != s.lead_article_id, a.first_seen, a.id",
             [story_id],
         )
-        return [_article(row) for row in rows]
+        return [article_from_row(row) for row in rows]
 
     # Retention -------------------------------------------------------------------------------
 
@@ -1147,7 +883,7 @@ class Store:
             f"AS items FROM deliveries d {tail}",
             params,
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_from_row(row) for row in rows]
 
     def delivery_items(self, delivery_id: int) -> list[OutboxItem]:
         """The matches a delivery carries, with their articles (and story, once stories exist).
@@ -1181,7 +917,7 @@ class Store:
             f"WHERE {where} ORDER BY a.id, m.rule_id",
             params,
         )
-        return [_outbox_item(row) for row in rows]
+        return [outbox_item_from_row(row) for row in rows]
 
     def mentions_of(self, article_ids: Sequence[int]) -> dict[int, dict[str, int]]:
         """Entity mentions per article: {article id: {entity id: count}}."""
@@ -1381,56 +1117,6 @@ class Store:
         return [(row[0], row[1]) for row in rows]
 
 
-_ARTICLE_SELECT = (
-    "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name FROM articles a "
-    "JOIN feeds f ON f.id = a.feed_id"
-)
-
-
-def _article(row: dict[str, Any]) -> Article:
-    return Article(
-        id=row["id"],
-        feed_id=row["feed_id"],
-        guid=row["guid"],
-        url=row["url"] or "",
-        title=row["title"] or "",
-        summary=row["summary"] or "",
-        content=row["content"] or "",
-        content_html=row["content_html"] or "",
-        published=parse_iso(row["published"]),
-        updated=parse_iso(row["updated"]),
-        authors=tuple(json.loads(row["authors"] or "[]")),
-        language=row["language"] or "",
-        categories=tuple(json.loads(row["categories"] or "[]")),
-        feed_name=row.get("feed_name") or "",
-        canonical_url=row.get("canonical_url") or "",
-        fingerprint=row.get("fingerprint") or "",
-        full_text=bool(row.get("full_text")),
-        full_text_error=row.get("full_text_error") or "",
-        revision=row.get("revision") or 1,
-        story_id=row.get("story_id"),
-    )
-
-
-def _article_values(article: Article) -> dict[str, Any]:
-    """The columns an article's revision rewrites."""
-    return {
-        "url": article.url,
-        "title": article.title,
-        "summary": article.summary,
-        "content": article.content,
-        "content_html": article.content_html,
-        "published": iso(article.published) if article.published else None,
-        "updated": iso(article.updated) if article.updated else None,
-        "authors": json.dumps(list(article.authors), ensure_ascii=False),
-        "language": article.language,
-        "categories": json.dumps(list(article.categories), ensure_ascii=False),
-        "fingerprint": article.fingerprint or None,
-        "full_text": int(article.full_text),
-        "full_text_error": article.full_text_error or None,
-    }
-
-
 def _guid_key(feed_id: int, guid: str) -> str:
     return f"guid:{feed_id}:{guid}"
 
@@ -1451,70 +1137,3 @@ def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
     """Pieces of at most `size` values, under SQLite's limit on parameters per statement."""
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def _match_row(match: Match, now: datetime) -> dict[str, Any]:
-    return {
-        "article_id": match.article_id,
-        "rule_id": match.rule_id,
-        "score": match.score,
-        "evidence": json.dumps([e.__dict__ for e in match.evidence], ensure_ascii=False),
-        "snippet": match.snippet,
-        "tags": json.dumps(list(match.tags)),
-        "priority": match.priority,
-        "matched_at": iso(now),
-    }
-
-
-# Delivery outbox helpers ---------------------------------------------------------------------
-
-WEBHOOK_BATCH_ARTICLES = 100  # a batched webhook's message carries at most this many articles
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One match a delivery carries, with its article and, once stories exist, its story."""
-
-    article: Article
-    match: Match
-    story_id: str | None = None
-    feed_url: str = ""
-    updated: bool = False  # the rule first matched a later revision of the article
-
-
-def _delivery(row: dict[str, Any]) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        kind=row["kind"],
-        target=row["target"],
-        key=row["key"],
-        status=row["status"],
-        created=parse_iso(row["created"]),  # type: ignore[arg-type]
-        attempts=row["attempts"] or 0,
-        next_attempt=parse_iso(row["next_attempt"]),
-        sent=parse_iso(row["sent"]),
-        last_status=row["last_status"],
-        last_error=row["last_error"] or "",
-        payload=row["payload"] or "",
-        items=row.get("items") or 0,
-    )
-
-
-def _outbox_item(row: dict[str, Any]) -> OutboxItem:
-    match = Match(
-        article_id=row["id"],
-        rule_id=row["rule_id"],
-        score=row["score"] or 0.0,
-        evidence=tuple(Evidence(**e) for e in json.loads(row["evidence"] or "[]")),
-        snippet=row["snippet"] or "",
-        tags=tuple(json.loads(row["match_tags"] or "[]")),
-        priority=row["priority"] or "normal",
-    )
-    story = row["story_id"]
-    return OutboxItem(
-        _article(row),
-        match,
-        str(story) if story is not None else None,
-        row["feed_url"] or "",
-        (row["match_revision"] or 1) > 1,
-    )

@@ -1,0 +1,258 @@
+"""The database schema, as sqlite-utils migrations applied in order when a Store opens: each
+function is one step of the schema's history, and a database of any earlier version upgrades
+in place."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("vigie")
+
+
+@migrations()
+def m001_feeds_and_articles(db: sqlite_utils.Database) -> None:
+    db["feeds"].create(
+        {
+            "id": int,
+            "url": str,
+            "name": str,
+            "title": str,
+            "tags": str,
+            "interval": float,
+            "language": str,
+            "source": str,
+            "etag": str,
+            "last_modified": str,
+            "body_hash": str,
+            "last_status": int,
+            "last_error": str,
+            "error_count": int,
+            "last_polled": str,
+            "last_success": str,
+            "next_poll": str,
+            "items": int,
+            "added": str,
+        },
+        pk="id",
+        not_null={"url"},
+        defaults={"error_count": 0, "items": 0, "tags": "[]"},
+    )
+    db["feeds"].create_index(["url"], unique=True)
+    db["articles"].create(
+        {
+            "id": int,
+            "feed_id": int,
+            "guid": str,
+            "url": str,
+            "title": str,
+            "summary": str,
+            "content": str,
+            "content_html": str,
+            "published": str,
+            "updated": str,
+            "authors": str,
+            "language": str,
+            "categories": str,
+            "first_seen": str,
+        },
+        pk="id",
+        foreign_keys=[("feed_id", "feeds", "id")],
+    )
+    db["articles"].create_index(["feed_id", "guid"], unique=True)
+    db["articles"].create_index(["published"])
+    db["articles"].enable_fts(
+        ["title", "summary", "content"],
+        create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2",
+    )
+
+
+@migrations()
+def m002_matches_and_mentions(db: sqlite_utils.Database) -> None:
+    db["matches"].create(
+        {
+            "article_id": int,
+            "rule_id": str,
+            "score": float,
+            "evidence": str,
+            "snippet": str,
+            "tags": str,
+            "priority": str,
+            "matched_at": str,
+        },
+        pk=("article_id", "rule_id"),
+        foreign_keys=[("article_id", "articles", "id")],
+    )
+    db["matches"].create_index(["rule_id"])
+    db["mentions"].create(
+        {
+            "article_id": int,
+            "entity_id": str,
+            "field": str,
+            "start": int,
+            "end": int,
+        },
+        foreign_keys=[("article_id", "articles", "id")],
+    )
+    db["mentions"].create_index(["article_id"])
+    db["mentions"].create_index(["entity_id"])
+
+
+@migrations()
+def m003_identity(db: sqlite_utils.Database) -> None:
+    """Article identity (docs/identity.md): canonical URLs unique across feeds, revisions,
+    other feeds' items that are the same article, stories and their persisted LSH index, and
+    tombstones that keep pruned items from coming back."""
+    from ..identity import identity_url
+
+    # Re-index an article's text only when its text changes, not when its story, fingerprint or
+    # revision number is written (sqlite-utils' trigger fires on any column).
+    db.execute("DROP TRIGGER IF EXISTS articles_au")
+    db.execute(
+        'CREATE TRIGGER "articles_au" AFTER UPDATE OF "title", "summary", "content" '
+        'ON "articles" BEGIN\n'
+        '  INSERT INTO "articles_fts" ("articles_fts", rowid, "title", "summary", "content") '
+        'VALUES(\'delete\', old.rowid, old."title", old."summary", old."content");\n'
+        '  INSERT INTO "articles_fts" (rowid, "title", "summary", "content") '
+        'VALUES (new.rowid, new."title", new."summary", new."content");\n'
+        "END"
+    )
+    articles = db["articles"]
+    for column, kind in (
+        ("canonical_url", str),
+        ("fingerprint", str),
+        ("revision", int),
+        ("story_id", int),
+        ("full_text", int),
+        ("full_text_error", str),
+    ):
+        articles.add_column(column, kind)
+    db.execute("UPDATE articles SET revision = 1, full_text = 0")
+    # Articles stored before this migration get their canonical URL; when two of them share
+    # one, the first keeps it and the others stay apart, as they were.
+    taken: set[str] = set()
+    for article_id, url in db.execute("SELECT id, url FROM articles ORDER BY id").fetchall():
+        canonical = identity_url(url or "")
+        if canonical and canonical not in taken:
+            taken.add(canonical)
+            db.execute(
+                "UPDATE articles SET canonical_url = ? WHERE id = ?", [canonical, article_id]
+            )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_articles_canonical_url ON articles (canonical_url) "
+        "WHERE canonical_url IS NOT NULL"
+    )
+    articles.create_index(["story_id"])
+    articles.create_index(["first_seen"])
+    db["feeds"].add_column("full_text", int, not_null_default=0)
+    db["matches"].add_column("revision", int)  # the article revision the rule first matched
+    db.execute("UPDATE matches SET revision = 1")
+    db["article_aliases"].create(  # another feed's item (or an item re-issued under a new guid)
+        {"feed_id": int, "guid": str, "article_id": int, "fingerprint": str, "first_seen": str},
+        pk=("feed_id", "guid"),
+        foreign_keys=[("article_id", "articles", "id"), ("feed_id", "feeds", "id")],
+    )
+    db["article_aliases"].create_index(["article_id"])
+    db["revisions"].create(
+        {
+            "article_id": int,
+            "revision": int,
+            "title": str,
+            "summary": str,
+            "fingerprint": str,
+            "seen": str,
+        },
+        pk=("article_id", "revision"),
+        foreign_keys=[("article_id", "articles", "id")],
+    )
+    db["stories"].create(
+        {"id": int, "lead_article_id": int, "articles": int, "first_seen": str, "last_seen": str},
+        pk="id",
+    )
+    db["sketches"].create(
+        {"article_id": int, "signature": bytes, "seen": str},
+        pk="article_id",
+        foreign_keys=[("article_id", "articles", "id")],
+    )
+    db["sketches"].create_index(["seen"])
+    db.execute(
+        "CREATE TABLE sketch_bands (band_key INTEGER NOT NULL, "
+        "article_id INTEGER NOT NULL REFERENCES articles(id), "
+        "PRIMARY KEY (band_key, article_id)) WITHOUT ROWID"
+    )
+    db["sketch_bands"].create_index(["article_id"])
+    db["sketch_layout"].create({"id": int, "layout": str}, pk="id")  # one row
+    db.execute("CREATE TABLE tombstones (key TEXT PRIMARY KEY, pruned TEXT NOT NULL) WITHOUT ROWID")
+    db["tombstones"].create_index(["pruned"])
+
+
+@migrations()
+def m004_outbox(db: sqlite_utils.Database) -> None:
+    """The delivery outbox (docs/delivery.md): one row per digest or webhook message, the
+    matches each carries, each subscriber's schedule state, and disabled webhook endpoints.
+    No foreign keys to matches or articles, so retention can prune them."""
+    db["deliveries"].create(
+        {
+            "id": int,
+            "kind": str,
+            "target": str,
+            "key": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt": str,
+            "created": str,
+            "sent": str,
+            "last_status": int,
+            "last_error": str,
+            "payload": str,
+        },
+        pk="id",
+        not_null={"kind", "target", "key", "status", "created"},
+        defaults={"attempts": 0},
+    )
+    db["deliveries"].create_index(["key"], unique=True)
+    db["deliveries"].create_index(["status", "next_attempt"])
+    db["deliveries"].create_index(["kind", "target", "status"])
+    db["deliveries"].create_index(["created"])
+    db["delivery_matches"].create(
+        {"delivery_id": int, "article_id": int, "rule_id": str},
+        pk=("delivery_id", "article_id", "rule_id"),
+        foreign_keys=[("delivery_id", "deliveries", "id")],
+    )
+    db["delivery_matches"].create_index(["article_id", "rule_id"])
+    db["subscribers"].create(
+        {
+            "name": str,
+            "since": str,
+            "filter": str,
+            "schedule": str,
+            "next_due": str,
+            "token": str,
+        },
+        pk="name",
+    )
+    db["endpoints"].create(
+        {"name": str, "url": str, "disabled": str, "reason": str},
+        pk="name",
+    )
+    db["matches"].create_index(["matched_at"])
+
+
+@migrations()
+def m005_seen_items(db: sqlite_utils.Database) -> None:
+    """Each feed remembers the items of its last document (their digests and identity URLs, as
+    JSON), so that the items a changed document still carries are not parsed again
+    (monitor/delta.py)."""
+    db["feeds"].add_column("seen_items", str)
+
+
+@migrations()
+def m006_sketch_band_log(db: sqlite_utils.Database) -> None:
+    """The LSH band keys of the articles sketched since the last merge into sketch_bands, one
+    row per article (a JSON list), written in order instead of 29 index entries at random
+    places (see Store.save_sketch)."""
+    db.execute(
+        "CREATE TABLE sketch_band_log (article_id INTEGER PRIMARY KEY "
+        "REFERENCES articles(id), keys TEXT NOT NULL)"
+    )
