@@ -1,11 +1,13 @@
 """Storage: the only package that speaks SQL.
 
 - `schema`: the schema's history as migrations, applied when a Store opens.
-- `rows`: how records are written to and read from rows; the value types handed out.
-- `database`: the Store, every query and write, in transactions.
+- `rows`: how records are written to and read from rows, their keys, the value types handed out.
+- `database`: the Store, its connection and transactions, made of one set of methods per area:
+  `feeds`, `articles`, `matches`, `stories`, `pruning`, `outbox`.
 """
 
-from .database import WEBHOOK_BATCH_ARTICLES, Store
+from .database import Store
+from .outbox import WEBHOOK_BATCH_ARTICLES
 from .rows import FeedState, OutboxItem, iso, parse_iso
 from .schema import migrations
 

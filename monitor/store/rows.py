@@ -4,6 +4,7 @@ row, and the small value types the store hands out."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -149,3 +150,25 @@ def outbox_item_from_row(row: dict[str, Any]) -> OutboxItem:
         row["feed_url"] or "",
         (row["match_revision"] or 1) > 1,
     )
+
+
+def guid_key(feed_id: int, guid: str) -> str:
+    return f"guid:{feed_id}:{guid}"
+
+
+def url_key(canonical_url: str) -> str:
+    return f"url:{canonical_url}"
+
+
+def item_keys(article: Article) -> set[str]:
+    """The keys by which an item may be known: its feed and guid, and its canonical URL."""
+    keys = {guid_key(article.feed_id, article.guid)}
+    if article.canonical_url:
+        keys.add(url_key(article.canonical_url))
+    return keys
+
+
+def chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Pieces of at most `size` values, under SQLite's limit on parameters per statement."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,279 @@
+"""Articles: stored once per feed and guid or canonical URL, with their revisions and aliases;
+only what is new is returned.
+
+Mixed into Store (monitor/store/database.py), whose connection and transaction they use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..records import Article
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .rows import (
+    ARTICLE_SELECT,
+    article_columns,
+    article_from_row,
+    chunks,
+    guid_key,
+    iso,
+    item_keys,
+    url_key,
+)
+
+
+class ArticleQueries:
+    """Store methods for articles."""
+
+    db: sqlite_utils.Database
+
+    def insert_articles(self, articles: Iterable[Article], now: datetime) -> list[Article]:
+        """Insert articles not stored yet; return the new ones with ids (`store_articles`
+        without revisions). Call inside a transaction."""
+        return [a for a in self.store_articles(articles, now) if a.revision == 1]
+
+    def article(self, article_id: int) -> Article | None:
+        rows = list(self.db.query(ARTICLE_SELECT + " WHERE a.id = ?", [article_id]))
+        return article_from_row(rows[0]) if rows else None
+
+    def articles_since(self, since: datetime | None, limit: int | None = None) -> Iterator[Article]:
+        sql = ARTICLE_SELECT + (" WHERE a.first_seen >= ?" if since else "") + " ORDER BY a.id"
+        params: list[Any] = [iso(since)] if since else []
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        for row in self.db.query(sql, params):
+            yield article_from_row(row)
+
+    def recent_articles(self, limit: int) -> list[Article]:
+        """The `limit` most recently stored articles, newest first."""
+        rows = self.db.query(ARTICLE_SELECT + " ORDER BY a.id DESC LIMIT ?", [limit])
+        return [article_from_row(row) for row in rows]
+
+    def search_articles(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Full-text search (SQLite FTS5 syntax), best matches first."""
+        return list(
+            self.db.query(
+                "SELECT a.id, a.title, a.url, a.published, f.name AS feed_name, "
+                "f.title AS feed_title, "
+                f"snippet(articles_fts, -1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', 12) "
+                "AS snippet "
+                "FROM articles_fts "
+                "JOIN articles a ON a.rowid = articles_fts.rowid JOIN feeds f ON f.id = a.feed_id "
+                "WHERE articles_fts MATCH ? ORDER BY rank LIMIT ?",
+                [query, limit],
+            )
+        )
+
+    def term_frequencies(self, min_documents: int = 2) -> tuple[dict[str, int], int]:
+        """(word -> number of stored articles containing it, number of articles), from the FTS
+        index's own vocabulary; the rules' presearcher uses it to pick each rule's rarest words."""
+        self.db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.articles_vocab "
+            "USING fts5vocab(main, articles_fts, row)"
+        )
+        rows = self.db.execute(
+            "SELECT term, doc FROM temp.articles_vocab WHERE doc >= ?", [min_documents]
+        )
+        return dict(rows.fetchall()), self.count("articles")
+
+    def store_articles(self, articles: Iterable[Article], now: datetime) -> list[Article]:
+        """Store one feed's items; return only what is new: articles never seen (revision 1)
+        and new revisions of stored ones (revision > 1), with id, revision and story_id set.
+
+        An item is a stored article when its feed and guid are known, when another feed's item
+        already has its canonical URL (it becomes an alias of that article), or when it was
+        pruned (a tombstone remains). A known item whose feed changed its title or text
+        (fingerprint) becomes the article's next revision; another feed's copy never revises
+        it. Call inside the feed's transaction.
+
+        Whether each item is known is asked in a few queries for the whole batch; an item that
+        none of them knows, and that shares neither guid nor canonical URL with an earlier item
+        of the batch, is inserted at once, the others looked up one by one."""
+        articles = list(articles)
+        known = self._knownitem_keys(articles)
+        done: set[str] = set()  # the keys of the items handled so far in this batch
+        out = []
+        for article in articles:
+            keys = item_keys(article)
+            if keys.isdisjoint(known) and keys.isdisjoint(done):
+                stored: Article | None = self._insert_article(article, now)
+            else:
+                stored = self._store_article(article, now)
+            done |= keys
+            if stored is not None:
+                out.append(stored)
+        return out
+
+    def _knownitem_keys(self, articles: Sequence[Article]) -> set[str]:
+        """Which guid keys (`guid:feed:guid`) and URL keys (`url:canonical`) of these items the
+        database knows: stored articles, aliases and tombstones."""
+        known: set[str] = set()
+        by_feed: dict[int, list[str]] = {}
+        for article in articles:
+            by_feed.setdefault(article.feed_id, []).append(article.guid)
+        for feed_id, guids in by_feed.items():
+            for table in ("articles", "article_aliases"):
+                for chunk in chunks(guids):
+                    rows = self.db.conn.execute(
+                        f"SELECT guid FROM {table} WHERE feed_id = ? "
+                        f"AND guid IN ({','.join('?' * len(chunk))})",
+                        [feed_id, *chunk],
+                    )
+                    known.update(guid_key(feed_id, guid) for (guid,) in rows)
+        urls = [a.canonical_url for a in articles if a.canonical_url]
+        for chunk in chunks(urls):
+            rows = self.db.conn.execute(
+                "SELECT canonical_url FROM articles "
+                f"WHERE canonical_url IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            known.update(url_key(url) for (url,) in rows)
+        keys = [key for a in articles for key in item_keys(a)]
+        for chunk in chunks(keys):
+            rows = self.db.conn.execute(
+                f"SELECT key FROM tombstones WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            )
+            known.update(key for (key,) in rows)
+        return known
+
+    def _store_article(self, article: Article, now: datetime) -> Article | None:
+        row = self._article_by_guid(article.feed_id, article.guid)
+        if row is None and article.canonical_url:
+            row = self._article_row("canonical_url = ?", [article.canonical_url])
+            if row is not None:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO article_aliases "
+                    "(feed_id, guid, article_id, fingerprint, first_seen) VALUES (?, ?, ?, ?, ?)",
+                    [article.feed_id, article.guid, row["id"], article.fingerprint, iso(now)],
+                )
+        if row is None:
+            if self._tombstoned(article):
+                return None
+            return self._insert_article(article, now)
+        if row["feed_id"] != article.feed_id:  # another feed's copy: never a revision
+            self.db.execute(
+                "UPDATE article_aliases SET fingerprint = ? WHERE feed_id = ? AND guid = ?",
+                [article.fingerprint, article.feed_id, article.guid],
+            )
+            return None
+        if not article.fingerprint:
+            return None
+        if row["fingerprint"] in (None, article.fingerprint):
+            if row["fingerprint"] is None:  # stored before fingerprints existed
+                self.db.execute(
+                    "UPDATE articles SET fingerprint = ? WHERE id = ?",
+                    [article.fingerprint, row["id"]],
+                )
+            return None
+        return self._revise(row, article, now)
+
+    def _article_by_guid(self, feed_id: int, guid: str) -> dict[str, Any] | None:
+        row = self._article_row("feed_id = ? AND guid = ?", [feed_id, guid])
+        if row is not None:
+            return row
+        alias = self.db.execute(
+            "SELECT article_id, fingerprint FROM article_aliases WHERE feed_id = ? AND guid = ?",
+            [feed_id, guid],
+        ).fetchone()
+        if alias is None:
+            return None
+        row = self._article_row("id = ?", [alias[0]])
+        if row is not None and row["feed_id"] != feed_id:
+            row["fingerprint"] = alias[1]  # compare the alias with itself, never the original
+        return row
+
+    def _article_row(self, where: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "SELECT id, feed_id, fingerprint, revision, story_id, canonical_url "
+                f"FROM articles WHERE {where}",
+                params,
+            )
+        )
+        return rows[0] if rows else None
+
+    def _tombstoned(self, article: Article) -> bool:
+        keys = [guid_key(article.feed_id, article.guid)]
+        if article.canonical_url:
+            keys.append(url_key(article.canonical_url))
+        return (
+            self.db.execute(
+                f"SELECT 1 FROM tombstones WHERE key IN ({','.join('?' * len(keys))})", keys
+            ).fetchone()
+            is not None
+        )
+
+    def _insert_article(self, article: Article, now: datetime) -> Article:
+        values = {
+            **article_columns(article),
+            "feed_id": article.feed_id,
+            "guid": article.guid,
+            "canonical_url": article.canonical_url or None,
+            "revision": 1,
+            "first_seen": iso(now),
+        }
+        cursor = self.db.execute(
+            f"INSERT INTO articles ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            list(values.values()),
+        )
+        stored = replace(article, id=cursor.lastrowid, revision=1, story_id=None)
+        self._record_revision(stored, now)
+        return stored
+
+    def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
+        revision = (row["revision"] or 1) + 1
+        values = {**article_columns(article), "revision": revision}
+        self.db.execute(
+            f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+            [*values.values(), row["id"]],
+        )
+        self.db.execute(  # when the feed re-issued the item under another guid
+            "UPDATE article_aliases SET fingerprint = ? WHERE feed_id = ? AND guid = ?",
+            [article.fingerprint, article.feed_id, article.guid],
+        )
+        stored = replace(
+            article,
+            id=row["id"],
+            revision=revision,
+            story_id=row["story_id"],
+            canonical_url=row["canonical_url"] or "",
+        )
+        self._record_revision(stored, now)
+        return stored
+
+    def _record_revision(self, article: Article, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO revisions (article_id, revision, title, summary, "
+            "fingerprint, seen) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                article.id,
+                article.revision,
+                article.title,
+                article.summary[:1000],
+                article.fingerprint,
+                iso(now),
+            ],
+        )
+
+    def revisions(self, article_id: int) -> list[dict[str, Any]]:
+        """Each revision's headline, summary and when it was seen, oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM revisions WHERE article_id = ? ORDER BY revision", [article_id]
+            )
+        )
+
+    def aliases(self, article_id: int) -> list[dict[str, Any]]:
+        """Other feeds' items that are this article (same canonical URL)."""
+        return list(
+            self.db.query(
+                "SELECT feed_id, guid, first_seen FROM article_aliases WHERE article_id = ? "
+                "ORDER BY first_seen, feed_id",
+                [article_id],
+            )
+        )

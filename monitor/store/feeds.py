@@ -1,0 +1,132 @@
+"""Feeds: what to poll, and what a poll wrote back.
+
+Mixed into Store (monitor/store/database.py), whose connection and transaction they use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..records import Feed
+from .rows import (
+    FeedState,
+    guid_key,
+    iso,
+)
+
+
+class FeedQueries:
+    """Store methods for feeds."""
+
+    db: sqlite_utils.Database
+
+    def upsert_feed(
+        self,
+        url: str,
+        *,
+        name: str = "",
+        interval: float | None = None,
+        tags: Sequence[str] = (),
+        language: str = "",
+        source: str = "config",
+        full_text: bool = False,
+        now: datetime,
+    ) -> int:
+        """Add a feed, or update its settings; its HTTP state and schedule are kept."""
+        row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+        settings = {
+            "name": name,
+            "interval": interval,
+            "tags": json.dumps(list(tags)),
+            "language": language,
+            "source": source,
+            "full_text": int(full_text),
+        }
+        with self.db.conn:
+            if row:
+                self.db["feeds"].update(row[0], settings)
+                return row[0]
+            return (
+                self.db["feeds"]
+                .insert({"url": url, **settings, "added": iso(now), "next_poll": iso(now)})
+                .last_pk
+            )
+
+    def feeds(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM feeds ORDER BY id"))
+
+    def due_feeds(self, now: datetime, default_interval: float) -> list[Feed]:
+        rows = self.db.query(
+            "SELECT * FROM feeds WHERE next_poll IS NULL OR next_poll <= ? ORDER BY next_poll, id",
+            [iso(now)],
+        )
+        return [self._feed(row, default_interval) for row in rows]
+
+    def feed(self, feed_id: int, default_interval: float) -> Feed:
+        return self._feed(self.db["feeds"].get(feed_id), default_interval)
+
+    @staticmethod
+    def _feed(row: dict[str, Any], default_interval: float) -> Feed:
+        return Feed(
+            id=row["id"],
+            url=row["url"],
+            name=row["name"] or row["title"] or "",
+            interval=row["interval"] or default_interval,
+            tags=tuple(json.loads(row["tags"] or "[]")),
+            language=row["language"] or "",
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            body_hash=row["body_hash"],
+            error_count=row["error_count"] or 0,
+            full_text=bool(row.get("full_text")),
+            seen_items=tuple((d, u) for d, u in json.loads(row.get("seen_items") or "[]")),
+        )
+
+    def record_poll(self, feed_id: int, state: FeedState) -> None:
+        """Write a feed's poll outcome. Call inside the poll's transaction."""
+        values: dict[str, Any] = {
+            "last_status": state.status,
+            "last_error": state.error,
+            "error_count": state.error_count,
+            "next_poll": iso(state.next_poll),
+            "last_polled": iso(state.polled),
+        }
+        if state.success:
+            values["last_success"] = iso(state.polled)
+            for key in ("etag", "last_modified", "body_hash"):
+                values[key] = getattr(state, key)
+        if state.title:
+            values["title"] = state.title
+        if state.url:
+            clash = self.db.execute(
+                "SELECT id FROM feeds WHERE url = ? AND id != ?", [state.url, feed_id]
+            ).fetchone()
+            if not clash:
+                values["url"] = state.url
+        if state.seen_items is not None:
+            values["seen_items"] = json.dumps(state.seen_items, separators=(",", ":"))
+        self.db.conn.execute(
+            f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)}, items = items + ? "
+            "WHERE id = ?",
+            [*values.values(), state.new_items, feed_id],
+        )
+
+    def item_fingerprints(self, feed_id: int) -> dict[str, str | None]:
+        """guid -> fingerprint of every item of this feed already stored (None for pruned
+        ones): what a worker needs to fetch pages for new or changed items only."""
+        known: dict[str, str | None] = {}
+        for sql in (
+            "SELECT guid, fingerprint FROM articles WHERE feed_id = ?",
+            "SELECT guid, fingerprint FROM article_aliases WHERE feed_id = ?",
+        ):
+            known.update(self.db.execute(sql, [feed_id]).fetchall())
+        prefix = guid_key(feed_id, "")
+        for (key,) in self.db.execute(
+            "SELECT key FROM tombstones WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"]
+        ):
+            known[key[len(prefix) :]] = None
+        return known

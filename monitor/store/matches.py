@@ -1,0 +1,124 @@
+"""Matches and entity mentions, written in the article's transaction.
+
+Mixed into Store (monitor/store/database.py), whose connection and transaction they use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..records import Evidence, Match
+from .rows import (
+    iso,
+    match_columns,
+)
+
+
+class MatchQueries:
+    """Store methods for matches and entity mentions, written in the article's transaction."""
+
+    db: sqlite_utils.Database
+
+    def insert_matches(self, matches: Iterable[Match], now: datetime) -> int:
+        """Store matches (one per article and rule); call inside the article's transaction."""
+        rows = [match_columns(m, now) for m in matches]
+        if rows:
+            self.db["matches"].insert_all(rows, replace=True)
+        return len(rows)
+
+    def insert_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO mentions (article_id, entity_id, field, [start], [end]) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(article_id, e.entity, e.field, e.start, e.end) for e in mentions if e.entity],
+        )
+
+    def matches_for(
+        self, rule_ids: Sequence[str] | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if rule_ids is not None:
+            clauses.append(f"m.rule_id IN ({','.join('?' * len(rule_ids))})")
+            params.extend(rule_ids)
+        if since:
+            clauses.append("a.first_seen >= ?")
+            params.append(iso(since))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return list(
+            self.db.query(
+                "SELECT m.*, a.title, a.url FROM matches m JOIN articles a ON a.id = m.article_id"
+                + where
+                + " ORDER BY m.article_id",
+                params,
+            )
+        )
+
+    def replace_matches(
+        self,
+        rule_ids: Sequence[str],
+        article_ids: Sequence[int],
+        matches: Iterable[Match],
+        now: datetime,
+    ) -> None:
+        """Backtest --apply: these rules' matches over these articles become `matches`."""
+        with self.db.conn:
+            for start in range(0, len(article_ids), 500):
+                chunk = article_ids[start : start + 500]
+                self.db.execute(
+                    f"DELETE FROM matches WHERE rule_id IN ({','.join('?' * len(rule_ids))}) "
+                    f"AND article_id IN ({','.join('?' * len(chunk))})",
+                    [*rule_ids, *chunk],
+                )
+            self.insert_matches(matches, now)
+
+    def record_matches(
+        self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
+    ) -> list[Match]:
+        """Store the matches of one revision of an article; return only the rules that match it
+        and matched no earlier revision. A rule that matched before keeps its first match time
+        and revision (it was delivered then) with this revision's evidence."""
+        before = {
+            rule_id
+            for (rule_id,) in self.db.execute(
+                "SELECT rule_id FROM matches WHERE article_id = ?", [article_id]
+            )
+        }
+        new, updates, inserts = [], [], []
+        matched_at = iso(now)
+        for match in matches:
+            evidence = json.dumps([e.__dict__ for e in match.evidence], ensure_ascii=False)
+            tags = json.dumps(list(match.tags))
+            if match.rule_id in before:
+                updates.append(
+                    [match.score, evidence, match.snippet, tags, match.priority]
+                    + [article_id, match.rule_id]
+                )
+            else:
+                inserts.append(
+                    [article_id, match.rule_id, match.score, evidence, match.snippet, tags]
+                    + [match.priority, matched_at, revision]
+                )
+                if match.article_id != article_id:
+                    match = replace(match, article_id=article_id)
+                new.append(match)
+        self.db.conn.executemany(
+            "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, "
+            "priority = ? WHERE article_id = ? AND rule_id = ?",
+            updates,
+        )
+        self.db.conn.executemany(
+            "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
+            "matched_at, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        return new
+
+    def replace_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
+        """The entity mentions of an article's latest revision."""
+        self.db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
+        self.insert_mentions(article_id, mentions)

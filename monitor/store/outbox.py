@@ -1,0 +1,357 @@
+"""The delivery outbox (docs/delivery.md): the only code that reads or writes deliveries,
+delivery_matches, subscribers and endpoints. Writers either commit on their own or say they
+belong inside the caller's transaction.
+
+Mixed into Store (monitor/store/database.py), whose connection and transaction they use."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..records import Delivery
+from .rows import (
+    OutboxItem,
+    delivery_from_row,
+    iso,
+    outbox_item_from_row,
+    parse_iso,
+)
+
+WEBHOOK_BATCH_ARTICLES = 100  # a batched webhook's message carries at most this many articles
+
+
+class OutboxQueries:
+    """Store methods for the delivery outbox (docs/delivery.md)."""
+
+    db: sqlite_utils.Database
+
+    def insert_delivery(
+        self, kind: str, target: str, status: str, now: datetime, matches: Iterable[tuple[int, str]]
+    ) -> int:
+        """A new delivery carrying these (article id, rule id) matches, due now."""
+        delivery_id = self.db.execute(
+            "INSERT INTO deliveries (kind, target, key, status, attempts, next_attempt, created) "
+            "VALUES (?, ?, ?, ?, 0, ?, ?)",
+            [kind, target, secrets.token_hex(8), status, iso(now), iso(now)],
+        ).lastrowid
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO delivery_matches (delivery_id, article_id, rule_id) "
+            "VALUES (?, ?, ?)",
+            [(delivery_id, article_id, rule_id) for article_id, rule_id in matches],
+        )
+        return delivery_id  # type: ignore[return-value]
+
+    def enqueue_webhook(
+        self,
+        name: str,
+        url: str,
+        batched: bool,
+        article_id: int,
+        rule_ids: Sequence[str],
+        now: datetime,
+    ) -> int | None:
+        """Queue one article's matches for a webhook, in the transaction that stored them.
+
+        Per-match webhooks get one delivery per article; batched ones add to their open batch
+        (closed by `close_batches`, or when it holds WEBHOOK_BATCH_ARTICLES articles). Returns the
+        delivery id, or None while the endpoint at `url` is disabled."""
+        if self.disabled_endpoint(name, url):
+            return None
+        pairs = [(article_id, rule_id) for rule_id in rule_ids]
+        if batched:
+            row = self.db.execute(
+                "SELECT d.id, (SELECT count(DISTINCT article_id) FROM delivery_matches "
+                "WHERE delivery_id = d.id) FROM deliveries d "
+                "WHERE kind = 'webhook' AND target = ? AND status = 'open'",
+                [name],
+            ).fetchone()
+            if row and row[1] < WEBHOOK_BATCH_ARTICLES:
+                self.db.conn.executemany(
+                    "INSERT OR IGNORE INTO delivery_matches VALUES (?, ?, ?)",
+                    [(row[0], a, r) for a, r in pairs],
+                )
+                return row[0]
+            if row:
+                self._set_status(row[0], "pending", now)
+        return self.insert_delivery("webhook", name, "open" if batched else "pending", now, pairs)
+
+    def close_batches(self, now: datetime) -> int:
+        """Open webhook batches become due now. Returns how many."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt = ? "
+                "WHERE kind = 'webhook' AND status = 'open'",
+                [iso(now)],
+            ).rowcount
+
+    def due_deliveries(self, kind: str, now: datetime, limit: int = 100) -> list[Delivery]:
+        return self._deliveries(
+            "WHERE d.kind = ? AND d.status = 'pending' AND d.next_attempt <= ? "
+            "ORDER BY d.next_attempt, d.id LIMIT ?",
+            [kind, iso(now), limit],
+        )
+
+    def delivery(self, delivery_id: int) -> Delivery | None:
+        found = self._deliveries("WHERE d.id = ?", [delivery_id])
+        return found[0] if found else None
+
+    def list_deliveries(
+        self,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        target: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """Newest first."""
+        clauses, params = [], []
+        for column, value in (("kind", kind), ("status", status), ("target", target)):
+            if value:
+                clauses.append(f"d.{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._deliveries(f"{where} ORDER BY d.id DESC LIMIT ?", [*params, limit])
+
+    def _deliveries(self, tail: str, params: Sequence[Any]) -> list[Delivery]:
+        rows = self.db.query(
+            "SELECT d.*, (SELECT count(*) FROM delivery_matches WHERE delivery_id = d.id) "
+            f"AS items FROM deliveries d {tail}",
+            params,
+        )
+        return [delivery_from_row(row) for row in rows]
+
+    def delivery_items(self, delivery_id: int) -> list[OutboxItem]:
+        """The matches a delivery carries, with their articles (and story, once stories exist).
+        Matches pruned by retention since the delivery was made are left out."""
+        return self._outbox_items(
+            "delivery_matches dm JOIN matches m ON m.article_id = dm.article_id "
+            "AND m.rule_id = dm.rule_id",
+            "dm.delivery_id = ?",
+            [delivery_id],
+        )
+
+    def items_for(self, matches: Sequence[tuple[int, str]]) -> list[OutboxItem]:
+        """Like delivery_items, for (article id, rule id) pairs no delivery carries yet."""
+        found = []
+        for start in range(0, len(matches), 400):
+            chunk = matches[start : start + 400]
+            found += self._outbox_items(
+                "matches m",
+                f"(m.article_id, m.rule_id) IN (VALUES {','.join(['(?, ?)'] * len(chunk))})",
+                [value for pair in chunk for value in pair],
+            )
+        return found
+
+    def _outbox_items(self, source: str, where: str, params: Sequence[Any]) -> list[OutboxItem]:
+        rows = self.db.query(
+            "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name, "
+            "f.url AS feed_url, m.rule_id, m.score, m.evidence, m.snippet, "
+            "m.tags AS match_tags, m.priority, a.story_id AS story_id, "
+            f"m.revision AS match_revision FROM {source} "
+            "JOIN articles a ON a.id = m.article_id JOIN feeds f ON f.id = a.feed_id "
+            f"WHERE {where} ORDER BY a.id, m.rule_id",
+            params,
+        )
+        return [outbox_item_from_row(row) for row in rows]
+
+    def mentions_of(self, article_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Entity mentions per article: {article id: {entity id: count}}."""
+        found: dict[int, dict[str, int]] = {}
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start : start + 500])
+            rows = self.db.execute(
+                "SELECT article_id, entity_id, count(*) FROM mentions "
+                f"WHERE article_id IN ({','.join('?' * len(chunk))}) "
+                "GROUP BY article_id, entity_id ORDER BY article_id, entity_id",
+                chunk,
+            )
+            for article_id, entity_id, count in rows:
+                found.setdefault(article_id, {})[entity_id] = count
+        return found
+
+    def freeze_payload(self, delivery_id: int, payload: str) -> None:
+        """Keep a webhook body before its first attempt, so every attempt sends the same bytes."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE deliveries SET payload = ? WHERE id = ? AND payload IS NULL",
+                [payload, delivery_id],
+            )
+
+    def last_delivery_created(self, kind: str, target: str) -> datetime | None:
+        row = self.db.execute(
+            "SELECT max(created) FROM deliveries WHERE kind = ? AND target = ?", [kind, target]
+        ).fetchone()
+        return parse_iso(row[0]) if row else None
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        status: str,
+        now: datetime,
+        *,
+        next_attempt: datetime | None = None,
+        last_status: int | None = None,
+        last_error: str = "",
+        payload: str | None = None,
+    ) -> None:
+        """The outcome of one attempt, committed at once: `sent` only after the server said so."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt = ?, "
+                "last_status = ?, last_error = ?, sent = CASE WHEN ? = 'sent' THEN ? ELSE sent "
+                "END, payload = COALESCE(?, payload) WHERE id = ?",
+                [
+                    status,
+                    iso(next_attempt) if next_attempt else None,
+                    last_status,
+                    last_error,
+                    status,
+                    iso(now),
+                    payload,
+                    delivery_id,
+                ],
+            )
+
+    def requeue(self, delivery_id: int, now: datetime) -> Delivery | None:
+        """An operator's retry: due now, attempts counted afresh, same key; re-enables the
+        webhook endpoint it was going to."""
+        with self.transaction():
+            found = self.delivery(delivery_id)
+            if found is None:
+                return None
+            self._set_status(delivery_id, "pending", now, reset=True)
+            if found.kind == "webhook":
+                self.db.execute("DELETE FROM endpoints WHERE name = ?", [found.target])
+        return self.delivery(delivery_id)
+
+    def requeue_since(
+        self, since: datetime, now: datetime, *, target: str | None = None, sent: bool = False
+    ) -> list[int]:
+        """Failed and dead deliveries created since `since` (sent ones too with sent=True) become
+        due now, keeping their keys. Returns their ids."""
+        statuses = ("failed", "dead", "sent") if sent else ("failed", "dead")
+        sql = (
+            "SELECT id FROM deliveries WHERE created >= ? "
+            f"AND status IN ({','.join('?' * len(statuses))})"
+        )
+        params: list[Any] = [iso(since), *statuses]
+        if target:
+            sql += " AND target = ?"
+            params.append(target)
+        with self.transaction():
+            ids = [row[0] for row in self.db.execute(sql + " ORDER BY id", params)]
+            for delivery_id in ids:
+                self._set_status(delivery_id, "pending", now, reset=True)
+        return ids
+
+    def _set_status(
+        self, delivery_id: int, status: str, now: datetime, reset: bool = False
+    ) -> None:
+        extra = ", attempts = 0, last_error = '', last_status = NULL" if reset else ""
+        self.db.execute(
+            f"UPDATE deliveries SET status = ?, next_attempt = ?{extra} WHERE id = ?",
+            [status, iso(now), delivery_id],
+        )
+
+    def prune_deliveries(self) -> int:
+        """Forget what retention made pointless: the carried matches of articles that no longer
+        exist (ids below the oldest stored article's), then the finished deliveries left carrying
+        nothing. Costs an indexed lookup when there is nothing to do. Returns deliveries removed."""
+        with self.transaction():
+            oldest = self.db.execute("SELECT min(id) FROM articles").fetchone()[0]
+            if oldest is None:
+                return 0
+            touched = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT DISTINCT delivery_id FROM delivery_matches WHERE article_id < ?",
+                    [oldest],
+                )
+            ]
+            if not touched:
+                return 0
+            self.db.execute("DELETE FROM delivery_matches WHERE article_id < ?", [oldest])
+            removed = 0
+            for start in range(0, len(touched), 500):
+                chunk = touched[start : start + 500]
+                removed += self.db.execute(
+                    f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(chunk))}) "
+                    "AND status IN ('sent', 'failed', 'dead') AND NOT EXISTS "
+                    "(SELECT 1 FROM delivery_matches dm WHERE dm.delivery_id = deliveries.id)",
+                    chunk,
+                ).rowcount
+            return removed
+
+    def disable_endpoint(self, name: str, url: str, reason: str, now: datetime) -> int:
+        """Stop sending to a webhook endpoint (it answered 410 Gone) until its URL changes or an
+        operator retries one of its deliveries. Its pending deliveries fail. Returns how many."""
+        with self.transaction():
+            self.db["endpoints"].upsert(
+                {"name": name, "url": url, "disabled": iso(now), "reason": reason}, pk="name"
+            )
+            return self.db.execute(
+                "UPDATE deliveries SET status = 'failed', last_error = ? "
+                "WHERE kind = 'webhook' AND target = ? AND status IN ('pending', 'open')",
+                [f"endpoint disabled: {reason}", name],
+            ).rowcount
+
+    def disabled_endpoint(self, name: str, url: str) -> str | None:
+        """Why the endpoint at `url` is disabled, or None when it is not."""
+        row = self.db.execute(
+            "SELECT reason FROM endpoints WHERE name = ? AND url = ? AND disabled IS NOT NULL",
+            [name, url],
+        ).fetchone()
+        return row[0] if row else None
+
+    def subscriber_state(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM subscribers WHERE name = ?", [name]))
+        return rows[0] if rows else None
+
+    def save_subscriber(self, state: dict[str, Any]) -> None:
+        """Insert or replace a subscriber's row (name, since, filter, schedule, next_due, token)."""
+        self.db["subscribers"].upsert(state, pk="name")
+
+    def set_next_due(self, name: str, next_due: datetime | None) -> None:
+        self.db.execute(
+            "UPDATE subscribers SET next_due = ? WHERE name = ?",
+            [iso(next_due) if next_due else None, name],
+        )
+
+    def undelivered_matches(
+        self,
+        name: str,
+        since: datetime,
+        rule_ids: Sequence[str],
+        tags: Sequence[str],
+        priorities: Sequence[str],
+    ) -> list[tuple[int, str]]:
+        """(article id, rule id) of matches made since `since` that this subscriber follows (by
+        rule or tag, at these priorities) and that no digest of theirs carries yet."""
+        # Only the ways the subscriber follows are asked: by rules alone, the rule_id index
+        # answers, instead of every match since `since` being read and its tags unpacked.
+        follows = []
+        if rule_ids:
+            follows.append(f"m.rule_id IN ({','.join('?' * len(rule_ids))})")
+        if tags:
+            follows.append(
+                "EXISTS (SELECT 1 FROM json_each(m.tags) t "
+                f"WHERE t.value IN ({','.join('?' * len(tags))}))"
+            )
+        if not follows:
+            return []
+        rows = self.db.execute(
+            "SELECT m.article_id, m.rule_id FROM matches m WHERE m.matched_at >= ? "
+            f"AND m.priority IN ({','.join('?' * len(priorities))}) "
+            f"AND ({' OR '.join(follows)}) "
+            "AND NOT EXISTS (SELECT 1 FROM delivery_matches dm "
+            "JOIN deliveries d ON d.id = dm.delivery_id WHERE d.kind = 'digest' "
+            "AND d.target = ? AND dm.article_id = m.article_id AND dm.rule_id = m.rule_id) "
+            "ORDER BY m.matched_at, m.article_id, m.rule_id",
+            [iso(since), *priorities, *rule_ids, *tags, name],
+        )
+        return [(row[0], row[1]) for row in rows]
