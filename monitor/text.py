@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from html.parser import HTMLParser
 
@@ -166,15 +167,23 @@ _STEMS_KEPT = 300_000
 
 def stem_words(words: list[str], language: str) -> list[str]:
     """Snowball stems of folded words in a supported language ('en' or 'fr')."""
+    found = stem_map(words, language)
+    return [found[w] for w in words]
+
+
+def stem_map(words: Iterable[str], language: str) -> dict[str, str]:
+    """Word -> Snowball stem, for folded words in a supported language ('en' or 'fr')."""
+    words = list(words)
     stems = _STEMS.setdefault(language, {})
-    missing = [w for w in words if w not in stems]
-    if missing:
+    found = dict(zip(words, map(stems.get, words), strict=True))  # lookups run in C
+    if None in found.values():
+        missing = [w for w, stem in found.items() if stem is None]
+        stemmed = dict(zip(missing, _stemmer(language).stemWords(missing), strict=True))
         if len(stems) + len(missing) > _STEMS_KEPT:
             stems.clear()
-        stems.update(zip(missing, _stemmer(language).stemWords(missing), strict=True))
-    get = stems.get
-    # Another thread may have emptied the cache since: stem any word it lost again.
-    return [get(w) or _stemmer(language).stemWord(w) for w in words]
+        stems.update(stemmed)
+        found.update(stemmed)
+    return found
 
 
 def base_language(language: str | None) -> str:

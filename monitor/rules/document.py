@@ -17,7 +17,7 @@ from functools import cached_property
 from itertools import islice
 
 from ..records import Article
-from ..text import STEM_LANGUAGES, TOKEN, base_language, fold, stem_words, tokens
+from ..text import STEM_LANGUAGES, TOKEN, base_language, fold, stem_map, tokens
 
 TEXT_FIELDS = ("title", "summary", "content")
 ALL_FIELDS = (*TEXT_FIELDS, "author", "url", "feed", "category")
@@ -195,9 +195,7 @@ class Document:
         """Word -> stem for every distinct word of the document: one stemming per language."""
         found = self._stem_maps.get(language)
         if found is None:
-            distinct = list(self.words)
-            found = dict(zip(distinct, stem_words(distinct, language), strict=True))
-            self._stem_maps[language] = found
+            found = self._stem_maps[language] = stem_map(self.words, language)
         return found
 
     def words_by_stem(self, language: str) -> dict[str, list[str]]:
