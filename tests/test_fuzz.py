@@ -79,7 +79,19 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 QUERY = st.recursive(TERM, _combine, max_leaves=8)
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
+# Hostile text, and text made of the queries' words and their inflections (so that rules match
+# and the presearch's shortcuts are put to the test, not only its refusals).
+TEXT = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=400),
+    st.lists(
+        st.one_of(
+            WORDS,
+            st.sampled_from(["slapped", "slapping", "courts", "polices", "migrant", "Calaisiens"]),
+            st.text(st.characters(blacklist_categories=("Cs",)), max_size=6),
+        ),
+        max_size=40,
+    ).map(" ".join),
+)
 
 
 @FUZZ

@@ -65,3 +65,19 @@ def test_a_rule_is_a_candidate_only_where_its_second_clause_holds_too() -> None:
     assert _candidates(index, "Airbus staff began a walkout.") == {"strike"}
     assert _candidates(index, "Boeing shares fell.") == set()
     assert _candidates(index, "Two Boeings crashed.") == {"crash"}
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        ("polic* OR shooting~", "The shooting of protesters."),
+        ('"tear gas" OR gendarm*', "They fired tear gas at the camp."),
+    ],
+)
+def test_a_clause_mixing_a_prefix_with_a_stem_or_a_pair_still_matches(
+    query: str, text: str
+) -> None:
+    # Such a clause is checked term by term; its stems and pairs must be among the article's
+    # terms, or the rule is dropped before evaluation (a bug that lost police-violence matches).
+    index = RuleIndex.build([Rule("r", query)], {})
+    assert [m.rule_id for m in index.match(_article(text))[0]] == ["r"]

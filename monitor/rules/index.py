@@ -160,7 +160,7 @@ class RuleIndex:
             self._entity_keys.add(i, node.keys())
         # Whether clauses name pairs of words or stems: only then are an article's pairs or
         # stems collected for them.
-        terms = {term for r in self.rules for c in r.must for term in c}
+        terms = {term for r in self.rules for c in (*r.must, *r.must_prefixed) for term in c}
         self._pairs = any(" " in term for term in terms)
         stems: dict[str, set[str]] = {}
         for term in terms:
