@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from bench.wirecopy import Corpus, load_corpus
 from monitor.config import Config, load_config
 from monitor.fetch import make_session
 from monitor.pipeline import CycleSummary, poll_due
@@ -115,3 +116,13 @@ def services(tmp_path: Path) -> Iterator[Services]:
     made = Services(tmp_path)
     yield made
     made.close()
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    """The real articles the wire-copy pairs are built from (bench/wirecopy.py), read once per
+    test module."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    if not path.is_dir():
+        pytest.skip(f"real-world corpora not found at {path} (clone shared/ beside the repo)")
+    return load_corpus(path)

@@ -15,18 +15,10 @@ import sqlite_utils
 from conftest import LoopbackServer
 from identity_support import NOW, Item, Service, Services, rss
 
-from bench.wirecopy import PAIRS, Corpus, Source, apply_edits, evaluate, load_corpus
+from bench.wirecopy import PAIRS, Corpus, Source, apply_edits, evaluate
 from monitor.config import IdentityConfig
 from monitor.store import Store, migrations
 from monitor.stories import ensure_index
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Corpus:
-    path = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-    if not path.is_dir():
-        pytest.skip(f"real-world corpora not found at {path} (clone shared/ beside the repo)")
-    return load_corpus(path)
 
 
 @pytest.fixture

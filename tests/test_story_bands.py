@@ -13,19 +13,11 @@ from pathlib import Path
 import pytest
 from identity_support import NOW
 
-from bench.wirecopy import PAIRS, Corpus, Source, _group, apply_edits, load_corpus
+from bench.wirecopy import PAIRS, Corpus, Source, _group, apply_edits
 from monitor.config import IdentityConfig
 from monitor.records import Article
 from monitor.store import Store
 from monitor.stories import place
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Corpus:
-    path = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-    if not path.is_dir():
-        pytest.skip(f"real-world corpora not found at {path} (clone shared/ beside the repo)")
-    return load_corpus(path)
 
 
 def open_store(path: Path, band_log_articles: int) -> Store:
