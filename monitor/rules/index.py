@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..records import Article, Evidence, Match
-from .compile import Compiler
+from .compile import PREFIX_MIN, Compiler
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
 from .model import Entity, Rule
@@ -131,7 +131,7 @@ class _KeyIndex:
 
 
 _Filed = dict[str, list[int]]  # second term -> items ("": none)
-_PREFIX_LENGTHS = (3, 5, 7)  # 3 is the shortest prefix a query may have (compile.PREFIX_MIN)
+_PREFIX_LENGTHS = (PREFIX_MIN, 5, 7)  # PREFIX_MIN: the shortest prefix a query may have
 
 
 class RuleIndex:
