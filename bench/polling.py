@@ -11,8 +11,9 @@ settings and rules, storing to SQLite) and for the plain loop (`requests.get` th
 3. 304: every feed honours Vigie's If-None-Match (the plain loop sends none and gets 200);
 4. unchanged body: the same bytes again, without validators.
 
-CPU milliseconds per feed are the client's own (Vigie's process, all threads; the plain loop runs
-in a process of its own); the server's CPU is read from it and reported with its throughput when
+CPU milliseconds per feed are the client's own (Vigie's process, all threads, plus its worker
+processes that read and match changed feeds, polling.processes; the plain loop runs in a process
+of its own); the server's CPU is read from it and reported with its throughput when
 driven alone by a minimal asyncio client, to show it is not the bottleneck.
 
 Usage: python -m bench.polling [--feeds N] [--quick] [--rows PATH]
@@ -38,6 +39,7 @@ from bench.report import Row, emit, quick
 from monitor.config import load_config
 from monitor.fetch import make_session
 from monitor.pipeline import poll_due
+from monitor.readers import ReaderPool
 from monitor.rules.files import load_rules
 from monitor.store import Store
 
@@ -183,17 +185,25 @@ def run(server: Server, count: int, tmp: Path) -> list[Row]:
         store.upsert_feed(url, now=start)
     index = load_rules(config.rules.paths).index()
     session = make_session(config.fetch)
+    readers = ReaderPool(config.polling.processes)
     clock = [start]
 
     def vigie() -> None:
         clock[0] += timedelta(hours=1)  # every feed is due again (interval 30 min, ±10%)
-        summary = poll_due(store, session, config, index, clock[0])
+        summary = poll_due(store, session, config, index, clock[0], readers=readers)
         assert summary.feeds_polled == count and not summary.errors, summary.errors[:3]
+
+    def vigie_measured() -> tuple[float, float]:
+        """(wall, CPU seconds of this process and of the reader processes) of one pass."""
+        workers = readers.cpu_seconds()
+        wall, cpu = measure(vigie)
+        return wall, cpu + readers.cpu_seconds() - workers
 
     print(
         f"{count} feeds of {ITEMS} items (~{len(requests.get(urls[0]).content) // 1000} KB) on "
-        f"loopback. Vigie: concurrency {config.fetch.concurrency}, the rules in rules/, storing "
-        "to SQLite. Plain loop: requests.get + feedparser.parse, one feed after the other."
+        f"loopback. Vigie: concurrency {config.fetch.concurrency}, {config.polling.processes} "
+        "reader processes, the rules in rules/, storing to SQLite. Plain loop: requests.get + "
+        "feedparser.parse, one feed after the other."
     )
     print(
         f"{'pass':40} {'who':14} {'feeds/s':>8} {'CPU ms/feed':>12} {'wall s':>7} {'vs plain':>9}"
@@ -217,7 +227,7 @@ def run(server: Server, count: int, tmp: Path) -> list[Row]:
             f"{title:40} {'server alone':14} {alone[0]:>8.0f} {alone[1]:>12.2f} "
             f"{count / alone[0]:>7.2f}  (server CPU)"
         )
-        vigie_wall, vigie_cpu = measure(vigie)
+        vigie_wall, vigie_cpu = vigie_measured()
         plain_wall, plain_cpu = plain_loop(server.base, count)
         for who, wall, cpu in (
             ("vigie", vigie_wall, vigie_cpu),
@@ -230,6 +240,7 @@ def run(server: Server, count: int, tmp: Path) -> list[Row]:
                 flush=True,
             )
         rows += pass_rows(title, count, alone, vigie_wall, vigie_cpu, plain_wall, plain_cpu)
+    readers.close()
     store.close()
     return rows
 

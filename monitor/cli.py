@@ -25,6 +25,7 @@ from .deliver.dispatch import sync_subscribers
 from .errors import ConfigError, RuleError, VigieError
 from .fetch import make_session
 from .pipeline import CycleSummary, PollOutcome, poll_due
+from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
 from .rules.stats import HEURISTIC, TermStats
@@ -144,23 +145,26 @@ def once(config_path: str) -> None:
         total = len(store.feeds())
         session = make_session(config.fetch)
         now = datetime.now(UTC)
-        if console.is_terminal:
-            with Progress(
-                TextColumn("polling"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("", total=total)
+        with ReaderPool(config.polling.processes) as readers:
+            if console.is_terminal:
+                with Progress(
+                    TextColumn("polling"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.description}"),
+                    console=console,
+                    transient=True,
+                ) as progress:
+                    task = progress.add_task("", total=total)
 
-                def advance(outcome: PollOutcome) -> None:
-                    progress.update(task, advance=1, description=outcome.feed.name or "")
+                    def advance(outcome: PollOutcome) -> None:
+                        progress.update(task, advance=1, description=outcome.feed.name or "")
 
-                summary = poll_due(store, session, config, book.index, now, advance, force=True)
-        else:
-            summary = poll_due(store, session, config, book.index, now, force=True)
+                    summary = poll_due(
+                        store, session, config, book.index, now, advance, True, readers
+                    )
+            else:
+                summary = poll_due(store, session, config, book.index, now, None, True, readers)
         print_summary(summary, store, config)
         deliver_after_poll(config, store, book.index, now)
         prune_expired(store, config.retention, now)

@@ -74,7 +74,7 @@ class Setting:
     """One documented setting: `section.key`, its kind, default and one line of help."""
 
     key: str
-    kind: str  # duration | size | int | ratio | bool | str | path | list[str]
+    kind: str  # duration | size | int | ratio | bool | str | path | list[str] | processes
     default: Any
     help: str
 
@@ -109,6 +109,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("polling.interval", "duration", "30m", "default time between two polls of a feed"),
     Setting("polling.tick", "duration", "30s", "how often the scheduler looks for due feeds"),
     Setting("polling.max_backoff", "duration", "24h", "longest wait after repeated failures"),
+    Setting(
+        "polling.processes",
+        "processes",
+        "auto",
+        'worker processes that parse and match changed feeds: "auto" (one per CPU when there '
+        "are several), a number, or 0 for none (all in the polling process)",
+    ),
     Setting("rules.paths", "list[str]", ["rules"], "rule files or folders of *.toml rule files"),
     Setting("rules.reload", "duration", "10s", "how often `vigie run` checks rule files for edits"),
     # Identity (docs/identity.md): retention, full text, canonical URLs and stories.
@@ -195,6 +202,7 @@ class PollingConfig:
     interval: float
     tick: float
     max_backoff: float
+    processes: int = 0  # worker processes reading changed feeds (monitor/readers.py)
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,7 @@ _EXPECTED = {
     "str": "expected a string",
     "path": "expected a file path",
     "list[str]": "expected a list of strings",
+    "processes": 'expected "auto" or a whole number of processes (0 for none)',
 }
 
 
@@ -270,6 +279,12 @@ def _convert(kind: str, value: Any) -> Any:
         converted = parse_size(value)
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        converted = value if ok else None
+    elif kind == "processes":
+        if value == "auto":
+            cpus = os.cpu_count() or 1
+            value = cpus if cpus > 1 else 0
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         converted = value if ok else None
     elif kind == "ratio":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1

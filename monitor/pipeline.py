@@ -1,9 +1,12 @@
 """One poll cycle: fetch -> parse -> identify -> store -> story -> match, one transaction per feed.
 
-Fetching and parsing run in a bounded thread pool (network-bound), with identification (canonical
-URL, fingerprint, language) and, for full_text feeds, the article pages; storing, grouping into
-stories and matching run on the calling thread, because SQLite has one writer. A feed's failure is
-recorded on that feed and the cycle goes on with the others.
+Fetching runs in a bounded thread pool (network-bound). Reading what was fetched (parsing,
+identification: canonical URL, fingerprint, language) runs in the same threads, or, given
+`readers` (monitor/readers.py), in worker processes that also match the articles, so that parsing
+and matching use every core. Full_text feeds fetch their article pages between parsing and
+identification and are always read in the threads. Storing, grouping into stories and matching
+what no worker matched run on the calling thread, because SQLite has one writer. A feed's failure
+is recorded on that feed and the cycle goes on with the others.
 """
 
 from __future__ import annotations
@@ -43,6 +46,23 @@ class Matcher(Protocol):
     ) -> tuple[list[Match], list[Evidence]]: ...
 
 
+MatchResult = tuple[list[Match], list[Evidence]]
+
+
+class FeedReaders(Protocol):
+    """Where fetched bodies are read (and their articles matched) when not in the fetch thread:
+    worker processes (monitor/readers.py)."""
+
+    def use(self, matcher: Matcher | None, feeds: int) -> bool:
+        """Get ready to read a cycle of `feeds` due feeds with this matcher; False when the
+        cycle is better read in the fetch threads."""
+        ...
+
+    def read(
+        self, result: FetchResult, feed: Feed, tracking: TrackingParams, now: datetime
+    ) -> PollOutcome: ...
+
+
 @dataclass(frozen=True)
 class PollOutcome:
     """What fetching and parsing one feed produced, before anything is stored."""
@@ -53,6 +73,8 @@ class PollOutcome:
     articles: tuple[Article, ...] = ()
     error: str | None = None  # fetch or parse error, for the feed's record
     seen_items: tuple[tuple[str, str], ...] | None = None  # for the feed's record; None: keep
+    # What the matcher found in each of `articles`, when a reader matched them already.
+    matched: tuple[MatchResult, ...] | None = None
 
 
 @dataclass
@@ -97,25 +119,48 @@ def fetch_and_parse(
     now: datetime,
     known: Mapping[str, str | None] | None = None,
     pages: PageFetcher | None = None,
+    readers: FeedReaders | None = None,
 ) -> PollOutcome:
     """Network, parsing and identification for one feed; safe to run in a worker thread (no
     database access). Only the items the feed's last document did not carry byte for byte are
     parsed (monitor/delta.py). For a full_text feed, `pages` fetches the pages of the items that
-    `known` (guid -> stored fingerprint) does not hold unchanged."""
+    `known` (guid -> stored fingerprint) does not hold unchanged; other feeds are read by
+    `readers` when given."""
     result = fetch_feed(session, feed, config.fetch)
     if result.error:
         return PollOutcome(feed, result, error=result.error)
     if result.unchanged or result.body is None:
         return PollOutcome(feed, result)
     tracking = TrackingParams.of(config.identity.tracking_params)
+    if not (feed.full_text and pages is not None):
+        if readers is not None:
+            return readers.read(result, feed, tracking, now)
+        return read_feed(result, feed, tracking, now)
     try:
         title, articles, seen, others = _new_items(result, feed, tracking, now)
     except FeedParseError as e:
         return PollOutcome(feed, result, error=e.reason)
-    if feed.full_text and pages is not None:
-        articles = distinct_urls(pages.enrich(articles, known or {}), others)
+    articles = distinct_urls(pages.enrich(articles, known or {}), others)
     articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
     return PollOutcome(feed, result, title, tuple(articles), seen_items=seen)
+
+
+def read_feed(
+    result: FetchResult,
+    feed: Feed,
+    tracking: TrackingParams,
+    now: datetime,
+    matcher: Matcher | None = None,
+) -> PollOutcome:
+    """Parse and identify the new items of one fetched body and, given a matcher, match them:
+    CPU work only (no network, no database), so a worker process can do it."""
+    try:
+        title, articles, seen, _ = _new_items(result, feed, tracking, now)
+    except FeedParseError as e:
+        return PollOutcome(feed, result, error=e.reason)
+    articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
+    matched = tuple(matcher.match(a, feed.tags) for a in articles) if matcher else None
+    return PollOutcome(feed, result, title, tuple(articles), seen_items=seen, matched=matched)
 
 
 def _new_items(
@@ -157,12 +202,13 @@ def _contained(
     now: datetime,
     known: Mapping[str, str | None] | None,
     pages: PageFetcher | None,
+    readers: FeedReaders | None,
 ) -> PollOutcome:
     """fetch_and_parse, where a bug that one feed's bytes trigger is logged with its traceback
     and recorded on that feed like any failure (backed off), so one hostile feed cannot stop
     the other feeds of every cycle from being stored."""
     try:
-        return fetch_and_parse(session, feed, config, now, known, pages)
+        return fetch_and_parse(session, feed, config, now, known, pages, readers)
     except Exception as e:
         log.exception("bug while reading a feed", extra={"feed_id": feed.id, "feed_url": feed.url})
         reason = " ".join(f"internal error: {type(e).__name__}: {e}".split())[:300]
@@ -193,9 +239,15 @@ def store_outcome(
         body_hash=result.body_hash,
         seen_items=None if failed else outcome.seen_items,
     )
+    matched: dict[tuple, MatchResult] = {}
+    if outcome.matched is not None:
+        matched = dict(zip(map(_match_key, outcome.articles), outcome.matched, strict=True))
     with store.transaction():
         stored = store.store_articles(outcome.articles, now) if not failed else []
-        changes = [_story_and_matches(store, a, feed, config, matcher, now) for a in stored]
+        changes = [
+            _story_and_matches(store, a, feed, config, matcher, now, matched.get(_match_key(a)))
+            for a in stored
+        ]
         new_items = sum(1 for change in changes if not change.updated)
         store.record_poll(feed.id, FeedState(**{**state.__dict__, "new_items": new_items}))
     if failed:
@@ -212,20 +264,39 @@ def _story_and_matches(
     config: Config,
     matcher: Matcher | None,
     now: datetime,
+    matched: MatchResult | None = None,
 ) -> Change:
-    """Place a new article or revision in its story, run the rules on its text and keep the
-    rules that newly match (on a revision: matched no earlier one)."""
+    """Place a new article or revision in its story, run the rules on its text (unless a reader
+    `matched` it already) and keep the rules that newly match (on a revision: matched no
+    earlier one)."""
     assert article.id is not None  # stored
     article_id = article.id
     article = replace(article, story_id=place(store, article, config.identity, now))
     if matcher is None:
         return Change(article)
-    matches, mentions = matcher.match(article, feed.tags)
+    matches, mentions = matcher.match(article, feed.tags) if matched is None else matched
     new_matches = store.record_matches(article_id, article.revision, matches, now)
     store.replace_mentions(article_id, mentions)
     for route in webhook_routes(config.delivery.webhooks, new_matches):  # the outbox
         store.enqueue_webhook(route.name, route.url, route.batched, article_id, route.rule_ids, now)
     return Change(article, tuple(new_matches))
+
+
+def _match_key(article: Article) -> tuple:
+    """Everything of an article the matcher reads: a reader's matches are used for the stored
+    article only if storing left all of it as it was."""
+    a = article
+    return (
+        a.guid,
+        a.title,
+        a.summary,
+        a.content,
+        a.url,
+        a.authors,
+        a.categories,
+        a.language,
+        a.feed_name,
+    )
 
 
 def poll_due(
@@ -236,8 +307,10 @@ def poll_due(
     now: datetime,
     on_feed_done: Callable[[PollOutcome], None] | None = None,
     force: bool = False,
+    readers: FeedReaders | None = None,
 ) -> CycleSummary:
-    """Poll every feed that is due (every feed with force=True) and store what is new."""
+    """Poll every feed that is due (every feed with force=True) and store what is new; with
+    `readers`, bodies are read and matched in worker processes when the cycle is worth it."""
     if force:
         feeds = [store.feed(row["id"], config.polling.interval) for row in store.feeds()]
     else:
@@ -248,10 +321,12 @@ def poll_due(
     ensure_index(store, config.identity, now)
     known = {feed.id: store.item_fingerprints(feed.id) for feed in feeds if feed.full_text}
     pages = PageFetcher(session, config.fetch, TrackingParams.of(config.identity.tracking_params))
+    if readers is not None and not readers.use(matcher, len(feeds)):
+        readers = None
     workers = max(1, min(config.fetch.concurrency, len(feeds)))
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = [
-            pool.submit(_contained, session, feed, config, now, known.get(feed.id), pages)
+            pool.submit(_contained, session, feed, config, now, known.get(feed.id), pages, readers)
             for feed in feeds
         ]
         for future in as_completed(futures):

@@ -26,6 +26,7 @@ from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
 from .errors import AlreadyRunningError
 from .fetch import make_session
 from .pipeline import poll_due
+from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
 from .store import Store
@@ -55,9 +56,15 @@ def database_lock(database: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def poll_job(store: Store, session: requests.Session, config: Config, rulebook: RuleBook) -> None:
+def poll_job(
+    store: Store,
+    session: requests.Session,
+    config: Config,
+    rulebook: RuleBook,
+    readers: ReaderPool | None = None,
+) -> None:
     now = datetime.now(UTC)
-    summary = poll_due(store, session, config, rulebook.index, now)
+    summary = poll_due(store, session, config, rulebook.index, now, readers=readers)
     if summary.feeds_polled:
         log.info(
             "polled %d feeds: %d new articles, %d updated, %d new matches, %d errors",
@@ -92,6 +99,7 @@ def run_service(
 ) -> None:
     """Run until `stop` is set (the CLI sets it on SIGINT or SIGTERM), then stop cleanly."""
     scheduler = BackgroundScheduler(timezone=UTC)
+    readers = ReaderPool(config.polling.processes)
     now = datetime.now(UTC)
     scheduler.add_job(
         rulebook.reload_if_changed,
@@ -104,7 +112,7 @@ def run_service(
         poll_job,
         IntervalTrigger(seconds=config.polling.tick),
         id="poll-feeds",
-        args=(store, session, config, rulebook),
+        args=(store, session, config, rulebook, readers),
         next_run_time=now,
         max_instances=1,
         coalesce=True,
@@ -141,5 +149,6 @@ def run_service(
     finally:
         log.info("stopping: waiting for the current poll to finish")
         scheduler.shutdown(wait=True)
+        readers.close()
         for delivery_store in delivery_stores:
             delivery_store.close()

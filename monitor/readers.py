@@ -1,0 +1,134 @@
+"""Reading fetched feeds on every core: worker processes that parse, identify and match.
+
+Python runs one thread at a time, so a poll cycle whose feeds changed was bound to one core:
+parsing, language detection and matching. `ReaderPool` moves that work (pipeline.read_feed) to
+worker processes; the polling process keeps fetching (network-bound threads) and storing (SQLite
+has one writer). Each worker receives the rule index once, when it starts; a new index (the rule
+files changed) starts new workers. The pool starts with the first cycle of at least `min_feeds`
+due feeds, since a few feeds are read faster where they were fetched than workers start.
+Workers are started by a fork server, never forked from the threaded polling process.
+
+If a worker dies (killed, out of memory), the feeds it held are read in the polling process,
+so nothing is lost, and the next cycle starts new workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from datetime import datetime
+
+from .identity import TrackingParams
+from .pipeline import Matcher, PollOutcome, read_feed
+from .records import Feed, FetchResult
+
+log = logging.getLogger(__name__)
+
+MIN_FEEDS = 16  # a cycle of fewer due feeds is read in the polling process
+
+_matcher: Matcher | None = None  # in a worker: the rules it was started with
+
+
+def _start_worker(matcher: Matcher | None) -> None:
+    global _matcher
+    _matcher = matcher
+
+
+def _read_in_worker(
+    result: FetchResult, feed: Feed, tracking: TrackingParams, now: datetime
+) -> tuple[PollOutcome, int, float]:
+    """read_feed in a worker, with the worker's pid and the CPU time it has used so far. The
+    body is not sent back: the fetch thread still holds it."""
+    outcome = read_feed(result, feed, tracking, now, _matcher)
+    outcome = replace(outcome, fetch=replace(result, body=None))
+    return outcome, os.getpid(), time.process_time()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """A fork server where the platform has one (the modules workers need loaded once), else
+    spawn: forking the polling process itself, with its threads and locks, is not safe."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["monitor.readers"])
+        return context
+    return multiprocessing.get_context("spawn")  # pragma: no cover - not Linux
+
+
+class ReaderPool:
+    """Worker processes that read (parse, identify, match) fetched feed bodies."""
+
+    def __init__(self, processes: int, min_feeds: int = MIN_FEEDS) -> None:
+        self.processes = processes
+        self.min_feeds = min_feeds
+        self._executor: ProcessPoolExecutor | None = None
+        self._matcher: Matcher | None = None
+        self._cpu: dict[int, float] = {}  # pid -> CPU seconds it reported last
+        self._cpu_done = 0.0  # CPU seconds of workers already stopped
+        self._broken = False  # a worker died: the next cycle starts new ones
+        self._lock = threading.Lock()
+
+    def use(self, matcher: Matcher | None, feeds: int) -> bool:
+        """Make the workers hold `matcher` (starting new ones when it changed); False when this
+        cycle is better read in the polling process (no workers asked for, or too few feeds
+        while none run)."""
+        if self.processes < 1:
+            return False
+        if self._executor is not None and (self._broken or matcher is not self._matcher):
+            self.close()  # the rules changed, or a worker died: start new workers
+        if self._executor is None:
+            if feeds < self.min_feeds:
+                return False
+            self._executor = ProcessPoolExecutor(
+                self.processes, _context(), initializer=_start_worker, initargs=(matcher,)
+            )
+            self._matcher = matcher
+            log.info("reading feeds in %d worker processes", self.processes)
+        return True
+
+    def read(
+        self, result: FetchResult, feed: Feed, tracking: TrackingParams, now: datetime
+    ) -> PollOutcome:
+        """read_feed in a worker (called from the fetch threads, which wait for it); in this
+        process when the workers are gone."""
+        executor = self._executor
+        if executor is not None:
+            try:
+                future = executor.submit(_read_in_worker, result, feed, tracking, now)
+                outcome, pid, cpu = future.result()
+            except BrokenProcessPool:
+                if not self._broken:
+                    self._broken = True
+                    log.error("a feed reader process died; the polling process reads the rest")
+            else:
+                with self._lock:
+                    self._cpu[pid] = max(cpu, self._cpu.get(pid, 0.0))
+                return replace(outcome, fetch=result)
+        return read_feed(result, feed, tracking, now, self._matcher)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the workers have used, as they last reported it: with the polling process's
+        own, what reading and matching cost in all."""
+        with self._lock:
+            return self._cpu_done + sum(self._cpu.values())
+
+    def close(self) -> None:
+        """Stop the workers (after the feeds they hold)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+            self._broken = False
+            with self._lock:
+                self._cpu_done += sum(self._cpu.values())
+                self._cpu.clear()
+
+    def __enter__(self) -> ReaderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

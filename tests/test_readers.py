@@ -1,0 +1,190 @@
+"""Worker processes that read and match changed feeds (polling.processes): real feeds on loopback,
+real worker processes, real databases; what they store must be what the polling process alone
+stores, whatever happens to the workers."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import LoopbackServer
+from identity_support import NOW, Item, Service, rss, rule_index
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from monitor.pipeline import CycleSummary, Matcher, poll_due
+from monitor.readers import ReaderPool
+from monitor.records import Article, Evidence, Match
+from monitor.rules.files import load_rules
+from monitor.rules.index import RuleIndex
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def real_feeds(shared_corpora: Path, server: LoopbackServer) -> list[str]:
+    """Eight real feed documents of eight outlets (BBC, CNN, franceinfo, the Guardian, Le Monde,
+    the New York Times), served on loopback. They share no item, so which feed is stored first
+    changes nothing."""
+    single = shared_corpora / "feeds" / "single"
+    files = sorted([*single.glob("*.xml"), *single.glob("*.rss")])
+    assert len(files) == 8
+    for i, path in enumerate(files):
+        server.route(f"/real/{i}.xml", path.read_bytes())
+    return [server.url(f"/real/{i}.xml") for i in range(len(files))]
+
+
+def make_service(folder: Path, urls: list[str], processes: int) -> Service:
+    folder.mkdir()
+    feeds = "".join(f'[[feeds]]\nurl = "{url}"\n' for url in urls)
+    path = folder / "config.toml"
+    path.write_text(
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
+        f"[polling]\nprocesses = {processes}\n{feeds}",
+        encoding="utf-8",
+    )
+    return Service(path)
+
+
+def poll(
+    service: Service, matcher: Matcher | None, readers: ReaderPool | None, hours: int = 0
+) -> CycleSummary:
+    now = NOW + timedelta(hours=hours)
+    config = service.config
+    return poll_due(
+        service.store, service.session, config, matcher, now, force=True, readers=readers
+    )
+
+
+def stored(service: Service) -> tuple[list[tuple], list[tuple]]:
+    """(articles, matches) as a reader of the database sees them, without ids or clocks."""
+    articles = service.rows(
+        "SELECT feed_id, guid, title, language, canonical_url FROM articles ORDER BY feed_id, guid"
+    )
+    matches = service.rows(
+        "SELECT a.feed_id, a.guid, m.rule_id, m.score, m.evidence FROM matches m "
+        "JOIN articles a ON a.id = m.article_id ORDER BY a.feed_id, a.guid, m.rule_id"
+    )
+    mentions = service.rows("SELECT COUNT(*) AS n FROM mentions")[0]["n"]
+    return [tuple(r.values()) for r in articles], [tuple(r.values()) for r in matches] + [
+        ("mentions", mentions)
+    ]
+
+
+@pytest.fixture
+def pack() -> RuleIndex:
+    loaded = load_rules([REPO / "rules"])
+    assert loaded.ok, loaded.errors
+    return loaded.index()
+
+
+def test_workers_store_exactly_what_the_polling_process_stores(
+    tmp_path: Path, real_feeds: list[str], pack: RuleIndex
+) -> None:
+    alone = make_service(tmp_path / "alone", real_feeds, processes=0)
+    pooled = make_service(tmp_path / "pooled", real_feeds, processes=2)
+    assert alone.config.polling.processes == 0 and pooled.config.polling.processes == 2
+    with ReaderPool(pooled.config.polling.processes, min_feeds=len(real_feeds)) as readers:
+        summary = poll(pooled, pack, readers)
+        workers_cpu = readers.cpu_seconds()
+    expected = poll(alone, pack, None)
+
+    assert summary.errors == [] and summary.feeds_polled == 8
+    assert summary.new_articles == expected.new_articles > 300
+    assert summary.new_matches == expected.new_matches > 10
+    assert stored(pooled) == stored(alone)
+    assert workers_cpu > 0  # the workers read the feeds, not the polling process
+    evidence = json.loads(stored(pooled)[1][0][4])
+    assert evidence and all("term" in e for e in evidence)
+    alone.close()
+    pooled.close()
+
+
+def test_a_cycle_of_few_feeds_starts_no_worker(tmp_path: Path, real_feeds: list[str]) -> None:
+    service = make_service(tmp_path / "few", real_feeds[:3], processes=2)
+    with ReaderPool(2) as readers:
+        summary = poll(service, None, readers)
+        assert summary.new_articles > 0 and readers.cpu_seconds() == 0.0
+    service.close()
+
+
+def test_edited_rules_reach_the_workers(tmp_path: Path, server: LoopbackServer) -> None:
+    """A new rule index (the rule files changed) starts new workers that hold it."""
+    urls = []
+    for i in range(4):
+        first = rss([Item(f"{i}-a", f"Dockers strike in port {i}")])
+        then = rss(
+            [Item(f"{i}-a", f"Dockers strike in port {i}"), Item(f"{i}-b", f"Ferry strike {i}")]
+        )
+        server.route(f"/f{i}.xml", bodies=[first, then])
+        urls.append(server.url(f"/f{i}.xml"))
+    service = make_service(tmp_path / "svc", urls, processes=1)
+    before = rule_index(tmp_path, {"dockers": "dockers"})
+    after = rule_index(tmp_path, {"ferry": "ferry"})
+    with ReaderPool(1, min_feeds=2) as readers:
+        assert poll(service, before, readers).new_matches == 4
+        first_cpu = readers.cpu_seconds()
+        assert first_cpu > 0
+        assert poll(service, after, readers, hours=1).new_matches == 4
+        assert readers.cpu_seconds() > first_cpu
+    rules = service.rows(
+        "SELECT a.guid, m.rule_id FROM matches m JOIN articles a ON a.id = m.article_id"
+    )
+    assert (
+        sorted((r["guid"][-1], r["rule_id"]) for r in rules)
+        == [("a", "dockers")] * 4 + [("b", "ferry")] * 4
+    )
+    service.close()
+
+
+class DiesInWorkers:
+    """A matcher that kills the worker process reading an article titled "die", as a crash or
+    the out-of-memory killer would; in the polling process it matches every article."""
+
+    def __init__(self) -> None:
+        self.home = os.getpid()
+
+    def match(
+        self, article: Article, feed_tags: tuple[str, ...] = ()
+    ) -> tuple[list[Match], list[Evidence]]:
+        if article.title == "die" and os.getpid() != self.home:
+            os._exit(9)
+        return [Match(None, "all", 1.0, ())], []
+
+
+def test_a_worker_that_dies_loses_no_feed(tmp_path: Path, server: LoopbackServer) -> None:
+    urls = []
+    for i in range(6):
+        title = "die" if i == 2 else f"Story {i}"
+        server.route(f"/f{i}.xml", rss([Item(f"g{i}", title)]))
+        urls.append(server.url(f"/f{i}.xml"))
+    service = make_service(tmp_path / "svc", urls, processes=2)
+    matcher = DiesInWorkers()
+    with ReaderPool(2, min_feeds=2) as readers:
+        summary = poll(service, matcher, readers)
+        assert summary.errors == []
+        assert summary.new_articles == 6 and summary.new_matches == 6
+        # The next cycle has new workers: a feed that changed is read in one of them again.
+        cpu = readers.cpu_seconds()
+        server.route("/f0.xml", rss([Item("g0", "Story 0"), Item("g0b", "Story 0b")]))
+        later = poll(service, matcher, readers, hours=1)
+        assert later.errors == [] and later.new_articles == 1
+        assert readers.cpu_seconds() > cpu
+    assert service.rows("SELECT COUNT(*) AS n FROM matches")[0]["n"] == 7
+    service.close()
+
+
+def test_processes_setting(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[polling]\nprocesses = "auto"\n', encoding="utf-8")
+    cpus = os.cpu_count() or 1
+    assert load_config(path).polling.processes == (cpus if cpus > 1 else 0)
+    path.write_text("[polling]\nprocesses = 3\n", encoding="utf-8")
+    assert load_config(path).polling.processes == 3
+    path.write_text('[polling]\nprocesses = "many"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "polling.processes" in str(error.value) and '"auto"' in str(error.value)
