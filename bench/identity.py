@@ -100,7 +100,7 @@ def index_cost(corpus: list[str], rounds: int) -> tuple[float, float, int]:
                     feeds[outlet] = store.upsert_feed(f"https://{outlet}/feed", now=NOW)
                 article = Article(feeds[outlet], str(i), f"https://{outlet}/{i}", "", content=text)
                 [stored] = store.store_articles([article], NOW)
-                place(store, stored, settings, NOW)
+                place(store, stored, sketch(stored.text), settings, NOW)
         for round_ in range(rounds):
             feed = store.upsert_feed(f"https://copies{round_}.example/feed", now=NOW)
             with store.transaction():
@@ -115,7 +115,9 @@ def index_cost(corpus: list[str], rounds: int) -> tuple[float, float, int]:
                 storing = min(storing, (time.perf_counter() - start) / len(corpus))
                 start = time.perf_counter()
                 for article in copies:
-                    place(store, article, settings, NOW + timedelta(minutes=1))
+                    place(
+                        store, article, sketch(article.text), settings, NOW + timedelta(minutes=1)
+                    )
                 best = min(best, (time.perf_counter() - start) / len(corpus))
         indexed = store.count("sketches")
         store.close()

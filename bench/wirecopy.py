@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import IdentityConfig
+from monitor.identity import sketch
 from monitor.parse import parse_feed
 from monitor.records import Article
 from monitor.store import Store
@@ -198,5 +199,5 @@ def _group(store: Store, pool: list[Source], settings: IdentityConfig) -> dict[s
         )
         with store.transaction():
             [stored] = store.store_articles([article], when)
-            story[source.key] = place(store, stored, settings, when)
+            story[source.key] = place(store, stored, sketch(stored.text), settings, when)
     return story

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import numpy as np
 import requests
 
 from . import delta
@@ -28,7 +29,7 @@ from .deliver.outbox import webhook_routes
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
-from .identity import TrackingParams, distinct_urls, identify, item_url
+from .identity import TrackingParams, distinct_urls, identify, item_url, sketch
 from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match
@@ -46,7 +47,13 @@ class Matcher(Protocol):
     ) -> tuple[list[Match], list[Evidence]]: ...
 
 
-MatchResult = tuple[list[Match], list[Evidence]]
+@dataclass(frozen=True)
+class Prepared:
+    """The CPU work on one article that storing needs, done ahead by a reader process: its
+    story sketch and, with rules, its matches and entity mentions."""
+
+    signature: np.ndarray | None  # identity.sketch of its text
+    matched: tuple[list[Match], list[Evidence]] | None  # Matcher.match; None: no rules
 
 
 class FeedReaders(Protocol):
@@ -73,8 +80,8 @@ class PollOutcome:
     articles: tuple[Article, ...] = ()
     error: str | None = None  # fetch or parse error, for the feed's record
     seen_items: tuple[tuple[str, str], ...] | None = None  # for the feed's record; None: keep
-    # What the matcher found in each of `articles`, when a reader matched them already.
-    matched: tuple[MatchResult, ...] | None = None
+    # Each of `articles` prepared for storing (`prepare`), when a reader did it already.
+    prepared: tuple[Prepared, ...] | None = None
 
 
 @dataclass
@@ -150,17 +157,25 @@ def read_feed(
     feed: Feed,
     tracking: TrackingParams,
     now: datetime,
-    matcher: Matcher | None = None,
 ) -> PollOutcome:
-    """Parse and identify the new items of one fetched body and, given a matcher, match them:
-    CPU work only (no network, no database), so a worker process can do it."""
+    """Parse and identify the new items of one fetched body: CPU work only (no network, no
+    database), so a worker process can do it."""
     try:
         title, articles, seen, _ = _new_items(result, feed, tracking, now)
     except FeedParseError as e:
         return PollOutcome(feed, result, error=e.reason)
     articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
-    matched = tuple(matcher.match(a, feed.tags) for a in articles) if matcher else None
-    return PollOutcome(feed, result, title, tuple(articles), seen_items=seen, matched=matched)
+    return PollOutcome(feed, result, title, tuple(articles), seen_items=seen)
+
+
+def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
+    """The outcome with each article's sketch and matches worked out ahead of storing (pure),
+    so that a reader process does that work instead of the one that stores."""
+    prepared = tuple(
+        Prepared(sketch(a.text), matcher.match(a, outcome.feed.tags) if matcher else None)
+        for a in outcome.articles
+    )
+    return replace(outcome, prepared=prepared)
 
 
 def _new_items(
@@ -239,13 +254,13 @@ def store_outcome(
         body_hash=result.body_hash,
         seen_items=None if failed else outcome.seen_items,
     )
-    matched: dict[tuple, MatchResult] = {}
-    if outcome.matched is not None:
-        matched = dict(zip(map(_match_key, outcome.articles), outcome.matched, strict=True))
+    prepared: dict[tuple, Prepared] = {}
+    if outcome.prepared is not None:
+        prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
     with store.transaction():
         stored = store.store_articles(outcome.articles, now) if not failed else []
         changes = [
-            _story_and_matches(store, a, feed, config, matcher, now, matched.get(_match_key(a)))
+            _story_and_matches(store, a, feed, config, matcher, now, prepared.get(_read_key(a)))
             for a in stored
         ]
         new_items = sum(1 for change in changes if not change.updated)
@@ -264,17 +279,19 @@ def _story_and_matches(
     config: Config,
     matcher: Matcher | None,
     now: datetime,
-    matched: MatchResult | None = None,
+    prepared: Prepared | None = None,
 ) -> Change:
-    """Place a new article or revision in its story, run the rules on its text (unless a reader
-    `matched` it already) and keep the rules that newly match (on a revision: matched no
-    earlier one)."""
+    """Place a new article or revision in its story, run the rules on its text and keep the
+    rules that newly match (on a revision: matched no earlier one). What a reader `prepared`
+    (sketch, matches) is used as it is."""
     assert article.id is not None  # stored
     article_id = article.id
-    article = replace(article, story_id=place(store, article, config.identity, now))
+    signature = prepared.signature if prepared else sketch(article.text)
+    article = replace(article, story_id=place(store, article, signature, config.identity, now))
     if matcher is None:
         return Change(article)
-    matches, mentions = matcher.match(article, feed.tags) if matched is None else matched
+    matched = prepared.matched if prepared else None
+    matches, mentions = matched if matched is not None else matcher.match(article, feed.tags)
     new_matches = store.record_matches(article_id, article.revision, matches, now)
     store.replace_mentions(article_id, mentions)
     for route in webhook_routes(config.delivery.webhooks, new_matches):  # the outbox
@@ -282,21 +299,12 @@ def _story_and_matches(
     return Change(article, tuple(new_matches))
 
 
-def _match_key(article: Article) -> tuple:
-    """Everything of an article the matcher reads: a reader's matches are used for the stored
-    article only if storing left all of it as it was."""
+def _read_key(article: Article) -> tuple:
+    """Everything of an article that sketching and matching read: what a reader prepared is
+    used for the stored article only if storing left all of it as it was."""
     a = article
-    return (
-        a.guid,
-        a.title,
-        a.summary,
-        a.content,
-        a.url,
-        a.authors,
-        a.categories,
-        a.language,
-        a.feed_name,
-    )
+    fields = (a.title, a.summary, a.content, a.url, a.authors, a.categories, a.language)
+    return (a.guid, a.feed_name, *fields)
 
 
 def poll_due(

@@ -9,7 +9,9 @@ due feeds, since a few feeds are read faster where they were fetched than worker
 Workers are started by a fork server, never forked from the threaded polling process.
 
 If a worker dies (killed, out of memory), the feeds it held are read in the polling process,
-so nothing is lost, and the next cycle starts new workers.
+so nothing is lost, and the next cycle starts new workers. If workers cannot be started at all
+(no more processes; a script that polls without the `if __name__ == "__main__":` guard that
+multiprocessing needs), everything is read in the polling process, as with processes = 0.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from .identity import TrackingParams
-from .pipeline import Matcher, PollOutcome, read_feed
+from .pipeline import Matcher, PollOutcome, prepare, read_feed
 from .records import Feed, FetchResult
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,9 @@ def _start_worker(matcher: Matcher | None) -> None:
 def _read_in_worker(
     result: FetchResult, feed: Feed, tracking: TrackingParams, now: datetime
 ) -> tuple[PollOutcome, int, float]:
-    """read_feed in a worker, with the worker's pid and the CPU time it has used so far. The
-    body is not sent back: the fetch thread still holds it."""
-    outcome = read_feed(result, feed, tracking, now, _matcher)
+    """read_feed and prepare in a worker, with the worker's pid and the CPU time it has used so
+    far. The body is not sent back: the fetch thread still holds it."""
+    outcome = prepare(read_feed(result, feed, tracking, now), _matcher)
     outcome = replace(outcome, fetch=replace(result, body=None))
     return outcome, os.getpid(), time.process_time()
 
@@ -60,6 +62,17 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")  # pragma: no cover - not Linux
 
 
+def _kill_workers(executor: ProcessPoolExecutor) -> None:
+    """ProcessPoolExecutor.kill_workers where Python has it (3.14); before, its processes."""
+    kill = getattr(executor, "kill_workers", None)
+    if kill is not None:  # pragma: no cover - Python 3.14
+        kill()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.kill()
+
+
 class ReaderPool:
     """Worker processes that read (parse, identify, match) fetched feed bodies."""
 
@@ -71,13 +84,14 @@ class ReaderPool:
         self._cpu: dict[int, float] = {}  # pid -> CPU seconds it reported last
         self._cpu_done = 0.0  # CPU seconds of workers already stopped
         self._broken = False  # a worker died: the next cycle starts new ones
+        self._failed = False  # workers could not be started: never try again
         self._lock = threading.Lock()
 
     def use(self, matcher: Matcher | None, feeds: int) -> bool:
         """Make the workers hold `matcher` (starting new ones when it changed); False when this
         cycle is better read in the polling process (no workers asked for, or too few feeds
         while none run)."""
-        if self.processes < 1:
+        if self.processes < 1 or self._failed:
             return False
         if self._executor is not None and (self._broken or matcher is not self._matcher):
             self.close()  # the rules changed, or a worker died: start new workers
@@ -97,7 +111,8 @@ class ReaderPool:
         """read_feed in a worker (called from the fetch threads, which wait for it); in this
         process when the workers are gone."""
         executor = self._executor
-        if executor is not None:
+        if executor is not None and not self._failed:
+            future = None
             try:
                 future = executor.submit(_read_in_worker, result, feed, tracking, now)
                 outcome, pid, cpu = future.result()
@@ -105,11 +120,17 @@ class ReaderPool:
                 if not self._broken:
                     self._broken = True
                     log.error("a feed reader process died; the polling process reads the rest")
+            except Exception as e:
+                if future is not None:
+                    raise  # a bug the feed's bytes trigger: recorded on the feed
+                if not self._failed:  # the workers cannot start: read everything here
+                    self._failed = True
+                    log.error("cannot start feed reader processes (%s); reading in place", e)
             else:
                 with self._lock:
                     self._cpu[pid] = max(cpu, self._cpu.get(pid, 0.0))
                 return replace(outcome, fetch=result)
-        return read_feed(result, feed, tracking, now, self._matcher)
+        return read_feed(result, feed, tracking, now)
 
     def cpu_seconds(self) -> float:
         """CPU time the workers have used, as they last reported it: with the polling process's
@@ -118,14 +139,19 @@ class ReaderPool:
             return self._cpu_done + sum(self._cpu.values())
 
     def close(self) -> None:
-        """Stop the workers (after the feeds they hold)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-            self._broken = False
-            with self._lock:
-                self._cpu_done += sum(self._cpu.values())
-                self._cpu.clear()
+        """Stop the workers (after the feeds they hold). Workers of a broken pool are killed
+        first: waiting for them to stop could hang on a queue left half-written."""
+        executor = self._executor
+        if executor is None:
+            return
+        if self._broken:
+            _kill_workers(executor)
+        executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
+        self._broken = False
+        with self._lock:
+            self._cpu_done += sum(self._cpu.values())
+            self._cpu.clear()
 
     def __enter__(self) -> ReaderPool:
         return self

@@ -38,12 +38,18 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 
-def place(store: Store, article: Article, settings: IdentityConfig, now: datetime) -> int:
-    """Give a stored article (new, or a new revision) its story; returns the story id. Call
-    inside the feed's transaction."""
+def place(
+    store: Store,
+    article: Article,
+    signature: np.ndarray | None,
+    settings: IdentityConfig,
+    now: datetime,
+) -> int:
+    """Give a stored article (new, or a new revision) its story, from the `signature` of its
+    text (identity.sketch, worked out ahead, maybe in another process); returns the story id.
+    Call inside the feed's transaction."""
     assert article.id is not None
     layout = lsh_layout(settings.story_threshold)
-    signature = sketch(article.text)
     keys = band_keys(signature, layout) if signature is not None else []
     blob = signature_bytes(signature) if signature is not None else None
     if article.story_id is not None:  # a revision, or an article re-sketched for a new layout
@@ -90,6 +96,6 @@ def ensure_index(store: Store, settings: IdentityConfig, now: datetime, batch: i
     while articles := store.unsketched_articles(since, batch):
         with store.transaction():
             for article in articles:
-                place(store, article, settings, now)
+                place(store, article, sketch(article.text), settings, now)
         done += len(articles)
     return done

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -173,6 +174,60 @@ def test_a_worker_that_dies_loses_no_feed(tmp_path: Path, server: LoopbackServer
         later = poll(service, matcher, readers, hours=1)
         assert later.errors == [] and later.new_articles == 1
         assert readers.cpu_seconds() > cpu
+    assert service.rows("SELECT COUNT(*) AS n FROM matches")[0]["n"] == 7
+    service.close()
+
+
+def _refuse_in(home: int) -> str:
+    if os.getpid() == home:
+        raise RuntimeError("this result cannot be read here")
+    return ""
+
+
+class Unreadable:
+    """Pickles to a value the polling process cannot load, as after an upgrade that changed a
+    record while old workers still ran."""
+
+    def __init__(self, home: int) -> None:
+        self.home = home
+
+    def __reduce__(self) -> tuple:
+        return _refuse_in, (self.home,)
+
+
+class UnreadableFromWorkers(DiesInWorkers):
+    def match(
+        self, article: Article, feed_tags: tuple[str, ...] = ()
+    ) -> tuple[list[Match], list[Evidence]]:
+        snippet = "" if os.getpid() == self.home else Unreadable(self.home)
+        return [Match(None, "all", 1.0, (), snippet=snippet)], []  # type: ignore[arg-type]
+
+
+def test_a_result_the_polling_process_cannot_read_hangs_nothing(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """The pool breaks with its workers alive; stopping them must not wait forever."""
+    urls = []
+    for i in range(6):
+        server.route(f"/f{i}.xml", rss([Item(f"g{i}", f"Story {i}")]))
+        urls.append(server.url(f"/f{i}.xml"))
+    service = make_service(tmp_path / "svc", urls, processes=2)
+    matcher = UnreadableFromWorkers()
+    results: list[CycleSummary] = []
+    readers = ReaderPool(2, min_feeds=2)
+
+    def cycles() -> None:
+        results.append(poll(service, matcher, readers))
+        server.route("/f0.xml", rss([Item("g0", "Story 0"), Item("g0b", "Story 0b")]))
+        results.append(poll(service, matcher, readers, hours=1))  # stops the broken workers
+        readers.close()
+
+    thread = threading.Thread(target=cycles, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "polling hung on a broken pool"
+    assert [r.errors for r in results] == [[], []]
+    assert [r.new_articles for r in results] == [6, 1]
     assert service.rows("SELECT COUNT(*) AS n FROM matches")[0]["n"] == 7
     service.close()
 

@@ -15,6 +15,7 @@ from identity_support import NOW
 
 from bench.wirecopy import PAIRS, Corpus, Source, _group, apply_edits
 from monitor.config import IdentityConfig
+from monitor.identity import sketch
 from monitor.records import Article
 from monitor.store import Store
 from monitor.stories import place
@@ -59,7 +60,8 @@ def placed(store: Store, a: Article, minutes: int = 0) -> Article:
     when = NOW + timedelta(minutes=minutes)
     with store.transaction():
         [stored] = store.store_articles([a], when)
-        return replace(stored, story_id=place(store, stored, IdentityConfig(), when))
+        signature = sketch(stored.text)
+        return replace(stored, story_id=place(store, stored, signature, IdentityConfig(), when))
 
 
 @pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "in-the-log"])
@@ -103,7 +105,7 @@ def test_a_revision_replaces_its_band_keys(corpus: Corpus, tmp_path: Path, waiti
     with store.transaction():
         [stored] = store.store_articles([revised], NOW)
         assert stored.revision == 2
-        place(store, stored, IdentityConfig(), NOW)
+        place(store, stored, sketch(stored.text), IdentityConfig(), NOW)
     assert placed(store, article(feeds[1], old, "old-copy"), 1).story_id != first.story_id
     assert placed(store, article(feeds[2], new, "new-copy"), 2).story_id == first.story_id
     store.close()
