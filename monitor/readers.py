@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -40,6 +41,16 @@ _matcher: Matcher | None = None  # in a worker: the rules it was started with
 def _start_worker(matcher: Matcher | None) -> None:
     global _matcher
     _matcher = matcher
+    threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it is gone, even killed with SIGKILL:
+    a worker waiting for work would otherwise wait forever, holding a copy of the rules."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
 
 
 def _read_in_worker(

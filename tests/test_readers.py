@@ -4,15 +4,23 @@ stores, whatever happens to the workers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from conftest import LoopbackServer
 from identity_support import NOW, Item, Service, rss, rule_index
+from process_support import rows
 
 from monitor.config import load_config
 from monitor.errors import ConfigError
@@ -230,6 +238,87 @@ def test_a_result_the_polling_process_cannot_read_hangs_nothing(
     assert [r.new_articles for r in results] == [6, 1]
     assert service.rows("SELECT COUNT(*) AS n FROM matches")[0]["n"] == 7
     service.close()
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Live processes whose environment holds VIGIE_TEST_TAG=tag: a service and its readers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes() if entry.name.isdigit() else b""
+        except OSError:  # gone, or not ours
+            continue
+        if f"VIGIE_TEST_TAG={tag}".encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def sixteen_feeds(tmp_path: Path, server: LoopbackServer) -> Path:
+    """A config of 16 feeds on loopback (enough for readers to start) with processes = 2."""
+    feeds = ""
+    for i in range(16):
+        server.route(f"/f{i}.xml", rss([Item(f"g{i}", f"Police officers charged in Calais {i}")]))
+        feeds += f'[[feeds]]\nurl = "{server.url(f"/f{i}.xml")}"\n'
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
+        f'[polling]\nprocesses = 2\n[rules]\npaths = ["{REPO / "rules"}"]\n{feeds}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def start_service(config: Path, command: str, tag: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "service.py"), command, "--config", str(config)],
+        cwd=config.parent,
+        env={**os.environ, "VIGIE_TEST_TAG": tag},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_vigie_once_reads_in_workers_and_leaves_no_process(sixteen_feeds: Path) -> None:
+    tag = uuid.uuid4().hex
+    service = start_service(sixteen_feeds, "once", tag)
+    most = 0
+    while service.poll() is None:
+        most = max(most, len(tagged_processes(tag)))
+        time.sleep(0.02)
+    output = service.communicate()[0]
+    assert service.returncode == 0, output
+    assert most >= 4  # the service, the fork server and two readers
+    assert "16 new articles" in output and "16 new matches" in output
+    assert tagged_processes(tag) == []
+
+
+def test_a_killed_service_leaves_no_reader_behind(sixteen_feeds: Path) -> None:
+    """SIGKILL gives the service no chance to stop its readers: they must notice and exit."""
+    tag = uuid.uuid4().hex
+    service = start_service(sixteen_feeds, "run", tag)
+    database = sixteen_feeds.parent / "vigie.db"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.OperationalError):
+                if rows(database, "SELECT COUNT(*) FROM articles")[0][0] == 16:
+                    break
+            time.sleep(0.05)
+        assert len(tagged_processes(tag)) >= 4  # the service, the fork server, two readers
+        service.send_signal(signal.SIGKILL)
+        service.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while tagged_processes(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tagged_processes(tag) == []
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.communicate()
+        for pid in tagged_processes(tag):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_processes_setting(tmp_path: Path) -> None:
