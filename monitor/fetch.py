@@ -22,6 +22,7 @@ from .records import Feed, FetchResult
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
+_SHORT_BODY = 64 * 1024  # bodies read only to keep their connection (_finish)
 _CHUNK = 16 * 1024
 
 
@@ -112,7 +113,7 @@ def _fetch_http(
                 timeout=(min(config.connect_timeout, remaining), min(config.deadline, remaining)),
             )
             if response.status_code in _REDIRECTS and "location" in response.headers:
-                response.close()
+                _finish(response)
                 moved_permanently &= response.status_code in _PERMANENT
                 url = urljoin(url, response.headers["location"])
                 if moved_permanently:
@@ -145,7 +146,7 @@ def _read_response(
     status = response.status_code
     common = dict(url=response.url, status=status, headers=headers, permanent_url=permanent)
     if status == 304:
-        response.close()
+        _finish(response)
         return FetchResult(
             **common,
             unchanged=True,
@@ -154,7 +155,7 @@ def _read_response(
             body_hash=feed.body_hash,  # kept, so a later 200 with the same body is unchanged
         )
     if status in (429, 503) or status >= 400:
-        response.close()
+        _finish(response)
         retry_after = (
             parse_retry_after(headers.get("retry-after")) if status in (429, 503) else None
         )
@@ -164,7 +165,7 @@ def _read_response(
             error=f"HTTP {status} {response.reason or ''}".strip(),
         )
     if status != 200:
-        response.close()
+        _finish(response)
         return FetchResult(**common, error=f"unexpected HTTP status {status}")
     try:
         body = _read_body(response, config.max_bytes, watch, config.deadline)
@@ -177,6 +178,22 @@ def _read_response(
             **common, body_hash=digest, etag=etag, last_modified=modified, unchanged=True
         )
     return FetchResult(**common, body=body, body_hash=digest, etag=etag, last_modified=modified)
+
+
+def _finish(response: requests.Response) -> None:
+    """Close a response whose body is not wanted. A body known to be short (a 304 has none, a
+    redirect or an error page says its length) is read first, so that the connection goes back
+    to the pool for the next feed of the same host: closing a half-read response closes its
+    connection, and each poll then paid for a new one. Any other body is left unread and its
+    connection dropped, so a hostile server cannot make Vigie read what it does not want."""
+    length = response.headers.get("content-length", "")
+    if response.status_code == 304 or (length.isdigit() and int(length) <= _SHORT_BODY):
+        try:
+            for _ in response.iter_content(_CHUNK):
+                pass
+        except requests.exceptions.RequestException:
+            pass  # the connection is dropped below, as before
+    response.close()
 
 
 def _read_body(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -285,3 +287,58 @@ def test_file_url_is_read_from_disk(tmp_path: Path) -> None:
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     result = fetch((tmp_path / "nope.rss").as_uri())
     assert result.error == "cannot read file: No such file or directory"
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, as publishers' servers answer: 304 to a known ETag, a
+    redirect from /old, 404 elsewhere; each request's client address is recorded."""
+
+    protocol_version = "HTTP/1.1"
+    peers: list[tuple[str, int]]  # set per test
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.peers.append(self.client_address)
+        if self.path == "/old":
+            self.send_response(302)
+            self.send_header("Location", "/feed.xml")
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"moved on\n")
+        elif self.path == "/feed.xml" and self.headers.get("If-None-Match") == ETAG:
+            self.send_response(304)
+            self.send_header("ETag", ETAG)
+            self.end_headers()
+        else:
+            body = b"<html>not here</html>"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_polls_of_one_host_reuse_one_connection() -> None:
+    """A 304, a redirect or an error leaves the connection open for the next feed of the same
+    host: cheaper for Vigie, politer to the publisher."""
+    peers: list[tuple[str, int]] = []
+    handler = type("Handler", (_KeepAliveHandler,), {"peers": peers})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        config = fetch_config()
+        session = make_session(config)
+        results = [
+            fetch_feed(session, Feed(id=1, url=f"{base}{path}", etag=ETAG), config)
+            for path in ("/feed.xml", "/old", "/missing.xml", "/feed.xml")
+        ]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [r.status for r in results] == [304, 304, 404, 304]
+    assert results[0].unchanged and results[2].error == "HTTP 404 Not Found"
+    assert len(peers) == 5
+    assert len(set(peers)) == 1  # one connection for all five requests
