@@ -7,7 +7,9 @@ languages, placing in stories, matching and storing, one transaction per feed):
 - the 39 BBC snapshots of ../shared/corpora, replayed in order as one feed: most items of a
   snapshot are in the one before (dedup), some come back with a new headline (revisions);
 - a generated stream (bench.newsgen) of 100,000 new articles (20,000 with --quick): 1,000 feeds
-  polled again and again, each document holding 16 new items and 4 already stored.
+  polled again and again, each document holding 16 new items and 4 already stored;
+- a fifth of that stream again with reader processes (polling.processes = one per CPU), as
+  `vigie run` polls by default: what the machine does, not one process (the target's case).
 
 Rules: 10,000 generated as in bench.matching ("targeted" mix), with their entities. Beside each,
 from the same run: feedparser alone over the same documents (what every feed reader pays), and the
@@ -18,6 +20,7 @@ Usage: python -m bench.ingest [--quick] [--articles N] [--rules N] [--rows PATH]
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import tempfile
@@ -32,6 +35,7 @@ from bench.newsgen import ITEMS_PER_FEED, rss
 from bench.report import Row, emit, quick
 from monitor.config import load_config
 from monitor.pipeline import poll_due
+from monitor.readers import ReaderPool
 from monitor.rules.index import RuleIndex
 from monitor.rules.stats import TermStats
 from monitor.store import Store
@@ -57,8 +61,10 @@ def build_index(count: int) -> RuleIndex:
 class Ingest:
     """A fresh database and configuration with `feeds` file:// feeds, polled on demand."""
 
-    def __init__(self, tmp: Path, feeds: int, index: RuleIndex) -> None:
-        self.tmp, self.index = tmp, index
+    def __init__(
+        self, tmp: Path, feeds: int, index: RuleIndex, readers: ReaderPool | None = None
+    ) -> None:
+        self.tmp, self.index, self.readers = tmp, index, readers
         (tmp / "config.toml").write_text(
             '[storage]\ndatabase = "vigie.db"\n[rules]\npaths = []\n', encoding="utf-8"
         )
@@ -75,10 +81,13 @@ class Ingest:
         for path, body in zip(self.files, bodies, strict=True):
             path.write_bytes(body)
         self.clock += timedelta(hours=1)
+        readers = self.readers
+        workers = readers.cpu_seconds() if readers else 0.0
         wall, cpu = time.perf_counter(), time.process_time()
-        summary = poll_due(self.store, None, self.config, self.index, self.clock)  # type: ignore[arg-type]
+        summary = poll_due(self.store, None, self.config, self.index, self.clock, readers=readers)  # type: ignore[arg-type]
         self.seconds += time.perf_counter() - wall
         self.cpu += time.process_time() - cpu
+        self.cpu += (readers.cpu_seconds() - workers) if readers else 0.0
         assert not summary.errors, summary.errors[:3]
         self.new += summary.new_articles
 
@@ -110,11 +119,13 @@ def replay_bbc(index: RuleIndex, tmp: Path) -> tuple[Ingest, float, float]:
     return ingest, ingest.new / seconds, sum(map(len, bodies)) / items
 
 
-def generated(index: RuleIndex, tmp: Path, articles: int) -> tuple[Ingest, float, float]:
+def generated(
+    index: RuleIndex, tmp: Path, articles: int, readers: ReaderPool | None = None
+) -> tuple[Ingest, float, float]:
     """The generated stream, `articles` new ones at least; same returns as replay_bbc."""
     now = time.time()
     feeds = min(FEEDS, max(10, articles // 40))
-    ingest = Ingest(tmp, feeds, index)
+    ingest = Ingest(tmp, feeds, index, readers)
     heads = [ITEMS_PER_FEED] * feeds
     parse_seconds = xml_bytes = 0.0
     polls = 0
@@ -137,16 +148,23 @@ def main() -> None:
     index = build_index(rules)
     print(
         f"{len(index):,} rules and {len(index.entities)} entities compiled in "
-        f"{time.perf_counter() - start:.1f} s; one process"
+        f"{time.perf_counter() - start:.1f} s; one process, but for the stream with readers"
     )
     print(
         f"{'stream':34} {'new':>8} {'new art/s':>10} {'CPU ms/art':>11} {'DB bytes/art':>13} "
         f"{'feedparser art/s':>17} {'XML bytes/item':>15}"
     )
     rows: list[Row] = []
+    processes = os.cpu_count() or 1
+    readers = ReaderPool(processes, min_feeds=1)
+    pooled = articles // 5
     for name, run in (
         ("BBC snapshots replayed (39 polls)", lambda tmp: replay_bbc(index, tmp)),
         (f"generated, {articles:,} new articles", lambda tmp: generated(index, tmp, articles)),
+        (
+            f"generated, {pooled:,}, {processes} readers",
+            lambda tmp: generated(index, tmp, pooled, readers),
+        ),
     ):
         with tempfile.TemporaryDirectory() as tmp:
             ingest, parser_rate, xml_per_item = run(Path(tmp))
@@ -159,6 +177,7 @@ def main() -> None:
             flush=True,
         )
         case = f"{name}, {len(index) // 1000}k rules"
+        one_process = ingest.readers is None  # the target is for one process
         rows.append(
             Row(
                 "ingest",
@@ -167,8 +186,8 @@ def main() -> None:
                 rate,
                 parser_rate,
                 "feedparser alone",
-                f">= {TARGET}",
-                rate >= TARGET,
+                f">= {TARGET} (one process)" if one_process else "",
+                rate >= TARGET if one_process else None,
             )
         )
         rows.append(
@@ -182,6 +201,7 @@ def main() -> None:
                 higher_is_better=False,
             )
         )
+    readers.close()
     emit(rows)
 
 
