@@ -161,10 +161,12 @@ def once(config_path: str) -> None:
                         progress.update(task, advance=1, description=outcome.feed.name or "")
 
                     summary = poll_due(
-                        store, session, config, book.index, now, advance, True, readers
+                        store, session, config, book.index, now, advance, True, readers=readers
                     )
             else:
-                summary = poll_due(store, session, config, book.index, now, None, True, readers)
+                summary = poll_due(
+                    store, session, config, book.index, now, force=True, readers=readers
+                )
         print_summary(summary, store, config)
         deliver_after_poll(config, store, book.index, now)
         prune_expired(store, config.retention, now)

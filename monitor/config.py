@@ -113,8 +113,8 @@ SETTINGS: tuple[Setting, ...] = (
         "polling.processes",
         "processes",
         "auto",
-        'worker processes that parse and match changed feeds: "auto" (one per CPU when there '
-        "are several), a number, or 0 for none (all in the polling process)",
+        'worker processes that parse, sketch and match changed feeds: "auto" (one per CPU when '
+        "there are several), a number, or 0 for none (all in the polling process)",
     ),
     Setting("rules.paths", "list[str]", ["rules"], "rule files or folders of *.toml rule files"),
     Setting("rules.reload", "duration", "10s", "how often `vigie run` checks rule files for edits"),
