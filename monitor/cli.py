@@ -57,9 +57,20 @@ def term_stats(store: Store) -> TermStats:
     return TermStats(frequencies, documents) if documents >= 200 else HEURISTIC
 
 
-def load_rulebook(config: Config, store: Store) -> RuleBook:
+def stored_term_stats(database: Path) -> TermStats:
+    """term_stats on a connection of its own: rule files are reloaded on a scheduler thread
+    while a poll may be inside a transaction on the service's connection, and one connection
+    used by two threads at once can fail the poll's commit ("SQL statements in progress")."""
+    store = Store(database)
+    try:
+        return term_stats(store)
+    finally:
+        store.close()
+
+
+def load_rulebook(config: Config) -> RuleBook:
     """Rules for a service start: refuse to start on a broken rule file, naming every error."""
-    book = RuleBook(config.rules.paths, lambda: term_stats(store))
+    book = RuleBook(config.rules.paths, lambda: stored_term_stats(config.database))
     book.reload_if_changed()
     if book.last_errors:
         first = book.last_errors[0]
@@ -124,7 +135,7 @@ def run(config_path: str, verbose: bool) -> None:
     config = load_config(config_path)
     with database_lock(config.database):
         store = open_store(config)
-        book = load_rulebook(config, store)
+        book = load_rulebook(config)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -141,7 +152,7 @@ def once(config_path: str) -> None:
     config = load_config(config_path)
     with database_lock(config.database):
         store = open_store(config)
-        book = load_rulebook(config, store)
+        book = load_rulebook(config)
         total = len(store.feeds())
         session = make_session(config.fetch)
         now = datetime.now(UTC)

@@ -32,8 +32,9 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection, used by one thread at a time (the CLI, or the scheduler's single job
-        # thread), so it may be created on one thread and used on another.
+        # One connection, used by one thread at a time (the CLI, or the one scheduler job that
+        # owns this Store: each job has its own, and the rule reload opens its own), so it may
+        # be created on one thread and used on another.
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
