@@ -2,11 +2,11 @@
 
 Fetching runs in a bounded thread pool (network-bound). Reading what was fetched (parsing,
 identification: canonical URL, fingerprint, language) runs in the same threads, or, given
-`readers` (monitor/readers.py), in worker processes that also match the articles, so that parsing
-and matching use every core. Full_text feeds fetch their article pages between parsing and
-identification and are always read in the threads. Storing, grouping into stories and matching
-what no worker matched run on the calling thread, because SQLite has one writer. A feed's failure
-is recorded on that feed and the cycle goes on with the others.
+`readers` (monitor/readers.py), in worker processes that also sketch and match the articles, so
+that parsing and matching use every core. Full_text feeds fetch their article pages between
+parsing and identification and are always read in the threads. Storing, grouping into stories
+and matching what no worker matched run on the calling thread, because SQLite has one writer.
+A feed's failure is recorded on that feed and the cycle goes on with the others.
 """
 
 from __future__ import annotations
@@ -148,8 +148,7 @@ def fetch_and_parse(
     except FeedParseError as e:
         return PollOutcome(feed, result, error=e.reason)
     articles = distinct_urls(pages.enrich(articles, known or {}), others)
-    articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
-    return PollOutcome(feed, result, title, tuple(articles), seen_items=seen)
+    return PollOutcome(feed, result, title, _with_language(articles), seen_items=seen)
 
 
 def read_feed(
@@ -164,8 +163,14 @@ def read_feed(
         title, articles, seen, _ = _new_items(result, feed, tracking, now)
     except FeedParseError as e:
         return PollOutcome(feed, result, error=e.reason)
-    articles = [a if a.language else replace(a, language=detect_language(a.text)) for a in articles]
-    return PollOutcome(feed, result, title, tuple(articles), seen_items=seen)
+    return PollOutcome(feed, result, title, _with_language(articles), seen_items=seen)
+
+
+def _with_language(articles: list[Article]) -> tuple[Article, ...]:
+    """The articles, each with a language: the one declared, else the one detected."""
+    return tuple(
+        a if a.language else replace(a, language=detect_language(a.text)) for a in articles
+    )
 
 
 def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
