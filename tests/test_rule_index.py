@@ -81,3 +81,22 @@ def test_a_clause_mixing_a_prefix_with_a_stem_or_a_pair_still_matches(
     # terms, or the rule is dropped before evaluation (a bug that lost police-violence matches).
     index = RuleIndex.build([Rule("r", query)], {})
     assert [m.rule_id for m in index.match(_article(text))[0]] == ["r"]
+
+
+def test_a_wildcard_clause_narrows_candidates_like_a_word() -> None:
+    # Courts are rarer than words starting with "migra" here: the rule is filed under court
+    # and judge, and the prefix must narrow it as a second word would.
+    stats = TermStats({"migrants": 300, "migration": 200, "court": 5, "judge": 5}, 1000)
+    index = RuleIndex.build([Rule("r", "migra* AND (court OR judge)")], {}, stats)
+    assert _candidates(index, "The court heard the case.") == set()
+    assert _candidates(index, "Migration was not mentioned.") == set()
+    assert _candidates(index, "The court heard two migrants.") == {"r"}
+
+
+def test_each_alternative_of_an_or_narrows_candidates_on_its_own() -> None:
+    # Filed under both keys with no second term, every article naming Calais was a candidate.
+    index = RuleIndex.build([Rule("r", '"sea wall" OR (calais AND court)')], {})
+    assert _candidates(index, "Ferries left Calais on time.") == set()
+    assert _candidates(index, "A Calais court ruled.") == {"r"}
+    assert _candidates(index, "Waves broke over the sea wall.") == {"r"}
+    assert [m.rule_id for m in index.match(_article("A Calais court ruled."))[0]] == ["r"]

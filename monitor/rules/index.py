@@ -9,14 +9,14 @@ evaluated for every article; `rules check` warns about such rules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..records import Article, Evidence, Match
 from .compile import PREFIX_MIN, Compiler
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
 from .model import Entity, Rule
-from .nodes import Node
+from .nodes import AnyOf, Node
 from .parser import parse_query
 from .stats import HEURISTIC, Key, TermStats
 
@@ -28,11 +28,24 @@ class CompiledRule:
     keys: frozenset[Key] | None
     must: tuple[frozenset[str], ...] = ()  # clauses of words and pairs: set operations
     must_prefixed: tuple[frozenset[str], ...] = ()  # clauses with a "prefix*": bisections
+    # Where the index files the rule: (keys, second terms) per alternative; see _filings.
+    filings: tuple[tuple[frozenset[Key] | None, frozenset[str]], ...] = ()
+    # `must` split for speed: the terms of its one-term clauses, all needed (one subset test),
+    # and the clauses of several terms, one of each needed.
+    required: frozenset[str] = field(init=False)
+    either: tuple[frozenset[str], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        single = frozenset().union(*(c for c in self.must if len(c) == 1))
+        object.__setattr__(self, "required", single)
+        object.__setattr__(self, "either", tuple(c for c in self.must if len(c) > 1))
 
     def may_match(self, terms: frozenset[str], doc: Document) -> bool:
         """False when the article lacks every term of one of the rule's required clauses;
         `terms` are the article's words, with its pairs and stems when clauses name them."""
-        if any(clause.isdisjoint(terms) for clause in self.must):
+        if not self.required <= terms:
+            return False
+        if self.either and any(clause.isdisjoint(terms) for clause in self.either):
             return False
         for clause in self.must_prefixed:
             if not any(doc.has_prefix(t[:-1]) if t.endswith("*") else t in terms for t in clause):
@@ -62,7 +75,19 @@ def compile_rule(
     must = sorted(node.must(), key=lambda clause: sum(map(stats.term_cost, clause)))[:4]
     prefixed = tuple(c for c in must if any(t.endswith("*") for t in c))
     plain = tuple(c for c in must if c not in prefixed)
-    return CompiledRule(rule, node, node.keys(), plain, prefixed)
+    return CompiledRule(rule, node, node.keys(), plain, prefixed, _filings(node, stats))
+
+
+def _filings(
+    node: Node, stats: TermStats
+) -> tuple[tuple[frozenset[Key] | None, frozenset[str]], ...]:
+    """Keys and second terms to file a rule under. Each alternative of a top-level OR is filed
+    on its own: `"sea wall" OR (Calais AND court)` under the pair `sea wall` alone, and under
+    `calais` with `court` beside it, rather than under both keys with no second term."""
+    if isinstance(node, AnyOf) and node.keys() is not None:
+        return tuple(f for child in node.children for f in _filings(child, stats))
+    clauses = sorted(node.must(), key=lambda clause: sum(map(stats.term_cost, clause)))
+    return ((node.keys(), _second_terms(node.keys(), clauses)),)
 
 
 class _KeyIndex:
@@ -74,7 +99,7 @@ class _KeyIndex:
     def __init__(self) -> None:
         self.words: dict[str, _Filed] = {}
         self.bigrams: dict[str, _Filed] = {}
-        self.prefixes: dict[int, dict[str, _Filed]] = {}
+        self.prefixes: dict[int, dict[str, dict[str, _Filed]]] = {}  # length, beginning, prefix
         self.stems: dict[str, dict[str, _Filed]] = {}
         self.always: list[int] = []
 
@@ -90,16 +115,17 @@ class _KeyIndex:
             elif kind == "b":
                 bucket = self.bigrams
             elif kind == "p":
-                # Filed under its first 3, 5 or 7 letters: an article's beginnings are then
-                # collected for three lengths at most; evaluation checks the whole prefix.
+                # Filed under its first 3, 5 or 7 letters, then the whole prefix: an article's
+                # beginnings are collected for three lengths at most, and a longer prefix
+                # is checked (by bisection) only where its first letters are present.
                 length = max(n for n in _PREFIX_LENGTHS if n <= len(value))
-                value = value[:length]
-                bucket = self.prefixes.setdefault(length, {})
+                bucket = self.prefixes.setdefault(length, {}).setdefault(value[:length], {})
             else:
                 bucket = self.stems.setdefault(kind[2:], {})
-            filed = bucket.setdefault(value, {})
-            for term in second or ("",):
-                filed.setdefault(term, []).append(item)
+            filed = bucket.get(value)
+            if filed is None:
+                filed = bucket[value] = _Filed()
+            filed.add(item, second)
 
     def candidates(self, doc: Document, terms: frozenset[str]) -> set[int]:
         """Items with a key in the article and their second term among `terms`."""
@@ -113,24 +139,58 @@ class _KeyIndex:
                 prefixes: Iterable[str] = [p for p in by_prefix if doc.has_prefix(p)]
             else:
                 prefixes = doc.prefixes(length) & by_prefix.keys()
-            present += [by_prefix[p] for p in prefixes]
+            for p in prefixes:
+                for whole, filed in by_prefix[p].items():
+                    if len(whole) == length or doc.has_prefix(whole):
+                        present.append(filed)
         for language, by_stem in self.stems.items():
             if language in doc.languages:
                 present += [by_stem[s] for s in doc.stems(language) & by_stem.keys()]
+        has_prefix = doc.has_prefix
         for filed in present:
-            alone = filed.get("")
-            if alone is not None:
-                found.update(alone)
-                if len(filed) == 1:
-                    continue
-            # terms.intersection(filed) walks the few terms filed here; `filed.keys() & terms`
-            # would walk all the article's terms.
-            for term in terms.intersection(filed):
-                found.update(filed[term])
+            if filed.alone:
+                found.update(filed.alone)
+            by_term = filed.by_term
+            if by_term:
+                # terms.intersection(by_term) walks the few terms filed here;
+                # `by_term.keys() & terms` would walk all the article's terms.
+                for term in terms.intersection(by_term):
+                    found.update(by_term[term])
+            if filed.by_prefix:
+                for prefix, items in filed.by_prefix.items():
+                    if has_prefix(prefix):
+                        found.update(items)
         return found
 
 
-_Filed = dict[str, list[int]]  # second term -> items ("": none)
+class _Filed:
+    """The items filed under one key: alone, or by a second term they also need, a word
+    (looked up in the article's terms) or a "prefix*" (looked up in its sorted words)."""
+
+    __slots__ = ("alone", "by_term", "by_prefix")
+
+    def __init__(self) -> None:
+        # Created when first needed: an index of 100k rules holds some 200k of these.
+        self.alone: list[int] | None = None
+        self.by_term: dict[str, list[int]] | None = None
+        self.by_prefix: dict[str, list[int]] | None = None
+
+    def add(self, item: int, second: frozenset[str]) -> None:
+        if not second:
+            if self.alone is None:
+                self.alone = []
+            self.alone.append(item)
+        for term in second:
+            if term.endswith("*"):
+                if self.by_prefix is None:
+                    self.by_prefix = {}
+                self.by_prefix.setdefault(term[:-1], []).append(item)
+            else:
+                if self.by_term is None:
+                    self.by_term = {}
+                self.by_term.setdefault(term, []).append(item)
+
+
 _PREFIX_LENGTHS = (PREFIX_MIN, 5, 7)  # PREFIX_MIN: the shortest prefix a query may have
 
 
@@ -148,7 +208,8 @@ class RuleIndex:
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
         for i, compiled in enumerate(self.rules):
-            self._rule_keys.add(i, compiled.keys, _second_terms(compiled))
+            for keys, second in compiled.filings:
+                self._rule_keys.add(i, keys, second)
         compiler = Compiler(self.entities, stats=stats, cache=cache)
         self._entity_nodes = [
             (e.id, compiler.entity(e))
@@ -225,14 +286,17 @@ class RuleIndex:
         return [m for c in self.rules if c.in_scope(doc) and (m := explain(c, doc)) is not None]
 
 
-def _second_terms(compiled: CompiledRule) -> frozenset[str]:
-    """The rule's rarest required clause that its keys do not already imply: the index files
-    the rule under each of its terms, beside each key (an empty set when there is none)."""
-    keys = compiled.keys or frozenset()
+def _second_terms(keys: frozenset[Key] | None, clauses: Iterable[frozenset[str]]) -> frozenset[str]:
+    """The rarest of the required `clauses` (rarest first) that the rule's keys do not already
+    imply: the index files the rule under each of its terms, beside each key (an empty set
+    when there is none). `migra* AND (court OR judge)` filed under `court` and `judge` is a
+    candidate only where a word also starts with "migra"."""
+    keys = keys or frozenset()
     implied = {v for kind, v in keys if kind in ("w", "b")}
     implied |= {w for kind, v in keys if kind == "b" for w in v.split()}
     implied |= {f"{kind[2:]}~{v}" for kind, v in keys if kind.startswith("s:")}
-    for clause in compiled.must:  # plain clauses only: a "prefix*" is no term to look up
+    implied |= {f"{v}*" for kind, v in keys if kind == "p"}
+    for clause in clauses:
         if not clause & implied:
             return clause
     return frozenset()

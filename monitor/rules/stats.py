@@ -77,6 +77,3 @@ class TermStats:
 
 
 HEURISTIC = TermStats()
-
-
-HEURISTIC = TermStats()
