@@ -146,6 +146,7 @@ class Document:
         self._stem_sets: dict[str, frozenset[str]] = {}
         self._words_by_stem: dict[str, dict[str, list[str]]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
+        self.evidence: dict[tuple, object] = {}  # hit -> Evidence, for hits shared by matches
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)

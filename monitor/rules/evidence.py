@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from ..records import Evidence
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from .document import Document
@@ -14,17 +16,28 @@ _SNIPPET_CHARS = 240
 def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
     """Distinct hits as Evidence with character offsets into the field's text, in reading order."""
     seen: dict[tuple[str, int, int], Evidence] = {}
-    for field, start, end, label, entity in hits:
+    made = doc.evidence  # the same word is evidence for many rules: located once per article
+    for hit in hits:
+        field, start, end, label, entity = hit
         key = (field, start, end)
         if key in seen:
             continue
-        ft = doc.field(field)
-        char_start, char_end = ft.span(start)[0], ft.span(end - 1)[1]
-        seen[key] = Evidence(
-            field, char_start, char_end, ft.text[char_start:char_end], label, entity
-        )
-    order = {"title": 0, "summary": 1, "content": 2}
-    return tuple(sorted(seen.values(), key=lambda e: (order.get(e.field, 3), e.start)))
+        evidence = made.get(hit)
+        if evidence is None:
+            ft = doc.field(field)
+            char_start, char_end = ft.span(start)[0], ft.span(end - 1)[1]
+            evidence = made[hit] = Evidence(
+                field, char_start, char_end, ft.text[char_start:char_end], label, entity
+            )
+        seen[key] = evidence  # type: ignore[assignment]
+    return tuple(sorted(seen.values(), key=_reading_order))
+
+
+_FIELD_ORDER = {"title": 0, "summary": 1, "content": 2}
+
+
+def _reading_order(evidence: Evidence) -> tuple[int, int]:
+    return (_FIELD_ORDER.get(evidence.field, 3), evidence.start)
 
 
 def score_of(evidence: tuple[Evidence, ...]) -> float:
@@ -42,10 +55,19 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
     if not pool:
         return ""
 
-    def density(e: Evidence) -> int:
-        return sum(1 for o in pool if o.field == e.field and abs(o.start - e.start) < 120)
-
-    best = max(pool, key=density)
+    # The evidence with the most others of its field less than 120 characters away (the
+    # first such in reading order): counted by bisection in each field's sorted offsets.
+    starts: dict[str, list[int]] = {}
+    for e in pool:
+        starts.setdefault(e.field, []).append(e.start)
+    for offsets in starts.values():
+        offsets.sort()
+    best, most = pool[0], -1
+    for e in pool:
+        offsets = starts[e.field]
+        dense = bisect_left(offsets, e.start + 120) - bisect_right(offsets, e.start - 120)
+        if dense > most:
+            best, most = e, dense
     text = doc.field(best.field).text
     start = max(0, best.start - _SNIPPET_CHARS // 3)
     end = min(len(text), start + _SNIPPET_CHARS)
