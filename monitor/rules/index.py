@@ -9,7 +9,7 @@ evaluated for every article; `rules check` warns about such rules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..records import Article, Evidence, Match
 from .compile import PREFIX_MIN, Compiler
@@ -26,19 +26,12 @@ class CompiledRule:
     rule: Rule
     node: Node
     keys: frozenset[Key] | None
-    must: tuple[frozenset[str], ...] = ()  # clauses of words and pairs: set operations
-    must_prefixed: tuple[frozenset[str], ...] = ()  # clauses with a "prefix*": bisections
-    # Where the index files the rule: (keys, second terms) per alternative; see _filings.
-    filings: tuple[tuple[frozenset[Key] | None, frozenset[str]], ...] = ()
-    # `must` split for speed: the terms of its one-term clauses, all needed (one subset test),
-    # and the clauses of several terms, one of each needed.
-    required: frozenset[str] = field(init=False)
-    either: tuple[frozenset[str], ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        single = frozenset().union(*(c for c in self.must if len(c) == 1))
-        object.__setattr__(self, "required", single)
-        object.__setattr__(self, "either", tuple(c for c in self.must if len(c) > 1))
+    # Clauses an article must satisfy, checked before evaluation (see Node.must), split for
+    # speed: the words and pairs of one-term clauses, all needed (one subset test); clauses of
+    # several words, pairs or stems, one term of each needed; clauses with a "prefix*".
+    required: frozenset[str] = frozenset()
+    either: tuple[frozenset[str], ...] = ()
+    must_prefixed: tuple[frozenset[str], ...] = ()
 
     def may_match(self, terms: frozenset[str], doc: Document) -> bool:
         """False when the article lacks every term of one of the rule's required clauses;
@@ -74,8 +67,10 @@ def compile_rule(
     # The four clauses least likely to hold drop the most candidates.
     must = sorted(node.must(), key=lambda clause: sum(map(stats.term_cost, clause)))[:4]
     prefixed = tuple(c for c in must if any(t.endswith("*") for t in c))
-    plain = tuple(c for c in must if c not in prefixed)
-    return CompiledRule(rule, node, node.keys(), plain, prefixed, _filings(node, stats))
+    plain = [c for c in must if c not in prefixed]
+    required = frozenset().union(*(c for c in plain if len(c) == 1))
+    either = tuple(c for c in plain if len(c) > 1)
+    return CompiledRule(rule, node, node.keys(), required, either, prefixed)
 
 
 def _filings(
@@ -208,7 +203,7 @@ class RuleIndex:
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
         for i, compiled in enumerate(self.rules):
-            for keys, second in compiled.filings:
+            for keys, second in _filings(compiled.node, stats):
                 self._rule_keys.add(i, keys, second)
         compiler = Compiler(self.entities, stats=stats, cache=cache)
         self._entity_nodes = [
@@ -221,7 +216,8 @@ class RuleIndex:
             self._entity_keys.add(i, node.keys())
         # Whether clauses name pairs of words or stems: only then are an article's pairs or
         # stems collected for them.
-        terms = {term for r in self.rules for c in (*r.must, *r.must_prefixed) for term in c}
+        clauses = (c for r in self.rules for c in (r.required, *r.either, *r.must_prefixed))
+        terms = {term for clause in clauses for term in clause}
         self._pairs = any(" " in term for term in terms)
         stems: dict[str, set[str]] = {}
         for term in terms:

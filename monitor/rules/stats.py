@@ -35,6 +35,7 @@ class TermStats:
         self.df = dict(document_frequency or {})
         self.documents = documents if self.df else 0
         self._sorted = sorted(self.df)
+        self._costs: dict[Key, float] = {}
 
     def _prefix_frequency(self, prefix: str) -> int:
         total = 0
@@ -46,6 +47,13 @@ class TermStats:
         return total
 
     def cost(self, key: Key) -> float:
+        # Compiling 100k rules asks about the same words over and over.
+        found = self._costs.get(key)
+        if found is None:
+            found = self._costs[key] = self._cost(key)
+        return found
+
+    def _cost(self, key: Key) -> float:
         kind, value = key
         if kind == "b":
             # Two words together are at most as common as both anywhere in the article.
