@@ -100,3 +100,12 @@ def test_each_alternative_of_an_or_narrows_candidates_on_its_own() -> None:
     assert _candidates(index, "A Calais court ruled.") == {"r"}
     assert _candidates(index, "Waves broke over the sea wall.") == {"r"}
     assert [m.rule_id for m in index.match(_article("A Calais court ruled."))[0]] == ["r"]
+
+
+def test_an_or_alternative_filed_beside_a_stem_still_matches() -> None:
+    # The stem is the third alternative's second term, though no clause of the whole rule
+    # names it: the article's stems must still be collected for it.
+    index = RuleIndex.build([Rule("r", '"sea wall" OR "tide gate" OR (harbour AND deport~)')], {})
+    text = "The harbour master said the crew were deported."
+    assert _candidates(index, text) == {"r"}
+    assert [m.rule_id for m in index.match(_article(text))[0]] == ["r"]

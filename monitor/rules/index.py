@@ -202,9 +202,11 @@ class RuleIndex:
         self.rules = [r for r in rules if r.rule.enabled]
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
+        seconds: set[str] = set()
         for i, compiled in enumerate(self.rules):
             for keys, second in _filings(compiled.node, stats):
                 self._rule_keys.add(i, keys, second)
+                seconds |= second
         compiler = Compiler(self.entities, stats=stats, cache=cache)
         self._entity_nodes = [
             (e.id, compiler.entity(e))
@@ -214,10 +216,10 @@ class RuleIndex:
         self._entity_keys = _KeyIndex()
         for i, (_, node) in enumerate(self._entity_nodes):
             self._entity_keys.add(i, node.keys())
-        # Whether clauses name pairs of words or stems: only then are an article's pairs or
-        # stems collected for them.
+        # Whether clauses or second terms name pairs of words or stems: only then are an
+        # article's pairs or stems collected for them.
         clauses = (c for r in self.rules for c in (r.required, *r.either, *r.must_prefixed))
-        terms = {term for clause in clauses for term in clause}
+        terms = seconds.union(*clauses)
         self._pairs = any(" " in term for term in terms)
         stems: dict[str, set[str]] = {}
         for term in terms:
