@@ -20,7 +20,7 @@ from ..records import Article
 from ..text import STEM_LANGUAGES, TOKEN, base_language, fold, stem_map, tokens
 
 TEXT_FIELDS = ("title", "summary", "content")
-_INDEX_ALL_AFTER = 24  # words looked up one by one in a field before all of its words are indexed
+_SCANS_BEFORE_INDEXING = 6  # words present found by scanning a field before indexing it all
 ALL_FIELDS = (*TEXT_FIELDS, "author", "url", "feed", "category")
 
 
@@ -38,8 +38,7 @@ class FieldText:
         self.languages = languages
         self._words_by_stem = words_by_stem
         self._where: dict[str, list[int]] = {}
-        self._asked = 0  # words looked up one by one so far
-        self._indexed = False  # whether _where holds every word
+        self._asked = 0  # words present found by scanning so far
         self._prefixes: dict[str, list[int]] = {}
         self._stems: dict[tuple[str, str], list[int]] = {}
         self._spans: list[tuple[int, int]] = []
@@ -50,25 +49,24 @@ class FieldText:
         return frozenset(self.tokens)
 
     def where(self, word: str) -> list[int]:
-        """Positions of `word`, found the first time it is asked: list.index runs in C, so
-        the few words a candidate rule asks about cost less than indexing every word. Once
-        many words have been asked (many candidate rules), every word is indexed in one pass,
-        after which each answer is a dict lookup."""
+        """Positions of `word`, found the first time it is asked. The first few words present
+        are found with list.index (in C, but a scan of the whole field each); from the next
+        one, every word of the field is indexed in one pass (about the cost of scanning for
+        seven words), after which each answer is a dict lookup."""
         found = self._where.get(word)
         if found is None:
-            if self._asked >= _INDEX_ALL_AFTER and not self._indexed:
-                self._index_all()
-                found = self._where.get(word)
-                if found is not None:
-                    return found
             found = self._where[word] = []
+            if word not in self.word_set:
+                return found
             self._asked += 1
-            if word in self.word_set and not self._indexed:
-                index, i = self.tokens.index, -1
-                with contextlib.suppress(ValueError):
-                    while True:
-                        i = index(word, i + 1)
-                        found.append(i)
+            if self._asked > _SCANS_BEFORE_INDEXING:
+                self._index_all()
+                return self._where[word]
+            index, i = self.tokens.index, -1
+            with contextlib.suppress(ValueError):
+                while True:
+                    i = index(word, i + 1)
+                    found.append(i)
         return found
 
     def _index_all(self) -> None:
@@ -79,7 +77,6 @@ class FieldText:
             else:
                 where[word] = [i]
         self._where = where
-        self._indexed = True
 
     @cached_property
     def _sorted_words(self) -> list[str]:
