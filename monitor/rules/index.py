@@ -65,7 +65,7 @@ def compile_rule(
     compiler = Compiler(entities, stem_all=rule.stem, stats=stats, cache=cache)
     node = compiler.compile(parse_query(rule.query))
     # The four clauses least likely to hold drop the most candidates.
-    must = sorted(node.must(), key=lambda clause: sum(map(stats.term_cost, clause)))[:4]
+    must = _rarest_first(node.must(), stats)[:4]
     prefixed = tuple(c for c in must if any(t.endswith("*") for t in c))
     plain = [c for c in must if c not in prefixed]
     required = frozenset().union(*(c for c in plain if len(c) == 1))
@@ -81,14 +81,17 @@ def _filings(
     `calais` with `court` beside it, rather than under both keys with no second term."""
     if isinstance(node, AnyOf) and node.keys() is not None:
         return tuple(f for child in node.children for f in _filings(child, stats))
-    clauses = sorted(node.must(), key=lambda clause: sum(map(stats.term_cost, clause)))
-    return ((node.keys(), _second_terms(node.keys(), clauses)),)
+    return ((node.keys(), _second_terms(node.keys(), _rarest_first(node.must(), stats))),)
+
+
+def _rarest_first(clauses: Iterable[frozenset[str]], stats: TermStats) -> list[frozenset[str]]:
+    return sorted(clauses, key=lambda clause: sum(map(stats.term_cost, clause)))
 
 
 class _KeyIndex:
     """Items filed under presearch keys: words, pairs, prefixes (by length) and stems (by
-    language), and under each key by the terms of a second clause the item needs ("": none), so an
-    article's candidates are found with set operations, not a test per item (a two-term
+    language), and under each key by the terms of a second clause the item needs (see _Filed), so
+    an article's candidates are found with set operations, not a test per item (a two-term
     presearch: `anchor AND court` is a candidate only where both are)."""
 
     def __init__(self) -> None:
