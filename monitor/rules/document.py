@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from functools import cached_property
 from itertools import islice
 
-from ..records import Article
+from ..records import Article, Evidence
 from ..text import STEM_LANGUAGES, TOKEN, base_language, fold, stem_map, tokens
 
 TEXT_FIELDS = ("title", "summary", "content")
@@ -143,7 +143,7 @@ class Document:
         self._stem_sets: dict[str, frozenset[str]] = {}
         self._words_by_stem: dict[str, dict[str, list[str]]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
-        self.evidence: dict[tuple, object] = {}  # hit -> Evidence, for hits shared by matches
+        self.evidence: dict[tuple, Evidence] = {}  # hit -> its evidence, shared by matches
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)

@@ -29,7 +29,7 @@ def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
             evidence = made[hit] = Evidence(
                 field, char_start, char_end, ft.text[char_start:char_end], label, entity
             )
-        seen[key] = evidence  # type: ignore[assignment]
+        seen[key] = evidence
     return tuple(sorted(seen.values(), key=_reading_order))
 
 
