@@ -10,14 +10,12 @@ its tokenisation.
 from __future__ import annotations
 
 import contextlib
-import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cached_property
-from itertools import islice
 
 from ..records import Article, Evidence
-from ..text import STEM_LANGUAGES, TOKEN, base_language, fold, stem_map, tokens
+from ..text import STEM_LANGUAGES, base_language, stem_map, token_starts, word_text
 
 TEXT_FIELDS = ("title", "summary", "content")
 _SCANS_BEFORE_INDEXING = 6  # words present found by scanning a field before indexing it all
@@ -34,15 +32,14 @@ class FieldText:
         words_by_stem: Callable[[str], dict[str, list[str]]],
     ) -> None:
         self.text = text
-        self.tokens = tokens(fold(text)) if text else []
+        self.folded = word_text(text)  # spaces between tokens, offsets as in `text`
+        self.tokens = self.folded.split()
         self.languages = languages
         self._words_by_stem = words_by_stem
         self._where: dict[str, list[int]] = {}
         self._asked = 0  # words present found by scanning so far
         self._prefixes: dict[str, list[int]] = {}
         self._stems: dict[tuple[str, str], list[int]] = {}
-        self._spans: list[tuple[int, int]] = []
-        self._finder: Iterator[re.Match[str]] | None = None
 
     @cached_property
     def word_set(self) -> frozenset[str]:
@@ -109,20 +106,18 @@ class FieldText:
         return cached
 
     @cached_property
-    def original_tokens(self) -> list[str]:
-        """Tokens as written (case and accents kept), aligned with `tokens`."""
-        return TOKEN.findall(self.text)
+    def _starts(self) -> list[int]:
+        return token_starts(self.folded)
 
     def span(self, i: int) -> tuple[int, int]:
-        """Character span of token `i` in `text`. Tokens are located only as far as evidence
-        asks: most evidence sits in the first paragraphs, and locating every token of a long
-        text costs about half as much as tokenising it."""
-        spans = self._spans
-        if i >= len(spans):
-            if self._finder is None:
-                self._finder = TOKEN.finditer(self.text)
-            spans.extend(m.span() for m in islice(self._finder, i + 1 - len(spans)))
-        return spans[i]
+        """Character span of token `i` in `text`."""
+        start = self._starts[i]
+        return start, start + len(self.tokens[i])
+
+    def original(self, i: int) -> str:
+        """Token `i` as written (case and accents kept)."""
+        start = self._starts[i]
+        return self.text[start : start + len(self.tokens[i])]
 
 
 class Document:

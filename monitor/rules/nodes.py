@@ -43,8 +43,7 @@ class Part:
         folded = ft.where(fold(self.value))
         if not folded:
             return folded
-        original = ft.original_tokens
-        return [p for p in folded if original[p] == self.value]
+        return [p for p in folded if ft.original(p) == self.value]
 
     def keys(self) -> frozenset[Key]:
         if self.kind == "p":

@@ -1,0 +1,74 @@
+"""The fast tokeniser gives the tokens the definition gives (runs of letters and digits of the
+folded text), and offsets that point at those words in the text as written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.records import Article
+from monitor.rules.index import RuleIndex
+from monitor.rules.model import Rule
+from monitor.text import TOKEN, fold, token_starts, word_text
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def reference_tokens(text: str) -> list[str]:
+    return TOKEN.findall(fold(text))
+
+
+def check(text: str) -> None:
+    words = word_text(text)
+    assert len(words) == len(text)
+    found = words.split()
+    assert found == reference_tokens(text)
+    starts = token_starts(words)
+    assert [fold(text[s : s + len(t)]) for s, t in zip(starts, found, strict=True)] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Les exilés de Calais, l’État et la « jungle » — Coquelles",
+        "Grande-Synthe: 3 CRS; PAF_2024 l'immigration",
+        "Straße, cœur, œuvre, Ærø, Ωμέγα, Москва, 北京 and İstanbul",
+        "emoji 🏳️‍🌈 between words, ½ and ² and Å (angstrom sign)",
+        "",
+        "   ",
+    ],
+)
+def test_tokens_and_offsets_follow_the_definition(text: str) -> None:
+    check(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_text_tokenises_as_the_definition_says(text: str) -> None:
+    check(text)
+
+
+def test_real_articles_and_feeds_tokenise_as_the_definition_says() -> None:
+    truth = SHARED / "corpora" / "pages" / "article-extraction-benchmark" / "ground-truth.json"
+    bodies = [row.get("articleBody") or "" for row in json.loads(truth.read_text()).values()]
+    feeds = sorted((SHARED / "corpora" / "feeds").rglob("*.xml"))
+    assert len(bodies) > 100 and feeds
+    for text in bodies + [path.read_text(errors="replace") for path in feeds]:
+        check(text)
+
+
+def test_evidence_points_at_the_words_as_written_in_accented_text() -> None:
+    text = "« Les exilés », dit l’élu : des CRS ont frappé les exilés à Calais."
+    article = Article(feed_id=1, guid="g", url="https://example.org/a", title="t", content=text)
+    index = RuleIndex.build([Rule("r", "exiles NEAR/8 frapp* AND =CRS")], {})
+    (match,), _ = index.match(article)
+    assert [(e.text, text[e.start : e.end]) for e in match.evidence] == [
+        ("exilés", "exilés"),
+        ("CRS", "CRS"),
+        ("frappé", "frappé"),
+        ("exilés", "exilés"),
+    ]
