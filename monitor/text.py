@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from functools import cache
 from html.parser import HTMLParser
-from itertools import accumulate, compress, count
-from operator import add
 
+import numpy as np
 import Stemmer
 
 # Snippets mark matched words between these brackets; renderers turn them into bold or colour
@@ -185,11 +185,17 @@ def _non_ascii(text: str) -> set[str]:
 
 
 def token_starts(words: str) -> list[int]:
-    """Character offset of each token of a `word_text`, in order (all in C: the text is split
-    at each space, and an empty piece between two spaces is no token)."""
-    pieces = words.split(" ")
-    offsets = map(add, accumulate(map(len, pieces), initial=0), count())
-    return list(compress(offsets, pieces))
+    """Character offset of each token of a `word_text`, in order: where a character other than
+    a space follows a space (or starts the text), found by numpy over the text's code points."""
+    if not words:
+        return []
+    if words.isascii():
+        codes = np.frombuffer(words.encode("ascii"), np.uint8)
+    else:
+        codes = np.frombuffer(words.encode("utf-32-le", "surrogatepass"), np.uint32)
+    in_token = codes != 32
+    starts = np.flatnonzero(in_token[1:] > in_token[:-1]) + 1
+    return ([0] if in_token[0] else []) + starts.tolist()
 
 
 STEM_LANGUAGES = {"en": "english", "fr": "french"}
@@ -204,9 +210,12 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
 
 
 # Word -> stem, per language: news repeats its vocabulary, so most of an article's words were
-# stemmed for an earlier one (a dict lookup is ~10x cheaper than stemming again). Emptied when
-# full rather than kept in LRU order, which costs more than it saves.
+# stemmed for an earlier one (a dict lookup is ~10x cheaper than stemming again). Beside it, stem
+# -> the words with that stem, so an article's words with a stem are found without stemming all
+# of them again. Replaced by new dicts when full (rather than kept in LRU order, which costs more
+# than it saves), so a caller holding the old ones still finds every word it made sure of.
 _STEMS: dict[str, dict[str, str]] = {}
+_WORDS_OF_STEM: dict[str, dict[str, list[str]]] = {}
 _STEMS_KEPT = 300_000
 
 
@@ -222,13 +231,39 @@ def stem_map(words: Iterable[str], language: str) -> dict[str, str]:
     stems = _STEMS.setdefault(language, {})
     found = dict(zip(words, map(stems.get, words), strict=True))  # lookups run in C
     if None in found.values():
-        missing = [w for w, stem in found.items() if stem is None]
-        stemmed = dict(zip(missing, _stemmer(language).stemWords(missing), strict=True))
-        if len(stems) + len(missing) > _STEMS_KEPT:
-            stems.clear()
-        stems.update(stemmed)
-        found.update(stemmed)
+        found.update(_learn_stems([w for w, stem in found.items() if stem is None], language))
     return found
+
+
+def words_of_stem(words: AbstractSet[str], language: str) -> dict[str, list[str]]:
+    """Stem -> words with that stem, holding at least every one of `words` (and others: keep
+    those in `words`)."""
+    missing = set(words).difference(_STEMS.setdefault(language, {}))  # walks `words`
+    if missing and _learn_stems(list(missing), language, also=words) is None:
+        _learn_stems(list(words), language)  # the cache started again: all of them
+    return _WORDS_OF_STEM[language]
+
+
+def _learn_stems(
+    words: list[str], language: str, also: AbstractSet[str] = frozenset()
+) -> dict[str, str] | None:
+    """Stem `words` into the cache. When that would overfill it, start a new one, unless
+    `also` (words the caller needs kept) is given: then return None and stem nothing."""
+    stems = _STEMS.setdefault(language, {})
+    words_of = _WORDS_OF_STEM.setdefault(language, {})
+    if stems and len(stems) + len(words) > _STEMS_KEPT:
+        stems = _STEMS[language] = {}
+        words_of = _WORDS_OF_STEM[language] = {}
+        if also:
+            return None
+    stemmed = dict(zip(words, _stemmer(language).stemWords(words), strict=True))
+    stems.update(stemmed)
+    for word, stem in stemmed.items():
+        if stem in words_of:
+            words_of[stem].append(word)
+        else:
+            words_of[stem] = [word]
+    return stemmed
 
 
 def base_language(language: str | None) -> str:

@@ -109,3 +109,36 @@ def test_an_or_alternative_filed_beside_a_stem_still_matches() -> None:
     text = "The harbour master said the crew were deported."
     assert _candidates(index, text) == {"r"}
     assert [m.rule_id for m in index.match(_article(text))[0]] == ["r"]
+
+
+def test_matches_stay_the_same_when_the_word_and_stem_caches_fill_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each index remembers the keys of every word it has seen, and the process every word's
+    # stem; both start again when full. Tiny limits make them start again within an article.
+    from monitor import text
+    from monitor.rules import index as index_module
+
+    rules = [
+        Rule("stem", "officer~ ONEAR/3 slap~"),
+        Rule("prefix", "migra* AND (calais OR dunkirk)"),
+        Rule("pair", '"grande synthe" OR (camp AND evacuat*)'),
+        Rule("french", "expulsion~ AND exile~"),
+    ]
+    texts = [
+        "An officer slapped a migrant in Calais; officers were slapping others.",
+        "Migrants at the Grande-Synthe camp, near Dunkirk, were evacuated.",
+        "L'expulsion des exilés de Calais : les policiers ont expulsé le camp.",
+    ]
+    french = Article(1, "fr", "https://example.org/fr", "", content=texts[2], language="fr")
+    articles = [_article(t) for t in texts] + [french]
+    expected = [sorted(m.rule_id for m in RuleIndex.build(rules, {}).match(a)[0]) for a in articles]
+    assert expected == [["prefix", "stem"], ["pair", "prefix"], ["french"], ["french"]]
+    monkeypatch.setattr(index_module, "_WORDS_KEPT", 3)
+    monkeypatch.setattr(text, "_STEMS_KEPT", 3)
+    monkeypatch.setattr(text, "_STEMS", {})
+    monkeypatch.setattr(text, "_WORDS_OF_STEM", {})
+    index = RuleIndex.build(rules, {})
+    for _ in range(2):  # learnt once, then known (or learnt again after starting over)
+        found = [sorted(m.rule_id for m in index.match(a)[0]) for a in articles]
+        assert found == expected

@@ -13,9 +13,10 @@ import contextlib
 from bisect import bisect_left
 from collections.abc import Callable
 from functools import cached_property
+from itertools import compress, islice
 
 from ..records import Article, Evidence
-from ..text import STEM_LANGUAGES, base_language, stem_map, token_starts, word_text
+from ..text import STEM_LANGUAGES, base_language, token_starts, word_text, words_of_stem
 
 TEXT_FIELDS = ("title", "summary", "content")
 _SCANS_BEFORE_INDEXING = 6  # words present found by scanning a field before indexing it all
@@ -29,13 +30,13 @@ class FieldText:
         self,
         text: str,
         languages: tuple[str, ...],
-        words_by_stem: Callable[[str], dict[str, list[str]]],
+        words_of_stem: Callable[[str, str], list[str]],
     ) -> None:
         self.text = text
         self.folded = word_text(text)  # spaces between tokens, offsets as in `text`
         self.tokens = self.folded.split()
         self.languages = languages
-        self._words_by_stem = words_by_stem
+        self._words_of_stem = words_of_stem
         self._where: dict[str, list[int]] = {}
         self._asked = 0  # words present found by scanning so far
         self._prefixes: dict[str, list[int]] = {}
@@ -94,11 +95,10 @@ class FieldText:
         return cached
 
     def stem_positions(self, language: str, stem: str) -> list[int]:
-        """Positions of the words with this stem in one language (stems come from the
-        document's one stemming of its distinct words)."""
+        """Positions of the words with this stem in one language."""
         cached = self._stems.get((language, stem))
         if cached is None:
-            words = self._words_by_stem(language).get(stem, ())
+            words = self._words_of_stem(language, stem)
             cached = [i for word in words for i in self.where(word)]
             if len(words) > 1:
                 cached.sort()
@@ -133,10 +133,7 @@ class Document:
             (language,) if language in STEM_LANGUAGES else tuple(STEM_LANGUAGES)
         )
         self._fields: dict[str, FieldText] = {}
-        self._stem_maps: dict[str, dict[str, str]] = {}
-        self._prefix_sets: dict[int, set[str]] = {}
-        self._stem_sets: dict[str, frozenset[str]] = {}
-        self._words_by_stem: dict[str, dict[str, list[str]]] = {}
+        self._stems: dict[str, dict[str, list[str]]] = {}  # language -> stem -> words
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         self.evidence: dict[tuple, Evidence] = {}  # hit -> its evidence, shared by matches
 
@@ -144,7 +141,7 @@ class Document:
         found = self._fields.get(name)
         if found is None:
             found = self._fields[name] = FieldText(
-                self._raw(name), self.languages, self.words_by_stem
+                self._raw(name), self.languages, self.words_of_stem
             )
         return found
 
@@ -170,22 +167,17 @@ class Document:
             words.update(self.field(name).tokens)
         return frozenset(words)
 
-    @cached_property
-    def bigrams(self) -> frozenset[str]:
-        """Distinct pairs of adjacent folded words ("saudi arabia") within each field."""
-        pairs: set[str] = set()
+    def pairs(self, starts: frozenset[str]) -> set[str]:
+        """Distinct pairs of adjacent words within a field ("saudi arabia") whose first word is
+        one of `starts`: the pairs an index has keys for, not every pair of the article."""
+        found: set[str] = set()
+        if starts.isdisjoint(self.words):
+            return found
         for name in ALL_FIELDS:
-            found = self.field(name).tokens
-            pairs.update(map(" ".join, zip(found, found[1:], strict=False)))
-        return frozenset(pairs)
-
-    def stem_terms(self, wanted: dict[str, frozenset[str]]) -> set[str]:
-        """Those of the `wanted` stems (language -> stems) the document has, as "en~stem"."""
-        return {
-            f"{language}~{stem}"
-            for language in self.languages
-            for stem in self.stems(language) & wanted.get(language, frozenset())
-        }
+            words = self.field(name).tokens
+            adjacent = zip(words, islice(words, 1, None), strict=False)
+            found.update(map(" ".join, compress(adjacent, map(starts.__contains__, words))))
+        return found
 
     @cached_property
     def sorted_words(self) -> list[str]:
@@ -197,36 +189,14 @@ class Document:
         i = bisect_left(words, prefix)
         return i < len(words) and words[i].startswith(prefix)
 
-    def prefixes(self, length: int) -> set[str]:
-        """The distinct `length`-character beginnings of the document's words at least that
-        long; computed once per length, for the rules' and the entities' indexes alike."""
-        found = self._prefix_sets.get(length)
+    def words_of_stem(self, language: str, stem: str) -> list[str]:
+        """The document's words with this stem in one language (from the process's stem cache,
+        which holds every word of the document once `text.words_of_stem` has seen them)."""
+        found = self._stems.get(language)
         if found is None:
-            found = self._prefix_sets[length] = {w[:length] for w in self.words if len(w) >= length}
-        return found
+            found = self._stems[language] = words_of_stem(self.words, language)
+        words = self.words
+        return [word for word in found.get(stem, ()) if word in words]
 
-    def stem_map(self, language: str) -> dict[str, str]:
-        """Word -> stem for every distinct word of the document: one stemming per language."""
-        found = self._stem_maps.get(language)
-        if found is None:
-            found = self._stem_maps[language] = stem_map(self.words, language)
-        return found
-
-    def words_by_stem(self, language: str) -> dict[str, list[str]]:
-        """Stem -> the document's words with that stem, in one language."""
-        found = self._words_by_stem.get(language)
-        if found is None:
-            found = self._words_by_stem[language] = {}
-            for word, stem in self.stem_map(language).items():
-                if stem in found:
-                    found[stem].append(word)
-                else:
-                    found[stem] = [word]
-        return found
-
-    def stems(self, language: str) -> frozenset[str]:
-        """Distinct stems of every field's words in one language."""
-        found = self._stem_sets.get(language)
-        if found is None:
-            found = self._stem_sets[language] = frozenset(self.stem_map(language).values())
-        return found
+    def has_stem(self, language: str, stem: str) -> bool:
+        return language in self.languages and bool(self.words_of_stem(language, stem))

@@ -1,17 +1,21 @@
 """RuleIndex: every enabled rule compiled once, filed under presearch keys (Lucene Monitor's idea).
 
-For an article, the index collects the article's distinct words, pairs of adjacent words, word
-prefixes and stems, looks them up in four dictionaries to find candidate rules, and evaluates only
-those whose required clauses the article satisfies. A rule filed under no key (a pure negation) is
-evaluated for every article; `rules check` warns about such rules.
+For an article, the index looks up the keys each of its distinct words stands for (the word, the
+prefixes it starts with, its stems), remembered per word because news repeats its vocabulary,
+and the pairs of adjacent words that begin a phrase key. The rules filed there are candidates;
+only those whose required clauses the article satisfies are evaluated. A rule filed under no key
+(a pure negation) is evaluated for every article; `rules check` warns about such rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from itertools import chain
 
 from ..records import Article, Evidence, Match
+from ..text import stem_map
 from .compile import PREFIX_MIN, Compiler
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
@@ -27,23 +31,18 @@ class CompiledRule:
     node: Node
     keys: frozenset[Key] | None
     # Clauses an article must satisfy, checked before evaluation (see Node.must), split for
-    # speed: the words and pairs of one-term clauses, all needed (one subset test); clauses of
-    # several words, pairs or stems, one term of each needed; clauses with a "prefix*".
+    # speed: the terms of one-term clauses, all needed (one subset test); clauses of several
+    # terms, one of each needed.
     required: frozenset[str] = frozenset()
     either: tuple[frozenset[str], ...] = ()
-    must_prefixed: tuple[frozenset[str], ...] = ()
 
-    def may_match(self, terms: frozenset[str], doc: Document) -> bool:
+    def may_match(self, terms: AbstractSet[str]) -> bool:
         """False when the article lacks every term of one of the rule's required clauses;
-        `terms` are the article's words, with its pairs and stems when clauses name them."""
+        `terms` are the article's words, pairs, stems and "prefix*" beginnings that clauses name
+        (see RuleIndex.terms)."""
         if not self.required <= terms:
             return False
-        if self.either and any(clause.isdisjoint(terms) for clause in self.either):
-            return False
-        for clause in self.must_prefixed:
-            if not any(doc.has_prefix(t[:-1]) if t.endswith("*") else t in terms for t in clause):
-                return False
-        return True
+        return not (self.either and any(clause.isdisjoint(terms) for clause in self.either))
 
     def in_scope(self, doc: Document) -> bool:
         rule = self.rule
@@ -66,11 +65,9 @@ def compile_rule(
     node = compiler.compile(parse_query(rule.query))
     # The four clauses least likely to hold drop the most candidates.
     must = _rarest_first(node.must(), stats)[:4]
-    prefixed = tuple(c for c in must if any(t.endswith("*") for t in c))
-    plain = [c for c in must if c not in prefixed]
-    required = frozenset().union(*(c for c in plain if len(c) == 1))
-    either = tuple(c for c in plain if len(c) > 1)
-    return CompiledRule(rule, node, node.keys(), required, either, prefixed)
+    required = frozenset().union(*(c for c in must if len(c) == 1))
+    either = tuple(c for c in must if len(c) > 1)
+    return CompiledRule(rule, node, node.keys(), required, either)
 
 
 def _filings(
@@ -89,17 +86,21 @@ def _rarest_first(clauses: Iterable[frozenset[str]], stats: TermStats) -> list[f
 
 
 class _KeyIndex:
-    """Items filed under presearch keys: words, pairs, prefixes (by length) and stems (by
-    language), and under each key by the terms of a second clause the item needs (see _Filed), so
-    an article's candidates are found with set operations, not a test per item (a two-term
-    presearch: `anchor AND court` is a candidate only where both are)."""
+    """Items filed under presearch keys: words, pairs, prefixes and stems (by language), and
+    under each key by the terms of a second clause the item needs (see _Filed), so an article's
+    candidates are found with set operations, not a test per item (a two-term presearch:
+    `anchor AND court` is a candidate only where both are)."""
 
     def __init__(self) -> None:
         self.words: dict[str, _Filed] = {}
         self.bigrams: dict[str, _Filed] = {}
-        self.prefixes: dict[int, dict[str, dict[str, _Filed]]] = {}  # length, beginning, prefix
+        self.prefixes: dict[str, _Filed] = {}
         self.stems: dict[str, dict[str, _Filed]] = {}
         self.always: list[int] = []
+        self._longest_prefix = 0
+        # Per document languages, word -> the keys it stands for: each word of an article is
+        # looked up once a process, not once an article (see `present`).
+        self._known: dict[tuple[str, ...], dict[str, tuple[_Filed, ...]]] = {}
 
     def add(
         self, item: int, keys: frozenset[Key] | None, second: frozenset[str] = frozenset()
@@ -113,11 +114,8 @@ class _KeyIndex:
             elif kind == "b":
                 bucket = self.bigrams
             elif kind == "p":
-                # Filed under its first 3, 5 or 7 letters, then the whole prefix: an article's
-                # beginnings are collected for three lengths at most, and a longer prefix
-                # is checked (by bisection) only where its first letters are present.
-                length = max(n for n in _PREFIX_LENGTHS if n <= len(value))
-                bucket = self.prefixes.setdefault(length, {}).setdefault(value[:length], {})
+                bucket = self.prefixes
+                self._longest_prefix = max(self._longest_prefix, len(value))
             else:
                 bucket = self.stems.setdefault(kind[2:], {})
             filed = bucket.get(value)
@@ -125,53 +123,85 @@ class _KeyIndex:
                 filed = bucket[value] = _Filed()
             filed.add(item, second)
 
-    def candidates(self, doc: Document, terms: frozenset[str]) -> set[int]:
+    def present(self, doc: Document, pairs: set[str]) -> dict[_Filed, None]:
+        """The keys the article has, each once: its words' (known, or learnt now) and its pairs'."""
+        known = _known_words(self._known, doc, self._keys_of)
+        present = dict.fromkeys(chain.from_iterable(map(known.__getitem__, doc.words)))
+        if self.bigrams and pairs:
+            bigrams = self.bigrams
+            present.update(dict.fromkeys(map(bigrams.__getitem__, bigrams.keys() & pairs)))
+        return present
+
+    def _keys_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
+        """Word -> the keys filed here that it stands for: itself, every prefix it starts with,
+        its stem in each of the document's languages."""
+        stems = {
+            language: (by_stem, stem_map(words, language))
+            for language in languages
+            if (by_stem := self.stems.get(language))
+        }
+        prefixes, longest = self.prefixes, self._longest_prefix
+        found: dict[str, tuple] = {}
+        for word in words:
+            keys = []
+            if (filed := self.words.get(word)) is not None:
+                keys.append(filed)
+            if prefixes:
+                for end in range(PREFIX_MIN, min(len(word), longest) + 1):
+                    if (filed := prefixes.get(word[:end])) is not None:
+                        keys.append(filed)
+            for by_stem, stem_of in stems.values():
+                if (filed := by_stem.get(stem_of[word])) is not None:
+                    keys.append(filed)
+            found[word] = tuple(keys)
+        return found
+
+    def candidates(self, doc: Document, pairs: set[str], terms: set[str]) -> set[int]:
         """Items with a key in the article and their second term among `terms`."""
         found: set[int] = set(self.always)
-        words = doc.words
-        present: list[_Filed] = [self.words[w] for w in words & self.words.keys()]
-        if self.bigrams:
-            present += [self.bigrams[p] for p in doc.bigrams & self.bigrams.keys()]
-        for length, by_prefix in self.prefixes.items():
-            if len(by_prefix) * 8 < len(words):  # few prefixes: look each up in the sorted words
-                prefixes: Iterable[str] = [p for p in by_prefix if doc.has_prefix(p)]
-            else:
-                prefixes = doc.prefixes(length) & by_prefix.keys()
-            for p in prefixes:
-                for whole, filed in by_prefix[p].items():
-                    if len(whole) == length or doc.has_prefix(whole):
-                        present.append(filed)
-        for language, by_stem in self.stems.items():
-            if language in doc.languages:
-                present += [by_stem[s] for s in doc.stems(language) & by_stem.keys()]
-        has_prefix = doc.has_prefix
-        for filed in present:
+        for filed in self.present(doc, pairs):
             if filed.alone:
                 found.update(filed.alone)
             by_term = filed.by_term
             if by_term:
-                # terms.intersection(by_term) walks the few terms filed here;
-                # `by_term.keys() & terms` would walk all the article's terms.
+                # terms.intersection(by_term) walks the few terms filed here.
                 for term in terms.intersection(by_term):
                     found.update(by_term[term])
-            if filed.by_prefix:
-                for prefix, items in filed.by_prefix.items():
-                    if has_prefix(prefix):
-                        found.update(items)
         return found
 
 
-class _Filed:
-    """The items filed under one key: alone, or by a second term they also need, a word
-    (looked up in the article's terms) or a "prefix*" (looked up in its sorted words)."""
+# Words remembered per index and document languages; emptied when full (as the stem cache is).
+_WORDS_KEPT = 200_000
 
-    __slots__ = ("alone", "by_term", "by_prefix")
+
+def _known_words(
+    cache: dict[tuple[str, ...], dict[str, tuple]],
+    doc: Document,
+    learn: Callable[[AbstractSet[str], tuple[str, ...]], dict[str, tuple]],
+) -> dict[str, tuple]:
+    """The cache for the document's languages, knowing each of its words (learnt if new)."""
+    known = cache.get(doc.languages)
+    if known is None:
+        known = cache[doc.languages] = {}
+    new = doc.words.difference(known)  # walks the words (`words - known.keys()` walks known)
+    if new:
+        if len(known) + len(new) > _WORDS_KEPT:
+            known.clear()
+            new = doc.words
+        known.update(learn(new, doc.languages))
+    return known
+
+
+class _Filed:
+    """The items filed under one key: alone, or by a second term they also need (a word, pair,
+    "lang~stem" or "prefix*", looked up in the article's terms)."""
+
+    __slots__ = ("alone", "by_term")
 
     def __init__(self) -> None:
         # Created when first needed: an index of 100k rules holds some 200k of these.
         self.alone: list[int] | None = None
         self.by_term: dict[str, list[int]] | None = None
-        self.by_prefix: dict[str, list[int]] | None = None
 
     def add(self, item: int, second: frozenset[str]) -> None:
         if not second:
@@ -179,17 +209,9 @@ class _Filed:
                 self.alone = []
             self.alone.append(item)
         for term in second:
-            if term.endswith("*"):
-                if self.by_prefix is None:
-                    self.by_prefix = {}
-                self.by_prefix.setdefault(term[:-1], []).append(item)
-            else:
-                if self.by_term is None:
-                    self.by_term = {}
-                self.by_term.setdefault(term, []).append(item)
-
-
-_PREFIX_LENGTHS = (PREFIX_MIN, 5, 7)  # PREFIX_MIN: the shortest prefix a query may have
+            if self.by_term is None:
+                self.by_term = {}
+            self.by_term.setdefault(term, []).append(item)
 
 
 class RuleIndex:
@@ -219,17 +241,27 @@ class RuleIndex:
         self._entity_keys = _KeyIndex()
         for i, (_, node) in enumerate(self._entity_nodes):
             self._entity_keys.add(i, node.keys())
-        # Whether clauses or second terms name pairs of words or stems: only then are an
-        # article's pairs or stems collected for them.
-        clauses = (c for r in self.rules for c in (r.required, *r.either, *r.must_prefixed))
-        terms = seconds.union(*clauses)
-        self._pairs = any(" " in term for term in terms)
+        # The pairs, stems and prefixes that clauses or second terms name: an article's terms
+        # include those it has (see `terms`).
+        clauses = (c for r in self.rules for c in (r.required, *r.either))
+        named = seconds.union(*clauses)
         stems: dict[str, set[str]] = {}
-        for term in terms:
+        for term in named:
             if "~" in term:
                 language, _, stem = term.partition("~")
                 stems.setdefault(language, set()).add(stem)
         self._stems = {language: frozenset(found) for language, found in stems.items()}
+        self._prefixes = frozenset(term[:-1] for term in named if term.endswith("*"))
+        self._longest_prefix = max(map(len, self._prefixes), default=0)
+        self._known: dict[tuple[str, ...], dict[str, tuple]] = {}  # word -> the terms it gives
+        # An article's pairs of adjacent words are collected only after the first word of a
+        # pair some key or clause names ("saudi" for "saudi arabia").
+        pairs = chain(
+            self._rule_keys.bigrams,
+            self._entity_keys.bigrams,
+            (term for term in named if " " in term),
+        )
+        self._pair_starts = frozenset(pair.split(" ", 1)[0] for pair in pairs)
 
     @classmethod
     def build(
@@ -249,16 +281,40 @@ class RuleIndex:
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
         """Rules the presearch leaves to evaluate (before their required clauses)."""
-        return [self.rules[i] for i in sorted(self._rule_keys.candidates(doc, self._terms(doc)))]
+        pairs = doc.pairs(self._pair_starts)
+        found = self._rule_keys.candidates(doc, pairs, self.terms(doc, pairs))
+        return [self.rules[i] for i in sorted(found)]
 
-    def _terms(self, doc: Document) -> frozenset[str]:
-        """The article's words, and its pairs and stems when clauses ask for them."""
-        terms = doc.words
-        if self._pairs:
-            terms = terms | doc.bigrams
-        if self._stems:
-            terms = terms | doc.stem_terms(self._stems)
+    def terms(self, doc: Document, pairs: set[str]) -> set[str]:
+        """The article's words and `pairs`, with the "lang~stem" stems and "prefix*" beginnings
+        of its words that clauses name: what required clauses and second terms are tested on."""
+        terms = set(doc.words)
+        terms.update(pairs)
+        if self._stems or self._prefixes:
+            known = _known_words(self._known, doc, self._terms_of)
+            terms.update(chain.from_iterable(map(known.__getitem__, doc.words)))
         return terms
+
+    def _terms_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
+        """Word -> the stems ("en~slap") and beginnings ("migra*") of it that clauses name."""
+        stems = [
+            (language, wanted, stem_map(words, language))
+            for language in languages
+            if (wanted := self._stems.get(language))
+        ]
+        prefixes, longest = self._prefixes, self._longest_prefix
+        found: dict[str, tuple] = {}
+        for word in words:
+            terms = [
+                f"{word[:end]}*"
+                for end in range(PREFIX_MIN, min(len(word), longest) + 1)
+                if word[:end] in prefixes
+            ]
+            for language, wanted, stem_of in stems:
+                if (stem := stem_of[word]) in wanted:
+                    terms.append(f"{language}~{stem}")
+            found[word] = tuple(terms)
+        return found
 
     def match(
         self, article: Article, feed_tags: tuple[str, ...] = ()
@@ -266,16 +322,17 @@ class RuleIndex:
         """Matches of every enabled rule, and every entity mention, for one article."""
         doc = Document(article, feed_tags)
         matches = []
-        terms = self._terms(doc)
-        for i in sorted(self._rule_keys.candidates(doc, terms)):
+        pairs = doc.pairs(self._pair_starts)
+        terms = self.terms(doc, pairs)
+        for i in sorted(self._rule_keys.candidates(doc, pairs, terms)):
             compiled = self.rules[i]
-            if not compiled.may_match(terms, doc) or not compiled.in_scope(doc):
+            if not compiled.may_match(terms) or not compiled.in_scope(doc):
                 continue
             match = explain(compiled, doc)
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        for i in sorted(self._entity_keys.candidates(doc, frozenset())):
+        for i in sorted(self._entity_keys.candidates(doc, pairs, set())):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
                 mentions.extend(e for e in evidence_of(hits, doc) if e.entity)

@@ -115,7 +115,7 @@ class Seq(Node):
         if not self.required <= doc.words:
             return None
         for stems in self.stemmed:
-            if not any(lang in doc.languages and s in doc.stems(lang) for lang, s in stems):
+            if not any(doc.has_stem(language, stem) for language, stem in stems):
                 return None
         if not all(map(doc.has_prefix, self.prefixes)):
             return None
