@@ -30,12 +30,15 @@ class FieldText:
         text: str,
         languages: tuple[str, ...],
         words_of_stem: Callable[[str, str], list[str]],
+        words_with_prefix: Callable[[str], list[str]],
     ) -> None:
         self.text = text
         self.folded = word_text(text)  # spaces between tokens, offsets as in `text`
         self.tokens = self.folded.split()
         self.languages = languages
+        # The document's words with a stem or a prefix, found once for all its fields.
         self._words_of_stem = words_of_stem
+        self._words_with_prefix = words_with_prefix
         self._where: dict[str, list[int]] = {}
         self._asked = 0  # words present found by str.find so far
         self._prefixes: dict[str, list[int]] = {}
@@ -80,22 +83,15 @@ class FieldText:
                 where[word] = [i]
         self._where = where
 
-    @cached_property
-    def _sorted_words(self) -> list[str]:
-        return sorted(self.word_set)
-
     def prefix_positions(self, prefix: str) -> list[int]:
-        """Positions of every word starting with `prefix`, found by bisection, cached."""
+        """Positions of every word starting with `prefix`, cached."""
         cached = self._prefixes.get(prefix)
         if cached is None:
-            words = self._sorted_words
-            found: list[int] = []
-            for i in range(bisect_left(words, prefix), len(words)):
-                if not words[i].startswith(prefix):
-                    break
-                found.extend(self.where(words[i]))
-            found.sort()
-            cached = self._prefixes[prefix] = found
+            words = self._words_with_prefix(prefix)
+            cached = [i for word in words for i in self.where(word)]
+            if len(words) > 1:
+                cached.sort()
+            self._prefixes[prefix] = cached
         return cached
 
     def stem_positions(self, language: str, stem: str) -> list[int]:
@@ -138,6 +134,8 @@ class Document:
         )
         self._fields: dict[str, FieldText] = {}
         self._stems: dict[str, dict[str, list[str]]] = {}  # language -> stem -> words
+        self._of_stem: dict[tuple[str, str], list[str]] = {}
+        self._with_prefix: dict[str, list[str]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         self.evidence: dict[tuple, Evidence] = {}  # hit -> its evidence, shared by matches
 
@@ -145,7 +143,7 @@ class Document:
         found = self._fields.get(name)
         if found is None:
             found = self._fields[name] = FieldText(
-                self._raw(name), self.languages, self.words_of_stem
+                self._raw(name), self.languages, self.words_of_stem, self.words_with_prefix
             )
         return found
 
@@ -187,20 +185,33 @@ class Document:
     def sorted_words(self) -> list[str]:
         return sorted(self.words)
 
+    def words_with_prefix(self, prefix: str) -> list[str]:
+        """The document's words starting with `prefix` (by bisection), cached."""
+        found = self._with_prefix.get(prefix)
+        if found is None:
+            words = self.sorted_words
+            found = self._with_prefix[prefix] = []
+            for i in range(bisect_left(words, prefix), len(words)):
+                if not words[i].startswith(prefix):
+                    break
+                found.append(words[i])
+        return found
+
     def has_prefix(self, prefix: str) -> bool:
-        """Whether a word of the document starts with `prefix` (by bisection)."""
-        words = self.sorted_words
-        i = bisect_left(words, prefix)
-        return i < len(words) and words[i].startswith(prefix)
+        return bool(self.words_with_prefix(prefix))
 
     def words_of_stem(self, language: str, stem: str) -> list[str]:
-        """The document's words with this stem in one language (from the process's stem cache,
-        which holds every word of the document once `text.words_of_stem` has seen them)."""
-        found = self._stems.get(language)
+        """The document's words with this stem in one language, cached (from the process's stem
+        cache, which holds every word of the document once `text.words_of_stem` has seen them)."""
+        found = self._of_stem.get((language, stem))
         if found is None:
-            found = self._stems[language] = words_of_stem(self.words, language)
-        words = self.words
-        return [word for word in found.get(stem, ()) if word in words]
+            by_stem = self._stems.get(language)
+            if by_stem is None:
+                by_stem = self._stems[language] = words_of_stem(self.words, language)
+            words = self.words
+            found = [word for word in by_stem.get(stem, ()) if word in words]
+            self._of_stem[language, stem] = found
+        return found
 
     def has_stem(self, language: str, stem: str) -> bool:
         return language in self.languages and bool(self.words_of_stem(language, stem))

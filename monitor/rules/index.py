@@ -9,10 +9,11 @@ only those whose required clauses the article satisfies are evaluated. A rule fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
+from typing import NamedTuple
 
 from ..records import Article, Evidence, Match
 from ..text import stem_map
@@ -98,9 +99,6 @@ class _KeyIndex:
         self.stems: dict[str, dict[str, _Filed]] = {}
         self.always: list[int] = []
         self._longest_prefix = 0
-        # Per document languages, word -> the keys it stands for: each word of an article is
-        # looked up once a process, not once an article (see `present`).
-        self._known: dict[tuple[str, ...], dict[str, tuple[_Filed, ...]]] = {}
 
     def add(
         self, item: int, keys: frozenset[Key] | None, second: frozenset[str] = frozenset()
@@ -123,16 +121,18 @@ class _KeyIndex:
                 filed = bucket[value] = _Filed()
             filed.add(item, second)
 
-    def present(self, doc: Document, pairs: set[str]) -> dict[_Filed, None]:
-        """The keys the article has, each once: its words' (known, or learnt now) and its pairs'."""
-        known = _known_words(self._known, doc, self._keys_of)
+    def present(
+        self, doc: Document, pairs: set[str], known: dict[str, tuple[_Filed, ...]]
+    ) -> dict[_Filed, None]:
+        """The keys the article has, each once: its words' (`known` holds `keys_of` each of
+        them) and its pairs'."""
         present = dict.fromkeys(chain.from_iterable(map(known.__getitem__, doc.words)))
         if self.bigrams and pairs:
             bigrams = self.bigrams
             present.update(dict.fromkeys(map(bigrams.__getitem__, bigrams.keys() & pairs)))
         return present
 
-    def _keys_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
+    def keys_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
         """Word -> the keys filed here that it stands for: itself, every prefix it starts with,
         its stem in each of the document's languages."""
         stems = {
@@ -156,10 +156,16 @@ class _KeyIndex:
             found[word] = tuple(keys)
         return found
 
-    def candidates(self, doc: Document, pairs: set[str], terms: set[str]) -> set[int]:
+    def candidates(
+        self,
+        doc: Document,
+        pairs: set[str],
+        terms: set[str],
+        known: dict[str, tuple[_Filed, ...]],
+    ) -> set[int]:
         """Items with a key in the article and their second term among `terms`."""
         found: set[int] = set(self.always)
-        for filed in self.present(doc, pairs):
+        for filed in self.present(doc, pairs, known):
             if filed.alone:
                 found.update(filed.alone)
             by_term = filed.by_term
@@ -174,22 +180,12 @@ class _KeyIndex:
 _WORDS_KEPT = 200_000
 
 
-def _known_words(
-    cache: dict[tuple[str, ...], dict[str, tuple]],
-    doc: Document,
-    learn: Callable[[AbstractSet[str], tuple[str, ...]], dict[str, tuple]],
-) -> dict[str, tuple]:
-    """The cache for the document's languages, knowing each of its words (learnt if new)."""
-    known = cache.get(doc.languages)
-    if known is None:
-        known = cache[doc.languages] = {}
-    new = doc.words.difference(known)  # walks the words (`words - known.keys()` walks known)
-    if new:
-        if len(known) + len(new) > _WORDS_KEPT:
-            known.clear()
-            new = doc.words
-        known.update(learn(new, doc.languages))
-    return known
+class _Known(NamedTuple):
+    """Word -> what it stands for, for the words of articles in some languages."""
+
+    rules: dict[str, tuple[_Filed, ...]]  # the keys of the rules' index
+    entities: dict[str, tuple[_Filed, ...]]  # the keys of the entities' index
+    terms: dict[str, tuple[str, ...]]  # the stems and prefixes of it that clauses name
 
 
 class _Filed:
@@ -253,7 +249,10 @@ class RuleIndex:
         self._stems = {language: frozenset(found) for language, found in stems.items()}
         self._prefixes = frozenset(term[:-1] for term in named if term.endswith("*"))
         self._longest_prefix = max(map(len, self._prefixes), default=0)
-        self._known: dict[tuple[str, ...], dict[str, tuple]] = {}  # word -> the terms it gives
+        # Per document languages, word -> the keys it stands for in the rules' index and in
+        # the entities', and the terms it gives (see `terms`): each word of an article is looked
+        # at once a process, not once an article.
+        self._vocabulary: dict[tuple[str, ...], _Known] = {}
         # An article's pairs of adjacent words are collected only after the first word of a
         # pair some key or clause names ("saudi" for "saudi arabia").
         pairs = chain(
@@ -281,18 +280,35 @@ class RuleIndex:
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
         """Rules the presearch leaves to evaluate (before their required clauses)."""
+        known = self._known(doc)
         pairs = doc.pairs(self._pair_starts)
-        found = self._rule_keys.candidates(doc, pairs, self.terms(doc, pairs))
+        found = self._rule_keys.candidates(doc, pairs, self.terms(doc, pairs, known), known.rules)
         return [self.rules[i] for i in sorted(found)]
 
-    def terms(self, doc: Document, pairs: set[str]) -> set[str]:
+    def _known(self, doc: Document) -> _Known:
+        """The vocabulary of the document's languages, knowing each of its words (those never
+        seen are looked at now)."""
+        known = self._vocabulary.get(doc.languages)
+        if known is None:
+            known = self._vocabulary[doc.languages] = _Known({}, {}, {})
+        new = doc.words.difference(known.terms)  # walks the words (`- .keys()` walks known)
+        if new:
+            if len(known.terms) + len(new) > _WORDS_KEPT:
+                for words in known:
+                    words.clear()
+                new = doc.words
+            known.rules.update(self._rule_keys.keys_of(new, doc.languages))
+            known.entities.update(self._entity_keys.keys_of(new, doc.languages))
+            known.terms.update(self._terms_of(new, doc.languages))
+        return known
+
+    def terms(self, doc: Document, pairs: set[str], known: _Known) -> set[str]:
         """The article's words and `pairs`, with the "lang~stem" stems and "prefix*" beginnings
         of its words that clauses name: what required clauses and second terms are tested on."""
         terms = set(doc.words)
         terms.update(pairs)
         if self._stems or self._prefixes:
-            known = _known_words(self._known, doc, self._terms_of)
-            terms.update(chain.from_iterable(map(known.__getitem__, doc.words)))
+            terms.update(chain.from_iterable(map(known.terms.__getitem__, doc.words)))
         return terms
 
     def _terms_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
@@ -322,9 +338,10 @@ class RuleIndex:
         """Matches of every enabled rule, and every entity mention, for one article."""
         doc = Document(article, feed_tags)
         matches = []
+        known = self._known(doc)
         pairs = doc.pairs(self._pair_starts)
-        terms = self.terms(doc, pairs)
-        for i in sorted(self._rule_keys.candidates(doc, pairs, terms)):
+        terms = self.terms(doc, pairs, known)
+        for i in sorted(self._rule_keys.candidates(doc, pairs, terms, known.rules)):
             compiled = self.rules[i]
             if not compiled.may_match(terms) or not compiled.in_scope(doc):
                 continue
@@ -332,7 +349,7 @@ class RuleIndex:
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        for i in sorted(self._entity_keys.candidates(doc, pairs, set())):
+        for i in sorted(self._entity_keys.candidates(doc, pairs, set(), known.entities)):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
                 mentions.extend(e for e in evidence_of(hits, doc) if e.entity)

@@ -7,13 +7,16 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from ..records import Article, Delivery, Evidence, Match
 
 
+@lru_cache(maxsize=64)
 def iso(when: datetime) -> str:
-    """Fixed-width UTC timestamps that sort as text."""
+    """Fixed-width UTC timestamps that sort as text. Cached: storing one article writes the
+    poll's `now` several times (first seen, revision, sketch, story, matches)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
