@@ -13,6 +13,7 @@ Each node answers three questions:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 from ..text import fold
 from .document import Document, FieldText
@@ -100,6 +101,8 @@ class Seq(Node):
         # words, before any field is looked at: most stemmed leaves of a rule are absent.
         self.stemmed = tuple(p.stems for p in parts if p.kind == "s")
         self.prefixes = tuple(p.value for p in parts if p.kind == "p")
+        # One stem or one prefix, the next most common shapes, take a short path too.
+        self.forms = parts[0] if len(parts) == 1 and parts[0].kind in ("s", "p") else None
 
     def hits(self, doc: Document) -> list[Hit] | None:
         # Rules share leaves (see Compiler.cache): each is evaluated once per article.
@@ -112,6 +115,8 @@ class Seq(Node):
     def _hits(self, doc: Document) -> list[Hit] | None:
         if self.word is not None:
             return self._word_hits(doc, self.word)
+        if self.forms is not None:
+            return self._forms_hits(doc, self.forms)
         if not self.required <= doc.words:
             return None
         for stems in self.stemmed:
@@ -146,6 +151,31 @@ class Seq(Node):
             found = doc.field(name).where(word)
             if found:
                 out.extend([(name, s, s + 1, label, entity) for s in found])
+        return out or None
+
+    def _forms_hits(self, doc: Document, part: Part) -> list[Hit] | None:
+        """A stem or a prefix: the document's words with it, found once, then their positions
+        in each field."""
+        if part.kind == "p":
+            words = doc.words_with_prefix(part.value)
+        else:
+            found = [
+                doc.words_of_stem(language, stem)
+                for language, stem in part.stems
+                if language in doc.languages
+            ]
+            words = found[0] if len(found) == 1 else list(dict.fromkeys(chain(*found)))
+        if not words:
+            return None
+        out: list[Hit] = []
+        label, entity = self.label, self.entity
+        for name in self.fields:
+            ft = doc.field(name)
+            starts = [i for word in words for i in ft.where(word)]
+            if starts:
+                if len(words) > 1:
+                    starts.sort()
+                out.extend([(name, s, s + 1, label, entity) for s in starts])
         return out or None
 
     def keys(self) -> frozenset[Key] | None:
