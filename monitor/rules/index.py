@@ -285,6 +285,10 @@ class RuleIndex:
         found = self._rule_keys.candidates(doc, pairs, self.terms(doc, pairs, known), known.rules)
         return [self.rules[i] for i in sorted(found)]
 
+    def forget_words(self) -> None:
+        """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
+        self._vocabulary = {}
+
     def _known(self, doc: Document) -> _Known:
         """The vocabulary of the document's languages, knowing each of its words (those never
         seen are looked at now)."""
