@@ -132,14 +132,16 @@ class _KeyIndex:
             present.update(dict.fromkeys(map(bigrams.__getitem__, bigrams.keys() & pairs)))
         return present
 
-    def keys_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
+    def keys_of(
+        self, words: AbstractSet[str], stems_of: dict[str, dict[str, str]]
+    ) -> dict[str, tuple]:
         """Word -> the keys filed here that it stands for: itself, every prefix it starts with,
-        its stem in each of the document's languages."""
-        stems = {
-            language: (by_stem, stem_map(words, language))
-            for language in languages
+        its stem in each of the document's languages (`stems_of`: language -> word -> stem)."""
+        stems = [
+            (by_stem, stem_of)
+            for language, stem_of in stems_of.items()
             if (by_stem := self.stems.get(language))
-        }
+        ]
         prefixes, longest = self.prefixes, self._longest_prefix
         found: dict[str, tuple] = {}
         for word in words:
@@ -150,7 +152,7 @@ class _KeyIndex:
                 for end in range(PREFIX_MIN, min(len(word), longest) + 1):
                     if (filed := prefixes.get(word[:end])) is not None:
                         keys.append(filed)
-            for by_stem, stem_of in stems.values():
+            for by_stem, stem_of in stems:
                 if (filed := by_stem.get(stem_of[word])) is not None:
                     keys.append(filed)
             found[word] = tuple(keys)
@@ -301,9 +303,11 @@ class RuleIndex:
                 for words in known:
                     words.clear()
                 new = doc.words
-            known.rules.update(self._rule_keys.keys_of(new, doc.languages))
-            known.entities.update(self._entity_keys.keys_of(new, doc.languages))
-            known.terms.update(self._terms_of(new, doc.languages))
+            stemmed = self._stems or self._rule_keys.stems or self._entity_keys.stems
+            stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
+            known.rules.update(self._rule_keys.keys_of(new, stems_of))
+            known.entities.update(self._entity_keys.keys_of(new, stems_of))
+            known.terms.update(self._terms_of(new, stems_of))
         return known
 
     def terms(self, doc: Document, pairs: set[str], known: _Known) -> set[str]:
@@ -315,11 +319,13 @@ class RuleIndex:
             terms.update(chain.from_iterable(map(known.terms.__getitem__, doc.words)))
         return terms
 
-    def _terms_of(self, words: AbstractSet[str], languages: tuple[str, ...]) -> dict[str, tuple]:
+    def _terms_of(
+        self, words: AbstractSet[str], stems_of: dict[str, dict[str, str]]
+    ) -> dict[str, tuple]:
         """Word -> the stems ("en~slap") and beginnings ("migra*") of it that clauses name."""
         stems = [
-            (language, wanted, stem_map(words, language))
-            for language in languages
+            (language, wanted, stem_of)
+            for language, stem_of in stems_of.items()
             if (wanted := self._stems.get(language))
         ]
         prefixes, longest = self._prefixes, self._longest_prefix
