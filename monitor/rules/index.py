@@ -9,10 +9,11 @@ only those whose required clauses the article satisfies are evaluated. A rule fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from typing import NamedTuple
 
 from ..records import Article, Evidence, Match
@@ -121,12 +122,10 @@ class _KeyIndex:
                 filed = bucket[value] = _Filed()
             filed.add(item, second)
 
-    def present(
-        self, doc: Document, pairs: set[str], known: dict[str, tuple[_Filed, ...]]
-    ) -> dict[_Filed, None]:
-        """The keys the article has, each once: its words' (`known` holds `keys_of` each of
-        them) and its pairs'."""
-        present = dict.fromkeys(chain.from_iterable(map(known.__getitem__, doc.words)))
+    def present(self, pairs: set[str], keys: Iterable[_Filed]) -> dict[_Filed, None]:
+        """The keys the article has, each once: its words' `keys` (from `keys_of`) and its
+        pairs'."""
+        present = dict.fromkeys(keys)
         if self.bigrams and pairs:
             bigrams = self.bigrams
             present.update(dict.fromkeys(map(bigrams.__getitem__, bigrams.keys() & pairs)))
@@ -158,16 +157,11 @@ class _KeyIndex:
             found[word] = tuple(keys)
         return found
 
-    def candidates(
-        self,
-        doc: Document,
-        pairs: set[str],
-        terms: set[str],
-        known: dict[str, tuple[_Filed, ...]],
-    ) -> set[int]:
-        """Items with a key in the article and their second term among `terms`."""
+    def candidates(self, pairs: set[str], terms: set[str], keys: Iterable[_Filed]) -> set[int]:
+        """Items with a key in the article (its words' `keys`, its `pairs`) and their second
+        term among `terms`."""
         found: set[int] = set(self.always)
-        for filed in self.present(doc, pairs, known):
+        for filed in self.present(pairs, keys):
             if filed.alone:
                 found.update(filed.alone)
             by_term = filed.by_term
@@ -182,12 +176,23 @@ class _KeyIndex:
 _WORDS_KEPT = 200_000
 
 
-class _Known(NamedTuple):
-    """Word -> what it stands for, for the words of articles in some languages."""
+class _Meaning(NamedTuple):
+    """What a word stands for in a RuleIndex."""
 
-    rules: dict[str, tuple[_Filed, ...]]  # the keys of the rules' index
-    entities: dict[str, tuple[_Filed, ...]]  # the keys of the entities' index
-    terms: dict[str, tuple[str, ...]]  # the stems and prefixes of it that clauses name
+    rules: tuple[_Filed, ...]  # keys of the rules' index
+    entities: tuple[_Filed, ...]  # keys of the entities' index
+    terms: tuple[str, ...]  # stems ("en~slap") and beginnings ("migra*") of it clauses name
+
+
+class _Vocabulary:
+    """The words of articles in some languages that an index has looked at, and the meaning of
+    those that stand for something (most words stand for nothing and are only `seen`)."""
+
+    __slots__ = ("seen", "meaning")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.meaning: dict[str, _Meaning] = {}
 
 
 class _Filed:
@@ -210,6 +215,14 @@ class _Filed:
             if self.by_term is None:
                 self.by_term = {}
             self.by_term.setdefault(term, []).append(item)
+
+
+_RULES, _ENTITIES, _TERMS = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def _each(meanings: list[_Meaning], part: itemgetter) -> Iterator:
+    """One part of each meaning, chained: the rules' keys of all the words, say."""
+    return chain.from_iterable(map(part, meanings))
 
 
 class RuleIndex:
@@ -254,7 +267,7 @@ class RuleIndex:
         # Per document languages, word -> the keys it stands for in the rules' index and in
         # the entities', and the terms it gives (see `terms`): each word of an article is looked
         # at once a process, not once an article.
-        self._vocabulary: dict[tuple[str, ...], _Known] = {}
+        self._vocabulary: dict[tuple[str, ...], _Vocabulary] = {}
         # An article's pairs of adjacent words are collected only after the first word of a
         # pair some key or clause names ("saudi" for "saudi arabia").
         pairs = chain(
@@ -282,41 +295,48 @@ class RuleIndex:
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
         """Rules the presearch leaves to evaluate (before their required clauses)."""
-        known = self._known(doc)
+        meanings = self._meanings(doc)
         pairs = doc.pairs(self._pair_starts)
-        found = self._rule_keys.candidates(doc, pairs, self.terms(doc, pairs, known), known.rules)
+        terms = self.terms(doc, pairs, meanings)
+        found = self._rule_keys.candidates(pairs, terms, _each(meanings, _RULES))
         return [self.rules[i] for i in sorted(found)]
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
         self._vocabulary = {}
 
-    def _known(self, doc: Document) -> _Known:
-        """The vocabulary of the document's languages, knowing each of its words (those never
-        seen are looked at now)."""
-        known = self._vocabulary.get(doc.languages)
-        if known is None:
-            known = self._vocabulary[doc.languages] = _Known({}, {}, {})
-        new = doc.words.difference(known.terms)  # walks the words (`- .keys()` walks known)
+    def _meanings(self, doc: Document) -> list[_Meaning]:
+        """What the document's words stand for, for those that stand for something (words
+        never seen are looked at now)."""
+        vocabulary = self._vocabulary.get(doc.languages)
+        if vocabulary is None:
+            vocabulary = self._vocabulary[doc.languages] = _Vocabulary()
+        new = doc.words.difference(vocabulary.seen)  # walks the words, not what was seen
         if new:
-            if len(known.terms) + len(new) > _WORDS_KEPT:
-                for words in known:
-                    words.clear()
+            if len(vocabulary.seen) + len(new) > _WORDS_KEPT:
+                vocabulary.seen.clear()
+                vocabulary.meaning.clear()
                 new = doc.words
             stemmed = self._stems or self._rule_keys.stems or self._entity_keys.stems
             stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
-            known.rules.update(self._rule_keys.keys_of(new, stems_of))
-            known.entities.update(self._entity_keys.keys_of(new, stems_of))
-            known.terms.update(self._terms_of(new, stems_of))
-        return known
+            rules = self._rule_keys.keys_of(new, stems_of)
+            entities = self._entity_keys.keys_of(new, stems_of)
+            terms = self._terms_of(new, stems_of)
+            for word in new:
+                if rules[word] or entities[word] or terms[word]:
+                    vocabulary.meaning[word] = _Meaning(rules[word], entities[word], terms[word])
+            vocabulary.seen.update(new)
+        meaning = vocabulary.meaning
+        # meaning.keys() & words walks the article's words (a frozenset), not the vocabulary.
+        return list(map(meaning.__getitem__, meaning.keys() & doc.words))
 
-    def terms(self, doc: Document, pairs: set[str], known: _Known) -> set[str]:
+    def terms(self, doc: Document, pairs: set[str], meanings: list[_Meaning]) -> set[str]:
         """The article's words and `pairs`, with the "lang~stem" stems and "prefix*" beginnings
         of its words that clauses name: what required clauses and second terms are tested on."""
         terms = set(doc.words)
         terms.update(pairs)
         if self._stems or self._prefixes:
-            terms.update(chain.from_iterable(map(known.terms.__getitem__, doc.words)))
+            terms.update(_each(meanings, _TERMS))
         return terms
 
     def _terms_of(
@@ -348,10 +368,10 @@ class RuleIndex:
         """Matches of every enabled rule, and every entity mention, for one article."""
         doc = Document(article, feed_tags)
         matches = []
-        known = self._known(doc)
+        meanings = self._meanings(doc)
         pairs = doc.pairs(self._pair_starts)
-        terms = self.terms(doc, pairs, known)
-        for i in sorted(self._rule_keys.candidates(doc, pairs, terms, known.rules)):
+        terms = self.terms(doc, pairs, meanings)
+        for i in sorted(self._rule_keys.candidates(pairs, terms, _each(meanings, _RULES))):
             compiled = self.rules[i]
             if not compiled.may_match(terms) or not compiled.in_scope(doc):
                 continue
@@ -359,7 +379,8 @@ class RuleIndex:
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        for i in sorted(self._entity_keys.candidates(doc, pairs, set(), known.entities)):
+        entities = self._entity_keys.candidates(pairs, set(), _each(meanings, _ENTITIES))
+        for i in sorted(entities):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
                 mentions.extend(e for e in evidence_of(hits, doc) if e.entity)
