@@ -241,7 +241,7 @@ def words_of_stem(words: AbstractSet[str], language: str) -> dict[str, list[str]
     missing = set(words).difference(_STEMS.setdefault(language, {}))  # walks `words`
     if missing and _learn_stems(list(missing), language, also=words) is None:
         _learn_stems(list(words), language)  # the cache started again: all of them
-    return _WORDS_OF_STEM[language]
+    return _WORDS_OF_STEM.setdefault(language, {})
 
 
 def forget_stems() -> None:

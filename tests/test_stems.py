@@ -31,3 +31,12 @@ def test_a_full_cache_is_emptied_and_stems_stay_right(monkeypatch: pytest.Monkey
         assert text.stem_words(chunk, "en") == snowball[start : start + 3]
     assert len(text._STEMS["en"]) <= 5 + 3  # emptied when full, never grows past the limit
     assert text.stem_map(["walked", "walking"], "en") == {"walked": "walk", "walking": "walk"}
+
+
+def test_an_article_without_words_finds_no_stem_in_an_empty_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(text, "_STEMS", {})
+    monkeypatch.setattr(text, "_WORDS_OF_STEM", {})
+    assert text.words_of_stem(frozenset(), "fr") == {}
+    assert text.words_of_stem(frozenset({"gifles"}), "fr") == {"gifl": ["gifles"]}
