@@ -276,6 +276,43 @@ def test_relative_links_resolve_against_the_feed_url() -> None:
     assert article.guid  # the link stands in for a missing guid
 
 
+def test_relative_links_in_item_html_resolve_against_the_feed_url() -> None:
+    # A digest shows the item's HTML far from the publisher's site: /story/7 must still lead there.
+    item = (
+        "<item><title>Rel</title><guid>g</guid><description>"
+        '&lt;p&gt;&lt;a href="/story/7"&gt;Read&lt;/a&gt; &lt;img src="pics/7.jpg"&gt;'
+        '&lt;a href="https://other.example/x"&gt;Other&lt;/a&gt; &lt;a href="//cdn.example/y"&gt;'
+        "CDN&lt;/a&gt;&lt;/p&gt;</description></item>"
+    )
+    _, [article] = parse(rss(item), url="https://news.example.com/rss/world.xml")
+    html = article.content_html
+    assert 'href="https://news.example.com/story/7"' in html
+    assert 'src="https://news.example.com/rss/pics/7.jpg"' in html
+    assert 'href="https://other.example/x"' in html
+    assert 'href="https://cdn.example/y"' in html
+
+
+def test_relative_links_in_atom_html_follow_xml_base() -> None:
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>'
+        '<updated>2026-11-20T10:00:00Z</updated><entry xml:base="https://blog.example.org/2026/">'
+        "<id>urn:a:1</id><title>Based</title><updated>2026-11-20T10:00:00Z</updated>"
+        '<content type="html">&lt;a href="post.html"&gt;post&lt;/a&gt;</content></entry></feed>'
+    )
+    _, [article] = parse(atom)
+    assert 'href="https://blog.example.org/2026/post.html"' in article.content_html
+
+
+def test_relative_links_of_a_local_feed_are_dropped() -> None:
+    # A feed read from a file has no web address to resolve against; file: links are not shown.
+    item = (
+        "<item><title>T</title><guid>g</guid>"
+        '<description>&lt;a href="a.html"&gt;A&lt;/a&gt;</description></item>'
+    )
+    _, [article] = parse(rss(item), url="file:///srv/feeds/local.xml")
+    assert "href" not in article.content_html and "A" in article.content_html
+
+
 def test_item_without_guid_or_link_gets_a_stable_guid() -> None:
     body = rss("<item><title>Orphan</title><description>Text</description></item>")
     _, [first] = parse(body)
