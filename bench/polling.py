@@ -11,6 +11,10 @@ settings and rules, storing to SQLite) and for the plain loop (`requests.get` th
 3. 304: every feed honours Vigie's If-None-Match (the plain loop sends none and gets 200);
 4. unchanged body: the same bytes again, without validators.
 
+For the passes where nothing changed (304, unchanged body), a third line, "requests alone", runs
+the same requests with a keep-alive requests.Session (conditional for the 304 pass) and does
+nothing else: the HTTP client's own cost, the floor under what any poller built on it can reach.
+
 CPU milliseconds per feed are the client's own (Vigie's process, all threads, plus its worker
 processes that read and match changed feeds, polling.processes; the plain loop runs in a process
 of its own); the server's CPU is read from it and reported with its throughput when
@@ -143,6 +147,37 @@ def plain_loop(base: str, count: int) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+def requests_alone(base: str, count: int, conditional: bool) -> tuple[float, float]:
+    """(wall, CPU seconds) of the same requests with one keep-alive Session, nothing else; with
+    `conditional`, each sends the ETag its feed answered with (learnt first, not measured)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.polling", "--requests-alone", base, str(count)]
+        + (["--conditional"] if conditional else []),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall, cpu = run.stdout.split()
+    return float(wall), float(cpu)
+
+
+def _requests_alone_here(base: str, count: int, conditional: bool) -> None:
+    session = requests.Session()
+    session.trust_env = False  # as Vigie's: no proxy or .netrc lookups in the environment
+    urls = [f"{base}/feed/{i}.xml" for i in range(count)]
+    headers: list[dict[str, str]] = [{} for _ in urls]
+    if conditional:
+        for url, sent in zip(urls, headers, strict=True):
+            sent["If-None-Match"] = session.get(url, timeout=30).headers["ETag"]
+
+    def loop() -> None:
+        for url, sent in zip(urls, headers, strict=True):
+            session.get(url, headers=sent, timeout=30)  # reads the whole body
+
+    print(*measure(loop))
+
+
 def _plain_loop_here(base: str, count: int) -> None:
     urls = [f"{base}/feed/{i}.xml" for i in range(count)]
 
@@ -157,6 +192,10 @@ def main() -> None:
     if "--plain-loop" in sys.argv:
         at = sys.argv.index("--plain-loop")
         return _plain_loop_here(sys.argv[at + 1], int(sys.argv[at + 2]))
+    if "--requests-alone" in sys.argv:
+        at = sys.argv.index("--requests-alone")
+        conditional = "--conditional" in sys.argv
+        return _requests_alone_here(sys.argv[at + 1], int(sys.argv[at + 2]), conditional)
     count = int(sys.argv[sys.argv.index("--feeds") + 1]) if "--feeds" in sys.argv else 1000
     if quick() and "--feeds" not in sys.argv:
         count = 300
@@ -229,10 +268,12 @@ def run(server: Server, count: int, tmp: Path) -> list[Row]:
         )
         vigie_wall, vigie_cpu = vigie_measured()
         plain_wall, plain_cpu = plain_loop(server.base, count)
-        for who, wall, cpu in (
-            ("vigie", vigie_wall, vigie_cpu),
-            ("plain loop", plain_wall, plain_cpu),
-        ):
+        lines = [("vigie", vigie_wall, vigie_cpu), ("plain loop", plain_wall, plain_cpu)]
+        floor = None
+        if title.startswith(("304", "unchanged")):
+            floor = requests_alone(server.base, count, conditional=title.startswith("304"))
+            lines.append(("requests alone", *floor))
+        for who, wall, cpu in lines:
             speed = f"{plain_wall / wall:>8.2f}x" if who == "vigie" else ""
             print(
                 f"{'':40} {who:14} {count / wall:>8.0f} {cpu / count * 1000:>12.2f} "
@@ -240,6 +281,18 @@ def run(server: Server, count: int, tmp: Path) -> list[Row]:
                 flush=True,
             )
         rows += pass_rows(title, count, alone, vigie_wall, vigie_cpu, plain_wall, plain_cpu)
+        if floor is not None:
+            rows.append(
+                Row(
+                    "polling",
+                    f"{count:,} feeds, {title}",
+                    "CPU ms/feed",
+                    vigie_cpu / count * 1000,
+                    floor[1] / count * 1000,
+                    "requests alone",
+                    higher_is_better=False,
+                )
+            )
     readers.close()
     store.close()
     return rows
