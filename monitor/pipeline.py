@@ -240,10 +240,39 @@ def store_outcome(
 ) -> list[Change]:
     """Store one feed's outcome in one transaction. Returns its new articles and new revisions
     of stored ones, each with its story and the rules that newly match it."""
+    feed = outcome.feed
+    failed = outcome.error is not None
+    prepared: dict[tuple, Prepared] = {}
+    if outcome.prepared is not None:
+        prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
+    with store.transaction():
+        stored = store.store_articles(outcome.articles, now) if not failed else []
+        changes = [
+            _story_and_matches(store, a, feed, config, matcher, now, prepared.get(_read_key(a)))
+            for a in stored
+        ]
+        new_items = sum(1 for change in changes if not change.updated)
+        store.record_poll(feed.id, _feed_state(outcome, config, now, new_items))
+    _log_failure(outcome)
+    return changes
+
+
+def record_polls(store: Store, outcomes: list[PollOutcome], config: Config, now: datetime) -> None:
+    """Record polls that brought nothing to store (304, unchanged body, every item seen, or a
+    failure) in one transaction: a commit each would cost more than the poll. Lost in a crash,
+    such a record only means the feed is polled again, with the validators it had."""
+    with store.transaction():
+        for outcome in outcomes:
+            store.record_poll(outcome.feed.id, _feed_state(outcome, config, now, 0))
+    for outcome in outcomes:
+        _log_failure(outcome)
+
+
+def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: int) -> FeedState:
     feed, result = outcome.feed, outcome.fetch
     failed = outcome.error is not None
     error_count = feed.error_count + 1 if failed else 0
-    state = FeedState(
+    return FeedState(
         status=result.status,
         error=outcome.error,
         error_count=error_count,
@@ -258,23 +287,16 @@ def store_outcome(
         last_modified=result.last_modified,
         body_hash=result.body_hash,
         seen_items=None if failed else outcome.seen_items,
+        new_items=new_items,
     )
-    prepared: dict[tuple, Prepared] = {}
-    if outcome.prepared is not None:
-        prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
-    with store.transaction():
-        stored = store.store_articles(outcome.articles, now) if not failed else []
-        changes = [
-            _story_and_matches(store, a, feed, config, matcher, now, prepared.get(_read_key(a)))
-            for a in stored
-        ]
-        new_items = sum(1 for change in changes if not change.updated)
-        store.record_poll(feed.id, FeedState(**{**state.__dict__, "new_items": new_items}))
-    if failed:
+
+
+def _log_failure(outcome: PollOutcome) -> None:
+    feed = outcome.feed
+    if outcome.error is not None:
         log.warning(
             "feed failed", extra={"feed_id": feed.id, "feed_url": feed.url, "error": outcome.error}
         )
-    return changes
 
 
 def _story_and_matches(
@@ -342,18 +364,35 @@ def poll_due(
             pool.submit(_contained, session, feed, config, now, known.get(feed.id), pages, readers)
             for feed in feeds
         ]
+        quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
         for future in as_completed(futures):
             outcome = future.result()
-            changes = store_outcome(store, outcome, config, matcher, now)
-            summary.feeds_polled += 1
-            summary.new_articles += sum(1 for change in changes if not change.updated)
-            summary.updated_articles += sum(1 for change in changes if change.updated)
-            summary.new_matches += sum(len(change.new_matches) for change in changes)
-            summary.changes.extend(changes)
-            if outcome.fetch.unchanged:
-                summary.feeds_unchanged += 1
-            if outcome.error:
-                summary.errors.append((outcome.feed.url, outcome.error))
+            if outcome.articles:
+                changes = store_outcome(store, outcome, config, matcher, now)
+            else:
+                changes = []
+                quiet.append(outcome)
+                if len(quiet) >= _QUIET_BATCH:
+                    record_polls(store, quiet, config, now)
+                    quiet.clear()
+            _count(summary, outcome, changes)
             if on_feed_done:
                 on_feed_done(outcome)
+        if quiet:
+            record_polls(store, quiet, config, now)
     return summary
+
+
+_QUIET_BATCH = 100  # polls with nothing to store recorded in one transaction
+
+
+def _count(summary: CycleSummary, outcome: PollOutcome, changes: list[Change]) -> None:
+    summary.feeds_polled += 1
+    summary.new_articles += sum(1 for change in changes if not change.updated)
+    summary.updated_articles += sum(1 for change in changes if change.updated)
+    summary.new_matches += sum(len(change.new_matches) for change in changes)
+    summary.changes.extend(changes)
+    if outcome.fetch.unchanged:
+        summary.feeds_unchanged += 1
+    if outcome.error:
+        summary.errors.append((outcome.feed.url, outcome.error))

@@ -166,6 +166,32 @@ def test_304_keeps_articles_and_validators(
     assert svc.store.count("articles") == RSS_ITEMS
 
 
+def test_every_poll_of_a_large_quiet_cycle_is_recorded(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    # Polls with nothing to store are recorded together: more of them than one batch, beside
+    # a feed that changed and one that fails, must all reach their feed's record.
+    quiet = [f"/quiet-{i}.rss" for i in range(130)]
+    for path in quiet:
+        server.route(path, RSS, etag=f'"{path}"')
+    server.route("/changing.rss", RSS)
+    svc = service([*map(server.url, quiet), server.url("/changing.rss"), server.url("/gone.rss")])
+    svc.poll()
+    server.route("/changing.rss", ATOM)
+    later = NOW + timedelta(hours=2)
+    summary = svc.poll(later)
+    assert summary.feeds_polled == 132 and summary.feeds_unchanged == 130
+    assert summary.new_articles > 0 and [url for url, _ in summary.errors] == [
+        server.url("/gone.rss")
+    ]
+    for path in quiet:
+        row = svc.feed_row(path)
+        assert (row["last_status"], row["etag"], row["error_count"]) == (304, f'"{path}"', 0)
+        assert parse_iso(row["last_polled"]) == later and parse_iso(row["next_poll"]) > later
+    assert svc.feed_row("/gone.rss")["error_count"] == 2
+    assert parse_iso(svc.feed_row("/changing.rss")["last_polled"]) == later
+
+
 def test_same_body_under_a_new_etag_after_a_304_is_unchanged(
     server: LoopbackServer, service: Callable[..., Service]
 ) -> None:
