@@ -56,7 +56,7 @@ def parse_feed(
     if stripped == b"{" or ("json" in content_type and stripped != b"<"):
         return _parse_json_feed(body, url, feed_id, feed_name, default_language, now)
     # feedparser's own sanitiser and relative-URI resolver each parse every item's HTML again
-    # in Python (the resolver: a quarter of the time of parsing a feed of plain summaries).
+    # in Python (the resolver: a seventh of parse_feed's time on real publishers' feeds).
     # sanitise_html does both in nh3, in one pass, against the base feedparser reports.
     parsed = feedparser.parse(
         body,
@@ -307,7 +307,10 @@ def _absolute(url: str) -> str | None:
     base = getattr(_BASE, "url", "")
     if not base:
         return url
-    resolved = urljoin(base, url)
+    try:
+        resolved = urljoin(base, url)
+    except ValueError:  # "//[" and other addresses urllib cannot read: a traceback, else
+        return None
     return resolved if resolved.startswith(("http://", "https://")) else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -311,6 +312,19 @@ def test_relative_links_of_a_local_feed_are_dropped() -> None:
     )
     _, [article] = parse(rss(item), url="file:///srv/feeds/local.xml")
     assert "href" not in article.content_html and "A" in article.content_html
+
+
+def test_unreadable_relative_links_are_dropped_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # nh3 reports an exception in its URL hook on sys.unraisablehook: a traceback on stderr.
+    reported: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    item = (
+        "<item><title>T</title><guid>g</guid><description>"
+        '&lt;a href="//[::1"&gt;A&lt;/a&gt; &lt;img src="//[bad"&gt;</description></item>'
+    )
+    _, [article] = parse(rss(item))
+    assert "href" not in article.content_html and "src" not in article.content_html
+    assert reported == []
 
 
 def test_item_without_guid_or_link_gets_a_stable_guid() -> None:
