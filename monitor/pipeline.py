@@ -264,8 +264,6 @@ def record_polls(store: Store, outcomes: list[PollOutcome], config: Config, now:
     with store.transaction():
         for outcome in outcomes:
             store.record_poll(outcome.feed.id, _feed_state(outcome, config, now, 0))
-    for outcome in outcomes:
-        _log_failure(outcome)
 
 
 def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: int) -> FeedState:
@@ -371,6 +369,7 @@ def poll_due(
                 changes = store_outcome(store, outcome, config, matcher, now)
             else:
                 changes = []
+                _log_failure(outcome)  # now, not when the batch is written
                 quiet.append(outcome)
                 if len(quiet) >= _QUIET_BATCH:
                     record_polls(store, quiet, config, now)

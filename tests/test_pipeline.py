@@ -167,7 +167,7 @@ def test_304_keeps_articles_and_validators(
 
 
 def test_every_poll_of_a_large_quiet_cycle_is_recorded(
-    server: LoopbackServer, service: Callable[..., Service]
+    server: LoopbackServer, service: Callable[..., Service], caplog: pytest.LogCaptureFixture
 ) -> None:
     # Polls with nothing to store are recorded together: more of them than one batch, beside
     # a feed that changed and one that fails, must all reach their feed's record.
@@ -190,6 +190,8 @@ def test_every_poll_of_a_large_quiet_cycle_is_recorded(
         assert parse_iso(row["last_polled"]) == later and parse_iso(row["next_poll"]) > later
     assert svc.feed_row("/gone.rss")["error_count"] == 2
     assert parse_iso(svc.feed_row("/changing.rss")["last_polled"]) == later
+    failures = [r for r in caplog.records if r.getMessage() == "feed failed"]
+    assert [r.feed_url for r in failures] == [server.url("/gone.rss")] * 2  # type: ignore[attr-defined]
 
 
 def test_same_body_under_a_new_etag_after_a_304_is_unchanged(
