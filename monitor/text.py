@@ -217,6 +217,7 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
 _STEMS: dict[str, dict[str, str]] = {}
 _WORDS_OF_STEM: dict[str, dict[str, list[str]]] = {}
 _STEMS_KEPT = 300_000
+_generation = 0  # counts the times the cache started again (see stem_generation)
 
 
 def stem_words(words: list[str], language: str) -> list[str]:
@@ -244,11 +245,25 @@ def words_of_stem(words: AbstractSet[str], language: str) -> dict[str, list[str]
     return _WORDS_OF_STEM.setdefault(language, {})
 
 
+def stemmed_words_of_stem(language: str) -> dict[str, list[str]]:
+    """Stem -> words with that stem, for a caller that knows its words are all in the cache:
+    stemmed (by `stem_map`) while `stem_generation()` was what it is now."""
+    return _WORDS_OF_STEM.setdefault(language, {})
+
+
+def stem_generation() -> int:
+    """Changes whenever the stem cache starts again, and with it what `stemmed_words_of_stem`
+    holds: words stemmed under another generation may be gone."""
+    return _generation
+
+
 def forget_stems() -> None:
     """Start the stem cache again (benchmarks measure articles whose words are new). New dicts:
     callers holding the old ones keep what they made sure of."""
+    global _generation
     _STEMS.clear()
     _WORDS_OF_STEM.clear()
+    _generation += 1
 
 
 def _learn_stems(
@@ -259,6 +274,8 @@ def _learn_stems(
     stems = _STEMS.setdefault(language, {})
     words_of = _WORDS_OF_STEM.setdefault(language, {})
     if stems and len(stems) + len(words) > _STEMS_KEPT:
+        global _generation
+        _generation += 1
         stems = _STEMS[language] = {}
         words_of = _WORDS_OF_STEM[language] = {}
         if also:

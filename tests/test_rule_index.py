@@ -142,3 +142,20 @@ def test_matches_stay_the_same_when_the_word_and_stem_caches_fill_up(
     for _ in range(2):  # learnt once, then known (or learnt again after starting over)
         found = [sorted(m.rule_id for m in index.match(a)[0]) for a in articles]
         assert found == expected
+
+
+def test_stems_are_found_after_the_stem_cache_starts_again_between_articles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An index that has stemmed every word it saw finds an article's words with a stem without
+    # checking them against the stem cache; once the cache starts again, it must check again.
+    from monitor import text
+
+    monkeypatch.setattr(text, "_STEMS", {})
+    monkeypatch.setattr(text, "_WORDS_OF_STEM", {})
+    index = RuleIndex.build([Rule("stem", "officer~ ONEAR/3 slap~")], {})
+    article = _article("Officers were slapping migrants; an officer slapped a boy.")
+    assert [m.rule_id for m in index.match(article)[0]] == ["stem"]
+    text.forget_stems()
+    assert [m.rule_id for m in index.match(article)[0]] == ["stem"]
+    assert "slap" in text.stemmed_words_of_stem("en")  # learnt again, not assumed

@@ -15,7 +15,15 @@ from functools import cached_property
 from itertools import compress, islice
 
 from ..records import Article, Evidence
-from ..text import STEM_LANGUAGES, base_language, token_starts, word_text, words_of_stem
+from ..text import (
+    STEM_LANGUAGES,
+    base_language,
+    stem_generation,
+    stemmed_words_of_stem,
+    token_starts,
+    word_text,
+    words_of_stem,
+)
 
 TEXT_FIELDS = ("title", "summary", "content")
 _FINDS_BEFORE_INDEXING = 16  # words present found by str.find before indexing a field
@@ -136,6 +144,9 @@ class Document:
         self._stems: dict[str, dict[str, list[str]]] = {}  # language -> stem -> words
         self._of_stem: dict[tuple[str, str], list[str]] = {}
         self._with_prefix: dict[str, list[str]] = {}
+        # Set by a RuleIndex that has stemmed all the words in its languages, in the stem cache's
+        # current generation: their words with a stem are then found without checking that.
+        self.stemmed_in: int | None = None
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         self.evidence: dict[tuple, Evidence] = {}  # hit -> its evidence, shared by matches
 
@@ -207,7 +218,11 @@ class Document:
         if found is None:
             by_stem = self._stems.get(language)
             if by_stem is None:
-                by_stem = self._stems[language] = words_of_stem(self.words, language)
+                if self.stemmed_in == stem_generation():
+                    by_stem = stemmed_words_of_stem(language)
+                else:
+                    by_stem = words_of_stem(self.words, language)
+                self._stems[language] = by_stem
             words = self.words
             found = [word for word in by_stem.get(stem, ()) if word in words]
             self._of_stem[language, stem] = found

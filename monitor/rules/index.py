@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from ..records import Article, Evidence, Match
-from ..text import stem_map
+from ..text import stem_generation, stem_map
 from .compile import PREFIX_MIN, Compiler
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
@@ -188,11 +188,12 @@ class _Vocabulary:
     """The words of articles in some languages that an index has looked at, and the meaning of
     those that stand for something (most words stand for nothing and are only `seen`)."""
 
-    __slots__ = ("seen", "meaning")
+    __slots__ = ("seen", "meaning", "generation")
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int) -> None:
         self.seen: set[str] = set()
         self.meaning: dict[str, _Meaning] = {}
+        self.generation = generation  # of the stem cache, where every word seen was stemmed
 
 
 class _Filed:
@@ -308,16 +309,18 @@ class RuleIndex:
     def _meanings(self, doc: Document) -> list[_Meaning]:
         """What the document's words stand for, for those that stand for something (words
         never seen are looked at now)."""
+        stemmed = self._stems or self._rule_keys.stems or self._entity_keys.stems
+        generation = stem_generation()
         vocabulary = self._vocabulary.get(doc.languages)
-        if vocabulary is None:
-            vocabulary = self._vocabulary[doc.languages] = _Vocabulary()
+        if vocabulary is None or (stemmed and vocabulary.generation != generation):
+            # New, or the stem cache started again: the words seen may be gone from it.
+            vocabulary = self._vocabulary[doc.languages] = _Vocabulary(generation)
         new = doc.words.difference(vocabulary.seen)  # walks the words, not what was seen
         if new:
             if len(vocabulary.seen) + len(new) > _WORDS_KEPT:
                 vocabulary.seen.clear()
                 vocabulary.meaning.clear()
                 new = doc.words
-            stemmed = self._stems or self._rule_keys.stems or self._entity_keys.stems
             stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
             rules = self._rule_keys.keys_of(new, stems_of)
             entities = self._entity_keys.keys_of(new, stems_of)
@@ -326,6 +329,8 @@ class RuleIndex:
                 if rules[word] or entities[word] or terms[word]:
                     vocabulary.meaning[word] = _Meaning(rules[word], entities[word], terms[word])
             vocabulary.seen.update(new)
+        if stemmed and stem_generation() == vocabulary.generation:
+            doc.stemmed_in = vocabulary.generation  # every word of it is in the stem cache
         meaning = vocabulary.meaning
         # meaning.keys() & words walks the article's words (a frozenset), not the vocabulary.
         return list(map(meaning.__getitem__, meaning.keys() & doc.words))
