@@ -37,8 +37,9 @@ audit: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,audit]'
 	$(BIN)/pip-audit --skip-editable
 
-# Benchmarks, about 10 minutes on 2 cores (`make bench BENCH=--quick`: about 3); results and the
-# machine in bench/results.md. The bench extra holds what only the benchmarks compare against.
+# Benchmarks, about half an hour on 2 slow cores (`make bench BENCH=--quick`: a third of that);
+# results and the machine in bench/results.md. The bench extra holds what only the benchmarks
+# compare against.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench $(BENCH)
