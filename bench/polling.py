@@ -136,23 +136,21 @@ def server_alone(
 def plain_loop(base: str, count: int) -> tuple[float, float]:
     """(wall, CPU seconds) of the plain loop, run in a process of its own: nothing Vigie imports
     or starts (threads, caches, module settings) can help or hinder it."""
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.polling", "--plain-loop", base, str(count)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    wall, cpu = run.stdout.split()
-    return float(wall), float(cpu)
+    return _in_own_process("--plain-loop", base, str(count))
 
 
 def requests_alone(base: str, count: int, conditional: bool) -> tuple[float, float]:
-    """(wall, CPU seconds) of the same requests with one keep-alive Session, nothing else; with
-    `conditional`, each sends the ETag its feed answered with (learnt first, not measured)."""
+    """(wall, CPU seconds) of the same requests with one keep-alive Session, nothing else, in a
+    process of its own; with `conditional`, each sends the ETag its feed answered with (learnt
+    first, not measured)."""
+    return _in_own_process(
+        "--requests-alone", base, str(count), *(["--conditional"] if conditional else [])
+    )
+
+
+def _in_own_process(*args: str) -> tuple[float, float]:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.polling", "--requests-alone", base, str(count)]
-        + (["--conditional"] if conditional else []),
+        [sys.executable, "-m", "bench.polling", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
