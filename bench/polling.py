@@ -12,8 +12,10 @@ settings and rules, storing to SQLite) and for the plain loop (`requests.get` th
 4. unchanged body: the same bytes again, without validators.
 
 For the passes where nothing changed (304, unchanged body), a third line, "requests alone", runs
-the same requests with a keep-alive requests.Session (conditional for the 304 pass) and does
-nothing else: the HTTP client's own cost, the floor under what any poller built on it can reach.
+the same requests with `Session.get` on a keep-alive requests.Session (conditional for the 304
+pass) and does nothing else: what requests costs called the usual way. Vigie sends through the
+session's adapter without Session.get's per-call merging of settings (monitor/fetch.py), so it
+can cost less than this line while doing more.
 
 CPU milliseconds per feed are the client's own (Vigie's process, all threads, plus its worker
 processes that read and match changed feeds, polling.processes; the plain loop runs in a process

@@ -120,6 +120,18 @@ def test_redirect_chain_is_followed(server: LoopbackServer) -> None:
     assert result.permanent_url is None  # temporary redirects do not move the feed
 
 
+def test_cookie_set_on_a_redirect_is_sent_to_the_next_hop(server: LoopbackServer) -> None:
+    # Some publishers' consent or load-balancer pages set a cookie and redirect to the feed.
+    server.route(
+        "/a", status=302, headers={"Location": server.url("/b"), "Set-Cookie": "consent=yes"}
+    )
+    server.route("/b", RSS)
+    result = fetch(server.url("/a"))
+    assert result.ok and result.body == RSS
+    assert "cookie" not in server.requests_to("/a")[0].headers
+    assert server.requests_to("/b")[0].headers["cookie"] == "consent=yes"
+
+
 def test_more_redirects_than_max_redirects_is_an_error(server: LoopbackServer) -> None:
     server.redirect("/a", "/b", status=302)
     server.redirect("/b", "/c", status=302)
