@@ -9,6 +9,7 @@ more than a day in the future is treated as unreliable and replaced by `now`. Al
 from __future__ import annotations
 
 import calendar
+import functools
 import json
 import re
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
+import feedparser.mixin
 import nh3
 
 from .errors import FeedParseError
@@ -36,6 +38,22 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 # alone also keeps parsing the same wherever Vigie runs (libxml2's maintainers advise dropping
 # the driver: feedparser issue 506).
 feedparser.api.PREFERRED_XML_PARSERS = []
+
+
+def _remember_base_uris() -> None:
+    """feedparser works out the base URI again at every element's start tag (an element may carry
+    xml:base): urljoin(base, base) and a scheme check, the same answer every time, which cost a
+    quarter of its time on news feeds (23% on generated feeds, 30% on real publishers' feeds).
+    Both functions are pure, so their answers are remembered per (base, relative) pair; the
+    output is unchanged (tests/test_parse.py compares it on every shared feed). A feedparser
+    without these functions is left as it is."""
+    for name in ("_urljoin", "make_safe_absolute_uri"):
+        function = getattr(feedparser.mixin, name, None)
+        if callable(function) and not hasattr(function, "cache_info"):
+            setattr(feedparser.mixin, name, functools.lru_cache(maxsize=4096)(function))
+
+
+_remember_base_uris()
 
 
 def parse_feed(

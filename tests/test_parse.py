@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedparser
+import feedparser.mixin
 import pytest
 from conftest import SAMPLES
 
@@ -302,6 +304,47 @@ def test_relative_links_in_atom_html_follow_xml_base() -> None:
     )
     _, [article] = parse(atom)
     assert 'href="https://blog.example.org/2026/post.html"' in article.content_html
+
+
+def test_remembered_base_uris_change_no_parse(
+    shared_corpora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # monitor/parse.py caches feedparser's base-URI functions: what feedparser makes of every
+    # real feed, and of entries whose xml:base differs, must be what it made without the cache.
+    entry = (
+        '<entry xml:base="https://{host}/{n}/"><id>urn:a:{n}</id><title>E{n}</title>'
+        '<updated>2026-11-20T10:00:00Z</updated><link href="story.html"/>'
+        '<content type="html">&lt;a href="more.html"&gt;more&lt;/a&gt;</content></entry>'
+    )
+    entries = "".join(
+        entry.format(host=host, n=n) for n in range(3) for host in ("a.example", "b.example")
+    )
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://feeds.example/x/">'
+        f"<title>A</title><id>urn:a</id><updated>2026-11-20T10:00:00Z</updated>{entries}</feed>"
+    ).encode()
+    bodies = [atom, *(path.read_bytes() for path in single_feeds(shared_corpora))]
+
+    def parsed() -> list[tuple[object, object]]:
+        out = [
+            feedparser.parse(
+                body,
+                response_headers={"content-location": URL},
+                sanitize_html=False,
+                resolve_relative_uris=False,
+            )
+            for body in bodies
+        ]
+        return [(p.feed, p.entries) for p in out]
+
+    cached = parsed()
+    for name in ("_urljoin", "make_safe_absolute_uri"):
+        remembered = getattr(feedparser.mixin, name)
+        assert hasattr(remembered, "cache_info"), name  # the cache is in place
+        monkeypatch.setattr(feedparser.mixin, name, remembered.__wrapped__)
+    assert cached == parsed()
+    links = [e.link for e in cached[0][1]]
+    assert links[:2] == ["https://a.example/0/story.html", "https://b.example/0/story.html"]
 
 
 def test_relative_links_of_a_local_feed_are_dropped() -> None:
