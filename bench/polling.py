@@ -18,9 +18,11 @@ session's adapter without Session.get's per-call merging of settings (monitor/fe
 can cost less than this line while doing more.
 
 CPU milliseconds per feed are the client's own (Vigie's process, all threads, plus its worker
-processes that read and match changed feeds, polling.processes; the plain loop runs in a process
-of its own); the server's CPU is read from it and reported with its throughput when
-driven alone by a minimal asyncio client, to show it is not the bottleneck.
+processes that read and match changed feeds, polling.processes; the plain loop and "requests
+alone" run in a process of their own that imports nothing of Vigie, bench.baselines, so they get
+none of the feedparser settings monitor.parse makes); the server's CPU is read from it and
+reported with its throughput when driven alone by a minimal asyncio client, to show it is not the
+bottleneck.
 
 Usage: python -m bench.polling [--feeds N] [--quick] [--rows PATH]
 """
@@ -33,14 +35,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import feedparser
 import requests
 
+from bench.baselines import in_own_process, measure
 from bench.report import Row, emit, quick
 from monitor.config import load_config
 from monitor.fetch import make_session
@@ -59,13 +59,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def measure(func: Callable[[], object]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) spent in func."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    func()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 class Server:
@@ -136,66 +129,21 @@ def server_alone(
 
 
 def plain_loop(base: str, count: int) -> tuple[float, float]:
-    """(wall, CPU seconds) of the plain loop, run in a process of its own: nothing Vigie imports
-    or starts (threads, caches, module settings) can help or hinder it."""
-    return _in_own_process("--plain-loop", base, str(count))
+    """(wall, CPU seconds) of the plain loop, in a process of its own that imports nothing of
+    Vigie (bench.baselines): no setting or cache of Vigie's can help or hinder it."""
+    return in_own_process("plain-loop", base, str(count))
 
 
 def requests_alone(base: str, count: int, conditional: bool) -> tuple[float, float]:
     """(wall, CPU seconds) of the same requests with one keep-alive Session, nothing else, in a
     process of its own; with `conditional`, each sends the ETag its feed answered with (learnt
     first, not measured)."""
-    return _in_own_process(
-        "--requests-alone", base, str(count), *(["--conditional"] if conditional else [])
+    return in_own_process(
+        "requests-alone", base, str(count), *(["--conditional"] if conditional else [])
     )
-
-
-def _in_own_process(*args: str) -> tuple[float, float]:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.polling", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    wall, cpu = run.stdout.split()
-    return float(wall), float(cpu)
-
-
-def _requests_alone_here(base: str, count: int, conditional: bool) -> None:
-    session = requests.Session()
-    session.trust_env = False  # as Vigie's: no proxy or .netrc lookups in the environment
-    urls = [f"{base}/feed/{i}.xml" for i in range(count)]
-    headers: list[dict[str, str]] = [{} for _ in urls]
-    if conditional:
-        for url, sent in zip(urls, headers, strict=True):
-            sent["If-None-Match"] = session.get(url, timeout=30).headers["ETag"]
-
-    def loop() -> None:
-        for url, sent in zip(urls, headers, strict=True):
-            session.get(url, headers=sent, timeout=30)  # reads the whole body
-
-    print(*measure(loop))
-
-
-def _plain_loop_here(base: str, count: int) -> None:
-    urls = [f"{base}/feed/{i}.xml" for i in range(count)]
-
-    def loop() -> None:
-        for url in urls:
-            feedparser.parse(requests.get(url, timeout=30).content)
-
-    print(*measure(loop))
 
 
 def main() -> None:
-    if "--plain-loop" in sys.argv:
-        at = sys.argv.index("--plain-loop")
-        return _plain_loop_here(sys.argv[at + 1], int(sys.argv[at + 2]))
-    if "--requests-alone" in sys.argv:
-        at = sys.argv.index("--requests-alone")
-        conditional = "--conditional" in sys.argv
-        return _requests_alone_here(sys.argv[at + 1], int(sys.argv[at + 2]), conditional)
     count = int(sys.argv[sys.argv.index("--feeds") + 1]) if "--feeds" in sys.argv else 1000
     if quick() and "--feeds" not in sys.argv:
         count = 300
