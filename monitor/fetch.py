@@ -138,8 +138,8 @@ def _get(
     and cookies. Session.get would also merge proxies, hooks, auth and settings from the session
     and the environment, which Vigie's sessions never set (trust_env is off, redirects are
     followed hop by hop above), and that merging was a third of requests' CPU on a 304: Python
-    3.11's typing.Protocol checks, once per setting. Nothing is merged here, so nothing of it
-    can be forgotten: the adapter is the one the session mounts for the URL."""
+    3.11's typing.Protocol checks, once per setting. The adapter is the one the session mounts
+    for the URL, so the network guard checks every connection as before."""
     prepared = requests.PreparedRequest()
     prepared.prepare(
         method="GET", url=url, headers={**session.headers, **headers}, cookies=session.cookies
