@@ -326,7 +326,6 @@ def band_keys(signature: np.ndarray, layout: LshLayout) -> list[int]:
     of the band's values and its number, mixed."""
     rows = signature[: layout.bands * layout.rows].astype(np.uint64)
     rows = rows.reshape(layout.bands, layout.rows)
-    with np.errstate(over="ignore"):
-        sums = (rows * _ROW_WEIGHTS[: layout.rows]).sum(axis=1, dtype=np.uint64)
-        keys = _mix(sums + np.arange(1, layout.bands + 1, dtype=np.uint64) * _K1)
+    sums = (rows * _ROW_WEIGHTS[: layout.rows]).sum(axis=1, dtype=np.uint64)  # wraps silently
+    keys = _mix(sums + np.arange(1, layout.bands + 1, dtype=np.uint64) * _K1)
     return keys.view(np.int64).tolist()
