@@ -14,11 +14,10 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
-from requests.cookies import extract_cookies_to_jar
 
 from .config import FetchConfig
 from .errors import BlockedAddressError
-from .netguard import AddressPolicy, SocketWatch, guarded_session
+from .netguard import AddressPolicy, SocketWatch, guarded_session, send
 from .records import Feed, FetchResult
 
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -107,7 +106,7 @@ def _fetch_http(
             if remaining <= 0:
                 return _failed(url, f"deadline of {config.deadline:g}s exceeded")
             timeout = (min(config.connect_timeout, remaining), min(config.deadline, remaining))
-            response = _get(session, url, headers, timeout)
+            response = send(session, "GET", url, headers, timeout)
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 _finish(response)
                 moved_permanently &= response.status_code in _PERMANENT
@@ -129,26 +128,6 @@ def _fetch_http(
         return _failed(url, f"connection failed: {_root_cause(e)}")
     except requests.exceptions.RequestException as e:
         return _failed(url, f"request failed: {_root_cause(e)}")
-
-
-def _get(
-    session: requests.Session, url: str, headers: dict[str, str], timeout: tuple[float, float]
-) -> requests.Response:
-    """One GET, streamed, sent by the session's own transport adapter with the session's headers
-    and cookies. Session.get would also merge proxies, hooks, auth and settings from the session
-    and the environment, which Vigie's sessions never set (trust_env is off, redirects are
-    followed hop by hop above), and that merging was a third of requests' CPU on a 304: Python
-    3.11's typing.Protocol checks, once per setting. The adapter is the one the session mounts
-    for the URL, so the network guard checks every connection as before."""
-    prepared = requests.PreparedRequest()
-    prepared.prepare(
-        method="GET", url=url, headers={**session.headers, **headers}, cookies=session.cookies
-    )
-    response = session.get_adapter(url).send(
-        prepared, stream=True, timeout=timeout, verify=session.verify, cert=session.cert
-    )
-    extract_cookies_to_jar(session.cookies, prepared, response.raw)
-    return response
 
 
 def _read_response(

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from ..errors import BlockedAddressError
 from ..fetch import parse_retry_after
-from ..netguard import SocketWatch
+from ..netguard import SocketWatch, send
 
 _REASON_BYTES = 300  # of an error response's body, kept as the failure's reason
 _DRAIN_BYTES = 64 * 1024  # of a success's body, read so the connection can be reused
@@ -67,9 +67,7 @@ def _post(
     session: requests.Session, url: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> Attempt:
     try:
-        response = session.post(
-            url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
-        )
+        response = send(session, "POST", url, headers, timeout, body)
     except BlockedAddressError as e:
         return Attempt(False, 0, e.reason)
     except requests.exceptions.Timeout:
