@@ -14,7 +14,7 @@ settings and rules, storing to SQLite) and for the plain loop (`requests.get` th
 For the passes where nothing changed (304, unchanged body), a third line, "requests alone", runs
 the same requests with `Session.get` on a keep-alive requests.Session (conditional for the 304
 pass) and does nothing else: what requests costs called the usual way. Vigie sends through the
-session's adapter without Session.get's per-call merging of settings (monitor/fetch.py), so it
+session's adapter without Session.get's per-call merging of settings (netguard.send), so it
 can cost less than this line while doing more.
 
 CPU milliseconds per feed are the client's own (Vigie's process, all threads, plus its worker
