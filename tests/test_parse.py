@@ -10,6 +10,7 @@ from pathlib import Path
 
 import feedparser
 import feedparser.mixin
+import feedparser.urls
 import pytest
 from conftest import SAMPLES
 
@@ -338,13 +339,31 @@ def test_remembered_base_uris_change_no_parse(
         return [(p.feed, p.entries) for p in out]
 
     cached = parsed()
-    for name in ("_urljoin", "make_safe_absolute_uri"):
-        remembered = getattr(feedparser.mixin, name)
-        assert hasattr(remembered, "cache_info"), name  # the cache is in place
-        monkeypatch.setattr(feedparser.mixin, name, remembered.__wrapped__)
+    remembered = feedparser.mixin.make_safe_absolute_uri
+    assert remembered is not feedparser.urls.make_safe_absolute_uri  # the cache is in place
+    monkeypatch.setattr(feedparser.mixin, "make_safe_absolute_uri", remembered.__wrapped__)
     assert cached == parsed()
     links = [e.link for e in cached[0][1]]
     assert links[:2] == ["https://a.example/0/story.html", "https://b.example/0/story.html"]
+
+
+def test_long_base_uris_are_not_kept(shared_corpora: Path) -> None:
+    # A feed's xml:base of any length must not stay in the process's memory after parsing.
+    entry = (
+        '<entry xml:base="https://long.example/{n}/{padding}/"><id>urn:l:{n}</id><title>L</title>'
+        '<updated>2026-11-20T10:00:00Z</updated><link href="story.html"/></entry>'
+    )
+    entries = "".join(entry.format(n=n, padding="p" * 3000) for n in range(50))
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>L</title><id>urn:l</id>'
+        f"<updated>2026-11-20T10:00:00Z</updated>{entries}</feed>"
+    )
+    before = feedparser.mixin.make_safe_absolute_uri.cache_info().currsize
+    _, articles = parse(atom, url="https://long.example/feed.xml")
+    after = feedparser.mixin.make_safe_absolute_uri.cache_info().currsize
+    assert len(articles) == 50
+    assert articles[7].url.startswith("https://long.example/7/ppp")  # resolved, then cut
+    assert after - before < 50  # the ordinary feed URL's pairs only, not one per long base
 
 
 def test_relative_links_of_a_local_feed_are_dropped() -> None:
