@@ -65,6 +65,7 @@ def _remember_base_uris() -> None:
         return remembered(base, rel)
 
     make_safe_absolute_uri.cache_info = remembered.cache_info  # type: ignore[attr-defined]
+    make_safe_absolute_uri.cache_clear = remembered.cache_clear  # type: ignore[attr-defined]
     feedparser.mixin.make_safe_absolute_uri = make_safe_absolute_uri
 
 
