@@ -49,9 +49,9 @@ def test_pack_precision_and_recall_on_labelled_items() -> None:
     table = evaluate()
     # Floors a little under the figures reported in docs/rules.md: a rule edit that loses
     # quality fails here.
-    assert table["migrants"]["recall"] >= 0.9 and table["migrants"]["precision"] >= 0.85
+    assert table["migrants"]["recall"] >= 0.9 and table["migrants"]["precision"] >= 0.95
     assert table["calais"]["recall"] >= 0.9 and table["calais"]["precision"] >= 0.9
-    assert table["prosecutions"]["recall"] >= 0.85 and table["prosecutions"]["precision"] >= 0.85
+    assert table["prosecutions"]["recall"] >= 0.9 and table["prosecutions"]["precision"] >= 0.9
     assert table["police-violence"]["precision"] >= 0.85
     assert table["police-violence"]["recall"] >= 0.65
 

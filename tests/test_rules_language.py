@@ -58,6 +58,11 @@ def matches(query: str, art: Article, stem: bool = False) -> bool:
         ("slap ONEAR/5 police", "police officer gave a slap", False),
         ("slap NEAR/5 police", "police officer gave a slap", True),
         ("(police OR officer*) NEAR/8 (slap* OR kick*)", "officers were seen kicking", True),
+        # A word is not near itself: a NEAR between two mentions needs two of them.
+        ("migrant* NEAR/10 migrant*", "a former migrant worker turned rapper", False),
+        ("migrant* NEAR/10 migrant*", "migrants and other migrants", True),
+        ("(asylum OR seek*) NEAR/5 seek*", "asylum seekers", True),
+        ('"anti-immigrant" NEAR/5 immigrant*', "anti-immigrant riots", False),
         ("=PAF", "the PAF border police", True),
         ("=PAF", "paf! went the balloon", False),
         ("Boulogne-sur-Mer", "prosecutors in Boulogne sur Mer said", True),

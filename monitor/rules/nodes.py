@@ -262,7 +262,9 @@ class NoneOf(Node):
 
 class Near(Node):
     """Both sides within `distance` words in the same field (adjacent words are 1 apart);
-    `ordered` requires the left side first."""
+    `ordered` requires the left side first. The sides must be different words: spans that
+    share a word do not count, so `@migrants NEAR/40 @migrants` needs two mentions, not one
+    mention near itself."""
 
     def __init__(
         self,
@@ -294,7 +296,7 @@ class Near(Node):
                         continue
                     gap = lh[1] - rh[2] + 1
                 else:
-                    gap = 0  # overlapping spans
+                    continue  # the same words on both sides
                 if gap <= self.distance:
                     used[lh] = None
                     used[rh] = None
