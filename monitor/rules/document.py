@@ -10,7 +10,6 @@ its tokenisation.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
 from functools import cached_property
 from itertools import compress, islice
 
@@ -33,20 +32,14 @@ ALL_FIELDS = (*TEXT_FIELDS, "author", "url", "feed", "category")
 class FieldText:
     """One field of an article: its text, tokens and where each token occurs."""
 
-    def __init__(
-        self,
-        text: str,
-        languages: tuple[str, ...],
-        words_of_stem: Callable[[str, str], list[str]],
-        words_with_prefix: Callable[[str], list[str]],
-    ) -> None:
+    def __init__(self, text: str, languages: tuple[str, ...]) -> None:
+        # No reference back to the Document: the two are freed together when the article is
+        # done, by reference counting, rather than left to the cyclic garbage collector (which
+        # cost a tenth of tokenising and of matching).
         self.text = text
         self.folded = word_text(text)  # spaces between tokens, offsets as in `text`
         self.tokens = self.folded.split()
         self.languages = languages
-        # The document's words with a stem or a prefix, found once for all its fields.
-        self._words_of_stem = words_of_stem
-        self._words_with_prefix = words_with_prefix
         self._where: dict[str, list[int]] = {}
         self._asked = 0  # words present found by str.find so far
         self._prefixes: dict[str, list[int]] = {}
@@ -91,22 +84,22 @@ class FieldText:
                 where[word] = [i]
         self._where = where
 
-    def prefix_positions(self, prefix: str) -> list[int]:
-        """Positions of every word starting with `prefix`, cached."""
+    def prefix_positions(self, prefix: str, words: list[str]) -> list[int]:
+        """Positions of every word starting with `prefix`, cached; `words` are the document's
+        words that do (Document.words_with_prefix, found once for all its fields)."""
         cached = self._prefixes.get(prefix)
         if cached is None:
-            words = self._words_with_prefix(prefix)
             cached = [i for word in words for i in self.where(word)]
             if len(words) > 1:
                 cached.sort()
             self._prefixes[prefix] = cached
         return cached
 
-    def stem_positions(self, language: str, stem: str) -> list[int]:
-        """Positions of the words with this stem in one language."""
+    def stem_positions(self, language: str, stem: str, words: list[str]) -> list[int]:
+        """Positions of the words with this stem in one language, cached; `words` are the
+        document's words with it (Document.words_of_stem)."""
         cached = self._stems.get((language, stem))
         if cached is None:
-            words = self._words_of_stem(language, stem)
             cached = [i for word in words for i in self.where(word)]
             if len(words) > 1:
                 cached.sort()
@@ -153,9 +146,7 @@ class Document:
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = FieldText(
-                self._raw(name), self.languages, self.words_of_stem, self.words_with_prefix
-            )
+            found = self._fields[name] = FieldText(self._raw(name), self.languages)
         return found
 
     def _raw(self, name: str) -> str:

@@ -30,16 +30,17 @@ class Part:
     value: str  # folded word, prefix or original-case word
     stems: tuple[tuple[str, str], ...] = ()  # (language, stem) for kind "s"
 
-    def positions(self, ft: FieldText) -> list[int]:
+    def positions(self, ft: FieldText, doc: Document) -> list[int]:
         if self.kind == "w":
             return ft.where(self.value)
         if self.kind == "p":
-            return ft.prefix_positions(self.value)
+            return ft.prefix_positions(self.value, doc.words_with_prefix(self.value))
         if self.kind == "s":
             out: list[int] = []
             for language, stem in self.stems:
                 if language in ft.languages:
-                    out.extend(ft.stem_positions(language, stem))
+                    words = doc.words_of_stem(language, stem)
+                    out.extend(ft.stem_positions(language, stem, words))
             return sorted(set(out)) if len(ft.languages) > 1 else out
         folded = ft.where(fold(self.value))
         if not folded:
@@ -130,12 +131,12 @@ class Seq(Node):
             ft = doc.field(name)
             if not ft.tokens:
                 continue
-            starts = self.parts[0].positions(ft)
+            starts = self.parts[0].positions(ft, doc)
             if not starts:
                 continue
             if n > 1:
                 for offset in range(1, n):
-                    following = set(self.parts[offset].positions(ft))
+                    following = set(self.parts[offset].positions(ft, doc))
                     starts = [s for s in starts if s + offset in following]
                     if not starts:
                         break
