@@ -37,6 +37,7 @@ from monitor.pipeline import poll_due
 from monitor.readers import ReaderPool
 from monitor.rules.index import RuleIndex
 from monitor.rules.stats import TermStats
+from monitor.scheduler import keep_long_lived
 from monitor.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +149,11 @@ def main() -> None:
     articles = argument("--articles", 20_000 if quick() else 100_000)
     start = time.perf_counter()
     index = build_index(rules)
+    elapsed = time.perf_counter() - start
+    keep_long_lived()  # as `vigie run` does with the rules it loads
     print(
-        f"{len(index):,} rules and {len(index.entities)} entities compiled in "
-        f"{time.perf_counter() - start:.1f} s; one process, but for the stream with readers"
+        f"{len(index):,} rules and {len(index.entities)} entities compiled in {elapsed:.1f} s;"
+        " one process, but for the stream with readers"
     )
     print(
         f"{'stream':34} {'new':>8} {'new art/s':>10} {'CPU ms/art':>11} {'DB bytes/art':>13} "

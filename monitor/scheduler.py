@@ -9,6 +9,7 @@ restart after downtime sends each due digest once, not once per missed slot.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import threading
@@ -56,6 +57,27 @@ def database_lock(database: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def keep_long_lived() -> None:
+    """Leave the objects alive now, the compiled rules above all, out of future garbage
+    collections. A full collection walks every tracked object: with 10k rules loaded it took
+    0.2 s, with 100k rules 1.4 s, and ingesting 26,000 articles ran ten of them, each time
+    for rules that live until the next reload (4% of the ingest's time at 10k rules).
+
+    Frozen objects are still freed by reference counting when dropped (the rule index holds
+    no reference cycles); only cycles among them would wait. So the previous freeze is undone
+    first, letting the rules just replaced be collected, and the freeze follows a collection,
+    so nothing that is already garbage is kept."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def reload_rules_job(rulebook: RuleBook) -> None:
+    """Load edited rule files; new rules in force are kept out of garbage collections."""
+    if rulebook.reload_if_changed():
+        keep_long_lived()
+
+
 def poll_job(
     store: Store,
     session: requests.Session,
@@ -101,9 +123,11 @@ def run_service(
     scheduler = BackgroundScheduler(timezone=UTC)
     readers = ReaderPool(config.polling.processes)
     now = datetime.now(UTC)
+    keep_long_lived()  # the rules loaded at start, the service's own objects
     scheduler.add_job(
-        rulebook.reload_if_changed,
+        reload_rules_job,
         IntervalTrigger(seconds=config.rules.reload),
+        args=(rulebook,),
         id="reload-rules",
         max_instances=1,
         coalesce=True,

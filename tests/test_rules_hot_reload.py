@@ -91,3 +91,27 @@ def test_broken_edit_is_logged_and_last_good_rules_stay(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
     assert "Traceback" not in log.read_text(), log.read_text()[-6000:]
+
+
+def test_rules_replaced_by_a_reload_are_freed(tmp_path: Path) -> None:
+    """The service keeps its rules out of garbage collections (scheduler.keep_long_lived):
+    rules replaced by an edit must still be freed, not kept for the life of the process."""
+    import gc
+    import weakref
+
+    from monitor.rules.files import RuleBook
+    from monitor.scheduler import reload_rules_job
+
+    rule_file = tmp_path / "weather.toml"
+    rule_file.write_text(GOOD, encoding="utf-8")
+    book = RuleBook([tmp_path])
+    try:
+        reload_rules_job(book)
+        first = weakref.ref(book.index)
+        assert gc.get_freeze_count() > 0  # the rules in force are set apart
+        rule_file.write_text(FIXED, encoding="utf-8")
+        reload_rules_job(book)
+        assert [r.rule.id for r in book.index.rules] == ["gales"]
+        assert first() is None  # the replaced rules are gone, frozen or not
+    finally:
+        gc.unfreeze()
