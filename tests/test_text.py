@@ -1,0 +1,53 @@
+"""Whitespace in feed text: what readers of digests and webhook consumers get."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.text import html_to_text, normalise_space
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("  Police   used\ttear gas  ", "Police used tear gas"),
+        ("First paragraph.\n\nSecond.", "First paragraph.\n\nSecond."),
+        ("First. \n \n\n  Second.", "First.\n\nSecond."),  # blank lines: one paragraph break
+        ("line one  \n  line two", "line one\nline two"),
+        ("Windows\r\nline ends\r\n\r\nkept apart", "Windows\nline ends\n\nkept apart"),
+        ("no\u00a0break\u00a0\u00a0space", "no break space"),
+        ("bell\x07 and\x00 nul", "bell and nul"),
+        ("10\u2009000 migrants", "10\u2009000 migrants"),  # a thin space is kept as written
+        ("\n\n  \n", ""),
+    ],
+)
+def test_spaces_collapse_and_paragraphs_stay(raw: str, clean: str) -> None:
+    assert normalise_space(raw) == clean
+
+
+def test_html_blocks_become_paragraphs() -> None:
+    html = "<p>Migrants   were <b>moved</b>.</p>\n\n<p>Police said\n nothing.</p>"
+    assert html_to_text(html) == "Migrants were moved.\n\nPolice said\nnothing."
+
+
+def _by_the_rules(text: str) -> str:
+    """The rules as regular expressions: control characters go; runs of space, tab, CR and
+    no-break space become one space; whitespace holding two newlines or more, a paragraph
+    break; one newline with spaces around, a line break; then the ends are stripped."""
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text)
+    text = re.sub(r"[ \t\r\f\v\u00a0]+", " ", text)
+    text = re.sub(r"\s*\n\s*\n\s*", "\n\n", text)
+    return re.sub(r" *\n *", "\n", text).strip()
+
+
+_WHITESPACE = list(" \t\n\r\u00a0\x0b\x0c\x1c\x1f\x85\u2009\u2028\u3000\x00\x7f")
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(["a", "é", "b", *_WHITESPACE]), max_size=60))
+def test_any_whitespace_follows_the_rules(text: str) -> None:
+    assert normalise_space(text) == _by_the_rules(text)
