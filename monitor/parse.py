@@ -112,18 +112,25 @@ def parse_feed(
     return title, [a for a in articles if a is not None]
 
 
+# Entries are read as the plain dicts they are. FeedParserDict.get goes through feedparser's
+# aliases and raises KeyError inside for each field an item lacks, and for `updated_parsed`
+# it falls back to `published_parsed` with a DeprecationWarning (a fallback feedparser says it
+# will remove; the dates fall back here, in _from_feedparser).
+_get = dict.get
+
+
 def _from_feedparser(
     entry: Any, feed_url: str, feed_id: int, feed_name: str, language: str, now: datetime
 ) -> Article | None:
-    link = entry.get("link", "") or ""
-    guid = entry.get("id", "") or link
-    title = _text(entry.get("title", ""))[:_MAX_TITLE]
-    summary_html = entry.get("summary", "") or ""
+    link = _get(entry, "link", "") or ""
+    guid = _get(entry, "id", "") or link
+    title = _text(_get(entry, "title", ""))[:_MAX_TITLE]
+    summary_html = _get(entry, "summary", "") or ""
     # The longest content, and the base its relative links resolve against (xml:base, else the
     # feed's address).
-    content_detail = max(entry.get("content", []), key=_html_length, default={})
-    content_html = content_detail.get("value", "") or ""
-    base = (content_detail if content_html else entry.get("summary_detail") or {}).get("base")
+    content_detail = max(_get(entry, "content", []), key=_html_length, default={})
+    content_html = _get(content_detail, "value", "") or ""
+    base = _get(content_detail if content_html else _get(entry, "summary_detail") or {}, "base")
     summary = _text(summary_html)
     content = _text(content_html)
     if content == summary:
@@ -132,12 +139,12 @@ def _from_feedparser(
         guid = _fallback_guid(title, summary)
     if not (title or summary or content):
         return None
-    published = _date(entry.get("published_parsed"), now)
-    updated = _date(entry.get("updated_parsed"), now)
-    authors = tuple(a.get("name", "") for a in entry.get("authors", []) if a.get("name"))
-    if not authors and entry.get("author"):
+    published = _date(_get(entry, "published_parsed"), now)
+    updated = _date(_get(entry, "updated_parsed"), now)
+    authors = tuple(_get(a, "name", "") for a in _get(entry, "authors", []) if _get(a, "name"))
+    if not authors and _get(entry, "author"):
         authors = (entry["author"],)
-    categories = tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term"))
+    categories = tuple(_get(t, "term", "") for t in _get(entry, "tags", []) if _get(t, "term"))
     item_language = base_language(_entry_language(entry) or language)
     return Article(
         feed_id=feed_id,
@@ -157,15 +164,15 @@ def _from_feedparser(
 
 
 def _html_length(detail: Any) -> int:
-    return len(detail.get("value", "") or "")
+    return len(_get(detail, "value", "") or "")
 
 
 def _entry_language(entry: Any) -> str:
     for key in ("content", "summary_detail", "title_detail"):
-        detail = entry.get(key)
+        detail = _get(entry, key)
         if isinstance(detail, list):
             detail = detail[0] if detail else None
-        if detail and detail.get("language"):
+        if detail and _get(detail, "language"):
             return detail["language"]
     return ""
 

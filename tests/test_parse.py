@@ -422,3 +422,16 @@ def test_html_page_is_not_a_feed() -> None:
 def test_other_non_feeds_raise(body: bytes) -> None:
     with pytest.raises(FeedParseError):
         parse(body)
+
+
+def test_items_without_an_updated_date_need_no_deprecated_feedparser_fallback() -> None:
+    """feedparser answers a missing `updated_parsed` with `published_parsed` and a
+    DeprecationWarning, a fallback it says it will remove: Vigie falls back itself, so
+    parsing works the same with deprecations made errors (as a future feedparser would)."""
+    import warnings
+
+    body = (SAMPLES / "coastal-herald.rss").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        _, articles = parse(body)
+    assert articles and all(a.updated == a.published != NOW for a in articles)
