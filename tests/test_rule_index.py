@@ -187,3 +187,41 @@ def test_matching_leaves_nothing_for_the_garbage_collector() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_wildcards_find_each_articles_own_words_after_others_were_seen() -> None:
+    """The index remembers which words it has seen start with each wildcard of its rules; an
+    article's evidence must still name only its own words, in every field, wherever the
+    wildcard sits in the query (a NEAR side, an entity alias, a required clause)."""
+    from monitor.rules.model import Entity
+
+    entities = {"seekers": Entity("seekers", aliases=("asylum seek*",))}
+    index = RuleIndex.build(
+        [
+            Rule("near", "police NEAR/4 (kick* OR tase*)"),
+            Rule("entity", "@seekers AND detain*"),
+        ],
+        entities,
+    )
+    first = Article(1, "a", "https://example.org/a", "Police kicked a man", content="Detained.")
+    later = Article(
+        1,
+        "b",
+        "https://example.org/b",
+        "Kicking off",
+        content="Police kicks asylum seeking families, detaining asylum seekers.",
+    )
+    none = Article(1, "c", "https://example.org/c", "Police", content="Kickstarter detainee.")
+
+    def labels(article: Article) -> dict[str, list[str]]:
+        found = {m.rule_id: [e.text for e in m.evidence] for m in index.match(article)[0]}
+        assert found == {m.rule_id: [e.text for e in m.evidence] for m in index.match_all(article)}
+        return found
+
+    assert labels(first) == {"near": ["Police", "kicked"]}
+    assert labels(later) == {
+        "near": ["Police", "kicks"],
+        "entity": ["asylum seeking", "detaining", "asylum seekers"],
+    }
+    assert labels(none) == {}
+    assert labels(first) == {"near": ["Police", "kicked"]}  # the later words are not its own

@@ -140,6 +140,11 @@ class Document:
         # Set by a RuleIndex that has stemmed all the words in its languages, in the stem cache's
         # current generation: their words with a stem are then found without checking that.
         self.stemmed_in: int | None = None
+        # Set by a RuleIndex that has filed all the words under the prefixes its rules name
+        # (prefix -> every word it has seen with it): those prefixes' words are then found by a
+        # set intersection, without sorting the document's words.
+        self.filed_prefixes: frozenset[str] = frozenset()
+        self.words_by_prefix: dict[str, set[str]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         self.evidence: dict[tuple, Evidence] = {}  # hit -> its evidence, shared by matches
 
@@ -188,9 +193,15 @@ class Document:
         return sorted(self.words)
 
     def words_with_prefix(self, prefix: str) -> list[str]:
-        """The document's words starting with `prefix` (by bisection), cached."""
+        """The document's words starting with `prefix`, cached: from the index's words filed
+        by prefix when it has them, else by bisection in the sorted words."""
         found = self._with_prefix.get(prefix)
-        if found is None:
+        if found is None and prefix in self.filed_prefixes:
+            seen = self.words_by_prefix.get(prefix)
+            found = self._with_prefix[prefix] = (
+                sorted(seen.intersection(self.words)) if seen else []
+            )
+        elif found is None:
             words = self.sorted_words
             found = self._with_prefix[prefix] = []
             for i in range(bisect_left(words, prefix), len(words)):

@@ -22,7 +22,7 @@ from .compile import PREFIX_MIN, Compiler
 from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
 from .model import Entity, Rule
-from .nodes import AnyOf, Node
+from .nodes import AnyOf, Node, leaves
 from .parser import parse_query
 from .stats import HEURISTIC, Key, TermStats
 
@@ -188,12 +188,26 @@ class _Vocabulary:
     """The words of articles in some languages that an index has looked at, and the meaning of
     those that stand for something (most words stand for nothing and are only `seen`)."""
 
-    __slots__ = ("seen", "meaning", "generation")
+    __slots__ = ("seen", "meaning", "generation", "by_prefix")
 
     def __init__(self, generation: int) -> None:
         self.seen: set[str] = set()
         self.meaning: dict[str, _Meaning] = {}
         self.generation = generation  # of the stem cache, where every word seen was stemmed
+        self.by_prefix: dict[str, set[str]] = {}  # a prefix rules name -> the words seen with it
+
+    def file_by_prefix(
+        self, words: Iterable[str], prefixes: AbstractSet[str], longest: int
+    ) -> None:
+        """File each word under every prefix in `prefixes` it starts with."""
+        by_prefix = self.by_prefix
+        for word in words:
+            for end in range(PREFIX_MIN, min(len(word), longest) + 1):
+                if (prefix := word[:end]) in prefixes:
+                    if prefix in by_prefix:
+                        by_prefix[prefix].add(word)
+                    else:
+                        by_prefix[prefix] = {word}
 
 
 class _Filed:
@@ -277,6 +291,17 @@ class RuleIndex:
             (term for term in named if " " in term),
         )
         self._pair_starts = frozenset(pair.split(" ", 1)[0] for pair in pairs)
+        # Every prefix a rule or entity evaluates (migra*): the words seen are filed under them
+        # (_Vocabulary.by_prefix), so a document's words with one are found without sorting them.
+        nodes = chain((r.node for r in self.rules), (node for _, node in self._entity_nodes))
+        self._leaf_prefixes = frozenset(
+            part.value
+            for node in nodes
+            for seq in leaves(node)
+            for part in seq.parts
+            if part.kind == "p"
+        )
+        self._longest_leaf_prefix = max(map(len, self._leaf_prefixes), default=0)
 
     @classmethod
     def build(
@@ -320,6 +345,7 @@ class RuleIndex:
             if len(vocabulary.seen) + len(new) > _WORDS_KEPT:
                 vocabulary.seen.clear()
                 vocabulary.meaning.clear()
+                vocabulary.by_prefix.clear()
                 new = doc.words
             stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
             rules = self._rule_keys.keys_of(new, stems_of)
@@ -329,6 +355,10 @@ class RuleIndex:
                 if rules[word] or entities[word] or terms[word]:
                     vocabulary.meaning[word] = _Meaning(rules[word], entities[word], terms[word])
             vocabulary.seen.update(new)
+            if self._leaf_prefixes:
+                vocabulary.file_by_prefix(new, self._leaf_prefixes, self._longest_leaf_prefix)
+        # Every word of the document is filed now.
+        doc.filed_prefixes, doc.words_by_prefix = self._leaf_prefixes, vocabulary.by_prefix
         if stemmed and stem_generation() == vocabulary.generation:
             doc.stemmed_in = vocabulary.generation  # every word of it is in the stem cache
         meaning = vocabulary.meaning

@@ -12,6 +12,7 @@ Each node answers three questions:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 
@@ -339,3 +340,19 @@ class LanguageIs(Node):
 
     def keys(self) -> None:
         return None
+
+
+def leaves(node: Node) -> Iterator[Seq]:
+    """The words and phrases of a tree, shared ones as often as they occur."""
+    if isinstance(node, Seq):
+        yield node
+    elif isinstance(node, AllOf | AnyOf):
+        for child in node.children:
+            yield from leaves(child)
+    elif isinstance(node, Near):
+        yield from leaves(node.left)
+        yield from leaves(node.right)
+    elif isinstance(node, NoneOf):
+        yield from leaves(node.child)
+    elif isinstance(node, Memo):
+        yield from leaves(node.node)
