@@ -1,18 +1,26 @@
 """One poll cycle: fetch -> parse -> identify -> store -> story -> match, one transaction per feed.
 
 Fetching runs in a bounded thread pool (network-bound). Reading what was fetched (parsing,
-identification: canonical URL, fingerprint, language) runs in the same threads, or, given
-`readers` (monitor/readers.py), in worker processes that also sketch and match the articles, so
-that parsing and matching use every core. Full_text feeds fetch their article pages between
-parsing and identification and are always read in the threads. Storing, grouping into stories
-and matching what no worker matched run on the calling thread, because SQLite has one writer.
-A feed's failure is recorded on that feed and the cycle goes on with the others.
+identification: canonical URL, fingerprint, language) runs on the calling thread, just before
+storing, or, given `readers` (monitor/readers.py), in worker processes that also sketch and
+match the articles, so that parsing and matching use every core. Full_text feeds fetch their
+article pages between parsing and identification and are always read in the fetch threads.
+Storing, grouping into stories and matching what no worker matched run on the calling thread,
+because SQLite has one writer. A feed's failure is recorded on that feed and the cycle goes on
+with the others.
+
+Why the calling thread reads: in one process, CPU work gets no parallelism from threads (the
+GIL), and fetch threads that parse take the GIL each time the storing thread lets it go (every
+SQLite statement, every numpy call on a few hundred values) and keep it for up to the switch
+interval: the two threads traded it thousands of times a second, and an ingest of generated
+feeds took 10-24% more time than with every read on the storing thread.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -82,6 +90,8 @@ class PollOutcome:
     seen_items: tuple[tuple[str, str], ...] | None = None  # for the feed's record; None: keep
     # Each of `articles` prepared for storing (`prepare`), when a reader did it already.
     prepared: tuple[Prepared, ...] | None = None
+    # The body was fetched but left for the caller to read (fetch_and_parse, read_later).
+    unread: bool = False
 
 
 @dataclass
@@ -127,12 +137,14 @@ def fetch_and_parse(
     known: Mapping[str, str | None] | None = None,
     pages: PageFetcher | None = None,
     readers: FeedReaders | None = None,
+    read_later: bool = False,
 ) -> PollOutcome:
     """Network, parsing and identification for one feed; safe to run in a worker thread (no
     database access). Only the items the feed's last document did not carry byte for byte are
     parsed (monitor/delta.py). For a full_text feed, `pages` fetches the pages of the items that
     `known` (guid -> stored fingerprint) does not hold unchanged; other feeds are read by
-    `readers` when given."""
+    `readers` when given, else here, or with `read_later` by the caller: the outcome is then
+    `unread`, for `read_outcome`."""
     result = fetch_feed(session, feed, config.fetch)
     if result.error:
         return PollOutcome(feed, result, error=result.error)
@@ -142,6 +154,8 @@ def fetch_and_parse(
     if not (feed.full_text and pages is not None):
         if readers is not None:
             return readers.read(result, feed, tracking, now)
+        if read_later:
+            return PollOutcome(feed, result, unread=True)
         return read_feed(result, feed, tracking, now)
     try:
         title, articles, seen, others = _new_items(result, feed, tracking, now)
@@ -215,20 +229,18 @@ def _new_items(
     return title, identify(articles, tracking), (), []
 
 
-def _contained(
-    session: requests.Session,
-    feed: Feed,
-    config: Config,
-    now: datetime,
-    known: Mapping[str, str | None] | None,
-    pages: PageFetcher | None,
-    readers: FeedReaders | None,
-) -> PollOutcome:
-    """fetch_and_parse, where a bug that one feed's bytes trigger is logged with its traceback
-    and recorded on that feed like any failure (backed off), so one hostile feed cannot stop
-    the other feeds of every cycle from being stored."""
+def read_outcome(outcome: PollOutcome, config: Config, now: datetime) -> PollOutcome:
+    """An `unread` outcome read (read_feed), contained as fetching is (`_contained`)."""
+    tracking = TrackingParams.of(config.identity.tracking_params)
+    return _contained(outcome.feed, read_feed, outcome.fetch, outcome.feed, tracking, now)
+
+
+def _contained(feed: Feed, work: Callable[..., PollOutcome], *args: object) -> PollOutcome:
+    """`work(*args)` on one feed, where a bug that the feed's bytes trigger is logged with its
+    traceback and recorded on that feed like any failure (backed off), so one hostile feed
+    cannot stop the other feeds of every cycle from being stored."""
     try:
-        return fetch_and_parse(session, feed, config, now, known, pages, readers)
+        return work(*args)
     except Exception as e:
         log.exception("bug while reading a feed", extra={"feed_id": feed.id, "feed_url": feed.url})
         reason = " ".join(f"internal error: {type(e).__name__}: {e}".split())[:300]
@@ -357,28 +369,55 @@ def poll_due(
     if readers is not None and not readers.use(matcher, len(feeds)):
         readers = None
     workers = max(1, min(config.fetch.concurrency, len(feeds)))
+    # Fetched outcomes waiting for this thread, at most this many: bodies left to read here
+    # must not pile up in memory while storing is slower than fetching.
+    waiting = threading.Semaphore(2 * workers)
+    read_later = readers is None
+
+    def fetch(feed: Feed) -> PollOutcome:
+        waiting.acquire()  # released when this thread takes the outcome
+        return _contained(
+            feed,
+            fetch_and_parse,
+            session,
+            feed,
+            config,
+            now,
+            known.get(feed.id),
+            pages,
+            readers,
+            read_later,
+        )
+
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [
-            pool.submit(_contained, session, feed, config, now, known.get(feed.id), pages, readers)
-            for feed in feeds
-        ]
-        quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
-        for future in as_completed(futures):
-            outcome = future.result()
-            if outcome.articles:
-                changes = store_outcome(store, outcome, config, matcher, now)
-            else:
-                changes = []
-                _log_failure(outcome)  # now, not when the batch is written
-                quiet.append(outcome)
-                if len(quiet) >= _QUIET_BATCH:
-                    record_polls(store, quiet, config, now)
-                    quiet.clear()
-            _count(summary, outcome, changes)
-            if on_feed_done:
-                on_feed_done(outcome)
-        if quiet:
-            record_polls(store, quiet, config, now)
+        futures = [pool.submit(fetch, feed) for feed in feeds]
+        try:
+            quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
+            for future in as_completed(futures):
+                outcome = future.result()
+                waiting.release()
+                if outcome.unread:
+                    outcome = read_outcome(outcome, config, now)
+                if outcome.articles:
+                    changes = store_outcome(store, outcome, config, matcher, now)
+                else:
+                    changes = []
+                    _log_failure(outcome)  # now, not when the batch is written
+                    quiet.append(outcome)
+                    if len(quiet) >= _QUIET_BATCH:
+                        record_polls(store, quiet, config, now)
+                        quiet.clear()
+                _count(summary, outcome, changes)
+                if on_feed_done:
+                    on_feed_done(outcome)
+            if quiet:
+                record_polls(store, quiet, config, now)
+        finally:
+            # After an error in storing, fetches not started are dropped and those waiting for
+            # room let go: leaving the pool waits for the running ones only.
+            for future in futures:
+                future.cancel()
+            waiting.release(len(futures))
     return summary
 
 

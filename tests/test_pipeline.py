@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES, LoopbackServer
 
+from monitor import pipeline
 from monitor.config import Config, load_config
 from monitor.fetch import make_session
 from monitor.pipeline import CycleSummary, next_poll_time, poll_due
@@ -192,6 +195,57 @@ def test_every_poll_of_a_large_quiet_cycle_is_recorded(
     assert parse_iso(svc.feed_row("/changing.rss")["last_polled"]) == later
     failures = [r for r in caplog.records if r.getMessage() == "feed failed"]
     assert [r.feed_url for r in failures] == [server.url("/gone.rss")] * 2  # type: ignore[attr-defined]
+
+
+def test_fetching_waits_for_storing_rather_than_piling_up_bodies(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    # Fetched bodies wait to be read and stored on the polling thread. When storing is slower
+    # than fetching, the fetch threads must wait too, so a cycle of many large feeds does not
+    # hold them all in memory: at most twice the concurrency wait, beside those being fetched.
+    routes = [server.route(f"/feed-{i}.rss", RSS) for i in range(40)]
+    svc = service([server.url(f"/feed-{i}.rss") for i in range(40)], fetch={"concurrency": 2})
+    ahead: list[int] = []
+
+    def slow_storing(outcome: object) -> None:
+        ahead.append(sum(route.served for route in routes) - len(ahead) - 1)
+        time.sleep(0.02)
+
+    summary = poll_due(
+        svc.store, svc.session, svc.config, None, NOW, on_feed_done=slow_storing, force=True
+    )
+    assert summary.feeds_polled == 40 and summary.errors == []
+    assert svc.store.count("articles") == RSS_ITEMS  # the same items in every feed
+    assert 2 <= max(ahead) <= 2 * 2 + 2
+
+
+def test_an_error_while_storing_ends_the_cycle_without_fetching_every_feed(
+    server: LoopbackServer, service: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure on the polling thread (a full disk, say) must reach the caller at once: the
+    # fetch threads waiting for room must not keep the cycle from ending.
+    routes = [server.route(f"/feed-{i}.rss", RSS) for i in range(40)]
+    svc = service([server.url(f"/feed-{i}.rss") for i in range(40)], fetch={"concurrency": 2})
+
+    def failing(*args: object) -> None:
+        time.sleep(0.2)  # the fetch threads fill every place meanwhile
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline, "store_outcome", failing)
+    errors: list[BaseException] = []
+
+    def cycle() -> None:
+        try:
+            svc.poll()
+        except OSError as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=cycle, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert [str(e) for e in errors] == ["disk full"]
+    assert sum(route.served for route in routes) < 40
 
 
 def test_same_body_under_a_new_etag_after_a_304_is_unchanged(
