@@ -98,18 +98,42 @@ def test_the_running_service_delivers_digests_and_webhooks(
     with running(config, log, "run") as service:
         database = tmp_path / "data" / "vigie.db"
 
+        def urgent_and_carried() -> tuple[list, list]:
+            urgent = rows(
+                database,
+                "SELECT article_id, rule_id FROM matches WHERE priority = 'urgent' ORDER BY 1, 2",
+            )
+            carried = rows(
+                database,
+                "SELECT m.article_id, m.rule_id FROM delivery_matches m "
+                "JOIN deliveries d ON d.id = m.delivery_id WHERE d.kind = 'digest' ORDER BY 1, 2",
+            )
+            return urgent, carried
+
         def all_sent() -> bool:
             try:
+                # Every feed stored (its poll is recorded in the transaction of its articles,
+                # matches and webhooks), every delivery sent, every urgent match in a digest.
+                if rows(database, "SELECT count(*) FROM feeds WHERE last_polled IS NULL")[0][0]:
+                    return False
                 states = rows(database, "SELECT kind, status FROM deliveries")
+                urgent, carried = urgent_and_carried()
             except sqlite3.OperationalError:  # not created yet
                 return False
             kinds = {kind for kind, _ in states}
-            return kinds == {"digest", "webhook"} and {s for _, s in states} == {"sent"}
+            sent = kinds == {"digest", "webhook"} and {s for _, s in states} == {"sent"}
+            return sent and urgent == carried
 
         wait_until(all_sent, "every delivery sent", log)
         stop(service, log)
-    [digest] = smtp.messages
-    assert digest.recipients == ["alerts@newsroom.test"]
+    # `immediate` sends as soon as urgent matches are stored: one digest, or one for each moment
+    # feeds with urgent matches were stored more than a delivery tick apart. Each urgent match
+    # goes out once, in one of them.
+    digests = rows(database, "SELECT id FROM deliveries WHERE kind = 'digest'")
+    assert len(smtp.messages) == len(digests) >= 1
+    assert all(digest.recipients == ["alerts@newsroom.test"] for digest in smtp.messages)
+    urgent, carried = urgent_and_carried()
+    assert urgent and carried == urgent
     calais = rows(
         database, "SELECT count(DISTINCT article_id) FROM matches WHERE rule_id = 'calais'"
     )
