@@ -6,7 +6,7 @@ memory is the index's traced allocation. Each index is kept out of garbage colle
 `vigie run` keeps the rules it loads (scheduler.keep_long_lived): a full collection walks every
 rule (1.3 s at 100k rules), so one that lands in a timing window of about a second cuts that
 row's rate to a third, a cost the service does not pay (a run's 100k first-sight row read 44
-articles/s, against 120 to 190 in repeated runs of it alone).
+articles/s, against 120 to 200 in repeated runs of it alone).
 Usage: python -m bench.matching [--quick] [--rows PATH]
 """
 
