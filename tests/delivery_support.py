@@ -231,7 +231,11 @@ def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request: no server would take it
+                self.close_connection = True
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             with receiver.lock:
                 receiver.requests.append(Request(self.path, headers, body, self.client_address))
