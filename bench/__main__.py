@@ -57,6 +57,31 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs"
 
 
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time by kind since boot (/proc/stat: user, nice, system, idle, iowait,
+    irq, softirq, steal, ...), or None where there is no /proc."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(n) for n in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_note(before: list[int] | None, after: list[int] | None) -> str:
+    """How much CPU the hypervisor gave to other guests during the run, as a share of the time
+    the CPUs were busy or stolen. On a shared virtual machine it is one visible cause of absolute
+    figures moving between runs, not the only one: neighbours also share caches, and a run with
+    little steal can still be slow."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return ""
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    idle = delta[3] + delta[4]
+    busy = sum(delta[:8]) - idle
+    if busy <= 0:
+        return ""
+    return f" CPU steal (time the hypervisor ran other guests) {delta[7] / busy:.0%} of busy time."
+
+
 def versions() -> str:
     found = []
     for name in PACKAGES:
@@ -87,6 +112,7 @@ def main() -> None:
     root = Path(__file__).resolve().parent
     flags = ["--quick"] if "--quick" in sys.argv else []
     load_before = os.getloadavg()
+    ticks_before = cpu_ticks()
     rows: list[Row] = []
     sections = []
     started = time.perf_counter()
@@ -112,11 +138,12 @@ def main() -> None:
     summary = table(rows)
     print("\n" + summary)
     load_after = os.getloadavg()
+    steal = steal_note(ticks_before, cpu_ticks())
     header = (
         "# Benchmark results\n\n"
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC{' with --quick' if flags else ''} in "
         f"{time.perf_counter() - started:.0f} s on {machine()}; {versions()}.\n"
-        f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after.\n\n"
+        f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after.{steal}\n\n"
         "Numbers are from one run. Compare the ratios within a row (Vigie and its baseline ran "
         "side by side, on the same machine, minutes apart), not absolute times across machines. "
         "`vs baseline` is how many times better Vigie did (above 1: better).\n\n"
