@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -277,7 +277,7 @@ def _result_json(article: Article, matches: list[Match], asked: str | None) -> d
                 "priority": m.priority,
                 "score": m.score,
                 "snippet": m.snippet,
-                "evidence": [asdict(e) for e in m.evidence],
+                "evidence": [e._asdict() for e in m.evidence],
             }
             for m in matches
         ],

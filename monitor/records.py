@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,12 @@ class Article:
         return "\n\n".join(part for part in (self.title, self.summary, self.content) if part)
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """One reason an article matched: the words found, where, and which query part asked."""
+class Evidence(NamedTuple):
+    """One reason an article matched: the words found, where, and which query part asked.
+
+    A named tuple rather than a frozen dataclass: an article matched by 30 rules makes some
+    60 of these, and a frozen dataclass costs three times as much to build (2.2 against
+    0.8 µs). `_asdict()` gives the stored JSON object."""
 
     field: str
     start: int  # character offsets in the field's text

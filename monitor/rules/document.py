@@ -64,7 +64,7 @@ class FieldText:
             if self._asked > _FINDS_BEFORE_INDEXING:
                 self._index_all()
                 return self._where[word]
-            padded, starts, needle = self._padded, self._starts, f" {word} "
+            padded, starts, needle = self._padded, self.starts, f" {word} "
             at = padded.find(needle)  # `at` in the padded text is the word's offset in folded
             while at >= 0:
                 found.append(bisect_left(starts, at))
@@ -107,17 +107,13 @@ class FieldText:
         return cached
 
     @cached_property
-    def _starts(self) -> list[int]:
+    def starts(self) -> list[int]:
+        """Character offset in `text` of each token."""
         return token_starts(self.folded)
-
-    def span(self, i: int) -> tuple[int, int]:
-        """Character span of token `i` in `text`."""
-        start = self._starts[i]
-        return start, start + len(self.tokens[i])
 
     def original(self, i: int) -> str:
         """Token `i` as written (case and accents kept)."""
-        start = self._starts[i]
+        start = self.starts[i]
         return self.text[start : start + len(self.tokens[i])]
 
 
@@ -146,7 +142,8 @@ class Document:
         self.filed_prefixes: frozenset[str] = frozenset()
         self.words_by_prefix: dict[str, set[str]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
-        self.evidence: dict[tuple, Evidence] = {}  # hit -> its evidence, shared by matches
+        # hit -> its place in reading order and its evidence, shared by matches (see evidence_of)
+        self.evidence: dict[tuple, tuple[tuple[int, int, int], Evidence]] = {}
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)

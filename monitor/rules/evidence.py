@@ -6,7 +6,7 @@ from bisect import bisect_left, bisect_right
 
 from ..records import Evidence
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
-from .document import Document
+from .document import ALL_FIELDS, Document
 from .nodes import Hit
 
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0}
@@ -14,30 +14,34 @@ _SNIPPET_CHARS = 240
 
 
 def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
-    """Distinct hits as Evidence with character offsets into the field's text, in reading order."""
-    seen: dict[tuple[str, int, int], Evidence] = {}
+    """Distinct hits as Evidence with character offsets into the field's text, in reading order
+    (title, summary, content, then the other fields; by offset within a field)."""
     made = doc.evidence  # the same word is evidence for many rules: located once per article
+    seen: dict[tuple[int, int, int], Evidence] = {}
     for hit in hits:
-        field, start, end, label, entity = hit
-        key = (field, start, end)
-        if key in seen:
-            continue
-        evidence = made.get(hit)
-        if evidence is None:
-            ft = doc.field(field)
-            char_start, char_end = ft.span(start)[0], ft.span(end - 1)[1]
-            evidence = made[hit] = Evidence(
-                field, char_start, char_end, ft.text[char_start:char_end], label, entity
-            )
-        seen[key] = evidence
-    return tuple(sorted(seen.values(), key=_reading_order))
+        found = made.get(hit)
+        if found is None:
+            found = made[hit] = _locate(hit, doc)
+        order, evidence = found
+        if order not in seen:  # the first label for the same words wins
+            seen[order] = evidence
+    # The keys sort as tuples of ints, in C: no key function called per evidence.
+    return tuple(map(seen.__getitem__, sorted(seen)))
 
 
-_FIELD_ORDER = {"title": 0, "summary": 1, "content": 2}
+_FIELD_ORDER = {name: rank for rank, name in enumerate(ALL_FIELDS)}
 
 
-def _reading_order(evidence: Evidence) -> tuple[int, int]:
-    return (_FIELD_ORDER.get(evidence.field, 3), evidence.start)
+def _locate(hit: Hit, doc: Document) -> tuple[tuple[int, int, int], Evidence]:
+    """A hit's place in reading order (field, first and end token: token order is character
+    order within a field) and its Evidence."""
+    field, start, end, label, entity = hit
+    ft = doc.field(field)
+    starts = ft.starts
+    char_start = starts[start]
+    char_end = starts[end - 1] + len(ft.tokens[end - 1])
+    evidence = Evidence(field, char_start, char_end, ft.text[char_start:char_end], label, entity)
+    return (_FIELD_ORDER[field], start, end), evidence
 
 
 def score_of(evidence: tuple[Evidence, ...]) -> float:
@@ -49,25 +53,28 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
     """About 240 characters around the densest cluster of evidence, matched words in ⟦ ⟧.
 
     Prefers the body (summary, content) where the words have context; falls back to the title.
+    `evidence` is in reading order, as evidence_of gives it: each field's offsets come sorted.
     """
-    body = [e for e in evidence if e.field in ("summary", "content")]
+    body = [e for e in evidence if e.field in _BODY]
     pool = body or [e for e in evidence if e.field == "title"] or list(evidence)
     if not pool:
         return ""
 
     # The evidence with the most others of its field less than 120 characters away (the
-    # first such in reading order): counted by bisection in each field's sorted offsets.
+    # first such in reading order): counted by bisection in each field's offsets.
     starts: dict[str, list[int]] = {}
     for e in pool:
-        starts.setdefault(e.field, []).append(e.start)
-    for offsets in starts.values():
-        offsets.sort()
+        if e.field in starts:
+            starts[e.field].append(e.start)
+        else:
+            starts[e.field] = [e.start]
     best, most = pool[0], -1
-    for e in pool:
-        offsets = starts[e.field]
-        dense = bisect_left(offsets, e.start + 120) - bisect_right(offsets, e.start - 120)
-        if dense > most:
-            best, most = e, dense
+    if len(pool) > 1:
+        for e in pool:
+            offsets = starts[e.field]
+            dense = bisect_left(offsets, e.start + 120) - bisect_right(offsets, e.start - 120)
+            if dense > most:
+                best, most = e, dense
     text = doc.field(best.field).text
     start = max(0, best.start - _SNIPPET_CHARS // 3)
     end = min(len(text), start + _SNIPPET_CHARS)
@@ -77,21 +84,23 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
         start -= 1
     while end < len(text) and not text[end].isspace():
         end += 1
-    marks = sorted(
-        (e.start, e.end)
-        for e in pool
-        if e.field == best.field and e.start >= start and e.end <= end
-    )
-    out, cursor = [], start
-    for s, e in marks:
-        if s < cursor:
+    window = text[start:end]
+    # Feed text holding the highlight marks themselves has them removed, so that only
+    # Vigie's marks delimit matched words; most text has none, and is sliced as it is.
+    clean = _clean if HIGHLIGHT_OPEN in window or HIGHLIGHT_CLOSE in window else str
+    out, cursor, field = [], start, best.field
+    for e in pool:  # in order of offset, as `evidence` is
+        if e.field != field or e.start < cursor or e.end > end:
             continue
-        out.append(_clean(text[cursor:s]))
-        out.append(HIGHLIGHT_OPEN + _clean(text[s:e]) + HIGHLIGHT_CLOSE)
-        cursor = e
-    out.append(_clean(text[cursor:end]))
+        out.append(clean(text[cursor : e.start]))
+        out.append(HIGHLIGHT_OPEN + clean(text[e.start : e.end]) + HIGHLIGHT_CLOSE)
+        cursor = e.end
+    out.append(clean(text[cursor:end]))
     snippet = "".join(out).replace("\n", " ").strip()
     return ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
+
+
+_BODY = frozenset({"summary", "content"})
 
 
 def _clean(text: str) -> str:

@@ -91,7 +91,7 @@ class MatchQueries:
         new, updates, inserts = [], [], []
         matched_at = iso(now)
         for match in matches:
-            evidence = json.dumps([e.__dict__ for e in match.evidence], ensure_ascii=False)
+            evidence = json.dumps([e._asdict() for e in match.evidence], ensure_ascii=False)
             tags = json.dumps(list(match.tags))
             if match.rule_id in before:
                 updates.append(

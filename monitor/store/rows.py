@@ -98,7 +98,7 @@ def match_columns(match: Match, now: datetime) -> dict[str, Any]:
         "article_id": match.article_id,
         "rule_id": match.rule_id,
         "score": match.score,
-        "evidence": json.dumps([e.__dict__ for e in match.evidence], ensure_ascii=False),
+        "evidence": json.dumps([e._asdict() for e in match.evidence], ensure_ascii=False),
         "snippet": match.snippet,
         "tags": json.dumps(list(match.tags)),
         "priority": match.priority,
