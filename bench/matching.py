@@ -178,6 +178,11 @@ def per_second(func, items: list, min_seconds: float = 1.0) -> float:
     cache as a running service's is (its first pass costs up to 2x for that alone)."""
     for item in items:
         func(item)
+    return _rate(func, items, min_seconds)
+
+
+def _rate(func, items: list, min_seconds: float) -> float:
+    """Items per second over whole passes of `items`, for at least `min_seconds`."""
     done, start = 0, time.perf_counter()
     while True:
         for item in items:
@@ -204,15 +209,7 @@ def alternating(
     rates: list[list[float]] = [[] for _ in funcs]
     for _ in range(rounds):
         for func, found in zip(funcs, rates, strict=True):
-            done, start = 0, time.perf_counter()
-            while True:
-                for item in items:
-                    func(item)
-                done += len(items)
-                elapsed = time.perf_counter() - start
-                if elapsed >= min_seconds:
-                    break
-            found.append(done / elapsed)
+            found.append(_rate(func, items, min_seconds))
     return rates
 
 
