@@ -87,9 +87,9 @@ class Article:
 class Evidence(NamedTuple):
     """One reason an article matched: the words found, where, and which query part asked.
 
-    A named tuple rather than a frozen dataclass: an article matched by 30 rules makes some
-    60 of these, and a frozen dataclass costs three times as much to build (2.2 against
-    0.8 µs). `_asdict()` gives the stored JSON object."""
+    A named tuple rather than a frozen dataclass: an article matched by many rules makes one
+    for each distinct word found, and a frozen dataclass costs three times as much to build
+    (2.2 against 0.8 µs). `_asdict()` gives the stored JSON object."""
 
     field: str
     start: int  # character offsets in the field's text
