@@ -468,11 +468,7 @@ def _second_terms(keys: frozenset[Key] | None, clauses: Iterable[frozenset[str]]
     imply: the index files the rule under each of its terms, beside each key (an empty set
     when there is none). `migra* AND (court OR judge)` filed under `court` and `judge` is a
     candidate only where a word also starts with "migra"."""
-    keys = keys or frozenset()
-    implied = {v for kind, v in keys if kind in ("w", "b")}
-    implied |= {w for kind, v in keys if kind == "b" for w in v.split()}
-    implied |= {f"{kind[2:]}~{v}" for kind, v in keys if kind.startswith("s:")}
-    implied |= {f"{v}*" for kind, v in keys if kind == "p"}
+    implied = frozenset().union(*map(_terms_of_key, keys or ()))
     for clause in clauses:
         if not clause & implied:
             return clause
