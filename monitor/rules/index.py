@@ -40,6 +40,7 @@ class CompiledRule:
     either: tuple[frozenset[str], ...] = ()
     # Where the index files the rule: keys, and the second terms needed beside them.
     filings: tuple[tuple[frozenset[Key] | None, frozenset[str]], ...] = ()
+    # Kept as flags, not derived per article: most candidates need neither test.
     checked: bool = False  # has clauses to check (may_match)
     scoped: bool = False  # has languages, feeds or feed tags (in_scope)
 
@@ -90,7 +91,9 @@ def _implied(clause: frozenset[str], keys: frozenset[Key] | None, second: frozen
     holds a term of `clause`."""
     if second and second <= clause:
         return True
-    return bool(keys) and all(not clause.isdisjoint(_terms_of_key(k)) for k in keys or ())
+    if not keys:
+        return False
+    return all(not clause.isdisjoint(_terms_of_key(k)) for k in keys)
 
 
 def _terms_of_key(key: Key) -> frozenset[str]:
@@ -289,7 +292,7 @@ class RuleIndex:
         self._rule_keys = _KeyIndex()
         seconds: set[str] = set()
         for i, compiled in enumerate(self.rules):
-            for keys, second in compiled.filings or _filings(compiled.node, stats):
+            for keys, second in compiled.filings:
                 self._rule_keys.add(i, keys, second)
                 seconds |= second
         compiler = Compiler(self.entities, stats=stats, cache=cache)
