@@ -10,7 +10,7 @@ Three questions, three tools:
 - *Is it the same story as another outlet's?* Its `sketch`: a 128-value MinHash signature of the
   set of word 3-shingles, whose agreement with another sketch estimates the Jaccard overlap of the
   two texts. `band_keys` cut a signature into LSH bands so that candidates are found by equality
-  lookups (in SQLite), then `similarity` verifies them on the whole signature.
+  lookups (monitor/bands.py), then `similarity` verifies them on the whole signature.
 
 The shingles are hashed with vectorised numpy over the UTF-8 bytes (no Python loop per word), and
 the MinHash permutations run in rensa's Rust core: together about 75 µs for a 5 KB article (see
@@ -321,11 +321,18 @@ def lsh_layout(threshold: float, num_perm: int = NUM_PERM) -> LshLayout:
 _ROW_WEIGHTS = _mix(np.arange(1, NUM_PERM + 1, dtype=np.uint64) * _K2) | _U64(1)  # odd
 
 
-def band_keys(signature: np.ndarray, layout: LshLayout) -> list[int]:
-    """One signed 64-bit key per band (SQLite's INTEGER), distinct across bands: a weighted sum
-    of the band's values and its number, mixed."""
-    rows = signature[: layout.bands * layout.rows].astype(np.uint64)
-    rows = rows.reshape(layout.bands, layout.rows)
-    sums = (rows * _ROW_WEIGHTS[: layout.rows]).sum(axis=1, dtype=np.uint64)  # wraps silently
-    keys = _mix(sums + np.arange(1, layout.bands + 1, dtype=np.uint64) * _K1)
-    return keys.view(np.int64).tolist()
+def band_keys(signatures: np.ndarray, layout: LshLayout) -> np.ndarray:
+    """One 32-bit key per band of a signature (or of each row of a matrix of them), distinct
+    across bands: a weighted sum of the band's values and its number, mixed. 32 bits keep the
+    index small (monitor/bands.py); a chance equality costs one signature comparison."""
+    weights, numbers = _band_constants(layout)
+    rows = signatures[..., : layout.bands * layout.rows].astype(np.uint64)
+    rows = rows.reshape(*signatures.shape[:-1], layout.bands, layout.rows)
+    keys = _mix((rows * weights).sum(axis=-1, dtype=np.uint64) + numbers)  # wraps silently
+    return (keys >> _U64(32)).astype(np.uint32)
+
+
+@cache
+def _band_constants(layout: LshLayout) -> tuple[np.ndarray, np.ndarray]:
+    """The weight of each row of a band, and each band's number, mixed in."""
+    return _ROW_WEIGHTS[: layout.rows], np.arange(1, layout.bands + 1, dtype=np.uint64) * _K1

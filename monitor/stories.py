@@ -1,7 +1,7 @@
 """Stories: articles whose texts overlap strongly (one wire story in five outlets) share a story.
 
 Each new article's text is sketched (identity.sketch: MinHash of word 3-shingles), its LSH band
-keys are looked up in SQLite among articles seen within `identity.story_window`, and the
+keys are looked up among the articles sketched within `identity.story_window`, and the
 candidates are verified on the whole signature: the article joins the story of the most similar
 one whose estimated overlap reaches `identity.story_threshold`, or starts a story of its own as
 its lead. Stories are never merged or split afterwards, so a story id handed to a subscriber
@@ -11,9 +11,11 @@ Only other feeds' articles are candidates: a feed that publishes two items whose
 (a weekly quiz, a daily briefing with the same blurb) says they are two items, and an item
 re-issued under the same URL is already the same article (identity.canonical_url).
 
-The index is persisted (tables sketches and sketch_bands), survives restarts and is pruned with
-the articles. It is rebuilt from the stored texts when the sketch algorithm or the band layout
-(which follows the threshold) changes, and after the upgrade that introduced it.
+The signatures are stored (table sketches), survive restarts and are pruned with the articles;
+the band keys are kept in memory (monitor/bands.py), built from the stored signatures when a
+process first places an article, and given the articles other processes sketch meanwhile. The
+signatures are made again from the stored texts when the sketch algorithm or the band layout
+(which follows the threshold) changes, and after the upgrade that introduced stories.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from .bands import BandIndex
 from .config import IdentityConfig
 from .identity import (
+    LshLayout,
     band_keys,
     lsh_layout,
     signature_bytes,
@@ -49,22 +53,47 @@ def place(
     text (identity.sketch, worked out ahead, maybe in another process); returns the story id.
     Call inside the feed's transaction."""
     assert article.id is not None
-    layout = lsh_layout(settings.story_threshold)
-    keys = band_keys(signature, layout) if signature is not None else []
-    blob = signature_bytes(signature) if signature is not None else None
-    if article.story_id is not None:  # a revision, or an article re-sketched for a new layout
-        store.save_sketch(article.id, blob, keys, now, replacing=True)
-        return article.story_id
-    story_id = None
+    since = now - timedelta(seconds=settings.story_window)
+    story_id = article.story_id  # a revision, or an article re-sketched for a new layout
     if signature is not None:
-        since = now - timedelta(seconds=settings.story_window)
-        candidates = store.story_candidates(keys, since, article.id, article.feed_id)
-        story_id = _closest_story(signature, candidates, settings)
-    store.save_sketch(article.id, blob, keys, now)
+        layout = lsh_layout(settings.story_threshold)
+        bands = _band_index(store, layout, since)
+        keys = band_keys(signature, layout)
+        if story_id is None:
+            found = bands.candidates(keys) - {article.id}
+            candidates = store.story_candidates(found, since, article.feed_id) if found else []
+            story_id = _closest_story(signature, candidates, settings)
+        store.save_sketch(article.id, signature_bytes(signature), now)
+        bands.add(article.id, keys)
+        if bands.folding_due:
+            bands.fold(store.sketched_since(since))
+    else:
+        store.save_sketch(article.id, None, now)
+    if article.story_id is not None:
+        return article.story_id
     if story_id is None:
         return store.start_story(article.id, now)
     store.join_story(article.id, story_id, now)
     return story_id
+
+
+def _band_index(store: Store, layout: LshLayout, since: datetime) -> BandIndex:
+    """The store's band index, built from the stored signatures of the story window on first
+    use, and given the articles that other processes sketched since it last looked."""
+    bands = store.story_bands
+    version = store.data_version()
+    if bands is None or bands.layout != layout.name:
+        bands = store.story_bands = BandIndex(layout.name)
+        batches = store.signatures(since=since)
+    elif version != bands.data_version:  # another connection wrote
+        batches = store.signatures(after=bands.upto)
+    else:
+        return bands
+    bands.data_version = version
+    found = [(ids, band_keys(signatures, layout)) for ids, signatures in batches]
+    if found:
+        bands.add_many(np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]))
+    return bands
 
 
 def _closest_story(

@@ -52,6 +52,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m004_outbox",
         "m005_seen_items",
         "m006_sketch_band_log",
+        "m007_band_index_in_memory",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

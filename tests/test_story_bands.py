@@ -1,11 +1,13 @@
-"""The story index's band keys (Store.save_sketch): each article's keys wait in sketch_band_log
-and are filed into sketch_bands in bulk. Wherever the keys are, the same articles are candidates
-and the same stories come out; a rolled-back feed leaves no keys behind; the log survives a
-restart."""
+"""The story window's band index, kept in memory (monitor/bands.py): each article's keys wait in
+a dict and are filed in a sorted array in bulk. Wherever the keys are, the same articles are
+candidates and the same stories come out; a rolled-back feed leaves no keys behind; a restarted
+process, or another process on the same database, finds the stories already there; articles that
+leave the window leave the index."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from identity_support import NOW
 
 from bench.wirecopy import PAIRS, Corpus, Source, _group, apply_edits
+from monitor.bands import BandIndex
 from monitor.config import IdentityConfig
 from monitor.identity import sketch
 from monitor.records import Article
@@ -21,14 +24,14 @@ from monitor.store import Store
 from monitor.stories import place
 
 
-def open_store(path: Path, band_log_articles: int) -> Store:
-    store = Store(path)
-    store.band_log_articles = band_log_articles
-    return store
+@pytest.fixture
+def fold_every(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Set how many articles' keys wait in the dict before they are filed."""
+    return lambda articles: monkeypatch.setattr(BandIndex, "fold_every", articles)
 
 
-def test_stories_are_the_same_whether_keys_wait_in_the_log_or_were_filed(
-    corpus: Corpus, tmp_path: Path
+def test_stories_are_the_same_whether_keys_wait_or_were_filed(
+    corpus: Corpus, tmp_path: Path, fold_every: Callable[[int], None]
 ) -> None:
     pool = list(corpus.sources.values())[:400]
     for pair in json.loads(PAIRS.read_text(encoding="utf-8"))["pairs"]:
@@ -38,7 +41,8 @@ def test_stories_are_the_same_whether_keys_wait_in_the_log_or_were_filed(
             pool.append(replace(copy, key=f"{original.key}#{pair['id']}"))
     stories = {}
     for name, waiting in (("never-filed", 10**9), ("filed-every-7", 7), ("filed-each", 1)):
-        store = open_store(tmp_path / f"{name}.db", waiting)
+        fold_every(waiting)
+        store = Store(tmp_path / f"{name}.db")
         stories[name] = _group(store, pool, IdentityConfig())
         store.close()
     assert stories["never-filed"] == stories["filed-every-7"] == stories["filed-each"]
@@ -64,12 +68,13 @@ def placed(store: Store, a: Article, minutes: int = 0) -> Article:
         return replace(stored, story_id=place(store, stored, signature, IdentityConfig(), when))
 
 
-@pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "in-the-log"])
+@pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "waiting"])
 def test_a_rolled_back_feed_leaves_no_band_keys_behind(
-    corpus: Corpus, tmp_path: Path, waiting: int
+    corpus: Corpus, tmp_path: Path, waiting: int, fold_every: Callable[[int], None]
 ) -> None:
+    fold_every(waiting)
     source, other = list(corpus.sources.values())[:2]
-    store = open_store(tmp_path / "vigie.db", waiting)
+    store = Store(tmp_path / "vigie.db")
     feeds = [store.upsert_feed(f"https://outlet{i}.example/feed", now=NOW) for i in range(3)]
     first = placed(store, article(feeds[0], source, "a"))
     with pytest.raises(RuntimeError), store.transaction():
@@ -83,22 +88,62 @@ def test_a_rolled_back_feed_leaves_no_band_keys_behind(
     store.close()
 
 
-@pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "in-the-log"])
-def test_band_keys_survive_a_restart(corpus: Corpus, tmp_path: Path, waiting: int) -> None:
+def test_a_restarted_process_finds_the_stories_already_stored(
+    corpus: Corpus, tmp_path: Path
+) -> None:
     source = next(iter(corpus.sources.values()))
-    store = open_store(tmp_path / "vigie.db", waiting)
+    store = Store(tmp_path / "vigie.db")
     feeds = [store.upsert_feed(f"https://outlet{i}.example/feed", now=NOW) for i in range(2)]
     first = placed(store, article(feeds[0], source, "a"))
     store.close()
-    store = open_store(tmp_path / "vigie.db", waiting)
+    store = Store(tmp_path / "vigie.db")
     assert placed(store, article(feeds[1], source, "copy"), 1).story_id == first.story_id
     store.close()
 
 
-@pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "in-the-log"])
-def test_a_revision_replaces_its_band_keys(corpus: Corpus, tmp_path: Path, waiting: int) -> None:
+def test_articles_another_process_placed_are_candidates_too(corpus: Corpus, tmp_path: Path) -> None:
+    """`vigie poll` run beside `vigie run`: each has its own index, both see every story."""
+    one, two = list(corpus.sources.values())[:2]
+    running, beside = Store(tmp_path / "vigie.db"), Store(tmp_path / "vigie.db")
+    feeds = [running.upsert_feed(f"https://outlet{i}.example/feed", now=NOW) for i in range(4)]
+    first = placed(running, article(feeds[0], one, "a"))  # running's index is built now
+    second = placed(beside, article(feeds[1], two, "a"), 1)  # and beside's
+    assert second.story_id != first.story_id
+    assert placed(running, article(feeds[2], two, "copy"), 2).story_id == second.story_id
+    assert placed(beside, article(feeds[3], one, "copy"), 3).story_id == first.story_id
+    running.close()
+    beside.close()
+
+
+def test_articles_that_leave_the_window_leave_the_index(
+    corpus: Corpus, tmp_path: Path, fold_every: Callable[[int], None]
+) -> None:
+    """A service that runs for months holds the keys of one window's articles, not of all."""
+    fold_every(2)
+    settings = IdentityConfig(story_window=2 * 86400)
+    sources = list(corpus.sources.values())[:12]
+    store = Store(tmp_path / "vigie.db")
+    feed = store.upsert_feed("https://outlet.example/feed", now=NOW)
+    sizes = []
+    for day, source in enumerate(sources):
+        when = NOW + timedelta(days=day)
+        with store.transaction():
+            [stored] = store.store_articles([article(feed, source, f"day-{day}")], when)
+            place(store, stored, sketch(stored.text), settings, when)
+        assert store.story_bands is not None
+        sizes.append(len(store.story_bands))
+    keys_each = sizes[0]
+    assert max(sizes) <= 4 * keys_each  # the window's 3 articles and one waiting, at most
+    store.close()
+
+
+@pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "waiting"])
+def test_a_revision_replaces_its_band_keys(
+    corpus: Corpus, tmp_path: Path, waiting: int, fold_every: Callable[[int], None]
+) -> None:
+    fold_every(waiting)
     old, new = list(corpus.sources.values())[:2]
-    store = open_store(tmp_path / "vigie.db", waiting)
+    store = Store(tmp_path / "vigie.db")
     feeds = [store.upsert_feed(f"https://outlet{i}.example/feed", now=NOW) for i in range(3)]
     first = placed(store, article(feeds[0], old, "a"))
     revised = article(feeds[0], new, "a")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ..bands import BandIndex
 from .articles import ArticleQueries
 from .feeds import FeedQueries
 from .matches import MatchQueries
@@ -44,10 +45,10 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         # canonical URLs, band keys) stay in memory instead of being read back from the OS.
         self.db.execute("PRAGMA cache_size=-32000")
         migrations.apply(self.db)
-        # Band keys of the articles in sketch_band_log (key -> article ids, and the ids), read
-        # from that table on first use; None until then, and after anything it may not know of.
-        self._recent_bands: dict[int, list[int]] | None = None
-        self._recent_articles: set[int] = set()
+        # The story window's band index (monitor/bands.py), kept by monitor/stories.py: built
+        # from the stored sketches on first use, and dropped when a transaction rolls back
+        # (it may hold keys of articles that are no longer there, under ids that will return).
+        self.story_bands: BandIndex | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -64,7 +65,7 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
                 with self.db.atomic():
                     yield
             except BaseException:
-                self._recent_bands = None
+                self.story_bands = None
                 raise
             return
         conn.execute("BEGIN IMMEDIATE")
@@ -72,9 +73,13 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
             yield
         except BaseException:
             conn.rollback()
-            self._recent_bands = None  # it may hold what was just rolled back
+            self.story_bands = None
             raise
         conn.commit()
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (SQLite's data_version)."""
+        return self.db.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def count(self, table: str) -> int:
         return self.db[table].count

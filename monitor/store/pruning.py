@@ -53,7 +53,6 @@ class PruningQueries:
                 self.db.execute(f"DELETE FROM [{table}] WHERE [{column}] IN ({marks})", ids)
             self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
             self._refresh_stories({row[4] for row in rows if row[4] is not None})
-            self._recent_bands = None  # pruned articles may have had keys in the band log
         return len(ids)
 
     def expire_tombstones(self, before: datetime) -> int:

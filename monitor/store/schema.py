@@ -256,3 +256,11 @@ def m006_sketch_band_log(db: sqlite_utils.Database) -> None:
         "CREATE TABLE sketch_band_log (article_id INTEGER PRIMARY KEY "
         "REFERENCES articles(id), keys TEXT NOT NULL)"
     )
+
+
+@migrations()
+def m007_band_index_in_memory(db: sqlite_utils.Database) -> None:
+    """The LSH band keys live in memory now (monitor/bands.py), rebuilt from the stored
+    signatures: filing them in SQLite cost more than the rest of storing an article."""
+    db.execute("DROP TABLE sketch_band_log")
+    db.execute("DROP TABLE sketch_bands")

@@ -1,16 +1,17 @@
-"""Stories and their LSH band index (monitor/stories.py decides; this only stores).
+"""Stories and their sketches (monitor/stories.py decides; this only stores).
 
 Mixed into Store (monitor/store/database.py), whose connection and transaction they use."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
+from ..bands import BandIndex
 from ..records import Article
 from .rows import (
     ARTICLE_SELECT,
@@ -24,6 +25,7 @@ class StoryQueries:
     """Store methods for stories and their LSH band index."""
 
     db: sqlite_utils.Database
+    story_bands: BandIndex | None
 
     def sketch_layout(self) -> str | None:
         row = self.db.execute("SELECT layout FROM sketch_layout WHERE id = 1").fetchone()
@@ -32,10 +34,8 @@ class StoryQueries:
     def reset_sketches(self, layout: str) -> None:
         """Forget every sketch (they were made under another layout); stories are kept."""
         with self.transaction():
-            self.db.execute("DELETE FROM sketch_bands")
-            self.db.execute("DELETE FROM sketch_band_log")
             self.db.execute("DELETE FROM sketches")
-            self._recent_bands = None
+            self.story_bands = None
             self.db.execute(
                 "INSERT OR REPLACE INTO sketch_layout (id, layout) VALUES (1, ?)", [layout]
             )
@@ -49,26 +49,36 @@ class StoryQueries:
         )
         return [article_from_row(row) for row in rows]
 
-    def story_candidates(
-        self, keys: Sequence[int], since: datetime, article_id: int, feed_id: int
-    ) -> list[tuple[int, int | None, bytes]]:
-        """(article id, story id, signature) of other feeds' articles sketched since `since`
-        that share at least one LSH band key with `keys`, in id order."""
-        if not keys:
-            return []
-        recent = self._recent()
-        ids = {found for key in keys for found in recent.get(key, ())}
-        ids.update(
-            row[0]
-            for row in self.db.conn.execute(
-                "SELECT article_id FROM sketch_bands "
-                f"WHERE band_key IN ({','.join('?' * len(keys))})",
-                list(keys),
-            )
+    def signatures(
+        self, since: datetime | None = None, after: int = 0, batch: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(article ids, their signatures one per row), `batch` articles at a time, of the
+        sketches with a signature made since `since`, or of articles after id `after`."""
+        where = "seen >= ?" if since else "article_id > ?"  # through the index of each
+        cursor = self.db.conn.execute(
+            f"SELECT article_id, signature FROM sketches WHERE {where} AND signature IS NOT NULL",
+            [iso(since) if since else after],
         )
-        ids.discard(article_id)
+        while rows := cursor.fetchmany(batch):
+            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            blobs = np.frombuffer(b"".join(row[1] for row in rows), dtype="<u4")
+            yield ids, blobs.reshape(len(rows), -1).astype(np.uint32)
+
+    def sketched_since(self, since: datetime) -> np.ndarray:
+        """The ids of the articles sketched since `since`."""
+        rows = self.db.conn.execute(
+            "SELECT article_id FROM sketches WHERE seen >= ? AND signature IS NOT NULL",
+            [iso(since)],
+        )
+        return np.fromiter((row[0] for row in rows), dtype=np.int64)
+
+    def story_candidates(
+        self, article_ids: Iterable[int], since: datetime, feed_id: int
+    ) -> list[tuple[int, int | None, bytes]]:
+        """(article id, story id, signature) of those of `article_ids` that other feeds
+        published and were sketched since `since`, in id order."""
         found: list[tuple[int, int | None, bytes]] = []
-        for chunk in chunks(sorted(ids)):
+        for chunk in chunks(sorted(article_ids)):
             found += self.db.conn.execute(
                 "SELECT s.article_id, a.story_id, s.signature FROM sketches s "
                 "JOIN articles a ON a.id = s.article_id WHERE s.seen >= ? AND a.feed_id != ? "
@@ -78,83 +88,13 @@ class StoryQueries:
             ).fetchall()
         return found
 
-    def save_sketch(
-        self,
-        article_id: int,
-        signature: bytes | None,
-        keys: Sequence[int],
-        seen: datetime,
-        replacing: bool = False,
-    ) -> None:
-        """An article's signature and band keys (None and none for a text too short to
-        sketch, so that it is not sketched again); `replacing` an earlier sketch of it.
-
-        The keys go to sketch_band_log, one row appended per article, and reach the sketch_bands
-        index in bulk, sorted, once BAND_LOG_ARTICLES articles are waiting: filed one by one,
-        each article's 29 keys landed on 29 random pages of the index, each written whole to
-        the WAL, and that cost more than the rest of storing the article."""
-        if replacing:
-            self.db.conn.execute("DELETE FROM sketch_bands WHERE article_id = ?", [article_id])
-            self._forget_recent(article_id)
+    def save_sketch(self, article_id: int, signature: bytes | None, seen: datetime) -> None:
+        """An article's signature (None for a text too short to sketch, so that it is not
+        sketched again), replacing any earlier one."""
         self.db.conn.execute(
             "INSERT OR REPLACE INTO sketches (article_id, signature, seen) VALUES (?, ?, ?)",
             [article_id, signature, iso(seen)],
         )
-        if not keys:
-            return
-        recent = self._recent()
-        self.db.conn.execute(
-            "INSERT OR REPLACE INTO sketch_band_log (article_id, keys) VALUES (?, ?)",
-            [article_id, json.dumps(list(keys))],
-        )
-        for key in dict.fromkeys(keys):
-            recent.setdefault(key, []).append(article_id)
-        self._recent_articles.add(article_id)
-        if len(self._recent_articles) >= self.band_log_articles:
-            self.merge_band_log()
-
-    band_log_articles = 4000  # articles waiting in sketch_band_log before a merge (~10 MB)
-
-    def merge_band_log(self) -> int:
-        """File the band keys waiting in sketch_band_log into sketch_bands, sorted, in the
-        current transaction (or one of its own). Returns how many articles they were for."""
-        with self.transaction():
-            self.db.conn.execute(
-                "INSERT OR IGNORE INTO sketch_bands (band_key, article_id) "
-                "SELECT j.value, l.article_id FROM sketch_band_log l, json_each(l.keys) j "
-                "ORDER BY j.value, l.article_id"
-            )
-            merged = self.db.conn.execute("DELETE FROM sketch_band_log").rowcount
-            self._recent_bands, self._recent_articles = {}, set()
-        return merged
-
-    def _recent(self) -> dict[int, list[int]]:
-        """The band keys in sketch_band_log: key -> article ids."""
-        if self._recent_bands is None:
-            bands: dict[int, list[int]] = {}
-            articles: set[int] = set()
-            for article_id, keys in self.db.conn.execute(
-                "SELECT article_id, keys FROM sketch_band_log ORDER BY article_id"
-            ):
-                articles.add(article_id)
-                for key in dict.fromkeys(json.loads(keys)):
-                    bands.setdefault(key, []).append(article_id)
-            self._recent_bands, self._recent_articles = bands, articles
-        return self._recent_bands
-
-    def _forget_recent(self, article_id: int) -> None:
-        row = self.db.conn.execute(
-            "SELECT keys FROM sketch_band_log WHERE article_id = ?", [article_id]
-        ).fetchone()
-        if row is None:
-            return
-        self.db.conn.execute("DELETE FROM sketch_band_log WHERE article_id = ?", [article_id])
-        recent = self._recent()
-        for key in dict.fromkeys(json.loads(row[0])):
-            ids = recent.get(key, [])
-            if article_id in ids:
-                ids.remove(article_id)
-        self._recent_articles.discard(article_id)
 
     def start_story(self, article_id: int, now: datetime) -> int:
         """A new story led by this article."""
