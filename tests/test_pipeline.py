@@ -248,6 +248,39 @@ def test_an_error_while_storing_ends_the_cycle_without_fetching_every_feed(
     assert sum(route.served for route in routes) < 40
 
 
+def test_a_cycle_that_fails_while_storing_loses_nothing(
+    server: LoopbackServer, service: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each feed is stored all or nothing: after a failure, a feed is stored with its poll
+    # record or not at all, and the next cycle stores whatever is missing.
+    server.route("/a.rss", RSS, etag='"a1"')
+    server.route("/b.atom", ATOM, etag='"b1"')
+    svc = service([server.url("/a.rss"), server.url("/b.atom")], fetch={"concurrency": 1})
+    store_outcome, calls = pipeline.store_outcome, []
+
+    def failing_second(*args: object) -> list:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return store_outcome(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "store_outcome", failing_second)
+    with pytest.raises(OSError):
+        svc.poll()
+    other = Store(svc.config.database)  # what another connection, or a restart, would see
+    for row in other.feeds():
+        stored = other.db.execute(
+            "SELECT count(*) FROM articles WHERE feed_id = ?", [row["id"]]
+        ).fetchone()[0]
+        assert (row["etag"] is None) == (stored == 0), (row["url"], row["etag"], stored)
+    monkeypatch.setattr(pipeline, "store_outcome", store_outcome)
+    svc.poll(NOW + timedelta(hours=1), force=False)
+    atom_entries = len(ET.fromstring(ATOM).findall("{http://www.w3.org/2005/Atom}entry"))
+    assert other.count("articles") == RSS_ITEMS + atom_entries
+    assert {row["etag"] for row in other.feeds()} == {'"a1"', '"b1"'}
+    other.close()
+
+
 def test_same_body_under_a_new_etag_after_a_304_is_unchanged(
     server: LoopbackServer, service: Callable[..., Service]
 ) -> None:
