@@ -28,7 +28,11 @@ class BandIndex:
         self.upto = 0  # the highest article id added: later ones are other processes' to read
         self.data_version: int | None = None  # the database's when it last read them
         self._filed = np.zeros(0, dtype=np.uint64)  # key << 32 | article id (< 2**32), sorted
-        self._recent: dict[int, list[int]] = {}  # the keys waiting to be filed, for lookups
+        # The keys waiting to be filed, for lookups: key -> its first article, and the others in
+        # _more (rare). Ints only: a dict of ints is not tracked by the garbage collector, where a
+        # list per key made 29 objects an article for every collection to walk.
+        self._recent: dict[int, int] = {}
+        self._more: dict[int, list[int]] = {}
         self._waiting: list[np.ndarray] = []  # and the same, in order, for filing
         self._waiting_ids: list[int] = []
 
@@ -38,8 +42,10 @@ class BandIndex:
 
     def add(self, article_id: int, keys: np.ndarray) -> None:
         """An article's band keys (a revision adds its new ones; its old ones stay, harmless)."""
+        recent = self._recent
         for key in keys.tolist():
-            self._recent.setdefault(key, []).append(article_id)
+            if recent.setdefault(key, article_id) != article_id:
+                self._more.setdefault(key, []).append(article_id)
         self._waiting.append(keys)
         self._waiting_ids.append(article_id)
         self.upto = max(self.upto, article_id)
@@ -54,10 +60,12 @@ class BandIndex:
     def candidates(self, keys: np.ndarray) -> set[int]:
         """The articles that share at least one key with `keys`."""
         found: set[int] = set()
-        recent = self._recent
+        recent, more = self._recent, self._more
         for key in keys.tolist():
             if key in recent:
-                found.update(recent[key])
+                found.add(recent[key])
+                if key in more:
+                    found.update(more[key])
         filed = self._filed
         if not len(filed):
             return found
@@ -86,7 +94,7 @@ class BandIndex:
             keys = np.concatenate(self._waiting)
             ids = np.repeat(self._waiting_ids, list(map(len, self._waiting)))
             self._file(keys, ids)
-        self._recent, self._waiting, self._waiting_ids = {}, [], []
+        self._recent, self._more, self._waiting, self._waiting_ids = {}, {}, [], []
 
     def _file(self, keys: np.ndarray, ids: np.ndarray) -> None:
         """Insert entries among the filed ones: one pass over those, not a new sort."""
