@@ -106,7 +106,7 @@ class BandIndex:
 
     def _set_filed(self, filed: np.ndarray) -> None:
         """The filed entries, and where each bucket of them starts: 2 to 4 entries a bucket,
-        1 to 2 bytes of directory per entry (one bucket for up to 7 entries)."""
+        1 to 2 bytes of directory per entry (a single bucket under 4 entries)."""
         bits = min(32, (len(filed) // 4).bit_length())
         starts = np.zeros((1 << bits) + 1, dtype=np.uint32)
         top = (filed >> np.uint64(64 - bits)).astype(np.intp) if bits else np.zeros_like(filed)

@@ -7,11 +7,13 @@ leave the window leave the index."""
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from identity_support import NOW
 
@@ -154,3 +156,28 @@ def test_a_revision_replaces_its_band_keys(
     assert placed(store, article(feeds[1], old, "old-copy"), 1).story_id != first.story_id
     assert placed(store, article(feeds[2], new, "new-copy"), 2).story_id == first.story_id
     store.close()
+
+
+@pytest.mark.parametrize("fold_at", [10**9, 1, 7, 500], ids=["waiting", "each", "by-7", "by-500"])
+def test_the_index_gives_exactly_the_articles_sharing_a_key(
+    fold_at: int, fold_every: Callable[[int], None]
+) -> None:
+    """Against a plain dict, with keys drawn from a small range so that many articles share
+    each key (runs of entries across buckets) and from the whole range (the extremes)."""
+    fold_every(fold_at)
+    rng = np.random.default_rng(fold_at)
+    index, truth = BandIndex("test"), defaultdict(set)
+    for article in range(1, 1500):
+        keys = rng.integers(0, 3000, size=29, dtype=np.uint32)
+        keys[:3] = rng.integers(0, 2**32, size=3, dtype=np.uint64).astype(np.uint32)
+        keys[3] = [0, 2**32 - 1][article % 2]
+        index.add(article, keys)
+        for key in keys.tolist():
+            truth[key].add(article)
+        if index.folding_due:
+            index.fold()
+    for _ in range(300):
+        asked = rng.integers(0, 3000, size=29, dtype=np.uint32)
+        asked[:2] = [0, 2**32 - 1]
+        expected = set().union(*(truth[key] for key in asked.tolist()))
+        assert index.candidates(asked) == expected
