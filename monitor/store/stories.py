@@ -22,7 +22,7 @@ from .rows import (
 
 
 class StoryQueries:
-    """Store methods for stories and their LSH band index."""
+    """Store methods for stories and their sketches."""
 
     db: sqlite_utils.Database
     story_bands: BandIndex | None
