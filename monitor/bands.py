@@ -52,8 +52,11 @@ class BandIndex:
         self.upto = max(self.upto, article_id)
 
     def add_many(self, article_ids: np.ndarray, keys: np.ndarray) -> None:
-        """Articles' keys at once: `keys` has one row per article of `article_ids`."""
-        if not len(article_ids):
+        """Articles' keys at once: `keys` has one row per article of `article_ids`. A few (what
+        another process sketched meanwhile) wait like added ones: filing rewrites the array."""
+        if len(article_ids) < self.fold_every:
+            for article_id, row in zip(article_ids.tolist(), keys, strict=True):
+                self.add(article_id, row)
             return
         self._file(keys.ravel(), np.repeat(article_ids, keys.shape[1]))
         self.upto = max(self.upto, int(article_ids.max()))

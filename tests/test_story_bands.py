@@ -90,9 +90,11 @@ def test_a_rolled_back_feed_leaves_no_band_keys_behind(
     store.close()
 
 
+@pytest.mark.parametrize("waiting", [1, 1000], ids=["filed", "waiting"])
 def test_a_restarted_process_finds_the_stories_already_stored(
-    corpus: Corpus, tmp_path: Path
+    corpus: Corpus, tmp_path: Path, waiting: int, fold_every: Callable[[int], None]
 ) -> None:
+    fold_every(waiting)  # the stored signatures are filed at once, or wait like added keys
     source = next(iter(corpus.sources.values()))
     store = Store(tmp_path / "vigie.db")
     feeds = [store.upsert_feed(f"https://outlet{i}.example/feed", now=NOW) for i in range(2)]
