@@ -14,6 +14,8 @@ The stories module rebuilds it from the stored signatures and keeps it up to dat
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 
 FOLD_EVERY = 4000  # articles whose keys wait in a dict before they are filed in the array
@@ -28,6 +30,7 @@ class BandIndex:
         self.layout = layout  # identity.LshLayout.name the keys were cut with
         self.upto = 0  # the highest article id added: later ones are other processes' to read
         self.data_version: int | None = None  # the database's when it last read them
+        self.pruned: datetime | None = None  # the window's start when its leavers were dropped
         self._set_filed(np.zeros(0, dtype=np.uint64))  # key << 32 | article id (< 2**32), sorted
         # The keys waiting to be filed, for lookups: key -> its first article, and the others in
         # _more (rare). Ints only: a dict of ints is not tracked by the garbage collector, where a

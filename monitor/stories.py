@@ -66,7 +66,7 @@ def place(
         store.save_sketch(article.id, signature_bytes(signature), now)
         bands.add(article.id, keys)
         if bands.folding_due:
-            bands.fold(store.sketched_since(since))
+            _fold(store, bands, since, settings)
     else:
         store.save_sketch(article.id, None, now)
     if article.story_id is not None:
@@ -94,6 +94,20 @@ def _band_index(store: Store, layout: LshLayout, since: datetime) -> BandIndex:
     if found:
         bands.add_many(np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]))
     return bands
+
+
+def _fold(store: Store, bands: BandIndex, since: datetime, settings: IdentityConfig) -> None:
+    """File the waiting keys; once the window has moved on by a quarter of itself, also drop
+    the keys of the articles that left it. Dropping reads every id of the window and rewrites
+    the array (at 100,000 articles, 30 µs an article when done at every fold, in bench.ingest),
+    and keys kept a little longer only cost false candidates, which story_candidates' own
+    window test removes."""
+    moved = bands.pruned is None or since - bands.pruned >= timedelta(
+        seconds=settings.story_window / 4
+    )
+    bands.fold(store.sketched_since(since) if moved else None)
+    if moved:
+        bands.pruned = since
 
 
 def _closest_story(
