@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -307,18 +308,22 @@ def test_relative_links_in_atom_html_follow_xml_base() -> None:
     assert 'href="https://blog.example.org/2026/post.html"' in article.content_html
 
 
-def test_remembered_base_uris_change_no_parse(
+def test_feedparser_shortcuts_change_no_parse(
     shared_corpora: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # monitor/parse.py caches feedparser's base-URI function: what feedparser makes of every
-    # real feed, and of entries whose xml:base differs, must be what it made without the cache.
+    # monitor/parse.py caches feedparser's base-URI function and copies its content parameters
+    # itself: what feedparser makes of every real feed, and of entries whose xml:base and
+    # xml:lang differ, must be what it made without either.
     entry = (
-        '<entry xml:base="https://{host}/{n}/"><id>urn:a:{n}</id><title>E{n}</title>'
+        '<entry xml:base="https://{host}/{n}/" xml:lang="{lang}">'
+        "<id>urn:a:{n}</id><title>E{n}</title>"
         '<updated>2026-11-20T10:00:00Z</updated><link href="story.html"/>'
         '<content type="html">&lt;a href="more.html"&gt;more&lt;/a&gt;</content></entry>'
     )
     entries = "".join(
-        entry.format(host=host, n=n) for n in range(3) for host in ("a.example", "b.example")
+        entry.format(host=host, n=n, lang=lang)
+        for n in range(3)
+        for host, lang in (("a.example", "fr"), ("b.example", "en-GB"))
     )
     atom = (
         '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://feeds.example/x/">'
@@ -341,8 +346,11 @@ def test_remembered_base_uris_change_no_parse(
     cached = parsed()
     remembered = feedparser.mixin.make_safe_absolute_uri
     assert remembered is not feedparser.urls.make_safe_absolute_uri  # the cache is in place
+    assert feedparser.mixin.copy is not copy  # the content parameters' own copy is in place
     monkeypatch.setattr(feedparser.mixin, "make_safe_absolute_uri", remembered.__wrapped__)
+    monkeypatch.setattr(feedparser.mixin, "copy", copy)
     assert cached == parsed()
+    assert cached[0][1][0].content[0].language == "fr"
     links = [e.link for e in cached[0][1]]
     assert links[:2] == ["https://a.example/0/story.html", "https://b.example/0/story.html"]
 
