@@ -207,14 +207,16 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _unicode_separators(data: np.ndarray, separator: np.ndarray) -> None:
-    """Mark typographic punctuation as separators too, in place: U+2000-U+206F (curly quotes,
+    """Mark typographic punctuation as separators too, in place: U+2000-U+207F (curly quotes,
     dashes, ellipsis, thin spaces: E2 80 xx and E2 81 xx in UTF-8) and U+00A0-U+00BF (no-break
     space, guillemets, middle dot: C2 xx), so “quoted” and "quoted" give the same words."""
-    lead = np.flatnonzero(data[:-2] >= 0xC2)  # the lead bytes of the few non-ASCII characters
+    # The lead bytes of the few non-ASCII characters, up to a two-byte one that ends the text
+    # (a closing guillemet); a three-byte one cut short by MAX_SKETCH_BYTES is left as it is.
+    lead = np.flatnonzero(data[:-1] >= 0xC2)
     if not len(lead):
         return
     first, second = data[lead], data[lead + 1]
-    dashes = lead[(first == 0xE2) & ((second == 0x80) | (second == 0x81))]
+    dashes = lead[(first == 0xE2) & ((second == 0x80) | (second == 0x81)) & (lead + 2 < len(data))]
     latin = lead[(first == 0xC2) & (second >= 0xA0)]
     for offset in (0, 1, 2):
         separator[dashes + offset] = True

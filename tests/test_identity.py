@@ -102,6 +102,9 @@ TEXT = (
 def test_sketches_see_through_case_quotes_and_dashes() -> None:
     typeset = TEXT.replace('"We', "“We").replace('storm,"', "storm,”").upper()
     assert similarity(sketch(TEXT), sketch(typeset)) == 1.0  # type: ignore[arg-type]
+    # French quotes and no-break spaces are punctuation too, the text's last character as well.
+    french = TEXT.replace('"We', "« We").replace('storm,"', "storm »,") + "\u00a0»"
+    assert similarity(sketch(TEXT), sketch(french)) == 1.0  # type: ignore[arg-type]
     other = "Ferry services between Dover and Calais were cancelled for a second day by strikes."
     assert similarity(sketch(TEXT), sketch(other * 2)) < 0.1  # type: ignore[arg-type]
     assert sketch("Too short to say anything") is None
