@@ -90,12 +90,35 @@ def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None
 
     path.write_text(GOOD.replace("slap~", "(slap"), encoding="utf-8")
     os.utime(path, ns=(1, 1))  # a new mtime even on coarse clocks
+    assert book.reload_if_changed() is False  # seen changed: read once it stays as it is
     assert book.reload_if_changed() is False
     assert book.last_errors and book.last_errors[0].line == 9
     assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]  # still in force
 
     path.write_text(GOOD.replace("slap~", "kick~"), encoding="utf-8")
+    assert book.reload_if_changed() is False
     assert book.reload_if_changed() is True
     kick = Article(feed_id=1, guid="g", url="", title="", content="police kicked a man")
     assert [m.rule_id for m in book.index.match(kick)[0]] == ["police"]
     assert book.index.match(slap)[0] == []
+
+
+def test_rulebook_never_loads_a_file_caught_half_saved(tmp_path: Path) -> None:
+    """An editor that saves in place empties the file, then writes it. A check in between must
+    not put "no rules" in force, nor keep them as the last good rules if the edit is broken."""
+    path = write(tmp_path, "a.toml", GOOD)
+    book = RuleBook([tmp_path])
+    assert book.reload_if_changed() is True
+    slap = Article(feed_id=1, guid="g", url="", title="", content="police slapped a man")
+
+    path.write_text("", encoding="utf-8")  # the editor has emptied the file...
+    os.utime(path, ns=(1, 1))
+    assert book.reload_if_changed() is False
+    assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]
+
+    path.write_text(GOOD.replace("slap~", "(slap"), encoding="utf-8")  # ...and saved a typo
+    os.utime(path, ns=(2, 2))
+    assert book.reload_if_changed() is False
+    assert book.reload_if_changed() is False
+    assert book.last_errors and book.last_errors[0].line == 9
+    assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]

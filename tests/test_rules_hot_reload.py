@@ -110,7 +110,8 @@ def test_rules_replaced_by_a_reload_are_freed(tmp_path: Path) -> None:
         first = weakref.ref(book.index)
         assert gc.get_freeze_count() > 0  # the rules in force are set apart
         rule_file.write_text(FIXED, encoding="utf-8")
-        reload_rules_job(book)
+        reload_rules_job(book)  # sees the edit
+        reload_rules_job(book)  # loads it, unchanged since
         assert [r.rule.id for r in book.index.rules] == ["gales"]
         assert first() is None  # the replaced rules are gone, frozen or not
     finally:

@@ -390,7 +390,8 @@ class RuleBook:
     def __init__(self, paths: Iterable[Path], stats: Callable[[], TermStats] | None = None) -> None:
         self.paths = tuple(paths)
         self.stats = stats
-        self._stamp: tuple = ()
+        self._stamp: tuple = ()  # the files as last loaded
+        self._changed: tuple = ()  # the files as a check last saw them differ from _stamp
         self.index: RuleIndex | None = None
         self.last_errors: list[RuleError] = []
 
@@ -405,11 +406,21 @@ class RuleBook:
         return tuple(stamp)
 
     def reload_if_changed(self) -> bool:
-        """Load the files again if any changed. Returns True when new rules came into force."""
+        """Load the files again once an edit has settled: when they differ from the rules in
+        force and are as the previous check saw them. Returns True when new rules came into
+        force. The first load, at start, is at once.
+
+        An editor that saves in place empties the file, then writes it: a check in between
+        read an empty file, which is valid (no rules), and put no rules in force; and if the
+        edit itself did not load, those no rules stayed as the last good ones."""
         stamp = self._current_stamp()
-        if stamp == self._stamp and self.index is not None:
-            return False
-        self._stamp = stamp
+        if self.index is not None:
+            if stamp == self._stamp:
+                return False
+            if stamp != self._changed:  # still changing, maybe: look again at the next check
+                self._changed = stamp
+                return False
+        self._stamp = self._changed = stamp
         loaded = load_rules(self.paths, self.stats() if self.stats else HEURISTIC)
         self.last_errors = loaded.errors
         if not loaded.ok:
