@@ -103,6 +103,16 @@ def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None
     assert book.index.match(slap)[0] == []
 
 
+def test_an_editors_lock_file_beside_a_rule_file_is_not_read(tmp_path: Path) -> None:
+    """Emacs keeps `.#name.toml` (a link to nowhere) beside a file being edited."""
+    write(tmp_path, "a.toml", GOOD)
+    (tmp_path / ".#a.toml").symlink_to("editor@host.4242:1764700000")
+    write(tmp_path, ".a.toml", "not = [valid")
+    loaded = load_rules([tmp_path])
+    assert loaded.ok, loaded.errors
+    assert [c.rule.id for c in loaded.compiled] == ["police"]
+
+
 def test_rulebook_never_loads_a_file_caught_half_saved(tmp_path: Path) -> None:
     """An editor that saves in place empties the file, then writes it. A check in between must
     not put "no rules" in force, nor keep them as the last good rules if the edit is broken."""

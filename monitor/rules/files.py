@@ -80,11 +80,13 @@ class RuleSet:
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
-    """Rule files named by the config: files as given, folders' *.toml sorted by name."""
+    """Rule files named by the config: files as given, folders' *.toml sorted by name, but for
+    hidden ones: an editor's lock or swap file (Emacs's `.#topics.toml`, a link to nowhere
+    while the file is open) is not a rule file, and reading it failed every reload."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(path.glob("*.toml")))
+            found.extend(sorted(p for p in path.glob("*.toml") if not p.name.startswith(".")))
         elif path.exists():
             found.append(path)
     return found
