@@ -154,7 +154,7 @@ def _index_for(config: Config, rule_id: str | None, query: str | None) -> RuleIn
 
 def _articles_from_file(path: Path) -> Iterable[Article]:
     if path.suffix in (".jsonl", ".ndjson"):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -175,7 +175,7 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
                 language=item.get("language", ""),
             )
         return
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix in (".html", ".htm"):
         text = html_to_text(text)
     title, _, body = text.strip().partition("\n")

@@ -367,7 +367,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     config_path = Path(path)
     shown = str(path)
     try:
-        text = config_path.read_text(encoding="utf-8")
+        text = config_path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
     except FileNotFoundError:
         raise ConfigError(shown, "", "file not found (pass --config PATH)") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
@@ -53,7 +54,8 @@ def test_test_shows_which_words_matched(tmp_path: Path) -> None:
     assert "MATCH" in result.output and "slapped" in result.output
 
 
-def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"], ids=["plain", "byte-order-mark"])
+def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path, encoding: str) -> None:
     config = project(tmp_path)
     jsonl = tmp_path / "items.jsonl"
     jsonl.write_text(
@@ -61,7 +63,7 @@ def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path) -> None:
         + "\n"
         + json.dumps({"title": "Police use tear gas on migrants in Calais", "language": "en"})
         + "\n",
-        encoding="utf-8",
+        encoding=encoding,
     )
     result = invoke("rules", "test", "--file", str(jsonl), "--json", "--config", str(config))
     rows = [json.loads(line) for line in result.output.splitlines()]

@@ -37,6 +37,14 @@ def test_bundled_config_loads() -> None:
         assert Path(feed.url.removeprefix("file://")).is_file()
 
 
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Windows Notepad saves UTF-8 with a byte order mark, which TOML parsers refuse."""
+    path = tmp_path / "config.toml"
+    path.write_text((REPO / "config.toml").read_text(encoding="utf-8"), encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert len(load_config(path).feeds) == 4
+
+
 def test_written_config_has_typed_values(write_config: Callable[..., Path]) -> None:
     path = write_config(
         [{"url": "http://127.0.0.1:9/feed", "interval": "90s", "tags": ["a", "b"]}],

@@ -103,6 +103,14 @@ def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None
     assert book.index.match(slap)[0] == []
 
 
+def test_a_rule_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Windows Notepad saves UTF-8 with a byte order mark, which TOML parsers refuse."""
+    (tmp_path / "a.toml").write_text(GOOD, encoding="utf-8-sig")
+    loaded = load_rules([tmp_path])
+    assert loaded.ok, loaded.errors
+    assert [c.rule.id for c in loaded.compiled] == ["police"]
+
+
 def test_an_editors_lock_file_beside_a_rule_file_is_not_read(tmp_path: Path) -> None:
     """Emacs keeps `.#name.toml` (a link to nowhere) beside a file being edited."""
     write(tmp_path, "a.toml", GOOD)

@@ -170,7 +170,7 @@ class _Source:
     @classmethod
     def read(cls, path: Path, errors: list[RuleError]) -> _Source | None:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
         except (OSError, UnicodeDecodeError) as e:
             errors.append(RuleError(str(path), 0, 0, f"cannot be read: {e}"))
             return None
