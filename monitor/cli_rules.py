@@ -61,7 +61,7 @@ def rules_check(config_path: str) -> None:
         f"entities, {len(loaded.errors)} errors, {len(loaded.warnings)} warnings"
     )
     console.print(summary)
-    if not files:
+    if not files and not loaded.errors:  # a folder with none (a missing path is an error)
         err_console.print(
             f"error: no rule files found in {', '.join(map(str, config.rules.paths))}", markup=False
         )

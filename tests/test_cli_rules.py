@@ -33,6 +33,17 @@ def test_check_reports_the_bundled_pack_clean(tmp_path: Path) -> None:
     assert "0 errors" in result.output
 
 
+def test_check_names_a_rules_path_that_is_not_there(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    assert 'paths = ["rules"]' in text
+    config.write_text(text.replace('paths = ["rules"]', 'paths = ["rule"]'), encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'rule'}: no such file or folder (rules.paths)" in result.output
+    assert "no rule files found" not in result.output  # said once
+
+
 def test_check_shows_file_line_column_and_caret(tmp_path: Path) -> None:
     config = project(tmp_path)
     bad = tmp_path / "rules" / "zz-bad.toml"

@@ -103,6 +103,36 @@ def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None
     assert book.index.match(slap)[0] == []
 
 
+def test_a_rules_path_that_is_not_there_is_an_error(tmp_path: Path) -> None:
+    """A typo in rules.paths must not run the service with no rules and no word said."""
+    write(tmp_path, "a.toml", GOOD)
+    loaded = load_rules([tmp_path / "rule", tmp_path / "a.toml"])
+    assert not loaded.ok
+    assert [str(e) for e in loaded.errors] == [
+        f"{tmp_path / 'rule'}: no such file or folder (rules.paths)"
+    ]
+
+
+def test_rulebook_keeps_its_rules_while_their_folder_is_away(tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    write(folder, "a.toml", GOOD)
+    book = RuleBook([folder])
+    assert book.reload_if_changed() is True
+    slap = Article(feed_id=1, guid="g", url="", title="", content="police slapped a man")
+
+    folder.rename(tmp_path / "rules.moved")  # a checkout or a move in progress
+    assert book.reload_if_changed() is False
+    assert book.reload_if_changed() is False
+    assert "no such file or folder" in str(book.last_errors[0])
+    assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]
+
+    (tmp_path / "rules.moved").rename(folder)
+    assert book.reload_if_changed() is False
+    assert book.reload_if_changed() is True
+    assert not book.last_errors
+
+
 def test_a_rule_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     """Windows Notepad saves UTF-8 with a byte order mark, which TOML parsers refuse."""
     (tmp_path / "a.toml").write_text(GOOD, encoding="utf-8-sig")

@@ -95,9 +95,15 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
 def load_rules(paths: Iterable[Path], stats: TermStats = HEURISTIC) -> RuleSet:
     """Load and compile every rule file. `stats` (word frequencies of stored articles) lets
     the presearcher file each rule under its rarest words."""
+    paths = list(paths)
     result = RuleSet(stats=stats)
     cache = result.cache
     raw_rules: list[tuple[Rule, _Source]] = []
+    # A path that is not there is a mistake (a typo in rules.paths, a folder moved away), not a
+    # wish for no rules: loaded as none, every rule would stop matching without a word.
+    for path in paths:
+        if not path.exists():
+            result.errors.append(RuleError(str(path), 0, 0, "no such file or folder (rules.paths)"))
     for path in rule_files(paths):
         result.files.append(path)
         source = _Source.read(path, result.errors)
