@@ -82,6 +82,9 @@ def load_rulebook(config: Config) -> RuleBook:
         raise RuleError(
             first.path, first.line, first.column, first.message + more, first.source_line
         )
+    assert book.index is not None
+    for key, message in config.delivery.unknown_follows(c.rule for c in book.index.rules):
+        logging.getLogger(__name__).warning("%s: %s", key, message, extra={"config_key": key})
     return book
 
 

@@ -13,9 +13,10 @@ import binascii
 import email.utils
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config import Setting, _convert, _section_values
@@ -83,6 +84,18 @@ class SmtpConfig:
         return email.utils.parseaddr(self.sender)[1]
 
 
+class RuleLike(Protocol):
+    """What delivery settings are checked against: a rule's id, tags and whether it is on
+    (monitor.rules.model.Rule, which this layer does not import)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class SubscriberConfig:
     name: str
@@ -126,6 +139,27 @@ class DeliveryConfig:
 
     def subscriber(self, name: str) -> SubscriberConfig | None:
         return next((s for s in self.subscribers if s.name == name), None)
+
+    def unknown_follows(self, rules: Iterable[RuleLike]) -> list[tuple[str, str]]:
+        """(config key, message) for each rule id or tag a subscriber or webhook follows that no
+        enabled rule of `rules` has: a typo there delivers nothing, and nothing else says so."""
+        enabled = [r for r in rules if r.enabled]
+        ids, tags = {r.id for r in enabled}, {t for r in enabled for t in r.tags}
+        found: list[tuple[str, str]] = []
+        for kind, followers in (("subscribers", self.subscribers), ("webhooks", self.webhooks)):
+            for i, follower in enumerate(followers):
+                where, name = f"{kind}[{i}]", follower.name
+                found += [
+                    (f"{where}.rules", f"{name} follows rule {r!r}, which no enabled rule is")
+                    for r in follower.rules
+                    if r not in ids
+                ]
+                found += [
+                    (f"{where}.tags", f"{name} follows tag {t!r}, which no enabled rule has")
+                    for t in follower.tags
+                    if t not in tags
+                ]
+        return found
 
     def webhook(self, name: str) -> WebhookConfig | None:
         return next((w for w in self.webhooks if w.name == name), None)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from monitor.cli import load_rulebook, main
+from monitor.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +44,46 @@ def test_check_names_a_rules_path_that_is_not_there(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{tmp_path / 'rule'}: no such file or folder (rules.paths)" in result.output
     assert "no rule files found" not in result.output  # said once
+
+
+def test_check_warns_of_a_subscriber_or_webhook_following_what_no_rule_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt tag in a subscriber's settings would deliver nothing, with no error."""
+    config = project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    assert '"police-violence", "prosecutions"]' in text
+    text = text.replace('"police-violence", "prosecutions"]', '"police-violnce", "prosecutions"]')
+    text += (
+        '\n[[webhooks]]\nname = "desk"\nurl = "https://hooks.example.org/v"\n'
+        'secret_env = "DESK_SECRET"\nrules = ["urgent-police"]\n'
+    )
+    monkeypatch.setenv("DESK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    config.write_text(text, encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 0  # warnings: the rules themselves are sound
+    assert (
+        "subscribers[0].tags: newsroom follows tag 'police-violnce', which no enabled rule has"
+        in result.output
+    )
+    assert "webhooks[0].rules: desk follows rule 'urgent-police', which no enabled rule is" in (
+        result.output
+    )
+    assert "2 warnings" in result.output
+
+
+def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config_path = project(tmp_path)
+    text = config_path.read_text(encoding="utf-8").replace('"calais", ', '"calias", ')
+    config_path.write_text(text, encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        book = load_rulebook(load_config(config_path))
+    assert book.index is not None and len(book.index) == 5  # the service starts all the same
+    assert [r.getMessage() for r in caplog.records] == [
+        "subscribers[0].tags: newsroom follows tag 'calias', which no enabled rule has"
+    ]
 
 
 def test_check_shows_file_line_column_and_caret(tmp_path: Path) -> None:
