@@ -29,7 +29,7 @@ from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
 from .rules.stats import HEURISTIC, TermStats
-from .scheduler import database_lock, run_service
+from .scheduler import database_lock, log_unknown_follows, run_service
 from .store import Store
 
 
@@ -82,9 +82,7 @@ def load_rulebook(config: Config) -> RuleBook:
         raise RuleError(
             first.path, first.line, first.column, first.message + more, first.source_line
         )
-    assert book.index is not None
-    for key, message in config.delivery.unknown_follows(c.rule for c in book.index.rules):
-        logging.getLogger(__name__).warning("%s: %s", key, message, extra={"config_key": key})
+    log_unknown_follows(config.delivery, book)
     return book
 
 

@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
+from .config_delivery import DeliveryConfig
 from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
 from .errors import AlreadyRunningError
 from .fetch import make_session
@@ -72,10 +73,21 @@ def keep_long_lived() -> None:
     gc.freeze()
 
 
-def reload_rules_job(rulebook: RuleBook) -> None:
-    """Load edited rule files; new rules in force are kept out of garbage collections."""
+def reload_rules_job(rulebook: RuleBook, delivery: DeliveryConfig | None = None) -> None:
+    """Load edited rule files; new rules in force are kept out of garbage collections, and
+    what subscribers and webhooks follow that they no longer have is logged."""
     if rulebook.reload_if_changed():
         keep_long_lived()
+        if delivery is not None:
+            log_unknown_follows(delivery, rulebook)
+
+
+def log_unknown_follows(delivery: DeliveryConfig, rulebook: RuleBook) -> None:
+    """Warn of subscribers and webhooks following a rule id or tag that no enabled rule in
+    force has: a misspelt or renamed tag delivers nothing, and nothing else would say so."""
+    rules = rulebook.index.rules if rulebook.index is not None else []
+    for key, message in delivery.unknown_follows(c.rule for c in rules):
+        log.warning("%s: %s", key, message, extra={"config_key": key})
 
 
 def poll_job(
@@ -127,7 +139,7 @@ def run_service(
     scheduler.add_job(
         reload_rules_job,
         IntervalTrigger(seconds=config.rules.reload),
-        args=(rulebook,),
+        args=(rulebook, config.delivery),
         id="reload-rules",
         max_instances=1,
         coalesce=True,

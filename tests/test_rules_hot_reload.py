@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import REPO, SAMPLES, LoopbackServer
 from test_cli import wait_for
 
@@ -114,5 +116,35 @@ def test_rules_replaced_by_a_reload_are_freed(tmp_path: Path) -> None:
         reload_rules_job(book)  # loads it, unchanged since
         assert [r.rule.id for r in book.index.rules] == ["gales"]
         assert first() is None  # the replaced rules are gone, frozen or not
+    finally:
+        gc.unfreeze()
+
+
+def test_a_reload_that_drops_a_followed_tag_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tag renamed in the rule files leaves a subscriber that follows it with nothing."""
+    import gc
+
+    from monitor.config_delivery import DeliveryConfig, SubscriberConfig
+    from monitor.rules.files import RuleBook
+    from monitor.scheduler import reload_rules_job
+
+    rule_file = tmp_path / "weather.toml"
+    rule_file.write_text(GOOD, encoding="utf-8")
+    desk = SubscriberConfig(name="desk", email="desk@example.org", tags=("weather",))
+    delivery = DeliveryConfig(subscribers=(desk,))
+    book = RuleBook([tmp_path])
+    try:
+        with caplog.at_level(logging.WARNING):
+            reload_rules_job(book, delivery)
+            assert not caplog.records
+            rule_file.write_text(GOOD.replace('["weather"]', '["wind"]'), encoding="utf-8")
+            reload_rules_job(book, delivery)
+            reload_rules_job(book, delivery)
+        assert [c.rule.tags for c in book.index.rules] == [("wind",)]
+        assert [r.getMessage() for r in caplog.records] == [
+            "subscribers[0].tags: desk follows tag 'weather', which no enabled rule has"
+        ]
     finally:
         gc.unfreeze()
