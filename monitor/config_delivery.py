@@ -94,6 +94,8 @@ class RuleLike(Protocol):
     def tags(self) -> tuple[str, ...]: ...
     @property
     def enabled(self) -> bool: ...
+    @property
+    def priority(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ class DeliveryConfig:
 
     def unknown_follows(self, rules: Iterable[RuleLike]) -> list[tuple[str, str]]:
         """(config key, message) for each rule id or tag a subscriber or webhook follows that no
-        enabled rule of `rules` has: a typo there delivers nothing, and nothing else says so."""
+        enabled rule of `rules` has, and each subscriber whose min_priority none of the rules
+        it follows reaches: either delivers nothing, and nothing else would say so."""
         enabled = [r for r in rules if r.enabled]
         ids, tags = {r.id for r in enabled}, {t for r in enabled for t in r.tags}
         found: list[tuple[str, str]] = []
@@ -159,6 +162,16 @@ class DeliveryConfig:
                     for t in follower.tags
                     if t not in tags
                 ]
+        for i, subscriber in enumerate(self.subscribers):
+            followed = [r for r in enabled if subscriber.follows(r.id, r.tags, "urgent")]
+            if followed and not any(subscriber.follows(r.id, r.tags, r.priority) for r in followed):
+                found.append(
+                    (
+                        f"subscribers[{i}].min_priority",
+                        f"{subscriber.name} takes {subscriber.min_priority} matches only, and no"
+                        " rule it follows is",
+                    )
+                )
         return found
 
     def webhook(self, name: str) -> WebhookConfig | None:

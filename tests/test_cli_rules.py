@@ -72,6 +72,27 @@ def test_check_warns_of_a_subscriber_or_webhook_following_what_no_rule_has(
     assert "2 warnings" in result.output
 
 
+def test_check_warns_of_a_subscriber_waiting_for_urgent_rules_it_does_not_follow(
+    tmp_path: Path,
+) -> None:
+    config = project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    following = 'tags = ["migrants", "calais", "police-violence", "prosecutions"]'
+    assert following in text and 'min_priority = "normal"' in text
+    text = text.replace(following, 'tags = ["calais"]').replace(
+        'min_priority = "normal"', 'min_priority = "urgent"'
+    )
+    config.write_text(text, encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 0
+    assert (
+        "subscribers[0].min_priority: newsroom takes urgent matches only, and no rule it follows is"
+        in result.output
+    )
+    config.write_text(text.replace('["calais"]', '["calais", "migrants"]'), encoding="utf-8")
+    assert "min_priority" not in invoke("rules", "check", "--config", str(config)).output
+
+
 def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
