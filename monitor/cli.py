@@ -29,7 +29,7 @@ from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
 from .rules.stats import HEURISTIC, TermStats
-from .scheduler import database_lock, log_unknown_follows, run_service
+from .scheduler import database_lock, log_undeliverable, run_service
 from .store import Store
 
 
@@ -82,7 +82,7 @@ def load_rulebook(config: Config) -> RuleBook:
         raise RuleError(
             first.path, first.line, first.column, first.message + more, first.source_line
         )
-    log_unknown_follows(config.delivery, book)
+    log_undeliverable(config.delivery, book)
     return book
 
 

@@ -52,7 +52,7 @@ def rules_check(config_path: str) -> None:
     if loaded.ok and config.database.exists():
         loaded.warnings.extend(_broad_on_stored_articles(loaded, config))
     if loaded.ok:
-        for key, message in config.delivery.unknown_follows(loaded.rules):
+        for key, message in config.delivery.undeliverable(loaded.rules):
             loaded.warnings.append(RuleError(config_path, 0, 0, f"{key}: {message}"))
     for error in loaded.errors:
         _print_problem(error, "error")

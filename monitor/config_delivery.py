@@ -142,7 +142,7 @@ class DeliveryConfig:
     def subscriber(self, name: str) -> SubscriberConfig | None:
         return next((s for s in self.subscribers if s.name == name), None)
 
-    def unknown_follows(self, rules: Iterable[RuleLike]) -> list[tuple[str, str]]:
+    def undeliverable(self, rules: Iterable[RuleLike]) -> list[tuple[str, str]]:
         """(config key, message) for each rule id or tag a subscriber or webhook follows that no
         enabled rule of `rules` has, and each subscriber whose min_priority none of the rules
         it follows reaches: either delivers nothing, and nothing else would say so."""

@@ -79,14 +79,15 @@ def reload_rules_job(rulebook: RuleBook, delivery: DeliveryConfig | None = None)
     if rulebook.reload_if_changed():
         keep_long_lived()
         if delivery is not None:
-            log_unknown_follows(delivery, rulebook)
+            log_undeliverable(delivery, rulebook)
 
 
-def log_unknown_follows(delivery: DeliveryConfig, rulebook: RuleBook) -> None:
-    """Warn of subscribers and webhooks following a rule id or tag that no enabled rule in
-    force has: a misspelt or renamed tag delivers nothing, and nothing else would say so."""
+def log_undeliverable(delivery: DeliveryConfig, rulebook: RuleBook) -> None:
+    """Warn of what subscribers and webhooks follow that the rules in force cannot deliver
+    (DeliveryConfig.undeliverable): a misspelt or renamed tag delivers nothing, and nothing
+    else would say so."""
     rules = rulebook.index.rules if rulebook.index is not None else []
-    for key, message in delivery.unknown_follows(c.rule for c in rules):
+    for key, message in delivery.undeliverable(c.rule for c in rules):
         log.warning("%s: %s", key, message, extra={"config_key": key})
 
 
