@@ -54,6 +54,7 @@ def rules_check(config_path: str) -> None:
     if loaded.ok:
         for key, message in config.delivery.undeliverable(loaded.rules):
             loaded.warnings.append(RuleError(config_path, 0, 0, f"{key}: {message}"))
+        loaded.warnings.extend(_scoped_to_unknown_feeds(loaded, config))
     for error in loaded.errors:
         _print_problem(error, "error")
     for warning in loaded.warnings:
@@ -71,6 +72,36 @@ def rules_check(config_path: str) -> None:
         sys.exit(1)
     if loaded.errors:
         sys.exit(1)
+
+
+def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]:
+    """Rules scoped to a feed name or feed tag that neither config.toml nor the database has:
+    a typo there keeps the rule from ever matching, without an error."""
+    names = {f.name for f in config.feeds if f.name}
+    tags = {t for f in config.feeds for t in f.tags}
+    if config.database.exists():
+        store = Store(config.database)
+        try:
+            for row in store.feeds():
+                names.update(n for n in (row["name"], row["title"]) if n)
+                tags.update(json.loads(row["tags"] or "[]"))
+        finally:
+            store.close()
+    found = []
+    for rule in loaded.rules:
+        scopes = (("feeds", rule.feeds, names), ("feed_tags", rule.feed_tags, tags))
+        for key, values, known in scopes:
+            found += [
+                RuleError(
+                    rule.path,
+                    rule.line,
+                    1,
+                    f"rule {rule.id!r}.{key}: no feed in config.toml or the database has {v!r}",
+                )
+                for v in values
+                if v not in known
+            ]
+    return found
 
 
 BROAD_SAMPLE = 500  # recent stored articles a rule is tried on by `rules check`

@@ -93,6 +93,29 @@ def test_check_warns_of_a_subscriber_waiting_for_urgent_rules_it_does_not_follow
     assert "min_priority" not in invoke("rules", "check", "--config", str(config)).output
 
 
+def test_check_warns_of_a_rule_scoped_to_a_feed_no_one_has(tmp_path: Path) -> None:
+    """A misspelt feed name or feed tag in a rule's scope keeps it from ever matching."""
+    config = project(tmp_path)
+    (tmp_path / "rules" / "zz-scoped.toml").write_text(
+        '[[rule]]\nid = "herald"\nquery = "storm"\nfeeds = ["The Coastal Herald"]\n\n'
+        '[[rule]]\nid = "local"\nquery = "storm"\nfeed_tags = ["local"]\n\n'
+        '[[rule]]\nid = "typos"\nquery = "storm"\nfeeds = ["Coastal Herald"]\n'
+        'feed_tags = ["locals"]\n',
+        encoding="utf-8",
+    )
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 0
+    output = " ".join(result.output.split())  # the terminal may wrap long lines
+    path = tmp_path / "rules" / "zz-scoped.toml"
+    assert f"{path}:12:1: rule 'typos'.feeds:" in output  # the rule's id line, as for others
+    assert "rule 'typos'.feeds: no feed in config.toml or the database has 'Coastal Herald'" in (
+        output
+    )
+    assert "rule 'typos'.feed_tags: no feed in config.toml or the database has 'locals'" in output
+    assert "'herald'" not in output and "'local'." not in output
+    assert "2 warnings" in output
+
+
 def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

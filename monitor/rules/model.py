@@ -18,7 +18,7 @@ class Rule:
     enabled: bool = True
     stem: bool = False  # stem every word of the query in the article's language
     languages: tuple[str, ...] = ()  # scope: only articles in these languages
-    feeds: tuple[str, ...] = ()  # scope: only these feeds (name or URL)
+    feeds: tuple[str, ...] = ()  # scope: only these feeds (by name)
     feed_tags: tuple[str, ...] = ()  # scope: only feeds carrying one of these tags
     path: str = ""  # where it was defined, for messages
     line: int = 0
