@@ -307,6 +307,16 @@ def _learn_stems(
     return stemmed
 
 
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+
+
+def language_code(value: str) -> str | None:
+    """The ISO 639 code a rule names as it is compared with articles' ('fr-FR' -> 'fr'), or
+    None when `value` is not one ('english', 'français')."""
+    code = base_language(value)
+    return code if _LANGUAGE_CODE.fullmatch(code) else None
+
+
 def base_language(language: str | None) -> str:
     """'en-GB' -> 'en'; unknown or empty -> ''."""
     if not language:

@@ -170,3 +170,27 @@ def test_rulebook_never_loads_a_file_caught_half_saved(tmp_path: Path) -> None:
     assert book.reload_if_changed() is False
     assert book.last_errors and book.last_errors[0].line == 9
     assert [m.rule_id for m in book.index.match(slap)[0]] == ["police"]
+
+
+def test_rule_languages_are_codes_as_articles_carry_them(tmp_path: Path) -> None:
+    """A region (fr-FR) or capitals (FR) name the language articles are compared on ("fr");
+    a word (english) never matches any article, so it is an error at its line."""
+    write(tmp_path, "a.toml", '[[rule]]\nid = "fr"\nquery = "x"\nlanguages = ["fr-FR", "FR"]\n')
+    loaded = load_rules([tmp_path])
+    assert [c.rule.languages for c in loaded.compiled] == [("fr",)]
+    french = Article(feed_id=1, guid="g", url="", title="", content="x", language="fr")
+    assert [m.rule_id for m in loaded.index().match(french)[0]] == ["fr"]
+
+    write(tmp_path, "a.toml", '[[rule]]\nid = "en"\nquery = "police"\nlanguages = ["english"]\n')
+    errors = [str(e) for e in load_rules([tmp_path]).errors]
+    assert errors == [
+        f"{tmp_path / 'a.toml'}:4:1: rule 'en'.languages: expected language codes such as"
+        ' "en" or "fr", got \'english\''
+    ]
+
+    write(tmp_path, "a.toml", '[[rule]]\nid = "q"\nquery = "police AND lang:english"\n')
+    errors = [str(e) for e in load_rules([tmp_path]).errors]
+    assert errors == [
+        f"{tmp_path / 'a.toml'}:3:26: rule 'q': lang: takes a language code such as fr or en,"
+        " not 'english'"
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ..text import STEM_LANGUAGES, TOKEN, fold, stem_words
+from ..text import STEM_LANGUAGES, TOKEN, fold, language_code, stem_words
 from . import ast
 from .document import TEXT_FIELDS
 from .model import Entity
@@ -163,10 +163,20 @@ class Compiler:
         return found
 
     def _language(self, child: ast.Query) -> Node:
-        codes = [n.text.lower() for n in ast.walk(child) if isinstance(n, ast.Term)]
-        if not codes or not all(isinstance(n, ast.Term | ast.Or) for n in ast.walk(child)):
+        terms = [n for n in ast.walk(child) if isinstance(n, ast.Term)]
+        if not terms or not all(isinstance(n, ast.Term | ast.Or) for n in ast.walk(child)):
             line, column = _position(child)
             raise QuerySyntaxError("lang: takes a language code or (fr OR en)", line, column)
+        codes = []
+        for term in terms:
+            code = language_code(term.text)
+            if code is None:
+                raise QuerySyntaxError(
+                    f"lang: takes a language code such as fr or en, not {term.text!r}",
+                    term.line,
+                    term.column,
+                )
+            codes.append(code)
         return LanguageIs(frozenset(codes))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
+from ..text import language_code
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
 from .nodes import Node
@@ -306,6 +307,18 @@ class _Source:
                     )
                 )
                 continue
+            languages = table.get("languages", ())
+            codes = tuple(map(language_code, languages))
+            if None in codes:
+                bad = next(value for value, code in zip(languages, codes, strict=True) if not code)
+                errors.append(
+                    self.error(
+                        self._line_of("languages", start, end),
+                        f'{where}.languages: expected language codes such as "en" or "fr",'
+                        f" got {bad!r}",
+                    )
+                )
+                continue
             query_line, query_column = self._query_position(table["query"], start, end)
             yield Rule(
                 id=table["id"],
@@ -316,7 +329,7 @@ class _Source:
                 priority=priority,
                 enabled=table.get("enabled", True),
                 stem=table.get("stem", False),
-                languages=tuple(lang.lower() for lang in table.get("languages", ())),
+                languages=tuple(dict.fromkeys(code for code in codes if code)),
                 feeds=tuple(table.get("feeds", ())),
                 feed_tags=tuple(table.get("feed_tags", ())),
                 path=self.shown,
