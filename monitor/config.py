@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .text import language_code
 
 if TYPE_CHECKING:
     from .config_delivery import DeliveryConfig
@@ -169,7 +170,9 @@ FEED_SETTINGS: tuple[Setting, ...] = (
     Setting("name", "str", "", "display name (defaults to the feed's own title)"),
     Setting("interval", "duration", None, "time between polls (defaults to polling.interval)"),
     Setting("tags", "list[str]", [], "labels that rules can scope to"),
-    Setting("language", "str", "", "language of the items when the feed does not declare one"),
+    Setting(
+        "language", "str", "", "language code (en, fr) of the items when the feed declares none"
+    ),
     Setting("full_text", "bool", False, "fetch each new item's page and match on its main text"),
 )
 
@@ -346,6 +349,16 @@ def _feed(raw: Any, index: int, path: str) -> FeedConfig:
             values[setting.key] = _convert(setting.kind, raw[setting.key])
         except ValueError as e:
             raise ConfigError(path, f"{where}.{setting.key}", str(e), raw[setting.key]) from None
+    if values.get("language"):
+        code = language_code(values["language"])
+        if code is None:  # "english" would name no language an article or a rule is compared on
+            raise ConfigError(
+                path,
+                f"{where}.language",
+                'expected a language code such as "en" or "fr"',
+                values["language"],
+            )
+        values["language"] = code
     return FeedConfig(**values)
 
 

@@ -180,3 +180,12 @@ def test_parse_size(text: object, size: int) -> None:
 @pytest.mark.parametrize("text", ["big", "0", 0, -5, "10 TB", False])
 def test_parse_size_refuses(text: object) -> None:
     assert parse_size(text) is None
+
+
+def test_a_feed_language_is_a_code_as_articles_carry_it(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[[feeds]]\nurl = "a.rss"\nlanguage = "english"\n')
+    expected = 'feeds[0].language: expected a language code such as "en" or "fr", got "english"'
+    assert message == expected
+    path = tmp_path / "regional.toml"
+    path.write_text('[[feeds]]\nurl = "a.rss"\nlanguage = "fr-FR"\n', encoding="utf-8")
+    assert load_config(path).feeds[0].language == "fr"
