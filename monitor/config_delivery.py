@@ -168,8 +168,8 @@ class DeliveryConfig:
                 found.append(
                     (
                         f"subscribers[{i}].min_priority",
-                        f"{subscriber.name} takes {subscriber.min_priority} matches only, and no"
-                        " rule it follows is",
+                        f"{subscriber.name} takes only {subscriber.min_priority} matches, and"
+                        f" none of the rules it follows is {subscriber.min_priority}",
                     )
                 )
         return found
