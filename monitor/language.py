@@ -36,7 +36,18 @@ def _model() -> LanguageIdentifier:
 def detect_language(text: str) -> str:
     """The language of `text` as a two-letter code, or "" when unsure."""
     sample = text[:SAMPLE_CHARS]
-    if sum(c.isalpha() for c in sample) < MIN_LETTERS:
+    if not _has_letters(sample, MIN_LETTERS):
         return ""
     code, confidence = _model().classify(sample)
     return code if confidence >= MIN_CONFIDENCE else ""
+
+
+def _has_letters(text: str, count: int) -> bool:
+    """Whether `text` has at least `count` letters: stops at the count-th, where counting all
+    the letters of 800 characters took a fifth of the detection's time."""
+    for c in text:
+        if c.isalpha():
+            count -= 1
+            if count == 0:
+                return True
+    return count <= 0
