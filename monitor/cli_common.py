@@ -39,7 +39,7 @@ def operator_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except RuleError as e:
-            err_console.print(f"[red]error:[/] {e}", markup=True, soft_wrap=True)
+            err_console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
             if e.pointer():
                 err_console.print(e.pointer(), markup=False)
             sys.exit(1)

@@ -16,6 +16,7 @@ from .cli_common import config_option, console, err_console, highlighted, operat
 from .config import Config, load_config, parse_duration
 from .errors import ConfigError, FetchError, RuleError, VigieError
 from .fetch import fetch_feed, make_session
+from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Feed, Match
 from .rules.files import RuleSet, load_rules
@@ -113,6 +114,7 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     store = Store(config.database)
     try:
         sample = store.recent_articles(BROAD_SAMPLE)
+        tags = _feed_tags(store)
     finally:
         store.close()
     if len(sample) < 20:
@@ -120,7 +122,7 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     index = loaded.index()
     counts: dict[str, int] = {}
     for article in sample:
-        for match in index.match(article)[0]:
+        for match in index.match(article, tags.get(article.feed_id, ()))[0]:
             counts[match.rule_id] = counts.get(match.rule_id, 0) + 1
     warnings = []
     for compiled in loaded.compiled:
@@ -157,20 +159,30 @@ def _loaded_rules(config: Config) -> RuleSet:
     return loaded
 
 
-def _index_for(config: Config, rule_id: str | None, query: str | None) -> RuleIndex:
-    loaded = _loaded_rules(config)
+def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:
+    """Feed id -> its tags: a stored article is matched with its feed's tags, as when it was
+    polled, or rules scoped by `feed_tags` would seem to match nothing."""
+    return {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in store.feeds()}
+
+
+def _with_language(article: Article) -> Article:
+    """The article with the language it declares, else the detected one, as polling does:
+    rules with `languages` or `lang:` see the same article here as in the service."""
+    return article if article.language else replace(article, language=detect_language(article.text))
+
+
+def _index_for(
+    config: Config, rule_id: str | None, query: str | None, loaded: RuleSet | None = None
+) -> RuleIndex:
+    loaded = loaded or _loaded_rules(config)
     if query is not None:
         rule = Rule(id="query", query=query, name="--query", stem=False)
         try:
             compiled = compile_rule(rule, loaded.entities)
         except QuerySyntaxError as e:
-            raise RuleError(
-                "--query",
-                e.line,
-                e.column,
-                e.message,
-                query.splitlines()[e.line - 1] if query.strip() else "",
-            ) from None
+            lines = query.splitlines()
+            line = lines[e.line - 1] if 0 < e.line <= len(lines) else ""
+            raise RuleError("--query", e.line, e.column, e.message, line) from None
         return RuleIndex([compiled], loaded.entities)
     if rule_id is not None:
         # A rule named on the command line is tried even when its file disables it.
@@ -199,15 +211,13 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
                 ) from None
             if not isinstance(item, dict):
                 raise ConfigError(str(path), f"line {number}", "expected a JSON object", item)
-            yield Article(
-                feed_id=0,
-                guid=str(item.get("id", number)),
-                url=item.get("url", ""),
-                title=item.get("title", ""),
-                summary=item.get("summary", ""),
-                content=item.get("content", ""),
-                language=item.get("language", ""),
-            )
+            fields = {key: item.get(key) or "" for key in _ARTICLE_KEYS}
+            for key, value in fields.items():
+                if not isinstance(value, str):
+                    raise ConfigError(
+                        str(path), f"line {number}: {key}", "expected a string", value
+                    )
+            yield Article(feed_id=0, guid=str(item.get("id", number)), **fields)
         return
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix in (".html", ".htm"):
@@ -220,6 +230,9 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
         title=title.strip(),
         content=body.strip(),
     )
+
+
+_ARTICLE_KEYS = ("url", "title", "summary", "content", "language")  # of a JSON Lines article
 
 
 def _articles_from_url(url: str, config: Config) -> list[Article]:
@@ -269,6 +282,7 @@ def rules_test(
             raise VigieError("give a RULE_ID or --query, not both")
         config = load_config(config_path)
         index = _index_for(config, rule_id, query)
+        tags: dict[int, tuple[str, ...]] = {}
         if text is not None:
             title, _, rest = text.partition("\n")
             articles: list[Article] = [
@@ -284,9 +298,10 @@ def rules_test(
             if found is None:
                 raise VigieError(f"no stored article with id {article_id}")
             articles = [found]
+            tags = _feed_tags(store)
         matched_any = 0
-        for article in articles:
-            matches, mentions = index.match(article)
+        for article in map(_with_language, articles):
+            matches, mentions = index.match(article, tags.get(article.feed_id, ()))
             matched_any += bool(matches)
             if as_json:
                 click.echo(
@@ -376,19 +391,33 @@ def rules_backtest(
     def body() -> None:
         config = load_config(config_path)
         seconds = parse_duration(since)
-        if seconds is None:
-            raise ConfigError("--since", "", 'expected a duration like "30d"', since)
-        index = _index_for(config, rule_id, None)
-        store = Store(config.database)
+        if seconds is None or since.strip().replace(".", "").isdigit():
+            raise ConfigError("--since", "", 'expected a duration like "30d" or "12h"', since)
         now = datetime.now(UTC)
-        start = now - timedelta(seconds=seconds)
+        try:
+            start = now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ConfigError(
+                "--since", "", "expected a duration of at most a few centuries", since
+            ) from None
+        loaded = _loaded_rules(config)
+        # A rule named on the command line is tried even when disabled (see _index_for), but
+        # its matches are not stored: the service would not make them, yet deliver them.
+        if apply_changes and any(r.id == rule_id and not r.enabled for r in loaded.rules):
+            raise VigieError(
+                f"rule {rule_id!r} is disabled in its file: --apply would store matches the "
+                "service does not make; enable the rule first"
+            )
+        index = _index_for(config, rule_id, None, loaded)
+        store = Store(config.database)
+        tags = _feed_tags(store)
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
         titles: dict[int, str] = {}
         article_ids = []
         for article in store.articles_since(start):
             article_ids.append(article.id)
-            matches, _ = index.match(article)
+            matches, _ = index.match(article, tags.get(article.feed_id, ()))
             for m in matches:
                 found[m.rule_id][article.id] = m  # type: ignore[index]
                 titles[article.id] = article.title  # type: ignore[index]
@@ -416,7 +445,8 @@ def rules_backtest(
         if apply_changes:
             all_matches = [m for by_article in found.values() for m in by_article.values()]
             store.replace_matches(rule_ids, article_ids, all_matches, now)
-            console.print(
+            # With --json, stdout holds the report alone, for the script reading it.
+            (err_console if as_json else console).print(
                 f"Applied: stored matches of {len(rule_ids)} rules now follow the rule files."
             )
 
@@ -424,7 +454,7 @@ def rules_backtest(
 
 
 def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
-    console.print(f"{total} stored articles first seen in the last {since}")
+    console.print(f"{total} stored articles first seen in the last {since}", markup=False)
     for row in report:
         console.print(
             Text.assemble(

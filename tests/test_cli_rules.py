@@ -241,3 +241,112 @@ def test_a_disabled_rule_can_still_be_tested_by_name(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "MATCH" in result.output and "draft" in result.output
     everything = invoke("rules", "test", "--text", "Storks on the dunes", "--config", str(config))
     assert "draft" not in everything.output  # not in force
+
+
+def test_stored_articles_are_tried_with_their_feeds_tags(tmp_path: Path) -> None:
+    """A rule scoped by feed tags matched at ingest; the backtest and `rules test --article`
+    must see the same, or --apply would delete its matches."""
+    config = project(tmp_path)
+    (tmp_path / "rules" / "zz-france.toml").write_text(
+        '[[rule]]\nid = "france-all"\nquery = "NOT zzzzqqq"\nfeed_tags = ["france"]\n',
+        encoding="utf-8",
+    )
+    assert invoke("once", "--config", str(config)).exit_code == 0
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "data" / "vigie.db")
+    stored = [
+        r for (r,) in db.execute("SELECT article_id FROM matches WHERE rule_id = ?", ["france-all"])
+    ]
+    assert stored  # every item of Nord Actu
+
+    result = invoke("rules", "backtest", "france-all", "--json", "--config", str(config))
+    (report,) = json.loads(result.stdout)
+    assert report["matches"] == len(stored) and report["removed"] == []
+    invoke("rules", "backtest", "france-all", "--apply", "--config", str(config))
+    after = db.execute("SELECT COUNT(*) FROM matches WHERE rule_id = 'france-all'").fetchone()[0]
+    assert after == len(stored)
+
+    article = str(stored[0])
+    result = invoke("rules", "test", "france-all", "--article", article, "--config", str(config))
+    assert result.exit_code == 0 and "MATCH" in result.output
+
+
+def test_text_without_a_language_is_detected_as_polling_does(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    text = "Calais : les exilés ont été évacués par la police ce matin, selon les associations"
+    result = invoke(
+        "rules", "test", "--query", "lang:fr AND calais", "--text", text, "--config", str(config)
+    )
+    assert result.exit_code == 0 and "MATCH" in result.output
+    lines = tmp_path / "articles.jsonl"
+    lines.write_text(json.dumps({"title": text}) + "\n", encoding="utf-8")
+    result = invoke(
+        "rules", "test", "--query", "lang:en", "--file", str(lines), "--config", str(config)
+    )
+    assert result.exit_code == 1 and "no match" in result.output
+
+
+def test_errors_show_the_brackets_the_operator_typed(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    result = invoke("rules", "test", "--query", "lang:[fr]", "--text", "x", "--config", str(config))
+    assert result.exit_code == 1 and "[fr]" in result.output
+    # Text that looks like terminal markup is printed as it is, not interpreted (nor a crash).
+    result = invoke("rules", "test", "--query", '"[/]"', "--text", "x", "--config", str(config))
+    assert result.exit_code == 1 and "'[/]'" in result.output
+
+
+def test_a_query_ending_in_a_new_line_gets_an_error_not_a_traceback(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    result = invoke(
+        "rules", "test", "--query", "police AND\n", "--text", "police", "--config", str(config)
+    )
+    assert result.exit_code == 1 and result.output.startswith("error: --query:")
+
+
+def test_json_lines_values_must_be_strings(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    lines = tmp_path / "articles.jsonl"
+    lines.write_text('{"title": "police in Calais", "url": null}\n{"title": 3}\n', encoding="utf-8")
+    result = invoke("rules", "test", "--file", str(lines), "--config", str(config))
+    assert result.exit_code == 1
+    assert f"error: {lines}: line 2: title: expected a string, got 3" in result.output
+
+
+def test_backtest_json_with_apply_prints_only_json_on_stdout(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    assert invoke("once", "--config", str(config)).exit_code == 0
+    result = invoke("rules", "backtest", "calais", "--json", "--apply", "--config", str(config))
+    assert result.exit_code == 0
+    (report,) = json.loads(result.stdout)
+    assert report["rule_id"] == "calais"
+    assert "Applied" in result.stderr
+
+
+def test_backtest_refuses_to_store_matches_of_a_disabled_rule(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    (tmp_path / "rules" / "zz-draft.toml").write_text(
+        '[[rule]]\nid = "draft"\nenabled = false\nquery = "NOT zzzzqqq"\n', encoding="utf-8"
+    )
+    assert invoke("once", "--config", str(config)).exit_code == 0
+    tried = invoke("rules", "backtest", "draft", "--json", "--config", str(config))
+    assert json.loads(tried.stdout)[0]["matches"] == 30  # a draft can be tried
+    result = invoke("rules", "backtest", "draft", "--apply", "--config", str(config))
+    assert result.exit_code == 1
+    assert "error: rule 'draft' is disabled in its file" in " ".join(result.output.split())
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "data" / "vigie.db")
+    assert db.execute("SELECT COUNT(*) FROM matches WHERE rule_id = 'draft'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [("30", 'expected a duration like "30d"'), ("9999999d", "at most a few centuries")],
+)
+def test_backtest_since_needs_a_unit_and_a_sane_length(
+    tmp_path: Path, since: str, expected: str
+) -> None:
+    config = project(tmp_path)
+    result = invoke("rules", "backtest", "--since", since, "--config", str(config))
+    assert result.exit_code == 1 and expected in result.output
