@@ -194,3 +194,25 @@ def test_rule_languages_are_codes_as_articles_carry_them(tmp_path: Path) -> None
         f"{tmp_path / 'a.toml'}:3:26: rule 'q': lang: takes a language code such as fr or en,"
         " not 'english'"
     ]
+
+
+def test_an_entity_alias_that_cannot_be_searched_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """Found only when compiled, such an alias stopped `vigie run` with a traceback while
+    `rules check` said the files were fine."""
+    path = write(
+        tmp_path,
+        "cities.toml",
+        '[[entity]]\nid = "cities"\naliases = ["Lille", "Ay*"]\n\n'
+        '[[entity]]\nid = "jungle"\naliases = ["Jungle"]\ncontext = { Jungle = ["!!!"] }\n\n'
+        '[[entity]]\nid = "far"\naliases = ["Dunkirk"]\ncontext = { Dunkirk = ["camp"] }\n'
+        "window = 0\n\n"
+        '[[rule]]\nid = "north"\nquery = "@cities OR @jungle OR @far OR storm"\n',
+    )
+    loaded = load_rules([tmp_path])
+    found = {(e.line, e.column): e.message for e in loaded.errors if e.path == str(path)}
+    assert found[(3, 21)] == (
+        "entity 'cities'.aliases: a wildcard needs at least 3 letters before *, got 'Ay*'"
+    )
+    assert found[(8, 23)] == "entity 'jungle'.context: '!!!' has no letters or digits to search for"
+    assert found[(14, 1)] == "entity 'far'.window: expected at least 1 word, got 0"
+    assert not loaded.entities  # none is left in force to fail when compiled

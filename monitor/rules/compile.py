@@ -116,6 +116,11 @@ class Compiler:
         node = self.cache[cache_key] = Memo(node)
         return node
 
+    def check_alias(self, text: str, case: bool = False) -> None:
+        """Raise QuerySyntaxError (at 0:0) when `text` cannot be searched for as an entity's
+        alias or context word: no letters or digits, or a wildcard too short."""
+        self._words(text, TEXT_FIELDS, 0, 0, case=case, label="", phrase=True)
+
     def _words(
         self,
         text: str,

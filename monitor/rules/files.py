@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import RuleError
 from ..text import language_code
+from .compile import Compiler
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
 from .nodes import Node
@@ -364,6 +365,10 @@ class _Source:
             if not aliases:
                 errors.append(self.error(start, f"{where}: needs aliases or case_aliases"))
                 continue
+            problem = self._entity_problem(table, where, start, end)
+            if problem is not None:
+                errors.append(problem)
+                continue
             yield Entity(
                 id=table["id"],
                 type=table.get("type", ""),
@@ -375,6 +380,40 @@ class _Source:
                 path=self.shown,
                 line=self._line_of("id", start, end),
             )
+
+    def _entity_problem(self, table: dict, where: str, start: int, end: int) -> RuleError | None:
+        """An alias or context word the matcher cannot search for (not a string, no letters,
+        a wildcard too short) or a window under one word, at its own line: found only when a
+        rule or the index compiled the entity, it stopped the service with a traceback."""
+        window = table.get("window", 12)
+        if window < 1:
+            line = self._line_of("window", start, end)
+            return self.error(line, f"{where}.window: expected at least 1 word, got {window}")
+        compiler = Compiler({})
+        words = [
+            *(("aliases", alias, False) for alias in table.get("aliases", ())),
+            *(("case_aliases", alias, True) for alias in table.get("case_aliases", ())),
+            *(("context", w, False) for near in table.get("context", {}).values() for w in near),
+        ]
+        for key, word, case in words:
+            if not isinstance(word, str):
+                line = self._line_of(key, start, end)
+                return self.error(line, f"{where}.{key}: expected strings, got {word!r}")
+            try:
+                compiler.check_alias(word, case)
+            except QuerySyntaxError as e:
+                line, column = self._string_position(word, key, start, end)
+                return self.error(line, f"{where}.{key}: {e.message}", column)
+        return None
+
+    def _string_position(self, text: str, key: str, start: int, end: int) -> tuple[int, int]:
+        """Line and column of the string `text` written in the block, else its key's line."""
+        for number in range(max(start, 1), min(end, len(self.lines)) + 1):
+            line = self.lines[number - 1]
+            for quoted in (f'"{text}"', f"'{text}'"):
+                if quoted in line:
+                    return number, line.index(quoted) + 1
+        return self._line_of(key, start, end), 1
 
     def _query_position(self, query: str, start: int, end: int) -> tuple[int, int]:
         """File line and column of the query's first character."""
