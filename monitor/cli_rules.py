@@ -24,7 +24,7 @@ from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
 from .store import Store
-from .text import html_to_text
+from .text import html_to_text, normalise_space
 
 
 @click.group()
@@ -165,9 +165,16 @@ def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:
     return {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in store.feeds()}
 
 
-def _with_language(article: Article) -> Article:
-    """The article with the language it declares, else the detected one, as polling does:
-    rules with `languages` or `lang:` see the same article here as in the service."""
+def _as_polled(article: Article) -> Article:
+    """The article's text as polling leaves it (spacing, composed accents: see
+    normalise_space) and its language, declared or else detected: rules see the same article
+    here as in the service."""
+    if article.id is not None:
+        return article  # stored: polled already
+    title, summary, content = map(
+        normalise_space, (article.title, article.summary, article.content)
+    )
+    article = replace(article, title=title, summary=summary, content=content)
     return article if article.language else replace(article, language=detect_language(article.text))
 
 
@@ -300,7 +307,7 @@ def rules_test(
             articles = [found]
             tags = _feed_tags(store)
         matched_any = 0
-        for article in map(_with_language, articles):
+        for article in map(_as_polled, articles):
             matches, mentions = index.match(article, tags.get(article.feed_id, ()))
             matched_any += bool(matches)
             if as_json:

@@ -100,8 +100,14 @@ def normalise_space(text: str) -> str:
     Line by line with str.split, which runs in C: the same text as the regular expressions
     below, kept for text with whitespace beyond ASCII and the no-break space (a thin space:
     str.split would split on it, the expressions keep it), at a third of their cost on an
-    article (they replaced each of its ~700 single spaces by a space)."""
+    article (they replaced each of its ~700 single spaces by a space).
+
+    Text is also put in Unicode's composed form (NFC): "é" written as "e" and a combining accent
+    (as some Mac software writes it) would otherwise be two words to the matcher, "exile" "s".
+    """
     text = _CONTROL.sub("", text)
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
     if not text.isascii() and any(c.isspace() and c != "\u00a0" for c in _non_ascii(text)):
         text = _SPACES.sub(" ", text)
         text = _BREAKS.sub("\n\n", text)

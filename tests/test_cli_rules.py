@@ -350,3 +350,10 @@ def test_backtest_since_needs_a_unit_and_a_sane_length(
     config = project(tmp_path)
     result = invoke("rules", "backtest", "--since", since, "--config", str(config))
     assert result.exit_code == 1 and expected in result.output
+
+
+def test_decomposed_accents_in_a_tested_text_match_as_polling_would(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    text = "Les exile\u0301s de Calais"
+    result = invoke("rules", "test", "--query", "exilés", "--text", text, "--config", str(config))
+    assert result.exit_code == 0 and "exilés in title: exilés" in result.output

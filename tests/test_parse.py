@@ -443,3 +443,14 @@ def test_items_without_an_updated_date_need_no_deprecated_feedparser_fallback() 
         warnings.simplefilter("error", DeprecationWarning)
         _, articles = parse(body)
     assert articles and all(a.updated == a.published != NOW for a in articles)
+
+
+def test_decomposed_accents_are_composed_so_words_stay_whole() -> None:
+    """ "é" sent as "e" and a combining accent (as some Mac software writes it) is stored as "é":
+    otherwise the matcher sees "exile" and "s", and `exilés` never matches."""
+    title = "Les exile\u0301s de Calais e\u0301vacue\u0301s"
+    _, (article,) = parse(
+        rss(f"<item><title>{title}</title><description>Re\u0301cit</description></item>")
+    )
+    assert article.title == "Les exilés de Calais évacués"
+    assert article.summary == "Récit"
