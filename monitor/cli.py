@@ -18,7 +18,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from .cli_common import config_option, console, escape, highlighted, operator_errors
+from .cli_common import (
+    config_option,
+    console,
+    err_console,
+    escape,
+    highlighted,
+    operator_errors,
+)
 from .cli_deliver import add_delivery_commands, deliver_after_poll
 from .config import Config, load_config, resolve_feed_url
 from .deliver.dispatch import sync_subscribers
@@ -31,6 +38,7 @@ from .rules.files import RuleBook
 from .rules.stats import HEURISTIC, TermStats
 from .scheduler import database_lock, log_undeliverable, run_service
 from .store import Store
+from .store.articles import fts_words
 
 
 def open_store(config: Config) -> Store:
@@ -333,7 +341,13 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
     try:
         rows = store.search_articles(query, limit)
     except sqlite3.OperationalError as e:
-        raise VigieError(f"search query {query!r}: {e}") from None
+        # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are searched
+        # as words; only a query that is not even that is an error.
+        try:
+            rows = store.search_articles_as_words(query, limit)
+        except sqlite3.OperationalError:
+            raise VigieError(f"search query {query!r}: {e}") from None
+        err_console.print(f"searched as words: {fts_words(query)}", markup=False)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

@@ -229,8 +229,18 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
 
 
 def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
-    result = vigie("articles", "search", '"unbalanced', "--config", feed_config)
+    result = vigie("articles", "search", "calais AND", "--config", feed_config)
     assert_one_line_error(result, "search query")
+
+
+def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_config: Path) -> None:
+    """pepper-spray, l'immigration, "unbalanced: searched as the words they hold."""
+    vigie("once", "--config", feed_config)
+    for query in ("pepper-spray", "officers' pepper-spray", '"pepper spray'):
+        found = vigie("articles", "search", query, "--json", "--config", feed_config)
+        assert found.exit_code == 0, found.output
+        titles = [row["title"] for row in json.loads(found.stdout)]
+        assert "Officers filmed using pepper spray on people sleeping at Calais camp" in titles
 
 
 def wait_for(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:

@@ -69,6 +69,11 @@ class ArticleQueries:
             )
         )
 
+    def search_articles_as_words(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """`search_articles` for a query FTS5 cannot read (pepper-spray, l'immigration, AT&T):
+        each word searched as written, AND, OR and NOT kept as operators."""
+        return self.search_articles(fts_words(query), limit)
+
     def term_frequencies(self, min_documents: int = 2) -> tuple[dict[str, int], int]:
         """(word -> number of stored articles containing it, number of articles), from the FTS
         index's own vocabulary; the rules' presearcher uses it to pick each rule's rarest words."""
@@ -277,3 +282,15 @@ class ArticleQueries:
                 [article_id],
             )
         )
+
+
+_FTS_OPERATORS = frozenset({"AND", "OR", "NOT"})
+
+
+def fts_words(query: str) -> str:
+    """The query with each word made an FTS5 string, which FTS5 splits into its words: a hyphen,
+    an apostrophe or an ampersand is then punctuation, not syntax."""
+    return " ".join(
+        word if word in _FTS_OPERATORS else '"' + word.replace('"', '""') + '"'
+        for word in query.split()
+    )
