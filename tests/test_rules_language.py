@@ -151,3 +151,11 @@ def test_rule_scopes_limit_languages_and_feed_tags() -> None:
     index = RuleIndex.build(rules, {})
     found, _ = index.match(article(content="police"), feed_tags=("ngo",))
     assert [m.rule_id for m in found] == ["ngo"]
+
+
+@pytest.mark.parametrize("query", ["“pepper spray”", "« pepper spray »", '"pepper spray"'])
+def test_typographic_quotes_pasted_from_a_document_quote_a_phrase(query: str) -> None:
+    """Word processors and French typography write “…” and « … »: read as two words joined by
+    AND, such a phrase matched words far apart without a word of warning."""
+    assert matches(query, article("Officers used pepper spray at the camp"))
+    assert not matches(query, article("Pepper growers spray their crops"))
