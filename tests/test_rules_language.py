@@ -143,6 +143,19 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         RuleIndex.build([Rule("r", "police @nowhere")], {})
 
 
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("police NEAR/0 police", "NEAR/0 can never hold"),
+        ("police NEAR/2 lang:fr", "not lang:"),
+    ],
+)
+def test_near_that_can_never_hold_is_refused(query: str, says: str) -> None:
+    """Accepted, these rules silently matched nothing."""
+    with pytest.raises(QuerySyntaxError, match=says):
+        RuleIndex.build([Rule("r", query)], {})
+
+
 def test_rule_scopes_limit_languages_and_feed_tags() -> None:
     rules = [
         Rule("fr-only", "police", languages=("fr",)),

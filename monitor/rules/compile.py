@@ -78,6 +78,19 @@ class Compiler:
                 if any(isinstance(n, ast.Not) for n in ast.walk(side)):
                     line, column = _position(side)
                     raise QuerySyntaxError("NEAR needs words on both sides, not NOT", line, column)
+                if any(isinstance(n, ast.Field) and n.name == "lang" for n in ast.walk(side)):
+                    line, column = _position(side)
+                    raise QuerySyntaxError(
+                        "NEAR needs words on both sides, not lang: (which has no place in the "
+                        "text); join it with AND",
+                        line,
+                        column,
+                    )
+            if query.distance < 1:
+                line, column = _position(query.left)
+                raise QuerySyntaxError(
+                    "NEAR/0 can never hold: words side by side are NEAR/1", line, column
+                )
             return Near(
                 self.compile(query.left, fields),
                 self.compile(query.right, fields),
