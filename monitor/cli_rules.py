@@ -159,6 +159,19 @@ def _loaded_rules(config: Config) -> RuleSet:
     return loaded
 
 
+def _stored(config: Config) -> Store:
+    """The database of stored articles, which must be there: opening a mistyped
+    storage.database would create an empty one and report that nothing matches."""
+    if not config.database.exists():
+        raise ConfigError(
+            str(config.path),
+            "storage.database",
+            "no database there yet (vigie once or vigie run creates it)",
+            str(config.database),
+        )
+    return Store(config.database)
+
+
 def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:
     """Feed id -> its tags: a stored article is matched with its feed's tags, as when it was
     polled, or rules scoped by `feed_tags` would seem to match nothing."""
@@ -300,7 +313,7 @@ def rules_test(
         elif url is not None:
             articles = _articles_from_url(url, config)
         else:
-            store = Store(config.database)
+            store = _stored(config)
             found = store.article(article_id)  # type: ignore[arg-type]
             if found is None:
                 raise VigieError(f"no stored article with id {article_id}")
@@ -416,7 +429,7 @@ def rules_backtest(
                 "service does not make; enable the rule first"
             )
         index = _index_for(config, rule_id, None, loaded)
-        store = Store(config.database)
+        store = _stored(config)
         tags = _feed_tags(store)
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}

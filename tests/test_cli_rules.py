@@ -357,3 +357,14 @@ def test_decomposed_accents_in_a_tested_text_match_as_polling_would(tmp_path: Pa
     text = "Les exile\u0301s de Calais"
     result = invoke("rules", "test", "--query", "exilés", "--text", text, "--config", str(config))
     assert result.exit_code == 0 and "exilés in title: exilés" in result.output
+
+
+@pytest.mark.parametrize("command", [("backtest",), ("test", "calais", "--article", "1")])
+def test_a_mistyped_database_path_is_an_error_not_an_empty_database(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = project(tmp_path)
+    result = invoke("rules", *command, "--config", str(config))
+    assert result.exit_code == 1
+    assert "storage.database: no database there yet" in " ".join(result.output.split())
+    assert not (tmp_path / "data" / "vigie.db").exists()
