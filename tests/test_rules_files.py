@@ -216,3 +216,20 @@ def test_an_entity_alias_that_cannot_be_searched_is_an_error_at_its_line(tmp_pat
     assert found[(8, 23)] == "entity 'jungle'.context: '!!!' has no letters or digits to search for"
     assert found[(14, 1)] == "entity 'far'.window: expected at least 1 word, got 0"
     assert not loaded.entities  # none is left in force to fail when compiled
+
+
+def test_every_mistake_of_a_rule_is_reported_at_once(tmp_path: Path) -> None:
+    """Fixing one mistake to be shown the next, one reload after another, wastes an operator's
+    time: all of a rule's mistakes are reported together."""
+    write(
+        tmp_path,
+        "a.toml",
+        '[[rule]]\nid = "x"\nquery = "police"\ntags = ["x", 3]\npriority = "URGENT"\n'
+        'languages = ["french"]\n',
+    )
+    messages = [f"{e.line}: {e.message}" for e in load_rules([tmp_path]).errors]
+    assert messages == [
+        "4: rule 'x'.tags: expected a list of strings, got ['x', 3]",
+        "5: rule 'x'.priority: expected one of normal, urgent, got 'URGENT'",
+        "6: rule 'x'.languages: expected language codes such as \"en\" or \"fr\", got 'french'",
+    ]

@@ -293,13 +293,13 @@ class _Source:
     def rules(self, errors: list[RuleError]) -> Iterable[Rule]:
         for i, table, start, end in self._tables("rule", errors):
             where = f"rule[{i}]" if "id" not in table else f"rule {table['id']!r}"
-            if not self._check_keys(table, RULE_KEYS, where, start, end, errors):
-                continue
+            # Every mistake of the table is reported at once, not the first of them only.
+            ok = self._check_keys(table, RULE_KEYS, where, start, end, errors)
             if "query" not in table:
                 errors.append(self.error(start, f"{where}: missing key 'query'"))
-                continue
+                ok = False
             priority = table.get("priority", "normal")
-            if priority not in PRIORITIES:
+            if isinstance(priority, str) and priority not in PRIORITIES:
                 errors.append(
                     self.error(
                         self._line_of("priority", start, end),
@@ -307,18 +307,22 @@ class _Source:
                         f"{', '.join(PRIORITIES)}, got {priority!r}",
                     )
                 )
-                continue
-            languages = table.get("languages", ())
-            codes = tuple(map(language_code, languages))
-            if None in codes:
-                bad = next(value for value, code in zip(languages, codes, strict=True) if not code)
-                errors.append(
-                    self.error(
-                        self._line_of("languages", start, end),
-                        f'{where}.languages: expected language codes such as "en" or "fr",'
-                        f" got {bad!r}",
+                ok = False
+            languages = table.get("languages", [])
+            codes: tuple[str | None, ...] = ()
+            if isinstance(languages, list) and all(isinstance(v, str) for v in languages):
+                codes = tuple(map(language_code, languages))
+                if None in codes:
+                    bad = next(v for v, code in zip(languages, codes, strict=True) if not code)
+                    errors.append(
+                        self.error(
+                            self._line_of("languages", start, end),
+                            f'{where}.languages: expected language codes such as "en" or "fr",'
+                            f" got {bad!r}",
+                        )
                     )
-                )
+                    ok = False
+            if not ok:
                 continue
             query_line, query_column = self._query_position(table["query"], start, end)
             yield Rule(
