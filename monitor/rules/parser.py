@@ -44,6 +44,13 @@ class _ToTree(Transformer):
             raise QuerySyntaxError(
                 "a wildcard * may only end a word, as in migra*", token.line, token.column
             )
+        if not text and not prefix:  # "~" alone: after an entity or an =Exact word, say
+            raise QuerySyntaxError(
+                "~ (all forms of a word) must end a word, as in slap~; entities and =Exact "
+                "words take none",
+                token.line,
+                token.column,
+            )
         if not text:
             raise QuerySyntaxError(
                 "a wildcard needs at least one letter before *", token.line, token.column
