@@ -173,3 +173,13 @@ def test_typographic_quotes_pasted_from_a_document_quote_a_phrase(query: str) ->
     AND, such a phrase matched words far apart without a word of warning."""
     assert matches(query, article("Officers used pepper spray at the camp"))
     assert not matches(query, article("Pepper growers spray their crops"))
+
+
+@pytest.mark.parametrize("query", ["NOT " * 1000 + "x", "(w AND " * 400 + "x" + ")" * 400])
+def test_a_query_nested_too_deep_is_an_error_not_a_crash(query: str) -> None:
+    with pytest.raises(QuerySyntaxError, match="nests more than 100 levels"):
+        parse_query(query)
+
+
+def test_a_wide_query_is_fine() -> None:
+    assert matches(" OR ".join(f"w{i}" for i in range(3000)), article("w2999 here"))

@@ -124,12 +124,41 @@ def parse_query(text: str) -> ast.Query:
     except UnexpectedInput as e:  # pragma: no cover - other Lark errors
         raise QuerySyntaxError(str(e), getattr(e, "line", 1), getattr(e, "column", 1)) from None
     try:
-        return _ToTree().transform(tree)
+        query = _ToTree().transform(tree)
+    except RecursionError:
+        raise _too_deep() from None
     except Exception as e:  # Lark wraps errors raised inside the transformer
         inner = getattr(e, "orig_exc", e)
         if isinstance(inner, QuerySyntaxError):
             raise inner from None
+        if isinstance(inner, RecursionError):
+            raise _too_deep() from None
         raise
+    if _depth(query) > MAX_DEPTH:
+        raise _too_deep()
+    return query
+
+
+MAX_DEPTH = 100  # levels of nesting a query may have: the matcher walks trees recursively
+
+
+def _too_deep() -> QuerySyntaxError:
+    return QuerySyntaxError(f"the query nests more than {MAX_DEPTH} levels deep", 1, 1)
+
+
+def _depth(query: ast.Query) -> int:
+    """Levels of nesting, counted without recursion (the tree may be deep)."""
+    deepest, stack = 0, [(query, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, ast.And | ast.Or):
+            stack.extend((child, depth + 1) for child in node.children)
+        elif isinstance(node, ast.Not | ast.Field):
+            stack.append((node.child, depth + 1))
+        elif isinstance(node, ast.Near):
+            stack.extend(((node.left, depth + 1), (node.right, depth + 1)))
+    return deepest
 
 
 _NAMES = {
