@@ -134,8 +134,9 @@ def identify(
     articles: Sequence[Article], tracking: TrackingParams, others: Iterable[str] = ()
 ) -> list[Article]:
     """Each item with its canonical URL (from its link, or a guid that is a web address) and
-    the fingerprint of the feed's title and text; see `distinct_urls` for shared links and
-    `others`."""
+    the fingerprint of the feed's title and text; see `distinct_guids` for shared guids, and
+    `distinct_urls` for shared links and `others`. `articles` must hold every item of the
+    document whose guid one of them has (pipeline._new_items parses those together)."""
     out = []
     for article in articles:
         out.append(
@@ -145,7 +146,32 @@ def identify(
                 fingerprint=fingerprint(article.title, article.summary, article.content),
             )
         )
-    return distinct_urls(out, others)
+    return distinct_urls(distinct_guids(out), others)
+
+
+def distinct_guids(articles: Sequence[Article]) -> list[Article]:
+    """A guid that several different items of one document share identifies none of them on
+    its own: the feed says they are different items, and under one guid each poll would store
+    one as a revision of the other. Each such item gets the guid followed by its canonical URL
+    when no other item of that guid has this URL, else by its text fingerprint, so that items
+    with different texts stay different articles. Exact copies (same guid, URL and text) count
+    as one item; a guid no other item shares is left as it is, so the item stored under it
+    before is found again (and one whose guid was made distinct is found by its URL).
+
+    Call with `canonical_url` and `fingerprint` set, before `distinct_urls`."""
+    versions: dict[str, set[tuple[str, str]]] = {}
+    for a in articles:
+        versions.setdefault(a.guid, set()).add((a.canonical_url, a.fingerprint))
+    out = []
+    for a in articles:
+        same_guid = versions[a.guid]
+        if len(same_guid) == 1:
+            out.append(a)
+            continue
+        urls = Counter(url for url, _ in same_guid)
+        suffix = a.canonical_url if a.canonical_url and urls[a.canonical_url] == 1 else ""
+        out.append(replace(a, guid=f"{a.guid} {suffix or a.fingerprint}"))
+    return out
 
 
 def distinct_urls(articles: Sequence[Article], others: Iterable[str] = ()) -> list[Article]:

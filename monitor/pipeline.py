@@ -87,7 +87,7 @@ class PollOutcome:
     title: str = ""
     articles: tuple[Article, ...] = ()
     error: str | None = None  # fetch or parse error, for the feed's record
-    seen_items: tuple[tuple[str, str], ...] | None = None  # for the feed's record; None: keep
+    seen_items: tuple[tuple[str, str, str], ...] | None = None  # for the feed's record; None: keep
     # Each of `articles` prepared for storing (`prepare`), when a reader did it already.
     prepared: tuple[Prepared, ...] | None = None
     # The body was fetched but left for the caller to read (fetch_and_parse, read_later).
@@ -197,36 +197,51 @@ def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
     return replace(outcome, prepared=prepared)
 
 
+Remembered = tuple[tuple[str, str, str], ...]  # Feed.seen_items: (digest, identity URL, guid)
+
+
 def _new_items(
     result: FetchResult, feed: Feed, tracking: TrackingParams, now: datetime
-) -> tuple[str, list[Article], tuple[tuple[str, str], ...], list[str]]:
+) -> tuple[str, list[Article], Remembered, list[str]]:
     """(title, identified articles, the document's items to remember, the identity URLs of
     the items not parsed as `distinct_urls` should count them after identification).
 
     The items the feed's last document also had are cut out before parsing and counted by
     their remembered URLs, so that a link several items share still identifies none of them.
+    A new item whose guid an item cut out has makes the whole document parsed, so that
+    `distinct_guids` sees every item of that guid (rare: only feeds that reuse guids).
     A document whose every item was seen is not parsed at all (its title waits for a change).
     When its items cannot be cut, or do not each give one article (an item with neither title
     nor text gives none), the whole document is parsed and nothing is remembered."""
-    seen = dict(feed.seen_items)
+    seen = {d: (url, guid) for d, url, guid in feed.seen_items}
     body = result.body or b""
     args = (result.headers, result.url, feed.id, feed.name, feed.language, now)
     cut = delta.cut(body, seen)
     if cut is not None and not cut.kept:
-        return "", [], tuple((d, seen[d]) for d in cut.digests), []
+        return "", [], tuple((d, *seen[d]) for d in cut.digests), []
     if cut is not None:
         title, articles = parse_feed(cut.body, *args)
         if len(articles) == len(cut.kept):
-            urls = dict(zip(cut.kept, (item_url(a, tracking) for a in articles), strict=True))
+            items = seen | dict(zip(cut.kept, _remember(articles, tracking), strict=True))
+            remembered = tuple((d, *items[d]) for d in cut.digests)
             skipped = [seen[d] for d in cut.skipped]
-            counts = Counter(u for u in (*urls.values(), *skipped) if u)
-            remembered = tuple((d, urls[d] if d in urls else seen[d]) for d in cut.digests)
-            identified = identify(articles, tracking, skipped)
-            return title, identified, remembered, [u for u in skipped if counts[u] == 1]
+            if {a.guid for a in articles}.isdisjoint(guid for _, guid in skipped):
+                urls = [url for url, _ in skipped]
+                counts = Counter(items[d][0] for d in cut.digests if items[d][0])
+                identified = identify(articles, tracking, urls)
+                return title, identified, remembered, [u for u in urls if counts[u] == 1]
+            title, articles = parse_feed(body, *args)  # every item of the shared guid together
+            return title, identify(articles, tracking), remembered, []
         if not cut.skipped:  # the whole document was parsed already
             return title, identify(articles, tracking), (), []
     title, articles = parse_feed(body, *args)
     return title, identify(articles, tracking), (), []
+
+
+def _remember(articles: list[Article], tracking: TrackingParams) -> list[tuple[str, str]]:
+    """(identity URL, guid) of each parsed item: what counts for it in a later document that
+    still carries it, instead of parsing it again."""
+    return [(item_url(a, tracking), a.guid) for a in articles]
 
 
 def read_outcome(outcome: PollOutcome, config: Config, now: datetime) -> PollOutcome:

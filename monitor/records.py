@@ -26,9 +26,9 @@ class Feed:
     body_hash: str | None = None
     error_count: int = 0
     full_text: bool = False  # fetch each new item's page and use its main text
-    # The items of the last document parsed: (digest of the item's bytes, its identity URL).
-    # Items with these digests are not parsed again (monitor/delta.py).
-    seen_items: tuple[tuple[str, str], ...] = ()
+    # The items of the last document parsed: (digest of the item's bytes, its identity URL, its
+    # guid as parsed). Items with these digests are not parsed again (monitor/delta.py).
+    seen_items: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ poll does with it: parse only the new items and still store exactly what is new.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -198,3 +199,55 @@ def test_items_that_give_no_article_make_the_whole_document_parsed(
     svc.poll(NOW)
     assert [c.article.guid for c in svc.poll(NOW + timedelta(hours=1)).changes] == [guid(2)]
     assert parsed[-1] == rss(item(2), item(1), empty)  # nothing remembered, nothing cut
+
+
+def shared_guid_item(link: str, title: str, text: str) -> str:
+    return (
+        f"<item><title>{title}</title><link>{link}</link><guid>{guid(0)}</guid>"
+        f"<description>{text}</description></item>"
+    )
+
+
+def test_items_sharing_a_guid_keep_their_own_articles_when_one_changes_beside_the_other(
+    service: Callable[[list[bytes]], Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The changed item's guid is also an unchanged item's, cut out of the document: the whole
+    document is parsed, so the changed one is told apart and revises its own article only."""
+    x, y = "https://news.example.org/x", "https://news.example.org/y"
+    zebra = shared_guid_item(x, "Zebra escapes", "Keepers are looking for it.")
+    zebra_found = shared_guid_item(x, "Zebra escapes", "Keepers found it in a park.")
+    football = shared_guid_item(y, "Football result", "Harbour 2, Dunes 1.")
+    late_goal = shared_guid_item(y, "Football result", "Harbour 2, Dunes 1 after a late goal.")
+    bodies = [rss(zebra, football), rss(zebra, late_goal), rss(zebra_found, late_goal)]
+    svc = service(bodies)
+    parsed = parsed_bodies(monkeypatch)
+    assert svc.poll(NOW).new_articles == 2
+    for hours, (changed, text) in enumerate([(y, "late goal"), (x, "park")], start=1):
+        [change] = svc.poll(NOW + timedelta(hours=hours)).changes
+        assert change.updated and change.article.url == changed and text in change.article.text
+        assert parsed[-1] == bodies[hours]
+    rows = svc.store.db.query("SELECT url, revision FROM articles ORDER BY url")
+    assert [(r["url"], r["revision"]) for r in rows] == [(x, 2), (y, 2)]
+
+
+def test_items_remembered_without_their_guid_are_parsed_again(
+    service: Callable[[list[bytes]], Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed's items remembered before guids were (digest and URL) cannot say whether a new
+    item shares their guid: the next changed document is parsed whole, once."""
+    svc = service([rss(item(1)), rss(item(2), item(1)), rss(item(3), item(2), item(1))])
+    parsed = parsed_bodies(monkeypatch)
+    svc.poll(NOW)
+    [feed] = svc.store.feeds()
+    svc.store.db.execute(
+        "UPDATE feeds SET seen_items = ? WHERE id = ?",
+        [
+            json.dumps([[d, "https://news.example.org/1"] for d in digests(rss(item(1)))]),
+            feed["id"],
+        ],
+    )
+    svc.store.db.conn.commit()
+    svc.poll(NOW + timedelta(hours=1))
+    assert parsed[-1] == rss(item(2), item(1))
+    svc.poll(NOW + timedelta(hours=2))
+    assert parsed[-1] == rss(item(3))

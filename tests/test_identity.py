@@ -3,6 +3,7 @@ re-run, only new matches reported), detected languages. Real feeds on loopback, 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -20,11 +21,13 @@ from monitor.identity import (
     TrackingParams,
     canonical_url,
     fingerprint,
+    identify,
     identity_url,
     lsh_layout,
     similarity,
     sketch,
 )
+from monitor.records import Article
 
 
 @pytest.fixture
@@ -184,6 +187,107 @@ def test_items_of_one_feed_sharing_a_link_stay_apart(
     )
     svc = service([server.url("/live.xml")])
     assert svc.poll().new_articles == 2
+
+
+ZEBRA = Item(
+    "d", "Zebra escapes from the city zoo", "Keepers found it in a park.", "https://n.example/x"
+)
+FOOTBALL = Item(
+    "d", "Football result: Harbour 2, Dunes 1", "A late goal won it.", "https://n.example/y"
+)
+
+
+def json_feed(items: list[Item], title: str = "Test feed") -> bytes:
+    """A JSON Feed 1.1 document with these items."""
+    return json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": title,
+            "language": "en",
+            "items": [
+                {"id": i.guid, "url": i.link, "title": i.title, "content_text": i.description}
+                for i in items
+            ],
+        }
+    ).encode()
+
+
+FORMATS = {"json": (json_feed, "application/feed+json"), "rss": (rss, "application/rss+xml")}
+
+
+def test_a_guid_shared_by_items_of_one_document_identifies_none_of_them() -> None:
+    tracking = TrackingParams.of([])
+    live = Item("d", "Ferries cancelled", "All crossings suspended.", "https://n.example/live")
+    later = Item("d", "Ferries resume", "Crossings start again at noon.", "https://n.example/live")
+    items = [ZEBRA, FOOTBALL, ZEBRA, live, later]
+    articles = [
+        Article(feed_id=1, guid=i.guid, url=i.link, title=i.title, summary=i.description)
+        for i in items
+    ]
+    guids = [a.guid for a in identify(articles, tracking)]
+    zebra, football, copy, live_guid, later_guid = guids
+    assert (zebra, football) == ("d https://n.example/x", "d https://n.example/y")  # links differ
+    assert copy == zebra  # an exact copy is still the same item
+    assert live_guid != later_guid and live_guid.startswith("d ")  # same link: texts tell apart
+    alone = identify(articles[:1], tracking)
+    assert alone[0].guid == "d"  # a guid no other item shares identifies its item as before
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_items_of_one_feed_sharing_a_guid_are_two_articles_that_stay_apart(
+    kind: str, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Polled again and again (the document changing around them), neither item becomes a
+    revision of the other."""
+    write, content_type = FORMATS[kind]
+    other = Item("e", "Tide tables for the week", "High water at 6.", "https://n.example/e")
+    bodies = [
+        write([ZEBRA, FOOTBALL]),
+        write([ZEBRA, FOOTBALL], title="Test feed, updated"),
+        write([other, ZEBRA, FOOTBALL]),
+    ]
+    server.route("/f", bodies=bodies, content_type=content_type)
+    svc = service([server.url("/f")])
+    summary = svc.poll()
+    assert (summary.new_articles, summary.updated_articles) == (2, 0)
+    for hours in (1, 2):
+        summary = svc.poll(NOW + timedelta(hours=hours))
+        assert summary.updated_articles == 0
+    assert summary.new_articles == 1  # the tide tables
+    rows = svc.rows(
+        "SELECT title, url, revision FROM articles WHERE title != ? ORDER BY url", [other.title]
+    )
+    assert rows == [
+        {"title": ZEBRA.title, "url": ZEBRA.link, "revision": 1},
+        {"title": FOOTBALL.title, "url": FOOTBALL.link, "revision": 1},
+    ]
+    assert [r["title"] for r in svc.store.search_articles("zebra")] == [ZEBRA.title]
+    assert [r["title"] for r in svc.store.search_articles("goal")] == [FOOTBALL.title]
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_an_item_stored_alone_stays_one_article_when_another_takes_its_guid(
+    kind: str, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """The item stored under its bare guid is found again by its link (its new guid becomes an
+    alias of the stored article) and the newcomer is new. In RSS the unchanged item is cut out
+    of the next document (monitor/delta.py) until the newcomer's guid makes it parsed again."""
+    write, content_type = FORMATS[kind]
+    bodies = [write([ZEBRA]), write([FOOTBALL, ZEBRA]), write([FOOTBALL, ZEBRA], title="Later")]
+    server.route("/f", bodies=bodies, content_type=content_type)
+    svc = service([server.url("/f")])
+    assert svc.poll().new_articles == 1
+    summary = svc.poll(NOW + timedelta(hours=1))
+    assert (summary.new_articles, summary.updated_articles) == (1, 0)
+    assert [c.article.title for c in summary.changes] == [FOOTBALL.title]
+    summary = svc.poll(NOW + timedelta(hours=2))
+    assert (summary.new_articles, summary.updated_articles) == (0, 0)
+    rows = svc.rows("SELECT id, guid, title, revision FROM articles ORDER BY id")
+    assert [(r["guid"], r["title"], r["revision"]) for r in rows] == [
+        ("d", ZEBRA.title, 1),
+        ("d https://n.example/y", FOOTBALL.title, 1),
+    ]
+    assert [a["guid"] for a in svc.store.aliases(rows[0]["id"])] == ["d https://n.example/x"]
 
 
 def test_bbc_replay_stores_each_item_once_and_each_headline_change_as_a_revision(

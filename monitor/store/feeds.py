@@ -83,7 +83,7 @@ class FeedQueries:
             body_hash=row["body_hash"],
             error_count=row["error_count"] or 0,
             full_text=bool(row.get("full_text")),
-            seen_items=tuple((d, u) for d, u in json.loads(row.get("seen_items") or "[]")),
+            seen_items=_seen_items(row.get("seen_items")),
         )
 
     def record_poll(self, feed_id: int, state: FeedState) -> None:
@@ -130,3 +130,11 @@ class FeedQueries:
         ):
             known[key[len(prefix) :]] = None
         return known
+
+
+def _seen_items(value: str | None) -> tuple[tuple[str, str, str], ...]:
+    """A feed's remembered items. Those remembered before guids were (digest and URL only) are
+    left out: their items are parsed once more, so that a guid they share with a new item is
+    seen (identity.distinct_guids)."""
+    items = json.loads(value or "[]")
+    return tuple((item[0], item[1], item[2]) for item in items if len(item) == 3)

@@ -40,7 +40,7 @@ class FeedState:
     body_hash: str | None = None
     success: bool = False
     new_items: int = 0
-    seen_items: tuple[tuple[str, str], ...] | None = None  # None: keep what the feed had
+    seen_items: tuple[tuple[str, str, str], ...] | None = None  # None: keep what the feed had
 
 
 ARTICLE_SELECT = (
