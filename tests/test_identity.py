@@ -17,6 +17,8 @@ from conftest import LoopbackServer
 from identity_support import NOW, Item, Service, rss, rule_index
 
 from monitor.config import load_config
+from monitor.config_delivery import DeliveryConfig, SubscriberConfig
+from monitor.deliver.dispatch import open_digests, sync_subscribers
 from monitor.identity import (
     TrackingParams,
     canonical_url,
@@ -362,6 +364,96 @@ def test_an_update_is_announced_only_for_rules_that_newly_match(
     assert again.updated and again.new_matches == ()  # still matching: nothing to announce
     rows = svc.rows("SELECT rule_id, revision FROM matches ORDER BY rule_id")
     assert rows == [{"rule_id": "charges", "revision": 2}, {"rule_id": "fire", "revision": 1}]
+
+
+def desk_following(tmp_path: Path, *rule_ids: str) -> DeliveryConfig:
+    """Delivery settings with one subscriber, `desk`, following these rules."""
+    desk = SubscriberConfig("desk", "desk@example.org", rules=rule_ids)
+    return DeliveryConfig(outbox=tmp_path / "outbox", subscribers=(desk,))
+
+
+def match_rows(svc: Service) -> dict[str, dict]:
+    rows = svc.rows("SELECT * FROM matches ORDER BY rule_id")
+    return {r["rule_id"]: {**r, "evidence": json.loads(r["evidence"])} for r in rows}
+
+
+def test_a_correction_that_no_longer_matches_withdraws_the_match(
+    tmp_path: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    rules = rule_index(tmp_path, {"z": "zebra OR giraffe", "zoo": "zoo"})
+    first = Item("g1", "Zebra escapes from zoo")
+    corrected = Item("g1", "Correction: lemur escapes from zoo")
+    server.route("/f.xml", bodies=[rss([first]), rss([corrected])])
+    svc = service([server.url("/f.xml")])
+    delivery = desk_following(tmp_path, "z", "zoo")
+    sync_subscribers(svc.store, delivery, NOW)
+    svc.poll(matcher=rules)
+    before = match_rows(svc)["z"]
+
+    summary = svc.poll(NOW + timedelta(hours=1), matcher=rules)
+    assert (summary.new_articles, summary.updated_articles, summary.new_matches) == (0, 1, 0)
+    [digest] = open_digests(svc.store, delivery, NOW + timedelta(hours=2), force=True)
+    carried = svc.rows("SELECT rule_id FROM delivery_matches WHERE delivery_id = ?", [digest])
+    assert carried == [{"rule_id": "zoo"}]
+
+    rows = match_rows(svc)
+    z, zoo = rows["z"], rows["zoo"]
+    assert (z["revision"], z["evidence_revision"], z["withdrawn_revision"]) == (1, 1, 2)
+    # Its evidence and snippet still describe revision 1, whose words they quote.
+    assert (z["snippet"], z["evidence"]) == (before["snippet"], before["evidence"])
+    [evidence] = z["evidence"]
+    assert first.title[evidence["start"] : evidence["end"]] == evidence["text"] == "Zebra"
+    assert (zoo["evidence_revision"], zoo["withdrawn_revision"]) == (2, None)
+
+
+def test_a_rule_that_still_matches_a_revision_describes_that_revision(
+    tmp_path: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    rules = rule_index(tmp_path, {"z": "zebra OR giraffe"})
+    first = Item("g1", "Zebra escapes from zoo")
+    second = Item("g1", "Update: zebra escapes from city zoo")
+    server.route("/f.xml", bodies=[rss([first]), rss([second])])
+    svc = service([server.url("/f.xml")])
+    svc.poll(matcher=rules)
+    before = match_rows(svc)["z"]
+
+    [change] = svc.poll(NOW + timedelta(hours=1), matcher=rules).changes
+    assert change.updated and change.new_matches == ()  # not announced again
+    z = match_rows(svc)["z"]
+    assert (z["revision"], z["matched_at"]) == (1, before["matched_at"])
+    assert (z["evidence_revision"], z["withdrawn_revision"]) == (2, None)
+    [evidence] = z["evidence"]
+    assert evidence["start"] == 8
+    assert second.title[evidence["start"] : evidence["end"]] == evidence["text"] == "zebra"
+
+
+def test_a_revision_that_matches_again_clears_the_withdrawal(
+    tmp_path: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    rules = rule_index(tmp_path, {"z": "zebra OR giraffe"})
+    bodies = [
+        rss([Item("g1", "Zebra escapes from zoo")]),
+        rss([Item("g1", "Correction: lemur escapes from zoo")]),
+        rss([Item("g1", "Correction: lemur escapes from zoo, keepers say")]),
+        rss([Item("g1", "Zebra and lemur escape from zoo, keepers say")]),
+    ]
+    server.route("/f.xml", bodies=bodies)
+    svc = service([server.url("/f.xml")])
+    delivery = desk_following(tmp_path, "z")
+    sync_subscribers(svc.store, delivery, NOW)
+    svc.poll(matcher=rules)
+    withdrawn = []
+    for hours in (1, 2, 3):
+        [change] = svc.poll(NOW + timedelta(hours=hours), matcher=rules).changes
+        assert change.updated and change.new_matches == ()
+        z = match_rows(svc)["z"]
+        withdrawn.append((z["evidence_revision"], z["withdrawn_revision"]))
+    # Withdrawn by revision 2 and still at 3 (kept from the first), matching again at 4.
+    assert withdrawn == [(1, 2), (1, 2), (4, None)]
+    assert z["revision"] == 1
+    [digest] = open_digests(svc.store, delivery, NOW + timedelta(hours=4), force=True)
+    carried = svc.rows("SELECT rule_id FROM delivery_matches WHERE delivery_id = ?", [digest])
+    assert carried == [{"rule_id": "z"}]
 
 
 def test_another_feeds_copy_never_revises_the_article(

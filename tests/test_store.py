@@ -53,6 +53,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m005_seen_items",
         "m006_sketch_band_log",
         "m007_band_index_in_memory",
+        "m008_match_withdrawal",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -97,6 +98,49 @@ def test_older_schema_is_upgraded_in_place_keeping_rows(tmp_path: Path) -> None:
         new = store.insert_articles([article(feed_id, "old-1"), article(feed_id, "new-2")], NOW)
     assert [a.guid for a in new] == ["new-2"]
     store.close()
+
+
+def test_upgrade_tells_which_revision_old_match_evidence_describes(tmp_path: Path) -> None:
+    """Before m008 a rule that stopped matching a revision kept the evidence of the last one it
+    matched: the upgrade finds those rows by their evidence and marks them withdrawn."""
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m008_match_withdrawal")
+    feed_id = db["feeds"].insert({"url": "https://old.example/rss"}).last_pk
+    titles = ["Zebra escapes from zoo", "Correction: lemur escapes from zoo"]
+    db["articles"].insert_all(
+        [
+            {"id": 1, "feed_id": feed_id, "guid": "a", "title": titles[1], "revision": 2},
+            {"id": 2, "feed_id": feed_id, "guid": "b", "title": titles[0], "revision": 1},
+        ]
+    )
+    db["revisions"].insert_all(
+        [{"article_id": 1, "revision": r, "title": t} for r, t in enumerate(titles, 1)]
+        + [{"article_id": 2, "revision": 1, "title": titles[0]}]
+    )
+
+    def evidence(title: str, word: str) -> str:
+        start = title.index(word)
+        found = {"field": "title", "start": start, "end": start + len(word), "text": word}
+        return json.dumps([{**found, "term": word.lower(), "entity": None}])
+
+    db["matches"].insert_all(
+        {"article_id": a, "rule_id": r, "evidence": evidence(titles[t], w), "revision": 1}
+        for a, r, t, w in [  # z no longer matched revision 2; zoo did, its evidence rewritten
+            (1, "z", 0, "Zebra"),
+            (1, "zoo", 1, "zoo"),
+            (2, "z", 0, "Zebra"),
+        ]
+    )
+    db.close()
+
+    store = Store(path)
+    rows = store.db.execute(
+        "SELECT article_id, rule_id, revision, evidence_revision, withdrawn_revision "
+        "FROM matches ORDER BY article_id, rule_id"
+    ).fetchall()
+    store.close()
+    assert rows == [(1, "z", 1, 1, 2), (1, "zoo", 1, 2, None), (2, "z", 1, 1, None)]
 
 
 def test_insert_articles_returns_only_new_ones(store: Store) -> None:

@@ -80,12 +80,18 @@ class MatchQueries:
         self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
     ) -> list[Match]:
         """Store the matches of one revision of an article; return only the rules that match it
-        and matched no earlier revision. A rule that matched before keeps its first match time
-        and revision (it was delivered then) with this revision's evidence."""
+        and matched no earlier revision.
+
+        A rule that matched before keeps its first match time and revision (it was delivered
+        then): if it matches this revision too, its score, evidence and snippet become this
+        revision's (evidence_revision) and it is no longer withdrawn; if it does not, it is
+        withdrawn at this revision (withdrawn_revision, kept from the first revision that no
+        longer matched) and its evidence stays that of evidence_revision, whose text it quotes."""
         before = {
-            rule_id
-            for (rule_id,) in self.db.execute(
-                "SELECT rule_id FROM matches WHERE article_id = ?", [article_id]
+            rule_id: withdrawn
+            for rule_id, withdrawn in self.db.execute(
+                "SELECT rule_id, withdrawn_revision FROM matches WHERE article_id = ?",
+                [article_id],
             )
         }
         new, updates, inserts = [], [], []
@@ -95,25 +101,34 @@ class MatchQueries:
             tags = json.dumps(list(match.tags))
             if match.rule_id in before:
                 updates.append(
-                    [match.score, evidence, match.snippet, tags, match.priority]
+                    [match.score, evidence, match.snippet, tags, match.priority, revision]
                     + [article_id, match.rule_id]
                 )
             else:
                 inserts.append(
                     [article_id, match.rule_id, match.score, evidence, match.snippet, tags]
-                    + [match.priority, matched_at, revision]
+                    + [match.priority, matched_at, revision, revision]
                 )
                 if match.article_id != article_id:
                     match = replace(match, article_id=article_id)
                 new.append(match)
         self.db.conn.executemany(
-            "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, "
-            "priority = ? WHERE article_id = ? AND rule_id = ?",
+            "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, priority = ?, "
+            "evidence_revision = ?, withdrawn_revision = NULL WHERE article_id = ? AND rule_id = ?",
             updates,
+        )
+        matched = {rule_id for *_, rule_id in updates}
+        self.db.conn.executemany(  # the rules this revision no longer matches
+            "UPDATE matches SET withdrawn_revision = ? WHERE article_id = ? AND rule_id = ?",
+            [
+                (revision, article_id, rule_id)
+                for rule_id, withdrawn in before.items()
+                if withdrawn is None and rule_id not in matched
+            ],
         )
         self.db.conn.executemany(
             "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
-            "matched_at, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "matched_at, revision, evidence_revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
         return new

@@ -331,7 +331,8 @@ class OutboxQueries:
         priorities: Sequence[str],
     ) -> list[tuple[int, str]]:
         """(article id, rule id) of matches made since `since` that this subscriber follows (by
-        rule or tag, at these priorities) and that no digest of theirs carries yet."""
+        rule or tag, at these priorities), that the article's latest revision still matches (not
+        withdrawn) and that no digest of theirs carries yet."""
         # Only the ways the subscriber follows are asked: by rules alone, the rule_id index
         # answers, instead of every match since `since` being read and its tags unpacked.
         follows = []
@@ -346,6 +347,7 @@ class OutboxQueries:
             return []
         rows = self.db.execute(
             "SELECT m.article_id, m.rule_id FROM matches m WHERE m.matched_at >= ? "
+            "AND m.withdrawn_revision IS NULL "
             f"AND m.priority IN ({','.join('?' * len(priorities))}) "
             f"AND ({' OR '.join(follows)}) "
             "AND NOT EXISTS (SELECT 1 FROM delivery_matches dm "

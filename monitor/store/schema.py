@@ -4,6 +4,9 @@ in place."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import sqlite_utils
 from sqlite_utils import Migrations
 
@@ -264,3 +267,62 @@ def m007_band_index_in_memory(db: sqlite_utils.Database) -> None:
     signatures: filing them in SQLite cost more than the rest of storing an article."""
     db.execute("DROP TABLE sketch_band_log")
     db.execute("DROP TABLE sketch_bands")
+
+
+@migrations()
+def m008_match_withdrawal(db: sqlite_utils.Database) -> None:
+    """Matches say which revision of their article their evidence describes (evidence_revision)
+    and whether the latest revision still matches (withdrawn_revision: NULL while it does, else
+    the first revision that no longer matched). See Store.record_matches."""
+    matches = db["matches"]
+    matches.add_column("evidence_revision", int)
+    matches.add_column("withdrawn_revision", int)
+    # Until now a rule's evidence was rewritten on every revision it matched and left alone on
+    # the others, so it describes the last revision that matched. On an article never revised
+    # (most rows) that is revision 1; on a revised one it is the latest revision if the evidence
+    # still fits the article's text (`vigie rules backtest --apply` re-derives the rows if a
+    # rule's NOT or NEAR makes that a wrong guess).
+    db.execute(
+        "UPDATE matches SET evidence_revision = "
+        "(SELECT COALESCE(a.revision, 1) FROM articles a WHERE a.id = matches.article_id)"
+    )
+    # Evidence that no longer fits was left behind by a revision the rule stopped matching: it
+    # describes the latest earlier revision whose stored headline and summary it fits (the
+    # revision it first matched if none does), and the one after that withdrew it.
+    revised = db.query(
+        "SELECT m.article_id, m.rule_id, m.evidence, m.revision, a.revision AS latest, "
+        "a.title, a.summary, a.content FROM matches m JOIN articles a ON a.id = m.article_id "
+        "WHERE a.revision > 1"
+    )
+    for row in list(revised):
+        evidence = json.loads(row["evidence"] or "[]")
+        if _evidence_fits(evidence, {f: row[f] for f in ("title", "summary", "content")}):
+            continue
+        first = row["revision"] or 1
+        earlier = db.execute(
+            "SELECT revision, title, summary FROM revisions WHERE article_id = ? "
+            "AND revision >= ? AND revision < ? ORDER BY revision DESC",
+            [row["article_id"], first, row["latest"]],
+        ).fetchall()
+        described = next(
+            (r for r, title, summary in earlier if _fits_headline(evidence, title, summary)),
+            first,
+        )
+        db.execute(
+            "UPDATE matches SET evidence_revision = ?, withdrawn_revision = ? "
+            "WHERE article_id = ? AND rule_id = ?",
+            [described, min(described + 1, row["latest"]), row["article_id"], row["rule_id"]],
+        )
+
+
+def _fits_headline(evidence: list[dict[str, Any]], title: str, summary: str) -> bool:
+    return _evidence_fits(evidence, {"title": title, "summary": summary})
+
+
+def _evidence_fits(evidence: list[dict[str, Any]], texts: dict[str, str | None]) -> bool:
+    """Whether each evidence item in one of these fields is found at its offsets there."""
+    return all(
+        (texts[e["field"]] or "")[e["start"] : e["end"]] == e["text"]
+        for e in evidence
+        if e.get("field") in texts
+    )
