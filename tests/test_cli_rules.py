@@ -219,6 +219,52 @@ def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> No
     assert after == report["matches"]
 
 
+def test_backtest_counts_a_match_withdrawn_by_a_correction_as_not_matching(
+    tmp_path: Path,
+) -> None:
+    config = project(tmp_path)
+    feed = tmp_path / "samples" / "feeds" / "coastal-herald.rss"
+    guid = "coastal-herald-2026-11-23-0001"
+    assert invoke("once", "--config", str(config)).exit_code == 0
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "data" / "vigie.db")
+    [(article_id,)] = db.execute(
+        "SELECT a.id FROM articles a JOIN matches m ON m.article_id = a.id "
+        "WHERE a.guid = ? AND m.rule_id = 'calais'",
+        [guid],
+    ).fetchall()
+    # The outlet rewrites the item into one about something else: the rule no longer matches.
+    text = feed.read_text(encoding="utf-8")
+    start = text.index("<item>")
+    end = text.index("</item>", start) + len("</item>")
+    link = text[text.index("<link>", start) : text.index("</link>", start) + len("</link>")]
+    rewritten = (
+        f"<item><title>Harbour festival postponed by a week</title>{link}"
+        f'<guid isPermaLink="false">{guid}</guid><pubDate>Mon, 23 Nov 2026 17:05:00 +0000'
+        "</pubDate><description>Organisers cited the forecast.</description></item>"
+    )
+    text = text[:start] + rewritten + text[end:]
+    feed.write_text(text, encoding="utf-8")
+    assert invoke("once", "--config", str(config)).exit_code == 0
+
+    result = invoke("rules", "backtest", "calais", "--json", "--config", str(config))
+    (report,) = json.loads(result.output)
+    assert (report["added"], report["removed"]) == ([], [])  # the stored matches are current
+    assert db.execute(
+        "SELECT withdrawn_revision FROM matches WHERE article_id = ? AND rule_id = 'calais'",
+        [article_id],
+    ).fetchall() == [(2,)]
+
+    invoke("rules", "backtest", "calais", "--apply", "--config", str(config))
+    rows = db.execute(
+        "SELECT article_id, evidence_revision, withdrawn_revision FROM matches "
+        "WHERE rule_id = 'calais'"
+    ).fetchall()
+    assert len(rows) == report["matches"] and article_id not in [a for a, _, _ in rows]
+    assert {(evidence, withdrawn) for _, evidence, withdrawn in rows} == {(1, None)}
+
+
 def test_check_warns_about_a_rule_matching_most_stored_articles(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0  # 30 sample articles stored

@@ -25,10 +25,18 @@ class MatchQueries:
     db: sqlite_utils.Database
 
     def insert_matches(self, matches: Iterable[Match], now: datetime) -> int:
-        """Store matches (one per article and rule); call inside the article's transaction."""
+        """Store matches (one per article and rule) found on the articles' stored text, their
+        latest revision, replacing what was stored for those pairs; call inside the article's
+        transaction."""
         rows = [match_columns(m, now) for m in matches]
         if rows:
             self.db["matches"].insert_all(rows, replace=True)
+            self.db.conn.executemany(
+                "UPDATE matches SET evidence_revision = "
+                "(SELECT COALESCE(revision, 1) FROM articles WHERE id = ?) "
+                "WHERE article_id = ? AND rule_id = ?",
+                [(r["article_id"], r["article_id"], r["rule_id"]) for r in rows],
+            )
         return len(rows)
 
     def insert_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
@@ -39,9 +47,18 @@ class MatchQueries:
         )
 
     def matches_for(
-        self, rule_ids: Sequence[str] | None = None, since: datetime | None = None
+        self,
+        rule_ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        *,
+        withdrawn: bool = False,
     ) -> list[dict[str, Any]]:
+        """The stored matches of these rules on articles first seen since `since`, with each
+        article's title and URL. Withdrawn ones (the article's latest revision no longer
+        matches) only with withdrawn=True."""
         clauses, params = [], []
+        if not withdrawn:
+            clauses.append("m.withdrawn_revision IS NULL")
         if rule_ids is not None:
             clauses.append(f"m.rule_id IN ({','.join('?' * len(rule_ids))})")
             params.extend(rule_ids)
@@ -65,7 +82,9 @@ class MatchQueries:
         matches: Iterable[Match],
         now: datetime,
     ) -> None:
-        """Backtest --apply: these rules' matches over these articles become `matches`."""
+        """Backtest --apply: these rules' matches over these articles become `matches`, found
+        on the articles' latest revisions; withdrawn matches of these rules go too, unless the
+        rules match again (then they are stored afresh, no longer withdrawn)."""
         with self.db.conn:
             for start in range(0, len(article_ids), 500):
                 chunk = article_ids[start : start + 500]
