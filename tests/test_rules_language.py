@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from monitor.records import Article
+from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
 from monitor.rules.parser import QuerySyntaxError, parse_query
@@ -145,16 +148,29 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "says"),
+    ("query", "column", "says"),
     [
-        ("police NEAR/0 police", "NEAR/0 can never hold"),
-        ("police NEAR/2 lang:fr", "not lang:"),
+        ("police NEAR/0 police", 1, "NEAR/0 can never hold"),
+        ("police NEAR/2 lang:fr", 20, "only lang:"),
+        ("police NEAR/2 (lang:fr OR lang:en)", 21, "only lang:"),
     ],
 )
-def test_near_that_can_never_hold_is_refused(query: str, says: str) -> None:
-    """Accepted, these rules silently matched nothing."""
-    with pytest.raises(QuerySyntaxError, match=says):
-        RuleIndex.build([Rule("r", query)], {})
+def test_near_that_can_never_hold_is_warned_of(
+    tmp_path: Path, query: str, column: int, says: str
+) -> None:
+    """Accepted silently, these rules matched nothing. A warning, not an error: a service
+    upgraded with such a rule in its files still starts."""
+    (tmp_path / "r.toml").write_text(f'[[rule]]\nid = "r"\nquery = "{query}"\n', "utf-8")
+    loaded = load_rules([tmp_path])
+    assert loaded.ok and [r.id for r in loaded.rules] == ["r"]
+    (warning,) = loaded.warnings
+    assert (warning.line, warning.column) == (3, 9 + column) and says in warning.message
+
+
+def test_lang_inside_a_side_of_near_with_words_still_works() -> None:
+    query = "(lang:en AND police) NEAR/5 slap"
+    assert matches(query, article("Police officer seen to slap a man"))
+    assert not matches(query, article("Police officer seen to slap a man", language="fr"))
 
 
 def test_rule_scopes_limit_languages_and_feed_tags() -> None:

@@ -36,6 +36,8 @@ class Compiler:
         # entity in many rules is one node, evaluated once per article (results are memoised
         # on the Document).
         self.cache: dict[object, Node] = cache if cache is not None else {}
+        # Parts of queries that can never match, with their position: `rules check` warns.
+        self.warnings: list[QuerySyntaxError] = []
 
     def compile(self, query: ast.Query, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
         if isinstance(query, ast.Term):
@@ -78,18 +80,25 @@ class Compiler:
                 if any(isinstance(n, ast.Not) for n in ast.walk(side)):
                     line, column = _position(side)
                     raise QuerySyntaxError("NEAR needs words on both sides, not NOT", line, column)
-                if any(isinstance(n, ast.Field) and n.name == "lang" for n in ast.walk(side)):
+                if not _has_words(side):
                     line, column = _position(side)
-                    raise QuerySyntaxError(
-                        "NEAR needs words on both sides, not lang: (which has no place in the "
-                        "text); join it with AND",
-                        line,
-                        column,
+                    self.warnings.append(
+                        QuerySyntaxError(
+                            "a side of NEAR with no word (only lang:) is near nothing: this can "
+                            "never match; join lang: with AND",
+                            line,
+                            column,
+                        )
                     )
             if query.distance < 1:
                 line, column = _position(query.left)
-                raise QuerySyntaxError(
-                    "NEAR/0 can never hold: words side by side are NEAR/1", line, column
+                self.warnings.append(
+                    QuerySyntaxError(
+                        "NEAR/0 can never hold (words side by side are NEAR/1): this can never "
+                        "match",
+                        line,
+                        column,
+                    )
                 )
             return Near(
                 self.compile(query.left, fields),
@@ -205,6 +214,22 @@ def _label(term: ast.Term) -> str:
         + ("*" if term.prefix else "")
         + ("~" if term.stem else "")
     )
+
+
+def _has_words(query: ast.Query) -> bool:
+    """Whether a query names any word, phrase or entity to find in the text (lang:'s value is
+    not one)."""
+    if isinstance(query, ast.Term | ast.Phrase | ast.EntityRef):
+        return True
+    if isinstance(query, ast.Field):
+        return query.name != "lang" and _has_words(query.child)
+    if isinstance(query, ast.And | ast.Or):
+        return any(map(_has_words, query.children))
+    if isinstance(query, ast.Not):
+        return _has_words(query.child)
+    if isinstance(query, ast.Near):
+        return _has_words(query.left) or _has_words(query.right)
+    return False
 
 
 def _position(query: ast.Query) -> tuple[int, int]:

@@ -142,6 +142,7 @@ def load_rules(paths: Iterable[Path], stats: TermStats = HEURISTIC) -> RuleSet:
             result.errors.append(source.query_error(rule, e))
             continue
         result.rules.append(rule)
+        result.warnings.extend(source.query_error(rule, w) for w in compiled.warnings)
         if rule.enabled:
             result.compiled.append(compiled)
             warning = _breadth_warning(compiled, stats)

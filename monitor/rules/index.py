@@ -23,7 +23,7 @@ from .document import Document
 from .evidence import evidence_of, score_of, snippet_of
 from .model import Entity, Rule
 from .nodes import AnyOf, Node, leaves
-from .parser import parse_query
+from .parser import QuerySyntaxError, parse_query
 from .stats import HEURISTIC, Key, TermStats
 
 
@@ -43,6 +43,8 @@ class CompiledRule:
     # Kept as flags, not derived per article: most candidates need neither test.
     checked: bool = False  # has clauses to check (may_match)
     scoped: bool = False  # has languages, feeds or feed tags (in_scope)
+    # Parts of the query that can never match, at their position in it (`rules check` warns).
+    warnings: tuple[QuerySyntaxError, ...] = ()
 
     def may_match(self, terms: AbstractSet[str]) -> bool:
         """False when the article lacks every term of one of the rule's required clauses;
@@ -83,7 +85,17 @@ def compile_rule(
     required = frozenset().union(*(c for c in must if len(c) == 1))
     either = tuple(c for c in must if len(c) > 1)
     scoped = bool(rule.languages or rule.feeds or rule.feed_tags)
-    return CompiledRule(rule, node, node.keys(), required, either, filings, bool(must), scoped)
+    return CompiledRule(
+        rule,
+        node,
+        node.keys(),
+        required,
+        either,
+        filings,
+        bool(must),
+        scoped,
+        tuple(compiler.warnings),
+    )
 
 
 def _implied(clause: frozenset[str], keys: frozenset[Key] | None, second: frozenset[str]) -> bool:
