@@ -292,6 +292,27 @@ def test_an_item_stored_alone_stays_one_article_when_another_takes_its_guid(
     assert [a["guid"] for a in svc.store.aliases(rows[0]["id"])] == ["d https://n.example/x"]
 
 
+@pytest.mark.parametrize("kind", FORMATS)
+def test_when_one_item_keeps_a_guid_they_shared_it_stays_its_own_article(
+    kind: str, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Once the other item leaves the feed, the guid is no longer shared: the item left is
+    found again under the guid it was given, not taken for the item stored under the bare one."""
+    write, content_type = FORMATS[kind]
+    football = Item(FOOTBALL.guid, FOOTBALL.title, "Match report, corrected.", FOOTBALL.link)
+    bodies = [write([ZEBRA]), write([FOOTBALL, ZEBRA]), write([FOOTBALL]), write([football])]
+    server.route("/f", bodies=bodies, content_type=content_type)
+    svc = service([server.url("/f")])
+    for hours in range(3):
+        svc.poll(NOW + timedelta(hours=hours))
+    summary = svc.poll(NOW + timedelta(hours=3))
+    assert (summary.new_articles, summary.updated_articles) == (0, 1)
+    assert [c.article.title for c in summary.changes] == [FOOTBALL.title]
+    rows = svc.rows("SELECT title, summary || content AS text, revision FROM articles ORDER BY id")
+    assert [(r["title"], r["revision"]) for r in rows] == [(ZEBRA.title, 1), (FOOTBALL.title, 2)]
+    assert rows[1]["text"] == "Match report, corrected."
+
+
 def test_bbc_replay_stores_each_item_once_and_each_headline_change_as_a_revision(
     shared_corpora: Path, server: LoopbackServer, service: Callable[..., Service]
 ) -> None:

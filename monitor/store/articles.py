@@ -148,6 +148,12 @@ class ArticleQueries:
 
     def _store_article(self, article: Article, now: datetime) -> Article | None:
         row = self._article_by_guid(article.feed_id, article.guid)
+        url = article.canonical_url
+        if row is not None and url and row["canonical_url"] not in (None, url):
+            # A guid the feed gave several items once (identity.distinct_guids) is bare again
+            # now that only one carries it: that item was stored under "guid URL", and the bare
+            # guid is another item's. Only asked when the URLs differ, which is rare.
+            row = self._article_by_guid(article.feed_id, f"{article.guid} {url}") or row
         if row is None and article.canonical_url:
             row = self._article_row("canonical_url = ?", [article.canonical_url])
             if row is not None:
