@@ -236,11 +236,23 @@ def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
 def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_config: Path) -> None:
     """pepper-spray, l'immigration, "unbalanced: searched as the words they hold."""
     vigie("once", "--config", feed_config)
-    for query in ("pepper-spray", "officers' pepper-spray", '"pepper spray'):
+    for query in (
+        "pepper-spray",
+        "officers' pepper-spray",
+        '"pepper spray',
+        "title:pepp* officers'",
+    ):
         found = vigie("articles", "search", query, "--json", "--config", feed_config)
         assert found.exit_code == 0, found.output
         titles = [row["title"] for row in json.loads(found.stdout)]
         assert "Officers filmed using pepper spray on people sleeping at Calais camp" in titles
+    # A column filter keeps its meaning: "tents" is in the text, not in any title.
+    anywhere = vigie("articles", "search", "tents* officers'", "--json", "--config", feed_config)
+    assert len(json.loads(anywhere.stdout)) == 1
+    titles = vigie(
+        "articles", "search", "title:tents* officers'", "--json", "--config", feed_config
+    )
+    assert titles.exit_code == 0 and json.loads(titles.stdout) == []
 
 
 def wait_for(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:

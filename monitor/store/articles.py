@@ -5,6 +5,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -291,12 +292,18 @@ class ArticleQueries:
 
 
 _FTS_OPERATORS = frozenset({"AND", "OR", "NOT"})
+_FTS_WORD = re.compile(r"((?:title|summary|content):)?(.*?)(\*?)", re.DOTALL)
 
 
 def fts_words(query: str) -> str:
     """The query with each word made an FTS5 string, which FTS5 splits into its words: a hyphen,
-    an apostrophe or an ampersand is then punctuation, not syntax."""
-    return " ".join(
-        word if word in _FTS_OPERATORS else '"' + word.replace('"', '""') + '"'
-        for word in query.split()
-    )
+    an apostrophe or an ampersand is then punctuation, not syntax. A column filter (title:) and
+    a final * stay outside the string, where they keep their meaning."""
+    out = []
+    for word in query.split():
+        column, text, star = _FTS_WORD.fullmatch(word).groups()  # type: ignore[union-attr]
+        if word in _FTS_OPERATORS or not text:
+            out.append(word)
+        else:
+            out.append(f'{column or ""}"{text.replace(chr(34), chr(34) * 2)}"{star}')
+    return " ".join(out)
