@@ -131,6 +131,7 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
         ("police NEAR/x slap", 1, 8, "NEAR takes a number"),
         ("police\nAND (slap OR", 2, 13, "ends too early"),
         ("@calais~ NEAR/5 camp", 1, 8, "~ (all forms of a word) must end a word"),
+        ("police =Calais~", 1, 15, "~ (all forms of a word) must end a word"),
     ],
 )
 def test_syntax_errors_point_at_line_and_column(query, line, column, says) -> None:

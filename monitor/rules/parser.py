@@ -28,6 +28,11 @@ def _parser() -> Lark:
     )
 
 
+_STRAY_TILDE = (
+    "~ (all forms of a word) must end a word, as in slap~; entities and =Exact words take none"
+)
+
+
 @v_args(inline=True)
 class _ToTree(Transformer):
     def term(self, token: Token) -> ast.Term:
@@ -45,12 +50,7 @@ class _ToTree(Transformer):
                 "a wildcard * may only end a word, as in migra*", token.line, token.column
             )
         if not text and not prefix:  # "~" alone: after an entity or an =Exact word, say
-            raise QuerySyntaxError(
-                "~ (all forms of a word) must end a word, as in slap~; entities and =Exact "
-                "words take none",
-                token.line,
-                token.column,
-            )
+            raise QuerySyntaxError(_STRAY_TILDE, token.line, token.column)
         if not text:
             raise QuerySyntaxError(
                 "a wildcard needs at least one letter before *", token.line, token.column
@@ -58,6 +58,8 @@ class _ToTree(Transformer):
         return ast.Term(text, prefix=prefix, stem=stem, line=token.line, column=token.column)
 
     def case_term(self, token: Token) -> ast.Term:
+        if str(token).endswith("~"):  # =Calais~: exact and all forms at once
+            raise QuerySyntaxError(_STRAY_TILDE, token.line, token.column + len(token) - 1)
         return ast.Term(str(token)[1:], case=True, line=token.line, column=token.column)
 
     def phrase(self, token: Token) -> ast.Phrase:
