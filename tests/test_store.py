@@ -279,3 +279,30 @@ def test_permanent_redirect_onto_an_existing_feed_keeps_both(store: Store) -> No
     )
     store.record_poll(a, moved)
     assert [f["url"] for f in store.feeds()] == ["https://a.example/feed", "https://b.example/feed"]
+
+
+def test_text_stored_with_decomposed_accents_is_not_revised_by_its_composed_form(
+    store: Store,
+) -> None:
+    """Before text was composed (NFC), an item written with combining accents was stored as it
+    came, fingerprint included; polled again it now arrives composed: the same words, not an
+    update to announce."""
+    from monitor.identity import fingerprint
+
+    feed_id = store.upsert_feed("https://a.example/feed", now=NOW)
+    decomposed = "Les exile\u0301s de Calais"
+    with store.transaction():
+        (stored,) = store.insert_articles(
+            [article(feed_id, "1", decomposed, fingerprint=fingerprint(decomposed, "", ""))], NOW
+        )
+    composed = "Les exilés de Calais"
+    again = article(feed_id, "1", composed, fingerprint=fingerprint(composed, "", ""))
+    with store.transaction():
+        assert store.store_articles([again], NOW + timedelta(hours=1)) == []
+    row = store.article(stored.id)  # type: ignore[arg-type]
+    assert row is not None and (row.title, row.revision) == (composed, 1)
+    assert [r["title"] for r in store.search_articles("exilés")] == [composed]
+    edited = article(feed_id, "1", composed + " évacués", fingerprint=fingerprint("x", "", ""))
+    with store.transaction():
+        (revised,) = store.store_articles([edited], NOW + timedelta(hours=2))
+    assert revised.revision == 2  # a real edit still is one

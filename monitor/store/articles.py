@@ -6,6 +6,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..identity import fingerprint
 from ..records import Article
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from .rows import (
@@ -182,6 +184,15 @@ class ArticleQueries:
                     [article.fingerprint, row["id"]],
                 )
             return None
+        if row["fingerprint"] == _decomposed_fingerprint(article):
+            # Stored before text was composed (text.normalise_space): the same words, not a
+            # revision; the stored text takes the composed form that search and rules expect.
+            values = article_columns(article)
+            self.db.execute(
+                f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+                [*values.values(), row["id"]],
+            )
+            return None
         return self._revise(row, article, now)
 
     def _article_by_guid(self, feed_id: int, guid: str) -> dict[str, Any] | None:
@@ -307,3 +318,12 @@ def fts_words(query: str) -> str:
         else:
             out.append(f'{column or ""}"{text.replace(chr(34), chr(34) * 2)}"{star}')
     return " ".join(out)
+
+
+def _decomposed_fingerprint(article: Article) -> str | None:
+    """The fingerprint the article's text had when Vigie stored accents as it received them,
+    decomposed (e and a combining accent); None for text without any accent to decompose."""
+    parts = (article.title, article.summary, article.content)
+    if all(part.isascii() for part in parts):
+        return None
+    return fingerprint(*(unicodedata.normalize("NFD", part) for part in parts))
