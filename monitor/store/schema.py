@@ -5,6 +5,8 @@ in place."""
 from __future__ import annotations
 
 import json
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
@@ -289,30 +291,36 @@ def m008_match_withdrawal(db: sqlite_utils.Database) -> None:
     # Evidence that no longer fits was left behind by a revision the rule stopped matching: it
     # describes the latest earlier revision whose stored headline and summary it fits (the
     # revision it first matched if none does), and the one after that withdrew it.
-    revised = db.query(
-        "SELECT m.article_id, m.rule_id, m.evidence, m.revision, a.revision AS latest, "
-        "a.title, a.summary, a.content FROM matches m JOIN articles a ON a.id = m.article_id "
-        "WHERE a.revision > 1"
-    )
-    for row in list(revised):
-        evidence = json.loads(row["evidence"] or "[]")
-        if _evidence_fits(evidence, {f: row[f] for f in ("title", "summary", "content")}):
-            continue
-        first = row["revision"] or 1
-        earlier = db.execute(
-            "SELECT revision, title, summary FROM revisions WHERE article_id = ? "
-            "AND revision >= ? AND revision < ? ORDER BY revision DESC",
-            [row["article_id"], first, row["latest"]],
-        ).fetchall()
-        described = next(
-            (r for r, title, summary in earlier if _fits_headline(evidence, title, summary)),
-            first,
-        )
-        db.execute(
-            "UPDATE matches SET evidence_revision = ?, withdrawn_revision = ? "
-            "WHERE article_id = ? AND rule_id = ?",
-            [described, min(described + 1, row["latest"]), row["article_id"], row["rule_id"]],
-        )
+    # Article by article, its text read once: not every match row with its article's content.
+    revised = db.execute(
+        "SELECT m.article_id, m.rule_id, m.evidence, m.revision, a.revision "
+        "FROM matches m JOIN articles a ON a.id = m.article_id WHERE a.revision > 1 "
+        "ORDER BY m.article_id"
+    ).fetchall()
+    for article_id, rows in groupby(revised, key=itemgetter(0)):
+        title, summary, content = db.execute(
+            "SELECT title, summary, content FROM articles WHERE id = ?", [article_id]
+        ).fetchone()
+        texts = {"title": title, "summary": summary, "content": content}
+        for _, rule_id, evidence_json, first_revision, latest in rows:
+            evidence = json.loads(evidence_json or "[]")
+            if _evidence_fits(evidence, texts):
+                continue
+            first = first_revision or 1
+            earlier = db.execute(
+                "SELECT revision, title, summary FROM revisions WHERE article_id = ? "
+                "AND revision >= ? AND revision < ? ORDER BY revision DESC",
+                [article_id, first, latest],
+            ).fetchall()
+            described = next(
+                (r for r, then, said in earlier if _fits_headline(evidence, then, said)),
+                first,
+            )
+            db.execute(
+                "UPDATE matches SET evidence_revision = ?, withdrawn_revision = ? "
+                "WHERE article_id = ? AND rule_id = ?",
+                [described, min(described + 1, latest), article_id, rule_id],
+            )
 
 
 def _fits_headline(evidence: list[dict[str, Any]], title: str, summary: str) -> bool:
