@@ -254,3 +254,31 @@ def test_deliveries_go_when_retention_has_pruned_their_matches(daily: Vigie) -> 
     daily.rows("DELETE FROM articles WHERE id < ?", (newest,))
     assert daily.store.prune_deliveries() == 1  # now it carried only pruned articles
     assert daily.rows("SELECT count(*) FROM deliveries") == [(0,)]
+
+
+def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: Vigie) -> None:
+    """One alert per story: a copy that joins the story after its digest went is left out,
+    under the rules that story was sent for; under another rule it is news to the subscriber."""
+    daily.poll(NOW)
+    [first] = open_digests(daily.store, daily.config.delivery, NOW, force=True)
+    [(told, rule)] = daily.rows(
+        "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ? LIMIT 1", (first,)
+    )
+    [(story,)] = daily.rows("SELECT story_id FROM articles WHERE id = ?", (told,))
+    assert story is not None
+    other = "a-rule-added-later"
+    with daily.store.transaction():
+        daily.rows("INSERT INTO articles (feed_id, guid, title) VALUES (1, 'copy', 'A copy')")
+        [(copy,)] = daily.rows("SELECT id FROM articles WHERE guid = 'copy'")
+        daily.store.join_story(copy, story, NOW)
+        daily.store.record_matches(copy, 1, [Match(copy, rule, 1.0, (), tags=(rule,))], NOW)
+    later = NOW + timedelta(minutes=5)
+    assert open_digests(daily.store, daily.config.delivery, later, force=True) == []
+    with daily.store.transaction():
+        daily.store.record_matches(
+            copy, 1, [Match(copy, other, 1.0, (), tags=tuple(ALL_TAGS))], NOW
+        )
+    [second] = open_digests(daily.store, daily.config.delivery, later, force=True)
+    assert daily.rows(
+        "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ?", (second,)
+    ) == [(copy, other)]

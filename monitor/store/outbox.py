@@ -332,7 +332,9 @@ class OutboxQueries:
     ) -> list[tuple[int, str]]:
         """(article id, rule id) of matches made since `since` that this subscriber follows (by
         rule or tag, at these priorities), that the article's latest revision still matches (not
-        withdrawn) and that no digest of theirs carries yet."""
+        withdrawn) and that no digest of theirs carries yet, nor another article of the same
+        story under the same rule: one alert per story, however many outlets run it, even when
+        an outlet's copy arrives after the story was sent."""
         # Only the ways the subscriber follows are asked: by rules alone, the rule_id index
         # answers, instead of every match since `since` being read and its tags unpacked.
         follows = []
@@ -353,7 +355,12 @@ class OutboxQueries:
             "AND NOT EXISTS (SELECT 1 FROM delivery_matches dm "
             "JOIN deliveries d ON d.id = dm.delivery_id WHERE d.kind = 'digest' "
             "AND d.target = ? AND dm.article_id = m.article_id AND dm.rule_id = m.rule_id) "
+            "AND NOT EXISTS (SELECT 1 FROM articles a "
+            "JOIN articles told ON told.story_id = a.story_id AND told.id != a.id "
+            "JOIN delivery_matches dm ON dm.article_id = told.id AND dm.rule_id = m.rule_id "
+            "JOIN deliveries d ON d.id = dm.delivery_id "
+            "WHERE a.id = m.article_id AND d.kind = 'digest' AND d.target = ?) "
             "ORDER BY m.matched_at, m.article_id, m.rule_id",
-            [iso(since), *priorities, *rule_ids, *tags, name],
+            [iso(since), *priorities, *rule_ids, *tags, name, name],
         )
         return [(row[0], row[1]) for row in rows]
