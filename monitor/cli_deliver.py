@@ -221,6 +221,10 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     config = load_config(config_path)
     store = Store(config.database)
     now = datetime.now(UTC)
+    found = store.delivery(delivery_id)
+    if found is not None and found.kind == "digest" and not found.items:
+        # Sent again, it would be an email saying nothing matched.
+        raise VigieError(f"digest #{delivery_id} carries nothing any more: retention pruned it")
     delivery = store.requeue(delivery_id, now)
     if delivery is None:
         raise VigieError(f"no delivery {delivery_id}")

@@ -142,3 +142,19 @@ def test_replay_refuses_a_bad_since(bundled: Path) -> None:
     result = vigie("deliveries", "replay", "--since", "last week", "--config", bundled)
     assert result.exit_code == 1
     assert 'expected a date like 2026-11-20, a time, or a duration like "24h"' in result.stderr
+
+
+def test_retry_of_a_digest_whose_articles_were_all_pruned_is_refused(bundled: Path) -> None:
+    """Sent again, it would be an email saying nothing matched."""
+    assert vigie("once", "--config", bundled).exit_code == 0  # digest #1, written to outbox/
+    import sqlite3
+
+    db = sqlite3.connect(bundled.parent / "data" / "vigie.db")
+    with db:
+        db.execute("UPDATE deliveries SET status = 'pending' WHERE id = 1")
+        db.execute("DELETE FROM delivery_matches WHERE delivery_id = 1")
+    result = vigie("deliveries", "retry", "1", "--config", bundled)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: digest #1 carries nothing any more: retention pruned it"
+    )

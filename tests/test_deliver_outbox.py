@@ -282,3 +282,25 @@ def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: V
     assert daily.rows(
         "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ?", (second,)
     ) == [(copy, other)]
+
+
+def test_pruning_every_article_forgets_the_deliveries_that_carried_them(daily: Vigie) -> None:
+    """Found with storage.retention = "1m": every article pruned, the sent digest stayed with
+    its items, and `deliveries retry` sent it again as an email saying nothing matched."""
+    daily.poll(NOW)
+    [sent] = open_digests(daily.store, daily.config.delivery, NOW, force=True)
+    daily.store.record_attempt(sent, "sent", NOW)
+    with daily.store.transaction():
+        daily.rows(
+            "INSERT INTO articles (feed_id, guid, first_seen) VALUES (1, 'x', ?)",
+            (NOW.isoformat(),),
+        )
+        [(late,)] = daily.rows("SELECT id FROM articles WHERE guid = 'x'")
+        daily.store.record_matches(late, 1, [Match(late, "calais", 1.0, (), tags=("calais",))], NOW)
+    [waiting] = open_digests(daily.store, daily.config.delivery, NOW, force=True)  # not sent
+    later = NOW + timedelta(days=2)
+    while daily.store.prune(later, later):
+        pass
+    assert daily.rows("SELECT count(*) FROM articles") == [(0,)]
+    assert daily.rows("SELECT id FROM deliveries") == [(waiting,)]  # still due: it reports
+    assert daily.rows("SELECT count(*) FROM delivery_matches") == [(0,)]

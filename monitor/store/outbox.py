@@ -260,12 +260,15 @@ class OutboxQueries:
 
     def prune_deliveries(self) -> int:
         """Forget what retention made pointless: the carried matches of articles that no longer
-        exist (ids below the oldest stored article's), then the finished deliveries left carrying
-        nothing. Costs an indexed lookup when there is nothing to do. Returns deliveries removed."""
+        exist (ids below the oldest stored article's; Store.prune removes those of the articles
+        it prunes), then the finished deliveries left carrying nothing. Costs an indexed lookup
+        when there is nothing to do. Returns deliveries removed."""
         with self.transaction():
             oldest = self.db.execute("SELECT min(id) FROM articles").fetchone()[0]
-            if oldest is None:
-                return 0
+            if oldest is None:  # every article pruned: every item is of a pruned one
+                oldest = self.db.execute(
+                    "SELECT COALESCE(max(article_id), 0) + 1 FROM delivery_matches"
+                ).fetchone()[0]
             touched = [
                 row[0]
                 for row in self.db.execute(
@@ -276,16 +279,20 @@ class OutboxQueries:
             if not touched:
                 return 0
             self.db.execute("DELETE FROM delivery_matches WHERE article_id < ?", [oldest])
-            removed = 0
-            for start in range(0, len(touched), 500):
-                chunk = touched[start : start + 500]
-                removed += self.db.execute(
-                    f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(chunk))}) "
-                    "AND status IN ('sent', 'failed', 'dead') AND NOT EXISTS "
-                    "(SELECT 1 FROM delivery_matches dm WHERE dm.delivery_id = deliveries.id)",
-                    chunk,
-                ).rowcount
-            return removed
+            return self._forget_emptied_deliveries(touched)
+
+    def _forget_emptied_deliveries(self, touched: Sequence[int]) -> int:
+        """Of these deliveries, remove the finished ones that carry nothing any more."""
+        removed = 0
+        for start in range(0, len(touched), 500):
+            chunk = touched[start : start + 500]
+            removed += self.db.execute(
+                f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND status IN ('sent', 'failed', 'dead') AND NOT EXISTS "
+                "(SELECT 1 FROM delivery_matches dm WHERE dm.delivery_id = deliveries.id)",
+                chunk,
+            ).rowcount
+        return removed
 
     def disable_endpoint(self, name: str, url: str, reason: str, now: datetime) -> int:
         """Stop sending to a webhook endpoint (it answered 410 Gone) until its URL changes or an
