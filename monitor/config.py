@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .config_delivery import DeliveryConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
@@ -239,12 +239,15 @@ class Config:
 
 
 def parse_duration(value: Any) -> float | None:
-    """'15m' -> 900.0; a bare number is seconds. None when the value is not a duration."""
+    """'15m' -> 900.0. None when the value is not a duration. A number needs its unit, but for
+    0: `retention = 90` meaning 90 seconds would prune every article within two minutes."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
+        return 0.0 if value == 0 else None
     if isinstance(value, str) and (m := _DURATION.match(value)):
+        if m.group(2) is None and float(m.group(1)) != 0:
+            return None
         return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     return None
 

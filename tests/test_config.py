@@ -158,13 +158,14 @@ def test_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("15m", 900), ("2h", 7200), ("7d", 604800), ("1.5s", 1.5), (45, 45)],
+    [("90s", 90), ("15m", 900), ("2h", 7200), ("7d", 604800), ("1.5s", 1.5), (0, 0), ("0", 0)],
 )
 def test_parse_duration(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["fast", "", "-1s", "10 minutes", True, [1]])
+# A number without its unit is refused: `retention = 90` read as seconds pruned everything.
+@pytest.mark.parametrize("text", ["fast", "", "-1s", "10 minutes", True, [1], 45, "90", 2.5])
 def test_parse_duration_refuses(text: object) -> None:
     assert parse_duration(text) is None
 
