@@ -24,6 +24,8 @@ from .cli_common import (
     err_console,
     escape,
     highlighted,
+    locked_database,
+    open_database,
     operator_errors,
 )
 from .cli_deliver import add_delivery_commands, deliver_after_poll
@@ -36,13 +38,14 @@ from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
 from .rules.stats import HEURISTIC, TermStats
-from .scheduler import database_lock, log_undeliverable, run_service
+from .scheduler import log_undeliverable, run_service
 from .store import Store
 from .store.articles import fts_words
 
 
 def open_store(config: Config) -> Store:
-    store = Store(config.database)
+    """The configured database, with config.toml's feeds and subscribers brought in."""
+    store = open_database(config)
     now = datetime.now(UTC)
     for feed in config.feeds:
         store.upsert_feed(
@@ -142,7 +145,7 @@ def run(config_path: str, verbose: bool) -> None:
     """Run the service until Ctrl+C or SIGTERM: poll due feeds, reload edited rules."""
     configure_logging(verbose)
     config = load_config(config_path)
-    with database_lock(config.database):
+    with locked_database(config):
         store = open_store(config)
         book = load_rulebook(config)
         stop = threading.Event()
@@ -159,7 +162,7 @@ def once(config_path: str) -> None:
     """Poll every feed once, store and match what is new, print a summary, then deliver:
     each subscriber's digest (an .eml in the outbox folder without SMTP) and the webhooks."""
     config = load_config(config_path)
-    with database_lock(config.database):
+    with locked_database(config):
         store = open_store(config)
         book = load_rulebook(config)
         total = len(store.feeds())

@@ -15,7 +15,14 @@ from datetime import UTC, datetime, timedelta
 import click
 from rich.table import Table
 
-from .cli_common import config_option, console, escape, operator_errors
+from .cli_common import (
+    config_option,
+    console,
+    escape,
+    locked_database,
+    open_database,
+    operator_errors,
+)
 from .config import Config, load_config, parse_duration
 from .config_delivery import SubscriberConfig
 from .deliver.dispatch import (
@@ -32,7 +39,6 @@ from .fetch import make_session
 from .records import Delivery
 from .rules.files import RuleBook
 from .rules.index import RuleIndex
-from .scheduler import database_lock
 from .store import Store
 
 
@@ -101,7 +107,7 @@ def deliver_after_poll(
 
 def _send_or_queue(config: Config, send: Callable[[], None]) -> None:
     try:
-        with database_lock(config.database):
+        with locked_database(config):
             send()
     except AlreadyRunningError:
         console.print(
@@ -123,7 +129,7 @@ def digest_preview(subscriber: str, config_path: str) -> None:
     """Render SUBSCRIBER's next digest to an HTML file and print its path; nothing is claimed."""
     config = load_config(config_path)
     chosen = _subscriber(config, subscriber)
-    store = Store(config.database)
+    store = open_database(config)
     path, rendered = preview_digest(
         store, config.delivery, chosen, _labels(config), datetime.now(UTC)
     )
@@ -142,7 +148,7 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     names = [_subscriber(config, subscriber).name] if subscriber else None
     if not config.delivery.subscribers:
         raise VigieError(f"{config.path}: no [[subscribers]] configured")
-    store = Store(config.database)
+    store = open_database(config)
     now = datetime.now(UTC)
     created = open_digests(store, config.delivery, now, names, force=True)
     if not created:
@@ -186,7 +192,7 @@ def deliveries_list(
 ) -> None:
     """Deliveries, newest first, with their attempts and last error."""
     config = load_config(config_path)
-    store = Store(config.database)
+    store = open_database(config)
     found = store.list_deliveries(kind=kind, status=status, target=target, limit=limit)
     store.close()
     if as_json:
@@ -219,7 +225,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     """Send delivery DELIVERY_ID again now, with the same Message-ID or webhook-id; a webhook
     endpoint disabled by a 410 is enabled again."""
     config = load_config(config_path)
-    store = Store(config.database)
+    store = open_database(config)
     now = datetime.now(UTC)
     found = store.delivery(delivery_id)
     if found is not None and found.kind == "digest" and not found.items:
@@ -273,7 +279,7 @@ def deliveries_replay(
     config = load_config(config_path)
     now = datetime.now(UTC)
     since = parse_since(since_text, now)
-    store = Store(config.database)
+    store = open_database(config)
     ids = store.requeue_since(since, now, target=target, sent=include_sent)
     console.print(f"{len(ids)} deliveries queued again.")
 

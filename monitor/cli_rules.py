@@ -12,7 +12,14 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from .cli_common import config_option, console, err_console, highlighted, operator_errors
+from .cli_common import (
+    config_option,
+    console,
+    err_console,
+    highlighted,
+    open_database,
+    operator_errors,
+)
 from .config import Config, load_config, parse_duration
 from .errors import ConfigError, FetchError, RuleError, VigieError
 from .fetch import fetch_feed, make_session
@@ -47,15 +54,19 @@ def rules_check(config_path: str) -> None:
     try:
         config = load_config(config_path)
     except VigieError as e:
-        err_console.print(f"error: {e}", markup=False)
+        err_console.print(f"error: {e}", markup=False, soft_wrap=True)
         sys.exit(1)
     loaded = load_rules(config.rules.paths)
-    if loaded.ok and config.database.exists():
-        loaded.warnings.extend(_broad_on_stored_articles(loaded, config))
-    if loaded.ok:
-        for key, message in config.delivery.undeliverable(loaded.rules):
-            loaded.warnings.append(RuleError(config_path, 0, 0, f"{key}: {message}"))
-        loaded.warnings.extend(_scoped_to_unknown_feeds(loaded, config))
+    try:  # the stored articles and feeds, when there is a database, tell more
+        if loaded.ok and config.database.exists():
+            loaded.warnings.extend(_broad_on_stored_articles(loaded, config))
+        if loaded.ok:
+            for key, message in config.delivery.undeliverable(loaded.rules):
+                loaded.warnings.append(RuleError(config_path, 0, 0, f"{key}: {message}"))
+            loaded.warnings.extend(_scoped_to_unknown_feeds(loaded, config))
+    except ConfigError as e:  # storage.database names something that is not a database
+        err_console.print(f"error: {e}", markup=False, soft_wrap=True)
+        sys.exit(1)
     for error in loaded.errors:
         _print_problem(error, "error")
     for warning in loaded.warnings:
@@ -81,7 +92,7 @@ def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]
     names = {f.name for f in config.feeds if f.name}
     tags = {t for f in config.feeds for t in f.tags}
     if config.database.exists():
-        store = Store(config.database)
+        store = open_database(config)
         try:
             for row in store.feeds():
                 names.update(n for n in (row["name"], row["title"]) if n)
@@ -111,7 +122,7 @@ BROAD_SHARE = 0.5  # a rule matching more than this share of them is reported
 
 def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError]:
     """Rules that match most of the recently stored articles: almost certainly too broad."""
-    store = Store(config.database)
+    store = open_database(config)
     try:
         sample = store.recent_articles(BROAD_SAMPLE)
         tags = _feed_tags(store)
@@ -169,7 +180,7 @@ def _stored(config: Config) -> Store:
             "no database there yet (vigie once or vigie run creates it)",
             str(config.database),
         )
-    return Store(config.database)
+    return open_database(config)
 
 
 def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:

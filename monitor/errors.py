@@ -6,6 +6,7 @@
     ├── FetchError           one feed could not be fetched (recorded on the feed)
     │   └── BlockedAddressError   the guard refused a non-public address
     ├── FeedParseError       one feed's bytes are not a feed (recorded on the feed)
+    ├── DatabaseOpenError    storage.database cannot be opened or created: names the path, why
     └── AlreadyRunningError  another `vigie run` holds the database
 
 The CLI and the scheduler catch VigieError in one place and print or log `str(error)` as one line.
@@ -63,6 +64,15 @@ class FeedParseError(VigieError):
     def __init__(self, url: str, reason: str) -> None:
         self.url, self.reason = url, reason
         super().__init__(f"{url}: {reason}")
+
+
+class DatabaseOpenError(VigieError):
+    """The database file cannot be opened or created: a folder, a file that is not SQLite, a
+    folder that cannot be made. The CLI names the config file and key that chose the path."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
 
 
 class AlreadyRunningError(VigieError):

@@ -25,13 +25,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Config
 from .config_delivery import DeliveryConfig
 from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
-from .errors import AlreadyRunningError
+from .errors import AlreadyRunningError, DatabaseOpenError
 from .fetch import make_session
 from .pipeline import poll_due
 from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
-from .store import Store
+from .store import Store, prepare_database
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,13 @@ log = logging.getLogger(__name__)
 def database_lock(database: Path) -> Iterator[None]:
     """Hold an exclusive lock beside the database, so two services never poll the same data."""
     lock_path = database.with_name(database.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    prepare_database(database)  # an unusable path is refused before a lock is left beside it
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise DatabaseOpenError(
+            str(database), f"cannot create the lock file {lock_path}: {e.strerror or e}"
+        ) from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -125,6 +125,89 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert_one_line_error(result, "nope.toml: file not found (pass --config PATH)")
 
 
+UNUSABLE_DATABASES = {
+    # storage.database -> what the error line says about it (the path is made in tmp_path)
+    "folder": "(it is a folder)",
+    "passwd": "(it is not a SQLite database)",
+    "passwd/x.db": "is a file, not a folder)",
+}
+DATABASE_COMMANDS = [
+    ["once"],
+    ["feeds", "list"],
+    ["feeds", "add", "https://example.org/feed.xml"],
+    ["feeds", "export"],
+    ["articles", "search", "calais"],
+    ["digest", "preview", "desk"],
+    ["digest", "send"],
+    ["deliveries", "list"],
+    ["deliveries", "retry", "1"],
+    ["deliveries", "replay", "--since", "1h"],
+    ["rules", "check"],
+    ["rules", "test", "--article", "1"],
+    ["rules", "backtest"],
+]
+
+
+def unusable_database_config(tmp_path: Path, write_config: Callable[..., Path], db: str) -> Path:
+    """config.toml whose storage.database is `db` in tmp_path: a folder, or a file (or a path
+    under a file) that is not SQLite, like /etc/passwd."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n" * 40)
+    config = write_config(
+        [str(SAMPLES / "coastal-herald.rss")],
+        database=str(tmp_path / db),
+        rules={"paths": [str(REPO / "rules")]},
+    )
+    with config.open("a") as out:
+        out.write('[[subscribers]]\nname = "desk"\nemail = "desk@example.org"\ntags = ["calais"]\n')
+    return config
+
+
+@pytest.mark.parametrize(
+    ("db", "command"),
+    [
+        (db, command)
+        for db in UNUSABLE_DATABASES
+        for command in DATABASE_COMMANDS
+        # `rules` only read a database that is there, and say so when it is not
+        if not (db == "passwd/x.db" and command[0] == "rules")
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value,
+)
+def test_unusable_database_is_one_line_naming_config_and_key(
+    tmp_path: Path, write_config: Callable[..., Path], db: str, command: list[str]
+) -> None:
+    config = unusable_database_config(tmp_path, write_config, db)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = vigie(*command, "--config", config)
+    line = assert_one_line_error(
+        result,
+        f"{config}: storage.database: expected a SQLite database file",
+        UNUSABLE_DATABASES[db],
+        f'got "{tmp_path / db}"',
+    )
+    assert line.startswith(f"error: {config}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no lock file left beside it
+
+
+@pytest.mark.parametrize("command", ["once", "run"])
+def test_service_refuses_a_database_folder_it_cannot_create(
+    tmp_path: Path, write_config: Callable[..., Path], command: str
+) -> None:
+    """database = "/proc/nope/x.db": /proc/nope can never be made."""
+    parent = Path("/proc/nope") if Path("/proc/self").is_dir() else tmp_path / "passwd" / "nope"
+    config = unusable_database_config(tmp_path, write_config, "folder")
+    config.write_text(config.read_text().replace(str(tmp_path / "folder"), str(parent / "x.db")))
+    result = service_py(command, "--config", config)
+    assert_one_line_error(
+        result,
+        f"{config}: storage.database: expected a SQLite database file",
+        f"cannot create the folder {parent}",
+        f'got "{parent / "x.db"}"',
+    )
+    assert result.stdout == ""
+
+
 def test_feeds_add_then_list_json(
     tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,7 @@
   `feeds`, `articles`, `matches`, `stories`, `pruning`, `outbox`.
 """
 
-from .database import Store
+from .database import Store, prepare_database
 from .outbox import WEBHOOK_BATCH_ARTICLES
 from .rows import FeedState, OutboxItem, iso, parse_iso
 from .schema import migrations
@@ -19,4 +19,5 @@ __all__ = [
     "iso",
     "migrations",
     "parse_iso",
+    "prepare_database",
 ]

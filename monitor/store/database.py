@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from ..bands import BandIndex
+from ..errors import DatabaseOpenError
 from .articles import ArticleQueries
 from .feeds import FeedQueries
 from .matches import MatchQueries
@@ -26,18 +27,55 @@ from .pruning import PruningQueries
 from .schema import migrations
 from .stories import StoryQueries
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def prepare_database(path: Path) -> None:
+    """Make the database's folder and check that `path` can be a database: a missing or empty
+    file (SQLite starts it), or a SQLite file. Raises DatabaseOpenError saying why not, before
+    anything is created beside it (the service's lock file included)."""
+    if path.is_dir():
+        raise DatabaseOpenError(str(path), "it is a folder")
+    try:
+        with path.open("rb") as existing:
+            header = existing.read(len(SQLITE_HEADER))
+    except (FileNotFoundError, NotADirectoryError):  # the folder's turn, below
+        header = b""
+    except OSError as e:
+        raise DatabaseOpenError(str(path), f"cannot be read: {e.strerror or e}") from e
+    if header and header != SQLITE_HEADER:
+        raise DatabaseOpenError(str(path), "it is not a SQLite database")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:
+        raise DatabaseOpenError(str(path), f"{path.parent} is a file, not a folder") from e
+    except OSError as e:
+        raise DatabaseOpenError(
+            str(path), f"cannot create the folder {path.parent}: {e.strerror or e}"
+        ) from e
+
 
 class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQueries, OutboxQueries):
     """A Vigie database on disk. Opening it applies any pending migrations."""
 
     def __init__(self, path: str | Path) -> None:
+        """Raises DatabaseOpenError when `path` cannot hold a database (see prepare_database)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_database(self.path)
         # One connection, used by one thread at a time (the CLI, or the one scheduler job that
         # owns this Store: each job has its own, and the rule reload opens its own), so it may
         # be created on one thread and used on another.
-        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+        except sqlite3.Error as e:  # what prepare_database cannot foresee (permissions, ...)
+            raise DatabaseOpenError(str(self.path), str(e)) from e
+        self.db = sqlite_utils.Database(conn)
+        try:
+            # The first statement reads the file's header: where a damaged file shows.
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise DatabaseOpenError(str(self.path), str(e)) from e
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
