@@ -25,6 +25,7 @@ from .cli_common import (
 )
 from .config import Config, load_config, parse_duration
 from .config_delivery import SubscriberConfig
+from .deliver.digest import count_of
 from .deliver.dispatch import (
     Sent,
     dispatch_webhooks,
@@ -60,10 +61,11 @@ def _subscriber(config: Config, name: str) -> SubscriberConfig:
 
 
 def print_sent(sent: list[Sent]) -> None:
-    """One line per attempt: `Digest #1 for newsroom (13 articles) written: outbox/....eml`."""
+    """One line per attempt: `Digest #1 for newsroom (13 articles) written: outbox/....eml`;
+    a digest counts its entries with its own word ("2 stories"), a webhook its matches."""
     for result in sent:
-        if result.kind == "digest":
-            what, count = "Digest", f"{result.items} article{'s' if result.items != 1 else ''}"
+        if result.kind == "digest":  # counted as the email counts its entries
+            what, count = "Digest", count_of(result.items, result.noun or "articles")
         else:
             what, count = "Webhook", f"{result.items} match{'es' if result.items != 1 else ''}"
         colour = {"sent": "green", "pending": "yellow"}.get(result.status, "red")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import REPO
+from conftest import REPO, SAMPLES
 from delivery_support import (
     ALL_TAGS,
     SECRET_ENV,
     Receiver,
+    SmtpServer,
     Vigie,
     write_delivery_config,
 )
@@ -54,6 +55,38 @@ def test_once_on_the_bundled_config_writes_a_digest_and_prints_its_path(bundled:
     again = vigie("once", "--config", bundled)
     assert "Digest for newsroom: nothing new to send" in again.stdout
     assert len(list(path.parent.glob("*.eml"))) == 1
+
+
+def test_once_reports_the_stories_the_email_lists_by_smtp_and_as_eml(
+    smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """Two outlets carry the same reports: the email lists one entry per story, the other outlet
+    under it. `once` says so, by SMTP as in the .eml, not the matches behind the entries."""
+    wire = tmp_path / "wire.rss"
+    herald = (SAMPLES / "coastal-herald.rss").read_text()
+    wire.write_text(herald.replace("The Coastal Herald", "Wire").replace("coastal-herald", "wire"))
+    feeds = [
+        {"url": str(SAMPLES / "coastal-herald.rss"), "name": "The Coastal Herald"},
+        {"url": str(wire), "name": "Wire"},
+    ]
+    desk = {"name": "desk", "email": "desk@newsroom.test", "tags": ALL_TAGS}
+    configs = {}
+    for way, smtp_settings in (("smtp", smtp.smtp_settings()), ("eml", None)):
+        (tmp_path / way).mkdir()
+        configs[way] = write_delivery_config(
+            tmp_path / way, subscribers=[desk], smtp=smtp_settings, feeds=feeds
+        )
+    sent = vigie("once", "--config", configs["smtp"])
+    written = vigie("once", "--config", configs["eml"])
+    [accepted] = smtp.messages
+    subject = email.message_from_bytes(accepted.data, policy=email.policy.default)["Subject"]
+    found = re.search(r"\d+ stories\b", subject)
+    assert found, subject
+    stories = found.group(0)
+    assert f"Digest #1 for desk ({stories}) sent" in sent.stdout.splitlines()
+    assert f"Digest #1 for desk ({stories}) written: " in written.stdout
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", configs["smtp"]).stdout)
+    assert listed[0]["items"] > int(stories.split()[0])  # the matches behind them are more
 
 
 def test_digest_preview_renders_without_claiming(bundled: Path) -> None:

@@ -71,6 +71,7 @@ class Digest:
     subject: str
     heading: str
     summary: str  # one line under the heading
+    noun: str = "articles"  # what its entries are called: "stories" when one has other outlets
 
     @property
     def entries(self) -> int:
@@ -104,13 +105,14 @@ def build_digest(
     urgent = sum(len(s.entries) for s in built if s.urgent)
     noun = "stories" if any(e.also for s in built for e in s.entries) else "articles"
     when = now.astimezone(zone).strftime("%a %d %b %Y, %H:%M")
-    summary = f"{_count(total, noun)} · {when} ({subscriber.timezone})"
+    summary = f"{count_of(total, noun)} · {when} ({subscriber.timezone})"
     return Digest(
         subscriber=subscriber.name,
         sections=tuple(built),
         subject=_subject(built, total, urgent, noun),
         heading=f"Vigie digest for {subscriber.name}",
         summary=summary,
+        noun=noun,
     )
 
 
@@ -162,7 +164,8 @@ def snippet_text(snippet: str) -> str:
     return "".join(f"*{p}*" if i % 2 else p for i, p in enumerate(_MARKS.split(snippet)))
 
 
-def _count(n: int, noun: str) -> str:
+def count_of(n: int, noun: str) -> str:
+    """'1 story', '2 stories', '0 articles': as the digest's subject and summary say it."""
     singular = {"stories": "story", "articles": "article"}[noun]
     return f"{n} {singular if n == 1 else noun}"
 
@@ -170,7 +173,7 @@ def _count(n: int, noun: str) -> str:
 def _subject(sections: list[Section], total: int, urgent: int, noun: str) -> str:
     if not total:
         return "Vigie: nothing new matched your rules"
-    counts = _count(total, noun)
+    counts = count_of(total, noun)
     head = f"Vigie: {urgent} urgent, {counts}" if urgent else f"Vigie: {counts}"
     shown = [f"{s.name} {len(s.entries)}" for s in sections[:2]]
     more = f", +{len(sections) - 2} more" if len(sections) > 2 else ""

@@ -41,7 +41,8 @@ class Sent:
     target: str
     status: str  # sent | pending (will retry) | failed | dead
     detail: str = ""  # the .eml path, or why it failed
-    items: int = 0
+    items: int = 0  # a webhook's matches; a digest's entries, as the email counts them
+    noun: str = ""  # a digest's word for its entries: "articles", or "stories" (digest.py)
 
 
 def labels_of(index: RuleIndex | None) -> outbox.Labels:
@@ -150,25 +151,34 @@ def _send_digest(
     rng: random.Random,
 ) -> Sent:
     subscriber = config.subscriber(delivery.target)
-    if subscriber is None:
-        return _record(store, delivery, now, "failed", "subscriber no longer in config.toml")
     items = store.delivery_items(delivery.id)
+    if subscriber is None:
+        articles = len({item.article.id for item in items})
+        return _record(
+            store, delivery, now, "failed", "subscriber no longer in config.toml", count=articles
+        )
     state = store.subscriber_state(subscriber.name) or {}
     # Rendered as of the delivery's creation, so every attempt sends the same email.
     digest = build_digest(items, subscriber, labels, delivery.created)
     message = compose(
         digest, delivery, subscriber, config, state.get("token") or "", delivery.created
     )
+    # Reported as the email counts its entries (one per story), whichever way it goes out:
+    # the delivery's matches are more (several rules, several outlets per entry).
+    count, noun = digest.entries, digest.noun
     if config.smtp is None:
         name = f"{delivery.created:%Y%m%d-%H%M%S}-{subscriber.name}-{delivery.id}"
         path = write_eml(message, config.outbox, name)
-        return _record(store, delivery, now, "sent", str(path), items=digest.entries)
+        return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
     outcome = send_smtp(message, config.smtp, subscriber.email)
-    if outcome.status == "retry":
+    when = None
+    status = outcome.status
+    if status == "retry":
         when = outbox.retry_at(outbox.EMAIL_RETRY_DELAYS, delivery.attempts + 1, now, rng)
         status = "pending" if when else "dead"
-        return _record(store, delivery, now, status, outcome.error, outcome.code, when)
-    return _record(store, delivery, now, outcome.status, outcome.error, outcome.code)
+    return _record(
+        store, delivery, now, status, outcome.error, outcome.code, when, count=count, noun=noun
+    )
 
 
 def dispatch_webhooks(
@@ -240,8 +250,11 @@ def _record(
     detail: str,
     code: int | None = None,
     next_attempt: datetime | None = None,
-    items: int | None = None,
+    count: int | None = None,
+    noun: str = "",
 ) -> Sent:
+    """Record an attempt's outcome and log it. `count` and `noun` are what the CLI reports;
+    a webhook's count is its matches."""
     error = "" if status == "sent" else detail
     store.record_attempt(
         delivery.id, status, now, next_attempt=next_attempt, last_status=code, last_error=error
@@ -255,8 +268,8 @@ def _record(
         status,
         extra={"delivery_id": delivery.id, **({"error": error} if error else {})},
     )
-    count = delivery.items if items is None else items
-    return Sent(delivery.id, delivery.kind, delivery.target, status, detail, count)
+    items = delivery.items if count is None else count
+    return Sent(delivery.id, delivery.kind, delivery.target, status, detail, items, noun)
 
 
 def preview_digest(
