@@ -4,14 +4,11 @@ prints with rich. Operator errors (VigieError) are printed as one line, never a 
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 import threading
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -19,7 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli_common import (
+    command_logging,
     config_option,
+    configure_logging,
     console,
     err_console,
     escape,
@@ -97,40 +96,6 @@ def load_rulebook(config: Config) -> RuleBook:
     return book
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s",
-    )
-    fixed = (
-        "feed_id",
-        "feed_url",
-        "article_id",
-        "rule_id",
-        "delivery_id",
-        "error",
-        "rule_file",
-        "line",
-    )
-    old_factory = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = old_factory(*args, **kwargs)
-        record.context = ""
-        return record
-
-    class ContextFilter(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            pairs = [f"{k}={getattr(record, k)!r}" for k in fixed if hasattr(record, k)]
-            record.context = (" " + " ".join(pairs)) if pairs else ""
-            return True
-
-    logging.setLogRecordFactory(factory)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(ContextFilter())
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vigie")
 def main() -> None:
@@ -139,7 +104,9 @@ def main() -> None:
 
 @main.command()
 @config_option
-@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log debug details, each scheduler job run included."
+)
 @operator_errors
 def run(config_path: str, verbose: bool) -> None:
     """Run the service until Ctrl+C or SIGTERM: poll due feeds, reload edited rules."""
@@ -162,7 +129,7 @@ def once(config_path: str) -> None:
     """Poll every feed once, store and match what is new, print a summary, then deliver:
     each subscriber's digest (an .eml in the outbox folder without SMTP) and the webhooks."""
     config = load_config(config_path)
-    with locked_database(config):
+    with locked_database(config), command_logging():
         store = open_store(config)
         book = load_rulebook(config)
         total = len(store.feeds())

@@ -1,8 +1,10 @@
-"""Pieces every CLI module shares: consoles, the --config option, one-line operator errors, and
-the database opened (and locked) so that a path it cannot use names config.toml's key."""
+"""Pieces every CLI module shares: consoles, the --config option, one-line operator errors, log
+lines that say which feed, rule or delivery and why, and the database opened (and locked) so
+that a path it cannot use names config.toml's key."""
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +18,9 @@ from rich.markup import escape as rich_escape
 from rich.text import Text
 
 from .config import Config
+from .deliver import dispatch
 from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
+from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock
 from .store import Store
 from .text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
@@ -36,6 +40,62 @@ def config_option(func: Callable) -> Callable:
         type=click.Path(dir_okay=False),
         help="Configuration file.",
     )(func)
+
+
+# The structured keys (STYLE.md habit 16) a log line shows after its message, when it has them.
+LOG_KEYS = (
+    "feed_id",
+    "feed_url",
+    "article_id",
+    "rule_id",
+    "delivery_id",
+    "error",
+    "rule_file",
+    "line",
+)
+
+
+class ContextFormatter(logging.Formatter):
+    """`time LEVEL logger: message feed_id=3 feed_url='https://...' error='HTTP 500'`: the
+    message, then the structured keys the record carries, so that "feed failed" says which
+    feed and why."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        pairs = [f"{key}={getattr(record, key)!r}" for key in LOG_KEYS if hasattr(record, key)]
+        return " ".join([super().formatMessage(record), *pairs])
+
+
+def configure_logging(verbose: bool) -> None:
+    """`vigie run`'s log on stderr, INFO and up (DEBUG with --verbose). APScheduler's executor
+    logs two INFO lines per job run, every delivery tick (tens of thousands a day): those only
+    with --verbose; its warnings (a missed run, a job that raised) always."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ContextFormatter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    logging.getLogger("apscheduler.executors").setLevel(
+        logging.NOTSET if verbose else logging.WARNING
+    )
+
+
+@contextmanager
+def command_logging() -> Iterator[None]:
+    """Warnings of a command that polls or delivers once, on stderr as `vigie run` logs them.
+    Each feed's and delivery's outcome is left out: the command prints a line for each, with
+    its URL or target and the reason (`  error URL: HTTP 500`, `Digest #1 ... will retry: ...`)."""
+    summarised = {feed_outcomes.name, dispatch.outcome_log.name}
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(ContextFormatter())
+    handler.addFilter(lambda record: record.name not in summarised)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def operator_errors(func: Callable) -> Callable:

@@ -16,6 +16,7 @@ import click
 from rich.table import Table
 
 from .cli_common import (
+    command_logging,
     config_option,
     console,
     escape,
@@ -109,7 +110,7 @@ def deliver_after_poll(
 
 def _send_or_queue(config: Config, send: Callable[[], None]) -> None:
     try:
-        with locked_database(config):
+        with locked_database(config), command_logging():
             send()
     except AlreadyRunningError:
         console.print(

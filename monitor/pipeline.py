@@ -45,6 +45,9 @@ from .store import FeedState, Store
 from .stories import ensure_index, place
 
 log = logging.getLogger(__name__)
+# Each feed's failure, for the service's log; commands that print a summary line for each leave
+# these out (cli_common.command_logging).
+outcome_log = logging.getLogger(f"{__name__}.outcome")
 
 
 class Matcher(Protocol):
@@ -319,7 +322,7 @@ def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: 
 def _log_failure(outcome: PollOutcome) -> None:
     feed = outcome.feed
     if outcome.error is not None:
-        log.warning(
+        outcome_log.warning(
             "feed failed", extra={"feed_id": feed.id, "feed_url": feed.url, "error": outcome.error}
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -10,11 +11,13 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from conftest import REPO, SAMPLES, LoopbackServer
+from identity_support import Item, rss
 
 from monitor.cli import main
 
@@ -208,6 +211,40 @@ def test_service_refuses_a_database_folder_it_cannot_create(
     assert result.stdout == ""
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING monitor[.\w]*: ")
+
+
+def test_once_warnings_say_which_feed_and_why_but_not_again_what_its_summary_says(
+    server: LoopbackServer, closed_port: int, write_config: Callable[..., Path]
+) -> None:
+    """Warnings only the log tells (a page's full text missing, a subscriber's tag no rule has)
+    carry their feed and reason; failed feeds and deliveries are in the summary, once."""
+    item = Item("p1", "Calais camp cleared", "Police cleared a camp in Calais.", "")
+    server.route("/full.rss", rss([replace(item, link=server.url("/missing-page"))]))
+    down = f"http://127.0.0.1:{closed_port}/down.rss"
+    config = write_config(
+        [{"url": server.url("/full.rss"), "full_text": True}, down],
+        rules={"paths": [str(REPO / "rules")]},
+    )
+    with config.open("a") as out:
+        out.write(
+            f'[smtp]\nhost = "127.0.0.1"\nport = {closed_port}\nsecurity = "none"\n'
+            'timeout = "2s"\n[[subscribers]]\nname = "desk"\nemail = "desk@example.org"\n'
+            'tags = ["calais", "calias"]\nschedule = "immediate"\n'
+        )
+    result = service_py("once", "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert f"  error {down}: connection failed" in result.stdout
+    assert "Digest #1 for desk (1 article) will retry: connection failed" in result.stdout
+    lines = error_lines(result)
+    assert all(LOG_LINE.match(line) for line in lines), lines
+    assert not [line for line in lines if "feed failed" in line or "digest to" in line]
+    [page] = [line for line in lines if "full text of" in line]
+    assert server.url("/missing-page") in page and "feed_id=1" in page and "error='HTTP 404" in page
+    [tag] = [line for line in lines if "calias" in line]
+    assert "subscribers[0].tags: desk follows tag 'calias', which no enabled rule has" in tag
+
+
 def test_feeds_add_then_list_json(
     tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -385,10 +422,13 @@ def test_run_polls_and_stops_cleanly_on_sigterm(
     process, log = running_service
     database = tmp_path / "data" / "vigie.db"
     wait_for(lambda: article_count(database) == RSS_ITEMS, "the first poll", log)
+    time.sleep(1.5)  # a few more ticks of the 1s poll job
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, log.read_text()
     assert "stopping" in log.read_text()
     assert "Traceback" not in log.read_text()
+    # APScheduler's two INFO lines per job run, every tick, are left out without --verbose.
+    assert "Running job" not in log.read_text() and "executed successfully" not in log.read_text()
 
 
 def test_second_service_on_the_same_database_is_refused(

@@ -7,6 +7,8 @@ import email
 import email.policy
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,6 +115,27 @@ def test_digest_preview_then_send(tmp_path: Path) -> None:
     sent = vigie("digest", "send", "desk", "--config", config)
     assert re.search(r"Digest #1 for desk \(\d+ articles\) written: .*\.eml", sent.stdout)
     assert "Nothing new to send." in vigie("digest", "send", "--config", config).stdout
+
+
+def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: int) -> None:
+    """The line for the attempt says it all; no bare `digest to desk: pending` on stderr."""
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    smtp = {"host": "127.0.0.1", "port": closed_port, "security": "none", "timeout": "2s"}
+    config = write_delivery_config(tmp_path, subscribers=[desk], smtp=smtp)
+    polled = Vigie(config, datetime.now(UTC))
+    polled.poll(datetime.now(UTC))
+    polled.close()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "service.py"), "digest", "send", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    found = r"^Digest #1 for desk \(\d+ articles\) will retry: connection failed"
+    assert re.search(found, result.stdout, re.MULTILINE), result.stdout
+    assert result.stderr == ""
 
 
 def test_unknown_subscriber_is_a_one_line_error(bundled: Path) -> None:

@@ -30,6 +30,9 @@ from .payload import payload
 from .webhook import post
 
 log = logging.getLogger(__name__)
+# Each attempt's outcome, for the service's log; commands that print a line for each attempt
+# leave these out (cli_common.command_logging).
+outcome_log = logging.getLogger(f"{__name__}.outcome")
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,9 @@ def _send_webhook(
         result = _record(store, delivery, now, "failed", attempt.error, attempt.status)
         others = store.disable_endpoint(hook.name, hook.url, attempt.error, now)
         log.warning(
-            "webhook endpoint gone, disabled; %d waiting deliveries failed",
+            "webhook %s: endpoint %s gone, disabled; %d waiting deliveries failed",
+            hook.name,
+            hook.url,
             others,
             extra={"delivery_id": delivery.id, "error": attempt.error},
         )
@@ -260,7 +265,7 @@ def _record(
         delivery.id, status, now, next_attempt=next_attempt, last_status=code, last_error=error
     )
     level = logging.INFO if status == "sent" else logging.WARNING
-    log.log(
+    outcome_log.log(
         level,
         "%s to %s: %s",
         delivery.kind,
