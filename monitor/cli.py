@@ -41,9 +41,12 @@ from .scheduler import log_undeliverable, run_service
 from .store import Store
 from .store.articles import fts_words
 
+log = logging.getLogger(__name__)
+
 
 def open_store(config: Config) -> Store:
-    """The configured database, with config.toml's feeds and subscribers brought in."""
+    """The configured database, its feeds in step with config.toml: those it lists are added or
+    updated, those it no longer lists are retired (no longer polled, their articles kept)."""
     store = open_database(config)
     now = datetime.now(UTC)
     for feed in config.feeds:
@@ -57,6 +60,8 @@ def open_store(config: Config) -> Store:
             full_text=feed.full_text,
             now=now,
         )
+    for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):
+        log.info("feed no longer in config.toml: retired", extra={"feed_url": url})
     sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
     return store
 
@@ -188,12 +193,15 @@ def feeds() -> None:
 @feeds.command("list")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Also feeds retired since config.toml dropped them."
+)
 @operator_errors
-def feeds_list(config_path: str, as_json: bool) -> None:
+def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     """Feeds with their last status, last success, items, errors and next poll."""
     config = load_config(config_path)
     store = open_store(config)
-    rows = store.feeds()
+    rows = store.feeds(include_retired=show_all)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -202,6 +210,8 @@ def feeds_list(config_path: str, as_json: bool) -> None:
         status = str(row["last_status"] or "-")
         if row["last_error"]:
             status = f"[red]{escape(row['last_error'])}[/]"
+        if row["retired"]:
+            status = f"[yellow]retired {row['retired']}[/] (not in config.toml)"
         table.add_row(
             str(row["id"]),
             escape(row["name"] or row["title"] or ""),
@@ -210,7 +220,7 @@ def feeds_list(config_path: str, as_json: bool) -> None:
             row["last_success"] or "never",
             str(row["items"] or 0),
             str(row["error_count"] or 0),
-            row["next_poll"] or "-",
+            "-" if row["retired"] else row["next_poll"] or "-",
         )
     console.print(table)
 

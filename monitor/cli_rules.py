@@ -186,7 +186,8 @@ def _stored(config: Config) -> Store:
 def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:
     """Feed id -> its tags: a stored article is matched with its feed's tags, as when it was
     polled, or rules scoped by `feed_tags` would seem to match nothing."""
-    return {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in store.feeds()}
+    rows = store.feeds(include_retired=True)  # their stored articles are matched too
+    return {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in rows}
 
 
 def _as_polled(article: Article) -> Article:

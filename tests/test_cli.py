@@ -23,6 +23,8 @@ from monitor.cli import main
 
 RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
 RSS_ITEMS = len(ET.fromstring(RSS).findall("./channel/item"))
+ATOM = (SAMPLES / "nord-actu.atom").read_bytes()
+ATOM_ITEMS = len(ET.fromstring(ATOM).findall("{http://www.w3.org/2005/Atom}entry"))
 
 
 def vigie(*args: str | Path) -> Result:
@@ -288,6 +290,89 @@ def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
     assert row["items"] == RSS_ITEMS and row["etag"] == '"c1"'
     table = vigie("feeds", "list", "--config", feed_config)
     assert table.exit_code == 0 and "Coastal" in table.stdout
+
+
+def listed_urls(config: Path, *options: str) -> list[str]:
+    listed = vigie("feeds", "list", "--json", *options, "--config", config)
+    assert listed.exit_code == 0, listed.output
+    return [row["url"] for row in json.loads(listed.stdout)]
+
+
+def test_a_feed_removed_from_config_is_retired_and_comes_back_with_its_state(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    server.route("/nord.atom", ATOM, etag='"n1"')
+    coastal, nord = server.url("/coastal.rss"), server.url("/nord.atom")
+    both = write_config([coastal, {"url": nord, "name": "Nord"}])
+    first = vigie("once", "--config", both)
+    assert f"Polled 2 feeds (0 unchanged): {RSS_ITEMS + ATOM_ITEMS} new articles" in first.stdout
+
+    only_coastal = write_config([coastal])
+    second = vigie("once", "--config", only_coastal)
+    assert "Polled 1 feeds (1 unchanged)" in second.stdout, second.output
+    assert len(server.requests_to("/nord.atom")) == 1
+    assert f"({RSS_ITEMS + ATOM_ITEMS} articles" in second.stdout  # its articles stay
+    assert listed_urls(only_coastal) == [coastal]
+    rows = json.loads(vigie("feeds", "list", "--json", "--all", "--config", only_coastal).stdout)
+    assert [(r["url"], r["source"], bool(r["retired"])) for r in rows] == [
+        (coastal, "config", False),
+        (nord, "config", True),
+    ]
+    table = vigie("feeds", "list", "--all", "--config", only_coastal)
+    assert "retired" in table.stdout and "Nord" in table.stdout
+    assert "Nord" not in vigie("feeds", "list", "--config", only_coastal).stdout
+    assert "nord.atom" not in vigie("feeds", "export", "--config", only_coastal).stdout
+
+    back = vigie("once", "--config", write_config([coastal, {"url": nord, "name": "Nord"}]))
+    assert "Polled 2 feeds (2 unchanged): 0 new articles" in back.stdout, back.output
+    assert server.requests_to("/nord.atom")[-1].headers["if-none-match"] == '"n1"'
+    assert [
+        r["id"] for r in json.loads(vigie("feeds", "list", "--json", "--config", both).stdout)
+    ] == [r["id"] for r in rows]
+
+
+def test_a_bad_url_removed_from_config_stops_failing(
+    server: LoopbackServer, closed_port: int, write_config: Callable[..., Path]
+) -> None:
+    server.route("/coastal.rss", RSS)
+    broken = f"http://127.0.0.1:{closed_port}/x"
+    first = vigie("once", "--config", write_config([server.url("/coastal.rss"), broken]))
+    assert "1 errors." in first.stdout
+    fixed = write_config([server.url("/coastal.rss")])
+    second = vigie("once", "--config", fixed)
+    assert "Polled 1 feeds" in second.stdout and "0 errors." in second.stdout, second.output
+    assert broken not in second.stdout
+
+
+def test_config_edits_leave_feeds_added_by_hand_alone(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(["https://configured.example/rss"])
+    assert vigie("feeds", "add", "https://added.example/rss", "--config", config).exit_code == 0
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline text="I" xmlUrl="https://imported.example/rss"/>'
+        "</body></opml>"
+    )
+    assert vigie("feeds", "import", opml, "--config", config).exit_code == 0
+    emptied = write_config([])
+    assert listed_urls(emptied) == ["https://added.example/rss", "https://imported.example/rss"]
+
+
+def test_a_config_feed_moved_by_a_permanent_redirect_stays_one_feed(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """config.toml still says the old address: the moved feed is the one it lists, not a feed
+    to retire beside a new one under the old address."""
+    server.redirect("/old.rss", "/new.rss", status=301)
+    server.route("/new.rss", RSS)
+    config = write_config([server.url("/old.rss")])
+    assert f"{RSS_ITEMS} new articles" in vigie("once", "--config", config).stdout
+    again = vigie("once", "--config", config)
+    assert "Polled 1 feeds (1 unchanged)" in again.stdout, again.output
+    assert listed_urls(config, "--all") == [server.url("/new.rss")]
+    assert len(server.requests_to("/old.rss")) == 1
 
 
 def test_opml_export_imports_into_another_database(

@@ -54,6 +54,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m006_sketch_band_log",
         "m007_band_index_in_memory",
         "m008_match_withdrawal",
+        "m009_retired_feeds",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -306,3 +307,22 @@ def test_text_stored_with_decomposed_accents_is_not_revised_by_its_composed_form
     with store.transaction():
         (revised,) = store.store_articles([edited], NOW + timedelta(hours=2))
     assert revised.revision == 2  # a real edit still is one
+
+
+def test_feeds_config_no_longer_lists_are_retired_with_their_articles_kept(store: Store) -> None:
+    kept = store.upsert_feed("https://kept.example/feed", now=NOW)
+    dropped = store.upsert_feed("https://dropped.example/feed", name="Dropped", now=NOW)
+    by_hand = store.upsert_feed("https://hand.example/feed", source="cli", now=NOW)
+    with store.transaction():
+        store.insert_articles([article(dropped, "1")], NOW)
+    retired = store.retire_config_feeds({"https://kept.example/feed"}, NOW)
+    assert retired == ["https://dropped.example/feed"]
+    assert store.retire_config_feeds({"https://kept.example/feed"}, NOW) == []
+    assert [f.id for f in store.due_feeds(NOW, 1800)] == [kept, by_hand]
+    assert [f["id"] for f in store.feeds()] == [kept, by_hand]
+    assert [f["id"] for f in store.feeds(include_retired=True)] == [kept, dropped, by_hand]
+    assert store.count("articles") == 1
+
+    assert store.upsert_feed("https://dropped.example/feed", name="Back", now=NOW) == dropped
+    assert [f.id for f in store.due_feeds(NOW, 1800)] == [kept, dropped, by_hand]
+    assert store.feed(dropped, 1800).name == "Back"

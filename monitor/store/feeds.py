@@ -5,7 +5,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +36,14 @@ class FeedQueries:
         full_text: bool = False,
         now: datetime,
     ) -> int:
-        """Add a feed, or update its settings; its HTTP state and schedule are kept."""
+        """Add a feed, or update its settings; its HTTP state and schedule are kept. A feed of
+        config.toml (source "config") is found under the URL written there even after a
+        permanent redirect moved it, and is polled again if it had been retired."""
         row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+        if not row and source == "config":
+            row = self.db.execute(
+                "SELECT id FROM feeds WHERE config_url = ? ORDER BY id", [url]
+            ).fetchone()
         settings = {
             "name": name,
             "interval": interval,
@@ -45,6 +51,8 @@ class FeedQueries:
             "language": language,
             "source": source,
             "full_text": int(full_text),
+            "retired": None,
+            "config_url": url if source == "config" else None,
         }
         with self.db.conn:
             if row:
@@ -56,12 +64,32 @@ class FeedQueries:
                 .last_pk
             )
 
-    def feeds(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM feeds ORDER BY id"))
+    def retire_config_feeds(self, listed: Collection[str], now: datetime) -> list[str]:
+        """Retire the feeds config.toml gave (source "config") that it no longer lists: they
+        are not polled nor listed any more, and their articles, matches and deliveries stay;
+        listed again (upsert_feed), a feed comes back with its state. Feeds added from the
+        command line or an OPML file are left alone. Returns the URLs retired now."""
+        rows = self.db.execute(
+            "SELECT id, url, config_url FROM feeds WHERE source = 'config' AND retired IS NULL"
+        ).fetchall()
+        gone = [
+            (feed_id, url) for feed_id, url, config_url in rows if (config_url or url) not in listed
+        ]
+        with self.db.conn:
+            self.db.conn.executemany(
+                "UPDATE feeds SET retired = ? WHERE id = ?", [(iso(now), i) for i, _ in gone]
+            )
+        return [url for _, url in gone]
+
+    def feeds(self, include_retired: bool = False) -> list[dict[str, Any]]:
+        """The feeds polled (with include_retired, also those config.toml no longer lists)."""
+        where = "" if include_retired else "WHERE retired IS NULL "
+        return list(self.db.query(f"SELECT * FROM feeds {where}ORDER BY id"))
 
     def due_feeds(self, now: datetime, default_interval: float) -> list[Feed]:
         rows = self.db.query(
-            "SELECT * FROM feeds WHERE next_poll IS NULL OR next_poll <= ? ORDER BY next_poll, id",
+            "SELECT * FROM feeds WHERE retired IS NULL AND (next_poll IS NULL OR next_poll <= ?) "
+            "ORDER BY next_poll, id",
             [iso(now)],
         )
         return [self._feed(row, default_interval) for row in rows]

@@ -334,3 +334,16 @@ def _evidence_fits(evidence: list[dict[str, Any]], texts: dict[str, str | None])
         for e in evidence
         if e.get("field") in texts
     )
+
+
+@migrations()
+def m009_retired_feeds(db: sqlite_utils.Database) -> None:
+    """A feed taken out of config.toml is retired (`retired`: when), not deleted: it is no longer
+    polled nor listed, and its articles, matches and deliveries stay for the day it is listed
+    again. `config_url` is the address config.toml gives a feed, which a permanent redirect
+    does not change, so a moved feed is still known as the one config.toml lists."""
+    feeds = db["feeds"]
+    feeds.add_column("retired", str)
+    feeds.add_column("config_url", str)
+    db.execute("UPDATE feeds SET config_url = url WHERE source = 'config'")
+    feeds.create_index(["config_url"])
