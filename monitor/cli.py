@@ -227,15 +227,16 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
 
 @feeds.command("add")
 @click.argument("url")
-@click.option("--name", default="", help="Display name.")
+@click.option("--name", default=None, help="Display name.")
 @click.option("--interval", default=None, help='Time between polls, e.g. "15m".')
 @click.option("--tag", "tags", multiple=True, help="A tag rules can scope to (repeatable).")
 @config_option
 @operator_errors
 def feeds_add(
-    url: str, name: str, interval: str | None, tags: tuple[str, ...], config_path: str
+    url: str, name: str | None, interval: str | None, tags: tuple[str, ...], config_path: str
 ) -> None:
-    """Add a feed to the database (http(s) URL or local path)."""
+    """Add a feed to the database (http(s) URL or local path). Adding a feed it already has
+    changes only the options given, and says what changed."""
     from .config import parse_duration
 
     config = load_config(config_path)
@@ -244,12 +245,43 @@ def feeds_add(
         seconds = parse_duration(interval)
         if seconds is None:
             raise ConfigError("--interval", "", 'expected a duration like "15m"', interval)
-    store = open_store(config)
     resolved = resolve_feed_url(url, Path.cwd())
-    feed_id = store.upsert_feed(
-        resolved, name=name, interval=seconds, tags=tags, source="cli", now=datetime.now(UTC)
+    if resolved in {feed.url for feed in config.feeds}:
+        console.print(
+            f"{escape(resolved)} is listed in {escape(str(config.path))}: its settings there "
+            "apply; nothing changed",
+            soft_wrap=True,
+        )
+        return
+    store = open_store(config)
+    added = store.add_feed(
+        resolved,
+        name=name,
+        interval=seconds,
+        tags=tags or None,
+        source="cli",
+        now=datetime.now(UTC),
     )
-    console.print(f"Feed {feed_id}: {escape(resolved)} (polled on the next cycle)", soft_wrap=True)
+    if added.created:
+        said = "polled on the next cycle"
+    elif added.revived:
+        said = "retired from config.toml before, polled again from the next cycle"
+    else:
+        said = "already existed"
+    changes = ", ".join(
+        f"{key} {_setting(key, before)} -> {_setting(key, after)}"
+        for key, (before, after) in added.changes.items()
+    )
+    if not added.created:
+        said += f"; changed {changes}" if changes else "; nothing changed"
+    console.print(f"Feed {added.id}: {escape(resolved)} ({escape(said)})", soft_wrap=True)
+
+
+def _setting(key: str, value: Any) -> str:
+    """A feed setting as `feeds add` prints a change to it."""
+    if key == "interval":
+        return "default" if value is None else f"{value:g}s"
+    return json.dumps(value, ensure_ascii=False)
 
 
 @feeds.command("import")
@@ -257,30 +289,44 @@ def feeds_add(
 @config_option
 @operator_errors
 def feeds_import(opml: str, config_path: str) -> None:
-    """Add every http(s) feed of an OPML file. Other addresses (file://, ...) are skipped: a
-    subscription list from elsewhere must not make Vigie read local files."""
+    """Add every http(s) feed of an OPML file that is not known yet; known feeds are left as
+    they are. Other addresses (file://, ...) are skipped: a subscription list from elsewhere
+    must not make Vigie read local files."""
     config = load_config(config_path)
     store = open_store(config)
     try:
         tree = ET.parse(opml)
     except ET.ParseError as e:
         raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
-    added, skipped = 0, []
+    added, known = 0, 0
+    seen: set[str] = set()
+    skipped: list[tuple[str, str]] = []
     now = datetime.now(UTC)
     for outline in tree.iter("outline"):
         url = (outline.get("xmlUrl") or "").strip()
         if not url:
             continue
         if not url.lower().startswith(("http://", "https://")):
-            skipped.append(url)
+            skipped.append((url, "not an http(s) URL"))
             continue
-        store.upsert_feed(
-            url, name=outline.get("title") or outline.get("text") or "", source="opml", now=now
-        )
+        if url in seen:  # the first entry of a feed listed twice is the one imported
+            skipped.append((url, "listed twice in this file"))
+            continue
+        seen.add(url)
+        row = store.find_feed(url)
+        if row is not None and row["retired"] is None:
+            known += 1
+            continue
+        title = outline.get("title") or outline.get("text") or None
+        store.add_feed(url, name=title, source="opml", now=now)
         added += 1
-    console.print(f"Imported {added} feeds from {escape(opml)}", soft_wrap=True)
-    for url in skipped:
-        console.print(f"Skipped {escape(url)}: not an http(s) URL", soft_wrap=True)
+    console.print(
+        f"Imported {added} new feeds from {escape(opml)}"
+        + (f"; {known} already known, left as they were" if known else ""),
+        soft_wrap=True,
+    )
+    for url, reason in skipped:
+        console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
 
 
 @feeds.command("export")

@@ -375,6 +375,94 @@ def test_a_config_feed_moved_by_a_permanent_redirect_stays_one_feed(
     assert len(server.requests_to("/old.rss")) == 1
 
 
+def feed_settings(config: Path) -> list[tuple[str, str, list[str], float | None, str]]:
+    rows = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    return [(r["url"], r["name"], json.loads(r["tags"]), r["interval"], r["source"]) for r in rows]
+
+
+def test_adding_a_known_feed_again_keeps_what_was_not_given(
+    write_config: Callable[..., Path],
+) -> None:
+    config = write_config([])
+    url = "https://cnn.example/rss"
+    vigie(
+        "feeds", "add", url, "--name", "CNN", "--tag", "us", "--interval", "2h", "--config", config
+    )
+    again = vigie("feeds", "add", url, "--config", config)
+    assert again.exit_code == 0
+    assert f"Feed 1: {url} (already existed; nothing changed)" in again.stdout
+    assert feed_settings(config) == [(url, "CNN", ["us"], 7200, "cli")]
+
+    renamed = vigie("feeds", "add", url, "--name", "CNN US", "--interval", "2h", "--config", config)
+    assert 'already existed; changed name "CNN" -> "CNN US")' in renamed.stdout
+    retagged = vigie("feeds", "add", url, "--tag", "world", "--interval", "30m", "--config", config)
+    assert 'changed interval 7200s -> 1800s, tags ["us"] -> ["world"]' in retagged.stdout
+    assert feed_settings(config) == [(url, "CNN US", ["world"], 1800, "cli")]
+
+
+def test_import_adds_only_new_feeds_and_counts_them_honestly(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(["https://configured.example/rss"])
+    known = "https://cnn.example/rss"
+    vigie(
+        "feeds",
+        "add",
+        known,
+        "--name",
+        "CNN",
+        "--tag",
+        "us",
+        "--interval",
+        "2h",
+        "--config",
+        config,
+    )
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        f'<outline text="Cable News" xmlUrl="{known}"/>'
+        '<outline text="Configured" xmlUrl="https://configured.example/rss"/>'
+        '<outline text="First" xmlUrl="https://new.example/rss"/>'
+        '<outline text="Second" xmlUrl="https://new.example/rss"/>'
+        "</body></opml>"
+    )
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert imported.exit_code == 0, imported.output
+    assert f"Imported 1 new feeds from {opml}; 2 already known" in imported.stdout
+    assert "Skipped https://new.example/rss: listed twice in this file" in imported.stdout
+    assert feed_settings(config) == [
+        ("https://configured.example/rss", "", [], None, "config"),
+        (known, "CNN", ["us"], 7200, "cli"),
+        ("https://new.example/rss", "First", [], None, "opml"),
+    ]
+    again = vigie("feeds", "import", opml, "--config", config)
+    assert f"Imported 0 new feeds from {opml}; 3 already known" in again.stdout
+
+
+def test_adding_a_feed_config_lists_changes_nothing(write_config: Callable[..., Path]) -> None:
+    """Its settings are config.toml's: a name given here would be undone by the next command."""
+    config = write_config([{"url": "https://configured.example/rss", "name": "Conf"}])
+    added = vigie(
+        "feeds", "add", "https://configured.example/rss", "--name", "X", "--config", config
+    )
+    assert added.exit_code == 0
+    assert "is listed in" in added.stdout and "nothing changed" in added.stdout
+    assert feed_settings(config) == [("https://configured.example/rss", "Conf", [], None, "config")]
+
+
+def test_adding_a_retired_feed_brings_it_back_as_added_by_hand(
+    write_config: Callable[..., Path],
+) -> None:
+    url = "https://dropped.example/rss"
+    vigie("feeds", "list", "--config", write_config([{"url": url, "name": "Dropped"}]))
+    emptied = write_config([])
+    assert listed_urls(emptied) == []
+    added = vigie("feeds", "add", url, "--tag", "kept", "--config", emptied)
+    assert "Feed 1: " in added.stdout and "polled again" in added.stdout
+    assert feed_settings(emptied) == [(url, "Dropped", ["kept"], None, "cli")]
+
+
 def test_opml_export_imports_into_another_database(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
@@ -399,7 +487,7 @@ def test_opml_export_imports_into_another_database(
     target = write_config([], name="other.toml", database="other/vigie.db")
     imported = vigie("feeds", "import", opml, "--config", target)
     assert imported.exit_code == 0
-    assert "Imported 3 feeds" in imported.stdout
+    assert f"Imported 3 new feeds from {opml}" in imported.stdout
     assert (tmp_path / "other" / "vigie.db").is_file()
     rows = json.loads(vigie("feeds", "list", "--json", "--config", target).stdout)
     assert [(r["url"], r["name"], r["source"]) for r in rows] == [

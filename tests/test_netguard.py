@@ -427,7 +427,7 @@ def test_opml_import_takes_http_feeds_only(
     config = write_config([])
     result = CliRunner().invoke(main, ["feeds", "import", str(opml), "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "Imported 1 feeds" in result.output
+    assert "Imported 1 new feeds" in result.output
     assert "Skipped file:///etc/passwd: not an http(s) URL" in result.output
     listed = CliRunner().invoke(main, ["feeds", "list", "--json", "--config", str(config)])
     assert [row["url"] for row in json.loads(listed.stdout)] == ["https://news.example/rss"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,17 @@ from .rows import (
     guid_key,
     iso,
 )
+
+
+@dataclass(frozen=True)
+class FeedAdded:
+    """What FeedQueries.add_feed did: the feed's id, whether it is new or back from retirement,
+    and each setting it changed on a feed already stored (name: (before, after))."""
+
+    id: int
+    created: bool
+    revived: bool
+    changes: dict[str, tuple[Any, Any]]
 
 
 class FeedQueries:
@@ -63,6 +75,47 @@ class FeedQueries:
                 .insert({"url": url, **settings, "added": iso(now), "next_poll": iso(now)})
                 .last_pk
             )
+
+    def add_feed(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        interval: float | None = None,
+        tags: Sequence[str] | None = None,
+        source: str,
+        now: datetime,
+    ) -> FeedAdded:
+        """Add a feed from the command line or an OPML file. A feed already stored keeps every
+        setting not given (None) and its source; one that was retired comes back, as this
+        source's. Says what changed."""
+        row = self.find_feed(url)
+        if row is None:
+            feed_id = self.upsert_feed(
+                url, name=name or "", interval=interval, tags=tags or (), source=source, now=now
+            )
+            return FeedAdded(feed_id, created=True, revived=False, changes={})
+        given = {"name": name, "interval": interval, "tags": None if tags is None else list(tags)}
+        stored = {**row, "tags": json.loads(row["tags"] or "[]")}
+        changes = {
+            key: (stored[key], value)
+            for key, value in given.items()
+            if value is not None and stored[key] != value
+        }
+        values: dict[str, Any] = {
+            key: json.dumps(new) if key == "tags" else new for key, (_, new) in changes.items()
+        }
+        revived = row["retired"] is not None
+        if revived:
+            values.update(retired=None, source=source)
+        if values:
+            with self.db.conn:
+                self.db["feeds"].update(row["id"], values)
+        return FeedAdded(row["id"], created=False, revived=revived, changes=changes)
+
+    def find_feed(self, url: str) -> dict[str, Any] | None:
+        """The stored feed at this address, retired or not."""
+        return next(self.db.query("SELECT * FROM feeds WHERE url = ?", [url]), None)
 
     def retire_config_feeds(self, listed: Collection[str], now: datetime) -> list[str]:
         """Retire the feeds config.toml gave (source "config") that it no longer lists: they
