@@ -245,7 +245,10 @@ def feeds_add(
         seconds = parse_duration(interval)
         if seconds is None:
             raise ConfigError("--interval", "", 'expected a duration like "15m"', interval)
-    resolved = resolve_feed_url(url, Path.cwd())
+    try:
+        resolved = resolve_feed_url(url, Path.cwd())
+    except ValueError as e:
+        raise ConfigError("URL", "", str(e), url) from None
     if resolved in {feed.url for feed in config.feeds}:
         console.print(
             f"{escape(resolved)} is listed in {escape(str(config.path))}: its settings there "
@@ -306,7 +309,7 @@ def feeds_import(opml: str, config_path: str) -> None:
         url = (outline.get("xmlUrl") or "").strip()
         if not url:
             continue
-        if not url.lower().startswith(("http://", "https://")):
+        if not url.lower().startswith(("http://", "https://")) or not _fetchable(url):
             skipped.append((url, "not an http(s) URL"))
             continue
         if url in seen:  # the first entry of a feed listed twice is the one imported
@@ -327,6 +330,14 @@ def feeds_import(opml: str, config_path: str) -> None:
     )
     for url, reason in skipped:
         console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
+
+
+def _fetchable(url: str) -> bool:
+    try:
+        resolve_feed_url(url, Path.cwd())
+    except ValueError:
+        return False
+    return True
 
 
 @feeds.command("export")

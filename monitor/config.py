@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .text import language_code
@@ -365,11 +366,31 @@ def _feed(raw: Any, index: int, path: str) -> FeedConfig:
     return FeedConfig(**values)
 
 
+FEED_URL_EXPECTED = "expected an http(s):// URL with a host, a file:// URL or a local path"
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
 def resolve_feed_url(url: str, base_dir: Path) -> str:
-    """Local paths become absolute file:// URLs, relative to the config's folder."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
-        return url
-    return (base_dir / url).resolve().as_uri()
+    """Local paths become absolute file:// URLs, relative to `base_dir`; http(s) and file://
+    URLs are kept. Raises ValueError(FEED_URL_EXPECTED) for an address no poll could ever
+    fetch (ftp://, an http URL without a host, an empty string), rather than letting the feed
+    fail on every poll."""
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        # "http:/host/rss" is a mistyped URL, not a file name
+        if not url.strip() or re.match(r"^https?:", url, re.IGNORECASE):
+            raise ValueError(FEED_URL_EXPECTED)
+        return (base_dir / url).resolve().as_uri()
+    name = scheme.group(1).lower()
+    if name == "file":
+        return "file://" + url[len("file://") :]  # fetch_feed knows file:// in lower case
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # an unclosed [IPv6 bracket
+        host = None
+    if name not in ("http", "https") or not host:
+        raise ValueError(FEED_URL_EXPECTED)
+    return url
 
 
 def _no_delivery() -> DeliveryConfig:
@@ -415,9 +436,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     feeds = []
     for i, raw_feed in enumerate(raw_feeds):
         feed = _feed(raw_feed, i, shown)
+        try:
+            url = resolve_feed_url(feed.url, base)
+        except ValueError as e:
+            raise ConfigError(shown, f"feeds[{i}].url", str(e), feed.url) from None
         feeds.append(
             FeedConfig(
-                url=resolve_feed_url(feed.url, base),
+                url=url,
                 name=feed.name,
                 interval=feed.interval,
                 tags=feed.tags,

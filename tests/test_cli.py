@@ -282,6 +282,16 @@ def test_feeds_add_refuses_a_bad_interval(write_config: Callable[..., Path]) -> 
     assert json.loads(vigie("feeds", "list", "--json", "--config", config).stdout) == []
 
 
+@pytest.mark.parametrize("url", ["ftp://x/y", "gopher://127.0.0.1:70/", "https:///rss"])
+def test_feeds_add_refuses_an_address_no_poll_could_fetch(
+    write_config: Callable[..., Path], url: str
+) -> None:
+    config = write_config([])
+    result = vigie("feeds", "add", url, "--config", config)
+    assert_one_line_error(result, "URL: expected an http(s):// URL", "a file:// URL", f'"{url}"')
+    assert listed_urls(config) == []
+
+
 def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
     vigie("once", "--config", feed_config)
     rows = json.loads(vigie("feeds", "list", "--json", "--config", feed_config).stdout)

@@ -190,3 +190,37 @@ def test_a_feed_language_is_a_code_as_articles_carry_it(tmp_path: Path) -> None:
     path = tmp_path / "regional.toml"
     path.write_text('[[feeds]]\nurl = "a.rss"\nlanguage = "fr-FR"\n', encoding="utf-8")
     assert load_config(path).feeds[0].language == "fr"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x/y", "gopher://127.0.0.1:70/", "https://", "http:/news.example/rss", ""]
+)
+def test_a_feed_url_no_poll_could_fetch_is_refused(tmp_path: Path, url: str) -> None:
+    message = config_error(tmp_path, f'[[feeds]]\nurl = "a.rss"\n\n[[feeds]]\nurl = "{url}"\n')
+    expected = "feeds[1].url: expected an http(s):// URL with a host, a file:// URL or a local path"
+    assert message == f'{expected}, got "{url}"'
+
+
+def test_http_file_urls_and_paths_are_feed_urls(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    local = tmp_path / "feeds" / "local.rss"
+    path.write_text(
+        "".join(
+            f'[[feeds]]\nurl = "{url}"\n'
+            for url in (
+                "https://news.example/rss",
+                "HTTP://127.0.0.1:8080/feed",
+                local.as_uri(),
+                "FILE://" + local.as_posix(),
+                "feeds/local.rss",
+            )
+        ),
+        encoding="utf-8",
+    )
+    assert [feed.url for feed in load_config(path).feeds] == [
+        "https://news.example/rss",
+        "HTTP://127.0.0.1:8080/feed",
+        local.as_uri(),
+        local.as_uri(),
+        local.as_uri(),
+    ]
