@@ -4,11 +4,13 @@ prints with rich. Operator errors (VigieError) are printed as one line, never a 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
