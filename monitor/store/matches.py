@@ -98,8 +98,9 @@ class MatchQueries:
     def record_matches(
         self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
     ) -> list[Match]:
-        """Store the matches of one revision of an article; return only the rules that match it
-        and matched no earlier revision.
+        """Store the matches of one revision of an article, all of them at once (a rule left out
+        is one this revision does not match); return only the rules that match it and matched no
+        earlier revision.
 
         A rule that matched before keeps its first match time and revision (it was delivered
         then): if it matches this revision too, its score, evidence and snippet become this
