@@ -281,6 +281,9 @@ def _subscriber(raw: Any, index: int, path: str) -> SubscriberConfig:
         raise ConfigError(
             path, f"{where}.timezone", 'expected a time zone like "Europe/Paris"', v["timezone"]
         ) from None
+    if cron is None and v["send_empty"]:
+        # An immediate digest goes when a match is made: "nothing matched" has no moment.
+        raise ConfigError(path, f"{where}.send_empty", "expected false for an immediate schedule")
     return SubscriberConfig(
         name=v["name"],
         email=_address(v["email"], path, f"{where}.email"),

@@ -98,6 +98,10 @@ def test_webhook_secret_comes_from_the_environment_and_never_shows(
         ),
         (SUBSCRIBER + 'timezone = "Mars/Olympus"', "subscribers[0].timezone: expected a time zone"),
         (SUBSCRIBER + 'min_priority = "high"', "subscribers[0].min_priority: expected one of"),
+        (
+            SUBSCRIBER + 'schedule = "immediate"\nsend_empty = true',
+            "subscribers[0].send_empty: expected false for an immediate schedule",
+        ),
         (SUBSCRIBER + "sendempty = true", "subscribers[0].sendempty: unknown setting (known: "),
         (SUBSCRIBER.replace('tags = ["calais"]\n', ""), "subscribers[0].tags: follows nothing"),
         (
