@@ -226,6 +226,10 @@ class _Source:
                 return number
         return start
 
+    def _at_key(self, key: str, start: int, end: int, message: str) -> RuleError:
+        """`message` at the line of `key` in the block from `start` to `end`."""
+        return self.error(self._line_of(key, start, end), message)
+
     def error(self, line: int, message: str, column: int = 1) -> RuleError:
         source_line = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
         if column == 1 and source_line:
@@ -258,11 +262,9 @@ class _Source:
         ok = True
         for key, value in table.items():
             if key not in kinds:
+                known = ", ".join(sorted(kinds))
                 errors.append(
-                    self.error(
-                        self._line_of(key, start, end),
-                        f"{where}: unknown key {key!r} (known: {', '.join(sorted(kinds))})",
-                    )
+                    self._at_key(key, start, end, f"{where}: unknown key {key!r} (known: {known})")
                 )
                 ok = False
                 continue
@@ -273,12 +275,8 @@ class _Source:
             if good and kind == "list":
                 good = all(isinstance(v, str) for v in value)
             if not good:
-                errors.append(
-                    self.error(
-                        self._line_of(key, start, end),
-                        f"{where}.{key}: expected {_EXPECT[kind]}, got {value!r}",
-                    )
-                )
+                expected = f"{where}.{key}: expected {_EXPECT[kind]}, got {value!r}"
+                errors.append(self._at_key(key, start, end, expected))
                 ok = False
         if not isinstance(table.get("id"), str) or not _ID.match(table.get("id", "")):
             errors.append(
@@ -301,13 +299,8 @@ class _Source:
                 ok = False
             priority = table.get("priority", "normal")
             if isinstance(priority, str) and priority not in PRIORITIES:
-                errors.append(
-                    self.error(
-                        self._line_of("priority", start, end),
-                        f"{where}.priority: expected one of "
-                        f"{', '.join(PRIORITIES)}, got {priority!r}",
-                    )
-                )
+                expected = f"expected one of {', '.join(PRIORITIES)}, got {priority!r}"
+                errors.append(self._at_key("priority", start, end, f"{where}.priority: {expected}"))
                 ok = False
             languages = table.get("languages", [])
             codes: tuple[str | None, ...] = ()
@@ -315,12 +308,9 @@ class _Source:
                 codes = tuple(map(language_code, languages))
                 if None in codes:
                     bad = next(v for v, code in zip(languages, codes, strict=True) if not code)
+                    expected = f'expected language codes such as "en" or "fr", got {bad!r}'
                     errors.append(
-                        self.error(
-                            self._line_of("languages", start, end),
-                            f'{where}.languages: expected language codes such as "en" or "fr",'
-                            f" got {bad!r}",
-                        )
+                        self._at_key("languages", start, end, f"{where}.languages: {expected}")
                     )
                     ok = False
             if not ok:
@@ -392,8 +382,8 @@ class _Source:
         rule or the index compiled the entity, it stopped the service with a traceback."""
         window = table.get("window", 12)
         if window < 1:
-            line = self._line_of("window", start, end)
-            return self.error(line, f"{where}.window: expected at least 1 word, got {window}")
+            expected = f"expected at least 1 word, got {window}"
+            return self._at_key("window", start, end, f"{where}.window: {expected}")
         compiler = Compiler({})
         words = [
             *(("aliases", alias, False) for alias in table.get("aliases", ())),
@@ -402,8 +392,9 @@ class _Source:
         ]
         for key, word, case in words:
             if not isinstance(word, str):
-                line = self._line_of(key, start, end)
-                return self.error(line, f"{where}.{key}: expected strings, got {word!r}")
+                return self._at_key(
+                    key, start, end, f"{where}.{key}: expected strings, got {word!r}"
+                )
             try:
                 compiler.check_alias(word, case)
             except QuerySyntaxError as e:
