@@ -173,16 +173,17 @@ class Document:
             words.update(self.field(name).tokens)
         return frozenset(words)
 
-    def pairs(self, starts: frozenset[str]) -> set[str]:
-        """Distinct pairs of adjacent words within a field ("saudi arabia") whose first word is
-        one of `starts`: the pairs an index has keys for, not every pair of the article."""
-        found: set[str] = set()
+    def pairs(self, starts: frozenset[str]) -> set[tuple[str, str]]:
+        """Distinct pairs of adjacent words within a field (("saudi", "arabia")) whose first word
+        is one of `starts`: the pairs an index has keys for, not every pair of the article.
+        Tuples, not joined strings: most are looked up once and dropped."""
+        found: set[tuple[str, str]] = set()
         if starts.isdisjoint(self.words):
             return found
         for name in ALL_FIELDS:
             words = self.field(name).tokens
             adjacent = zip(words, islice(words, 1, None), strict=False)
-            found.update(map(" ".join, compress(adjacent, map(starts.__contains__, words))))
+            found.update(compress(adjacent, map(starts.__contains__, words)))
         return found
 
     @cached_property

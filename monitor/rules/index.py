@@ -171,15 +171,6 @@ class _KeyIndex:
                 filed = bucket[value] = _Filed()
             filed.add(item, second)
 
-    def present(self, pairs: set[str], keys: Iterable[_Filed]) -> dict[_Filed, None]:
-        """The keys the article has, each once: its words' `keys` (from `keys_of`) and its
-        pairs'."""
-        present = dict.fromkeys(keys)
-        if self.bigrams and pairs:
-            bigrams = self.bigrams
-            present.update(dict.fromkeys(map(bigrams.__getitem__, bigrams.keys() & pairs)))
-        return present
-
     def keys_of(
         self, words: AbstractSet[str], stems_of: dict[str, dict[str, str]]
     ) -> dict[str, tuple]:
@@ -206,11 +197,11 @@ class _KeyIndex:
             found[word] = tuple(keys)
         return found
 
-    def candidates(self, pairs: set[str], terms: set[str], keys: Iterable[_Filed]) -> set[int]:
-        """Items with a key in the article (its words' `keys`, its `pairs`) and their second
-        term among `terms`."""
+    def candidates(self, terms: AbstractSet[str], keys: Iterable[_Filed]) -> set[int]:
+        """Items with a key in the article (`keys`: its words' and pairs', from `keys_of` and
+        `pair_keys`) and their second term among `terms`."""
         found: set[int] = set(self.always)
-        for filed in self.present(pairs, keys):
+        for filed in dict.fromkeys(keys):  # each key once: words share prefixes and stems
             if filed.alone:
                 found.update(filed.alone)
             by_term = filed.by_term
@@ -226,11 +217,12 @@ _WORDS_KEPT = 200_000
 
 
 class _Meaning(NamedTuple):
-    """What a word stands for in a RuleIndex."""
+    """What a word, or a pair of adjacent words, stands for in a RuleIndex."""
 
     rules: tuple[_Filed, ...]  # keys of the rules' index
     entities: tuple[_Filed, ...]  # keys of the entities' index
-    terms: tuple[str, ...]  # stems ("en~slap") and beginnings ("migra*") of it clauses name
+    # Itself, its stems ("en~slap") and its beginnings ("migra*"): those that clauses name.
+    terms: tuple[str, ...]
 
 
 class _Vocabulary:
@@ -316,10 +308,11 @@ class RuleIndex:
         self._entity_keys = _KeyIndex()
         for i, (_, node) in enumerate(self._entity_nodes):
             self._entity_keys.add(i, node.keys())
-        # The pairs, stems and prefixes that clauses or second terms name: an article's terms
-        # include those it has (see `terms`).
+        # The words, pairs, stems and prefixes that clauses or second terms name: an article's
+        # terms are those it has (see `terms`), not all its words.
         clauses = (c for r in self.rules for c in (r.required, *r.either))
         named = seconds.union(*clauses)
+        self._named_words = frozenset(term for term in named if _is_word(term))
         stems: dict[str, set[str]] = {}
         for term in named:
             if "~" in term:
@@ -332,14 +325,19 @@ class RuleIndex:
         # the entities', and the terms it gives (see `terms`): each word of an article is looked
         # at once a process, not once an article.
         self._vocabulary: dict[tuple[str, ...], _Vocabulary] = {}
-        # An article's pairs of adjacent words are collected only after the first word of a
-        # pair some key or clause names ("saudi" for "saudi arabia").
-        pairs = chain(
-            self._rule_keys.bigrams,
-            self._entity_keys.bigrams,
-            (term for term in named if " " in term),
-        )
-        self._pair_starts = frozenset(pair.split(" ", 1)[0] for pair in pairs)
+        # What each pair of adjacent words that a key or clause names stands for, as a word's
+        # meaning does. An article's pairs are collected only after the first word of such a
+        # pair ("saudi" for "saudi arabia").
+        rule_pairs, entity_pairs = self._rule_keys.bigrams, self._entity_keys.bigrams
+        self._pair_meaning = {
+            tuple(pair.split(" ")): _Meaning(
+                _present(rule_pairs.get(pair)),
+                _present(entity_pairs.get(pair)),
+                (pair,) if pair in named else (),
+            )
+            for pair in chain(rule_pairs, entity_pairs, (t for t in named if " " in t))
+        }
+        self._pair_starts = frozenset(first for first, _ in self._pair_meaning)
         # Every prefix a rule or entity evaluates (migra*): the words seen are filed under them
         # (_Vocabulary.by_prefix), so a document's words with one are found without sorting them.
         nodes = chain((r.node for r in self.rules), (node for _, node in self._entity_nodes))
@@ -371,9 +369,7 @@ class RuleIndex:
     def candidates(self, doc: Document) -> list[CompiledRule]:
         """Rules the presearch leaves to evaluate (before their required clauses)."""
         meanings = self._meanings(doc)
-        pairs = doc.pairs(self._pair_starts)
-        terms = self.terms(doc, pairs, meanings)
-        found = self._rule_keys.candidates(pairs, terms, _each(meanings, _RULES))
+        found = self._rule_keys.candidates(self.terms(meanings), _each(meanings, _RULES))
         return [self.rules[i] for i in sorted(found)]
 
     def forget_words(self) -> None:
@@ -381,8 +377,8 @@ class RuleIndex:
         self._vocabulary = {}
 
     def _meanings(self, doc: Document) -> list[_Meaning]:
-        """What the document's words stand for, for those that stand for something (words
-        never seen are looked at now)."""
+        """What the document's words and pairs of words stand for, for those that stand for
+        something (words never seen are looked at now)."""
         stemmed = self._stems or self._rule_keys.stems or self._entity_keys.stems
         generation = stem_generation()
         vocabulary = self._vocabulary.get(doc.languages)
@@ -412,21 +408,26 @@ class RuleIndex:
             doc.stemmed_in = vocabulary.generation  # every word of it is in the stem cache
         meaning = vocabulary.meaning
         # meaning.keys() & words walks the article's words (a frozenset), not the vocabulary.
-        return list(map(meaning.__getitem__, meaning.keys() & doc.words))
+        found = list(map(meaning.__getitem__, meaning.keys() & doc.words))
+        pairs = doc.pairs(self._pair_starts)
+        if pairs:
+            pair_meaning = self._pair_meaning
+            found.extend(map(pair_meaning.__getitem__, pair_meaning.keys() & pairs))
+        return found
 
-    def terms(self, doc: Document, pairs: set[str], meanings: list[_Meaning]) -> set[str]:
-        """The article's words and `pairs`, with the "lang~stem" stems and "prefix*" beginnings
-        of its words that clauses name: what required clauses and second terms are tested on."""
-        terms = set(doc.words)
-        terms.update(pairs)
-        if self._stems or self._prefixes:
-            terms.update(_each(meanings, _TERMS))
-        return terms
+    @staticmethod
+    def terms(meanings: list[_Meaning]) -> set[str]:
+        """The words, pairs, "lang~stem" stems and "prefix*" beginnings of an article that
+        clauses name (from its `meanings`): what required clauses and second terms are tested
+        on. Those no clause names are left out: they would only make the set bigger."""
+        return set(_each(meanings, _TERMS))
 
     def _terms_of(
         self, words: AbstractSet[str], stems_of: dict[str, dict[str, str]]
     ) -> dict[str, tuple]:
-        """Word -> the stems ("en~slap") and beginnings ("migra*") of it that clauses name."""
+        """Word -> itself, its stems ("en~slap") and its beginnings ("migra*"), those that
+        clauses name."""
+        named = self._named_words
         stems = [
             (language, wanted, stem_of)
             for language, stem_of in stems_of.items()
@@ -440,6 +441,8 @@ class RuleIndex:
                 for end in range(PREFIX_MIN, min(len(word), longest) + 1)
                 if word[:end] in prefixes
             ]
+            if word in named:
+                terms.append(word)
             for language, wanted, stem_of in stems:
                 if (stem := stem_of[word]) in wanted:
                     terms.append(f"{language}~{stem}")
@@ -453,9 +456,8 @@ class RuleIndex:
         doc = Document(article, feed_tags)
         matches = []
         meanings = self._meanings(doc)
-        pairs = doc.pairs(self._pair_starts)
-        terms = self.terms(doc, pairs, meanings)
-        for i in sorted(self._rule_keys.candidates(pairs, terms, _each(meanings, _RULES))):
+        terms = self.terms(meanings)
+        for i in sorted(self._rule_keys.candidates(terms, _each(meanings, _RULES))):
             compiled = self.rules[i]
             if compiled.checked and not compiled.may_match(terms):
                 continue
@@ -465,7 +467,7 @@ class RuleIndex:
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        entities = self._entity_keys.candidates(pairs, set(), _each(meanings, _ENTITIES))
+        entities = self._entity_keys.candidates((), _each(meanings, _ENTITIES))
         for i in sorted(entities):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
@@ -476,6 +478,15 @@ class RuleIndex:
         """Evaluate every rule without the presearcher: the baseline the index must agree with."""
         doc = Document(article, feed_tags)
         return [m for c in self.rules if c.in_scope(doc) and (m := explain(c, doc)) is not None]
+
+
+def _is_word(term: str) -> bool:
+    """Whether a clause term is a word, not a pair, a "lang~stem" or a "prefix*"."""
+    return not (" " in term or "~" in term or term.endswith("*"))
+
+
+def _present(filed: _Filed | None) -> tuple[_Filed, ...]:
+    return () if filed is None else (filed,)
 
 
 def _second_terms(keys: frozenset[Key] | None, clauses: Iterable[frozenset[str]]) -> frozenset[str]:
