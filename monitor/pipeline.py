@@ -37,7 +37,7 @@ from .deliver.outbox import webhook_routes
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
-from .identity import TrackingParams, distinct_urls, identify, item_url, sketch
+from .identity import TrackingParams, distinct_urls, identify, item_url, sketches
 from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match
@@ -64,7 +64,8 @@ class Prepared:
     story sketch and, with rules, its matches and entity mentions."""
 
     signature: np.ndarray | None  # identity.sketch of its text
-    matched: tuple[list[Match], list[Evidence]] | None  # Matcher.match; None: no rules
+    # Matcher.match; None when there are no rules or the matching is left to storing.
+    matched: tuple[list[Match], list[Evidence]] | None
 
 
 class FeedReaders(Protocol):
@@ -193,9 +194,11 @@ def _with_language(articles: list[Article]) -> tuple[Article, ...]:
 def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
     """The outcome with each article's sketch and matches worked out ahead of storing (pure),
     so that a reader process does that work instead of the one that stores."""
+    articles = outcome.articles
+    signatures = sketches(a.text for a in articles)
     prepared = tuple(
-        Prepared(sketch(a.text), matcher.match(a, outcome.feed.tags) if matcher else None)
-        for a in outcome.articles
+        Prepared(signature, matcher.match(a, outcome.feed.tags) if matcher else None)
+        for a, signature in zip(articles, signatures, strict=True)
     )
     return replace(outcome, prepared=prepared)
 
@@ -277,9 +280,15 @@ def store_outcome(
         prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
     with store.transaction():
         stored = store.store_articles(outcome.articles, now) if not failed else []
+        ready = [prepared.get(_read_key(a)) for a in stored]
+        # Sketched together: for a feed's short items, a third of the cost of one at a time.
+        unready = [a.text for a, p in zip(stored, ready, strict=True) if p is None]
+        signatures = iter(sketches(unready))
         changes = [
-            _story_and_matches(store, a, feed, config, matcher, now, prepared.get(_read_key(a)))
-            for a in stored
+            _story_and_matches(
+                store, a, feed, config, matcher, now, p or Prepared(next(signatures), None)
+            )
+            for a, p in zip(stored, ready, strict=True)
         ]
         new_items = sum(1 for change in changes if not change.updated)
         store.record_poll(feed.id, _feed_state(outcome, config, now, new_items))
@@ -334,18 +343,18 @@ def _story_and_matches(
     config: Config,
     matcher: Matcher | None,
     now: datetime,
-    prepared: Prepared | None = None,
+    prepared: Prepared,
 ) -> Change:
     """Place a new article or revision in its story, run the rules on its text and keep the
-    rules that newly match (on a revision: matched no earlier one). What a reader `prepared`
-    (sketch, matches) is used as it is."""
+    rules that newly match (on a revision: matched no earlier one). What was `prepared` (the
+    sketch, and the matches when a reader worked them out) is used as it is."""
     assert article.id is not None  # stored
     article_id = article.id
-    signature = prepared.signature if prepared else sketch(article.text)
-    article = replace(article, story_id=place(store, article, signature, config.identity, now))
+    story_id = place(store, article, prepared.signature, config.identity, now)
+    article = replace(article, story_id=story_id)
     if matcher is None:
         return Change(article)
-    matched = prepared.matched if prepared else None
+    matched = prepared.matched
     matches, mentions = matched if matched is not None else matcher.match(article, feed.tags)
     new_matches = store.record_matches(article_id, article.revision, matches, now)
     store.replace_mentions(article_id, mentions)

@@ -34,7 +34,7 @@ from .identity import (
     signature_bytes,
     signature_from_bytes,
     similarities,
-    sketch,
+    sketches,
 )
 from .records import Article
 from .store import Store
@@ -138,7 +138,8 @@ def ensure_index(store: Store, settings: IdentityConfig, now: datetime, batch: i
     done = 0
     while articles := store.unsketched_articles(since, batch):
         with store.transaction():
-            for article in articles:
-                place(store, article, sketch(article.text), settings, now)
+            signatures = sketches(a.text for a in articles)
+            for article, signature in zip(articles, signatures, strict=True):
+                place(store, article, signature, settings, now)
         done += len(articles)
     return done

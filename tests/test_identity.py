@@ -3,6 +3,7 @@ re-run, only new matches reported), detected languages. Real feeds on loopback, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import pytest
 from conftest import LoopbackServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from identity_support import NOW, Item, Service, rss, rule_index
 
+from monitor import identity
 from monitor.config import load_config
 from monitor.config_delivery import DeliveryConfig, SubscriberConfig
 from monitor.deliver.dispatch import open_digests, sync_subscribers
@@ -28,6 +32,7 @@ from monitor.identity import (
     lsh_layout,
     similarity,
     sketch,
+    sketches,
 )
 from monitor.records import Article
 
@@ -120,6 +125,49 @@ def test_sketches_are_the_same_in_every_process() -> None:
     code = f"from monitor.identity import sketch; print(sketch({TEXT!r}).tolist())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(sketch(TEXT).tolist())  # type: ignore[union-attr]
+
+
+def test_sketches_are_those_stored_by_earlier_versions() -> None:
+    """Stored sketches are compared with new ones: a change to how they are computed must come
+    with a new SKETCH_ALGORITHM (which rebuilds the index), never by accident. The digests are
+    of signatures computed before sketches were batched (c7dcc8a)."""
+    digest = hashlib.sha256(sketch(TEXT).tobytes()).hexdigest()[:16]  # type: ignore[union-attr]
+    assert digest == "6aec715173c42779"
+    dashed = hashlib.sha256(sketch(TEXT[:-3] + "—" + TEXT).tobytes()).hexdigest()[:16]  # type: ignore[union-attr]
+    assert dashed == "5e81792be2aded7c"
+
+
+SKETCH_TEXTS = st.lists(
+    st.text(alphabet="ab É—“”«»\u00a0.\n", max_size=120).map(lambda t: t * 3), max_size=12
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SKETCH_TEXTS)
+def test_texts_sketched_together_get_the_sketch_each_gets_alone(texts: list[str]) -> None:
+    """The pipeline sketches a feed's items in one batch: no word or shingle may run from one
+    text into the next, whatever stands at their edges."""
+    together = sketches(texts)
+    assert len(together) == len(texts)
+    for text, found in zip(texts, together, strict=True):
+        alone = sketch(text)
+        assert (found is None) == (alone is None)
+        assert found is None or found.tolist() == alone.tolist()  # type: ignore[union-attr]
+
+
+def test_texts_cut_to_the_maximum_and_split_into_batches_keep_their_sketch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Texts are cut at MAX_SKETCH_BYTES, maybe inside a character (a dash cut short stays part
+    of its word), and batches hold at most that many bytes."""
+    monkeypatch.setattr(identity, "MAX_SKETCH_BYTES", 60)
+    cut = "word " * 11 + "xyz\u2014"  # the dash's three bytes start at byte 58: cut after two
+    texts = [cut, TEXT, cut.upper(), "short one", TEXT[:58] + "\u2014", TEXT]
+    assert [s is None for s in sketches(texts)] == [s is None for s in map(sketch, texts)]
+    for found, alone in zip(sketches(texts), map(sketch, texts), strict=True):
+        assert found is None or found.tolist() == alone.tolist()  # type: ignore[union-attr]
+    # The cut dash is part of the last word: not the sketch of the text with a whole dash.
+    assert sketch(cut).tolist() != sketch("word " * 11 + "xyz").tolist()  # type: ignore[union-attr]
 
 
 def test_default_band_layout_finds_copies_just_over_the_threshold() -> None:
