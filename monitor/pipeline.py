@@ -42,7 +42,7 @@ from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match
 from .store import FeedState, Store
-from .stories import ensure_index, place
+from .stories import ensure_index, place_all
 
 log = logging.getLogger(__name__)
 # Each feed's failure, for the service's log; commands that print a summary line for each leave
@@ -64,8 +64,7 @@ class Prepared:
     story sketch and, with rules, its matches and entity mentions."""
 
     signature: np.ndarray | None  # identity.sketch of its text
-    # Matcher.match; None when there are no rules or the matching is left to storing.
-    matched: tuple[list[Match], list[Evidence]] | None
+    matched: tuple[list[Match], list[Evidence]] | None  # Matcher.match; None: no rules
 
 
 class FeedReaders(Protocol):
@@ -282,13 +281,12 @@ def store_outcome(
         stored = store.store_articles(outcome.articles, now) if not failed else []
         ready = [prepared.get(_read_key(a)) for a in stored]
         # Sketched together: for a feed's short items, a third of the cost of one at a time.
-        unready = [a.text for a, p in zip(stored, ready, strict=True) if p is None]
-        signatures = iter(sketches(unready))
+        unready = iter(sketches(a.text for a, p in zip(stored, ready, strict=True) if p is None))
+        signatures = [next(unready) if p is None else p.signature for p in ready]
+        stories = place_all(store, stored, signatures, config.identity, now)
         changes = [
-            _story_and_matches(
-                store, a, feed, config, matcher, now, p or Prepared(next(signatures), None)
-            )
-            for a, p in zip(stored, ready, strict=True)
+            _matches(store, replace(a, story_id=story), feed, config, matcher, now, p)
+            for a, story, p in zip(stored, stories, ready, strict=True)
         ]
         new_items = sum(1 for change in changes if not change.updated)
         store.record_poll(feed.id, _feed_state(outcome, config, now, new_items))
@@ -336,30 +334,27 @@ def _log_failure(outcome: PollOutcome) -> None:
         )
 
 
-def _story_and_matches(
+def _matches(
     store: Store,
     article: Article,
     feed: Feed,
     config: Config,
     matcher: Matcher | None,
     now: datetime,
-    prepared: Prepared,
+    prepared: Prepared | None,
 ) -> Change:
-    """Place a new article or revision in its story, run the rules on its text and keep the
-    rules that newly match (on a revision: matched no earlier one). What was `prepared` (the
-    sketch, and the matches when a reader worked them out) is used as it is."""
+    """Run the rules on a stored article (new, or a new revision) placed in its story, and keep
+    the rules that newly match (on a revision: matched no earlier one). The matches a reader
+    `prepared` are used as they are."""
     assert article.id is not None  # stored
-    article_id = article.id
-    story_id = place(store, article, prepared.signature, config.identity, now)
-    article = replace(article, story_id=story_id)
     if matcher is None:
         return Change(article)
-    matched = prepared.matched
+    matched = prepared.matched if prepared else None
     matches, mentions = matched if matched is not None else matcher.match(article, feed.tags)
-    new_matches = store.record_matches(article_id, article.revision, matches, now)
-    store.replace_mentions(article_id, mentions)
+    new_matches = store.record_matches(article.id, article.revision, matches, now)
+    store.replace_mentions(article.id, mentions)
     for route in webhook_routes(config.delivery.webhooks, new_matches):  # the outbox
-        store.enqueue_webhook(route.name, route.url, route.batched, article_id, route.rule_ids, now)
+        store.enqueue_webhook(route.name, route.url, route.batched, article.id, route.rule_ids, now)
     return Change(article, tuple(new_matches))
 
 

@@ -21,6 +21,7 @@ signatures are made again from the stored texts when the sketch algorithm or the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -42,23 +43,44 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 
+def place_all(
+    store: Store,
+    articles: Sequence[Article],
+    signatures: Sequence[np.ndarray | None],
+    settings: IdentityConfig,
+    now: datetime,
+) -> list[int]:
+    """`place` each article in turn (a feed's new items), the band keys of all their signatures
+    worked out at once: numpy's cost per call is most of it for one signature."""
+    layout = lsh_layout(settings.story_threshold)
+    sketched = [signature for signature in signatures if signature is not None]
+    keys = iter(band_keys(np.stack(sketched), layout) if sketched else ())
+    return [
+        place(store, article, signature, settings, now, None if signature is None else next(keys))
+        for article, signature in zip(articles, signatures, strict=True)
+    ]
+
+
 def place(
     store: Store,
     article: Article,
     signature: np.ndarray | None,
     settings: IdentityConfig,
     now: datetime,
+    keys: np.ndarray | None = None,
 ) -> int:
     """Give a stored article (new, or a new revision) its story, from the `signature` of its
-    text (identity.sketch, worked out ahead, maybe in another process); returns the story id.
-    Call inside the feed's transaction."""
+    text (identity.sketch, worked out ahead, maybe in another process) and its band `keys`
+    when they were worked out with others' (see place_all); returns the story id. Call inside
+    the feed's transaction."""
     assert article.id is not None
     since = now - timedelta(seconds=settings.story_window)
     story_id = article.story_id  # a revision, or an article re-sketched for a new layout
     if signature is not None:
         layout = lsh_layout(settings.story_threshold)
         bands = _band_index(store, layout, since)
-        keys = band_keys(signature, layout)
+        if keys is None:
+            keys = band_keys(signature, layout)
         if story_id is None:
             found = bands.candidates(keys) - {article.id}
             candidates = store.story_candidates(found, since, article.feed_id) if found else []
@@ -138,8 +160,6 @@ def ensure_index(store: Store, settings: IdentityConfig, now: datetime, batch: i
     done = 0
     while articles := store.unsketched_articles(since, batch):
         with store.transaction():
-            signatures = sketches(a.text for a in articles)
-            for article, signature in zip(articles, signatures, strict=True):
-                place(store, article, signature, settings, now)
+            place_all(store, articles, sketches(a.text for a in articles), settings, now)
         done += len(articles)
     return done

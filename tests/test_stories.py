@@ -75,6 +75,25 @@ def test_a_copy_from_another_outlet_joins_the_first_outlets_story(
     assert svc.store.story(story)["articles"] == 2
 
 
+def test_a_copy_among_items_too_short_to_sketch_still_joins_its_story(
+    corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A feed's new items are sketched and given band keys together: each item keeps its own,
+    whatever stands beside it (an item too short to sketch has none)."""
+    original, copy = copy_of(corpus, "plague-headline-cut")
+    other, _ = copy_of(corpus, "duvet-cut-add")
+    brief = Item("brief-2", "Strike called off", "Talks resume.", "https://brief-2.example/story")
+    server.route("/wire.xml", rss([item(original, "wire-1")]))
+    paper = rss([brief, item(other, "other-3"), item(copy, "copy-4")])
+    server.route("/paper.xml", bodies=[rss([]), paper])
+    svc = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    svc.poll()
+    svc.poll(NOW + timedelta(hours=1))
+    stories = {guid: story_of(svc, guid) for guid in ("wire-1", "brief-2", "other-3", "copy-4")}
+    assert stories["copy-4"] == stories["wire-1"]
+    assert len({stories["wire-1"], stories["brief-2"], stories["other-3"]}) == 3
+
+
 def test_channel_crossings_on_different_days_stay_separate_stories(
     corpus: Corpus, server: LoopbackServer, service: Callable[..., Service]
 ) -> None:
