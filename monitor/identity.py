@@ -26,7 +26,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -35,7 +35,7 @@ import numpy as np
 import rensa
 
 from .config import DEFAULT_TRACKING_PARAMS
-from .records import Article
+from .records import Article, evolve
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
@@ -141,7 +141,7 @@ def identify(
     out = []
     for article in articles:
         out.append(
-            replace(
+            evolve(
                 article,
                 canonical_url=item_url(article, tracking),
                 fingerprint=fingerprint(article.title, article.summary, article.content),
@@ -171,7 +171,7 @@ def distinct_guids(articles: Sequence[Article]) -> list[Article]:
             continue
         urls = Counter(url for url, _ in same_guid)
         suffix = a.canonical_url if a.canonical_url and urls[a.canonical_url] == 1 else ""
-        out.append(replace(a, guid=f"{a.guid} {suffix or a.fingerprint}"))
+        out.append(evolve(a, guid=f"{a.guid} {suffix or a.fingerprint}"))
     return out
 
 
@@ -183,7 +183,7 @@ def distinct_urls(articles: Sequence[Article], others: Iterable[str] = ()) -> li
     counts = Counter(a.canonical_url for a in articles if a.canonical_url)
     counts.update(url for url in others if url)
     return [
-        replace(a, canonical_url="") if counts.get(a.canonical_url, 0) > 1 else a for a in articles
+        evolve(a, canonical_url="") if counts.get(a.canonical_url, 0) > 1 else a for a in articles
     ]
 
 

@@ -24,7 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -40,7 +40,7 @@ from .fulltext import PageFetcher
 from .identity import TrackingParams, distinct_urls, identify, item_url, sketches
 from .language import detect_language
 from .parse import parse_feed
-from .records import Article, Change, Evidence, Feed, FetchResult, Match
+from .records import Article, Change, Evidence, Feed, FetchResult, Match, evolve
 from .store import FeedState, Store
 from .stories import ensure_index, place_all
 
@@ -185,9 +185,7 @@ def read_feed(
 
 def _with_language(articles: list[Article]) -> tuple[Article, ...]:
     """The articles, each with a language: the one declared, else the one detected."""
-    return tuple(
-        a if a.language else replace(a, language=detect_language(a.text)) for a in articles
-    )
+    return tuple(a if a.language else evolve(a, language=detect_language(a.text)) for a in articles)
 
 
 def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
@@ -199,7 +197,7 @@ def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
         Prepared(signature, matcher.match(a, outcome.feed.tags) if matcher else None)
         for a, signature in zip(articles, signatures, strict=True)
     )
-    return replace(outcome, prepared=prepared)
+    return evolve(outcome, prepared=prepared)
 
 
 Remembered = tuple[tuple[str, str, str], ...]  # Feed.seen_items: (digest, identity URL, guid)
@@ -285,7 +283,7 @@ def store_outcome(
         signatures = [next(unready) if p is None else p.signature for p in ready]
         stories = place_all(store, stored, signatures, config.identity, now)
         changes = [
-            _matches(store, replace(a, story_id=story), feed, config, matcher, now, p)
+            _matches(store, evolve(a, story_id=story), feed, config, matcher, now, p)
             for a, story, p in zip(stored, stories, ready, strict=True)
         ]
         new_items = sum(1 for change in changes if not change.updated)

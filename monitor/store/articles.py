@@ -8,14 +8,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
 from ..identity import fingerprint
-from ..records import Article
+from ..records import Article, evolve
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from .rows import (
     ARTICLE_SELECT,
@@ -244,7 +243,7 @@ class ArticleQueries:
             f"INSERT INTO articles ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
             list(values.values()),
         )
-        stored = replace(article, id=cursor.lastrowid, revision=1, story_id=None)
+        stored = evolve(article, id=cursor.lastrowid, revision=1, story_id=None)
         self._record_revision(stored, now)
         return stored
 
@@ -259,7 +258,7 @@ class ArticleQueries:
             "UPDATE article_aliases SET fingerprint = ? WHERE feed_id = ? AND guid = ?",
             [article.fingerprint, article.feed_id, article.guid],
         )
-        stored = replace(
+        stored = evolve(
             article,
             id=row["id"],
             revision=revision,
