@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import copy
 import functools
+import io
 import json
 import re
 import threading
@@ -114,8 +115,10 @@ def parse_feed(
     # feedparser's own sanitiser and relative-URI resolver each parse every item's HTML again
     # in Python (the resolver: a seventh of parse_feed's time on real publishers' feeds).
     # sanitise_html does both in nh3, in one pass, against the base feedparser reports.
+    # A stream, not bytes: given bytes, feedparser first tries them as a file name to open,
+    # so a body naming a local file would be read from the disk.
     parsed = feedparser.parse(
-        body,
+        io.BytesIO(body),
         response_headers={**headers, "content-location": url},
         sanitize_html=False,
         resolve_relative_uris=False,

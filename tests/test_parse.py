@@ -355,6 +355,19 @@ def test_feedparser_shortcuts_change_no_parse(
     assert links[:2] == ["https://a.example/0/story.html", "https://b.example/0/story.html"]
 
 
+def test_a_body_naming_a_local_file_is_not_read_from_disk(tmp_path: Path) -> None:
+    # feedparser opens bytes given to it as a file name if one exists: a server answering with
+    # the path of a feed on this machine must not have that file parsed and stored.
+    local = tmp_path / "private.xml"
+    local.write_text(
+        "<rss version='2.0'><channel><title>Private</title><item><title>Secret</title>"
+        "<link>https://private.example/1</link></item></channel></rss>",
+        encoding="utf-8",
+    )
+    with pytest.raises(FeedParseError, match="not a feed"):
+        parse_feed(str(local).encode(), {}, URL)
+
+
 def test_long_base_uris_are_not_kept() -> None:
     # A feed's xml:base of any length must not stay in the process's memory after parsing.
     entry = (
