@@ -75,6 +75,35 @@ def _remember_base_uris() -> None:
 _remember_base_uris()
 
 
+# An absolute http(s) URL of printable ASCII without params, query or fragment: one that
+# urljoin gives back unchanged against any base (it only re-assembles what it split).
+_PLAIN_ABSOLUTE_URI = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:/[!$&'()*+,\-./0-9:=@A-Z_a-z~%]*)?"
+)
+
+
+def _join_plain_uris_directly() -> None:
+    """feedparser resolves every item's link and guid against the feed's base (a urljoin, which
+    splits and re-assembles the URL), 9.6 µs each, about 4% of parse_feed's time on generated
+    feeds. Item links are nearly always absolute already, and for those of _PLAIN_ABSOLUTE_URI
+    the answer is the link itself, so they skip the join; anything else is joined by feedparser
+    as before (tests/test_parse.py checks both answers agree, on every shared feed and on
+    generated URLs). A feedparser without the function is left as it is."""
+    function = getattr(feedparser.mixin, "_urljoin", None)
+    if not callable(function) or hasattr(function, "__wrapped__"):
+        return
+    plain = _PLAIN_ABSOLUTE_URI.fullmatch
+
+    @functools.wraps(function)
+    def _urljoin(base: str, uri: str) -> str:
+        return uri if plain(uri) else function(base, uri)
+
+    feedparser.mixin._urljoin = _urljoin  # type: ignore[attr-defined]
+
+
+_join_plain_uris_directly()
+
+
 class _ContentParamsCopy:
     """Stands for the `copy` module inside feedparser.mixin, which uses it for one thing: a deep
     copy of the content parameters (type, language, base) at the end of each text element, four

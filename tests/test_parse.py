@@ -14,6 +14,8 @@ import feedparser.mixin
 import feedparser.urls
 import pytest
 from conftest import SAMPLES
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from monitor.errors import FeedParseError
 from monitor.parse import parse_feed
@@ -311,9 +313,9 @@ def test_relative_links_in_atom_html_follow_xml_base() -> None:
 def test_feedparser_shortcuts_change_no_parse(
     shared_corpora: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # monitor/parse.py caches feedparser's base-URI function and copies its content parameters
-    # itself: what feedparser makes of every real feed, and of entries whose xml:base and
-    # xml:lang differ, must be what it made without either.
+    # monitor/parse.py caches feedparser's base-URI function, copies its content parameters
+    # itself and skips joining plain absolute links: what feedparser makes of every real feed,
+    # and of entries whose xml:base and xml:lang differ, must be what it made without them.
     entry = (
         '<entry xml:base="https://{host}/{n}/" xml:lang="{lang}">'
         "<id>urn:a:{n}</id><title>E{n}</title>"
@@ -349,10 +351,79 @@ def test_feedparser_shortcuts_change_no_parse(
     assert feedparser.mixin.copy is not copy  # the content parameters' own copy is in place
     monkeypatch.setattr(feedparser.mixin, "make_safe_absolute_uri", remembered.__wrapped__)
     monkeypatch.setattr(feedparser.mixin, "copy", copy)
+    monkeypatch.setattr(feedparser.mixin, "_urljoin", feedparser.urls._urljoin)
     assert cached == parsed()
     assert cached[0][1][0].content[0].language == "fr"
     links = [e.link for e in cached[0][1]]
     assert links[:2] == ["https://a.example/0/story.html", "https://b.example/0/story.html"]
+
+
+_URI_PARTS = st.sampled_from(
+    [
+        ":",
+        "//",
+        "/",
+        "a.example",
+        "b-c.example",
+        ":8080",
+        "[::1]",
+        "[",
+        "@",
+        "user@",
+        "..",
+        ".",
+        "?",
+        "?q=1",
+        "#",
+        "#top",
+        ";p",
+        "%20",
+        "%zz",
+        "~x",
+        " ",
+        "\t",
+        "\n",
+        "\\",
+        "é",
+        "ｅ",
+        "x",
+        "0",
+        "!$&'()*+,=",
+        "\x00",
+    ]
+)
+_URIS = st.tuples(
+    st.sampled_from(["http", "https", "HTTP", "Https", "ftp", "file", "", " "]),
+    st.sampled_from(["://", ":", ":///", ":/", "//", ""]),
+    st.sampled_from(["a.example", "b-c.example:8080", "[::1]", "user@a.example", "ｅ.example", ""]),
+    st.lists(st.sampled_from(["/", "/x", "/.."]), max_size=2).map("".join),
+    st.lists(_URI_PARTS, max_size=6).map("".join),
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@example(uri="http://a.example/?", base="http://b.example/")
+@example(uri="http://a.example/x;", base="http://b.example/")
+@example(uri="http://a.example/#", base="http://b.example/")
+@example(uri="http://a.example/ ", base="http://b.example/")
+@example(uri="HTTP://a.example/x", base="http://b.example/")
+@example(uri="http:///a.example", base="http://b.example/")
+@example(uri="http://a.example\t/x", base="http://b.example/")
+@example(uri="http://[::1/x", base="http://b.example/")
+@example(uri="http://\uff45.example/", base="http://b.example/")
+@example(uri="http://a.example:80/x/../y", base="http://b.example/")
+@example(uri="http://user@a.example/", base="http://b.example/")
+@given(
+    uri=_URIS,
+    base=st.sampled_from(
+        ["", "https://feeds.example/x/", "http://a.example/", "HTTP://A.example", "file:///tmp/"]
+    ),
+)
+def test_plain_links_are_joined_as_feedparser_joins_them(uri: str, base: str) -> None:
+    # Links that monitor/parse.py gives back without joining must be exactly what the join
+    # gives; every other link is joined as before.
+    assert feedparser.mixin._urljoin is not feedparser.urls._urljoin  # the shortcut is in place
+    assert feedparser.mixin._urljoin(base, uri) == feedparser.urls._urljoin(base, uri)
 
 
 def test_a_body_naming_a_local_file_is_not_read_from_disk(tmp_path: Path) -> None:
