@@ -158,6 +158,30 @@ def test_insert_articles_returns_only_new_ones(store: Store) -> None:
     assert store.count("articles") == 3
 
 
+def test_a_feeds_new_items_stored_together_each_keep_their_own_row(store: Store) -> None:
+    # New items are inserted many to a statement (store_articles): each returned article must
+    # carry the id of its own row, in the feed's order, and be found by search on its words,
+    # around an item that shares a URL with an earlier one and is looked up on its own.
+    feed_id = store.upsert_feed("https://a.example/feed", now=NOW)
+    words = ["harbour", "tribunal", "lorry", "prefecture", "convoy", "hearing", "ferry", "shelter"]
+    items = [
+        article(feed_id, f"g{n}", f"Story of the {word}", canonical_url=f"https://n.example/{n}")
+        for n, word in enumerate(words)
+    ]
+    items.insert(3, replace(items[1], guid="g1-again", title="Story of the tribunal, again"))
+    items += [article(feed_id, f"h{n}", f"Item {n}") for n in range(250)]  # several statements
+    with store.transaction():
+        stored = store.store_articles(items, NOW)
+    assert [a.guid for a in stored] == [a.guid for a in items if a.guid != "g1-again"]
+    for a in stored:
+        read = store.article(a.id)  # type: ignore[arg-type]
+        assert read is not None and (read.guid, read.title) == (a.guid, a.title)
+    for a, word in zip(stored, words, strict=False):
+        [row] = store.search_articles(word)
+        assert (row["id"], row["title"]) == (a.id, a.title)
+    assert [r["title"] for r in store.search_articles("Item 249")] == ["Item 249"]
+
+
 def test_same_guid_in_another_feed_is_new(store: Store) -> None:
     a = store.upsert_feed("https://a.example/feed", now=NOW)
     b = store.upsert_feed("https://b.example/feed", now=NOW)

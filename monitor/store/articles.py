@@ -27,6 +27,17 @@ from .rows import (
     url_key,
 )
 
+_INSERT_ROWS = 100  # articles per INSERT statement: 1,700 parameters, far under SQLite's limit
+_INSERT_REVISION = (
+    "INSERT OR REPLACE INTO revisions (article_id, revision, title, summary, fingerprint, seen) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _revision_row(article: Article, now: datetime) -> tuple[Any, ...]:
+    a = article
+    return (a.id, a.revision, a.title, a.summary[:1000], a.fingerprint, iso(now))
+
 
 class ArticleQueries:
     """Store methods for articles."""
@@ -100,21 +111,25 @@ class ArticleQueries:
 
         Whether each item is known is asked in a few queries for the whole batch; an item that
         none of them knows, and that shares neither guid nor canonical URL with an earlier item
-        of the batch, is inserted at once, the others looked up one by one."""
+        of the batch, is inserted with the others like it in one statement, the others looked
+        up one by one (after inserting those before them)."""
         articles = list(articles)
         known = self._knownitem_keys(articles)
         done: set[str] = set()  # the keys of the items handled so far in this batch
-        out = []
+        out: list[Article] = []
+        unknown: list[Article] = []  # waiting to be inserted together
         for article in articles:
             keys = item_keys(article)
             if keys.isdisjoint(known) and keys.isdisjoint(done):
-                stored: Article | None = self._insert_article(article, now)
+                unknown.append(article)
             else:
+                out += self._insert_articles(unknown, now)
+                unknown = []
                 stored = self._store_article(article, now)
+                if stored is not None:
+                    out.append(stored)
             done |= keys
-            if stored is not None:
-                out.append(stored)
-        return out
+        return out + self._insert_articles(unknown, now)
 
     def _knownitem_keys(self, articles: Sequence[Article]) -> set[str]:
         """Which guid keys (`guid:feed:guid`) and URL keys (`url:canonical`) of these items the
@@ -231,20 +246,40 @@ class ArticleQueries:
         )
 
     def _insert_article(self, article: Article, now: datetime) -> Article:
-        values = {
-            **article_columns(article),
-            "feed_id": article.feed_id,
-            "guid": article.guid,
-            "canonical_url": article.canonical_url or None,
-            "revision": 1,
-            "first_seen": iso(now),
-        }
-        cursor = self.db.execute(
-            f"INSERT INTO articles ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-            list(values.values()),
-        )
-        stored = evolve(article, id=cursor.lastrowid, revision=1, story_id=None)
-        self._record_revision(stored, now)
+        return self._insert_articles([article], now)[0]
+
+    def _insert_articles(self, articles: list[Article], now: datetime) -> list[Article]:
+        """Insert articles new to the database, of distinct guids, as revision 1; returns them
+        stored, in the same order. One statement for many rows, not one each: the full-text
+        index's trigger runs inside a statement's savepoint, at which FTS5 writes what it holds
+        as a segment, so one INSERT per row made a segment per article, merged again soon
+        after: store_articles took 300 µs an article of feeds of 16 new items, 190 now."""
+        stored: list[Article] = []
+        for chunk in chunks(articles, _INSERT_ROWS):
+            rows = [
+                {
+                    **article_columns(a),
+                    "feed_id": a.feed_id,
+                    "guid": a.guid,
+                    "canonical_url": a.canonical_url or None,
+                    "revision": 1,
+                    "first_seen": iso(now),
+                }
+                for a in chunk
+            ]
+            columns = ", ".join(rows[0])
+            values = ", ".join([f"({', '.join('?' * len(rows[0]))})"] * len(rows))
+            ids = dict(  # RETURNING gives no promise of order
+                ((feed_id, guid), article_id)
+                for article_id, feed_id, guid in self.db.conn.execute(
+                    f"INSERT INTO articles ({columns}) VALUES {values} RETURNING id, feed_id, guid",
+                    [value for row in rows for value in row.values()],
+                )
+            )
+            stored += (
+                evolve(a, id=ids[(a.feed_id, a.guid)], revision=1, story_id=None) for a in chunk
+            )
+        self.db.conn.executemany(_INSERT_REVISION, (_revision_row(a, now) for a in stored))
         return stored
 
     def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
@@ -269,18 +304,7 @@ class ArticleQueries:
         return stored
 
     def _record_revision(self, article: Article, now: datetime) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO revisions (article_id, revision, title, summary, "
-            "fingerprint, seen) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                article.id,
-                article.revision,
-                article.title,
-                article.summary[:1000],
-                article.fingerprint,
-                iso(now),
-            ],
-        )
+        self.db.conn.execute(_INSERT_REVISION, _revision_row(article, now))
 
     def revisions(self, article_id: int) -> list[dict[str, Any]]:
         """Each revision's headline, summary and when it was seen, oldest first."""
