@@ -196,7 +196,10 @@ def feeds() -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option(
-    "--all", "show_all", is_flag=True, help="Also feeds retired since config.toml dropped them."
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also retired feeds (dropped from config.toml, removed).",
 )
 @operator_errors
 def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
@@ -213,7 +216,8 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
         if row["last_error"]:
             status = f"[red]{escape(row['last_error'])}[/]"
         if row["retired"]:
-            status = f"[yellow]retired {row['retired']}[/] (not in config.toml)"
+            why = "not in config.toml" if row["source"] == "config" else "feeds remove"
+            status = f"[yellow]retired {row['retired']}[/] ({why})"
         table.add_row(
             str(row["id"]),
             escape(row["name"] or row["title"] or ""),
@@ -270,7 +274,7 @@ def feeds_add(
     if added.created:
         said = "polled on the next cycle"
     elif added.revived:
-        said = "retired from config.toml before, polled again from the next cycle"
+        said = "retired before, polled again from the next cycle"
     else:
         said = "already existed"
     changes = ", ".join(
@@ -280,6 +284,56 @@ def feeds_add(
     if not added.created:
         said += f"; changed {changes}" if changes else "; nothing changed"
     console.print(f"Feed {added.id}: {escape(resolved)} ({escape(said)})", soft_wrap=True)
+
+
+@feeds.command("remove")
+@click.argument("feed")
+@config_option
+@operator_errors
+def feeds_remove(feed: str, config_path: str) -> None:
+    """Stop polling a feed added with `feeds add` or `feeds import`. FEED is its URL, the
+    path it was added as, or its id in `feeds list`. Its articles, matches and deliveries are
+    kept (`feeds list --all` shows it) and `feeds add` brings it back. A feed config.toml lists
+    is removed by deleting it there."""
+    config = load_config(config_path)
+    store = open_store(config)
+    row = _stored_feed(store, feed)
+    if row is None:
+        raise ConfigError(
+            "FEED", "", "expected the URL, path or id of a stored feed (vigie feeds list)", feed
+        )
+    url = row["url"]
+    listed = {f.url for f in config.feeds}
+    if url in listed or row["config_url"] in listed:  # it would be back at the next start
+        raise ConfigError(
+            str(config.path), "feeds", "lists this feed: delete it there to stop polling it", url
+        )
+    if row["retired"] is not None:
+        console.print(
+            f"Feed {row['id']}: {escape(url)} was retired on {row['retired']}; nothing changed",
+            soft_wrap=True,
+        )
+        return
+    store.retire_feed(row["id"], datetime.now(UTC))
+    articles = store.feed_article_count(row["id"])
+    console.print(
+        f"Feed {row['id']}: {escape(url)} retired: no longer polled; its {articles} articles "
+        "are kept",
+        soft_wrap=True,
+    )
+
+
+def _stored_feed(store: Store, given: str) -> dict[str, Any] | None:
+    """The stored feed `feeds remove` was given: by id, by URL, or by the path `feeds add`
+    resolved from the current folder."""
+    row = store.feed_row(int(given)) if given.isdigit() else None
+    row = row or store.find_feed(given)
+    if row is None:
+        try:
+            row = store.find_feed(resolve_feed_url(given, Path.cwd()))
+        except ValueError:
+            return None
+    return row
 
 
 def _setting(key: str, value: Any) -> str:

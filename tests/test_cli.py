@@ -342,6 +342,57 @@ def test_a_feed_removed_from_config_is_retired_and_comes_back_with_its_state(
     ] == [r["id"] for r in rows]
 
 
+def test_feeds_remove_stops_polling_a_hand_added_feed_and_keeps_its_articles(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    server.route("/nord.atom", ATOM)
+    coastal, nord = server.url("/coastal.rss"), server.url("/nord.atom")
+    config = write_config([coastal])
+    assert vigie("feeds", "add", nord, "--name", "Nord", "--config", config).exit_code == 0
+    first = vigie("once", "--config", config)
+    assert f"{RSS_ITEMS + ATOM_ITEMS} new articles" in first.stdout, first.output
+    [nord_id] = [
+        r["id"]
+        for r in json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+        if r["url"] == nord
+    ]
+
+    removed = vigie("feeds", "remove", str(nord_id), "--config", config)  # by its id
+    assert removed.exit_code == 0, removed.output
+    assert f"{nord} retired: no longer polled; its {ATOM_ITEMS} articles are kept" in removed.stdout
+    again = vigie("once", "--config", config)
+    assert "Polled 1 feeds" in again.stdout, again.output
+    assert len(server.requests_to("/nord.atom")) == 1
+    assert f"({RSS_ITEMS + ATOM_ITEMS} articles" in again.stdout
+    assert listed_urls(config) == [coastal]
+    rows = json.loads(vigie("feeds", "list", "--json", "--all", "--config", config).stdout)
+    assert [(r["url"], r["source"], bool(r["retired"])) for r in rows] == [
+        (coastal, "config", False),
+        (nord, "cli", True),
+    ]
+    twice = vigie("feeds", "remove", nord, "--config", config)  # by its URL
+    assert twice.exit_code == 0 and "was retired on" in twice.stdout, twice.output
+
+    back = vigie("feeds", "add", nord, "--config", config)
+    assert "retired before, polled again from the next cycle" in back.stdout, back.output
+    assert listed_urls(config) == [coastal, nord]
+
+
+def test_feeds_remove_refuses_a_feed_config_lists_and_an_unknown_one(
+    write_config: Callable[..., Path],
+) -> None:
+    listed = "https://configured.example/rss"
+    config = write_config([listed])
+    vigie("once", "--config", config)  # stores the configured feed (its poll fails: no server)
+    refused = vigie("feeds", "remove", listed, "--config", config)
+    assert_one_line_error(refused, str(config), "feeds: lists this feed: delete it there", listed)
+    assert listed_urls(config) == [listed]
+    unknown = vigie("feeds", "remove", "https://never.example/rss", "--config", config)
+    assert_one_line_error(unknown, "FEED: expected the URL, path or id of a stored feed")
+    assert_one_line_error(vigie("feeds", "remove", "99", "--config", config), '"99"')
+
+
 def test_a_bad_url_removed_from_config_stops_failing(
     server: LoopbackServer, closed_port: int, write_config: Callable[..., Path]
 ) -> None:

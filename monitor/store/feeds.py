@@ -134,8 +134,24 @@ class FeedQueries:
             )
         return [url for _, url in gone]
 
+    def feed_row(self, feed_id: int) -> dict[str, Any] | None:
+        """The stored feed with this id, retired or not."""
+        return next(self.db.query("SELECT * FROM feeds WHERE id = ?", [feed_id]), None)
+
+    def feed_article_count(self, feed_id: int) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM articles WHERE feed_id = ?", [feed_id]
+        ).fetchone()[0]
+
+    def retire_feed(self, feed_id: int, now: datetime) -> None:
+        """Stop polling a feed (`vigie feeds remove`), keeping its articles, matches and
+        deliveries, as for a feed config.toml no longer lists; add_feed brings it back."""
+        with self.db.conn:
+            self.db.conn.execute("UPDATE feeds SET retired = ? WHERE id = ?", [iso(now), feed_id])
+
     def feeds(self, include_retired: bool = False) -> list[dict[str, Any]]:
-        """The feeds polled (with include_retired, also those config.toml no longer lists)."""
+        """The feeds polled (with include_retired, also those config.toml no longer lists and
+        those `vigie feeds remove` retired)."""
         where = "" if include_retired else "WHERE retired IS NULL "
         return list(self.db.query(f"SELECT * FROM feeds {where}ORDER BY id"))
 
