@@ -4,17 +4,13 @@ prints with rich. Operator errors (VigieError) are printed as one line, never a 
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 from rich.text import Text
 
 from .cli_common import (
@@ -26,13 +22,12 @@ from .cli_common import (
     escape,
     highlighted,
     locked_database,
-    open_database,
+    open_store,
     operator_errors,
 )
 from .cli_deliver import add_delivery_commands, deliver_after_poll
-from .config import Config, load_config, resolve_feed_url
-from .deliver.dispatch import sync_subscribers
-from .errors import ConfigError, RuleError, VigieError
+from .config import Config, load_config
+from .errors import RuleError, VigieError
 from .fetch import make_session
 from .pipeline import CycleSummary, PollOutcome, poll_due
 from .readers import ReaderPool
@@ -42,30 +37,6 @@ from .rules.stats import HEURISTIC, TermStats
 from .scheduler import log_undeliverable, run_service
 from .store import Store
 from .store.articles import fts_words
-
-log = logging.getLogger(__name__)
-
-
-def open_store(config: Config) -> Store:
-    """The configured database, its feeds in step with config.toml: those it lists are added or
-    updated, those it no longer lists are retired (no longer polled, their articles kept)."""
-    store = open_database(config)
-    now = datetime.now(UTC)
-    for feed in config.feeds:
-        store.upsert_feed(
-            feed.url,
-            name=feed.name,
-            interval=feed.interval,
-            tags=feed.tags,
-            language=feed.language,
-            source="config",
-            full_text=feed.full_text,
-            now=now,
-        )
-    for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):
-        log.info("feed no longer in config.toml: retired", extra={"feed_url": url})
-    sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
-    return store
 
 
 def term_stats(store: Store) -> TermStats:
@@ -188,233 +159,6 @@ def print_summary(summary: CycleSummary, store: Store, config: Config) -> None:
 
 
 @main.group()
-def feeds() -> None:
-    """List, add, import and export feeds."""
-
-
-@feeds.command("list")
-@config_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-@click.option(
-    "--all",
-    "show_all",
-    is_flag=True,
-    help="Also retired feeds (dropped from config.toml, removed).",
-)
-@operator_errors
-def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
-    """Feeds with their last status, last success, items, errors and next poll."""
-    config = load_config(config_path)
-    store = open_store(config)
-    rows = store.feeds(include_retired=show_all)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    table = Table("id", "name", "url", "status", "last success", "items", "errors", "next poll")
-    for row in rows:
-        status = str(row["last_status"] or "-")
-        if row["last_error"]:
-            status = f"[red]{escape(row['last_error'])}[/]"
-        if row["retired"]:
-            why = "not in config.toml" if row["source"] == "config" else "feeds remove"
-            status = f"[yellow]retired {row['retired']}[/] ({why})"
-        table.add_row(
-            str(row["id"]),
-            escape(row["name"] or row["title"] or ""),
-            escape(row["url"]),
-            status,
-            row["last_success"] or "never",
-            str(row["items"] or 0),
-            str(row["error_count"] or 0),
-            "-" if row["retired"] else row["next_poll"] or "-",
-        )
-    console.print(table)
-
-
-@feeds.command("add")
-@click.argument("url")
-@click.option("--name", default=None, help="Display name.")
-@click.option("--interval", default=None, help='Time between polls, e.g. "15m".')
-@click.option("--tag", "tags", multiple=True, help="A tag rules can scope to (repeatable).")
-@config_option
-@operator_errors
-def feeds_add(
-    url: str, name: str | None, interval: str | None, tags: tuple[str, ...], config_path: str
-) -> None:
-    """Add a feed to the database (http(s) URL or local path). Adding a feed it already has
-    changes only the options given, and says what changed."""
-    from .config import parse_duration
-
-    config = load_config(config_path)
-    seconds = None
-    if interval is not None:
-        seconds = parse_duration(interval)
-        if seconds is None:
-            raise ConfigError("--interval", "", 'expected a duration like "15m"', interval)
-    try:
-        resolved = resolve_feed_url(url, Path.cwd())
-    except ValueError as e:
-        raise ConfigError("URL", "", str(e), url) from None
-    if resolved in {feed.url for feed in config.feeds}:
-        console.print(
-            f"{escape(resolved)} is listed in {escape(str(config.path))}: its settings there "
-            "apply; nothing changed",
-            soft_wrap=True,
-        )
-        return
-    store = open_store(config)
-    added = store.add_feed(
-        resolved,
-        name=name,
-        interval=seconds,
-        tags=tags or None,
-        source="cli",
-        now=datetime.now(UTC),
-    )
-    if added.created:
-        said = "polled on the next cycle"
-    elif added.revived:
-        said = "retired before, polled again from the next cycle"
-    else:
-        said = "already existed"
-    changes = ", ".join(
-        f"{key} {_setting(key, before)} -> {_setting(key, after)}"
-        for key, (before, after) in added.changes.items()
-    )
-    if not added.created:
-        said += f"; changed {changes}" if changes else "; nothing changed"
-    console.print(f"Feed {added.id}: {escape(resolved)} ({escape(said)})", soft_wrap=True)
-
-
-@feeds.command("remove")
-@click.argument("feed")
-@config_option
-@operator_errors
-def feeds_remove(feed: str, config_path: str) -> None:
-    """Stop polling a feed added with `feeds add` or `feeds import`. FEED is its URL, the
-    path it was added as, or its id in `feeds list`. Its articles, matches and deliveries are
-    kept (`feeds list --all` shows it) and `feeds add` brings it back. A feed config.toml lists
-    is removed by deleting it there."""
-    config = load_config(config_path)
-    store = open_store(config)
-    row = _stored_feed(store, feed)
-    if row is None:
-        raise ConfigError(
-            "FEED", "", "expected the URL, path or id of a stored feed (vigie feeds list)", feed
-        )
-    url = row["url"]
-    listed = {f.url for f in config.feeds}
-    if url in listed or row["config_url"] in listed:  # it would be back at the next start
-        raise ConfigError(
-            str(config.path), "feeds", "lists this feed: delete it there to stop polling it", url
-        )
-    if row["retired"] is not None:
-        console.print(
-            f"Feed {row['id']}: {escape(url)} was retired on {row['retired']}; nothing changed",
-            soft_wrap=True,
-        )
-        return
-    store.retire_feed(row["id"], datetime.now(UTC))
-    articles = store.feed_article_count(row["id"])
-    console.print(
-        f"Feed {row['id']}: {escape(url)} retired: no longer polled; its {articles} articles "
-        "are kept",
-        soft_wrap=True,
-    )
-
-
-def _stored_feed(store: Store, given: str) -> dict[str, Any] | None:
-    """The stored feed `feeds remove` was given: by id, by URL, or by the path `feeds add`
-    resolved from the current folder."""
-    row = store.feed_row(int(given)) if given.isdigit() else None
-    row = row or store.find_feed(given)
-    if row is None:
-        try:
-            row = store.find_feed(resolve_feed_url(given, Path.cwd()))
-        except ValueError:
-            return None
-    return row
-
-
-def _setting(key: str, value: Any) -> str:
-    """A feed setting as `feeds add` prints a change to it."""
-    if key == "interval":
-        return "default" if value is None else f"{value:g}s"
-    return json.dumps(value, ensure_ascii=False)
-
-
-@feeds.command("import")
-@click.argument("opml", type=click.Path(exists=True, dir_okay=False))
-@config_option
-@operator_errors
-def feeds_import(opml: str, config_path: str) -> None:
-    """Add every http(s) feed of an OPML file that is not known yet; known feeds are left as
-    they are. Other addresses (file://, ...) are skipped: a subscription list from elsewhere
-    must not make Vigie read local files."""
-    config = load_config(config_path)
-    store = open_store(config)
-    try:
-        tree = ET.parse(opml)
-    except ET.ParseError as e:
-        raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
-    added, known = 0, 0
-    seen: set[str] = set()
-    skipped: list[tuple[str, str]] = []
-    now = datetime.now(UTC)
-    for outline in tree.iter("outline"):
-        url = (outline.get("xmlUrl") or "").strip()
-        if not url:
-            continue
-        if not url.lower().startswith(("http://", "https://")) or not _fetchable(url):
-            skipped.append((url, "not an http(s) URL"))
-            continue
-        if url in seen:  # the first entry of a feed listed twice is the one imported
-            skipped.append((url, "listed twice in this file"))
-            continue
-        seen.add(url)
-        row = store.find_feed(url)
-        if row is not None and row["retired"] is None:
-            known += 1
-            continue
-        title = outline.get("title") or outline.get("text") or None
-        store.add_feed(url, name=title, source="opml", now=now)
-        added += 1
-    console.print(
-        f"Imported {added} new feeds from {escape(opml)}"
-        + (f"; {known} already known, left as they were" if known else ""),
-        soft_wrap=True,
-    )
-    for url, reason in skipped:
-        console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
-
-
-def _fetchable(url: str) -> bool:
-    try:
-        resolve_feed_url(url, Path.cwd())
-    except ValueError:
-        return False
-    return True
-
-
-@feeds.command("export")
-@config_option
-@operator_errors
-def feeds_export(config_path: str) -> None:
-    """Print every feed as OPML 2.0."""
-    config = load_config(config_path)
-    store = open_store(config)
-    opml = ET.Element("opml", version="2.0")
-    head = ET.SubElement(opml, "head")
-    ET.SubElement(head, "title").text = "Vigie feeds"
-    body = ET.SubElement(opml, "body")
-    for row in store.feeds():
-        title = row["name"] or row["title"] or row["url"]
-        ET.SubElement(body, "outline", type="rss", text=title, title=title, xmlUrl=row["url"])
-    ET.indent(opml)
-    click.echo(ET.tostring(opml, encoding="unicode", xml_declaration=True))
-
-
-@main.group()
 def articles() -> None:
     """Search stored articles."""
 
@@ -456,7 +200,9 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
         console.print("No article matches.")
 
 
+from .cli_feeds import feeds  # noqa: E402
 from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
 
+main.add_command(feeds)
 main.add_command(rules)
 add_delivery_commands(main)  # the `digest` and `deliveries` groups

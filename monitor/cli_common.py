@@ -1,6 +1,7 @@
 """Pieces every CLI module shares: consoles, the --config option, one-line operator errors, log
 lines that say which feed, rule or delivery and why, and the database opened (and locked) so
-that a path it cannot use names config.toml's key."""
+that a path it cannot use names config.toml's key, its feeds and subscribers in step with
+config.toml (open_store)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -25,6 +27,7 @@ from .scheduler import database_lock
 from .store import Store
 from .text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
+log = logging.getLogger(__name__)
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -153,3 +156,25 @@ def highlighted(snippet: str) -> Text:
 
 def escape(text: str) -> str:
     return rich_escape(text)
+
+
+def open_store(config: Config) -> Store:
+    """The configured database, its feeds in step with config.toml: those it lists are added or
+    updated, those it no longer lists are retired (no longer polled, their articles kept)."""
+    store = open_database(config)
+    now = datetime.now(UTC)
+    for feed in config.feeds:
+        store.upsert_feed(
+            feed.url,
+            name=feed.name,
+            interval=feed.interval,
+            tags=feed.tags,
+            language=feed.language,
+            source="config",
+            full_text=feed.full_text,
+            now=now,
+        )
+    for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):
+        log.info("feed no longer in config.toml: retired", extra={"feed_url": url})
+    dispatch.sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
+    return store
