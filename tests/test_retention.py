@@ -15,6 +15,7 @@ from identity_support import NOW, Item, Service, Services, rss, rule_index
 from monitor.config import load_config
 from monitor.errors import ConfigError
 from monitor.retention import prune_expired
+from monitor.store import Store
 
 DAY = 86400.0
 RETENTION = 90 * DAY
@@ -115,6 +116,33 @@ def test_a_story_outlives_its_pruned_lead(
 
     prune_expired(svc.store, RETENTION, NOW + timedelta(days=100))
     assert svc.store.story(story) is None
+
+
+def test_ids_of_pruned_articles_and_stories_are_not_given_again(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    # Webhook consumers keep Vigie's article and story ids: once everything was pruned, SQLite
+    # would have handed the next article id 1 again, and its story too.
+    server.route(
+        "/f.xml",
+        bodies=[
+            rss([Item("a", "Sea wall approved", PARAGRAPH), Item("b", "Dunes", PARAGRAPH[::-1])]),
+            rss([Item("c", "Pumping stations reopen", "The estuary pumps run again.")]),
+        ],
+    )
+    svc = service([server.url("/f.xml")])
+    first = [c.article for c in svc.poll(NOW).changes]
+    later = NOW + timedelta(days=91)
+    assert prune_expired(svc.store, RETENTION, later) == 2
+    assert svc.store.count("articles") == 0 and svc.store.count("stories") == 0
+
+    [fresh] = [c.article for c in svc.poll(later).changes]
+
+    assert fresh.id is not None and fresh.id > max(a.id or 0 for a in first)
+    assert fresh.story_id is not None and fresh.story_id > max(a.story_id or 0 for a in first)
+    reopened = Store(svc.store.path)  # the marks are in the database, not in this process
+    assert reopened.next_id("articles") == fresh.id + 1
+    reopened.close()
 
 
 def test_zero_retention_keeps_everything(

@@ -55,6 +55,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m007_band_index_in_memory",
         "m008_match_withdrawal",
         "m009_retired_feeds",
+        "m010_ids_never_reused",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -119,5 +119,22 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         """A number that changes when another connection commits (SQLite's data_version)."""
         return self.db.conn.execute("PRAGMA data_version").fetchone()[0]
 
+    def next_id(self, table: str) -> int:
+        """The id of a new row of `table` (articles, stories): one more than the largest ever
+        given, pruned or not (schema.m010). Call in the transaction that inserts it."""
+        (last,) = self.db.conn.execute(
+            f"SELECT max(coalesce((SELECT max(id) FROM [{table}]), 0), "
+            "coalesce((SELECT last FROM id_high_water WHERE name = ?), 0))",
+            [table],
+        ).fetchone()
+        return last + 1
+
+    def keep_high_water(self, table: str) -> None:
+        """Remember the largest id of `table` before deleting rows of it, for next_id."""
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO id_high_water (name, last) VALUES (?, ?)",
+            [table, self.next_id(table) - 1],
+        )
+
     def count(self, table: str) -> int:
         return self.db[table].count

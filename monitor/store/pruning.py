@@ -52,15 +52,15 @@ class PruningQueries:
             for table, column in self._article_children():
                 self.db.execute(f"DELETE FROM [{table}] WHERE [{column}] IN ({marks})", ids)
             # A delivery's items name articles without a foreign key (deliveries outlive them):
-            # they go with them, or once every article is pruned SQLite would give a new article
-            # a pruned one's id, and an old delivery would carry it. A finished delivery left
-            # with no item goes too (docs/delivery.md, History).
+            # they go with them. A finished delivery left with no item goes too
+            # (docs/delivery.md, History).
             carried = f"FROM delivery_matches WHERE article_id IN ({marks})"
             touched = [
                 row[0] for row in self.db.execute(f"SELECT DISTINCT delivery_id {carried}", ids)
             ]
             self.db.execute(f"DELETE {carried}", ids)
             self._forget_emptied_deliveries(touched)
+            self.keep_high_water("articles")  # ids are not given again (next_id)
             self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
             self._refresh_stories({row[4] for row in rows if row[4] is not None})
         return len(ids)

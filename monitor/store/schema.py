@@ -347,3 +347,12 @@ def m009_retired_feeds(db: sqlite_utils.Database) -> None:
     feeds.add_column("config_url", str)
     db.execute("UPDATE feeds SET config_url = url WHERE source = 'config'")
     feeds.create_index(["config_url"])
+
+
+@migrations()
+def m010_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """The largest article and story ids ever given, kept when retention deletes them: SQLite
+    gives a new row one more than the largest id left, so once every article was pruned, new
+    ones took pruned ones' ids, and a webhook consumer keeping Vigie's ids saw two articles
+    (or stories) under one. Store.next_id reads it."""
+    db.execute("CREATE TABLE id_high_water (name TEXT PRIMARY KEY, last INTEGER NOT NULL)")

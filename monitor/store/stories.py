@@ -98,13 +98,14 @@ class StoryQueries:
 
     def start_story(self, article_id: int, now: datetime) -> int:
         """A new story led by this article."""
-        story_id = self.db.execute(
-            "INSERT INTO stories (lead_article_id, articles, first_seen, last_seen) "
-            "VALUES (?, 1, ?, ?)",
-            [article_id, iso(now), iso(now)],
-        ).lastrowid
+        story_id = self.next_id("stories")
+        self.db.conn.execute(
+            "INSERT INTO stories (id, lead_article_id, articles, first_seen, last_seen) "
+            "VALUES (?, ?, 1, ?, ?)",
+            [story_id, article_id, iso(now), iso(now)],
+        )
         self.db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
-        return story_id  # type: ignore[return-value]
+        return story_id
 
     def join_story(self, article_id: int, story_id: int, now: datetime) -> None:
         self.db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
@@ -134,6 +135,7 @@ class StoryQueries:
                 [story_id, story_id],
             ).fetchone()
             if lead is None:
+                self.keep_high_water("stories")
                 self.db.execute("DELETE FROM stories WHERE id = ?", [story_id])
             else:
                 self.db.execute(
