@@ -154,6 +154,9 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("police NEAR/0 police", 1, "NEAR/0 can never hold"),
         ("police NEAR/2 lang:fr", 20, "only lang:"),
         ("police NEAR/2 (lang:fr OR lang:en)", 21, "only lang:"),
+        ("url:calais NEAR/5 police", 5, "found in url and in content/summary/title"),
+        ("title:police NEAR/3 (summary:kick OR content:slap)", 7, "in title and in content/"),
+        ("(police NEAR/3 title:slap) NEAR/5 author:smith", 2, "in title and in author"),
     ],
 )
 def test_near_that_can_never_hold_is_warned_of(
@@ -166,6 +169,13 @@ def test_near_that_can_never_hold_is_warned_of(
     assert loaded.ok and [r.id for r in loaded.rules] == ["r"]
     (warning,) = loaded.warnings
     assert (warning.line, warning.column) == (3, 9 + column) and says in warning.message
+
+
+def test_near_between_fields_that_meet_is_not_warned_of(tmp_path: Path) -> None:
+    query = "title:police NEAR/3 (title:kick OR content:slap) NEAR/9 text:migrant"
+    (tmp_path / "r.toml").write_text(f'[[rule]]\nid = "r"\nquery = "{query}"\n', "utf-8")
+    assert load_rules([tmp_path]).warnings == []
+    assert matches(query, article("Police kick a migrant at the port"))
 
 
 def test_lang_inside_a_side_of_near_with_words_still_works() -> None:

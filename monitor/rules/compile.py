@@ -90,6 +90,18 @@ class Compiler:
                             column,
                         )
                     )
+            sides = [_fields_hit(side, fields) for side in (query.left, query.right)]
+            if all(sides) and not sides[0] & sides[1]:
+                line, column = _position(query.left)
+                left, right = ("/".join(sorted(side)) for side in sides)
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"NEAR counts words within one field, and its sides are found in {left} "
+                        f"and in {right}: this can never match; join them with AND",
+                        line,
+                        column,
+                    )
+                )
             if query.distance < 1:
                 line, column = _position(query.left)
                 self.warnings.append(
@@ -230,6 +242,21 @@ def _has_words(query: ast.Query) -> bool:
     if isinstance(query, ast.Near):
         return _has_words(query.left) or _has_words(query.right)
     return False
+
+
+def _fields_hit(query: ast.Query, fields: tuple[str, ...]) -> frozenset[str]:
+    """The fields in which a query's words can be found (NEAR needs both sides in one)."""
+    if isinstance(query, ast.Term | ast.Phrase | ast.EntityRef):
+        return frozenset(fields)
+    if isinstance(query, ast.Field):
+        if query.name == "lang":
+            return frozenset()
+        return _fields_hit(query.child, TEXT_FIELDS if query.name == "text" else (query.name,))
+    if isinstance(query, ast.And | ast.Or):
+        return frozenset().union(*(_fields_hit(child, fields) for child in query.children))
+    if isinstance(query, ast.Near):
+        return _fields_hit(query.left, fields) & _fields_hit(query.right, fields)
+    return frozenset()  # NOT finds no words
 
 
 def _position(query: ast.Query) -> tuple[int, int]:
