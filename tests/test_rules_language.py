@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -176,6 +178,29 @@ def test_near_between_fields_that_meet_is_not_warned_of(tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text(f'[[rule]]\nid = "r"\nquery = "{query}"\n', "utf-8")
     assert load_rules([tmp_path]).warnings == []
     assert matches(query, article("Police kick a migrant at the port"))
+
+
+@pytest.mark.parametrize(
+    "query", ['"exilés calaisiens" AND préf*', "Préfecture", "ÉVACUATION", "expulsé~", "@sangatte"]
+)
+def test_words_typed_with_decomposed_accents_match(query: str) -> None:
+    # Some editors save "é" as e and a combining accent (NFD); feed text is stored composed.
+    # A rule, an alias or a case-sensitive alias typed so must match it all the same.
+    nfd = partial(unicodedata.normalize, "NFD")
+    entities = {
+        "sangatte": Entity(
+            "sangatte", aliases=(nfd("Hôtel Sangatte"),), case_aliases=(nfd("PRÉFET"),)
+        )
+    }
+    text = article(
+        "ÉVACUATION: les exilés calaisiens expulsés, dit la préfecture",
+        "Le PRÉFET était à l'Hôtel Sangatte.",
+        language="fr",
+    )
+    index = RuleIndex.build([Rule("r", nfd(query), stem=True)], entities)
+    found, mentions = index.match(text)
+    assert [m.rule_id for m in found] == ["r"]
+    assert sorted(e.text for e in mentions) == ["Hôtel Sangatte", "PRÉFET"]
 
 
 def test_lang_inside_a_side_of_near_with_words_still_works() -> None:

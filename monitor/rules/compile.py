@@ -3,6 +3,7 @@ alternatives of their aliases, fields and stemming are pushed down to the leaves
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 
 from ..text import STEM_LANGUAGES, TOKEN, fold, language_code, stem_words
@@ -169,6 +170,9 @@ class Compiler:
         entity: str | None = None,
         phrase: bool = False,
     ) -> Node:
+        # Articles' text is composed (text.normalise_space): so are the words searched for, or
+        # an "é" typed as e and a combining accent (some editors save that) would match nothing.
+        text = unicodedata.normalize("NFC", text)
         searched = text if case else fold(text)
         matches = list(TOKEN.finditer(searched))
         words = [m.group() for m in matches]
