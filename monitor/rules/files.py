@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +177,7 @@ class _Source:
         self.lines = text.splitlines()
         self.shown = str(path)
         self.headers = {"rule": self._header_lines("rule"), "entity": self._header_lines("entity")}
+        self._starts = sorted(chain.from_iterable(self.headers.values()))  # of every table
 
     @classmethod
     def read(cls, path: Path, errors: list[RuleError]) -> _Source | None:
@@ -216,8 +219,10 @@ class _Source:
         if index >= len(headers):
             return 0, len(self.lines)
         start = headers[index]
-        later = [h for hs in self.headers.values() for h in hs if h > start]
-        return start, (min(later) - 1 if later else len(self.lines))
+        # The next table's header, found by bisection: a file of 10,000 rules looked through
+        # every header for each rule, 10^8 comparisons (seconds) on each reload.
+        after = bisect_right(self._starts, start)
+        return start, (self._starts[after] - 1 if after < len(self._starts) else len(self.lines))
 
     def _line_of(self, key: str, start: int, end: int) -> int:
         pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
