@@ -233,3 +233,86 @@ def test_every_mistake_of_a_rule_is_reported_at_once(tmp_path: Path) -> None:
         "5: rule 'x'.priority: expected one of normal, urgent, got 'URGENT'",
         "6: rule 'x'.languages: expected language codes such as \"en\" or \"fr\", got 'french'",
     ]
+
+
+TWO_RULES = """
+[[rule]]
+id = "police"
+tags = ["police-violence"]
+query = "police NEAR/5 slap~"
+
+[[rule]]
+id = "calais"
+tags = ["calais"]
+query = "@calais AND (border OR police)"
+"""
+
+
+def settle(book: RuleBook, path: Path, text: str, stamp: int) -> bool:
+    """Write `text` and let the book see it twice, as a running service's checks would."""
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(stamp, stamp))  # a new mtime even on coarse clocks
+    book.reload_if_changed()
+    return book.reload_if_changed()
+
+
+def matched(book: RuleBook, text: str) -> dict[str, tuple[str, ...]]:
+    article = Article(feed_id=1, guid="g", url="", title="", content=text)
+    assert book.index is not None
+    return {m.rule_id: m.tags for m in book.index.match(article)[0]}
+
+
+def test_a_reload_compiles_only_the_rules_that_changed(tmp_path: Path, caplog) -> None:
+    """With 100,000 rules a full compile takes most of a minute: an edit to one rule must not
+    recompile the others, and what did change about them (tags, lines) must still count."""
+    entities = write(tmp_path, "entities.toml", GOOD.split("[[rule]]")[0])
+    rules = write(tmp_path, "rules.toml", TWO_RULES)
+    book = RuleBook([tmp_path])
+    assert book.reload_if_changed() is True
+    calais_node = next(c.node for c in book.index.rules if c.rule.id == "calais")
+
+    edited = "# moved down a line\n" + TWO_RULES.replace("slap~", "kick~").replace(
+        'tags = ["calais"]', 'tags = ["calais", "uk"]'
+    )
+    with caplog.at_level("INFO", logger="monitor.rules.files"):
+        assert settle(book, rules, edited, 10**9) is True
+    assert "rules loaded: 2 rules (1 unchanged)" in caplog.text
+    kept = next(c for c in book.index.rules if c.rule.id == "calais")
+    assert kept.node is calais_node  # not compiled again
+    assert kept.rule.line == 9 and kept.rule.tags == ("calais", "uk")
+    assert matched(book, "Police kicked a man in Calais") == {
+        "police": ("police-violence",),
+        "calais": ("calais", "uk"),
+    }
+    assert matched(book, "Police slapped a man") == {}
+
+    moved = "\n" + entities.read_text(encoding="utf-8")  # moving an entity is no change to it
+    assert settle(book, entities, moved, 2 * 10**9) is True
+    assert next(c.node for c in book.index.rules if c.rule.id == "calais") is calais_node
+
+    # An entity's new alias reaches the rules that name it, though their text did not change.
+    text = moved.replace('["Calais"]', '["Calais", "Coquelles"]')
+    assert settle(book, entities, text, 3 * 10**9) is True
+    assert matched(book, "Police at Coquelles") == {"calais": ("calais", "uk")}
+
+
+def test_rules_are_filed_again_once_the_stored_articles_have_doubled(tmp_path: Path) -> None:
+    """Rules are filed under their rarest words by the stored articles' word frequencies; kept
+    through every reload, they would stay filed by the few articles a new database had."""
+    from monitor.rules.stats import TermStats
+
+    stored = [TermStats({"police": 150, "kick": 3}, 300)]
+    write(tmp_path, "entities.toml", GOOD.split("[[rule]]")[0])
+    rules = write(tmp_path, "rules.toml", TWO_RULES)
+    book = RuleBook([tmp_path], lambda: stored[0])
+    book.reload_if_changed()
+    first = next(c.node for c in book.index.rules if c.rule.id == "calais")
+
+    stored[0] = TermStats({"police": 300, "kick": 6}, 600)
+    settle(book, rules, TWO_RULES.replace("slap~", "kick~"), 10**9)
+    assert next(c.node for c in book.index.rules if c.rule.id == "calais") is first
+
+    stored[0] = TermStats({"police": 301, "kick": 6}, 601)
+    settle(book, rules, TWO_RULES, 2 * 10**9)
+    assert next(c.node for c in book.index.rules if c.rule.id == "calais") is not first
+    assert matched(book, "Police slapped a man in Calais").keys() == {"police", "calais"}
