@@ -27,7 +27,7 @@ from feedparser.util import FeedParserDict
 
 from .errors import FeedParseError
 from .records import Article
-from .text import base_language, html_to_text, normalise_space
+from .text import base_language, html_to_text, normalise_space, one_line
 
 _FUTURE_SLACK = timedelta(days=1)
 _MAX_FIELD = 200_000  # characters kept per text field; a megabyte title is cut, not stored whole
@@ -157,7 +157,7 @@ def parse_feed(
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed document found"
         raise FeedParseError(url, f"not a feed: {_short(reason)}")
     channel = parsed.feed
-    title = normalise_space(html_to_text(channel.get("title", "")))[:_MAX_TITLE]
+    title = one_line(html_to_text(channel.get("title", "")))[:_MAX_TITLE]
     language = base_language(channel.get("language") or default_language)
     articles = [
         _from_feedparser(entry, url, feed_id, feed_name or title, language, now)
@@ -178,7 +178,10 @@ def _from_feedparser(
 ) -> Article | None:
     link = _get(entry, "link", "") or ""
     guid = _get(entry, "id", "") or link
-    title = _text(_get(entry, "title", ""))[:_MAX_TITLE]
+    # The guid made for an item without one hashes the title as it was before titles were
+    # made one line, so that such items stored then are still recognised.
+    title_text = _text(_get(entry, "title", ""))
+    title = one_line(title_text)[:_MAX_TITLE]
     summary_html = _get(entry, "summary", "") or ""
     # The longest content, and the base its relative links resolve against (xml:base, else the
     # feed's address).
@@ -190,7 +193,7 @@ def _from_feedparser(
     if content == summary:
         content = ""
     if not guid:
-        guid = _fallback_guid(title, summary)
+        guid = _fallback_guid(title_text[:_MAX_TITLE], summary)
     if not (title or summary or content):
         return None
     published = _date(_get(entry, "published_parsed"), now)
@@ -246,7 +249,7 @@ def _parse_json_feed(
     items = doc.get("items", [])
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
-    title = _text(str(doc.get("title", "")))[:_MAX_TITLE]
+    title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
     language = base_language(str(doc.get("language") or default_language))
     feed_authors = _json_authors(doc)
     articles = []
@@ -260,9 +263,10 @@ def _parse_json_feed(
             else normalise_space(str(item.get("content_text") or ""))
         )
         summary = _text(str(item.get("summary") or ""))
-        item_title = _text(str(item.get("title") or ""))[:_MAX_TITLE]
+        title_text = _text(str(item.get("title") or ""))[:_MAX_TITLE]
+        item_title = one_line(title_text)
         link = str(item.get("url") or item.get("external_url") or "")
-        guid = str(item.get("id") or link or _fallback_guid(item_title, summary or content))
+        guid = str(item.get("id") or link or _fallback_guid(title_text, summary or content))
         if not (item_title or summary or content):
             continue
         published = _json_date(item.get("date_published"), now)

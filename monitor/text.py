@@ -93,6 +93,13 @@ def html_to_text(html: str) -> str:
     return normalise_space("".join(parser.parts))
 
 
+def one_line(text: str) -> str:
+    """A title as one line: every run of whitespace, line breaks included, one space. A title
+    broken over lines (pretty-printed XML) would otherwise break the plain-text digest, and a
+    hostile one could write a fake heading or entry into it."""
+    return " ".join(text.split())
+
+
 def normalise_space(text: str) -> str:
     """Collapse runs of spaces, keep paragraph breaks, drop control characters: within a run of
     whitespace, two newlines or more make a paragraph break, one a line break, none a space.

@@ -178,6 +178,16 @@ def test_feed_text_is_escaped_never_markup_or_template() -> None:
     assert "<script>alert(1)</script> {{ 7*7 }}" in text  # plain text stays plain
 
 
+def test_a_title_stored_over_several_lines_is_one_line_in_the_text_part() -> None:
+    """A hostile title must not write a heading or an entry of its own into the digest."""
+    forged = item(
+        1, "calais", title="Refugees in Calais\n\n== FAKE SECTION ==\n* https://evil.example"
+    )
+    _, text = render(build_digest([forged], SUBSCRIBER, LABELS, NOW), FOOTER)
+    assert "* Refugees in Calais == FAKE SECTION == * https://evil.example\n" in text
+    assert "\n== FAKE" not in text and "\n* https://evil" not in text
+
+
 def test_css_is_inlined_for_mail_clients() -> None:
     html, _ = render(build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW), FOOTER)
     assert "<style" not in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -229,6 +230,21 @@ def test_html_entities_in_titles_become_text() -> None:
     )
     assert escaped.title == "Fish & chips now"
     assert plain.title == "Tom & Jerry say 3 < 4"
+
+
+def test_a_title_written_over_several_lines_is_one_line() -> None:
+    """Pretty-printed XML breaks titles over lines; a digest prints a title as one line."""
+    _, [broken, unnamed] = parse(
+        rss(
+            "<item><title>\n   Police beat migrants\n   near the camp\n </title>"
+            "<guid>1</guid></item>"
+            "<item><title>No guid\n\n== FAKE ==</title><description>d</description></item>"
+        )
+    )
+    assert broken.title == "Police beat migrants near the camp"
+    assert unnamed.title == "No guid == FAKE =="
+    # An item without guid or link keeps the id it was stored under before titles were joined.
+    assert unnamed.guid == "sha1:" + hashlib.sha1(b"No guid\n\n== FAKE ==\nd").hexdigest()
 
 
 def test_missing_date_falls_back_to_now() -> None:

@@ -32,7 +32,7 @@ from markupsafe import Markup, escape
 from ..config_delivery import DeliveryConfig, SubscriberConfig
 from ..records import Delivery
 from ..store import OutboxItem
-from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line
 from .outbox import Labels, message_id
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -130,7 +130,7 @@ def _entry(lead: OutboxItem, members: list[OutboxItem], labels: Labels, zone: Zo
         if member.article.id != article.id and source != article.feed_name:
             others.setdefault(source, _link(member.article.url))
     return Entry(
-        title=article.title or "(untitled)",
+        title=one_line(article.title) or "(untitled)",  # stored before titles were one line
         url=_link(article.url),
         source=article.feed_name,
         when=article.published.astimezone(zone).strftime("%a %d %b, %H:%M")
