@@ -34,6 +34,7 @@ from .deliver.dispatch import (
     open_digests,
     preview_digest,
     send_digests,
+    send_webhook_now,
 )
 from .deliver.outbox import Labels
 from .errors import AlreadyRunningError, ConfigError, VigieError
@@ -91,7 +92,7 @@ def deliver_now(
     sent = send_digests(store, config.delivery, labels, now, names)
     if config.delivery.webhooks:
         session = make_session(config.fetch)
-        sent += dispatch_webhooks(store, session, config.delivery, labels, now)
+        sent += dispatch_webhooks(store, session, config.delivery, labels, now, every_due=True)
     return sent
 
 
@@ -245,7 +246,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
             print_sent(send_digests(store, config.delivery, labels, now, [delivery.target]))
         else:
             session = make_session(config.fetch)
-            print_sent(dispatch_webhooks(store, session, config.delivery, labels, now))
+            print_sent(send_webhook_now(store, session, config.delivery, labels, delivery, now))
 
     _send_or_queue(config, send)
     store.close()

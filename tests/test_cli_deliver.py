@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import random
 import re
 import subprocess
 import sys
@@ -171,6 +172,48 @@ def test_deliveries_list_retry_and_replay_keep_the_webhook_id(
     replayed = vigie("deliveries", "replay", "--since", "1h", "--include-sent", "--config", config)
     assert f"{len(sent_ids)} deliveries queued again." in replayed.stdout
     assert [r.headers["webhook-id"] for r in receiver.requests[-len(sent_ids) :]] == sent_ids
+
+
+def test_once_sends_every_due_webhook_and_retry_sends_only_the_one_asked(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """`vigie once` from cron: a busy hour must not leave webhooks waiting for the next run."""
+    rng = random.Random(3)
+    words = [
+        "harbour",
+        "lorry",
+        "ferry",
+        "court",
+        "tunnel",
+        "camp",
+        "beach",
+        "convoy",
+        "patrol",
+        "shelter",
+    ]
+    items = "".join(
+        f"<item><title>Calais: {' '.join(rng.sample(words, 5))} {i}</title>"
+        f"<link>https://news.example/{i}</link><description>Migrants near Calais, "
+        f"{' '.join(rng.choices(words, k=30))} report {i}.</description></item>"
+        for i in range(130)
+    )
+    feed = tmp_path / "busy.rss"
+    feed.write_text(f'<rss version="2.0"><channel><title>Busy</title>{items}</channel></rss>')
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=[{"url": str(feed)}])
+    vigie("once", "--config", config)
+    listed = json.loads(
+        vigie("deliveries", "list", "--limit", "500", "--json", "--config", config).stdout
+    )
+    assert len(listed) > 100 and {d["status"] for d in listed} == {"sent"}
+    assert len(receiver.requests) == len(listed)
+
+    with database_lock(tmp_path / "data" / "vigie.db"):  # queue one, then make another due
+        vigie("deliveries", "retry", "2", "--config", config)
+    before = len(receiver.requests)
+    result = vigie("deliveries", "retry", "1", "--config", config)
+    assert "Webhook #1 for bot" in result.stdout and "#2" not in result.stdout
+    assert len(receiver.requests) == before + 1
 
 
 def test_commands_queue_while_the_service_holds_the_database(

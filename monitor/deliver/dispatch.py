@@ -191,14 +191,34 @@ def dispatch_webhooks(
     labels: outbox.Labels,
     now: datetime,
     rng: random.Random | None = None,
+    *,
+    every_due: bool = False,
 ) -> list[Sent]:
-    """The "dispatch webhooks" job: close open batches, then attempt every due delivery."""
+    """The "dispatch webhooks" job: close open batches, then attempt the due deliveries, the
+    first 100 (the job's next run, seconds later, takes the rest), or with `every_due` all of
+    them: `vigie once` run from cron would otherwise hold the rest until its next run."""
     rng = rng or random.Random()
     store.close_batches(now)
-    return [
-        _send_webhook(store, session, config, labels, delivery, now, rng)
-        for delivery in store.due_deliveries("webhook", now)
-    ]
+    sent: list[Sent] = []
+    tried: set[int] = set()
+    while True:
+        due = [d for d in store.due_deliveries("webhook", now) if d.id not in tried]
+        tried.update(d.id for d in due if d.id is not None)
+        sent += [_send_webhook(store, session, config, labels, d, now, rng) for d in due]
+        if not every_due or not due:
+            return sent
+
+
+def send_webhook_now(
+    store: Store,
+    session: requests.Session,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    delivery: Delivery,
+    now: datetime,
+) -> list[Sent]:
+    """One delivery, whatever else is due (`vigie deliveries retry`)."""
+    return [_send_webhook(store, session, config, labels, delivery, now, random.Random())]
 
 
 def _send_webhook(
