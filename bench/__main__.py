@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("Polling 1,000 feeds on loopback", "bench.polling"),
     ("Ingest end to end", "bench.ingest"),
     ("Matching throughput", "bench.matching"),
+    ("Rule reload at 100,000 rules", "bench.reload"),
     ("Delivery: digests and webhooks", "bench.delivery"),
     ("Story sketches: cost and grouping", "bench.identity"),
     ("Full-text extraction quality", "bench.extraction"),
