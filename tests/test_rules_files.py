@@ -316,3 +316,21 @@ def test_rules_are_filed_again_once_the_stored_articles_have_doubled(tmp_path: P
     settle(book, rules, TWO_RULES, 2 * 10**9)
     assert next(c.node for c in book.index.rules if c.rule.id == "calais") is not first
     assert matched(book, "Police slapped a man in Calais").keys() == {"police", "calais"}
+
+
+def test_a_reload_reads_only_the_files_that_changed(tmp_path: Path) -> None:
+    """Reading and checking TOML costs as much as compiling with many rules: a file whose time
+    and size are as they were is not read again, and one edited to the same size is."""
+    police = write(tmp_path, "a.toml", GOOD)
+    border = write(tmp_path, "b.toml", '[[rule]]\nid = "border"\nquery = "@calais AND border"\n')
+    book = RuleBook([tmp_path])
+    assert book.reload_if_changed() is True
+    read = next(c.rule for c in book.index.rules if c.rule.id == "police")
+
+    assert settle(book, border, border.read_text().replace("AND border", "AND frontier"), 10**9)
+    assert next(c.rule for c in book.index.rules if c.rule.id == "police") is read
+    assert matched(book, "Police at the Calais frontier").keys() == {"border"}
+
+    assert len("kick~") == len("slap~")
+    assert settle(book, police, GOOD.replace("slap~", "kick~"), 2 * 10**9)
+    assert matched(book, "Police kicked a man").keys() == {"police"}

@@ -80,6 +80,7 @@ class RuleSet:
     # Stored articles counted by the word frequencies the oldest rule in force was filed by.
     filed_at: int = 0
     kept: int = 0  # rules whose compilation was taken over from the previous load
+    parsed: dict[str, _ParsedFile] = field(default_factory=dict)  # by path, for the next load
 
     @property
     def ok(self) -> bool:
@@ -131,12 +132,13 @@ def load_rules(
             result.errors.append(RuleError(str(path), 0, 0, "no such file or folder (rules.paths)"))
     for path in rule_files(paths):
         result.files.append(path)
-        source = _Source.read(path, result.errors)
-        if source is None:
+        parsed = _parse_file(path, result.errors, previous)
+        if parsed is None:
             continue
-        for rule in source.rules(result.errors):
-            raw_rules.append((rule, source))
-        for entity in source.entities(result.errors):
+        result.parsed[str(path)] = parsed
+        source = parsed.source
+        raw_rules.extend((rule, source) for rule in parsed.rules)
+        for entity in parsed.entities:
             if entity.id in result.entities:
                 other = result.entities[entity.id]
                 result.errors.append(
@@ -184,6 +186,40 @@ def load_rules(
             if warning:
                 result.warnings.append(source.error(rule.query_line or rule.line, warning))
     return result
+
+
+@dataclass(frozen=True)
+class _ParsedFile:
+    """A rule file's rules and entities, and its size and time as they were read."""
+
+    stamp: tuple[int, int] | None  # modification time (ns) and size
+    source: _Source
+    rules: tuple[Rule, ...]
+    entities: tuple[Entity, ...]
+
+
+def _parse_file(
+    path: Path, errors: list[RuleError], previous: RuleSet | None
+) -> _ParsedFile | None:
+    """A rule file's rules and entities: as `previous` read them when the file has the same
+    modification time and size (what RuleBook watches), else read now. Reading and checking
+    the TOML costs about 70 µs a rule: 7 s of each reload with 100,000 rules in files that
+    did not change."""
+    try:
+        status = path.stat()
+        stamp: tuple[int, int] | None = (status.st_mtime_ns, status.st_size)
+    except OSError:
+        stamp = None
+    if previous is not None and previous.ok and stamp is not None:
+        known = previous.parsed.get(str(path))
+        if known is not None and known.stamp == stamp:
+            return known
+    source = _Source.read(path, errors)
+    if source is None:
+        return None
+    rules, entities = tuple(source.rules(errors)), tuple(source.entities(errors))
+    source.data = {}  # only its lines are needed now, for messages
+    return _ParsedFile(stamp, source, rules, entities)
 
 
 def _compiled_from(rule: Rule) -> tuple:
