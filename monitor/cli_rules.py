@@ -31,7 +31,7 @@ from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
 from .store import Store
-from .text import html_to_text, normalise_space
+from .text import html_to_text, normalise_space, without_lone_surrogates
 
 
 @click.group()
@@ -249,7 +249,9 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
                     raise ConfigError(
                         str(path), f"line {number}: {key}", "expected a string", value
                     )
-            yield Article(feed_id=0, guid=str(item.get("id", number)), **fields)
+            fields = {key: without_lone_surrogates(value) for key, value in fields.items()}
+            guid = without_lone_surrogates(str(item.get("id", number)))
+            yield Article(feed_id=0, guid=guid, **fields)
         return
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix in (".html", ".htm"):

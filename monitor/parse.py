@@ -27,12 +27,39 @@ from feedparser.util import FeedParserDict
 
 from .errors import FeedParseError
 from .records import Article
-from .text import base_language, html_to_text, normalise_space, one_line
+from .text import (
+    base_language,
+    html_to_text,
+    normalise_space,
+    one_line,
+    without_lone_surrogates,
+)
 
 _FUTURE_SLACK = timedelta(days=1)
 _MAX_FIELD = 200_000  # characters kept per text field; a megabyte title is cut, not stored whole
 _MAX_TITLE = 1_000
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# A character reference or a JSON escape naming a UTF-16 surrogate: alone (not half of a pair
+# JSON combines), it is a character no encoder accepts, so SQLite, hashing and printing fail.
+_SURROGATE_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9]\d\d|56\d{3}|57[0-2]\d\d"
+    rb"|573[0-3]\d|5734[0-3]));"
+)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _replace_lone_surrogates(doc: Any) -> None:
+    """Every lone surrogate in the strings of a decoded JSON document made U+FFFD, in place
+    (with a stack, not recursion: the document may be nested as deep as json allows)."""
+    stack = [doc] if isinstance(doc, dict | list) else []
+    while stack:
+        node = stack.pop()
+        pairs = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(pairs):
+            if isinstance(value, str):
+                node[key] = without_lone_surrogates(value)
+            elif isinstance(value, dict | list):
+                stack.append(value)
 
 
 # feedparser asks xml.sax for the libxml2 driver before expat on every parse. Its Python bindings
@@ -146,12 +173,18 @@ def parse_feed(
     # sanitise_html does both in nh3, in one pass, against the base feedparser reports.
     # A stream, not bytes: given bytes, feedparser first tries them as a file name to open,
     # so a body naming a local file would be read from the disk.
-    parsed = feedparser.parse(
-        io.BytesIO(body),
-        response_headers={**headers, "content-location": url},
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    # A character reference to a lone UTF-16 surrogate (&#xD800;) made feedparser's loose
+    # parser raise UnicodeEncodeError: the whole feed was lost on every poll.
+    body = _SURROGATE_REFERENCE.sub(b"&#xFFFD;", body)
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(body),
+            response_headers={**headers, "content-location": url},
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except UnicodeError as e:  # the same in an encoding the reference check cannot see
+        raise FeedParseError(url, f"not a feed: {_short(e)}") from None
     version = parsed.get("version", "")
     if not version and not parsed.entries:
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed document found"
@@ -243,6 +276,8 @@ def _parse_json_feed(
         raise FeedParseError(url, f"not a feed: invalid JSON ({_short(e)})") from None
     except RecursionError:  # [[[[... a few hundred kilobytes deep
         raise FeedParseError(url, "not a feed: JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(body):
+        _replace_lone_surrogates(doc)
     version = doc.get("version", "") if isinstance(doc, dict) else ""
     if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
         raise FeedParseError(url, "not a feed: JSON without a jsonfeed.org version")

@@ -93,6 +93,15 @@ def html_to_text(html: str) -> str:
     return normalise_space("".join(parser.parts))
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """Half a UTF-16 pair (JSON's "\\ud800" alone) made U+FFFD: no encoder takes it, so
+    SQLite, hashing and printing failed on it. JSON decodes a whole pair to one character."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def one_line(text: str) -> str:
     """A title as one line: every run of whitespace, line breaks included, one space. A title
     broken over lines (pretty-printed XML) would otherwise break the plain-text digest, and a

@@ -359,6 +359,31 @@ def test_json_lines_values_must_be_strings(tmp_path: Path) -> None:
     assert f"error: {lines}: line 2: title: expected a string, got 3" in result.output
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_lone_surrogate_in_json_lines_is_no_traceback(tmp_path: Path, as_json: bool) -> None:
+    """JSON can escape half a UTF-16 pair ("\\ud800"), a character nothing can print."""
+    config = project(tmp_path)
+    lines = tmp_path / "articles.jsonl"
+    lines.write_text(
+        '{"title": "\\ud800 police in Calais", "url": "https://x.example/\\udc00"}\n',
+        encoding="utf-8",
+    )
+    options = ["--json"] if as_json else []
+    result = invoke(
+        "rules",
+        "test",
+        "--query",
+        "police",
+        "--file",
+        str(lines),
+        *options,
+        "--config",
+        str(config),
+    )
+    assert result.exit_code == 0, result.output
+    assert "police" in result.output and "no match" not in result.output
+
+
 def test_backtest_json_with_apply_prints_only_json_on_stdout(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0

@@ -247,6 +247,24 @@ def test_a_title_written_over_several_lines_is_one_line() -> None:
     assert unnamed.guid == "sha1:" + hashlib.sha1(b"No guid\n\n== FAKE ==\nd").hexdigest()
 
 
+def test_a_lone_surrogate_is_replaced_not_the_end_of_the_feed() -> None:
+    """Half a UTF-16 pair, as an XML character reference or a JSON escape, is a character no
+    encoder takes: feedparser raised on it, and SQLite and hashing would have."""
+    item = "<item><title>&#xD800; Police &#56320; &#x1F600;</title><guid>g&#55296;</guid></item>"
+    _, [xml] = parse(rss(item))
+    escaped = "\\ud800 Police \\ud83d\\ude00"  # a lone half, then a pair (an emoji)
+    _, [jsonfeed] = parse(
+        '{"version": "https://jsonfeed.org/version/1.1", "title": "T",'
+        f' "items": [{{"id": "1\\udc00", "title": "{escaped}", "tags": ["a\\ud800"]}}]}}'
+    )
+    assert xml.title == "\ufffd Police \ufffd \U0001f600" and xml.guid.endswith("g\ufffd")
+    assert jsonfeed.title == "\ufffd Police \U0001f600"
+    assert (jsonfeed.guid, jsonfeed.categories) == ("1\ufffd", ("a\ufffd",))
+    for article in (xml, jsonfeed):
+        for value in (article.title, article.guid, *article.categories):
+            value.encode("utf-8")  # what SQLite does with it
+
+
 def test_missing_date_falls_back_to_now() -> None:
     _, [article] = parse(rss("<item><title>No date</title><guid>g1</guid></item>"))
     assert article.published == NOW and article.updated == NOW
