@@ -155,7 +155,13 @@ def highlighted(snippet: str) -> Text:
 
 
 def escape(text: str) -> str:
-    return rich_escape(text)
+    """Text for the terminal: rich's markup escaped, and control characters other than line
+    breaks and tabs dropped (a feed's error stored before they were dropped at the source,
+    a title: an escape sequence could clear the screen or fake output)."""
+    return rich_escape(_TERMINAL_CONTROL.sub("", text))
+
+
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def open_store(config: Config) -> Store:

@@ -19,6 +19,7 @@ from .config import FetchConfig
 from .errors import BlockedAddressError
 from .netguard import AddressPolicy, SocketWatch, guarded_session, send
 from .records import Feed, FetchResult
+from .text import printable
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
@@ -110,7 +111,11 @@ def _fetch_http(
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 _finish(response)
                 moved_permanently &= response.status_code in _PERMANENT
-                url = urljoin(url, response.headers["location"])
+                location = response.headers["location"]
+                try:
+                    url = urljoin(url, location)
+                except ValueError:  # "http://[::1": urljoin raised, and the feed got a traceback
+                    return _failed(url, f"redirect to a malformed address: {printable(location)}")
                 if moved_permanently:
                     permanent = url
                 continue
@@ -157,7 +162,7 @@ def _read_response(
         return FetchResult(
             **common,
             retry_after=retry_after,
-            error=f"HTTP {status} {response.reason or ''}".strip(),
+            error=printable(f"HTTP {status} {response.reason or ''}"),
         )
     if status != 200:
         _finish(response)
@@ -247,7 +252,7 @@ def _timed_out(error: BaseException | None) -> bool:
 def _root_cause(error: BaseException) -> str:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    text = str(error)
+    text = printable(str(error))  # a bad status line is quoted in it as the server sent it
     # urllib3 wraps errors in "<urllib3.connection.HTTPConnection object at 0x...>: Failed to ..."
     if ">: " in text:
         text = text.split(">: ", 1)[1]

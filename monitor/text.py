@@ -102,6 +102,16 @@ def without_lone_surrogates(text: str) -> str:
     return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def printable(text: str) -> str:
+    """What another server said (an HTTP reason, a connection error, an answer's body) as one
+    line without control characters: printed to a terminal or a log, its escape sequences could
+    clear the screen, write text that looks like Vigie's or retitle the window."""
+    return _TERMINAL_CONTROL.sub(" ", text).strip()
+
+
 def one_line(text: str) -> str:
     """A title as one line: every run of whitespace, line breaks included, one space. A title
     broken over lines (pretty-printed XML) would otherwise break the plain-text digest, and a

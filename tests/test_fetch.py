@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -354,3 +355,54 @@ def test_polls_of_one_host_reuse_one_connection() -> None:
     assert results[0].unchanged and results[2].error == "HTTP 404 Not Found"
     assert len(peers) == 5
     assert len(set(peers)) == 1  # one connection for all five requests
+
+
+def raw_server(answer: bytes) -> tuple[str, socket.socket]:
+    """A server on loopback that answers every request with `answer`, bytes as they are."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml", listener
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 500 \x1b[2J\x1b[32mALL GOOD\x1b[0m\r\nContent-Length: 0\r\n\r\n",
+        b"\x1b]0;pwned\x07 \x9b2J not http\r\n\r\n",
+    ],
+)
+def test_a_servers_escape_sequences_never_reach_the_error(answer: bytes) -> None:
+    """The error is stored, listed by `feeds list` and logged: a hostile server's escape codes
+    would clear the operator's screen, fake output or retitle the window."""
+    url, listener = raw_server(answer)
+    try:
+        result = fetch(url)
+    finally:
+        listener.close()
+    assert result.error
+    assert not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in result.error), repr(result.error)
+
+
+def test_a_redirect_to_a_malformed_address_is_an_error_not_a_bug(server: LoopbackServer) -> None:
+    server.route("/feed.xml", b"", status=301, headers={"Location": "http://[::1"})
+    result = fetch(server.url("/feed.xml"))
+    assert result.error == "redirect to a malformed address: http://[::1"
+
+
+def test_the_terminal_gets_no_control_characters_from_stored_text() -> None:
+    from monitor.cli_common import escape
+
+    assert (
+        escape("HTTP 500 \x1b[2J\x9bALL GOOD\x07\tand\nmore") == "HTTP 500 [2JALL GOOD\tand\nmore"
+    )

@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from ..errors import BlockedAddressError
 from ..fetch import parse_retry_after
 from ..netguard import SocketWatch, send
+from ..text import printable
 
 _REASON_BYTES = 300  # of an error response's body, kept as the failure's reason
 _DRAIN_BYTES = 64 * 1024  # of a success's body, read so the connection can be reused
@@ -82,7 +83,7 @@ def _post(
         if 300 <= status < 400:
             where = response.headers.get("location", "nowhere")
             return Attempt(False, status, f"HTTP {status}: redirect to {where} not followed")
-        reason = f"HTTP {status} {response.reason or ''}".strip()
+        reason = printable(f"HTTP {status} {response.reason or ''}")
         detail = _peek(response)
         return Attempt(
             False,
@@ -112,7 +113,7 @@ def _peek(response: requests.Response) -> str:
         raw = next(response.iter_content(_REASON_BYTES), b"")
     except requests.exceptions.RequestException:
         return ""
-    return " ".join(raw.decode("utf-8", errors="replace").split())[:_REASON_BYTES]
+    return printable(" ".join(raw.decode("utf-8", errors="replace").split()))[:_REASON_BYTES]
 
 
 def _cause(error: BaseException) -> str:
@@ -120,5 +121,5 @@ def _cause(error: BaseException) -> str:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
     if isinstance(error, BlockedAddressError):
         return error.reason
-    text = str(error)
+    text = printable(str(error))
     return text.split(">: ", 1)[1] if ">: " in text else (text or type(error).__name__)
