@@ -256,7 +256,12 @@ def parse_since(value: str, now: datetime) -> datetime:
     """'2026-11-20', '2026-11-20T08:00' (UTC unless an offset is given), or a duration ago."""
     seconds = parse_duration(value)
     if seconds is not None:
-        return now - timedelta(seconds=seconds)
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ConfigError(
+                "--since", "", "expected a duration of at most a few centuries", value
+            ) from None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:

@@ -73,14 +73,15 @@ def feeds_add(
 ) -> None:
     """Add a feed to the database (http(s) URL or local path). Adding a feed it already has
     changes only the options given, and says what changed."""
-    from .config import parse_duration
+    from .config import parse_interval
 
     config = load_config(config_path)
     seconds = None
     if interval is not None:
-        seconds = parse_duration(interval)
-        if seconds is None:
-            raise ConfigError("--interval", "", 'expected a duration like "15m"', interval)
+        try:
+            seconds = parse_interval(interval)
+        except ValueError as e:
+            raise ConfigError("--interval", "", str(e), interval) from None
     try:
         resolved = resolve_feed_url(url, Path.cwd())
     except ValueError as e:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 0}
+_LONGEST_DURATION = 100 * 365 * 86400
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
@@ -123,7 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
     # Identity (docs/identity.md): retention, full text, canonical URLs and stories.
     Setting(
         "storage.retention",
-        "duration",
+        "duration or 0",
         "90d",
         "articles, matches and story sketches older than this are pruned; 0 keeps everything",
     ),
@@ -253,6 +254,12 @@ def parse_duration(value: Any) -> float | None:
     return None
 
 
+def parse_interval(value: Any) -> float:
+    """A duration of more than 0 and at most a century, as `interval` settings take (`feeds add
+    --interval`); raises ValueError saying what was expected."""
+    return _convert("duration", value)
+
+
 def parse_size(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -266,6 +273,7 @@ def parse_size(value: Any) -> int | None:
 
 _EXPECTED = {
     "duration": 'expected a duration like "15m"',
+    "duration or 0": 'expected a duration like "15m", or 0',
     "size": 'expected a size like "10MB"',
     "int": "expected a whole number",
     "ratio": "expected a number between 0 and 1, like 0.5",
@@ -280,8 +288,14 @@ _EXPECTED = {
 def _convert(kind: str, value: Any) -> Any:
     """Convert one raw TOML value; raise ValueError when it is not of the kind."""
     converted: Any
-    if kind == "duration":
+    if kind in ("duration", "duration or 0"):
         converted = parse_duration(value)
+        # 0 only where it means "none": a timeout of 0 failed every fetch with a traceback.
+        if converted == 0 and kind == "duration":
+            raise ValueError('expected a duration like "15m", more than 0')
+        # Past a century, dates overflowed: a traceback at every poll.
+        if converted is not None and converted > _LONGEST_DURATION:
+            raise ValueError('expected a duration like "15m", at most 100 years')
     elif kind == "size":
         converted = parse_size(value)
     elif kind == "int":
@@ -440,6 +454,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             url = resolve_feed_url(feed.url, base)
         except ValueError as e:
             raise ConfigError(shown, f"feeds[{i}].url", str(e), feed.url) from None
+        # Listed twice, the last settings won, without a word (OPML import keeps the first).
+        for j, earlier in enumerate(feeds):
+            if earlier.url == url:
+                raise ConfigError(
+                    shown, f"feeds[{i}].url", f"already listed as feeds[{j}]", feed.url
+                )
         feeds.append(
             FeedConfig(
                 url=url,

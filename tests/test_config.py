@@ -107,6 +107,19 @@ def test_bad_feed_interval_names_index_key_and_expectation(tmp_path: Path) -> No
         ("[fetch]\nmax_redirects = -1", "fetch.max_redirects: expected a whole number"),
         ("[fetch]\nconcurrency = 2.5", "fetch.concurrency: expected a whole number"),
         ('[polling]\ntick = "-5m"', 'polling.tick: expected a duration like "15m"'),
+        # A timeout of 0 failed every feed with a traceback; a century overflowed the dates.
+        (
+            '[fetch]\nconnect_timeout = "0"',
+            'fetch.connect_timeout: expected a duration like "15m", more than 0',
+        ),
+        (
+            '[[feeds]]\nurl = "a.rss"\ninterval = "99999999999d"',
+            'feeds[0].interval: expected a duration like "15m", at most 100 years',
+        ),
+        (
+            '[storage]\nretention = "3000000d"',
+            'storage.retention: expected a duration like "15m", at most 100 years',
+        ),
         ('[rules]\npaths = "rules"', "rules.paths: expected a list of strings"),
         ('[storage]\ndatabase = ""', "storage.database: expected a file path"),
         ('[[feeds]]\nurl = "a.rss"\ntags = "uk"', "feeds[0].tags: expected a list of strings"),
@@ -204,23 +217,37 @@ def test_a_feed_url_no_poll_could_fetch_is_refused(tmp_path: Path, url: str) -> 
 def test_http_file_urls_and_paths_are_feed_urls(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     local = tmp_path / "feeds" / "local.rss"
-    path.write_text(
-        "".join(
-            f'[[feeds]]\nurl = "{url}"\n'
-            for url in (
-                "https://news.example/rss",
-                "HTTP://127.0.0.1:8080/feed",
-                local.as_uri(),
-                "FILE://" + local.as_posix(),
-                "feeds/local.rss",
-            )
-        ),
-        encoding="utf-8",
-    )
-    assert [feed.url for feed in load_config(path).feeds] == [
+    resolved = []
+    for url in (
+        "https://news.example/rss",
+        "HTTP://127.0.0.1:8080/feed",
+        local.as_uri(),
+        "FILE://" + local.as_posix(),
+        "feeds/local.rss",
+    ):  # one config each: the last three are one feed, which a config may list once
+        path.write_text(f'[[feeds]]\nurl = "{url}"\n', encoding="utf-8")
+        resolved += [feed.url for feed in load_config(path).feeds]
+    assert resolved == [
         "https://news.example/rss",
         "HTTP://127.0.0.1:8080/feed",
         local.as_uri(),
         local.as_uri(),
         local.as_uri(),
     ]
+
+
+def test_a_retention_of_0_keeps_everything_while_a_timeout_of_0_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[storage]\nretention = "0"\n', encoding="utf-8")
+    assert load_config(path).retention == 0
+    assert "more than 0" in config_error(tmp_path, '[smtp]\ntimeout = "0s"\n')
+
+
+def test_a_feed_listed_twice_is_refused_not_overwritten(tmp_path: Path) -> None:
+    message = config_error(
+        tmp_path,
+        '[[feeds]]\nurl = "https://a.example/f"\ntags = ["first"]\n\n'
+        '[[feeds]]\nurl = "https://b.example/g"\n\n'
+        '[[feeds]]\nurl = "https://a.example/f"\ntags = ["second"]\n',
+    )
+    assert message == 'feeds[2].url: already listed as feeds[0], got "https://a.example/f"'
