@@ -273,12 +273,14 @@ def test_feeds_add_then_list_json(
     assert rows[0]["last_status"] is None and rows[0]["error_count"] == 0
 
 
-def test_feeds_add_refuses_a_bad_interval(write_config: Callable[..., Path]) -> None:
+@pytest.mark.parametrize("interval", ["often", "0", "99999999999d"])
+def test_feeds_add_refuses_a_bad_interval(write_config: Callable[..., Path], interval: str) -> None:
+    """0 would poll without pause; past a century the next poll's date overflowed."""
     config = write_config([])
     result = vigie(
-        "feeds", "add", "https://x.example/rss", "--interval", "often", "--config", config
+        "feeds", "add", "https://x.example/rss", "--interval", interval, "--config", config
     )
-    assert_one_line_error(result, "--interval", "often")
+    assert_one_line_error(result, "--interval", interval)
     assert json.loads(vigie("feeds", "list", "--json", "--config", config).stdout) == []
 
 

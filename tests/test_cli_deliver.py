@@ -139,6 +139,14 @@ def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: in
     assert result.stderr == ""
 
 
+def test_a_replay_since_before_the_calendar_is_a_one_line_error(bundled: Path) -> None:
+    result = vigie("deliveries", "replay", "--since", "99999999999d", "--config", bundled)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        'error: --since: expected a duration of at most a few centuries, got "99999999999d"'
+    ]
+
+
 def test_unknown_subscriber_is_a_one_line_error(bundled: Path) -> None:
     result = vigie("digest", "preview", "nobody", "--config", bundled)
     assert result.exit_code == 1
