@@ -86,14 +86,19 @@ def feeds_add(
         resolved = resolve_feed_url(url, Path.cwd())
     except ValueError as e:
         raise ConfigError("URL", "", str(e), url) from None
-    if resolved in {feed.url for feed in config.feeds}:
+    listed = {feed.url for feed in config.feeds}
+    store = open_store(config)
+    stored = store.find_feed(resolved)
+    # A feed config.toml lists may be stored at the address it moved to (a 301): found there,
+    # it is still config.toml's, and its settings there apply.
+    if resolved in listed or (stored is not None and stored["config_url"] in listed):
+        as_listed = "" if resolved in listed else f" as {escape(stored['config_url'])}"
         console.print(
-            f"{escape(resolved)} is listed in {escape(str(config.path))}: its settings there "
-            "apply; nothing changed",
+            f"{escape(resolved)} is listed in {escape(str(config.path))}{as_listed}: its "
+            "settings there apply; nothing changed",
             soft_wrap=True,
         )
         return
-    store = open_store(config)
     added = store.add_feed(
         resolved,
         name=name,

@@ -437,6 +437,11 @@ def test_a_config_feed_moved_by_a_permanent_redirect_stays_one_feed(
     assert listed_urls(config, "--all") == [server.url("/new.rss")]
     assert len(server.requests_to("/old.rss")) == 1
 
+    # Added by its new address, it is still the feed config.toml lists, with its settings.
+    added = vigie("feeds", "add", server.url("/new.rss"), "--interval", "2d", "--config", config)
+    assert f"is listed in {config} as {server.url('/old.rss')}" in added.stdout, added.output
+    assert [row[3] for row in feed_settings(config)] == [None]
+
 
 def feed_settings(config: Path) -> list[tuple[str, str, list[str], float | None, str]]:
     rows = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
