@@ -75,10 +75,13 @@ def test_rules_that_match_almost_everything_are_warned(tmp_path: Path) -> None:
         tmp_path,
         "a.toml",
         '[[rule]]\nid = "neg"\nquery = "NOT football"\n\n'
-        '[[rule]]\nid = "common"\nquery = "the OR a"\n',
+        '[[rule]]\nid = "common"\nquery = "the OR a"\n\n'
+        '[[rule]]\nid = "one-side"\nquery = "police OR the"\n\n'
+        '[[rule]]\nid = "anchored"\nquery = "police AND (the OR a)"\n',
     )
     warnings = [w.message for w in load_rules([tmp_path]).warnings]
-    assert len(warnings) == 2 and "almost every article" in warnings[0]
+    assert len(warnings) == 3 and "almost every article" in warnings[0]
+    assert "rule 'one-side' can match on very common words alone (the)" in warnings[2]
 
 
 def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None:
