@@ -159,6 +159,10 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("url:calais NEAR/5 police", 5, "found in url and in content/summary/title"),
         ("title:police NEAR/3 (summary:kick OR content:slap)", 7, "in title and in content/"),
         ("(police NEAR/3 title:slap) NEAR/5 author:smith", 2, "in title and in author"),
+        # Operators are upper case and NEAR needs its distance: these were words, silently.
+        ("police near/5 slap", 8, "near/5 is searched as a word here"),
+        ("police NEAR slap", 8, "NEAR is searched as a word here"),
+        ("police Onear/3 slap", 8, "Onear/3 is searched as a word here"),
     ],
 )
 def test_near_that_can_never_hold_is_warned_of(
@@ -171,6 +175,11 @@ def test_near_that_can_never_hold_is_warned_of(
     assert loaded.ok and [r.id for r in loaded.rules] == ["r"]
     (warning,) = loaded.warnings
     assert (warning.line, warning.column) == (3, 9 + column) and says in warning.message
+
+
+def test_the_word_near_alone_is_not_warned_of(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text('[[rule]]\nid = "r"\nquery = "police near Calais"\n', "utf-8")
+    assert load_rules([tmp_path]).warnings == []
 
 
 def test_near_between_fields_that_meet_is_not_warned_of(tmp_path: Path) -> None:

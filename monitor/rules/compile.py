@@ -3,6 +3,7 @@ alternatives of their aliases, fields and stemming are pushed down to the leaves
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 
@@ -17,6 +18,10 @@ from .stats import HEURISTIC, TermStats
 PREFIX_MIN = 3  # shortest allowed prefix before a *
 
 EntityResolver = Callable[[str], Entity | None]
+
+# A word that an operator meant as NEAR: near/5 in lower case, or NEAR without its distance.
+# (Lower-case "near" alone is an ordinary word: "police near Calais".)
+_LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/\d+|O?NEAR)$")
 
 
 class Compiler:
@@ -42,6 +47,16 @@ class Compiler:
 
     def compile(self, query: ast.Query, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
         if isinstance(query, ast.Term):
+            if _LOOKS_LIKE_NEAR.match(query.text):
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{query.text} is searched as a word here, not taken as the NEAR "
+                        "operator: write NEAR/n or ONEAR/n in capitals with a distance "
+                        "(NEAR/5)",
+                        query.line,
+                        query.column,
+                    )
+                )
             return self._words(
                 query.text,
                 fields,
