@@ -119,6 +119,16 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Characters that show nothing and split no word: a soft hyphen (po&shy;lice), a zero-width
+# space, a word joiner, a zero-width no-break space. Left in, each cut a word in two for the
+# matcher, so "police" matched neither the article's word nor the rule a pasted one was in.
+_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")
+
+
+def without_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
+
+
 def normalise_space(text: str) -> str:
     """Collapse runs of spaces, keep paragraph breaks, drop control characters: within a run of
     whitespace, two newlines or more make a paragraph break, one a line break, none a space.
@@ -132,6 +142,8 @@ def normalise_space(text: str) -> str:
     (as some Mac software writes it) would otherwise be two words to the matcher, "exile" "s".
     """
     text = _CONTROL.sub("", text)
+    if not text.isascii():
+        text = without_invisible(text)
     if not text.isascii() and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     if not text.isascii() and any(c.isspace() and c != "\u00a0" for c in _non_ascii(text)):

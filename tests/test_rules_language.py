@@ -244,3 +244,16 @@ def test_a_query_nested_too_deep_is_an_error_not_a_crash(query: str) -> None:
 
 def test_a_wide_query_is_fine() -> None:
     assert matches(" OR ".join(f"w{i}" for i in range(3000)), article("w2999 here"))
+
+
+def test_invisible_characters_do_not_split_words() -> None:
+    """A soft hyphen (po&shy;lice) in a feed, or a zero-width space pasted into a rule, showed
+    nothing and cut the word in two: "police" matched neither."""
+    from monitor.text import html_to_text
+
+    hyphenated = html_to_text("<p>Po&shy;lice at the bor\u200bder, \u2060Calais\ufeff</p>")
+    assert hyphenated == "Police at the border, Calais"
+    assert matches("police AND border", article(content=hyphenated))
+    assert matches(
+        'pol\u200bice NEAR/3 "the bor\u00adder"', article(content="police at the border")
+    )

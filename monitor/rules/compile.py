@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 
-from ..text import STEM_LANGUAGES, TOKEN, fold, language_code, stem_words
+from ..text import STEM_LANGUAGES, TOKEN, fold, language_code, stem_words, without_invisible
 from . import ast
 from .document import TEXT_FIELDS
 from .model import Entity
@@ -187,7 +187,7 @@ class Compiler:
     ) -> Node:
         # Articles' text is composed (text.normalise_space): so are the words searched for, or
         # an "é" typed as e and a combining accent (some editors save that) would match nothing.
-        text = unicodedata.normalize("NFC", text)
+        text = without_invisible(unicodedata.normalize("NFC", text))
         searched = text if case else fold(text)
         matches = list(TOKEN.finditer(searched))
         words = [m.group() for m in matches]
