@@ -231,7 +231,7 @@ def _index_for(
 
 
 def _articles_from_file(path: Path) -> Iterable[Article]:
-    if path.suffix in (".jsonl", ".ndjson"):
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
@@ -254,7 +254,7 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
             yield Article(feed_id=0, guid=guid, **fields)
         return
     text = path.read_text(encoding="utf-8-sig", errors="replace")
-    if path.suffix in (".html", ".htm"):
+    if path.suffix.lower() in (".html", ".htm"):
         text = html_to_text(text)
     title, _, body = text.strip().partition("\n")
     yield Article(
@@ -402,7 +402,13 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
     show_default=True,
     help='How far back to look, e.g. "7d", by time first seen.',
 )
-@click.option("--samples", default=3, show_default=True, help="Sample titles per rule.")
+@click.option(
+    "--samples",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Sample titles per rule.",
+)
 @click.option(
     "--apply",
     "apply_changes",

@@ -151,10 +151,17 @@ def test_test_shows_which_words_matched(tmp_path: Path) -> None:
     assert "MATCH" in result.output and "slapped" in result.output
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"], ids=["plain", "byte-order-mark"])
-def test_test_json_lines_file_gives_one_result_per_line(tmp_path: Path, encoding: str) -> None:
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("utf-8", "items.jsonl"), ("utf-8-sig", "items.jsonl"), ("utf-8", "items.JSON")],
+    ids=["plain", "byte-order-mark", "json-extension"],
+)
+def test_test_json_lines_file_gives_one_result_per_line(
+    tmp_path: Path, encoding: str, name: str
+) -> None:
+    """A file named .json was read as plain text: its key names matched as words."""
     config = project(tmp_path)
-    jsonl = tmp_path / "items.jsonl"
+    jsonl = tmp_path / name
     jsonl.write_text(
         json.dumps({"title": "Storks rest near Boulogne", "content": "Birds on the dunes"})
         + "\n"
@@ -439,3 +446,10 @@ def test_a_mistyped_database_path_is_an_error_not_an_empty_database(
     assert result.exit_code == 1
     assert "storage.database: no database there yet" in " ".join(result.output.split())
     assert not (tmp_path / "data" / "vigie.db").exists()
+
+
+def test_backtest_refuses_a_negative_number_of_samples(tmp_path: Path) -> None:
+    """-1 sliced the samples from the end: 8 of 9 shown, as if that were asked."""
+    config = project(tmp_path)
+    result = invoke("rules", "backtest", "calais", "--samples", "-1", "--config", str(config))
+    assert result.exit_code == 2 and "--samples" in result.output
