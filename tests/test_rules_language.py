@@ -257,3 +257,15 @@ def test_invisible_characters_do_not_split_words() -> None:
     assert matches(
         'pol\u200bice NEAR/3 "the bor\u00adder"', article(content="police at the border")
     )
+
+
+def test_a_misspelt_field_is_named_with_the_fields_there_are() -> None:
+    from monitor.rules.parser import FIELDS
+
+    for field in FIELDS:  # the list the message gives is the grammar's
+        parse_query(f"{field}:x")
+    for query in ("titel:police", "TITLE:police"):
+        with pytest.raises(QuerySyntaxError) as error:
+            parse_query(query)
+        assert (error.value.line, error.value.column) == (1, 6)
+        assert error.value.message.startswith(f"{query[:5]!r} is not a field: fields are title, ")

@@ -20,6 +20,11 @@ class QuerySyntaxError(ValueError):
         super().__init__(f"{line}:{column}: {message}")
 
 
+# The fields a query names as `field:`, as grammar.lark's FIELD has them.
+FIELDS = ("title", "summary", "content", "text", "url", "author", "feed", "lang", "category")
+_WORD_BEFORE = re.compile(r"\w+$")
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
@@ -122,6 +127,13 @@ def parse_query(text: str) -> ast.Query:
     except UnexpectedCharacters as e:
         char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         hint = "unbalanced quote" if char == '"' else f"unexpected character {char!r}"
+        if char == ":":  # titel:police, TITLE:police
+            word = _WORD_BEFORE.search(text[: e.pos_in_stream])
+            named = f"{word.group()!r} is not a field: " if word else ""
+            hint = (
+                f"{named}fields are {', '.join(FIELDS)}, in lower case, then ':' (a word "
+                'holding ":" goes in quotes)'
+            )
         raise QuerySyntaxError(hint, e.line, e.column) from None
     except UnexpectedInput as e:  # pragma: no cover - other Lark errors
         raise QuerySyntaxError(str(e), getattr(e, "line", 1), getattr(e, "column", 1)) from None
