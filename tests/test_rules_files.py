@@ -54,6 +54,14 @@ def test_toml_syntax_error_has_position(tmp_path: Path) -> None:
     assert error.line == 3 and "not valid TOML" in error.message
 
 
+def test_a_multiline_query_left_open_is_located_where_it_opens(tmp_path: Path) -> None:
+    """tomllib says only "at end of document": the operator needs the line the string opened."""
+    text = '[[rule]]\nid = "a"\nquery = """police\n  AND calais\n\n[[rule]]\nid = "b"\n'
+    write(tmp_path, "bad.toml", text)
+    (error,) = load_rules([tmp_path]).errors
+    assert (error.line, error.column) == (3, 9) and "Unterminated string" in error.message
+
+
 def test_wrong_types_unknown_keys_and_duplicates_are_named(tmp_path: Path) -> None:
     write(tmp_path, "a.toml", GOOD)
     write(

@@ -222,6 +222,17 @@ def _parse_file(
     return _ParsedFile(stamp, source, rules, entities)
 
 
+def _unclosed_string(text: str) -> tuple[int, int]:
+    """Where a string tomllib found unterminated "at end of document" opened: the last of an
+    odd number of triple quotes (a multi-line query left open), else the file's last line."""
+    for quotes in ('"""', "'''"):
+        if text.count(quotes) % 2:
+            at = text.rindex(quotes)
+            line = text.count("\n", 0, at) + 1
+            return line, at - (text.rfind("\n", 0, at) + 1) + 1
+    return max(text.count("\n"), 1), 1
+
+
 def _compiled_from(rule: Rule) -> tuple:
     """What compiling a rule depends on, besides the entities: its query, whether every word
     is stemmed, and whether it has scopes (checked per article)."""
@@ -274,6 +285,8 @@ class _Source:
             message = str(e)
             m = _TOML_POSITION.search(message)
             line, column = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+            if not m and "end of document" in message:
+                line, column = _unclosed_string(text)
             message = _TOML_POSITION.sub("", message).strip()
             lines = text.splitlines()
             source_line = lines[line - 1] if 0 < line <= len(lines) else ""
