@@ -345,3 +345,18 @@ def test_a_reload_reads_only_the_files_that_changed(tmp_path: Path) -> None:
     assert len("kick~") == len("slap~")
     assert settle(book, police, GOOD.replace("slap~", "kick~"), 2 * 10**9)
     assert matched(book, "Police kicked a man").keys() == {"police"}
+
+
+def test_a_rule_naming_an_entity_with_errors_is_told_why_it_is_missing(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.toml",
+        '[[entity]]\nid = "calais"\naliases = ["Calais"]\ncontext = { Jungel = ["camp"] }\n\n'
+        '[[rule]]\nid = "r"\nquery = "@calais AND police"\n',
+    )
+    messages = [f"{e.line}: {e.message}" for e in load_rules([tmp_path]).errors]
+    assert messages[0].startswith("4: entity 'calais'.context: each key must be one of the")
+    assert messages[1] == (
+        f"8: rule 'r': entity @calais is not loaded: its definition at {tmp_path / 'a.toml'}:1"
+        " has errors"
+    )

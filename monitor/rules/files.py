@@ -175,7 +175,7 @@ def load_rules(
             try:
                 compiled = compile_rule(rule, result.entities, stats, cache)
             except QuerySyntaxError as e:
-                result.errors.append(source.query_error(rule, e))
+                result.errors.append(source.query_error(rule, _why_unknown(e, result.parsed)))
                 continue
         result.by_source[source_key] = compiled
         result.rules.append(rule)
@@ -233,6 +233,24 @@ def _unclosed_string(text: str) -> tuple[int, int]:
     return max(text.count("\n"), 1), 1
 
 
+def _why_unknown(error: QuerySyntaxError, parsed: dict[str, _ParsedFile]) -> QuerySyntaxError:
+    """An unknown entity that is defined, with errors, says so: "unknown entity" sent the
+    operator looking for a typo in the rule."""
+    unknown = _UNKNOWN_ENTITY.match(error.message)
+    for file in parsed.values() if unknown else ():
+        line = file.source.broken.get(unknown.group(1))
+        if line is not None:
+            message = (
+                f"entity @{unknown.group(1)} is not loaded: its definition at "
+                f"{file.source.shown}:{line} has errors"
+            )
+            return QuerySyntaxError(message, error.line, error.column)
+    return error
+
+
+_UNKNOWN_ENTITY = re.compile(r"unknown entity @(\S+)$")
+
+
 def _compiled_from(rule: Rule) -> tuple:
     """What compiling a rule depends on, besides the entities: its query, whether every word
     is stemmed, and whether it has scopes (checked per article)."""
@@ -270,6 +288,7 @@ class _Source:
         self.lines = text.splitlines()
         self.shown = str(path)
         self.headers = {"rule": self._header_lines("rule"), "entity": self._header_lines("entity")}
+        self.broken: dict[str, int] = {}  # entities with errors: id -> line (see `entities`)
         self._starts = sorted(chain.from_iterable(self.headers.values()))  # of every table
 
     @classmethod
@@ -435,46 +454,57 @@ class _Source:
             )
 
     def entities(self, errors: list[RuleError]) -> Iterable[Entity]:
+        """The entities that load; those with errors are kept in `broken` (id -> line), so a
+        rule naming one is told why it is missing rather than that it is unknown."""
         for i, table, start, end in self._tables("entity", errors):
-            where = f"entity[{i}]" if "id" not in table else f"entity {table['id']!r}"
-            if not self._check_keys(table, ENTITY_KEYS, where, start, end, errors):
-                continue
-            context = table.get("context", {})
-            bad = [
-                k
-                for k, v in context.items()
-                if not (isinstance(v, list) and all(isinstance(w, str) for w in v))
-            ]
-            aliases = set(table.get("aliases", ())) | set(table.get("case_aliases", ()))
-            unknown = [k for k in context if k not in aliases]
-            if bad or unknown:
-                errors.append(
-                    self.error(
-                        self._line_of("context", start, end) or start,
-                        f"{where}.context: each key must be one of the aliases "
-                        f"and each value a list of words; check "
-                        f"{', '.join(bad + unknown)!r}",
-                    )
+            entity = self._entity(i, table, start, end, errors)
+            if entity is not None:
+                yield entity
+            elif isinstance(table.get("id"), str):
+                self.broken[table["id"]] = start
+
+    def _entity(
+        self, i: int, table: dict, start: int, end: int, errors: list[RuleError]
+    ) -> Entity | None:
+        where = f"entity[{i}]" if "id" not in table else f"entity {table['id']!r}"
+        if not self._check_keys(table, ENTITY_KEYS, where, start, end, errors):
+            return None
+        context = table.get("context", {})
+        bad = [
+            k
+            for k, v in context.items()
+            if not (isinstance(v, list) and all(isinstance(w, str) for w in v))
+        ]
+        aliases = set(table.get("aliases", ())) | set(table.get("case_aliases", ()))
+        unknown = [k for k in context if k not in aliases]
+        if bad or unknown:
+            errors.append(
+                self.error(
+                    self._line_of("context", start, end) or start,
+                    f"{where}.context: each key must be one of the aliases "
+                    f"and each value a list of words; check "
+                    f"{', '.join(bad + unknown)!r}",
                 )
-                continue
-            if not aliases:
-                errors.append(self.error(start, f"{where}: needs aliases or case_aliases"))
-                continue
-            problem = self._entity_problem(table, where, start, end)
-            if problem is not None:
-                errors.append(problem)
-                continue
-            yield Entity(
-                id=table["id"],
-                type=table.get("type", ""),
-                name=table.get("name", table["id"]),
-                aliases=tuple(table.get("aliases", ())),
-                case_aliases=tuple(table.get("case_aliases", ())),
-                context={k: tuple(v) for k, v in context.items()},
-                window=table.get("window", 12),
-                path=self.shown,
-                line=self._line_of("id", start, end),
             )
+            return None
+        if not aliases:
+            errors.append(self.error(start, f"{where}: needs aliases or case_aliases"))
+            return None
+        problem = self._entity_problem(table, where, start, end)
+        if problem is not None:
+            errors.append(problem)
+            return None
+        return Entity(
+            id=table["id"],
+            type=table.get("type", ""),
+            name=table.get("name", table["id"]),
+            aliases=tuple(table.get("aliases", ())),
+            case_aliases=tuple(table.get("case_aliases", ())),
+            context={k: tuple(v) for k, v in context.items()},
+            window=table.get("window", 12),
+            path=self.shown,
+            line=self._line_of("id", start, end),
+        )
 
     def _entity_problem(self, table: dict, where: str, start: int, end: int) -> RuleError | None:
         """An alias or context word the matcher cannot search for (not a string, no letters,
