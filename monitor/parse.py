@@ -39,6 +39,9 @@ _FUTURE_SLACK = timedelta(days=1)
 _MAX_FIELD = 200_000  # characters kept per text field; a megabyte title is cut, not stored whole
 _MAX_TITLE = 1_000
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_HTML_START = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S
+)
 # A character reference or a JSON escape naming a UTF-16 surrogate: alone (not half of a pair
 # JSON combines), it is a character no encoder accepts, so SQLite, hashing and printing fail.
 _SURROGATE_REFERENCE = re.compile(
@@ -187,8 +190,15 @@ def parse_feed(
         raise FeedParseError(url, f"not a feed: {_short(e)}") from None
     version = parsed.get("version", "")
     if not version and not parsed.entries:
-        reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed document found"
-        raise FeedParseError(url, f"not a feed: {_short(reason)}")
+        if _HTML_START.match(body[:512]):  # feedparser's own reason ("<unknown>:2:0: syntax
+            reason = "an HTML page (its <link rel=alternate> may name the feed)"
+        elif stripped == b"[":  # error", "no Content-type specified") said nothing useful
+            reason = "JSON, but not a JSON Feed (an object with a jsonfeed.org version)"
+        else:
+            reason = _short(
+                parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed document found"
+            )
+        raise FeedParseError(url, f"not a feed: {reason}")
     channel = parsed.feed
     title = one_line(html_to_text(channel.get("title", "")))[:_MAX_TITLE]
     language = base_language(channel.get("language") or default_language)

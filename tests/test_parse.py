@@ -196,6 +196,22 @@ def test_bad_json_feed_raises(body: str, reason: str) -> None:
     assert str(caught.value).startswith(URL + ": ")
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("<!DOCTYPE html><html><body><p>News</p></body></html>", "an HTML page (its <link rel"),
+        ("\n  <!-- cms --> <html lang='en'><body>x</body></html>", "an HTML page (its <link rel"),
+        ("[1, 2]", "JSON, but not a JSON Feed"),
+    ],
+)
+def test_a_page_or_plain_json_is_named_as_what_it_is(body: str, reason: str) -> None:
+    """feedparser's reasons for these ("no Content-type specified", "<unknown>:2:0: syntax
+    error") told an operator nothing about the address they had given."""
+    with pytest.raises(FeedParseError) as caught:
+        parse(body)
+    assert caught.value.reason.startswith(f"not a feed: {reason}")
+
+
 def test_html_description_becomes_plain_text_and_display_html_is_safe() -> None:
     description = (
         "<p>Police <b>cleared</b> the camp &amp; left.</p>"
