@@ -360,3 +360,13 @@ def test_a_rule_naming_an_entity_with_errors_is_told_why_it_is_missing(tmp_path:
         f"8: rule 'r': entity @calais is not loaded: its definition at {tmp_path / 'a.toml'}:1"
         " has errors"
     )
+
+
+def test_the_caret_counts_escapes_as_they_are_written(tmp_path: Path) -> None:
+    """Each \\" in a basic string is two characters in the file and one in the query: the
+    caret fell one to the left per escape before the error."""
+    line = 'query = "\\"pepper spray\\" AND \\"tear gas\\" AND police)"'
+    write(tmp_path, "bad.toml", f'[[rule]]\nid = "x"\n{line}\n')
+    (error,) = load_rules([tmp_path]).errors
+    assert (error.line, error.column) == (3, line.index(")") + 1)
+    assert "unexpected ')'" in error.message

@@ -562,8 +562,25 @@ class _Source:
         if not rule.query_line:
             return self.error(rule.line, f"rule {rule.id!r}: {error.message}")
         line = rule.query_line + error.line - 1
-        column = (rule.query_column + error.column - 1) if error.line == 1 else error.column
+        column = error.column
+        if error.line == 1:
+            column = rule.query_column + self._written_length(line, rule.query_column, column - 1)
         return self.error(line, f"rule {rule.id!r}: {error.message}", column)
+
+    def _written_length(self, line: int, column: int, decoded: int) -> int:
+        """How many characters of the file, from `column` of `line`, hold the first `decoded`
+        characters of a one-line "basic string": each escape (\\" \\\\ \\u00e9) is written
+        longer than the character it stands for, and the caret went left by as much."""
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        start = column - 1
+        if start < 1 or text[start - 1] != '"' or text[max(start - 3, 0) : start] == '"""':
+            return decoded  # a literal string, or a multi-line one: written as it reads
+        at = start
+        for _ in range(decoded):
+            if at >= len(text):
+                break
+            at += {"u": 6, "U": 10}.get(text[at + 1 : at + 2], 2) if text[at] == "\\" else 1
+        return at - start
 
 
 class RuleBook:
