@@ -293,15 +293,26 @@ def deliveries_replay(
     console.print(f"{len(ids)} deliveries queued again.")
 
     def send() -> None:
+        """The deliveries queued again, not whatever else is due (a digest due tomorrow was
+        sent by a replay of webhooks), and all of them (not the first 100)."""
         labels = _labels(config)
-        print_sent(send_digests(store, config.delivery, labels, now))
-        if config.delivery.webhooks:
+        queued = sorted((d for d in map(store.delivery, ids) if d is not None), key=_by_id)
+        subscribers = sorted({d.target for d in queued if d.kind == "digest"})
+        sent = send_digests(store, config.delivery, labels, now, subscribers) if subscribers else []
+        hooks = [d for d in queued if d.kind == "webhook"]
+        if hooks:
             session = make_session(config.fetch)
-            print_sent(dispatch_webhooks(store, session, config.delivery, labels, now))
+            for delivery in hooks:
+                sent += send_webhook_now(store, session, config.delivery, labels, delivery, now)
+        print_sent(sent)
 
     if ids:
         _send_or_queue(config, send)
     store.close()
+
+
+def _by_id(delivery: Delivery) -> int:
+    return delivery.id or 0
 
 
 def add_delivery_commands(main: click.Group) -> None:

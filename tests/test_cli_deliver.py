@@ -224,6 +224,38 @@ def test_once_sends_every_due_webhook_and_retry_sends_only_the_one_asked(
     assert len(receiver.requests) == before + 1
 
 
+def test_replay_sends_what_it_queued_again_and_nothing_else(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """A replay for one webhook sent every due delivery of every webhook (and digest)."""
+    hooks = [
+        {
+            "name": name,
+            "url": receiver.url(f"/{name}"),
+            "secret_env": SECRET_ENV,
+            "tags": ["calais"],
+        }
+        for name in ("bot", "other")
+    ]
+    config = write_delivery_config(tmp_path, webhooks=hooks)
+    vigie("once", "--config", config)
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    bots = [d["id"] for d in listed if d["target"] == "bot"]
+    other = next(d["id"] for d in listed if d["target"] == "other")
+    with database_lock(tmp_path / "data" / "vigie.db"):  # one of the other's queued, and due
+        vigie("deliveries", "retry", str(other), "--config", config)
+    before = len(receiver.requests)
+
+    replayed = vigie(
+        "deliveries", "replay", "--since", "1h", "--include-sent", "--target", "bot",
+        "--config", config,
+    )  # fmt: skip
+    assert f"{len(bots)} deliveries queued again." in replayed.stdout
+    assert [r.path for r in receiver.requests[before:]] == ["/bot"] * len(bots)
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    assert [d["status"] for d in listed if d["id"] == other] == ["pending"]
+
+
 def test_commands_queue_while_the_service_holds_the_database(
     receiver: Receiver, tmp_path: Path
 ) -> None:
