@@ -215,6 +215,19 @@ def test_a_redirect_is_not_followed_and_counts_as_failure(
     assert [r.path for r in receiver.requests].count("/elsewhere") == 0
 
 
+def test_a_redirects_escape_sequences_are_not_stored(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    """The failure's reason is kept in deliveries.last_error, which scripts read too."""
+    t = now()
+    v = vigie(t, tags=["prosecutions"])
+    receiver.answers = [Answer(302, headers={"Location": "http://x/\x1b]0;PWNED\x07\x1b[2J"})]
+    first = v.dispatch(t)[0]
+    assert first.detail == "HTTP 302: redirect to http://x/ ]0;PWNED [2J not followed"
+    stored = v.rows("SELECT last_error FROM deliveries WHERE id = ?", (first.delivery_id,))
+    assert stored == [(first.detail,)]
+
+
 def test_the_network_guard_applies_to_webhooks(
     receiver: Receiver, vigie: Callable[..., Vigie]
 ) -> None:

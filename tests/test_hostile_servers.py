@@ -182,6 +182,32 @@ def test_a_bomb_on_a_redirect_is_not_read(server: LoopbackServer) -> None:
     assert peak < 3 * MAX_BYTES, f"{peak:,} bytes held for a {MAX_BYTES:,} byte limit"
 
 
+def small_bomb(size: int) -> bytes:
+    """`size` zero bytes once decoded twice as "deflate, deflate", in a few kilobytes: raw
+    deflate of zeros, one fully flushed block repeated (a compressor gives the same bytes for
+    each), deflated again. Cheap to build, unlike compressing gigabytes."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(b"\0" * (1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    outer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return outer.compress(block * (size >> 20)) + outer.flush()
+
+
+@pytest.mark.parametrize("status", [302, 404])
+def test_a_short_bomb_on_a_redirect_or_an_error_is_not_decompressed(
+    server: LoopbackServer, status: int
+) -> None:
+    """A short redirect or error body is read to keep the connection, but as sent: decoded,
+    these 2 GB of zeros in under 64 KB cost seconds of CPU past the deadline."""
+    bomb = small_bomb(2 << 30)
+    assert len(bomb) < 64 * 1024
+    headers = {"Content-Encoding": "deflate, deflate", "Location": server.url("/feed.xml")}
+    server.route("/moved", bomb, status=status, headers=headers)
+    server.route("/feed.xml", RSS)
+    result, took, peak = fetch_measuring_memory(server.url("/moved"))
+    assert result.ok if status == 302 else result.error == "HTTP 404 Not Found"
+    assert took < DEADLINE + 1
+
+
 def test_an_endless_chunked_body_is_cut_at_max_bytes_in_bounded_memory(
     server: LoopbackServer,
 ) -> None:

@@ -81,7 +81,7 @@ def _post(
             _drain(response)
             return Attempt(True, status)
         if 300 <= status < 400:
-            where = response.headers.get("location", "nowhere")
+            where = printable(response.headers.get("location", "nowhere"))[:_REASON_BYTES]
             return Attempt(False, status, f"HTTP {status}: redirect to {where} not followed")
         reason = printable(f"HTTP {status} {response.reason or ''}")
         detail = _peek(response)
