@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -351,3 +353,34 @@ def test_feeds_config_no_longer_lists_are_retired_with_their_articles_kept(store
     assert store.upsert_feed("https://dropped.example/feed", name="Back", now=NOW) == dropped
     assert [f.id for f in store.due_feeds(NOW, 1800)] == [kept, dropped, by_hand]
     assert store.feed(dropped, 1800).name == "Back"
+
+
+def test_opening_the_database_again_keeps_the_locks_of_the_connections_open(
+    tmp_path: Path,
+) -> None:
+    """`vigie run` opens several Stores, and one more at each rule reload. Reading the file's
+    header with Python and closing it released the SQLite locks of the connections already
+    open (POSIX drops a process's locks on any close), so another `vigie` command took itself
+    for the last user and deleted the WAL the service was still writing to."""
+    path = tmp_path / "vigie.db"
+    service = Store(path)
+    service.upsert_feed("https://a.example/rss", source="config", now=NOW)
+    reload_job = Store(path)  # as stored_term_stats opens one beside the service's
+    reload_job.close()
+    wal = tmp_path / "vigie.db-wal"
+    assert wal.exists()
+    other_command = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
+        "print(c.execute('SELECT count(*) FROM feeds').fetchone()[0]); c.close()"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", other_command, str(path)], capture_output=True, text=True, check=True
+    )
+    assert seen.stdout.strip() == "1"
+    assert wal.exists()  # still the service's: the other process was not its last user
+    service.upsert_feed("https://b.example/rss", source="config", now=NOW)
+    again = subprocess.run(
+        [sys.executable, "-c", other_command, str(path)], capture_output=True, text=True, check=True
+    )
+    assert again.stdout.strip() == "2"  # the service's later write is where others read
+    service.close()

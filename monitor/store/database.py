@@ -10,7 +10,10 @@ Storage returns only what is new: callers never ask "have I seen this?".
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +33,30 @@ from .stories import StoryQueries
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+# How many connections this process has open to each database (by its real path). POSIX
+# releases every lock a process holds on a file when the process closes any descriptor of that
+# file: reading the header of an open database with Python (prepare_database) released the
+# SQLite locks of the service's own connections, and another `vigie` command then took itself
+# for the database's last user, checkpointed and deleted the WAL the service was writing to
+# (whose writes were then lost or, at the next stop, corrupted the file).
+_connections: Counter[str] = Counter()
+_connections_lock = threading.Lock()
+
+
+def _connected(path: Path, change: int = 0) -> int:
+    key = os.path.realpath(path)
+    with _connections_lock:
+        _connections[key] += change
+        return _connections[key]
+
+
 def prepare_database(path: Path) -> None:
     """Make the database's folder and check that `path` can be a database: a missing or empty
     file (SQLite starts it), or a SQLite file. Raises DatabaseOpenError saying why not, before
-    anything is created beside it (the service's lock file included)."""
+    anything is created beside it (the service's lock file included). A database this process
+    has connections to is not looked at again: it is one, and opening it would drop its locks."""
+    if _connected(path):
+        return
     if path.is_dir():
         raise DatabaseOpenError(str(path), "it is a folder")
     try:
@@ -76,6 +99,8 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         except sqlite3.DatabaseError as e:
             conn.close()
             raise DatabaseOpenError(str(self.path), str(e)) from e
+        _connected(self.path, +1)
+        self._open = True
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
@@ -90,6 +115,9 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
 
     def close(self) -> None:
         self.db.close()
+        if self._open:
+            self._open = False
+            _connected(self.path, -1)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
