@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,6 +43,9 @@ _matcher: Matcher | None = None  # in a worker: the rules it was started with
 def _start_worker(matcher: Matcher | None) -> None:
     global _matcher
     _matcher = matcher
+    # Ctrl+C reaches the whole process group: the service stops its workers itself, and each
+    # worker interrupted while waiting for work printed a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
 
 

@@ -294,6 +294,41 @@ def test_vigie_once_reads_in_workers_and_leaves_no_process(sixteen_feeds: Path) 
     assert tagged_processes(tag) == []
 
 
+def test_ctrl_c_stops_the_service_and_its_readers_without_a_traceback(
+    sixteen_feeds: Path,
+) -> None:
+    """Ctrl+C in a terminal reaches the whole process group: each reader printed a
+    KeyboardInterrupt traceback while the service itself stopped cleanly."""
+    tag = uuid.uuid4().hex
+    service = subprocess.Popen(
+        [sys.executable, str(REPO / "service.py"), "run", "--config", str(sixteen_feeds)],
+        cwd=sixteen_feeds.parent,
+        env={**os.environ, "VIGIE_TEST_TAG": tag},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal gives
+    )
+    database = sixteen_feeds.parent / "vigie.db"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.OperationalError):
+                if rows(database, "SELECT COUNT(*) FROM articles")[0][0] == 16:
+                    break
+            time.sleep(0.05)
+        assert len(tagged_processes(tag)) >= 4  # the service, the fork server, two readers
+        time.sleep(1)  # the readers idle, waiting for work, as they are most of the time
+        os.killpg(service.pid, signal.SIGINT)
+        output = service.communicate(timeout=30)[0]
+    finally:
+        if service.poll() is None:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.communicate()
+    assert service.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
 def test_a_killed_service_leaves_no_reader_behind(sixteen_feeds: Path) -> None:
     """SIGKILL gives the service no chance to stop its readers: they must notice and exit."""
     tag = uuid.uuid4().hex
