@@ -269,7 +269,10 @@ def sixteen_feeds(tmp_path: Path, server: LoopbackServer) -> Path:
     return path
 
 
-def start_service(config: Path, command: str, tag: str) -> subprocess.Popen:
+def start_service(
+    config: Path, command: str, tag: str, new_session: bool = False
+) -> subprocess.Popen:
+    """`new_session`: a process group of its own, as a terminal gives (Ctrl+C reaches all)."""
     return subprocess.Popen(
         [sys.executable, str(REPO / "service.py"), command, "--config", str(config)],
         cwd=config.parent,
@@ -277,7 +280,17 @@ def start_service(config: Path, command: str, tag: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=new_session,
     )
+
+
+def wait_for_articles(database: Path, count: int, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.OperationalError):
+            if rows(database, "SELECT COUNT(*) FROM articles")[0][0] == count:
+                return
+        time.sleep(0.05)
 
 
 def test_vigie_once_reads_in_workers_and_leaves_no_process(sixteen_feeds: Path) -> None:
@@ -300,23 +313,9 @@ def test_ctrl_c_stops_the_service_and_its_readers_without_a_traceback(
     """Ctrl+C in a terminal reaches the whole process group: each reader printed a
     KeyboardInterrupt traceback while the service itself stopped cleanly."""
     tag = uuid.uuid4().hex
-    service = subprocess.Popen(
-        [sys.executable, str(REPO / "service.py"), "run", "--config", str(sixteen_feeds)],
-        cwd=sixteen_feeds.parent,
-        env={**os.environ, "VIGIE_TEST_TAG": tag},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a process group of its own, as a terminal gives
-    )
-    database = sixteen_feeds.parent / "vigie.db"
+    service = start_service(sixteen_feeds, "run", tag, new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(sqlite3.OperationalError):
-                if rows(database, "SELECT COUNT(*) FROM articles")[0][0] == 16:
-                    break
-            time.sleep(0.05)
+        wait_for_articles(sixteen_feeds.parent / "vigie.db", 16)
         assert len(tagged_processes(tag)) >= 4  # the service, the fork server, two readers
         time.sleep(1)  # the readers idle, waiting for work, as they are most of the time
         os.killpg(service.pid, signal.SIGINT)
@@ -333,14 +332,8 @@ def test_a_killed_service_leaves_no_reader_behind(sixteen_feeds: Path) -> None:
     """SIGKILL gives the service no chance to stop its readers: they must notice and exit."""
     tag = uuid.uuid4().hex
     service = start_service(sixteen_feeds, "run", tag)
-    database = sixteen_feeds.parent / "vigie.db"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(sqlite3.OperationalError):
-                if rows(database, "SELECT COUNT(*) FROM articles")[0][0] == 16:
-                    break
-            time.sleep(0.05)
+        wait_for_articles(sixteen_feeds.parent / "vigie.db", 16)
         assert len(tagged_processes(tag)) >= 4  # the service, the fork server, two readers
         service.send_signal(signal.SIGKILL)
         service.wait(timeout=10)
