@@ -34,7 +34,7 @@ from .deliver.dispatch import (
     open_digests,
     preview_digest,
     send_digests,
-    send_webhook_now,
+    send_webhook,
 )
 from .deliver.outbox import Labels
 from .errors import AlreadyRunningError, ConfigError, VigieError
@@ -246,7 +246,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
             print_sent(send_digests(store, config.delivery, labels, now, [delivery.target]))
         else:
             session = make_session(config.fetch)
-            print_sent(send_webhook_now(store, session, config.delivery, labels, delivery, now))
+            print_sent([send_webhook(store, session, config.delivery, labels, delivery, now)])
 
     _send_or_queue(config, send)
     store.close()
@@ -303,7 +303,7 @@ def deliveries_replay(
         if hooks:
             session = make_session(config.fetch)
             for delivery in hooks:
-                sent += send_webhook_now(store, session, config.delivery, labels, delivery, now)
+                sent.append(send_webhook(store, session, config.delivery, labels, delivery, now))
         print_sent(sent)
 
     if ids:

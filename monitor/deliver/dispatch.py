@@ -204,32 +204,23 @@ def dispatch_webhooks(
     while True:
         due = [d for d in store.due_deliveries("webhook", now) if d.id not in tried]
         tried.update(d.id for d in due if d.id is not None)
-        sent += [_send_webhook(store, session, config, labels, d, now, rng) for d in due]
+        sent += [send_webhook(store, session, config, labels, d, now, rng) for d in due]
         if not every_due or not due:
             return sent
 
 
-def send_webhook_now(
+def send_webhook(
     store: Store,
     session: requests.Session,
     config: DeliveryConfig,
     labels: outbox.Labels,
     delivery: Delivery,
     now: datetime,
-) -> list[Sent]:
-    """One delivery, whatever else is due (`vigie deliveries retry`)."""
-    return [_send_webhook(store, session, config, labels, delivery, now, random.Random())]
-
-
-def _send_webhook(
-    store: Store,
-    session: requests.Session,
-    config: DeliveryConfig,
-    labels: outbox.Labels,
-    delivery: Delivery,
-    now: datetime,
-    rng: random.Random,
+    rng: random.Random | None = None,
 ) -> Sent:
+    """Attempt one webhook delivery now, whatever else is due (`vigie deliveries retry` and
+    `replay` send only theirs); `rng` jitters its retry."""
+    rng = rng or random.Random()
     hook = config.webhook(delivery.target)
     if hook is None:
         return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
