@@ -213,7 +213,7 @@ def feeds_import(opml: str, config_path: str) -> None:
             known += 1
             continue
         title = outline.get("title") or outline.get("text") or None
-        store.add_feed(url, name=title, source="opml", now=now)
+        store.add_feed(url, name=title, tags=_opml_tags(outline), source="opml", now=now)
         added += 1
     console.print(
         f"Imported {added} new feeds from {escape(opml)}"
@@ -222,6 +222,12 @@ def feeds_import(opml: str, config_path: str) -> None:
     )
     for url, reason in skipped:
         console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
+
+
+def _opml_tags(outline: ET.Element) -> tuple[str, ...] | None:
+    """An outline's `category` (OPML 2.0: comma-separated, each may be a /-path) as tags."""
+    found = [part.strip().strip("/") for part in (outline.get("category") or "").split(",")]
+    return tuple(dict.fromkeys(tag for tag in found if tag)) or None
 
 
 def _fetchable(url: str) -> bool:
@@ -245,6 +251,11 @@ def feeds_export(config_path: str) -> None:
     body = ET.SubElement(opml, "body")
     for row in store.feeds():
         title = row["name"] or row["title"] or row["url"]
-        ET.SubElement(body, "outline", type="rss", text=title, title=title, xmlUrl=row["url"])
+        outline = ET.SubElement(
+            body, "outline", type="rss", text=title, title=title, xmlUrl=row["url"]
+        )
+        tags = json.loads(row["tags"] or "[]")
+        if tags:  # OPML's own place for them: rules scoped by feed_tags still match after import
+            outline.set("category", ",".join(tags))
     ET.indent(opml)
     click.echo(ET.tostring(opml, encoding="unicode", xml_declaration=True))

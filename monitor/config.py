@@ -151,7 +151,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # Delivery (docs/delivery.md): [smtp] and [delivery]; [[subscribers]] and [[webhooks]] below.
     Setting("smtp.host", "str", "", "SMTP server; empty writes digests as .eml files instead"),
-    Setting("smtp.port", "int", 587, "SMTP port: 587 for starttls, 465 for tls"),
+    Setting("smtp.port", "int", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none"),
     Setting("smtp.security", "str", "starttls", "starttls, tls (implicit TLS) or none"),
     Setting("smtp.username", "str", "", "login name; empty sends without logging in"),
     Setting("smtp.password_env", "str", "", "environment variable that holds the SMTP password"),
@@ -276,7 +276,7 @@ _EXPECTED = {
     "duration or 0": 'expected a duration like "15m", or 0',
     "size": 'expected a size like "10MB"',
     "int": "expected a whole number",
-    "ratio": "expected a number between 0 and 1, like 0.5",
+    "ratio": "expected a number above 0 and at most 1, like 0.5",
     "bool": "expected true or false",
     "str": "expected a string",
     "path": "expected a file path",

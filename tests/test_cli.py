@@ -536,7 +536,7 @@ def test_opml_export_imports_into_another_database(
 ) -> None:
     source = write_config(
         [
-            {"url": "https://a.example/rss", "name": "Alpha & Co"},
+            {"url": "https://a.example/rss", "name": "Alpha & Co", "tags": ["uk", "wire"]},
             {"url": "https://b.example/atom?x=1&y=2", "name": "Beta"},
             "https://c.example/feed.json",
         ]
@@ -563,6 +563,8 @@ def test_opml_export_imports_into_another_database(
         ("https://b.example/atom?x=1&y=2", "Beta", "opml"),
         ("https://c.example/feed.json", "https://c.example/feed.json", "opml"),
     ]
+    # Tags travel as OPML's category: rules scoped to a feed tag still match after the move.
+    assert [json.loads(r["tags"]) for r in rows] == [["uk", "wire"], [], []]
 
 
 def test_import_of_a_broken_opml_is_one_line(
