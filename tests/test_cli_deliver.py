@@ -10,6 +10,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -254,6 +255,20 @@ def test_replay_sends_what_it_queued_again_and_nothing_else(
     assert [r.path for r in receiver.requests[before:]] == ["/bot"] * len(bots)
     listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
     assert [d["status"] for d in listed if d["id"] == other] == ["pending"]
+
+
+def test_backtest_apply_does_not_send_what_was_sent_again(tmp_path: Path) -> None:
+    """--apply rewrote every match of the rule as made now: a subscriber then got every old
+    article in a new digest, though nothing about the rule had changed."""
+    vigie("once", "--config", write_delivery_config(tmp_path))  # articles stored, then:
+    time.sleep(1.1)  # a subscriber added a second later (times are stored to the second)
+    desk = {"name": "desk", "email": "desk@newsroom.test", "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, subscribers=[{**desk, "schedule": "immediate"}])
+    assert "Digest for desk: nothing new to send" in vigie("once", "--config", config).stdout
+    applied = vigie("rules", "backtest", "calais", "--apply", "--config", config)
+    assert applied.exit_code == 0, applied.output
+    again = vigie("once", "--config", config)
+    assert "Digest for desk: nothing new to send" in again.stdout, again.stdout
 
 
 def test_commands_queue_while_the_service_holds_the_database(

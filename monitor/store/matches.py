@@ -83,17 +83,42 @@ class MatchQueries:
         now: datetime,
     ) -> None:
         """Backtest --apply: these rules' matches over these articles become `matches`, found
-        on the articles' latest revisions; withdrawn matches of these rules go too, unless the
-        rules match again (then they are stored afresh, no longer withdrawn)."""
+        on the articles' latest revisions. A match stored already keeps its first match time
+        and revision, as record_matches keeps them (it was delivered then: made again, it went
+        to every immediate digest once more); its score, evidence and snippet become the latest
+        revision's, and it is no longer withdrawn. The rules' other matches on these articles
+        go; new ones are matched now."""
+        matches = list(matches)
+        rules = ",".join("?" * len(rule_ids))
         with self.db.conn:
+            stored: set[tuple[int, str]] = set()
             for start in range(0, len(article_ids), 500):
                 chunk = article_ids[start : start + 500]
-                self.db.execute(
-                    f"DELETE FROM matches WHERE rule_id IN ({','.join('?' * len(rule_ids))}) "
-                    f"AND article_id IN ({','.join('?' * len(chunk))})",
-                    [*rule_ids, *chunk],
+                stored.update(
+                    self.db.execute(
+                        f"SELECT article_id, rule_id FROM matches WHERE rule_id IN ({rules}) "
+                        f"AND article_id IN ({','.join('?' * len(chunk))})",
+                        [*rule_ids, *chunk],
+                    ).fetchall()
                 )
-            self.insert_matches(matches, now)
+            found = {(m.article_id, m.rule_id) for m in matches}
+            self.db.conn.executemany(
+                "DELETE FROM matches WHERE article_id = ? AND rule_id = ?", stored - found
+            )
+            kept = [match_columns(m, now) for m in matches if (m.article_id, m.rule_id) in stored]
+            self.db.conn.executemany(
+                "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, priority = ?, "
+                "evidence_revision = (SELECT COALESCE(revision, 1) FROM articles WHERE id = ?), "
+                "withdrawn_revision = NULL WHERE article_id = ? AND rule_id = ?",
+                [
+                    (r["score"], r["evidence"], r["snippet"], r["tags"], r["priority"])
+                    + (r["article_id"], r["article_id"], r["rule_id"])
+                    for r in kept
+                ],
+            )
+            self.insert_matches(
+                (m for m in matches if (m.article_id, m.rule_id) not in stored), now
+            )
 
     def record_matches(
         self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
