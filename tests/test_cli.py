@@ -594,6 +594,8 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
 def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
     result = vigie("articles", "search", "calais AND", "--config", feed_config)
     assert_one_line_error(result, "search query")
+    starred = vigie("articles", "search", "*", "--config", feed_config)
+    assert_one_line_error(starred, "search query '*': nothing to search for")
 
 
 def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_config: Path) -> None:
@@ -616,6 +618,19 @@ def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_conf
         "articles", "search", "title:tents* officers'", "--json", "--config", feed_config
     )
     assert titles.exit_code == 0 and json.loads(titles.stdout) == []
+    # Phrases and parentheses keep their meaning beside such a word (each piece was quoted
+    # alone: "spray pepper" became two words, and (zeppelin a word).
+    for query, found in (
+        ('"pepper spray" officers\'', True),
+        ('"spray pepper" officers\'', False),
+        ("(zeppelin OR pepper) officers'", True),
+        ('title:"pepper spray" officers\'', True),
+        ('title:"tents" officers\'', False),
+    ):
+        rows = json.loads(
+            vigie("articles", "search", query, "--json", "--config", feed_config).stdout
+        )
+        assert bool(rows) is found, query
 
 
 def wait_for(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:

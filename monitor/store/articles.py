@@ -329,20 +329,31 @@ class ArticleQueries:
 
 _FTS_OPERATORS = frozenset({"AND", "OR", "NOT"})
 _FTS_WORD = re.compile(r"((?:title|summary|content):)?(.*?)(\*?)", re.DOTALL)
+# A "quoted phrase" (FTS5 doubles a quote inside one; a column filter may lead it), a
+# parenthesis, or anything else up to a space or a parenthesis: what fts_words keeps or quotes.
+_FTS_PIECE = re.compile(r'(?:(?:title|summary|content):)?"(?:[^"]|"")*"|[()]|[^\s()]+')
 
 
 def fts_words(query: str) -> str:
-    """The query with each word made an FTS5 string, which FTS5 splits into its words: a hyphen,
-    an apostrophe or an ampersand is then punctuation, not syntax. A column filter (title:) and
-    a final * stay outside the string, where they keep their meaning."""
-    out = []
-    for word in query.split():
-        column, text, star = _FTS_WORD.fullmatch(word).groups()  # type: ignore[union-attr]
-        if word in _FTS_OPERATORS or not text:
-            out.append(word)
+    """The query with each bare word made an FTS5 string, which FTS5 splits into its words: a
+    hyphen, an apostrophe or an ampersand is then punctuation, not syntax. Phrases already
+    quoted, parentheses and AND, OR, NOT stay as written (quoting every space-separated piece
+    made `"police camp"` two words and `(Calais` a word). A column filter (title:) and a final
+    * stay outside the string, where they keep their meaning."""
+    out: list[str] = []
+    for piece in _FTS_PIECE.findall(query):
+        column, text, star = _FTS_WORD.fullmatch(piece).groups()  # type: ignore[union-attr]
+        quoted = len(text) > 1 and text.startswith('"') and text.endswith('"')
+        if piece not in _FTS_OPERATORS and piece != ")" and out and out[-1] not in _OPENING:
+            out.append("AND")  # FTS5 joins phrases by a space, but not a group and a phrase
+        if piece in _FTS_OPERATORS or piece in "()" or not text or quoted:
+            out.append(piece)
         else:
             out.append(f'{column or ""}"{text.replace(chr(34), chr(34) * 2)}"{star}')
     return " ".join(out)
+
+
+_OPENING = _FTS_OPERATORS | {"("}  # what an operand may follow without AND
 
 
 def _decomposed_fingerprint(article: Article) -> str | None:
