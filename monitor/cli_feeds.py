@@ -193,7 +193,7 @@ def feeds_import(opml: str, config_path: str) -> None:
         tree = ET.parse(opml)
     except ET.ParseError as e:
         raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
-    added, known = 0, 0
+    added, known, revived = 0, 0, 0
     seen: set[str] = set()
     skipped: list[tuple[str, str]] = []
     now = datetime.now(UTC)
@@ -214,9 +214,13 @@ def feeds_import(opml: str, config_path: str) -> None:
             continue
         title = outline.get("title") or outline.get("text") or None
         store.add_feed(url, name=title, tags=_opml_tags(outline), source="opml", now=now)
-        added += 1
+        if row is None:
+            added += 1
+        else:  # retired (removed, or taken out of config.toml): polled again, as feeds add does
+            revived += 1
     console.print(
         f"Imported {added} new feeds from {escape(opml)}"
+        + (f"; {revived} retired feeds polled again" if revived else "")
         + (f"; {known} already known, left as they were" if known else ""),
         soft_wrap=True,
     )

@@ -531,6 +531,19 @@ def test_adding_a_retired_feed_brings_it_back_as_added_by_hand(
     assert feed_settings(emptied) == [(url, "Dropped", ["kept"], None, "cli")]
 
 
+def test_importing_a_retired_feed_says_it_is_polled_again_not_new(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    url = "https://dropped.example/rss"
+    vigie("feeds", "list", "--config", write_config([{"url": url, "name": "Dropped"}]))
+    emptied = write_config([])
+    opml = tmp_path / "back.opml"
+    opml.write_text(f'<opml version="2.0"><body><outline xmlUrl="{url}"/></body></opml>')
+    imported = vigie("feeds", "import", opml, "--config", emptied)
+    assert f"Imported 0 new feeds from {opml}; 1 retired feeds polled again" in imported.stdout
+    assert listed_urls(emptied) == [url]
+
+
 def test_opml_export_imports_into_another_database(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
