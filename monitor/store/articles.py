@@ -346,7 +346,7 @@ def fts_words(query: str) -> str:
         quoted = len(text) > 1 and text.startswith('"') and text.endswith('"')
         if piece not in _FTS_OPERATORS and piece != ")" and out and out[-1] not in _OPENING:
             out.append("AND")  # FTS5 joins phrases by a space, but not a group and a phrase
-        if piece in _FTS_OPERATORS or piece in "()" or not text or quoted:
+        if piece in _FTS_OPERATORS or piece in ("(", ")") or not text or quoted:
             out.append(piece)
         else:
             out.append(f'{column or ""}"{text.replace(chr(34), chr(34) * 2)}"{star}')
