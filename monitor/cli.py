@@ -90,6 +90,7 @@ def run(config_path: str, verbose: bool) -> None:
     """Run the service until Ctrl+C or SIGTERM: poll due feeds, reload edited rules."""
     configure_logging(verbose)
     config = load_config(config_path)
+    config.require_secrets()
     with locked_database(config):
         store = open_store(config)
         book = load_rulebook(config)
@@ -107,6 +108,7 @@ def once(config_path: str) -> None:
     """Poll every feed once, store and match what is new, print a summary, then deliver:
     each subscriber's digest (an .eml in the outbox folder without SMTP) and the webhooks."""
     config = load_config(config_path)
+    config.require_secrets()
     with locked_database(config), command_logging():
         store = open_store(config)
         book = load_rulebook(config)

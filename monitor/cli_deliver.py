@@ -149,6 +149,7 @@ def digest_preview(subscriber: str, config_path: str) -> None:
 def digest_send(subscriber: str | None, config_path: str) -> None:
     """Send SUBSCRIBER's digest now (every subscriber's without one), whatever the schedule."""
     config = load_config(config_path)
+    config.require_secrets()
     names = [_subscriber(config, subscriber).name] if subscriber else None
     if not config.delivery.subscribers:
         raise VigieError(f"{config.path}: no [[subscribers]] configured")
@@ -229,6 +230,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     """Send delivery DELIVERY_ID again now, with the same Message-ID or webhook-id; a webhook
     endpoint disabled by a 410 is enabled again."""
     config = load_config(config_path)
+    config.require_secrets()
     store = open_database(config)
     now = datetime.now(UTC)
     found = store.delivery(delivery_id)
@@ -286,6 +288,7 @@ def deliveries_replay(
     """Send failed and dead deliveries made since a time again (sent ones too with
     --include-sent), each with its original Message-ID or webhook-id."""
     config = load_config(config_path)
+    config.require_secrets()
     now = datetime.now(UTC)
     since = parse_since(since_text, now)
     store = open_database(config)

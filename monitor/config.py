@@ -239,6 +239,14 @@ class Config:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    def require_secrets(self) -> None:
+        """For commands that send: a ConfigError naming the first secret whose environment
+        variable is not set (other commands run without them)."""
+        for key, variable in self.delivery.missing_secrets():
+            raise ConfigError(
+                str(self.path), key, f"environment variable {variable} is not set or empty"
+            )
+
 
 def parse_duration(value: Any) -> float | None:
     """'15m' -> 900.0. None when the value is not a duration. A number needs its unit, but for

@@ -78,6 +78,7 @@ class SmtpConfig:
     timeout: float
     sender: str  # the From header, e.g. "Vigie <vigie@example.org>"
     password: str | None = field(default=None, repr=False)
+    password_env: str = ""  # set, with password None: the variable is not set (see missing_secrets)
 
     @property
     def sender_address(self) -> str:
@@ -119,11 +120,12 @@ class SubscriberConfig:
 class WebhookConfig:
     name: str
     url: str
-    secret: str = field(repr=False)
+    secret: str = field(repr=False)  # "" when secret_env is not set (see missing_secrets)
     rules: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     mode: str = "per-match"
     timeout: float = 15.0
+    secret_env: str = ""
 
     def follows(self, rule_id: str, tags: tuple[str, ...]) -> bool:
         return rule_id in self.rules or any(tag in self.tags for tag in tags)
@@ -141,6 +143,18 @@ class DeliveryConfig:
 
     def subscriber(self, name: str) -> SubscriberConfig | None:
         return next((s for s in self.subscribers if s.name == name), None)
+
+    def missing_secrets(self) -> list[tuple[str, str]]:
+        """(config key, variable) for each secret whose environment variable is not set. Only
+        commands that send need them (see Config.require_secrets): `rules check` or
+        `feeds list` run in a shell without the service's environment."""
+        missing = []
+        if self.smtp and self.smtp.password_env and self.smtp.password is None:
+            missing.append(("smtp.password_env", self.smtp.password_env))
+        for i, hook in enumerate(self.webhooks):
+            if not hook.secret:
+                missing.append((f"webhooks[{i}].secret_env", hook.secret_env))
+        return missing
 
     def undeliverable(self, rules: Iterable[RuleLike]) -> list[tuple[str, str]]:
         """(config key, message) for each rule id or tag a subscriber or webhook follows that no
@@ -261,13 +275,6 @@ def _address(value: str, path: str, key: str) -> str:
     return value
 
 
-def _environment(name: str, path: str, key: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise ConfigError(path, key, f"environment variable {name} is not set or empty")
-    return value
-
-
 def _subscriber(raw: Any, index: int, path: str) -> SubscriberConfig:
     where = f"subscribers[{index}]"
     v = _item(raw, where, path, SUBSCRIBER_SETTINGS)
@@ -303,14 +310,15 @@ def _webhook(raw: Any, index: int, path: str) -> WebhookConfig:
     if not re.match(r"^https?://[^/\s]+", v["url"], re.IGNORECASE):
         raise ConfigError(path, f"{where}.url", "expected an http(s) URL", v["url"])
     key = f"{where}.secret_env"
-    secret = _environment(v["secret_env"], path, key)
+    secret = os.environ.get(v["secret_env"], "")
     try:
         if not secret.startswith("whsec_"):
             raise ValueError
         decoded = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
     except (ValueError, binascii.Error):
         decoded = b""
-    if not 24 <= len(decoded) <= 64:  # the Standard Webhooks range; the secret is never shown
+    # The Standard Webhooks range; the secret is never shown. Unset, it is needed only to send.
+    if secret and not 24 <= len(decoded) <= 64:
         raise ConfigError(
             path, key, f"{v['secret_env']} must hold whsec_ then 24 to 64 bytes in base64"
         )
@@ -322,6 +330,7 @@ def _webhook(raw: Any, index: int, path: str) -> WebhookConfig:
         tags=v["tags"],
         mode=_choice(v["mode"], WEBHOOK_MODES, path, f"{where}.mode"),
         timeout=v["timeout"],
+        secret_env=v["secret_env"],
     )
 
 
@@ -349,7 +358,7 @@ def _smtp(raw: dict, path: str) -> SmtpConfig | None:
     section = raw.get("smtp", {})
     password = None
     if values["password_env"]:
-        password = _environment(values["password_env"], path, "smtp.password_env")
+        password = os.environ.get(values["password_env"]) or None
     return SmtpConfig(
         host=values["host"],
         port=values["port"] if "port" in section else SECURITY_PORTS[values["security"]],
@@ -358,6 +367,7 @@ def _smtp(raw: dict, path: str) -> SmtpConfig | None:
         timeout=values["timeout"],
         sender=values["from"],
         password=password,
+        password_env=values["password_env"],
     )
 
 

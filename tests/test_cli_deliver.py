@@ -8,6 +8,7 @@ import email.policy
 import json
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -312,3 +313,29 @@ def test_retry_of_a_digest_whose_articles_were_all_pruned_is_refused(bundled: Pa
     assert result.stderr.strip() == (
         "error: digest #1 carries nothing any more: retention pruned it"
     )
+
+
+def test_only_commands_that_send_need_the_webhook_secret(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's shell lacks the service's environment: checking rules, listing feeds or
+    deliveries works there; a command that sends names the variable before doing anything."""
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    monkeypatch.delenv(SECRET_ENV)
+    for args in (("rules", "check"), ("feeds", "list"), ("deliveries", "list")):
+        result = vigie(*args, "--config", config)
+        assert result.exit_code == 0, result.output
+    expected = f"webhooks[0].secret_env: environment variable {SECRET_ENV} is not set or empty"
+    for args in (
+        ("once",),
+        ("digest", "send"),
+        ("deliveries", "retry", "1"),
+        ("deliveries", "replay", "--since", "1d"),
+    ):
+        result = vigie(*args, "--config", config)
+        assert result.exit_code == 1
+        assert expected in result.stderr
+    assert receiver.requests == []
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        assert db.execute("select count(*) from articles").fetchone() == (0,)  # nothing polled

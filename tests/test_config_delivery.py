@@ -115,10 +115,8 @@ def test_webhook_secret_comes_from_the_environment_and_never_shows(
             '[smtp]\nsecurity = "ssl"\n',
             'smtp.security: expected one of starttls, tls, none, got "ssl"',
         ),
-        ('[smtp]\nhost = "m"\npassword_env = "VIGIE_NOT_SET"\n', "VIGIE_NOT_SET is not set"),
         ('[delivery]\npublic_base_url = "http://x.example"\n', "expected an https:// URL"),
         ('[delivery]\ntick = "soon"\n', 'delivery.tick: expected a duration like "15m"'),
-        (WEBHOOK.replace(SECRET_ENV, "VIGIE_NOT_SET"), "webhooks[0].secret_env: environment"),
         (WEBHOOK + 'mode = "daily"', "webhooks[0].mode: expected one of per-match, batched"),
         (WEBHOOK.replace("https://", "ftp://"), "webhooks[0].url: expected an http(s) URL"),
         ("subscribers = 3\n", "subscribers: expected an array of tables written [[subscribers]]"),
@@ -132,7 +130,7 @@ def test_errors_name_the_key_and_the_expectation(
     assert expected in error(tmp_path, text)
 
 
-@pytest.mark.parametrize("value", ["", "not-a-secret", "whsec_c2hvcnQ=", "whsec_!!!!"])
+@pytest.mark.parametrize("value", ["not-a-secret", "whsec_c2hvcnQ=", "whsec_!!!!"])
 def test_malformed_webhook_secret_is_refused_without_showing_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -140,6 +138,29 @@ def test_malformed_webhook_secret_is_refused_without_showing_it(
     message = error(tmp_path, WEBHOOK)
     assert message.startswith("webhooks[0].secret_env: ")
     assert not value or value not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[smtp]\nhost = "m"\npassword_env = "VIGIE_NOT_SET"\n', "smtp.password_env"),
+        (WEBHOOK.replace(SECRET_ENV, "VIGIE_NOT_SET"), "webhooks[0].secret_env"),
+    ],
+)
+def test_an_unset_secret_is_an_error_only_for_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str
+) -> None:
+    """The file loads (for `rules check`, `feeds list`...); commands that send call
+    require_secrets, which names the key and the variable."""
+    monkeypatch.delenv("VIGIE_NOT_SET", raising=False)
+    config = load(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.require_secrets()
+    assert str(caught.value) == (
+        f"{tmp_path / 'config.toml'}: {key}: environment variable VIGIE_NOT_SET is not set or empty"
+    )
+    monkeypatch.setenv("VIGIE_NOT_SET", SECRET)
+    load(tmp_path, text).require_secrets()
 
 
 @pytest.mark.parametrize(
