@@ -57,6 +57,9 @@ def rules_check(config_path: str) -> None:
         err_console.print(f"error: {e}", markup=False, soft_wrap=True)
         sys.exit(1)
     loaded = load_rules(config.rules.paths)
+    if not loaded.files and not loaded.errors:  # a folder with none (a missing path is an error)
+        paths = ", ".join(map(str, config.rules.paths))
+        loaded.errors.append(RuleError(paths, 0, 0, "no rule files (*.toml) found (rules.paths)"))
     try:  # the stored articles and feeds, when there is a database, tell more
         if loaded.ok and config.database.exists():
             loaded.warnings.extend(_broad_on_stored_articles(loaded, config))
@@ -71,19 +74,21 @@ def rules_check(config_path: str) -> None:
         _print_problem(error, "error")
     for warning in loaded.warnings:
         _print_problem(warning, "warning")
-    files = len(loaded.files)
-    summary = (
-        f"{files} rule files: {len(loaded.rules)} rules, {len(loaded.entities)} "
-        f"entities, {len(loaded.errors)} errors, {len(loaded.warnings)} warnings"
+    counts = (
+        (len(loaded.files), "rule file"),
+        (len(loaded.rules), "rule"),
+        (len(loaded.entities), "entity"),
+        (len(loaded.errors), "error"),
+        (len(loaded.warnings), "warning"),
     )
-    console.print(summary)
-    if not files and not loaded.errors:  # a folder with none (a missing path is an error)
-        err_console.print(
-            f"error: no rule files found in {', '.join(map(str, config.rules.paths))}", markup=False
-        )
-        sys.exit(1)
+    files, *others = (f"{n} {_plural(noun) if n != 1 else noun}" for n, noun in counts)
+    console.print(f"{files}: {', '.join(others)}")
     if loaded.errors:
         sys.exit(1)
+
+
+def _plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
 
 
 def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]:

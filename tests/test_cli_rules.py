@@ -43,7 +43,22 @@ def test_check_names_a_rules_path_that_is_not_there(tmp_path: Path) -> None:
     result = invoke("rules", "check", "--config", str(config))
     assert result.exit_code == 1
     assert f"{tmp_path / 'rule'}: no such file or folder (rules.paths)" in result.output
-    assert "no rule files found" not in result.output  # said once
+    assert "no rule files (*.toml) found" not in result.output  # said once
+    assert "1 error," in result.output
+
+
+def test_check_of_a_folder_without_rule_files_counts_that_as_the_error(tmp_path: Path) -> None:
+    """The summary and the exit code agree: "0 errors" and a failure said nothing useful."""
+    config = project(tmp_path)
+    (tmp_path / "empty").mkdir()
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('paths = ["rules"]', 'paths = ["empty"]'), encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 1
+    assert f"error: {tmp_path / 'empty'}: no rule files (*.toml) found (rules.paths)" in (
+        result.output
+    )
+    assert "0 rule files: 0 rules, 0 entities, 1 error, 0 warnings" in result.output
 
 
 def test_check_warns_of_a_subscriber_or_webhook_following_what_no_rule_has(
