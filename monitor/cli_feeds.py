@@ -38,7 +38,7 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     store = open_store(config)
     rows = store.feeds(include_retired=show_all)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(list(map(feed_json, rows)), indent=2, ensure_ascii=False))
         return
     table = Table("id", "name", "url", "status", "last success", "items", "errors", "next poll")
     for row in rows:
@@ -59,6 +59,24 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             "-" if row["retired"] else row["next_poll"] or "-",
         )
     console.print(table)
+
+
+# What `feeds list --json` gives scripts: the feed's settings and state, not the validators
+# and hashes polling keeps for itself (etag, last_modified, body_hash, seen_items).
+FEED_JSON_KEYS = (
+    "id", "url", "name", "title", "tags", "interval", "language", "full_text", "source",
+    "added", "retired", "last_polled", "last_success", "last_status", "last_error",
+    "error_count", "items", "next_poll",
+)  # fmt: skip
+
+
+def feed_json(row: dict) -> dict:
+    """A stored feed as scripts read it: tags a list, full_text a boolean, interval in seconds
+    (null: polling.interval)."""
+    found = {key: row[key] for key in FEED_JSON_KEYS}
+    found["tags"] = json.loads(row["tags"] or "[]")
+    found["full_text"] = bool(row["full_text"])
+    return found
 
 
 @feeds.command("add")

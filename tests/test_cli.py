@@ -269,8 +269,10 @@ def test_feeds_add_then_list_json(
         (tmp_path / "local" / "mine.rss").as_uri(),  # a path typed at the shell: from cwd
     ]
     assert (rows[0]["name"], rows[0]["interval"]) == ("Example", 900)
-    assert json.loads(rows[0]["tags"]) == ["uk", "wire"]
+    assert rows[0]["tags"] == ["uk", "wire"]  # a list, not JSON text inside JSON
     assert rows[0]["last_status"] is None and rows[0]["error_count"] == 0
+    assert rows[0]["full_text"] is False
+    assert "etag" not in rows[0] and "seen_items" not in rows[0]  # polling's own bookkeeping
 
 
 @pytest.mark.parametrize("interval", ["often", "0", "99999999999d"])
