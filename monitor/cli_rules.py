@@ -217,9 +217,11 @@ def _index_for(
         try:
             compiled = compile_rule(rule, loaded.entities)
         except QuerySyntaxError as e:
-            lines = query.splitlines()
-            line = lines[e.line - 1] if 0 < e.line <= len(lines) else ""
-            raise RuleError("--query", e.line, e.column, e.message, line) from None
+            raise _query_error(query, e) from None
+        # What `rules check` would warn of (`near/5` searched as a word...): said before the
+        # "no match" it explains.
+        for warning in compiled.warnings:
+            _print_problem(_query_error(query, warning), "warning")
         return RuleIndex([compiled], loaded.entities)
     if rule_id is not None:
         # A rule named on the command line is tried even when its file disables it.
@@ -233,6 +235,13 @@ def _index_for(
             raise VigieError(f"no rule with id {rule_id!r} (known: {known})")
         return RuleIndex(chosen, loaded.entities, loaded.stats, loaded.cache)
     return loaded.index()
+
+
+def _query_error(query: str, error: QuerySyntaxError) -> RuleError:
+    """A problem in --query, located as in a rule file (the line, a caret under the column)."""
+    lines = query.splitlines()
+    line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
+    return RuleError("--query", error.line, error.column, error.message, line)
 
 
 def _articles_from_file(path: Path) -> Iterable[Article]:

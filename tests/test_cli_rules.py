@@ -212,6 +212,18 @@ def test_query_option_tries_a_draft(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "--query:1:11" in result.output
 
 
+def test_query_option_says_why_a_draft_may_not_match(tmp_path: Path) -> None:
+    """What `rules check` warns of in a file is said of a draft too, before its "no match"."""
+    config = project(tmp_path)
+    result = invoke(
+        "rules", "test", "--query", "police near/5 slap", "--text", "police slap",
+        "--config", str(config),
+    )  # fmt: skip
+    assert result.exit_code == 1 and "no match" in result.stdout  # as grep: nothing matched
+    assert "warning: --query:1:8: near/5 is searched as a word here" in result.stderr
+    assert "police near/5 slap\n       ^" in result.stderr
+
+
 def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0

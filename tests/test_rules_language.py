@@ -134,6 +134,8 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
         ("police\nAND (slap OR", 2, 13, "ends too early"),
         ("@calais~ NEAR/5 camp", 1, 8, "~ (all forms of a word) must end a word"),
         ("police =Calais~", 1, 15, "~ (all forms of a word) must end a word"),
+        ("@calais* police", 1, 8, "an @entity takes no wildcard *"),
+        ("police @ calais", 1, 8, "@ starts an entity reference"),
     ],
 )
 def test_syntax_errors_point_at_line_and_column(query, line, column, says) -> None:
@@ -163,6 +165,10 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("police near/5 slap", 8, "near/5 is searched as a word here"),
         ("police NEAR slap", 8, "NEAR is searched as a word here"),
         ("police Onear/3 slap", 8, "Onear/3 is searched as a word here"),
+        # A guillemet without its pair: the words were searched one by one, silently.
+        ("«gaz lacrymogène", 1, "« has no pair"),
+        ("police “pepper spray", 8, "“ has no pair"),
+        ("gaz lacrymogène»", 16, "» has no pair"),
     ],
 )
 def test_near_that_can_never_hold_is_warned_of(

@@ -22,6 +22,7 @@ EntityResolver = Callable[[str], Entity | None]
 # A word that an operator meant as NEAR: near/5 in lower case, or NEAR without its distance.
 # (Lower-case "near" alone is an ordinary word: "police near Calais".)
 _LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/\d+|O?NEAR)$")
+_UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
 
 
 class Compiler:
@@ -55,6 +56,17 @@ class Compiler:
                         "(NEAR/5)",
                         query.line,
                         query.column,
+                    )
+                )
+            quote = _UNPAIRED_QUOTE.search(query.text)
+            if quote:
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{query.text} is searched as a word here, not as the start or end of a "
+                        f"phrase: {quote.group()} has no pair (a phrase opened with « ends with "
+                        "», one opened with “ ends with ”)",
+                        query.line,
+                        query.column + quote.start(),
                     )
                 )
             return self._words(

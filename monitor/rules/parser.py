@@ -76,7 +76,15 @@ class _ToTree(Transformer):
         return ast.Phrase(str(token)[2:-1], case=True, line=token.line, column=token.column)
 
     def entity(self, token: Token) -> ast.EntityRef:
-        return ast.EntityRef(str(token)[1:], line=token.line, column=token.column)
+        text = str(token)
+        if text.endswith("*"):
+            raise QuerySyntaxError(
+                f"an @entity takes no wildcard *: {text[:-1]} matches every alias its "
+                "[[entity]] lists",
+                token.line,
+                token.column + len(text) - 1,
+            )
+        return ast.EntityRef(text[1:], line=token.line, column=token.column)
 
     def field(self, name: Token, child: ast.Query) -> ast.Field:
         return ast.Field(str(name)[:-1], child)
@@ -127,6 +135,11 @@ def parse_query(text: str) -> ast.Query:
     except UnexpectedCharacters as e:
         char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         hint = "unbalanced quote" if char == '"' else f"unexpected character {char!r}"
+        if char == "@":
+            hint = (
+                "@ starts an entity reference: @ then the entity's id, as in @calais (a word "
+                'starting with @ goes in quotes: "@handle")'
+            )
         if char == ":":  # titel:police, TITLE:police
             word = _WORD_BEFORE.search(text[: e.pos_in_stream])
             named = f"{word.group()!r} is not a field: " if word else ""
