@@ -355,11 +355,32 @@ def test_a_rule_naming_an_entity_with_errors_is_told_why_it_is_missing(tmp_path:
         '[[rule]]\nid = "r"\nquery = "@calais AND police"\n',
     )
     messages = [f"{e.line}: {e.message}" for e in load_rules([tmp_path]).errors]
-    assert messages[0].startswith("4: entity 'calais'.context: each key must be one of the")
+    assert messages[0].startswith("4: entity 'calais'.context: 'Jungel' is not one of the aliases")
     assert messages[1] == (
         f"8: rule 'r': entity @calais is not loaded: its definition at {tmp_path / 'a.toml'}:1"
         " has errors"
     )
+
+
+def test_a_context_error_points_at_the_alias_under_its_header(tmp_path: Path) -> None:
+    """Written as the docs show it, [entity.context] on its own lines: the error pointed at
+    the [[entity]] line, with no word of which alias was wrong."""
+    write(
+        tmp_path,
+        "a.toml",
+        '[[entity]]\nid = "calais"\naliases = ["Calais", "Jungle"]\n\n'
+        '[entity.context]\n"Jungle" = ["camp"]\nJungel = ["camp"]\n\n'
+        '[[entity]]\nid = "camp"\naliases = ["camp"]\n\n[entity.context]\ncamp = "tents"\n',
+    )
+    errors = load_rules([tmp_path]).errors
+    assert [(e.line, e.source_line) for e in errors] == [
+        (7, 'Jungel = ["camp"]'),
+        (14, 'camp = "tents"'),
+    ]
+    assert errors[0].message.startswith(
+        "entity 'calais'.context: 'Jungel' is not one of the aliases ('Calais', 'Jungle');"
+    )
+    assert "entity 'camp'.context: 'camp' needs a list of words" in errors[1].message
 
 
 def test_the_caret_counts_escapes_as_they_are_written(tmp_path: Path) -> None:

@@ -345,6 +345,20 @@ class _Source:
                 return number
         return start
 
+    def _context_line(self, alias: str, start: int, end: int) -> int:
+        """The line of `alias` under the entity's [entity.context] header, else of its inline
+        `context = {...}`, else of the entity."""
+        header = re.compile(r"^\s*\[\s*entity\s*\.\s*context\s*\]")
+        key = re.compile(r"^\s*([\"']?)" + re.escape(alias) + r"\1\s*=")
+        under = False
+        for number in range(max(start, 1), end + 1):
+            line = self.lines[number - 1]
+            if header.match(line):
+                under = True
+            elif under and key.match(line):
+                return number
+        return self._line_of("context", start, end)
+
     def _at_key(self, key: str, start: int, end: int, message: str) -> RuleError:
         """`message` at the line of `key` in the block from `start` to `end`."""
         return self.error(self._line_of(key, start, end), message)
@@ -477,18 +491,23 @@ class _Source:
         ]
         aliases = set(table.get("aliases", ())) | set(table.get("case_aliases", ()))
         unknown = [k for k in context if k not in aliases]
-        if bad or unknown:
-            errors.append(
-                self.error(
-                    self._line_of("context", start, end) or start,
-                    f"{where}.context: each key must be one of the aliases "
-                    f"and each value a list of words; check "
-                    f"{', '.join(bad + unknown)!r}",
-                )
-            )
-            return None
         if not aliases:
             errors.append(self.error(start, f"{where}: needs aliases or case_aliases"))
+            return None
+        if bad or unknown:
+            alias = (unknown + bad)[0]
+            if alias in unknown:
+                known = ", ".join(map(repr, sorted(aliases)))
+                problem = f"{alias!r} is not one of the aliases ({known})"
+            else:
+                problem = f'{alias!r} needs a list of words, as in {alias} = ["camp*"]'
+            errors.append(
+                self.error(
+                    self._context_line(alias, start, end),
+                    f"{where}.context: {problem}; each key is an alias, each value the words "
+                    "that must be near it",
+                )
+            )
             return None
         problem = self._entity_problem(table, where, start, end)
         if problem is not None:
