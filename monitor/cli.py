@@ -137,13 +137,14 @@ def once(config_path: str) -> None:
                 summary = poll_due(
                     store, session, config, book.index, now, force=True, readers=readers
                 )
-        print_summary(summary, store, config)
+        print_summary(summary)
         deliver_after_poll(config, store, book.index, now)
-        prune_expired(store, config.retention, now)
+        pruned = prune_expired(store, config.retention, now)
+        print_database(store, config, pruned)
         store.close()
 
 
-def print_summary(summary: CycleSummary, store: Store, config: Config) -> None:
+def print_summary(summary: CycleSummary) -> None:
     console.print(
         f"Polled {summary.feeds_polled} feeds ({summary.feeds_unchanged} unchanged): "
         f"{summary.new_articles} new articles, {summary.updated_articles} updated, "
@@ -152,10 +153,15 @@ def print_summary(summary: CycleSummary, store: Store, config: Config) -> None:
     )
     for url, error in summary.errors:
         console.print(f"  [red]error[/] {escape(url)}: {escape(error)}", soft_wrap=True)
+
+
+def print_database(store: Store, config: Config, pruned: int) -> None:
+    """What the database holds once retention has pruned (the counts an operator checks)."""
+    expired = f"; {pruned} older than storage.retention pruned" if pruned else ""
     # soft_wrap: a path or URL cut by hard line breaks cannot be copied or grepped.
     console.print(
         f"Database: {escape(str(config.database))} ({store.count('articles')} articles, "
-        f"{store.count('matches')} matches)",
+        f"{store.count('matches')} matches{expired})",
         soft_wrap=True,
     )
 

@@ -64,6 +64,22 @@ def test_once_prints_a_summary_then_nothing_new(feed_config: Path) -> None:
     assert f"({RSS_ITEMS} articles" in second.stdout
 
 
+def test_once_counts_what_the_database_holds_once_retention_has_pruned(feed_config: Path) -> None:
+    """The counts were taken before pruning: an operator saw articles that were gone."""
+    text = feed_config.read_text(encoding="utf-8")
+    kept = text.replace(
+        'database = "data/vigie.db"', 'database = "data/vigie.db"\nretention = "1d"'
+    )
+    feed_config.write_text(kept, encoding="utf-8")
+    assert f"({RSS_ITEMS} articles, 0 matches)" in vigie("once", "--config", feed_config).stdout
+    with sqlite3.connect(feed_config.parent / "data" / "vigie.db") as db:
+        db.execute("UPDATE articles SET first_seen = '2000-01-01T00:00:00+00:00'")
+    second = vigie("once", "--config", feed_config)
+    assert f"(0 articles, 0 matches; {RSS_ITEMS} older than storage.retention pruned)" in (
+        second.stdout
+    )
+
+
 def test_once_lists_each_failing_feed(
     server: LoopbackServer, closed_port: int, write_config: Callable[..., Path]
 ) -> None:
