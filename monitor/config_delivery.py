@@ -15,6 +15,8 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -114,6 +116,13 @@ class SubscriberConfig:
     def follows(self, rule_id: str, tags: tuple[str, ...], priority: str) -> bool:
         wanted = rule_id in self.rules or any(tag in self.tags for tag in tags)
         return wanted and PRIORITY_RANK.get(priority, 0) >= PRIORITY_RANK[self.min_priority]
+
+    @property
+    def recipient(self) -> Address:
+        """Who the digest is addressed to: `email` may be "Name <name@example.org>" or the bare
+        address, which then takes the subscriber's name."""
+        display, address = email.utils.parseaddr(self.email)
+        return Address(display_name=display or self.name, addr_spec=address)
 
 
 @dataclass(frozen=True)
@@ -270,8 +279,14 @@ def _choice(value: str, choices: Any, path: str, key: str) -> str:
 
 
 def _address(value: str, path: str, key: str) -> str:
-    if "\r" in value or "\n" in value or not _ADDRESS.match(email.utils.parseaddr(value)[1]):
-        raise ConfigError(path, key, 'expected an email address like "Name <name@example.org>"')
+    expected = 'expected an email address like "Name <name@example.org>"'
+    address = email.utils.parseaddr(value)[1]
+    if "\r" in value or "\n" in value or not _ADDRESS.match(address):
+        raise ConfigError(path, key, expected)
+    try:  # as a To header will hold it
+        Address(addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError):
+        raise ConfigError(path, key, expected, value) from None
     return value
 
 

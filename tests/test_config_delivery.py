@@ -109,6 +109,10 @@ def test_webhook_secret_comes_from_the_environment_and_never_shows(
             "subscribers[0].email: is required",
         ),
         (SUBSCRIBER.replace("desk@example.org", "desk"), "subscribers[0].email: expected an email"),
+        (
+            SUBSCRIBER.replace("desk@example.org", "news..desk@example.org"),
+            "subscribers[0].email: expected an email",  # a To header could not hold it
+        ),
         (SUBSCRIBER.replace('"desk"', '"news desk"'), "subscribers[0].name: expected letters"),
         (SUBSCRIBER + SUBSCRIBER, 'subscribers[1].name: is used twice, got "desk"'),
         (

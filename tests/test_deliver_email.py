@@ -158,3 +158,53 @@ def test_urgent_immediate_subscriber_gets_only_urgent_matches_at_once(
         and 0 < urgent == v.rows("SELECT count(*) FROM delivery_matches")[0][0]
     )
     assert v.send_digests(NOW + timedelta(seconds=10)) == []  # nothing new, no email
+
+
+def test_a_name_written_in_the_address_heads_the_to_header_in_any_script(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    """ "Name <address>", as config errors suggest writing it, made `To: desk <Name <a>>`, and
+    with an accent the digest could not be written at all."""
+    people = [
+        {**DESK, "name": "dave", "email": "Dave Dupont-Émile <dave@newsroom.test>"},
+        {**DESK, "name": "team", "email": "Desk Team <team@newsroom.test>"},
+        {**DESK, "name": "ines", "email": "ines@newsroom.test"},
+    ]
+    v = vigie(subscribers=people, smtp=smtp.smtp_settings())
+    assert [s.status for s in v.send_digests(SLOT)] == ["sent"] * 3
+    received = {tuple(m.recipients): parse(m.data) for m in smtp.messages}
+    assert received.keys() == {
+        ("dave@newsroom.test",),
+        ("team@newsroom.test",),
+        ("ines@newsroom.test",),
+    }
+    assert received[("dave@newsroom.test",)]["To"] == "Dave Dupont-Émile <dave@newsroom.test>"
+    assert received[("team@newsroom.test",)]["To"] == "Desk Team <team@newsroom.test>"
+    assert received[("ines@newsroom.test",)]["To"] == "ines <ines@newsroom.test>"
+    assert all(not m["To"].defects for m in received.values())
+
+
+def test_a_digest_that_cannot_be_written_fails_alone(
+    smtp: SmtpServer, vigie: Callable[..., Vigie], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met writing one subscriber's digest (here made to happen) is recorded on that
+    delivery; the digests due after it still go, and it does not come back at every tick."""
+    import monitor.deliver.dispatch as dispatch
+
+    build = dispatch.build_digest
+
+    def broken_for_dave(items, subscriber, *args):  # noqa: ANN001, ANN202
+        if subscriber.name == "dave":
+            raise UnicodeEncodeError("ascii", "É", 0, 1, "ordinal not in range(128)")
+        return build(items, subscriber, *args)
+
+    monkeypatch.setattr(dispatch, "build_digest", broken_for_dave)
+    people = [{**DESK, "name": "dave"}, {**DESK, "name": "team", "email": "team@newsroom.test"}]
+    v = vigie(subscribers=people, smtp=smtp.smtp_settings())
+    sent = {s.target: s for s in v.send_digests(SLOT)}
+    assert (sent["dave"].status, sent["team"].status) == ("failed", "sent")
+    assert [m.recipients for m in smtp.messages] == [["team@newsroom.test"]]
+    state, attempts, _, error = status(v, sent["dave"].delivery_id)
+    assert (state, attempts) == ("failed", 1)
+    assert error.startswith("could not be written (UnicodeEncodeError: ")
+    assert v.send_digests(SLOT + timedelta(minutes=5)) == []

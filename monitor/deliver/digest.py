@@ -259,9 +259,7 @@ def compose(
     message = EmailMessage(policy=email.policy.SMTP)
     message["Subject"] = header_value(digest.subject)
     message["From"] = sender
-    message["To"] = email.utils.formataddr(
-        (header_value(subscriber.name), header_value(subscriber.email))
-    )
+    message["To"] = subscriber.recipient  # a name in any script, encoded as headers need
     message["Date"] = email.utils.format_datetime(now)
     message["Message-ID"] = message_id(delivery, domain)
     label = f"{_list_label(subscriber.name)}.digest.{domain}"

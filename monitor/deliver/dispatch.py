@@ -124,11 +124,18 @@ def send_digests(
 ) -> list[Sent]:
     """Send every digest that is due (new, or waiting for a retry)."""
     rng = rng or random.Random()
-    return [
-        _send_digest(store, config, labels, delivery, now, rng)
-        for delivery in store.due_deliveries("digest", now)
-        if names is None or delivery.target in names
-    ]
+    sent = []
+    for delivery in store.due_deliveries("digest", now):
+        if names is not None and delivery.target not in names:
+            continue
+        try:
+            sent.append(_send_digest(store, config, labels, delivery, now, rng))
+        except Exception as e:  # one digest that cannot be written must not hold back the
+            # others due behind it, at every tick, with nothing recorded on it.
+            log.exception("digest #%s for %s could not be written", delivery.id, delivery.target)
+            error = f"could not be written ({type(e).__name__}: {e}); see the service's log"
+            sent.append(_record(store, delivery, now, "failed", error))
+    return sent
 
 
 def send_due_digests(
@@ -173,7 +180,7 @@ def _send_digest(
         name = f"{delivery.created:%Y%m%d-%H%M%S}-{subscriber.name}-{delivery.id}"
         path = write_eml(message, config.outbox, name)
         return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
-    outcome = send_smtp(message, config.smtp, subscriber.email)
+    outcome = send_smtp(message, config.smtp, subscriber.recipient.addr_spec)
     when = None
     status = outcome.status
     if status == "retry":
