@@ -284,6 +284,31 @@ def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: V
     ) == [(copy, other)]
 
 
+@pytest.mark.parametrize("outcome", ["failed", "dead"])
+def test_a_later_outlets_copy_goes_when_the_storys_digest_never_arrived(
+    daily: Vigie, outcome: str
+) -> None:
+    """The copy was left out because a digest had carried the story, though that digest was
+    refused for good (a 554) or gave up retrying: the subscriber never heard of the story."""
+    daily.poll(NOW)
+    [first] = open_digests(daily.store, daily.config.delivery, NOW, force=True)
+    [(told, rule)] = daily.rows(
+        "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ? LIMIT 1", (first,)
+    )
+    [(story,)] = daily.rows("SELECT story_id FROM articles WHERE id = ?", (told,))
+    daily.store.record_attempt(first, outcome, NOW, last_status=554, last_error="rejected")
+    with daily.store.transaction():
+        daily.rows("INSERT INTO articles (feed_id, guid, title) VALUES (1, 'copy', 'A copy')")
+        [(copy,)] = daily.rows("SELECT id FROM articles WHERE guid = 'copy'")
+        daily.store.join_story(copy, story, NOW)
+        daily.store.record_matches(copy, 1, [Match(copy, rule, 1.0, (), tags=(rule,))], NOW)
+    later = NOW + timedelta(minutes=5)
+    [second] = open_digests(daily.store, daily.config.delivery, later, force=True)
+    assert daily.rows(
+        "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ?", (second,)
+    ) == [(copy, rule)]
+
+
 def test_pruning_every_article_forgets_the_deliveries_that_carried_them(daily: Vigie) -> None:
     """Found with storage.retention = "1m": every article pruned, the sent digest stayed with
     its items, and `deliveries retry` sent it again as an email saying nothing matched."""

@@ -341,7 +341,8 @@ class OutboxQueries:
         rule or tag, at these priorities), that the article's latest revision still matches (not
         withdrawn) and that no digest of theirs carries yet, nor another article of the same
         story under the same rule: one alert per story, however many outlets run it, even when
-        an outlet's copy arrives after the story was sent."""
+        an outlet's copy arrives after the story was sent. A copy arriving after the story's
+        digest failed for good (failed, dead) goes: the subscriber never had the story."""
         # Only the ways the subscriber follows are asked: by rules alone, the rule_id index
         # answers, instead of every match since `since` being read and its tags unpacked.
         follows = []
@@ -366,7 +367,8 @@ class OutboxQueries:
             "JOIN articles told ON told.story_id = a.story_id AND told.id != a.id "
             "JOIN delivery_matches dm ON dm.article_id = told.id AND dm.rule_id = m.rule_id "
             "JOIN deliveries d ON d.id = dm.delivery_id "
-            "WHERE a.id = m.article_id AND d.kind = 'digest' AND d.target = ?) "
+            "WHERE a.id = m.article_id AND d.kind = 'digest' AND d.target = ? "
+            "AND d.status NOT IN ('failed', 'dead')) "
             "ORDER BY m.matched_at, m.article_id, m.rule_id",
             [iso(since), *priorities, *rule_ids, *tags, name, name],
         )
