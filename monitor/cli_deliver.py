@@ -85,10 +85,10 @@ def print_sent(sent: list[Sent]) -> None:
 def deliver_now(
     config: Config, store: Store, index: RuleIndex | None, now: datetime, names: list[str] | None
 ) -> list[Sent]:
-    """Digests for the chosen subscribers (all when None) whatever their schedule, then every
-    due webhook. The caller holds the database lock."""
+    """Digests for the chosen subscribers (all when None) whatever their schedule (an empty one
+    only at its slot), then every due webhook. The caller holds the database lock."""
     labels = labels_of(index)
-    open_digests(store, config.delivery, now, names, force=True)
+    open_digests(store, config.delivery, now, names, force=True, forced_empty=False)
     sent = send_digests(store, config.delivery, labels, now, names)
     if config.delivery.webhooks:
         session = make_session(config.fetch)

@@ -339,3 +339,24 @@ def test_only_commands_that_send_need_the_webhook_secret(
     assert receiver.requests == []
     with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
         assert db.execute("select count(*) from articles").fetchone() == (0,)  # nothing polled
+
+
+def test_once_sends_no_empty_digest_before_the_slot_but_digest_send_does(tmp_path: Path) -> None:
+    """`once` from cron every few minutes sent a "nothing matched" email at every run to a
+    subscriber with send_empty; that email belongs to the subscriber's slot, or to an
+    operator asking for it."""
+    desk = {
+        "name": "desk",
+        "email": "desk@example.org",
+        "tags": ["calais"],
+        "schedule": "0 8 1 1 *",  # 1 January: not while this test runs
+        "send_empty": True,
+    }
+    config = write_delivery_config(tmp_path, subscribers=[desk])
+    first = vigie("once", "--config", config)
+    assert re.search(r"Digest #1 for desk \(\d+ articles\) written", first.stdout)
+    second = vigie("once", "--config", config)
+    assert "Digest for desk: nothing new to send" in second.stdout
+    asked = vigie("digest", "send", "desk", "--config", config)
+    assert "Digest #2 for desk (0 articles) written" in asked.stdout
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2

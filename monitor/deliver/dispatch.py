@@ -79,10 +79,15 @@ def open_digests(
     now: datetime,
     names: Collection[str] | None = None,
     force: bool = False,
+    forced_empty: bool = True,
 ) -> list[int]:
     """Claim each due subscriber's undelivered matches into a new digest (every chosen one with
     force=True); advance the schedules that came due, to their next time after `now`, however
-    many slots were missed. Returns the new deliveries' ids."""
+    many slots were missed. Returns the new deliveries' ids.
+
+    A send_empty subscriber with nothing new gets a "nothing matched" digest at its slot, and
+    when forced unless `forced_empty` is False: `vigie once`, run from cron every few minutes,
+    sent one at every run."""
     sync_subscribers(store, config, now)
     created = []
     for subscriber in _chosen(config, names):
@@ -93,7 +98,7 @@ def open_digests(
             continue
         with store.transaction():  # what is claimed and the schedule move together
             matches = _undelivered(store, subscriber, row)
-            empty_allowed = subscriber.send_empty and (force or subscriber.cron is not None)
+            empty_allowed = subscriber.send_empty and (due or (force and forced_empty))
             if matches or empty_allowed:
                 created.append(
                     store.insert_delivery("digest", subscriber.name, "pending", now, matches)
