@@ -62,6 +62,10 @@ def _subscriber(config: Config, name: str) -> SubscriberConfig:
     return found
 
 
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def print_sent(sent: list[Sent]) -> None:
     """One line per attempt: `Digest #1 for newsroom (13 articles) written: outbox/....eml`;
     a digest counts its entries with its own word ("2 stories"), a webhook its matches."""
@@ -71,7 +75,9 @@ def print_sent(sent: list[Sent]) -> None:
         else:
             what, count = "Webhook", f"{result.items} match{'es' if result.items != 1 else ''}"
         colour = {"sent": "green", "pending": "yellow"}.get(result.status, "red")
-        status = "will retry" if result.status == "pending" else result.status
+        status = result.status
+        if result.status == "pending":
+            status = "will retry" + (f" at {_when(result.retry_at)}" if result.retry_at else "")
         if result.status == "sent" and result.detail.endswith(".eml"):
             status = "written"
         detail = f": {escape(result.detail)}" if result.detail else ""
@@ -104,7 +110,18 @@ def deliver_after_poll(
     sent = deliver_now(config, store, index, now, None)
     digests = {s.target for s in sent if s.kind == "digest"}
     for subscriber in config.delivery.subscribers:
-        if subscriber.name not in digests:
+        if subscriber.name in digests:
+            continue
+        waiting = store.list_deliveries(kind="digest", status="pending", target=subscriber.name)
+        for delivery in reversed(waiting):  # oldest first
+            when = f" at {_when(delivery.next_attempt)}" if delivery.next_attempt else ""
+            why = f": {escape(delivery.last_error)}" if delivery.last_error else ""
+            console.print(
+                f"Digest #{delivery.id} for {escape(subscriber.name)} [yellow]waits to retry"
+                f"{when}[/]{why} (`vigie deliveries retry {delivery.id}` sends it now)",
+                soft_wrap=True,
+            )
+        if not waiting:
             console.print(f"Digest for {escape(subscriber.name)}: nothing new to send")
     print_sent(sent)
 
@@ -147,7 +164,8 @@ def digest_preview(subscriber: str, config_path: str) -> None:
 @config_option
 @operator_errors
 def digest_send(subscriber: str | None, config_path: str) -> None:
-    """Send SUBSCRIBER's digest now (every subscriber's without one), whatever the schedule."""
+    """Send SUBSCRIBER's digest now (every subscriber's without one), whatever the schedule,
+    and any waiting to retry."""
     config = load_config(config_path)
     config.require_secrets()
     names = [_subscriber(config, subscriber).name] if subscriber else None
@@ -156,8 +174,12 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     store = open_database(config)
     now = datetime.now(UTC)
     created = open_digests(store, config.delivery, now, names, force=True)
-    if not created:
+    # Now means now: a digest waiting to retry goes too.
+    chosen = names or [s.name for s in config.delivery.subscribers]
+    if not created and not store.hasten("digest", chosen, now):
         console.print("Nothing new to send.")
+        store.close()
+        return
 
     def send() -> None:
         print_sent(send_digests(store, config.delivery, _labels(config), now, names))

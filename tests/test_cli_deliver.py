@@ -136,7 +136,8 @@ def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: in
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    found = r"^Digest #1 for desk \(\d+ articles\) will retry: connection failed"
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    found = rf"^Digest #1 for desk \(\d+ articles\) will retry at {when}: connection failed"
     assert re.search(found, result.stdout, re.MULTILINE), result.stdout
     assert result.stderr == ""
 
@@ -360,3 +361,27 @@ def test_once_sends_no_empty_digest_before_the_slot_but_digest_send_does(tmp_pat
     asked = vigie("digest", "send", "desk", "--config", config)
     assert "Digest #2 for desk (0 articles) written" in asked.stdout
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+
+
+def test_a_digest_waiting_to_retry_is_said_and_digest_send_sends_it_now(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """After a 451, `once` said "nothing new to send" and `digest send` sent nothing, though
+    a digest was waiting for its retry."""
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    smtp.replies = ["451 4.3.0 Try again later"]
+    config = write_delivery_config(tmp_path, subscribers=[desk], smtp=smtp.smtp_settings())
+    first = vigie("once", "--config", config)
+    assert re.search(r"Digest #1 for desk \(\d+ articles\) will retry at .* UTC: 451", first.stdout)
+    second = vigie("once", "--config", config)
+    assert re.search(
+        r"Digest #1 for desk waits to retry at \S+ \S+ UTC: 451 4.3.0 Try again later "
+        r"\(`vigie deliveries retry 1` sends it now\)",
+        second.stdout,
+    ), second.stdout
+    assert "nothing new to send" not in second.stdout
+    sent = vigie("digest", "send", "desk", "--config", config)
+    assert "Nothing new" not in sent.stdout
+    assert re.search(r"Digest #1 for desk \(\d+ articles\) sent", sent.stdout), sent.stdout
+    assert [m.recipients for m in smtp.messages] == [["d@example.org"]]
+    assert vigie("digest", "send", "desk", "--config", config).stdout == "Nothing new to send.\n"

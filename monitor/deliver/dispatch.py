@@ -46,6 +46,7 @@ class Sent:
     detail: str = ""  # the .eml path, or why it failed
     items: int = 0  # a webhook's matches; a digest's entries, as the email counts them
     noun: str = ""  # a digest's word for its entries: "articles", or "stories" (digest.py)
+    retry_at: datetime | None = None  # when a pending one is tried again
 
 
 def labels_of(index: RuleIndex | None) -> outbox.Labels:
@@ -297,7 +298,8 @@ def _record(
         extra={"delivery_id": delivery.id, **({"error": error} if error else {})},
     )
     items = delivery.items if count is None else count
-    return Sent(delivery.id, delivery.kind, delivery.target, status, detail, items, noun)
+    retry_at = next_attempt if status == "pending" else None
+    return Sent(delivery.id, delivery.kind, delivery.target, status, detail, items, noun, retry_at)
 
 
 def preview_digest(

@@ -229,6 +229,20 @@ class OutboxQueries:
                 self.db.execute("DELETE FROM endpoints WHERE name = ?", [found.target])
         return self.delivery(delivery_id)
 
+    def hasten(self, kind: str, targets: Sequence[str], now: datetime) -> int:
+        """Pending deliveries to these targets waiting for a retry become due now (an operator's
+        "send now"). Returns how many are pending, due already or made due."""
+        if not targets:
+            return 0
+        marks = ",".join("?" * len(targets))
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE deliveries SET next_attempt = min(next_attempt, ?) "
+                f"WHERE kind = ? AND status = 'pending' AND target IN ({marks})",
+                [iso(now), kind, *targets],
+            )
+        return cursor.rowcount
+
     def requeue_since(
         self, since: datetime, now: datetime, *, target: str | None = None, sent: bool = False
     ) -> list[int]:
