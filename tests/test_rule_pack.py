@@ -75,6 +75,22 @@ def test_bird_migration_and_attacks_on_police_do_not_match(pack) -> None:
     assert not {t for m in pack.match(riot)[0] for t in m.tags} & {"police-violence"}
 
 
+def test_a_french_headline_in_the_feminine_is_police_violence_against_a_migrant(pack) -> None:
+    """ "Un exilé frappé" matched, "une exilée frappée" did not: folded, the feminine endings
+    lost the accents French stemming reads."""
+    item = Article(
+        feed_id=0,
+        guid="f",
+        url="",
+        title="Une exilée frappée par un policier à Calais",
+        content="Une exilée a été frappée par un policier à Calais, selon une association.",
+        language="fr",
+    )
+    matches = pack.match(item)[0]
+    assert {t for m in matches for t in m.tags} >= {"police-violence", "migrants", "calais"}
+    assert any(m.priority == "urgent" for m in matches)
+
+
 SAMPLE_EXPECTATIONS = {
     # title start: tags the item must carry (the bundled sample feeds, fictional news)
     "Ombudsman opens investigation into tear gas": {"calais", "migrants", "police-violence"},

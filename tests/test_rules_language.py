@@ -89,6 +89,26 @@ def test_french_stemming_uses_the_article_language() -> None:
     assert matches("policier~ NEAR/3 frapper~", text)
 
 
+@pytest.mark.parametrize(
+    ("query", "written"),
+    [
+        ("exilé~", "exilées"),
+        ("exilées~", "exilé"),
+        ("policier~", "policières"),
+        ("policière~", "policiers"),
+        ("interpellé~", "interpellées"),
+        ("expulsé~", "expulsée"),
+        ("évacué~", "évacuées"),
+        ("frappé~", "frappée"),
+    ],
+)
+def test_french_stems_join_feminine_and_masculine_forms(query: str, written: str) -> None:
+    """Words are folded before stemming, and French Snowball knows é, ée, ées and ière only
+    with their accents: exilées and exilé had different stems."""
+    text = article(content=f"Selon l'association, des {written} à Calais.", language="fr")
+    assert matches(query, text)
+
+
 def test_quoted_words_stay_exact_in_a_stemmed_rule() -> None:
     assert not matches('"relaxé"', article(content="rules were relaxed"), stem=True)
 
