@@ -18,6 +18,7 @@ from .cli_common import (
     config_option,
     configure_logging,
     console,
+    counted,
     err_console,
     escape,
     highlighted,
@@ -146,9 +147,9 @@ def once(config_path: str) -> None:
 
 def print_summary(summary: CycleSummary) -> None:
     console.print(
-        f"Polled {summary.feeds_polled} feeds ({summary.feeds_unchanged} unchanged): "
-        f"{summary.new_articles} new articles, {summary.updated_articles} updated, "
-        f"{summary.new_matches} new matches, {len(summary.errors)} errors.",
+        f"Polled {counted(summary.feeds_polled, 'feed')} ({summary.feeds_unchanged} unchanged): "
+        f"{counted(summary.new_articles, 'new article')}, {summary.updated_articles} updated, "
+        f"{counted(summary.new_matches, 'new match')}, {counted(len(summary.errors), 'error')}.",
         soft_wrap=True,
     )
     for url, error in summary.errors:
@@ -160,8 +161,8 @@ def print_database(store: Store, config: Config, pruned: int) -> None:
     expired = f"; {pruned} older than storage.retention pruned" if pruned else ""
     # soft_wrap: a path or URL cut by hard line breaks cannot be copied or grepped.
     console.print(
-        f"Database: {escape(str(config.database))} ({store.count('articles')} articles, "
-        f"{store.count('matches')} matches{expired})",
+        f"Database: {escape(str(config.database))} ({counted(store.count('articles'), 'article')}, "
+        f"{counted(store.count('matches'), 'match')}{expired})",
         soft_wrap=True,
     )
 

@@ -15,6 +15,7 @@ from rich.text import Text
 from .cli_common import (
     config_option,
     console,
+    counted,
     err_console,
     highlighted,
     open_database,
@@ -81,14 +82,10 @@ def rules_check(config_path: str) -> None:
         (len(loaded.errors), "error"),
         (len(loaded.warnings), "warning"),
     )
-    files, *others = (f"{n} {_plural(noun) if n != 1 else noun}" for n, noun in counts)
+    files, *others = (counted(n, noun) for n, noun in counts)
     console.print(f"{files}: {', '.join(others)}")
     if loaded.errors:
         sys.exit(1)
-
-
-def _plural(noun: str) -> str:
-    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
 
 
 def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]:
