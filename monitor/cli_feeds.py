@@ -61,12 +61,12 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     console.print(table)
 
 
-# What `feeds list --json` gives scripts: the feed's settings and state, not the validators
-# and hashes polling keeps for itself (etag, last_modified, body_hash, seen_items).
+# What `feeds list --json` gives scripts: the feed's settings and state (its validators too,
+# to see why a server answers 304), not the hashes polling keeps for itself.
 FEED_JSON_KEYS = (
     "id", "url", "name", "title", "tags", "interval", "language", "full_text", "source",
     "added", "retired", "last_polled", "last_success", "last_status", "last_error",
-    "error_count", "items", "next_poll",
+    "error_count", "items", "next_poll", "etag", "last_modified",
 )  # fmt: skip
 
 
