@@ -260,6 +260,8 @@ def test_typographic_quotes_pasted_from_a_document_quote_a_phrase(query: str) ->
     AND, such a phrase matched words far apart without a word of warning."""
     assert matches(query, article("Officers used pepper spray at the camp"))
     assert not matches(query, article("Pepper growers spray their crops"))
+    (match,), _ = RuleIndex.build([Rule("r", query)], {}).match(article("pepper spray"))
+    assert {e.term for e in match.evidence} == {'"pepper spray"'}  # not '" pepper spray "'
 
 
 @pytest.mark.parametrize("query", ["NOT " * 1000 + "x", "(w AND " * 400 + "x" + ")" * 400])

@@ -87,7 +87,10 @@ class Compiler:
                 query.column,
                 stem=query.stem,  # quotes mean these words exactly, even in a stem = true rule
                 case=query.case,
-                label=f'"{query.text}"',
+                # « gaz lacrymogène » is written with spaces inside the guillemets.
+                label=("=" if query.case else "")
+                + f'"{" ".join(query.text.split())}"'
+                + ("~" if query.stem else ""),
                 phrase=True,
             )
         if isinstance(query, ast.EntityRef):
