@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from monitor.records import Article
 from monitor.rules.files import RuleBook, load_rules
 
@@ -52,6 +54,24 @@ def test_toml_syntax_error_has_position(tmp_path: Path) -> None:
     write(tmp_path, "bad.toml", '[[rule]]\nid = "x"\nquery = "unterminated\n')
     (error,) = load_rules([tmp_path]).errors
     assert error.line == 3 and "not valid TOML" in error.message
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("query = 'l'immigration AND police'", "a value holding an apostrophe goes in double"),
+        ("query = police AND gaz", 'text goes in double quotes, as in query = "police AND gaz"'),
+        ("query = « police »", "text goes in double quotes"),
+        ("enabled = ture", "a yes-or-no setting is true or false, in lower case"),
+    ],
+)
+def test_common_toml_mistakes_say_what_was_meant(tmp_path: Path, line: str, hint: str) -> None:
+    """French queries hold apostrophes, which end a 'literal string': tomllib says only
+    "Expected newline or end of document after a statement"."""
+    write(tmp_path, "bad.toml", f'[[rule]]\nid = "x"\n{line}\n')
+    (error,) = load_rules([tmp_path]).errors
+    assert error.line == 3 and error.message.startswith("not valid TOML: ")
+    assert hint in error.message
 
 
 def test_a_multiline_query_left_open_is_located_where_it_opens(tmp_path: Path) -> None:

@@ -222,6 +222,26 @@ def _parse_file(
     return _ParsedFile(stamp, source, rules, entities)
 
 
+_LITERAL_WITH_APOSTROPHE = re.compile(r"^\s*[\w.-]+\s*=\s*'[^']*'[^'\s]")
+_BARE_VALUE = re.compile(r"^\s*[\w.-]+\s*=\s*[^\s\"'\[{0-9+-]")
+
+
+def _toml_hint(line: str) -> str:
+    """What an operator most likely meant, for the TOML mistakes rule files see most."""
+    if _LITERAL_WITH_APOSTROPHE.match(line):
+        # query = 'l'immigration AND police': the apostrophe ends the 'string'.
+        return (
+            "; a value holding an apostrophe goes in double quotes, as in "
+            "query = \"l'immigration AND police\", or in '''...'''"
+        )
+    value = line.partition("=")[2].strip()
+    if value.lower() in ("true", "false", "yes", "no", "on", "off", "ture", "flase"):
+        return "; a yes-or-no setting is true or false, in lower case"
+    if _BARE_VALUE.match(line):
+        return '; text goes in double quotes, as in query = "police AND gaz"'
+    return ""
+
+
 def _unclosed_string(text: str) -> tuple[int, int]:
     """Where a string tomllib found unterminated "at end of document" opened: the last of an
     odd number of triple quotes (a multi-line query left open), else the file's last line."""
@@ -310,7 +330,13 @@ class _Source:
             lines = text.splitlines()
             source_line = lines[line - 1] if 0 < line <= len(lines) else ""
             errors.append(
-                RuleError(str(path), line, column, f"not valid TOML: {message}", source_line)
+                RuleError(
+                    str(path),
+                    line,
+                    column,
+                    f"not valid TOML: {message}{_toml_hint(source_line)}",
+                    source_line,
+                )
             )
             return None
         source = cls(path, text, data)
