@@ -93,7 +93,7 @@ def run(config_path: str, verbose: bool) -> None:
     config = load_config(config_path)
     config.require_secrets()
     with locked_database(config):
-        store = open_store(config)
+        store = open_store(config, holding_lock=True)
         book = load_rulebook(config)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -111,7 +111,7 @@ def once(config_path: str) -> None:
     config = load_config(config_path)
     config.require_secrets()
     with locked_database(config), command_logging():
-        store = open_store(config)
+        store = open_store(config, holding_lock=True)
         book = load_rulebook(config)
         total = len(store.feeds())
         session = make_session(config.fetch)

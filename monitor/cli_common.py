@@ -21,7 +21,7 @@ from rich.text import Text
 
 from .config import Config
 from .deliver import dispatch
-from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
+from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError, RuleError, VigieError
 from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock
 from .store import Store
@@ -173,10 +173,27 @@ def escape(text: str) -> str:
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config, *, holding_lock: bool = False) -> Store:
     """The configured database, its feeds in step with config.toml: those it lists are added or
-    updated, those it no longer lists are retired (no longer polled, their articles kept)."""
+    updated, those it no longer lists are retired (no longer polled, their articles kept).
+
+    Not while `vigie run` holds the database (`holding_lock`: the caller is that service, or
+    `once`): the service polls the feeds it found at its start, and config.toml edits take
+    effect when it restarts, not when a command such as `feeds list` happens to run beside it
+    (which also had to wait for the service's write lock)."""
     store = open_database(config)
+    if not holding_lock:
+        try:
+            with locked_database(config):
+                _sync_config(store, config)
+        except AlreadyRunningError:
+            pass
+        return store
+    _sync_config(store, config)
+    return store
+
+
+def _sync_config(store: Store, config: Config) -> None:
     now = datetime.now(UTC)
     for feed in config.feeds:
         store.upsert_feed(
@@ -192,4 +209,3 @@ def open_store(config: Config) -> Store:
     for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):
         log.info("feed no longer in config.toml: retired", extra={"feed_url": url})
     dispatch.sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
-    return store

@@ -11,8 +11,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .cli_common import config_option, console, escape, open_store, operator_errors
-from .config import load_config, resolve_feed_url
+from .cli_common import config_option, console, err_console, escape, open_store, operator_errors
+from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError
 from .store import Store
 
@@ -37,6 +37,7 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     config = load_config(config_path)
     store = open_store(config)
     rows = store.feeds(include_retired=show_all)
+    _say_config_drift(store.feeds(), config)
     if as_json:
         click.echo(json.dumps(list(map(feed_json, rows)), indent=2, ensure_ascii=False))
         return
@@ -59,6 +60,22 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             "-" if row["retired"] else row["next_poll"] or "-",
         )
     console.print(table)
+
+
+def _say_config_drift(polled: list[dict], config: Config) -> None:
+    """With `vigie run` holding the database, config.toml's feeds are not applied (see
+    open_store): say which edits wait for its restart."""
+    wanted = {feed.url for feed in config.feeds}
+    from_config = {row["config_url"] or row["url"] for row in polled if row["source"] == "config"}
+    known = from_config | {row["url"] for row in polled}
+    waiting = sorted(wanted - known)
+    dropped = sorted(from_config - wanted)
+    for urls, what in (
+        (waiting, "listed in config.toml, polled once the running service restarts"),
+        (dropped, "no longer in config.toml, polled until the running service restarts"),
+    ):
+        for url in urls:
+            err_console.print(f"note: {escape(url)}: {what}", soft_wrap=True)
 
 
 # What `feeds list --json` gives scripts: the feed's settings and state (its validators too,

@@ -20,6 +20,7 @@ from conftest import REPO, SAMPLES, LoopbackServer
 from identity_support import Item, rss
 
 from monitor.cli import main
+from monitor.scheduler import database_lock
 
 RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
 RSS_ITEMS = len(ET.fromstring(RSS).findall("./channel/item"))
@@ -735,3 +736,35 @@ def test_second_service_on_the_same_database_is_refused(
     assert process.poll() is None  # the first one is unharmed
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, log.read_text()
+
+
+def test_feeds_list_beside_a_running_service_neither_waits_nor_applies_config_edits(
+    feed_config: Path, server: LoopbackServer
+) -> None:
+    """Run beside `vigie run` in the middle of storing a poll, `feeds list` synced config.toml
+    into the database: it waited for the service's write lock (a 'database is locked'
+    traceback after 5 s), and the service started polling feeds edited into config.toml
+    since it started, or stopped polling removed ones, at that moment."""
+    assert vigie("feeds", "list", "--config", feed_config).exit_code == 0
+    database = feed_config.parent / "data" / "vigie.db"
+    server.route("/new.rss", RSS)
+    text = feed_config.read_text(encoding="utf-8")
+    feed_config.write_text(
+        text + f'\n[[feeds]]\nurl = "{server.url("/new.rss")}"\nname = "New"\n', "utf-8"
+    )
+    polling = sqlite3.connect(database, isolation_level=None)
+    with database_lock(database):
+        polling.execute("BEGIN IMMEDIATE")  # the service, storing a feed's articles
+        started = time.monotonic()
+        listed = vigie("feeds", "list", "--json", "--config", feed_config)
+        assert time.monotonic() - started < 4  # the busy timeout is 5 s
+        polling.execute("ROLLBACK")
+    polling.close()
+    assert listed.exit_code == 0, listed.output
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["Coastal"]
+    assert (
+        f"note: {server.url('/new.rss')}: listed in config.toml, polled once the running "
+        "service restarts"
+    ) in listed.stderr
+    after = json.loads(vigie("feeds", "list", "--json", "--config", feed_config).stdout)
+    assert [r["name"] for r in after] == ["Coastal", "New"]  # no service: config.toml applies
