@@ -6,6 +6,8 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -384,3 +386,36 @@ def test_opening_the_database_again_keeps_the_locks_of_the_connections_open(
     )
     assert again.stdout.strip() == "2"  # the service's later write is where others read
     service.close()
+
+
+def test_a_delivery_job_gets_its_turn_while_a_poll_stores_feed_after_feed(
+    tmp_path: Path,
+) -> None:
+    """In `vigie run`, the poll thread commits each feed and begins the next at once; the
+    digest and webhook jobs (connections of their own) waited in vain on SQLite's busy
+    handler and failed with "database is locked" for as long as a long poll lasted."""
+    poll, job = Store(tmp_path / "vigie.db"), Store(tmp_path / "vigie.db")
+    stop = threading.Event()
+
+    def store_feeds() -> None:
+        while not stop.is_set():
+            with poll.transaction():
+                poll.db.execute(
+                    "INSERT INTO id_high_water (name, last) VALUES ('x', 1) "
+                    "ON CONFLICT(name) DO UPDATE SET last = last + 1"
+                )
+                time.sleep(0.05)  # storing one feed
+
+    polling = threading.Thread(target=store_feeds)
+    polling.start()
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        with job.transaction():  # the webhook job closing its batches
+            waited = time.monotonic() - started
+    finally:
+        stop.set()
+        polling.join()
+        poll.close()
+        job.close()
+    assert waited < 1.0  # one feed's turn, not the whole poll

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +48,50 @@ def _connected(path: Path, change: int = 0) -> int:
     with _connections_lock:
         _connections[key] += change
         return _connections[key]
+
+
+class _TakingTurns:
+    """A lock granted in the order it was asked for. The service's threads (the poll storing
+    feed after feed, the digest and webhook jobs) each have a connection; left to SQLite's
+    busy handler, which retries after sleeps of up to 100 ms, a job waited in vain while the
+    poll committed and began again in between, and failed with "database is locked" after
+    busy_timeout, tick after tick, for as long as a long poll lasted."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition()
+        self._waiting: deque[object] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        me = object()
+        with self._turns:
+            self._waiting.append(me)
+            ready = self._turns.wait_for(lambda: not self._held and self._waiting[0] is me, timeout)
+            if not ready:
+                self._waiting.remove(me)
+                self._turns.notify_all()
+                return False
+            self._waiting.popleft()
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._turns:
+            self._held = False
+            self._turns.notify_all()
+
+
+_write_turns: dict[str, _TakingTurns] = {}
+
+# How long a write waits for its turn among this process's threads, then for SQLite's lock
+# (which other processes may hold): a poll storing a large feed holds it for a few seconds.
+WRITE_WAIT = 30.0
+
+
+def _turns_of(path: Path) -> _TakingTurns:
+    key = os.path.realpath(path)
+    with _connections_lock:
+        return _write_turns.setdefault(key, _TakingTurns())
 
 
 def prepare_database(path: Path) -> None:
@@ -103,7 +147,7 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         self._open = True
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.execute(f"PRAGMA busy_timeout={int(WRITE_WAIT * 1000)}")
         # 32 MB of page cache instead of SQLite's 2 MB: the indexes a poll looks up (guids,
         # canonical URLs, band keys) stay in memory instead of being read back from the OS.
         self.db.execute("PRAGMA cache_size=-32000")
@@ -124,7 +168,8 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         """All or nothing; nested, a savepoint. Begun IMMEDIATE: the write lock is taken at once
         (waiting up to busy_timeout), so a transaction that reads and then writes cannot fail
         because another connection (the delivery jobs have their own) wrote in between. Not
-        `with conn:`, under which sqlite-utils' execute() commits each statement on its own."""
+        `with conn:`, under which sqlite-utils' execute() commits each statement on its own.
+        This process's connections take turns first (_TakingTurns)."""
         conn = self.db.conn
         if conn.in_transaction:
             try:
@@ -134,14 +179,20 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
                 self.story_bands = None
                 raise
             return
-        conn.execute("BEGIN IMMEDIATE")
+        turns = _turns_of(self.path)
+        if not turns.acquire(WRITE_WAIT):
+            raise sqlite3.OperationalError("database is locked")
         try:
-            yield
-        except BaseException:
-            conn.rollback()
-            self.story_bands = None
-            raise
-        conn.commit()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.rollback()
+                self.story_bands = None
+                raise
+            conn.commit()
+        finally:
+            turns.release()
 
     def data_version(self) -> int:
         """A number that changes when another connection commits (SQLite's data_version)."""
