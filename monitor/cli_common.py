@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,6 +114,17 @@ def operator_errors(func: Callable) -> Callable:
             sys.exit(1)
         except VigieError as e:
             err_console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+            sys.exit(1)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            # Another process (`vigie run` storing a very large poll) held the write lock for
+            # longer than a write waits (store.WRITE_WAIT): nothing was written.
+            err_console.print(
+                "[red]error:[/] the database stayed busy (another vigie process is writing to "
+                "it); nothing was changed: try again in a moment",
+                soft_wrap=True,
+            )
             sys.exit(1)
 
     return wrapper

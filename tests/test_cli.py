@@ -768,3 +768,22 @@ def test_feeds_list_beside_a_running_service_neither_waits_nor_applies_config_ed
     ) in listed.stderr
     after = json.loads(vigie("feeds", "list", "--json", "--config", feed_config).stdout)
     assert [r["name"] for r in after] == ["Coastal", "New"]  # no service: config.toml applies
+
+
+def test_a_write_that_waits_too_long_for_the_database_is_a_one_line_error(
+    feed_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside a process holding the write lock past the wait (shortened here), a command that
+    writes failed with a sqlite3 traceback."""
+    import monitor.store.database
+
+    assert vigie("feeds", "list", "--config", feed_config).exit_code == 0
+    monkeypatch.setattr(monitor.store.database, "WRITE_WAIT", 0.3)
+    holder = sqlite3.connect(feed_config.parent / "data" / "vigie.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = vigie("feeds", "add", "https://news.example.org/rss", "--config", feed_config)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_one_line_error(result, "the database stayed busy", "nothing was changed")
