@@ -154,6 +154,12 @@ def print_summary(summary: CycleSummary) -> None:
     )
     for url, error in summary.errors:
         console.print(f"  [red]error[/] {escape(url)}: {escape(error)}", soft_wrap=True)
+    for url, until, error in summary.waiting:
+        console.print(
+            f"  [yellow]not polled[/] {escape(url)}: its server asked for time, until "
+            f"{escape(until)} ({escape(error)})",
+            soft_wrap=True,
+        )
 
 
 def print_database(store: Store, config: Config, pruned: int) -> None:

@@ -41,7 +41,7 @@ from .identity import TrackingParams, distinct_urls, identify, item_url, sketche
 from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match, evolve
-from .store import FeedState, Store
+from .store import FeedState, Store, parse_iso
 from .stories import ensure_index, place_all
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class CycleSummary:
     new_matches: int = 0  # rules newly matching a new article or a new revision
     errors: list[tuple[str, str]] = field(default_factory=list)  # (feed url, message)
     changes: list[Change] = field(default_factory=list)  # what delivery may announce
+    # Feeds a forced poll left alone, their server having asked for time: (url, until, error).
+    waiting: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def next_poll_time(
@@ -374,13 +376,24 @@ def poll_due(
     force: bool = False,
     readers: FeedReaders | None = None,
 ) -> CycleSummary:
-    """Poll every feed that is due (every feed with force=True) and store what is new; with
-    `readers`, bodies are read and matched in worker processes when the cycle is worth it."""
+    """Poll every feed that is due (with force=True, every feed but those whose server asked
+    for time) and store what is new; with `readers`, bodies are read and matched in worker
+    processes when the cycle is worth it."""
+    summary = CycleSummary()
     if force:
-        feeds = [store.feed(row["id"], config.polling.interval) for row in store.feeds()]
+        # `vigie once` polls what is not due yet (a feed that failed included: the operator
+        # may have mended it), but not a feed whose server asked for time, 429 Too Many
+        # Requests or 503 Unavailable: run from cron, it hammered what the service leaves
+        # alone until then.
+        feeds = []
+        for row in store.feeds():
+            until = parse_iso(row["next_poll"])
+            if row["last_status"] in (429, 503) and until and until > now:
+                summary.waiting.append((row["url"], row["next_poll"], row["last_error"] or ""))
+            else:
+                feeds.append(store.feed(row["id"], config.polling.interval))
     else:
         feeds = store.due_feeds(now, config.polling.interval)
-    summary = CycleSummary()
     if not feeds:
         return summary
     ensure_index(store, config.identity, now)

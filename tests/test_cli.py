@@ -787,3 +787,28 @@ def test_a_write_that_waits_too_long_for_the_database_is_a_one_line_error(
         holder.execute("ROLLBACK")
         holder.close()
     assert_one_line_error(result, "the database stayed busy", "nothing was changed")
+
+
+def test_once_leaves_alone_a_feed_whose_server_asked_for_time(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """Run from cron, `once` polled every feed at every run, a 429 with Retry-After too: the
+    server asked for ten minutes and got a request a minute. A feed that failed otherwise is
+    polled again (the operator may have mended it)."""
+    server.route("/good.rss", RSS)
+    server.route("/busy.rss", b"slow down", status=429, headers={"Retry-After": "600"})
+    server.route("/down.rss", b"", status=500)
+    config = write_config(
+        [server.url("/good.rss"), server.url("/busy.rss"), server.url("/down.rss")]
+    )
+    first = vigie("once", "--config", config)
+    assert "Polled 3 feeds" in first.stdout and "2 errors." in first.stdout
+    second = vigie("once", "--config", config)
+    assert "Polled 2 feeds" in second.stdout and "1 error." in second.stdout, second.stdout
+    assert re.search(
+        rf"not polled {re.escape(server.url('/busy.rss'))}: its server asked for time, until "
+        r"\S+ \(HTTP 429",
+        second.stdout,
+    ), second.stdout
+    assert len(server.requests_to("/busy.rss")) == 1
+    assert len(server.requests_to("/down.rss")) == 2
