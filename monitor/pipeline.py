@@ -21,10 +21,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -95,6 +96,9 @@ class PollOutcome:
     prepared: tuple[Prepared, ...] | None = None
     # The body was fetched but left for the caller to read (fetch_and_parse, read_later).
     unread: bool = False
+    # Seconds from the start of the cycle to the answer: when the feed was polled, and when its
+    # next poll and a Retry-After count from (one `now` for a cycle of minutes shortened them).
+    answered_after: float = 0.0
 
 
 @dataclass
@@ -307,13 +311,14 @@ def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: 
     feed, result = outcome.feed, outcome.fetch
     failed = outcome.error is not None
     error_count = feed.error_count + 1 if failed else 0
+    answered = now + timedelta(seconds=outcome.answered_after)
     return FeedState(
         status=result.status,
         error=outcome.error,
         error_count=error_count,
-        polled=now,
+        polled=answered,
         next_poll=next_poll_time(
-            feed.interval, error_count, now, config.polling.max_backoff, result.retry_after
+            feed.interval, error_count, answered, config.polling.max_backoff, result.retry_after
         ),
         url=result.permanent_url,
         title=outcome.title or None,
@@ -410,9 +415,11 @@ def poll_due(
     # (the changed-feeds pass of bench.polling used about 15% more CPU per feed).
     waiting = threading.Semaphore(2 * workers if read_later else len(feeds))
 
+    started = time.monotonic()
+
     def fetch(feed: Feed) -> PollOutcome:
         waiting.acquire()  # released when this thread takes the outcome
-        return _contained(
+        outcome = _contained(
             feed,
             fetch_and_parse,
             session,
@@ -424,6 +431,7 @@ def poll_due(
             readers,
             read_later,
         )
+        return replace(outcome, answered_after=time.monotonic() - started)
 
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fetch, feed) for feed in feeds]

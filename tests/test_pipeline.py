@@ -421,3 +421,18 @@ def test_same_seed_same_schedule() -> None:
 
 def test_many_failures_do_not_overflow_the_backoff() -> None:
     assert all(0.9 * 86400 <= v <= 86400 for v in delays(5000, range(10)))
+
+
+def test_retry_after_counts_from_the_answer_not_from_the_start_of_the_cycle(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """One `now` served a whole cycle: a feed answering 429 minutes into a long cycle was
+    asked again minutes before the time its server gave, and its last poll read as earlier
+    than it was."""
+    server.route("/slow.rss", RSS, delay=2.5)
+    server.route("/busy.rss", b"busy", status=429, headers={"Retry-After": "600"})
+    svc = service([server.url("/slow.rss"), server.url("/busy.rss")], fetch={"concurrency": 1})
+    svc.poll()
+    busy = svc.feed_row("/busy.rss")
+    assert parse_iso(busy["last_polled"]) >= NOW + timedelta(seconds=2)  # stored to the second
+    assert parse_iso(busy["next_poll"]) >= NOW + timedelta(seconds=602)
