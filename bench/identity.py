@@ -195,10 +195,43 @@ def grouping_table(quick: bool) -> None:
         print(f"  keeps {keep:.0%} of the paragraphs: {kept / len(sources):.0%} of {len(sources)}")
 
 
+def syndication_table(quick: bool) -> None:
+    """One wire story run by many outlets: each copy is compared with the story's latest
+    copies (stories.STORY_CANDIDATES), not with every copy, so the last copy costs what the
+    first did."""
+    copies = 400 if quick else 1200
+    text = texts()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "vigie.db")
+        settings = IdentityConfig()
+        for i in range(copies):
+            store.upsert_feed(f"https://outlet{i}.example/rss", name=f"outlet {i}", now=NOW)
+        costs = []
+        for i, row in enumerate(store.feeds()):
+            article = Article(
+                feed_id=row["id"], guid=f"wire-{i}", url=f"https://outlet{i}.example/wire",
+                title="Wire story", content=text,
+            )  # fmt: skip
+            start = time.perf_counter()
+            with store.transaction():
+                stored = store.store_articles([article], NOW)
+                signature = sketch(stored[0].text)
+                place(store, stored[0], signature, settings, NOW)
+            costs.append(time.perf_counter() - start)
+        stories = store.count("stories")
+        store.close()
+    first, last = sum(costs[:100]) / 100 * 1000, sum(costs[-100:]) / 100 * 1000
+    print(f"\nOne wire story from {copies} outlets, stored copy by copy: {stories} story")
+    print(f"{'copies':22} {'ms/copy':>8}")
+    print(f"{'first 100':22} {first:8.2f}")
+    print(f"{'last 100':22} {last:8.2f}  ({last / first:.1f}x the first)")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     cost_table(quick)
     grouping_table(quick)
+    syndication_table(quick)
 
 
 if __name__ == "__main__":
