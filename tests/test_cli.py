@@ -812,3 +812,26 @@ def test_once_leaves_alone_a_feed_whose_server_asked_for_time(
     ), second.stdout
     assert len(server.requests_to("/busy.rss")) == 1
     assert len(server.requests_to("/down.rss")) == 2
+
+
+def test_a_feed_added_by_hand_and_moved_is_still_found_under_the_address_it_was_added_with(
+    server: LoopbackServer, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """After a 301 moved it, `feeds add` or an import of the old address made a second feed,
+    polled through the redirect at every interval, and `feeds remove` said there was none."""
+    server.redirect("/old.rss", "/new.rss", status=301)
+    server.route("/new.rss", RSS)
+    config = write_config([])
+    old = server.url("/old.rss")
+    assert vigie("feeds", "add", old, "--config", config).exit_code == 0
+    assert f"{RSS_ITEMS} new articles" in vigie("once", "--config", config).stdout
+    assert listed_urls(config) == [server.url("/new.rss")]
+    assert vigie("feeds", "add", old, "--config", config).exit_code == 0
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(f'<opml version="2.0"><body><outline text="O" xmlUrl="{old}"/></body></opml>')
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert "Imported 0 new feeds" in imported.stdout and "1 already known" in imported.stdout
+    assert listed_urls(config) == [server.url("/new.rss")]
+    removed = vigie("feeds", "remove", old, "--config", config)
+    assert removed.exit_code == 0, removed.output
+    assert listed_urls(config) == []

@@ -70,9 +70,18 @@ class FeedQueries:
             if row:
                 self.db["feeds"].update(row[0], settings)
                 return row[0]
+            added_url = None if source == "config" else url
             return (
                 self.db["feeds"]
-                .insert({"url": url, **settings, "added": iso(now), "next_poll": iso(now)})
+                .insert(
+                    {
+                        "url": url,
+                        **settings,
+                        "added_url": added_url,
+                        "added": iso(now),
+                        "next_poll": iso(now),
+                    }
+                )
                 .last_pk
             )
 
@@ -114,8 +123,17 @@ class FeedQueries:
         return FeedAdded(row["id"], created=False, revived=revived, changes=changes)
 
     def find_feed(self, url: str) -> dict[str, Any] | None:
-        """The stored feed at this address, retired or not."""
-        return next(self.db.query("SELECT * FROM feeds WHERE url = ?", [url]), None)
+        """The stored feed at this address, retired or not, or added or listed in config.toml
+        under it before a permanent redirect moved it."""
+        return next(
+            self.db.query(
+                "SELECT * FROM feeds WHERE url = ? UNION ALL SELECT * FROM "
+                "(SELECT * FROM feeds WHERE (added_url = ? OR config_url = ?) AND url != ? "
+                "ORDER BY id)",
+                [url, url, url, url],
+            ),
+            None,
+        )
 
     def retire_config_feeds(self, listed: Collection[str], now: datetime) -> list[str]:
         """Retire the feeds config.toml gave (source "config") that it no longer lists: they

@@ -356,3 +356,15 @@ def m010_ids_never_reused(db: sqlite_utils.Database) -> None:
     ones took pruned ones' ids, and a webhook consumer keeping Vigie's ids saw two articles
     (or stories) under one. Store.next_id reads it."""
     db.execute("CREATE TABLE id_high_water (name TEXT PRIMARY KEY, last INTEGER NOT NULL)")
+
+
+@migrations()
+def m011_added_url(db: sqlite_utils.Database) -> None:
+    """`added_url`: the address a feed was added under (`feeds add`, an OPML file), which a
+    permanent redirect does not change, as config_url for config.toml's feeds: once moved, the
+    feed was not found under it, so adding or importing it again made a second feed polling
+    the same one through the redirect, and `feeds remove` with it said no such feed."""
+    feeds = db["feeds"]
+    feeds.add_column("added_url", str)
+    db.execute("UPDATE feeds SET added_url = url WHERE source != 'config'")
+    feeds.create_index(["added_url"])
