@@ -60,6 +60,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m008_match_withdrawal",
         "m009_retired_feeds",
         "m010_ids_never_reused",
+        "m011_added_url",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
