@@ -159,7 +159,8 @@ def main() -> None:
 def run(server: Server, count: int, tmp: Path) -> list[Row]:
     config_path = tmp / "config.toml"
     config_path.write_text(
-        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n'
+        # The 1000 feeds stand for feeds of many hosts: fetch.per_host as high as concurrency.
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\nper_host = 8\n'
         f'[rules]\npaths = ["{ROOT / "rules"}"]\n',
         encoding="utf-8",
     )

@@ -97,6 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("fetch.max_redirects", "int", 5, "redirect hops followed before giving up"),
     Setting("fetch.concurrency", "int", 8, "feeds fetched at the same time"),
+    Setting("fetch.per_host", "int", 2, "feeds of one host fetched at the same time"),
     Setting(
         "fetch.allow_private",
         "bool",
@@ -200,6 +201,7 @@ class FetchConfig:
     allow_private: bool
     allow_hosts: tuple[str, ...]
     page_concurrency: int = 4
+    per_host: int = 2
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ class LoopbackServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Received] = []
+        self.in_flight = 0  # requests being answered now
+        self.most_in_flight = 0  # the most answered at once
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.host = host
@@ -138,6 +140,16 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            with server.lock:
+                server.in_flight += 1
+                server.most_in_flight = max(server.most_in_flight, server.in_flight)
+            try:
+                self._get()
+            finally:
+                with server.lock:
+                    server.in_flight -= 1
+
+        def _get(self) -> None:
             with server.lock:
                 server.requests.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()})

@@ -280,7 +280,13 @@ def test_a_storm_of_failing_and_hostile_feeds_leaves_the_good_ones_polled(
     config = load_config(
         write_config(
             [server.url(path) for path in [*failing, *good]],
-            fetch={"deadline": "1s", "max_bytes": "1MB", "concurrency": len(failing) + 8},
+            # Feeds of many hosts in the world, of one here: per_host as high as concurrency.
+            fetch={
+                "deadline": "1s",
+                "max_bytes": "1MB",
+                "concurrency": len(failing) + 8,
+                "per_host": len(failing) + 8,
+            },
         )
     )
     store = Store(config.database)

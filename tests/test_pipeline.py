@@ -436,3 +436,16 @@ def test_retry_after_counts_from_the_answer_not_from_the_start_of_the_cycle(
     busy = svc.feed_row("/busy.rss")
     assert parse_iso(busy["last_polled"]) >= NOW + timedelta(seconds=2)  # stored to the second
     assert parse_iso(busy["next_poll"]) >= NOW + timedelta(seconds=602)
+
+
+def test_one_hosts_feeds_are_fetched_two_at_a_time(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Politeness: the sections of one newspaper were fetched fetch.concurrency (8) at once."""
+    urls = []
+    for i in range(6):
+        server.route(f"/section{i}.rss", RSS, delay=0.3)
+        urls.append(server.url(f"/section{i}.rss"))
+    svc = service(urls, fetch={"concurrency": 8})
+    assert svc.poll().feeds_polled == 6
+    assert server.most_in_flight == 2
