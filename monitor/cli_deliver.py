@@ -35,6 +35,7 @@ from .deliver.dispatch import (
     preview_digest,
     send_digests,
     send_webhook,
+    sync_subscribers,
 )
 from .deliver.outbox import Labels
 from .errors import AlreadyRunningError, ConfigError, VigieError
@@ -173,6 +174,14 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
         raise VigieError(f"{config.path}: no [[subscribers]] configured")
     store = open_database(config)
     now = datetime.now(UTC)
+    if subscriber is not None:
+        state = store.subscriber_state(names[0]) if names else None
+        if state and state["unsubscribed"]:
+            store.close()
+            raise VigieError(
+                f"{names[0]} unsubscribed {state['unsubscribed']}; if they asked to come "
+                f"back: vigie digest resubscribe {names[0]}"
+            )
     created = open_digests(store, config.delivery, now, names, force=True)
     # Now means now: a digest waiting to retry goes too.
     chosen = names or [s.name for s in config.delivery.subscribers]
@@ -186,6 +195,45 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
 
     _send_or_queue(config, send)
     store.close()
+
+
+@digest.command("unsubscribe")
+@click.argument("subscriber")
+@config_option
+@operator_errors
+def digest_unsubscribe(subscriber: str, config_path: str) -> None:
+    """Stop SUBSCRIBER's digests (for a request that came by email), as their link would."""
+    config = load_config(config_path)
+    name = _subscriber(config, subscriber).name
+    store = open_database(config)
+    try:
+        sync_subscribers(store, config.delivery, datetime.now(UTC))  # a new one has no row yet
+        store.unsubscribe(name, datetime.now(UTC))
+        state = store.subscriber_state(name) or {}
+    finally:
+        store.close()
+    console.print(
+        f"{escape(name)} unsubscribed {escape(state.get('unsubscribed') or '')}: no more "
+        "digests (remove them from config.toml, or `vigie digest resubscribe`).",
+        soft_wrap=True,
+    )
+
+
+@digest.command("resubscribe")
+@click.argument("subscriber")
+@config_option
+@operator_errors
+def digest_resubscribe(subscriber: str, config_path: str) -> None:
+    """Send SUBSCRIBER digests again, of matches made from now on."""
+    config = load_config(config_path)
+    name = _subscriber(config, subscriber).name
+    store = open_database(config)
+    try:
+        sync_subscribers(store, config.delivery, datetime.now(UTC))  # a new one has no row yet
+        store.resubscribe(name, datetime.now(UTC))
+    finally:
+        store.close()
+    console.print(f"{escape(name)} receives digests again, of matches made from now on.")
 
 
 @click.group()

@@ -164,6 +164,13 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "https address where one-click unsubscribe links point; empty: mailto only",
     ),
+    Setting(
+        "delivery.listen",
+        "str",
+        "",
+        "host:port where `vigie run` answers unsubscribe links (behind public_base_url's "
+        "https server); empty: not answered",
+    ),
     Setting("delivery.outbox", "path", "outbox", "folder for .eml digests and previews"),
     Setting("delivery.tick", "duration", "5s", "how often `vigie run` looks for due deliveries"),
 )

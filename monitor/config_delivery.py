@@ -144,6 +144,7 @@ class WebhookConfig:
 class DeliveryConfig:
     outbox: Path = Path("outbox")
     public_base_url: str = ""
+    listen: tuple[str, int] | None = None  # where `vigie run` answers unsubscribe links
     tick: float = 5.0
     smtp: SmtpConfig | None = None  # None: digests are written as .eml files into `outbox`
     from_header: str = "Vigie <vigie@localhost>"
@@ -386,6 +387,17 @@ def _smtp(raw: dict, path: str) -> SmtpConfig | None:
     )
 
 
+def _listen(value: str, path: str) -> tuple[str, int]:
+    """'127.0.0.1:8025' or '[::1]:8025' -> (host, port)."""
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            path, "delivery.listen", 'expected a host and port, like "127.0.0.1:8025"', value
+        )
+    return host, int(port)
+
+
 def load_delivery(raw: dict, path: str, base: Path) -> DeliveryConfig:
     """The delivery part of a parsed config.toml; `base` is the folder of the file."""
     values = _section_values(raw, "delivery", path)
@@ -400,6 +412,7 @@ def load_delivery(raw: dict, path: str, base: Path) -> DeliveryConfig:
     return DeliveryConfig(
         outbox=base / values["outbox"],
         public_base_url=base_url,
+        listen=_listen(values["listen"], path) if values["listen"] else None,
         tick=values["tick"],
         smtp=_smtp(raw, path),
         from_header=_section_values(raw, "smtp", path)["from"],

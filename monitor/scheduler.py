@@ -25,7 +25,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Config
 from .config_delivery import DeliveryConfig
 from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
-from .errors import AlreadyRunningError, DatabaseOpenError
+from .deliver.unsubscribe import UnsubscribeServer
+from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError
 from .fetch import make_session
 from .pipeline import poll_due
 from .readers import ReaderPool
@@ -130,6 +131,31 @@ def webhook_job(
     dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC))
 
 
+def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:
+    """The unsubscribe page at delivery.listen, started; a ConfigError when it cannot listen."""
+    delivery = config.delivery
+    if delivery.listen is None:
+        if delivery.public_base_url and delivery.subscribers:
+            log.warning(
+                "digests carry unsubscribe links to %s/unsubscribe/, but delivery.listen is "
+                "empty: nothing in Vigie answers them",
+                delivery.public_base_url,
+            )
+        return None
+    try:
+        server = UnsubscribeServer(delivery.listen, config.database).start()
+    except OSError as e:
+        host, port = delivery.listen
+        raise ConfigError(
+            str(config.path),
+            "delivery.listen",
+            f"cannot listen there ({e.strerror or e})",
+            f"{host}:{port}",
+        ) from None
+    log.info("unsubscribe links answered at %s:%d", *server.address)
+    return server
+
+
 def run_service(
     config: Config,
     store: Store,
@@ -138,6 +164,7 @@ def run_service(
     stop: threading.Event,
 ) -> None:
     """Run until `stop` is set (the CLI sets it on SIGINT or SIGTERM), then stop cleanly."""
+    unsubscribe = _unsubscribe_server(config)
     scheduler = BackgroundScheduler(timezone=UTC)
     readers = ReaderPool(config.polling.processes)
     now = datetime.now(UTC)
@@ -190,6 +217,8 @@ def run_service(
         stop.wait()
     finally:
         log.info("stopping: waiting for the current poll to finish")
+        if unsubscribe is not None:
+            unsubscribe.close()
         scheduler.shutdown(wait=True)
         readers.close()
         for delivery_store in delivery_stores:

@@ -195,8 +195,22 @@ def test_bad_cron_expressions_are_refused(written: str) -> None:
 def test_every_delivery_setting_is_documented() -> None:
     sections = ("smtp.", "delivery.")
     keys = [s.key for s in SETTINGS if s.key.startswith(sections)]
-    assert len(keys) == 10
+    assert len(keys) == 11
     for key in keys:
         assert f"`{key}`" in DOC, key
     for setting in SUBSCRIBER_SETTINGS + WEBHOOK_SETTINGS:
         assert f"| `{setting.key}` |" in DOC, setting.key
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("127.0.0.1:8025", ("127.0.0.1", 8025)), ("[::1]:80", ("::1", 80)), ("", None)],
+)
+def test_listen_is_a_host_and_port(tmp_path: Path, value: str, expected: object) -> None:
+    assert load(tmp_path, f'[delivery]\nlisten = "{value}"\n').delivery.listen == expected
+
+
+@pytest.mark.parametrize("value", ["8025", "localhost", "127.0.0.1:0", "127.0.0.1:99999"])
+def test_listen_without_a_usable_port_is_an_error(tmp_path: Path, value: str) -> None:
+    message = error(tmp_path, f'[delivery]\nlisten = "{value}"\n')
+    assert message.startswith('delivery.listen: expected a host and port, like "127.0.0.1:8025"')

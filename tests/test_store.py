@@ -61,6 +61,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m009_retired_feeds",
         "m010_ids_never_reused",
         "m011_added_url",
+        "m012_unsubscribed",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -94,6 +94,8 @@ def open_digests(
     for subscriber in _chosen(config, names):
         row = store.subscriber_state(subscriber.name)
         assert row is not None  # synced above
+        if row["unsubscribed"]:
+            continue  # their matches are not claimed (Store.resubscribe starts them afresh)
         due = outbox.digest_due(subscriber, parse_iso(row["next_due"]), now)
         if not (force or due):
             continue
@@ -174,6 +176,10 @@ def _send_digest(
             store, delivery, now, "failed", "subscriber no longer in config.toml", count=articles
         )
     state = store.subscriber_state(subscriber.name) or {}
+    if state.get("unsubscribed"):  # a digest made, or retried, before they left
+        return _record(
+            store, delivery, now, "failed", f"not sent: unsubscribed {state['unsubscribed']}"
+        )
     # Rendered as of the delivery's creation, so every attempt sends the same email.
     digest = build_digest(items, subscriber, labels, delivery.created)
     message = compose(

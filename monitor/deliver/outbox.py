@@ -189,6 +189,7 @@ def subscriber_row(
         "schedule": when,
         "next_due": iso(next_due) if next_due else None,
         "token": token_kept,
+        "unsubscribed": row.get("unsubscribed") if row else None,  # kept: theirs, not config's
     }
 
 

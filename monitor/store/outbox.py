@@ -337,6 +337,26 @@ class OutboxQueries:
         """Insert or replace a subscriber's row (name, since, filter, schedule, next_due, token)."""
         self.db["subscribers"].upsert(state, pk="name")
 
+    def unsubscribe(self, name: str, now: datetime) -> bool:
+        """Record that a subscriber unsubscribed (kept as first recorded). False when no such
+        subscriber is stored."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE subscribers SET unsubscribed = coalesce(unsubscribed, ?) WHERE name = ?",
+                [iso(now), name],
+            )
+        return cursor.rowcount > 0
+
+    def resubscribe(self, name: str, now: datetime) -> bool:
+        """A subscriber back: digests again, of matches made from `now` (not of what they
+        missed while away). False when no such subscriber is stored."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE subscribers SET unsubscribed = NULL, since = ? WHERE name = ?",
+                [iso(now), name],
+            )
+        return cursor.rowcount > 0
+
     def set_next_due(self, name: str, next_due: datetime | None) -> None:
         self.db.execute(
             "UPDATE subscribers SET next_due = ? WHERE name = ?",

@@ -368,3 +368,10 @@ def m011_added_url(db: sqlite_utils.Database) -> None:
     feeds.add_column("added_url", str)
     db.execute("UPDATE feeds SET added_url = url WHERE source != 'config'")
     feeds.create_index(["added_url"])
+
+
+@migrations()
+def m012_unsubscribed(db: sqlite_utils.Database) -> None:
+    """When a subscriber unsubscribed (the one-click link of a digest, or `vigie digest
+    unsubscribe`): no digest is made or sent for them until `vigie digest resubscribe`."""
+    db["subscribers"].add_column("unsubscribed", str)

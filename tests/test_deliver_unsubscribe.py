@@ -1,0 +1,214 @@
+"""Unsubscribe links answered by the service (delivery.listen): the link a real digest carries,
+requested over HTTP on loopback, stops that subscriber's digests and no one else's; a GET (a
+link scanner) unsubscribes no one; a wrong token is not found."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from click.testing import CliRunner
+from conftest import REPO
+from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
+
+from monitor.cli import main
+from monitor.deliver.dispatch import open_digests
+from monitor.deliver.unsubscribe import UnsubscribeServer
+from monitor.records import Match
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+BASE = "https://vigie.example.org"
+DESK = {"name": "desk", "email": "desk@newsroom.test", "tags": ALL_TAGS, "schedule": "immediate"}
+TEAM = {**DESK, "name": "team", "email": "team@newsroom.test"}
+
+
+@pytest.fixture
+def vigie(tmp_path: Path, smtp: SmtpServer) -> Iterator[Vigie]:
+    config = write_delivery_config(
+        tmp_path,
+        subscribers=[DESK, TEAM],
+        smtp=smtp.smtp_settings(),
+        delivery={"public_base_url": BASE},
+    )
+    made = Vigie(config, NOW)
+    made.poll(NOW)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def page(vigie: Vigie) -> Iterator[UnsubscribeServer]:
+    server = UnsubscribeServer(("127.0.0.1", 0), vigie.config.database, lambda: NOW).start()
+    yield server
+    server.close()
+
+
+def link_of(smtp: SmtpServer, recipient: str) -> str:
+    """The one-click link of the digest `recipient` received."""
+    [data] = [m.data for m in smtp.messages if m.recipients == [recipient]]
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    [link] = [u.strip(" <>") for u in message["List-Unsubscribe"].split(",") if "https:" in u]
+    return link
+
+
+def served(page: UnsubscribeServer, link: str) -> str:
+    """The link as the operator's https server forwards it to delivery.listen."""
+    assert link.startswith(BASE + "/unsubscribe/")
+    host, port = page.address
+    return f"http://{host}:{port}{urlsplit(link).path}"
+
+
+def unsubscribed(vigie: Vigie) -> dict[str, str | None]:
+    return dict(vigie.rows("SELECT name, unsubscribed FROM subscribers ORDER BY name"))
+
+
+def test_the_one_click_link_of_a_digest_stops_that_subscribers_digests(
+    vigie: Vigie, smtp: SmtpServer, page: UnsubscribeServer
+) -> None:
+    assert {s.target for s in vigie.send_digests(NOW)} == {"desk", "team"}
+    link = served(page, link_of(smtp, "desk@newsroom.test"))
+
+    scanned = requests.get(link, timeout=5)  # a mail scanner, a link preview: nothing happens
+    assert scanned.status_code == 200 and "Stop these digests?" in scanned.text
+    assert '<form method="post">' in scanned.text
+    assert unsubscribed(vigie) == {"desk": None, "team": None}
+
+    # RFC 8058: the mail client POSTs this body to the link.
+    clicked = requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=5)
+    assert clicked.status_code == 200 and "Unsubscribed" in clicked.text
+    assert unsubscribed(vigie) == {"desk": NOW.isoformat(), "team": None}
+
+    # A rule added later matches a stored article: news for both, a digest for team only.
+    later = NOW + timedelta(hours=1)
+    [(article,)] = vigie.rows("SELECT min(id) FROM articles")
+    with vigie.store.transaction():
+        vigie.store.record_matches(
+            article, 1, [Match(article, "added-later", 1.0, (), tags=tuple(ALL_TAGS))], later
+        )
+    [made] = open_digests(vigie.store, vigie.config.delivery, later)
+    assert vigie.store.delivery(made).target == "team"  # type: ignore[union-attr]
+
+
+def test_a_wrong_token_or_name_is_not_found_and_changes_nothing(
+    vigie: Vigie, smtp: SmtpServer, page: UnsubscribeServer
+) -> None:
+    vigie.send_digests(NOW)
+    link = served(page, link_of(smtp, "desk@newsroom.test"))
+    token = link.rsplit("/", 1)[1]
+    for wrong in (link[:-1] + ("x" if link[-1] != "x" else "y"), link.replace("/desk/", "/team/")):
+        answer = requests.post(wrong, timeout=5)
+        assert answer.status_code == 404 and "not recognised" in answer.text
+        assert token not in answer.text and "desk" not in answer.text
+    assert requests.get(served(page, BASE + "/unsubscribe/nobody/x"), timeout=5).status_code == 404
+    assert unsubscribed(vigie) == {"desk": None, "team": None}
+
+
+def test_a_digest_made_before_the_click_is_not_sent_after_it(
+    vigie: Vigie, smtp: SmtpServer, page: UnsubscribeServer
+) -> None:
+    """A digest waiting for a retry when its subscriber unsubscribed is not sent."""
+    smtp.replies = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
+    pending = {s.target: s for s in vigie.send_digests(NOW)}
+    assert {s.status for s in pending.values()} == {"pending"}
+    token = vigie.store.subscriber_state("desk")["token"]  # type: ignore[index]
+    assert requests.post(served(page, f"{BASE}/unsubscribe/desk/{token}"), timeout=5).ok
+    retried = {s.target: s for s in vigie.send_digests(NOW + timedelta(hours=1))}
+    assert retried["desk"].status == "failed"
+    assert retried["desk"].detail == f"not sent: unsubscribed {NOW.isoformat()}"
+    assert retried["team"].status == "sent"
+    assert [m.recipients for m in smtp.messages] == [["team@newsroom.test"]]
+
+
+def test_the_operator_unsubscribes_and_resubscribes_from_the_command_line(
+    vigie: Vigie, tmp_path: Path
+) -> None:
+    """A request that came by email (the mailto: of List-Unsubscribe); back, the subscriber
+    gets what matches from then on, not what they missed."""
+    runner = CliRunner()
+    config = str(tmp_path / "config.toml")
+    done = runner.invoke(main, ["digest", "unsubscribe", "desk", "--config", config])
+    assert done.exit_code == 0 and "desk unsubscribed" in done.stdout
+    refused = runner.invoke(main, ["digest", "send", "desk", "--config", config])
+    assert refused.exit_code == 1 and "vigie digest resubscribe desk" in refused.stderr
+    back = runner.invoke(main, ["digest", "resubscribe", "desk", "--config", config])
+    assert back.exit_code == 0 and "from now on" in back.stdout
+    assert unsubscribed(vigie)["desk"] is None
+    sent = runner.invoke(main, ["digest", "send", "desk", "--config", config])
+    assert "Nothing new to send." in sent.stdout  # the samples' matches were before it came back
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_delivery_config(
+        tmp_path,
+        subscribers=[DESK],
+        delivery={"public_base_url": BASE, "listen": f"127.0.0.1:{port}"},
+    )
+    log = tmp_path / "run.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "vigie running" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"unsubscribe links answered at 127.0.0.1:{port}" in log.read_text()
+        database = tmp_path / "data" / "vigie.db"
+        with sqlite3.connect(database) as db:
+            [(token,)] = db.execute("SELECT token FROM subscribers WHERE name = 'desk'")
+        link = f"http://127.0.0.1:{port}/unsubscribe/desk/{token}"
+        assert requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=5).ok
+        with sqlite3.connect(database) as db:
+            [(when,)] = db.execute("SELECT unsubscribed FROM subscribers WHERE name = 'desk'")
+        assert when is not None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_vigie_run_says_when_it_cannot_listen_there(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_delivery_config(
+            tmp_path, subscribers=[DESK], delivery={"listen": f"127.0.0.1:{port}"}
+        )
+        result = subprocess.run(
+            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert (
+        f'delivery.listen: cannot listen there (Address already in use), got "127.0.0.1:{port}"'
+        in line
+    )
+    assert "Traceback" not in result.stderr
