@@ -32,7 +32,7 @@ from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
 from .store import Store
-from .text import html_to_text, normalise_space, without_lone_surrogates
+from .text import html_to_text, language_code, normalise_space, without_lone_surrogates
 
 
 @click.group()
@@ -264,7 +264,12 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
             guid = without_lone_surrogates(str(item.get("id", number)))
             yield Article(feed_id=0, guid=guid, **fields)
         return
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    raw = path.read_bytes()
+    if path.suffix.lower() in _FEED_SUFFIXES or _looks_like_a_feed(raw):
+        # A saved feed: each item is an article, as polling reads them (not one text of XML).
+        yield from parse_feed(raw, {}, path.resolve().as_uri())[1]
+        return
+    text = raw.decode("utf-8-sig", errors="replace")
     if path.suffix.lower() in (".html", ".htm"):
         text = html_to_text(text)
     title, _, body = text.strip().partition("\n")
@@ -278,6 +283,12 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
 
 
 _ARTICLE_KEYS = ("url", "title", "summary", "content", "language")  # of a JSON Lines article
+_FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf")
+
+
+def _looks_like_a_feed(raw: bytes) -> bool:
+    start = raw[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf:rdf"))
 
 
 def _articles_from_url(url: str, config: Config) -> list[Article]:
@@ -300,10 +311,15 @@ def _articles_from_url(url: str, config: Config) -> list[Article]:
     "--file",
     "file_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A text or HTML file, or a JSON Lines file of articles.",
+    help="A text or HTML file, a saved feed (each item tested), or a JSON Lines file.",
 )
 @click.option("--url", help="A feed or article page to fetch and test.")
 @click.option("--article", "article_id", type=int, help="A stored article's id.")
+@click.option(
+    "--language",
+    "-l",
+    help="The articles' language (fr, en), when it is not detected: a short text may not be.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON Lines.")
 @config_option
 def rules_test(
@@ -313,6 +329,7 @@ def rules_test(
     file_path: Path | None,
     url: str | None,
     article_id: int | None,
+    language: str | None,
     as_json: bool,
     config_path: str,
 ) -> None:
@@ -325,6 +342,9 @@ def rules_test(
             raise VigieError("give exactly one of --text, --file, --url or --article")
         if rule_id and query:
             raise VigieError("give a RULE_ID or --query, not both")
+        code = language_code(language) if language is not None else None
+        if language is not None and code is None:
+            raise ConfigError("--language", "", "expected a language code like fr or en", language)
         config = load_config(config_path)
         index = _index_for(config, rule_id, query)
         tags: dict[int, tuple[str, ...]] = {}
@@ -345,6 +365,8 @@ def rules_test(
             articles = [found]
             tags = _feed_tags(store)
         matched_any = 0
+        if code is not None:
+            articles = [a if a.id is not None else replace(a, language=code) for a in articles]
         for article in map(_as_polled, articles):
             matches, mentions = index.match(article, tags.get(article.feed_id, ()))
             matched_any += bool(matches)

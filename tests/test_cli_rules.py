@@ -480,3 +480,36 @@ def test_backtest_refuses_a_negative_number_of_samples(tmp_path: Path) -> None:
     config = project(tmp_path)
     result = invoke("rules", "backtest", "calais", "--samples", "-1", "--config", str(config))
     assert result.exit_code == 2 and "--samples" in result.output
+
+
+def test_a_saved_feed_is_tested_item_by_item(tmp_path: Path) -> None:
+    """A feed file was read as one text, its XML shown as the match."""
+    config = project(tmp_path)
+    feed = tmp_path / "saved.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Nord</title>'
+        "<item><title>Storks return to the marsh</title><link>https://n.example/1</link>"
+        "<description>The white storks are back.</description></item>"
+        "<item><title>Harbour works delayed</title><link>https://n.example/2</link>"
+        "<description>The works wait for spring.</description></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    result = invoke(
+        "rules", "test", "--query", "storks", "--file", str(feed), "--config", str(config)
+    )
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert lines == ["MATCH  Storks return to the marsh", "no match  Harbour works delayed"]
+    assert "<?xml" not in result.stdout
+
+
+def test_language_option_says_what_a_short_text_is_written_in(tmp_path: Path) -> None:
+    """A rule for French articles said "no match" of a French line too short to detect."""
+    config = project(tmp_path)
+    args = ["rules", "test", "--query", "lang:fr AND exilé~", "--text", "Des exilées à Calais"]
+    assert invoke(*args, "--config", str(config)).exit_code == 1
+    result = invoke(*args, "--language", "fr", "--config", str(config))
+    assert result.exit_code == 0 and "MATCH" in result.stdout
+    wrong = invoke(*args, "--language", "french", "--config", str(config))
+    assert wrong.exit_code == 1 and "expected a language code like fr or en" in wrong.stderr
