@@ -172,8 +172,13 @@ class Compiler:
             )
             context = entity.context.get(alias)
             if context:
+                # Labelled apart: evidence shows "camp" as what made "Jungle" count, not as
+                # one more alias of the entity.
                 near_words = AnyOf(
-                    [self._words(w, fields, 0, 0, label=label, phrase=True) for w in context]
+                    [
+                        self._words(w, fields, 0, 0, label=f"{label} context", phrase=True)
+                        for w in context
+                    ]
                 )
                 seq = Near(seq, near_words, entity.window, False, self.stats)
             alternatives.append(seq)
