@@ -411,3 +411,28 @@ def test_the_caret_counts_escapes_as_they_are_written(tmp_path: Path) -> None:
     (error,) = load_rules([tmp_path]).errors
     assert (error.line, error.column) == (3, line.index(")") + 1)
     assert "unexpected ')'" in error.message
+
+
+def test_aliases_that_look_like_queries_or_wildcards_are_warned_of(tmp_path: Path) -> None:
+    """Accepted silently, "Calais OR Dunkerque" was one phrase that never occurs, and CRS*
+    matched CRS alone. Warnings: the files still load."""
+    write(
+        tmp_path,
+        "e.toml",
+        '[[entity]]\nid = "places"\naliases = ["Calais OR Dunkerque", "Grande-Synthe"]\n'
+        'case_aliases = ["CRS*"]\n',
+    )
+    loaded = load_rules([tmp_path])
+    assert loaded.ok and list(loaded.entities) == ["places"]
+    assert [(w.line, w.message) for w in loaded.warnings] == [
+        (
+            2,
+            "entity 'places': alias 'Calais OR Dunkerque' is searched as one phrase, OR "
+            "included: an alias is not a query; list each name as an alias of its own",
+        ),
+        (
+            2,
+            "entity 'places': case alias 'CRS*' is matched exactly as written, and * is no "
+            "wildcard there (a prefix goes in aliases, in any case)",
+        ),
+    ]

@@ -149,6 +149,7 @@ def load_rules(
                 )
                 continue
             result.entities[entity.id] = entity
+            result.warnings.extend(source.error(entity.line, w) for w in _alias_warnings(entity))
     reuse = previous.reusable(result.entities, stats) if previous is not None else {}
     if reuse and previous is not None:
         # The rules kept share their words' nodes with the rules compiled now.
@@ -186,6 +187,29 @@ def load_rules(
             if warning:
                 result.warnings.append(source.error(rule.query_line or rule.line, warning))
     return result
+
+
+_OPERATOR_IN_ALIAS = re.compile(r"(?:^|\s)(?:OR|AND|NOT|O?NEAR/\d+)(?:\s|$)")
+
+
+def _alias_warnings(entity: Entity) -> list[str]:
+    """Aliases that say something other than what they do: an alias is a word or a phrase,
+    searched as written, operators included; a case alias takes no wildcard."""
+    found = []
+    for alias in (*entity.aliases, *entity.case_aliases):
+        if operator := _OPERATOR_IN_ALIAS.search(alias):
+            found.append(
+                f"entity {entity.id!r}: alias {alias!r} is searched as one phrase, "
+                f"{operator.group().strip()} included: an alias is not a query; list each "
+                "name as an alias of its own"
+            )
+    found += [
+        f"entity {entity.id!r}: case alias {alias!r} is matched exactly as written, and * is "
+        "no wildcard there (a prefix goes in aliases, in any case)"
+        for alias in entity.case_aliases
+        if "*" in alias
+    ]
+    return found
 
 
 @dataclass(frozen=True)
