@@ -26,7 +26,7 @@ from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError, RuleErr
 from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock
 from .store import Store
-from .text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .text import ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 log = logging.getLogger(__name__)
 console = Console(highlight=False)
@@ -179,7 +179,7 @@ def escape(text: str) -> str:
     """Text for the terminal: rich's markup escaped, and control characters other than line
     breaks and tabs dropped (a feed's error stored before they were dropped at the source,
     a title: an escape sequence could clear the screen or fake output)."""
-    return rich_escape(_TERMINAL_CONTROL.sub("", text))
+    return rich_escape(_TERMINAL_CONTROL.sub("", ESCAPE_SEQUENCE.sub("", text)))
 
 
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -102,6 +102,9 @@ def without_lone_surrogates(text: str) -> str:
     return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
+# A whole escape sequence (CSI "ESC [ 31 m", OSC "ESC ] ... BEL"), not only its ESC: "[31m"
+# left behind still read as noise in `feeds list`.
+ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
@@ -109,7 +112,7 @@ def printable(text: str) -> str:
     """What another server said (an HTTP reason, a connection error, an answer's body) as one
     line without control characters: printed to a terminal or a log, its escape sequences could
     clear the screen, write text that looks like Vigie's or retitle the window."""
-    return _TERMINAL_CONTROL.sub(" ", text).strip()
+    return _TERMINAL_CONTROL.sub(" ", ESCAPE_SEQUENCE.sub("", text)).strip()
 
 
 def one_line(text: str) -> str:

@@ -392,6 +392,8 @@ def test_a_servers_escape_sequences_never_reach_the_error(answer: bytes) -> None
         listener.close()
     assert result.error
     assert not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in result.error), repr(result.error)
+    assert "[2J" not in result.error and "[32m" not in result.error  # the whole sequence goes
+    assert "]0;" not in result.error
 
 
 def test_a_redirect_to_a_malformed_address_is_an_error_not_a_bug(server: LoopbackServer) -> None:
@@ -404,5 +406,5 @@ def test_the_terminal_gets_no_control_characters_from_stored_text() -> None:
     from monitor.cli_common import escape
 
     assert (
-        escape("HTTP 500 \x1b[2J\x9bALL GOOD\x07\tand\nmore") == "HTTP 500 [2JALL GOOD\tand\nmore"
+        escape("HTTP 500 \x1b[2J\x9bALL GOOD\x07\tand\nmore") == "HTTP 500 ALL GOOD\tand\nmore"
     )
