@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from .cli_common import config_option, console, err_console, escape, open_store, operator_errors
 from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError
-from .store import Store
+from .store import Store, parse_iso
 
 
 @click.group()
@@ -41,25 +42,56 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     if as_json:
         click.echo(json.dumps(list(map(feed_json, rows)), indent=2, ensure_ascii=False))
         return
-    table = Table("id", "name", "url", "status", "last success", "items", "errors", "next poll")
+    # Narrow terminals fold a URL or an error onto more lines rather than cutting it to
+    # "http://…" (the failing feed must be readable); times are relative, "3h ago", short.
+    table = Table(box=box.SIMPLE_HEAD)
+    widths = {"name": (6, 18), "url": (12, None), "status": (6, 40)}  # (least, most)
+    for column in ("id", "name", "url", "status", "success", "items", "fails", "next"):
+        least, most = widths.get(column, (None, None))
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column not in widths,
+            min_width=least,
+            max_width=most,
+        )
+    now = datetime.now(UTC)
     for row in rows:
         status = str(row["last_status"] or "-")
         if row["last_error"]:
             status = f"[red]{escape(row['last_error'])}[/]"
         if row["retired"]:
             why = "not in config.toml" if row["source"] == "config" else "feeds remove"
-            status = f"[yellow]retired {row['retired']}[/] ({why})"
+            status = f"[yellow]retired {row['retired'][:10]}[/] ({why})"
         table.add_row(
             str(row["id"]),
             escape(row["name"] or row["title"] or ""),
             escape(row["url"]),
             status,
-            row["last_success"] or "never",
+            _ago(row["last_success"], now) if row["last_success"] else "never",
             str(row["items"] or 0),
             str(row["error_count"] or 0),
-            "-" if row["retired"] else row["next_poll"] or "-",
+            "-" if row["retired"] else _next(row["next_poll"], now),
         )
     console.print(table)
+
+
+def _ago(stamp: str, now: datetime) -> str:
+    """'3h ago', 'in 12m', 'now': when, relative to `now`, in its largest unit."""
+    seconds = (parse_iso(stamp) - now).total_seconds()  # type: ignore[operator]
+    if abs(seconds) < 60:
+        return "now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            amount = f"{int(abs(seconds) // size)}{unit}"
+            return f"in {amount}" if seconds > 0 else f"{amount} ago"
+    return "now"
+
+
+def _next(stamp: str | None, now: datetime) -> str:
+    if not stamp:
+        return "-"
+    return _ago(stamp, now) if parse_iso(stamp) > now else "due"  # type: ignore[operator]
 
 
 def _say_config_drift(polled: list[dict], config: Config) -> None:

@@ -324,6 +324,9 @@ def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
     assert row["items"] == RSS_ITEMS and row["etag"] == '"c1"'
     table = vigie("feeds", "list", "--config", feed_config)
     assert table.exit_code == 0 and "Coastal" in table.stdout
+    # Times relative and short, so that the URL and the error keep the width.
+    [line] = [line for line in table.stdout.splitlines() if "Coastal" in line]
+    assert re.search(r" now +\d+ +0 +in \d+m ", line), table.stdout
 
 
 def listed_urls(config: Path, *options: str) -> list[str]:

@@ -405,6 +405,4 @@ def test_a_redirect_to_a_malformed_address_is_an_error_not_a_bug(server: Loopbac
 def test_the_terminal_gets_no_control_characters_from_stored_text() -> None:
     from monitor.cli_common import escape
 
-    assert (
-        escape("HTTP 500 \x1b[2J\x9bALL GOOD\x07\tand\nmore") == "HTTP 500 ALL GOOD\tand\nmore"
-    )
+    assert escape("HTTP 500 \x1b[2J\x9bALL GOOD\x07\tand\nmore") == "HTTP 500 ALL GOOD\tand\nmore"

@@ -300,7 +300,7 @@ def test_a_misspelt_field_is_named_with_the_fields_there_are() -> None:
 
 
 def test_a_context_word_is_shown_as_context_not_as_an_alias() -> None:
-    """"@calais in content: Jungle, camp" read as if camp were a name of Calais."""
+    """ "@calais in content: Jungle, camp" read as if camp were a name of Calais."""
     index = RuleIndex.build([Rule("r", "@calais")], ENTITIES)
     (match,), mentions = index.match(article(content="Evicted from the Jungle camp at dawn"))
     assert {(e.term, e.text, e.entity) for e in match.evidence} == {
