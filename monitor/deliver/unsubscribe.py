@@ -86,6 +86,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "Vigie"
         sys_version = ""
+        timeout = 10  # seconds a connection may take to send its request: none holds a thread
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # the service's log says who unsubscribed; addresses are not kept
