@@ -188,6 +188,25 @@ def _build_fold_table() -> dict[int, str]:
     return table
 
 
+# Ligatures and ß, which fold keeps as they are (it keeps the length), written out in words:
+# l'œuvre is found by oeuvre, a PDF's "ﬁlm" by film, Straße by strasse, and the other way round.
+_LIGATURES = str.maketrans(
+    {"œ": "oe", "æ": "ae", "ß": "ss", "ĳ": "ij", "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl",
+     "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
+)  # fmt: skip
+HAS_LIGATURE = re.compile("[œæßĳﬀ-ﬆ]")
+
+
+def spelt_out(word: str) -> str:
+    """A folded word with its ligatures written out (œ -> oe): how words are compared."""
+    return word.translate(_LIGATURES) if HAS_LIGATURE.search(word) else word
+
+
+def fold_word(word: str) -> str:
+    """A word as rules compare it: folded, ligatures written out."""
+    return spelt_out(fold(word))
+
+
 _FOLD_TABLE = _build_fold_table()
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _FOLD_TABLE.update(_ASCII_LOWER)

@@ -308,3 +308,28 @@ def test_a_context_word_is_shown_as_context_not_as_an_alias() -> None:
         ("@calais context", "camp", None),
     }
     assert [(m.entity, m.text) for m in mentions] == [("calais", "Jungle")]
+
+
+@pytest.mark.parametrize(
+    ("query", "written", "found"),
+    [
+        ("oeuvre", "L’Œuvre de sa vie", "Œuvre"),
+        ("œuvre", "un chef-d'oeuvre", "oeuvre"),
+        ('"chef d oeuvre"', "un chef-d’œuvre", "chef-d’œuvre"),
+        ("film", "un ﬁlm copié d'un PDF", "ﬁlm"),
+        ("strasse", "Berliner Straße", "Straße"),
+        ("oeuvr*", "ŒUVRES COMPLÈTES", "ŒUVRES"),
+        ("=Œuvre", "L’Œuvre de sa vie", "Œuvre"),
+    ],
+)
+def test_ligatures_are_their_letters_written_out(query: str, written: str, found: str) -> None:
+    """A French reader takes œuvre and oeuvre for one word; each missed the other."""
+    art = article(content=f"Il présente {written}, dit-il.", language="fr")
+    assert matches(query, art)
+    (match,), _ = RuleIndex.build([Rule("r", query)], ENTITIES).match(art)
+    assert [art.content[e.start : e.end] for e in match.evidence] == [found]
+    assert [e.text for e in match.evidence] == [found]
+
+
+def test_an_exact_word_keeps_its_ligature() -> None:
+    assert not matches("=Œuvre", article(content="une Oeuvre", language="fr"))

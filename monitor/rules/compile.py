@@ -7,7 +7,15 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 
-from ..text import STEM_LANGUAGES, TOKEN, fold, language_code, stem_words, without_invisible
+from ..text import (
+    STEM_LANGUAGES,
+    TOKEN,
+    fold,
+    language_code,
+    spelt_out,
+    stem_words,
+    without_invisible,
+)
 from . import ast
 from .document import TEXT_FIELDS
 from .model import Entity
@@ -210,7 +218,9 @@ class Compiler:
         text = without_invisible(unicodedata.normalize("NFC", text))
         searched = text if case else fold(text)
         matches = list(TOKEN.finditer(searched))
-        words = [m.group() for m in matches]
+        # Compared as articles' words are: ligatures written out (œuvre as oeuvre). An exact
+        # (case) word keeps them: it is compared with the text as written.
+        words = [m.group() if case else spelt_out(m.group()) for m in matches]
         # Inside a phrase or alias, a word directly followed by * is a prefix: "asylum seek*".
         starred = {i for i, m in enumerate(matches) if searched[m.end() : m.end() + 1] == "*"}
         if prefix and words:

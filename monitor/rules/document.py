@@ -15,8 +15,10 @@ from itertools import compress, islice
 
 from ..records import Article, Evidence
 from ..text import (
+    HAS_LIGATURE,
     STEM_LANGUAGES,
     base_language,
+    spelt_out,
     stem_generation,
     stemmed_words_of_stem,
     token_starts,
@@ -39,6 +41,13 @@ class FieldText:
         self.text = text
         self.folded = word_text(text)  # spaces between tokens, offsets as in `text`
         self.tokens = self.folded.split()
+        # Tokens with a ligature written out (œuvre -> oeuvre): position -> length as written.
+        self._written: dict[int, int] = {}
+        if HAS_LIGATURE.search(self.folded):
+            for i, token in enumerate(self.tokens):
+                if HAS_LIGATURE.search(token):
+                    self._written[i] = len(token)
+                    self.tokens[i] = spelt_out(token)
         self.languages = languages
         self._where: dict[str, list[int]] = {}
         self._asked = 0  # words present found by str.find so far
@@ -61,7 +70,8 @@ class FieldText:
             if word not in self.word_set:
                 return found
             self._asked += 1
-            if self._asked > _FINDS_BEFORE_INDEXING:
+            # The folded text has "œuvre" where the token says "oeuvre": indexed, not found.
+            if self._asked > _FINDS_BEFORE_INDEXING or self._written:
                 self._index_all()
                 return self._where[word]
             padded, starts, needle = self._padded, self.starts, f" {word} "
@@ -112,9 +122,13 @@ class FieldText:
         return token_starts(self.folded)
 
     def original(self, i: int) -> str:
-        """Token `i` as written (case and accents kept)."""
+        """Token `i` as written (case, accents and ligatures kept)."""
         start = self.starts[i]
-        return self.text[start : start + len(self.tokens[i])]
+        return self.text[start : start + self.written_length(i)]
+
+    def written_length(self, i: int) -> int:
+        """Characters token `i` takes in the text (œuvre: 5, though compared as oeuvre)."""
+        return self._written.get(i) or len(self.tokens[i])
 
 
 class Document:

@@ -39,7 +39,7 @@ def _locate(hit: Hit, doc: Document) -> tuple[tuple[int, int, int], Evidence]:
     ft = doc.field(field)
     starts = ft.starts
     char_start = starts[start]
-    char_end = starts[end - 1] + len(ft.tokens[end - 1])
+    char_end = starts[end - 1] + ft.written_length(end - 1)
     evidence = Evidence(field, char_start, char_end, ft.text[char_start:char_end], label, entity)
     return (_FIELD_ORDER[field], start, end), evidence
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 
-from ..text import fold
+from ..text import fold_word
 from .document import Document, FieldText
 from .stats import HEURISTIC, Key, TermStats
 
@@ -43,7 +43,7 @@ class Part:
                     words = doc.words_of_stem(language, stem)
                     out.extend(ft.stem_positions(language, stem, words))
             return sorted(set(out)) if len(ft.languages) > 1 else out
-        folded = ft.where(fold(self.value))
+        folded = ft.where(fold_word(self.value))
         if not folded:
             return folded
         return [p for p in folded if ft.original(p) == self.value]
@@ -53,7 +53,7 @@ class Part:
             return frozenset({("p", self.value)})
         if self.kind == "s":
             return frozenset((f"s:{language}", stem) for language, stem in self.stems)
-        return frozenset({("w", fold(self.value) if self.kind == "c" else self.value)})
+        return frozenset({("w", fold_word(self.value) if self.kind == "c" else self.value)})
 
 
 Clause = frozenset[str]
@@ -92,13 +92,15 @@ class Seq(Node):
         options = [p.keys() for p in parts]
         for left, right in zip(parts, parts[1:], strict=False):
             if left.kind in ("w", "c") and right.kind in ("w", "c"):
-                options.append(frozenset({("b", f"{fold(left.value)} {fold(right.value)}")}))
+                options.append(
+                    frozenset({("b", f"{fold_word(left.value)} {fold_word(right.value)}")})
+                )
         self._keys = min(options, key=stats.keys_cost)
         # The most common shape, one plain word, takes a short path.
         self.word = parts[0].value if len(parts) == 1 and parts[0].kind == "w" else None
         # Words that must all be in the article: a phrase whose words are absent is ruled out
         # by one subset test, before any position is looked at.
-        self.required = frozenset(fold(p.value) for p in parts if p.kind in ("w", "c"))
+        self.required = frozenset(fold_word(p.value) for p in parts if p.kind in ("w", "c"))
         # Stems and prefixes are checked the same way, against the article's stems and sorted
         # words, before any field is looked at: most stemmed leaves of a rule are absent.
         self.stemmed = tuple(p.stems for p in parts if p.kind == "s")
@@ -184,7 +186,7 @@ class Seq(Node):
         return self._keys
 
     def must(self) -> tuple[Clause, ...]:
-        exact = [fold(p.value) if p.kind in ("w", "c") else None for p in self.parts]
+        exact = [fold_word(p.value) if p.kind in ("w", "c") else None for p in self.parts]
         pairs = [
             frozenset({f"{left} {right}"})
             for left, right in zip(exact, exact[1:], strict=False)
