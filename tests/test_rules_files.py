@@ -436,3 +436,19 @@ def test_aliases_that_look_like_queries_or_wildcards_are_warned_of(tmp_path: Pat
             "wildcard there (a prefix goes in aliases, in any case)",
         ),
     ]
+
+
+def test_the_caret_counts_escapes_and_line_continuations_in_multi_line_strings(
+    tmp_path: Path,
+) -> None:
+    """In a \"\"\" string, \\u00e9 is six characters written and one read, and a backslash
+    ending a line joins it to the next: the caret fell 12 columns left, or on the wrong line."""
+    escaped = 'police AND \\"gaz\\" AND \\u00e9vacu\\u00e9 AND tilte:x'
+    write(tmp_path, "a.toml", f'[[rule]]\nid = "a"\nquery = """\n{escaped}\n"""\n')
+    (error,) = load_rules([tmp_path]).errors
+    assert (error.line, error.column) == (4, escaped.index(":") + 1)
+    assert "'tilte' is not a field" in error.message
+    joined = 'query = """police AND \\\n    gaz AND \\\n    tilte:x"""\n'
+    write(tmp_path, "a.toml", f'[[rule]]\nid = "a"\n{joined}')
+    (error,) = load_rules([tmp_path]).errors
+    assert (error.line, error.column) == (5, len("    tilte") + 1)

@@ -630,26 +630,44 @@ class _Source:
     def query_error(self, rule: Rule, error: QuerySyntaxError) -> RuleError:
         if not rule.query_line:
             return self.error(rule.line, f"rule {rule.id!r}: {error.message}")
-        line = rule.query_line + error.line - 1
-        column = error.column
-        if error.line == 1:
-            column = rule.query_column + self._written_length(line, rule.query_column, column - 1)
+        line, column = self._in_file(rule, error.line, error.column)
         return self.error(line, f"rule {rule.id!r}: {error.message}", column)
 
-    def _written_length(self, line: int, column: int, decoded: int) -> int:
-        """How many characters of the file, from `column` of `line`, hold the first `decoded`
-        characters of a one-line "basic string": each escape (\\" \\\\ \\u00e9) is written
-        longer than the character it stands for, and the caret went left by as much."""
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        start = column - 1
-        if start < 1 or text[start - 1] != '"' or text[max(start - 3, 0) : start] == '"""':
-            return decoded  # a literal string, or a multi-line one: written as it reads
-        at = start
-        for _ in range(decoded):
-            if at >= len(text):
-                break
-            at += {"u": 6, "U": 10}.get(text[at + 1 : at + 2], 2) if text[at] == "\\" else 1
-        return at - start
+    def _in_file(self, rule: Rule, line: int, column: int) -> tuple[int, int]:
+        """Where the query's character at `line`:`column` is written in the file. In a "basic"
+        string each escape (\\" \\\\ \\u00e9) is written longer than the character it stands
+        for, and a backslash ending a line of a multi-line one removes that line break and the
+        spaces after it: counted as the query reads, the caret fell left or lines too high."""
+        target = sum(len(text) + 1 for text in rule.query.split("\n")[: line - 1]) + column - 1
+        at_line, at = rule.query_line, rule.query_column - 1
+        basic = self._basic_string(rule)
+        decoded = 0
+        while decoded < target and 0 < at_line <= len(self.lines):
+            text = self.lines[at_line - 1]
+            if at >= len(text):  # a line break of the file, one in the query
+                at_line, at, decoded = at_line + 1, 0, decoded + 1
+                continue
+            if basic and text[at] == "\\":
+                if not text[at + 1 :].strip():  # a line-ending backslash: no break, no spaces
+                    at_line += 1
+                    while 0 < at_line <= len(self.lines) and not self.lines[at_line - 1].strip():
+                        at_line += 1
+                    following = self.lines[at_line - 1] if at_line <= len(self.lines) else ""
+                    at = len(following) - len(following.lstrip())
+                    continue
+                at += {"u": 6, "U": 10}.get(text[at + 1 : at + 2], 2)
+            else:
+                at += 1
+            decoded += 1
+        return at_line, at + 1
+
+    def _basic_string(self, rule: Rule) -> bool:
+        """Whether the query is written as a "basic" string (escapes), not a 'literal' one."""
+        text = self.lines[rule.query_line - 1] if 0 < rule.query_line <= len(self.lines) else ""
+        before = text[: rule.query_column - 1].rstrip()
+        if not before and rule.query_line > 1:  # after a """ alone on the line above
+            before = self.lines[rule.query_line - 2].rstrip()
+        return before.endswith('"')
 
 
 class RuleBook:
