@@ -155,6 +155,12 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
         ("@calais~ NEAR/5 camp", 1, 8, "~ (all forms of a word) must end a word"),
         ("police =Calais~", 1, 15, "~ (all forms of a word) must end a word"),
         ("@calais* police", 1, 8, "an @entity takes no wildcard *"),
+        (
+            "(police OR (gaz AND slap)\nAND calais",
+            2,
+            11,
+            "expected ): the one opened at “(police OR (gaz AND slap…” is not closed",
+        ),
         ("police @ calais", 1, 8, "@ starts an entity reference"),
     ],
 )

@@ -121,14 +121,14 @@ def parse_query(text: str) -> ast.Query:
         line = text.count("\n") + 1
         column = len(text.rsplit("\n", 1)[-1]) + 1
         raise QuerySyntaxError(
-            _expected_message(e, "the query ends too early"), line, column
+            _expected_message(e, "the query ends too early") + _unclosed(text), line, column
         ) from None
     except UnexpectedToken as e:
         if e.token.type == "$END":
             line = text.count("\n") + 1
             column = len(text.rsplit("\n", 1)[-1]) + 1
             raise QuerySyntaxError(
-                _expected_message(e, "the query ends too early"), line, column
+                _expected_message(e, "the query ends too early") + _unclosed(text), line, column
             ) from None
         what = f"unexpected {str(e.token)!r}"
         raise QuerySyntaxError(_expected_message(e, what), e.line, e.column) from None
@@ -164,6 +164,25 @@ def parse_query(text: str) -> ast.Query:
     if _depth(query) > MAX_DEPTH:
         raise _too_deep()
     return query
+
+
+_QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”|«[^»\n]*»')
+
+
+def _unclosed(text: str) -> str:
+    """Which parenthesis is left open ("" when none is), shown by the words after it: at the
+    end of a long query, "expected )" alone does not say which one."""
+    opened: list[int] = []
+    for at, char in enumerate(_QUOTED.sub(lambda m: " " * len(m.group()), text)):
+        if char == "(":
+            opened.append(at)
+        elif char == ")" and opened:
+            opened.pop()
+    if not opened:
+        return ""
+    after = " ".join(text[opened[-1] :].split())
+    shown = after if len(after) <= 24 else after[:24] + "…"
+    return f": the one opened at “{shown}” is not closed"
 
 
 MAX_DEPTH = 100  # levels of nesting a query may have: the matcher walks trees recursively
