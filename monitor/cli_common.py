@@ -166,6 +166,17 @@ def highlighted(snippet: str) -> Text:
     return out
 
 
+def ago(moment: datetime, now: datetime) -> str:
+    """'3h ago', 'in 12m', 'now': a time relative to `now`, in its largest unit, short enough
+    for a table in a narrow terminal."""
+    seconds = (moment - now).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            amount = f"{int(abs(seconds) // size)}{unit}"
+            return f"in {amount}" if seconds > 0 else f"{amount} ago"
+    return "now"
+
+
 def counted(n: int, noun: str) -> str:
     """'1 feed', '2 feeds', '1 entity', '0 matches': a count with its noun agreeing."""
     if n == 1:

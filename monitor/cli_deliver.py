@@ -13,9 +13,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import click
+from rich import box
 from rich.table import Table
 
 from .cli_common import (
+    ago,
     command_logging,
     config_option,
     console,
@@ -273,7 +275,12 @@ def deliveries_list(
     if as_json:
         click.echo(json.dumps([_row(d) for d in found], indent=2, ensure_ascii=False))
         return
-    table = Table("id", "kind", "to", "status", "matches", "attempts", "created", "next / sent")
+    # Short relative times, and the recipient and error folded, fit a narrow terminal.
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("id", "kind", "to", "status", "matches", "tries", "made", "next / sent"):
+        folds = column in ("to", "status")
+        table.add_column(column, overflow="fold", no_wrap=not folds)
+    now = datetime.now(UTC)
     for d in found:
         status_text = d.status
         if d.last_error:
@@ -286,8 +293,8 @@ def deliveries_list(
             status_text,
             str(d.items),
             str(d.attempts),
-            d.created.strftime("%Y-%m-%d %H:%M:%S"),
-            when.strftime("%Y-%m-%d %H:%M:%S") if when else "-",
+            ago(d.created, now),
+            ago(when, now) if when else "-",
         )
     console.print(table)
 

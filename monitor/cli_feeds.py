@@ -12,7 +12,15 @@ import click
 from rich import box
 from rich.table import Table
 
-from .cli_common import config_option, console, err_console, escape, open_store, operator_errors
+from .cli_common import (
+    ago,
+    config_option,
+    console,
+    err_console,
+    escape,
+    open_store,
+    operator_errors,
+)
 from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError
 from .store import Store, parse_iso
@@ -77,15 +85,7 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
 
 
 def _ago(stamp: str, now: datetime) -> str:
-    """'3h ago', 'in 12m', 'now': when, relative to `now`, in its largest unit."""
-    seconds = (parse_iso(stamp) - now).total_seconds()  # type: ignore[operator]
-    if abs(seconds) < 60:
-        return "now"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if abs(seconds) >= size:
-            amount = f"{int(abs(seconds) // size)}{unit}"
-            return f"in {amount}" if seconds > 0 else f"{amount} ago"
-    return "now"
+    return ago(parse_iso(stamp), now)  # type: ignore[arg-type]
 
 
 def _next(stamp: str | None, now: datetime) -> str:

@@ -385,3 +385,12 @@ def test_a_digest_waiting_to_retry_is_said_and_digest_send_sends_it_now(
     assert re.search(r"Digest #1 for desk \(\d+ articles\) sent", sent.stdout), sent.stdout
     assert [m.recipients for m in smtp.messages] == [["d@example.org"]]
     assert vigie("digest", "send", "desk", "--config", config).stdout == "Nothing new to send.\n"
+
+
+def test_deliveries_list_fits_a_narrow_terminal(bundled: Path) -> None:
+    """Full timestamps took the width: the dates were cut to '2026-12-…' at 80 columns."""
+    vigie("once", "--config", bundled)
+    table = vigie("deliveries", "list", "--config", bundled)
+    [line] = [line for line in table.stdout.splitlines() if " digest " in line]
+    assert re.search(r"\bnewsroom\b.* sent +\d+ +1 +now +now\s*$", line), table.stdout
+    assert "…" not in table.stdout
