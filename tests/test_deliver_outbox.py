@@ -329,3 +329,22 @@ def test_pruning_every_article_forgets_the_deliveries_that_carried_them(daily: V
     assert daily.rows("SELECT count(*) FROM articles") == [(0,)]
     assert daily.rows("SELECT id FROM deliveries") == [(waiting,)]  # still due: it reports
     assert daily.rows("SELECT count(*) FROM delivery_matches") == [(0,)]
+
+
+def test_a_daily_digest_in_the_hour_clocks_repeat_goes_once() -> None:
+    """On the night clocks go back, 02:30 comes twice in Paris: "daily 02:30" sent two
+    digests that day. An hourly schedule still fires every real hour."""
+    fires, at = [], datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    for _ in range(3):
+        at = outbox.next_fire("30 2 * * *", "Europe/Paris", at)
+        fires.append(at)
+    assert fires == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # 02:30 summer time
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),  # 02:30 winter time, the next day
+        datetime(2026, 10, 27, 1, 30, tzinfo=UTC),
+    ]
+    hourly, at = [], datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+    for _ in range(3):
+        at = outbox.next_fire("30 * * * *", "Europe/Paris", at)
+        hourly.append(at.hour)
+    assert hourly == [0, 1, 2]  # 02:30 twice, an hour apart

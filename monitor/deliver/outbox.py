@@ -132,7 +132,18 @@ def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
     fire = cron_trigger(cron, timezone).get_next_fire_time(None, start)
     if fire is None:  # pragma: no cover - config only accepts schedules that fire again
         raise ValueError(f"schedule {cron!r} never fires again")
+    local = fire.astimezone(zone)
+    if "*" not in cron.split()[1] and _second_of_two(local, zone):
+        # "daily 02:30" on the night clocks go back: 02:30 comes twice, the digest once (as
+        # cron runs a job of fixed hours once in the repeated hour).
+        return next_fire(cron, timezone, fire.astimezone(UTC))
     return fire.astimezone(UTC)
+
+
+def _second_of_two(local: datetime, zone: ZoneInfo) -> bool:
+    """Whether this local time is the second time the clock shows it (clocks went back)."""
+    first = local.replace(fold=0).astimezone(UTC)
+    return first != local.replace(fold=1).astimezone(UTC) and local.astimezone(UTC) != first
 
 
 def digest_due(subscriber: SubscriberConfig, next_due: datetime | None, now: datetime) -> bool:
