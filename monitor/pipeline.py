@@ -382,6 +382,7 @@ def poll_due(
     on_feed_done: Callable[[PollOutcome], None] | None = None,
     force: bool = False,
     readers: FeedReaders | None = None,
+    stop: threading.Event | None = None,
 ) -> CycleSummary:
     """Poll every feed that is due (with force=True, every feed but those whose server asked
     for time) and store what is new; with `readers`, bodies are read and matched in worker
@@ -453,6 +454,10 @@ def poll_due(
         try:
             quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
             for future in as_completed(futures):
+                if stop is not None and stop.is_set():
+                    # The service is stopping: the feeds not stored yet stay due and are
+                    # polled at its next start (a cycle of minutes held SIGTERM that long).
+                    break
                 outcome = future.result()
                 waiting.release()
                 if outcome.unread:

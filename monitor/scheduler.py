@@ -103,9 +103,10 @@ def poll_job(
     config: Config,
     rulebook: RuleBook,
     readers: ReaderPool | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     now = datetime.now(UTC)
-    summary = poll_due(store, session, config, rulebook.index, now, readers=readers)
+    summary = poll_due(store, session, config, rulebook.index, now, readers=readers, stop=stop)
     if summary.feeds_polled:
         log.info(
             "polled %d feeds: %d new articles, %d updated, %d new matches, %d errors",
@@ -181,7 +182,7 @@ def run_service(
         poll_job,
         IntervalTrigger(seconds=config.polling.tick),
         id="poll-feeds",
-        args=(store, session, config, rulebook, readers),
+        args=(store, session, config, rulebook, readers, stop),
         next_run_time=now,
         max_instances=1,
         coalesce=True,

@@ -838,3 +838,38 @@ def test_a_feed_added_by_hand_and_moved_is_still_found_under_the_address_it_was_
     removed = vigie("feeds", "remove", old, "--config", config)
     assert removed.exit_code == 0, removed.output
     assert listed_urls(config) == []
+
+
+def test_sigterm_during_a_long_poll_stops_after_the_feeds_in_hand(
+    server: LoopbackServer, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The service finished the whole cycle before stopping: with thousands of feeds that
+    outlasts systemd's stop timeout. The feeds not stored yet stay due for the next start."""
+    urls = []
+    for i in range(20):
+        server.route(f"/slow{i}.rss", RSS, delay=1.0)
+        urls.append(server.url(f"/slow{i}.rss"))
+    config = write_config(urls, fetch={"concurrency": 2}, polling={"processes": 0})
+    log = tmp_path / "run.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        database = tmp_path / "data" / "vigie.db"
+        wait_for(lambda: article_count(database) > 0, "the first feeds stored", log)
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert process.wait(timeout=30) == 0, log.read_text()
+        stopped_in = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert stopped_in < 5, f"took {stopped_in:.1f}s; the cycle needs ~10s"  # not the whole cycle
+    with sqlite3.connect(database) as db:
+        [(polled,)] = db.execute("SELECT count(*) FROM feeds WHERE last_polled IS NOT NULL")
+    assert 0 < polled < 20
+    assert "Traceback" not in log.read_text()
