@@ -82,6 +82,11 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("apscheduler.executors").setLevel(
         logging.NOTSET if verbose else logging.WARNING
     )
+    # A poll longer than the tick: the next tick finds it running and is skipped, which is the
+    # point of max_instances=1, not news worth a warning every tick.
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in record.getMessage()
+    )
 
 
 @contextmanager
