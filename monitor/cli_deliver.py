@@ -187,7 +187,8 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     created = open_digests(store, config.delivery, now, names, force=True)
     # Now means now: a digest waiting to retry goes too.
     chosen = names or [s.name for s in config.delivery.subscribers]
-    if not created and not store.hasten("digest", chosen, now):
+    waiting = store.hasten("digest", chosen, now)  # whether or not something new was made
+    if not created and not waiting:
         console.print("Nothing new to send.")
         store.close()
         return

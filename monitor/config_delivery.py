@@ -388,12 +388,12 @@ def _smtp(raw: dict, path: str) -> SmtpConfig | None:
 
 
 def _listen(value: str, path: str) -> tuple[str, int]:
-    """'127.0.0.1:8025' or '[::1]:8025' -> (host, port)."""
+    """'127.0.0.1:8070' or '[::1]:8070' -> (host, port)."""
     host, _, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(
-            path, "delivery.listen", 'expected a host and port, like "127.0.0.1:8025"', value
+            path, "delivery.listen", 'expected a host and port, like "127.0.0.1:8070"', value
         )
     return host, int(port)
 

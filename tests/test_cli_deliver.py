@@ -394,3 +394,23 @@ def test_deliveries_list_fits_a_narrow_terminal(bundled: Path) -> None:
     [line] = [line for line in table.stdout.splitlines() if " digest " in line]
     assert re.search(r"\bnewsroom\b.* sent +\d+ +1 +now +now\s*$", line), table.stdout
     assert "…" not in table.stdout
+
+
+def test_digest_send_sends_a_digest_waiting_to_retry_beside_a_new_one(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """With something new made for another subscriber, the digest waiting for its retry was
+    left to its retry time."""
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    team = {**desk, "name": "team", "email": "t@example.org", "schedule": "0 8 1 1 *"}
+    config = write_delivery_config(
+        tmp_path, subscribers=[desk, {**team, "send_empty": True}], smtp=smtp.smtp_settings()
+    )
+    smtp.replies = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
+    vigie("once", "--config", config)  # both digests wait for their retry
+    sent = vigie("digest", "send", "--config", config)  # team also gets an empty one
+    assert sorted(m.recipients[0] for m in smtp.messages) == [
+        "d@example.org",
+        "t@example.org",
+        "t@example.org",
+    ], sent.stdout

@@ -213,4 +213,4 @@ def test_listen_is_a_host_and_port(tmp_path: Path, value: str, expected: object)
 @pytest.mark.parametrize("value", ["8025", "localhost", "127.0.0.1:0", "127.0.0.1:99999"])
 def test_listen_without_a_usable_port_is_an_error(tmp_path: Path, value: str) -> None:
     message = error(tmp_path, f'[delivery]\nlisten = "{value}"\n')
-    assert message.startswith('delivery.listen: expected a host and port, like "127.0.0.1:8025"')
+    assert message.startswith('delivery.listen: expected a host and port, like "127.0.0.1:8070"')

@@ -25,7 +25,7 @@ from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
 
 from monitor.cli import main
 from monitor.deliver.dispatch import open_digests
-from monitor.deliver.unsubscribe import UnsubscribeServer
+from monitor.deliver.unsubscribe import MOST_AT_ONCE, UnsubscribeServer
 from monitor.records import Match
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -212,3 +212,50 @@ def test_vigie_run_says_when_it_cannot_listen_there(tmp_path: Path) -> None:
         in line
     )
     assert "Traceback" not in result.stderr
+
+
+def raw(page: UnsubscribeServer, request: bytes) -> bytes:
+    with socket.create_connection(page.address, timeout=5) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_after_unsubscribing_the_link_says_so_and_other_requests_are_refused(
+    vigie: Vigie, page: UnsubscribeServer
+) -> None:
+    token = vigie.store.subscriber_state("desk")["token"]  # type: ignore[index]
+    link = served(page, f"{BASE}/unsubscribe/desk/{token}")
+    assert "Unsubscribed" in requests.post(link, timeout=5).text
+    again = requests.get(link, timeout=5)
+    assert again.status_code == 200 and "Already unsubscribed" in again.text
+    assert "<form" not in again.text
+    head = requests.head(link, timeout=5)
+    assert head.status_code == 405 and head.headers["Allow"] == "GET, POST"
+    path = f"/unsubscribe/team/{token}".encode()
+    for length in (b"abc", b"-1", b"1e3"):  # parsed by int() or read until the client left
+        answer = raw(
+            page, b"POST " + path + b" HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.0 400 "), answer[:60]
+    assert unsubscribed(vigie) == {"desk": NOW.isoformat(), "team": None}
+
+
+def test_connections_that_send_nothing_hold_the_page_only_so_many_at_a_time(
+    vigie: Vigie, page: UnsubscribeServer
+) -> None:
+    """Each idle connection held a thread for as long as it stayed open, with no limit: a
+    review's 3,000 slow connections stalled the whole service."""
+    idle = [socket.create_connection(page.address, timeout=5) for _ in range(MOST_AT_ONCE)]
+    try:
+        for connection in idle:
+            connection.sendall(b"GET /unsubscribe/desk/x HTTP/1.1\r\nX-Slow: ")
+        time.sleep(0.3)
+        assert raw(page, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 503 ")
+    finally:
+        for connection in idle:
+            connection.close()
+    time.sleep(0.3)
+    assert raw(page, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 404 ")

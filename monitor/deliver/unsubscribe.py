@@ -6,6 +6,10 @@ and link previews open links, and must not unsubscribe anyone. A POST, the mail 
 one-click request or that button, records the unsubscription (Store.unsubscribe): no digest is
 made or sent for the subscriber until `vigie digest resubscribe`. A wrong name or token is
 "not found", either way, so the page tells nothing of who subscribes.
+
+The page must not become a way into the service: a connection has `timeout` seconds to send its
+request, at most `MOST_AT_ONCE` are answered at a time (the others get 503 at once), and every
+answer reads one shared connection to the database rather than opening one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,14 +34,27 @@ log = logging.getLogger(__name__)
 
 _PATH = re.compile(r"^/unsubscribe/([^/?#]+)/([^/?#]+)/?(?:\?.*)?$")
 _LARGEST_BODY = 4096  # a one-click POST carries "List-Unsubscribe=One-Click"
+MOST_AT_ONCE = 16  # requests answered at the same time
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 def _page(state: str, name: str = "") -> bytes:
-    """The page for `state` (ask, done, unknown), from templates/unsubscribe.html."""
+    """The page for `state` (ask, done, unknown, busy), from templates/unsubscribe.html."""
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined
     )
     return environment.get_template("unsubscribe.html").render(state=state, name=name).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # the default backlog of 5 refused bursts of honest clicks
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client gone mid-answer, or a request that broke the handler: one line in the
+        service's log, not a traceback on its stderr."""
+        error = sys.exc_info()[1]
+        log.warning("unsubscribe page: a request failed (%s: %s)", type(error).__name__, error)
 
 
 class UnsubscribeServer:
@@ -48,9 +66,15 @@ class UnsubscribeServer:
         database: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.database, self.clock = database, clock
-        self.httpd = ThreadingHTTPServer(address, _handler(self))
-        self.httpd.daemon_threads = True
+        self.clock = clock
+        self.store = Store(database)
+        self._store_lock = threading.Lock()  # the connection serves one answer at a time
+        self.turns = threading.BoundedSemaphore(MOST_AT_ONCE)
+        try:
+            self.httpd = _Server(address, _handler(self))
+        except BaseException:
+            self.store.close()
+            raise
         self.address = self.httpd.server_address[:2]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, name="unsubscribe", daemon=True
@@ -63,72 +87,100 @@ class UnsubscribeServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._store_lock:
+            self.store.close()
 
-    def subscriber(self, name: str, token: str) -> bool:
-        """Whether `token` is the subscriber's (compared in constant time)."""
-        store = Store(self.database)
-        try:
-            state = store.subscriber_state(name)
-        finally:
-            store.close()
-        return bool(state and state["token"] and hmac.compare_digest(state["token"], token))
+    def state(self, name: str, token: str) -> str:
+        """ "ask" when `token` is the subscriber's (compared in constant time), "gone" when they
+        unsubscribed already, "unknown" otherwise."""
+        with self._store_lock:
+            row = self.store.subscriber_state(name)
+        if not (row and row["token"] and hmac.compare_digest(row["token"], token)):
+            return "unknown"
+        return "gone" if row["unsubscribed"] else "ask"
 
     def unsubscribe(self, name: str) -> None:
-        store = Store(self.database)
-        try:
-            store.unsubscribe(name, self.clock())
-        finally:
-            store.close()
+        with self._store_lock:
+            self.store.unsubscribe(name, self.clock())
         log.info("subscriber unsubscribed", extra={"subscriber": name})
 
 
 def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = "Vigie"
-        sys_version = ""
         timeout = 10  # seconds a connection may take to send its request: none holds a thread
+
+        def version_string(self) -> str:
+            return "Vigie"
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # the service's log says who unsubscribed; addresses are not kept
 
+        def handle_one_request(self) -> None:
+            if not server.turns.acquire(blocking=False):
+                # Not read, not parsed: a bare answer, and the connection closed.
+                self.wfile.write(_BUSY)
+                self.close_connection = True
+                return
+            try:
+                super().handle_one_request()
+            finally:
+                server.turns.release()
+
         def do_GET(self) -> None:
-            found = self._subscriber()
-            if found:
-                self._answer(200, _page("ask", found))
+            name, state = self._subscriber()
+            if state != "unknown":
+                self._answer(200, _page(state, name))
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > _LARGEST_BODY:
-                self._answer(413, b"")
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit():
+                self._answer(400, _page("unknown"))
                 return
-            self.rfile.read(length)
-            found = self._subscriber()
-            if found:
-                server.unsubscribe(found)
-                self._answer(200, _page("done", found))
+            if int(length) > _LARGEST_BODY:
+                self._answer(413, _page("unknown"))
+                return
+            self.rfile.read(int(length))
+            name, state = self._subscriber()
+            if state == "ask":
+                server.unsubscribe(name)
+                state = "done"
+            if state != "unknown":
+                self._answer(200, _page(state, name))
 
-        def _subscriber(self) -> str:
-            """The subscriber the path names with their token, or "" (answered 404)."""
+        def _other(self) -> None:
+            self._answer(405, _page("unknown"), allow="GET, POST")
+
+        do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other  # noqa: N815
+
+        def _subscriber(self) -> tuple[str, str]:
+            """(name, state) of the subscriber the path names with their token; a path that
+            names none is answered 404 here."""
             match = _PATH.match(self.path)
             if match:
                 name, token = unquote(match.group(1)), unquote(match.group(2))
                 try:
-                    if server.subscriber(name, token):
-                        return name
-                except Exception:  # the database unreadable: say so in the log, not the page
+                    state = server.state(name, token)
+                except Exception:  # the database unreadable: said in the log, not the page
                     log.exception("unsubscribe page: could not read the subscribers")
-                    self._answer(503, _page("unknown"))
-                    return ""
+                    self._answer(503, _page("busy"))
+                    return "", "unknown"
+                if state != "unknown":
+                    return name, state
             self._answer(404, _page("unknown"))
-            return ""
+            return "", "unknown"
 
-        def _answer(self, status: int, body: bytes) -> None:
+        def _answer(self, status: int, body: bytes, allow: str = "") -> None:
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("Referrer-Policy", "no-referrer")
+            if allow:
+                self.send_header("Allow", allow)
+            self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.close_connection = True
 
     return Handler
