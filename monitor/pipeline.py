@@ -314,14 +314,17 @@ def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: 
     failed = outcome.error is not None
     error_count = feed.error_count + 1 if failed else 0
     answered = now + timedelta(seconds=outcome.answered_after)
+    next_poll = next_poll_time(
+        feed.interval, error_count, answered, config.polling.max_backoff, result.retry_after
+    )
     return FeedState(
+        # The server's Retry-After, as the service honours it (capped at max_backoff).
+        asked_until=next_poll if failed and result.retry_after else None,
         status=result.status,
         error=outcome.error,
         error_count=error_count,
         polled=answered,
-        next_poll=next_poll_time(
-            feed.interval, error_count, answered, config.polling.max_backoff, result.retry_after
-        ),
+        next_poll=next_poll,
         url=result.permanent_url,
         title=outcome.title or None,
         success=not failed,
@@ -390,14 +393,13 @@ def poll_due(
     summary = CycleSummary()
     if force:
         # `vigie once` polls what is not due yet (a feed that failed included: the operator
-        # may have mended it), but not a feed whose server asked for time, 429 Too Many
-        # Requests or 503 Unavailable: run from cron, it hammered what the service leaves
-        # alone until then.
+        # may have mended it), but not a feed whose server asked for time (a 429 or 503 with
+        # Retry-After): run from cron, it hammered what the service leaves alone until then.
         feeds = []
         for row in store.feeds():
-            until = parse_iso(row["next_poll"])
-            if row["last_status"] in (429, 503) and until and until > now:
-                summary.waiting.append((row["url"], row["next_poll"], row["last_error"] or ""))
+            until = parse_iso(row["asked_until"])
+            if until and until > now:
+                summary.waiting.append((row["url"], row["asked_until"], row["last_error"] or ""))
             else:
                 feeds.append(store.feed(row["id"], config.polling.interval))
     else:

@@ -800,7 +800,7 @@ def test_once_leaves_alone_a_feed_whose_server_asked_for_time(
     polled again (the operator may have mended it)."""
     server.route("/good.rss", RSS)
     server.route("/busy.rss", b"slow down", status=429, headers={"Retry-After": "600"})
-    server.route("/down.rss", b"", status=500)
+    server.route("/down.rss", b"", status=503)  # no Retry-After: the server asked nothing
     config = write_config(
         [server.url("/good.rss"), server.url("/busy.rss"), server.url("/down.rss")]
     )

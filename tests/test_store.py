@@ -62,6 +62,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m010_ids_never_reused",
         "m011_added_url",
         "m012_unsubscribed",
+        "m013_asked_until",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -209,6 +209,7 @@ class FeedQueries:
             "error_count": state.error_count,
             "next_poll": iso(state.next_poll),
             "last_polled": iso(state.polled),
+            "asked_until": iso(state.asked_until) if state.asked_until else None,
         }
         if state.success:
             values["last_success"] = iso(state.polled)

@@ -41,6 +41,7 @@ class FeedState:
     success: bool = False
     new_items: int = 0
     seen_items: tuple[tuple[str, str, str], ...] | None = None  # None: keep what the feed had
+    asked_until: datetime | None = None  # when the server's Retry-After ends
 
 
 ARTICLE_SELECT = (

@@ -375,3 +375,11 @@ def m012_unsubscribed(db: sqlite_utils.Database) -> None:
     """When a subscriber unsubscribed (the one-click link of a digest, or `vigie digest
     unsubscribe`): no digest is made or sent for them until `vigie digest resubscribe`."""
     db["subscribers"].add_column("unsubscribed", str)
+
+
+@migrations()
+def m013_asked_until(db: sqlite_utils.Database) -> None:
+    """`asked_until`: the time a feed's server asked not to be polled before (Retry-After),
+    kept apart from the backoff of a failure: `vigie once` leaves such a feed alone, and polls
+    again one that only failed."""
+    db["feeds"].add_column("asked_until", str)
