@@ -22,9 +22,9 @@ from rich.text import Text
 
 from .config import Config
 from .deliver import dispatch
-from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError, RuleError, VigieError
+from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
 from .pipeline import outcome_log as feed_outcomes
-from .scheduler import database_lock
+from .scheduler import database_lock, service_running
 from .store import Store
 from .text import ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
@@ -210,14 +210,8 @@ def open_store(config: Config, *, holding_lock: bool = False) -> Store:
     effect when it restarts, not when a command such as `feeds list` happens to run beside it
     (which also had to wait for the service's write lock)."""
     store = open_database(config)
-    if not holding_lock:
-        try:
-            with locked_database(config):
-                _sync_config(store, config)
-        except AlreadyRunningError:
-            pass
-        return store
-    _sync_config(store, config)
+    if holding_lock or not service_running(config.database):
+        _sync_config(store, config)
     return store
 
 

@@ -64,6 +64,24 @@ def database_lock(database: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def service_running(database: Path) -> bool:
+    """Whether a `vigie run` (or `once`) holds the database now. The lock is tried and let go
+    at once: a command that held it while it did its work was, for that time, taken for a
+    running service by `once`, `run` and `digest send`."""
+    lock_path = database.with_name(database.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: never run here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing lets go of the lock, if it was taken
+    return False
+
+
 def keep_long_lived() -> None:
     """Leave the objects alive now, the compiled rules above all, out of future garbage
     collections. A full collection walks every tracked object: with 10k rules loaded it took

@@ -875,3 +875,18 @@ def test_sigterm_during_a_long_poll_stops_after_the_feeds_in_hand(
     assert "Traceback" not in log.read_text()
     # The 1 s tick found the poll running, time after time: expected, not worth a warning.
     assert "maximum number of running instances" not in log.read_text()
+
+
+def test_a_command_only_looks_at_the_service_lock_and_never_holds_it(tmp_path: Path) -> None:
+    """`feeds list` held the service's lock while it synced config.toml (seconds, with
+    thousands of feeds): a `once` from cron, or `vigie run`, starting then was refused as if
+    a service ran, and `digest send` said "Queued" with no service to send it."""
+    from monitor.scheduler import service_running
+
+    database = tmp_path / "data" / "vigie.db"
+    assert not service_running(database)  # never run here: no lock file
+    with database_lock(database):
+        assert service_running(database)
+    assert not service_running(database)
+    with database_lock(database):  # the look left it free
+        pass
