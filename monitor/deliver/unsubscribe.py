@@ -142,7 +142,12 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
             self.rfile.read(int(length))
             name, state = self._subscriber()
             if state == "ask":
-                server.unsubscribe(name)
+                try:
+                    server.unsubscribe(name)
+                except Exception:  # the database busy past its wait: say so, change nothing
+                    log.exception("unsubscribe page: could not record it")
+                    self._answer(503, _page("busy"))
+                    return
                 state = "done"
             if state != "unknown":
                 self._answer(200, _page(state, name))
