@@ -206,15 +206,7 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
 @operator_errors
 def digest_unsubscribe(subscriber: str, config_path: str) -> None:
     """Stop SUBSCRIBER's digests (for a request that came by email), as their link would."""
-    config = load_config(config_path)
-    name = _subscriber(config, subscriber).name
-    store = open_database(config)
-    try:
-        sync_subscribers(store, config.delivery, datetime.now(UTC))  # a new one has no row yet
-        store.unsubscribe(name, datetime.now(UTC))
-        state = store.subscriber_state(name) or {}
-    finally:
-        store.close()
+    name, state = _change_subscription(config_path, subscriber, Store.unsubscribe)
     console.print(
         f"{escape(name)} unsubscribed {escape(state.get('unsubscribed') or '')}: no more "
         "digests (remove them from config.toml, or `vigie digest resubscribe`).",
@@ -228,15 +220,25 @@ def digest_unsubscribe(subscriber: str, config_path: str) -> None:
 @operator_errors
 def digest_resubscribe(subscriber: str, config_path: str) -> None:
     """Send SUBSCRIBER digests again, of matches made from now on."""
+    name, _ = _change_subscription(config_path, subscriber, Store.resubscribe)
+    console.print(f"{escape(name)} receives digests again, of matches made from now on.")
+
+
+def _change_subscription(
+    config_path: str, subscriber: str, change: Callable[[Store, str, datetime], bool]
+) -> tuple[str, dict]:
+    """Apply `change` (Store.unsubscribe or resubscribe) to the subscriber; their name and
+    stored state after it."""
     config = load_config(config_path)
     name = _subscriber(config, subscriber).name
+    now = datetime.now(UTC)
     store = open_database(config)
     try:
-        sync_subscribers(store, config.delivery, datetime.now(UTC))  # a new one has no row yet
-        store.resubscribe(name, datetime.now(UTC))
+        sync_subscribers(store, config.delivery, now)  # a new subscriber has no row yet
+        change(store, name, now)
+        return name, store.subscriber_state(name) or {}
     finally:
         store.close()
-    console.print(f"{escape(name)} receives digests again, of matches made from now on.")
 
 
 @click.group()
