@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import REPO, SAMPLES, LoopbackServer
 from identity_support import Item, rss
+from process_support import running, stop
 
 from monitor.cli import main
 from monitor.scheduler import database_lock
@@ -851,23 +852,12 @@ def test_sigterm_during_a_long_poll_stops_after_the_feeds_in_hand(
         urls.append(server.url(f"/slow{i}.rss"))
     config = write_config(urls, fetch={"concurrency": 2}, polling={"processes": 0})
     log = tmp_path / "run.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        database = tmp_path / "data" / "vigie.db"
+    database = tmp_path / "data" / "vigie.db"
+    with running(config, log, "run") as process:
         wait_for(lambda: article_count(database) > 0, "the first feeds stored", log)
-        process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        assert process.wait(timeout=30) == 0, log.read_text()
+        stop(process, log)
         stopped_in = time.monotonic() - started
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert stopped_in < 5, f"took {stopped_in:.1f}s; the cycle needs ~10s"  # not the whole cycle
     with sqlite3.connect(database) as db:
         [(polled,)] = db.execute("SELECT count(*) FROM feeds WHERE last_polled IS NOT NULL")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ import requests
 from click.testing import CliRunner
 from conftest import REPO
 from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
+from process_support import running, stop, wait_until
 
 from monitor.cli import main
 from monitor.deliver.dispatch import open_digests
@@ -164,17 +164,8 @@ def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path) -> None:
         delivery={"public_base_url": BASE, "listen": f"127.0.0.1:{port}"},
     )
     log = tmp_path / "run.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "vigie running" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with running(config, log, "run") as process:
+        wait_until(lambda: "vigie running" in log.read_text(), "the service to start", log)
         assert f"unsubscribe links answered at 127.0.0.1:{port}" in log.read_text()
         database = tmp_path / "data" / "vigie.db"
         with sqlite3.connect(database) as db:
@@ -184,9 +175,7 @@ def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path) -> None:
         with sqlite3.connect(database) as db:
             [(when,)] = db.execute("SELECT unsubscribed FROM subscribers WHERE name = 'desk'")
         assert when is not None
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()
+        stop(process, log)
     assert "Traceback" not in log.read_text()
 
 
