@@ -256,9 +256,9 @@ def test_deliveries_go_when_retention_has_pruned_their_matches(daily: Vigie) -> 
     assert daily.rows("SELECT count(*) FROM deliveries") == [(0,)]
 
 
-def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: Vigie) -> None:
-    """One alert per story: a copy that joins the story after its digest went is left out,
-    under the rules that story was sent for; under another rule it is news to the subscriber."""
+def a_story_told_then_copied(daily: Vigie, outcome: str = "") -> tuple[int, str, int]:
+    """A digest carrying a story's article under a rule (given `outcome`, if any), then another
+    outlet's copy joining that story, matched by that rule: (digest, rule, copy)."""
     daily.poll(NOW)
     [first] = open_digests(daily.store, daily.config.delivery, NOW, force=True)
     [(told, rule)] = daily.rows(
@@ -266,12 +266,21 @@ def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: V
     )
     [(story,)] = daily.rows("SELECT story_id FROM articles WHERE id = ?", (told,))
     assert story is not None
-    other = "a-rule-added-later"
+    if outcome:
+        daily.store.record_attempt(first, outcome, NOW, last_status=554, last_error="rejected")
     with daily.store.transaction():
         daily.rows("INSERT INTO articles (feed_id, guid, title) VALUES (1, 'copy', 'A copy')")
         [(copy,)] = daily.rows("SELECT id FROM articles WHERE guid = 'copy'")
         daily.store.join_story(copy, story, NOW)
         daily.store.record_matches(copy, 1, [Match(copy, rule, 1.0, (), tags=(rule,))], NOW)
+    return first, rule, copy
+
+
+def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: Vigie) -> None:
+    """One alert per story: a copy that joins the story after its digest went is left out,
+    under the rules that story was sent for; under another rule it is news to the subscriber."""
+    _, rule, copy = a_story_told_then_copied(daily)
+    other = "a-rule-added-later"
     later = NOW + timedelta(minutes=5)
     assert open_digests(daily.store, daily.config.delivery, later, force=True) == []
     with daily.store.transaction():
@@ -290,18 +299,7 @@ def test_a_later_outlets_copy_goes_when_the_storys_digest_never_arrived(
 ) -> None:
     """The copy was left out because a digest had carried the story, though that digest was
     refused for good (a 554) or gave up retrying: the subscriber never heard of the story."""
-    daily.poll(NOW)
-    [first] = open_digests(daily.store, daily.config.delivery, NOW, force=True)
-    [(told, rule)] = daily.rows(
-        "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ? LIMIT 1", (first,)
-    )
-    [(story,)] = daily.rows("SELECT story_id FROM articles WHERE id = ?", (told,))
-    daily.store.record_attempt(first, outcome, NOW, last_status=554, last_error="rejected")
-    with daily.store.transaction():
-        daily.rows("INSERT INTO articles (feed_id, guid, title) VALUES (1, 'copy', 'A copy')")
-        [(copy,)] = daily.rows("SELECT id FROM articles WHERE guid = 'copy'")
-        daily.store.join_story(copy, story, NOW)
-        daily.store.record_matches(copy, 1, [Match(copy, rule, 1.0, (), tags=(rule,))], NOW)
+    first, rule, copy = a_story_told_then_copied(daily, outcome)
     later = NOW + timedelta(minutes=5)
     [second] = open_digests(daily.store, daily.config.delivery, later, force=True)
     assert daily.rows(
