@@ -46,7 +46,7 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     config = load_config(config_path)
     store = open_store(config)
     rows = store.feeds(include_retired=show_all)
-    _say_config_drift(store.feeds(), config)
+    _say_config_drift(store.feeds() if show_all else rows, config)
     if as_json:
         click.echo(json.dumps(list(map(feed_json, rows)), indent=2, ensure_ascii=False))
         return

@@ -423,14 +423,15 @@ def poll_due(
     started = time.monotonic()
     # Politeness: at most fetch.per_host connections to one host at once, its feeds spread
     # through the cycle (200 sections of one newspaper were 8 parallel requests, 27 a second).
-    feeds = _host_by_host(feeds)
+    host_of = {feed.id: _host(feed) for feed in feeds}
+    feeds = _host_by_host(feeds, host_of)
     per_host = {
-        host: threading.Semaphore(config.fetch.per_host) for host in map(_host, feeds) if host
+        host: threading.Semaphore(config.fetch.per_host) for host in host_of.values() if host
     }
 
     def fetch(feed: Feed) -> PollOutcome:
         waiting.acquire()  # released when this thread takes the outcome
-        turn = per_host.get(_host(feed))
+        turn = per_host.get(host_of[feed.id])
         if turn is not None:
             turn.acquire()
         try:
@@ -498,12 +499,12 @@ def _host(feed: Feed) -> str:
         return ""
 
 
-def _host_by_host(feeds: list[Feed]) -> list[Feed]:
+def _host_by_host(feeds: list[Feed], host_of: Mapping[int, str]) -> list[Feed]:
     """The feeds in turn by host (a1, b1, c1, a2, b2, a3...), each host's in their order, so
     the fetch threads are not all waiting on one host's turn while others wait unasked."""
     by_host: dict[str, list[Feed]] = {}
     for feed in feeds:
-        by_host.setdefault(_host(feed), []).append(feed)
+        by_host.setdefault(host_of[feed.id], []).append(feed)
     rounds = zip_longest(*by_host.values())
     return [feed for round_ in rounds for feed in round_ if feed is not None]
 

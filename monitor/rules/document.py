@@ -43,7 +43,8 @@ class FieldText:
         self.tokens = self.folded.split()
         # Tokens with a ligature written out (œuvre -> oeuvre): position -> length as written.
         self._written: dict[int, int] = {}
-        if HAS_LIGATURE.search(self.folded):
+        # isascii() is one C pass; most fields are ASCII once folded, and skip the search.
+        if not self.folded.isascii() and HAS_LIGATURE.search(self.folded):
             for i, token in enumerate(self.tokens):
                 if HAS_LIGATURE.search(token):
                     self._written[i] = len(token)
