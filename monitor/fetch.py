@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import math
 import time
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -154,6 +155,17 @@ def _read_response(
             etag=feed.etag,
             last_modified=feed.last_modified,
             body_hash=feed.body_hash,  # kept, so a later 200 with the same body is unchanged
+        )
+    if status == 410:
+        # Gone: the publisher says the feed was removed for good. It is asked no more often
+        # than polling.max_backoff (retry_after is capped there), by `vigie once` too, rather
+        # than every interval doubled, a few times a day.
+        _finish(response)
+        return FetchResult(
+            **common,
+            retry_after=math.inf,
+            error="HTTP 410 Gone: the publisher removed this feed; asked again once per"
+            " polling.max_backoff",
         )
     if status in (429, 503) or status >= 400:
         _finish(response)

@@ -64,7 +64,7 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     permanent_url: str | None = None  # set when a permanent redirect moved the feed
-    retry_after: float | None = None  # seconds, from a 429/503 Retry-After
+    retry_after: float | None = None  # seconds, from a 429/503 Retry-After; 410 Gone: inf
     error: str | None = None
     unchanged: bool = False  # 304, or a body identical to the last one
 

@@ -356,6 +356,26 @@ def test_retry_after_is_capped_by_max_backoff(
     assert NOW + timedelta(minutes=54) <= next_poll <= NOW + timedelta(hours=1)
 
 
+def test_a_gone_feed_is_asked_again_only_after_max_backoff(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A 410 was retried like any failure: every interval, doubled, a few times a day for good;
+    and `vigie once` from cron asked at every run."""
+    server.route("/gone.rss", b"gone", status=410)
+    svc = service(
+        [{"url": server.url("/gone.rss"), "interval": "1m"}], polling={"max_backoff": "6h"}
+    )
+    [(_, error)] = svc.poll().errors
+    assert error.startswith("HTTP 410 Gone: the publisher removed this feed")
+    assert parse_iso(svc.feed_row("/gone.rss")["next_poll"]) == NOW + timedelta(hours=6)
+    later = svc.poll(NOW + timedelta(hours=1))  # `vigie once` an hour later
+    assert later.feeds_polled == 0
+    assert [url for url, _, _ in later.waiting] == [server.url("/gone.rss")]
+    server.route("/gone.rss", RSS)  # back, by mistake undone
+    assert svc.poll(NOW + timedelta(hours=7)).new_articles == RSS_ITEMS
+    assert svc.feed_row("/gone.rss")["last_error"] is None
+
+
 def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:
     server.route("/feed.rss", RSS)
     svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
