@@ -18,7 +18,6 @@ from .cli_common import (
     config_option,
     configure_logging,
     console,
-    counted,
     err_console,
     escape,
     highlighted,
@@ -38,6 +37,7 @@ from .rules.stats import HEURISTIC, TermStats
 from .scheduler import log_undeliverable, run_service
 from .store import Store
 from .store.articles import fts_words
+from .text import counted
 
 
 def term_stats(store: Store) -> TermStats:

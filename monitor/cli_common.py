@@ -182,15 +182,6 @@ def ago(moment: datetime, now: datetime) -> str:
     return "now"
 
 
-def counted(n: int, noun: str) -> str:
-    """'1 feed', '2 feeds', '1 entity', '0 matches': a count with its noun agreeing."""
-    if n == 1:
-        return f"1 {noun}"
-    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
-        return f"{n} {noun[:-1]}ies"
-    return f"{n} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
-
-
 def escape(text: str) -> str:
     """Text for the terminal: rich's markup escaped, and control characters other than line
     breaks and tabs dropped (a feed's error stored before they were dropped at the source,

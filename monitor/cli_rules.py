@@ -15,7 +15,6 @@ from rich.text import Text
 from .cli_common import (
     config_option,
     console,
-    counted,
     err_console,
     highlighted,
     open_database,
@@ -32,7 +31,7 @@ from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
 from .store import Store
-from .text import html_to_text, language_code, normalise_space, without_lone_surrogates
+from .text import counted, html_to_text, language_code, normalise_space, without_lone_surrogates
 
 
 @click.group()

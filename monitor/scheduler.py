@@ -33,6 +33,7 @@ from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
 from .store import Store, prepare_database
+from .text import counted
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,12 @@ def poll_job(
     summary = poll_due(store, session, config, rulebook.index, now, readers=readers, stop=stop)
     if summary.feeds_polled:
         log.info(
-            "polled %d feeds: %d new articles, %d updated, %d new matches, %d errors",
-            summary.feeds_polled,
-            summary.new_articles,
+            "polled %s: %s, %d updated, %s, %s",
+            counted(summary.feeds_polled, "feed"),
+            counted(summary.new_articles, "new article"),
             summary.updated_articles,
-            summary.new_matches,
-            len(summary.errors),
+            counted(summary.new_matches, "new match"),
+            counted(len(summary.errors), "error"),
         )
     prune_expired(store, config.retention, now)  # on the poll's connection, after it
 

@@ -413,3 +413,12 @@ def base_language(language: str | None) -> str:
     if not language:
         return ""
     return language.strip().lower().replace("_", "-").split("-")[0]
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 feed', '2 feeds', '1 entity', '0 matches': a count with its noun agreeing."""
+    if n == 1:
+        return f"1 {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return f"{n} {noun[:-1]}ies"
+    return f"{n} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"

@@ -376,6 +376,20 @@ def test_a_gone_feed_is_asked_again_only_after_max_backoff(
     assert svc.feed_row("/gone.rss")["last_error"] is None
 
 
+def test_the_service_log_counts_in_words_that_agree(
+    server: LoopbackServer, service: Callable[..., Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log of every cycle read "polled 1 feeds: ... 1 errors"."""
+    from monitor.rules.files import RuleBook
+    from monitor.scheduler import poll_job
+
+    server.route("/gone.rss", b"gone", status=410)
+    svc = service([server.url("/gone.rss")])
+    with caplog.at_level("INFO", logger="monitor.scheduler"):
+        poll_job(svc.store, svc.session, svc.config, RuleBook([]))
+    assert "polled 1 feed: 0 new articles, 0 updated, 0 new matches, 1 error" in caplog.text
+
+
 def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:
     server.route("/feed.rss", RSS)
     svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
