@@ -252,9 +252,63 @@ class Config:
         """For commands that send: a ConfigError naming the first secret whose environment
         variable is not set (other commands run without them)."""
         for key, variable in self.delivery.missing_secrets():
+            try:
+                line = line_of_key(self.path.read_text(encoding="utf-8-sig"), key)
+            except (OSError, UnicodeDecodeError):
+                line = 0  # the file is gone or changed since: the key alone says where
             raise ConfigError(
-                str(self.path), key, f"environment variable {variable} is not set or empty"
+                str(self.path),
+                key,
+                f"environment variable {variable} is not set or empty",
+                None,
+                line,
             )
+
+
+_TABLE_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]")
+_KEY_PATH = re.compile(r"([A-Za-z0-9_-]+)(?:\[(\d+)\])?(?:\.([A-Za-z0-9_-]+))?")
+
+
+def line_of_key(text: str, key: str) -> int:
+    """The line (1-based) of a ConfigError's key in config.toml's `text`: "fetch.deadline",
+    "feeds[3].interval" (the fourth [[feeds]] table), "storage"; the table's header when the
+    key is missing from it; 0 when not found. A line-by-line reading, as operators write
+    config.toml (tomllib keeps no positions)."""
+    parts = _KEY_PATH.fullmatch(key)
+    if not parts:
+        return 0
+    table, index, name = parts.group(1), parts.group(2), parts.group(3)
+    lines = text.splitlines()
+    start, end, seen = 0, len(lines), -1
+    for number, line in enumerate(lines, 1):
+        header = _TABLE_HEADER.match(line)
+        if not header:
+            continue
+        if start:
+            end = number - 1
+            break
+        if header.group(2) != table:
+            continue
+        if index is None and header.group(1) == "[":
+            start = number
+        elif index is not None and header.group(1) == "[[":
+            seen += 1
+            if seen == int(index):
+                start = number
+    if not start:  # written at the top: `feeds = ...` or a dotted `fetch.deadline = ...`
+        top = re.compile(rf"^\s*{re.escape(table)}\s*[.=]")
+        for number, line in enumerate(lines, 1):
+            if _TABLE_HEADER.match(line):
+                break
+            if top.match(line):
+                return number
+        return 0
+    if name:
+        wanted = re.compile(rf"^\s*([\"']?){re.escape(name)}\1\s*=")
+        for number in range(start + 1, end + 1):
+            if wanted.match(lines[number - 1]):
+                return number
+    return start
 
 
 def parse_duration(value: Any) -> float | None:
@@ -444,6 +498,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(shown, "", f"not valid TOML: {e}") from None
+    try:
+        return _config_of(raw, config_path, shown)
+    except ConfigError as e:
+        raise e.at_line(line_of_key(text, e.key)) from None
+
+
+def _config_of(raw: dict[str, Any], config_path: Path, shown: str) -> Config:
     # config_delivery builds on this module's settings and converters: imported here, not above.
     from .config_delivery import ARRAYS, load_delivery
 

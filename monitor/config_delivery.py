@@ -214,7 +214,7 @@ def parse_schedule(text: str) -> str | None:
         return f"{int(t.group(2))} {int(t.group(1))} * * *"
     if len(words) == 3 and words[0] == "weekly" and (t := _TIME.match(words[2])):
         if words[1][:3] not in _DAYS:
-            raise ValueError(f"expected a day like mon, tue, ... sun, got {words[1]!r}")
+            raise ValueError(f'expected a day like mon, tue, ... sun, not "{words[1]}"')
         return f"{int(t.group(2))} {int(t.group(1))} * * {words[1][:3]}"
     if len(words) == 5:
         for (name, low, high, names), value in zip(_CRON_FIELDS, words, strict=True):
@@ -230,7 +230,7 @@ def _check_cron_field(name: str, value: str, low: int, high: int, names: tuple[s
     for item in value.split(","):
         m = _CRON_ITEM.match(item)
         if not m or (m.group(2) is not None and int(m.group(2)) == 0):
-            raise ValueError(f"cron {name}: cannot read {item!r}")
+            raise ValueError(f'cron {name}: cannot read "{item}"')
         if m.group(1) == "*":
             continue
         numbers = []
@@ -239,10 +239,10 @@ def _check_cron_field(name: str, value: str, low: int, high: int, names: tuple[s
             if number is None and bound.isdigit():
                 number = int(bound)
             if number is None or not low <= number <= high:
-                raise ValueError(f"cron {name}: expected {low}-{high}, got {bound!r}")
+                raise ValueError(f'cron {name}: expected {low}-{high}, not "{bound}"')
             numbers.append(number)
         if numbers != sorted(numbers):
-            raise ValueError(f"cron {name}: a range goes from low to high, got {item!r}")
+            raise ValueError(f'cron {name}: a range goes from low to high, not "{item}"')
 
 
 def _item(raw: Any, where: str, path: str, settings: tuple[Setting, ...]) -> dict[str, Any]:

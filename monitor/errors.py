@@ -22,14 +22,26 @@ class VigieError(Exception):
 
 
 class ConfigError(VigieError):
-    def __init__(self, path: str, key: str, expected: str, got: object = None) -> None:
+    """A config problem: file (and line, 1-based, when found), key path, expectation."""
+
+    def __init__(
+        self, path: str, key: str, expected: str, got: object = None, line: int = 0
+    ) -> None:
         self.path, self.key, self.expected, self.got = path, key, expected, got
-        message = f"{path}: {key}: {expected}" if key else f"{path}: {expected}"
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        message = f"{where}: {key}: {expected}" if key else f"{where}: {expected}"
         if got is not None:
             # TOML spelling, so the operator sees what they typed: "fast", not 'fast'.
             shown = json.dumps(got, ensure_ascii=False) if isinstance(got, str) else repr(got)
             message += f", got {shown}"
         super().__init__(message)
+
+    def at_line(self, line: int) -> ConfigError:
+        """The same error, placed at `line` of its file (itself when the line is unknown)."""
+        if not line or self.line:
+            return self
+        return ConfigError(self.path, self.key, self.expected, self.got, line)
 
 
 class RuleError(VigieError):

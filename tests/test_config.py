@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +20,9 @@ def config_error(tmp_path: Path, text: str) -> str:
         load_config(path)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"{path}: ")
-    return message[len(f"{path}: ") :]
+    where = re.match(rf"{re.escape(str(path))}(:[0-9]+)?: ", message)
+    assert where, message
+    return message[where.end() :]
 
 
 def test_bundled_config_loads() -> None:
@@ -128,6 +130,44 @@ def test_bad_feed_interval_names_index_key_and_expectation(tmp_path: Path) -> No
 )
 def test_wrong_type_names_key_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
     assert config_error(tmp_path, text).startswith(expected + ", got ")
+
+
+CONFIG_WITH_FEEDS = """\
+[fetch]
+deadline = "30s"
+
+[[feeds]]
+url = "a.rss"
+
+[[feeds]]   # the second
+url = "b.rss"
+'tags' = ["uk"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "key"),
+    [
+        (('deadline = "30s"', 'deadline "30s"'), 0, "not valid TOML"),  # says its own line
+        (('deadline = "30s"', 'deadline = "soon"'), 2, "fetch.deadline"),
+        (('url = "b.rss"\n', 'url = "b.rss"\ninterval = "fast"\n'), 9, "feeds[1].interval"),
+        (("'tags' = [\"uk\"]", "'tags' = 3"), 9, "feeds[1].tags"),
+        (('url = "b.rss"\n', 'name = "B"\n'), 7, "feeds[1].url"),  # missing: the table's header
+        (('url = "b.rss"', 'url = "a.rss"'), 8, "feeds[1].url"),  # listed twice
+        (("[fetch]", "[fetch]\ntimout = 3"), 2, "fetch.timout"),
+    ],
+)
+def test_an_error_names_the_line_of_its_key(
+    tmp_path: Path, edit: tuple[str, str], line: int, key: str
+) -> None:
+    """Rule files' errors gave file:line:column; config.toml's only a key path, "feeds[5]" for
+    the sixth [[feeds]] table, to be counted by hand in a long file."""
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG_WITH_FEEDS.replace(*edit), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    where = f"{path}:{line}: " if line else f"{path}: "
+    assert str(caught.value).startswith(where + key), str(caught.value)
 
 
 def test_unknown_setting_is_refused_with_known_ones(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ naming file, key path and expectation, and every setting documented in docs/deli
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,9 @@ def error(tmp_path: Path, text: str) -> str:
         load(tmp_path, text)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"{tmp_path / 'config.toml'}: ")
-    return message.split(": ", 1)[1]
+    where = re.match(rf"{re.escape(str(tmp_path / 'config.toml'))}:[0-9]+: ", message)
+    assert where, message  # every such error has a key, found at its line
+    return message[where.end() :]
 
 
 SUBSCRIBER = '[[subscribers]]\nname = "desk"\nemail = "desk@example.org"\ntags = ["calais"]\n'
@@ -90,7 +92,7 @@ def test_webhook_secret_comes_from_the_environment_and_never_shows(
         ),
         (
             SUBSCRIBER + 'schedule = "61 8 * * *"',
-            "subscribers[0].schedule: cron minute: expected 0-59, got '61'",
+            'subscribers[0].schedule: cron minute: expected 0-59, not "61", got "61 8 * * *"',
         ),
         (
             SUBSCRIBER + 'schedule = "weekly someday 08:00"',
@@ -145,14 +147,14 @@ def test_malformed_webhook_secret_is_refused_without_showing_it(
 
 
 @pytest.mark.parametrize(
-    ("text", "key"),
+    ("text", "key", "line"),
     [
-        ('[smtp]\nhost = "m"\npassword_env = "VIGIE_NOT_SET"\n', "smtp.password_env"),
-        (WEBHOOK.replace(SECRET_ENV, "VIGIE_NOT_SET"), "webhooks[0].secret_env"),
+        ('[smtp]\nhost = "m"\npassword_env = "VIGIE_NOT_SET"\n', "smtp.password_env", 3),
+        (WEBHOOK.replace(SECRET_ENV, "VIGIE_NOT_SET"), "webhooks[0].secret_env", 4),
     ],
 )
 def test_an_unset_secret_is_an_error_only_for_sending(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str, line: int
 ) -> None:
     """The file loads (for `rules check`, `feeds list`...); commands that send call
     require_secrets, which names the key and the variable."""
@@ -161,7 +163,8 @@ def test_an_unset_secret_is_an_error_only_for_sending(
     with pytest.raises(ConfigError) as caught:
         config.require_secrets()
     assert str(caught.value) == (
-        f"{tmp_path / 'config.toml'}: {key}: environment variable VIGIE_NOT_SET is not set or empty"
+        f"{tmp_path / 'config.toml'}:{line}: {key}: environment variable VIGIE_NOT_SET is not set"
+        " or empty"
     )
     monkeypatch.setenv("VIGIE_NOT_SET", SECRET)
     load(tmp_path, text).require_secrets()
