@@ -21,6 +21,7 @@ from .cli_common import (
     operator_errors,
 )
 from .config import Config, load_config, parse_duration
+from .deliver.outbox import queue_webhooks
 from .errors import ConfigError, FetchError, RuleError, VigieError
 from .fetch import fetch_feed, make_session
 from .language import detect_language
@@ -516,10 +517,21 @@ def rules_backtest(
             _print_backtest(report, titles, len(article_ids), since)
         if apply_changes:
             all_matches = [m for by_article in found.values() for m in by_article.values()]
-            store.replace_matches(rule_ids, article_ids, all_matches, now)
+            queued = 0
+            with store.transaction():  # the matches and their webhook deliveries, or neither
+                added = store.replace_matches(rule_ids, article_ids, all_matches, now)
+                by_article: dict[int, list[Match]] = {}
+                for match in added:
+                    by_article.setdefault(match.article_id, []).append(match)
+                for article_id, new in sorted(by_article.items()):
+                    queued += queue_webhooks(store, config.delivery.webhooks, article_id, new, now)
             # With --json, stdout holds the report alone, for the script reading it.
             (err_console if as_json else console).print(
-                f"Applied: stored matches of {len(rule_ids)} rules now follow the rule files."
+                f"Applied: stored matches of {counted(len(rule_ids), 'rule')} now follow the rule"
+                f" files; {counted(len(added), 'new match')}"
+                + (f", {counted(queued, 'webhook delivery')} queued." if queued else "."),
+                markup=False,
+                soft_wrap=True,
             )
 
     body()

@@ -36,7 +36,7 @@ import requests
 
 from . import delta
 from .config import Config
-from .deliver.outbox import webhook_routes
+from .deliver.outbox import queue_webhooks
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
@@ -363,8 +363,7 @@ def _matches(
     matches, mentions = matched if matched is not None else matcher.match(article, feed.tags)
     new_matches = store.record_matches(article.id, article.revision, matches, now)
     store.replace_mentions(article.id, mentions)
-    for route in webhook_routes(config.delivery.webhooks, new_matches):  # the outbox
-        store.enqueue_webhook(route.name, route.url, route.batched, article.id, route.rule_ids, now)
+    queue_webhooks(store, config.delivery.webhooks, article.id, new_matches, now)
     return Change(article, tuple(new_matches))
 
 

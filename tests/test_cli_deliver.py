@@ -8,6 +8,7 @@ import email.policy
 import json
 import random
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -271,6 +272,35 @@ def test_backtest_apply_does_not_send_what_was_sent_again(tmp_path: Path) -> Non
     assert applied.exit_code == 0, applied.output
     again = vigie("once", "--config", config)
     assert "Digest for desk: nothing new to send" in again.stdout, again.stdout
+
+
+def test_backtest_apply_sends_the_matches_it_adds_to_the_webhooks_following_them(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """docs/rules.md says the matches --apply adds are new, sent by an immediate digest or a
+    webhook: it stored them, but queued no webhook delivery, so consumers never heard of them."""
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["harbour"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    config.write_text(config.read_text().replace(str(REPO / "rules"), str(rules)))
+    vigie("once", "--config", config)
+    assert receiver.requests == []  # no rule has the tag yet
+    (rules / "harbour.toml").write_text(
+        '[[rule]]\nid = "harbour"\nquery = "Calais"\ntags = ["harbour"]\n', encoding="utf-8"
+    )
+    report = vigie("rules", "backtest", "harbour", "--json", "--config", config).stdout
+    added = len(json.loads(report)[0]["added"])
+    applied = vigie("rules", "backtest", "harbour", "--apply", "--config", config)
+    assert added > 0
+    assert f"{added} webhook deliveries queued" in applied.stdout, applied.stdout
+    vigie("once", "--config", config)  # sends what is due
+    assert len(receiver.requests) == added
+    for request in receiver.requests:
+        matched = request.verify()["data"]["rules"]
+        assert [m["id"] for m in matched] == ["harbour"]
+    again = vigie("rules", "backtest", "harbour", "--apply", "--config", config)
+    assert "queued" not in again.stdout  # nothing new the second time
 
 
 def test_commands_queue_while_the_service_holds_the_database(

@@ -20,7 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..config_delivery import SubscriberConfig, WebhookConfig
 from ..records import Delivery, Match
-from ..store import iso
+from ..store import Store, iso
 
 # Standard Webhooks' schedule: immediately, then these waits after each failure; after the 8th
 # failed attempt the delivery is dead-lettered.
@@ -67,6 +67,25 @@ def webhook_routes(
         if rule_ids:
             routes.append(WebhookRoute(hook.name, hook.url, hook.mode == "batched", rule_ids))
     return routes
+
+
+def queue_webhooks(
+    store: Store,
+    webhooks: Iterable[WebhookConfig],
+    article_id: int,
+    matches: Sequence[Match],
+    now: datetime,
+) -> int:
+    """Queue an article's new `matches` for every webhook that follows one of them, in the
+    caller's transaction (the outbox: stored and queued together, or neither). Returns the
+    deliveries queued (an endpoint disabled by a 410 Gone queues none)."""
+    queued = 0
+    for route in webhook_routes(webhooks, matches):
+        delivery = store.enqueue_webhook(
+            route.name, route.url, route.batched, article_id, route.rule_ids, now
+        )
+        queued += delivery is not None
+    return queued
 
 
 def retry_at(

@@ -81,16 +81,16 @@ class MatchQueries:
         article_ids: Sequence[int],
         matches: Iterable[Match],
         now: datetime,
-    ) -> None:
+    ) -> list[Match]:
         """Backtest --apply: these rules' matches over these articles become `matches`, found
         on the articles' latest revisions. A match stored already keeps its first match time
         and revision, as record_matches keeps them (it was delivered then: made again, it went
         to every immediate digest once more); its score, evidence and snippet become the latest
         revision's, and it is no longer withdrawn. The rules' other matches on these articles
-        go; new ones are matched now."""
+        go; new ones are matched now, and returned (for the webhooks that follow them)."""
         matches = list(matches)
         rules = ",".join("?" * len(rule_ids))
-        with self.db.conn:
+        with self.transaction():
             stored: set[tuple[int, str]] = set()
             for start in range(0, len(article_ids), 500):
                 chunk = article_ids[start : start + 500]
@@ -116,9 +116,9 @@ class MatchQueries:
                     for r in kept
                 ],
             )
-            self.insert_matches(
-                (m for m in matches if (m.article_id, m.rule_id) not in stored), now
-            )
+            new = [m for m in matches if (m.article_id, m.rule_id) not in stored]
+            self.insert_matches(new, now)
+        return new
 
     def record_matches(
         self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
