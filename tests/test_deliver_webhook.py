@@ -26,6 +26,8 @@ from delivery_support import (
 )
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from monitor.store import parse_iso
+
 DOC = (REPO / "docs" / "delivery.md").read_text(encoding="utf-8")
 
 
@@ -180,7 +182,27 @@ def test_retry_after_postpones_the_next_attempt(
     receiver.answers = [Answer(503, headers={"Retry-After": "120"})]
     first = v.dispatch(t)[0]
     delivery = v.store.delivery(first.delivery_id)
-    assert delivery is not None and delivery.next_attempt == t + timedelta(seconds=120)
+    assert delivery is not None and delivery.next_attempt is not None
+    # Counted from the attempt, made at t or a moment after.
+    assert t + timedelta(seconds=120) <= delivery.next_attempt <= now() + timedelta(seconds=120)
+
+
+def test_each_attempt_is_signed_when_it_is_made_not_when_the_tick_began(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    """Every request of a tick, or of a `vigie once` after minutes of polling, was signed with
+    the time the tick began: consumers reject a webhook-timestamp five minutes old."""
+    began = now() - timedelta(minutes=10)  # a `vigie once` whose polling took ten minutes
+    v = vigie(began)
+    receiver.answers = [Answer(delay=1.1)]  # and a slow first answer
+    sent = v.dispatch(began)
+    assert len(sent) == len(receiver.requests) > 1
+    stamps = [int(r.headers["webhook-timestamp"]) for r in receiver.requests]
+    assert stamps[0] >= now().timestamp() - 60 and stamps[1] >= stamps[0] + 1
+    for request in receiver.requests:
+        request.verify()  # raised "Message timestamp too old"
+    [(sent_at,)] = v.rows("SELECT min(sent) FROM deliveries")
+    assert parse_iso(sent_at) >= began + timedelta(minutes=9)  # recorded when sent, too
 
 
 def test_410_disables_the_endpoint_until_an_operator_retries(

@@ -14,7 +14,7 @@ import random
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -238,8 +238,14 @@ def send_webhook(
     rng: random.Random | None = None,
 ) -> Sent:
     """Attempt one webhook delivery now, whatever else is due (`vigie deliveries retry` and
-    `replay` send only theirs); `rng` jitters its retry."""
+    `replay` send only theirs); `rng` jitters its retry.
+
+    `now` is when the caller began (a tick, a `vigie once`); the attempt is signed, recorded
+    and its retry counted from the clock when it is made, if later: a tick of slow endpoints,
+    or a `once` that polled for minutes, signed every request with its start time, which
+    receivers reject once five minutes old (docs/delivery.md)."""
     rng = rng or random.Random()
+    now = max(now, datetime.now(UTC))
     hook = config.webhook(delivery.target)
     if hook is None:
         return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
