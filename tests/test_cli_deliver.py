@@ -303,6 +303,30 @@ def test_backtest_apply_sends_the_matches_it_adds_to_the_webhooks_following_them
     assert "queued" not in again.stdout  # nothing new the second time
 
 
+def test_a_webhook_carries_at_most_100_evidence_items_per_rule_and_their_total(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """An article repeating a matched paragraph hundreds of times made a body of megabytes,
+    over what many receivers accept (nginx: 1 MB), retried until dead."""
+    paragraph = "Migrants crossed the Channel from Calais on a small boat. "
+    feed = tmp_path / "long.rss"
+    feed.write_text(
+        '<rss version="2.0"><channel><title>Long</title><item><title>Calais crossings</title>'
+        f"<link>https://news.example/long</link><description>{paragraph * 400}</description>"
+        "</item></channel></rss>"
+    )
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    vigie(
+        "once",
+        "--config",
+        write_delivery_config(tmp_path, webhooks=[hook], feeds=[{"url": str(feed)}]),
+    )
+    [request] = receiver.requests
+    [rule] = [r for r in request.verify()["data"]["rules"] if r["id"] == "calais"]
+    assert len(rule["evidence"]) == 100 < rule["evidence_total"]
+    assert len(request.body) < 200_000
+
+
 def test_commands_queue_while_the_service_holds_the_database(
     receiver: Receiver, tmp_path: Path
 ) -> None:

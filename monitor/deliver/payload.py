@@ -22,6 +22,9 @@ from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from .outbox import Labels, webhook_id
 
 VERSION = 1
+# Evidence items sent per rule: an article repeating a matched paragraph hundreds of times gave
+# a 2 MB body, over the 1 MB many receivers accept (nginx's default), retried to its death.
+EVIDENCE_SENT = 100
 EVENT = "article.matched"
 BATCH_EVENT = "article.matched.batch"
 
@@ -75,8 +78,9 @@ def article_event(
                         "term": e.term,
                         "entity": e.entity,
                     }
-                    for e in match.evidence
+                    for e in match.evidence[:EVIDENCE_SENT]
                 ],
+                "evidence_total": len(match.evidence),
             }
         )
     return {
