@@ -195,6 +195,9 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("«gaz lacrymogène", 1, "« has no pair"),
         ("police “pepper spray", 8, "“ has no pair"),
         ("gaz lacrymogène»", 16, "» has no pair"),
+        # With the space French puts inside guillemets: « was a word, and an error.
+        ("police « gaz lacrymogène", 8, "« has no pair and is left out"),
+        ("gaz lacrymogène » OR police", 17, "» has no pair and is left out"),
     ],
 )
 def test_near_that_can_never_hold_is_warned_of(
@@ -207,6 +210,12 @@ def test_near_that_can_never_hold_is_warned_of(
     assert loaded.ok and [r.id for r in loaded.rules] == ["r"]
     (warning,) = loaded.warnings
     assert (warning.line, warning.column) == (3, 9 + column) and says in warning.message
+
+
+def test_a_lone_guillemet_is_left_out_of_the_words_searched() -> None:
+    text = article("La police a utilisé du gaz lacrymogène à Calais")
+    assert matches("police « gaz lacrymogène", text)
+    assert not matches("police « gaz poivre", text)
 
 
 def test_the_word_near_alone_is_not_warned_of(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ EntityResolver = Callable[[str], Entity | None]
 # (Lower-case "near" alone is an ordinary word: "police near Calais".)
 _LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/\d+|O?NEAR)$")
 _UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
+_LONE_QUOTE = re.compile("[«»“”]+")  # a word of its own: « with the space French puts after it
 
 
 class Compiler:
@@ -108,10 +109,12 @@ class Compiler:
                     f"unknown entity @{query.entity_id}", query.line, query.column
                 )
             return self.entity(entity, fields)
-        if isinstance(query, ast.And):
-            return AllOf([self.compile(c, fields) for c in query.children], self.stats)
-        if isinstance(query, ast.Or):
-            return AnyOf([self.compile(c, fields) for c in query.children])
+        if isinstance(query, ast.And | ast.Or):
+            children = self._without_lone_quotes(query.children)
+            if len(children) == 1:
+                return self.compile(children[0], fields)
+            nodes = [self.compile(c, fields) for c in children]
+            return AllOf(nodes, self.stats) if isinstance(query, ast.And) else AnyOf(nodes)
         if isinstance(query, ast.Not):
             return NoneOf(self.compile(query.child, fields))
         if isinstance(query, ast.Near):
@@ -198,6 +201,26 @@ class Compiler:
         """Raise QuerySyntaxError (at 0:0) when `text` cannot be searched for as an entity's
         alias or context word: no letters or digits, or a wildcard too short."""
         self._words(text, TEXT_FIELDS, 0, 0, case=case, label="", phrase=True)
+
+    def _without_lone_quotes(self, children: tuple[ast.Query, ...]) -> tuple[ast.Query, ...]:
+        """The children but quote marks standing alone, each warned of: French puts a space
+        inside guillemets, so `police « gaz lacrymogène` left unclosed has « as a word of its
+        own, which was an error ("no letters or digits") where «gaz was a warning. Kept when
+        nothing else is left, to be refused as such."""
+        kept = []
+        for child in children:
+            if isinstance(child, ast.Term) and _LONE_QUOTE.fullmatch(child.text):
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{child.text} has no pair and is left out: a phrase opened with « "
+                        "ends with », one opened with “ ends with ”",
+                        child.line,
+                        child.column,
+                    )
+                )
+            else:
+                kept.append(child)
+        return tuple(kept) if kept else children
 
     def _words(
         self,
