@@ -153,6 +153,17 @@ def feeds_add(
         resolved = resolve_feed_url(url, Path.cwd())
     except ValueError as e:
         raise ConfigError("URL", "", str(e), url) from None
+    if resolved.startswith("file://") and not Path(url.removeprefix("file://")).is_file():
+        # "example.org/feed.xml" was taken for a file of that name, to fail at every poll.
+        raise ConfigError(
+            "URL",
+            "",
+            "no such file here; a web feed needs its whole address, like"
+            f" https://{url.removeprefix('file://').lstrip('/')}",
+            url,
+        )
+    if any(not tag.strip() for tag in tags):
+        raise ConfigError("--tag", "", "expected a word rules can scope to, not nothing", "")
     listed = {feed.url for feed in config.feeds}
     store = open_store(config)
     stored = store.find_feed(resolved)
@@ -260,6 +271,10 @@ def feeds_import(opml: str, config_path: str) -> None:
         tree = ET.parse(opml)
     except ET.ParseError as e:
         raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
+    if tree.getroot().tag != "opml":  # an RSS file, say: "Imported 0 new feeds" misled
+        raise ConfigError(
+            opml, "", f"not an OPML file: its root element is <{tree.getroot().tag}>, not <opml>"
+        )
     added, known, revived = 0, 0, 0
     seen: set[str] = set()
     skipped: list[tuple[str, str]] = []

@@ -280,6 +280,7 @@ def test_feeds_add_then_list_json(
     assert "https://news.example.com/rss" in added.stdout
     (tmp_path / "local").mkdir()
     monkeypatch.chdir(tmp_path / "local")
+    (tmp_path / "local" / "mine.rss").write_bytes(RSS)
     assert vigie("feeds", "add", "mine.rss", "--config", config).exit_code == 0
 
     listed = vigie("feeds", "list", "--json", "--config", config)
@@ -314,6 +315,25 @@ def test_feeds_add_refuses_an_address_no_poll_could_fetch(
     config = write_config([])
     result = vigie("feeds", "add", url, "--config", config)
     assert_one_line_error(result, "URL: expected an http(s):// URL", "a file:// URL", f'"{url}"')
+    assert listed_urls(config) == []
+
+
+@pytest.mark.parametrize("url", ["example.org/feed.xml", "absent.rss"])
+def test_feeds_add_refuses_a_file_that_is_not_there(
+    write_config: Callable[..., Path], url: str
+) -> None:
+    """A web address typed without https:// was taken for a file of that name, added, and
+    failed at every poll ("cannot read file")."""
+    config = write_config([])
+    result = vigie("feeds", "add", url, "--config", config)
+    assert_one_line_error(result, "URL: no such file here", f"like https://{url}")
+    assert listed_urls(config) == []
+
+
+def test_feeds_add_refuses_an_empty_tag(write_config: Callable[..., Path]) -> None:
+    config = write_config([])
+    result = vigie("feeds", "add", "https://x.example/rss", "--tag", " ", "--config", config)
+    assert_one_line_error(result, "--tag: expected a word")
     assert listed_urls(config) == []
 
 
@@ -613,6 +633,14 @@ def test_import_of_a_broken_opml_is_one_line(
     bad.write_text("<opml><body><outline xmlUrl='x'></body>")
     result = vigie("feeds", "import", bad, "--config", write_config([]))
     assert_one_line_error(result, "bad.opml", "not a valid OPML file")
+
+
+def test_import_of_a_feed_instead_of_an_opml_file_is_refused(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """An RSS file given to `feeds import` said "Imported 0 new feeds"."""
+    result = vigie("feeds", "import", SAMPLES / "coastal-herald.rss", "--config", write_config([]))
+    assert_one_line_error(result, "coastal-herald.rss", "not an OPML file", "<rss>")
 
 
 def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
