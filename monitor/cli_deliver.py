@@ -46,6 +46,7 @@ from .records import Delivery
 from .rules.files import RuleBook
 from .rules.index import RuleIndex
 from .store import Store
+from .text import counted
 
 
 def _labels(config: Config) -> Labels:
@@ -373,7 +374,7 @@ def deliveries_replay(
     since = parse_since(since_text, now)
     store = open_database(config)
     ids = store.requeue_since(since, now, target=target, sent=include_sent)
-    console.print(f"{len(ids)} deliveries queued again.")
+    console.print(f"{counted(len(ids), 'delivery')} queued again.")
 
     def send() -> None:
         """The deliveries queued again, not whatever else is due (a digest due tomorrow was

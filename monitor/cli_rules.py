@@ -433,7 +433,7 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
     "--since",
     default="30d",
     show_default=True,
-    help='How far back to look, e.g. "7d", by time first seen.',
+    help='How far back to look, e.g. "7d", by time first seen; 0 for every stored article.',
 )
 @click.option(
     "--samples",
@@ -468,7 +468,8 @@ def rules_backtest(
             raise ConfigError("--since", "", 'expected a duration like "30d" or "12h"', since)
         now = datetime.now(UTC)
         try:
-            start = now - timedelta(seconds=seconds)
+            # 0: every stored article, as storage.retention = 0 keeps every one.
+            start = now - timedelta(seconds=seconds) if seconds else None
         except OverflowError:
             raise ConfigError(
                 "--since", "", "expected a duration of at most a few centuries", since
@@ -538,7 +539,8 @@ def rules_backtest(
 
 
 def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
-    console.print(f"{total} stored articles first seen in the last {since}", markup=False)
+    when = "ever" if parse_duration(since) == 0 else f"in the last {since}"
+    console.print(f"{counted(total, 'stored article')} first seen {when}", markup=False)
     for row in report:
         console.print(
             Text.assemble(

@@ -253,6 +253,23 @@ def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> No
     assert after == report["matches"]
 
 
+def test_backtest_since_0_takes_every_stored_article(tmp_path: Path) -> None:
+    """--since 0 took the articles first seen in the last 0 seconds: none, where 0 means
+    everything to storage.retention."""
+    import sqlite3
+
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        [(stored,)] = db.execute("SELECT count(*) FROM articles")
+        db.execute("UPDATE articles SET first_seen = '2024-01-01T00:00:00+00:00'")
+    recent = invoke("rules", "backtest", "calais", "--config", str(config))
+    assert "0 stored articles first seen in the last 30d" in recent.output
+    every = invoke("rules", "backtest", "calais", "--since", "0", "--config", str(config))
+    assert f"{stored} stored articles first seen ever" in every.output
+    assert "calais: 0 matches" not in every.output
+
+
 def test_backtest_counts_a_match_withdrawn_by_a_correction_as_not_matching(
     tmp_path: Path,
 ) -> None:
