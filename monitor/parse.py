@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+import xml.sax
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -199,6 +200,10 @@ def parse_feed(
                 parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed document found"
             )
         raise FeedParseError(url, f"not a feed: {reason}")
+    broken = parsed.get("bozo_exception")
+    if not parsed.entries and isinstance(broken, xml.sax.SAXException):
+        # Cut off, or broken before its first item: it read as a healthy feed with no news.
+        raise FeedParseError(url, f"broken XML, no item could be read: {_short(broken)}")
     channel = parsed.feed
     title = one_line(html_to_text(channel.get("title", "")))[:_MAX_TITLE]
     language = base_language(channel.get("language") or default_language)

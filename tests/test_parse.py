@@ -212,6 +212,16 @@ def test_a_page_or_plain_json_is_named_as_what_it_is(body: str, reason: str) -> 
     assert caught.value.reason.startswith(f"not a feed: {reason}")
 
 
+def test_a_feed_cut_off_before_its_first_item_is_an_error(shared_corpora: Path) -> None:
+    """It counted as a successful poll with no items: a feed broken for good looked healthy."""
+    snapshot = sorted((shared_corpora / "feeds" / "bbc-snapshots").glob("*.xml"))[0]
+    with pytest.raises(FeedParseError) as caught:
+        parse_feed(snapshot.read_bytes()[:1000], {}, URL)
+    assert caught.value.reason.startswith("broken XML, no item could be read: ")
+    _, articles = parse_feed(snapshot.read_bytes()[:20000], {}, URL)  # cut later: items kept
+    assert articles
+
+
 def test_html_description_becomes_plain_text_and_display_html_is_safe() -> None:
     description = (
         "<p>Police <b>cleared</b> the camp &amp; left.</p>"
