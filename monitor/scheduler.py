@@ -144,11 +144,15 @@ def digest_job(store: Store, config: Config, rulebook: RuleBook) -> None:
 
 
 def webhook_job(
-    store: Store, session: requests.Session, config: Config, rulebook: RuleBook
+    store: Store,
+    session: requests.Session,
+    config: Config,
+    rulebook: RuleBook,
+    stop: threading.Event | None = None,
 ) -> None:
     """Dispatch webhooks: what is due (new, or waiting for a retry) is in SQLite."""
     labels = labels_of(rulebook.index)
-    dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC))
+    dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC), stop=stop)
 
 
 def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:
@@ -214,7 +218,7 @@ def run_service(
         (
             webhook_job,
             "dispatch-webhooks",
-            (delivery_stores[1], make_session(config.fetch), config, rulebook),
+            (delivery_stores[1], make_session(config.fetch), config, rulebook, stop),
         ),
     ):
         scheduler.add_job(

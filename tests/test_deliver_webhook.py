@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,12 +168,64 @@ def test_a_slow_endpoint_times_out_and_is_retried(
     t = now()
     v = vigie(t, tags=["prosecutions"], timeout="0.3s")
     receiver.answers = [Answer(200, delay=2.0)]
-    first = v.dispatch(t)
-    assert first[0].status == "pending"
-    assert first[0].detail == "no answer within 0.3s"
-    [retried] = v.dispatch(t + timedelta(seconds=6))
-    assert retried.status == "sent"
-    assert receiver.requests[0].headers["webhook-id"] == receiver.requests[-1].headers["webhook-id"]
+    [first] = v.dispatch(t)  # the endpoint's other deliveries wait for the next run
+    assert first.status == "pending"
+    assert first.detail == "no answer within 0.3s"
+    later = v.dispatch(t + timedelta(seconds=6))
+    assert {s.status for s in later} == {"sent"} and len(later) == len(statuses(v))
+    retried = next(r for r in receiver.requests[1:] if r.headers["webhook-id"] == first_id(v))
+    assert retried.verify()
+
+
+def first_id(v: Vigie) -> str:
+    from monitor.deliver.outbox import webhook_id
+
+    return webhook_id(v.store.delivery(1))  # type: ignore[arg-type]
+
+
+def test_an_endpoint_that_does_not_answer_holds_up_no_other_webhook(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """Sent one after the other, every delivery to a consumer that never answered cost its
+    timeout, and every other consumer's events waited behind them."""
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    dead_url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+    hooks = [
+        {"name": "dead", "url": dead_url, "secret_env": SECRET_ENV, "tags": ALL_TAGS,
+         "timeout": "1s"},
+        {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS},
+    ]  # fmt: skip
+    t = now()
+    v = Vigie(write_delivery_config(tmp_path, webhooks=hooks), t)
+    try:
+        v.poll(t)
+        per_hook = len(statuses(v)) // 2
+        assert per_hook > 3
+        sent = v.dispatch(t)
+        assert [s.target for s in sent if s.status != "sent"] == ["dead"]  # tried once
+        assert len([s for s in sent if s.target == "bot" and s.status == "sent"]) == per_hook
+    finally:
+        v.close()
+        silent.close()
+
+
+def test_a_stopping_service_makes_no_further_attempt(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    """After SIGTERM the service went on sending every due delivery (to a dead endpoint: past
+    systemd's stop timeout)."""
+    from monitor.deliver.dispatch import dispatch_webhooks
+
+    t = now()
+    v = vigie(t)
+    stop = threading.Event()
+    receiver.answers = [Answer(200, hold=stop)]  # the service stops while the first is out
+    threading.Timer(0.5, stop.set).start()
+    sent = dispatch_webhooks(v.store, v.session, v.config.delivery, v.labels, t, stop=stop)
+    assert [s.status for s in sent] == ["sent"] and len(statuses(v)) > 1
+    assert [row[0] for row in statuses(v)][1:] == ["pending"] * (len(statuses(v)) - 1)
 
 
 def test_retry_after_postpones_the_next_attempt(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ class Sent:
     items: int = 0  # a webhook's matches; a digest's entries, as the email counts them
     noun: str = ""  # a digest's word for its entries: "articles", or "stories" (digest.py)
     retry_at: datetime | None = None  # when a pending one is tried again
+    code: int | None = None  # the HTTP status answered; None when no answer came
 
 
 def labels_of(index: RuleIndex | None) -> outbox.Labels:
@@ -212,18 +214,37 @@ def dispatch_webhooks(
     rng: random.Random | None = None,
     *,
     every_due: bool = False,
+    stop: threading.Event | None = None,
 ) -> list[Sent]:
     """The "dispatch webhooks" job: close open batches, then attempt the due deliveries, the
     first 100 (the job's next run, seconds later, takes the rest), or with `every_due` all of
-    them: `vigie once` run from cron would otherwise hold the rest until its next run."""
+    them: `vigie once` run from cron would otherwise hold the rest until its next run.
+
+    Deliveries are sent one after the other, so an endpoint that gives no answer (a timeout,
+    a refused connection) is not tried again in the same run: its other deliveries wait for
+    the next (a consumer that never answered held every other consumer's events up by its
+    timeout, each). `stop` (the service stopping) ends the run between two attempts."""
     rng = rng or random.Random()
     store.close_batches(now)
     sent: list[Sent] = []
     tried: set[int] = set()
+    failing: set[str] = set()  # webhooks whose endpoint gave no answer in this run
     while True:
-        due = [d for d in store.due_deliveries("webhook", now) if d.id not in tried]
-        tried.update(d.id for d in due if d.id is not None)
-        sent += [send_webhook(store, session, config, labels, d, now, rng) for d in due]
+        due = [
+            d
+            for d in store.due_deliveries("webhook", now)
+            if d.id not in tried and d.target not in failing
+        ]
+        for delivery in due:
+            if stop is not None and stop.is_set():
+                return sent
+            if delivery.target in failing:
+                continue
+            tried.add(delivery.id)  # type: ignore[arg-type]
+            result = send_webhook(store, session, config, labels, delivery, now, rng)
+            if result.status != "sent" and not result.code:
+                failing.add(delivery.target)
+            sent.append(result)
         if not every_due or not due:
             return sent
 
@@ -311,7 +332,9 @@ def _record(
     )
     items = delivery.items if count is None else count
     retry_at = next_attempt if status == "pending" else None
-    return Sent(delivery.id, delivery.kind, delivery.target, status, detail, items, noun, retry_at)
+    return Sent(
+        delivery.id, delivery.kind, delivery.target, status, detail, items, noun, retry_at, code
+    )
 
 
 def preview_digest(
