@@ -12,6 +12,7 @@ import fcntl
 import gc
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +117,36 @@ def log_undeliverable(delivery: DeliveryConfig, rulebook: RuleBook) -> None:
         log.warning("%s: %s", key, message, extra={"config_key": key})
 
 
+# Seconds a job waits after the database refused a write (disk full, read-only, I/O error).
+STORAGE_PAUSE = 60
+# SQLite's names for what the machine, not Vigie, got wrong (sqlite3 errors' sqlite_errorname).
+_STORAGE_TROUBLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                    "SQLITE_BUSY", "SQLITE_LOCKED")  # fmt: skip
+
+
+@contextmanager
+def storage_trouble_pauses(job: str, stop: threading.Event | None) -> Iterator[None]:
+    """A database that cannot be written is an operator's problem, not a bug: one line at
+    ERROR, not a traceback at every tick, and the job waits STORAGE_PAUSE (or until the
+    service stops) before its next run, rather than fetching every feed, or sending every
+    webhook whose success it cannot record, again at each tick."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        name = getattr(e, "sqlite_errorname", "")
+        if not name.startswith(_STORAGE_TROUBLE):
+            raise
+        log.error(
+            "%s: the database could not be written (%s: %s); trying again in %ds",
+            job,
+            name,
+            e,
+            STORAGE_PAUSE,
+        )
+        if stop is not None:
+            stop.wait(STORAGE_PAUSE)
+
+
 def poll_job(
     store: Store,
     session: requests.Session,
@@ -125,22 +156,26 @@ def poll_job(
     stop: threading.Event | None = None,
 ) -> None:
     now = datetime.now(UTC)
-    summary = poll_due(store, session, config, rulebook.index, now, readers=readers, stop=stop)
-    if summary.feeds_polled:
-        log.info(
-            "polled %s: %s, %d updated, %s, %s",
-            counted(summary.feeds_polled, "feed"),
-            counted(summary.new_articles, "new article"),
-            summary.updated_articles,
-            counted(summary.new_matches, "new match"),
-            counted(len(summary.errors), "error"),
-        )
-    prune_expired(store, config.retention, now)  # on the poll's connection, after it
+    with storage_trouble_pauses("polling", stop):
+        summary = poll_due(store, session, config, rulebook.index, now, readers=readers, stop=stop)
+        if summary.feeds_polled:
+            log.info(
+                "polled %s: %s, %d updated, %s, %s",
+                counted(summary.feeds_polled, "feed"),
+                counted(summary.new_articles, "new article"),
+                summary.updated_articles,
+                counted(summary.new_matches, "new match"),
+                counted(len(summary.errors), "error"),
+            )
+        prune_expired(store, config.retention, now)  # on the poll's connection, after it
 
 
-def digest_job(store: Store, config: Config, rulebook: RuleBook) -> None:
+def digest_job(
+    store: Store, config: Config, rulebook: RuleBook, stop: threading.Event | None = None
+) -> None:
     """Send due digests: which subscriber is due, and what waits for a retry, is in SQLite."""
-    send_due_digests(store, config.delivery, labels_of(rulebook.index), datetime.now(UTC))
+    with storage_trouble_pauses("digests", stop):
+        send_due_digests(store, config.delivery, labels_of(rulebook.index), datetime.now(UTC))
 
 
 def webhook_job(
@@ -152,7 +187,8 @@ def webhook_job(
 ) -> None:
     """Dispatch webhooks: what is due (new, or waiting for a retry) is in SQLite."""
     labels = labels_of(rulebook.index)
-    dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC), stop=stop)
+    with storage_trouble_pauses("webhooks", stop):
+        dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC), stop=stop)
 
 
 def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:
@@ -214,7 +250,7 @@ def run_service(
     # Delivery jobs run beside polling, each on its own connection (SQLite serialises writers).
     delivery_stores = [Store(config.database), Store(config.database)]
     for job, job_id, args in (
-        (digest_job, "send-due-digests", (delivery_stores[0], config, rulebook)),
+        (digest_job, "send-due-digests", (delivery_stores[0], config, rulebook, stop)),
         (
             webhook_job,
             "dispatch-webhooks",

@@ -390,6 +390,36 @@ def test_the_service_log_counts_in_words_that_agree(
     assert "polled 1 feed: 0 new articles, 0 updated, 0 new matches, 1 error" in caplog.text
 
 
+def test_a_full_disk_is_one_error_line_and_a_pause_not_a_traceback_at_every_tick(
+    server: LoopbackServer, service: Callable[..., Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each tick logged a traceback ("database or disk is full") and, its failures not
+    recorded, fetched every feed again, whatever their interval."""
+    from monitor.rules.files import RuleBook
+    from monitor.scheduler import poll_job
+
+    server.route("/feed.rss", RSS)
+    svc = service([server.url("/feed.rss")])
+    [(pages,)] = svc.store.db.execute("PRAGMA page_count").fetchall()
+    svc.store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+    stop = threading.Event()
+    job = threading.Thread(
+        target=poll_job, args=(svc.store, svc.session, svc.config, RuleBook([]), None, stop)
+    )
+    with caplog.at_level("INFO"):
+        job.start()
+        deadline = time.monotonic() + 20
+        while "could not be written" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.is_alive()  # waiting before the next run, rather than fetching again
+        stop.set()  # the service stopping ends the wait
+        job.join(10)
+    assert not job.is_alive()
+    assert "polling: the database could not be written (SQLITE_FULL" in caplog.text
+    assert [r.exc_info for r in caplog.records if r.exc_info] == []
+    assert len(server.requests_to("/feed.rss")) == 1
+
+
 def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:
     server.route("/feed.rss", RSS)
     svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
