@@ -27,7 +27,7 @@ from .config import Config
 from .config_delivery import DeliveryConfig
 from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
 from .deliver.unsubscribe import UnsubscribeServer
-from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError
+from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError, VigieError
 from .fetch import make_session
 from .pipeline import poll_due
 from .readers import ReaderPool
@@ -145,6 +145,19 @@ def storage_trouble_pauses(job: str, stop: threading.Event | None) -> Iterator[N
         )
         if stop is not None:
             stop.wait(STORAGE_PAUSE)
+
+
+DATABASE_WATCH = 5  # seconds between checks that the database file is still there
+
+
+def watch_database_job(store: Store, stop: threading.Event, lost: threading.Event) -> None:
+    """Stop the service when its database file is deleted or replaced: it went on polling and
+    sending into a file no one could read, and after a restart sent everything again, under
+    new webhook ids."""
+    if not store.still_on_disk() and not lost.is_set():
+        lost.set()
+        log.error("%s was deleted or replaced while the service ran: stopping", store.path)
+        stop.set()
 
 
 def poll_job(
@@ -267,6 +280,15 @@ def run_service(
             coalesce=True,
             misfire_grace_time=None,
         )
+    lost = threading.Event()
+    scheduler.add_job(
+        watch_database_job,
+        IntervalTrigger(seconds=DATABASE_WATCH),
+        args=(store, stop, lost),
+        id="watch-database",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     log.info(
         "vigie running: %d feeds, %d rules; press Ctrl+C to stop",
@@ -283,3 +305,9 @@ def run_service(
         readers.close()
         for delivery_store in delivery_stores:
             delivery_store.close()
+    if lost.is_set():
+        raise VigieError(
+            f"{config.database}: deleted or replaced while the service ran; it stopped so"
+            " that nothing more went into a file no one can read. Restore the file, or start"
+            " again with a new, empty database (everything matched is then sent again)"
+        )

@@ -895,6 +895,27 @@ def test_sigterm_during_a_long_poll_stops_after_the_feeds_in_hand(
     assert "maximum number of running instances" not in log.read_text()
 
 
+def test_the_service_stops_when_its_database_file_is_deleted(
+    server: LoopbackServer, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Deleted under a running service, the database went on taking articles and deliveries
+    into a file no one could read; a restart then sent everything again under new ids."""
+    server.route("/feed.rss", RSS)
+    config = write_config([server.url("/feed.rss")], polling={"processes": 0})
+    log = tmp_path / "run.log"
+    database = tmp_path / "data" / "vigie.db"
+    with running(config, log, "run") as process:
+        wait_for(lambda: article_count(database) > 0, "the feed stored", log)
+        for path in database.parent.glob("vigie.db*"):
+            if not path.name.endswith(".lock"):
+                path.unlink()
+        assert process.wait(timeout=30) == 1, log.read_text()
+    text = log.read_text()
+    assert "was deleted or replaced while the service ran: stopping" in text
+    [error] = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert "deleted or replaced while the service ran" in error and "Traceback" not in text
+
+
 def test_a_command_only_looks_at_the_service_lock_and_never_holds_it(tmp_path: Path) -> None:
     """`feeds list` held the service's lock while it synced config.toml (seconds, with
     thousands of feeds): a `once` from cron, or `vigie run`, starting then was refused as if

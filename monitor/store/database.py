@@ -81,6 +81,15 @@ class _TakingTurns:
             self._turns.notify_all()
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The file at `path` (device, inode), or None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 _write_turns: dict[str, _TakingTurns] = {}
 
 # How long a write waits for its turn among this process's threads, then for SQLite's lock
@@ -145,6 +154,7 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
             raise DatabaseOpenError(str(self.path), str(e)) from e
         _connected(self.path, +1)
         self._open = True
+        self._file = _file_identity(self.path)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute(f"PRAGMA busy_timeout={int(WRITE_WAIT * 1000)}")
@@ -156,6 +166,11 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         # from the stored sketches on first use, and dropped when a transaction rolls back
         # (it may hold keys of articles that are no longer there, under ids that will return).
         self.story_bands: BandIndex | None = None
+
+    def still_on_disk(self) -> bool:
+        """Whether the database's path still names the file this Store opened: deleted or
+        replaced under a running service, its writes would go to a file no one can read."""
+        return _file_identity(self.path) == self._file
 
     def close(self) -> None:
         self.db.close()
