@@ -82,10 +82,17 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("apscheduler.executors").setLevel(
         logging.NOTSET if verbose else logging.WARNING
     )
-    # A poll longer than the tick: the next tick finds it running and is skipped, which is the
-    # point of max_instances=1, not news worth a warning every tick.
-    logging.getLogger("apscheduler.scheduler").addFilter(
-        lambda record: "maximum number of running instances" not in record.getMessage()
+    logging.getLogger("apscheduler.scheduler").addFilter(_worth_logging)
+
+
+def _worth_logging(record: logging.LogRecord) -> bool:
+    """APScheduler's lines but two kinds: a poll longer than the tick, which the next tick finds
+    running and skips (the point of max_instances=1, not news worth a warning every tick), and
+    each job's "Adding job tentatively" at start."""
+    message = record.getMessage()
+    return not (
+        "maximum number of running instances" in message
+        or message.startswith("Adding job tentatively")
     )
 
 
