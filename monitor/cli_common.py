@@ -41,6 +41,7 @@ def config_option(func: Callable) -> Callable:
         default="config.toml",
         show_default=True,
         envvar="VIGIE_CONFIG",
+        show_envvar=True,
         type=click.Path(dir_okay=False),
         help="Configuration file.",
     )(func)

@@ -491,7 +491,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         text = config_path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
     except FileNotFoundError:
-        raise ConfigError(shown, "", "file not found (pass --config PATH)") from None
+        raise ConfigError(
+            shown, "", "file not found (pass --config PATH, or set VIGIE_CONFIG)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(shown, "", f"cannot be read: {e}") from None
     try:

@@ -145,7 +145,9 @@ def test_every_command_reports_config_errors_the_same_way(
 
 def test_missing_config_file(tmp_path: Path) -> None:
     result = vigie("once", "--config", tmp_path / "nope.toml")
-    assert_one_line_error(result, "nope.toml: file not found (pass --config PATH)")
+    assert_one_line_error(
+        result, "nope.toml: file not found (pass --config PATH, or set VIGIE_CONFIG)"
+    )
 
 
 UNUSABLE_DATABASES = {

@@ -206,7 +206,9 @@ def test_bad_toml_is_one_line_with_position(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "absent.toml")
-    assert str(caught.value) == f"{tmp_path / 'absent.toml'}: file not found (pass --config PATH)"
+    assert str(caught.value) == (
+        f"{tmp_path / 'absent.toml'}: file not found (pass --config PATH, or set VIGIE_CONFIG)"
+    )
 
 
 @pytest.mark.parametrize(
