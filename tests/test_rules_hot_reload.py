@@ -148,3 +148,24 @@ def test_a_reload_that_drops_a_followed_tag_is_logged(
         ]
     finally:
         gc.unfreeze()
+
+
+def test_rules_taken_out_of_the_files_are_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rule file deleted under `vigie run` (or rewritten by a copy that removes it first) was
+    logged at INFO as "0 rules loaded": the articles stored meanwhile went unmatched by its
+    rules without a word."""
+    from monitor.rules.files import RuleBook
+
+    (tmp_path / "weather.toml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "wind.toml").write_text(FIXED, encoding="utf-8")
+    book = RuleBook([tmp_path])
+    book.reload_if_changed()
+    (tmp_path / "weather.toml").unlink()
+    with caplog.at_level(logging.WARNING):
+        book.reload_if_changed()
+        assert book.reload_if_changed()  # the edit settled
+    assert [c.rule.id for c in book.index.rules] == ["gales"]
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("1 rule no longer in the rule files: storms; ")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
-from ..text import language_code
+from ..text import counted, language_code
 from .compile import Compiler
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
@@ -725,6 +725,7 @@ class RuleBook:
             if self.index is None:
                 self.index = RuleIndex([], {})
             return False
+        before = self._in_force
         self.index, self._in_force = loaded.index(), loaded
         log.info(
             "rules loaded: %d rules (%d unchanged), %d entities from %d files",
@@ -733,4 +734,22 @@ class RuleBook:
             len(loaded.entities),
             len(loaded.files),
         )
+        if before is not None:
+            _warn_of_rules_gone(before, loaded)
         return True
+
+
+def _warn_of_rules_gone(before: RuleSet, now: RuleSet) -> None:
+    """A rule taken out of the files (a file deleted, moved, or rewritten by a copy that
+    removes it first) matches nothing from now on: said at INFO only, the articles stored
+    meanwhile went unmatched by it without a word."""
+    kept = {rule.id for rule in now.rules}
+    gone = [rule.id for rule in before.rules if rule.enabled and rule.id not in kept]
+    if gone:
+        shown = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")
+        log.warning(
+            "%s no longer in the rule files: %s; articles stored from now on are not"
+            " matched by them (put back, `vigie rules backtest RULE --apply` catches up)",
+            counted(len(gone), "rule"),
+            shown,
+        )
