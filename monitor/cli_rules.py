@@ -153,23 +153,32 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     return warnings
 
 
-def _loaded_rules(config: Config) -> RuleSet:
+def _loaded_rules(config: Config, strict: bool = True) -> RuleSet:
+    """The rule files, loaded. Strict, any error stops the command; otherwise the rules that
+    loaded are used and the first error is a warning: one broken rule, anywhere, kept an
+    operator from trying another rule, or a --query, while writing it."""
     loaded = load_rules(config.rules.paths)
+    if loaded.errors and strict:
+        raise _first_error(loaded)
     if loaded.errors:
-        first = loaded.errors[0]
-        raise RuleError(
-            first.path,
-            first.line,
-            first.column,
-            first.message
-            + (
-                f" (and {len(loaded.errors) - 1} more; run `vigie rules check`)"
-                if len(loaded.errors) > 1
-                else ""
-            ),
-            first.source_line,
+        _print_problem(_first_error(loaded), "warning")
+        err_console.print(
+            "  (the rules in error are left out here; `vigie rules check` lists every error)",
+            markup=False,
         )
     return loaded
+
+
+def _first_error(loaded: RuleSet) -> RuleError:
+    first = loaded.errors[0]
+    more = len(loaded.errors) - 1
+    return RuleError(
+        first.path,
+        first.line,
+        first.column,
+        first.message + (f" (and {more} more; run `vigie rules check`)" if more else ""),
+        first.source_line,
+    )
 
 
 def _stored(config: Config) -> Store:
@@ -208,7 +217,7 @@ def _as_polled(article: Article) -> Article:
 def _index_for(
     config: Config, rule_id: str | None, query: str | None, loaded: RuleSet | None = None
 ) -> RuleIndex:
-    loaded = loaded or _loaded_rules(config)
+    loaded = loaded or _loaded_rules(config, strict=False)
     if query is not None:
         rule = Rule(id="query", query=query, name="--query", stem=False)
         try:
@@ -227,6 +236,8 @@ def _index_for(
             for r in loaded.rules
             if r.id == rule_id
         ]
+        if not chosen and loaded.errors:  # maybe in a file, or the rule, that did not load
+            raise _first_error(loaded)
         if not chosen:
             known = ", ".join(sorted(r.id for r in loaded.rules))
             raise VigieError(f"no rule with id {rule_id!r} (known: {known})")
@@ -474,7 +485,9 @@ def rules_backtest(
             raise ConfigError(
                 "--since", "", "expected a duration of at most a few centuries", since
             ) from None
-        loaded = _loaded_rules(config)
+        # --apply with a file in error could store matches the service, keeping its last
+        # good rules, does not make.
+        loaded = _loaded_rules(config, strict=apply_changes)
         # A rule named on the command line is tried even when disabled (see _index_for), but
         # its matches are not stored: the service would not make them, yet deliver them.
         if apply_changes and any(r.id == rule_id and not r.enabled for r in loaded.rules):

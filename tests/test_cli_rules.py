@@ -530,3 +530,32 @@ def test_language_option_says_what_a_short_text_is_written_in(tmp_path: Path) ->
     assert result.exit_code == 0 and "MATCH" in result.stdout
     wrong = invoke(*args, "--language", "french", "--config", str(config))
     assert wrong.exit_code == 1 and "expected a language code like fr or en" in wrong.stderr
+
+
+def test_a_rule_in_error_elsewhere_does_not_keep_another_from_being_tried(tmp_path: Path) -> None:
+    """One broken rule anywhere stopped `rules test` and `backtest` of every other rule, and of
+    a --query: the operator could not try a rule while writing it."""
+    config = project(tmp_path)
+    (tmp_path / "rules" / "draft.toml").write_text(
+        '[[rule]]\nid = "draft"\nquery = "zzz AND ("\n', encoding="utf-8"
+    )
+    runner = CliRunner()
+    text = "Police used tear gas on migrants near Calais"
+    tried = runner.invoke(
+        main, ["rules", "test", "calais", "--text", text, "--config", str(config)]
+    )
+    assert tried.exit_code == 0, tried.output
+    assert "warning: " in tried.stderr and "draft.toml:3:" in tried.stderr
+    query = ["rules", "test", "--query", "tear gas", "--text", text, "--config", str(config)]
+    assert runner.invoke(main, query).exit_code == 0
+    invoke("once", "--config", str(config))
+    assert invoke_status("rules", "backtest", "calais", "--config", str(config)) == 0
+    # The rule in error itself, and --apply, still stop at the error.
+    draft = runner.invoke(main, ["rules", "test", "draft", "--text", text, "--config", str(config)])
+    assert draft.exit_code == 1 and "error: " in draft.stderr and "draft.toml:3:" in draft.stderr
+    applying = ["rules", "backtest", "calais", "--apply", "--config", str(config)]
+    assert runner.invoke(main, applying).exit_code == 1
+
+
+def invoke_status(*args: str) -> int:
+    return CliRunner().invoke(main, list(args)).exit_code
