@@ -155,6 +155,8 @@ UNUSABLE_DATABASES = {
     "folder": "(it is a folder)",
     "passwd": "(it is not a SQLite database)",
     "passwd/x.db": "is a file, not a folder)",
+    # Another program's SQLite file: it was given Vigie's tables (and WAL mode).
+    "notes.db": "(not a Vigie database: it holds other tables (notes)",
 }
 DATABASE_COMMANDS = [
     ["once"],
@@ -178,6 +180,9 @@ def unusable_database_config(tmp_path: Path, write_config: Callable[..., Path], 
     under a file) that is not SQLite, like /etc/passwd."""
     (tmp_path / "folder").mkdir()
     (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n" * 40)
+    with sqlite3.connect(tmp_path / "notes.db") as notes:
+        notes.execute("CREATE TABLE notes (body TEXT)")
+    notes.close()
     config = write_config(
         [str(SAMPLES / "coastal-herald.rss")],
         database=str(tmp_path / db),
@@ -213,6 +218,9 @@ def test_unusable_database_is_one_line_naming_config_and_key(
     )
     assert line.startswith(f"error: {config}")
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no lock file left beside it
+    with sqlite3.connect(tmp_path / "notes.db") as notes:
+        assert [t for (t,) in notes.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    notes.close()
 
 
 @pytest.mark.parametrize("command", ["once", "run"])

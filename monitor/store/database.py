@@ -81,6 +81,32 @@ class _TakingTurns:
             self._turns.notify_all()
 
 
+def _foreign_tables(path: Path) -> list[str]:
+    """The tables of a SQLite file that Vigie never made (none for an empty file or a Vigie
+    database): a storage.database pointed at another program's file got Vigie's tables. A
+    file that cannot be read so is left to the connection to report."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        tables = sorted(
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
+        if (
+            "_sqlite_migrations" in tables
+            and conn.execute(
+                "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'vigie' LIMIT 1"
+            ).fetchone()
+        ):
+            return []
+        return tables
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
 def _file_identity(path: Path) -> tuple[int, int] | None:
     """The file at `path` (device, inode), or None when there is none."""
     try:
@@ -121,6 +147,14 @@ def prepare_database(path: Path) -> None:
         raise DatabaseOpenError(str(path), f"cannot be read: {e.strerror or e}") from e
     if header and header != SQLITE_HEADER:
         raise DatabaseOpenError(str(path), "it is not a SQLite database")
+    if header:
+        foreign = _foreign_tables(path)
+        if foreign:  # before WAL mode, migrations and a lock file change another program's
+            raise DatabaseOpenError(
+                str(path),
+                f"not a Vigie database: it holds other tables ({', '.join(foreign[:5])}); give"
+                " Vigie a file of its own",
+            )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError as e:
