@@ -191,7 +191,7 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
     config = load_config(config_path)
     if not any(c.isalnum() for c in query):  # '*' got SQLite's "unknown special query"
         raise VigieError(f"search query {query!r}: nothing to search for: give a word")
-    store = open_store(config)
+    store = open_store(config, must_exist=True)
     try:
         rows = store.search_articles(query, limit)
     except sqlite3.OperationalError as e:

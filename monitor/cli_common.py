@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.text import Text
 
-from .config import Config
+from .config import Config, line_of_key
 from .deliver import dispatch
 from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
 from .pipeline import outcome_log as feed_outcomes
@@ -158,8 +158,21 @@ def database_errors(config: Config) -> Iterator[None]:
         ) from e
 
 
-def open_database(config: Config) -> Store:
-    """The configured database, or a ConfigError saying why its path cannot be used."""
+def open_database(config: Config, *, must_exist: bool = False) -> Store:
+    """The configured database, or a ConfigError saying why its path cannot be used. With
+    `must_exist`, for commands that only look at what is stored: a mistyped storage.database
+    made its folders and an empty database, and the command reported that nothing was there."""
+    # (Under a file, the path is refused as such, below.)
+    if must_exist and not config.database.exists() and not config.database.parent.is_file():
+        raise ConfigError(
+            str(config.path),
+            "storage.database",
+            "no database there yet (vigie once or vigie run creates it)",
+            str(config.database),
+            line_of_key(config.path.read_text(encoding="utf-8-sig"), "storage.database")
+            if config.path.exists()
+            else 0,
+        )
     with database_errors(config):
         return Store(config.database)
 
@@ -200,7 +213,7 @@ def escape(text: str) -> str:
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def open_store(config: Config, *, holding_lock: bool = False) -> Store:
+def open_store(config: Config, *, holding_lock: bool = False, must_exist: bool = False) -> Store:
     """The configured database, its feeds in step with config.toml: those it lists are added or
     updated, those it no longer lists are retired (no longer polled, their articles kept).
 
@@ -208,7 +221,7 @@ def open_store(config: Config, *, holding_lock: bool = False) -> Store:
     `once`): the service polls the feeds it found at its start, and config.toml edits take
     effect when it restarts, not when a command such as `feeds list` happens to run beside it
     (which also had to wait for the service's write lock)."""
-    store = open_database(config)
+    store = open_database(config, must_exist=must_exist)
     if holding_lock or not service_running(config.database):
         _sync_config(store, config)
     return store

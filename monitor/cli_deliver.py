@@ -154,7 +154,7 @@ def digest_preview(subscriber: str, config_path: str) -> None:
     """Render SUBSCRIBER's next digest to an HTML file and print its path; nothing is claimed."""
     config = load_config(config_path)
     chosen = _subscriber(config, subscriber)
-    store = open_database(config)
+    store = open_database(config, must_exist=True)
     path, rendered = preview_digest(
         store, config.delivery, chosen, _labels(config), datetime.now(UTC)
     )

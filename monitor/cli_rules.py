@@ -182,16 +182,8 @@ def _first_error(loaded: RuleSet) -> RuleError:
 
 
 def _stored(config: Config) -> Store:
-    """The database of stored articles, which must be there: opening a mistyped
-    storage.database would create an empty one and report that nothing matches."""
-    if not config.database.exists():
-        raise ConfigError(
-            str(config.path),
-            "storage.database",
-            "no database there yet (vigie once or vigie run creates it)",
-            str(config.database),
-        )
-    return open_database(config)
+    """The database of stored articles, which must be there (open_database's must_exist)."""
+    return open_database(config, must_exist=True)
 
 
 def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:

@@ -669,10 +669,21 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
 
 
 def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
+    vigie("once", "--config", feed_config)
     result = vigie("articles", "search", "calais AND", "--config", feed_config)
     assert_one_line_error(result, "search query")
     starred = vigie("articles", "search", "*", "--config", feed_config)
     assert_one_line_error(starred, "search query '*': nothing to search for")
+
+
+def test_a_search_with_no_database_there_creates_none(tmp_path: Path, feed_config: Path) -> None:
+    """A mistyped storage.database made its folders and an empty database, and the search
+    then said that no article matched."""
+    config = feed_config.read_text().replace('"data/vigie.db"', '"dta/vigie.db"')
+    feed_config.write_text(config)
+    result = vigie("articles", "search", "calais", "--config", feed_config)
+    assert_one_line_error(result, "storage.database: no database there yet", "dta/vigie.db")
+    assert not (feed_config.parent / "dta").exists()
 
 
 def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_config: Path) -> None:
