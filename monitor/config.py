@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 0}
 _LONGEST_DURATION = 100 * 365 * 86400
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -152,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # Delivery (docs/delivery.md): [smtp] and [delivery]; [[subscribers]] and [[webhooks]] below.
     Setting("smtp.host", "str", "", "SMTP server; empty writes digests as .eml files instead"),
-    Setting("smtp.port", "int", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none"),
+    Setting("smtp.port", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none"),
     Setting("smtp.security", "str", "starttls", "starttls, tls (implicit TLS) or none"),
     Setting("smtp.username", "str", "", "login name; empty sends without logging in"),
     Setting("smtp.password_env", "str", "", "environment variable that holds the SMTP password"),
@@ -332,21 +332,20 @@ def parse_interval(value: Any) -> float:
 
 
 def parse_size(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
+    """'10MB' -> 10_000_000. None when the value is not a size. A number needs its unit, as
+    a duration does: `max_bytes = 5` meant 5 bytes, and refused every feed."""
     if isinstance(value, str) and (m := _SIZE.match(value)):
-        size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-        return size if size > 0 else None  # "0" is refused like 0: it would refuse every body
+        size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+        return size if size > 0 else None  # "0B" would refuse every body
     return None
 
 
 _EXPECTED = {
     "duration": 'expected a duration like "15m"',
     "duration or 0": 'expected a duration like "15m", or 0',
-    "size": 'expected a size like "10MB"',
-    "int": "expected a whole number",
+    "size": 'expected a size like "10MB", with its unit',
+    "int": "expected a whole number from 1 to 1000",
+    "port": "expected a port number from 1 to 65535",
     "ratio": "expected a number above 0 and at most 1, like 0.5",
     "bool": "expected true or false",
     "str": "expected a string",
@@ -369,8 +368,9 @@ def _convert(kind: str, value: Any) -> Any:
             raise ValueError('expected a duration like "15m", at most 100 years')
     elif kind == "size":
         converted = parse_size(value)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    elif kind in ("int", "port"):
+        highest = 65535 if kind == "port" else 1000  # 10**9 threads were accepted
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= highest
         converted = value if ok else None
     elif kind == "processes":
         if value == "auto":

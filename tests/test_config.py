@@ -104,10 +104,22 @@ def test_bad_feed_interval_names_index_key_and_expectation(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[fetch]\nmax_bytes = "lots"', 'fetch.max_bytes: expected a size like "10MB"'),
+        (
+            '[fetch]\nmax_bytes = "lots"',
+            'fetch.max_bytes: expected a size like "10MB", with its unit',
+        ),
         ('[fetch]\nallow_private = "yes"', "fetch.allow_private: expected true or false"),
-        ("[fetch]\nmax_redirects = -1", "fetch.max_redirects: expected a whole number"),
-        ("[fetch]\nconcurrency = 2.5", "fetch.concurrency: expected a whole number"),
+        (
+            "[fetch]\nmax_redirects = -1",
+            "fetch.max_redirects: expected a whole number from 1 to 1000",
+        ),
+        ("[fetch]\nconcurrency = 2.5", "fetch.concurrency: expected a whole number from 1 to 1000"),
+        (
+            "[fetch]\nconcurrency = 1000000000",
+            "fetch.concurrency: expected a whole number from 1 to 1000",
+        ),
+        ("[smtp]\nport = 99999", "smtp.port: expected a port number from 1 to 65535"),
+        ("[fetch]\nmax_bytes = 5", 'fetch.max_bytes: expected a size like "10MB", with its unit'),
         ('[polling]\ntick = "-5m"', 'polling.tick: expected a duration like "15m"'),
         # A timeout of 0 failed every feed with a traceback; a century overflowed the dates.
         (
@@ -227,13 +239,14 @@ def test_parse_duration_refuses(text: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512KB", 512_000), ("10MB", 10_000_000), ("1MiB", 1_048_576), ("100", 100), (2048, 2048)],
+    [("512KB", 512_000), ("10MB", 10_000_000), ("1MiB", 1_048_576), ("100B", 100), ("2 kb", 2000)],
 )
 def test_parse_size(text: object, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["big", "0", 0, -5, "10 TB", False])
+# A number needs its unit: `max_bytes = 5` meant 5 bytes and refused every feed.
+@pytest.mark.parametrize("text", ["big", "0", 0, -5, "10 TB", False, 5, "100", 2048])
 def test_parse_size_refuses(text: object) -> None:
     assert parse_size(text) is None
 
