@@ -195,6 +195,9 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("«gaz lacrymogène", 1, "« has no pair"),
         ("police “pepper spray", 8, "“ has no pair"),
         ("gaz lacrymogène»", 16, "» has no pair"),
+        # Search engines' - and +: police -riot searched for riot, silently.
+        ("police -riot", 8, "write NOT riot"),
+        ("+calais police", 1, "the + changes nothing"),
         # With the space French puts inside guillemets: « was a word, and an error.
         ("police « gaz lacrymogène", 8, "« has no pair and is left out"),
         ("gaz lacrymogène » OR police", 17, "» has no pair and is left out"),

@@ -67,6 +67,18 @@ class Compiler:
                         query.column,
                     )
                 )
+            if query.text[:1] in "-+" and len(query.text) > 1 and not query.case:
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{query.text} is searched as the word {query.text[1:]}, required like "
+                        f"any other: to leave out articles with it, write NOT {query.text[1:]}"
+                        if query.text[0] == "-"
+                        else f"{query.text} is searched as {query.text[1:]}: every word is "
+                        "required unless joined by OR, so the + changes nothing",
+                        query.line,
+                        query.column,
+                    )
+                )
             quote = _UNPAIRED_QUOTE.search(query.text)
             if quote:
                 self.warnings.append(
