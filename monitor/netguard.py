@@ -229,22 +229,26 @@ def _ip_literal(host: str) -> str | None:
     return address
 
 
+def _refused(address: str) -> str:
+    """The error an operator reads, with the settings that let the address through."""
+    return (
+        f"refused to connect to non-public address {address}"
+        " (fetch.allow_hosts or fetch.allow_private let it through)"
+    )
+
+
 def _guarded(base: type, policy: AddressPolicy) -> type:
     class GuardedConnection(base):  # type: ignore[misc, valid-type]
         def _new_conn(self):  # noqa: ANN202 - urllib3's own signature
             literal = _ip_literal(self.host)
             if literal is not None and not policy.permits(self.host, literal):
                 # An address written in the URL is refused before any packet is sent to it.
-                raise BlockedAddressError(
-                    f"{self.host}", f"refused to connect to non-public address {literal}"
-                )
+                raise BlockedAddressError(f"{self.host}", _refused(literal))
             sock = super()._new_conn()
             address = sock.getpeername()[0]
             if not policy.permits(self.host, address):
                 sock.close()
-                raise BlockedAddressError(
-                    f"{self.host}", f"refused to connect to non-public address {address}"
-                )
+                raise BlockedAddressError(f"{self.host}", _refused(address))
             _watch(sock)
             return sock
 

@@ -234,7 +234,9 @@ def test_closed_port_is_a_connection_error(closed_port: int) -> None:
 def test_guard_refuses_loopback_unless_allowed(server: LoopbackServer) -> None:
     server.route("/feed.xml", RSS)
     result = fetch(server.url("/feed.xml"), config={"allow_private": False})
-    assert result.error == "refused to connect to non-public address 127.0.0.1"
+    assert result.error.startswith(
+        "refused to connect to non-public address 127.0.0.1 (fetch.allow_hosts"
+    )
     assert result.body is None
     assert server.requests_to("/feed.xml") == []
 
@@ -255,7 +257,9 @@ def test_guard_checks_every_redirect_hop(server: LoopbackServer) -> None:
     direct = fetch(f"http://localhost:{server.port}/feed.xml", config=config)
     assert direct.ok and direct.body == RSS
     redirected = fetch(f"http://localhost:{server.port}/moved", config=config)
-    assert redirected.error == "refused to connect to non-public address 127.0.0.1"
+    assert redirected.error.startswith(
+        "refused to connect to non-public address 127.0.0.1 (fetch.allow_hosts"
+    )
 
 
 @pytest.mark.parametrize(

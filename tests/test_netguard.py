@@ -34,6 +34,7 @@ from monitor.records import Feed, FetchResult
 
 RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
 REFUSED = "refused to connect to non-public address "
+ALLOW = " (fetch.allow_hosts or fetch.allow_private let it through)"  # named for operators
 GUARDED = {"allow_private": False}
 
 # Not globally reachable, from the IANA IPv4 and IPv6 special-purpose address registries.
@@ -252,7 +253,7 @@ def test_feeds_at_loopback_in_any_spelling_are_refused(server: LoopbackServer) -
     server.route("/feed.xml", RSS)
     for url, address in loopback_spellings(server, "/feed.xml").items():
         result = fetch(url, **GUARDED)
-        assert result.error == REFUSED + address, url
+        assert result.error == REFUSED + address + ALLOW, url
         assert result.body is None
     assert server.requests_to("/feed.xml") == []
     assert fetch(server.url("/feed.xml")).ok  # the same server, allow_private = true
@@ -260,7 +261,7 @@ def test_feeds_at_loopback_in_any_spelling_are_refused(server: LoopbackServer) -
 
 def test_ipv6_loopback_is_refused_unless_its_network_is_allowed(server6: LoopbackServer) -> None:
     server6.route("/feed.xml", RSS)
-    assert fetch(server6.url("/feed.xml"), **GUARDED).error == REFUSED + "::1"
+    assert fetch(server6.url("/feed.xml"), **GUARDED).error == REFUSED + "::1" + ALLOW
     assert server6.requests_to("/feed.xml") == []
     allowed = fetch(server6.url("/feed.xml"), allow_private=False, allow_hosts=("::1/128",))
     assert allowed.ok and allowed.body == RSS
@@ -296,7 +297,7 @@ def test_a_name_resolving_to_loopback_is_refused_dns_rebinding(
     resolve["mapped.example"] = "::ffff:127.0.0.1"  # an IPv6 socket to the IPv4 server
     for name, address in (("news.example", "127.0.0.1"), ("mapped.example", "::ffff:127.0.0.1")):
         result = fetch(f"http://{name}:{server.port}/feed.xml", **GUARDED)
-        assert result.error == REFUSED + address
+        assert result.error == REFUSED + address + ALLOW
     assert server.requests_to("/feed.xml") == []
     opted_in = fetch(
         f"http://news.example:{server.port}/feed.xml",
@@ -324,7 +325,7 @@ def test_every_redirect_hop_is_checked(server: LoopbackServer, resolve: dict[str
     for i, (target, address) in enumerate(targets.items()):
         server.redirect(f"/hop{i}", target, status=302)
         result = fetch(f"{start}/hop{i}", **config)
-        assert result.error == REFUSED + address, target
+        assert result.error == REFUSED + address + ALLOW, target
     assert len(server.requests_to("/feed.xml")) == 1  # only the direct, allowed fetch
 
 
@@ -377,9 +378,9 @@ def test_article_pages_go_through_the_guard_and_its_redirect_checks(
     finally:
         svc.close()
     assert errors == {
-        "direct": REFUSED + "127.0.0.1",
-        "bounce": REFUSED + "127.0.0.1",
-        "mapped": REFUSED + "::ffff:127.0.0.1",
+        "direct": REFUSED + "127.0.0.1" + ALLOW,
+        "bounce": REFUSED + "127.0.0.1" + ALLOW,
+        "mapped": REFUSED + "::ffff:127.0.0.1" + ALLOW,
         "local-file": "the item has no web page address",
     }
     assert server.requests_to("/secret") == []
@@ -405,7 +406,11 @@ def test_webhook_posts_go_through_the_guard(
     }
     for url, address in targets.items():
         attempt = post(session, url, "{}", "msg_1_x", SECRET, 5.0, now)
-        assert (attempt.ok, attempt.status, attempt.error) == (False, 0, REFUSED + address), url
+        assert (attempt.ok, attempt.status, attempt.error) == (
+            False,
+            0,
+            REFUSED + address + ALLOW,
+        ), url
     assert server.requests == []
 
 
