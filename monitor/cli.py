@@ -180,12 +180,20 @@ def articles() -> None:
 
 @articles.command("search")
 @click.argument("query")
-@click.option("--limit", default=20, show_default=True)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most articles shown.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @config_option
 @operator_errors
 def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> None:
-    """Full-text search over stored articles (SQLite FTS5 syntax: words, "phrases", OR, NOT)."""
+    """Full-text search over stored articles, best first. The query is SQLite FTS5's, not the
+    rule language: words, "phrases", OR, and NOT between two terms (calais NOT football);
+    `vigie rules test --article ID` tries a rule on a stored article."""
     import sqlite3
 
     config = load_config(config_path)
@@ -212,7 +220,8 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
             f"{row['published'] or ''}[/]"
         )
         console.print(f"  {escape(row['url'])}", soft_wrap=True)
-        console.print(Text("  ").append(highlighted(row["snippet"])))
+        # Blank lines of the text left the snippet in pieces under its title.
+        console.print(Text("  ").append(highlighted(" ".join(row["snippet"].split()))))
     if not rows:
         console.print("No article matches.")
 

@@ -668,6 +668,23 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
     assert none.exit_code == 0 and "No article matches." in none.stdout
 
 
+def test_articles_search_shows_a_snippet_in_one_piece(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """The text's blank lines broke the snippet into pieces under its title."""
+    feed = tmp_path / "para.rss"
+    feed.write_text(
+        '<rss version="2.0"><channel><title>P</title><item><title>Dawn at the port</title>'
+        "<link>https://news.example/p</link><description>Police arrived at dawn.\n\n"
+        "Migrants were moved from the harbour.</description></item></channel></rss>"
+    )
+    config = write_config([str(feed)])
+    vigie("once", "--config", config)
+    found = vigie("articles", "search", "harbour", "--config", config).stdout
+    assert "dawn. Migrants were moved" in found, found
+    assert vigie("articles", "search", "harbour", "--limit", "0", "--config", config).exit_code == 2
+
+
 def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
     vigie("once", "--config", feed_config)
     result = vigie("articles", "search", "calais AND", "--config", feed_config)
