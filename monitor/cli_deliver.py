@@ -279,6 +279,11 @@ def deliveries_list(
     if as_json:
         click.echo(json.dumps([_row(d) for d in found], indent=2, ensure_ascii=False))
         return
+    if not found:  # an empty table's header read as a failure to list
+        asked = [f"{name} {value}" for name, value in (("status", status), ("kind", kind),
+                 ("to", target)) if value]  # fmt: skip
+        console.print("No deliveries" + (f" ({', '.join(asked)})." if asked else "."))
+        return
     # Short relative times, and the recipient and error folded, fit a narrow terminal.
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("id", "kind", "to", "status", "matches", "tries", "made", "next / sent"):

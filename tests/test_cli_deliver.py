@@ -116,6 +116,9 @@ def test_digest_preview_then_send(tmp_path: Path) -> None:
     path = Path(preview.stdout.strip().splitlines()[-1])
     assert "Calais and the Channel route" in path.read_text()
     assert json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout) == []
+    assert vigie("deliveries", "list", "--config", config).stdout == "No deliveries.\n"
+    dead = vigie("deliveries", "list", "--status", "dead", "--config", config).stdout
+    assert dead == "No deliveries (status dead).\n"  # an empty table read as a failure
     sent = vigie("digest", "send", "desk", "--config", config)
     assert re.search(r"Digest #1 for desk \(\d+ articles\) written: .*\.eml", sent.stdout)
     assert "Nothing new to send." in vigie("digest", "send", "--config", config).stdout
