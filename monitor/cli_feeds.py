@@ -21,8 +21,8 @@ from .cli_common import (
     open_store,
     operator_errors,
 )
-from .config import Config, load_config, resolve_feed_url
-from .errors import ConfigError
+from .config import Config, line_of_key, load_config, resolve_feed_url
+from .errors import ConfigError, VigieError
 from .store import Store, parse_iso
 
 
@@ -219,8 +219,11 @@ def feeds_remove(feed: str, config_path: str) -> None:
     url = row["url"]
     listed = {f.url for f in config.feeds}
     if url in listed or row["config_url"] in listed:  # it would be back at the next start
-        raise ConfigError(
-            str(config.path), "feeds", "lists this feed: delete it there to stop polling it", url
+        index = next(i for i, f in enumerate(config.feeds) if f.url in (url, row["config_url"]))
+        line = line_of_key(config.path.read_text(encoding="utf-8-sig"), f"feeds[{index}].url")
+        where = f"{config.path}:{line}" if line else str(config.path)
+        raise VigieError(
+            f"{url} is listed in {where} (feeds[{index}]): delete it there to stop polling it"
         )
     if row["retired"] is not None:
         console.print(

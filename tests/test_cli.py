@@ -444,7 +444,10 @@ def test_feeds_remove_refuses_a_feed_config_lists_and_an_unknown_one(
     config = write_config([listed])
     vigie("once", "--config", config)  # stores the configured feed (its poll fails: no server)
     refused = vigie("feeds", "remove", listed, "--config", config)
-    assert_one_line_error(refused, str(config), "feeds: lists this feed: delete it there", listed)
+    line = config.read_text().splitlines().index(f'url = "{listed}"') + 1
+    assert_one_line_error(
+        refused, f"{listed} is listed in {config}:{line} (feeds[0]): delete it there to stop"
+    )
     assert listed_urls(config) == [listed]
     unknown = vigie("feeds", "remove", "https://never.example/rss", "--config", config)
     assert_one_line_error(unknown, "FEED: expected the URL, path or id of a stored feed")
