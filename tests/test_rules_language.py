@@ -159,7 +159,7 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
             "(police OR (gaz AND slap)\nAND calais",
             2,
             11,
-            "expected ): the one opened at “(police OR (gaz AND slap…” is not closed",
+            "expected ); the parenthesis opened at “(police OR (gaz AND slap…” is not closed",
         ),
         ("police @ calais", 1, 8, "@ starts an entity reference"),
     ],

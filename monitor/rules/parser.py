@@ -182,7 +182,7 @@ def _unclosed(text: str) -> str:
         return ""
     after = " ".join(text[opened[-1] :].split())
     shown = after if len(after) <= 24 else after[:24] + "…"
-    return f": the one opened at “{shown}” is not closed"
+    return f"; the parenthesis opened at “{shown}” is not closed"
 
 
 MAX_DEPTH = 100  # levels of nesting a query may have: the matcher walks trees recursively
