@@ -252,6 +252,13 @@ def test_times_are_shown_in_the_subscriber_time_zone() -> None:
     assert digest.sections[0].entries[0].when == "Mon 23 Nov, 07:00"
 
 
+def test_an_article_of_another_year_shows_its_year() -> None:
+    """A 2025 article backtested into a 2026 digest read as one of this year's."""
+    old = item(1, "calais", hours_ago=24 * 400)
+    [entry] = build_digest([old], SUBSCRIBER, LABELS, NOW).sections[0].entries
+    assert entry.when == "Sun 19 Oct 2025, 09:00"  # summer time in Paris then
+
+
 def test_an_update_that_newly_matches_is_marked() -> None:
     fresh = item(1, "calais")
     revised = replace(item(2, "calais"), updated=True)

@@ -90,7 +90,7 @@ def build_digest(
     sections: dict[str, list[Entry]] = {}
     for members in stories.values():
         lead = max(members, key=_rank)
-        sections.setdefault(lead.match.rule_id, []).append(_entry(lead, members, labels, zone))
+        sections.setdefault(lead.match.rule_id, []).append(_entry(lead, members, labels, zone, now))
     built = [
         Section(
             rule_id,
@@ -121,7 +121,24 @@ def _rank(item: OutboxItem) -> tuple:
     return (item.match.priority == "urgent", item.match.score, published, -(item.article.id or 0))
 
 
-def _entry(lead: OutboxItem, members: list[OutboxItem], labels: Labels, zone: ZoneInfo) -> Entry:
+def _when(published: datetime | None, zone: ZoneInfo, now: datetime) -> str:
+    """When an article was published, in the subscriber's zone: "Tue 18 Apr, 09:30", with
+    the year when it is not this year's (a 2023 article read as one of this April's)."""
+    if published is None:
+        return ""
+    local = published.astimezone(zone)
+    if local.year != now.astimezone(zone).year:
+        return local.strftime("%a %d %b %Y, %H:%M")
+    return local.strftime("%a %d %b, %H:%M")
+
+
+def _entry(
+    lead: OutboxItem,
+    members: list[OutboxItem],
+    labels: Labels,
+    zone: ZoneInfo,
+    now: datetime,
+) -> Entry:
     article = lead.article
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
     others: dict[str, str] = {}
@@ -133,9 +150,7 @@ def _entry(lead: OutboxItem, members: list[OutboxItem], labels: Labels, zone: Zo
         title=one_line(article.title) or "(untitled)",  # stored before titles were one line
         url=_link(article.url),
         source=article.feed_name,
-        when=article.published.astimezone(zone).strftime("%a %d %b, %H:%M")
-        if article.published
-        else "",
+        when=_when(article.published, zone, now),
         snippet_html=snippet_html(lead.match.snippet),
         snippet_text=snippet_text(lead.match.snippet),
         rules=tuple(dict.fromkeys(labels.rule(r) for r in rule_ids)),
