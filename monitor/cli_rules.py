@@ -246,6 +246,7 @@ def _query_error(query: str, error: QuerySyntaxError) -> RuleError:
 
 def _articles_from_file(path: Path) -> Iterable[Article]:
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        unread: set[str] = set()  # keys no article has: "lang" for "language" was dropped unsaid
         for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
@@ -257,6 +258,15 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
                 ) from None
             if not isinstance(item, dict):
                 raise ConfigError(str(path), f"line {number}", "expected a JSON object", item)
+            unknown = sorted(set(item) - {*_ARTICLE_KEYS, "id"} - unread)
+            if unknown:
+                unread.update(unknown)
+                err_console.print(
+                    f"warning: {path}: line {number}: {', '.join(unknown)} not read (an article"
+                    f" has {', '.join(_ARTICLE_KEYS)} and id)",
+                    markup=False,
+                    soft_wrap=True,
+                )
             fields = {key: item.get(key) or "" for key in _ARTICLE_KEYS}
             for key, value in fields.items():
                 if not isinstance(value, str):

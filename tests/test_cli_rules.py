@@ -559,3 +559,17 @@ def test_a_rule_in_error_elsewhere_does_not_keep_another_from_being_tried(tmp_pa
 
 def invoke_status(*args: str) -> int:
     return CliRunner().invoke(main, list(args)).exit_code
+
+
+def test_keys_a_json_lines_article_does_not_have_are_warned_of(tmp_path: Path) -> None:
+    """ "lang" for "language" was dropped without a word, and the French text then tried as
+    whatever language detection made of it."""
+    config = project(tmp_path)
+    lines = tmp_path / "articles.jsonl"
+    rows = [{"title": "Calais", "lang": "fr", "tags": ["x"]}, {"title": "Dunkerque", "lang": "fr"}]
+    lines.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["rules", "test", "--query", "calais", "--file", str(lines), "--config", str(config)]
+    )
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert "line 1: lang, tags not read (an article has url, title" in warning  # once
