@@ -18,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape as rich_escape
+from rich.table import Table
 from rich.text import Text
 
 from .config import Config, line_of_key
@@ -31,6 +32,17 @@ from .text import ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 log = logging.getLogger(__name__)
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+# Tables piped to less or grep are not folded to 80 columns (URLs cut into pieces no one could
+# copy): this wide, and in a terminal its width.
+PIPED_WIDTH = 200
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout: folded to fit a terminal, left long when piped."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(highlight=False, width=max(console.width, PIPED_WIDTH)).print(table)
 
 
 def config_option(func: Callable) -> Callable:

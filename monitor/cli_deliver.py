@@ -25,6 +25,7 @@ from .cli_common import (
     locked_database,
     open_database,
     operator_errors,
+    print_table,
 )
 from .config import Config, load_config, parse_duration
 from .config_delivery import SubscriberConfig
@@ -305,7 +306,7 @@ def deliveries_list(
             ago(d.created, now),
             ago(when, now) if when else "-",
         )
-    console.print(table)
+    print_table(table)
 
 
 @deliveries.command("retry")

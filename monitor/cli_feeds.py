@@ -20,6 +20,7 @@ from .cli_common import (
     escape,
     open_store,
     operator_errors,
+    print_table,
 )
 from .config import Config, line_of_key, load_config, resolve_feed_url
 from .errors import ConfigError, VigieError
@@ -81,7 +82,7 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             str(row["error_count"] or 0),
             "-" if row["retired"] else _next(row["next_poll"], now),
         )
-    console.print(table)
+    print_table(table)
 
 
 def _ago(stamp: str, now: datetime) -> str:

@@ -347,6 +347,15 @@ def test_feeds_add_refuses_an_empty_tag(write_config: Callable[..., Path]) -> No
     assert listed_urls(config) == []
 
 
+def test_feeds_list_piped_keeps_each_url_on_its_line(write_config: Callable[..., Path]) -> None:
+    """Piped to less or grep, the table was folded to 80 columns: URLs in 12-character pieces
+    that no one could copy."""
+    url = "https://news.example.com/sections/world/europe/france/calais/feed.rss"
+    config = write_config([url])
+    listed = vigie("feeds", "list", "--config", config).stdout
+    assert any(url in line for line in listed.splitlines()), listed
+
+
 def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
     vigie("once", "--config", feed_config)
     rows = json.loads(vigie("feeds", "list", "--json", "--config", feed_config).stdout)
