@@ -129,7 +129,8 @@ class SubscriberConfig:
 class WebhookConfig:
     name: str
     url: str
-    secret: str = field(repr=False)  # "" when secret_env is not set (see missing_secrets)
+    # "" when secret_env is not set (see missing_secrets); several space-separated, rotating
+    secret: str = field(repr=False)
     rules: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     mode: str = "per-match"
@@ -326,18 +327,25 @@ def _webhook(raw: Any, index: int, path: str) -> WebhookConfig:
     if not re.match(r"^https?://[^/\s]+", v["url"], re.IGNORECASE):
         raise ConfigError(path, f"{where}.url", "expected an http(s) URL", v["url"])
     key = f"{where}.secret_env"
-    secret = os.environ.get(v["secret_env"], "")
-    try:
-        if not secret.startswith("whsec_"):
-            raise ValueError
-        decoded = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except (ValueError, binascii.Error):
-        decoded = b""
-    # The Standard Webhooks range; the secret is never shown. Unset, it is needed only to send.
-    if secret and not 24 <= len(decoded) <= 64:
-        raise ConfigError(
-            path, key, f"{v['secret_env']} must hold whsec_ then 24 to 64 bytes in base64"
-        )
+    secret = " ".join(os.environ.get(v["secret_env"], "").split())
+    # Several secrets, space-separated, while one replaces another: each signs every request,
+    # so a consumer verifies with either (the rotation docs/delivery.md describes).
+    for one in secret.split():
+        try:
+            if not one.startswith("whsec_"):
+                raise ValueError
+            decoded = base64.b64decode(one.removeprefix("whsec_"), validate=True)
+        except (ValueError, binascii.Error):
+            decoded = b""
+        # The Standard Webhooks range; the secret is never shown. Unset, it is needed only to
+        # send.
+        if not 24 <= len(decoded) <= 64:
+            raise ConfigError(
+                path,
+                key,
+                f"{v['secret_env']} must hold whsec_ then 24 to 64 bytes in base64 (several,"
+                " space-separated, while rotating)",
+            )
     return WebhookConfig(
         name=v["name"],
         url=v["url"],

@@ -136,7 +136,9 @@ def test_errors_name_the_key_and_the_expectation(
     assert expected in error(tmp_path, text)
 
 
-@pytest.mark.parametrize("value", ["not-a-secret", "whsec_c2hvcnQ=", "whsec_!!!!"])
+@pytest.mark.parametrize(
+    "value", ["not-a-secret", "whsec_c2hvcnQ=", "whsec_!!!!", f"{SECRET} whsec_c2hvcnQ="]
+)
 def test_malformed_webhook_secret_is_refused_without_showing_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:

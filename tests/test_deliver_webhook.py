@@ -5,6 +5,7 @@ network guard, the last attempt."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -20,6 +21,7 @@ from conftest import REPO
 from delivery_support import (
     ALL_TAGS,
     SAMPLE_FEEDS,
+    SECRET,
     SECRET_ENV,
     Answer,
     Receiver,
@@ -226,6 +228,24 @@ def test_a_stopping_service_makes_no_further_attempt(
     sent = dispatch_webhooks(v.store, v.session, v.config.delivery, v.labels, t, stop=stop)
     assert [s.status for s in sent] == ["sent"] and len(statuses(v)) > 1
     assert [row[0] for row in statuses(v)][1:] == ["pending"] * (len(statuses(v)) - 1)
+
+
+def test_two_secrets_while_rotating_both_sign_every_request(
+    receiver: Receiver, vigie: Callable[..., Vigie], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One secret only: a consumer could not move to a new one without refusing events in
+    between. With two in secret_env, each verifies every request."""
+    new = "whsec_" + base64.b64encode(b"n" * 32).decode()
+    monkeypatch.setenv(SECRET_ENV, f"{new} {SECRET}")
+    t = now()
+    v = vigie(t, tags=["prosecutions"])
+    v.dispatch(t)
+    assert receiver.requests
+    for request in receiver.requests:
+        assert len(request.headers["webhook-signature"].split()) == 2
+        assert request.verify(new) == request.verify(SECRET)  # either secret verifies
+    with pytest.raises(WebhookVerificationError):
+        receiver.requests[0].verify("whsec_" + base64.b64encode(b"x" * 32).decode())
 
 
 def test_retry_after_postpones_the_next_attempt(

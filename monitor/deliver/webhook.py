@@ -38,10 +38,13 @@ class Attempt:
 
 
 def signed_headers(webhook_id: str, secret: str, body: str, when: datetime) -> dict[str, str]:
+    """Standard Webhooks headers; with several secrets (space-separated, while rotating), one
+    `v1,` signature for each, as the specification allows."""
+    signatures = " ".join(Webhook(one).sign(webhook_id, when, body) for one in secret.split())
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, when, body),
+        "webhook-signature": signatures,
         "content-type": "application/json",
     }
 
