@@ -25,6 +25,7 @@ from .cli_common import (
 from .config import Config, line_of_key, load_config, resolve_feed_url
 from .errors import ConfigError, VigieError
 from .store import Store, parse_iso
+from .text import language_code
 
 
 @click.group()
@@ -134,15 +135,31 @@ def feed_json(row: dict) -> dict:
 @click.option("--name", default=None, help="Display name.")
 @click.option("--interval", default=None, help='Time between polls, e.g. "15m".')
 @click.option("--tag", "tags", multiple=True, help="A tag rules can scope to (repeatable).")
+@click.option("--language", default=None, help="Language of items that do not say theirs, e.g. fr.")
+@click.option(
+    "--full-text/--no-full-text",
+    "full_text",
+    default=None,
+    help="Fetch each item's article page for its whole text (as full_text in config.toml).",
+)
 @config_option
 @operator_errors
 def feeds_add(
-    url: str, name: str | None, interval: str | None, tags: tuple[str, ...], config_path: str
+    url: str,
+    name: str | None,
+    interval: str | None,
+    tags: tuple[str, ...],
+    language: str | None,
+    full_text: bool | None,
+    config_path: str,
 ) -> None:
     """Add a feed to the database (http(s) URL or local path). Adding a feed it already has
     changes only the options given, and says what changed."""
     from .config import parse_interval
 
+    code = language_code(language) if language is not None else None
+    if language is not None and code is None:
+        raise ConfigError("--language", "", "expected a language code like fr or en", language)
     config = load_config(config_path)
     seconds = None
     if interval is not None:
@@ -183,6 +200,8 @@ def feeds_add(
         name=name,
         interval=seconds,
         tags=tags or None,
+        language=code,
+        full_text=full_text,
         source="cli",
         now=datetime.now(UTC),
     )

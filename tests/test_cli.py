@@ -340,6 +340,22 @@ def test_feeds_add_refuses_a_file_that_is_not_there(
     assert listed_urls(config) == []
 
 
+def test_feeds_add_takes_language_and_full_text_as_config_toml_does(
+    write_config: Callable[..., Path],
+) -> None:
+    """Only a feed in config.toml could be French, or read in full: `feeds add` had neither."""
+    config = write_config([])
+    url = "https://actu.example/rss"
+    added = vigie("feeds", "add", url, "--language", "fr-FR", "--full-text", "--config", config)
+    assert added.exit_code == 0, added.output
+    [row] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    assert (row["language"], row["full_text"]) == ("fr", True)
+    changed = vigie("feeds", "add", url, "--no-full-text", "--config", config)
+    assert "changed full_text true -> false" in changed.stdout
+    bad = vigie("feeds", "add", url, "--language", "french", "--config", config)
+    assert_one_line_error(bad, "--language: expected a language code like fr or en")
+
+
 def test_feeds_add_refuses_an_empty_tag(write_config: Callable[..., Path]) -> None:
     config = write_config([])
     result = vigie("feeds", "add", "https://x.example/rss", "--tag", " ", "--config", config)

@@ -92,6 +92,8 @@ class FeedQueries:
         name: str | None = None,
         interval: float | None = None,
         tags: Sequence[str] | None = None,
+        language: str | None = None,
+        full_text: bool | None = None,
         source: str,
         now: datetime,
     ) -> FeedAdded:
@@ -101,11 +103,29 @@ class FeedQueries:
         row = self.find_feed(url)
         if row is None:
             feed_id = self.upsert_feed(
-                url, name=name or "", interval=interval, tags=tags or (), source=source, now=now
+                url,
+                name=name or "",
+                interval=interval,
+                tags=tags or (),
+                language=language or "",
+                full_text=bool(full_text),
+                source=source,
+                now=now,
             )
             return FeedAdded(feed_id, created=True, revived=False, changes={})
-        given = {"name": name, "interval": interval, "tags": None if tags is None else list(tags)}
-        stored = {**row, "tags": json.loads(row["tags"] or "[]")}
+        given = {
+            "name": name,
+            "interval": interval,
+            "tags": None if tags is None else list(tags),
+            "language": language,
+            "full_text": full_text,
+        }
+        stored = {
+            **row,
+            "tags": json.loads(row["tags"] or "[]"),
+            "full_text": bool(row["full_text"]),
+            "language": row["language"] or "",
+        }
         changes = {
             key: (stored[key], value)
             for key, value in given.items()
