@@ -25,7 +25,12 @@ from process_support import running, stop, wait_until
 
 from monitor.cli import main
 from monitor.deliver.dispatch import open_digests
-from monitor.deliver.unsubscribe import MOST_AT_ONCE, UnsubscribeServer
+from monitor.deliver.unsubscribe import (
+    MOST_AT_ONCE,
+    READING_AT_ONCE,
+    REQUEST_DEADLINE,
+    UnsubscribeServer,
+)
 from monitor.records import Match
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -237,14 +242,56 @@ def test_connections_that_send_nothing_hold_the_page_only_so_many_at_a_time(
 ) -> None:
     """Each idle connection held a thread for as long as it stayed open, with no limit: a
     review's 3,000 slow connections stalled the whole service."""
-    idle = [socket.create_connection(page.address, timeout=5) for _ in range(MOST_AT_ONCE)]
+    idle = [socket.create_connection(page.address, timeout=5) for _ in range(READING_AT_ONCE)]
     try:
         for connection in idle:
             connection.sendall(b"GET /unsubscribe/desk/x HTTP/1.1\r\nX-Slow: ")
-        time.sleep(0.3)
+        time.sleep(0.5)
         assert raw(page, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 503 ")
     finally:
         for connection in idle:
             connection.close()
-    time.sleep(0.3)
+    time.sleep(0.5)
     assert raw(page, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 404 ")
+
+
+def test_a_few_connections_trickling_a_byte_at_a_time_hold_back_no_click(
+    vigie: Vigie, smtp: SmtpServer, page: UnsubscribeServer
+) -> None:
+    """16 connections sending a byte every few seconds, never more than the per-read timeout
+    apart, held every answering turn: each subscriber's one-click request got 503 for as long
+    as they went on. They are cut off at the request's deadline, and never hold an answer."""
+    vigie.send_digests(NOW)
+    link = served(page, link_of(smtp, "desk@newsroom.test"))
+    slow = [socket.create_connection(page.address, timeout=5) for _ in range(MOST_AT_ONCE * 2)]
+    try:
+        for connection in slow:
+            connection.sendall(b"G")
+        time.sleep(0.3)
+        assert requests.get(link, timeout=5).status_code == 200  # at once, not after them
+        started = time.monotonic()
+        cut = 0
+        while cut < len(slow) and time.monotonic() - started < REQUEST_DEADLINE + 5:
+            cut = 0
+            for connection in slow:
+                try:
+                    connection.sendall(b"E")
+                except OSError:  # reset: the server cut it off
+                    cut += 1
+            time.sleep(0.5)
+        assert cut == len(slow), "the trickling connections were never cut off"
+    finally:
+        for connection in slow:
+            connection.close()
+
+
+def test_a_token_with_other_characters_is_not_found_whoever_is_named(
+    vigie: Vigie, page: UnsubscribeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A non-ASCII token raised inside the comparison for a name that exists only: 503 for
+    "desk", 404 for "nobody" told which names subscribe, with a traceback in the log each."""
+    host, port = page.address
+    for name in ("desk", "nobody"):
+        answer = requests.get(f"http://{host}:{port}/unsubscribe/{name}/%C3%A9", timeout=5)
+        assert answer.status_code == 404
+    assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.exc_info]

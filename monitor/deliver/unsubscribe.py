@@ -7,16 +7,20 @@ one-click request or that button, records the unsubscription (Store.unsubscribe)
 made or sent for the subscriber until `vigie digest resubscribe`. A wrong name or token is
 "not found", either way, so the page tells nothing of who subscribes.
 
-The page must not become a way into the service: a connection has `timeout` seconds to send its
-request, at most `MOST_AT_ONCE` are answered at a time (the others get 503 at once), and every
-answer reads one shared connection to the database rather than opening one.
+The page must not become a way into the service: a connection has REQUEST_DEADLINE seconds in
+all to send its request (a byte every few seconds kept it open for good), at most READING_AT_ONCE
+are read at a time and MOST_AT_ONCE answered (the others get 503 at once), so that a few slow
+connections cannot hold every answer back; every answer reads one shared connection to the
+database rather than opening one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import re
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -34,7 +38,9 @@ log = logging.getLogger(__name__)
 
 _PATH = re.compile(r"^/unsubscribe/([^/?#]+)/([^/?#]+)/?(?:\?.*)?$")
 _LARGEST_BODY = 4096  # a one-click POST carries "List-Unsubscribe=One-Click"
-MOST_AT_ONCE = 16  # requests answered at the same time
+MOST_AT_ONCE = 16  # requests answered (the database read) at the same time
+READING_AT_ONCE = 128  # connections whose request is being read at the same time
+REQUEST_DEADLINE = 5.0  # seconds a connection has to send its whole request
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -70,6 +76,7 @@ class UnsubscribeServer:
         self.store = Store(database)
         self._store_lock = threading.Lock()  # the connection serves one answer at a time
         self.turns = threading.BoundedSemaphore(MOST_AT_ONCE)
+        self.reading = threading.BoundedSemaphore(READING_AT_ONCE)
         try:
             self.httpd = _Server(address, _handler(self))
         except BaseException:
@@ -95,7 +102,10 @@ class UnsubscribeServer:
         unsubscribed already, "unknown" otherwise."""
         with self._store_lock:
             row = self.store.subscriber_state(name)
-        if not (row and row["token"] and hmac.compare_digest(row["token"], token)):
+        # Bytes: compare_digest refuses a str with non-ASCII characters, and that error, for
+        # names that exist only, told them apart from the others.
+        given = token.encode("utf-8", "surrogatepass")
+        if not (row and row["token"] and hmac.compare_digest(row["token"].encode(), given)):
             return "unknown"
         return "gone" if row["unsubscribed"] else "ask"
 
@@ -107,7 +117,7 @@ class UnsubscribeServer:
 
 def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        timeout = 10  # seconds a connection may take to send its request: none holds a thread
+        timeout = REQUEST_DEADLINE  # each read; the whole request has REQUEST_DEADLINE too
 
         def version_string(self) -> str:
             return "Vigie"
@@ -116,20 +126,46 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
             pass  # the service's log says who unsubscribed; addresses are not kept
 
         def handle_one_request(self) -> None:
-            if not server.turns.acquire(blocking=False):
-                # Not read, not parsed: a bare answer, and the connection closed.
-                self.wfile.write(_BUSY)
-                self.close_connection = True
+            if not server.reading.acquire(blocking=False):
+                self._busy()
                 return
+            # A byte every few seconds met no per-read timeout: the request as a whole is cut
+            # off at the deadline (its socket shut, so the read under way ends).
+            self._deadline = threading.Timer(REQUEST_DEADLINE, self._cut_off)
+            self._deadline.daemon = True
+            self._deadline.start()
             try:
                 super().handle_one_request()
             finally:
-                server.turns.release()
+                self._deadline.cancel()
+                server.reading.release()
+
+        def _cut_off(self) -> None:
+            with contextlib.suppress(OSError):  # closed already
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _busy(self) -> None:
+            # Not read further, not parsed: a bare answer, and the connection closed.
+            self.wfile.write(_BUSY)
+            self.close_connection = True
+
+        def _answering(self) -> bool:
+            """The request read in full: no more deadline; an answering turn, or a 503."""
+            self._deadline.cancel()
+            if server.turns.acquire(blocking=False):
+                return True
+            self._busy()
+            return False
 
         def do_GET(self) -> None:
-            name, state = self._subscriber()
-            if state != "unknown":
-                self._answer(200, _page(state, name))
+            if not self._answering():
+                return
+            try:
+                name, state = self._subscriber()
+                if state != "unknown":
+                    self._answer(200, _page(state, name))
+            finally:
+                server.turns.release()
 
         def do_POST(self) -> None:
             length = self.headers.get("Content-Length") or "0"
@@ -140,6 +176,14 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
                 self._answer(413, _page("unknown"))
                 return
             self.rfile.read(int(length))
+            if not self._answering():
+                return
+            try:
+                self._unsubscribe()
+            finally:
+                server.turns.release()
+
+        def _unsubscribe(self) -> None:
             name, state = self._subscriber()
             if state == "ask":
                 try:
