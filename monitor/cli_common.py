@@ -200,7 +200,7 @@ def highlighted(snippet: str) -> Text:
     """A snippet with its ⟦marked⟧ words in bold yellow, for the terminal."""
     out = Text()
     for i, part in enumerate(re.split(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]", snippet)):
-        out.append(part, style="bold yellow" if i % 2 else "")
+        out.append(plain(part), style="bold yellow" if i % 2 else "")
     return out
 
 
@@ -219,7 +219,13 @@ def escape(text: str) -> str:
     """Text for the terminal: rich's markup escaped, and control characters other than line
     breaks and tabs dropped (a feed's error stored before they were dropped at the source,
     a title: an escape sequence could clear the screen or fake output)."""
-    return rich_escape(_TERMINAL_CONTROL.sub("", ESCAPE_SEQUENCE.sub("", text)))
+    return rich_escape(plain(text))
+
+
+def plain(text: str) -> str:
+    """Text for a rich Text object (not read as markup): control characters other than line
+    breaks and tabs, C1's included, and whole escape sequences dropped."""
+    return _TERMINAL_CONTROL.sub("", ESCAPE_SEQUENCE.sub("", text))
 
 
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -25,7 +25,7 @@ from .cli_common import (
 from .config import Config, line_of_key, load_config, resolve_feed_url
 from .errors import ConfigError, VigieError
 from .store import Store, parse_iso
-from .text import language_code
+from .text import language_code, one_line, printable
 
 
 @click.group()
@@ -197,7 +197,7 @@ def feeds_add(
         return
     added = store.add_feed(
         resolved,
-        name=name,
+        name=one_line(printable(name)) if name is not None else None,
         interval=seconds,
         tags=tags or None,
         language=code,
@@ -317,7 +317,9 @@ def feeds_import(opml: str, config_path: str) -> None:
         if row is not None and row["retired"] is None:
             known += 1
             continue
-        title = outline.get("title") or outline.get("text") or None
+        # One line, no control characters: a title over lines wrote a fake section, entry
+        # and link into the plain-text digest of every article of that feed.
+        title = one_line(printable(outline.get("title") or outline.get("text") or "")) or None
         store.add_feed(url, name=title, tags=_opml_tags(outline), source="opml", now=now)
         if row is None:
             added += 1

@@ -19,6 +19,7 @@ from .cli_common import (
     highlighted,
     open_database,
     operator_errors,
+    plain,
 )
 from .config import Config, load_config, parse_duration
 from .deliver.outbox import queue_webhooks
@@ -414,7 +415,7 @@ def _result_json(article: Article, matches: list[Match], asked: str | None) -> d
 
 
 def _print_result(article: Article, matches: list[Match], single: bool) -> None:
-    title = article.title or "(untitled)"
+    title = plain(article.title) or "(untitled)"
     if not matches:
         console.print(Text.assemble(("no match  ", "dim"), title))
         return
@@ -434,7 +435,10 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
         for (term, field), found in words.items():
             console.print(
                 Text.assemble(
-                    "    ", (term, "yellow"), f" in {field}: ", ", ".join(dict.fromkeys(found))
+                    "    ",
+                    (term, "yellow"),
+                    f" in {field}: ",
+                    plain(", ".join(dict.fromkeys(found))),
                 ),
                 soft_wrap=True,
             )

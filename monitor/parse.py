@@ -330,12 +330,16 @@ def _parse_json_feed(
                 title=item_title,
                 summary=summary[:_MAX_FIELD],
                 content=content[:_MAX_FIELD],
-                content_html=sanitise_html(content_html or _paragraphs_html(content)),
+                # Relative links resolve against the item's page, else the feed's address.
+                content_html=sanitise_html(
+                    content_html or _paragraphs_html(content), _web_link(url, link) or url
+                ),
                 published=published or updated or now,
                 updated=updated or published or now,
                 authors=_json_authors(item) or feed_authors,
                 language=base_language(str(item.get("language") or language)),
-                categories=tuple(str(t)[:200] for t in tags),
+                # Cleaned as RSS and Atom's are: control characters reached the database.
+                categories=tuple(one_line(_text(str(t)))[:200] for t in tags),
                 feed_name=feed_name or title,
             )
         )
@@ -346,7 +350,11 @@ def _json_authors(obj: dict) -> tuple[str, ...]:
     authors = obj.get("authors") or ([obj["author"]] if isinstance(obj.get("author"), dict) else [])
     if not isinstance(authors, list):
         return ()
-    return tuple(str(a.get("name"))[:200] for a in authors if isinstance(a, dict) and a.get("name"))
+    return tuple(
+        one_line(_text(str(a.get("name"))))[:200]
+        for a in authors
+        if isinstance(a, dict) and a.get("name")
+    )
 
 
 def _json_date(value: Any, now: datetime) -> datetime | None:

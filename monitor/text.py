@@ -78,7 +78,9 @@ class _TextExtractor(HTMLParser):
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BREAKS = re.compile(r"\s*\n\s*\n\s*")
 _LINE = re.compile(r" *\n *")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 but tab and line breaks, DEL, and C1 (U+0080 to U+009F: U+009B is a terminal's CSI, as
+# ESC [ is) but U+0085, a line break; no text of a feed needs them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
 
 
 def html_to_text(html: str) -> str:

@@ -673,6 +673,30 @@ def test_import_of_a_broken_opml_is_one_line(
     assert_one_line_error(result, "bad.opml", "not a valid OPML file")
 
 
+def test_an_opml_title_over_several_lines_is_stored_as_one(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A subscription list from elsewhere named a feed over 12 lines, with control characters:
+    a fake section in every digest, and 12 lines of `feeds list`."""
+    opml = tmp_path / "x.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline title="Evil&#10;&#10;== URGENT ==&#155;2J"'
+        ' xmlUrl="https://evil.example/feed"/></body></opml>'
+    )
+    config = write_config([])
+    assert vigie("feeds", "import", opml, "--config", config).exit_code == 0
+    [row] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    assert row["name"] == "Evil == URGENT == 2J"
+
+
+def test_what_the_terminal_shows_of_a_snippet_has_no_control_characters() -> None:
+    """U+009B is a terminal's CSI: kept in a snippet, `articles search` printed it raw."""
+    from monitor.cli_common import highlighted
+
+    shown = highlighted("Police \u009b2J ⟦migrants\x1b[31m⟧ \x07")
+    assert shown.plain == "Police 2J migrants "
+
+
 def test_import_of_a_feed_instead_of_an_opml_file_is_refused(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -188,6 +188,15 @@ def test_a_title_stored_over_several_lines_is_one_line_in_the_text_part() -> Non
     assert "\n== FAKE" not in text and "\n* https://evil" not in text
 
 
+def test_a_feed_name_over_several_lines_is_one_line_in_the_text_part() -> None:
+    """A security review's OPML title wrote "== URGENT: Security (1) ==" and a phishing entry
+    into the plain-text digest of every article of its feed."""
+    forged = item(1, "calais", source="Evil\n\n== URGENT: Security (1) ==\n\n* Reset now")
+    _, text = render(build_digest([forged], SUBSCRIBER, LABELS, NOW), FOOTER)
+    assert "Evil == URGENT: Security (1) == * Reset now" in text
+    assert "\n== URGENT" not in text and "\n* Reset" not in text
+
+
 def test_css_is_inlined_for_mail_clients() -> None:
     html, _ = render(build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW), FOOTER)
     assert "<style" not in html

@@ -222,6 +222,31 @@ def test_a_feed_cut_off_before_its_first_item_is_an_error(shared_corpora: Path) 
     assert articles
 
 
+def test_a_json_feed_is_cleaned_as_rss_is() -> None:
+    """A security review: C1 controls (U+009B is a terminal's CSI) kept in titles; JSON Feed
+    authors and tags stored raw, escape sequences and line breaks included; its display HTML's
+    relative links left unresolved."""
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "items": [
+            {
+                "id": "1",
+                "url": "https://news.example.com/a/1",
+                "title": "Police \u009b2J\u009b31mRED",
+                "content_html": '<p>See <a href="/more">more</a> and <img src="//t.example/p"></p>',
+                "authors": [{"name": "Bob\u001b[31mRED\nX-Injected: yes"}],
+                "tags": ["calais\u0007\nX: y"],
+            }
+        ],
+    }
+    [article] = parse(json.dumps(feed), "application/feed+json")[1]
+    assert article.title == "Police 2J31mRED"
+    assert article.authors == ("Bob[31mRED X-Injected: yes",)
+    assert article.categories == ("calais X: y",)
+    assert 'href="https://news.example.com/more"' in article.content_html
+
+
 def test_html_description_becomes_plain_text_and_display_html_is_safe() -> None:
     description = (
         "<p>Police <b>cleared</b> the camp &amp; left.</p>"

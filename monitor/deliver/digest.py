@@ -145,11 +145,13 @@ def _entry(
     for member in members:
         source = member.article.feed_name
         if member.article.id != article.id and source != article.feed_name:
-            others.setdefault(source, _link(member.article.url))
+            others.setdefault(one_line(source), _link(member.article.url))
     return Entry(
         title=one_line(article.title) or "(untitled)",  # stored before titles were one line
         url=_link(article.url),
-        source=article.feed_name,
+        # A feed's name over several lines (an OPML title, stored before they were made one
+        # line) wrote a fake section and entry into the plain-text digest.
+        source=one_line(article.feed_name),
         when=_when(article.published, zone, now),
         snippet_html=snippet_html(lead.match.snippet),
         snippet_text=snippet_text(lead.match.snippet),
