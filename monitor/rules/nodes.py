@@ -12,9 +12,11 @@ Each node answers three questions:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 
 from ..text import fold_word
 from .document import Document, FieldText
@@ -288,29 +290,54 @@ class Near(Node):
         rights = self.right.hits(doc)
         if not rights:
             return None
+        # The right side's hits by field, sorted by start and by end: each left hit finds its
+        # partners by bisection. Every left hit against every right one took 56 s for an
+        # article repeating "police slap" 20,000 times.
+        by_field: dict[str, tuple[list[int], list[Hit], list[int], list[Hit]]] = {}
+        for field, found in _by_field(rights).items():
+            by_start = sorted(found, key=_START)
+            by_end = sorted(found, key=_END)
+            by_field[field] = ([h[1] for h in by_start], by_start, [h[2] for h in by_end], by_end)
         used: dict[Hit, None] = {}
+        distance = self.distance
         for lh in lefts:
-            for rh in rights:
-                if lh[0] != rh[0]:
-                    continue
-                if rh[1] >= lh[2]:
-                    gap = rh[1] - lh[2] + 1
-                elif lh[1] >= rh[2]:
-                    if self.ordered:
-                        continue
-                    gap = lh[1] - rh[2] + 1
-                else:
-                    continue  # the same words on both sides
-                if gap <= self.distance:
-                    used[lh] = None
-                    used[rh] = None
-        return list(used) or None
+            sides = by_field.get(lh[0])
+            if sides is None:
+                continue
+            starts, by_start, ends, by_end = sides
+            # Right after it: starts from its end to `distance` - 1 words past it.
+            low, high = bisect_left(starts, lh[2]), bisect_right(starts, lh[2] + distance - 1)
+            paired = by_start[low:high]
+            if not self.ordered:  # right before it: ends from `distance` - 1 words before it
+                low, high = bisect_left(ends, lh[1] - distance + 1), bisect_right(ends, lh[1])
+                paired += by_end[low:high]
+            if paired:
+                used[lh] = None
+                used.update(dict.fromkeys(paired))
+        if not used:
+            return None
+        # A side that is itself an AND or a NEAR: all its words made the match, not only the
+        # one that paired (`(police NEAR/2 slap) NEAR/3 migrant` showed slap and migrant only).
+        for side, found in ((self.left, lefts), (self.right, rights)):
+            if isinstance(side, AllOf | Near) and not used.keys().isdisjoint(found):
+                used.update(dict.fromkeys(found))
+        return list(used)
 
     def keys(self) -> frozenset[Key] | None:
         return self._keys
 
     def must(self) -> tuple[Clause, ...]:
         return tuple(dict.fromkeys((*self.left.must(), *self.right.must())))
+
+
+_START, _END = itemgetter(1), itemgetter(2)
+
+
+def _by_field(hits: list[Hit]) -> dict[str, list[Hit]]:
+    found: dict[str, list[Hit]] = {}
+    for hit in hits:
+        found.setdefault(hit[0], []).append(hit)
+    return found
 
 
 class Memo(Node):
