@@ -376,13 +376,15 @@ def _learn_stems(
 
 
 # French Snowball reads accents: it knows the endings é, ée, ées, ité and ière only with them.
-# Words are folded before they are stemmed, so those endings get their accent back first and
-# the stem is folded again; without it, exilées and exilé, policière and policier, interpellée
-# and interpellé had different stems (on the French words of ../shared, 20 of 301 pairs that
-# Snowball groups when given the accents were split; 2 with this).
+# Words are folded before they are stemmed, so ière and ité get their accent back first and the
+# stem is folded again; without it, policière and policier had different stems (on the French
+# words of ../shared, 20 of 301 pairs that Snowball groups when given the accents were split; 2
+# with this). A feminine ée loses its e instead, to stem as the masculine folded form does:
+# given back its accent, réfugiée, noyée and employée stemmed to refugi, noi and emploi, and
+# réfugié, noyé and employé (folded: refugie, noye, employe) to refug, noy and employ.
 _FRENCH_ENDINGS = (
     ("ieres", "ières"), ("iere", "ière"), ("ites", "ités"), ("ite", "ité"),
-    ("ees", "ées"), ("ee", "ée"),
+    ("ees", "es"), ("ee", "e"),
 )  # fmt: skip
 
 

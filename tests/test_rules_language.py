@@ -100,6 +100,12 @@ def test_french_stemming_uses_the_article_language() -> None:
         ("expulsé~", "expulsée"),
         ("évacué~", "évacuées"),
         ("frappé~", "frappée"),
+        # Endings in -ié and -yé: given back its accent, the feminine stemmed apart.
+        ("réfugié~", "réfugiées"),
+        ("réfugiées~", "réfugié"),
+        ("noyé~", "noyée"),
+        ("employé~", "employées"),
+        ("asphyxié~", "asphyxiée"),
     ],
 )
 def test_french_stems_join_feminine_and_masculine_forms(query: str, written: str) -> None:
