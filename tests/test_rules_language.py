@@ -388,3 +388,15 @@ def test_near_over_a_word_repeated_thousands_of_times_pairs_only_neighbours() ->
     found = evidence_words("police NEAR/1 slap", "police slap " * 3000)
     assert len(found) == 6000
     assert not matches("police NEAR/1 slap", article(content="police x slap x " * 3000))
+
+
+def test_words_matched_by_overlapping_aliases_count_once_in_the_score() -> None:
+    """ "projet de loi immigration" matched by three aliases scored 3, where docs/rules.md sums
+    over distinct evidence."""
+    bill = Entity("bill", aliases=("projet de loi immigration", "loi immigration", "immigration"))
+    index = RuleIndex.build([Rule("r", "@bill")], {"bill": bill})
+    [found], _ = index.match(article(content="Le projet de loi immigration adopté", language="fr"))
+    assert len(found.evidence) == 3  # every alias shown
+    assert found.score == 1.0
+    [again], _ = index.match(article(content="loi immigration, puis immigration", language="fr"))
+    assert again.score == 2.0  # two mentions apart

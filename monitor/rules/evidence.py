@@ -45,8 +45,16 @@ def _locate(hit: Hit, doc: Document) -> tuple[tuple[int, int, int], Evidence]:
 
 
 def score_of(evidence: tuple[Evidence, ...]) -> float:
-    """Sum of field weights over distinct evidence: a title hit counts 3, summary 2, others 1."""
-    return sum(FIELD_WEIGHTS.get(e.field, 1.0) for e in evidence)
+    """Sum of field weights over distinct evidence: a title hit counts 3, summary 2, others 1.
+    Words that overlap words counted already count once: "projet de loi immigration" matched by
+    three aliases of one entity counted three times. `evidence` is in reading order."""
+    total, reach = 0.0, {}
+    for e in evidence:
+        end = reach.get(e.field)
+        if end is None or e.start >= end:
+            total += FIELD_WEIGHTS.get(e.field, 1.0)
+        reach[e.field] = e.end if end is None else max(end, e.end)
+    return total
 
 
 def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
