@@ -127,7 +127,9 @@ def one_line(text: str) -> str:
 # Characters that show nothing and split no word: a soft hyphen (po&shy;lice), a zero-width
 # space, a word joiner, a zero-width no-break space. Left in, each cut a word in two for the
 # matcher, so "police" matched neither the article's word nor the rule a pasted one was in.
-_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")
+# Characters that show nothing and split no word: soft hyphen, zero-width space, non-joiner and
+# joiner, combining grapheme joiner, word joiner, byte order mark ("po\u200clice" is police).
+_INVISIBLE = re.compile("[\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def without_invisible(text: str) -> str:

@@ -13,6 +13,7 @@ from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
 from monitor.rules.parser import QuerySyntaxError, parse_query
+from monitor.text import normalise_space
 
 ENTITIES = {
     "calais": Entity(
@@ -400,3 +401,16 @@ def test_words_matched_by_overlapping_aliases_count_once_in_the_score() -> None:
     assert found.score == 1.0
     [again], _ = index.match(article(content="loi immigration, puis immigration", language="fr"))
     assert again.score == 2.0  # two mentions apart
+
+
+def test_a_query_pasted_with_no_break_spaces_reads_as_typed() -> None:
+    """French text copied from a document has no-break spaces: a syntax error, "unexpected
+    character"."""
+    text = article(content="La police a utilisé du gaz lacrymogène", language="fr")
+    assert matches("police\u00a0AND\u202f«\u00a0gaz lacrymogène\u00a0»", text)
+
+
+@pytest.mark.parametrize("invisible", ["\u200c", "\u200d", "\u034f"])
+def test_a_character_that_shows_nothing_splits_no_word(invisible: str) -> None:
+    """Text as parsing leaves it (normalise_space): "po\u200clice" was "po" and "lice"."""
+    assert matches("police", article(content=normalise_space(f"The po{invisible}lice came")))

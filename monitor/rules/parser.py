@@ -111,10 +111,17 @@ class _ToTree(Transformer):
         return left  # type: ignore[return-value]
 
 
+_UNICODE_SPACE = re.compile(r"[^\S\n\r\t\f ]")  # any space but ASCII's and line breaks
+
+
 def parse_query(text: str) -> ast.Query:
     """Parse a query. Raises QuerySyntaxError with a message an operator can act on."""
     if not text.strip():
         raise QuerySyntaxError("the query is empty", 1, 1)
+    # A no-break or other Unicode space, as French text copied from a document has (before
+    # a colon, inside « »), was "unexpected character"; one for one, columns stay right.
+    if not text.isascii():
+        text = _UNICODE_SPACE.sub(" ", text)
     try:
         tree = _parser().parse(text)
     except UnexpectedEOF as e:
