@@ -419,7 +419,7 @@ def test_aliases_that_look_like_queries_or_wildcards_are_warned_of(tmp_path: Pat
     write(
         tmp_path,
         "e.toml",
-        '[[entity]]\nid = "places"\naliases = ["Calais OR Dunkerque", "Grande-Synthe"]\n'
+        '[[entity]]\nid = "places"\naliases = ["Calais OR Dunkerque", "Grande-Synthe", "exilé~"]\n'
         'case_aliases = ["CRS*"]\n',
     )
     loaded = load_rules([tmp_path])
@@ -434,6 +434,11 @@ def test_aliases_that_look_like_queries_or_wildcards_are_warned_of(tmp_path: Pat
             2,
             "entity 'places': case alias 'CRS*' is matched exactly as written, and * is no "
             "wildcard there (a prefix goes in aliases, in any case)",
+        ),
+        (
+            2,  # "exilé~" matched exilé alone
+            "entity 'places': alias 'exilé~' is matched as written, without its ~: aliases "
+            "take no other forms; list them (exilé, exilés, exilée) or end the word with *",
         ),
     ]
 

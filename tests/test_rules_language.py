@@ -205,6 +205,8 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         # Search engines' - and +: police -riot searched for riot, silently.
         ("police -riot", 8, "write NOT riot"),
         ("+calais police", 1, "the + changes nothing"),
+        # =PAF* matched PAF only, the * dropped without a word.
+        ("police =PAF*", 8, "=PAF* is searched as =PAF exactly"),
         # With the space French puts inside guillemets: « was a word, and an error.
         ("police « gaz lacrymogène", 8, "« has no pair and is left out"),
         ("gaz lacrymogène » OR police", 17, "» has no pair and is left out"),

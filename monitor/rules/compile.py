@@ -67,6 +67,15 @@ class Compiler:
                         query.column,
                     )
                 )
+            if query.case and query.text.endswith("*"):
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"={query.text} is searched as ={query.text.rstrip('*')} exactly: an "
+                        "=Exact word takes no wildcard (without =, a prefix* matches any case)",
+                        query.line,
+                        query.column,
+                    )
+                )
             if query.text[:1] in "-+" and len(query.text) > 1 and not query.case:
                 self.warnings.append(
                     QuerySyntaxError(

@@ -209,6 +209,12 @@ def _alias_warnings(entity: Entity) -> list[str]:
         for alias in entity.case_aliases
         if "*" in alias
     ]
+    found += [
+        f"entity {entity.id!r}: alias {alias!r} is matched as written, without its ~: aliases "
+        "take no other forms; list them (exilé, exilés, exilée) or end the word with *"
+        for alias in (*entity.aliases, *entity.case_aliases)
+        if "~" in alias
+    ]
     return found
 
 
