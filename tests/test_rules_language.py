@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import unicodedata
 from functools import partial
 from pathlib import Path
@@ -416,3 +417,25 @@ def test_a_query_pasted_with_no_break_spaces_reads_as_typed() -> None:
 def test_a_character_that_shows_nothing_splits_no_word(invisible: str) -> None:
     """Text as parsing leaves it (normalise_space): "po\u200clice" was "po" and "lice"."""
     assert matches("police", article(content=normalise_space(f"The po{invisible}lice came")))
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_near_pairs_the_same_hits_whether_it_tries_all_or_bisects(ordered: bool) -> None:
+    """Few hits are tried all with all, many found by bisection: the two must agree."""
+    from monitor.rules.compile import Compiler
+
+    rng = random.Random(5)
+    near = Compiler({}).compile(parse_query("a ONEAR/3 b" if ordered else "a NEAR/3 b"))
+
+    def hits(n: int) -> list:
+        out = []
+        for _ in range(n):
+            start = rng.randrange(60)
+            out.append(
+                (rng.choice(["title", "content"]), start, start + rng.randint(1, 3), "w", None)
+            )
+        return list(dict.fromkeys(out))
+
+    for _ in range(300):
+        lefts, rights = hits(rng.randint(1, 12)), hits(rng.randint(1, 12))
+        assert set(near._pairs_tried(lefts, rights)) == set(near._pairs_found(lefts, rights))
