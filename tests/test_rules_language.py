@@ -439,3 +439,29 @@ def test_near_pairs_the_same_hits_whether_it_tries_all_or_bisects(ordered: bool)
     for _ in range(300):
         lefts, rights = hits(rng.randint(1, 12)), hits(rng.randint(1, 12))
         assert set(near._pairs_tried(lefts, rights)) == set(near._pairs_found(lefts, rights))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('feed:"nord actu"', True),
+        ('feed:"actu france"', False),  # the feed's name, then its tag
+        ('category:"justice calais"', False),  # two categories
+        ("category:(justice NEAR/1 calais)", False),
+        ("category:justice AND category:calais", True),
+        ('author:"bob smith"', True),
+    ],
+)
+def test_a_phrase_stays_within_one_item_of_a_list_field(query: str, expected: bool) -> None:
+    """A review: feed:"actu france" matched the feed "Nord Actu" and its tag "france", the
+    items being joined by a line break, which the words read through."""
+    art = article(
+        title="Calais",
+        feed_name="Nord Actu",
+        categories=("Justice", "Calais"),
+        authors=("Bob Smith", "Ann Lee"),
+    )
+    index = RuleIndex.build([Rule("r", query)], ENTITIES)
+    found, _ = index.match(art, ("france",))
+    assert bool(found) is expected
+    assert [m.rule_id for m in found] == [m.rule_id for m in index.match_all(art, ("france",))]

@@ -18,6 +18,7 @@ from ..text import (
     HAS_LIGATURE,
     STEM_LANGUAGES,
     base_language,
+    one_line,
     spelt_out,
     stem_generation,
     stemmed_words_of_stem,
@@ -29,17 +30,28 @@ from ..text import (
 TEXT_FIELDS = ("title", "summary", "content")
 _FINDS_BEFORE_INDEXING = 16  # words present found by str.find before indexing a field
 ALL_FIELDS = (*TEXT_FIELDS, "author", "url", "feed", "category")
+_ITEM_FIELDS = frozenset({"author", "feed", "category"})  # lists of items, one line each
+_ITEM_BREAK = " \n "  # between two items of such a field
+_BREAK_TOKEN = "\x00"  # what the folded text has for its line break: never a query's word
 
 
 class FieldText:
     """One field of an article: its text, tokens and where each token occurs."""
 
-    def __init__(self, text: str, languages: tuple[str, ...]) -> None:
+    def __init__(self, text: str, languages: tuple[str, ...], items: bool = False) -> None:
         # No reference back to the Document: the two are freed together when the article is
         # done, by reference counting, rather than left to the cyclic garbage collector (which
         # cost a tenth of tokenising and of matching).
         self.text = text
         self.folded = word_text(text)  # spaces between tokens, offsets as in `text`
+        if items and "\n" in text:
+            # A field of several items (authors, categories, a feed's name and tags), joined by
+            # _ITEM_BREAK: each break is a token no query word equals, so that a phrase or a
+            # NEAR does not run from one item into the next ("actu france" from the feed
+            # "Nord Actu" and its tag "france").
+            self.folded = "".join(
+                _BREAK_TOKEN if c == "\n" else f for c, f in zip(text, self.folded, strict=True)
+            )
         self.tokens = self.folded.split()
         # Tokens with a ligature written out (œuvre -> oeuvre): position -> length as written.
         self._written: dict[int, int] = {}
@@ -163,7 +175,9 @@ class Document:
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = FieldText(self._raw(name), self.languages)
+            found = self._fields[name] = FieldText(
+                self._raw(name), self.languages, name in _ITEM_FIELDS
+            )
         return found
 
     def _raw(self, name: str) -> str:
@@ -171,13 +185,13 @@ class Document:
         if name in TEXT_FIELDS:
             return getattr(article, name)
         if name == "author":
-            return "\n".join(article.authors)
+            return _ITEM_BREAK.join(map(one_line, article.authors))
         if name == "category":
-            return "\n".join(article.categories)
+            return _ITEM_BREAK.join(map(one_line, article.categories))
         if name == "url":
             return article.url
         if name == "feed":
-            return "\n".join((article.feed_name, *self.feed_tags))
+            return _ITEM_BREAK.join(map(one_line, (article.feed_name, *self.feed_tags)))
         raise KeyError(name)
 
     @cached_property
