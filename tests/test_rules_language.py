@@ -465,3 +465,10 @@ def test_a_phrase_stays_within_one_item_of_a_list_field(query: str, expected: bo
     found, _ = index.match(art, ("france",))
     assert bool(found) is expected
     assert [m.rule_id for m in found] == [m.rule_id for m in index.match_all(art, ("france",))]
+
+
+@pytest.mark.parametrize("query", ["slap~* AND police", "police migra*~"])
+def test_a_word_takes_a_tilde_or_a_star_not_both(query: str) -> None:
+    """slap~* and migra*~ were accepted, and meant one of the two without a word."""
+    with pytest.raises(QuerySyntaxError, match="not both"):
+        parse_query(query)

@@ -50,6 +50,13 @@ class _ToTree(Transformer):
         text = text.rstrip("~")
         prefix = text.endswith("*")
         text = text.rstrip("*")
+        if (stem and prefix) or "~" in text:  # slap~* and migra*~ were taken as one or other
+            raise QuerySyntaxError(
+                "a word ends with ~ (all its forms: slap~) or * (every word it starts: migra*),"
+                " not both",
+                token.line,
+                token.column,
+            )
         if "*" in text or "?" in text:
             raise QuerySyntaxError(
                 "a wildcard * may only end a word, as in migra*", token.line, token.column
