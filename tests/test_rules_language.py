@@ -472,3 +472,13 @@ def test_a_word_takes_a_tilde_or_a_star_not_both(query: str) -> None:
     """slap~* and migra*~ were accepted, and meant one of the two without a word."""
     with pytest.raises(QuerySyntaxError, match="not both"):
         parse_query(query)
+
+
+def test_a_phrase_broken_over_two_lines_is_said_to_be_so() -> None:
+    """In a ''' query, "pepper<line break>spray" was an "unbalanced quote", though both quotes
+    are there."""
+    with pytest.raises(QuerySyntaxError, match="a phrase is written on one line") as caught:
+        parse_query('police AND "pepper\nspray"')
+    assert (caught.value.line, caught.value.column) == (1, 12)
+    with pytest.raises(QuerySyntaxError, match="unbalanced quote"):
+        parse_query('police AND "pepper spray')

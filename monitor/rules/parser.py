@@ -149,6 +149,9 @@ def parse_query(text: str) -> ast.Query:
     except UnexpectedCharacters as e:
         char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         hint = "unbalanced quote" if char == '"' else f"unexpected character {char!r}"
+        if char == '"' and '"' in text[e.pos_in_stream + 1 :].split("\n", 1)[-1]:
+            # Closed on a later line: "pepper<line break>spray" in a ''' query.
+            hint = "a phrase is written on one line: its closing quote is on a later one"
         if char == "@":
             hint = (
                 "@ starts an entity reference: @ then the entity's id, as in @calais (a word "
