@@ -182,11 +182,6 @@ def _first_error(loaded: RuleSet) -> RuleError:
     )
 
 
-def _stored(config: Config) -> Store:
-    """The database of stored articles, which must be there (open_database's must_exist)."""
-    return open_database(config, must_exist=True)
-
-
 def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:
     """Feed id -> its tags: a stored article is matched with its feed's tags, as when it was
     polled, or rules scoped by `feed_tags` would seem to match nothing."""
@@ -372,7 +367,7 @@ def rules_test(
         elif url is not None:
             articles = _articles_from_url(url, config)
         else:
-            store = _stored(config)
+            store = open_database(config, must_exist=True)
             found = store.article(article_id)  # type: ignore[arg-type]
             if found is None:
                 raise VigieError(f"no stored article with id {article_id}")
@@ -502,7 +497,7 @@ def rules_backtest(
                 "service does not make; enable the rule first"
             )
         index = _index_for(config, rule_id, None, loaded)
-        store = _stored(config)
+        store = open_database(config, must_exist=True)
         tags = _feed_tags(store)
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
