@@ -274,7 +274,7 @@ def deliveries_list(
 ) -> None:
     """Deliveries, newest first, with their attempts and last error."""
     config = load_config(config_path)
-    store = open_database(config)
+    store = open_database(config, must_exist=True)
     found = store.list_deliveries(kind=kind, status=status, target=target, limit=limit)
     store.close()
     if as_json:
@@ -318,7 +318,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     endpoint disabled by a 410 is enabled again."""
     config = load_config(config_path)
     config.require_secrets()
-    store = open_database(config)
+    store = open_database(config, must_exist=True)
     now = datetime.now(UTC)
     found = store.delivery(delivery_id)
     if found is not None and found.kind == "digest" and not found.items:
@@ -378,7 +378,7 @@ def deliveries_replay(
     config.require_secrets()
     now = datetime.now(UTC)
     since = parse_since(since_text, now)
-    store = open_database(config)
+    store = open_database(config, must_exist=True)
     ids = store.requeue_since(since, now, target=target, sent=include_sent)
     console.print(f"{counted(len(ids), 'delivery')} queued again.")
 

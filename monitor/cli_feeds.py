@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,9 +50,9 @@ def feeds() -> None:
 def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     """Feeds with their last status, last success, items, errors and next poll."""
     config = load_config(config_path)
-    store = open_store(config)
-    rows = store.feeds(include_retired=show_all)
-    _say_config_drift(store.feeds() if show_all else rows, config)
+    with _feeds_of(config) as store:
+        rows = store.feeds(include_retired=show_all)
+        _say_config_drift(store.feeds() if show_all else rows, config)
     if as_json:
         click.echo(json.dumps(list(map(feed_json, rows)), indent=2, ensure_ascii=False))
         return
@@ -84,6 +88,31 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             "-" if row["retired"] else _next(row["next_poll"], now),
         )
     print_table(table)
+
+
+@contextmanager
+def _feeds_of(config: Config) -> Iterator[Store]:
+    """The database, for commands that show its feeds. Before there is one, a throwaway
+    database holding the feeds config.toml lists, with a note: a mistyped storage.database
+    made its folders and an empty database, and every feed showed as never polled."""
+    if config.database.exists() or config.database.parent.is_file():
+        store = open_store(config)  # (a path under a file is refused as such)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    err_console.print(
+        f"note: no database at {escape(str(config.database))} yet (vigie once or vigie run"
+        " creates it): these are the feeds config.toml lists",
+        soft_wrap=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="vigie-") as folder:
+        store = open_store(dataclasses.replace(config, database=Path(folder) / "vigie.db"))
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def _ago(stamp: str, now: datetime) -> str:
@@ -355,12 +384,13 @@ def _fetchable(url: str) -> bool:
 def feeds_export(config_path: str) -> None:
     """Print every feed as OPML 2.0."""
     config = load_config(config_path)
-    store = open_store(config)
     opml = ET.Element("opml", version="2.0")
     head = ET.SubElement(opml, "head")
     ET.SubElement(head, "title").text = "Vigie feeds"
     body = ET.SubElement(opml, "body")
-    for row in store.feeds():
+    with _feeds_of(config) as store:
+        stored = store.feeds()
+    for row in stored:
         title = row["name"] or row["title"] or row["url"]
         outline = ET.SubElement(
             body, "outline", type="rss", text=title, title=title, xmlUrl=row["url"]

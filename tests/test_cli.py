@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -22,6 +23,7 @@ from process_support import running, stop
 
 from monitor.cli import main
 from monitor.scheduler import database_lock
+from monitor.store import Store
 
 RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
 RSS_ITEMS = len(ET.fromstring(RSS).findall("./channel/item"))
@@ -47,6 +49,14 @@ def assert_one_line_error(result: Result | subprocess.CompletedProcess, *parts: 
     for part in parts:
         assert part in lines[0]
     return lines[0]
+
+
+def stored_database(config: Path) -> Path:
+    """Make the database `config` names, as a first `vigie once` would: the commands that
+    only read it make none."""
+    database = config.parent / "data" / "vigie.db"
+    Store(database).close()
+    return database
 
 
 @pytest.fixture
@@ -607,7 +617,9 @@ def test_adding_a_retired_feed_brings_it_back_as_added_by_hand(
     write_config: Callable[..., Path],
 ) -> None:
     url = "https://dropped.example/rss"
-    vigie("feeds", "list", "--config", write_config([{"url": url, "name": "Dropped"}]))
+    earlier = write_config([{"url": url, "name": "Dropped"}])
+    stored_database(earlier)
+    vigie("feeds", "list", "--config", earlier)  # the feed is stored
     emptied = write_config([])
     assert listed_urls(emptied) == []
     added = vigie("feeds", "add", url, "--tag", "kept", "--config", emptied)
@@ -619,7 +631,9 @@ def test_importing_a_retired_feed_says_it_is_polled_again_not_new(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
     url = "https://dropped.example/rss"
-    vigie("feeds", "list", "--config", write_config([{"url": url, "name": "Dropped"}]))
+    earlier = write_config([{"url": url, "name": "Dropped"}])
+    stored_database(earlier)
+    vigie("feeds", "list", "--config", earlier)  # the feed is stored
     emptied = write_config([])
     opml = tmp_path / "back.opml"
     opml.write_text(f'<opml version="2.0"><body><outline xmlUrl="{url}"/></body></opml>')
@@ -755,6 +769,42 @@ def test_a_search_with_no_database_there_creates_none(tmp_path: Path, feed_confi
     assert not (feed_config.parent / "dta").exists()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("deliveries", "list"),
+        ("deliveries", "retry", "1"),
+        ("deliveries", "replay", "--since", "1d"),
+    ],
+)
+def test_commands_that_read_what_is_stored_create_no_database(
+    feed_config: Path, command: tuple[str, ...]
+) -> None:
+    """`deliveries list` at a mistyped storage.database made an empty database there and
+    said there were no deliveries."""
+    config = feed_config.read_text().replace('"data/vigie.db"', '"dta/vigie.db"')
+    feed_config.write_text(config)
+    result = vigie(*command, "--config", feed_config)
+    assert_one_line_error(result, "storage.database: no database there yet", "dta/vigie.db")
+    assert not (feed_config.parent / "dta").exists()
+
+
+@pytest.mark.parametrize("command", [("feeds", "list"), ("feeds", "export")])
+def test_feeds_before_any_database_are_config_toml_s_with_a_note(
+    feed_config: Path, command: tuple[str, ...]
+) -> None:
+    """A mistyped storage.database made its folders and an empty database, and `feeds list`
+    showed every feed as never polled: nothing said the path was wrong."""
+    config = feed_config.read_text().replace('"data/vigie.db"', '"dta/vigie.db"')
+    feed_config.write_text(config)
+    result = vigie(*command, "--config", feed_config)
+    assert result.exit_code == 0, result.output
+    assert "no database at" in result.stderr and "dta/vigie.db yet" in result.stderr
+    listed = str(tomllib.loads(config)["feeds"][0]["url"])
+    assert listed in "".join(result.stdout.split()), result.stdout
+    assert not (feed_config.parent / "dta").exists()
+
+
 def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_config: Path) -> None:
     """pepper-spray, l'immigration, "unbalanced: searched as the words they hold."""
     vigie("once", "--config", feed_config)
@@ -867,8 +917,8 @@ def test_feeds_list_beside_a_running_service_neither_waits_nor_applies_config_ed
     into the database: it waited for the service's write lock (a 'database is locked'
     traceback after 5 s), and the service started polling feeds edited into config.toml
     since it started, or stopped polling removed ones, at that moment."""
+    database = stored_database(feed_config)
     assert vigie("feeds", "list", "--config", feed_config).exit_code == 0
-    database = feed_config.parent / "data" / "vigie.db"
     server.route("/new.rss", RSS)
     text = feed_config.read_text(encoding="utf-8")
     feed_config.write_text(
@@ -899,7 +949,7 @@ def test_a_write_that_waits_too_long_for_the_database_is_a_one_line_error(
     writes failed with a sqlite3 traceback."""
     import monitor.store.database
 
-    assert vigie("feeds", "list", "--config", feed_config).exit_code == 0
+    stored_database(feed_config)
     monkeypatch.setattr(monitor.store.database, "WRITE_WAIT", 0.3)
     holder = sqlite3.connect(feed_config.parent / "data" / "vigie.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")

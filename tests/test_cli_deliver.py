@@ -30,6 +30,7 @@ from delivery_support import (
 
 from monitor.cli import main
 from monitor.scheduler import database_lock
+from monitor.store import Store
 
 
 def vigie(*args: str | Path) -> Result:
@@ -351,6 +352,7 @@ def test_commands_queue_while_the_service_holds_the_database(
 
 
 def test_retry_of_an_unknown_delivery_is_a_one_line_error(bundled: Path) -> None:
+    Store(bundled.parent / "data" / "vigie.db").close()
     result = vigie("deliveries", "retry", "99", "--config", bundled)
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: no delivery 99"
@@ -386,6 +388,7 @@ def test_only_commands_that_send_need_the_webhook_secret(
     hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
     config = write_delivery_config(tmp_path, webhooks=[hook])
     monkeypatch.delenv(SECRET_ENV)
+    Store(tmp_path / "data" / "vigie.db").close()  # as a service started elsewhere made it
     for args in (("rules", "check"), ("feeds", "list"), ("deliveries", "list")):
         result = vigie(*args, "--config", config)
         assert result.exit_code == 0, result.output
