@@ -32,6 +32,8 @@ from .config import IdentityConfig
 from .identity import (
     LshLayout,
     band_keys,
+    different_events,
+    event_facts,
     lsh_layout,
     signature_bytes,
     signature_from_bytes,
@@ -93,7 +95,7 @@ def place(
                 # took 5.4 s, each slower than the last; 850 syndicated feeds, four minutes).
                 found = set(heapq.nlargest(STORY_CANDIDATES, found))
             candidates = store.story_candidates(found, since, article.feed_id) if found else []
-            story_id = _closest_story(signature, candidates, settings)
+            story_id = _closest_story(store, article, signature, candidates, settings)
         store.save_sketch(article.id, signature_bytes(signature), now)
         bands.add(article.id, keys)
         if bands.folding_due:
@@ -142,19 +144,39 @@ def _fold(store: Store, bands: BandIndex, since: datetime, settings: IdentityCon
 
 
 def _closest_story(
+    store: Store,
+    article: Article,
     signature: np.ndarray,
     candidates: list[tuple[int, int | None, bytes]],
     settings: IdentityConfig,
 ) -> int | None:
     """The story of the most similar candidate at or above the threshold (the earliest article
-    among equals), or None."""
+    among equals) that reports the same event (identity.different_events), or None."""
     candidates = [c for c in candidates if c[1] is not None and c[2]]
     if not candidates:
         return None
     matrix = np.stack([signature_from_bytes(blob) for _, _, blob in candidates])
     scores = similarities(signature, matrix)
-    best = int(np.argmax(scores))  # the first maximum: candidates come in article id order
-    return candidates[best][1] if scores[best] >= settings.story_threshold else None
+    # Most similar first; a stable sort keeps equals in article id order, the earliest first.
+    ranked = [
+        i for i in np.argsort(-scores, kind="stable") if scores[i] >= settings.story_threshold
+    ]
+    if not ranked:
+        return None
+    facts = event_facts(article.title, _body(article.summary, article.content))
+    # The most similar is almost always the same event: its text alone is read first (a wire
+    # story run by a hundred outlets has a hundred candidates above the threshold).
+    for batch in (ranked[:1], ranked[1:]):
+        texts = store.article_texts([candidates[i][0] for i in batch])
+        for i in batch:
+            title, summary, content = texts.get(candidates[i][0], ("", "", ""))
+            if not different_events(facts, event_facts(title, _body(summary, content))):
+                return candidates[i][1]
+    return None
+
+
+def _body(summary: str, content: str) -> str:
+    return f"{summary}\n\n{content}" if summary and content else summary or content
 
 
 def ensure_index(store: Store, settings: IdentityConfig, now: datetime, batch: int = 500) -> int:

@@ -197,3 +197,87 @@ def test_articles_stored_before_the_upgrade_get_stories(tmp_path: Path) -> None:
         assert ensure_index(store, IdentityConfig(), NOW) == 0
     finally:
         store.close()
+
+
+# Wire briefs of one kind: a short lede of their own, then the same background paragraph.
+BACKGROUND = (
+    "More than 36,000 people have crossed the Channel in small boats so far this year, "
+    "according to Home Office figures, already above last year's total. The French authorities "
+    "say they have stopped dozens of departures from beaches between Dunkirk and "
+    "Boulogne-sur-Mer since the summer, and charities in Calais warn that the boats are ever "
+    "more crowded, with some carrying more than seventy people. Both governments have promised "
+    "to step up patrols along the coast, while aid groups say the crossings will go on as long "
+    "as no safe route exists for people seeking asylum in the United Kingdom."
+)
+GRAVELINES = (
+    "Two people died in the Channel off Gravelines on Thursday morning when an overcrowded "
+    "dinghy got into difficulty, the French coastguard said. Rescuers took 38 people from the "
+    "water and brought them to Dunkirk."
+)
+WISSANT = (
+    "A man died in the Channel off Wissant on Saturday night after a small boat carrying "
+    "migrants began to sink, French authorities said. Another 41 people were rescued and taken "
+    "to Boulogne-sur-Mer."
+)
+
+
+def brief(guid: str, title: str, *paragraphs: str) -> Item:
+    html = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    return Item(guid, title, html, f"https://{guid}.example/story")
+
+
+def test_two_incidents_told_over_one_background_paragraph_are_two_stories(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Their texts overlap 0.64: the second drowning joined the first's story and was never
+    sent. A copy of the first with its own dateline and filing time still joins it."""
+    server.route(
+        "/wire.xml",
+        rss(
+            [
+                brief(
+                    "wire-1",
+                    "Two die in Channel crossing attempt off Gravelines",
+                    GRAVELINES,
+                    BACKGROUND,
+                )
+            ]
+        ),
+    )
+    server.route(
+        "/kent.xml",
+        bodies=[
+            rss([]),
+            rss([brief("kent-1", "Migrant dies in Channel off Wissant", WISSANT, BACKGROUND)]),
+        ],
+    )
+    copy = brief(
+        "paper-1",
+        "Channel: two dead off Gravelines",
+        f"GRAVELINES, France, 12 December (Wire) - {GRAVELINES}",
+        BACKGROUND,
+        "Updated 16:40",
+    )
+    server.route("/paper.xml", bodies=[rss([]), rss([copy])])
+    svc = service([server.url(p) for p in ("/wire.xml", "/kent.xml", "/paper.xml")])
+    svc.poll()
+    svc.poll(NOW + timedelta(hours=1))
+    assert story_of(svc, "kent-1") != story_of(svc, "wire-1")
+    assert story_of(svc, "paper-1") == story_of(svc, "wire-1")
+
+
+def test_daily_figures_of_two_days_are_two_stories(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    tuesday = "412 people crossed the Channel in small boats on Tuesday, Home Office figures show."
+    wednesday = (
+        "287 people crossed the Channel in small boats on Wednesday, Home Office figures show."
+    )
+    server.route("/a.xml", rss([brief("a-1", "Channel crossings", tuesday, BACKGROUND)]))
+    server.route(
+        "/b.xml", bodies=[rss([]), rss([brief("b-1", "Channel crossings", wednesday, BACKGROUND)])]
+    )
+    svc = service([server.url("/a.xml"), server.url("/b.xml")])
+    svc.poll()
+    svc.poll(NOW + timedelta(days=1))
+    assert story_of(svc, "b-1") != story_of(svc, "a-1")

@@ -88,6 +88,18 @@ class StoryQueries:
             ).fetchall()
         return found
 
+    def article_texts(self, article_ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """Article id -> (title, summary, content) of those stored."""
+        found: dict[int, tuple[str, str, str]] = {}
+        for chunk in chunks(sorted(article_ids)):
+            for row in self.db.conn.execute(
+                "SELECT id, title, summary, content FROM articles "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[row[0]] = (row[1] or "", row[2] or "", row[3] or "")
+        return found
+
     def save_sketch(self, article_id: int, signature: bytes | None, seen: datetime) -> None:
         """An article's signature (None for a text too short to sketch, so that it is not
         sketched again), replacing any earlier one."""
