@@ -482,3 +482,26 @@ def test_a_phrase_broken_over_two_lines_is_said_to_be_so() -> None:
     assert (caught.value.line, caught.value.column) == (1, 12)
     with pytest.raises(QuerySyntaxError, match="unbalanced quote"):
         parse_query('police AND "pepper spray')
+
+
+def test_aliases_overlapping_in_the_text_are_one_mention() -> None:
+    """ "Anti-Immigrant" was stored as two mentions of one entity (its alias and the alias
+    "immigrant" inside it), and a webhook said the article mentioned it twice; aliases that
+    overlap without one holding the other make one mention of the words they cover."""
+    entities = {
+        "migrants": Entity("migrants", aliases=("immigrant", "anti-immigrant")),
+        "bill": Entity("bill", aliases=("projet de loi", "loi immigration")),
+    }
+    index = RuleIndex.build([Rule("r", "@migrants")], entities)
+    art = article(
+        title="How Anti-Immigrant Rhetoric Spread",
+        content="Le projet de loi immigration revient. An immigrant spoke.",
+    )
+    _, mentions = index.match(art)
+    assert sorted((m.entity, m.field, m.text) for m in mentions) == [
+        ("bill", "content", "projet de loi immigration"),
+        ("migrants", "content", "immigrant"),
+        ("migrants", "title", "Anti-Immigrant"),
+    ]
+    for m in mentions:
+        assert getattr(art, m.field)[m.start : m.end] == m.text

@@ -44,6 +44,23 @@ def _locate(hit: Hit, doc: Document) -> tuple[tuple[int, int, int], Evidence]:
     return (_FIELD_ORDER[field], start, end), evidence
 
 
+def mentions_of(evidence: tuple[Evidence, ...], doc: Document) -> list[Evidence]:
+    """One entity's mentions from its evidence (in reading order): aliases that overlap in the
+    text make one mention of the words they cover together ("Anti-Immigrant" was a mention of
+    "anti-immigrant" and another of "immigrant" inside it, counted twice by webhooks)."""
+    found: list[Evidence] = []
+    for e in evidence:
+        if not e.entity:
+            continue  # a context word
+        last = found[-1] if found else None
+        if last is None or e.field != last.field or e.start >= last.end:
+            found.append(e)
+        elif e.end > last.end:
+            text = doc.field(e.field).text
+            found[-1] = last._replace(end=e.end, text=text[last.start : e.end])
+    return found
+
+
 def score_of(evidence: tuple[Evidence, ...]) -> float:
     """Sum of field weights over distinct evidence: a title hit counts 3, summary 2, others 1.
     Words that overlap words counted already count once: "projet de loi immigration" matched by

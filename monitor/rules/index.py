@@ -20,7 +20,7 @@ from ..records import Article, Evidence, Match
 from ..text import stem_generation, stem_map
 from .compile import PREFIX_MIN, Compiler
 from .document import Document
-from .evidence import evidence_of, score_of, snippet_of
+from .evidence import evidence_of, mentions_of, score_of, snippet_of
 from .model import Entity, Rule
 from .nodes import AnyOf, Node, leaves
 from .parser import QuerySyntaxError, parse_query
@@ -471,7 +471,7 @@ class RuleIndex:
         for i in sorted(entities):
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
-                mentions.extend(e for e in evidence_of(hits, doc) if e.entity)
+                mentions.extend(mentions_of(evidence_of(hits, doc), doc))
         return matches, mentions
 
     def match_all(self, article: Article, feed_tags: tuple[str, ...] = ()) -> list[Match]:
