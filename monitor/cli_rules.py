@@ -534,7 +534,7 @@ def rules_backtest(
             all_matches = [m for by_article in found.values() for m in by_article.values()]
             queued = 0
             with store.transaction():  # the matches and their webhook deliveries, or neither
-                added = store.replace_matches(rule_ids, article_ids, all_matches, now)
+                added, removed = store.replace_matches(rule_ids, article_ids, all_matches, now)
                 by_article: dict[int, list[Match]] = {}
                 for match in added:
                     by_article.setdefault(match.article_id, []).append(match)
@@ -543,7 +543,7 @@ def rules_backtest(
             # With --json, stdout holds the report alone, for the script reading it.
             (err_console if as_json else console).print(
                 f"Applied: stored matches of {counted(len(rule_ids), 'rule')} now follow the rule"
-                f" files; {counted(len(added), 'new match')}"
+                f" files; {counted(len(added), 'new match')}, {removed} removed"
                 + (f", {counted(queued, 'webhook delivery')} queued." if queued else "."),
                 markup=False,
                 soft_wrap=True,

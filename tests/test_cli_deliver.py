@@ -283,6 +283,36 @@ def test_backtest_apply_does_not_send_what_was_sent_again(tmp_path: Path) -> Non
     assert "Digest for desk: nothing new to send" in again.stdout, again.stdout
 
 
+def test_backtest_apply_keeps_what_a_digest_carried_for_its_replay(tmp_path: Path) -> None:
+    """--apply deleted the matches a narrowed rule no longer made, though a digest had carried
+    them: `deliveries replay` then rebuilt that digest without them, over the archived .eml, and
+    the summary did not say that anything was removed."""
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    desk = {"name": "desk", "email": "desk@newsroom.test", "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, subscribers=[{**desk, "schedule": "immediate"}])
+    config.write_text(config.read_text().replace(str(REPO / "rules"), str(rules)))
+    first = vigie("once", "--config", config).stdout
+    sent = re.search(r"Digest #1 for desk \((\d+) articles?\)", first)
+    assert sent is not None, first
+    topics = (rules / "topics.toml").read_text(encoding="utf-8")
+    start = topics.index("query = '''", topics.index('id = "calais"'))
+    end = topics.index("'''", start + len("query = '''")) + 3
+    narrowed = topics[:start] + 'query = "Sangatte"' + topics[end:]
+    (rules / "topics.toml").write_text(narrowed, encoding="utf-8")
+    report = json.loads(vigie("rules", "backtest", "calais", "--json", "--config", config).stdout)
+    removed = len(report[0]["removed"])
+    assert removed > 0
+    applied = vigie("rules", "backtest", "calais", "--apply", "--config", config)
+    assert f"{removed} removed" in applied.stdout, applied.stdout
+    replayed = vigie(
+        "deliveries", "replay", "--since", "1h", "--include-sent", "--config", config
+    ).stdout
+    assert f"Digest #1 for desk ({sent.group(1)} articles" in replayed, replayed
+    again = json.loads(vigie("rules", "backtest", "calais", "--json", "--config", config).stdout)
+    assert again[0]["removed"] == []  # kept for the record, not as a match
+
+
 def test_backtest_apply_sends_the_matches_it_adds_to_the_webhooks_following_them(
     receiver: Receiver, tmp_path: Path
 ) -> None:

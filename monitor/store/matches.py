@@ -81,29 +81,50 @@ class MatchQueries:
         article_ids: Sequence[int],
         matches: Iterable[Match],
         now: datetime,
-    ) -> list[Match]:
+    ) -> tuple[list[Match], int]:
         """Backtest --apply: these rules' matches over these articles become `matches`, found
         on the articles' latest revisions. A match stored already keeps its first match time
         and revision, as record_matches keeps them (it was delivered then: made again, it went
         to every immediate digest once more); its score, evidence and snippet become the latest
         revision's, and it is no longer withdrawn. The rules' other matches on these articles
-        go; new ones are matched now, and returned (for the webhooks that follow them)."""
+        go, but those a delivery carried are withdrawn instead (at the article's revision), kept
+        as the record of what was sent (`deliveries replay` sends it as it was). New ones are
+        matched now. Returns the new matches (for the webhooks that follow them) and how many
+        stopped holding (deleted or withdrawn)."""
         matches = list(matches)
         rules = ",".join("?" * len(rule_ids))
         with self.transaction():
             stored: set[tuple[int, str]] = set()
+            holding: set[tuple[int, str]] = set()  # not withdrawn
             for start in range(0, len(article_ids), 500):
                 chunk = article_ids[start : start + 500]
-                stored.update(
-                    self.db.execute(
-                        f"SELECT article_id, rule_id FROM matches WHERE rule_id IN ({rules}) "
-                        f"AND article_id IN ({','.join('?' * len(chunk))})",
-                        [*rule_ids, *chunk],
-                    ).fetchall()
-                )
+                for article_id, rule_id, withdrawn in self.db.execute(
+                    "SELECT article_id, rule_id, withdrawn_revision FROM matches "
+                    f"WHERE rule_id IN ({rules}) AND article_id IN ({','.join('?' * len(chunk))})",
+                    [*rule_ids, *chunk],
+                ):
+                    stored.add((article_id, rule_id))
+                    if withdrawn is None:
+                        holding.add((article_id, rule_id))
             found = {(m.article_id, m.rule_id) for m in matches}
+            gone = sorted(stored - found)
+            delivered = {
+                pair
+                for pair in gone
+                if self.db.execute(
+                    "SELECT 1 FROM delivery_matches WHERE article_id = ? AND rule_id = ? LIMIT 1",
+                    pair,
+                ).fetchone()
+            }
             self.db.conn.executemany(
-                "DELETE FROM matches WHERE article_id = ? AND rule_id = ?", stored - found
+                "DELETE FROM matches WHERE article_id = ? AND rule_id = ?",
+                [pair for pair in gone if pair not in delivered],
+            )
+            self.db.conn.executemany(
+                "UPDATE matches SET withdrawn_revision = (SELECT COALESCE(revision, 1) FROM "
+                "articles WHERE id = matches.article_id) WHERE article_id = ? AND rule_id = ? "
+                "AND withdrawn_revision IS NULL",
+                sorted(delivered),
             )
             kept = [match_columns(m, now) for m in matches if (m.article_id, m.rule_id) in stored]
             self.db.conn.executemany(
@@ -118,7 +139,7 @@ class MatchQueries:
             )
             new = [m for m in matches if (m.article_id, m.rule_id) not in stored]
             self.insert_matches(new, now)
-        return new
+        return new, len(holding.intersection(gone))
 
     def record_matches(
         self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
