@@ -165,10 +165,15 @@ def print_summary(summary: CycleSummary) -> None:
 def print_database(store: Store, config: Config, pruned: int) -> None:
     """What the database holds once retention has pruned (the counts an operator checks)."""
     expired = f"; {pruned} older than storage.retention pruned" if pruned else ""
+    # Matches a correction withdrew are kept, but no longer match: counted apart.
+    withdrawn = store.withdrawn_matches()
+    matches = counted(store.count("matches") - withdrawn, "match")
+    if withdrawn:
+        matches += f" and {withdrawn} withdrawn"
     # soft_wrap: a path or URL cut by hard line breaks cannot be copied or grepped.
     console.print(
         f"Database: {escape(str(config.database))} ({counted(store.count('articles'), 'article')}, "
-        f"{counted(store.count('matches'), 'match')}{expired})",
+        f"{matches}{expired})",
         soft_wrap=True,
     )
 

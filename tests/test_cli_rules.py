@@ -299,7 +299,14 @@ def test_backtest_counts_a_match_withdrawn_by_a_correction_as_not_matching(
     )
     text = text[:start] + rewritten + text[end:]
     feed.write_text(text, encoding="utf-8")
-    assert invoke("once", "--config", str(config)).exit_code == 0
+    polled = invoke("once", "--config", str(config))
+    assert polled.exit_code == 0
+    # The summary counted the withdrawn match as a match.
+    [(holding, withdrawn)] = db.execute(
+        "SELECT count(*) - count(withdrawn_revision), count(withdrawn_revision) FROM matches"
+    )
+    assert withdrawn >= 1  # the rules that matched the article before its correction
+    assert f"{holding} matches and {withdrawn} withdrawn)" in polled.output, polled.output
 
     result = invoke("rules", "backtest", "calais", "--json", "--config", str(config))
     (report,) = json.loads(result.output)

@@ -75,6 +75,12 @@ class MatchQueries:
             )
         )
 
+    def withdrawn_matches(self) -> int:
+        """How many stored matches no longer hold for their article's latest revision."""
+        return self.db.execute(
+            "SELECT count(*) FROM matches WHERE withdrawn_revision IS NOT NULL"
+        ).fetchone()[0]
+
     def replace_matches(
         self,
         rule_ids: Sequence[str],
