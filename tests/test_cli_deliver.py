@@ -509,3 +509,56 @@ def test_digest_send_sends_a_digest_waiting_to_retry_beside_a_new_one(
         "t@example.org",
         "t@example.org",
     ], sent.stdout
+
+
+def test_a_story_sent_before_says_so_when_a_later_copy_matches_another_rule(
+    tmp_path: Path,
+) -> None:
+    """A later outlet's copy, with one sentence more, matched a rule the story had not: the next
+    digest showed the story again as if it were new, its first sending unmentioned."""
+    story = (
+        "Migrants were moved from a camp near Calais at dawn on Tuesday, volunteers said. Around "
+        "80 people had been sleeping under tarpaulins beside the canal since the summer. Aid "
+        "groups said the eviction left families without shelter as temperatures fell below "
+        "freezing, and that many had nowhere to go but the dunes."
+    )
+    extra = " Witnesses said police officers used tear gas on the migrants as they packed."
+
+    def feed(path: Path, name: str, items: list[tuple[str, str, str]]) -> None:
+        entries = "".join(
+            f"<item><title>{title}</title><link>https://{guid}.example/story</link>"
+            f"<guid>{guid}</guid><pubDate>Tue, 01 Dec 2026 08:00:00 +0000</pubDate>"
+            f"<description>{text}</description></item>"
+            for guid, title, text in items
+        )
+        path.write_text(
+            f'<rss version="2.0"><channel><title>{name}</title>{entries}</channel></rss>',
+            encoding="utf-8",
+        )
+
+    wire, paper = tmp_path / "wire.rss", tmp_path / "paper.rss"
+    feed(wire, "Wire", [("wire-1", "Camp near Calais cleared at dawn", story)])
+    feed(paper, "Daily Post", [])
+    desk = {
+        "name": "desk",
+        "email": "desk@newsroom.test",
+        "tags": ["calais", "police-violence"],
+        "schedule": "immediate",
+    }
+    feeds = [{"url": str(wire), "name": "Wire"}, {"url": str(paper), "name": "Daily Post"}]
+    config = write_delivery_config(tmp_path, subscribers=[desk], feeds=feeds)
+    first = vigie("once", "--config", config).stdout
+    assert "Digest #1 for desk (1 article)" in first, first
+    feed(paper, "Daily Post", [("post-1", "Calais camp cleared", story + extra)])
+    second = vigie("once", "--config", config).stdout
+    written = re.search(r"Digest #2 for desk \(1 article\) written: (\S+\.eml)", second)
+    assert written, second
+    message = email.message_from_bytes(Path(written[1]).read_bytes(), policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Police" in text and "Calais camp cleared" in text
+    [(day, clock)] = re.findall(r"Story first sent to you on (\w{3} \d\d \w{3}), (\d\d:\d\d)", text)
+    assert f"Story first sent to you on {day}, {clock}" in html
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    [created] = [d["created"] for d in listed if d["id"] == 1]
+    assert datetime.fromisoformat(created).strftime("%a %d %b, %H:%M") == f"{day}, {clock}"

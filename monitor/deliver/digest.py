@@ -16,8 +16,8 @@ import email.policy
 import email.utils
 import functools
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -53,6 +53,9 @@ class Entry:
     urgent: bool
     also: tuple[tuple[str, str], ...] = ()  # (source, url) of other outlets in the story
     updated: bool = False  # a rule newly matched an updated version of the article
+    # When an earlier digest to this subscriber carried the story ("" when none did): shown
+    # beside a story sent again because a later copy matches another rule they follow.
+    sent_before: str = ""
     rank: tuple = ()
 
 
@@ -79,9 +82,14 @@ class Digest:
 
 
 def build_digest(
-    items: Sequence[OutboxItem], subscriber: SubscriberConfig, labels: Labels, now: datetime
+    items: Sequence[OutboxItem],
+    subscriber: SubscriberConfig,
+    labels: Labels,
+    now: datetime,
+    sent_before: Mapping[str, datetime] | None = None,
 ) -> Digest:
-    """Group, order and format; pure."""
+    """Group, order and format; pure. `sent_before`: story id -> when an earlier digest to the
+    subscriber carried it (Store.stories_sent_before)."""
     zone = ZoneInfo(subscriber.timezone)
     stories: dict[str, list[OutboxItem]] = {}
     for item in items:
@@ -90,7 +98,11 @@ def build_digest(
     sections: dict[str, list[Entry]] = {}
     for members in stories.values():
         lead = max(members, key=_rank)
-        sections.setdefault(lead.match.rule_id, []).append(_entry(lead, members, labels, zone, now))
+        earlier = (sent_before or {}).get(lead.story_id or "")
+        entry = _entry(lead, members, labels, zone, now)
+        if earlier is not None:
+            entry = replace(entry, sent_before=_when(earlier, zone, now))
+        sections.setdefault(lead.match.rule_id, []).append(entry)
     built = [
         Section(
             rule_id,

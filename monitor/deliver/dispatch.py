@@ -183,7 +183,9 @@ def _send_digest(
             store, delivery, now, "failed", f"not sent: unsubscribed {state['unsubscribed']}"
         )
     # Rendered as of the delivery's creation, so every attempt sends the same email.
-    digest = build_digest(items, subscriber, labels, delivery.created)
+    stories = {item.story_id for item in items if item.story_id}
+    sent_before = store.stories_sent_before(subscriber.name, stories, delivery.id)
+    digest = build_digest(items, subscriber, labels, delivery.created, sent_before)
     message = compose(
         digest, delivery, subscriber, config, state.get("token") or "", delivery.created
     )
@@ -349,7 +351,10 @@ def preview_digest(
     sync_subscribers(store, config, now)
     state = store.subscriber_state(subscriber.name) or {}
     matches = _undelivered(store, subscriber, state)
-    digest = build_digest(store.items_for(matches), subscriber, labels, now)
+    items = store.items_for(matches)
+    stories = {item.story_id for item in items if item.story_id}
+    sent_before = store.stories_sent_before(subscriber.name, stories)
+    digest = build_digest(items, subscriber, labels, now, sent_before)
     html, _ = render(digest, footer(subscriber, config, state.get("token") or ""))
     config.outbox.mkdir(parents=True, exist_ok=True)
     path = config.outbox / f"preview-{subscriber.name}.html"
