@@ -325,7 +325,7 @@ def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: 
         error_count=error_count,
         polled=answered,
         next_poll=next_poll,
-        url=result.permanent_url,
+        url=None if failed else result.permanent_url,  # moved only once it answers there
         title=outcome.title or None,
         success=not failed,
         etag=result.etag,

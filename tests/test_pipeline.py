@@ -320,6 +320,30 @@ def test_permanent_redirect_moves_the_stored_feed(
     assert len(server.requests_to("/new.rss")) == 2
 
 
+@pytest.mark.parametrize(
+    ("target", "body", "status"),
+    [("/home.html", b"<html><body>Our feeds have moved</body></html>", 200), ("/gone", b"", 404)],
+)
+def test_a_permanent_redirect_to_a_failure_leaves_the_feed_where_it_was(
+    server: LoopbackServer,
+    service: Callable[..., Service],
+    target: str,
+    body: bytes,
+    status: int,
+) -> None:
+    """A feed redirected for good to a maintenance page or a 404 (a misconfigured CDN) had its
+    URL replaced by that page's, though the poll failed: the feed was lost for good, and
+    polled at the page once the CDN was mended."""
+    server.redirect("/feed.rss", target, status=301)
+    server.route(target, body, status=status, headers={"Content-Type": "text/html"})
+    svc = service([server.url("/feed.rss")])
+    svc.poll()
+    [feed] = svc.store.feeds()
+    assert feed["url"] == server.url("/feed.rss") and feed["last_error"]
+    server.route("/feed.rss", RSS)  # mended
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == RSS_ITEMS
+
+
 def test_temporary_redirect_keeps_the_stored_feed(
     server: LoopbackServer, service: Callable[..., Service]
 ) -> None:
