@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from .errors import ConfigError, FetchError, RuleError, VigieError
 from .fetch import fetch_feed, make_session
 from .language import detect_language
 from .parse import parse_feed
-from .records import Article, Feed, Match
+from .records import Article, Evidence, Feed, Match
 from .rules.files import RuleSet, load_rules
 from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
@@ -128,7 +128,7 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     store = open_database(config)
     try:
         sample = store.recent_articles(BROAD_SAMPLE)
-        tags = _feed_tags(store)
+        carriers = _Carriers.of(store)
     finally:
         store.close()
     if len(sample) < 20:
@@ -136,7 +136,7 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     index = loaded.index()
     counts: dict[str, int] = {}
     for article in sample:
-        for match in index.match(article, tags.get(article.feed_id, ()))[0]:
+        for match in carriers.match(index, article)[0]:
             counts[match.rule_id] = counts.get(match.rule_id, 0) + 1
     warnings = []
     for compiled in loaded.compiled:
@@ -182,11 +182,27 @@ def _first_error(loaded: RuleSet) -> RuleError:
     )
 
 
-def _feed_tags(store: Store) -> dict[int, tuple[str, ...]]:
-    """Feed id -> its tags: a stored article is matched with its feed's tags, as when it was
-    polled, or rules scoped by `feed_tags` would seem to match nothing."""
-    rows = store.feeds(include_retired=True)  # their stored articles are matched too
-    return {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in rows}
+@dataclass(frozen=True)
+class _Carriers:
+    """What a stored article is matched with, as when it was polled: its feed's tags, and the
+    names and tags of the other feeds that carry it too, or rules scoped by `feeds` or
+    `feed_tags` would seem to match nothing (or less than the service matched)."""
+
+    tags: dict[int, tuple[str, ...]]  # feed id -> its tags
+    others: dict[int, tuple[tuple[str, ...], tuple[str, ...]]]  # article id -> names, tags
+
+    @classmethod
+    def of(cls, store: Store) -> _Carriers:
+        rows = store.feeds(include_retired=True)  # their stored articles are matched too
+        tags = {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in rows}
+        return cls(tags, store.carriers_of())
+
+    def match(self, index: RuleIndex, article: Article) -> tuple[list[Match], list[Evidence]]:
+        tags = self.tags.get(article.feed_id, ())
+        names, more = self.others.get(article.id or 0, ((), ()))
+        if not names:
+            return index.match(article, tags)
+        return index.match(article, tuple(dict.fromkeys((*tags, *more))), names)
 
 
 def _as_polled(article: Article) -> Article:
@@ -356,7 +372,7 @@ def rules_test(
             raise ConfigError("--language", "", "expected a language code like fr or en", language)
         config = load_config(config_path)
         index = _index_for(config, rule_id, query)
-        tags: dict[int, tuple[str, ...]] = {}
+        carriers = _Carriers({}, {})  # an article not stored: no feed's tags
         if text is not None:
             title, _, rest = text.partition("\n")
             articles: list[Article] = [
@@ -372,12 +388,12 @@ def rules_test(
             if found is None:
                 raise VigieError(f"no stored article with id {article_id}")
             articles = [found]
-            tags = _feed_tags(store)
+            carriers = _Carriers.of(store)
         matched_any = 0
         if code is not None:
             articles = [a if a.id is not None else replace(a, language=code) for a in articles]
         for article in map(_as_polled, articles):
-            matches, mentions = index.match(article, tags.get(article.feed_id, ()))
+            matches, mentions = carriers.match(index, article)
             matched_any += bool(matches)
             if as_json:
                 click.echo(
@@ -498,14 +514,14 @@ def rules_backtest(
             )
         index = _index_for(config, rule_id, None, loaded)
         store = open_database(config, must_exist=True)
-        tags = _feed_tags(store)
+        carriers = _Carriers.of(store)
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
         titles: dict[int, str] = {}
         article_ids = []
         for article in store.articles_since(start):
             article_ids.append(article.id)
-            matches, _ = index.match(article, tags.get(article.feed_id, ()))
+            matches, _ = carriers.match(index, article)
             for m in matches:
                 found[m.rule_id][article.id] = m  # type: ignore[index]
                 titles[article.id] = article.title  # type: ignore[index]

@@ -18,6 +18,7 @@ feeds took 10-24% more time than with every read on the storing thread.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -57,7 +58,10 @@ class Matcher(Protocol):
     """What the pipeline needs from the rules: matches and entity mentions for one article."""
 
     def match(
-        self, article: Article, feed_tags: tuple[str, ...] = ()
+        self,
+        article: Article,
+        feed_tags: tuple[str, ...] = (),
+        other_feeds: tuple[str, ...] = (),
     ) -> tuple[list[Match], list[Evidence]]: ...
 
 
@@ -283,8 +287,9 @@ def store_outcome(
     prepared: dict[tuple, Prepared] = {}
     if outcome.prepared is not None:
         prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
+    aliased: list[tuple[int, Article]] = []
     with store.transaction():
-        stored = store.store_articles(outcome.articles, now) if not failed else []
+        stored = store.store_articles(outcome.articles, now, aliased) if not failed else []
         ready = [prepared.get(_read_key(a)) for a in stored]
         # Sketched together: for a feed's short items, a third of the cost of one at a time.
         unready = iter(sketches(a.text for a, p in zip(stored, ready, strict=True) if p is None))
@@ -295,6 +300,11 @@ def store_outcome(
             for a, story, p in zip(stored, stories, ready, strict=True)
         ]
         new_items = sum(1 for change in changes if not change.updated)
+        if matcher is not None:
+            for article_id in dict.fromkeys(article_id for article_id, _ in aliased):
+                carried = _carried_matches(store, article_id, config, matcher, now)
+                if carried is not None:
+                    changes.append(carried)
         store.record_poll(feed.id, _feed_state(outcome, config, now, new_items))
     _log_failure(outcome)
     return changes
@@ -360,11 +370,45 @@ def _matches(
     if matcher is None:
         return Change(article)
     matched = prepared.matched if prepared else None
-    matches, mentions = matched if matched is not None else matcher.match(article, feed.tags)
+    # A revision of an article other feeds carry too: those feeds' rules must still see it (a
+    # reader matched it as this feed's alone). A new article has no other feed yet.
+    names, tags = store.other_carriers(article.id) if article.revision > 1 else ((), ())
+    if names:
+        matches, mentions = _carried_match(matcher, article, (*feed.tags, *tags), names)
+    elif matched is not None:
+        matches, mentions = matched
+    else:
+        matches, mentions = matcher.match(article, feed.tags)
     new_matches = store.record_matches(article.id, article.revision, matches, now)
     store.replace_mentions(article.id, mentions)
     queue_webhooks(store, config.delivery.webhooks, article.id, new_matches, now)
     return Change(article, tuple(new_matches))
+
+
+def _carried_matches(
+    store: Store, article_id: int, config: Config, matcher: Matcher, now: datetime
+) -> Change | None:
+    """The rules that newly match a stored article once another feed carries it too (its item
+    became an alias): those scoped to that feed, or asking `feed:` for it. Whether they matched
+    depended on which feed was polled first. None when no rule newly matches."""
+    article = store.article(article_id)
+    if article is None:
+        return None
+    row = store.feed_row(article.feed_id)
+    own_tags = tuple(json.loads(row["tags"] or "[]")) if row else ()
+    names, tags = store.other_carriers(article_id)
+    matches, _ = _carried_match(matcher, article, (*own_tags, *tags), names)
+    new_matches = store.record_matches(article_id, article.revision, matches, now)
+    if not new_matches:
+        return None
+    queue_webhooks(store, config.delivery.webhooks, article_id, new_matches, now)
+    return Change(article, tuple(new_matches), carried=True)
+
+
+def _carried_match(
+    matcher: Matcher, article: Article, tags: tuple[str, ...], names: tuple[str, ...]
+) -> tuple[list[Match], list[Evidence]]:
+    return matcher.match(article, tuple(dict.fromkeys(tags)), names)
 
 
 def _read_key(article: Article) -> tuple:
@@ -510,8 +554,8 @@ def _host_by_host(feeds: list[Feed], host_of: Mapping[int, str]) -> list[Feed]:
 
 def _count(summary: CycleSummary, outcome: PollOutcome, changes: list[Change]) -> None:
     summary.feeds_polled += 1
-    summary.new_articles += sum(1 for change in changes if not change.updated)
-    summary.updated_articles += sum(1 for change in changes if change.updated)
+    summary.new_articles += sum(1 for c in changes if not (c.updated or c.carried))
+    summary.updated_articles += sum(1 for c in changes if c.updated and not c.carried)
     summary.new_matches += sum(len(change.new_matches) for change in changes)
     summary.changes.extend(changes)
     if outcome.fetch.unchanged:

@@ -141,6 +141,9 @@ class Change:
 
     article: Article  # as stored: id, revision and story_id set
     new_matches: tuple[Match, ...] = ()
+    # Not new nor revised: another feed now carries the article, and rules scoped to that feed
+    # newly match it (pipeline._carried_matches).
+    carried: bool = False
 
     @property
     def updated(self) -> bool:

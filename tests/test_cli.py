@@ -1070,3 +1070,68 @@ def test_a_command_only_looks_at_the_service_lock_and_never_holds_it(tmp_path: P
     assert not service_running(database)
     with database_lock(database):  # the look left it free
         pass
+
+
+def test_rules_scoped_to_a_feed_match_its_copies_of_articles_another_feed_brought(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """An untagged feed polled first stored the article; the `fr` section's copy of it became an
+    alias, and the rules scoped to `feed_tags = ["fr"]` or to that feed never ran on it: whether
+    they matched depended on which feed was polled first. A later revision from the first feed
+    must not withdraw them either."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "scoped.toml").write_text(
+        '[[rule]]\nid = "fr-calais"\nquery = "Calais"\nfeed_tags = ["fr"]\n\n'
+        '[[rule]]\nid = "monde-calais"\nquery = "Calais"\nfeeds = ["Le Monde section"]\n\n'
+        '[[rule]]\nid = "by-feed"\nquery = \'feed:"monde section" AND Calais\'\n',
+        encoding="utf-8",
+    )
+
+    def feed(path: Path, title: str) -> None:
+        path.write_text(
+            '<rss version="2.0"><channel><title>Any</title><item>'
+            f"<title>{title}</title><link>https://news.example/calais-camp</link>"
+            "<guid>https://news.example/calais-camp</guid>"
+            "<description>Tents near Calais were cleared at dawn.</description>"
+            "</item></channel></rss>",
+            encoding="utf-8",
+        )
+
+    everything, section = tmp_path / "all.rss", tmp_path / "fr.rss"
+    feed(everything, "Camp cleared")
+    feed(section, "Camp cleared")
+    only_first = write_config(
+        [{"url": str(everything), "name": "Everything"}], rules={"paths": [str(rules)]}
+    )
+    assert vigie("once", "--config", only_first).exit_code == 0
+    both = write_config(
+        [
+            {"url": str(everything), "name": "Everything"},
+            {"url": str(section), "name": "Le Monde section", "tags": ["fr"]},
+        ],
+        rules={"paths": [str(rules)]},
+    )
+    polled = vigie("once", "--config", both)
+    assert polled.exit_code == 0, polled.output
+    assert "0 new articles" in polled.stdout and "3 new matches" in polled.stdout, polled.stdout
+    database = tmp_path / "data" / "vigie.db"
+
+    def holding() -> list[str]:
+        with sqlite3.connect(database) as db:
+            return [
+                rule
+                for (rule,) in db.execute(
+                    "SELECT rule_id FROM matches WHERE withdrawn_revision IS NULL ORDER BY 1"
+                )
+            ]
+
+    assert holding() == ["by-feed", "fr-calais", "monde-calais"]
+    feed(everything, "Camp cleared, families moved")  # a revision, from the first feed
+    assert "1 updated" in vigie("once", "--config", both).stdout
+    assert holding() == ["by-feed", "fr-calais", "monde-calais"]
+    # backtest matches stored articles as polling did: nothing to add or remove.
+    report = json.loads(vigie("rules", "backtest", "--json", "--config", both).stdout)
+    assert {r["rule_id"]: (r["added"], r["removed"]) for r in report} == {
+        rule: ([], []) for rule in ("by-feed", "fr-calais", "monde-calais")
+    }

@@ -147,9 +147,17 @@ class FieldText:
 class Document:
     """An article ready for matching. Fields are analysed on first use."""
 
-    def __init__(self, article: Article, feed_tags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        article: Article,
+        feed_tags: tuple[str, ...] = (),
+        other_feeds: tuple[str, ...] = (),
+    ) -> None:
         self.article = article
         self.feed_tags = feed_tags
+        # The names of the other feeds that carry the article (their copies are aliases of it):
+        # `feed:` and rules scoped to feeds see every feed that carries it, not only the first.
+        self.other_feeds = other_feeds
         language = base_language(article.language)
         self.language = language
         # Unknown language: try both stemmers rather than none.
@@ -191,7 +199,8 @@ class Document:
         if name == "url":
             return article.url
         if name == "feed":
-            return _ITEM_BREAK.join(map(one_line, (article.feed_name, *self.feed_tags)))
+            names = (article.feed_name, *self.other_feeds, *self.feed_tags)
+            return _ITEM_BREAK.join(map(one_line, names))
         raise KeyError(name)
 
     @cached_property

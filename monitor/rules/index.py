@@ -58,7 +58,9 @@ class CompiledRule:
         rule = self.rule
         if rule.languages and doc.language not in rule.languages:
             return False
-        if rule.feeds and doc.article.feed_name not in rule.feeds:
+        if rule.feeds and not (
+            doc.article.feed_name in rule.feeds or any(f in rule.feeds for f in doc.other_feeds)
+        ):
             return False
         return not (rule.feed_tags and not set(rule.feed_tags) & set(doc.feed_tags))
 
@@ -450,10 +452,14 @@ class RuleIndex:
         return found
 
     def match(
-        self, article: Article, feed_tags: tuple[str, ...] = ()
+        self,
+        article: Article,
+        feed_tags: tuple[str, ...] = (),
+        other_feeds: tuple[str, ...] = (),
     ) -> tuple[list[Match], list[Evidence]]:
-        """Matches of every enabled rule, and every entity mention, for one article."""
-        doc = Document(article, feed_tags)
+        """Matches of every enabled rule, and every entity mention, for one article; `feed_tags`
+        are those of every feed that carries it, `other_feeds` the names of those but its own."""
+        doc = Document(article, feed_tags, other_feeds)
         matches = []
         meanings = self._meanings(doc)
         terms = self.terms(meanings)
@@ -474,9 +480,14 @@ class RuleIndex:
                 mentions.extend(mentions_of(evidence_of(hits, doc), doc))
         return matches, mentions
 
-    def match_all(self, article: Article, feed_tags: tuple[str, ...] = ()) -> list[Match]:
+    def match_all(
+        self,
+        article: Article,
+        feed_tags: tuple[str, ...] = (),
+        other_feeds: tuple[str, ...] = (),
+    ) -> list[Match]:
         """Evaluate every rule without the presearcher: the baseline the index must agree with."""
-        doc = Document(article, feed_tags)
+        doc = Document(article, feed_tags, other_feeds)
         return [m for c in self.rules if c.in_scope(doc) and (m := explain(c, doc)) is not None]
 
 

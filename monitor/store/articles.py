@@ -5,6 +5,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +49,32 @@ class ArticleQueries:
         """Insert articles not stored yet; return the new ones with ids (`store_articles`
         without revisions). Call inside a transaction."""
         return [a for a in self.store_articles(articles, now) if a.revision == 1]
+
+    def other_carriers(self, article_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The names and tags of the feeds other than its own whose items are copies of this
+        article (article_aliases), in the order they first carried it."""
+        return self.carriers_of("al.article_id = ?", [article_id]).get(article_id, ((), ()))
+
+    def carriers_of(
+        self, where: str = "1", params: Sequence[Any] = ()
+    ) -> dict[int, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Article id -> (names, tags) of the other feeds that carry it, for the articles
+        `where` selects (all by default) that other feeds carry."""
+        found: dict[int, tuple[list[str], list[str]]] = {}
+        for article_id, name, feed_tags in self.db.conn.execute(
+            "SELECT al.article_id, COALESCE(NULLIF(f.name, ''), f.title, ''), f.tags "
+            "FROM article_aliases al JOIN articles a ON a.id = al.article_id "
+            "JOIN feeds f ON f.id = al.feed_id "
+            f"WHERE al.feed_id != a.feed_id AND {where} ORDER BY al.first_seen, f.id",
+            params,
+        ):
+            names, tags = found.setdefault(article_id, ([], []))
+            names.append(name)
+            tags.extend(json.loads(feed_tags or "[]"))
+        return {
+            article_id: (tuple(dict.fromkeys(names)), tuple(dict.fromkeys(tags)))
+            for article_id, (names, tags) in found.items()
+        }
 
     def article(self, article_id: int) -> Article | None:
         rows = list(self.db.query(ARTICLE_SELECT + " WHERE a.id = ?", [article_id]))
@@ -99,7 +126,12 @@ class ArticleQueries:
         )
         return dict(rows.fetchall()), self.count("articles")
 
-    def store_articles(self, articles: Iterable[Article], now: datetime) -> list[Article]:
+    def store_articles(
+        self,
+        articles: Iterable[Article],
+        now: datetime,
+        aliased: list[tuple[int, Article]] | None = None,
+    ) -> list[Article]:
         """Store one feed's items; return only what is new: articles never seen (revision 1)
         and new revisions of stored ones (revision > 1), with id, revision and story_id set.
 
@@ -107,7 +139,9 @@ class ArticleQueries:
         already has its canonical URL (it becomes an alias of that article), or when it was
         pruned (a tombstone remains). A known item whose feed changed its title or text
         (fingerprint) becomes the article's next revision; another feed's copy never revises
-        it. Call inside the feed's transaction.
+        it. Call inside the feed's transaction. `aliased`, when given, receives (article id,
+        item) for each item that became another feed's copy of a stored article (the rules
+        scoped to that feed have yet to see it).
 
         Whether each item is known is asked in a few queries for the whole batch; an item that
         none of them knows, and that shares neither guid nor canonical URL with an earlier item
@@ -125,7 +159,7 @@ class ArticleQueries:
             else:
                 out += self._insert_articles(unknown, now)
                 unknown = []
-                stored = self._store_article(article, now)
+                stored = self._store_article(article, now, aliased)
                 if stored is not None:
                     out.append(stored)
             done |= keys
@@ -163,7 +197,9 @@ class ArticleQueries:
             known.update(key for (key,) in rows)
         return known
 
-    def _store_article(self, article: Article, now: datetime) -> Article | None:
+    def _store_article(
+        self, article: Article, now: datetime, aliased: list[tuple[int, Article]] | None = None
+    ) -> Article | None:
         row = self._article_by_guid(article.feed_id, article.guid)
         url = article.canonical_url
         if row is not None and url and row["canonical_url"] not in (None, url):
@@ -174,11 +210,13 @@ class ArticleQueries:
         if row is None and article.canonical_url:
             row = self._article_row("canonical_url = ?", [article.canonical_url])
             if row is not None:
-                self.db.execute(
+                added = self.db.conn.execute(
                     "INSERT OR IGNORE INTO article_aliases "
                     "(feed_id, guid, article_id, fingerprint, first_seen) VALUES (?, ?, ?, ?, ?)",
                     [article.feed_id, article.guid, row["id"], article.fingerprint, iso(now)],
-                )
+                ).rowcount
+                if added and aliased is not None and row["feed_id"] != article.feed_id:
+                    aliased.append((row["id"], article))
         if row is None:
             if self._tombstoned(article):
                 return None
