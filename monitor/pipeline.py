@@ -115,7 +115,9 @@ class CycleSummary:
     updated_articles: int = 0  # new revisions of stored articles
     new_matches: int = 0  # rules newly matching a new article or a new revision
     errors: list[tuple[str, str]] = field(default_factory=list)  # (feed url, message)
-    changes: list[Change] = field(default_factory=list)  # what delivery may announce
+    # What storing changed, article by article, kept only when poll_due is asked to (tests,
+    # tools): a first cycle of 2,000 feeds held every new article's text until its end.
+    changes: list[Change] = field(default_factory=list)
     # Feeds a forced poll left alone, their server having asked for time: (url, until, error).
     waiting: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -429,10 +431,12 @@ def poll_due(
     force: bool = False,
     readers: FeedReaders | None = None,
     stop: threading.Event | None = None,
+    keep_changes: bool = False,
 ) -> CycleSummary:
     """Poll every feed that is due (with force=True, every feed but those whose server asked
     for time) and store what is new; with `readers`, bodies are read and matched in worker
-    processes when the cycle is worth it."""
+    processes when the cycle is worth it. With `keep_changes`, the summary lists every change
+    (CycleSummary.changes)."""
     summary = CycleSummary()
     if force:
         # `vigie once` polls what is not due yet (a feed that failed included: the operator
@@ -458,10 +462,13 @@ def poll_due(
     read_later = readers is None
     # Fetched outcomes waiting for this thread, at most this many when it reads them: bodies
     # left to read here must not pile up in memory while storing is slower than fetching. With
-    # readers, fetching runs ahead unbounded, as before the bound: held back, the fetch threads'
-    # HTTP work overlapped storing all cycle long and took the GIL from it at every SQLite call
-    # (the changed-feeds pass of bench.polling used about 15% more CPU per feed).
+    # readers, fetching runs further ahead: held back to a few outcomes, the fetch threads' HTTP
+    # work overlapped storing all cycle long and took the GIL from it at every SQLite call (the
+    # changed-feeds pass of bench.polling used about 15% more CPU per feed). It is held back by
+    # the articles read and not stored yet instead (`backlog`): unbounded, a first cycle of
+    # 2,000 feeds held 65,000 parsed articles at once (a reviewer's process grew to 740 MB).
     waiting = threading.Semaphore(2 * workers if read_later else len(feeds))
+    backlog = _Backlog(_BACKLOG_ARTICLES)
 
     started = time.monotonic()
     # Politeness: at most fetch.per_host connections to one host at once, its feeds spread
@@ -493,10 +500,13 @@ def poll_due(
         finally:
             if turn is not None:
                 turn.release()
+        if not read_later:
+            backlog.hold(len(outcome.articles))  # released when this thread stores them
         return replace(outcome, answered_after=time.monotonic() - started)
 
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(fetch, feed) for feed in feeds]
+        # A set, each future dropped once stored: a list kept every outcome of the cycle.
+        futures = {pool.submit(fetch, feed) for feed in feeds}
         try:
             quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
             for future in as_completed(futures):
@@ -506,6 +516,8 @@ def poll_due(
                     break
                 outcome = future.result()
                 waiting.release()
+                if not read_later:
+                    backlog.release(len(outcome.articles))
                 if outcome.unread:
                     outcome = read_outcome(outcome, config, now)
                 if outcome.articles:
@@ -517,7 +529,8 @@ def poll_due(
                     if len(quiet) >= _QUIET_BATCH:
                         record_polls(store, quiet, config, now)
                         quiet.clear()
-                _count(summary, outcome, changes)
+                futures.discard(future)
+                _count(summary, outcome, changes, keep_changes)
                 if on_feed_done:
                     on_feed_done(outcome)
             if quiet:
@@ -527,11 +540,40 @@ def poll_due(
             # room let go: leaving the pool waits for the running ones only.
             for future in futures:
                 future.cancel()
-            waiting.release(len(futures))
+            waiting.release(len(feeds))
+            backlog.open()
     return summary
 
 
 _QUIET_BATCH = 100  # polls with nothing to store recorded in one transaction
+_BACKLOG_ARTICLES = 5000  # articles read by readers that may wait for storing
+
+
+class _Backlog:
+    """Articles fetched and read, waiting to be stored: a fetch thread holds its feed's until
+    there is room for them (or none wait: a feed of more is never stuck), and storing lets
+    them go. Memory stays bounded however far fetching could run ahead."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.held = 0
+        self._changed = threading.Condition()
+
+    def hold(self, articles: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: not self.held or self.held + articles <= self.limit)
+            self.held += articles
+
+    def release(self, articles: int) -> None:
+        with self._changed:
+            self.held -= articles
+            self._changed.notify_all()
+
+    def open(self) -> None:
+        """No limit any more: the cycle ends, and no fetch thread may wait for storing."""
+        with self._changed:
+            self.limit = float("inf")
+            self._changed.notify_all()
 
 
 def _host(feed: Feed) -> str:
@@ -552,12 +594,13 @@ def _host_by_host(feeds: list[Feed], host_of: Mapping[int, str]) -> list[Feed]:
     return [feed for round_ in rounds for feed in round_ if feed is not None]
 
 
-def _count(summary: CycleSummary, outcome: PollOutcome, changes: list[Change]) -> None:
+def _count(summary: CycleSummary, outcome: PollOutcome, changes: list[Change], keep: bool) -> None:
     summary.feeds_polled += 1
     summary.new_articles += sum(1 for c in changes if not (c.updated or c.carried))
     summary.updated_articles += sum(1 for c in changes if c.updated and not c.carried)
     summary.new_matches += sum(len(change.new_matches) for change in changes)
-    summary.changes.extend(changes)
+    if keep:
+        summary.changes.extend(changes)
     if outcome.fetch.unchanged:
         summary.feeds_unchanged += 1
     if outcome.error:

@@ -80,7 +80,9 @@ class Service:
         self.session = make_session(self.config.fetch)
 
     def poll(self, now: datetime = NOW, matcher: RuleIndex | None = None) -> CycleSummary:
-        return poll_due(self.store, self.session, self.config, matcher, now, force=True)
+        return poll_due(
+            self.store, self.session, self.config, matcher, now, force=True, keep_changes=True
+        )
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[dict]:
         return list(self.store.db.query(sql, params))

@@ -113,7 +113,9 @@ class Service:
         self.session = make_session(config.fetch)
 
     def poll(self, now: datetime) -> CycleSummary:
-        return poll_due(self.store, self.session, self.config, None, now, force=True)
+        return poll_due(
+            self.store, self.session, self.config, None, now, force=True, keep_changes=True
+        )
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from conftest import LoopbackServer
 from identity_support import NOW, Item, Service, rss, rule_index
 from process_support import rows
 
+from monitor import pipeline
 from monitor.config import load_config
 from monitor.errors import ConfigError
 from monitor.pipeline import CycleSummary, Matcher, poll_due
@@ -360,3 +361,22 @@ def test_processes_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert "polling.processes" in str(error.value) and '"auto"' in str(error.value)
+
+
+def test_a_backlog_smaller_than_any_feed_still_stores_every_feed(
+    tmp_path: Path, real_feeds: list[str], pack: RuleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fetching runs ahead of storing by at most pipeline._BACKLOG_ARTICLES articles read (a
+    first cycle of 2,000 feeds held 65,000 at once): a feed of more is let through when none
+    wait, so however small the room, nothing stalls and nothing is lost."""
+    monkeypatch.setattr(pipeline, "_BACKLOG_ARTICLES", 1)
+    tight = make_service(tmp_path / "tight", real_feeds, processes=2)
+    with ReaderPool(2, min_feeds=len(real_feeds)) as readers:
+        summary = poll(tight, pack, readers)
+    alone = make_service(tmp_path / "alone", real_feeds, processes=0)
+    expected = poll(alone, pack, None)
+    assert summary.feeds_polled == 8 and summary.new_articles == expected.new_articles > 300
+    assert stored(tight) == stored(alone)
+    assert summary.changes == []  # kept only when asked: the cycle's articles are let go
+    tight.close()
+    alone.close()
