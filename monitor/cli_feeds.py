@@ -26,7 +26,14 @@ from .cli_common import (
     operator_errors,
     print_table,
 )
-from .config import Config, line_of_key, load_config, resolve_feed_url
+from .config import (
+    Config,
+    feed_tag,
+    feed_tags,
+    line_of_key,
+    load_config,
+    resolve_feed_url,
+)
 from .errors import ConfigError, VigieError
 from .store import Store, parse_iso
 from .text import language_code, one_line, printable
@@ -209,8 +216,10 @@ def feeds_add(
             f" https://{url.removeprefix('file://').lstrip('/')}",
             url,
         )
-    if any(not tag.strip() for tag in tags):
-        raise ConfigError("--tag", "", "expected a word rules can scope to, not nothing", "")
+    try:
+        cleaned_tags = feed_tags(tags)
+    except ValueError as e:
+        raise ConfigError("--tag", "", str(e), "") from None
     listed = {feed.url for feed in config.feeds}
     store = open_store(config)
     stored = store.find_feed(resolved)
@@ -228,7 +237,7 @@ def feeds_add(
         resolved,
         name=one_line(printable(name)) if name is not None else None,
         interval=seconds,
-        tags=tags or None,
+        tags=cleaned_tags or None,
         language=code,
         full_text=full_text,
         source="cli",
@@ -331,7 +340,7 @@ def feeds_import(opml: str, config_path: str) -> None:
     seen: set[str] = set()
     skipped: list[tuple[str, str]] = []
     now = datetime.now(UTC)
-    for outline in tree.iter("outline"):
+    for outline, folders in _opml_outlines(tree.getroot()):
         url = (outline.get("xmlUrl") or "").strip()
         if not url:
             continue
@@ -349,7 +358,7 @@ def feeds_import(opml: str, config_path: str) -> None:
         # One line, no control characters: a title over lines wrote a fake section, entry
         # and link into the plain-text digest of every article of that feed.
         title = one_line(printable(outline.get("title") or outline.get("text") or "")) or None
-        store.add_feed(url, name=title, tags=_opml_tags(outline), source="opml", now=now)
+        store.add_feed(url, name=title, tags=_opml_tags(outline, folders), source="opml", now=now)
         if row is None:
             added += 1
         else:  # retired (removed, or taken out of config.toml): polled again, as feeds add does
@@ -364,9 +373,26 @@ def feeds_import(opml: str, config_path: str) -> None:
         console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
 
 
-def _opml_tags(outline: ET.Element) -> tuple[str, ...] | None:
-    """An outline's `category` (OPML 2.0: comma-separated, each may be a /-path) as tags."""
-    found = [part.strip().strip("/") for part in (outline.get("category") or "").split(",")]
+def _opml_outlines(root: ET.Element) -> Iterator[tuple[ET.Element, tuple[str, ...]]]:
+    """Every outline of an OPML file in the file's order, with the names of the folders it is
+    in, outermost first. Feed readers (Feedly, Inoreader, NetNewsWire, Miniflux) export each
+    folder as an outline holding its feeds' outlines; its name is how their user sorted them.
+    A loop, not recursion: a file nested thousands deep must not end in a traceback."""
+    pending: list[tuple[ET.Element, tuple[str, ...]]] = [(root, ())]
+    while pending:
+        element, folders = pending.pop()
+        if element.tag == "outline":
+            yield element, folders
+            if not element.get("xmlUrl"):  # a folder, not a feed that has children
+                folders = (*folders, element.get("title") or element.get("text") or "")
+        pending.extend((child, folders) for child in reversed(element))
+
+
+def _opml_tags(outline: ET.Element, folders: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A feed's tags from an OPML file: the folders it is in, then its `category` (OPML 2.0:
+    comma-separated, each may be a /-path), cleaned as tags given any other way (feed_tag)."""
+    categories = [part.strip().strip("/") for part in (outline.get("category") or "").split(",")]
+    found = map(feed_tag, (*folders, *categories))
     return tuple(dict.fromkeys(tag for tag in found if tag)) or None
 
 

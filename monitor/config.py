@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .text import language_code
+from .text import language_code, one_line, printable
 
 if TYPE_CHECKING:
     from .config_delivery import DeliveryConfig
@@ -438,6 +439,11 @@ def _feed(raw: Any, index: int, path: str) -> FeedConfig:
             values[setting.key] = _convert(setting.kind, raw[setting.key])
         except ValueError as e:
             raise ConfigError(path, f"{where}.{setting.key}", str(e), raw[setting.key]) from None
+    if "tags" in values:
+        try:
+            values["tags"] = feed_tags(values["tags"])
+        except ValueError as e:
+            raise ConfigError(path, f"{where}.tags", str(e), list(raw["tags"])) from None
     if values.get("language"):
         code = language_code(values["language"])
         if code is None:  # "english" would name no language an article or a rule is compared on
@@ -449,6 +455,25 @@ def _feed(raw: Any, index: int, path: str) -> FeedConfig:
             )
         values["language"] = code
     return FeedConfig(**values)
+
+
+EMPTY_TAG = "expected a word rules can scope to, not nothing"
+
+
+def feed_tag(tag: str) -> str:
+    """A feed tag as rules compare it with their feed_tags: one line, without control
+    characters or spaces around it, so that " uk" pasted, or an OPML folder's name over two
+    lines, is the tag "uk" a rule scopes to. "" when nothing is left."""
+    return one_line(printable(tag))
+
+
+def feed_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """The tags given for a feed (config.toml, `feeds add --tag`), cleaned (feed_tag), each
+    once. Raises ValueError(EMPTY_TAG) for a blank one, which no rule could scope to."""
+    cleaned = tuple(map(feed_tag, tags))
+    if not all(cleaned):
+        raise ValueError(EMPTY_TAG)
+    return tuple(dict.fromkeys(cleaned))
 
 
 FEED_URL_EXPECTED = "expected an http(s):// URL with a host, a file:// URL or a local path"

@@ -678,6 +678,51 @@ def test_opml_export_imports_into_another_database(
     assert [r["tags"] for r in rows] == [["uk", "wire"], [], []]
 
 
+def test_import_tags_feeds_with_the_folders_they_are_in(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """Feed readers (Feedly, Inoreader, NetNewsWire, Miniflux) export their folders as outlines
+    holding the feeds': their names were lost, and rules scoped to them matched nothing."""
+    opml = tmp_path / "feedly.opml"
+    opml.write_text(
+        '<opml version="1.0"><head><title>Feedly</title></head><body>'
+        '<outline text="News" title="News">'
+        '<outline text="ignored" title=" World&#10;">'
+        '<outline type="rss" text="Wire" xmlUrl="https://wire.example/rss" category="breaking"/>'
+        "</outline>"
+        '<outline type="rss" text="Daily" xmlUrl="https://daily.example/rss"/>'
+        "</outline>"
+        '<outline text="Blogs"><outline type="rss" text="B" xmlUrl="https://b.example/rss"/>'
+        "</outline>"
+        '<outline type="rss" text="Loose" xmlUrl="https://loose.example/rss"/>'
+        "</body></opml>"
+    )
+    config = write_config([])
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert f"Imported 4 new feeds from {opml}" in imported.stdout, imported.output
+    assert [(url, tags) for url, _, tags, _, _ in feed_settings(config)] == [
+        ("https://wire.example/rss", ["News", "World", "breaking"]),
+        ("https://daily.example/rss", ["News"]),
+        ("https://b.example/rss", ["Blogs"]),
+        ("https://loose.example/rss", []),
+    ]
+
+
+def test_feed_tags_are_cleaned_alike_wherever_they_are_given(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A tag with spaces or a tab around it (" uk", pasted) was stored as given: a rule scoped
+    to "uk" did not see that feed. A blank one is refused in config.toml as by `feeds add`."""
+    config = write_config([{"url": "https://configured.example/rss", "tags": [" uk\t", "uk"]}])
+    added = vigie("feeds", "add", "https://added.example/rss", "--tag", " uk ", "--config", config)
+    assert added.exit_code == 0, added.output
+    assert [tags for _, _, tags, _, _ in feed_settings(config)] == [["uk"], ["uk"]]
+    blank = write_config([{"url": "https://configured.example/rss", "tags": ["uk", " "]}])
+    assert_one_line_error(
+        vigie("feeds", "list", "--config", blank), "feeds[0].tags: expected a word"
+    )
+
+
 def test_import_of_a_broken_opml_is_one_line(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
