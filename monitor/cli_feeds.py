@@ -328,21 +328,16 @@ def feeds_import(opml: str, config_path: str) -> None:
     must not make Vigie read local files."""
     config = load_config(config_path)
     store = open_store(config)
-    try:
-        tree = ET.parse(opml)
-    except ET.ParseError as e:
-        raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
-    if tree.getroot().tag != "opml":  # an RSS file, say: "Imported 0 new feeds" misled
-        raise ConfigError(
-            opml, "", f"not an OPML file: its root element is <{tree.getroot().tag}>, not <opml>"
-        )
+    root = _opml_root(opml)
     added, known, revived = 0, 0, 0
     seen: set[str] = set()
     skipped: list[tuple[str, str]] = []
     now = datetime.now(UTC)
-    for outline, folders in _opml_outlines(tree.getroot()):
-        url = (outline.get("xmlUrl") or "").strip()
+    for outline, folders in _opml_outlines(root):
+        url = _attribute(outline, "xmlUrl")
         if not url:
+            if _meant_as_feed(outline):
+                skipped.append((_outline_label(outline), "no xmlUrl (a feed address)"))
             continue
         if not url.lower().startswith(("http://", "https://")) or not _fetchable(url):
             skipped.append((url, "not an http(s) URL"))
@@ -373,6 +368,45 @@ def feeds_import(opml: str, config_path: str) -> None:
         console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
 
 
+def _opml_root(opml: str) -> ET.Element:
+    """The <opml> element of the file, or a ConfigError saying why it is not one."""
+    try:
+        root = ET.parse(opml).getroot()
+    except ET.ParseError as e:
+        raise ConfigError(opml, "", f"not a valid OPML file: {e}") from None
+    if root.tag != "opml":  # an RSS file, say: "Imported 0 new feeds" misled
+        raise ConfigError(
+            opml, "", f"not an OPML file: its root element is <{root.tag}>, not <opml>"
+        )
+    return root
+
+
+def _attribute(outline: ET.Element, name: str) -> str:
+    """An outline's attribute, its name in any case, stripped: some exporters write xmlurl
+    or XMLURL, and their feeds were skipped without a word."""
+    wanted = name.lower()
+    found = (value for key, value in outline.attrib.items() if key.lower() == wanted)
+    return next(found, "").strip()
+
+
+def _meant_as_feed(outline: ET.Element) -> bool:
+    """Whether an outline without a feed address was meant as a feed (a website's htmlUrl,
+    or type="rss"), which the import must say it skipped; a folder (it holds outlines) or a
+    note is not one."""
+    if outline.find("outline") is not None:
+        return False
+    return bool(_attribute(outline, "htmlUrl")) or _attribute(outline, "type").lower() == "rss"
+
+
+def _outline_label(outline: ET.Element) -> str:
+    """How a skip line names an outline that has no feed address: its title, and its
+    website's address if it has one."""
+    title = one_line(printable(outline.get("title") or outline.get("text") or ""))
+    site = _attribute(outline, "htmlUrl")
+    named = f'"{title}"' if title else "an untitled outline"
+    return f"{named} ({site})" if site else named
+
+
 def _opml_outlines(root: ET.Element) -> Iterator[tuple[ET.Element, tuple[str, ...]]]:
     """Every outline of an OPML file in the file's order, with the names of the folders it is
     in, outermost first. Feed readers (Feedly, Inoreader, NetNewsWire, Miniflux) export each
@@ -383,7 +417,7 @@ def _opml_outlines(root: ET.Element) -> Iterator[tuple[ET.Element, tuple[str, ..
         element, folders = pending.pop()
         if element.tag == "outline":
             yield element, folders
-            if not element.get("xmlUrl"):  # a folder, not a feed that has children
+            if not _attribute(element, "xmlUrl"):  # a folder, not a feed that has children
                 folders = (*folders, element.get("title") or element.get("text") or "")
         pending.extend((child, folders) for child in reversed(element))
 

@@ -708,6 +708,36 @@ def test_import_tags_feeds_with_the_folders_they_are_in(
     ]
 
 
+def test_import_says_which_entries_have_no_feed_address(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """An entry with only its website's address (htmlUrl), or its xmlUrl spelt xmlurl or
+    XMLURL as some exporters write it, vanished from the import without a word."""
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline text="Site only" htmlUrl="https://site.example/"/>'
+        '<outline type="rss" title="Empty" xmlUrl=" "/>'
+        '<outline text="Lower" xmlurl="https://lower.example/rss"/>'
+        '<outline text="Upper" XMLURL="https://upper.example/rss" type="RSS"/>'
+        '<outline text="Folder"><outline text="In" xmlUrl="https://in.example/rss"/></outline>'
+        '<outline text="A note, not a feed"/>'
+        "</body></opml>"
+    )
+    config = write_config([])
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert f"Imported 3 new feeds from {opml}" in imported.stdout, imported.output
+    assert [line for line in imported.stdout.splitlines() if line.startswith("Skipped")] == [
+        'Skipped "Site only" (https://site.example/): no xmlUrl (a feed address)',
+        'Skipped "Empty": no xmlUrl (a feed address)',
+    ]
+    assert listed_urls(config) == [
+        "https://lower.example/rss",
+        "https://upper.example/rss",
+        "https://in.example/rss",
+    ]
+
+
 def test_feed_tags_are_cleaned_alike_wherever_they_are_given(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
