@@ -339,13 +339,15 @@ def feeds_import(opml: str, config_path: str) -> None:
             if _meant_as_feed(outline):
                 skipped.append((_outline_label(outline), "no xmlUrl (a feed address)"))
             continue
-        if not url.lower().startswith(("http://", "https://")) or not _fetchable(url):
+        address = _web_address(url)
+        if address is None:
             skipped.append((url, "not an http(s) URL"))
             continue
-        if url in seen:  # the first entry of a feed listed twice is the one imported
+        if address in seen:  # the first entry of a feed listed twice is the one imported
             skipped.append((url, "listed twice in this file"))
             continue
-        seen.add(url)
+        seen.add(address)
+        url = address
         row = store.find_feed(url)
         if row is not None and row["retired"] is None:
             known += 1
@@ -430,12 +432,16 @@ def _opml_tags(outline: ET.Element, folders: tuple[str, ...]) -> tuple[str, ...]
     return tuple(dict.fromkeys(tag for tag in found if tag)) or None
 
 
-def _fetchable(url: str) -> bool:
+def _web_address(url: str) -> str | None:
+    """An OPML entry's http(s) address as it is stored (resolve_feed_url: its scheme and host
+    in lower case, so that case variants are one feed), or None for any other: a subscription
+    list from elsewhere must not make Vigie read local files."""
+    if not url.lower().startswith(("http://", "https://")):
+        return None
     try:
-        resolve_feed_url(url, Path.cwd())
+        return resolve_feed_url(url, Path.cwd())
     except ValueError:
-        return False
-    return True
+        return None
 
 
 @feeds.command("export")

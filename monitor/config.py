@@ -481,10 +481,10 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
 def resolve_feed_url(url: str, base_dir: Path) -> str:
-    """Local paths become absolute file:// URLs, relative to `base_dir`; http(s) and file://
-    URLs are kept. Raises ValueError(FEED_URL_EXPECTED) for an address no poll could ever
-    fetch (ftp://, an http URL without a host, an empty string), rather than letting the feed
-    fail on every poll."""
+    """Local paths become absolute file:// URLs, relative to `base_dir`; file:// URLs are
+    kept, and http(s) ones with their scheme and host in lower case. Raises
+    ValueError(FEED_URL_EXPECTED) for an address no poll could ever fetch (ftp://, an http
+    URL without a host, an empty string), rather than letting the feed fail on every poll."""
     scheme = _SCHEME.match(url)
     if scheme is None:
         # "http:/host/rss" is a mistyped URL, not a file name
@@ -500,7 +500,26 @@ def resolve_feed_url(url: str, base_dir: Path) -> str:
         host = None
     if name not in ("http", "https") or not host:
         raise ValueError(FEED_URL_EXPECTED)
-    return url
+    return lower_scheme_and_host(url)
+
+
+_AUTHORITY = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def lower_scheme_and_host(url: str) -> str:
+    """A feed's address with its scheme and host in lower case, its user, path and query as
+    given. Scheme and host are case-insensitive (RFC 3986, 6.2.2.1): http://LOCALHOST/f.xml
+    and http://localhost/f.xml are one feed, which was stored and polled twice; a path's case
+    is the server's to decide. Only ASCII letters are lowered, as SQLite's lower() does, so
+    that the store finds the addresses it kept before this the same way."""
+    found = _AUTHORITY.match(url)
+    if found is None:
+        return url
+    scheme, authority = found.groups()
+    user, at, host = authority.rpartition("@")
+    lowered = scheme.translate(_ASCII_LOWER) + user + at + host.translate(_ASCII_LOWER)
+    return lowered + url[found.end() :]
 
 
 def _no_delivery() -> DeliveryConfig:

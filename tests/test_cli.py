@@ -753,6 +753,60 @@ def test_feed_tags_are_cleaned_alike_wherever_they_are_given(
     )
 
 
+def test_an_address_differing_in_the_case_of_its_scheme_or_host_is_the_same_feed(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """http://LOCALHOST:8080/f.xml and http://localhost:8080/f.xml were imported as two feeds,
+    both polled, each match sent twice. The path and query keep their case: the server's."""
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline text="A" xmlUrl="HTTP://LOCALHOST:8080/f.xml"/>'
+        '<outline text="B" xmlUrl="http://localhost:8080/f.xml"/>'
+        '<outline text="C" xmlUrl="https://News.Example/Path/Feed?Q=A"/>'
+        "</body></opml>"
+    )
+    config = write_config([])
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert f"Imported 2 new feeds from {opml}" in imported.stdout, imported.output
+    assert "Skipped http://localhost:8080/f.xml: listed twice in this file" in imported.stdout
+    stored = ["http://localhost:8080/f.xml", "https://news.example/Path/Feed?Q=A"]
+    assert listed_urls(config) == stored
+    again = vigie("feeds", "add", "http://Localhost:8080/f.xml", "--config", config)
+    assert "Feed 1: http://localhost:8080/f.xml (already existed" in again.stdout, again.output
+    other_path = vigie("feeds", "add", "https://news.example/path/feed?q=a", "--config", config)
+    assert "polled on the next cycle" in other_path.stdout
+    assert listed_urls(config) == [*stored, "https://news.example/path/feed?q=a"]
+
+    removed = vigie("feeds", "remove", "http://LOCALHOST:8080/f.xml", "--config", config)
+    assert removed.exit_code == 0, removed.output
+    listing = write_config(
+        ["https://NEWS.example/Path/Feed?Q=A", "https://news.example/path/feed?q=a"]
+    )
+    assert listed_urls(listing) == stored[1:] + ["https://news.example/path/feed?q=a"]
+    added = vigie("feeds", "add", "HTTPS://news.example/Path/Feed?Q=A", "--config", listing)
+    assert "is listed in" in added.stdout, added.output
+    assert [row[4] for row in feed_settings(listing)] == ["config", "config"]
+
+
+def test_a_feed_stored_with_its_host_in_capitals_is_found_in_lower_case(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A feed stored before hosts were lower-cased is the one an import, `feeds add` or
+    config.toml names in lower case, not a second feed beside it."""
+    config = write_config([])
+    vigie("feeds", "add", "http://localhost:8080/f.xml", "--tag", "kept", "--config", config)
+    with sqlite3.connect(config.parent / "data" / "vigie.db") as db:
+        db.execute("UPDATE feeds SET url = ?, added_url = ?", ["http://LOCALHOST:8080/f.xml"] * 2)
+    db.close()
+    opml = tmp_path / "subs.opml"
+    opml.write_text('<opml><body><outline xmlUrl="http://localhost:8080/f.xml"/></body></opml>')
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert "Imported 0 new feeds" in imported.stdout and "1 already known" in imported.stdout
+    listing = write_config(["http://localhost:8080/f.xml"])
+    assert listed_urls(listing, "--all") == ["http://LOCALHOST:8080/f.xml"]
+
+
 def test_import_of_a_broken_opml_is_one_line(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

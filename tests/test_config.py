@@ -276,6 +276,7 @@ def test_http_file_urls_and_paths_are_feed_urls(tmp_path: Path) -> None:
     for url in (
         "https://news.example/rss",
         "HTTP://127.0.0.1:8080/feed",
+        "https://user:Secret@News.Example/Path?Q=1",
         local.as_uri(),
         "FILE://" + local.as_posix(),
         "feeds/local.rss",
@@ -284,11 +285,19 @@ def test_http_file_urls_and_paths_are_feed_urls(tmp_path: Path) -> None:
         resolved += [feed.url for feed in load_config(path).feeds]
     assert resolved == [
         "https://news.example/rss",
-        "HTTP://127.0.0.1:8080/feed",
+        "http://127.0.0.1:8080/feed",  # scheme and host in any case are one feed
+        "https://user:Secret@news.example/Path?Q=1",  # the rest is the server's
         local.as_uri(),
         local.as_uri(),
         local.as_uri(),
     ]
+
+
+def test_a_feed_listed_twice_with_its_host_in_another_case_is_refused(tmp_path: Path) -> None:
+    """Both were polled, each match sent twice: the host's case names no other server."""
+    text = '[[feeds]]\nurl = "http://LOCALHOST:8080/f.xml"\n\n'
+    text += '[[feeds]]\nurl = "http://localhost:8080/f.xml"\n'
+    assert config_error(tmp_path, text).startswith("feeds[1].url: already listed as feeds[0]")
 
 
 def test_a_retention_of_0_keeps_everything_while_a_timeout_of_0_is_refused(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m011_added_url",
         "m012_unsubscribed",
         "m013_asked_until",
+        "m014_feed_addresses_in_any_case",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..config import lower_scheme_and_host
 from ..records import Feed
 from .rows import (
     FeedState,
@@ -51,11 +52,10 @@ class FeedQueries:
         """Add a feed, or update its settings; its HTTP state and schedule are kept. A feed of
         config.toml (source "config") is found under the URL written there even after a
         permanent redirect moved it, and is polled again if it had been retired."""
-        row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
-        if not row and source == "config":
-            row = self.db.execute(
-                "SELECT id FROM feeds WHERE config_url = ? ORDER BY id", [url]
-            ).fetchone()
+        url = lower_scheme_and_host(url)
+        rows = self._feeds_at(url, "url")
+        if not rows and source == "config":
+            rows = self._feeds_at(url, "config_url")
         settings = {
             "name": name,
             "interval": interval,
@@ -67,9 +67,9 @@ class FeedQueries:
             "config_url": url if source == "config" else None,
         }
         with self.db.conn:
-            if row:
-                self.db["feeds"].update(row[0], settings)
-                return row[0]
+            if rows:
+                self.db["feeds"].update(rows[0]["id"], settings)
+                return rows[0]["id"]
             added_url = None if source == "config" else url
             return (
                 self.db["feeds"]
@@ -144,16 +144,25 @@ class FeedQueries:
 
     def find_feed(self, url: str) -> dict[str, Any] | None:
         """The stored feed at this address, retired or not, or added or listed in config.toml
-        under it before a permanent redirect moved it."""
-        return next(
-            self.db.query(
-                "SELECT * FROM feeds WHERE url = ? UNION ALL SELECT * FROM "
-                "(SELECT * FROM feeds WHERE (added_url = ? OR config_url = ?) AND url != ? "
-                "ORDER BY id)",
-                [url, url, url, url],
-            ),
-            None,
-        )
+        under it before a permanent redirect moved it. The scheme and host may differ in case
+        (_feeds_at)."""
+        found = self._feeds_at(url, "url") or self._feeds_at(url, "added_url", "config_url")
+        return found[0] if found else None
+
+    def _feeds_at(self, url: str, *columns: str) -> list[dict[str, Any]]:
+        """The stored feeds with this address in one of `columns`, its scheme and host in any
+        case: one feed, whose rows stored before addresses were lower-cased
+        (lower_scheme_and_host) must still be found. The one written exactly so comes first,
+        then the oldest."""
+        key = lower_scheme_and_host(url)
+        where = " OR ".join(f"lower({column}) = lower(?)" for column in columns)
+        rows = self.db.query(f"SELECT * FROM feeds WHERE {where} ORDER BY id", [url] * len(columns))
+        same = [
+            row
+            for row in rows
+            if any(row[c] is not None and lower_scheme_and_host(row[c]) == key for c in columns)
+        ]
+        return sorted(same, key=lambda row: url not in (row[c] for c in columns))
 
     def retire_config_feeds(self, listed: Collection[str], now: datetime) -> list[str]:
         """Retire the feeds config.toml gave (source "config") that it no longer lists: they
@@ -238,11 +247,9 @@ class FeedQueries:
         if state.title:
             values["title"] = state.title
         if state.url:
-            clash = self.db.execute(
-                "SELECT id FROM feeds WHERE url = ? AND id != ?", [state.url, feed_id]
-            ).fetchone()
+            clash = any(row["id"] != feed_id for row in self._feeds_at(state.url, "url"))
             if not clash:
-                values["url"] = state.url
+                values["url"] = lower_scheme_and_host(state.url)
         if state.seen_items is not None:
             values["seen_items"] = json.dumps(state.seen_items, separators=(",", ":"))
         self.db.conn.execute(

@@ -383,3 +383,12 @@ def m013_asked_until(db: sqlite_utils.Database) -> None:
     kept apart from the backoff of a failure: `vigie once` leaves such a feed alone, and polls
     again one that only failed."""
     db["feeds"].add_column("asked_until", str)
+
+
+@migrations()
+def m014_feed_addresses_in_any_case(db: sqlite_utils.Database) -> None:
+    """Indexes on feeds' addresses in lower case: a feed is found under its address with the
+    scheme and host in any case (FeedQueries._feeds_at), which without them read every feed
+    for each address an import or config.toml gave."""
+    for column in ("url", "added_url", "config_url"):
+        db.execute(f"CREATE INDEX idx_feeds_lower_{column} ON feeds (lower({column}))")
