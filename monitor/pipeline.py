@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -122,6 +123,30 @@ class CycleSummary:
     waiting: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+# The first slot of a healthy feed is at least this share of its interval after its last poll:
+# a feed added (or recovered, or polled at a restart) with many others is not asked again
+# at once, and none waits longer than the interval and this share.
+SLOT_MARGIN = 0.1
+_GOLDEN = (5**0.5 - 1) / 2  # consecutive multiples modulo 1 fill [0, 1) evenly
+
+
+def feed_phase(feed_id: int) -> float:
+    """Where in its interval a feed is polled, as a share of it in [0, 1). Feeds stored
+    together (an OPML import, config.toml) have consecutive ids, so their phases are spread
+    evenly over the interval (the golden-ratio sequence), and a feed keeps its phase across
+    restarts with nothing stored."""
+    return (feed_id * _GOLDEN) % 1.0
+
+
+def _until_slot(interval: float, phase: float, now: datetime) -> float:
+    """Seconds to the feed's next slot: the first time t, SLOT_MARGIN of the interval after
+    now or later, with t = (k + phase) * interval seconds since the Unix epoch. Polled a little
+    after one slot, a feed is due again at the next, one interval later."""
+    earliest = now.timestamp() + interval * SLOT_MARGIN
+    slot = (math.ceil(earliest / interval - phase) + phase) * interval
+    return slot - now.timestamp()
+
+
 def next_poll_time(
     interval: float,
     error_count: int,
@@ -129,14 +154,18 @@ def next_poll_time(
     max_backoff: float,
     retry_after: float | None = None,
     rng: random.Random | None = None,
+    phase: float | None = None,
 ) -> datetime:
-    """When to poll next: the interval, doubled per consecutive failure up to max_backoff,
-    with ±10% jitter so feeds that failed together do not retry together (after failures the
-    jitter never takes the wait past max_backoff); never before a Retry-After the server asked
+    """When to poll next. A healthy feed: at its slot (`_until_slot`, at `phase`, a random
+    one if not given), so feeds that were polled together, added at once or all due after a
+    restart, are spread over the interval from then on, rather than kept together by the same
+    interval each. After failures: the interval doubled per consecutive failure up to
+    max_backoff, with ±10% jitter so feeds that failed together do not retry together (the
+    jitter never takes the wait past max_backoff). Never before a Retry-After the server asked
     for, itself capped at max_backoff."""
     rng = rng or random.Random()
     if error_count == 0:
-        delay = interval * rng.uniform(0.9, 1.1)
+        delay = _until_slot(interval, rng.random() if phase is None else phase, now)
     else:
         backoff = interval * 2 ** min(error_count, 32)  # the exponent is bounded: no overflow
         high = 1.0 if backoff >= max_backoff else 1.1
@@ -327,7 +356,12 @@ def _feed_state(outcome: PollOutcome, config: Config, now: datetime, new_items: 
     error_count = feed.error_count + 1 if failed else 0
     answered = now + timedelta(seconds=outcome.answered_after)
     next_poll = next_poll_time(
-        feed.interval, error_count, answered, config.polling.max_backoff, result.retry_after
+        feed.interval,
+        error_count,
+        answered,
+        config.polling.max_backoff,
+        result.retry_after,
+        phase=feed_phase(feed.id),
     )
     return FeedState(
         # The server's Retry-After, as the service honours it (capped at max_backoff).

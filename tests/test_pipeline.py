@@ -6,6 +6,7 @@ import random
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -448,9 +449,57 @@ def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[...
     server.route("/feed.rss", RSS)
     svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
     assert svc.poll(force=False).feeds_polled == 1
-    assert svc.poll(NOW + timedelta(minutes=8), force=False).feeds_polled == 0
-    assert svc.poll(NOW + timedelta(minutes=12), force=False).feeds_polled == 1
+    due = parse_iso(svc.feed_row("/feed.rss")["next_poll"])
+    assert svc.poll(due - timedelta(seconds=1), force=False).feeds_polled == 0
+    assert svc.poll(due, force=False).feeds_polled == 1
     assert len(server.requests_to("/feed.rss")) == 2
+
+
+QUIET = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title>'
+    b"<link>http://x.example/</link><description>nothing new</description></channel></rss>"
+)
+
+
+def slices_of_interval(times: list[datetime], interval: float) -> Counter[int]:
+    """How many of `times` fall in each tenth of the interval (their place in it, not when)."""
+    return Counter(int((t - NOW).total_seconds() % interval / interval * 10) for t in times)
+
+
+def test_feeds_stored_together_are_spread_over_the_interval(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """2,000 feeds imported at once were polled together, then each 30m +-10% later: every
+    interval brought them due within minutes of each other, bursts of hundreds, then nothing."""
+    paths = [f"/feed-{i}.rss" for i in range(200)]
+    for path in paths:
+        server.route(path, QUIET)
+    svc = service([server.url(p) for p in paths], fetch={"concurrency": 16, "per_host": 16})
+    assert svc.poll(force=False).feeds_polled == 200  # new feeds: polled at once
+    first = [parse_iso(row["next_poll"]) for row in svc.store.feeds()]
+    assert all(NOW < t <= NOW + timedelta(seconds=1.1 * 1800 + 60) for t in first)
+    assert max(slices_of_interval(first, 1800).values()) <= 30  # no tenth holds over 15%
+    # All due at once again (the service was down an hour): they stay spread.
+    later = NOW + timedelta(hours=1)
+    assert svc.poll(later, force=False).feeds_polled == 200
+    second = [parse_iso(row["next_poll"]) for row in svc.store.feeds()]
+    assert all(later < t <= later + timedelta(seconds=1.1 * 1800 + 60) for t in second)
+    assert max(slices_of_interval(second, 1800).values()) <= 30
+
+
+def test_a_healthy_feed_is_polled_once_an_interval(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Spread over the interval, a feed still keeps its pace: one poll per interval."""
+    server.route("/feed.rss", QUIET)
+    svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
+    svc.poll(force=False)
+    slot = parse_iso(svc.feed_row("/feed.rss")["next_poll"])
+    for n in range(1, 4):  # each poll a little late, as the tick finds it
+        assert svc.poll(slot + timedelta(seconds=20), force=False).feeds_polled == 1
+        after = parse_iso(svc.feed_row("/feed.rss")["next_poll"])
+        assert after - slot == timedelta(minutes=10), n
+        slot = after
 
 
 def test_local_file_feeds_and_json_feed(service: Callable[..., Service]) -> None:
@@ -472,13 +521,14 @@ def delays(error_count: int, seeds: range = range(200), **kwargs: object) -> lis
             kwargs.get("max_backoff", 86400.0),  # type: ignore[arg-type]
             kwargs.get("retry_after"),  # type: ignore[arg-type]
             rng=random.Random(seed),
+            phase=kwargs.get("phase"),  # type: ignore[arg-type]
         )
         values.append((when - NOW).total_seconds())
     return values
 
 
 def test_backoff_doubles_with_each_failure() -> None:
-    for errors in range(6):
+    for errors in range(1, 6):
         base = 600 * 2**errors
         values = delays(errors)
         assert all(0.9 * base <= v <= 1.1 * base for v in values), errors
@@ -495,7 +545,15 @@ def test_backoff_is_capped_at_max_backoff() -> None:
 
 def test_interval_longer_than_max_backoff_is_kept_while_healthy() -> None:
     values = delays(0, interval=7 * 86400.0, max_backoff=86400.0)
-    assert all(0.9 * 7 * 86400 <= v <= 1.1 * 7 * 86400 for v in values)
+    # Spread over the interval (the feed's slot), not capped at max_backoff.
+    assert all(0.1 * 7 * 86400 <= v <= 1.1 * 7 * 86400 for v in values)
+    assert sum(v > 86400 for v in values) > 180
+
+
+def test_a_healthy_feed_waits_for_its_slot() -> None:
+    """Its place in the interval (phase), at least a tenth of the interval away."""
+    slot = {p: delays(0, range(1), interval=600.0, phase=p)[0] for p in (0.5, 0.15, 0.05)}
+    assert slot == pytest.approx({0.5: 300.0, 0.15: 90.0, 0.05: 630.0})  # NOW is 12:00
 
 
 def test_retry_after_wins_over_a_shorter_backoff() -> None:
