@@ -29,7 +29,7 @@ from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
 from .deliver.unsubscribe import UnsubscribeServer
 from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError, VigieError
 from .fetch import make_session
-from .pipeline import poll_due
+from .pipeline import CycleSummary, poll_due
 from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
@@ -172,7 +172,8 @@ def poll_job(
     with storage_trouble_pauses("polling", stop):
         summary = poll_due(store, session, config, rulebook.index, now, readers=readers, stop=stop)
         if summary.feeds_polled:
-            log.info(
+            log.log(
+                _level_of(summary),
                 "polled %s: %s, %d updated, %s, %s",
                 counted(summary.feeds_polled, "feed"),
                 counted(summary.new_articles, "new article"),
@@ -181,6 +182,14 @@ def poll_job(
                 counted(len(summary.errors), "error"),
             )
         prune_expired(store, config.retention, now)  # on the poll's connection, after it
+
+
+def _level_of(summary: CycleSummary) -> int:
+    """INFO for a cycle that brought anything (an article, a revision, a match, an error);
+    DEBUG (`vigie run --verbose`) for one that did not: at every tick of a quiet day, thousands
+    of lines a day said nothing."""
+    news = summary.new_articles or summary.updated_articles or summary.new_matches
+    return logging.INFO if news or summary.errors else logging.DEBUG
 
 
 def digest_job(

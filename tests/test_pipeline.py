@@ -415,6 +415,36 @@ def test_the_service_log_counts_in_words_that_agree(
     assert "polled 1 feed: 0 new articles, 0 updated, 0 new matches, 1 error" in caplog.text
 
 
+def polled_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith(("polled", "polling:"))
+    ]
+
+
+def test_a_cycle_that_brought_nothing_is_logged_only_with_verbose(
+    server: LoopbackServer, service: Callable[..., Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every tick that polled anything logged "polled 46 feeds: 0 new articles, 0 updated, 0
+    new matches, 0 errors" at INFO: thousands of lines a day saying nothing."""
+    from monitor.rules.files import RuleBook
+    from monitor.scheduler import poll_job
+
+    server.route("/feed.rss", QUIET)
+    svc = service([server.url("/feed.rss")])
+    with caplog.at_level("DEBUG", logger="monitor"):
+        poll_job(svc.store, svc.session, svc.config, RuleBook([]))
+        server.route("/feed.rss", RSS)
+        with svc.store.db.conn:
+            svc.store.db.execute("UPDATE feeds SET next_poll = NULL")  # due again
+        poll_job(svc.store, svc.session, svc.config, RuleBook([]))
+    assert polled_lines(caplog) == [
+        ("DEBUG", "polled 1 feed: 0 new articles, 0 updated, 0 new matches, 0 errors"),
+        ("INFO", f"polled 1 feed: {RSS_ITEMS} new articles, 0 updated, 0 new matches, 0 errors"),
+    ]
+
+
 def test_a_full_disk_is_one_error_line_and_a_pause_not_a_traceback_at_every_tick(
     server: LoopbackServer, service: Callable[..., Service], caplog: pytest.LogCaptureFixture
 ) -> None:
