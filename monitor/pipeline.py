@@ -538,6 +538,7 @@ def poll_due(
             backlog.hold(len(outcome.articles))  # released when this thread stores them
         return replace(outcome, answered_after=time.monotonic() - started)
 
+    progress = _Progress(len(feeds), started)
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         # A set, each future dropped once stored: a list kept every outcome of the cycle.
         futures = {pool.submit(fetch, feed) for feed in feeds}
@@ -565,6 +566,7 @@ def poll_due(
                         quiet.clear()
                 futures.discard(future)
                 _count(summary, outcome, changes, keep_changes)
+                progress.feed_done(summary)
                 if on_feed_done:
                     on_feed_done(outcome)
             if quiet:
@@ -608,6 +610,32 @@ class _Backlog:
         with self._changed:
             self.limit = float("inf")
             self._changed.notify_all()
+
+
+PROGRESS_EVERY = 30.0  # seconds, at least, between two progress lines of a long cycle
+
+
+class _Progress:
+    """A line at INFO, at most every PROGRESS_EVERY seconds, while a cycle is still running:
+    a first cycle of 2,000 feeds ran for minutes with nothing logged after "vigie running".
+    Costs one clock reading per feed."""
+
+    def __init__(self, feeds: int, started: float) -> None:
+        self.feeds = feeds
+        self.last = started
+
+    def feed_done(self, summary: CycleSummary) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY or summary.feeds_polled >= self.feeds:
+            return  # the cycle's own summary line follows the last feed
+        self.last = now
+        log.info(
+            "polling: %s of %s feeds done, %s new %s so far",
+            f"{summary.feeds_polled:,}",
+            f"{self.feeds:,}",
+            f"{summary.new_articles:,}",
+            "article" if summary.new_articles == 1 else "articles",
+        )
 
 
 def _host(feed: Feed) -> str:

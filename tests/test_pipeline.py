@@ -445,6 +445,32 @@ def test_a_cycle_that_brought_nothing_is_logged_only_with_verbose(
     ]
 
 
+def test_a_long_cycle_logs_its_progress(
+    server: LoopbackServer,
+    service: Callable[..., Service],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first cycle of 2,000 feeds ran for minutes with nothing logged after "vigie running".
+    Here every feed is "long enough" for a progress line (but the last: the summary follows)."""
+    from monitor.rules.files import RuleBook
+    from monitor.scheduler import poll_job
+
+    monkeypatch.setattr(pipeline, "PROGRESS_EVERY", 0.0)
+    server.route("/news.rss", RSS)
+    server.route("/quiet-1.rss", QUIET)
+    server.route("/quiet-2.rss", QUIET)
+    paths = ["/news.rss", "/quiet-1.rss", "/quiet-2.rss"]
+    svc = service([server.url(p) for p in paths], fetch={"concurrency": 1})
+    with caplog.at_level("INFO", logger="monitor"):
+        poll_job(svc.store, svc.session, svc.config, RuleBook([]))
+    assert polled_lines(caplog) == [
+        ("INFO", f"polling: 1 of 3 feeds done, {RSS_ITEMS} new articles so far"),
+        ("INFO", f"polling: 2 of 3 feeds done, {RSS_ITEMS} new articles so far"),
+        ("INFO", f"polled 3 feeds: {RSS_ITEMS} new articles, 0 updated, 0 new matches, 0 errors"),
+    ]
+
+
 def test_a_full_disk_is_one_error_line_and_a_pause_not_a_traceback_at_every_tick(
     server: LoopbackServer, service: Callable[..., Service], caplog: pytest.LogCaptureFixture
 ) -> None:
