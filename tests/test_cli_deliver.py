@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -511,45 +512,64 @@ def test_digest_send_sends_a_digest_waiting_to_retry_beside_a_new_one(
     ], sent.stdout
 
 
-def test_a_story_sent_before_says_so_when_a_later_copy_matches_another_rule(
-    tmp_path: Path,
-) -> None:
-    """A later outlet's copy, with one sentence more, matched a rule the story had not: the next
-    digest showed the story again as if it were new, its first sending unmentioned."""
-    story = (
-        "Migrants were moved from a camp near Calais at dawn on Tuesday, volunteers said. Around "
-        "80 people had been sleeping under tarpaulins beside the canal since the summer. Aid "
-        "groups said the eviction left families without shelter as temperatures fell below "
-        "freezing, and that many had nowhere to go but the dunes."
+CAMP_STORY = (
+    "Migrants were moved from a camp near Calais at dawn on Tuesday, volunteers said. Around "
+    "80 people had been sleeping under tarpaulins beside the canal since the summer. Aid "
+    "groups said the eviction left families without shelter as temperatures fell below "
+    "freezing, and that many had nowhere to go but the dunes."
+)
+TEAR_GAS = " Witnesses said police officers used tear gas on the migrants as they packed."
+
+
+def brief_feed(path: Path, name: str, items: list[tuple[str, str, str]]) -> None:
+    """An RSS file of (guid, title, text) items."""
+    entries = "".join(
+        f"<item><title>{title}</title><link>https://{guid}.example/story</link>"
+        f"<guid>{guid}</guid><pubDate>Tue, 01 Dec 2026 08:00:00 +0000</pubDate>"
+        f"<description>{text}</description></item>"
+        for guid, title, text in items
     )
-    extra = " Witnesses said police officers used tear gas on the migrants as they packed."
+    path.write_text(
+        f'<rss version="2.0"><channel><title>{name}</title>{entries}</channel></rss>',
+        encoding="utf-8",
+    )
 
-    def feed(path: Path, name: str, items: list[tuple[str, str, str]]) -> None:
-        entries = "".join(
-            f"<item><title>{title}</title><link>https://{guid}.example/story</link>"
-            f"<guid>{guid}</guid><pubDate>Tue, 01 Dec 2026 08:00:00 +0000</pubDate>"
-            f"<description>{text}</description></item>"
-            for guid, title, text in items
-        )
-        path.write_text(
-            f'<rss version="2.0"><channel><title>{name}</title>{entries}</channel></rss>',
-            encoding="utf-8",
-        )
 
-    wire, paper = tmp_path / "wire.rss", tmp_path / "paper.rss"
-    feed(wire, "Wire", [("wire-1", "Camp near Calais cleared at dawn", story)])
-    feed(paper, "Daily Post", [])
+def camp_story_config(tmp_path: Path, smtp: dict[str, Any] | None = None) -> Path:
+    """A wire feed with the camp story, an empty paper feed, and a desk following calais and
+    police-violence at once."""
+    brief_feed(tmp_path / "wire.rss", "Wire", [("wire-1", "Camp near Calais cleared", CAMP_STORY)])
+    brief_feed(tmp_path / "paper.rss", "Daily Post", [])
     desk = {
         "name": "desk",
         "email": "desk@newsroom.test",
         "tags": ["calais", "police-violence"],
         "schedule": "immediate",
     }
-    feeds = [{"url": str(wire), "name": "Wire"}, {"url": str(paper), "name": "Daily Post"}]
-    config = write_delivery_config(tmp_path, subscribers=[desk], feeds=feeds)
+    feeds = [
+        {"url": str(tmp_path / "wire.rss"), "name": "Wire"},
+        {"url": str(tmp_path / "paper.rss"), "name": "Daily Post"},
+    ]
+    return write_delivery_config(tmp_path, subscribers=[desk], feeds=feeds, smtp=smtp)
+
+
+def the_paper_copies_it_with_tear_gas(tmp_path: Path) -> None:
+    brief_feed(
+        tmp_path / "paper.rss",
+        "Daily Post",
+        [("post-1", "Calais camp cleared", CAMP_STORY + TEAR_GAS)],
+    )
+
+
+def test_a_story_sent_before_says_so_when_a_later_copy_matches_another_rule(
+    tmp_path: Path,
+) -> None:
+    """A later outlet's copy, with one sentence more, matched a rule the story had not: the next
+    digest showed the story again as if it were new, its first sending unmentioned."""
+    config = camp_story_config(tmp_path)
     first = vigie("once", "--config", config).stdout
     assert "Digest #1 for desk (1 article)" in first, first
-    feed(paper, "Daily Post", [("post-1", "Calais camp cleared", story + extra)])
+    the_paper_copies_it_with_tear_gas(tmp_path)
     second = vigie("once", "--config", config).stdout
     written = re.search(r"Digest #2 for desk \(1 article\) written: (\S+\.eml)", second)
     assert written, second
@@ -560,5 +580,23 @@ def test_a_story_sent_before_says_so_when_a_later_copy_matches_another_rule(
     [(day, clock)] = re.findall(r"Story first sent to you on (\w{3} \d\d \w{3}), (\d\d:\d\d)", text)
     assert f"Story first sent to you on {day}, {clock}" in html
     listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
-    [created] = [d["created"] for d in listed if d["id"] == 1]
-    assert datetime.fromisoformat(created).strftime("%a %d %b, %H:%M") == f"{day}, {clock}"
+    [sent] = [d["sent"] for d in listed if d["id"] == 1]
+    assert datetime.fromisoformat(sent).strftime("%a %d %b, %H:%M") == f"{day}, {clock}"
+
+
+def test_a_story_whose_first_digest_is_still_retrying_is_not_said_sent(
+    smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """The note said "first sent to you" while that digest was still being retried (and might
+    never arrive): only a digest the mail server took counts."""
+    config = camp_story_config(tmp_path, smtp.smtp_settings())
+    smtp.replies = ["451 4.3.0 Try again later"]
+    assert "will retry" in vigie("once", "--config", config).stdout
+    the_paper_copies_it_with_tear_gas(tmp_path)
+    # #1 waits for its retry, not due yet; #2 is taken.
+    second = vigie("once", "--config", config).stdout
+    assert "Digest #2 for desk (1 article) sent" in second, second
+    [taken] = smtp.messages
+    text = email.message_from_bytes(taken.data, policy=email.policy.default)
+    body = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Calais camp cleared" in body and "first sent to you" not in body

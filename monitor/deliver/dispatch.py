@@ -184,7 +184,7 @@ def _send_digest(
         )
     # Rendered as of the delivery's creation, so every attempt sends the same email.
     stories = {item.story_id for item in items if item.story_id}
-    sent_before = store.stories_sent_before(subscriber.name, stories, delivery.id)
+    sent_before = store.stories_sent_before(subscriber.name, stories, delivery.created)
     digest = build_digest(items, subscriber, labels, delivery.created, sent_before)
     message = compose(
         digest, delivery, subscriber, config, state.get("token") or "", delivery.created
@@ -353,7 +353,7 @@ def preview_digest(
     matches = _undelivered(store, subscriber, state)
     items = store.items_for(matches)
     stories = {item.story_id for item in items if item.story_id}
-    sent_before = store.stories_sent_before(subscriber.name, stories)
+    sent_before = store.stories_sent_before(subscriber.name, stories, now)
     digest = build_digest(items, subscriber, labels, now, sent_before)
     html, _ = render(digest, footer(subscriber, config, state.get("token") or ""))
     config.outbox.mkdir(parents=True, exist_ok=True)

@@ -183,26 +183,26 @@ class OutboxQueries:
             )
 
     def stories_sent_before(
-        self, subscriber: str, story_ids: Iterable[str], before: int | None = None
+        self, subscriber: str, story_ids: Iterable[str], until: datetime
     ) -> dict[str, datetime]:
-        """Story id -> when the first digest to `subscriber` that carried one of its articles
-        was made, for those of `story_ids` an earlier digest (one made before delivery
-        `before`, or any) carried and did not fail for good."""
+        """Story id -> when a digest to `subscriber` that carried one of its articles was first
+        sent, for those of `story_ids` a digest sent by `until` carried. A digest made at
+        `until` asks with its own creation time, so every attempt at it says the same (one
+        still retrying, or given up, sent nothing and counts for none)."""
         ids = sorted({int(s) for s in story_ids})
         found: dict[str, datetime] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = self.db.execute(
-                "SELECT a.story_id, min(d.created) FROM delivery_matches dm "
+                "SELECT a.story_id, min(d.sent) FROM delivery_matches dm "
                 "JOIN deliveries d ON d.id = dm.delivery_id "
                 "JOIN articles a ON a.id = dm.article_id "
-                "WHERE d.kind = 'digest' AND d.target = ? AND d.status NOT IN ('failed', 'dead') "
-                f"AND d.id < ? AND a.story_id IN ({','.join('?' * len(chunk))}) "
-                "GROUP BY a.story_id",
-                [subscriber, before if before is not None else 2**63 - 1, *chunk],
+                "WHERE d.kind = 'digest' AND d.target = ? AND d.status = 'sent' AND d.sent <= ? "
+                f"AND a.story_id IN ({','.join('?' * len(chunk))}) GROUP BY a.story_id",
+                [subscriber, iso(until), *chunk],
             )
-            for story_id, created in rows:
-                found[str(story_id)] = parse_iso(created)  # type: ignore[assignment]
+            for story_id, sent in rows:
+                found[str(story_id)] = parse_iso(sent)  # type: ignore[assignment]
         return found
 
     def last_delivery_created(self, kind: str, target: str) -> datetime | None:
