@@ -426,15 +426,21 @@ def _carried_matches(
 ) -> Change | None:
     """The rules that newly match a stored article once another feed carries it too (its item
     became an alias): those scoped to that feed, or asking `feed:` for it. Whether they matched
-    depended on which feed was polled first. None when no rule newly matches."""
+    depended on which feed was polled first. Only the rules that hold because of the other
+    feeds are added: the others' matches (made, withdrawn, or not made under rules edited
+    since) stay as they are, for a revision or `rules backtest --apply` to change. None when no
+    rule newly matches."""
     article = store.article(article_id)
     if article is None:
         return None
     row = store.feed_row(article.feed_id)
     own_tags = tuple(json.loads(row["tags"] or "[]")) if row else ()
     names, tags = store.other_carriers(article_id)
-    matches, _ = _carried_match(matcher, article, (*own_tags, *tags), names)
-    new_matches = store.record_matches(article_id, article.revision, matches, now)
+    alone = {match.rule_id for match in matcher.match(article, own_tags)[0]}
+    carried = _carried_match(matcher, article, (*own_tags, *tags), names)[0]
+    new_matches = store.add_matches(
+        article_id, article.revision, [m for m in carried if m.rule_id not in alone], now
+    )
     if not new_matches:
         return None
     queue_webhooks(store, config.delivery.webhooks, article_id, new_matches, now)

@@ -1264,3 +1264,36 @@ def test_rules_scoped_to_a_feed_match_its_copies_of_articles_another_feed_brough
     assert {r["rule_id"]: (r["added"], r["removed"]) for r in report} == {
         rule: ([], []) for rule in ("by-feed", "fr-calais", "monde-calais")
     }
+
+
+def test_a_feed_carrying_a_stored_article_adds_only_the_rules_it_scopes(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """When a second feed carried a stored article, every rule was tried again as it stood:
+    a rule edited since (no backtest applied) was withdrawn at the revision it had matched, and
+    a new unscoped rule matched the old article and was delivered as new."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    topics = rules / "topics.toml"
+    topics.write_text('[[rule]]\nid = "rescue"\nquery = "rescued"\n', encoding="utf-8")
+    item = (
+        "<item><title>Boat rescue</title><link>https://news.example/rescue</link>"
+        "<description>Forty people were rescued off Gravelines.</description></item>"
+    )
+    first, second = tmp_path / "a.rss", tmp_path / "b.rss"
+    for path in (first, second):
+        path.write_text(f'<rss version="2.0"><channel><title>Any</title>{item}</channel></rss>')
+    feeds = [{"url": str(first), "name": "A"}]
+    vigie("once", "--config", write_config(feeds, rules={"paths": [str(rules)]}))
+    topics.write_text(
+        '[[rule]]\nid = "rescue"\nquery = "rescued AND helicopter"\n\n'
+        '[[rule]]\nid = "gravelines"\nquery = "Gravelines"\n\n'
+        '[[rule]]\nid = "from-b"\nquery = "rescued"\nfeeds = ["B"]\n',
+        encoding="utf-8",
+    )
+    feeds.append({"url": str(second), "name": "B"})
+    polled = vigie("once", "--config", write_config(feeds, rules={"paths": [str(rules)]}))
+    assert "1 new match" in polled.stdout, polled.stdout
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        rows = db.execute("SELECT rule_id, withdrawn_revision FROM matches ORDER BY 1").fetchall()
+    assert rows == [("from-b", None), ("rescue", None)]
