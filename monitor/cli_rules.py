@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.text import Text
@@ -32,7 +33,7 @@ from .rules.files import RuleSet, load_rules
 from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
-from .store import Store
+from .store import Store, iso
 from .text import counted, html_to_text, language_code, normalise_space, without_lone_surrogates
 
 
@@ -128,7 +129,7 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     store = open_database(config)
     try:
         sample = store.recent_articles(BROAD_SAMPLE)
-        carriers = _Carriers.of(store)
+        carriers = _Carriers.of_articles(store, sample)
     finally:
         store.close()
     if len(sample) < 20:
@@ -192,10 +193,17 @@ class _Carriers:
     others: dict[int, tuple[tuple[str, ...], tuple[str, ...]]]  # article id -> names, tags
 
     @classmethod
-    def of(cls, store: Store) -> _Carriers:
+    def of(cls, store: Store, where: str, params: Sequence[Any]) -> _Carriers:
+        """For the stored articles `where` selects (Store.carriers_of), those being matched:
+        not every alias ever stored (300,000 of them made `rules check` 2.4 times as slow)."""
         rows = store.feeds(include_retired=True)  # their stored articles are matched too
         tags = {row["id"]: tuple(json.loads(row["tags"] or "[]")) for row in rows}
-        return cls(tags, store.carriers_of())
+        return cls(tags, store.carriers_of(where, params))
+
+    @classmethod
+    def of_articles(cls, store: Store, articles: Sequence[Article]) -> _Carriers:
+        ids = [a.id for a in articles if a.id is not None]
+        return cls.of(store, f"al.article_id IN ({','.join('?' * len(ids))})", ids)
 
     def match(self, index: RuleIndex, article: Article) -> tuple[list[Match], list[Evidence]]:
         tags = self.tags.get(article.feed_id, ())
@@ -388,7 +396,7 @@ def rules_test(
             if found is None:
                 raise VigieError(f"no stored article with id {article_id}")
             articles = [found]
-            carriers = _Carriers.of(store)
+            carriers = _Carriers.of_articles(store, articles)
         matched_any = 0
         if code is not None:
             articles = [a if a.id is not None else replace(a, language=code) for a in articles]
@@ -514,7 +522,11 @@ def rules_backtest(
             )
         index = _index_for(config, rule_id, None, loaded)
         store = open_database(config, must_exist=True)
-        carriers = _Carriers.of(store)
+        carriers = (
+            _Carriers.of(store, "a.first_seen >= ?", [iso(start)])
+            if start
+            else _Carriers.of(store, "1", [])
+        )
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
         titles: dict[int, str] = {}

@@ -159,9 +159,7 @@ class MatchQueries:
                 "SELECT rule_id FROM matches WHERE article_id = ?", [article_id]
             )
         }
-        added = [
-            replace(m, article_id=article_id) for m in matches if m.rule_id not in stored
-        ]
+        added = [replace(m, article_id=article_id) for m in matches if m.rule_id not in stored]
         self.db.conn.executemany(
             "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
             "matched_at, revision, evidence_revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
