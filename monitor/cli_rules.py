@@ -523,7 +523,11 @@ def rules_backtest(
         index = _index_for(config, rule_id, None, loaded)
         store = open_database(config, must_exist=True)
         carriers = (
-            _Carriers.of(store, "a.first_seen >= ?", [iso(start)])
+            _Carriers.of(
+                store,
+                "al.article_id IN (SELECT id FROM articles WHERE first_seen >= ?)",
+                [iso(start)],
+            )
             if start
             else _Carriers.of(store, "1", [])
         )
