@@ -400,15 +400,46 @@ def _band_constants(layout: LshLayout) -> tuple[np.ndarray, np.ndarray]:
 # lede's facts (a copy may cut the lede, or add a dateline or a paragraph of its own: each of
 # those leaves one side's lede facts in the other's text).
 LEDE_WORDS = 60
-_FACT = re.compile(
-    r"\b(?:\d[\d,.\u00a0\u202f]*\d|\d"
-    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-    r"|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b",
+FACT_CHARS = 20_000  # facts later in a long text are not looked for
+_NUMBER = re.compile(r"\d[\d,.\u00a0\u202f]*\d|\d")
+_WORD = re.compile(r"[^\W\d_]+")
+_WEEKDAYS = frozenset((
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+))  # fmt: skip
+# Numbers written out, as copies write them ("Two people" for "2 people"); not one, un, une,
+# which are more often articles and pronouns than counts.
+_NUMBER_WORDS = {
+    word: str(value)
+    for words, value in (
+        ("two deux", 2), ("three trois", 3), ("four quatre", 4), ("five cinq", 5),
+        ("six", 6), ("seven sept", 7), ("eight huit", 8), ("nine neuf", 9), ("ten dix", 10),
+        ("eleven onze", 11), ("twelve douze", 12), ("thirteen treize", 13),
+        ("fourteen quatorze", 14), ("fifteen quinze", 15), ("sixteen seize", 16),
+        ("twenty vingt", 20),
+    )
+    for word in words.split()
+}  # fmt: skip
+_MONTHS = (
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|janv|févr|fevr|avr|mai|juin|juil"
+    r"|août|aout|déc|january|february|march|april|june|july|august|september|october|november"
+    r"|december|janvier|février|fevrier|mars|avril|juillet|septembre|octobre|novembre"
+    r"|décembre|decembre)\.?"
+)
+# When a copy was filed or read, not what happened: clock times ("Updated 16:40", "9h30"),
+# dates ("05/06/2024", "June 5", "5 juin 2024"), ages of a page ("3 hours ago", "il y a 2 h",
+# "2 min read"), and years.
+_FILING = re.compile(
+    r"\b\d{1,2}\s*[:h.]\s*\d{2}\b(?:\s*(?:am|pm|gmt|utc|bst|cet|cest))?"
+    r"|\b\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}\b"
+    rf"|\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th|er)?\s+{_MONTHS}(?:\s+\d{{4}})?"
+    r"|\b\d+\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|jours?|heures?)\s+ago\b"
+    r"|\bil y a\s+\d+\s*(?:secondes?|minutes?|min|heures?|h|jours?)\b"
+    r"|\b\d+\s*(?:min|minutes?)\s+(?:read|de lecture)\b"
+    r"|\b(?:19|20)\d\d\b",
     re.IGNORECASE,
 )
-# Clock times and years say when a copy was filed ("Updated 16:40"), not what happened.
-_CLOCK = re.compile(r"\b\d{1,2}\s*[:h.]\s*\d{2}\b(?:\s*(?:am|pm|gmt|utc|bst|cet))?", re.I)
-_YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 @dataclass(frozen=True)
@@ -423,15 +454,21 @@ def event_facts(title: str, body: str) -> EventFacts:
     """`body` is the summary and content; the lede is its first LEDE_WORDS words (the title's
     numbers are not lede facts: headlines round them, "two die" for "2 dead")."""
     lede = " ".join(body.split(maxsplit=LEDE_WORDS)[:LEDE_WORDS])
-    return EventFacts(_facts(lede), _facts(f"{title}\n{body}"))
+    # Filing times are left out of the lede only: a date's number in the other text only makes
+    # the two more alike, and looking for them took 9 ms in 20 KB.
+    return EventFacts(_facts(_FILING.sub(" ", lede)), _facts(f"{title}\n{body[:FACT_CHARS]}"))
 
 
 def _facts(text: str) -> frozenset[str]:
-    found = set()
-    for fact in _FACT.findall(_CLOCK.sub(" ", text)):
-        fact = fact.lower() if fact[0].isalpha() else re.sub(r"[,.\u00a0\u202f]", "", fact)
-        if not _YEAR.fullmatch(fact):
-            found.add(fact)
+    """Numbers (as digits, without separators or leading zeros; two..twenty written out
+    count) and weekdays."""
+    text = text.lower()
+    found = {re.sub(r"[,.\u00a0\u202f]", "", n).lstrip("0") or "0" for n in _NUMBER.findall(text)}
+    for word in _WORD.findall(text):
+        if word in _WEEKDAYS:
+            found.add(word)
+        elif word in _NUMBER_WORDS:
+            found.add(_NUMBER_WORDS[word])
     return frozenset(found)
 
 

@@ -165,14 +165,18 @@ def _closest_story(
         return None
     facts = event_facts(article.title, _body(article.summary, article.content))
     # The most similar is almost always the same event: its text alone is read first (a wire
-    # story run by a hundred outlets has a hundred candidates above the threshold).
-    for batch in (ranked[:1], ranked[1:]):
+    # story run by a hundred outlets has a hundred candidates above the threshold), then the
+    # next few; an article unlike the five most similar is taken for another event.
+    for batch in (ranked[:1], ranked[1:_EVENT_CANDIDATES]):
         texts = store.article_texts([candidates[i][0] for i in batch])
         for i in batch:
             title, summary, content = texts.get(candidates[i][0], ("", "", ""))
             if not different_events(facts, event_facts(title, _body(summary, content))):
                 return candidates[i][1]
     return None
+
+
+_EVENT_CANDIDATES = 5
 
 
 def _body(summary: str, content: str) -> str:

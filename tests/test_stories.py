@@ -17,6 +17,7 @@ from identity_support import NOW, Item, Service, Services, rss
 
 from bench.wirecopy import PAIRS, Corpus, Source, apply_edits, evaluate
 from monitor.config import IdentityConfig
+from monitor.identity import different_events, event_facts
 from monitor.store import Store, migrations
 from monitor.stories import ensure_index
 
@@ -281,3 +282,26 @@ def test_daily_figures_of_two_days_are_two_stories(
     svc.poll()
     svc.poll(NOW + timedelta(days=1))
     assert story_of(svc, "b-1") != story_of(svc, "a-1")
+
+
+AFP = (
+    "Police cleared a camp near Calais on Wednesday, moving 120 people to shelters, the "
+    "prefecture said. Around 40 tents were removed and two people were detained."
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (f"Published 05/06/2024 - {AFP}", f"PARIS, June 5 (AFP) - {AFP}"),
+        (f"Updated 3 hours ago. {AFP}", f"2 min read. {AFP}"),
+        (f"Publié le 5 juin 2024 à 9h30. {AFP}", f"Il y a 2 h. {AFP}"),
+        (AFP, AFP.replace("two people", "2 people").replace("40", "forty")),
+        (f"By Jane Smith, 14:05 GMT. {AFP}", f"CALAIS, 5th June - {AFP}"),
+    ],
+)
+def test_copies_with_their_own_datelines_and_stamps_are_one_event(first: str, second: str) -> None:
+    """A review's copies of one AFP text, one with 'Published 05/06/2024', another with
+    'PARIS, June 5 (AFP)' (05 against 5, and a date read as facts), or 'Updated 3 hours ago'
+    against '2 min read', were taken for two events and sent twice."""
+    assert not different_events(event_facts("Camp cleared", first), event_facts("", second))
