@@ -36,7 +36,7 @@ from .config import (
 )
 from .errors import ConfigError, VigieError
 from .store import Store, parse_iso
-from .text import language_code, one_line, printable
+from .text import counted, language_code, one_line, printable
 
 
 @click.group()
@@ -60,6 +60,8 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     with _feeds_of(config) as store:
         rows = store.feeds(include_retired=show_all)
         _say_config_drift(store.feeds() if show_all else rows, config)
+        copies = store.copies_by_feed()
+    rows = [{**row, "copies": copies.get(row["id"], 0)} for row in rows]
     if as_json:
         click.echo(json.dumps(list(map(feed_json, rows)), indent=2, ensure_ascii=False))
         return
@@ -90,7 +92,10 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             escape(row["url"]),
             status,
             _ago(row["last_success"], now) if row["last_success"] else "never",
-            str(row["items"] or 0),
+            # A feed duplicating others (a section of an outlet's main feed) stores none of
+            # its items as articles: its copies say that it works.
+            f"{row['items'] or 0}"
+            + (f" +{counted(row['copies'], 'copy')}" if row["copies"] else ""),
             str(row["error_count"] or 0),
             "-" if row["retired"] else _next(row["next_poll"], now),
         )
@@ -120,6 +125,13 @@ def _feeds_of(config: Config) -> Iterator[Store]:
             yield store
         finally:
             store.close()
+
+
+def _items(row: dict) -> str:
+    """Articles stored from the feed, and its items that were copies of another feed's: a feed
+    duplicating others (a section of an outlet's main feed) showed 0 and looked broken."""
+    stored = str(row["items"] or 0)
+    return f"{stored} +{counted(row['copies'], 'copy')}" if row["copies"] else stored
 
 
 def _ago(stamp: str, now: datetime) -> str:
@@ -153,7 +165,7 @@ def _say_config_drift(polled: list[dict], config: Config) -> None:
 FEED_JSON_KEYS = (
     "id", "url", "name", "title", "tags", "interval", "language", "full_text", "source",
     "added", "retired", "last_polled", "last_success", "last_status", "last_error",
-    "error_count", "items", "next_poll", "etag", "last_modified",
+    "error_count", "items", "copies", "next_poll", "etag", "last_modified",
 )  # fmt: skip
 
 

@@ -1297,3 +1297,25 @@ def test_a_feed_carrying_a_stored_article_adds_only_the_rules_it_scopes(
     with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
         rows = db.execute("SELECT rule_id, withdrawn_revision FROM matches ORDER BY 1").fetchall()
     assert rows == [("from-b", None), ("rescue", None)]
+
+
+def test_feeds_list_shows_a_feed_whose_items_are_all_copies_as_working(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A section feed carrying the main feed's articles showed 0 items, status 200: it looked
+    broken, with nothing saying that its items were copies of articles already stored."""
+    item = (
+        "<item><title>Camp cleared</title><link>https://news.example/camp</link>"
+        "<description>Tents near Calais were cleared at dawn.</description></item>"
+    )
+    for name in ("main", "section"):
+        (tmp_path / f"{name}.rss").write_text(
+            f'<rss version="2.0"><channel><title>{name}</title>{item}</channel></rss>'
+        )
+    config = write_config([str(tmp_path / "main.rss"), str(tmp_path / "section.rss")])
+    vigie("once", "--config", config)
+    listed = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    # Polled at once: either may be the one that stored the article.
+    assert sorted((f["items"], f["copies"]) for f in listed) == [(0, 1), (1, 0)]
+    table = vigie("feeds", "list", "--config", config).stdout
+    assert "0 +1 copy" in table, table

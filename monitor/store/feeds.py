@@ -202,6 +202,17 @@ class FeedQueries:
         where = "" if include_retired else "WHERE retired IS NULL "
         return list(self.db.query(f"SELECT * FROM feeds {where}ORDER BY id"))
 
+    def copies_by_feed(self) -> dict[int, int]:
+        """Feed id -> how many of its items were copies of articles another feed brought first
+        (article_aliases): a feed that only duplicates others stores no article of its own."""
+        return dict(
+            self.db.execute(
+                "SELECT al.feed_id, count(*) FROM article_aliases al "
+                "JOIN articles a ON a.id = al.article_id WHERE a.feed_id != al.feed_id "
+                "GROUP BY al.feed_id"
+            ).fetchall()
+        )
+
     def due_feeds(self, now: datetime, default_interval: float) -> list[Feed]:
         rows = self.db.query(
             "SELECT * FROM feeds WHERE retired IS NULL AND (next_poll IS NULL OR next_poll <= ?) "
