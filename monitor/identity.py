@@ -3,7 +3,8 @@
 Three questions, three tools:
 
 - *Is this the same article?* Its canonical URL (`canonical_url`): scheme and host lower-cased,
-  default port, fragment and tracking parameters dropped, one trailing-slash convention. A URL
+  default port, fragment and tracking parameters dropped, one trailing-slash convention; then
+  one outlet's www, mobile and AMP addresses of a page folded into one (`fold_editions`). A URL
   that is only a site's home page identifies nothing (`identity_url` returns "").
 - *Has it changed?* Its `fingerprint`: a hash of the title and body words, blind to case and
   spacing, so a re-rendered feed is not an update but a new headline or paragraph is.
@@ -95,28 +96,90 @@ def canonical_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
 
 
 def identity_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
-    """The canonical URL when it can identify one article; "" for a site's home page (feeds
-    that link every item to it would otherwise collapse into one article) or a non-web URL."""
+    """The canonical URL, with the outlet's editions folded (`fold_editions`), when it can
+    identify one article; "" for a site's home page (feeds that link every item to it would
+    otherwise collapse into one article) or a non-web URL."""
     canonical = canonical_url(url, tracking)
     if not canonical:
         return ""
+    folded = fold_editions(canonical)
+    return "" if is_home_page(folded) else folded
+
+
+def is_home_page(canonical: str) -> bool:
+    """Whether a canonical URL is a site's root with no query: it names no one article."""
     parts = urlsplit(canonical)
-    if parts.path == "/" and not parts.query:
-        return ""
-    return canonical
+    return parts.path == "/" and not parts.query
+
+
+# An outlet serves one page under several addresses: www. or not, a mobile host, an AMP host or
+# path. Readers' feeds link whichever edition they were made for, so without folding one page
+# became two articles, alerted twice.
+_EDITION_LABELS = frozenset({"www", "m", "mobile", "amp"})
+# Second-level labels under which countries register names (co.uk, com.au, or.jp): a host label
+# is not folded when only such a zone would remain, which is no one's site.
+_REGISTRY_LABELS = frozenset(
+    {"ac", "co", "com", "edu", "go", "gob", "gov", "mil", "ne", "net", "nic", "or", "org"}
+)
+_AMP_SUFFIX = re.compile(r"(.+)\.amp(\.[A-Za-z0-9]+)?")
+
+
+def site_host(host: str) -> str:
+    """The host without its leading www., m., mobile. or amp. labels, so long as a site's name
+    remains (at least two labels, and not a country's registry zone such as co.uk): m.example
+    and www.co.uk stay as they are."""
+    labels = host.lower().rstrip(".").split(".")
+    while labels[0] in _EDITION_LABELS and len(labels) > 2 and not _registry_zone(labels[1:]):
+        labels = labels[1:]
+    return ".".join(labels)
+
+
+def _registry_zone(labels: list[str]) -> bool:
+    return len(labels) == 2 and labels[0] in _REGISTRY_LABELS and len(labels[1]) == 2
+
+
+def fold_editions(canonical: str) -> str:
+    """A canonical URL with the marks of an outlet's www, mobile and AMP editions taken out, so
+    that every edition of a page has one identity: a leading www., m., mobile. or amp. host
+    label (`site_host`), path segments that are exactly `amp` (/amp/news/x, /news/x/amp), a
+    final segment's .amp (x.amp, x.amp.html -> x.html) and the query parameters amp, amp=1 and
+    outputType=amp. Idempotent; the link shown to readers is not changed by it."""
+    parts = urlsplit(canonical)
+    netloc = parts.netloc
+    if not netloc.startswith("["):  # IPv6 literals have no labels to fold
+        host, colon, port = netloc.partition(":")
+        netloc = site_host(host) + colon + port
+    return urlunsplit(
+        (parts.scheme, netloc, _fold_path(parts.path), _fold_query(parts.query), parts.fragment)
+    )
+
+
+def _fold_path(path: str) -> str:
+    segments = [segment for segment in path.split("/") if segment != "amp"]
+    if match := _AMP_SUFFIX.fullmatch(segments[-1]):
+        segments[-1] = match.group(1) + (match.group(2) or "")
+    folded = "/".join(segments)
+    return (folded.rstrip("/") or "/") if folded != path else path
+
+
+def _fold_query(query: str) -> str:
+    return "&".join(piece for piece in query.split("&") if piece and not _amp_parameter(piece))
+
+
+def _amp_parameter(piece: str) -> bool:
+    name, _, value = piece.partition("=")
+    name = unquote(name).lower()
+    return (name == "amp" and value in ("", "1")) or (
+        name == "outputtype" and value.lower() == "amp"
+    )
 
 
 def same_site(url_a: str, url_b: str) -> bool:
-    """True when two URLs are on one host, ignoring a leading www. or m. (a page may only name
-    a canonical URL on its own site)."""
-
-    def host(url: str) -> str:
-        name = (urlsplit(url).hostname or "").lower().rstrip(".")
-        for prefix in ("www.", "m."):
-            name = name.removeprefix(prefix)
-        return name
-
-    return bool(host(url_a)) and host(url_a) == host(url_b)
+    """True when two URLs are on one site, ignoring the labels of its editions (`site_host`):
+    a page may only name a canonical URL on its own site, and an AMP or mobile page names the
+    www one."""
+    host_a = site_host(urlsplit(url_a).hostname or "")
+    return bool(host_a) and host_a == site_host(urlsplit(url_b).hostname or "")
 
 
 def fingerprint(*parts: str) -> str:

@@ -30,6 +30,7 @@ from monitor.identity import (
     identify,
     identity_url,
     lsh_layout,
+    same_site,
     similarity,
     sketch,
     sketches,
@@ -91,6 +92,46 @@ def test_operators_choose_the_tracking_parameters(tmp_path: Path) -> None:
     tracking = TrackingParams.of(config.identity.tracking_params)
     url = "https://example.org/a?src=rss&campaign_id=3&utm_source=x"
     assert canonical_url(url, tracking) == "https://example.org/a?utm_source=x"
+
+
+@pytest.mark.parametrize(
+    "edition",
+    [
+        "https://www.dailypost.example/amp/news/2026/12/02/calais-boat-disaster.amp",
+        "https://m.dailypost.example/news/2026/12/02/calais-boat-disaster?utm_source=rss",
+        "https://mobile.dailypost.example/news/2026/12/02/calais-boat-disaster/amp/",
+        "https://amp.dailypost.example/news/2026/12/02/calais-boat-disaster?amp",
+        "https://dailypost.example/news/2026/12/02/calais-boat-disaster?amp=1",
+        "https://www.dailypost.example/news/2026/12/02/calais-boat-disaster?outputType=amp",
+    ],
+)
+def test_an_outlets_www_mobile_and_amp_addresses_of_a_page_are_one_identity(
+    edition: str,
+) -> None:
+    assert identity_url(edition) == "https://dailypost.example/news/2026/12/02/calais-boat-disaster"
+
+
+def test_edition_marks_are_folded_only_where_they_cannot_be_part_of_the_name() -> None:
+    folded = {
+        "https://amp.bbc.co.uk/a.amp.html?id=3&amp=1": "https://bbc.co.uk/a.html?id=3",
+        "https://www.bbc.co.uk/news/uk-53704809": "https://bbc.co.uk/news/uk-53704809",
+        "https://m.example/x": "https://m.example/x",  # only "example" would remain
+        "https://www.co.uk/x": "https://www.co.uk/x",  # only a registry zone would remain
+        "https://example.org/news/camp/ampersand.html": "https://example.org/news/camp/ampersand.html",
+        "https://example.org/x?amp=yes": "https://example.org/x?amp=yes",
+        "https://example.org/x?outputType=html": "https://example.org/x?outputType=html",
+    }
+    assert {url: identity_url(url) for url in folded} == folded
+
+
+def test_an_amp_or_mobile_page_may_name_its_www_edition_as_canonical() -> None:
+    assert same_site("https://amp.n.example/a", "https://www.n.example/news/a")
+    assert same_site("https://mobile.n.example/a", "https://n.example/news/a")
+    assert not same_site("https://m.co.uk/a", "https://co.uk/a")
+
+
+def test_an_amp_home_page_identifies_nothing() -> None:
+    assert identity_url("https://www.dailypost.example/amp/") == ""
 
 
 def test_fingerprint_ignores_case_and_spacing_but_not_words() -> None:
@@ -200,6 +241,30 @@ def test_same_item_under_urls_differing_only_in_tracking_is_one_article(
     assert article["canonical_url"] == "https://n.example/talks"
     assert [a["guid"] for a in svc.store.aliases(article["id"])] in (["a-1"], ["b-77"])
     assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0  # and it stays one
+
+
+def test_one_outlets_mobile_and_amp_links_of_a_page_are_one_article(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A bare headline, too short for stories to group: only the URL can tell it is one."""
+    amp = Item(
+        "dp-amp-1",
+        "Calais boat disaster",
+        link="https://www.dailypost.example/amp/news/2026/12/02/calais-boat-disaster.amp",
+    )
+    mobile = Item(
+        "dp-m-1",
+        "Calais boat disaster",
+        link="https://m.dailypost.example/news/2026/12/02/calais-boat-disaster?utm_source=rss",
+    )
+    server.route("/amp.xml", rss([amp], title="Daily Post"))
+    server.route("/mobile.xml", rss([mobile], title="Daily Post mobile"))
+    svc = service([server.url("/amp.xml"), server.url("/mobile.xml")])
+    assert svc.poll().new_articles == 1
+    [article] = svc.rows("SELECT * FROM articles")
+    assert article["url"] in (amp.link, mobile.link)  # readers get the link a feed gave
+    assert len(svc.store.aliases(article["id"])) == 1
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0
 
 
 def test_real_franceinfo_items_with_tracking_links_are_not_stored_twice(
