@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
+from conftest import LoopbackServer
+from identity_support import Item, Services, rss
 
 from monitor.records import Article
 from monitor.store import FeedState, Store, migrations
@@ -64,6 +66,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m012_unsubscribed",
         "m013_asked_until",
         "m014_feed_addresses_in_any_case",
+        "m015_edition_urls_folded",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -151,6 +154,81 @@ def test_upgrade_tells_which_revision_old_match_evidence_describes(tmp_path: Pat
     ).fetchall()
     store.close()
     assert rows == [(1, "z", 1, 1, 2), (1, "zoo", 1, 2, None), (2, "z", 1, 1, None)]
+
+
+DAILY_POST = "https://www.dailypost.example"
+
+
+def test_upgrade_folds_stored_urls_so_other_editions_of_stored_articles_are_not_new(
+    tmp_path: Path, server: LoopbackServer, services: Services
+) -> None:
+    """A database of the rule before editions were folded: its articles' canonical URLs keep
+    www. and /amp. After the upgrade the outlet's other feed, linking the mobile pages of the
+    same items, and of one pruned since, brings nothing new."""
+    amp = Item("dp-1", "Calais boat disaster", link=f"{DAILY_POST}/amp/news/calais-boat.amp")
+    storm = Item("dp-3", "Storm warning", link=f"{DAILY_POST}/news/storm")
+    server.route("/dp.xml", rss([amp, storm], title="Daily Post"))
+    server.route(
+        "/mobile.xml",
+        rss(
+            [
+                Item("m-1", amp.title, link="https://m.dailypost.example/news/calais-boat?amp"),
+                Item("m-2", "Ferry strike ends", link="https://m.dailypost.example/news/ferry"),
+                Item("m-3", storm.title, link="https://m.dailypost.example/news/storm"),
+            ],
+            title="Daily Post mobile",
+        ),
+    )
+    db = sqlite_utils.Database(tmp_path / "vigie.db")
+    migrations.apply(db, stop_before="m015_edition_urls_folded")
+    feed_id = (
+        db["feeds"]
+        .insert(
+            {"url": server.url("/dp.xml"), "source": "config", "config_url": server.url("/dp.xml")}
+        )
+        .last_pk
+    )
+    old = {"feed_id": feed_id, "revision": 1, "first_seen": NOW.isoformat()}
+    db["articles"].insert_all(  # 2 and 3 fold to one URL, which 3 had already; 4 and 5 too
+        [
+            {**old, "id": 1, "guid": "dp-1", "url": amp.link, "canonical_url": amp.link},
+            {**old, "id": 2, "guid": "dp-3", "url": storm.link, "canonical_url": storm.link},
+            {
+                **old,
+                "id": 3,
+                "guid": "x-3",
+                "canonical_url": "https://dailypost.example/news/storm",
+            },
+            {**old, "id": 4, "guid": "x-4", "canonical_url": "https://dailypost.example/news/tide"},
+            {
+                **old,
+                "id": 5,
+                "guid": "x-5",
+                "canonical_url": "https://m.dailypost.example/news/tide",
+            },
+        ]
+    )
+    db["tombstones"].insert_all(
+        {"key": key, "pruned": NOW.isoformat()}
+        for key in (f"guid:{feed_id}:dp-2", f"url:{DAILY_POST}/news/ferry")
+    )
+    db.close()
+
+    svc = services.make(
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n',
+        [server.url("/dp.xml"), server.url("/mobile.xml")],
+    )
+    assert [r["canonical_url"] for r in svc.rows("SELECT * FROM articles ORDER BY id")] == [
+        "https://dailypost.example/news/calais-boat",
+        "https://dailypost.example/news/storm",  # the oldest of the two takes it
+        None,
+        "https://dailypost.example/news/tide",
+        "https://m.dailypost.example/news/tide",  # kept, as its URL is taken
+    ]
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0
+    assert svc.store.count("articles") == 5
+    assert [a["guid"] for a in svc.store.aliases(1)] == ["m-1"]
+    assert [a["guid"] for a in svc.store.aliases(2)] == ["m-3"]
 
 
 def test_insert_articles_returns_only_new_ones(store: Store) -> None:

@@ -5,12 +5,15 @@ in place."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
+
+from .rows import url_key
 
 migrations = Migrations("vigie")
 
@@ -392,3 +395,60 @@ def m014_feed_addresses_in_any_case(db: sqlite_utils.Database) -> None:
     for each address an import or config.toml gave."""
     for column in ("url", "added_url", "config_url"):
         db.execute(f"CREATE INDEX idx_feeds_lower_{column} ON feeds (lower({column}))")
+
+
+@migrations()
+def m015_edition_urls_folded(db: sqlite_utils.Database) -> None:
+    """Article identity folds an outlet's www, mobile and AMP addresses of a page into one
+    (identity.fold_editions). Stored canonical URLs are folded likewise: left as they were, the
+    next copy of a stored article under a folded URL (another feed's, or one re-issued under a
+    new guid) would not find it, and be stored and alerted again. `url:` tombstones get their
+    folded key beside the old one, so that pruned articles do not come back. Feeds forget the
+    items of their last document (Feed.seen_items, with URLs of the old rule), so the next poll
+    parses each document whole; nothing in it is new for that."""
+    from ..identity import fold_editions, is_home_page
+
+    def fold(url: str) -> str:
+        folded = fold_editions(url)
+        return url if is_home_page(folded) else folded
+
+    rows = db.execute(
+        "SELECT id, canonical_url FROM articles WHERE canonical_url IS NOT NULL ORDER BY id"
+    ).fetchall()
+    moved = _folded_canonical_urls(rows, fold)
+    # Free every URL that moves before any is taken again: the UNIQUE index checks each row.
+    db.conn.executemany(
+        "UPDATE articles SET canonical_url = NULL WHERE id = ?", [[i] for i in moved]
+    )
+    db.conn.executemany(
+        "UPDATE articles SET canonical_url = ? WHERE id = ?",
+        [[url, i] for i, url in moved.items() if url is not None],
+    )
+    tombstones = db.execute(
+        "SELECT key, pruned FROM tombstones WHERE key >= 'url:' AND key < 'url;'"
+    ).fetchall()
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO tombstones (key, pruned) VALUES (?, ?)",
+        [[url_key(fold(key[4:])), pruned] for key, pruned in tombstones],
+    )
+    db.execute("UPDATE feeds SET seen_items = NULL")
+
+
+def _folded_canonical_urls(
+    rows: list[tuple[int, str]], fold: Callable[[str], str]
+) -> dict[int, str | None]:
+    """Article id -> its new canonical URL, for the articles (`rows` of id and URL, oldest
+    first) whose URL changes. Of the articles whose URLs fold to one, the oldest takes it,
+    being the one first reported; the others keep their URL, which the index requires to be
+    unique, except one whose URL was that folded one already: it has none any more, and its
+    own feed still finds it by its guid."""
+    owner: dict[str, int] = {}
+    for article_id, url in rows:
+        owner.setdefault(fold(url), article_id)
+    moved: dict[int, str | None] = {}
+    for article_id, url in rows:
+        folded = fold(url)
+        new = folded if owner[folded] == article_id else (None if url == folded else url)
+        if new != url:
+            moved[article_id] = new
+    return moved
