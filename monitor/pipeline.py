@@ -557,8 +557,6 @@ def poll_due(
                     break
                 outcome = future.result()
                 waiting.release()
-                if not read_later:
-                    backlog.release(len(outcome.articles))
                 if outcome.unread:
                     outcome = read_outcome(outcome, config, now)
                 if outcome.articles:
@@ -571,6 +569,8 @@ def poll_due(
                         record_polls(store, quiet, config, now)
                         quiet.clear()
                 futures.discard(future)
+                if not read_later:
+                    backlog.release(len(outcome.articles))  # stored: let go
                 _count(summary, outcome, changes, keep_changes)
                 progress.feed_done(summary)
                 if on_feed_done:
