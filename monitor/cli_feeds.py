@@ -92,10 +92,7 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             escape(row["url"]),
             status,
             _ago(row["last_success"], now) if row["last_success"] else "never",
-            # A feed duplicating others (a section of an outlet's main feed) stores none of
-            # its items as articles: its copies say that it works.
-            f"{row['items'] or 0}"
-            + (f" +{counted(row['copies'], 'copy')}" if row["copies"] else ""),
+            _items(row),
             str(row["error_count"] or 0),
             "-" if row["retired"] else _next(row["next_poll"], now),
         )
