@@ -523,10 +523,6 @@ class EventFacts:
         return _facts(f"{title}\n{body[:FACT_CHARS]}")
 
 
-def event_facts(title: str, body: str) -> EventFacts:
-    return EventFacts(title, body)
-
-
 def _facts(text: str) -> frozenset[str]:
     """Numbers (as digits, without separators or leading zeros; two..twenty written out
     count) and weekdays."""

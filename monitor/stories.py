@@ -30,10 +30,10 @@ import numpy as np
 from .bands import BandIndex
 from .config import IdentityConfig
 from .identity import (
+    EventFacts,
     LshLayout,
     band_keys,
     different_events,
-    event_facts,
     lsh_layout,
     signature_bytes,
     signature_from_bytes,
@@ -163,7 +163,7 @@ def _closest_story(
     ]
     if not ranked:
         return None
-    facts = event_facts(article.title, _body(article.summary, article.content))
+    facts = EventFacts(article.title, _body(article.summary, article.content))
     # The most similar is almost always the same event: its text alone is read first (a wire
     # story run by a hundred outlets has a hundred candidates above the threshold), then the
     # next few; an article unlike the five most similar is taken for another event.
@@ -171,7 +171,7 @@ def _closest_story(
         texts = store.article_texts([candidates[i][0] for i in batch])
         for i in batch:
             title, summary, content = texts.get(candidates[i][0], ("", "", ""))
-            if not different_events(facts, event_facts(title, _body(summary, content))):
+            if not different_events(facts, EventFacts(title, _body(summary, content))):
                 return candidates[i][1]
     return None
 

@@ -17,7 +17,7 @@ from identity_support import NOW, Item, Service, Services, rss
 
 from bench.wirecopy import PAIRS, Corpus, Source, apply_edits, evaluate
 from monitor.config import IdentityConfig
-from monitor.identity import different_events, event_facts
+from monitor.identity import EventFacts, different_events
 from monitor.store import Store, migrations
 from monitor.stories import ensure_index
 
@@ -304,4 +304,4 @@ def test_copies_with_their_own_datelines_and_stamps_are_one_event(first: str, se
     """A review's copies of one AFP text, one with 'Published 05/06/2024', another with
     'PARIS, June 5 (AFP)' (05 against 5, and a date read as facts), or 'Updated 3 hours ago'
     against '2 min read', were taken for two events and sent twice."""
-    assert not different_events(event_facts("Camp cleared", first), event_facts("", second))
+    assert not different_events(EventFacts("Camp cleared", first), EventFacts("", second))
