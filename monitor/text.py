@@ -390,8 +390,23 @@ _FRENCH_ENDINGS = (
 )  # fmt: skip
 
 
+# English Snowball stems a few words whose singular ends in one s apart from their other forms:
+# gas, gases and gassed to gas, gase and gass (teargas to tearga), so `gas~` missed
+# "tear-gassed" (the police-violence pack's own vocabulary) and `bus~` "buses".
+_ENGLISH_STEMS = {
+    "gases": "gas", "gasses": "gas", "gassed": "gas", "gassing": "gas",
+    "teargas": "teargas", "teargases": "teargas", "teargassed": "teargas",
+    "teargassing": "teargas",
+    "buses": "bus", "busses": "bus", "bused": "bus", "bussed": "bus", "busing": "bus",
+    "bussing": "bus",
+}  # fmt: skip
+
+
 def _snowball(words: list[str], language: str) -> list[str]:
     """Snowball stems of folded words."""
+    if language == "en":
+        stems = _stemmer(language).stemWords(words)
+        return [_ENGLISH_STEMS.get(w, stem) for w, stem in zip(words, stems, strict=True)]
     if language != "fr":
         return _stemmer(language).stemWords(words)
     accented = []

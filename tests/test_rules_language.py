@@ -117,6 +117,22 @@ def test_french_stems_join_feminine_and_masculine_forms(query: str, written: str
     assert matches(query, text)
 
 
+@pytest.mark.parametrize(
+    ("query", "written"),
+    [
+        ("police NEAR/3 gas~", "police tear-gassed the camp"),
+        ("police NEAR/3 gas~", "police fired tear gases at the camp"),
+        ("police NEAR/3 gassed~", "police used tear gas at the camp"),
+        ("teargas~", "police teargassed the camp"),
+        ("bus~", "migrants were taken away in buses"),
+    ],
+)
+def test_english_stems_join_gas_gases_and_gassed(query: str, written: str) -> None:
+    """English Snowball stems gas, gases and gassed to gas, gase and gass: `gas~` missed
+    "tear-gassed", the police-violence pack's own vocabulary."""
+    assert matches(query, article(content=written))
+
+
 def test_quoted_words_stay_exact_in_a_stemmed_rule() -> None:
     assert not matches('"relaxé"', article(content="rules were relaxed"), stem=True)
 
