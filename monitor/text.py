@@ -177,7 +177,10 @@ def _build_fold_table() -> dict[int, str]:
     are left to the slow path in `fold`.
     """
     table: dict[int, str] = {}
-    for code in range(0x80, 0x2100):
+    # Latin to letter-like symbols; fullwidth forms (ＣＡＬＡＩＳ, as East Asian input writes
+    # Latin letters); the mathematical alphabets that "fancy text" generators use (𝐂𝐚𝐥𝐚𝐢𝐬).
+    codes = (range(0x80, 0x2100), range(0xFF00, 0xFFF0), range(0x1D400, 0x1D800))
+    for code in (code for block in codes for code in block):
         char = chr(code)
         base = "".join(
             c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)

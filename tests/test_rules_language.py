@@ -133,6 +133,17 @@ def test_english_stems_join_gas_gases_and_gassed(query: str, written: str) -> No
     assert matches(query, article(content=written))
 
 
+@pytest.mark.parametrize("written", ["ＣＡＬＡＩＳ", "𝐂𝐚𝐥𝐚𝐢𝐬", "𝘊𝘢𝘭𝘢𝘪𝘴"])
+def test_fullwidth_and_styled_letters_fold_to_plain_ones(written: str) -> None:
+    """Fullwidth letters (East Asian input) and the mathematical letters of "fancy text"
+    generators matched nothing: their accents were folded, not their shapes."""
+    art = article(content=f"Police cleared a camp near {written} at dawn.")
+    index = RuleIndex.build([Rule("r", "Calais")], {})
+    [match], _ = index.match(art)
+    [evidence] = match.evidence
+    assert evidence.text == written == art.content[evidence.start : evidence.end]
+
+
 def test_quoted_words_stay_exact_in_a_stemmed_rule() -> None:
     assert not matches('"relaxé"', article(content="rules were relaxed"), stem=True)
 
