@@ -231,6 +231,38 @@ def test_upgrade_folds_stored_urls_so_other_editions_of_stored_articles_are_not_
     assert [a["guid"] for a in svc.store.aliases(2)] == ["m-3"]
 
 
+def test_upgrade_folds_the_urls_that_tell_apart_items_sharing_a_guid(
+    tmp_path: Path, server: LoopbackServer, services: Services
+) -> None:
+    """Items of one document sharing a guid are stored under the guid and their canonical URL;
+    the upgrade folded the URLs but not those guids, so the next poll missed them by guid and
+    filed them as copies of other articles (a reviewer saw a feed-scoped rule match again)."""
+    flood, dyke = f"{DAILY_POST}/news/flood", f"{DAILY_POST}/news/flood-dyke"
+    server.route(
+        "/d.xml",
+        rss([Item("same", "Flood", link=flood), Item("same", "Dyke", link=dyke)], title="D"),
+    )
+    db = sqlite_utils.Database(tmp_path / "vigie.db")
+    migrations.apply(db, stop_before="m015_edition_urls_folded")
+    feed_id = db["feeds"].insert({"url": server.url("/d.xml"), "source": "config"}).last_pk
+    old = {"feed_id": feed_id, "revision": 1, "first_seen": NOW.isoformat()}
+    db["articles"].insert_all(
+        {**old, "id": i, "guid": f"same {url}", "url": url, "canonical_url": url}
+        for i, url in ((1, flood), (2, dyke))
+    )
+    db.close()
+    svc = services.make(
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\n',
+        [server.url("/d.xml")],
+    )
+    assert [r["guid"] for r in svc.rows("SELECT guid FROM articles ORDER BY id")] == [
+        "same https://dailypost.example/news/flood",
+        "same https://dailypost.example/news/flood-dyke",
+    ]
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0
+    assert svc.rows("SELECT * FROM article_aliases") == []
+
+
 def test_insert_articles_returns_only_new_ones(store: Store) -> None:
     feed_id = store.upsert_feed("https://a.example/feed", now=NOW)
     with store.transaction():

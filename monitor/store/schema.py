@@ -431,7 +431,31 @@ def m015_edition_urls_folded(db: sqlite_utils.Database) -> None:
         "INSERT OR IGNORE INTO tombstones (key, pruned) VALUES (?, ?)",
         [[url_key(fold(key[4:])), pruned] for key, pruned in tombstones],
     )
+    # Items of one document that share a guid are stored under "guid URL" (identity.
+    # distinct_guids): their URL is folded too, or the next poll misses them by guid and files
+    # them as copies of other articles.
+    for table in ("articles", "article_aliases"):
+        rows = db.execute(f"SELECT rowid, guid FROM {table} WHERE guid LIKE '% http%'").fetchall()
+        db.conn.executemany(
+            f"UPDATE OR IGNORE {table} SET guid = ? WHERE rowid = ?",
+            [[new, rowid] for rowid, guid in rows if (new := _folded_guid(guid, fold)) != guid],
+        )
+    shared = db.execute(
+        "SELECT key, pruned FROM tombstones WHERE key >= 'guid:' AND key < 'guid;' "
+        "AND key LIKE '% http%'"
+    ).fetchall()
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO tombstones (key, pruned) VALUES (?, ?)",
+        [[_folded_guid(key, fold), pruned] for key, pruned in shared],
+    )
     db.execute("UPDATE feeds SET seen_items = NULL")
+
+
+def _folded_guid(guid: str, fold: Callable[[str], str]) -> str:
+    """A guid shared by items of one document, stored as "guid URL" (or a tombstone's key of
+    one), with its URL folded."""
+    head, _, url = guid.rpartition(" ")
+    return f"{head} {fold(url)}" if url.startswith(("http://", "https://")) else guid
 
 
 def _folded_canonical_urls(
