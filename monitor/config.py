@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .text import language_code, one_line, printable
+from .text import ASCII_LOWER, language_code, one_line, printable
 
 if TYPE_CHECKING:
     from .config_delivery import DeliveryConfig
@@ -504,7 +504,6 @@ def resolve_feed_url(url: str, base_dir: Path) -> str:
 
 
 _AUTHORITY = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def lower_scheme_and_host(url: str) -> str:
@@ -518,7 +517,7 @@ def lower_scheme_and_host(url: str) -> str:
         return url
     scheme, authority = found.groups()
     user, at, host = authority.rpartition("@")
-    lowered = scheme.translate(_ASCII_LOWER) + user + at + host.translate(_ASCII_LOWER)
+    lowered = scheme.translate(ASCII_LOWER) + user + at + host.translate(ASCII_LOWER)
     return lowered + url[found.end() :]
 
 

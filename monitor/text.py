@@ -215,8 +215,9 @@ def fold_word(word: str) -> str:
 
 
 _FOLD_TABLE = _build_fold_table()
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_FOLD_TABLE.update(_ASCII_LOWER)
+# A-Z to a-z only: what SQLite's lower() does, for text compared with it (feed addresses).
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_FOLD_TABLE.update(ASCII_LOWER)
 
 
 def fold(text: str) -> str:
