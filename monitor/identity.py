@@ -86,13 +86,39 @@ def canonical_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
     path = _PERCENT.sub(lambda m: m.group(0).upper(), parts.path) or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
-    kept = [
-        piece
-        for piece in parts.query.split("&")
-        if piece and unquote(piece.split("=", 1)[0]) not in tracking
-    ]
+    kept = _without_tracking(parts.query, tracking).split("&") if parts.query else []
     query = "&".join(sorted(_PERCENT.sub(lambda m: m.group(0).upper(), p) for p in kept))
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def link_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
+    """`url` as written, less its tracking parameters: the link subscribers and webhook consumers
+    are given (`?utm_source=rss` or franceinfo's `#xtor=RSS-3-[lestitres]` told the outlet that
+    a reader came from Vigie's feed, and followed every forward of a digest). Unlike
+    `canonical_url`, nothing else changes: the host's `www.`, the path's case and slash, the
+    order of the other parameters and a fragment that is not tracking all stay, so the link
+    goes where the outlet sent it. A URL that does not parse is returned as it is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not (parts.query or parts.fragment):
+        return url
+    query = _without_tracking(parts.query, tracking)
+    fragment = parts.fragment
+    if "=" in fragment and not _without_tracking(fragment, tracking):
+        fragment = ""  # `#xtor=RSS-3`: only tracking; `#section-2` or `#a=1&xtor=x` stay
+    if query == parts.query and fragment == parts.fragment:
+        return url
+    return urlunsplit(parts._replace(query=query, fragment=fragment))
+
+
+def _without_tracking(query: str, tracking: TrackingParams) -> str:
+    return "&".join(
+        piece
+        for piece in query.split("&")
+        if piece and unquote(piece.split("=", 1)[0]) not in tracking
+    )
 
 
 def identity_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
@@ -206,6 +232,7 @@ def identify(
         out.append(
             evolve(
                 article,
+                url=link_url(article.url, tracking),
                 canonical_url=item_url(article, tracking),
                 fingerprint=fingerprint(article.title, article.summary, article.content),
             )

@@ -6,6 +6,8 @@ network guard, the last attempt."""
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
 import re
 import socket
@@ -17,7 +19,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import REPO
+from conftest import REPO, LoopbackServer
 from delivery_support import (
     ALL_TAGS,
     SAMPLE_FEEDS,
@@ -25,9 +27,11 @@ from delivery_support import (
     SECRET_ENV,
     Answer,
     Receiver,
+    SmtpServer,
     Vigie,
     write_delivery_config,
 )
+from identity_support import Item, rss
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from monitor.store import parse_iso
@@ -394,3 +398,58 @@ def test_outbox_rows_commit_with_their_matches_or_not_at_all(
     matched = v.rows("SELECT count(DISTINCT article_id) FROM matches")[0][0]
     assert matched > 2 and v.rows("SELECT count(*) FROM deliveries") == [(matched,)]
     v.close()
+
+
+def test_links_reach_readers_without_the_outlets_tracking_parameters(
+    tmp_path: Path, server: LoopbackServer, smtp: SmtpServer, receiver: Receiver
+) -> None:
+    """Links carry campaign tags (`utm_source=rss`) or AT Internet's `#xtor=` so that the outlet
+    knows a reader came from its feed; digests and webhooks gave them on, and every forward
+    of a digest was counted as that feed's. The parameters that say what the page is stay."""
+    tracked = (
+        "https://news.example/2026/11/calais-camp-cleared?page=2"
+        "&utm_source=rss&utm_medium=feed#xtor=RSS-3-[lestitres]"
+    )
+    item = Item(
+        "c-1",
+        "Police fire tear gas as Calais migrant camp is cleared",
+        "Officers used tear gas on migrants at the camp near Calais; the prosecutor charged"
+        " two smugglers.",
+        tracked,
+    )
+    server.route("/feed.xml", rss([item], title="News Example"))
+    t = now()
+    path = write_delivery_config(
+        tmp_path,
+        subscribers=[
+            {
+                "name": "desk",
+                "email": "desk@newsroom.test",
+                "tags": ALL_TAGS,
+                "schedule": "immediate",
+            }
+        ],
+        webhooks=[
+            {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
+        ],
+        smtp=smtp.smtp_settings(),
+        feeds=[{"url": server.url("/feed.xml"), "name": "News Example"}],
+    )
+    v = Vigie(path, t)
+    try:
+        v.poll(t)
+        assert [s.status for s in v.dispatch(t)] == ["sent"]
+        [digest] = v.send_digests(t)
+        assert digest.status == "sent"
+    finally:
+        v.close()
+    clean = "https://news.example/2026/11/calais-camp-cleared?page=2"
+    [request] = receiver.requests
+    assert request.verify()["data"]["article"]["url"] == clean
+    [accepted] = smtp.messages
+    message = email.message_from_bytes(accepted.data, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert f'href="{clean.replace("&", "&amp;")}"' in html
+    assert clean in text
+    assert "utm_" not in html + text and "xtor" not in html + text
