@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from .cli_common import (
+    ago,
     command_logging,
     config_option,
     configure_logging,
@@ -22,19 +23,21 @@ from .cli_common import (
     escape,
     highlighted,
     locked_database,
+    open_database,
     open_store,
     operator_errors,
 )
 from .cli_deliver import add_delivery_commands, deliver_after_poll
-from .config import Config, load_config
-from .errors import RuleError, VigieError
+from .config import Config, load_config, parse_duration
+from .errors import ConfigError, RuleError, VigieError
 from .fetch import make_session
+from .health import Health, assess
 from .pipeline import CycleSummary, PollOutcome, poll_due
 from .readers import ReaderPool
 from .retention import prune_expired
-from .rules.files import RuleBook
+from .rules.files import RuleBook, load_rules
 from .rules.stats import HEURISTIC, TermStats
-from .scheduler import log_undeliverable, run_service
+from .scheduler import log_undeliverable, run_service, service_running
 from .store import Store
 from .store.articles import fts_words
 from .text import counted
@@ -237,3 +240,150 @@ from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
 main.add_command(feeds)
 main.add_command(rules)
 add_delivery_commands(main)  # the `digest` and `deliveries` groups
+
+
+@main.command()
+@config_option
+@click.option(
+    "--stale",
+    default="30m",
+    show_default=True,
+    help="How long a feed may be due without being polled before that is a problem.",
+)
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    help="How far back deliveries that failed or died count as problems.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@operator_errors
+def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
+    """Whether Vigie is doing its job: polling, rule files, digests and webhooks. Exits with
+    status 2 when something needs an operator (for cron or a monitoring system), 0 when not."""
+    config = load_config(config_path)
+    limits = {
+        name: _duration_option(name, value)
+        for name, value in (("--stale", stale), ("--since", since))
+    }
+    loaded = load_rules(config.rules.paths)
+    if not loaded.files and not loaded.errors:
+        paths = ", ".join(map(str, config.rules.paths))
+        loaded.errors.append(RuleError(paths, 0, 0, "no rule files (*.toml) found (rules.paths)"))
+    store = open_database(config, must_exist=True)
+    try:
+        health = assess(
+            store,
+            now=datetime.now(UTC),
+            running=service_running(config.database),
+            stale=limits["--stale"],
+            since=limits["--since"],
+            rule_files=len(loaded.files),
+            rules=len(loaded.rules),
+            rule_errors=loaded.errors,
+        )
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(health_json(health, config.database), indent=2, ensure_ascii=False))
+    else:
+        print_health(health, config.database, since)
+    if not health.healthy:
+        raise SystemExit(2)
+
+
+def _duration_option(name: str, value: str) -> timedelta:
+    seconds = parse_duration(value)
+    if not seconds or seconds > 100 * 365 * 86400:
+        raise ConfigError(name, "", 'expected a duration like "30m", "12h" or "7d"', value)
+    return timedelta(seconds=seconds)
+
+
+def print_health(health: Health, database: Path, since: str) -> None:
+    now = health.checked
+    verdict = (
+        "[green]healthy[/]"
+        if health.healthy
+        else f"[red]{counted(len(health.problems), 'problem')}[/]"
+    )
+    console.print(f"Vigie at {escape(str(database))}: {verdict}", soft_wrap=True)
+    last = ago(health.last_polled, now) if health.last_polled else "never"
+    overdue = f"{health.overdue} overdue" if health.overdue else "none overdue"
+    sent = " and ".join(counted(health.delivered[kind], kind) for kind in ("digest", "webhook"))
+    lines = [
+        ("service", "running" if health.running else "not running"),
+        ("polling", f"{counted(health.feeds, 'feed')}, last poll {last}, {overdue}"),
+        ("failing", counted(len(health.failing), "feed") if health.failing else "none"),
+        (
+            "articles",
+            f"{health.articles:,} stored, newest "
+            + (ago(health.newest_article, now) if health.newest_article else "never"),
+        ),
+        (
+            "rules",
+            f"{counted(health.rules, 'rule')} in {counted(health.rule_files, 'file')}, "
+            + counted(len(health.rule_errors), "error"),
+        ),
+        (
+            "deliveries",
+            f"last {since}: {sent} sent, {health.undelivered_total} failed or dead; "
+            f"{health.retrying} retrying now",
+        ),
+    ]
+    for label, text in lines:
+        console.print(f"  {label:<11} {text}", soft_wrap=True, highlight=False)
+        if label == "failing":
+            print_failing(health)
+    if health.problems:
+        console.print("problems:")
+        for problem in health.problems:
+            console.print(f"  - {escape(problem)}", soft_wrap=True, highlight=False)
+
+
+def print_failing(health: Health) -> None:
+    """The feeds failing now, most failed polls first: the ten an operator looks at first."""
+    for feed in health.failing[:10]:
+        success = ago(feed.last_success, health.checked) if feed.last_success else "never"
+        console.print(
+            f"    {escape(feed.name)}: {escape(feed.error)} ({counted(feed.errors, 'failed poll')}"
+            f" in a row, last success {success})",
+            soft_wrap=True,
+            highlight=False,
+        )
+    if len(health.failing) > 10:
+        console.print(f"    and {len(health.failing) - 10} more (`vigie feeds list`)")
+
+
+def health_json(health: Health, database: Path) -> dict:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "database": str(database),
+        "healthy": health.healthy,
+        "problems": list(health.problems),
+        "checked": when(health.checked),
+        "service_running": health.running,
+        "feeds": health.feeds,
+        "feeds_overdue": health.overdue,
+        "last_polled": when(health.last_polled),
+        "failing_feeds": [
+            {
+                "name": f.name,
+                "url": f.url,
+                "error": f.error,
+                "failed_polls": f.errors,
+                "last_success": when(f.last_success),
+            }
+            for f in health.failing
+        ],
+        "articles": health.articles,
+        "newest_article": when(health.newest_article),
+        "rule_files": health.rule_files,
+        "rules": health.rules,
+        "rule_errors": [str(e) for e in health.rule_errors],
+        "sent": health.delivered,
+        "retrying": health.retrying,
+        "failed_or_dead": health.undelivered_total,
+        "disabled_webhooks": [dict(e) for e in health.disabled],
+    }

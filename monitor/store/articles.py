@@ -25,6 +25,7 @@ from .rows import (
     guid_key,
     iso,
     item_keys,
+    parse_iso,
     url_key,
 )
 
@@ -88,6 +89,10 @@ class ArticleQueries:
             params.append(limit)
         for row in self.db.query(sql, params):
             yield article_from_row(row)
+
+    def newest_first_seen(self) -> datetime | None:
+        """When the last new article was stored (None before the first)."""
+        return parse_iso(self.db.execute("SELECT max(first_seen) FROM articles").fetchone()[0])
 
     def recent_articles(self, limit: int) -> list[Article]:
         """The `limit` most recently stored articles, newest first."""

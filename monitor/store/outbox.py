@@ -344,6 +344,38 @@ class OutboxQueries:
                 [f"endpoint disabled: {reason}", name],
             ).rowcount
 
+    def delivery_counts(self, since: datetime) -> dict[tuple[str, str], int]:
+        """(kind, status) -> how many deliveries made since `since` have it."""
+        rows = self.db.execute(
+            "SELECT kind, status, count(*) FROM deliveries WHERE created >= ? "
+            "GROUP BY kind, status",
+            [iso(since)],
+        )
+        return {(kind, status): n for kind, status, n in rows}
+
+    def undelivered(self, since: datetime, limit: int = 10) -> list[Delivery]:
+        """Deliveries made since `since` that failed for good or were dead-lettered (newest
+        first): what subscribers and consumers have not received unless an operator acts."""
+        return self._deliveries(
+            "WHERE d.status IN ('failed', 'dead') AND d.created >= ? ORDER BY d.id DESC LIMIT ?",
+            [iso(since), limit],
+        )
+
+    def retrying(self) -> int:
+        """Deliveries that failed an attempt and wait for the next one."""
+        return self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempts > 0"
+        ).fetchone()[0]
+
+    def disabled_endpoints(self) -> list[dict[str, Any]]:
+        """Webhook endpoints a 410 Gone disabled: name, url, disabled (when) and reason."""
+        return list(
+            self.db.query(
+                "SELECT name, url, disabled, reason FROM endpoints WHERE disabled IS NOT NULL "
+                "ORDER BY name"
+            )
+        )
+
     def disabled_endpoint(self, name: str, url: str) -> str | None:
         """Why the endpoint at `url` is disabled, or None when it is not."""
         row = self.db.execute(

@@ -1,0 +1,153 @@
+"""Health: whether an unattended Vigie is doing its job, for `vigie status` and the monitoring
+that runs it. A monitor that has stopped polling, that runs on rules other than those in its
+files, or whose digests and webhooks fail, looks to its subscribers exactly like a quiet news
+day; each of those is named here as a problem. Feeds that fail one by one are reported, not
+counted as problems: among hundreds, one is nearly always down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from .errors import RuleError
+from .records import Delivery
+from .store import Store
+from .store.rows import parse_iso
+
+
+@dataclass(frozen=True)
+class FailingFeed:
+    name: str
+    url: str
+    error: str
+    errors: int  # failed polls in a row
+    last_success: datetime | None
+
+
+@dataclass(frozen=True)
+class Health:
+    checked: datetime
+    running: bool  # a `vigie run` (or `once`) holds the database
+    feeds: int  # polled (not retired)
+    failing: tuple[FailingFeed, ...]  # most failed polls in a row first
+    overdue: int  # feeds due for longer than the stale limit
+    oldest_due: datetime | None  # the earliest due time among those
+    last_polled: datetime | None
+    articles: int
+    newest_article: datetime | None
+    rule_files: int
+    rules: int
+    rule_errors: tuple[RuleError, ...]
+    delivered: dict[str, int]  # kind -> sent since the window's start
+    retrying: int
+    undelivered: tuple[Delivery, ...]  # failed for good or dead in the window (newest 10)
+    undelivered_total: int
+    disabled: tuple[dict, ...]  # webhook endpoints disabled by a 410 Gone
+    problems: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def assess(
+    store: Store,
+    *,
+    now: datetime,
+    running: bool,
+    stale: timedelta,
+    since: timedelta,
+    rule_files: int,
+    rules: int,
+    rule_errors: list[RuleError],
+) -> Health:
+    """Read the database's state and name its problems. `stale`: how long a feed may be due
+    without being polled; `since`: how far back failed deliveries count."""
+    feeds = store.feeds()
+    due = [when for row in feeds if (when := parse_iso(row["next_poll"])) is not None]
+    overdue = [when for when in due if when < now - stale]
+    polled = [when for row in feeds if (when := parse_iso(row["last_polled"])) is not None]
+    failing = sorted(
+        (
+            FailingFeed(
+                row["name"] or row["title"] or row["url"],
+                row["url"],
+                row["last_error"],
+                row["error_count"],
+                parse_iso(row["last_success"]),
+            )
+            for row in feeds
+            if row["error_count"] and row["last_error"]
+        ),
+        key=lambda f: -f.errors,
+    )
+    counts = store.delivery_counts(now - since)
+    undelivered = sum(n for (_, status), n in counts.items() if status in ("failed", "dead"))
+    health = Health(
+        checked=now,
+        running=running,
+        feeds=len(feeds),
+        failing=tuple(failing),
+        overdue=len(overdue),
+        oldest_due=min(overdue, default=None),
+        last_polled=max(polled, default=None),
+        articles=store.count("articles"),
+        newest_article=store.newest_first_seen(),
+        rule_files=rule_files,
+        rules=rules,
+        rule_errors=tuple(rule_errors),
+        delivered={
+            kind: sum(n for (k, status), n in counts.items() if k == kind and status == "sent")
+            for kind in ("digest", "webhook")
+        },
+        retrying=store.retrying(),
+        undelivered=tuple(store.undelivered(now - since)),
+        undelivered_total=undelivered,
+        disabled=tuple(store.disabled_endpoints()),
+        problems=(),
+    )
+    return replace(health, problems=tuple(problems_of(health)))
+
+
+def problems_of(health: Health) -> list[str]:
+    """What keeps subscribers from hearing about the news, one sentence each."""
+    found = []
+    if not health.feeds:
+        found.append("no feed to poll: add one to config.toml or with `vigie feeds add`")
+    if health.overdue:
+        who = (
+            "the service holds the database but has not polled them (a cycle stuck?)"
+            if health.running
+            else "no `vigie run` is polling this database"
+        )
+        found.append(
+            f"{health.overdue} of {health.feeds} feeds due since"
+            f" {_when(health.oldest_due)} have not been polled: {who}"
+        )
+    if health.feeds and len(health.failing) == health.feeds:
+        found.append(
+            "every feed fails: is the network down, or are the fetch settings refusing them?"
+        )
+    for error in health.rule_errors:
+        found.append(f"{error} (the running service keeps the rules it loaded before)")
+    for delivery in health.undelivered:
+        found.append(
+            f"{delivery.kind} #{delivery.id} to {delivery.target!r} {delivery.status}:"
+            f" {delivery.last_error or delivery.last_status} (`vigie deliveries retry"
+            f" {delivery.id}` sends it again)"
+        )
+    if health.undelivered_total > len(health.undelivered):
+        found.append(
+            f"and {health.undelivered_total - len(health.undelivered)} more failed or dead"
+            " deliveries (`vigie deliveries list --status dead`, `--status failed`)"
+        )
+    for endpoint in health.disabled:
+        found.append(
+            f"webhook {endpoint['name']!r} disabled since {endpoint['disabled'][:16]}:"
+            f" {endpoint['reason']} (change its url, or retry one of its deliveries)"
+        )
+    return found
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"

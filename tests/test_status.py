@@ -1,0 +1,143 @@
+"""`vigie status`: what an operator (or the monitoring system that runs the command) learns about
+an unattended Vigie. Each problem that would leave subscribers thinking the news was quiet is
+named and makes the command exit with status 2; the rest is reported and exits 0."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import REPO
+from delivery_support import SAMPLE_FEEDS, SmtpServer, write_delivery_config
+
+from monitor.cli import main
+
+DESK = {
+    "name": "desk",
+    "email": "desk@newsroom.test",
+    "tags": ["calais"],
+    "schedule": "immediate",
+}
+
+
+def vigie(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def config(tmp_path: Path, smtp: SmtpServer) -> Path:
+    """The sample feeds, one feed whose file is gone, a copy of the bundled rules (to edit), a
+    subscriber served by the loopback SMTP server; polled and delivered once."""
+    shutil.copytree(REPO / "rules", tmp_path / "rules")
+    gone = {"url": str(tmp_path / "gone.rss"), "name": "Gone Gazette"}
+    path = write_delivery_config(
+        tmp_path, subscribers=[DESK], smtp=smtp.smtp_settings(), feeds=[*SAMPLE_FEEDS, gone]
+    )
+    path.write_text(path.read_text().replace(str(REPO / "rules"), str(tmp_path / "rules")))
+    assert vigie("once", "--config", path).exit_code == 0
+    return path
+
+
+def status(config: Path, *options: str) -> tuple[int, dict]:
+    result = vigie("status", "--config", config, "--json", *options)
+    return result.exit_code, json.loads(result.output)
+
+
+def test_a_polling_service_with_one_broken_feed_is_healthy(config: Path) -> None:
+    result = vigie("status", "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "healthy" in result.output.splitlines()[0]
+    assert "Gone Gazette" in result.output  # reported, but one feed down is not a problem
+    code, found = status(config)
+    assert code == 0 and found["problems"] == []
+    assert found["feeds"] == 5 and found["sent"] == {"digest": 1, "webhook": 0}
+    assert [f["name"] for f in found["failing_feeds"]] == ["Gone Gazette"]
+    assert found["articles"] > 0 and found["rules"] > 0
+
+
+def test_feeds_left_unpolled_are_a_problem(config: Path) -> None:
+    """As when `vigie run` stopped two hours ago: every feed came due and none was polled."""
+    database = config.parent / "data" / "vigie.db"
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="seconds")
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE feeds SET next_poll = ?", [two_hours_ago])
+    db.close()
+    code, found = status(config)
+    assert code == 2
+    [problem] = found["problems"]
+    assert "5 of 5 feeds due since" in problem and "no `vigie run` is polling" in problem
+    assert status(config, "--stale", "3h")[0] == 0  # a cron job polling every few hours
+
+
+def test_a_rule_file_that_does_not_load_is_a_problem(config: Path) -> None:
+    """The running service keeps its last good rules: the edit is not in force, and nothing
+    else would tell the operator who made it."""
+    rules = config.parent / "rules" / "topics.toml"
+    text = rules.read_text()
+    rules.write_text(text.replace("query = '''", "query = '''(calais AND ", 1))
+    result = vigie("status", "--config", config)
+    assert result.exit_code == 2
+    assert f"{rules}:" in result.output
+    assert "keeps the rules it loaded before" in result.output
+
+
+def test_a_refused_digest_is_a_problem_until_it_is_sent(config: Path, smtp: SmtpServer) -> None:
+    newer = config.parent / "samples-news.rss"
+    newer.write_bytes((REPO / "samples" / "feeds" / "coastal-herald.rss").read_bytes())
+    smtp.replies = ["550 5.7.1 Message rejected as spam"]
+    text = config.read_text().replace(
+        str(REPO / "samples" / "feeds" / "coastal-herald.rss"), str(newer)
+    )
+    config.write_text(text)
+    # A new item in a feed, matched and sent at once, and refused by the mail server.
+    body = newer.read_text()
+    item = body.index("<item>")
+    extra = (
+        "<item><title>Calais: migrants' camp cleared again</title>"
+        "<link>https://coastal-herald.example.org/news/calais-camp-cleared</link>"
+        "<guid>calais-camp-cleared-2</guid>"
+        "<description>Police cleared the migrants' camp near Calais at dawn.</description></item>"
+    )
+    newer.write_text(body[:item] + extra + body[item:])
+    assert vigie("once", "--config", config).exit_code == 0
+    code, found = status(config)
+    assert code == 2
+    [problem] = found["problems"]
+    assert "550 5.7.1 Message rejected as spam" in problem
+    delivery = problem.split("#", 1)[1].split(" ", 1)[0]
+    assert f"vigie deliveries retry {delivery}" in problem
+    assert vigie("deliveries", "retry", delivery, "--config", config).exit_code == 0
+    code, found = status(config)
+    assert code == 0 and found["problems"] == []
+    assert found["sent"]["digest"] == 2  # the first digest, and the one retried
+
+
+def test_every_feed_failing_is_a_problem(tmp_path: Path) -> None:
+    path = write_delivery_config(
+        tmp_path, feeds=[{"url": str(tmp_path / f"gone-{i}.rss")} for i in range(3)]
+    )
+    vigie("once", "--config", path)
+    code, found = status(path)
+    assert code == 2
+    assert any("every feed fails" in p for p in found["problems"])
+
+
+def test_status_before_any_database_is_a_one_line_error(tmp_path: Path) -> None:
+    path = write_delivery_config(tmp_path)
+    result = CliRunner().invoke(main, ["status", "--config", str(path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "no database there yet" in result.output
+    assert not (tmp_path / "data" / "vigie.db").exists()
+
+
+def test_a_bad_duration_is_a_one_line_error(config: Path) -> None:
+    result = CliRunner().invoke(main, ["status", "--config", str(config), "--stale", "soon"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        'error: --stale: expected a duration like "30m", "12h" or "7d", got "soon"'
+    )
