@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -387,3 +389,48 @@ def health_json(health: Health, database: Path) -> dict:
         "failed_or_dead": health.undelivered_total,
         "disabled_webhooks": [dict(e) for e in health.disabled],
     }
+
+
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@config_option
+@operator_errors
+def backup(destination: Path, config_path: str) -> None:
+    """Copy the database to DESTINATION, a new file or a folder (which gets a dated copy):
+    whole and consistent even while `vigie run` writes to it, and compacted."""
+    config = load_config(config_path)
+    if destination.is_dir():
+        destination = destination / f"vigie-{datetime.now(UTC):%Y%m%d-%H%M%S}.db"
+    if destination.exists() or destination.is_symlink():
+        raise ConfigError(
+            "backup", "", "a file that does not exist yet, or a folder", str(destination)
+        )
+    if not destination.parent.is_dir():
+        raise ConfigError("backup", "", "a path in an existing folder", str(destination))
+    store = open_database(config, must_exist=True)
+    try:
+        started = time.perf_counter()
+        try:
+            store.backup_to(destination)
+        except sqlite3.Error as e:  # a full disk, a folder it may not write to
+            raise ConfigError(
+                "backup", "", f"a place the copy can be written ({e})", str(destination)
+            ) from None
+        elapsed = time.perf_counter() - started
+    finally:
+        store.close()
+    # Read back as it is, without opening it as a Store (which would migrate and change it).
+    copy = sqlite3.connect(f"{destination.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        check = copy.execute("PRAGMA quick_check").fetchone()[0]
+        articles = copy.execute("SELECT count(*) FROM articles").fetchone()[0]
+    finally:
+        copy.close()
+    if check != "ok":
+        raise ConfigError("backup", "", "a copy that passes SQLite's quick_check", check)
+    size = destination.stat().st_size / 1e6
+    console.print(
+        f"Backed up {escape(str(config.database))} to {escape(str(destination))}: "
+        f"{counted(articles, 'article')}, {size:.1f} MB, in {elapsed:.1f} s",
+        soft_wrap=True,
+    )

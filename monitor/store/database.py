@@ -243,6 +243,19 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         finally:
             turns.release()
 
+    def backup_to(self, destination: Path) -> None:
+        """A copy of the database as one moment left it, compacted, safe to take while the
+        service writes: VACUUM INTO reads a single snapshot (copying the file misses what the
+        WAL beside it holds, and can catch a page half-written). Written under a temporary
+        name and renamed, so that `destination` is only ever a whole copy."""
+        partial = destination.with_name(destination.name + ".partial")
+        partial.unlink(missing_ok=True)
+        try:
+            self.db.conn.execute("VACUUM INTO ?", [str(partial)])
+            os.replace(partial, destination)
+        finally:
+            partial.unlink(missing_ok=True)
+
     def data_version(self) -> int:
         """A number that changes when another connection commits (SQLite's data_version)."""
         return self.db.conn.execute("PRAGMA data_version").fetchone()[0]

@@ -1,0 +1,93 @@
+"""`vigie backup`: a whole, consistent copy of the database, taken while the service writes, from
+which a restored Vigie carries on without losing or sending again anything."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from delivery_support import write_delivery_config
+
+from monitor.cli import main
+
+
+def vigie(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = write_delivery_config(
+        tmp_path, subscribers=[{"name": "desk", "email": "desk@n.test", "tags": ["calais"]}]
+    )
+    assert vigie("once", "--config", path).exit_code == 0
+    return path
+
+
+def rows(database: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(database) as db:
+        found = db.execute(sql).fetchall()
+    db.close()
+    return found
+
+
+def test_a_backup_taken_mid_write_holds_what_was_committed_and_nothing_half_done(
+    config: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "data" / "vigie.db"
+    articles = rows(database, "SELECT id, title FROM articles ORDER BY id")
+    writer = sqlite3.connect(database, isolation_level=None)  # as the service, mid-poll
+    # Committed, and still in the WAL beside the file (a copy of the file alone misses it).
+    writer.execute("UPDATE articles SET title = 'revised' WHERE id = ?", [articles[-1][0]])
+    articles[-1] = (articles[-1][0], "revised")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE articles SET title = 'half-written' WHERE id = ?", [articles[0][0]])
+    writer.execute("DELETE FROM matches")
+    try:
+        result = vigie("backup", tmp_path / "copy.db", "--config", config)
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    assert result.exit_code == 0, result.output
+    assert f"{len(articles)} articles" in result.output
+    copy = tmp_path / "copy.db"
+    assert rows(copy, "SELECT id, title FROM articles ORDER BY id") == articles
+    assert rows(copy, "SELECT count(*) FROM matches")[0][0] > 0
+    assert not list(tmp_path.glob("copy.db.*"))  # no partial file or WAL left beside it
+
+
+def test_a_restored_backup_carries_on_without_storing_or_sending_again(
+    config: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "data" / "vigie.db"
+    assert vigie("backup", tmp_path, "--config", config).exit_code == 0
+    [copy] = tmp_path.glob("vigie-*.db")
+    sent = sorted((tmp_path / "outbox").iterdir())
+    # The disk is lost; the operator restores the copy (docs/operations.md).
+    for path in tmp_path.joinpath("data").glob("vigie.db*"):
+        path.unlink()
+    shutil.copy(copy, database)
+    result = vigie("once", "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "0 new articles" in result.output
+    assert sorted((tmp_path / "outbox").iterdir()) == sent  # no digest written again
+
+
+def test_a_backup_never_overwrites_a_file(config: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "old.db"
+    existing.write_bytes(b"yesterday's backup")
+    result = CliRunner().invoke(main, ["backup", str(existing), "--config", str(config)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: backup: a file that does not exist yet")
+    assert existing.read_bytes() == b"yesterday's backup"
+
+
+def test_a_backup_to_a_missing_folder_is_a_one_line_error(config: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["backup", str(tmp_path / "nowhere" / "x.db"), "--config", str(config)]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: backup: a path in an existing folder")
