@@ -283,6 +283,7 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
             rule_files=len(loaded.files),
             rules=len(loaded.rules),
             rule_errors=loaded.errors,
+            webhooks={(hook.name, hook.url) for hook in config.delivery.webhooks},
         )
     finally:
         store.close()

@@ -6,6 +6,7 @@ counted as problems: among hundreds, one is nearly always down."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -60,9 +61,12 @@ def assess(
     rule_files: int,
     rules: int,
     rule_errors: list[RuleError],
+    webhooks: Collection[tuple[str, str]] = (),
 ) -> Health:
     """Read the database's state and name its problems. `stale`: how long a feed may be due
-    without being polled; `since`: how far back failed deliveries count."""
+    without being polled; `since`: how far back failed deliveries count; `webhooks`: the (name,
+    url) of those config.toml lists (an endpoint disabled and since removed or given another
+    url is no longer a problem)."""
     feeds = store.feeds()
     due = [when for row in feeds if (when := parse_iso(row["next_poll"])) is not None]
     overdue = [when for when in due if when < now - stale]
@@ -81,6 +85,7 @@ def assess(
         ),
         key=lambda f: -f.errors,
     )
+    configured = set(webhooks)
     counts = store.delivery_counts(now - since)
     undelivered = sum(n for (_, status), n in counts.items() if status in ("failed", "dead"))
     health = Health(
@@ -103,7 +108,9 @@ def assess(
         retrying=store.retrying(),
         undelivered=tuple(store.undelivered(now - since)),
         undelivered_total=undelivered,
-        disabled=tuple(store.disabled_endpoints()),
+        disabled=tuple(
+            e for e in store.disabled_endpoints() if (e["name"], e["url"]) in configured
+        ),
         problems=(),
     )
     return replace(health, problems=tuple(problems_of(health)))

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import REPO
-from delivery_support import SAMPLE_FEEDS, SmtpServer, write_delivery_config
+from delivery_support import (
+    ALL_TAGS,
+    SAMPLE_FEEDS,
+    SECRET_ENV,
+    Answer,
+    Receiver,
+    SmtpServer,
+    write_delivery_config,
+)
 
 from monitor.cli import main
 
@@ -115,6 +123,23 @@ def test_a_refused_digest_is_a_problem_until_it_is_sent(config: Path, smtp: Smtp
     code, found = status(config)
     assert code == 0 and found["problems"] == []
     assert found["sent"]["digest"] == 2  # the first digest, and the one retried
+
+
+def test_a_webhook_endpoint_gone_is_a_problem_until_its_url_changes(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.answers = [Answer(410)]
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
+    path = write_delivery_config(tmp_path, webhooks=[hook])
+    assert vigie("once", "--config", path).exit_code == 0
+    code, found = status(path)
+    assert code == 2
+    assert found["disabled_webhooks"][0]["name"] == "bot"
+    assert any(p.startswith("webhook 'bot' disabled since") for p in found["problems"])
+    path.write_text(path.read_text().replace(receiver.url(), receiver.url("/v2/hook")))
+    code, found = status(path)
+    assert found["disabled_webhooks"] == []
+    assert not any("disabled since" in p for p in found["problems"])
 
 
 def test_every_feed_failing_is_a_problem(tmp_path: Path) -> None:
