@@ -27,7 +27,7 @@ import nh3
 from feedparser.util import FeedParserDict
 
 from .errors import FeedParseError
-from .records import Article
+from .records import Article, evolve
 from .text import (
     base_language,
     html_to_text,
@@ -161,17 +161,34 @@ def parse_feed(
     url: str,
     feed_id: int = 0,
     feed_name: str = "",
-    default_language: str = "",
+    language: str = "",
     now: datetime | None = None,
 ) -> tuple[str, list[Article]]:
     """Parse a feed document. Returns (feed title, articles). Raises FeedParseError when the
-    bytes are not a feed at all; a feed with minor errors still yields its items."""
-    now = now or datetime.now(UTC)
+    bytes are not a feed at all; a feed with minor errors still yields its items.
+
+    `language`, the operator's setting for the feed, wins over what the feed declares: blogs
+    and CMSs declare their installation's default (`en-US`) over French items, which were then
+    matched without French stemming or `languages = ["fr"]` rules, and lost."""
+    title, articles = _parse_feed(body, headers, url, feed_id, feed_name, now or datetime.now(UTC))
+    if language := base_language(language):
+        articles = [a if a.language == language else evolve(a, language=language) for a in articles]
+    return title, articles
+
+
+def _parse_feed(
+    body: bytes,
+    headers: dict[str, str],
+    url: str,
+    feed_id: int,
+    feed_name: str,
+    now: datetime,
+) -> tuple[str, list[Article]]:
     content_type = headers.get("content-type", "").lower()
     # The bytes decide over the label: servers send RSS as application/json, JSON as text/html.
     stripped = body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
     if stripped == b"{" or ("json" in content_type and stripped != b"<"):
-        return _parse_json_feed(body, url, feed_id, feed_name, default_language, now)
+        return _parse_json_feed(body, url, feed_id, feed_name, now)
     # feedparser's own sanitiser and relative-URI resolver each parse every item's HTML again
     # in Python (the resolver: a seventh of parse_feed's time on real publishers' feeds).
     # sanitise_html does both in nh3, in one pass, against the base feedparser reports.
@@ -206,7 +223,7 @@ def parse_feed(
         raise FeedParseError(url, f"broken XML, no item could be read: {_short(broken)}")
     channel = parsed.feed
     title = one_line(html_to_text(channel.get("title", "")))[:_MAX_TITLE]
-    language = base_language(channel.get("language") or default_language)
+    language = base_language(channel.get("language"))
     articles = [
         _from_feedparser(entry, url, feed_id, feed_name or title, language, now)
         for entry in parsed.entries
@@ -283,7 +300,7 @@ def _entry_language(entry: Any) -> str:
 
 
 def _parse_json_feed(
-    body: bytes, url: str, feed_id: int, feed_name: str, default_language: str, now: datetime
+    body: bytes, url: str, feed_id: int, feed_name: str, now: datetime
 ) -> tuple[str, list[Article]]:
     try:
         doc = json.loads(body)
@@ -300,7 +317,7 @@ def _parse_json_feed(
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
     title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
-    language = base_language(str(doc.get("language") or default_language))
+    language = base_language(str(doc.get("language") or ""))
     feed_authors = _json_authors(doc)
     articles = []
     for item in items:

@@ -580,8 +580,27 @@ def test_empty_item_is_skipped() -> None:
 
 
 def test_configured_language_applies_when_the_feed_has_none() -> None:
-    _, [article] = parse(rss("<item><title>T</title><guid>g</guid></item>"), default_language="fr")
+    _, [article] = parse(rss("<item><title>T</title><guid>g</guid></item>"), language="fr")
     assert article.language == "fr"
+
+
+def test_configured_language_wins_over_what_the_feed_declares() -> None:
+    """A French blog whose CMS declares its default, en-US: the operator says French."""
+    body = rss(
+        "<language>en-US</language><item><title>Calais : des exilés expulsés</title>"
+        "<guid>g</guid></item>"
+    )
+    assert parse(body)[1][0].language == "en"
+    assert parse(body, language="fr-FR")[1][0].language == "fr"
+    json_feed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Blog",
+            "language": "en-US",
+            "items": [{"id": "1", "title": "Des exilés expulsés", "language": "en"}],
+        }
+    )
+    assert parse(json_feed, "application/feed+json", language="fr")[1][0].language == "fr"
 
 
 def test_html_page_is_not_a_feed() -> None:
