@@ -394,6 +394,14 @@ _FRENCH_ENDINGS = (
 )  # fmt: skip
 
 
+# French Snowball removes -asse, -asses and -assent whole, as endings of the imperfect
+# subjunctive (qu'il parlasse), which news never uses; what news has is verbs in -asser and
+# nouns in -asse: il tabasse, ils tabassent stemmed to tab, and tabassé, folded to tabasse
+# before stemming, too, while tabasser and tabassés stemmed to tabass (so did dépasser,
+# ramasser, fracasser, pourchasser; terrasse joined terre). Such stems keep their "ass".
+_IMPERFECT_SUBJUNCTIVE = ("assent", "asses", "asse")
+
+
 # English Snowball stems a few words whose singular ends in one s apart from their other forms:
 # gas, gases and gassed to gas, gase and gass (teargas to tearga), so `gas~` missed
 # "tear-gassed" (the police-violence pack's own vocabulary) and `bus~` "buses".
@@ -420,7 +428,13 @@ def _snowball(words: list[str], language: str) -> list[str]:
                 word = word[: -len(folded)] + written
                 break
         accented.append(word)
-    return [fold(stem) for stem in _stemmer(language).stemWords(accented)]
+    stems = _stemmer(language).stemWords(accented)
+    for i, (word, stem) in enumerate(zip(accented, stems, strict=True)):
+        for ending in _IMPERFECT_SUBJUNCTIVE:
+            if word.endswith(ending) and len(stem) == len(word) - len(ending):
+                stems[i] = stem + "ass"  # tabasse, tabassent (and tabassé folded) -> tabass
+                break
+    return [fold(stem) for stem in stems]
 
 
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
