@@ -262,6 +262,17 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("police near/5 slap", 8, "near/5 is searched as a word here"),
         ("police NEAR slap", 8, "NEAR is searched as a word here"),
         ("police Onear/3 slap", 8, "Onear/3 is searched as a word here"),
+        # French operators and lower-case ones: words, and the rule matched almost nothing.
+        (
+            "migrants OU réfugiés",
+            10,
+            "OU is searched as a word here, not taken as an operator: write OR",
+        ),
+        ("migrants SAUF Rwanda", 10, "write NOT"),
+        ("migrants ET Calais", 10, "write AND"),
+        ("police PRÈS/5 exilés", 8, "write NEAR/n"),
+        ("police and migrants", 8, "and is searched as a word here"),
+        ("(migrants or refugees) NEAR/5 Calais", 11, "write OR"),
         # A guillemet without its pair: the words were searched one by one, silently.
         ("«gaz lacrymogène", 1, "« has no pair"),
         ("police “pepper spray", 8, "“ has no pair"),
@@ -292,6 +303,13 @@ def test_a_lone_guillemet_is_left_out_of_the_words_searched() -> None:
     text = article("La police a utilisé du gaz lacrymogène à Calais")
     assert matches("police « gaz lacrymogène", text)
     assert not matches("police « gaz poivre", text)
+
+
+def test_the_words_of_operators_quoted_are_not_warned_of(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text(
+        '[[rule]]\nid = "r"\nquery = \'"or" AND "pas ou peu"\'\n', "utf-8"
+    )
+    assert load_rules([tmp_path]).warnings == []
 
 
 def test_the_word_near_alone_is_not_warned_of(tmp_path: Path) -> None:

@@ -30,6 +30,19 @@ EntityResolver = Callable[[str], Entity | None]
 # A word that an operator meant as NEAR: near/5 in lower case, or NEAR without its distance.
 # (Lower-case "near" alone is an ordinary word: "police near Calais".)
 _LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/\d+|O?NEAR)$")
+# Words an operator meant as AND, OR, NOT or NEAR: in French (OU, ET, SAUF, PRÈS/5), or in
+# lower case (or, and, not), all searched as words: `migrants OU réfugiés` required the word
+# "ou" beside both and matched almost nothing, without a warning. -> what to write instead.
+_OPERATOR_WORDS = {
+    "OU": "OR",
+    "ET": "AND",
+    "SAUF": "NOT",
+    "SANS": "NOT",
+    "or": "OR",
+    "and": "AND",
+    "not": "NOT",
+}
+_LOOKS_LIKE_PRES = re.compile(r"(?:PR[ÈE]S|PROCHE)(?:/\d+)?$")
 _UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
 _LONE_QUOTE = re.compile("[«»“”]+")  # a word of its own: « with the space French puts after it
 
@@ -63,6 +76,19 @@ class Compiler:
                         f"{query.text} is searched as a word here, not taken as the NEAR "
                         "operator: write NEAR/n or ONEAR/n in capitals with a distance "
                         "(NEAR/5)",
+                        query.line,
+                        query.column,
+                    )
+                )
+            meant = _OPERATOR_WORDS.get(query.text) or (
+                "NEAR/n" if _LOOKS_LIKE_PRES.match(query.text) else None
+            )
+            if meant and not (query.case or query.prefix or query.stem):
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{query.text} is searched as a word here, not taken as an operator:"
+                        f" write {meant} (operators are English words in capitals; quote"
+                        f' "{query.text}" to search for the word)',
                         query.line,
                         query.column,
                     )
