@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .text import ASCII_LOWER, language_code, one_line, printable
+from .text import ASCII_LOWER, NotUtf8Error, language_code, one_line, printable, read_utf8
 
 if TYPE_CHECKING:
     from .config_delivery import DeliveryConfig
@@ -532,12 +532,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     config_path = Path(path)
     shown = str(path)
     try:
-        text = config_path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
+        text = read_utf8(config_path)
     except FileNotFoundError:
         raise ConfigError(
             shown, "", "file not found (pass --config PATH, or set VIGIE_CONFIG)"
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except NotUtf8Error as e:
+        raise ConfigError(shown, "", f"cannot be read: {e}", line=e.line) from None
+    except OSError as e:
         raise ConfigError(shown, "", f"cannot be read: {e}") from None
     try:
         raw = tomllib.loads(text)

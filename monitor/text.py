@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from functools import cache
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import Stemmer
@@ -445,6 +446,35 @@ def language_code(value: str) -> str | None:
     None when `value` is not one ('english', 'français')."""
     code = base_language(value)
     return code if _LANGUAGE_CODE.fullmatch(code) else None
+
+
+class NotUtf8Error(UnicodeError):
+    """A file that is not UTF-8, with where its first other byte is (1-based)."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+def read_utf8(path: Path) -> str:
+    """A text file operators edit (config.toml, rule files), UTF-8 with or without the byte
+    order mark Notepad writes. Raises NotUtf8Error saying where the first byte that is not
+    UTF-8 is, and what to do: a file saved as Windows-1252 or Latin-1 by an older editor said
+    "'utf-8' codec can't decode byte 0xe9 in position 31", with no line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        guess = data[e.start : e.start + 1].decode("cp1252", "replace")
+        raise NotUtf8Error(
+            f"not UTF-8 (byte 0x{data[e.start]:02x}, {guess!r} in Windows-1252): save the file"
+            " as UTF-8",
+            line,
+            column,
+        ) from None
 
 
 def base_language(language: str | None) -> str:

@@ -47,6 +47,17 @@ def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     assert len(load_config(path).feeds) == 4
 
 
+def test_a_config_saved_as_windows_1252_names_the_line_and_the_mend(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes('[storage]\n# données de Vigie\ndatabase = "vigie.db"\n'.encode("cp1252"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}:2: cannot be read: not UTF-8 (byte 0xe9, 'é' in Windows-1252): save the file"
+        " as UTF-8"
+    )
+
+
 def test_written_config_has_typed_values(write_config: Callable[..., Path]) -> None:
     path = write_config(
         [{"url": "http://127.0.0.1:9/feed", "interval": "90s", "tags": ["a", "b"]}],

@@ -457,3 +457,17 @@ def test_the_caret_counts_escapes_and_line_continuations_in_multi_line_strings(
     write(tmp_path, "a.toml", f'[[rule]]\nid = "a"\n{joined}')
     (error,) = load_rules([tmp_path]).errors
     assert (error.line, error.column) == (5, len("    tilte") + 1)
+
+
+def test_a_rule_file_saved_as_windows_1252_names_line_column_and_the_mend(tmp_path: Path) -> None:
+    """A French name in an editor set to Windows-1252: the error said only "'utf-8' codec
+    can't decode byte 0xe0 in position 31"."""
+    path = tmp_path / "r.toml"
+    path.write_bytes(
+        '[[rule]]\nid = "r"\nname = "Expulsions à Calais"\nquery = "calais"\n'.encode("cp1252")
+    )
+    [error] = load_rules([tmp_path]).errors
+    assert (error.path, error.line, error.column) == (str(path), 3, 20)
+    assert error.message == (
+        "cannot be read: not UTF-8 (byte 0xe0, 'à' in Windows-1252): save the file as UTF-8"
+    )

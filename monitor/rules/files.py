@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
-from ..text import counted, language_code
+from ..text import NotUtf8Error, counted, language_code, read_utf8
 from .compile import Compiler
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
@@ -344,8 +344,11 @@ class _Source:
     @classmethod
     def read(cls, path: Path, errors: list[RuleError]) -> _Source | None:
         try:
-            text = path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
-        except (OSError, UnicodeDecodeError) as e:
+            text = read_utf8(path)
+        except NotUtf8Error as e:
+            errors.append(RuleError(str(path), e.line, e.column, f"cannot be read: {e}"))
+            return None
+        except OSError as e:
             errors.append(RuleError(str(path), 0, 0, f"cannot be read: {e}"))
             return None
         try:
