@@ -388,6 +388,18 @@ def test_due_feeds_follow_next_poll(store: Store) -> None:
     assert {f.id for f in store.due_feeds(NOW + timedelta(hours=1), 1800)} == {early, later}
 
 
+def test_due_webhooks_are_taken_up_to_a_limit_per_endpoint(store: Store) -> None:
+    """One consumer's backlog filled the dispatcher's whole batch: the others' deliveries,
+    made later, waited for it to be sent."""
+    with store.transaction():
+        backlog = [store.insert_delivery("webhook", "slow", "pending", NOW, []) for _ in range(5)]
+        fresh = [store.insert_delivery("webhook", "fast", "pending", NOW, []) for _ in range(2)]
+        store.insert_delivery("digest", "desk", "pending", NOW, [])
+    assert [d.id for d in store.due_deliveries("webhook", NOW, limit=3)] == backlog[:3]
+    due = store.due_per_target("webhook", NOW, limit=3)
+    assert [d.id for d in due] == backlog[:3] + fresh  # each endpoint's own order
+
+
 def test_failed_poll_keeps_validators(store: Store) -> None:
     feed_id = store.upsert_feed("https://a.example/feed", now=NOW)
     ok = FeedState(

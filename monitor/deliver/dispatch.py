@@ -219,8 +219,9 @@ def dispatch_webhooks(
     stop: threading.Event | None = None,
 ) -> list[Sent]:
     """The "dispatch webhooks" job: close open batches, then attempt the due deliveries, the
-    first 100 (the job's next run, seconds later, takes the rest), or with `every_due` all of
-    them: `vigie once` run from cron would otherwise hold the rest until its next run.
+    first 100 of each endpoint (the job's next run, seconds later, takes the rest), or with
+    `every_due` all of them: `vigie once` run from cron would otherwise hold the rest until its
+    next run.
 
     Deliveries are sent one after the other, so an endpoint that gives no answer (a timeout,
     a refused connection) is not tried again in the same run: its other deliveries wait for
@@ -234,7 +235,7 @@ def dispatch_webhooks(
     while True:
         due = [
             d
-            for d in store.due_deliveries("webhook", now)
+            for d in store.due_per_target("webhook", now)
             if d.id not in tried and d.target not in failing
         ]
         for delivery in due:

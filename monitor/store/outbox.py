@@ -96,6 +96,17 @@ class OutboxQueries:
             [kind, iso(now), limit],
         )
 
+    def due_per_target(self, kind: str, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Like due_deliveries, but the first `limit` of each target: a consumer with a backlog
+        filled the whole batch, and the others' new deliveries waited for it to be sent."""
+        return self._deliveries(
+            "WHERE d.id IN (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY target "
+            "ORDER BY next_attempt, id) AS place FROM deliveries WHERE kind = ? "
+            "AND status = 'pending' AND next_attempt <= ?) WHERE place <= ?) "
+            "ORDER BY d.next_attempt, d.id",
+            [kind, iso(now), limit],
+        )
+
     def delivery(self, delivery_id: int) -> Delivery | None:
         found = self._deliveries("WHERE d.id = ?", [delivery_id])
         return found[0] if found else None
