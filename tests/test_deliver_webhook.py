@@ -6,6 +6,7 @@ network guard, the last attempt."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import email.policy
 import json
@@ -29,6 +30,7 @@ from delivery_support import (
     Receiver,
     SmtpServer,
     Vigie,
+    start,
     write_delivery_config,
 )
 from identity_support import Item, rss
@@ -212,6 +214,70 @@ def test_an_endpoint_that_does_not_answer_holds_up_no_other_webhook(
         silent.close()
 
 
+@pytest.mark.parametrize("every_due", [False, True], ids=["run", "once"])
+def test_a_slow_endpoint_holds_up_only_its_own_deliveries(
+    receiver: Receiver, tmp_path: Path, every_due: bool
+) -> None:
+    """Sent one after the other, the deliveries to a consumer that answered slowly but in time
+    held up every other consumer's: at 5 s an answer, 50 of its events kept the others waiting
+    minutes. Each endpoint's deliveries now go in their order, over one connection, beside the
+    other endpoints'."""
+    from monitor.deliver.dispatch import dispatch_webhooks
+
+    slow = Receiver()
+    stop_slow = start(slow)
+    hooks = [
+        {"name": "slow", "url": slow.url(), "secret_env": SECRET_ENV, "tags": ["prosecutions"]},
+        {"name": "fast", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS},
+    ]  # the slow one first: each article's delivery to it is queued before the fast one's
+    t = now()
+    v = Vigie(write_delivery_config(tmp_path, webhooks=hooks), t)
+    fast_done = threading.Event()
+    try:
+        v.poll(t)
+        queued = {
+            name: [
+                f"msg_{d.id}_{d.key}"
+                for d in sorted(v.store.list_deliveries(target=name), key=lambda d: d.id or 0)
+            ]
+            for name in ("slow", "fast")
+        }
+        assert len(queued["slow"]) > 2 and len(queued["fast"]) > 2
+        # The slow endpoint holds its first answer until the fast one has received every one of
+        # its deliveries (or ten seconds have passed), then takes its time over each other one.
+        slow.answers = [Answer(hold=fast_done)] + [Answer(delay=0.2)] * 100
+        fast_had: list[int] = []
+
+        def release() -> None:
+            with contextlib.suppress(AssertionError):
+                receiver.wait_for(len(queued["fast"]), limit=10)
+            fast_had.append(len(receiver.requests))
+            fast_done.set()
+
+        threading.Thread(target=release, daemon=True).start()
+        sent = dispatch_webhooks(
+            v.store, v.session, v.config.delivery, v.labels, t, every_due=every_due
+        )
+    finally:
+        fast_done.set()
+        v.close()
+        stop_slow()
+    assert fast_had == [len(queued["fast"])]  # all there while the slow one's first was out
+    assert len(sent) == len(queued["slow"]) + len(queued["fast"])
+    assert {s.status for s in sent} == {"sent"}
+    for endpoint, name in ((slow, "slow"), (receiver, "fast")):
+        assert [r.headers["webhook-id"] for r in endpoint.requests] == queued[name]  # in order
+        assert len({r.peer for r in endpoint.requests}) == 1  # over one connection
+        for request in endpoint.requests:
+            request.verify()
+
+
+def test_the_documented_number_of_endpoints_sent_to_at_once_is_the_codes() -> None:
+    from monitor.deliver.dispatch import ENDPOINTS_AT_ONCE
+
+    assert f"Up to {ENDPOINTS_AT_ONCE} endpoints are sent to at the" in DOC
+
+
 def test_a_stopping_service_makes_no_further_attempt(
     receiver: Receiver, vigie: Callable[..., Vigie]
 ) -> None:
@@ -288,6 +354,7 @@ def test_410_disables_the_endpoint_until_an_operator_retries(
     assert sent[0].status == "failed" and sent[0].detail.startswith("HTTP 410")
     assert len(receiver.requests) == 1  # the others were not attempted
     assert {row[0] for row in statuses(v)} == {"failed"}
+    assert [row[1] for row in statuses(v)] == [1] + [0] * (len(statuses(v)) - 1)
     assert v.store.disabled_endpoint("bot", receiver.url())
     # New matches for a disabled endpoint are not queued.
     assert v.store.enqueue_webhook("bot", receiver.url(), False, 1, ["calais"], t) is None

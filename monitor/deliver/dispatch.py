@@ -16,24 +16,31 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 
 import requests
 
-from ..config_delivery import DeliveryConfig, SubscriberConfig
+from ..config_delivery import DeliveryConfig, SubscriberConfig, WebhookConfig
 from ..records import Delivery
 from ..rules.index import RuleIndex
 from ..store import Store, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
 from .email import send_smtp, write_eml
+from .lanes import run_lanes
 from .payload import payload
-from .webhook import post
+from .webhook import Attempt, post
 
 log = logging.getLogger(__name__)
 # Each attempt's outcome, for the service's log; commands that print a line for each attempt
 # leave these out (cli_common.command_logging).
 outcome_log = logging.getLogger(f"{__name__}.outcome")
+
+# Webhook endpoints sent to at the same time, one thread and one connection each: few, as each
+# is mostly waiting for an answer; as many as the connection pools a session keeps by default
+# (fetch.make_session), so the endpoints sent to together do not close each other's.
+ENDPOINTS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -223,33 +230,73 @@ def dispatch_webhooks(
     `every_due` all of them: `vigie once` run from cron would otherwise hold the rest until its
     next run.
 
-    Deliveries are sent one after the other, so an endpoint that gives no answer (a timeout,
-    a refused connection) is not tried again in the same run: its other deliveries wait for
-    the next (a consumer that never answered held every other consumer's events up by its
-    timeout, each). `stop` (the service stopping) ends the run between two attempts."""
-    rng = rng or random.Random()
+    Each endpoint's deliveries go one after the other, in their order, over one connection;
+    ENDPOINTS_AT_ONCE endpoints are sent to at the same time, so a consumer that answers slowly
+    holds up its own deliveries only. An endpoint that gives no answer (a timeout, a refused
+    connection) is not tried again in the same run: its other deliveries wait for the next.
+    `stop` (the service stopping) ends the run: no attempt starts after it is set, and those
+    under way are recorded."""
     store.close_batches(now)
-    sent: list[Sent] = []
+    steps = _WebhookSteps(store, session, config, labels, now, rng or random.Random())
     tried: set[int] = set()
-    failing: set[str] = set()  # webhooks whose endpoint gave no answer in this run
     while True:
         due = [
             d
             for d in store.due_per_target("webhook", now)
-            if d.id not in tried and d.target not in failing
+            if d.id not in tried and d.target not in steps.failing
         ]
-        for delivery in due:
-            if stop is not None and stop.is_set():
-                return sent
-            if delivery.target in failing:
-                continue
-            tried.add(delivery.id)  # type: ignore[arg-type]
-            result = send_webhook(store, session, config, labels, delivery, now, rng)
-            if result.status != "sent" and not result.code:
-                failing.add(delivery.target)
-            sent.append(result)
-        if not every_due or not due:
-            return sent
+        tried.update(d.id for d in due)
+        run_lanes(due, attrgetter("target"), steps, workers=ENDPOINTS_AT_ONCE, stop=stop)
+        if not every_due or not due or (stop is not None and stop.is_set()):
+            return steps.sent
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A webhook delivery ready to be POSTed: its consumer, and the body every attempt sends."""
+
+    delivery: Delivery
+    hook: WebhookConfig
+    body: str
+
+
+class _WebhookSteps:
+    """dispatch_webhooks' steps for run_lanes: the store is read and written on the
+    dispatcher's thread only (start, finish); the pool's threads only sign and POST."""
+
+    def __init__(
+        self,
+        store: Store,
+        session: requests.Session,
+        config: DeliveryConfig,
+        labels: outbox.Labels,
+        now: datetime,
+        rng: random.Random,
+    ) -> None:
+        self.store, self.session, self.config, self.labels = store, session, config, labels
+        self.now, self.rng = now, rng
+        self.sent: list[Sent] = []
+        self.failing: set[str] = set()  # webhooks whose endpoint gave no answer in this run
+
+    def start(self, delivery: Delivery) -> _Request | None:
+        now = max(self.now, datetime.now(UTC))
+        ready = _prepare(self.store, self.config, self.labels, delivery, now)
+        if isinstance(ready, Sent):
+            self.sent.append(ready)
+            return None
+        return ready
+
+    def work(self, request: _Request) -> tuple[Attempt, datetime]:
+        return _attempt(self.session, request, self.now)
+
+    def finish(self, request: _Request, outcome: tuple[Attempt, datetime]) -> bool:
+        attempt, when = outcome
+        result = _conclude(self.store, request, attempt, when, self.rng)
+        self.sent.append(result)
+        if result.status != "sent" and not result.code:
+            self.failing.add(result.target)
+            return False
+        return not attempt.gone  # 410: its other deliveries failed with it (disable_endpoint)
 
 
 def send_webhook(
@@ -268,8 +315,22 @@ def send_webhook(
     and its retry counted from the clock when it is made, if later: a tick of slow endpoints,
     or a `once` that polled for minutes, signed every request with its start time, which
     receivers reject once five minutes old (docs/delivery.md)."""
-    rng = rng or random.Random()
-    now = max(now, datetime.now(UTC))
+    ready = _prepare(store, config, labels, delivery, max(now, datetime.now(UTC)))
+    if isinstance(ready, Sent):
+        return ready
+    attempt, when = _attempt(session, ready, now)
+    return _conclude(store, ready, attempt, when, rng or random.Random())
+
+
+def _prepare(
+    store: Store,
+    config: DeliveryConfig,
+    labels: outbox.Labels,
+    delivery: Delivery,
+    now: datetime,
+) -> _Request | Sent:
+    """The request for a delivery, its body frozen before the first attempt; or, recorded,
+    why it is not sent (its consumer removed or disabled, its matches pruned)."""
     hook = config.webhook(delivery.target)
     if hook is None:
         return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
@@ -284,9 +345,33 @@ def send_webhook(
         mentions = store.mentions_of(sorted({item.article.id or 0 for item in items}))
         body = payload(delivery, items, mentions, labels, hook.mode == "batched")
         store.freeze_payload(delivery.id, body)
+    return _Request(delivery, hook, body)
+
+
+def _attempt(
+    session: requests.Session, request: _Request, now: datetime
+) -> tuple[Attempt, datetime]:
+    """POST, signed with the time it is made (`now` if later); touches no store, so it may run
+    on any thread. Returns the attempt and that time."""
+    when = max(now, datetime.now(UTC))
+    hook, delivery = request.hook, request.delivery
     attempt = post(
-        session, hook.url, body, outbox.webhook_id(delivery), hook.secret, hook.timeout, now
+        session,
+        hook.url,
+        request.body,
+        outbox.webhook_id(delivery),
+        hook.secret,
+        hook.timeout,
+        when,
     )
+    return attempt, when
+
+
+def _conclude(
+    store: Store, request: _Request, attempt: Attempt, now: datetime, rng: random.Random
+) -> Sent:
+    """Record what the attempt made at `now` achieved: sent, retry, dead, or gone."""
+    hook, delivery = request.hook, request.delivery
     if attempt.ok:
         return _record(store, delivery, now, "sent", "", attempt.status)
     if attempt.gone:
