@@ -4,6 +4,7 @@ side, and the caller's thread the only one that starts and finishes items (the s
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -91,6 +92,20 @@ def test_false_from_finish_ends_that_lane_only() -> None:
     steps = Recorder(stop_lane={"a1"})
     run_lanes(["a1", "a2", "b1", "b2"], lane_of, steps, workers=2)
     assert sorted(steps.finished) == ["a1", "b1", "b2"]
+
+
+def test_a_lane_takes_no_new_item_once_its_budget_is_spent() -> None:
+    steps = Recorder()
+    work = steps.work
+
+    def slow_a(job: str) -> str:
+        if job[0] == "a":
+            time.sleep(0.3)  # more than the budget: after a1, a's time is up
+        return work(job)
+
+    steps.work = slow_a  # type: ignore[method-assign]
+    run_lanes(["a1", "a2", "a3", "b1", "b2", "b3"], lane_of, steps, workers=2, budget=0.2)
+    assert sorted(steps.finished) == ["a1", "b1", "b2", "b3"]
 
 
 def test_no_work_starts_once_stop_is_set_and_the_work_out_is_finished() -> None:

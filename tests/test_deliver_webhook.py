@@ -272,10 +272,55 @@ def test_a_slow_endpoint_holds_up_only_its_own_deliveries(
             request.verify()
 
 
-def test_the_documented_number_of_endpoints_sent_to_at_once_is_the_codes() -> None:
-    from monitor.deliver.dispatch import ENDPOINTS_AT_ONCE
+def test_a_run_spends_a_bounded_time_on_one_endpoint(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher runs once at a time: a slow endpoint's backlog of 100 kept the run going
+    for minutes, and the other endpoints' new deliveries waited for it to end. Past its
+    budget an endpoint's deliveries wait for the next run, in their order; `once` sends all."""
+    from monitor.deliver import dispatch
+
+    monkeypatch.setattr(dispatch, "ENDPOINT_BUDGET", 0.2)
+    slow = Receiver()
+    stop_slow = start(slow)
+    slow.answers = [Answer(delay=0.3)] * 100  # each answer is more than the budget
+    hooks = [
+        {"name": "slow", "url": slow.url(), "secret_env": SECRET_ENV, "tags": ["prosecutions"]},
+        {"name": "fast", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS},
+    ]
+    t = now()
+    v = Vigie(write_delivery_config(tmp_path, webhooks=hooks), t)
+    try:
+        v.poll(t)
+        queued = sorted(d.id for d in v.store.list_deliveries(target="slow"))
+        assert len(queued) > 2
+        first = v.dispatch(t)
+        assert [s.delivery_id for s in first if s.target == "slow"] == queued[:1]
+        assert len([s for s in first if s.target == "fast" and s.status == "sent"]) == len(
+            v.store.list_deliveries(target="fast")
+        )
+        untouched = v.rows(
+            "SELECT id FROM deliveries WHERE target = 'slow' AND status = 'pending' "
+            "AND attempts = 0 ORDER BY id"
+        )
+        assert [row[0] for row in untouched] == queued[1:]  # not attempted: no retry counted
+        second = v.dispatch(t)
+        assert [s.delivery_id for s in second] == queued[1:2]  # the next one, in order
+        rest = dispatch.dispatch_webhooks(
+            v.store, v.session, v.config.delivery, v.labels, t, every_due=True
+        )
+        assert [s.delivery_id for s in rest] == queued[2:]
+        assert {s.status for s in first + second + rest} == {"sent"}
+    finally:
+        v.close()
+        stop_slow()
+
+
+def test_the_documented_endpoints_at_once_and_budget_are_the_codes() -> None:
+    from monitor.deliver.dispatch import ENDPOINT_BUDGET, ENDPOINTS_AT_ONCE
 
     assert f"Up to {ENDPOINTS_AT_ONCE} endpoints are sent to at the" in DOC
+    assert f"gives one endpoint at most {ENDPOINT_BUDGET:g} s of each run" in DOC
 
 
 def test_a_stopping_service_makes_no_further_attempt(

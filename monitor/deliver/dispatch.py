@@ -41,6 +41,11 @@ outcome_log = logging.getLogger(f"{__name__}.outcome")
 # is mostly waiting for an answer; as many as the connection pools a session keeps by default
 # (fetch.make_session), so the endpoints sent to together do not close each other's.
 ENDPOINTS_AT_ONCE = 8
+# Seconds a run of `vigie run`'s dispatcher spends on one endpoint, at most (plus the answer it
+# is waiting for); the rest of its deliveries go in the next run. The job runs once at a time:
+# a slow endpoint's backlog of 100 kept the run, and every other endpoint's new deliveries,
+# waiting for minutes.
+ENDPOINT_BUDGET = 30.0
 
 
 @dataclass(frozen=True)
@@ -233,9 +238,10 @@ def dispatch_webhooks(
     Each endpoint's deliveries go one after the other, in their order, over one connection;
     ENDPOINTS_AT_ONCE endpoints are sent to at the same time, so a consumer that answers slowly
     holds up its own deliveries only. An endpoint that gives no answer (a timeout, a refused
-    connection) is not tried again in the same run: its other deliveries wait for the next.
-    `stop` (the service stopping) ends the run: no attempt starts after it is set, and those
-    under way are recorded."""
+    connection) is not tried again in the same run: its other deliveries wait for the next, as
+    do those of an endpoint that has had ENDPOINT_BUDGET seconds of the run (not with
+    `every_due`, which sends them all). `stop` (the service stopping) ends the run: no attempt
+    starts after it is set, and those under way are recorded."""
     store.close_batches(now)
     steps = _WebhookSteps(store, session, config, labels, now, rng or random.Random())
     tried: set[int] = set()
@@ -246,7 +252,14 @@ def dispatch_webhooks(
             if d.id not in tried and d.target not in steps.failing
         ]
         tried.update(d.id for d in due)
-        run_lanes(due, attrgetter("target"), steps, workers=ENDPOINTS_AT_ONCE, stop=stop)
+        run_lanes(
+            due,
+            attrgetter("target"),
+            steps,
+            workers=ENDPOINTS_AT_ONCE,
+            budget=None if every_due else ENDPOINT_BUDGET,
+            stop=stop,
+        )
         if not every_due or not due or (stop is not None and stop.is_set()):
             return steps.sent
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -49,6 +50,7 @@ class _Lane(Generic[T]):
     """One endpoint's items in this run, in order."""
 
     waiting: deque[T] = field(default_factory=deque)
+    started: float | None = None  # time.monotonic() when its first work was handed out
 
 
 def run_lanes(
@@ -57,11 +59,13 @@ def run_lanes(
     steps: Steps[T, J, R],
     *,
     workers: int,
+    budget: float | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Take every item through `steps`: items of one `key` in the order given, one at a time;
-    up to `workers` keys at once, in turn. No lane takes a new item once `stop` is set: the
-    work under way is finished, and recorded."""
+    up to `workers` keys at once, in turn. A lane takes no new item once `budget` seconds have
+    passed since its first work was handed out, and none does once `stop` is set: the work
+    under way is finished, and recorded."""
     lanes: dict[Hashable, _Lane[T]] = {}
     for item in items:
         lanes.setdefault(key(item), _Lane()).waiting.append(item)
@@ -69,7 +73,7 @@ def run_lanes(
         return
     # Threads start with the first work handed out, none when every item is settled by `start`.
     with ThreadPoolExecutor(min(workers, len(lanes)), thread_name_prefix="lane") as pool:
-        _Run(steps, pool, stop).go(list(lanes.values()))
+        _Run(steps, pool, budget, stop).go(list(lanes.values()))
 
 
 class _Run(Generic[T, J, R]):
@@ -79,9 +83,10 @@ class _Run(Generic[T, J, R]):
         self,
         steps: Steps[T, J, R],
         pool: ThreadPoolExecutor,
+        budget: float | None,
         stop: threading.Event | None,
     ) -> None:
-        self.steps, self.pool, self.stop = steps, pool, stop
+        self.steps, self.pool, self.budget, self.stop = steps, pool, budget, stop
         self.out: dict[Future, tuple[_Lane[T], J]] = {}
         self.halted = False
 
@@ -101,14 +106,20 @@ class _Run(Generic[T, J, R]):
     def _next(self, lane: _Lane[T]) -> None:
         """Hand out the lane's next work; items that need none are settled on the way. The pool
         runs work in the order handed out, so lanes waiting for a thread take turns."""
-        while lane.waiting and self._may_start():
+        while lane.waiting and self._may_start(lane):
             job = self.steps.start(lane.waiting.popleft())
             if job is not None:
+                if lane.started is None:
+                    lane.started = time.monotonic()
                 self.out[self.pool.submit(self._work, job)] = (lane, job)
                 return
 
-    def _may_start(self) -> bool:
-        return not (self.halted or (self.stop is not None and self.stop.is_set()))
+    def _may_start(self, lane: _Lane[T]) -> bool:
+        if self.halted or (self.stop is not None and self.stop.is_set()):
+            return False
+        if self.budget is None or lane.started is None:
+            return True
+        return time.monotonic() - lane.started < self.budget
 
     def _work(self, job: J) -> R | object:
         if self.stop is not None and self.stop.is_set():
