@@ -403,6 +403,32 @@ def test_a_context_error_points_at_the_alias_under_its_header(tmp_path: Path) ->
     assert "entity 'camp'.context: 'camp' needs a list of words" in errors[1].message
 
 
+def test_a_context_key_names_its_alias_without_case_or_accents(tmp_path: Path) -> None:
+    """Aliases are compared without case or accents, and so are the keys naming them: "jungle"
+    for "Jungle" and "exile*" for "exilé*" were errors, one reported at a time."""
+    write(
+        tmp_path,
+        "a.toml",
+        '[[entity]]\nid = "calais"\naliases = ["Calais", "Jungle", "exilé*"]\n'
+        'case_aliases = ["PAF"]\n\n'
+        '[entity.context]\njungle = ["camp"]\n"exile*" = ["Calais"]\n',
+    )
+    loaded = load_rules([tmp_path])
+    assert loaded.errors == []
+    assert loaded.entities["calais"].context == {"Jungle": ("camp",), "exilé*": ("Calais",)}
+    write(
+        tmp_path,
+        "a.toml",
+        '[[entity]]\nid = "calais"\naliases = ["Calais"]\ncase_aliases = ["PAF"]\n\n'
+        '[entity.context]\npaf = ["port"]\nJungel = ["camp"]\n',
+    )
+    errors = load_rules([tmp_path]).errors
+    assert [(e.line, e.message.split(";")[0]) for e in errors] == [
+        (7, "entity 'calais'.context: 'paf' is not one of the aliases ('Calais', 'PAF')"),
+        (8, "entity 'calais'.context: 'Jungel' is not one of the aliases ('Calais', 'PAF')"),
+    ]
+
+
 def test_the_caret_counts_escapes_as_they_are_written(tmp_path: Path) -> None:
     """Each \\" in a basic string is two characters in the file and one in the query: the
     caret fell one to the left per escape before the error."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RuleError
-from ..text import NotUtf8Error, counted, language_code, read_utf8
+from ..text import NotUtf8Error, counted, fold, language_code, read_utf8
 from .compile import Compiler
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
@@ -549,12 +549,17 @@ class _Source:
             if not (isinstance(v, list) and all(isinstance(w, str) for w in v))
         ]
         aliases = set(table.get("aliases", ())) | set(table.get("case_aliases", ()))
-        unknown = [k for k in context if k not in aliases]
         if not aliases:
             errors.append(self.error(start, f"{where}: needs aliases or case_aliases"))
             return None
-        if bad or unknown:
-            alias = (unknown + bad)[0]
+        # A key names its alias as aliases are compared, without case or accents ("jungle" for
+        # "Jungle", "exile*" for "exilé*"); a case alias only as it is written.
+        folded = {fold(a): a for a in table.get("aliases", ()) if isinstance(a, str)}
+        named = {
+            k: k if k in aliases else folded.get(fold(k)) for k in context if isinstance(k, str)
+        }
+        unknown = [k for k, alias in named.items() if alias is None]
+        for alias in dict.fromkeys([*unknown, *bad]):
             if alias in unknown:
                 known = ", ".join(map(repr, sorted(aliases)))
                 problem = f"{alias!r} is not one of the aliases ({known})"
@@ -567,6 +572,7 @@ class _Source:
                     "that must be near it",
                 )
             )
+        if bad or unknown:
             return None
         problem = self._entity_problem(table, where, start, end)
         if problem is not None:
@@ -578,7 +584,7 @@ class _Source:
             name=table.get("name", table["id"]),
             aliases=tuple(table.get("aliases", ())),
             case_aliases=tuple(table.get("case_aliases", ())),
-            context={k: tuple(v) for k, v in context.items()},
+            context={named[k]: tuple(v) for k, v in context.items()},
             window=table.get("window", 12),
             path=self.shown,
             line=self._line_of("id", start, end),
