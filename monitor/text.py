@@ -232,7 +232,8 @@ TOKEN = re.compile(r"[^\W_]+")
 
 
 def tokens(folded: str) -> list[str]:
-    """The tokens of already-folded text, in order (the definition `word_text` follows)."""
+    """The tokens of already-folded text, in order: `tokens(fold(inclusive_words(text)))` is
+    the definition `word_text` follows."""
     return TOKEN.findall(folded)
 
 
@@ -255,12 +256,38 @@ def _word_char(char: str) -> str:
     return found
 
 
+# French inclusive writing: a word, a middle dot and its feminine or plural ending (exilé·es,
+# exilé·e·s, policier·ères, demandeur·euses, militant·e). The dot split it into the word and a
+# fragment: `exilés` and @migrants' plural aliases missed "personnes exilé·es", the way NGOs
+# in Calais write, and NEAR counted the fragments as words.
+INCLUSIVE_DOTS = frozenset("·•⋅‧")
+INCLUSIVE = re.compile(
+    r"(?<=[^\W\d_])[·•⋅‧]([^\W\d_]{1,6})(?:[·•⋅‧]([^\W\d_]{1,3}))?(?![^\W\d_·•⋅‧])"
+)
+
+
+def inclusive_words(text: str) -> str:
+    """`text` with each inclusive ending (see INCLUSIVE) read as the masculine form: the
+    plural when the ending is (exilé·es -> exilés, militant·e -> militant), the rest of it
+    made spaces, so the length and every offset stay as they were."""
+    return INCLUSIVE.sub(_masculine, text)
+
+
+def _masculine(m: re.Match[str]) -> str:
+    plural = (m.group(2) or m.group(1))[-1:] in ("s", "S")
+    return ("s" if plural else " ") + " " * (m.end() - m.start() - 1)
+
+
 def word_text(text: str) -> str:
     """`text` folded, with every character outside a token made a space: `.split()` gives
-    `tokens(fold(text))`, and as the length is kept, a token's offsets are those in `text`."""
+    `tokens(fold(inclusive_words(text)))`, and as the length is kept, a token's offsets are
+    those in `text`."""
     if not text.isascii():
         # News is mostly ASCII: each distinct other character (é, ’, “) is replaced throughout.
-        for char in _non_ascii(text):
+        others = _non_ascii(text)
+        if not INCLUSIVE_DOTS.isdisjoint(others):
+            text = inclusive_words(text)
+        for char in others:
             text = text.replace(char, _word_char(char))
         if not text.isascii():  # letters that fold to no ASCII letter: œ, ß, Cyrillic, Han
             if any(c.lower() != c for c in _non_ascii(text)):

@@ -136,6 +136,32 @@ def test_french_verbs_in_asser_keep_one_stem(query: str, written: str) -> None:
     assert matches(query, article(content=f"Calais : {written}.", language="fr"))
 
 
+@pytest.mark.parametrize(
+    ("query", "written"),
+    [
+        ("exilés", "des personnes exilé·es"),
+        ("exilés", "des personnes exilé·e·s"),
+        ("migrants", "des migrant•es"),
+        ("policiers", "des policier·ères"),
+        ('"demandeurs d\'asile"', "des demandeur·euses d’asile"),
+        ("migrant~ NEAR/1 expulsé~", "des migrant·es expulsé·es"),
+        ("militant AND NOT militants", "une militant·e"),
+        ('"exilé·es"', "des exilés"),
+    ],
+)
+def test_inclusive_writing_reads_as_the_masculine(query: str, written: str) -> None:
+    """exilé·es split into exilé and a fragment es: `exilés` missed it, as @migrants' plural
+    aliases did, in the way NGOs in Calais write, and NEAR counted fragments as words."""
+    assert matches(query, article(content=f"Calais : {written}.", language="fr"))
+
+
+def test_inclusive_writing_is_evidence_whole() -> None:
+    index = RuleIndex.build([Rule("r", "exilés")], ENTITIES)
+    [match], _ = index.match(article(content="Des exilé·es à Calais.", language="fr"))
+    assert [e.text for e in match.evidence] == ["exilé·es"]
+    assert match.snippet == "Des ⟦exilé·es⟧ à Calais."
+
+
 def test_french_nouns_in_asse_are_not_cut_to_another_word() -> None:
     """terrasse stemmed to terr, as terre does."""
     assert not matches("terre~", article(content="Une terrasse à Calais.", language="fr"))

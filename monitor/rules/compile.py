@@ -11,6 +11,7 @@ from ..text import (
     STEM_LANGUAGES,
     TOKEN,
     fold,
+    inclusive_words,
     language_code,
     spelt_out,
     stem_words,
@@ -285,7 +286,8 @@ class Compiler:
     ) -> Node:
         # Articles' text is composed (text.normalise_space): so are the words searched for, or
         # an "é" typed as e and a combining accent (some editors save that) would match nothing.
-        text = without_invisible(unicodedata.normalize("NFC", text))
+        # Inclusive endings read as articles' are: exilé·es is searched as exilés.
+        text = inclusive_words(without_invisible(unicodedata.normalize("NFC", text)))
         searched = text if case else fold(text)
         matches = list(TOKEN.finditer(searched))
         # Compared as articles' words are: ligatures written out (œuvre as oeuvre). An exact

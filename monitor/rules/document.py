@@ -9,13 +9,15 @@ its tokenisation.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from functools import cached_property
 from itertools import compress, islice
 
 from ..records import Article, Evidence
 from ..text import (
     HAS_LIGATURE,
+    INCLUSIVE,
+    INCLUSIVE_DOTS,
     STEM_LANGUAGES,
     base_language,
     one_line,
@@ -61,6 +63,13 @@ class FieldText:
                 if HAS_LIGATURE.search(token):
                     self._written[i] = len(token)
                     self.tokens[i] = spelt_out(token)
+        if not text.isascii() and any(dot in text for dot in INCLUSIVE_DOTS):  # a few C scans
+            # exilé·es is read as exilés (text.inclusive_words): as evidence, the whole of it.
+            starts = self.starts
+            for m in INCLUSIVE.finditer(text):
+                i = bisect_right(starts, m.start() - 1) - 1
+                if i >= 0:
+                    self._written[i] = m.end() - starts[i]
         self.languages = languages
         self._where: dict[str, list[int]] = {}
         self._asked = 0  # words present found by str.find so far
