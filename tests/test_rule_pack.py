@@ -91,6 +91,38 @@ def test_a_french_headline_in_the_feminine_is_police_violence_against_a_migrant(
     assert any(m.priority == "urgent" for m in matches)
 
 
+@pytest.mark.parametrize(
+    ("title", "content", "tags"),
+    [
+        # Exilés away from Calais: folded, "exilés" is English "exiles", so it needs company,
+        # and an evacuation or a squat is that company.
+        (
+            "Paris : 300 exilés évacués d’un squat à Aubervilliers",
+            "La préfecture a procédé à une opération de mise à l’abri.",
+            {"migrants"},
+        ),
+        (
+            "Lille : des mineurs non accompagnés à la rue",
+            "Les associations alertent.",
+            {"migrants"},
+        ),
+        (
+            "Calais : des CRS filmés en train de tabasser un exilé",
+            "La vidéo, tournée près du camp, a été transmise à l’IGPN.",
+            {"migrants", "calais", "police-violence"},
+        ),
+        (
+            "Calais : des personnes exilé·es gazées par la police",
+            "Utopia 56 dénonce l’usage de gaz lacrymogène sur un campement.",
+            {"migrants", "calais", "police-violence"},
+        ),
+    ],
+)
+def test_french_items_a_reviewer_found_missed(pack, title: str, content: str, tags: set) -> None:
+    item = Article(feed_id=0, guid="x", url="", title=title, content=content, language="fr")
+    assert {t for m in pack.match(item)[0] for t in m.tags} >= tags
+
+
 SAMPLE_EXPECTATIONS = {
     # title start: tags the item must carry (the bundled sample feeds, fictional news)
     "Ombudsman opens investigation into tear gas": {"calais", "migrants", "police-violence"},
