@@ -246,7 +246,7 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
         ("(police", 1, 8, "ends too early"),
         ("police OR OR x", 1, 11, "unexpected 'OR'"),
         ('police "pepper', 1, 8, "unbalanced quote"),
-        ("mi*grants", 1, 1, "wildcard"),
+        ("mi*grants", 1, 3, "wildcard"),
         ("police NEAR/x slap", 1, 8, "NEAR takes a number"),
         ("police\nAND (slap OR", 2, 13, "ends too early"),
         ("@calais~ NEAR/5 camp", 1, 8, "~ (all forms of a word) must end a word"),
@@ -259,6 +259,9 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
             "expected ); the parenthesis opened at “(police OR (gaz AND slap…” is not closed",
         ),
         ("police @ calais", 1, 8, "@ starts an entity reference"),
+        # The caret was on the word's first letter, not on what is wrong in it.
+        ("police migr?nts", 1, 12, "? is no wildcard"),
+        ("police mi*grants", 1, 10, "a wildcard * may only end a word"),
     ],
 )
 def test_syntax_errors_point_at_line_and_column(query, line, column, says) -> None:

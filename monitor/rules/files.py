@@ -474,7 +474,7 @@ class _Source:
             errors.append(
                 self.error(
                     self._line_of("id", start, end) if "id" in table else start,
-                    f"{where}.id: expected an id of letters, digits, - _ . "
+                    f"{where}.id: expected an id of letters without accents, digits, - _ . "
                     f'(e.g. "police-violence"), got {table.get("id")!r}',
                 )
             )

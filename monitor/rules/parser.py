@@ -58,8 +58,16 @@ class _ToTree(Transformer):
                 token.column,
             )
         if "*" in text or "?" in text:
+            at = min(i for i in (text.find("*"), text.find("?")) if i >= 0)
             raise QuerySyntaxError(
-                "a wildcard * may only end a word, as in migra*", token.line, token.column
+                "a wildcard * may only end a word, as in migra*"
+                + (
+                    " (and ? is no wildcard: write both words, migrants OR migrantes)"
+                    if text[at] == "?"
+                    else ""
+                ),
+                token.line,
+                token.column + at,
             )
         if not text and not prefix:  # "~" alone: after an entity or an =Exact word, say
             raise QuerySyntaxError(_STRAY_TILDE, token.line, token.column)
