@@ -439,6 +439,21 @@ def test_the_caret_counts_escapes_as_they_are_written(tmp_path: Path) -> None:
     assert "unexpected ')'" in error.message
 
 
+def test_a_case_alias_also_in_aliases_is_warned_of(tmp_path: Path) -> None:
+    """CRS in case_aliases, to match the riot police and not "crs", did nothing while "CRS"
+    was in aliases too: that one matched crs in any case."""
+    write(
+        tmp_path,
+        "e.toml",
+        '[[entity]]\nid = "police"\naliases = ["police", "crs"]\ncase_aliases = ["CRS", "PAF"]\n',
+    )
+    [warning] = load_rules([tmp_path]).warnings
+    assert warning.message == (
+        "entity 'police': 'CRS' is in case_aliases and, in any case, in aliases, which match"
+        " 'crs' too: leave it in case_aliases alone to match only 'CRS'"
+    )
+
+
 def test_aliases_that_look_like_queries_or_wildcards_are_warned_of(tmp_path: Path) -> None:
     """Accepted silently, "Calais OR Dunkerque" was one phrase that never occurs, and CRS*
     matched CRS alone. Warnings: the files still load."""

@@ -215,6 +215,13 @@ def _alias_warnings(entity: Entity) -> list[str]:
         for alias in (*entity.aliases, *entity.case_aliases)
         if "~" in alias
     ]
+    plain = {fold(alias) for alias in entity.aliases}
+    found += [
+        f"entity {entity.id!r}: {alias!r} is in case_aliases and, in any case, in aliases, which"
+        f" match {alias.lower()!r} too: leave it in case_aliases alone to match only {alias!r}"
+        for alias in entity.case_aliases
+        if fold(alias) in plain
+    ]
     return found
 
 
