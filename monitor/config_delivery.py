@@ -28,6 +28,7 @@ ARRAYS = ("subscribers", "webhooks")
 PRIORITY_RANK = {"normal": 0, "urgent": 1}
 SECURITY_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 WEBHOOK_MODES = ("per-match", "batched")
+DIGEST_LANGUAGES = ("en", "fr")  # those deliver/wording.py has the words of
 
 SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
     Setting("name", "str", None, "short unique name: letters, digits, . _ -"),
@@ -41,6 +42,7 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
         'immediate, hourly, "daily HH:MM", "weekly mon HH:MM" or a cron expression',
     ),
     Setting("timezone", "str", "UTC", 'time zone of the schedule, e.g. "Europe/Paris"'),
+    Setting("language", "str", "en", "language of the digest's own words and dates: en or fr"),
     Setting("min_priority", "str", "normal", "normal, or urgent for urgent rules only"),
     Setting("send_empty", "bool", False, "send a digest even when nothing matched"),
 )
@@ -110,6 +112,7 @@ class SubscriberConfig:
     schedule: str = "daily 08:00"  # as written, for messages
     cron: str | None = "0 8 * * *"  # None: immediate
     timezone: str = "UTC"
+    language: str = "en"  # of the digest's words (DIGEST_LANGUAGES)
     min_priority: str = "normal"
     send_empty: bool = False
 
@@ -316,6 +319,7 @@ def _subscriber(raw: Any, index: int, path: str) -> SubscriberConfig:
         schedule=v["schedule"],
         cron=cron,
         timezone=v["timezone"],
+        language=_choice(v["language"], DIGEST_LANGUAGES, path, f"{where}.language"),
         min_priority=_choice(v["min_priority"], PRIORITY_RANK, path, f"{where}.min_priority"),
         send_empty=v["send_empty"],
     )

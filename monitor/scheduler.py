@@ -225,7 +225,8 @@ def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:
             )
         return None
     try:
-        server = UnsubscribeServer(delivery.listen, config.database).start()
+        languages = {s.name: s.language for s in delivery.subscribers}
+        server = UnsubscribeServer(delivery.listen, config.database, languages=languages).start()
     except OSError as e:
         host, port = delivery.listen
         raise ConfigError(

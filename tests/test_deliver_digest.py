@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 
-from monitor.config_delivery import DeliveryConfig, SmtpConfig, SubscriberConfig
-from monitor.deliver.digest import build_digest, compose, render, snippet_html
+from monitor.config_delivery import (
+    DIGEST_LANGUAGES,
+    DeliveryConfig,
+    SmtpConfig,
+    SubscriberConfig,
+)
+from monitor.deliver.digest import TEMPLATES, build_digest, compose, footer, render, snippet_html
 from monitor.deliver.outbox import Labels
+from monitor.deliver.wording import CATALOGS
 from monitor.records import Article, Delivery, Match
 from monitor.store import OutboxItem
 
@@ -279,3 +286,53 @@ def test_an_update_that_newly_matches_is_marked() -> None:
     html, text = render(digest, FOOTER)
     assert html.count(">updated</span>") == 1
     assert "Coastal Herald, Mon 23 Nov, 07:00 (updated)\n" in text
+
+
+def test_a_french_subscriber_reads_the_digest_in_french() -> None:
+    """The first subscribers read French: the digest's own words, dates and schedule are theirs;
+    feed text and rule names stay as written."""
+    french = replace(SUBSCRIBER, language="fr", schedule="daily 08:00")
+    items = [
+        item(1, "violence", priority="urgent", title="Un exilé frappé à Calais", hours_ago=1),
+        item(2, "calais", story="s1", title="Traversées de la Manche"),
+        item(3, "calais", story="s1", source="Nord Actu"),
+        replace(item(4, "migrants", hours_ago=24 * 400), updated=True),
+    ]
+    digest = build_digest(items, french, LABELS, NOW)
+    assert (
+        digest.subject == "Vigie : 1 en urgence, 3 sujets — Police violence 1, Calais 1, +1 autres"
+    )
+    assert digest.heading == "Résumé Vigie pour desk"
+    assert digest.summary == "3 sujets · lun. 23 nov. 2026, 08:00 (Europe/Paris)"
+    whens = [e.when for s in digest.sections for e in s.entries]
+    assert whens == ["lun. 23 nov., 07:00", "lun. 23 nov., 07:00", "dim. 19 oct. 2025, 09:00"]
+    html, text = render(digest, footer(french, CONFIG, "t0ken"))
+    assert '<html lang="fr">' in html
+    for words in ("Règles :", "Également publié par", "mis à jour", "Se désabonner"):
+        assert words in html and words in text, words
+    assert "urgent</span>" in html and "[URGENT]" in text
+    assert (
+        "Vous recevez ce résumé parce que vous suivez le thème migrants, le thème calais"
+        " (chaque jour à 08:00)." in text
+    )
+    assert "Matched" not in html + text and "Also reported" not in html + text
+    assert "Un exilé frappé à Calais" in html and "Police violence" in text  # as written
+
+
+def test_an_empty_french_digest_says_so_in_french() -> None:
+    digest = build_digest([], replace(SUBSCRIBER, language="fr"), LABELS, NOW)
+    html, text = render(digest, FOOTER)
+    assert digest.subject == "Vigie : rien de nouveau pour vos règles"
+    assert "Rien de nouveau pour vos règles depuis le dernier résumé." in html + text
+
+
+def test_every_sentence_of_the_templates_has_its_french() -> None:
+    """A sentence added to a template without its French showed English in French digests."""
+    assert set(CATALOGS) == set(DIGEST_LANGUAGES)
+    asked = {
+        m.group(1)
+        for path in TEMPLATES.iterdir()
+        for m in re.finditer(r'_\("([^"]+)"', path.read_text(encoding="utf-8"))
+    }
+    assert len(asked) >= 15
+    assert sorted(asked - CATALOGS["fr"].keys()) == []

@@ -295,3 +295,22 @@ def test_a_token_with_other_characters_is_not_found_whoever_is_named(
         answer = requests.get(f"http://{host}:{port}/unsubscribe/{name}/%C3%A9", timeout=5)
         assert answer.status_code == 404
     assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_french_subscriber_unsubscribes_in_french(vigie: Vigie, smtp: SmtpServer) -> None:
+    server = UnsubscribeServer(
+        ("127.0.0.1", 0), vigie.config.database, lambda: NOW, languages={"desk": "fr"}
+    ).start()
+    try:
+        vigie.send_digests(NOW)
+        desk = served(server, link_of(smtp, "desk@newsroom.test"))
+        team = served(server, link_of(smtp, "team@newsroom.test"))
+        asked = requests.get(desk, timeout=5)
+        assert '<html lang="fr">' in asked.text
+        assert "Ne plus recevoir ces résumés ?" in asked.text
+        assert "Vigie envoie des résumés à <strong>desk</strong>." in asked.text
+        done = requests.post(desk, data={"List-Unsubscribe": "One-Click"}, timeout=5)
+        assert "Désabonnement effectué" in done.text
+        assert "Stop these digests?" in requests.get(team, timeout=5).text  # team reads English
+    finally:
+        server.close()

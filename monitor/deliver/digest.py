@@ -34,6 +34,7 @@ from ..records import Delivery
 from ..store import OutboxItem
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line
 from .outbox import Labels, message_id
+from .wording import count_of, schedule, translator, when
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 _MARKS = re.compile(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]")
@@ -75,6 +76,7 @@ class Digest:
     heading: str
     summary: str  # one line under the heading
     noun: str = "articles"  # what its entries are called: "stories" when one has other outlets
+    language: str = "en"  # of its words (wording.LANGUAGES)
 
     @property
     def entries(self) -> int:
@@ -91,6 +93,8 @@ def build_digest(
     """Group, order and format; pure. `sent_before`: story id -> when an earlier digest to the
     subscriber carried it (Store.stories_sent_before)."""
     zone = ZoneInfo(subscriber.timezone)
+    language = subscriber.language
+    _ = translator(language)
     stories: dict[str, list[OutboxItem]] = {}
     for item in items:
         key = f"story:{item.story_id}" if item.story_id else f"article:{item.article.id}"
@@ -99,9 +103,9 @@ def build_digest(
     for members in stories.values():
         lead = max(members, key=_rank)
         earlier = (sent_before or {}).get(lead.story_id or "")
-        entry = _entry(lead, members, labels, zone, now)
+        entry = _entry(lead, members, labels, zone, now, language)
         if earlier is not None:
-            entry = replace(entry, sent_before=_when(earlier, zone, now))
+            entry = replace(entry, sent_before=when(earlier, zone, language, now))
         sections.setdefault(lead.match.rule_id, []).append(entry)
     built = [
         Section(
@@ -116,15 +120,16 @@ def build_digest(
     total = sum(len(s.entries) for s in built)
     urgent = sum(len(s.entries) for s in built if s.urgent)
     noun = "stories" if any(e.also for s in built for e in s.entries) else "articles"
-    when = now.astimezone(zone).strftime("%a %d %b %Y, %H:%M")
-    summary = f"{count_of(total, noun)} · {when} ({subscriber.timezone})"
+    today = when(now, zone, language)  # with its year
+    summary = f"{count_of(total, noun, language)} · {today} ({subscriber.timezone})"
     return Digest(
         subscriber=subscriber.name,
         sections=tuple(built),
-        subject=_subject(built, total, urgent, noun),
-        heading=f"Vigie digest for {subscriber.name}",
+        subject=_subject(built, total, urgent, noun, language),
+        heading=_("Vigie digest for %(name)s", name=subscriber.name),
         summary=summary,
         noun=noun,
+        language=language,
     )
 
 
@@ -133,23 +138,13 @@ def _rank(item: OutboxItem) -> tuple:
     return (item.match.priority == "urgent", item.match.score, published, -(item.article.id or 0))
 
 
-def _when(published: datetime | None, zone: ZoneInfo, now: datetime) -> str:
-    """When an article was published, in the subscriber's zone: "Tue 18 Apr, 09:30", with
-    the year when it is not this year's (a 2023 article read as one of this April's)."""
-    if published is None:
-        return ""
-    local = published.astimezone(zone)
-    if local.year != now.astimezone(zone).year:
-        return local.strftime("%a %d %b %Y, %H:%M")
-    return local.strftime("%a %d %b, %H:%M")
-
-
 def _entry(
     lead: OutboxItem,
     members: list[OutboxItem],
     labels: Labels,
     zone: ZoneInfo,
     now: datetime,
+    language: str = "en",
 ) -> Entry:
     article = lead.article
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
@@ -159,12 +154,13 @@ def _entry(
         if member.article.id != article.id and source != article.feed_name:
             others.setdefault(one_line(source), _link(member.article.url))
     return Entry(
-        title=one_line(article.title) or "(untitled)",  # stored before titles were one line
+        # one_line: stored before titles were made one line
+        title=one_line(article.title) or translator(language)("(untitled)"),
         url=_link(article.url),
         # A feed's name over several lines (an OPML title, stored before they were made one
         # line) wrote a fake section and entry into the plain-text digest.
         source=one_line(article.feed_name),
-        when=_when(article.published, zone, now),
+        when=when(article.published, zone, language, now) if article.published else "",
         snippet_html=snippet_html(lead.match.snippet),
         snippet_text=snippet_text(lead.match.snippet),
         rules=tuple(dict.fromkeys(labels.rule(r) for r in rule_ids)),
@@ -193,32 +189,42 @@ def snippet_text(snippet: str) -> str:
     return "".join(f"*{p}*" if i % 2 else p for i, p in enumerate(_MARKS.split(snippet)))
 
 
-def count_of(n: int, noun: str) -> str:
-    """'1 story', '2 stories', '0 articles': as the digest's subject and summary say it."""
-    singular = {"stories": "story", "articles": "article"}[noun]
-    return f"{n} {singular if n == 1 else noun}"
-
-
-def _subject(sections: list[Section], total: int, urgent: int, noun: str) -> str:
+def _subject(
+    sections: list[Section], total: int, urgent: int, noun: str, language: str = "en"
+) -> str:
+    _ = translator(language)
     if not total:
-        return "Vigie: nothing new matched your rules"
-    counts = count_of(total, noun)
-    head = f"Vigie: {urgent} urgent, {counts}" if urgent else f"Vigie: {counts}"
+        return _("Vigie: nothing new matched your rules")
+    counts = count_of(total, noun, language)
+    head = (
+        _("Vigie: %(urgent)s urgent, %(counts)s", urgent=urgent, counts=counts)
+        if urgent
+        else _("Vigie: %(counts)s", counts=counts)
+    )
     shown = [f"{s.name} {len(s.entries)}" for s in sections[:2]]
-    more = f", +{len(sections) - 2} more" if len(sections) > 2 else ""
+    more = ", " + _("+%(n)s more", n=len(sections) - 2) if len(sections) > 2 else ""
     return f"{head} — {', '.join(shown)}{more}"
 
 
 @functools.cache
-def _environment(autoescape: bool) -> Environment:
-    return Environment(
+def environment(autoescape: bool, language: str = "en") -> Environment:
+    """Templates from templates/, their words in `language` (`{{ _("Matched:") }}`)."""
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    gettext = translator(language)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext,
+        lambda one, many, n, **values: gettext(one if n == 1 else many, **values),
+        newstyle=True,
+    )
+    return env
 
 
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
@@ -228,8 +234,8 @@ def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
     """(HTML with inlined CSS, plain text). `footer` says why the subscriber receives it and how
     to stop: follows, schedule, unsubscribe_url."""
     context = {"digest": digest, **footer}
-    html = _environment(True).get_template("digest.html").render(context)
-    text = _environment(False).get_template("digest.txt").render(context)
+    html = environment(True, digest.language).get_template("digest.html").render(context)
+    text = environment(False, digest.language).get_template("digest.txt").render(context)
     return _INLINER.inline(html), text
 
 
@@ -264,10 +270,12 @@ def unsubscribe_links(
 def footer(subscriber: SubscriberConfig, config: DeliveryConfig, token: str) -> dict[str, str]:
     """Why the subscriber receives the digest, and how to stop."""
     one_click, mailto = unsubscribe_links(subscriber, config, token)
-    follows = [f"rule {r}" for r in subscriber.rules] + [f"tag {t}" for t in subscriber.tags]
+    _ = translator(subscriber.language)
+    follows = [_("rule %(id)s", id=r) for r in subscriber.rules]
+    follows += [_("tag %(tag)s", tag=t) for t in subscriber.tags]
     return {
         "follows": ", ".join(follows),
-        "schedule": subscriber.schedule,
+        "schedule": schedule(subscriber.schedule, subscriber.language),
         "unsubscribe_url": one_click or mailto,
     }
 

@@ -23,16 +23,16 @@ import re
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from ..store import Store
-from .digest import TEMPLATES
+from .digest import environment
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ REQUEST_DEADLINE = 5.0  # seconds a connection has to send its whole request
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-def _page(state: str, name: str = "") -> bytes:
-    """The page for `state` (ask, done, unknown, busy), from templates/unsubscribe.html."""
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined
-    )
-    return environment.get_template("unsubscribe.html").render(state=state, name=name).encode()
+def _page(state: str, name: str = "", language: str = "en") -> bytes:
+    """The page for `state` (ask, done, unknown, busy), from templates/unsubscribe.html, in
+    the subscriber's language (English where the link names no subscriber)."""
+    template = environment(True, language).get_template("unsubscribe.html")
+    shown = Markup("<strong>{}</strong>").format(name)  # the name escaped, in bold
+    return template.render(state=state, name=shown, language=language).encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -71,8 +71,10 @@ class UnsubscribeServer:
         address: tuple[str, int],
         database: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        languages: Mapping[str, str] | None = None,
     ) -> None:
         self.clock = clock
+        self.languages = dict(languages or {})  # subscriber -> the language of their page
         self.store = Store(database)
         self._store_lock = threading.Lock()  # the connection serves one answer at a time
         self.turns = threading.BoundedSemaphore(MOST_AT_ONCE)
@@ -163,7 +165,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
             try:
                 name, state = self._subscriber()
                 if state != "unknown":
-                    self._answer(200, _page(state, name))
+                    self._answer(200, _page(state, name, server.languages.get(name, "en")))
             finally:
                 server.turns.release()
 
@@ -194,7 +196,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
                     return
                 state = "done"
             if state != "unknown":
-                self._answer(200, _page(state, name))
+                self._answer(200, _page(state, name, server.languages.get(name, "en")))
 
         def _other(self) -> None:
             self._answer(405, _page("unknown"), allow="GET, POST")

@@ -1,0 +1,133 @@
+"""The words of a digest and of the unsubscribe page, in the subscriber's language (`language`
+in [[subscribers]]): the first subscribers read French. Templates ask for each sentence by its
+English text (`{{ _("Matched:") }}`); dates are written by Babel from CLDR's names of days and
+months, as each language writes them ("sam. 18 avr., 09:30").
+
+Feed text and rule names are never translated: they reach the templates as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+# English sentence -> French. %(name)s placeholders are filled after translation.
+_FRENCH = {
+    "Vigie digest for %(name)s": "Résumé Vigie pour %(name)s",
+    "Vigie: nothing new matched your rules": "Vigie : rien de nouveau pour vos règles",
+    "Vigie: %(counts)s": "Vigie : %(counts)s",
+    "Vigie: %(urgent)s urgent, %(counts)s": "Vigie : %(urgent)s en urgence, %(counts)s",
+    "+%(n)s more": "+%(n)s autres",
+    "(untitled)": "(sans titre)",
+    "rule %(id)s": "la règle %(id)s",
+    "tag %(tag)s": "le thème %(tag)s",
+    "updated": "mis à jour",
+    "urgent": "urgent",
+    "URGENT": "URGENT",
+    "Also reported by": "Également publié par",
+    "Story first sent to you on %(when)s; shown again for a rule it now also matches": (
+        "Sujet déjà envoyé le %(when)s ; de nouveau ici pour une règle à laquelle il répond"
+        " désormais aussi"
+    ),
+    "Matched:": "Règles :",
+    "Nothing new matched your rules since the last digest.": (
+        "Rien de nouveau pour vos règles depuis le dernier résumé."
+    ),
+    "You receive this digest because you follow %(follows)s (%(schedule)s).": (
+        "Vous recevez ce résumé parce que vous suivez %(follows)s (%(schedule)s)."
+    ),
+    "Unsubscribe": "Se désabonner",
+    # Schedules, as config.toml writes them
+    "immediate": "dès qu'un article correspond",
+    "hourly": "toutes les heures",
+    "daily %(time)s": "chaque jour à %(time)s",
+    "weekly %(day)s %(time)s": "chaque semaine, le %(day)s à %(time)s",
+    # The unsubscribe page
+    "Vigie digests": "Résumés Vigie",
+    "Stop these digests?": "Ne plus recevoir ces résumés ?",
+    "Vigie sends digests to %(name)s. Press the button and no more will be sent.": (
+        "Vigie envoie des résumés à %(name)s. Appuyez sur le bouton et plus aucun ne sera envoyé."
+    ),
+    "Unsubscribed": "Désabonnement effectué",
+    "%(name)s will receive no more Vigie digests. To receive them again, ask the person who"
+    " runs this Vigie.": (
+        "%(name)s ne recevra plus de résumés Vigie. Pour les recevoir de nouveau, demandez-le à"
+        " la personne qui gère ce Vigie."
+    ),
+    "Already unsubscribed": "Déjà désabonné",
+    "%(name)s receives no Vigie digests. To receive them again, ask the person who runs this"
+    " Vigie.": (
+        "%(name)s ne reçoit pas de résumés Vigie. Pour les recevoir de nouveau, demandez-le à la"
+        " personne qui gère ce Vigie."
+    ),
+}
+
+# One per language config_delivery.DIGEST_LANGUAGES accepts.
+CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": _FRENCH}
+
+# What a digest's entries are called, (singular, plural) per language.
+_NOUNS = {
+    "en": {"stories": ("story", "stories"), "articles": ("article", "articles")},
+    "fr": {"stories": ("sujet", "sujets"), "articles": ("article", "articles")},
+}
+
+_DAYS = {
+    "fr": {
+        "sun": "dimanche",
+        "mon": "lundi",
+        "tue": "mardi",
+        "wed": "mercredi",
+        "thu": "jeudi",
+        "fri": "vendredi",
+        "sat": "samedi",
+    }
+}
+
+
+def translator(language: str) -> Callable[..., str]:
+    """gettext for `language`: the sentence in it (the English one when it has none), with
+    its %(name)s placeholders filled from the keyword arguments."""
+    catalog = CATALOGS.get(language, {})
+
+    def gettext(message: str, **values: object) -> str:
+        text = catalog.get(message, message)
+        return text % values if values else text
+
+    return gettext
+
+
+def count_of(n: int, noun: str, language: str = "en") -> str:
+    """'1 story', '2 stories', '0 articles'; in French '1 sujet' and, from 2, the plural ('0
+    article': French counts none in the singular)."""
+    singular, plural = _NOUNS.get(language, _NOUNS["en"])[noun]
+    one = n == 1 if language == "en" else n < 2
+    return f"{n} {singular if one else plural}"
+
+
+def when(
+    moment: datetime, zone: ZoneInfo, language: str = "en", now: datetime | None = None
+) -> str:
+    """A time in the subscriber's zone and language: "Tue 18 Apr, 09:30", "mar. 18 avr.,
+    09:30", with the year unless it is `now`'s (a 2023 article read as this April's)."""
+    local = moment.astimezone(zone)
+    year = "" if now is not None and local.year == now.astimezone(zone).year else " y"
+    day = "dd" if language == "en" else "d"
+    return format_datetime(local, f"EEE {day} MMM{year}, HH:mm", tzinfo=zone, locale=language)
+
+
+def schedule(written: str, language: str = "en") -> str:
+    """A schedule as config.toml writes it ("daily 08:00"), said in `language`; a cron
+    expression as it is."""
+    _ = translator(language)
+    words = written.split()
+    if words == ["immediate"] or words == ["hourly"]:
+        return _(words[0])
+    if len(words) == 2 and words[0] == "daily":
+        return _("daily %(time)s", time=words[1])
+    if len(words) == 3 and words[0] == "weekly":
+        day = _DAYS.get(language, {}).get(words[1], words[1])
+        return _("weekly %(day)s %(time)s", day=day, time=words[2])
+    return written
