@@ -269,12 +269,33 @@ def distinct_urls(articles: Sequence[Article], others: Iterable[str] = ()) -> li
     """A canonical URL that several items of one feed share (a feed that links every item to
     one live page, say) identifies none of them: the feed says they are different items.
     `others` are the URLs of the document's items not in `articles` (those not parsed again
-    because they were unchanged), counted too."""
+    because they were unchanged), counted too.
+
+    Items that share their URL, text and date as well are one article listed twice under two
+    headlines (BBC feeds list an article in two places, its guid ending #0 and #10): the first
+    is kept, the others dropped. Kept apart, each was an article and a story of its own, and
+    subscribers were sent the news twice."""
+    articles = _listed_once(articles)
     counts = Counter(a.canonical_url for a in articles if a.canonical_url)
     counts.update(url for url in others if url)
     return [
         evolve(a, canonical_url="") if counts.get(a.canonical_url, 0) > 1 else a for a in articles
     ]
+
+
+def _listed_once(articles: Sequence[Article]) -> list[Article]:
+    """The items, but for a later listing of the same URL, text and date under another guid
+    (see distinct_urls; copies under one guid are distinct_guids'). Items with no text beyond
+    their title are not compared: their headline is all they say."""
+    first: dict[tuple, str] = {}  # URL, text and date -> the guid first listed with them
+    kept = []
+    for article in articles:
+        if article.canonical_url and (article.summary or article.content):
+            key = (article.canonical_url, article.summary, article.content, article.published)
+            if first.setdefault(key, article.guid) != article.guid:
+                continue
+        kept.append(article)
+    return kept
 
 
 # Sketches -------------------------------------------------------------------------------------

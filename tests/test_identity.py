@@ -322,6 +322,44 @@ def test_items_of_one_feed_sharing_a_link_stay_apart(
     assert svc.poll().new_articles == 2
 
 
+def test_one_article_listed_twice_under_two_headlines_is_one_article(
+    shared_corpora: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """BBC's feed of 8 August 2024 lists one article twice, guids #0 and #10, with two
+    headlines over one summary, link and date: two articles, two stories, sent twice."""
+    body = (shared_corpora / "feeds" / "single" / "bbc_2024-08-08.xml").read_bytes()
+    assert body.count(b"<link>https://www.bbc.com/news/articles/c78l1kj1yv4o</link>") == 2
+    server.route("/bbc.xml", body, content_type="application/rss+xml")
+    svc = service([server.url("/bbc.xml")])
+    summary = svc.poll()
+    assert summary.errors == []
+    rows = svc.rows("SELECT title FROM articles WHERE url LIKE '%c78l1kj1yv4o%'")
+    assert [r["title"] for r in rows] == ["Edwards stripped of one of Wales's highest accolades"]
+    links = [i.findtext("link") for i in ET.fromstring(body).findall("./channel/item")]
+    assert len(links) == 54 and len(set(links)) == 50  # four articles listed twice that day
+    assert summary.new_articles == 50
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0
+
+
+def test_items_sharing_a_link_and_date_but_not_their_text_stay_apart(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    live = "https://n.example/live-updates"
+    server.route(
+        "/live.xml",
+        rss(
+            [
+                Item("u1", "Storm reaches the coast", "Winds of 120 km/h.", live),
+                Item("u2", "Storm: ferries cancelled", "Winds of 120 km/h.", live),
+                Item("u3", "Storm: schools closed", "", live),
+                Item("u4", "Storm: roads closed", "", live),
+            ]
+        ),
+    )
+    svc = service([server.url("/live.xml")])
+    assert svc.poll().new_articles == 3  # a headline alone says what the item is
+
+
 ZEBRA = Item(
     "d", "Zebra escapes from the city zoo", "Keepers found it in a park.", "https://n.example/x"
 )
