@@ -143,6 +143,22 @@ def test_broken_config_is_one_line_without_traceback(tmp_path: Path, command: st
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("command", ["once", "run"])
+def test_a_broken_rule_file_at_start_is_one_error_line(tmp_path: Path, command: str) -> None:
+    """Before: an ERROR log line said the last good rules were kept, for a command that then
+    refused to start (there were none), and the error line said it again."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.toml").write_text('[[rule]]\nid = "r"\nquery = "(calais"\n')
+    config = tmp_path / "config.toml"
+    config.write_text('[rules]\npaths = ["rules"]\n[storage]\ndatabase = "v.db"\n')
+    result = service_py(command, "--config", config)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line, *pointer = error_lines(result)  # the error, then its line with a caret under it
+    assert line.startswith(f"error: {tmp_path / 'rules' / 'r.toml'}:3:")
+    assert "the query ends too early" in line
+    assert pointer == ['query = "(calais"', "                ^"]
+
+
 @pytest.mark.parametrize("command", [["once"], ["feeds", "list"], ["feeds", "export"]])
 def test_every_command_reports_config_errors_the_same_way(
     tmp_path: Path, command: list[str]

@@ -738,7 +738,9 @@ class RuleBook:
         loaded = load_rules(self.paths, stats, previous=self._in_force)
         self.last_errors = loaded.errors
         if not loaded.ok:
-            for error in loaded.errors:
+            # At the first load there are no last good rules: the caller refuses to start,
+            # naming the errors (`last_errors`), and a log line would say they are kept.
+            for error in loaded.errors if self.index is not None else ():
                 log.error(
                     "rule file error, keeping the last good rules: %s",
                     error,
