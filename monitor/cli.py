@@ -284,6 +284,10 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
             rules=len(loaded.rules),
             rule_errors=loaded.errors,
             webhooks={(hook.name, hook.url) for hook in config.delivery.webhooks},
+            unfollowed=[
+                message
+                for _, message in (config.delivery.undeliverable(loaded.rules) if loaded.ok else ())
+            ],
         )
     finally:
         store.close()
@@ -404,7 +408,7 @@ def backup(destination: Path, config_path: str) -> None:
         destination = destination / f"vigie-{datetime.now(UTC):%Y%m%d-%H%M%S}.db"
     if destination.exists() or destination.is_symlink():
         raise ConfigError(
-            "backup", "", "a file that does not exist yet, or a folder", str(destination)
+            "backup", "", f"{destination} exists already: name a new file, or a folder"
         )
     if not destination.parent.is_dir():
         raise ConfigError("backup", "", "a path in an existing folder", str(destination))

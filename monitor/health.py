@@ -39,6 +39,7 @@ class Health:
     rule_files: int
     rules: int
     rule_errors: tuple[RuleError, ...]
+    unfollowed: tuple[str, ...]  # what subscribers and webhooks follow that no rule gives
     delivered: dict[str, int]  # kind -> sent since the window's start
     retrying: int
     undelivered: tuple[Delivery, ...]  # failed for good or dead in the window (newest 10)
@@ -62,6 +63,7 @@ def assess(
     rules: int,
     rule_errors: list[RuleError],
     webhooks: Collection[tuple[str, str]] = (),
+    unfollowed: Collection[str] = (),
 ) -> Health:
     """Read the database's state and name its problems. `stale`: how long a feed may be due
     without being polled; `since`: how far back failed deliveries count; `webhooks`: the (name,
@@ -101,6 +103,7 @@ def assess(
         rule_files=rule_files,
         rules=rules,
         rule_errors=tuple(rule_errors),
+        unfollowed=tuple(unfollowed),
         delivered={
             kind: sum(n for (k, status), n in counts.items() if k == kind and status == "sent")
             for kind in ("digest", "webhook")
@@ -135,8 +138,16 @@ def problems_of(health: Health) -> list[str]:
         found.append(
             "every feed fails: is the network down, or are the fetch settings refusing them?"
         )
+    else:
+        # Never once read: a mistyped address, more likely than an outage.
+        found += [
+            f"{feed.name} has never been read ({feed.error}): check its address"
+            for feed in health.failing
+            if feed.last_success is None
+        ]
     for error in health.rule_errors:
         found.append(f"{error} (the running service keeps the rules it loaded before)")
+    found += [f"{what}: they receive nothing of it" for what in health.unfollowed]
     for delivery in health.undelivered:
         found.append(
             f"{delivery.kind} #{delivery.id} to {delivery.target!r} {delivery.status}:"

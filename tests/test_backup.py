@@ -81,7 +81,9 @@ def test_a_backup_never_overwrites_a_file(config: Path, tmp_path: Path) -> None:
     existing.write_bytes(b"yesterday's backup")
     result = CliRunner().invoke(main, ["backup", str(existing), "--config", str(config)])
     assert result.exit_code == 1
-    assert result.output.startswith("error: backup: a file that does not exist yet")
+    assert result.output.strip() == (
+        f"error: backup: {existing} exists already: name a new file, or a folder"
+    )
     assert existing.read_bytes() == b"yesterday's backup"
 
 

@@ -47,6 +47,12 @@ def config(tmp_path: Path, smtp: SmtpServer) -> Path:
         tmp_path, subscribers=[DESK], smtp=smtp.smtp_settings(), feeds=[*SAMPLE_FEEDS, gone]
     )
     path.write_text(path.read_text().replace(str(REPO / "rules"), str(tmp_path / "rules")))
+    (tmp_path / "gone.rss").write_text(
+        "<rss version='2.0'><channel><title>Gone Gazette</title><item><guid>g1</guid>"
+        "<title>Harbour fête draws crowds</title></item></channel></rss>"
+    )
+    assert vigie("once", "--config", path).exit_code == 0
+    (tmp_path / "gone.rss").unlink()  # the feed worked, and now fails
     assert vigie("once", "--config", path).exit_code == 0
     return path
 
@@ -140,6 +146,30 @@ def test_a_webhook_endpoint_gone_is_a_problem_until_its_url_changes(
     code, found = status(path)
     assert found["disabled_webhooks"] == []
     assert not any("disabled since" in p for p in found["problems"])
+
+
+def test_a_feed_never_read_is_a_problem(tmp_path: Path) -> None:
+    """Never once read since it was added: a mistyped address, more likely than an outage."""
+    typo = {"url": str(tmp_path / "feeds" / "border-wacth.rss"), "name": "Border Watch"}
+    path = write_delivery_config(tmp_path, feeds=[*SAMPLE_FEEDS, typo])
+    vigie("once", "--config", path)
+    code, found = status(path)
+    assert code == 2
+    [problem] = found["problems"]
+    assert problem.startswith("Border Watch has never been read (cannot read file")
+    assert problem.endswith("check its address")
+
+
+def test_following_a_tag_no_rule_has_is_a_problem(tmp_path: Path) -> None:
+    """A subscriber following "migrant" (no rule has that tag) receives nothing, silently."""
+    desk = {**DESK, "tags": ["migrant"]}
+    path = write_delivery_config(tmp_path, subscribers=[desk])
+    vigie("once", "--config", path)
+    code, found = status(path)
+    assert code == 2
+    assert found["problems"] == [
+        "desk follows tag 'migrant', which no enabled rule has: they receive nothing of it"
+    ]
 
 
 def test_every_feed_failing_is_a_problem(tmp_path: Path) -> None:
