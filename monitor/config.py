@@ -174,6 +174,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("delivery.outbox", "path", "outbox", "folder for .eml digests and previews"),
     Setting("delivery.tick", "duration", "5s", "how often `vigie run` looks for due deliveries"),
+    Setting(
+        "delivery.backlog",
+        "duration or 0",
+        "30d",
+        "a feed's items published this long before its newest, when it is first read, are "
+        "stored and matched but not sent (its archive, not news); 0 sends them all",
+    ),
 )
 
 FEED_SETTINGS: tuple[Setting, ...] = (
@@ -182,7 +189,7 @@ FEED_SETTINGS: tuple[Setting, ...] = (
     Setting("interval", "duration", None, "time between polls (defaults to polling.interval)"),
     Setting("tags", "list[str]", [], "labels that rules can scope to"),
     Setting(
-        "language", "str", "", "language code (en, fr) of the items when the feed declares none"
+        "language", "str", "", "language code (en, fr) of every item, whatever the feed declares"
     ),
     Setting("full_text", "bool", False, "fetch each new item's page and match on its main text"),
 )

@@ -150,6 +150,8 @@ class DeliveryConfig:
     public_base_url: str = ""
     listen: tuple[str, int] | None = None  # where `vigie run` answers unsubscribe links
     tick: float = 5.0
+    # On a feed's first read, items published this long before its newest are not sent (0: all)
+    backlog: float = 30 * 86400.0
     smtp: SmtpConfig | None = None  # None: digests are written as .eml files into `outbox`
     from_header: str = "Vigie <vigie@localhost>"
     subscribers: tuple[SubscriberConfig, ...] = ()
@@ -426,6 +428,7 @@ def load_delivery(raw: dict, path: str, base: Path) -> DeliveryConfig:
         public_base_url=base_url,
         listen=_listen(values["listen"], path) if values["listen"] else None,
         tick=values["tick"],
+        backlog=values["backlog"],
         smtp=_smtp(raw, path),
         from_header=_section_values(raw, "smtp", path)["from"],
         subscribers=subscribers,

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -326,8 +326,18 @@ def store_outcome(
         unready = iter(sketches(a.text for a, p in zip(stored, ready, strict=True) if p is None))
         signatures = [next(unready) if p is None else p.signature for p in ready]
         stories = place_all(store, stored, signatures, config.identity, now)
+        archive = _archive_before(store, feed, outcome.articles, config)
         changes = [
-            _matches(store, evolve(a, story_id=story), feed, config, matcher, now, p)
+            _matches(
+                store,
+                evolve(a, story_id=story),
+                feed,
+                config,
+                matcher,
+                now,
+                p,
+                backlog=_in_archive(a, archive),
+            )
             for a, story, p in zip(stored, stories, ready, strict=True)
         ]
         new_items = sum(1 for change in changes if not change.updated)
@@ -339,6 +349,34 @@ def store_outcome(
         store.record_poll(feed.id, _feed_state(outcome, config, now, new_items))
     _log_failure(outcome)
     return changes
+
+
+def _archive_before(
+    store: Store, feed: Feed, articles: Sequence[Article], config: Config
+) -> datetime | None:
+    """When a feed is read for the first time, the time before which its items are its
+    archive rather than news: delivery.backlog before its newest item. None on later reads,
+    or with backlog = 0. A new feed's first read sent every item as news: 31 articles back
+    to 2013 in one digest, 12 immediate alerts back to 2018."""
+    if not config.delivery.backlog or not articles:
+        return None
+    row = store.feed_row(feed.id)
+    if row is None or row["last_success"] is not None:
+        return None
+    dated = [a.published for a in articles if a.published is not None]
+    return max(dated) - timedelta(seconds=config.delivery.backlog) if dated else None
+
+
+def _in_archive(article: Article, before: datetime | None) -> bool:
+    """Whether a stored article is of its feed's archive (see _archive_before): new, and dated
+    before `before`. An undated item counts as news."""
+    published = article.published
+    return (
+        before is not None
+        and article.revision == 1
+        and published is not None
+        and published < before
+    )
 
 
 def record_polls(store: Store, outcomes: list[PollOutcome], config: Config, now: datetime) -> None:
@@ -398,10 +436,11 @@ def _matches(
     matcher: Matcher | None,
     now: datetime,
     prepared: Prepared | None,
+    backlog: bool = False,
 ) -> Change:
     """Run the rules on a stored article (new, or a new revision) placed in its story, and keep
     the rules that newly match (on a revision: matched no earlier one). The matches a reader
-    `prepared` are used as they are."""
+    `prepared` are used as they are. Those of a `backlog` article are kept, not delivered."""
     assert article.id is not None  # stored
     if matcher is None:
         return Change(article)
@@ -415,9 +454,10 @@ def _matches(
         matches, mentions = matched
     else:
         matches, mentions = matcher.match(article, feed.tags)
-    new_matches = store.record_matches(article.id, article.revision, matches, now)
+    new_matches = store.record_matches(article.id, article.revision, matches, now, backlog)
     store.replace_mentions(article.id, mentions)
-    queue_webhooks(store, config.delivery.webhooks, article.id, new_matches, now)
+    if not backlog:
+        queue_webhooks(store, config.delivery.webhooks, article.id, new_matches, now)
     return Change(article, tuple(new_matches))
 
 

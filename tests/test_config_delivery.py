@@ -200,7 +200,7 @@ def test_bad_cron_expressions_are_refused(written: str) -> None:
 def test_every_delivery_setting_is_documented() -> None:
     sections = ("smtp.", "delivery.")
     keys = [s.key for s in SETTINGS if s.key.startswith(sections)]
-    assert len(keys) == 11
+    assert len(keys) == 12
     for key in keys:
         assert f"`{key}`" in DOC, key
     for setting in SUBSCRIBER_SETTINGS + WEBHOOK_SETTINGS:

@@ -173,7 +173,12 @@ class MatchQueries:
         return added
 
     def record_matches(
-        self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
+        self,
+        article_id: int,
+        revision: int,
+        matches: Iterable[Match],
+        now: datetime,
+        backlog: bool = False,
     ) -> list[Match]:
         """Store the matches of one revision of an article, all of them at once (a rule left out
         is one this revision does not match); return only the rules that match it and matched no
@@ -183,7 +188,11 @@ class MatchQueries:
         then): if it matches this revision too, its score, evidence and snippet become this
         revision's (evidence_revision) and it is no longer withdrawn; if it does not, it is
         withdrawn at this revision (withdrawn_revision, kept from the first revision that no
-        longer matched) and its evidence stays that of evidence_revision, whose text it quotes."""
+        longer matched) and its evidence stays that of evidence_revision, whose text it quotes.
+
+        `backlog`: the article is of a feed's archive, read with the feed the first time
+        (delivery.backlog): its new matches are kept, for searches and backtests, but no digest
+        claims them (undelivered_matches) and no webhook is queued for them."""
         before = {
             rule_id: withdrawn
             for rule_id, withdrawn in self.db.execute(
@@ -204,7 +213,7 @@ class MatchQueries:
             else:
                 inserts.append(
                     [article_id, match.rule_id, match.score, evidence, match.snippet, tags]
-                    + [match.priority, matched_at, revision, revision]
+                    + [match.priority, matched_at, revision, revision, 1 if backlog else None]
                 )
                 if match.article_id != article_id:
                     match = replace(match, article_id=article_id)
@@ -225,7 +234,8 @@ class MatchQueries:
         )
         self.db.conn.executemany(
             "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
-            "matched_at, revision, evidence_revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "matched_at, revision, evidence_revision, backlog) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
         return new

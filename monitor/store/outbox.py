@@ -457,7 +457,7 @@ class OutboxQueries:
             return []
         rows = self.db.execute(
             "SELECT m.article_id, m.rule_id FROM matches m WHERE m.matched_at >= ? "
-            "AND m.withdrawn_revision IS NULL "
+            "AND m.withdrawn_revision IS NULL AND m.backlog IS NULL "
             f"AND m.priority IN ({','.join('?' * len(priorities))}) "
             f"AND ({' OR '.join(follows)}) "
             "AND NOT EXISTS (SELECT 1 FROM delivery_matches dm "

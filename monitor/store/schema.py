@@ -476,3 +476,10 @@ def _folded_canonical_urls(
         if new != url:
             moved[article_id] = new
     return moved
+
+
+@migrations()
+def m016_backlog_matches(db: sqlite_utils.Database) -> None:
+    """Matches of a feed's archive, read with the feed the first time (delivery.backlog), are
+    kept but not delivered: `backlog` is 1 on them, NULL on the others."""
+    db.execute("ALTER TABLE matches ADD COLUMN backlog INTEGER")

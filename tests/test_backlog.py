@@ -1,0 +1,109 @@
+"""A new feed's archive: read with the feed the first time, stored and matched, but not sent as
+news (delivery.backlog). What comes after the first read is news, whatever its date."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from conftest import LoopbackServer
+from delivery_support import ALL_TAGS, SECRET_ENV, Receiver, Vigie, write_delivery_config
+
+NOW = datetime.now(UTC).replace(microsecond=0)  # webhook consumers reject old signatures
+STORY = "Police fire tear gas at migrants in Calais camp"
+
+
+def rss(items: list[tuple[str, str, datetime | None]]) -> bytes:
+    """Items of (guid, title, published): each a story of its own about Calais."""
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{escape(title)}</title>"
+        f"<link>https://news.example/{guid}</link>"
+        f"<description>{escape(title)}: officers used tear gas on migrants near Calais, "
+        f"story {guid}.</description>"
+        + (f"<pubDate>{format_datetime(when)}</pubDate>" if when else "")
+        + "</item>"
+        for guid, title, when in items
+    )
+    return (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>News Example</title>"
+        f"{body}</channel></rss>"
+    ).encode()
+
+
+FIRST = [
+    ("today", f"{STORY} (today)", NOW - timedelta(hours=1)),
+    ("last-week", f"{STORY} (last week)", NOW - timedelta(days=9)),
+    ("undated", f"{STORY} (undated)", None),
+    ("2023", f"{STORY} (2023)", NOW - timedelta(days=3 * 365)),
+]
+
+
+def vigie(tmp_path: Path, server: LoopbackServer, receiver: Receiver, **delivery: object) -> Vigie:
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
+    desk = {"name": "desk", "email": "desk@n.test", "tags": ALL_TAGS, "schedule": "immediate"}
+    path = write_delivery_config(
+        tmp_path,
+        subscribers=[desk],
+        webhooks=[hook],
+        delivery=delivery,
+        feeds=[{"url": server.url("/feed.xml"), "name": "News Example"}],
+    )
+    return Vigie(path, NOW)
+
+
+def sent_titles(v: Vigie, receiver: Receiver, when: datetime = NOW) -> tuple[list[str], list[str]]:
+    """(titles of the digests' articles, titles of the webhook events), in order."""
+    v.send_digests(when)
+    v.dispatch(when)
+    digests = v.rows(
+        "SELECT a.title FROM delivery_matches dm JOIN deliveries d ON d.id = dm.delivery_id "
+        "JOIN articles a ON a.id = dm.article_id WHERE d.kind = 'digest' GROUP BY a.id "
+        "ORDER BY a.id"
+    )
+    events = [r.verify()["data"]["article"]["title"] for r in receiver.requests]
+    return [t for (t,) in digests], events
+
+
+def test_a_new_feeds_archive_is_stored_and_matched_but_not_sent(
+    tmp_path: Path, server: LoopbackServer, receiver: Receiver
+) -> None:
+    server.route("/feed.xml", rss(FIRST))
+    v = vigie(tmp_path, server, receiver)
+    try:
+        v.poll(NOW)
+        news = [f"{STORY} (today)", f"{STORY} (last week)", f"{STORY} (undated)"]
+        digests, events = sent_titles(v, receiver)
+        assert digests == news and sorted(events) == sorted(news)
+        # The archive is there for searches and backtests, matched like the rest.
+        archived = v.rows(
+            "SELECT count(*) FROM matches m JOIN articles a ON a.id = m.article_id "
+            "WHERE a.title = ? AND m.backlog = 1",
+            (f"{STORY} (2023)",),
+        )
+        assert archived[0][0] >= 1
+        # After the first read, an item is news whatever its date.
+        server.route(
+            "/feed.xml", rss([*FIRST, ("found", f"{STORY} (found)", NOW - timedelta(days=800))])
+        )
+        later = NOW + timedelta(minutes=2)
+        v.poll(later)
+        digests, events = sent_titles(v, receiver, later)
+        assert digests == [*news, f"{STORY} (found)"]
+        assert f"{STORY} (found)" in events and f"{STORY} (2023)" not in events
+    finally:
+        v.close()
+
+
+def test_backlog_0_sends_a_new_feeds_whole_archive(
+    tmp_path: Path, server: LoopbackServer, receiver: Receiver
+) -> None:
+    server.route("/feed.xml", rss(FIRST))
+    v = vigie(tmp_path, server, receiver, backlog="0")
+    try:
+        v.poll(NOW)
+        digests, events = sent_titles(v, receiver)
+        assert len(digests) == 4 and len(events) == 4
+    finally:
+        v.close()
