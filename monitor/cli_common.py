@@ -99,13 +99,14 @@ def configure_logging(verbose: bool) -> None:
 
 
 def _worth_logging(record: logging.LogRecord) -> bool:
-    """APScheduler's lines but two kinds: a poll longer than the tick, which the next tick finds
-    running and skips (the point of max_instances=1, not news worth a warning every tick), and
-    each job's "Adding job tentatively" at start."""
+    """APScheduler's lines but three kinds: a poll longer than the tick, which the next tick
+    finds running and skips (the point of max_instances=1, not news worth a warning every
+    tick), and each job's "Adding job tentatively" and "Added job" at start (Vigie's own
+    start line says what runs)."""
     message = record.getMessage()
     return not (
         "maximum number of running instances" in message
-        or message.startswith("Adding job tentatively")
+        or message.startswith(("Adding job tentatively", "Added job"))
     )
 
 

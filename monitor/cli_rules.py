@@ -585,21 +585,27 @@ def rules_backtest(
 
 
 def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
-    when = "ever" if parse_duration(since) == 0 else f"in the last {since}"
-    console.print(f"{counted(total, 'stored article')} first seen {when}", markup=False)
+    stored = counted(total, "stored article")
+    if parse_duration(since) == 0:
+        console.print(f"{stored}, all of them", markup=False)
+    else:
+        console.print(f"{stored} first seen in the last {since}", markup=False)
+    # soft_wrap: piped, a title cut at 80 columns went on at the start of the next line.
     for row in report:
         console.print(
             Text.assemble(
                 (row["rule_id"], "cyan"),
-                f": {row['matches']} matches, ",
+                f": {counted(row['matches'], 'match')}, ",
                 (f"+{len(row['added'])}", "green"),
                 " / ",
                 (f"-{len(row['removed'])}", "red"),
                 " compared with stored matches",
-            )
+            ),
+            soft_wrap=True,
         )
         for title in row["samples"]:
-            console.print(f"    {title}", markup=False)
+            console.print(f"    {title}", markup=False, soft_wrap=True)
         for kind, ids in (("+", row["added"][:5]), ("-", row["removed"][:5])):
             for article_id in ids:
-                console.print(f"  {kind} #{article_id} {titles.get(article_id, '')}", markup=False)
+                line = f"  {kind} #{article_id} {titles.get(article_id, '')}"
+                console.print(line, markup=False, soft_wrap=True)

@@ -1179,6 +1179,7 @@ def test_sigterm_during_a_long_poll_stops_after_the_feeds_in_hand(
     # The 1 s tick found the poll running, time after time: expected, not worth a warning.
     assert "maximum number of running instances" not in log.read_text()
     assert "Adding job tentatively" not in log.read_text()  # four lines at every start
+    assert "Added job" not in log.read_text()  # and four more
 
 
 def test_the_service_stops_when_its_database_file_is_deleted(
