@@ -46,6 +46,7 @@ from .fetch import make_session
 from .records import Delivery
 from .rules.files import RuleBook
 from .rules.index import RuleIndex
+from .scheduler import service_running
 from .store import Store
 from .text import counted
 
@@ -131,6 +132,14 @@ def deliver_after_poll(
     print_sent(sent)
 
 
+def _secrets_to_send(config: Config) -> None:
+    """The secrets the command needs to send, unless `vigie run` holds the database: it only
+    queues then, and the service, which has them, sends (retry and digest send asked for the
+    webhook secret in a shell that had no reason to hold it)."""
+    if not service_running(config.database):
+        config.require_secrets()
+
+
 def _send_or_queue(config: Config, send: Callable[[], None]) -> None:
     try:
         with locked_database(config), command_logging():
@@ -172,7 +181,7 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     """Send SUBSCRIBER's digest now (every subscriber's without one), whatever the schedule,
     and any waiting to retry."""
     config = load_config(config_path)
-    config.require_secrets()
+    _secrets_to_send(config)
     names = [_subscriber(config, subscriber).name] if subscriber else None
     if not config.delivery.subscribers:
         raise VigieError(f"{config.path}: no [[subscribers]] configured")
@@ -317,13 +326,15 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     """Send delivery DELIVERY_ID again now, with the same Message-ID or webhook-id; a webhook
     endpoint disabled by a 410 is enabled again."""
     config = load_config(config_path)
-    config.require_secrets()
     store = open_database(config, must_exist=True)
     now = datetime.now(UTC)
     found = store.delivery(delivery_id)
-    if found is not None and found.kind == "digest" and not found.items:
+    if found is None:
+        raise VigieError(f"no delivery {delivery_id}")
+    if found.kind == "digest" and not found.items:
         # Sent again, it would be an email saying nothing matched.
         raise VigieError(f"digest #{delivery_id} carries nothing any more: retention pruned it")
+    _secrets_to_send(config)
     delivery = store.requeue(delivery_id, now)
     if delivery is None:
         raise VigieError(f"no delivery {delivery_id}")
@@ -375,7 +386,7 @@ def deliveries_replay(
     """Send failed and dead deliveries made since a time again (sent ones too with
     --include-sent), each with its original Message-ID or webhook-id."""
     config = load_config(config_path)
-    config.require_secrets()
+    _secrets_to_send(config)
     now = datetime.now(UTC)
     since = parse_since(since_text, now)
     store = open_database(config, must_exist=True)

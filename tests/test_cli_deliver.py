@@ -374,8 +374,11 @@ def test_commands_queue_while_the_service_holds_the_database(
     config = write_delivery_config(tmp_path, webhooks=[hook])
     vigie("once", "--config", config)
     before = len(receiver.requests)
-    with database_lock(tmp_path / "data" / "vigie.db"):
+    with database_lock(tmp_path / "data" / "vigie.db"), pytest.MonkeyPatch.context() as env:
+        # The service, which has the secret, sends: a shell without it may queue.
+        env.delenv(SECRET_ENV)
         result = vigie("deliveries", "retry", "1", "--config", config)
+    assert result.exit_code == 0, result.stderr
     assert "Queued: the running service sends it within 5s." in result.stdout
     assert len(receiver.requests) == before
     listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
@@ -427,12 +430,13 @@ def test_only_commands_that_send_need_the_webhook_secret(
     for args in (
         ("once",),
         ("digest", "send"),
-        ("deliveries", "retry", "1"),
         ("deliveries", "replay", "--since", "1d"),
     ):
         result = vigie(*args, "--config", config)
         assert result.exit_code == 1
         assert expected in result.stderr
+    # What is wrong with the command comes first: there is no delivery 1 to send.
+    assert vigie("deliveries", "retry", "1", "--config", config).stderr == "error: no delivery 1\n"
     assert receiver.requests == []
     with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
         assert db.execute("select count(*) from articles").fetchone() == (0,)  # nothing polled
