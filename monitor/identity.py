@@ -271,10 +271,10 @@ def distinct_urls(articles: Sequence[Article], others: Iterable[str] = ()) -> li
     `others` are the URLs of the document's items not in `articles` (those not parsed again
     because they were unchanged), counted too.
 
-    Items that share their URL, text and date as well are one article listed twice under two
-    headlines (BBC feeds list an article in two places, its guid ending #0 and #10): the first
-    is kept, the others dropped. Kept apart, each was an article and a story of its own, and
-    subscribers were sent the news twice."""
+    Items whose guids differ only after a `#`, and that share their link and text, are one
+    article listed twice under two headlines (BBC feeds list an article in two places, its guid
+    the link followed by #0 and #10): the first is kept, the others dropped. Kept apart, each
+    was an article and a story of its own, and subscribers were sent the news twice."""
     articles = _listed_once(articles)
     counts = Counter(a.canonical_url for a in articles if a.canonical_url)
     counts.update(url for url in others if url)
@@ -284,14 +284,17 @@ def distinct_urls(articles: Sequence[Article], others: Iterable[str] = ()) -> li
 
 
 def _listed_once(articles: Sequence[Article]) -> list[Article]:
-    """The items, but for a later listing of the same URL, text and date under another guid
-    (see distinct_urls; copies under one guid are distinct_guids'). Items with no text beyond
-    their title are not compared: their headline is all they say."""
-    first: dict[tuple, str] = {}  # URL, text and date -> the guid first listed with them
+    """The items, but for a later listing of one article (see distinct_urls): a guid that is
+    another's but for what follows its `#`, with the same link, as written, and the same text.
+    Copies under one guid are distinct_guids'. A live page's updates, linked to one page
+    (`#b1`, `#b2`) under guids of their own, and items with no text beyond their headline
+    are never taken for listings of one article."""
+    first: dict[tuple, str] = {}  # guid before its #, link and text -> the first guid
     kept = []
     for article in articles:
-        if article.canonical_url and (article.summary or article.content):
-            key = (article.canonical_url, article.summary, article.content, article.published)
+        base, hashed, _ = article.guid.partition("#")
+        if hashed and article.url and (article.summary or article.content):
+            key = (base, article.url, article.summary, article.content)
             if first.setdefault(key, article.guid) != article.guid:
                 continue
         kept.append(article)

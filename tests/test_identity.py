@@ -353,11 +353,18 @@ def test_items_sharing_a_link_and_date_but_not_their_text_stay_apart(
                 Item("u2", "Storm: ferries cancelled", "Winds of 120 km/h.", live),
                 Item("u3", "Storm: schools closed", "", live),
                 Item("u4", "Storm: roads closed", "", live),
+                # A live page's updates under guids of their own, one stock summary, no date.
+                Item(
+                    "live-0#a", "Update 1: camp cleared", "Follow our live coverage.", live + "#b1"
+                ),
+                Item(
+                    "live-0#b", "Update 2: buses leave", "Follow our live coverage.", live + "#b2"
+                ),
             ]
         ),
     )
     svc = service([server.url("/live.xml")])
-    assert svc.poll().new_articles == 3  # a headline alone says what the item is
+    assert svc.poll().new_articles == 6  # each headline is news of its own
 
 
 ZEBRA = Item(
