@@ -260,9 +260,17 @@ def _word_char(char: str) -> str:
 # exilé·e·s, policier·ères, demandeur·euses, militant·e). The dot split it into the word and a
 # fragment: `exilés` and @migrants' plural aliases missed "personnes exilé·es", the way NGOs
 # in Calais write, and NEAR counted the fragments as words.
+# Only the endings inclusive writing uses: "Calais•Dunkerque•Lille" and "Lire aussi•exilés"
+# are words after a bullet, and col·legi is Catalan. The dot first: a look-behind first made the
+# engine try every position of the text (153 µs for 5 KB, against 17).
 INCLUSIVE_DOTS = frozenset("·•⋅‧")
+_ENDING = "|".join(
+    ("e", "s", "es", "ne", "nes", "le", "les", "se", "ses", "te", "tes", "ve", "ves", "x")
+    + ("ère", "ères", "ière", "ières", "euse", "euses", "rice", "rices", "trice", "trices")
+)
 INCLUSIVE = re.compile(
-    r"(?<=[^\W\d_])[·•⋅‧]([^\W\d_]{1,6})(?:[·•⋅‧]([^\W\d_]{1,3}))?(?![^\W\d_·•⋅‧])"
+    rf"[·•⋅‧](?<=[^\W\d_][·•⋅‧])((?:{_ENDING}))(?:[·•⋅‧](e|s|es))?(?![^\W\d_·•⋅‧])",
+    re.IGNORECASE,
 )
 
 
@@ -488,9 +496,9 @@ def read_utf8(path: Path) -> str:
     order mark Notepad writes. Raises NotUtf8Error saying where the first byte that is not
     UTF-8 is, and what to do: a file saved as Windows-1252 or Latin-1 by an older editor said
     "'utf-8' codec can't decode byte 0xe9 in position 31", with no line."""
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         before = data[: e.start]
         line = before.count(b"\n") + 1

@@ -512,3 +512,7 @@ def test_a_rule_file_saved_as_windows_1252_names_line_column_and_the_mend(tmp_pa
     assert error.message == (
         "cannot be read: not UTF-8 (byte 0xe0, 'à' in Windows-1252): save the file as UTF-8"
     )
+    # Notepad's byte order mark first: the place and the byte were three bytes off.
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    [error] = load_rules([tmp_path]).errors
+    assert (error.line, error.column) == (3, 20) and "byte 0xe0, 'à'" in error.message

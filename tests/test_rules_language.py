@@ -155,6 +155,20 @@ def test_inclusive_writing_reads_as_the_masculine(query: str, written: str) -> N
     assert matches(query, article(content=f"Calais : {written}.", language="fr"))
 
 
+@pytest.mark.parametrize(
+    ("query", "written"),
+    [
+        ("Lille", "Calais•Dunkerque•Lille"),
+        ("exilés", "Lire aussi•exilés de Calais"),
+        ("Arras", "Lille·Arras"),
+        ("col NEAR/1 legi", "el col·legi"),
+    ],
+)
+def test_words_after_a_bullet_are_words(query: str, written: str) -> None:
+    """Only inclusive endings are read as such: "Lille" after a bullet was erased."""
+    assert matches(query, article(content=f"{written}.", language="fr"))
+
+
 def test_inclusive_writing_is_evidence_whole() -> None:
     index = RuleIndex.build([Rule("r", "exilés")], ENTITIES)
     [match], _ = index.match(article(content="Des exilé·es à Calais.", language="fr"))

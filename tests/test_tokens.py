@@ -40,6 +40,7 @@ def check(text: str) -> None:
         "Straße, cœur, œuvre, Ærø, Ωμέγα, Москва, 北京 and İstanbul",
         "emoji 🏳️‍🌈 between words, ½ and ² and Å (angstrom sign)",
         "Des exilé·es, des militant·e·s et des policier•ères ; a · b, mot·",
+        "Calais•Dunkerque•Lille, Lire aussi•exilés, col·legi, ÉTUDIANT·E·S",
         "",
         "   ",
     ],
