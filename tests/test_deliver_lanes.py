@@ -133,3 +133,12 @@ def test_work_out_when_the_caller_fails_is_still_finished() -> None:
         run_lanes(["a1", "a2", "b1", "b2"], lane_of, steps, workers=2)
     assert steps.finished == ["a1"]  # a1 was out: finished; nothing new was started
     assert steps.worked == ["b1", "a1"]
+
+
+def test_a_lane_waiting_for_a_thread_keeps_its_budget() -> None:
+    """With more lanes than threads, the budget counted from when a lane's first work was
+    handed out: a lane that waited for the thread longer than its budget sent one item a run."""
+    steps = Recorder(gates={"a1": threading.Event()})
+    threading.Timer(0.5, steps.gates["a1"].set).start()  # a slow answer holds the one thread
+    run_lanes(["a1", "b1", "b2", "b3"], lane_of, steps, workers=1, budget=0.3)
+    assert steps.worked == ["a1", "b1", "b2", "b3"]

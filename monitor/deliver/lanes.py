@@ -50,7 +50,7 @@ class _Lane(Generic[T]):
     """One endpoint's items in this run, in order."""
 
     waiting: deque[T] = field(default_factory=deque)
-    started: float | None = None  # time.monotonic() when its first work was handed out
+    started: float | None = None  # time.monotonic() when its first work began on a thread
 
 
 def run_lanes(
@@ -109,9 +109,7 @@ class _Run(Generic[T, J, R]):
         while lane.waiting and self._may_start(lane):
             job = self.steps.start(lane.waiting.popleft())
             if job is not None:
-                if lane.started is None:
-                    lane.started = time.monotonic()
-                self.out[self.pool.submit(self._work, job)] = (lane, job)
+                self.out[self.pool.submit(self._work, lane, job)] = (lane, job)
                 return
 
     def _may_start(self, lane: _Lane[T]) -> bool:
@@ -121,9 +119,13 @@ class _Run(Generic[T, J, R]):
             return True
         return time.monotonic() - lane.started < self.budget
 
-    def _work(self, job: J) -> R | object:
+    def _work(self, lane: _Lane[T], job: J) -> R | object:
         if self.stop is not None and self.stop.is_set():
             return _SKIPPED
+        # The budget counts from here, not from when the work was handed out: with more lanes
+        # than threads, a lane waiting for one spent its budget waiting.
+        if lane.started is None:
+            lane.started = time.monotonic()
         return self.steps.work(job)
 
     def _land(self, lane: _Lane[T], job: J, future: Future) -> None:
