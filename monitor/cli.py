@@ -284,6 +284,7 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
             rules=len(loaded.rules),
             rule_errors=loaded.errors,
             webhooks={(hook.name, hook.url) for hook in config.delivery.webhooks},
+            subscribers=[subscriber.name for subscriber in config.delivery.subscribers],
             unfollowed=[
                 message
                 for _, message in (config.delivery.undeliverable(loaded.rules) if loaded.ok else ())

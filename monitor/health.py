@@ -63,12 +63,13 @@ def assess(
     rules: int,
     rule_errors: list[RuleError],
     webhooks: Collection[tuple[str, str]] = (),
+    subscribers: Collection[str] = (),
     unfollowed: Collection[str] = (),
 ) -> Health:
     """Read the database's state and name its problems. `stale`: how long a feed may be due
     without being polled; `since`: how far back failed deliveries count; `webhooks`: the (name,
-    url) of those config.toml lists (an endpoint disabled and since removed or given another
-    url is no longer a problem)."""
+    url) of those config.toml lists, `subscribers` the names: deliveries to others, which no
+    retry can send, and an endpoint disabled and since given another url are no problem."""
     feeds = store.feeds()
     due = [when for row in feeds if (when := parse_iso(row["next_poll"])) is not None]
     overdue = [when for when in due if when < now - stale]
@@ -88,7 +89,9 @@ def assess(
         key=lambda f: -f.errors,
     )
     configured = set(webhooks)
-    counts = store.delivery_counts(now - since)
+    targets = [f"webhook:{name}" for name, _ in configured]
+    targets += [f"digest:{name}" for name in subscribers]
+    counts = store.delivery_counts(now - since, targets)
     undelivered = sum(n for (_, status), n in counts.items() if status in ("failed", "dead"))
     health = Health(
         checked=now,
@@ -108,8 +111,8 @@ def assess(
             kind: sum(n for (k, status), n in counts.items() if k == kind and status == "sent")
             for kind in ("digest", "webhook")
         },
-        retrying=store.retrying(),
-        undelivered=tuple(store.undelivered(now - since)),
+        retrying=store.retrying(targets),
+        undelivered=tuple(store.undelivered(now - since, targets)),
         undelivered_total=undelivered,
         disabled=tuple(
             e for e in store.disabled_endpoints() if (e["name"], e["url"]) in configured

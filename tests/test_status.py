@@ -146,6 +146,13 @@ def test_a_webhook_endpoint_gone_is_a_problem_until_its_url_changes(
     code, found = status(path)
     assert found["disabled_webhooks"] == []
     assert not any("disabled since" in p for p in found["problems"])
+    # Its failed deliveries can go to the new url (`deliveries replay`): still problems.
+    assert found["failed_or_dead"] > 0 and code == 2
+    # Once it is removed, no retry can send them: no problem any more.
+    text = path.read_text()
+    path.write_text(text[: text.index("[[webhooks]]")])
+    code, found = status(path)
+    assert (code, found["problems"]) == (0, [])
 
 
 def test_a_feed_never_read_is_a_problem(tmp_path: Path) -> None:

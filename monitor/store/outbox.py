@@ -7,7 +7,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -355,27 +355,39 @@ class OutboxQueries:
                 [f"endpoint disabled: {reason}", name],
             ).rowcount
 
-    def delivery_counts(self, since: datetime) -> dict[tuple[str, str], int]:
-        """(kind, status) -> how many deliveries made since `since` have it."""
+    def delivery_counts(
+        self, since: datetime, targets: Collection[str]
+    ) -> dict[tuple[str, str], int]:
+        """(kind, status) -> how many deliveries made since `since` to `targets` ("digest:NAME",
+        "webhook:NAME") have it."""
         rows = self.db.execute(
             "SELECT kind, status, count(*) FROM deliveries WHERE created >= ? "
+            f"AND kind || ':' || target IN ({','.join('?' * len(targets))}) "
             "GROUP BY kind, status",
-            [iso(since)],
+            [iso(since), *targets],
         )
         return {(kind, status): n for kind, status, n in rows}
 
-    def undelivered(self, since: datetime, limit: int = 10) -> list[Delivery]:
-        """Deliveries made since `since` that failed for good or were dead-lettered (newest
-        first): what subscribers and consumers have not received unless an operator acts."""
+    def undelivered(
+        self, since: datetime, targets: Collection[str], limit: int = 10
+    ) -> list[Delivery]:
+        """Deliveries made since `since` to `targets` (as delivery_counts) that failed for good
+        or were dead-lettered (newest first): what subscribers and consumers have not received
+        unless an operator acts."""
         return self._deliveries(
-            "WHERE d.status IN ('failed', 'dead') AND d.created >= ? ORDER BY d.id DESC LIMIT ?",
-            [iso(since), limit],
+            "WHERE d.status IN ('failed', 'dead') AND d.created >= ? "
+            f"AND d.kind || ':' || d.target IN ({','.join('?' * len(targets))}) "
+            "ORDER BY d.id DESC LIMIT ?",
+            [iso(since), *targets, limit],
         )
 
-    def retrying(self) -> int:
-        """Deliveries that failed an attempt and wait for the next one."""
+    def retrying(self, targets: Collection[str]) -> int:
+        """Deliveries to `targets` (as delivery_counts) that failed an attempt and wait for
+        the next one."""
         return self.db.execute(
-            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempts > 0"
+            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempts > 0 "
+            f"AND kind || ':' || target IN ({','.join('?' * len(targets))})",
+            [*targets],
         ).fetchone()[0]
 
     def disabled_endpoints(self) -> list[dict[str, Any]]:
