@@ -143,6 +143,7 @@ def _secrets_to_send(config: Config) -> None:
 def _send_or_queue(config: Config, send: Callable[[], None]) -> None:
     try:
         with locked_database(config), command_logging():
+            config.require_secrets()  # the service may have stopped since _secrets_to_send
             send()
     except AlreadyRunningError:
         console.print(
