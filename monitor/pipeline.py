@@ -320,13 +320,13 @@ def store_outcome(
         prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
     aliased: list[tuple[int, Article]] = []
     with store.transaction():
+        archive = _archive_before(store, feed, outcome.articles, config)
         stored = store.store_articles(outcome.articles, now, aliased) if not failed else []
         ready = [prepared.get(_read_key(a)) for a in stored]
         # Sketched together: for a feed's short items, a third of the cost of one at a time.
         unready = iter(sketches(a.text for a, p in zip(stored, ready, strict=True) if p is None))
         signatures = [next(unready) if p is None else p.signature for p in ready]
         stories = place_all(store, stored, signatures, config.identity, now)
-        archive = _archive_before(store, feed, outcome.articles, config)
         changes = [
             _matches(
                 store,
@@ -342,8 +342,12 @@ def store_outcome(
         ]
         new_items = sum(1 for change in changes if not change.updated)
         if matcher is not None:
+            # A copy in a new feed's archive brings no news either (see _archive_before).
+            news = {article_id for article_id, item in aliased if not _in_archive(item, archive)}
             for article_id in dict.fromkeys(article_id for article_id, _ in aliased):
-                carried = _carried_matches(store, article_id, config, matcher, now)
+                carried = _carried_matches(
+                    store, article_id, config, matcher, now, backlog=article_id not in news
+                )
                 if carried is not None:
                     changes.append(carried)
         store.record_poll(feed.id, _feed_state(outcome, config, now, new_items))
@@ -462,14 +466,19 @@ def _matches(
 
 
 def _carried_matches(
-    store: Store, article_id: int, config: Config, matcher: Matcher, now: datetime
+    store: Store,
+    article_id: int,
+    config: Config,
+    matcher: Matcher,
+    now: datetime,
+    backlog: bool = False,
 ) -> Change | None:
     """The rules that newly match a stored article once another feed carries it too (its item
     became an alias): those scoped to that feed, or asking `feed:` for it. Whether they matched
     depended on which feed was polled first. Only the rules that hold because of the other
     feeds are added: the others' matches (made, withdrawn, or not made under rules edited
     since) stay as they are, for a revision or `rules backtest --apply` to change. None when no
-    rule newly matches."""
+    rule newly matches. `backlog`: the copy is of a new feed's archive; kept, not delivered."""
     article = store.article(article_id)
     if article is None:
         return None
@@ -479,11 +488,12 @@ def _carried_matches(
     alone = {match.rule_id for match in matcher.match(article, own_tags)[0]}
     carried = _carried_match(matcher, article, (*own_tags, *tags), names)[0]
     new_matches = store.add_matches(
-        article_id, article.revision, [m for m in carried if m.rule_id not in alone], now
+        article_id, article.revision, [m for m in carried if m.rule_id not in alone], now, backlog
     )
     if not new_matches:
         return None
-    queue_webhooks(store, config.delivery.webhooks, article_id, new_matches, now)
+    if not backlog:
+        queue_webhooks(store, config.delivery.webhooks, article_id, new_matches, now)
     return Change(article, tuple(new_matches), carried=True)
 
 

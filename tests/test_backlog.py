@@ -107,3 +107,47 @@ def test_backlog_0_sends_a_new_feeds_whole_archive(
         assert len(digests) == 4 and len(events) == 4
     finally:
         v.close()
+
+
+def test_a_new_feeds_archive_copy_of_a_stored_article_sends_nothing(
+    tmp_path: Path, server: LoopbackServer, receiver: Receiver
+) -> None:
+    """A copy in a new feed's archive is an alias of the stored article; rules scoped to that
+    feed, which now hold, were sent as news of the archive."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "wire.toml").write_text(
+        '[[rule]]\nid = "wire-calais"\nquery = "calais"\nfeeds = ["B"]\ntags = ["wire"]\n'
+    )
+    old = ("old", f"{STORY} (2023)", NOW - timedelta(days=3 * 365))
+    server.route("/a.xml", rss([("a-new", f"{STORY} (today)", NOW - timedelta(hours=1)), old]))
+    server.route("/b.xml", rss([("b-new", f"{STORY} (b today)", NOW - timedelta(hours=2)), old]))
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["wire"]}
+    a = {"url": server.url("/a.xml"), "name": "A"}
+    b = {"url": server.url("/b.xml"), "name": "B"}
+    path = write_delivery_config(tmp_path, webhooks=[hook], feeds=[a])
+    path.write_text(
+        path.read_text().replace(str(Path(__file__).parent.parent / "rules"), str(rules))
+    )
+    v = Vigie(path, NOW)
+    try:
+        v.poll(NOW)
+    finally:
+        v.close()
+    path.write_text(f'{path.read_text()}[[feeds]]\nurl = "{b["url"]}"\nname = "B"\n')
+    v = Vigie(path, NOW)
+    try:
+        later = NOW + timedelta(minutes=2)
+        v.poll(later)
+        v.dispatch(later)
+        [(guid,)] = v.rows("SELECT guid FROM article_aliases")  # B's copy of A's article
+        assert guid.endswith("/old")
+        assert v.rows(
+            "SELECT m.backlog FROM matches m JOIN articles a ON a.id = m.article_id "
+            "WHERE a.guid LIKE '%/old' AND m.rule_id = 'wire-calais'"
+        ) == [(1,)]
+    finally:
+        v.close()
+    assert [r.verify()["data"]["article"]["title"] for r in receiver.requests] == [
+        f"{STORY} (b today)"
+    ]

@@ -148,11 +148,17 @@ class MatchQueries:
         return new, len(holding.intersection(gone))
 
     def add_matches(
-        self, article_id: int, revision: int, matches: Iterable[Match], now: datetime
+        self,
+        article_id: int,
+        revision: int,
+        matches: Iterable[Match],
+        now: datetime,
+        backlog: bool = False,
     ) -> list[Match]:
         """Store those of `matches` whose rule has no match on the article yet, stored ones left
         as they are (withdrawn or not); return the added. For rules that newly hold once another
-        feed carries the article: what the rules say of its text is record_matches' to keep."""
+        feed carries the article: what the rules say of its text is record_matches' to keep.
+        `backlog`: as record_matches'."""
         stored = {
             rule_id
             for (rule_id,) in self.db.execute(
@@ -162,11 +168,13 @@ class MatchQueries:
         added = [replace(m, article_id=article_id) for m in matches if m.rule_id not in stored]
         self.db.conn.executemany(
             "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
-            "matched_at, revision, evidence_revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "matched_at, revision, evidence_revision, backlog) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [article_id, m.rule_id, m.score]
                 + [json.dumps([e._asdict() for e in m.evidence], ensure_ascii=False), m.snippet]
                 + [json.dumps(list(m.tags)), m.priority, iso(now), revision, revision]
+                + [1 if backlog else None]
                 for m in added
             ],
         )
