@@ -167,16 +167,7 @@ class MatchQueries:
         }
         added = [replace(m, article_id=article_id) for m in matches if m.rule_id not in stored]
         self.db.conn.executemany(
-            "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
-            "matched_at, revision, evidence_revision, backlog) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [article_id, m.rule_id, m.score]
-                + [json.dumps([e._asdict() for e in m.evidence], ensure_ascii=False), m.snippet]
-                + [json.dumps(list(m.tags)), m.priority, iso(now), revision, revision]
-                + [1 if backlog else None]
-                for m in added
-            ],
+            _INSERT_MATCH, [_new_match_row(m, iso(now), revision, backlog) for m in added]
         )
         return added
 
@@ -211,20 +202,16 @@ class MatchQueries:
         new, updates, inserts = [], [], []
         matched_at = iso(now)
         for match in matches:
-            evidence = json.dumps([e._asdict() for e in match.evidence], ensure_ascii=False)
-            tags = json.dumps(list(match.tags))
+            if match.article_id != article_id:
+                match = replace(match, article_id=article_id)
             if match.rule_id in before:
+                evidence = json.dumps([e._asdict() for e in match.evidence], ensure_ascii=False)
                 updates.append(
-                    [match.score, evidence, match.snippet, tags, match.priority, revision]
-                    + [article_id, match.rule_id]
+                    [match.score, evidence, match.snippet, json.dumps(list(match.tags))]
+                    + [match.priority, revision, article_id, match.rule_id]
                 )
             else:
-                inserts.append(
-                    [article_id, match.rule_id, match.score, evidence, match.snippet, tags]
-                    + [match.priority, matched_at, revision, revision, 1 if backlog else None]
-                )
-                if match.article_id != article_id:
-                    match = replace(match, article_id=article_id)
+                inserts.append(_new_match_row(match, matched_at, revision, backlog))
                 new.append(match)
         self.db.conn.executemany(
             "UPDATE matches SET score = ?, evidence = ?, snippet = ?, tags = ?, priority = ?, "
@@ -241,9 +228,7 @@ class MatchQueries:
             ],
         )
         self.db.conn.executemany(
-            "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
-            "matched_at, revision, evidence_revision, backlog) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_MATCH,
             inserts,
         )
         return new
@@ -252,3 +237,19 @@ class MatchQueries:
         """The entity mentions of an article's latest revision."""
         self.db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
         self.insert_mentions(article_id, mentions)
+
+
+_INSERT_MATCH = (
+    "INSERT INTO matches (article_id, rule_id, score, evidence, snippet, tags, priority, "
+    "matched_at, revision, evidence_revision, backlog) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _new_match_row(match: Match, matched_at: str, revision: int, backlog: bool) -> list:
+    """A match first made at `revision`, as _INSERT_MATCH takes it."""
+    evidence = json.dumps([e._asdict() for e in match.evidence], ensure_ascii=False)
+    return [
+        *(match.article_id, match.rule_id, match.score, evidence, match.snippet),
+        *(json.dumps(list(match.tags)), match.priority, matched_at, revision, revision),
+        1 if backlog else None,
+    ]
