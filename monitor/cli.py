@@ -42,6 +42,7 @@ from .rules.stats import HEURISTIC, TermStats
 from .scheduler import log_undeliverable, run_service, service_running
 from .store import Store
 from .store.articles import fts_words
+from .store.restore import read_backup, restore_database
 from .text import counted
 
 
@@ -438,5 +439,33 @@ def backup(destination: Path, config_path: str) -> None:
     console.print(
         f"Backed up {escape(str(config.database))} to {escape(str(destination))}: "
         f"{counted(articles, 'article')}, {size:.1f} MB, in {elapsed:.1f} s",
+        soft_wrap=True,
+    )
+
+
+@main.command()
+@click.argument("backup_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+@operator_errors
+def restore(backup_path: Path, config_path: str) -> None:
+    """Put BACKUP_PATH (made by `vigie backup`) in place of the database; `vigie run` must be
+    stopped. The database it replaces is kept beside it, and the ids it gave to articles and
+    stories are not given again (webhook consumers key on them)."""
+    config = load_config(config_path)
+    now = datetime.now(UTC)
+    backup = read_backup(backup_path)  # refused when it is no Vigie backup, before anything moves
+    with locked_database(config):  # refused while a service holds the database
+        done = restore_database(config.database, backup, now)
+    backed_up = ago(done.backed_up, now) if done.backed_up else "no article"
+    console.print(
+        f"Restored {escape(str(backup_path))} ({counted(done.articles, 'article')}, newest seen"
+        f" {backed_up}) as {escape(str(config.database))}.",
+        soft_wrap=True,
+    )
+    if done.replaced is not None:
+        console.print(f"The database it replaced is {escape(str(done.replaced))}.", soft_wrap=True)
+    console.print(
+        f"New articles are numbered from {done.next_ids['articles']:,}. What came after the"
+        " backup is not in it: see docs/operations.md (Backups).",
         soft_wrap=True,
     )

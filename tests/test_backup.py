@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from delivery_support import write_delivery_config
 
 from monitor.cli import main
+from monitor.scheduler import database_lock
 
 
 def vigie(*args: str | Path) -> Result:
@@ -93,3 +94,60 @@ def test_a_backup_to_a_missing_folder_is_a_one_line_error(config: Path, tmp_path
     )
     assert result.exit_code == 1
     assert result.output.startswith("error: backup: a path in an existing folder")
+
+
+def test_a_restore_keeps_what_it_replaces_and_gives_no_id_again(
+    config: Path, tmp_path: Path
+) -> None:
+    """Restored by hand, the database gave again, to other articles, the ids given after the
+    backup: a webhook consumer keying on article ids was told one article was another."""
+    database = tmp_path / "data" / "vigie.db"
+    assert vigie("backup", tmp_path / "b.db", "--config", config).exit_code == 0
+    (highest,) = rows(database, "SELECT max(id) FROM articles")[0]
+    extra = tmp_path / "extra.rss"
+    extra.write_text(
+        "<rss version='2.0'><channel><title>Extra</title><item><guid>x1</guid>"
+        "<title>Harbour fête draws crowds</title></item></channel></rss>"
+    )
+    text = config.read_text()
+    config.write_text(f'{text}[[feeds]]\nurl = "{extra}"\nname = "Extra"\n')
+    vigie("once", "--config", config)
+    (after,) = rows(database, "SELECT max(id) FROM articles")[0]
+    assert after == highest + 1  # given after the backup
+
+    result = vigie("restore", tmp_path / "b.db", "--config", config)
+    assert result.exit_code == 0, result.output
+    [kept] = tmp_path.joinpath("data").glob("vigie.db.replaced-*[0-9]")
+    assert rows(kept, "SELECT max(id) FROM articles")[0][0] == after  # kept, not lost
+    assert f"New articles are numbered from {after + 1}" in result.output
+    assert vigie("once", "--config", config).exit_code == 0  # the extra item again
+    assert rows(database, "SELECT id FROM articles WHERE guid LIKE '%x1'") == [(after + 1,)]
+
+
+def test_a_restore_after_the_disk_is_lost_leaves_room_for_the_ids_given_since(
+    config: Path, tmp_path: Path
+) -> None:
+    assert vigie("backup", tmp_path / "b.db", "--config", config).exit_code == 0
+    (highest,) = rows(tmp_path / "data" / "vigie.db", "SELECT max(id) FROM articles")[0]
+    for path in tmp_path.joinpath("data").glob("vigie.db*"):
+        path.unlink()
+    result = vigie("restore", tmp_path / "b.db", "--config", config)
+    assert result.exit_code == 0, result.output
+    next_id = int(result.output.split("numbered from ")[1].split(".")[0].replace(",", ""))
+    assert next_id > highest + 1000
+
+
+def test_restore_refuses_while_the_service_runs_and_what_is_no_backup(
+    config: Path, tmp_path: Path
+) -> None:
+    assert vigie("backup", tmp_path / "b.db", "--config", config).exit_code == 0
+    with database_lock(tmp_path / "data" / "vigie.db"):
+        result = CliRunner().invoke(
+            main, ["restore", str(tmp_path / "b.db"), "--config", str(config)]
+        )
+    assert result.exit_code == 1 and "already in use by Vigie" in result.output
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a database")
+    result = CliRunner().invoke(main, ["restore", str(junk), "--config", str(config)])
+    assert result.exit_code == 1 and result.output.startswith(f"error: {junk}: ")
+    assert not list(tmp_path.joinpath("data").glob("vigie.db.replaced-*"))  # nothing moved
