@@ -165,6 +165,15 @@ def prepare_database(path: Path) -> None:
         ) from e
 
 
+def highest_id(conn: sqlite3.Connection, table: str) -> int:
+    """The largest id `table` (articles, stories) ever gave, pruned or not (schema.m010)."""
+    return conn.execute(
+        f"SELECT max(coalesce((SELECT max(id) FROM [{table}]), 0), "
+        "coalesce((SELECT last FROM id_high_water WHERE name = ?), 0))",
+        [table],
+    ).fetchone()[0]
+
+
 class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQueries, OutboxQueries):
     """A Vigie database on disk. Opening it applies any pending migrations."""
 
@@ -263,12 +272,7 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
     def next_id(self, table: str) -> int:
         """The id of a new row of `table` (articles, stories): one more than the largest ever
         given, pruned or not (schema.m010). Call in the transaction that inserts it."""
-        (last,) = self.db.conn.execute(
-            f"SELECT max(coalesce((SELECT max(id) FROM [{table}]), 0), "
-            "coalesce((SELECT last FROM id_high_water WHERE name = ?), 0))",
-            [table],
-        ).fetchone()
-        return last + 1
+        return highest_id(self.db.conn, table) + 1
 
     def keep_high_water(self, table: str) -> None:
         """Remember the largest id of `table` before deleting rows of it, for next_id."""

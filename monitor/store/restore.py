@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..errors import DatabaseOpenError
+from .database import highest_id
 from .rows import iso, parse_iso
 
 ID_TABLES = ("articles", "stories")  # whose ids reach webhook consumers
@@ -103,14 +104,7 @@ def _highest_ids(database: Path) -> dict[str, int] | None:
 
 
 def _highest(conn: sqlite3.Connection) -> dict[str, int]:
-    return {
-        table: conn.execute(
-            f"SELECT max(coalesce((SELECT max(id) FROM [{table}]), 0), "
-            "coalesce((SELECT last FROM id_high_water WHERE name = ?), 0))",
-            [table],
-        ).fetchone()[0]
-        for table in ID_TABLES
-    }
+    return {table: highest_id(conn, table) for table in ID_TABLES}
 
 
 def _margin(backup: Path, backed_up: datetime | None, now: datetime) -> int:
