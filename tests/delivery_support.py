@@ -39,6 +39,19 @@ SAMPLE_FEEDS = [
     {"url": str(SAMPLES / "border-watch.json"), "name": "Border Watch"},
 ]
 ALL_TAGS = ["migrants", "calais", "police-violence", "prosecutions"]
+# A subscriber sent each match at once, as most delivery tests need one.
+IMMEDIATE_DESK = {
+    "name": "desk",
+    "email": "desk@newsroom.test",
+    "tags": ALL_TAGS,
+    "schedule": "immediate",
+}
+
+
+def hook_to(receiver: Receiver, tags: list[str] = ALL_TAGS, name: str = "bot") -> dict[str, Any]:
+    """A [[webhooks]] entry posting to `receiver`, its secret in SECRET_ENV."""
+    return {"name": name, "url": receiver.url(), "secret_env": SECRET_ENV, "tags": tags}
+
 
 # The headers of a digest email, all of them: feed text must never add one.
 DIGEST_HEADERS = {

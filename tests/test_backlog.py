@@ -9,7 +9,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from conftest import LoopbackServer
-from delivery_support import ALL_TAGS, SECRET_ENV, Receiver, Vigie, write_delivery_config
+from delivery_support import IMMEDIATE_DESK, Receiver, Vigie, hook_to, write_delivery_config
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # webhook consumers reject old signatures
 STORY = "Police fire tear gas at migrants in Calais camp"
@@ -41,12 +41,10 @@ FIRST = [
 
 
 def vigie(tmp_path: Path, server: LoopbackServer, receiver: Receiver, **delivery: object) -> Vigie:
-    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
-    desk = {"name": "desk", "email": "desk@n.test", "tags": ALL_TAGS, "schedule": "immediate"}
     path = write_delivery_config(
         tmp_path,
-        subscribers=[desk],
-        webhooks=[hook],
+        subscribers=[IMMEDIATE_DESK],
+        webhooks=[hook_to(receiver)],
         delivery=delivery,
         feeds=[{"url": server.url("/feed.xml"), "name": "News Example"}],
     )
@@ -122,7 +120,7 @@ def test_a_new_feeds_archive_copy_of_a_stored_article_sends_nothing(
     old = ("old", f"{STORY} (2023)", NOW - timedelta(days=3 * 365))
     server.route("/a.xml", rss([("a-new", f"{STORY} (today)", NOW - timedelta(hours=1)), old]))
     server.route("/b.xml", rss([("b-new", f"{STORY} (b today)", NOW - timedelta(hours=2)), old]))
-    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["wire"]}
+    hook = hook_to(receiver, tags=["wire"])
     a = {"url": server.url("/a.xml"), "name": "A"}
     b = {"url": server.url("/b.xml"), "name": "B"}
     path = write_delivery_config(tmp_path, webhooks=[hook], feeds=[a])

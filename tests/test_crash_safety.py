@@ -27,11 +27,11 @@ from pathlib import Path
 
 from conftest import REPO, LoopbackServer, Route
 from delivery_support import (
-    ALL_TAGS,
-    SECRET_ENV,
+    IMMEDIATE_DESK,
     Answer,
     Receiver,
     SmtpServer,
+    hook_to,
     write_delivery_config,
 )
 from identity_support import Item, Service, rss
@@ -140,17 +140,8 @@ def test_killed_at_random_moments_nothing_is_lost_and_duplicates_are_bounded(
     config = write_delivery_config(
         tmp_path,
         feeds=[{"url": server.url(f"/feed{i}.xml"), "interval": "0.5s"} for i in range(FEEDS)],
-        subscribers=[
-            {
-                "name": "desk",
-                "email": "desk@newsroom.test",
-                "tags": ALL_TAGS,
-                "schedule": "immediate",
-            }
-        ],
-        webhooks=[
-            {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
-        ],
+        subscribers=[IMMEDIATE_DESK],
+        webhooks=[hook_to(receiver)],
         smtp=smtp.smtp_settings(),
         delivery={"tick": "0.2s"},
     )

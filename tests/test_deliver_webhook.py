@@ -23,6 +23,7 @@ import pytest
 from conftest import REPO, LoopbackServer
 from delivery_support import (
     ALL_TAGS,
+    IMMEDIATE_DESK,
     SAMPLE_FEEDS,
     SECRET,
     SECRET_ENV,
@@ -30,6 +31,7 @@ from delivery_support import (
     Receiver,
     SmtpServer,
     Vigie,
+    hook_to,
     start,
     write_delivery_config,
 )
@@ -533,17 +535,8 @@ def test_links_reach_readers_without_the_outlets_tracking_parameters(
     t = now()
     path = write_delivery_config(
         tmp_path,
-        subscribers=[
-            {
-                "name": "desk",
-                "email": "desk@newsroom.test",
-                "tags": ALL_TAGS,
-                "schedule": "immediate",
-            }
-        ],
-        webhooks=[
-            {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
-        ],
+        subscribers=[IMMEDIATE_DESK],
+        webhooks=[hook_to(receiver)],
         smtp=smtp.smtp_settings(),
         feeds=[{"url": server.url("/feed.xml"), "name": "News Example"}],
     )

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES, LoopbackServer
 from delivery_support import (
-    ALL_TAGS,
-    SECRET_ENV,
+    IMMEDIATE_DESK,
     Receiver,
     Vigie,
+    hook_to,
     write_delivery_config,
 )
 from html_support import Markup
@@ -104,17 +104,8 @@ def test_nothing_is_delivered_twice_when_a_feed_misbehaves(
     config = write_delivery_config(
         tmp_path,
         feeds=[{"url": server.url("/feed.xml"), "name": "Herald"}],
-        subscribers=[
-            {
-                "name": "desk",
-                "email": "desk@newsroom.test",
-                "tags": ALL_TAGS,
-                "schedule": "immediate",
-            }
-        ],
-        webhooks=[
-            {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
-        ],
+        subscribers=[IMMEDIATE_DESK],
+        webhooks=[hook_to(receiver)],
     )
     start_time = datetime.now(UTC).replace(microsecond=0)
     vigie = Vigie(config, start_time)
