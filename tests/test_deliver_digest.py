@@ -75,6 +75,28 @@ def parse(message: EmailMessage) -> email.message.EmailMessage:
     return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)  # type: ignore[return-value]
 
 
+def test_an_article_with_only_a_title_is_not_shown_twice() -> None:
+    """Its snippet, the title marked, was printed again under the title."""
+    digest = build_digest(
+        [item(1, "calais", title="Boats leave Calais", snippet="Boats leave ⟦Calais⟧")],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    html, text = render(digest, FOOTER)
+    assert text.count("Boats leave") == 1
+    assert html.count("Boats leave") == 1
+    # A snippet with more than the title is shown.
+    digest = build_digest(
+        [item(1, "calais", title="Boats leave Calais", snippet="Boats leave ⟦Calais⟧ at dawn")],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    html, text = render(digest, FOOTER)
+    assert text.count("Boats leave") == 2 and html.count("Boats leave") == 2
+
+
 def test_sections_by_rule_urgent_first_then_busiest() -> None:
     digest = build_digest(
         [

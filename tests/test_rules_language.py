@@ -253,6 +253,21 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
     assert [(m.entity, m.text) for m in mentions] == [("calais", "Calais")]
 
 
+def test_a_match_in_the_title_alone_is_shown_with_the_opening_of_the_text() -> None:
+    """Its snippet was the title again, which digests and webhooks show already."""
+    body = "The prefecture said on Tuesday that forty people were brought ashore at dawn. " * 5
+    art = article(title="Calais: boats at dawn", summary="", content=body)
+    [match], _ = RuleIndex.build([Rule("r", "title:calais")], ENTITIES).match(art)
+    assert [(e.field, e.text) for e in match.evidence] == [("title", "Calais")]
+    assert match.snippet.startswith("The prefecture said on Tuesday")
+    assert match.snippet.endswith("…") and 200 < len(match.snippet) < 280
+    # With no text but its title, the title is all there is to show.
+    [match], _ = RuleIndex.build([Rule("r", "calais")], ENTITIES).match(
+        article(title="Calais: boats at dawn")
+    )
+    assert match.snippet == "⟦Calais⟧: boats at dawn"
+
+
 @pytest.mark.parametrize(
     ("query", "line", "column", "says"),
     [

@@ -147,6 +147,10 @@ def _entry(
     language: str = "en",
 ) -> Entry:
     article = lead.article
+    title = one_line(article.title)  # stored before titles were made one line
+    snippet = lead.match.snippet
+    if "".join(_MARKS.split(snippet)) == title:
+        snippet = ""  # an article with no text but its title: shown once, not twice
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
     others: dict[str, str] = {}
     for member in members:
@@ -154,15 +158,14 @@ def _entry(
         if member.article.id != article.id and source != article.feed_name:
             others.setdefault(one_line(source), _link(member.article.url))
     return Entry(
-        # one_line: stored before titles were made one line
-        title=one_line(article.title) or translator(language)("(untitled)"),
+        title=title or translator(language)("(untitled)"),
         url=_link(article.url),
         # A feed's name over several lines (an OPML title, stored before they were made one
         # line) wrote a fake section and entry into the plain-text digest.
         source=one_line(article.feed_name),
         when=when(article.published, zone, language, now) if article.published else "",
-        snippet_html=snippet_html(lead.match.snippet),
-        snippet_text=snippet_text(lead.match.snippet),
+        snippet_html=snippet_html(snippet),
+        snippet_text=snippet_text(snippet),
         rules=tuple(dict.fromkeys(labels.rule(r) for r in rule_ids)),
         urgent=lead.match.priority == "urgent",
         also=tuple(others.items()),

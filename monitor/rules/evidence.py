@@ -77,11 +77,18 @@ def score_of(evidence: tuple[Evidence, ...]) -> float:
 def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
     """About 240 characters around the densest cluster of evidence, matched words in ⟦ ⟧.
 
-    Prefers the body (summary, content) where the words have context; falls back to the title.
+    Prefers the body (summary, content) where the words have context. A match in the title
+    alone gives the opening of the body, unmarked: digests and webhooks show the title already,
+    and the title again as its snippet told the reader nothing more. With no body, the title.
     `evidence` is in reading order, as evidence_of gives it: each field's offsets come sorted.
     """
     body = [e for e in evidence if e.field in _BODY]
-    pool = body or [e for e in evidence if e.field == "title"] or list(evidence)
+    titled = [e for e in evidence if e.field == "title"]
+    if not body and titled:
+        lead = _opening(doc)
+        if lead:
+            return lead
+    pool = body or titled or list(evidence)
     if not pool:
         return ""
 
@@ -101,14 +108,7 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
             if dense > most:
                 best, most = e, dense
     text = doc.field(best.field).text
-    start = max(0, best.start - _SNIPPET_CHARS // 3)
-    end = min(len(text), start + _SNIPPET_CHARS)
-    start = max(0, min(start, end - _SNIPPET_CHARS))
-    # Widen to word boundaries.
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
-    while end < len(text) and not text[end].isspace():
-        end += 1
+    start, end = _window(text, best.start - _SNIPPET_CHARS // 3)
     window = text[start:end]
     # Feed text holding the highlight marks themselves has them removed, so that only
     # Vigie's marks delimit matched words; most text has none, and is sliced as it is.
@@ -121,8 +121,37 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
         out.append(HIGHLIGHT_OPEN + clean(text[e.start : e.end]) + HIGHLIGHT_CLOSE)
         cursor = e.end
     out.append(clean(text[cursor:end]))
-    snippet = "".join(out).replace("\n", " ").strip()
+    return _ellipsed("".join(out), start, end, text)
+
+
+def _window(text: str, start: int) -> tuple[int, int]:
+    """About 240 characters of `text` from `start`, kept inside the text and widened to word
+    boundaries."""
+    start = max(0, start)
+    end = min(len(text), start + _SNIPPET_CHARS)
+    start = max(0, min(start, end - _SNIPPET_CHARS))
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
+
+
+def _ellipsed(snippet: str, start: int, end: int, text: str) -> str:
+    """One line, with … where the text goes on before or after."""
+    snippet = snippet.replace("\n", " ").strip()
     return ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _opening(doc: Document) -> str:
+    """The first 240 characters or so of the summary, else of the content; "" when neither
+    has text."""
+    for name in ("summary", "content"):
+        text = doc.field(name).text
+        if text.strip():
+            start, end = _window(text, 0)
+            return _ellipsed(_clean(text[start:end]), start, end, text)
+    return ""
 
 
 _BODY = frozenset({"summary", "content"})
