@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.text import Text
 
 from .cli_common import (
     ago,
@@ -21,9 +20,7 @@ from .cli_common import (
     config_option,
     configure_logging,
     console,
-    err_console,
     escape,
-    highlighted,
     locked_database,
     open_database,
     open_store,
@@ -31,7 +28,7 @@ from .cli_common import (
 )
 from .cli_deliver import add_delivery_commands, deliver_after_poll
 from .config import Config, load_config, parse_duration
-from .errors import ConfigError, RuleError, VigieError
+from .errors import ConfigError, RuleError
 from .fetch import make_session
 from .health import Health, assess
 from .pipeline import CycleSummary, PollOutcome, poll_due
@@ -41,7 +38,6 @@ from .rules.files import RuleBook, load_rules
 from .rules.stats import HEURISTIC, TermStats
 from .scheduler import log_undeliverable, run_service, service_running
 from .store import Store
-from .store.articles import fts_words
 from .store.restore import read_backup, restore_database
 from .text import counted
 
@@ -184,62 +180,11 @@ def print_database(store: Store, config: Config, pruned: int) -> None:
     )
 
 
-@main.group()
-def articles() -> None:
-    """Search stored articles."""
-
-
-@articles.command("search")
-@click.argument("query")
-@click.option(
-    "--limit",
-    default=20,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Most articles shown.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-@config_option
-@operator_errors
-def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> None:
-    """Full-text search over stored articles, best first. The query is SQLite FTS5's, not the
-    rule language: words, "phrases", OR, and NOT between two terms (calais NOT football);
-    `vigie rules test --article ID` tries a rule on a stored article."""
-    import sqlite3
-
-    config = load_config(config_path)
-    if not any(c.isalnum() for c in query):  # '*' got SQLite's "unknown special query"
-        raise VigieError(f"search query {query!r}: nothing to search for: give a word")
-    store = open_store(config, must_exist=True)
-    try:
-        rows = store.search_articles(query, limit)
-    except sqlite3.OperationalError as e:
-        # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are searched
-        # as words; only a query that is not even that is an error.
-        try:
-            rows = store.search_articles_as_words(query, limit)
-        except sqlite3.OperationalError:
-            raise VigieError(f"search query {query!r}: {e}") from None
-        err_console.print(f"searched as words: {fts_words(query)}", markup=False)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    for row in rows:
-        console.print(
-            f"[bold]{escape(row['title'])}[/] [dim]#{row['id']} "
-            f"{escape(row['feed_name'] or row['feed_title'] or '')} "
-            f"{row['published'] or ''}[/]"
-        )
-        console.print(f"  {escape(row['url'])}", soft_wrap=True)
-        # Blank lines of the text left the snippet in pieces under its title.
-        console.print(Text("  ").append(highlighted(" ".join(row["snippet"].split()))))
-    if not rows:
-        console.print("No article matches.")
-
-
+from .cli_articles import articles  # noqa: E402
 from .cli_feeds import feeds  # noqa: E402
 from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
 
+main.add_command(articles)
 main.add_command(feeds)
 main.add_command(rules)
 add_delivery_commands(main)  # the `digest` and `deliveries` groups

@@ -9,7 +9,7 @@ import logging
 import re
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
@@ -203,6 +203,24 @@ def highlighted(snippet: str) -> Text:
     for i, part in enumerate(re.split(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]", snippet)):
         out.append(plain(part), style="bold yellow" if i % 2 else "")
     return out
+
+
+def print_evidence(found: Iterable[tuple[str, str, str]], indent: str = "    ") -> None:
+    """Each query term's words as found, field by field: `police in content: police, Police`;
+    `found` holds (term, field, text) in reading order."""
+    words: dict[tuple[str, str], list[str]] = {}
+    for term, field, text in found:
+        words.setdefault((term, field), []).append(text)
+    for (term, field), texts in words.items():
+        console.print(
+            Text.assemble(
+                indent,
+                (plain(term), "yellow"),
+                f" in {field}: ",
+                plain(", ".join(dict.fromkeys(texts))),
+            ),
+            soft_wrap=True,
+        )
 
 
 def ago(moment: datetime, now: datetime) -> str:

@@ -21,6 +21,7 @@ from .cli_common import (
     open_database,
     operator_errors,
     plain,
+    print_evidence,
 )
 from .config import Config, load_config, parse_duration
 from .deliver.outbox import queue_webhooks
@@ -448,19 +449,7 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
             )
         )
         console.print(Text("    ").append(highlighted(match.snippet)), soft_wrap=True)
-        words = {}
-        for e in match.evidence:
-            words.setdefault((e.term, e.field), []).append(e.text)
-        for (term, field), found in words.items():
-            console.print(
-                Text.assemble(
-                    "    ",
-                    (term, "yellow"),
-                    f" in {field}: ",
-                    plain(", ".join(dict.fromkeys(found))),
-                ),
-                soft_wrap=True,
-            )
+        print_evidence((e.term, e.field, e.text) for e in match.evidence)
 
 
 @rules.command("backtest")

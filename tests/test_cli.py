@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import REPO, SAMPLES, LoopbackServer
+from delivery_support import IMMEDIATE_DESK, write_delivery_config
 from identity_support import Item, rss
 from process_support import running, stop
 
@@ -894,6 +895,41 @@ def test_articles_search_shows_a_snippet_in_one_piece(
     found = vigie("articles", "search", "harbour", "--config", config).stdout
     assert "dawn. Migrants were moved" in found, found
     assert vigie("articles", "search", "harbour", "--limit", "0", "--config", config).exit_code == 2
+
+
+def test_articles_show_says_why_an_article_matched_and_where_it_went(tmp_path: Path) -> None:
+    """An operator asked why a subscriber got an article: its matches, the words that made
+    them, its story and the digest that carried it, in one command."""
+    config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
+    assert vigie("once", "--config", config).exit_code == 0
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        (article_id,) = db.execute(
+            "SELECT id FROM articles WHERE title LIKE 'Officers filmed using pepper spray%'"
+        ).fetchone()
+        rules = {
+            r
+            for (r,) in db.execute("SELECT rule_id FROM matches WHERE article_id = ?", [article_id])
+        }
+    shown = vigie("articles", "show", str(article_id), "--json", "--config", config)
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout)
+    assert record["title"].startswith("Officers filmed using pepper spray")
+    assert record["feed"] == "The Coastal Herald"
+    assert {m["rule_id"] for m in record["matches"]} == rules and "police-violence" in rules
+    violence = next(m for m in record["matches"] if m["rule_id"] == "police-violence")
+    assert any(e["text"].lower() == "pepper spray" for e in violence["evidence"])
+    [digest] = record["deliveries"]
+    assert (digest["kind"], digest["target"], digest["status"]) == ("digest", "desk", "sent")
+    assert set(digest["rules"].split()) == rules
+
+    text = vigie("articles", "show", str(article_id), "--config", config).stdout
+    assert "Officers filmed using pepper spray" in text
+    assert "Matched police-violence [police-violence]" in text
+    assert re.search(r"in title: .*pepper spray", text, re.IGNORECASE), text
+    assert "Delivery #1 digest to desk: sent" in text
+
+    missing = vigie("articles", "show", "999", "--config", config)
+    assert_one_line_error(missing, "no article 999")
 
 
 def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:

@@ -81,6 +81,77 @@ class ArticleQueries:
         rows = list(self.db.query(ARTICLE_SELECT + " WHERE a.id = ?", [article_id]))
         return article_from_row(rows[0]) if rows else None
 
+    def article_record(self, article_id: int) -> dict[str, Any] | None:
+        """Everything stored about one article, for `vigie articles show`: the article, its
+        revisions, the other feeds that carry it, its story's other articles, its matches with
+        their evidence, the entities it names and the deliveries that carried it."""
+        found = list(
+            self.db.query(
+                "SELECT a.id, a.title, a.url, coalesce(nullif(f.name, ''), f.title, '') AS feed, "
+                "a.feed_id, a.published, a.first_seen, a.revision, a.language, a.story_id, "
+                "a.full_text_error FROM articles a JOIN feeds f ON f.id = a.feed_id "
+                "WHERE a.id = ?",
+                [article_id],
+            )
+        )
+        if not found:
+            return None
+        record = found[0]
+        query = self.db.query
+        record["revisions"] = list(
+            query(
+                "SELECT revision, title, seen FROM revisions WHERE article_id = ? "
+                "ORDER BY revision",
+                [article_id],
+            )
+        )
+        record["carried_by"] = list(
+            query(
+                "SELECT coalesce(nullif(f.name, ''), f.title, '') AS feed, al.guid, al.first_seen "
+                "FROM article_aliases al JOIN feeds f ON f.id = al.feed_id "
+                "WHERE al.article_id = ? ORDER BY al.first_seen",
+                [article_id],
+            )
+        )
+        record["story"] = list(
+            query(
+                "SELECT a.id, a.title, coalesce(nullif(f.name, ''), f.title, '') AS feed "
+                "FROM articles a JOIN feeds f ON f.id = a.feed_id "
+                "WHERE a.story_id = ? AND a.id != ? ORDER BY a.id",
+                [record["story_id"], article_id],
+            )
+        )
+        matches = list(
+            query(
+                "SELECT rule_id, tags, priority, score, matched_at, revision, "
+                "evidence_revision, withdrawn_revision, backlog, snippet, evidence "
+                "FROM matches WHERE article_id = ? ORDER BY score DESC, rule_id",
+                [article_id],
+            )
+        )
+        for match in matches:
+            match["tags"] = json.loads(match["tags"] or "[]")
+            match["evidence"] = json.loads(match["evidence"] or "[]")
+            match["backlog"] = bool(match["backlog"])
+        record["matches"] = matches
+        record["mentions"] = dict(
+            self.db.execute(
+                "SELECT entity_id, count(*) FROM mentions WHERE article_id = ? "
+                "GROUP BY entity_id ORDER BY count(*) DESC, entity_id",
+                [article_id],
+            ).fetchall()
+        )
+        record["deliveries"] = list(
+            query(
+                "SELECT d.id, d.kind, d.target, d.status, d.created, d.sent, d.last_error, "
+                "group_concat(dm.rule_id, ' ') AS rules "
+                "FROM delivery_matches dm JOIN deliveries d ON d.id = dm.delivery_id "
+                "WHERE dm.article_id = ? GROUP BY d.id ORDER BY d.id",
+                [article_id],
+            )
+        )
+        return record
+
     def articles_since(self, since: datetime | None, limit: int | None = None) -> Iterator[Article]:
         sql = ARTICLE_SELECT + (" WHERE a.first_seen >= ?" if since else "") + " ORDER BY a.id"
         params: list[Any] = [iso(since)] if since else []
