@@ -98,6 +98,16 @@ class Article:
     full_text_error: str = ""  # why the page's text could not be used, when it was asked for
     revision: int = 1  # 1, then one more each time the feed changes the title or text
     story_id: int | None = None  # articles whose texts overlap strongly share a story
+    # When Vigie first stored it (set once stored). An item the feed gave no date (or a date
+    # it cannot be trusted with) is `published` then too: see `dated`.
+    first_seen: datetime | None = None
+
+    @property
+    def dated(self) -> bool:
+        """Whether `published` is a date the feed gave, not the time Vigie first saw an item
+        that had none (parse falls back to the cycle's time, which storing records as
+        `first_seen`)."""
+        return self.published is not None and self.published != self.first_seen
 
     @property
     def text(self) -> str:

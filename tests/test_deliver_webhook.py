@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from delivery_support import (
 from identity_support import Item, rss
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from monitor.deliver.payload import rfc3339
 from monitor.store import parse_iso
 
 DOC = (REPO / "docs" / "delivery.md").read_text(encoding="utf-8")
@@ -138,7 +140,8 @@ def test_payload_carries_article_rules_evidence_and_entities(
     event = payloads[0]["data"]
     assert set(event) == {"article", "updated", "rules", "entities"}
     assert set(event["article"]) == {
-        "id", "url", "title", "source", "published", "language", "story_id", "revision"
+        "id", "url", "title", "source", "published", "first_seen", "language", "story_id",
+        "revision",
     }  # fmt: skip
     assert event["updated"] is False and event["article"]["revision"] == 1
     rule = event["rules"][0]
@@ -147,6 +150,59 @@ def test_payload_carries_article_rules_evidence_and_entities(
         assert rule["snippet"][start_:end].strip()
     assert "⟦" not in rule["snippet"]
     assert any(e["mentions"] >= 1 and e["name"] for p in payloads for e in p["data"]["entities"])
+
+
+def _littoral(path: Path, items: list[tuple[str, str, datetime | None]]) -> None:
+    """An RSS file of (guid, text, publication date or None for none) items about Calais."""
+    path.write_text(
+        "<rss version='2.0'><channel><title>Littoral</title>"
+        + "".join(
+            f"<item><guid>https://news.example/{guid}</guid><title>Calais: {guid}</title>"
+            f"<description>{text}</description>"
+            + (f"<pubDate>{format_datetime(date)}</pubDate>" if date else "")
+            + "</item>"
+            for guid, text, date in items
+        )
+        + "</channel></rss>",
+        encoding="utf-8",
+    )
+
+
+def test_an_undated_item_is_sent_with_no_publication_date(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """An item the feed gave no date was sent with the poll's time as `published`, which a
+    consumer could not tell from a real date; each revision then moved it to its own time."""
+    feed = tmp_path / "littoral.rss"
+    text = "Police evacuated a migrant camp in Calais at dawn."
+    t = now()
+    _littoral(feed, [("undated", text, None), ("dated", f"{text} Again.", t - timedelta(hours=2))])
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook_to(receiver)], feeds=[{"url": str(feed), "name": "Littoral"}]
+    )
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+        payloads = [request.verify() for request in receiver.requests]
+        for payload in payloads:
+            VALIDATOR.validate(payload)
+        sent = {p["data"]["article"]["title"]: p["data"]["article"] for p in payloads}
+        undated, dated = sent["Calais: undated"], sent["Calais: dated"]
+        assert undated["published"] is None and undated["first_seen"] == rfc3339(t)
+        assert dated["published"] == rfc3339(t - timedelta(hours=2))
+        assert dated["first_seen"] == rfc3339(t)
+
+        # The outlet edits the undated item: it keeps the time it was first seen.
+        _littoral(feed, [("undated", f"{text} The prefecture confirmed.", None)])
+        later = t + timedelta(hours=1)
+        v.poll(later)
+        [(published, first_seen, revision)] = v.rows(
+            "SELECT published, first_seen, revision FROM articles WHERE title = 'Calais: undated'"
+        )
+        assert revision == 2 and published == first_seen == t.isoformat()
+    finally:
+        v.close()
 
 
 def test_documented_example_is_valid_against_the_schema() -> None:

@@ -374,7 +374,8 @@ class ArticleQueries:
             # write lock.
             first = self.next_id("articles")
             numbered = [
-                evolve(a, id=first + n, revision=1, story_id=None) for n, a in enumerate(chunk)
+                evolve(a, id=first + n, revision=1, story_id=None, first_seen=now)
+                for n, a in enumerate(chunk)
             ]
             rows = [
                 {
@@ -401,6 +402,10 @@ class ArticleQueries:
     def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
         revision = (row["revision"] or 1) + 1
         values = {**article_columns(article), "revision": revision}
+        if article.published == now:
+            # Undated (parse gave it this cycle's time): it keeps the time first seen, rather
+            # than take each revision's as a publication date.
+            del values["published"]
         self.db.execute(
             f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
             [*values.values(), row["id"]],

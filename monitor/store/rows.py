@@ -72,6 +72,7 @@ def article_from_row(row: dict[str, Any]) -> Article:
         full_text_error=row.get("full_text_error") or "",
         revision=row.get("revision") or 1,
         story_id=row.get("story_id"),
+        first_seen=parse_iso(row.get("first_seen")),
     )
 
 
