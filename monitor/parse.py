@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import email.utils
 import functools
 import io
 import json
@@ -384,6 +385,48 @@ def _json_date(value: Any, now: datetime) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return _sane(parsed.astimezone(UTC), now)
+
+
+# Zone names that feeds write in RFC 822 dates though RFC 822 does not define them, and that
+# feedparser reads as UTC: a French feed's "22:55:00 CET" was stored an hour late, in the future.
+# Only names with one meaning in news feeds (not IST, nor CST, which feedparser reads as US
+# Central).
+_ZONE_OFFSETS = {
+    "cet": "+0100",
+    "cest": "+0200",
+    "wet": "+0000",
+    "west": "+0100",
+    "eet": "+0200",
+    "eest": "+0300",
+    "bst": "+0100",
+    "msk": "+0300",
+    "sast": "+0200",
+    "jst": "+0900",
+    "hkt": "+0800",
+    "sgt": "+0800",
+    "aest": "+1000",
+    "aedt": "+1100",
+    "nzst": "+1200",
+    "nzdt": "+1300",
+}
+_ZONE_NAME = re.compile(r"\s([A-Za-z]{3,4})\s*$")
+
+
+def _date_in_named_zone(value: str) -> time.struct_time | None:
+    """A date handler for feedparser (tried before its own): an RFC 822 date ending in one of
+    _ZONE_OFFSETS's names, as UTC; None for any other, which feedparser's handlers then read."""
+    found = _ZONE_NAME.search(value)
+    offset = _ZONE_OFFSETS.get(found.group(1).lower()) if found else None
+    if offset is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(f"{value[: found.start(1)]}{offset}")
+        return when.utctimetuple()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+feedparser.registerDateHandler(_date_in_named_zone)
 
 
 def _date(struct: time.struct_time | None, now: datetime) -> datetime | None:

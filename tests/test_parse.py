@@ -341,6 +341,26 @@ def test_date_within_a_day_ahead_is_kept_as_clock_skew() -> None:
     assert article.published == datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("written", "utc"),
+    [
+        ("Mon, 23 Nov 2026 22:55:00 CET", "2026-11-23 21:55"),
+        ("Tue, 07 Jul 2026 10:00:00 CEST", "2026-07-07 08:00"),
+        ("Tue, 07 Jul 2026 10:00:00 BST", "2026-07-07 09:00"),
+        ("23 Nov 2026 22:55 cet", "2026-11-23 21:55"),
+        ("Mon, 23 Nov 2026 22:55:00 MEST", "2026-11-23 20:55"),  # feedparser's own names
+        ("Mon, 23 Nov 2026 22:55:00 EST", "2026-11-24 03:55"),
+        ("Mon, 23 Nov 2026 22:55:00 GMT", "2026-11-23 22:55"),
+    ],
+)
+def test_european_zone_names_are_not_read_as_utc(written: str, utc: str) -> None:
+    """A French feed's "22:55:00 CET" was read as UTC: stored an hour late, in the future."""
+    _, [article] = parse(
+        rss(f"<item><title>T</title><guid>g1</guid><pubDate>{written}</pubDate></item>")
+    )
+    assert f"{article.published:%Y-%m-%d %H:%M}" == utc
+
+
 def test_date_before_1990_is_not_trusted() -> None:
     _, [article] = parse(
         rss(
