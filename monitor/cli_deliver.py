@@ -305,7 +305,8 @@ def deliveries_list(
         status_text = d.status
         if d.last_error:
             status_text += f" [red]{escape(d.last_error)}[/]"
-        when = d.sent if d.status == "sent" else d.next_attempt
+        # A failed or dead delivery keeps the time of the attempt it never made: no "next".
+        when = d.sent if d.status == "sent" else d.next_attempt if d.status == "pending" else None
         table.add_row(
             str(d.id),
             d.kind,
