@@ -126,6 +126,26 @@ def test_digest_preview_then_send(tmp_path: Path) -> None:
     assert "Nothing new to send." in vigie("digest", "send", "--config", config).stdout
 
 
+def test_deliveries_failed_by_a_410_show_no_next_attempt(tmp_path: Path) -> None:
+    """The deliveries an endpoint's 410 failed still showed their next attempt, never made."""
+    hook = {"name": "bot", "url": "http://127.0.0.1:9/", "secret_env": "X", "tags": ALL_TAGS}
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=[])
+    now = datetime.now(UTC)
+    store = Store(tmp_path / "data" / "vigie.db")
+    try:
+        with store.transaction():
+            for article_id in (1, 2):
+                store.insert_delivery("webhook", "bot", "pending", now, [(article_id, "calais")])
+        assert store.disable_endpoint("bot", hook["url"], "HTTP 410", now) == 2
+    finally:
+        store.close()
+    listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    assert [(d["status"], d["next_attempt"]) for d in listed] == [("failed", None)] * 2
+    table = vigie("deliveries", "list", "--config", config).stdout
+    rows = [line.split() for line in table.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 2 and all(row[-1] == "-" for row in rows), table
+
+
 def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: int) -> None:
     """The line for the attempt says it all; no bare `digest to desk: pending` on stderr."""
     desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}

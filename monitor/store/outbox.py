@@ -350,7 +350,7 @@ class OutboxQueries:
                 {"name": name, "url": url, "disabled": iso(now), "reason": reason}, pk="name"
             )
             return self.db.execute(
-                "UPDATE deliveries SET status = 'failed', last_error = ? "
+                "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt = NULL "
                 "WHERE kind = 'webhook' AND target = ? AND status IN ('pending', 'open')",
                 [f"endpoint disabled: {reason}", name],
             ).rowcount
