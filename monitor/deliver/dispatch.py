@@ -147,7 +147,10 @@ def send_digests(
     """Send every digest that is due (new, or waiting for a retry)."""
     rng = rng or random.Random()
     sent = []
-    for delivery in store.due_deliveries("digest", now):
+    due = store.due_deliveries("digest", now)
+    if due:
+        store.make_durable()  # what is sent stays sent (Store.make_durable)
+    for delivery in due:
         if names is not None and delivery.target not in names:
             continue
         try:
@@ -252,6 +255,8 @@ def dispatch_webhooks(
             if d.id not in tried and d.target not in steps.failing
         ]
         tried.update(d.id for d in due)
+        if due:
+            store.make_durable()  # what is sent stays sent (Store.make_durable)
         run_lanes(
             due,
             attrgetter("target"),
@@ -331,6 +336,7 @@ def send_webhook(
     ready = _prepare(store, config, labels, delivery, max(now, datetime.now(UTC)))
     if isinstance(ready, Sent):
         return ready
+    store.make_durable()  # what is sent stays sent (Store.make_durable)
     attempt, when = _attempt(session, ready, now)
     return _conclude(store, ready, attempt, when, rng or random.Random())
 

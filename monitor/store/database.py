@@ -265,6 +265,26 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         finally:
             partial.unlink(missing_ok=True)
 
+    def make_durable(self) -> None:
+        """Make every commit so far, this connection's or another's, survive a power cut.
+
+        Under synchronous=NORMAL a commit reaches the WAL file but not the disk until the next
+        checkpoint: a power cut can take the last seconds of commits back. Delivery calls this
+        before sending what it read, or a power cut could take back articles and deliveries
+        already sent, then give their ids to other articles and send the news again under new
+        webhook-ids (a crash review's snapshot test: 67 of 334 articles sent twice, 55 article
+        ids naming two articles). One fsync of the WAL, as a checkpoint starts with, without
+        waiting on readers as a checkpoint may."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # no WAL: every commit is in the database file, synced by its checkpoint
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def data_version(self) -> int:
         """A number that changes when another connection commits (SQLite's data_version)."""
         return self.db.conn.execute("PRAGMA data_version").fetchone()[0]
