@@ -142,6 +142,14 @@ def operator_errors(func: Callable) -> Callable:
             err_console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
             sys.exit(1)
         except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorname", "").startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+                # A full disk (or a failing one): an operator's problem, not a traceback.
+                err_console.print(
+                    f"[red]error:[/] the database could not be written ({escape(str(e))}): free "
+                    "some space on its disk and run again; what was stored before is kept",
+                    soft_wrap=True,
+                )
+                sys.exit(1)
             if "locked" not in str(e) and "busy" not in str(e):
                 raise
             # Another process (`vigie run` storing a very large poll) held the write lock for

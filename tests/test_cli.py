@@ -932,6 +932,21 @@ def test_articles_show_says_why_an_article_matched_and_where_it_went(tmp_path: P
     assert_one_line_error(missing, "no article 999")
 
 
+def test_a_full_disk_is_one_error_line(feed_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`once` (and `run` starting again) on a full disk printed SQLite's traceback."""
+    opened = Store.__init__
+
+    def on_a_full_disk(self: Store, *args: object, **kwargs: object) -> None:
+        opened(self, *args, **kwargs)
+        [(pages,)] = self.db.execute("PRAGMA page_count").fetchall()
+        self.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+
+    Store(feed_config.parent / "data" / "vigie.db").close()  # made before the disk filled
+    monkeypatch.setattr(Store, "__init__", on_a_full_disk)
+    result = vigie("once", "--config", feed_config)
+    assert_one_line_error(result, "could not be written (database or disk is full)", "free")
+
+
 def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
     vigie("once", "--config", feed_config)
     result = vigie("articles", "search", "calais AND", "--config", feed_config)

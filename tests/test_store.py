@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 from conftest import LoopbackServer
 from identity_support import Item, Services, rss
@@ -546,3 +547,39 @@ def test_a_delivery_job_gets_its_turn_while_a_poll_stores_feed_after_feed(
         poll.close()
         job.close()
     assert waited < 1.0  # one feed's turn, not the whole poll
+
+
+def test_a_write_turn_not_given_in_time_is_storage_trouble_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While another process held the database, a job that waited in vain for its turn raised
+    an unnamed "database is locked", which the service's jobs took for a bug: a traceback every
+    30 s instead of one line and a pause."""
+    from monitor.scheduler import storage_trouble_pauses
+    from monitor.store import database
+
+    monkeypatch.setattr(database, "WRITE_WAIT", 0.2)
+    holder, job = Store(tmp_path / "vigie.db"), Store(tmp_path / "vigie.db")
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            held.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        held.wait(5)
+        with (
+            caplog.at_level("ERROR"),
+            storage_trouble_pauses("webhooks", None),
+            job.transaction(),
+        ):
+            pass
+    finally:
+        done.set()
+        thread.join()
+        holder.close()
+        job.close()
+    assert "webhooks: the database could not be written (SQLITE_BUSY" in caplog.text

@@ -107,6 +107,16 @@ def _foreign_tables(path: Path) -> list[str]:
         conn.close()
 
 
+def _busy() -> sqlite3.OperationalError:
+    """The error SQLite gives when its write lock stays taken past busy_timeout, named as it
+    names it: the service's jobs pause on SQLITE_BUSY (scheduler.storage_trouble_pauses), and
+    logged a traceback every 30 s for this one, which had no name."""
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    error.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+    return error
+
+
 def _file_identity(path: Path) -> tuple[int, int] | None:
     """The file at `path` (device, inode), or None when there is none."""
     try:
@@ -239,7 +249,7 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
             return
         turns = _turns_of(self.path)
         if not turns.acquire(WRITE_WAIT):
-            raise sqlite3.OperationalError("database is locked")
+            raise _busy()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
