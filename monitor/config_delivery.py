@@ -57,7 +57,7 @@ WEBHOOK_SETTINGS: tuple[Setting, ...] = (
     Setting("timeout", "duration", "15s", "time the endpoint has to answer"),
 )
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: "$" let a final newline in
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+from requests.cookies import RequestsCookieJar
 from urllib3.exceptions import HTTPError
 
 from .config import FetchConfig
@@ -100,6 +101,7 @@ def _fetch_http(
     watch: SocketWatch,
 ) -> FetchResult:
     url, permanent, moved_permanently = feed.url, None, True
+    cookies = RequestsCookieJar()  # this fetch's, for its redirects (netguard.send)
     try:
         for _hop in range(config.max_redirects + 1):
             scheme = urlsplit(url).scheme.lower()
@@ -109,7 +111,7 @@ def _fetch_http(
             if remaining <= 0:
                 return _failed(url, f"deadline of {config.deadline:g}s exceeded")
             timeout = (min(config.connect_timeout, remaining), min(config.deadline, remaining))
-            response = send(session, "GET", url, headers, timeout)
+            response = send(session, "GET", url, headers, timeout, cookies=cookies)
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 _finish(response)
                 moved_permanently &= response.status_code in _PERMANENT

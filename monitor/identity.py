@@ -97,20 +97,26 @@ def link_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
     a reader came from Vigie's feed, and followed every forward of a digest). Unlike
     `canonical_url`, nothing else changes: the host's `www.`, the path's case and slash, the
     order of the other parameters and a fragment that is not tracking all stay, so the link
-    goes where the outlet sent it. A URL that does not parse is returned as it is."""
+    goes where the outlet sent it. A user name and password before the host go too: no article
+    needs them, and `http://bank.example@evil.example/` reads as the bank's in a plain-text
+    digest. A URL that does not parse is returned as it is."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not (parts.query or parts.fragment):
+    credentials = "@" in parts.netloc
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not (
+        parts.query or parts.fragment or credentials
+    ):
         return url
     query = _without_tracking(parts.query, tracking)
     fragment = parts.fragment
     if "=" in fragment and not _without_tracking(fragment, tracking):
         fragment = ""  # `#xtor=RSS-3`: only tracking; `#section-2` or `#a=1&xtor=x` stay
-    if query == parts.query and fragment == parts.fragment:
+    netloc = parts.netloc.rpartition("@")[2]
+    if query == parts.query and fragment == parts.fragment and not credentials:
         return url
-    return urlunsplit(parts._replace(query=query, fragment=fragment))
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=fragment))
 
 
 def _without_tracking(query: str, tracking: TrackingParams) -> str:

@@ -21,7 +21,7 @@ import requests
 import urllib3.connection
 import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
-from requests.cookies import extract_cookies_to_jar
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 
 from .errors import BlockedAddressError
 
@@ -310,10 +310,15 @@ def send(
     headers: dict[str, str],
     timeout: float | tuple[float, float],
     body: bytes | None = None,
+    cookies: RequestsCookieJar | None = None,
 ) -> requests.Response:
     """One request, streamed and never redirected, sent by the session's own transport adapter
-    with the session's headers and cookies (its answer's cookies are kept, as Session.send
-    does). Session.get and .post would also merge proxies, hooks, auth and settings from the
+    with the session's headers. Cookies are only those of `cookies`, where the answer's are
+    kept: a fetch passes one jar for its redirects (a server that sets a cookie and redirects
+    to check it), never the session's, which lives as long as the service: a hostile feed
+    answering with a hundred 60 KB cookies grew it by 6 MB a poll, sent back at every request
+    and to other hosts of its domain, webhooks' too. Session.get and .post would also merge
+    proxies, hooks, auth and settings from the
     session and the environment, which a guarded session never sets (trust_env is off; callers
     follow redirects hop by hop), and that merging was a third of requests' CPU on a 304:
     Python 3.11's typing.Protocol checks, once per setting. The adapter is the one the session
@@ -324,10 +329,11 @@ def send(
         url=url,
         headers={**session.headers, **headers},
         data=body,
-        cookies=session.cookies,
+        cookies=cookies,
     )
     response = session.get_adapter(url).send(
         prepared, stream=True, timeout=timeout, verify=session.verify, cert=session.cert
     )
-    extract_cookies_to_jar(session.cookies, prepared, response.raw)
+    if cookies is not None:
+        extract_cookies_to_jar(cookies, prepared, response.raw)
     return response

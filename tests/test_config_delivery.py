@@ -116,6 +116,7 @@ def test_webhook_secret_comes_from_the_environment_and_never_shows(
             "subscribers[0].email: expected an email",  # a To header could not hold it
         ),
         (SUBSCRIBER.replace('"desk"', '"news desk"'), "subscribers[0].name: expected letters"),
+        (SUBSCRIBER.replace('"desk"', '"desk\\n"'), "subscribers[0].name: expected letters"),
         (SUBSCRIBER + SUBSCRIBER, 'subscribers[1].name: is used twice, got "desk"'),
         (
             '[smtp]\nsecurity = "ssl"\n',

@@ -133,6 +133,20 @@ def test_cookie_set_on_a_redirect_is_sent_to_the_next_hop(server: LoopbackServer
     assert server.requests_to("/b")[0].headers["cookie"] == "consent=yes"
 
 
+def test_cookies_are_not_kept_from_one_fetch_to_the_next(server: LoopbackServer) -> None:
+    """The service's one session kept every cookie a feed set, for ever, and sent them all
+    back: a hostile feed's hundred 60 KB cookies grew it by 6 MB a poll (security review)."""
+    big = "x" * 4000
+    server.route("/feed.rss", RSS, headers={"Set-Cookie": f"tracker={big}; Max-Age=86400"})
+    fetch_cfg = fetch_config()
+    session = make_session(fetch_cfg)
+    feed = Feed(id=1, url=server.url("/feed.rss"))
+    for _ in range(3):
+        assert fetch_feed(session, feed, fetch_cfg).ok
+    assert [r.headers.get("cookie") for r in server.requests_to("/feed.rss")] == [None] * 3
+    assert len(session.cookies) == 0
+
+
 def test_more_redirects_than_max_redirects_is_an_error(server: LoopbackServer) -> None:
     server.redirect("/a", "/b", status=302)
     server.redirect("/b", "/c", status=302)

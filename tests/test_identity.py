@@ -107,6 +107,10 @@ def test_links_lose_only_their_tracking_parameters() -> None:
         "https://n.example/a?page=2": "https://n.example/a?page=2",
         "mailto:desk@n.example?utm_source=x": "mailto:desk@n.example?utm_source=x",
         "https://[::1/a?utm_source=x": "https://[::1/a?utm_source=x",  # unparsable: as it is
+        # What stands before an @ in the host is no article's: it made a link read as another's.
+        "http://bank.example@evil.example/a": "http://evil.example/a",
+        "https://u:p@n.example:8443/a?utm_source=x": "https://n.example:8443/a",
+        "https://n.example/@desk/a": "https://n.example/@desk/a",
     }
     assert {url: link_url(url) for url in kept} == kept
 

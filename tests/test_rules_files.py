@@ -82,6 +82,13 @@ def test_a_multiline_query_left_open_is_located_where_it_opens(tmp_path: Path) -
     assert (error.line, error.column) == (3, 9) and "Unterminated string" in error.message
 
 
+def test_an_id_ending_in_a_line_break_is_refused(tmp_path: Path) -> None:
+    """A regex ending in "$" took "police\\n" for an id, which split every line naming it."""
+    write(tmp_path, "a.toml", '[[rule]]\nid = "police\\n"\nquery = "police"\n')
+    [error] = load_rules([tmp_path]).errors
+    assert "expected an id of letters" in error.message and error.line == 2
+
+
 def test_wrong_types_unknown_keys_and_duplicates_are_named(tmp_path: Path) -> None:
     write(tmp_path, "a.toml", GOOD)
     write(

@@ -28,7 +28,7 @@ from .stats import HEURISTIC, TermStats
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: "$" let a final newline in
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 RULE_KEYS = {
     "id": "str",
