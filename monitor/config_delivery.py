@@ -45,6 +45,12 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
     Setting("language", "str", "en", "language of the digest's own words and dates: en or fr"),
     Setting("min_priority", "str", "normal", "normal, or urgent for urgent rules only"),
     Setting("send_empty", "bool", False, "send a digest even when nothing matched"),
+    Setting(
+        "max_entries",
+        "int",
+        200,
+        "most articles one digest shows (the most urgent and best-scored); the others are counted",
+    ),
 )
 
 WEBHOOK_SETTINGS: tuple[Setting, ...] = (
@@ -115,6 +121,7 @@ class SubscriberConfig:
     language: str = "en"  # of the digest's words (DIGEST_LANGUAGES)
     min_priority: str = "normal"
     send_empty: bool = False
+    max_entries: int = 200  # shown in one digest; the others are counted (a flood of matches)
 
     def follows(self, rule_id: str, tags: tuple[str, ...], priority: str) -> bool:
         wanted = rule_id in self.rules or any(tag in self.tags for tag in tags)
@@ -324,6 +331,7 @@ def _subscriber(raw: Any, index: int, path: str) -> SubscriberConfig:
         language=_choice(v["language"], DIGEST_LANGUAGES, path, f"{where}.language"),
         min_priority=_choice(v["min_priority"], PRIORITY_RANK, path, f"{where}.min_priority"),
         send_empty=v["send_empty"],
+        max_entries=v["max_entries"],
     )
 
 

@@ -77,10 +77,17 @@ class Digest:
     summary: str  # one line under the heading
     noun: str = "articles"  # what its entries are called: "stories" when one has other outlets
     language: str = "en"  # of its words (wording.LANGUAGES)
+    omitted: int = 0  # entries past the subscriber's max_entries, counted and not shown
 
     @property
     def entries(self) -> int:
-        return sum(len(s.entries) for s in self.sections)
+        """What it carries: those shown and those counted past max_entries."""
+        return sum(len(s.entries) for s in self.sections) + self.omitted
+
+    @property
+    def omitted_counts(self) -> str:
+        """'12 articles', '12 sujets': those not shown, for the templates."""
+        return count_of(self.omitted, self.noun, self.language)
 
 
 def build_digest(
@@ -107,6 +114,16 @@ def build_digest(
         if earlier is not None:
             entry = replace(entry, sent_before=when(earlier, zone, language, now))
         sections.setdefault(lead.match.rule_id, []).append(entry)
+    total = sum(map(len, sections.values()))
+    omitted = max(0, total - subscriber.max_entries)
+    if omitted:
+        # One feed listing 50,000 matching items made a 40 MB email, which mail servers refuse
+        # for good: the most urgent and best-scored are shown, the others counted.
+        shown = sorted((e for es in sections.values() for e in es), key=lambda e: e.rank)
+        cut = {id(e) for e in shown[:omitted]}
+        sections = {
+            r: kept for r, es in sections.items() if (kept := [e for e in es if id(e) not in cut])
+        }
     built = [
         Section(
             rule_id,
@@ -117,7 +134,6 @@ def build_digest(
         for rule_id, entries in sections.items()
     ]
     built.sort(key=lambda s: (not s.urgent, -len(s.entries), s.name.casefold()))
-    total = sum(len(s.entries) for s in built)
     urgent = sum(len(s.entries) for s in built if s.urgent)
     noun = "stories" if any(e.also for s in built for e in s.entries) else "articles"
     today = when(now, zone, language)  # with its year
@@ -130,6 +146,7 @@ def build_digest(
         summary=summary,
         noun=noun,
         language=language,
+        omitted=omitted,
     )
 
 
