@@ -60,6 +60,16 @@ def cut(body: bytes, seen: Container[str]) -> Cut | None:
     return Cut(b"".join(parts), tuple(digests), tuple(kept), tuple(skipped))
 
 
+def first_items(body: bytes, most: int) -> bytes | None:
+    """`body` with only its first `most` items, or None when it has no more (or its items
+    cannot be told apart, see `cut`). Cut before parsing: a feed of 50,000 items cost minutes
+    of parsing and 790 MB, for an archive no feed publishes as news."""
+    spans = _spans(body)
+    if spans is None or len(spans) <= most:
+        return None
+    return body[: spans[most][0]] + body[spans[-1][1] :]
+
+
 def _spans(body: bytes) -> list[tuple[int, int]] | None:
     """(start, end) of each item, from its opening tag's `<` to its closing tag's `>`, when the
     document's item tags all pair up, open then close, and are of one kind; else None."""

@@ -27,6 +27,7 @@ import feedparser.mixin
 import nh3
 from feedparser.util import FeedParserDict
 
+from .delta import first_items
 from .errors import FeedParseError
 from .records import Article, evolve
 from .text import (
@@ -156,6 +157,11 @@ if getattr(feedparser.mixin, "copy", None) is copy:
     feedparser.mixin.copy = _ContentParamsCopy  # type: ignore[attr-defined]
 
 
+# Items read from one feed document: news feeds list tens, archives a few hundred. A hostile
+# feed of 50,000 matching items made as many alerts in one poll (a security review).
+MAX_ITEMS = 1000
+
+
 def parse_feed(
     body: bytes,
     headers: dict[str, str],
@@ -165,12 +171,14 @@ def parse_feed(
     language: str = "",
     now: datetime | None = None,
 ) -> tuple[str, list[Article]]:
-    """Parse a feed document. Returns (feed title, articles). Raises FeedParseError when the
-    bytes are not a feed at all; a feed with minor errors still yields its items.
+    """Parse a feed document. Returns (feed title, articles): of its first MAX_ITEMS items,
+    as feeds list the newest first. Raises FeedParseError when the bytes are not a feed at all;
+    a feed with minor errors still yields its items.
 
     `language`, the operator's setting for the feed, wins over what the feed declares: blogs
     and CMSs declare their installation's default (`en-US`) over French items, which were then
     matched without French stemming or `languages = ["fr"]` rules, and lost."""
+    body = first_items(body, MAX_ITEMS) or body  # before feedparser, which reads them all
     title, articles = _parse_feed(body, headers, url, feed_id, feed_name, now or datetime.now(UTC))
     if language := base_language(language):
         articles = [a if a.language == language else evolve(a, language=language) for a in articles]
@@ -227,7 +235,7 @@ def _parse_feed(
     language = base_language(channel.get("language"))
     articles = [
         _from_feedparser(entry, url, feed_id, feed_name or title, language, now)
-        for entry in parsed.entries
+        for entry in parsed.entries[:MAX_ITEMS]
     ]
     return title, [a for a in articles if a is not None]
 
@@ -317,6 +325,7 @@ def _parse_json_feed(
     items = doc.get("items", [])
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
+    items = items[:MAX_ITEMS]
     title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
     language = base_language(str(doc.get("language") or ""))
     feed_authors = _json_authors(doc)

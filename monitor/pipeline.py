@@ -44,7 +44,7 @@ from .fetch import fetch_feed
 from .fulltext import PageFetcher
 from .identity import TrackingParams, distinct_urls, identify, item_url, sketches
 from .language import detect_language
-from .parse import parse_feed
+from .parse import MAX_ITEMS, parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match, evolve
 from .store import FeedState, Store, parse_iso
 from .stories import ensure_index, place_all
@@ -260,7 +260,9 @@ def _new_items(
     When its items cannot be cut, or do not each give one article (an item with neither title
     nor text gives none), the whole document is parsed and nothing is remembered."""
     seen = {d: (url, guid) for d, url, guid in feed.seen_items}
+    # The items parse_feed reads, and only those, are cut and remembered.
     body = result.body or b""
+    body = delta.first_items(body, MAX_ITEMS) or body
     args = (result.headers, result.url, feed.id, feed.name, feed.language, now)
     cut = delta.cut(body, seen)
     if cut is not None and not cut.kept:

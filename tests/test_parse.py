@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import FeedParseError
-from monitor.parse import parse_feed
+from monitor.parse import MAX_ITEMS, parse_feed
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 URL = "https://news.example.com/feed.xml"
@@ -314,6 +314,18 @@ def test_a_lone_surrogate_is_replaced_not_the_end_of_the_feed() -> None:
     for article in (xml, jsonfeed):
         for value in (article.title, article.guid, *article.categories):
             value.encode("utf-8")  # what SQLite does with it
+
+
+def test_a_feed_gives_its_first_thousand_items_only() -> None:
+    """A feed of 50,000 matching items cost minutes and 790 MB to parse, and made as many
+    alerts in one poll (security review): its first MAX_ITEMS items are read, in order."""
+    items = "".join(f"<item><title>Item {i}</title><guid>g{i}</guid></item>" for i in range(1500))
+    _, articles = parse(rss(items))
+    assert len(articles) == MAX_ITEMS == 1000
+    assert (articles[0].title, articles[-1].title) == ("Item 0", "Item 999")
+    entries = ",".join(f'{{"id": "j{i}", "title": "Item {i}"}}' for i in range(1500))
+    _, articles = parse(f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{entries}]}}')
+    assert [a.title for a in articles] == [f"Item {i}" for i in range(1000)]
 
 
 def test_missing_date_falls_back_to_now() -> None:

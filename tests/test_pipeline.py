@@ -501,6 +501,31 @@ def test_a_full_disk_is_one_error_line_and_a_pause_not_a_traceback_at_every_tick
     assert len(server.requests_to("/feed.rss")) == 1
 
 
+def _flood(first: int, count: int) -> bytes:
+    items = "".join(
+        f"<item><title>Calais {i}</title><guid>f{i}</guid><description>Boats at Calais {i}."
+        "</description></item>"
+        for i in range(first, first + count)
+    )
+    return f"<rss version='2.0'><channel><title>Flood</title>{items}</channel></rss>".encode()
+
+
+def test_a_feed_of_thousands_of_items_gives_its_first_thousand_at_each_poll(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A security review's feed listed 50,000 matching items: as many articles, matches and
+    webhooks from one poll. The first 1,000 are read; the same document again brings nothing,
+    and an item added at its top is one new article."""
+    route = server.route("/flood.rss", _flood(0, 3000))
+    svc = service([server.url("/flood.rss")])
+    assert svc.poll().new_articles == 1000
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 0
+    route.bodies = [_flood(-1, 3001)]
+    assert svc.poll(NOW + timedelta(hours=2)).new_articles == 1
+    titles = {r["title"] for r in svc.store.db.query("SELECT title FROM articles")}
+    assert "Calais -1" in titles and "Calais 999" in titles and "Calais 1000" not in titles
+
+
 def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:
     server.route("/feed.rss", RSS)
     svc = service([{"url": server.url("/feed.rss"), "interval": "10m"}])
