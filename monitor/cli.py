@@ -4,6 +4,7 @@ prints with rich. Operator errors (VigieError) are printed as one line, never a 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import threading
@@ -235,6 +236,7 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
                 message
                 for _, message in (config.delivery.undeliverable(loaded.rules) if loaded.ok else ())
             ],
+            disk_free=shutil.disk_usage(config.database.parent).free,
         )
     finally:
         store.close()
@@ -284,6 +286,8 @@ def print_health(health: Health, database: Path, since: str) -> None:
             f"{health.retrying} retrying now",
         ),
     ]
+    if health.disk_free is not None:
+        lines.append(("disk", f"{health.disk_free / 1e9:,.1f} GB free"))
     for label, text in lines:
         console.print(f"  {label:<11} {text}", soft_wrap=True, highlight=False)
         if label == "failing":
@@ -318,6 +322,7 @@ def health_json(health: Health, database: Path) -> dict:
         "problems": list(health.problems),
         "checked": when(health.checked),
         "service_running": health.running,
+        "disk_free_bytes": health.disk_free,
         "feeds": health.feeds,
         "feeds_overdue": health.overdue,
         "last_polled": when(health.last_polled),

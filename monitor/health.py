@@ -46,6 +46,7 @@ class Health:
     undelivered_total: int
     disabled: tuple[dict, ...]  # webhook endpoints disabled by a 410 Gone
     problems: tuple[str, ...]
+    disk_free: int | None = None  # bytes free on the database's file system
 
     @property
     def healthy(self) -> bool:
@@ -65,11 +66,13 @@ def assess(
     webhooks: Collection[tuple[str, str]] = (),
     subscribers: Collection[str] = (),
     unfollowed: Collection[str] = (),
+    disk_free: int | None = None,
 ) -> Health:
     """Read the database's state and name its problems. `stale`: how long a feed may be due
     without being polled; `since`: how far back failed deliveries count; `webhooks`: the (name,
     url) of those config.toml lists, `subscribers` the names: deliveries to others, which no
-    retry can send, and an endpoint disabled and since given another url are no problem."""
+    retry can send, and an endpoint disabled and since given another url are no problem.
+    `disk_free`: bytes free where the database is."""
     feeds = store.feeds()
     due = [when for row in feeds if (when := parse_iso(row["next_poll"])) is not None]
     overdue = [when for when in due if when < now - stale]
@@ -118,8 +121,13 @@ def assess(
             e for e in store.disabled_endpoints() if (e["name"], e["url"]) in configured
         ),
         problems=(),
+        disk_free=disk_free,
     )
     return replace(health, problems=tuple(problems_of(health)))
+
+
+# Below this, a disk is about to stop the service storing: a few polls' WAL, a checkpoint.
+LOW_DISK = 100_000_000
 
 
 def problems_of(health: Health) -> list[str]:
@@ -161,6 +169,13 @@ def problems_of(health: Health) -> list[str]:
         found.append(
             f"and {health.undelivered_total - len(health.undelivered)} more failed or dead"
             " deliveries (`vigie deliveries list --status dead`, `--status failed`)"
+        )
+    if health.disk_free is not None and health.disk_free < LOW_DISK:
+        # A full disk stops storing while the service runs on, looking like a quiet news day
+        # for the 30 minutes before feeds count as overdue (a crash review).
+        found.append(
+            f"only {health.disk_free / 1e6:.0f} MB free on the database's disk: when it is full,"
+            " nothing more is stored or sent"
         )
     for endpoint in health.disabled:
         found.append(

@@ -189,6 +189,21 @@ def test_every_feed_failing_is_a_problem(tmp_path: Path) -> None:
     assert any("every feed fails" in p for p in found["problems"])
 
 
+def test_a_disk_about_to_fill_is_a_problem(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash review filled the disk under a running service: nothing was stored for 40 s
+    and status said healthy, as it would have for the 30 minutes before feeds were overdue."""
+    code, found = status(config)
+    free = shutil.disk_usage(config.parent).free
+    assert code == 0 and abs(found["disk_free_bytes"] - free) < 100_000_000
+    from monitor import health
+
+    monkeypatch.setattr(health, "LOW_DISK", free * 2)  # this disk, as if it were that full
+    code, found = status(config)
+    assert code == 2
+    assert any("free on the database's disk" in p for p in found["problems"]), found
+    assert "GB free" in vigie("status", "--config", config).output
+
+
 def test_status_before_any_database_is_a_one_line_error(tmp_path: Path) -> None:
     path = write_delivery_config(tmp_path)
     result = CliRunner().invoke(main, ["status", "--config", str(path)])
