@@ -3,6 +3,7 @@ prints with rich. Operator errors (VigieError) are printed as one line, never a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -357,6 +358,7 @@ def backup(destination: Path, config_path: str) -> None:
     whole and consistent even while `vigie run` writes to it, and compacted."""
     config = load_config(config_path)
     if destination.is_dir():
+        _forget_killed_backups(destination)
         destination = destination / f"vigie-{datetime.now(UTC):%Y%m%d-%H%M%S}.db"
     if destination.exists() or destination.is_symlink():
         raise ConfigError(
@@ -391,6 +393,19 @@ def backup(destination: Path, config_path: str) -> None:
         f"{counted(articles, 'article')}, {size:.1f} MB, in {elapsed:.1f} s",
         soft_wrap=True,
     )
+
+
+def _forget_killed_backups(folder: Path) -> None:
+    """Delete the half-written copies that killed backups left in `folder`: dated names never
+    come again, so each stayed for good, and could be taken for a backup. A copy being written
+    now is left alone: its file changes as VACUUM INTO writes it."""
+    for partial in folder.glob("vigie-*.db.partial"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if time.time() - partial.stat().st_mtime > _STALE_PARTIAL:
+                partial.unlink()
+
+
+_STALE_PARTIAL = 3600  # seconds without a write
 
 
 @main.command()

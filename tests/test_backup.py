@@ -3,8 +3,10 @@ which a restored Vigie carries on without losing or sending again anything."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,27 @@ def test_a_backup_never_overwrites_a_file(config: Path, tmp_path: Path) -> None:
         f"error: backup: {existing} exists already: name a new file, or a folder"
     )
     assert existing.read_bytes() == b"yesterday's backup"
+
+
+def test_a_backup_into_a_folder_clears_what_killed_backups_left(
+    config: Path, tmp_path: Path
+) -> None:
+    """A backup killed mid-copy left its .partial file for good: dated names never recur."""
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    killed, writing, other = (
+        folder / "vigie-20261201-030000.db.partial",
+        folder / "vigie-20261204-120000.db.partial",  # another backup, writing now
+        folder / "notes.db.partial",  # not Vigie's
+    )
+    for path in (killed, writing, other):
+        path.write_bytes(b"half a copy")
+    two_hours_ago = time.time() - 7200
+    for path in (killed, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert vigie("backup", folder, "--config", config).exit_code == 0
+    assert not killed.exists() and writing.exists() and other.exists()
+    assert len(list(folder.glob("vigie-*.db"))) == 1
 
 
 def test_a_backup_to_a_missing_folder_is_a_one_line_error(config: Path, tmp_path: Path) -> None:
