@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable
 import requests
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from urllib3.util.connection import allowed_gai_family
 
 from .errors import BlockedAddressError
 
@@ -244,7 +246,7 @@ def _guarded(base: type, policy: AddressPolicy) -> type:
             if literal is not None and not policy.permits(self.host, literal):
                 # An address written in the URL is refused before any packet is sent to it.
                 raise BlockedAddressError(f"{self.host}", _refused(literal))
-            sock = super()._new_conn()
+            sock = super()._new_conn() if literal is not None else self._connect_by_name()
             address = sock.getpeername()[0]
             if not policy.permits(self.host, address):
                 sock.close()
@@ -256,7 +258,54 @@ def _guarded(base: type, policy: AddressPolicy) -> type:
             _watch(self.sock)  # a kept-alive connection opened by an earlier fetch
             return super().getresponse(*args, **kwargs)
 
+        def _connect_by_name(self):  # noqa: ANN202
+            """The host looked up within the connect timeout, then each of its addresses tried
+            in turn, as urllib3 does: its own lookup has no timeout, and a name server that
+            never answered held a fetch for the resolver's own timeouts, past the deadline
+            (a security review: 20 s under a 5 s deadline)."""
+            timeout = self.timeout if isinstance(self.timeout, int | float) else None
+            try:
+                addresses = look_up(self._dns_host, self.port, timeout)
+            except OSError as e:
+                raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
+            name, failure = self._dns_host, None
+            try:
+                for address in addresses:
+                    self._dns_host = address  # TLS still checks the certificate for self.host
+                    try:
+                        return super()._new_conn()
+                    except urllib3.exceptions.NewConnectionError as e:  # ConnectTimeoutError too
+                        failure = e
+            finally:
+                self._dns_host = name
+            raise failure or urllib3.exceptions.NameResolutionError(
+                self.host, self, socket.gaierror("no address")
+            )
+
     return GuardedConnection
+
+
+def look_up(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of `host`, in the order the resolver gives them, within `timeout` seconds
+    (None: however long the resolver takes). The lookup runs in a thread of its own, left to
+    finish alone when it takes too long: getaddrinfo cannot be interrupted."""
+    found: list = []
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM))
+        except OSError as e:
+            found.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=resolve, name=f"look up {host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise socket.gaierror(f"the name lookup gave no answer within {timeout:g}s")
+    if isinstance(found[0], OSError):
+        raise found[0]
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found[0]))
 
 
 class GuardedAdapter(HTTPAdapter):

@@ -238,6 +238,31 @@ def test_trickling_headers_hit_the_deadline(server: LoopbackServer) -> None:
     assert time.monotonic() - started < 1.0 + 1
 
 
+def test_a_name_server_that_does_not_answer_is_cut_at_the_connect_timeout(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking the host up came before any socket the deadline's watchdog could cut: a name
+    server that never answered held a fetch for 20 s under a 5 s deadline (security review).
+    The system's resolver is replaced here, as no name server can be made to hang on loopback."""
+    server.route("/feed.xml", RSS)
+    looked_up = socket.getaddrinfo
+
+    def resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host == "hanging.example":
+            time.sleep(5)  # a name server that never answers, as far as a fetch is concerned
+        return looked_up("127.0.0.1" if host.endswith(".example") else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    started = time.monotonic()
+    result = fetch(f"http://hanging.example:{server.port}/feed.xml", {"deadline": 3.0})
+    assert time.monotonic() - started < 1.0 + 0.5  # the connect timeout, not 5 s
+    assert result.error == ("connection failed: the name lookup gave no answer within 1s"), (
+        result.error
+    )
+    # A name that answers is connected to at the address it gives, as before.
+    assert fetch(f"http://answering.example:{server.port}/feed.xml").body == RSS
+
+
 def test_closed_port_is_a_connection_error(closed_port: int) -> None:
     result = fetch(f"http://127.0.0.1:{closed_port}/feed.xml")
     assert result.status == 0
