@@ -49,7 +49,6 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
     """Full-text search over stored articles, best first. The query is SQLite FTS5's, not the
     rule language: words, "phrases", OR, and NOT between two terms (calais NOT football);
     `vigie rules test --article ID` tries a rule on a stored article."""
-
     config = load_config(config_path)
     if not any(c.isalnum() for c in query):  # '*' got SQLite's "unknown special query"
         raise VigieError(f"search query {query!r}: nothing to search for: give a word")

@@ -367,9 +367,9 @@ def send(
     to check it), never the session's, which lives as long as the service: a hostile feed
     answering with a hundred 60 KB cookies grew it by 6 MB a poll, sent back at every request
     and to other hosts of its domain, webhooks' too. Session.get and .post would also merge
-    proxies, hooks, auth and settings from the
-    session and the environment, which a guarded session never sets (trust_env is off; callers
-    follow redirects hop by hop), and that merging was a third of requests' CPU on a 304:
+    proxies, hooks, auth and settings from the session and the environment, which a guarded
+    session never sets (trust_env is off; callers follow redirects hop by hop), and that
+    merging was a third of requests' CPU on a 304:
     Python 3.11's typing.Protocol checks, once per setting. The adapter is the one the session
     mounts for the URL, so the guard checks every connection as before."""
     prepared = requests.PreparedRequest()
