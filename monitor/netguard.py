@@ -369,9 +369,9 @@ def send(
     and to other hosts of its domain, webhooks' too. Session.get and .post would also merge
     proxies, hooks, auth and settings from the session and the environment, which a guarded
     session never sets (trust_env is off; callers follow redirects hop by hop), and that
-    merging was a third of requests' CPU on a 304:
-    Python 3.11's typing.Protocol checks, once per setting. The adapter is the one the session
-    mounts for the URL, so the guard checks every connection as before."""
+    merging was a third of requests' CPU on a 304: Python 3.11's typing.Protocol checks, once
+    per setting. The adapter is the one the session mounts for the URL, so the guard checks
+    every connection as before."""
     prepared = requests.PreparedRequest()
     prepared.prepare(
         method=method,
