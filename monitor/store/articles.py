@@ -109,8 +109,8 @@ class ArticleQueries:
             query(
                 "SELECT coalesce(nullif(f.name, ''), f.title, '') AS feed, al.guid, al.first_seen "
                 "FROM article_aliases al JOIN feeds f ON f.id = al.feed_id "
-                "WHERE al.article_id = ? ORDER BY al.first_seen",
-                [article_id],
+                "WHERE al.article_id = ? AND al.feed_id != ? ORDER BY al.first_seen",
+                [article_id, record["feed_id"]],
             )
         )
         record["story"] = list(
