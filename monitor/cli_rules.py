@@ -455,6 +455,11 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
 @rules.command("backtest")
 @click.argument("rule_id", required=False)
 @click.option(
+    "--query",
+    "query",
+    help='A query to run instead of the rule files\' rules, e.g. "small boat*" NEAR/5 drown*.',
+)
+@click.option(
     "--since",
     default="30d",
     show_default=True,
@@ -462,10 +467,8 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
 )
 @click.option(
     "--samples",
-    default=3,
-    show_default=True,
     type=click.IntRange(min=0),
-    help="Sample titles per rule.",
+    help="Sample titles per rule (3), or matches listed for --query (10).",
 )
 @click.option(
     "--apply",
@@ -477,17 +480,24 @@ def _print_result(article: Article, matches: list[Match], single: bool) -> None:
 @config_option
 def rules_backtest(
     rule_id: str | None,
+    query: str | None,
     since: str,
-    samples: int,
+    samples: int | None,
     apply_changes: bool,
     as_json: bool,
     config_path: str,
 ) -> None:
-    """Run rules over stored articles: counts, samples, and what would be added or removed."""
+    """Run rules over stored articles: counts, samples, and what would be added or removed.
+    With --query, a query tried over the archive as a rule would be (nothing to apply)."""
 
     @operator_errors
     def body() -> None:
+        if query is not None and (rule_id is not None or apply_changes):
+            raise VigieError(
+                "--query runs a query of its own: give it without a RULE_ID, and without --apply"
+            )
         config = load_config(config_path)
+        listed = samples if samples is not None else 10 if query is not None else 3
         seconds = parse_duration(since)
         if seconds is None:
             raise ConfigError("--since", "", 'expected a duration like "30d" or "12h"', since)
@@ -509,7 +519,7 @@ def rules_backtest(
                 f"rule {rule_id!r} is disabled in its file: --apply would store matches the "
                 "service does not make; enable the rule first"
             )
-        index = _index_for(config, rule_id, None, loaded)
+        index = _index_for(config, rule_id, query, loaded)
         store = open_database(config, must_exist=True)
         carriers = (
             _Carriers.of(
@@ -544,11 +554,20 @@ def rules_backtest(
                     "matches": len(now_ids),
                     "added": sorted(now_ids - stored[rid]),
                     "removed": sorted(stored[rid] - now_ids),
-                    "samples": [titles[i] for i in sorted(now_ids, reverse=True)[:samples]],
+                    "samples": [titles[i] for i in sorted(now_ids, reverse=True)[:listed]],
                 }
             )
+        if query is not None:  # nothing stored to compare with: what it matches, newest first
+            [row] = report
+            del row["added"], row["removed"]
+            row["rule_id"] = "--query"
+            row["samples"] = [
+                {"id": i, "title": titles[i]} for i in sorted(found["query"], reverse=True)
+            ][:listed]
         if as_json:
             click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        elif query is not None:
+            _print_query_backtest(report[0], len(article_ids), since)
         else:
             _print_backtest(report, titles, len(article_ids), since)
         if apply_changes:
@@ -573,12 +592,26 @@ def rules_backtest(
     body()
 
 
-def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
+def _print_stored(total: int, since: str) -> None:
     stored = counted(total, "stored article")
     if parse_duration(since) == 0:
         console.print(f"{stored}, all of them", markup=False)
     else:
         console.print(f"{stored} first seen in the last {since}", markup=False)
+
+
+def _print_query_backtest(row: dict, total: int, since: str) -> None:
+    _print_stored(total, since)
+    console.print(Text.assemble(("--query", "cyan"), f": {counted(row['matches'], 'match')}"))
+    for sample in row["samples"]:
+        console.print(f"  #{sample['id']} {sample['title']}", markup=False, soft_wrap=True)
+    if row["matches"] > len(row["samples"]):
+        more = row["matches"] - len(row["samples"])
+        console.print(f"  and {more} more (--samples N lists more, --json)", markup=False)
+
+
+def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
+    _print_stored(total, since)
     # soft_wrap: piped, a title cut at 80 columns went on at the start of the next line.
     for row in report:
         console.print(
@@ -594,7 +627,15 @@ def _print_backtest(report: list[dict], titles: dict[int, str], total: int, sinc
         )
         for title in row["samples"]:
             console.print(f"    {title}", markup=False, soft_wrap=True)
-        for kind, ids in (("+", row["added"][:5]), ("-", row["removed"][:5])):
-            for article_id in ids:
+        for kind, ids in (("+", row["added"]), ("-", row["removed"])):
+            for article_id in ids[:_CHANGES_LISTED]:
                 line = f"  {kind} #{article_id} {titles.get(article_id, '')}"
                 console.print(line, markup=False, soft_wrap=True)
+            if len(ids) > _CHANGES_LISTED:  # "+7" above five lines read as a miscount
+                console.print(
+                    f"  {kind} and {len(ids) - _CHANGES_LISTED} more (--json lists them all)",
+                    markup=False,
+                )
+
+
+_CHANGES_LISTED = 5  # added and removed articles listed per rule

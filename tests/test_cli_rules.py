@@ -255,6 +255,55 @@ def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> No
     assert after == report["matches"]  # those a digest carried are kept, withdrawn
 
 
+def test_backtest_runs_a_draft_query_over_the_archive(tmp_path: Path) -> None:
+    """A journalist trying a query on what was stored had to write it into a rule file first
+    (`articles search` reads SQLite's syntax, not the rules'), or loop `rules test` over files."""
+    import sqlite3
+
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        expected = {
+            i for (i, t) in db.execute("SELECT id, title FROM articles") if "asylum" in t.lower()
+        }
+    draft = (
+        "rules",
+        "backtest",
+        "--query",
+        "title:asylum",
+        "--since",
+        "0",
+        "--config",
+        str(config),
+    )
+    [report] = json.loads(invoke(*draft, "--json").output)
+    assert report["matches"] == len(expected) >= 2
+    assert {s["id"] for s in report["samples"]} == expected
+    text = invoke(*draft, "--samples", "1").output
+    assert f"--query: {len(expected)} matches" in text
+    assert f"and {len(expected) - 1} more" in text
+    refused = invoke(*draft, "--apply")
+    assert refused.exit_code == 1 and "without --apply" in refused.output
+
+
+def test_backtest_says_how_many_changes_it_does_not_list(tmp_path: Path) -> None:
+    """ "+7" above five listed articles read as a miscount."""
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    topics = tmp_path / "rules" / "topics.toml"
+    text = topics.read_text(encoding="utf-8")
+    start = text.index('id = "calais"')
+    end = text.index("[[rule]]", start)
+    widened = text[start:end].split("query = '''")[0] + "query = 'the OR le OR la'\n\n"
+    topics.write_text(text[:start] + widened + text[end:], encoding="utf-8")
+    backtest = ("rules", "backtest", "calais", "--config", str(config))
+    [report] = json.loads(invoke(*backtest, "--json").output)
+    added = len(report["added"])
+    assert added > 5
+    shown = invoke(*backtest).output
+    assert shown.count("  + #") == 5 and f"  + and {added - 5} more" in shown
+
+
 def test_backtest_since_0_takes_every_stored_article(tmp_path: Path) -> None:
     """--since 0 took the articles first seen in the last 0 seconds: none, where 0 means
     everything to storage.retention."""
