@@ -237,7 +237,7 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
                 message
                 for _, message in (config.delivery.undeliverable(loaded.rules) if loaded.ok else ())
             ],
-            disk_free=shutil.disk_usage(config.database.parent).free,
+            disk_free=shutil.disk_usage(config.database.resolve().parent).free,
         )
     finally:
         store.close()

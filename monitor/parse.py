@@ -27,7 +27,7 @@ import feedparser.mixin
 import nh3
 from feedparser.util import FeedParserDict
 
-from .delta import first_items
+from .delta import edge_items
 from .errors import FeedParseError
 from .records import Article, evolve
 from .text import (
@@ -162,6 +162,23 @@ if getattr(feedparser.mixin, "copy", None) is copy:
 MAX_ITEMS = 1000
 
 
+def _edges(items: list, most: int) -> list:
+    """The first `most` and last `most` of `items` (see delta.edge_items)."""
+    return items if len(items) <= 2 * most else items[:most] + items[-most:]
+
+
+def _newest(articles: list[Article], most: int) -> list[Article]:
+    """The `most` latest published of `articles`, in the feed's order (among items of one date,
+    the first listed)."""
+    if len(articles) <= most:
+        return articles
+    floor = datetime.min.replace(tzinfo=UTC)
+    by_date = sorted(
+        range(len(articles)), key=lambda i: articles[i].published or floor, reverse=True
+    )
+    return [articles[i] for i in sorted(by_date[:most])]
+
+
 def parse_feed(
     body: bytes,
     headers: dict[str, str],
@@ -171,15 +188,17 @@ def parse_feed(
     language: str = "",
     now: datetime | None = None,
 ) -> tuple[str, list[Article]]:
-    """Parse a feed document. Returns (feed title, articles): of its first MAX_ITEMS items,
-    as feeds list the newest first. Raises FeedParseError when the bytes are not a feed at all;
-    a feed with minor errors still yields its items.
+    """Parse a feed document. Returns (feed title, articles): its MAX_ITEMS latest published
+    items, read from its first and last MAX_ITEMS (feeds list the newest first, or last).
+    Raises FeedParseError when the bytes are not a feed at all; a feed with minor errors still
+    yields its items.
 
     `language`, the operator's setting for the feed, wins over what the feed declares: blogs
     and CMSs declare their installation's default (`en-US`) over French items, which were then
     matched without French stemming or `languages = ["fr"]` rules, and lost."""
-    body = first_items(body, MAX_ITEMS) or body  # before feedparser, which reads them all
+    body = edge_items(body, MAX_ITEMS) or body  # before feedparser, which reads them all
     title, articles = _parse_feed(body, headers, url, feed_id, feed_name, now or datetime.now(UTC))
+    articles = _newest(articles, MAX_ITEMS)
     if language := base_language(language):
         articles = [a if a.language == language else evolve(a, language=language) for a in articles]
     return title, articles
@@ -235,7 +254,7 @@ def _parse_feed(
     language = base_language(channel.get("language"))
     articles = [
         _from_feedparser(entry, url, feed_id, feed_name or title, language, now)
-        for entry in parsed.entries[:MAX_ITEMS]
+        for entry in _edges(parsed.entries, MAX_ITEMS)
     ]
     return title, [a for a in articles if a is not None]
 
@@ -325,7 +344,7 @@ def _parse_json_feed(
     items = doc.get("items", [])
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
-    items = items[:MAX_ITEMS]
+    items = _edges(items, MAX_ITEMS)
     title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
     language = base_language(str(doc.get("language") or ""))
     feed_authors = _json_authors(doc)

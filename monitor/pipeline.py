@@ -262,7 +262,7 @@ def _new_items(
     seen = {d: (url, guid) for d, url, guid in feed.seen_items}
     # The items parse_feed reads, and only those, are cut and remembered.
     body = result.body or b""
-    body = delta.first_items(body, MAX_ITEMS) or body
+    body = delta.edge_items(body, MAX_ITEMS) or body
     args = (result.headers, result.url, feed.id, feed.name, feed.language, now)
     cut = delta.cut(body, seen)
     if cut is not None and not cut.kept:

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -524,6 +525,29 @@ def test_a_feed_of_thousands_of_items_gives_its_first_thousand_at_each_poll(
     assert svc.poll(NOW + timedelta(hours=2)).new_articles == 1
     titles = {r["title"] for r in svc.store.db.query("SELECT title FROM articles")}
     assert "Calais -1" in titles and "Calais 999" in titles and "Calais 1000" not in titles
+
+
+def test_a_long_feed_listing_the_oldest_first_still_brings_its_new_items(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Keeping a long feed's first 1,000 items cut, at every poll, the new items of a feed that
+    adds them at its end (a code review)."""
+
+    def oldest_first(count: int) -> bytes:
+        items = "".join(
+            f"<item><title>Calais {i}</title><guid>o{i}</guid><pubDate>"
+            f"{format_datetime(NOW - timedelta(hours=5000 - i))}</pubDate></item>"
+            for i in range(count)
+        )
+        return f"<rss version='2.0'><channel><title>Old</title>{items}</channel></rss>".encode()
+
+    route = server.route("/archive.rss", oldest_first(2500))
+    svc = service([server.url("/archive.rss")])
+    assert svc.poll().new_articles == 1000
+    route.bodies = [oldest_first(2501)]
+    assert svc.poll(NOW + timedelta(hours=1)).new_articles == 1
+    titles = {r["title"] for r in svc.store.db.query("SELECT title FROM articles")}
+    assert "Calais 2500" in titles and "Calais 1500" in titles and "Calais 1499" not in titles
 
 
 def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:

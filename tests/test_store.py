@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -583,3 +584,28 @@ def test_a_write_turn_not_given_in_time_is_storage_trouble_not_a_bug(
         holder.close()
         job.close()
     assert "webhooks: the database could not be written (SQLITE_BUSY" in caplog.text
+
+
+def test_the_wal_is_synced_where_sqlite_writes_it_through_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a symlinked database path, the WAL SQLite writes beside the real file went
+    unsynced: make_durable looked for it beside the link (a code review)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link.db").symlink_to(tmp_path / "real" / "vigie.db")
+    store = Store(tmp_path / "link.db")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    try:
+        with store.transaction():
+            store.db.execute("INSERT INTO id_high_water (name, last) VALUES ('x', 1)")
+        monkeypatch.setattr(os, "fsync", spy)
+        store.make_durable()
+    finally:
+        store.close()
+    assert synced == [str(tmp_path / "real" / "vigie.db-wal")]

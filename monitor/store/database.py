@@ -285,7 +285,8 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         webhook-ids (a crash review's snapshot test: 67 of 334 articles sent twice, 55 article
         ids naming two articles). One fsync of the WAL, as a checkpoint starts with, without
         waiting on readers as a checkpoint may."""
-        wal = self.path.with_name(self.path.name + "-wal")
+        real = self.path.resolve()  # SQLite writes the WAL beside the file a symlink names
+        wal = real.with_name(real.name + "-wal")
         try:
             fd = os.open(wal, os.O_RDONLY)
         except FileNotFoundError:
