@@ -184,9 +184,20 @@ def test_what_is_sent_is_on_disk_before_it_goes(
     try:
         v.poll(now)
         wal = str(tmp_path / "data" / "vigie.db-wal")
-        synced = _synced_wal_while(monkeypatch, lambda: len(receiver.requests))
+
+        def unsent_or_unfrozen() -> int:
+            """Requests received, plus webhook bodies not yet frozen, when the WAL is synced:
+            a body frozen after the sync could be lost, then sent rebuilt."""
+            with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+                [(unfrozen,)] = db.execute(
+                    "SELECT count(*) FROM deliveries WHERE kind = 'webhook' AND payload IS NULL"
+                )
+            db.close()
+            return len(receiver.requests) + unfrozen
+
+        synced = _synced_wal_while(monkeypatch, unsent_or_unfrozen)
         assert v.dispatch(now) and receiver.requests
-        assert synced and synced[0] == (wal, 0)  # synced, then sent
+        assert synced and synced[0] == (wal, 0)  # frozen, synced, then sent
 
         synced = _synced_wal_while(monkeypatch, lambda: len(smtp.messages))
         assert v.send_digests(now) and smtp.messages

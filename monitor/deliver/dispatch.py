@@ -255,11 +255,14 @@ def dispatch_webhooks(
             if d.id not in tried and d.target not in steps.failing
         ]
         tried.update(d.id for d in due)
-        if due:
+        # Bodies frozen first, then synced with what they name, then sent: a body frozen after
+        # the sync could be lost to a power cut and sent again rebuilt (a code review).
+        ready = steps.prepare(due)
+        if ready:
             store.make_durable()  # what is sent stays sent (Store.make_durable)
         run_lanes(
-            due,
-            attrgetter("target"),
+            ready,
+            _TARGET,
             steps,
             workers=ENDPOINTS_AT_ONCE,
             budget=None if every_due else ENDPOINT_BUDGET,
@@ -276,6 +279,13 @@ class _Request:
     delivery: Delivery
     hook: WebhookConfig
     body: str
+
+    @property
+    def target(self) -> str:
+        return self.delivery.target
+
+
+_TARGET = attrgetter("target")  # the lane of a request: its endpoint's
 
 
 class _WebhookSteps:
@@ -296,13 +306,21 @@ class _WebhookSteps:
         self.sent: list[Sent] = []
         self.failing: set[str] = set()  # webhooks whose endpoint gave no answer in this run
 
-    def start(self, delivery: Delivery) -> _Request | None:
-        now = max(self.now, datetime.now(UTC))
-        ready = _prepare(self.store, self.config, self.labels, delivery, now)
-        if isinstance(ready, Sent):
-            self.sent.append(ready)
-            return None
+    def prepare(self, due: list[Delivery]) -> list[_Request]:
+        """The requests of the due deliveries, their bodies frozen; those not to be sent are
+        recorded as such (see _prepare)."""
+        ready = []
+        for delivery in due:
+            now = max(self.now, datetime.now(UTC))
+            request = _prepare(self.store, self.config, self.labels, delivery, now)
+            if isinstance(request, Sent):
+                self.sent.append(request)
+            else:
+                ready.append(request)
         return ready
+
+    def start(self, request: _Request) -> _Request:
+        return request
 
     def work(self, request: _Request) -> tuple[Attempt, datetime]:
         return _attempt(self.session, request, self.now)
