@@ -113,12 +113,16 @@ def test_a_flood_of_matches_shows_the_best_and_counts_the_others() -> None:
     assert digest.subject.startswith("Vigie: 1 urgent, 302 articles")
     html, text = render(digest, FOOTER)
     for part in (html, text):
-        assert "And 252 articles not shown here: those above are the most urgent" in part
+        assert "And 252 articles past this digest's limit: those above are the most" in part
         assert part.count("Article ") == 48  # the flood's best, beside the two above
     french = build_digest(flood + best, replace(subscriber, language="fr"), LABELS, NOW)
-    assert "Et 252 articles non affichés ici" in render(french, FOOTER)[1]
+    assert "Et 252 articles au-delà de la limite de ce résumé" in render(french, FOOTER)[1]
     # Under the limit, nothing is said.
-    assert "not shown" not in render(build_digest(best, subscriber, LABELS, NOW), FOOTER)[1]
+    assert "limit" not in render(build_digest(best, subscriber, LABELS, NOW), FOOTER)[1]
+    # Urgent entries past the limit are counted as urgent in the subject.
+    urgent = [item(i, "violence", priority="urgent", score=1.0) for i in range(1, 6)]
+    capped = build_digest(urgent, replace(SUBSCRIBER, max_entries=3), LABELS, NOW)
+    assert capped.subject.startswith("Vigie: 5 urgent, 5 articles")
 
 
 def test_sections_by_rule_urgent_first_then_busiest() -> None:

@@ -114,13 +114,14 @@ def build_digest(
         if earlier is not None:
             entry = replace(entry, sent_before=when(earlier, zone, language, now))
         sections.setdefault(lead.match.rule_id, []).append(entry)
-    total = sum(map(len, sections.values()))
+    every = [e for es in sections.values() for e in es]  # counted whether shown or not
+    total, urgent = len(every), sum(e.urgent for e in every)
+    noun = "stories" if any(e.also for e in every) else "articles"
     omitted = max(0, total - subscriber.max_entries)
     if omitted:
         # One feed listing 50,000 matching items made a 40 MB email, which mail servers refuse
         # for good: the most urgent and best-scored are shown, the others counted.
-        shown = sorted((e for es in sections.values() for e in es), key=lambda e: e.rank)
-        cut = {id(e) for e in shown[:omitted]}
+        cut = {id(e) for e in sorted(every, key=lambda e: e.rank)[:omitted]}
         sections = {
             r: kept for r, es in sections.items() if (kept := [e for e in es if id(e) not in cut])
         }
@@ -134,8 +135,6 @@ def build_digest(
         for rule_id, entries in sections.items()
     ]
     built.sort(key=lambda s: (not s.urgent, -len(s.entries), s.name.casefold()))
-    urgent = sum(len(s.entries) for s in built if s.urgent)
-    noun = "stories" if any(e.also for s in built for e in s.entries) else "articles"
     today = when(now, zone, language)  # with its year
     summary = f"{count_of(total, noun, language)} · {today} ({subscriber.timezone})"
     return Digest(

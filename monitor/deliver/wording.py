@@ -33,8 +33,11 @@ _FRENCH = {
         " désormais aussi"
     ),
     "Matched:": "Règles :",
-    "And %(counts)s not shown here: those above are the most urgent and the best scored.": (
-        "Et %(counts)s non affichés ici : ceux ci-dessus sont les plus urgents et les mieux notés."
+    # No word agrees with the count: "1 article non affichés" read wrong.
+    "And %(counts)s past this digest's limit: those above are the most urgent and the best"
+    " scored.": (
+        "Et %(counts)s au-delà de la limite de ce résumé : ceux ci-dessus sont les plus urgents"
+        " et les mieux notés."
     ),
     "Nothing new matched your rules since the last digest.": (
         "Rien de nouveau pour vos règles depuis le dernier résumé."
