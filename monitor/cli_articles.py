@@ -90,7 +90,10 @@ def articles_show(article_id: int, as_json: bool, config_path: str) -> None:
     words that made each match, the entities it names, and the digests and webhooks that
     carried it. To try today's rules on it: `vigie rules test --article ARTICLE_ID`."""
     store = open_store(load_config(config_path), must_exist=True)
-    record = store.article_record(article_id)
+    try:
+        record = store.article_record(article_id)
+    finally:
+        store.close()
     if record is None:
         raise VigieError(
             f"no article {article_id} in the database (pruned, or never stored):"

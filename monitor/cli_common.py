@@ -142,11 +142,17 @@ def operator_errors(func: Callable) -> Callable:
             err_console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
             sys.exit(1)
         except sqlite3.OperationalError as e:
-            if getattr(e, "sqlite_errorname", "").startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+            name = getattr(e, "sqlite_errorname", "")
+            if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
                 # A full disk (or a failing one): an operator's problem, not a traceback.
+                hint = (
+                    "free some space on its disk"
+                    if name == "SQLITE_FULL"
+                    else "its disk is full or failing: see the system's log"
+                )
                 err_console.print(
-                    f"[red]error:[/] the database could not be written ({escape(str(e))}): free "
-                    "some space on its disk and run again; what was stored before is kept",
+                    f"[red]error:[/] the database could not be written ({escape(str(e))}): "
+                    f"{hint}, and run again; what was stored before is kept",
                     soft_wrap=True,
                 )
                 sys.exit(1)

@@ -104,7 +104,8 @@ def link_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    credentials = "@" in parts.netloc
+    # A browser reads `http://a.example\\@b.example/` as a.example's: left as it is.
+    credentials = "@" in parts.netloc and "\\" not in parts.netloc
     if parts.scheme.lower() not in _DEFAULT_PORTS or not (
         parts.query or parts.fragment or credentials
     ):
@@ -113,7 +114,7 @@ def link_url(url: str, tracking: TrackingParams = DEFAULT_TRACKING) -> str:
     fragment = parts.fragment
     if "=" in fragment and not _without_tracking(fragment, tracking):
         fragment = ""  # `#xtor=RSS-3`: only tracking; `#section-2` or `#a=1&xtor=x` stay
-    netloc = parts.netloc.rpartition("@")[2]
+    netloc = parts.netloc.rpartition("@")[2] if credentials else parts.netloc
     if query == parts.query and fragment == parts.fragment and not credentials:
         return url
     return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=fragment))

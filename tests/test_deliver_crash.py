@@ -204,3 +204,24 @@ def test_what_is_sent_is_on_disk_before_it_goes(
         assert synced and synced[0] == (wal, 0)
     finally:
         v.close()
+
+
+def test_a_digest_written_to_the_outbox_folder_is_on_disk_before_it_counts_as_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded as sent, an .eml file never synced could be empty or gone after a power cut."""
+    config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
+    now = datetime.now(UTC)
+    v = Vigie(config, now)
+    try:
+        v.poll(now)
+        synced = _synced_wal_while(monkeypatch, lambda: 0)
+        [sent] = v.send_digests(now)
+    finally:
+        v.close()
+    outbox = tmp_path / "outbox"
+    [eml] = outbox.glob("*.eml")
+    assert sent.status == "sent" and eml.stat().st_size > 1000
+    files = [path for path, _ in synced]
+    assert any(p.startswith(str(outbox / ".")) and p.endswith(".eml.tmp") for p in files), files
+    assert str(outbox) in files  # the folder, for the file's new name

@@ -74,15 +74,24 @@ def _refused(recipients: dict[str, tuple[int, bytes]]) -> SmtpOutcome:
 
 
 def write_eml(message: EmailMessage, folder: Path, name: str) -> Path:
-    """Write the message atomically as folder/name.eml (a retry rewrites the same file)."""
+    """Write the message atomically as folder/name.eml (a retry rewrites the same file), on
+    disk before it counts as sent: recorded as sent, an unsynced file could be lost to a power
+    cut, empty or gone (a code review)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.eml"
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".eml.tmp")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(message.as_bytes())
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    directory = os.open(folder, os.O_RDONLY)  # the new name, in the folder's entries
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return path
