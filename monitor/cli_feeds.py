@@ -216,6 +216,8 @@ def feeds_add(
         resolved = resolve_feed_url(url, Path.cwd())
     except ValueError as e:
         raise ConfigError("URL", "", str(e), url) from None
+    if resolved.startswith("file://") and Path(url.removeprefix("file://")).is_dir():
+        raise ConfigError("URL", "", "a feed file, not a folder: add its files one by one", url)
     if resolved.startswith("file://") and not Path(url.removeprefix("file://")).is_file():
         # "example.org/feed.xml" was taken for a file of that name, to fail at every poll.
         raise ConfigError(

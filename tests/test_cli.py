@@ -367,6 +367,16 @@ def test_feeds_add_refuses_a_file_that_is_not_there(
     assert listed_urls(config) == []
 
 
+def test_feeds_add_of_a_folder_says_it_takes_files(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A folder of feed files was told to write its path as https://tmp/... (a review)."""
+    config = write_config([])
+    result = vigie("feeds", "add", str(tmp_path), "--config", config)
+    assert_one_line_error(result, "URL: a feed file, not a folder")
+    assert listed_urls(config) == []
+
+
 def test_feeds_add_takes_language_and_full_text_as_config_toml_does(
     write_config: Callable[..., Path],
 ) -> None:

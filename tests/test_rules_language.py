@@ -320,6 +320,11 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         ("police near/5 slap", 8, "near/5 is searched as a word here"),
         ("police NEAR slap", 8, "NEAR is searched as a word here"),
         ("police Onear/3 slap", 8, "Onear/3 is searched as a word here"),
+        # Other tools' spellings of NEAR (a rule author's review).
+        ("police NEAR5 slap", 8, "NEAR5 is searched as a word here"),
+        ("police w/5 slap", 8, "w/5 is searched as a word here"),
+        # Straight single quotes are no phrase: 'sangatte' was the word, quote and all.
+        ("calais AND 'sangatte'", 12, "phrases take double quotes"),
         # French operators and lower-case ones: words, and the rule matched almost nothing.
         (
             "migrants OU réfugiés",
@@ -355,6 +360,25 @@ def test_near_that_can_never_hold_is_warned_of(
     assert loaded.ok and [r.id for r in loaded.rules] == ["r"]
     (warning,) = loaded.warnings
     assert (warning.line, warning.column) == (3, 9 + column) and says in warning.message
+
+
+def test_a_lone_star_in_a_phrase_is_warned_of(tmp_path: Path) -> None:
+    """ "jailed over * riot" was searched as "jailed over riot", without a word (a review)."""
+    (tmp_path / "r.toml").write_text(
+        '[[rule]]\nid = "r"\nquery = \'"jailed over * riot"\'\n', "utf-8"
+    )
+    (warning,) = load_rules([tmp_path]).warnings
+    assert "a * standing alone in a phrase is left out" in warning.message
+    assert "NEAR/n" in warning.message
+    (tmp_path / "r.toml").write_text('[[rule]]\nid = "r"\nquery = \'"riot*"\'\n', "utf-8")
+    assert load_rules([tmp_path]).warnings == []
+
+
+def test_an_unknown_entity_names_the_one_meant() -> None:
+    with pytest.raises(
+        QuerySyntaxError, match=r"unknown entity @calias \(did you mean @calais\?\)"
+    ):
+        RuleIndex.build([Rule("r", "@calias AND police")], ENTITIES)
 
 
 def test_a_lone_guillemet_is_left_out_of_the_words_searched() -> None:

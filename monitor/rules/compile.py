@@ -3,6 +3,7 @@ alternatives of their aliases, fields and stemming are pushed down to the leaves
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -30,7 +31,8 @@ EntityResolver = Callable[[str], Entity | None]
 
 # A word that an operator meant as NEAR: near/5 in lower case, or NEAR without its distance.
 # (Lower-case "near" alone is an ordinary word: "police near Calais".)
-_LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/\d+|O?NEAR)$")
+# NEAR5 and w/5 (other tools' spelling) are words too.
+_LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/?\d+|O?NEAR|[Ww]/\d+)$")
 # Words an operator meant as AND, OR, NOT or NEAR: in French (OU, ET, SAUF, PRÈS/5), or in
 # lower case (or, and, not), all searched as words: `migrants OU réfugiés` required the word
 # "ou" beside both and matched almost nothing, without a warning. -> what to write instead.
@@ -46,6 +48,7 @@ _OPERATOR_WORDS = {
 _LOOKS_LIKE_PRES = re.compile(r"(?:PR[ÈE]S|PROCHE)(?:/\d+)?$")
 _UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
 _LONE_QUOTE = re.compile("[«»“”]+")  # a word of its own: « with the space French puts after it
+_LONE_STAR = re.compile(r"(?:^|\s)\*+(?=\s|$)")  # "jailed over * riot"
 
 
 class Compiler:
@@ -115,6 +118,15 @@ class Compiler:
                         query.column,
                     )
                 )
+            if query.text[:1] in "'‘" or query.text[-1:] in "'’":
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{query.text} is searched as a word here, not as the start or end of a "
+                        'phrase: phrases take double quotes ("small boat")',
+                        query.line,
+                        query.column,
+                    )
+                )
             quote = _UNPAIRED_QUOTE.search(query.text)
             if quote:
                 self.warnings.append(
@@ -137,6 +149,16 @@ class Compiler:
                 label=_label(query),
             )
         if isinstance(query, ast.Phrase):
+            if _LONE_STAR.search(query.text):
+                self.warnings.append(
+                    QuerySyntaxError(
+                        "a * standing alone in a phrase is left out, not read as any word: "
+                        f'"{query.text}" is searched without it; for words in between, join '
+                        "the words with NEAR/n",
+                        query.line,
+                        query.column,
+                    )
+                )
             return self._words(
                 query.text,
                 fields,
@@ -153,8 +175,12 @@ class Compiler:
         if isinstance(query, ast.EntityRef):
             entity = self.entities.get(query.entity_id)
             if entity is None:
+                close = difflib.get_close_matches(query.entity_id, self.entities, n=1)
                 raise QuerySyntaxError(
-                    f"unknown entity @{query.entity_id}", query.line, query.column
+                    f"unknown entity @{query.entity_id}"
+                    + (f" (did you mean @{close[0]}?)" if close else ""),
+                    query.line,
+                    query.column,
                 )
             return self.entity(entity, fields)
         if isinstance(query, ast.And | ast.Or):

@@ -305,7 +305,7 @@ def _why_unknown(error: QuerySyntaxError, parsed: dict[str, _ParsedFile]) -> Que
     return error
 
 
-_UNKNOWN_ENTITY = re.compile(r"unknown entity @(\S+)$")
+_UNKNOWN_ENTITY = re.compile(r"unknown entity @(\S+)")
 
 
 def _compiled_from(rule: Rule) -> tuple:
