@@ -30,10 +30,12 @@ from .fetch import fetch_feed, make_session
 from .language import detect_language
 from .parse import parse_feed
 from .records import Article, Evidence, Feed, Match
+from .rules.document import Document
 from .rules.files import RuleSet, load_rules
 from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
+from .rules.why import why_not
 from .store import Store, iso
 from .text import counted, html_to_text, language_code, normalise_space, without_lone_surrogates
 
@@ -207,11 +209,19 @@ class _Carriers:
         return cls.of(store, f"al.article_id IN ({','.join('?' * len(ids))})", ids)
 
     def match(self, index: RuleIndex, article: Article) -> tuple[list[Match], list[Evidence]]:
+        return index.match(article, *self._feeds(article))
+
+    def document(self, article: Article) -> Document:
+        """The article as the matcher reads it, with the feeds that carry it."""
+        return Document(article, *self._feeds(article))
+
+    def _feeds(self, article: Article) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the tags of every feed that carries it, the names of those but its own)."""
         tags = self.tags.get(article.feed_id, ())
         names, more = self.others.get(article.id or 0, ((), ()))
         if not names:
-            return index.match(article, tags)
-        return index.match(article, tuple(dict.fromkeys((*tags, *more))), names)
+            return tags, ()
+        return tuple(dict.fromkeys((*tags, *more))), names
 
 
 def _as_polled(article: Article) -> Article:
@@ -401,15 +411,25 @@ def rules_test(
         matched_any = 0
         if code is not None:
             articles = [a if a.id is not None else replace(a, language=code) for a in articles]
+        single = bool(rule_id or query)
         for article in map(_as_polled, articles):
             matches, mentions = carriers.match(index, article)
             matched_any += bool(matches)
+            # One rule that does not match: which of its parts the article lacks.
+            why = (
+                why_not(index.rules[0], carriers.document(article))
+                if single and not matches
+                else []
+            )
             if as_json:
-                click.echo(
-                    json.dumps(_result_json(article, matches, rule_id or query), ensure_ascii=False)
-                )
+                result = _result_json(article, matches, rule_id or query)
+                if why:
+                    result["why_not"] = why
+                click.echo(json.dumps(result, ensure_ascii=False))
             else:
-                _print_result(article, matches, single=bool(rule_id or query))
+                _print_result(article, matches, single=single)
+                for line in why:
+                    console.print(Text("  ").append(line, style="dim"), soft_wrap=True)
         return 0 if matched_any else 1
 
     sys.exit(body())

@@ -224,6 +224,38 @@ def test_query_option_says_why_a_draft_may_not_match(tmp_path: Path) -> None:
     assert "police near/5 slap\n       ^" in result.stderr
 
 
+def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: Path) -> None:
+    """ "no match" and nothing more: a rule author split each query by hand to find the part
+    that failed (a review). Each part the rule needs is found, missing, too far or excluding."""
+    config = project(tmp_path)
+    text = (
+        "Police in Calais\n"
+        "A football match. The officer was seen in the crowd, and much later a man said he was"
+        " slapped at the port."
+    )
+
+    def why(query: str) -> list[str]:
+        result = invoke("rules", "test", "--query", query, "--text", text, "--config", str(config))
+        assert result.exit_code == 1 and result.output.startswith("no match")
+        return [line.strip() for line in result.output.splitlines()[1:]]
+
+    assert why("police NEAR/3 slap~") == [
+        "too far      police NEAR/3 slap~: Police (title) and slapped (content), never within"
+        " 3 words in one field"
+    ]
+    lines = why("(police OR officer*) AND @calais AND kick~")
+    assert lines[0] == "needs all of:" and "missing      kick~" in lines
+    assert "found        @calais: Calais (title)" in lines
+    assert "excluded by  NOT football: football (content)" in why("calais NOT football")
+    assert "missing      lang:fr: the article is in en" in why("lang:fr police")
+    # A rule from the files, as JSON for scripts; a match has no why_not.
+    asked = ("rules", "test", "prosecutions", "--text", text, "--json", "--config", str(config))
+    [result] = map(json.loads, invoke(*asked).output.splitlines())
+    assert result["matched"] is False and result["why_not"]
+    matched = invoke("rules", "test", "calais", "--text", text, "--json", "--config", str(config))
+    assert "why_not" not in json.loads(matched.output)
+
+
 def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0
