@@ -73,6 +73,16 @@ def matches(query: str, art: Article, stem: bool = False) -> bool:
         ("=PAF", "the PAF border police", True),
         ("=PAF", "paf! went the balloon", False),
         ("Boulogne-sur-Mer", "prosecutors in Boulogne sur Mer said", True),
+        # NOT NEAR: a place of the left side with none of the right within the distance.
+        ("Channel NOT NEAR/1 4", "as Channel 4 News reported", False),
+        ("Channel NOT NEAR/1 4", "drowned in the Channel, Channel 4 News reported", True),
+        ("Channel NOT NEAR/1 4", "the Channel crossing was calm", True),
+        ("jungle NOT ONEAR/2 book", "a reading of The Jungle Book", False),
+        ("jungle NOT ONEAR/2 book", "a book about the jungle camp", True),
+        ("migrants Channel NOT NEAR/1 4", "Channel 4 met migrants", False),
+        ("migrants Channel NOT NEAR/1 4", "migrants crossed the Channel", True),
+        ("(police OR officer*) NOT NEAR/3 (football OR match)", "police at the football", False),
+        ("(police OR officer*) NOT NEAR/3 (football OR match)", "police kept order", True),
     ],
 )
 def test_query_matches_as_documented(query: str, text: str, expected: bool) -> None:

@@ -56,6 +56,7 @@ class Near:
     right: Query
     distance: int
     ordered: bool = False
+    excluded: bool = False  # NOT NEAR: the left side where the right is not within `distance`
 
 
 @dataclass(frozen=True)

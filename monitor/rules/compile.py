@@ -21,7 +21,7 @@ from ..text import (
 from . import ast
 from .document import TEXT_FIELDS
 from .model import Entity
-from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, Part, Seq
+from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Part, Seq
 from .parser import QuerySyntaxError
 from .stats import HEURISTIC, TermStats
 
@@ -207,7 +207,8 @@ class Compiler:
                         )
                     )
             sides = [_fields_hit(side, fields) for side in (query.left, query.right)]
-            if all(sides) and not sides[0] & sides[1]:
+            # (Of NOT NEAR, such sides hold wherever the left one does: no more than odd.)
+            if all(sides) and not sides[0] & sides[1] and not query.excluded:
                 line, column = _position(query.left)
                 left, right = ("/".join(sorted(side)) for side in sides)
                 self.warnings.append(
@@ -218,7 +219,7 @@ class Compiler:
                         column,
                     )
                 )
-            if query.distance < 1:
+            if query.distance < 1 and not query.excluded:
                 line, column = _position(query.left)
                 self.warnings.append(
                     QuerySyntaxError(
@@ -228,7 +229,7 @@ class Compiler:
                         column,
                     )
                 )
-            return Near(
+            return (NotNear if query.excluded else Near)(
                 self.compile(query.left, fields),
                 self.compile(query.right, fields),
                 query.distance,

@@ -356,6 +356,32 @@ class Near(Node):
         return tuple(dict.fromkeys((*self.left.must(), *self.right.must())))
 
 
+class NotNear(Near):
+    """`a NOT NEAR/n b`: the places of `a` with no `b` within `distance` words in the same
+    field (before or after it; after only with ONEAR). Holds where one such `a` is left:
+    `Channel NOT NEAR/1 4` holds for "the Channel" and not for "Channel 4" alone. Filed under
+    `a`'s keys only, and needs only `a`'s clauses: `b` may be absent."""
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        lefts = self.left.hits(doc)
+        if not lefts:
+            return None
+        rights = self.right.hits(doc)
+        if not rights:
+            return lefts
+        if len(lefts) * len(rights) <= _PAIRS_TRIED:
+            near = self._pairs_tried(lefts, rights)
+        else:
+            near = self._pairs_found(lefts, rights)
+        return [hit for hit in lefts if hit not in near] or None
+
+    def keys(self) -> frozenset[Key] | None:
+        return self.left.keys()
+
+    def must(self) -> tuple[Clause, ...]:
+        return self.left.must()
+
+
 _START, _END = itemgetter(1), itemgetter(2)
 _PAIRS_TRIED = 256  # up to this many pairs of hits, Near tries them all
 

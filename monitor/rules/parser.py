@@ -116,12 +116,13 @@ class _ToTree(Transformer):
     def near(self, *items: ast.Query | Token) -> ast.Query:
         left = items[0]
         for i in range(1, len(items), 2):
-            op = str(items[i])
+            *negated, op = str(items[i]).split()  # "NOT NEAR/5" or "NEAR/5"
             left = ast.Near(
                 left,
                 items[i + 1],
                 int(op.split("/")[1]),  # type: ignore[arg-type]
                 ordered=op.startswith("O"),
+                excluded=bool(negated),
             )
         return left  # type: ignore[return-value]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .document import TEXT_FIELDS, Document
 from .evidence import evidence_of
 from .index import CompiledRule
-from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, Seq, leaves
+from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Seq, leaves
 
 _SHOWN_WORDS = 4  # words quoted for a part found
 
@@ -48,6 +48,13 @@ def _state(node: Node, doc: Document) -> str:
     hits = node.hits(doc)
     if hits is not None:
         return f"found        {describe(node)}" + (f": {_words(hits, doc)}" if hits else "")
+    if isinstance(node, NotNear):
+        if node.left.hits(doc):
+            return (
+                f"too near     {describe(node)}: every {describe(node.left)} has"
+                f" {describe(node.right)} within {node.distance} words"
+            )
+        return f"missing      {describe(node)}: no {describe(node.left)}"
     if isinstance(node, Near):
         left, right = node.left.hits(doc), node.right.hits(doc)
         if left and right:
@@ -75,7 +82,9 @@ def describe(node: Node) -> str:
         joiner = " AND " if isinstance(node, AllOf) else " OR "
         return f"({joiner.join(describe(c) for c in node.children)})"
     if isinstance(node, Near):
-        operator = "ONEAR" if node.ordered else "NEAR"
+        operator = ("NOT " if isinstance(node, NotNear) else "") + (
+            "ONEAR" if node.ordered else "NEAR"
+        )
         return f"{describe(node.left)} {operator}/{node.distance} {describe(node.right)}"
     if isinstance(node, NoneOf):
         return f"NOT {describe(node.child)}"
