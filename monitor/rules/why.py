@@ -19,7 +19,6 @@ _SHOWN_WORDS = 4  # words quoted for a part found
 
 def why_not(compiled: CompiledRule, doc: Document) -> list[str]:
     """One line per part the rule needs, saying what the article has of it."""
-    rule = compiled.rule
     if compiled.scoped and not compiled.in_scope(doc):
         return [f"out of scope: {_scope(compiled, doc)}"]
     node = compiled.node
@@ -28,7 +27,7 @@ def why_not(compiled: CompiledRule, doc: Document) -> list[str]:
         for child in node.children:
             lines += [f"  {line}" for line in _parts(child, doc)]
         return lines
-    if rule.query and isinstance(node, AllOf):
+    if isinstance(node, AllOf):
         return ["needs all of:", *(f"  {line}" for line in _parts(node, doc))]
     return _parts(node, doc)
 
