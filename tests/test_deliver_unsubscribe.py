@@ -155,6 +155,22 @@ def test_the_operator_unsubscribes_and_resubscribes_from_the_command_line(
     assert "Nothing new to send." in sent.stdout  # the samples' matches were before it came back
 
 
+def test_a_subscriber_back_gets_a_new_link_and_the_old_one_no_longer_works(
+    vigie: Vigie, smtp: SmtpServer, page: UnsubscribeServer
+) -> None:
+    """The old link, in digests forwarded or left in a shared mailbox, unsubscribed a
+    subscriber who had come back (a security review)."""
+    vigie.send_digests(NOW)
+    old = served(page, link_of(smtp, "desk@newsroom.test"))
+    assert requests.post(old, timeout=5).ok
+    assert vigie.store.resubscribe("desk", NOW + timedelta(hours=1))
+    assert requests.post(old, timeout=5).status_code == 404
+    assert unsubscribed(vigie)["desk"] is None
+    token = vigie.store.subscriber_state("desk")["token"]  # type: ignore[index]
+    assert token and token not in old
+    assert requests.post(served(page, f"{BASE}/unsubscribe/desk/{token}"), timeout=5).ok
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

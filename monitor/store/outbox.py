@@ -427,11 +427,13 @@ class OutboxQueries:
 
     def resubscribe(self, name: str, now: datetime) -> bool:
         """A subscriber back: digests again, of matches made from `now` (not of what they
-        missed while away). False when no such subscriber is stored."""
+        missed while away), with an unsubscribe link of their own again: the old one, in
+        digests forwarded or left in a shared mailbox, would unsubscribe them a second time
+        (a security review). False when no such subscriber is stored."""
         with self.transaction():
             cursor = self.db.execute(
-                "UPDATE subscribers SET unsubscribed = NULL, since = ? WHERE name = ?",
-                [iso(now), name],
+                "UPDATE subscribers SET unsubscribed = NULL, since = ?, token = ? WHERE name = ?",
+                [iso(now), secrets.token_urlsafe(16), name],
             )
         return cursor.rowcount > 0
 
