@@ -21,7 +21,7 @@ from monitor.config_delivery import (
 from monitor.deliver.digest import TEMPLATES, build_digest, compose, footer, render, snippet_html
 from monitor.deliver.outbox import Labels
 from monitor.deliver.wording import CATALOGS
-from monitor.records import Article, Delivery, Match
+from monitor.records import Article, Delivery, Evidence, Match
 from monitor.store import OutboxItem
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -84,8 +84,9 @@ def test_an_article_with_only_a_title_is_not_shown_twice() -> None:
         NOW,
     )
     html, text = render(digest, FOOTER)
+    body = html.split("<body", 1)[1]  # the subject, in <title>, names a lone article
     assert text.count("Boats leave") == 1
-    assert html.count("Boats leave") == 1
+    assert body.count("Boats leave") == 1
     # A snippet with more than the title is shown.
     digest = build_digest(
         [item(1, "calais", title="Boats leave Calais", snippet="Boats leave ⟦Calais⟧ at dawn")],
@@ -94,7 +95,8 @@ def test_an_article_with_only_a_title_is_not_shown_twice() -> None:
         NOW,
     )
     html, text = render(digest, FOOTER)
-    assert text.count("Boats leave") == 2 and html.count("Boats leave") == 2
+    body = html.split("<body", 1)[1]
+    assert text.count("Boats leave") == 2 and body.count("Boats leave") == 2
 
 
 def test_a_flood_of_matches_shows_the_best_and_counts_the_others() -> None:
@@ -123,6 +125,36 @@ def test_a_flood_of_matches_shows_the_best_and_counts_the_others() -> None:
     urgent = [item(i, "violence", priority="urgent", score=1.0) for i in range(1, 6)]
     capped = build_digest(urgent, replace(SUBSCRIBER, max_entries=3), LABELS, NOW)
     assert capped.subject.startswith("Vigie: 5 urgent, 5 articles")
+
+
+def test_what_a_subscriber_reads_says_why_and_when(tmp_path: Path) -> None:
+    """From a subscribers' review: a match in the title showed no word in bold anywhere; six
+    one-article digests had one subject, "Vigie: 1 article — Police violence 1"; an undated
+    item showed the time Vigie saw it as its publication time; the heading named the config's
+    short name; "08:00" had no time zone; without CSS a heading read "Calais2"."""
+    title = "Boulogne-sur-Mer prosecutor opens inquiry into Calais officer"
+    start = title.index("Calais")
+    evidence = (Evidence("title", start, start + 6, "Calais", "calais"),)
+    article = Article(
+        feed_id=1, guid="1", url="https://news.example/1", title=title,
+        published=NOW - timedelta(hours=1), first_seen=NOW - timedelta(hours=1),  # undated
+        feed_name="Coastal Herald", id=1,
+    )  # fmt: skip
+    lone = OutboxItem(article, Match(1, "calais", 3.0, evidence, snippet="The prefecture said"))
+    desk = replace(SUBSCRIBER, email="Inès Morel <desk@example.org>")
+    digest = build_digest([lone], desk, LABELS, NOW)
+    assert digest.subject == f"Vigie: {title}"
+    assert digest.heading == "Vigie digest for Inès Morel"
+    html, text = render(digest, footer(desk, CONFIG, "tok"))
+    assert "into <b>Calais</b> officer" in html and "into *Calais* officer" in text
+    assert "first seen Mon 23 Nov, 07:00" in text
+    assert "(daily 08:00, Europe/Paris)" in " ".join(text.split())
+    assert "Boulogne-sur-Mer" in text  # a hyphen is no place to break a line
+    heading = html.split("<h2", 1)[1].split("</h2>", 1)[0]
+    assert re.sub(r"<[^>]+>", "", heading).split(">", 1)[1].strip() == "Calais (1)"
+    dated = replace(article, first_seen=NOW)
+    entry = build_digest([OutboxItem(dated, lone.match)], desk, LABELS, NOW).sections[0]
+    assert entry.entries[0].when == "Mon 23 Nov, 07:00"
 
 
 def test_sections_by_rule_urgent_first_then_busiest() -> None:
@@ -288,11 +320,19 @@ def test_one_click_unsubscribe_with_a_public_base_url() -> None:
 
 def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
     labels = Labels({"calais": "Calais\r\nBcc: victim@example.org"})
-    digest = build_digest([item(1, "calais")], SUBSCRIBER, labels, NOW)
+    digest = build_digest([item(1, "calais"), item(2, "calais")], SUBSCRIBER, labels, NOW)
     message = compose(digest, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW)
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0]
     assert b"\nBcc:" not in headers and b"\rBcc:" not in headers
-    assert "Calais Bcc: victim@example.org 1" in parse(message)["Subject"]
+    assert "Calais Bcc: victim@example.org 2" in parse(message)["Subject"]
+    # One article's digest is named by its headline: a feed's, just as harmless.
+    lone = build_digest(
+        [item(1, "calais", title="Boats\r\nBcc: victim@example.org")], SUBSCRIBER, LABELS, NOW
+    )
+    message = compose(lone, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW)
+    headers = message.as_bytes().split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in headers and b"\rBcc:" not in headers
+    assert parse(message)["Subject"] == "Vigie: Boats Bcc: victim@example.org"
 
 
 def test_the_same_delivery_renders_the_same_email() -> None:
@@ -350,7 +390,7 @@ def test_a_french_subscriber_reads_the_digest_in_french() -> None:
     ]
     digest = build_digest(items, french, LABELS, NOW)
     assert (
-        digest.subject == "Vigie : 1 en urgence, 3 sujets — Police violence 1, Calais 1, +1 autres"
+        digest.subject == "Vigie : 1 en urgence, 3 sujets — Police violence 1, Calais 1, +1 autre"
     )
     assert digest.heading == "Résumé Vigie pour desk"
     assert digest.summary == "3 sujets · lun. 23 nov. 2026, 08:00 (Europe/Paris)"
@@ -363,7 +403,7 @@ def test_a_french_subscriber_reads_the_digest_in_french() -> None:
     assert "urgent</span>" in html and "[URGENT]" in text
     assert (
         "Vous recevez ce résumé parce que vous suivez le thème migrants, le thème calais"
-        " (chaque jour à 08:00)." in text
+        " (chaque jour à 08:00, Europe/Paris)." in " ".join(text.split())
     )
     assert "Matched" not in html + text and "Also reported" not in html + text
     assert "Un exilé frappé à Calais" in html and "Police violence" in text  # as written

@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from ..config_delivery import DeliveryConfig, SubscriberConfig
-from ..records import Delivery
+from ..records import Delivery, Evidence
 from ..store import OutboxItem
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line
 from .outbox import Labels, message_id
@@ -58,6 +58,10 @@ class Entry:
     # beside a story sent again because a later copy matches another rule they follow.
     sent_before: str = ""
     rank: tuple = ()
+    # The title with the words that made it match marked: in bold, in *stars* (a match in the
+    # title alone showed no word in bold anywhere).
+    title_html: Markup = Markup("")
+    title_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def build_digest(
         subscriber=subscriber.name,
         sections=tuple(built),
         subject=_subject(built, total, urgent, noun, language),
-        heading=_("Vigie digest for %(name)s", name=subscriber.name),
+        heading=_("Vigie digest for %(name)s", name=subscriber.recipient.display_name),
         summary=summary,
         noun=noun,
         language=language,
@@ -163,10 +167,15 @@ def _entry(
     language: str = "en",
 ) -> Entry:
     article = lead.article
+    _ = translator(language)
     title = one_line(article.title)  # stored before titles were made one line
     snippet = lead.match.snippet
     if "".join(_MARKS.split(snippet)) == title:
         snippet = ""  # an article with no text but its title: shown once, not twice
+    marked = _marked_title(title, article.title, lead.match.evidence) if title else ""
+    published = when(article.published, zone, language, now) if article.published else ""
+    if published and not article.dated:  # the time Vigie first saw an undated item
+        published = _("first seen %(when)s", when=published)
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
     others: dict[str, str] = {}
     for member in members:
@@ -174,12 +183,14 @@ def _entry(
         if member.article.id != article.id and source != article.feed_name:
             others.setdefault(one_line(source), _link(member.article.url))
     return Entry(
-        title=title or translator(language)("(untitled)"),
+        title=title or _("(untitled)"),
+        title_html=snippet_html(marked) if marked else Markup(escape(title or _("(untitled)"))),
+        title_text=snippet_text(marked) if marked else title or _("(untitled)"),
         url=_link(article.url),
         # A feed's name over several lines (an OPML title, stored before they were made one
         # line) wrote a fake section and entry into the plain-text digest.
         source=one_line(article.feed_name),
-        when=when(article.published, zone, language, now) if article.published else "",
+        when=published,
         snippet_html=snippet_html(snippet),
         snippet_text=snippet_text(snippet),
         rules=tuple(dict.fromkeys(labels.rule(r) for r in rule_ids)),
@@ -188,6 +199,21 @@ def _entry(
         updated=lead.updated,
         rank=_rank(lead),
     )
+
+
+def _marked_title(shown: str, stored: str, evidence: Sequence[Evidence]) -> str:
+    """The title with its matched words between the highlight marks; "" when it has none, or
+    when the title shown is not the one stored (made one line), whose offsets would be off."""
+    spans = sorted((e.start, e.end) for e in evidence if e.field == "title")
+    if not spans or shown != stored or HIGHLIGHT_OPEN in shown or HIGHLIGHT_CLOSE in shown:
+        return ""
+    out, cursor = [], 0
+    for start, end in spans:
+        if start < cursor:
+            continue  # overlapping words: the first marks them
+        out += [shown[cursor:start], HIGHLIGHT_OPEN, shown[start:end], HIGHLIGHT_CLOSE]
+        cursor = end
+    return "".join(out) + shown[cursor:]
 
 
 def _link(url: str) -> str:
@@ -214,6 +240,15 @@ def _subject(
     _ = translator(language)
     if not total:
         return _("Vigie: nothing new matched your rules")
+    if total == 1 and sections and sections[0].entries:
+        # Six digests of one article each read "Vigie: 1 article — Police violence 1", threaded
+        # together by mail clients: one article's digest is named by its headline.
+        headline = sections[0].entries[0].title[:_SUBJECT_TITLE]
+        return (
+            _("Vigie, urgent: %(title)s", title=headline)
+            if urgent
+            else _("Vigie: %(title)s", title=headline)
+        )
     counts = count_of(total, noun, language)
     head = (
         _("Vigie: %(urgent)s urgent, %(counts)s", urgent=urgent, counts=counts)
@@ -221,8 +256,12 @@ def _subject(
         else _("Vigie: %(counts)s", counts=counts)
     )
     shown = [f"{s.name} {len(s.entries)}" for s in sections[:2]]
-    more = ", " + _("+%(n)s more", n=len(sections) - 2) if len(sections) > 2 else ""
+    others = len(sections) - 2
+    more = (", " + _("+1 more" if others == 1 else "+%(n)s more", n=others)) if others > 0 else ""
     return f"{head} — {', '.join(shown)}{more}"
+
+
+_SUBJECT_TITLE = 150  # characters of a headline in a subject
 
 
 @functools.cache
@@ -294,9 +333,15 @@ def footer(subscriber: SubscriberConfig, config: DeliveryConfig, token: str) -> 
     follows += [_("tag %(tag)s", tag=t) for t in subscriber.tags]
     return {
         "follows": ", ".join(follows),
-        "schedule": schedule(subscriber.schedule, subscriber.language),
+        "schedule": schedule(subscriber.schedule, subscriber.language)
+        + (f", {subscriber.timezone}" if _at_a_time(subscriber) else ""),
         "unsubscribe_url": one_click or mailto,
     }
+
+
+def _at_a_time(subscriber: SubscriberConfig) -> bool:
+    """Whether the schedule names a time of day, which is the subscriber's time zone's."""
+    return subscriber.cron is not None and subscriber.schedule.split()[0] != "hourly"
 
 
 def compose(
