@@ -157,26 +157,16 @@ if getattr(feedparser.mixin, "copy", None) is copy:
     feedparser.mixin.copy = _ContentParamsCopy  # type: ignore[attr-defined]
 
 
-# Items read from one feed document: news feeds list tens, archives a few hundred. A hostile
-# feed of 50,000 matching items made as many alerts in one poll (a security review).
+# Items read from each end of one feed document: news feeds list tens, archives a few hundred.
+# A hostile feed of 50,000 matching items made as many alerts in one poll (a security review).
+# Both ends, not the newest by date: the items cut must be those polling's delta cuts, or a
+# long feed's items were never remembered and parsed again at every poll (a code review).
 MAX_ITEMS = 1000
 
 
 def _edges(items: list, most: int) -> list:
     """The first `most` and last `most` of `items` (see delta.edge_items)."""
     return items if len(items) <= 2 * most else items[:most] + items[-most:]
-
-
-def _newest(articles: list[Article], most: int) -> list[Article]:
-    """The `most` latest published of `articles`, in the feed's order (among items of one date,
-    the first listed)."""
-    if len(articles) <= most:
-        return articles
-    floor = datetime.min.replace(tzinfo=UTC)
-    by_date = sorted(
-        range(len(articles)), key=lambda i: articles[i].published or floor, reverse=True
-    )
-    return [articles[i] for i in sorted(by_date[:most])]
 
 
 def parse_feed(
@@ -188,17 +178,16 @@ def parse_feed(
     language: str = "",
     now: datetime | None = None,
 ) -> tuple[str, list[Article]]:
-    """Parse a feed document. Returns (feed title, articles): its MAX_ITEMS latest published
-    items, read from its first and last MAX_ITEMS (feeds list the newest first, or last).
-    Raises FeedParseError when the bytes are not a feed at all; a feed with minor errors still
-    yields its items.
+    """Parse a feed document. Returns (feed title, articles): of its first and last MAX_ITEMS
+    items when it has more (feeds list the newest first, or last, as archives and podcasts
+    do). Raises FeedParseError when the bytes are not a feed at all; a feed with minor errors
+    still yields its items.
 
     `language`, the operator's setting for the feed, wins over what the feed declares: blogs
     and CMSs declare their installation's default (`en-US`) over French items, which were then
     matched without French stemming or `languages = ["fr"]` rules, and lost."""
     body = edge_items(body, MAX_ITEMS) or body  # before feedparser, which reads them all
     title, articles = _parse_feed(body, headers, url, feed_id, feed_name, now or datetime.now(UTC))
-    articles = _newest(articles, MAX_ITEMS)
     if language := base_language(language):
         articles = [a if a.language == language else evolve(a, language=language) for a in articles]
     return title, articles
