@@ -248,6 +248,10 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
     assert "found        @calais: Calais (title)" in lines
     assert "excluded by  NOT football: football (content)" in why("calais NOT football")
     assert "missing      lang:fr: the article is in en" in why("lang:fr police")
+    # An OR of ANDs: each group on its own.
+    lines = why("(police AND kick) OR (officer AND kicked)")
+    assert lines[:2] == ["needs one of:", "all of:"] and lines[4] == "all of:"
+    assert set(lines[2:4]) == {"missing      kick", "found        police: Police (title)"}
     # A rule from the files, as JSON for scripts; a match has no why_not.
     asked = ("rules", "test", "prosecutions", "--text", text, "--json", "--config", str(config))
     [result] = map(json.loads, invoke(*asked).output.splitlines())

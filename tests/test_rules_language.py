@@ -333,6 +333,7 @@ def test_short_wildcards_and_unknown_entities_are_refused() -> None:
         # Other tools' spellings of NEAR (a rule author's review).
         ("police NEAR5 slap", 8, "NEAR5 is searched as a word here"),
         ("police w/5 slap", 8, "w/5 is searched as a word here"),
+        ("police NOTNEAR/5 slap", 8, "NOTNEAR/5 is searched as a word here"),
         # Straight single quotes are no phrase: 'sangatte' was the word, quote and all.
         ("calais AND 'sangatte'", 12, "phrases take double quotes"),
         # French operators and lower-case ones: words, and the rule matched almost nothing.
@@ -389,6 +390,27 @@ def test_an_unknown_entity_names_the_one_meant() -> None:
         QuerySyntaxError, match=r"unknown entity @calias \(did you mean @calais\?\)"
     ):
         RuleIndex.build([Rule("r", "@calias AND police")], ENTITIES)
+
+
+def test_not_near_sets_apart_places_of_words_not_of_groups() -> None:
+    """From a code review: `migrant* NEAR/5 Channel NOT NEAR/1 4` kept the migrants' place
+    when Channel stood by 4; an entity's context word "camp" let "the Jungle Book" through."""
+    with pytest.raises(QuerySyntaxError, match="NOT NEAR takes words, phrases, entities"):
+        RuleIndex.build([Rule("r", "migrant* NEAR/5 Channel NOT NEAR/1 4")], ENTITIES)
+    jungle = {"jungle": Entity("jungle", aliases=("Jungle",), context={"jungle": ("camp*",)})}
+    index = RuleIndex.build([Rule("r", "@jungle NOT NEAR/1 book")], jungle)
+    assert not index.match(article(content="A camp near the Jungle Book stall."))[0]
+    assert index.match(article(content="The Jungle camp was cleared. A book fair opened."))[0]
+
+
+def test_not_near_quirks_are_not_warned_of(tmp_path: Path) -> None:
+    """Its right side's field does not matter: only the left side's words are found."""
+    query = "(x NOT NEAR/3 title:y) NEAR/2 content:z"
+    (tmp_path / "r.toml").write_text(f'[[rule]]\nid = "r"\nquery = "{query}"\n', "utf-8")
+    assert load_rules([tmp_path]).warnings == []
+    for written in ("students' union", "'90s revival", "O'Brien"):
+        (tmp_path / "r.toml").write_text(f'[[rule]]\nid = "r"\nquery = "{written}"\n', "utf-8")
+        assert load_rules([tmp_path]).warnings == [], written
 
 
 def test_a_lone_guillemet_is_left_out_of_the_words_searched() -> None:

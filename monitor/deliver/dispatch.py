@@ -255,6 +255,8 @@ def dispatch_webhooks(
             if d.id not in tried and d.target not in steps.failing
         ]
         tried.update(d.id for d in due)
+        if stop is not None and stop.is_set():
+            return steps.sent  # stopping: nothing more is prepared either
         # Bodies frozen first, then synced with what they name, then sent: a body frozen after
         # the sync could be lost to a power cut and sent again rebuilt (a code review).
         ready = steps.prepare(due)

@@ -32,7 +32,7 @@ EntityResolver = Callable[[str], Entity | None]
 # A word that an operator meant as NEAR: near/5 in lower case, or NEAR without its distance.
 # (Lower-case "near" alone is an ordinary word: "police near Calais".)
 # NEAR5 and w/5 (other tools' spelling) are words too.
-_LOOKS_LIKE_NEAR = re.compile(r"(?:[Oo]?[Nn][Ee][Aa][Rr]/?\d+|O?NEAR|[Ww]/\d+)$")
+_LOOKS_LIKE_NEAR = re.compile(r"(?:(?:NOT)?[Oo]?[Nn][Ee][Aa][Rr]/?\d+|O?NEAR|[Ww]/\d+)$")
 # Words an operator meant as AND, OR, NOT or NEAR: in French (OU, ET, SAUF, PRÈS/5), or in
 # lower case (or, and, not), all searched as words: `migrants OU réfugiés` required the word
 # "ou" beside both and matched almost nothing, without a warning. -> what to write instead.
@@ -118,7 +118,7 @@ class Compiler:
                         query.column,
                     )
                 )
-            if query.text[:1] in "'‘" or query.text[-1:] in "'’":
+            if query.text[:1] in "'‘" and query.text[1:2].isalpha():
                 self.warnings.append(
                     QuerySyntaxError(
                         f"{query.text} is searched as a word here, not as the start or end of a "
@@ -192,6 +192,17 @@ class Compiler:
         if isinstance(query, ast.Not):
             return NoneOf(self.compile(query.child, fields))
         if isinstance(query, ast.Near):
+            if query.excluded and not _places(query.left):
+                # `a NEAR/5 b NOT NEAR/1 c` kept a's hits far from c while b's were near it:
+                # the places NOT NEAR sets apart are those of words, phrases and entities.
+                line, column = _position(query.left)
+                raise QuerySyntaxError(
+                    "NOT NEAR takes words, phrases, entities or an OR of them on its left, not"
+                    " AND or NEAR: put the NOT NEAR in parentheses on one word, as in"
+                    " (Channel NOT NEAR/1 4) NEAR/5 migrant*",
+                    line,
+                    column,
+                )
             for side in (query.left, query.right):
                 if any(isinstance(n, ast.Not) for n in ast.walk(side)):
                     line, column = _position(side)
@@ -402,9 +413,23 @@ def _fields_hit(query: ast.Query, fields: tuple[str, ...]) -> frozenset[str]:
         return _fields_hit(query.child, TEXT_FIELDS if query.name == "text" else (query.name,))
     if isinstance(query, ast.And | ast.Or):
         return frozenset().union(*(_fields_hit(child, fields) for child in query.children))
+    if isinstance(query, ast.Near) and query.excluded:  # its words are its left side's
+        return _fields_hit(query.left, fields)
     if isinstance(query, ast.Near):
         return _fields_hit(query.left, fields) & _fields_hit(query.right, fields)
     return frozenset()  # NOT finds no words
+
+
+def _places(query: ast.Query) -> bool:
+    """Whether each hit of `query` is a place of one of its words, phrases or entities (an OR
+    of them, in fields), as NOT NEAR's left side must be."""
+    if isinstance(query, ast.Term | ast.Phrase | ast.EntityRef):
+        return True
+    if isinstance(query, ast.Field):
+        return query.name != "lang" and _places(query.child)
+    if isinstance(query, ast.Or):
+        return all(map(_places, query.children))
+    return False
 
 
 def _position(query: ast.Query) -> tuple[int, int]:

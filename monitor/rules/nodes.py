@@ -363,7 +363,9 @@ class NotNear(Near):
     `a`'s keys only, and needs only `a`'s clauses: `b` may be absent."""
 
     def hits(self, doc: Document) -> list[Hit] | None:
-        lefts = self.left.hits(doc)
+        # An entity's context words are not its places: "camp" near "Jungle" let "the Jungle
+        # Book" through `@calais NOT NEAR/1 book` (a code review).
+        lefts = [hit for hit in self.left.hits(doc) or () if not hit[3].endswith(" context")]
         if not lefts:
             return None
         rights = self.right.hits(doc)

@@ -25,16 +25,14 @@ def why_not(compiled: CompiledRule, doc: Document) -> list[str]:
     if isinstance(node, AnyOf):
         lines = ["needs one of:"]
         for child in node.children:
-            lines += [f"  {line}" for line in _parts(child, doc)]
+            if isinstance(child, AllOf):  # (a AND b) OR (c AND d): each group on its own
+                lines.append("  all of:")
+                lines += [f"    {_state(part, doc)}" for part in child.children]
+            else:
+                lines.append(f"  {_state(child, doc)}")
         return lines
     if isinstance(node, AllOf):
-        return ["needs all of:", *(f"  {line}" for line in _parts(node, doc))]
-    return _parts(node, doc)
-
-
-def _parts(node: Node, doc: Document) -> list[str]:
-    if isinstance(node, AllOf):
-        return [_state(child, doc) for child in node.children]
+        return ["needs all of:", *(f"  {_state(part, doc)}" for part in node.children)]
     return [_state(node, doc)]
 
 
@@ -65,7 +63,8 @@ def _state(node: Node, doc: Document) -> str:
         lacking = node.left if not left else node.right
         return f"missing      {describe(node)}: no {describe(lacking)}"
     if isinstance(node, LanguageIs):
-        return f"missing      {describe(node)}: the article is in {doc.language or 'no language'}"
+        language = doc.language or "no language that could be told"
+        return f"missing      {describe(node)}: the article is in {language}"
     return f"missing      {describe(node)}"
 
 
@@ -84,7 +83,11 @@ def describe(node: Node) -> str:
         operator = ("NOT " if isinstance(node, NotNear) else "") + (
             "ONEAR" if node.ordered else "NEAR"
         )
-        return f"{describe(node.left)} {operator}/{node.distance} {describe(node.right)}"
+        left, right = (
+            f"({describe(side)})" if isinstance(side, Near) else describe(side)
+            for side in (node.left, node.right)
+        )
+        return f"{left} {operator}/{node.distance} {right}"
     if isinstance(node, NoneOf):
         return f"NOT {describe(node.child)}"
     if isinstance(node, LanguageIs):
@@ -100,9 +103,12 @@ def _words(hits: list, doc: Document) -> str:
 
 
 def _scope(compiled: CompiledRule, doc: Document) -> str:
+    """Which of the rule's scopes the article is out of (see CompiledRule.in_scope)."""
     rule = compiled.rule
     if rule.languages and doc.language not in rule.languages:
-        return f"the rule is for {', '.join(rule.languages)}; the article is in {doc.language}"
-    if rule.feeds:
+        language = doc.language or "no language that could be told"
+        return f"the rule is for {', '.join(rule.languages)}; the article is in {language}"
+    feeds = (doc.article.feed_name, *doc.other_feeds)
+    if rule.feeds and not any(feed in rule.feeds for feed in feeds):
         return f"the rule is for the feeds {', '.join(rule.feeds)}"
     return f"the rule is for feeds tagged {', '.join(rule.feed_tags)}"
