@@ -28,6 +28,16 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+def rewrite_calais(folder: Path, query: str) -> None:
+    """Give the pack's calais rule, in the project copied to `folder`, another query."""
+    topics = folder / "rules" / "topics.toml"
+    text = topics.read_text(encoding="utf-8")
+    start = text.index('id = "calais"')
+    end = text.index("[[rule]]", start)
+    edited = text[start:end].split("query = '''")[0] + f"query = '{query}'\n\n"
+    topics.write_text(text[:start] + edited + text[end:], encoding="utf-8")
+
+
 def test_check_reports_the_bundled_pack_clean(tmp_path: Path) -> None:
     config = project(tmp_path)
     result = invoke("rules", "check", "--config", str(config))
@@ -273,12 +283,7 @@ def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> No
     assert db.execute("SELECT COUNT(*) FROM mentions WHERE entity_id = 'calais'").fetchone()[0]
 
     # Narrow the calais rule to Coquelles only: the backtest says what would go.
-    topics = tmp_path / "rules" / "topics.toml"
-    text = topics.read_text(encoding="utf-8")
-    start = text.index('id = "calais"')
-    end = text.index("[[rule]]", start)
-    narrowed = text[start:end].split("query = '''")[0] + "query = 'Coquelles'\n\n"
-    topics.write_text(text[:start] + narrowed + text[end:], encoding="utf-8")
+    rewrite_calais(tmp_path, "Coquelles")
     result = invoke("rules", "backtest", "calais", "--json", "--config", str(config))
     (report,) = json.loads(result.output)
     assert report["added"] == [] and len(report["removed"]) == stored - report["matches"]
@@ -326,12 +331,7 @@ def test_backtest_says_how_many_changes_it_does_not_list(tmp_path: Path) -> None
     """ "+7" above five listed articles read as a miscount."""
     config = project(tmp_path)
     invoke("once", "--config", str(config))
-    topics = tmp_path / "rules" / "topics.toml"
-    text = topics.read_text(encoding="utf-8")
-    start = text.index('id = "calais"')
-    end = text.index("[[rule]]", start)
-    widened = text[start:end].split("query = '''")[0] + "query = 'the OR le OR la'\n\n"
-    topics.write_text(text[:start] + widened + text[end:], encoding="utf-8")
+    rewrite_calais(tmp_path, "the OR le OR la")
     backtest = ("rules", "backtest", "calais", "--config", str(config))
     [report] = json.loads(invoke(*backtest, "--json").output)
     added = len(report["added"])

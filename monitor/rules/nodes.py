@@ -290,10 +290,7 @@ class Near(Node):
         rights = self.right.hits(doc)
         if not rights:
             return None
-        if len(lefts) * len(rights) <= _PAIRS_TRIED:
-            used = self._pairs_tried(lefts, rights)
-        else:
-            used = self._pairs_found(lefts, rights)
+        used = self._pairs(lefts, rights)
         if not used:
             return None
         # A side that is itself an AND or a NEAR: all its words made the match, not only the
@@ -302,6 +299,12 @@ class Near(Node):
             if isinstance(side, AllOf | Near) and not used.keys().isdisjoint(found):
                 used.update(dict.fromkeys(found))
         return list(used)
+
+    def _pairs(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
+        """The hits of either side that have a partner on the other within the distance."""
+        if len(lefts) * len(rights) <= _PAIRS_TRIED:
+            return self._pairs_tried(lefts, rights)
+        return self._pairs_found(lefts, rights)
 
     def _pairs_tried(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
         """The hits that pair, every left one tried with every right one: the fastest way
@@ -371,10 +374,7 @@ class NotNear(Near):
         rights = self.right.hits(doc)
         if not rights:
             return lefts
-        if len(lefts) * len(rights) <= _PAIRS_TRIED:
-            near = self._pairs_tried(lefts, rights)
-        else:
-            near = self._pairs_found(lefts, rights)
+        near = self._pairs(lefts, rights)
         return [hit for hit in lefts if hit not in near] or None
 
     def keys(self) -> frozenset[Key] | None:
