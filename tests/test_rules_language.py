@@ -263,6 +263,18 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
     assert [(m.entity, m.text) for m in mentions] == [("calais", "Calais")]
 
 
+def test_a_snippet_shows_the_most_different_words_that_made_the_match() -> None:
+    """An urgent rule's snippet showed "asylum ... asylum ... asylum", the densest words, and not
+    the police violence it was urgent for (a subscribers' review)."""
+    asylum = "Asylum seekers wait. Asylum claims rise; asylum hearings are slow. " * 3
+    filler = "The council met on Tuesday to discuss the budget and the new library. " * 4
+    violence = "Later a police officer slapped a man outside the port."
+    art = article(title="Port report", content=asylum + filler + violence)
+    query = "asylum AND (police NEAR/5 slap~)"
+    [match], _ = RuleIndex.build([Rule("r", query)], ENTITIES).match(art)
+    assert "⟦police⟧" in match.snippet and "⟦slapped⟧" in match.snippet, match.snippet
+
+
 def test_a_match_in_the_title_alone_is_shown_with_the_opening_of_the_text() -> None:
     """Its snippet was the title again, which digests and webhooks show already."""
     body = "The prefecture said on Tuesday that forty people were brought ashore at dawn. " * 5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 
 from ..records import Evidence
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
@@ -11,6 +11,8 @@ from .nodes import Hit
 
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0}
 _SNIPPET_CHARS = 240
+_BEFORE = _SNIPPET_CHARS // 3  # of a snippet, before the word it is placed around
+_CANDIDATES = 64  # words a snippet may be placed around (an article repeating one has 1,000s)
 
 
 def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
@@ -92,23 +94,29 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
     if not pool:
         return ""
 
-    # The evidence with the most others of its field less than 120 characters away (the
-    # first such in reading order): counted by bisection in each field's offsets.
+    # The window (from a third of its length before a word) showing the most different query
+    # terms, then the most words (the first such in reading order): the densest words alone
+    # showed an urgent rule's "asylum, asylum" and not the police violence it was urgent for.
+    # Counted by bisection in each field's offsets, from its first _CANDIDATES words.
     starts: dict[str, list[int]] = {}
+    terms: dict[str, list[str]] = {}
     for e in pool:
         if e.field in starts:
             starts[e.field].append(e.start)
+            terms[e.field].append(e.term)
         else:
-            starts[e.field] = [e.start]
-    best, most = pool[0], -1
+            starts[e.field], terms[e.field] = [e.start], [e.term]
+    best, most = pool[0], (-1, -1)
     if len(pool) > 1:
-        for e in pool:
+        for e in pool[:_CANDIDATES]:
             offsets = starts[e.field]
-            dense = bisect_left(offsets, e.start + 120) - bisect_right(offsets, e.start - 120)
-            if dense > most:
-                best, most = e, dense
+            low = bisect_left(offsets, e.start - _BEFORE)
+            high = bisect_left(offsets, e.start - _BEFORE + _SNIPPET_CHARS)
+            shown = (len(set(terms[e.field][low:high])), high - low)
+            if shown > most:
+                best, most = e, shown
     text = doc.field(best.field).text
-    start, end = _window(text, best.start - _SNIPPET_CHARS // 3)
+    start, end = _window(text, best.start - _BEFORE)
     window = text[start:end]
     # Feed text holding the highlight marks themselves has them removed, so that only
     # Vigie's marks delimit matched words; most text has none, and is sliced as it is.
