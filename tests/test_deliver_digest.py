@@ -85,6 +85,34 @@ def test_an_article_with_only_a_title_is_not_shown_twice() -> None:
         assert text.count("Boats leave") == body.count("Boats leave") == shown, snippet
 
 
+def test_a_flood_of_matches_shows_the_best_and_counts_the_others() -> None:
+    """A feed listing 50,000 matching items made one digest of 40 MB, which mail servers
+    refuse for good, losing the real news claimed with it (security review)."""
+    flood = [item(i, "calais", score=1.0) for i in range(1, 301)]
+    best = [
+        item(1001, "violence", priority="urgent", score=2.0, title="Urgent one"),
+        item(1002, "calais", score=9.0, title="Best scored"),
+    ]
+    subscriber = replace(SUBSCRIBER, max_entries=50)
+    digest = build_digest(flood + best, subscriber, LABELS, NOW)
+    shown = [e.title for s in digest.sections for e in s.entries]
+    assert len(shown) == 50 and "Urgent one" in shown and "Best scored" in shown
+    assert digest.omitted == 252 and digest.entries == 302
+    assert digest.subject.startswith("Vigie: 1 urgent, 302 articles")
+    html, text = render(digest, FOOTER)
+    for part in (html, text):
+        assert "And 252 articles past this digest's limit: those above are the most" in part
+        assert part.count("Article ") == 48  # the flood's best, beside the two above
+    french = build_digest(flood + best, replace(subscriber, language="fr"), LABELS, NOW)
+    assert "Et 252 articles au-delà de la limite de ce résumé" in render(french, FOOTER)[1]
+    # Under the limit, nothing is said.
+    assert "limit" not in render(build_digest(best, subscriber, LABELS, NOW), FOOTER)[1]
+    # Urgent entries past the limit are counted as urgent in the subject.
+    urgent = [item(i, "violence", priority="urgent", score=1.0) for i in range(1, 6)]
+    capped = build_digest(urgent, replace(SUBSCRIBER, max_entries=3), LABELS, NOW)
+    assert capped.subject.startswith("Vigie: 5 urgent, 5 articles")
+
+
 def test_what_a_subscriber_reads_says_why_and_when(tmp_path: Path) -> None:
     """From a subscribers' review: a match in the title showed no word in bold anywhere; six
     one-article digests had one subject, "Vigie: 1 article — Police violence 1"; an undated
