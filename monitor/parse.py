@@ -27,7 +27,7 @@ import feedparser.mixin
 import nh3
 from feedparser.util import FeedParserDict
 
-from .delta import edge_items
+from . import delta
 from .errors import FeedParseError
 from .records import Article, evolve
 from .text import (
@@ -157,16 +157,39 @@ if getattr(feedparser.mixin, "copy", None) is copy:
     feedparser.mixin.copy = _ContentParamsCopy  # type: ignore[attr-defined]
 
 
-# Items read from each end of one feed document: news feeds list tens, archives a few hundred.
-# A hostile feed of 50,000 matching items made as many alerts in one poll (a security review).
-# Both ends, not the newest by date: the items cut must be those polling's delta cuts, or a
-# long feed's items were never remembered and parsed again at every poll (a code review).
+# Items read from one feed document: news feeds list tens, archives a few hundred. A hostile
+# feed of 50,000 matching items made as many alerts in one poll (a security review).
 MAX_ITEMS = 1000
 
 
-def _edges(items: list, most: int) -> list:
-    """The first `most` and last `most` of `items` (see delta.edge_items)."""
-    return items if len(items) <= 2 * most else items[:most] + items[-most:]
+def newest_items(body: bytes, headers: dict[str, str], url: str) -> bytes:
+    """`body` with only its MAX_ITEMS newest items when it has more: those at its start, or at
+    its end when its last item is dated later than its first (an archive or a podcast listing
+    the oldest first). A contiguous end, so that the items a rolling feed drops at its other
+    end never bring older ones into view, and polling's delta cuts the items this keeps. Cut
+    from the bytes, before feedparser, which would read them all; a document whose items
+    cannot be told apart is cut as it is parsed (`_newest_end`)."""
+    count = delta.item_count(body)
+    if count is None or count <= MAX_ITEMS:
+        return body
+    ends = delta.only_items(body, slice(0, count, count - 1))  # its first and last items
+    now = datetime.now(UTC)
+    try:
+        _, parsed = _parse_feed(ends, headers, url, 0, "", now)
+    except FeedParseError:
+        parsed = []
+    dates = [a.published if a.published != now else None for a in parsed]  # now: undated
+    keep = _newest_end(count, *dates) if len(dates) == 2 else slice(0, MAX_ITEMS)
+    return delta.only_items(body, keep)
+
+
+def _newest_end(count: int, first: datetime | None, last: datetime | None) -> slice:
+    """Which MAX_ITEMS of `count` items are the newest: the last ones when the last is dated
+    later than the first, else the first ones (as most feeds list them)."""
+    if count <= MAX_ITEMS:
+        return slice(0, count)
+    oldest_first = first is not None and last is not None and last > first
+    return slice(-MAX_ITEMS, None) if oldest_first else slice(0, MAX_ITEMS)
 
 
 def parse_feed(
@@ -178,15 +201,14 @@ def parse_feed(
     language: str = "",
     now: datetime | None = None,
 ) -> tuple[str, list[Article]]:
-    """Parse a feed document. Returns (feed title, articles): of its first and last MAX_ITEMS
-    items when it has more (feeds list the newest first, or last, as archives and podcasts
-    do). Raises FeedParseError when the bytes are not a feed at all; a feed with minor errors
-    still yields its items.
+    """Parse a feed document. Returns (feed title, articles): of its MAX_ITEMS newest items
+    when it has more (see newest_items). Raises FeedParseError when the bytes are not a feed at
+    all; a feed with minor errors still yields its items.
 
     `language`, the operator's setting for the feed, wins over what the feed declares: blogs
     and CMSs declare their installation's default (`en-US`) over French items, which were then
     matched without French stemming or `languages = ["fr"]` rules, and lost."""
-    body = edge_items(body, MAX_ITEMS) or body  # before feedparser, which reads them all
+    body = newest_items(body, headers, url)
     title, articles = _parse_feed(body, headers, url, feed_id, feed_name, now or datetime.now(UTC))
     if language := base_language(language):
         articles = [a if a.language == language else evolve(a, language=language) for a in articles]
@@ -243,7 +265,7 @@ def _parse_feed(
     language = base_language(channel.get("language"))
     articles = [
         _from_feedparser(entry, url, feed_id, feed_name or title, language, now)
-        for entry in _edges(parsed.entries, MAX_ITEMS)
+        for entry in parsed.entries[_newest_end(len(parsed.entries), *_entry_dates(parsed, now))]
     ]
     return title, [a for a in articles if a is not None]
 
@@ -333,7 +355,12 @@ def _parse_json_feed(
     items = doc.get("items", [])
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
-    items = _edges(items, MAX_ITEMS)
+    if len(items) > MAX_ITEMS:
+        first, last = (
+            _json_date(item.get("date_published"), now) if isinstance(item, dict) else None
+            for item in (items[0], items[-1])
+        )
+        items = items[_newest_end(len(items), first, last)]
     title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
     language = base_language(str(doc.get("language") or ""))
     feed_authors = _json_authors(doc)
@@ -444,6 +471,14 @@ def _date_in_named_zone(value: str) -> time.struct_time | None:
 
 
 feedparser.registerDateHandler(_date_in_named_zone)
+
+
+def _entry_dates(parsed: FeedParserDict, now: datetime) -> tuple[datetime | None, ...]:
+    """The publication dates of a parsed document's first and last entries (None: undated)."""
+    entries = parsed.entries
+    if not entries:
+        return None, None
+    return tuple(_date(_get(e, "published_parsed"), now) for e in (entries[0], entries[-1]))
 
 
 def _date(struct: time.struct_time | None, now: datetime) -> datetime | None:

@@ -44,7 +44,7 @@ from .fetch import fetch_feed
 from .fulltext import PageFetcher
 from .identity import TrackingParams, distinct_urls, identify, item_url, sketches
 from .language import detect_language
-from .parse import MAX_ITEMS, parse_feed
+from .parse import newest_items, parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match, evolve
 from .store import FeedState, Store, parse_iso
 from .stories import ensure_index, place_all
@@ -261,8 +261,7 @@ def _new_items(
     nor text gives none), the whole document is parsed and nothing is remembered."""
     seen = {d: (url, guid) for d, url, guid in feed.seen_items}
     # The items parse_feed reads, and only those, are cut and remembered.
-    body = result.body or b""
-    body = delta.edge_items(body, MAX_ITEMS) or body
+    body = newest_items(result.body or b"", result.headers, result.url)
     args = (result.headers, result.url, feed.id, feed.name, feed.language, now)
     cut = delta.cut(body, seen)
     if cut is not None and not cut.kept:
