@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 
+from delivery_support import DIGEST_HEADERS
+
 from monitor.config_delivery import (
     DIGEST_LANGUAGES,
     DeliveryConfig,
@@ -319,6 +321,17 @@ def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0]
     assert b"\nBcc:" not in headers and b"\rBcc:" not in headers
     assert parse(message)["Subject"] == "Vigie: Boats Bcc: victim@example.org"
+    # Encoded words are read as their text: a line break encoded in them wrote a Reply-To and
+    # a body of the feed's into the digest (a code review).
+    hostile = (
+        "Calais =?utf-8?q?news=0D=0AReply-To:_evil=40attacker.example=0D=0AContent-Type:"
+        "_text/html=0D=0A=0D=0A<h1>Locked</h1>?="
+    )
+    lone = build_digest([item(1, "calais", title=hostile)], SUBSCRIBER, LABELS, NOW)
+    received = parse(compose(lone, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW))
+    assert {name.lower() for name in received} == DIGEST_HEADERS
+    assert received.get_content_type() == "multipart/alternative"
+    assert "\n" not in received["Subject"] and "Reply-To: evil" in received["Subject"]
 
 
 def test_the_same_delivery_renders_the_same_email() -> None:
