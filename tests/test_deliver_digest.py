@@ -134,12 +134,32 @@ def test_what_a_subscriber_reads_says_why_and_when(tmp_path: Path) -> None:
     assert digest.subject == f"Vigie: {title}"
     assert digest.heading == "Vigie digest for Inès Morel"
     html, text = render(digest, footer(desk, CONFIG, "tok"))
-    assert "into <b>Calais</b> officer" in html and "into *Calais* officer" in text
+    assert re.search(r"into <b[^>]*>Calais</b> officer", html) and "into *Calais* officer" in text
+    assert "background" in html.split("into <b", 1)[1].split(">", 1)[0]  # seen in a bold title
     assert "first seen Mon 23 Nov, 07:00" in text
     assert "(daily 08:00, Europe/Paris)" in " ".join(text.split())
     assert "Boulogne-sur-Mer" in text  # a hyphen is no place to break a line
     heading = html.split("<h2", 1)[1].split("</h2>", 1)[0]
     assert re.sub(r"<[^>]+>", "", heading).split(">", 1)[1].strip() == "Calais (1)"
+    # Evidence of another revision's title marks nothing; a phrase over its word, the phrase.
+    stale = Match(1, "calais", 3.0, (Evidence("title", 0, 5, "Short", None),), snippet="x")
+    assert (
+        "<b>"
+        not in render(build_digest([OutboxItem(article, stale)], desk, LABELS, NOW), FOOTER)[0]
+    )
+    phrase = title.index("Calais officer")
+    both = (
+        Evidence("title", phrase, phrase + 6, "Calais", None),
+        Evidence("title", phrase, phrase + 14, "Calais officer", None),
+    )
+    marked = build_digest(
+        [OutboxItem(article, replace(lone.match, evidence=both))], desk, LABELS, NOW
+    )
+    assert "*Calais officer*" in render(marked, footer(desk, CONFIG, "tok"))[1]
+    # A headline too long for a subject is cut with an ellipsis.
+    long_title = replace(article, title="Calais " + "word " * 60)
+    cut = build_digest([OutboxItem(long_title, lone.match)], desk, LABELS, NOW).subject
+    assert cut.endswith("…") and len(cut) <= len("Vigie: ") + 150
     dated = replace(article, first_seen=NOW)
     entry = build_digest([OutboxItem(dated, lone.match)], desk, LABELS, NOW).sections[0]
     assert entry.entries[0].when == "Mon 23 Nov, 07:00"

@@ -83,6 +83,8 @@ def matches(query: str, art: Article, stem: bool = False) -> bool:
         ("migrants Channel NOT NEAR/1 4", "migrants crossed the Channel", True),
         ("(police OR officer*) NOT NEAR/3 (football OR match)", "police at the football", False),
         ("(police OR officer*) NOT NEAR/3 (football OR match)", "police kept order", True),
+        ("Channel NOT NEAR/1 4 NOT NEAR/1 tunnel", "the Channel tunnel", False),
+        ("Channel NOT NEAR/1 4 NOT NEAR/1 tunnel", "the Channel crossing", True),
     ],
 )
 def test_query_matches_as_documented(query: str, text: str, expected: bool) -> None:
@@ -266,7 +268,7 @@ def test_evidence_points_at_the_words_in_the_article() -> None:
 def test_a_snippet_shows_the_most_different_words_that_made_the_match() -> None:
     """An urgent rule's snippet showed "asylum ... asylum ... asylum", the densest words, and not
     the police violence it was urgent for (a subscribers' review)."""
-    asylum = "Asylum seekers wait. Asylum claims rise; asylum hearings are slow. " * 3
+    asylum = "Asylum seekers wait. Asylum claims rise; asylum hearings are slow. " * 30
     filler = "The council met on Tuesday to discuss the budget and the new library. " * 4
     violence = "Later a police officer slapped a man outside the port."
     art = article(title="Port report", content=asylum + filler + violence)

@@ -207,7 +207,14 @@ def _entry(
 def _marked_title(shown: str, stored: str, evidence: Sequence[Evidence]) -> str:
     """The title with its matched words between the highlight marks; "" when it has none, or
     when the title shown is not the one stored (made one line), whose offsets would be off."""
-    spans = sorted((e.start, e.end) for e in evidence if e.field == "title")
+    # Longest first where words overlap (a phrase over its own word); only evidence of this
+    # title: a match made on an earlier revision has offsets of another (a code review).
+    spans = sorted(
+        (e.start, -e.end)
+        for e in evidence
+        if e.field == "title" and stored[e.start : e.end] == e.text and e.end > e.start
+    )
+    spans = [(start, -negated) for start, negated in spans]
     if not spans or shown != stored or HIGHLIGHT_OPEN in shown or HIGHLIGHT_CLOSE in shown:
         return ""
     out, cursor = [], 0
@@ -246,7 +253,8 @@ def _subject(
     if total == 1 and sections and sections[0].entries:
         # Six digests of one article each read "Vigie: 1 article — Police violence 1", threaded
         # together by mail clients: one article's digest is named by its headline.
-        headline = sections[0].entries[0].title[:_SUBJECT_TITLE]
+        title = sections[0].entries[0].title
+        headline = title if len(title) <= _SUBJECT_TITLE else title[: _SUBJECT_TITLE - 1] + "…"
         return (
             _("Vigie, urgent: %(title)s", title=headline)
             if urgent
@@ -350,7 +358,7 @@ def footer(subscriber: SubscriberConfig, config: DeliveryConfig, token: str) -> 
 
 def _at_a_time(subscriber: SubscriberConfig) -> bool:
     """Whether the schedule names a time of day, which is the subscriber's time zone's."""
-    return subscriber.cron is not None and subscriber.schedule.split()[0] != "hourly"
+    return subscriber.cron is not None and subscriber.schedule.split()[0].lower() != "hourly"
 
 
 def compose(

@@ -429,7 +429,8 @@ def _places(query: ast.Query) -> bool:
         return query.name != "lang" and _places(query.child)
     if isinstance(query, ast.Or):
         return all(map(_places, query.children))
-    return False
+    # Another NOT NEAR keeps places of its own left side: `Channel NOT NEAR/1 4 NOT NEAR/1 x`.
+    return isinstance(query, ast.Near) and query.excluded and _places(query.left)
 
 
 def _position(query: ast.Query) -> tuple[int, int]:

@@ -108,7 +108,14 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
             starts[e.field], terms[e.field] = [e.start], [e.term]
     best, most = pool[0], (-1, -1)
     if len(pool) > 1:
-        for e in pool[:_CANDIDATES]:
+        # The first words, and each term's first word: ninety repeats of one word before
+        # another's kept the second out of the candidates (a code review).
+        firsts, terms_seen = [], set()
+        for e in pool:
+            if e.term not in terms_seen:
+                terms_seen.add(e.term)
+                firsts.append(e)
+        for e in dict.fromkeys((*pool[:_CANDIDATES], *firsts)):
             offsets = starts[e.field]
             low = bisect_left(offsets, e.start - _BEFORE)
             high = bisect_left(offsets, e.start - _BEFORE + _SNIPPET_CHARS)
