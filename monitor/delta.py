@@ -66,13 +66,14 @@ def item_count(body: bytes) -> int | None:
     return None if spans is None else len(spans)
 
 
-def only_items(body: bytes, keep: slice) -> bytes:
-    """`body` with only the items `keep` selects (by position, as a list slice would), the rest
-    of the document as it is; `body` itself when its items cannot be told apart."""
+def only_items(body: bytes, keep: slice | range) -> bytes:
+    """`body` with only the items `keep` selects (by position: a slice, as a list's, or a range
+    of positions), the rest of the document as it is; `body` itself when its items cannot be
+    told apart."""
     spans = _spans(body)
     if spans is None:
         return body
-    kept = set(range(len(spans))[keep])
+    kept = set(range(len(spans))[keep] if isinstance(keep, slice) else keep)
     parts, start = [], 0
     for i, (begin, end) in enumerate(spans):
         if i not in kept:

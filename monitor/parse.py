@@ -164,31 +164,37 @@ MAX_ITEMS = 1000
 
 def newest_items(body: bytes, headers: dict[str, str], url: str) -> bytes:
     """`body` with only its MAX_ITEMS newest items when it has more: those at its start, or at
-    its end when its last item is dated later than its first (an archive or a podcast listing
-    the oldest first). A contiguous end, so that the items a rolling feed drops at its other
-    end never bring older ones into view, and polling's delta cuts the items this keeps. Cut
-    from the bytes, before feedparser, which would read them all; a document whose items
-    cannot be told apart is cut as it is parsed (`_newest_end`)."""
+    its end when the items there are dated later (an archive or a podcast listing the oldest
+    first). A contiguous end, so that the items a rolling feed drops at its other end never
+    bring older ones into view, and polling's delta cuts the items this keeps. Cut from the
+    bytes, before feedparser, which would read them all; a document whose items cannot be
+    told apart is cut as it is parsed (`_newest_end`)."""
     count = delta.item_count(body)
     if count is None or count <= MAX_ITEMS:
         return body
-    ends = delta.only_items(body, slice(0, count, count - 1))  # its first and last items
     now = datetime.now(UTC)
-    try:
-        _, parsed = _parse_feed(ends, headers, url, 0, "", now)
-    except FeedParseError:
-        parsed = []
-    dates = [a.published if a.published != now else None for a in parsed]  # now: undated
-    keep = _newest_end(count, *dates) if len(dates) == 2 else slice(0, MAX_ITEMS)
-    return delta.only_items(body, keep)
+    latest = []
+    for sample in (range(_SAMPLED), range(count - _SAMPLED, count)):  # each end's few items
+        try:
+            _, parsed = _parse_feed(delta.only_items(body, sample), headers, url, 0, "", now)
+        except FeedParseError:
+            parsed = []
+        # The parser gives an item it cannot date this very `now`.
+        latest.append(max((a.published for a in parsed if a.published != now), default=None))
+    return delta.only_items(body, _newest_end(count, *latest))
 
 
-def _newest_end(count: int, first: datetime | None, last: datetime | None) -> slice:
-    """Which MAX_ITEMS of `count` items are the newest: the last ones when the last is dated
-    later than the first, else the first ones (as most feeds list them)."""
+_SAMPLED = 5  # items read at each end of a long feed to tell which end is the newest
+
+
+def _newest_end(count: int, start: datetime | None, end: datetime | None) -> slice:
+    """Which MAX_ITEMS of `count` items are the newest, from the latest dates among the few at
+    each end: the last ones when those at the end are dated later, else the first ones (as
+    most feeds list them, and when the dates cannot tell: an item of the end undated, or dated
+    ahead, no longer turned a feed the other way, a code review)."""
     if count <= MAX_ITEMS:
         return slice(0, count)
-    oldest_first = first is not None and last is not None and last > first
+    oldest_first = start is not None and end is not None and end > start
     return slice(-MAX_ITEMS, None) if oldest_first else slice(0, MAX_ITEMS)
 
 
@@ -356,11 +362,22 @@ def _parse_json_feed(
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
     if len(items) > MAX_ITEMS:
-        first, last = (
-            _json_date(item.get("date_published"), now) if isinstance(item, dict) else None
-            for item in (items[0], items[-1])
+        start, end = (
+            max(
+                (
+                    d
+                    for item in few
+                    if isinstance(item, dict)
+                    and (
+                        d := _json_date(item.get("date_published"), now)
+                        or _json_date(item.get("date_modified"), now)
+                    )
+                ),
+                default=None,
+            )
+            for few in (items[:_SAMPLED], items[-_SAMPLED:])
         )
-        items = items[_newest_end(len(items), first, last)]
+        items = items[_newest_end(len(items), start, end)]
     title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
     language = base_language(str(doc.get("language") or ""))
     feed_authors = _json_authors(doc)
@@ -474,11 +491,18 @@ feedparser.registerDateHandler(_date_in_named_zone)
 
 
 def _entry_dates(parsed: FeedParserDict, now: datetime) -> tuple[datetime | None, ...]:
-    """The publication dates of a parsed document's first and last entries (None: undated)."""
+    """The latest dates among a parsed document's few first and few last entries (None:
+    undated), their publication's or else their update's."""
     entries = parsed.entries
-    if not entries:
-        return None, None
-    return tuple(_date(_get(e, "published_parsed"), now) for e in (entries[0], entries[-1]))
+
+    def latest(few: list) -> datetime | None:
+        dates = (
+            _date(_get(e, "published_parsed"), now) or _date(_get(e, "updated_parsed"), now)
+            for e in few
+        )
+        return max((d for d in dates if d is not None), default=None)
+
+    return latest(entries[:_SAMPLED]), latest(entries[-_SAMPLED:])
 
 
 def _date(struct: time.struct_time | None, now: datetime) -> datetime | None:

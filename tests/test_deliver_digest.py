@@ -341,17 +341,19 @@ def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0]
     assert b"\nBcc:" not in headers and b"\rBcc:" not in headers
     assert parse(message)["Subject"] == "Vigie: Boats Bcc: victim@example.org"
-    # Encoded words are read as their text: a line break encoded in them wrote a Reply-To and
-    # a body of the feed's into the digest (a code review).
-    hostile = (
+    # No encoded word is left to decode: a line break encoded in one wrote a Reply-To and a
+    # body of the feed's into the digest (a code review); others made it fail, or mangled text.
+    for hostile in (
         "Calais =?utf-8?q?news=0D=0AReply-To:_evil=40attacker.example=0D=0AContent-Type:"
-        "_text/html=0D=0A=0D=0A<h1>Locked</h1>?="
-    )
-    lone = build_digest([item(1, "calais", title=hostile)], SUBSCRIBER, LABELS, NOW)
-    received = parse(compose(lone, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW))
-    assert {name.lower() for name in received} == DIGEST_HEADERS
-    assert received.get_content_type() == "multipart/alternative"
-    assert "\n" not in received["Subject"] and "Reply-To: evil" in received["Subject"]
+        "_text/html=0D=0A=0D=0A<h1>Locked</h1>?=",
+        "=?é?q?hi?=",
+        "Prix en € =?utf-8?q?caf=C3=A9?=",
+    ):
+        lone = build_digest([item(1, "calais", title=hostile)], SUBSCRIBER, LABELS, NOW)
+        received = parse(compose(lone, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW))
+        assert {name.lower() for name in received} == DIGEST_HEADERS
+        assert received.get_content_type() == "multipart/alternative"
+        assert received["Subject"].replace("\u2060", "") == f"Vigie: {hostile}"
 
 
 def test_the_same_delivery_renders_the_same_email() -> None:

@@ -555,6 +555,11 @@ def test_a_long_feed_listing_the_oldest_first_still_brings_its_new_items(
     assert svc.poll(NOW + timedelta(hours=1)).new_articles == 1
     titles = {r["title"] for r in svc.store.db.query("SELECT title FROM articles")}
     assert "Calais 2500" in titles and "Calais 1500" in titles and "Calais 1499" not in titles
+    # A last item with a date that cannot be read turned the feed the other way: its oldest
+    # thousand were stored as news (a code review). The few items at each end decide.
+    odd = b"<item><title>Calais late</title><guid>late</guid><pubDate>soon</pubDate></item>"
+    route.bodies = [oldest_first(2501).replace(b"</channel>", odd + b"</channel>")]
+    assert svc.poll(NOW + timedelta(hours=2)).new_articles == 1
 
 
 def test_only_due_feeds_are_polled(server: LoopbackServer, service: Callable[..., Service]) -> None:

@@ -12,9 +12,6 @@ and passed through nh3. Only http(s) links are made. Header values are stripped 
 
 from __future__ import annotations
 
-import contextlib
-import email.errors
-import email.header
 import email.policy
 import email.utils
 import functools
@@ -309,14 +306,12 @@ def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
 
 
 def header_value(value: str) -> str:
-    """One line: CR, LF and runs of whitespace become single spaces, and RFC 2047 encoded
-    words (`=?utf-8?q?...?=`) are read as the text they stand for, with none left for the
-    email library to read again: it decodes them when a header is set, and a feed's title
-    encoding a line break wrote its own Reply-To and body into a digest (a code review)."""
-    # Not encoded words after all: kept as written, and broken up below.
-    with contextlib.suppress(email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
-        value = str(email.header.make_header(email.header.decode_header(value)))
-    return " ".join(value.split()).replace("=?", "=\u2060?")  # a word joiner: shown as "=?"
+    """One line: CR, LF and runs of whitespace become single spaces; and no RFC 2047 encoded
+    word (`=?utf-8?q?...?=`) left for the email library to decode when the header is set: a
+    feed's title encoding a line break wrote its own Reply-To and body into a digest (a code
+    review). Titles hold such words only by mistake: they are shown as written, a word joiner
+    after their "=", and decoding them instead mangled the text around them."""
+    return " ".join(value.split()).replace("=?", "=\u2060?")
 
 
 def _domain(address: str) -> str:
