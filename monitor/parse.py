@@ -362,21 +362,7 @@ def _parse_json_feed(
     if not isinstance(items, list):
         raise FeedParseError(url, "JSON Feed items is not a list")
     if len(items) > MAX_ITEMS:
-        start, end = (
-            max(
-                (
-                    d
-                    for item in few
-                    if isinstance(item, dict)
-                    and (
-                        d := _json_date(item.get("date_published"), now)
-                        or _json_date(item.get("date_modified"), now)
-                    )
-                ),
-                default=None,
-            )
-            for few in (items[:_SAMPLED], items[-_SAMPLED:])
-        )
+        start, end = (_latest_json_date(few, now) for few in (items[:_SAMPLED], items[-_SAMPLED:]))
         items = items[_newest_end(len(items), start, end)]
     title = one_line(_text(str(doc.get("title", ""))))[:_MAX_TITLE]
     language = base_language(str(doc.get("language") or ""))
@@ -488,6 +474,16 @@ def _date_in_named_zone(value: str) -> time.struct_time | None:
 
 
 feedparser.registerDateHandler(_date_in_named_zone)
+
+
+def _latest_json_date(items: list, now: datetime) -> datetime | None:
+    """The latest date among JSON Feed items, their publication's or else their update's."""
+    dates = (
+        _json_date(item.get("date_published"), now) or _json_date(item.get("date_modified"), now)
+        for item in items
+        if isinstance(item, dict)
+    )
+    return max((d for d in dates if d is not None), default=None)
 
 
 def _entry_dates(parsed: FeedParserDict, now: datetime) -> tuple[datetime | None, ...]:
