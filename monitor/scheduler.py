@@ -299,10 +299,13 @@ def run_service(
         max_instances=1,
         coalesce=True,
     )
+    # Counted before the jobs start: from then on `store` is the poll job's alone (a query on
+    # this thread, under sqlite-utils' own savepoint, once ended a poll's transaction under it).
+    feeds = len(store.feeds())
     scheduler.start()
     log.info(
         "vigie running: %d feeds, %d rules; press Ctrl+C to stop",
-        len(store.feeds()),
+        feeds,
         len(rulebook.index or []),
     )
     try:

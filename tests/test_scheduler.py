@@ -1,0 +1,61 @@
+"""The running service's threads (monitor/scheduler.py), run in this process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLES, LoopbackServer
+
+from monitor import scheduler
+from monitor.cli import load_rulebook
+from monitor.cli_common import open_store
+from monitor.config import load_config
+from monitor.fetch import make_session
+
+
+def test_the_poll_connection_is_the_poll_jobs_alone_once_the_scheduler_runs(
+    tmp_path: Path,
+    server: LoopbackServer,
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One SQLite connection used by two threads at once can end one thread's transaction under
+    the other: CI saw a first poll fail with "no such savepoint" while the service's start
+    counted the feeds on the poll's connection."""
+    server.route("/feed.xml", (SAMPLES / "coastal-herald.rss").read_bytes())
+    config = load_config(
+        write_config([server.url("/feed.xml")], rules={"paths": [str(REPO / "rules")]})
+    )
+    store = open_store(config, holding_lock=True)
+    book = load_rulebook(config)
+    main = threading.get_ident()
+    started = threading.Event()
+    polled = threading.Event()
+    on_main_once_started: list[str] = []
+
+    def trace(statement: str) -> None:
+        if threading.get_ident() != main:
+            polled.set()
+        elif started.is_set():
+            on_main_once_started.append(statement)
+
+    start = scheduler.BackgroundScheduler.start
+
+    def start_and_say_so(self: scheduler.BackgroundScheduler, *args: object) -> None:
+        start(self, *args)
+        started.set()
+
+    monkeypatch.setattr(scheduler.BackgroundScheduler, "start", start_and_say_so)
+    stop = threading.Event()
+    threading.Thread(target=lambda: polled.wait(10) and stop.set(), daemon=True).start()
+    store.db.conn.set_trace_callback(trace)
+    try:
+        scheduler.run_service(config, store, make_session(config.fetch), book, stop)
+    finally:
+        store.db.conn.set_trace_callback(None)
+        store.close()
+    assert polled.is_set()  # the poll job did use the connection
+    assert on_main_once_started == []
