@@ -108,7 +108,7 @@ def without_lone_surrogates(text: str) -> str:
 # A whole escape sequence (CSI "ESC [ 31 m", OSC "ESC ] ... BEL"), not only its ESC: "[31m"
 # left behind still read as noise in `feeds list`.
 ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_TERMINAL_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 
 
 def printable(text: str) -> str:
@@ -125,12 +125,13 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# Characters that show nothing and split no word: a soft hyphen (po&shy;lice), a zero-width
-# space, a word joiner, a zero-width no-break space. Left in, each cut a word in two for the
-# matcher, so "police" matched neither the article's word nor the rule a pasted one was in.
 # Characters that show nothing and split no word: soft hyphen, zero-width space, non-joiner and
 # joiner, combining grapheme joiner, word joiner, byte order mark ("po\u200clice" is police).
-_INVISIBLE = re.compile("[\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff]")
+# Also the bidirectional embeddings, overrides and isolates (U+202A-E, U+2066-9): a title with
+# a right-to-left override showed the rest of its digest line, subject or terminal line reversed,
+# so it could pose as other text ("Trojan Source"); Unicode's algorithm orders mixed scripts
+# without them. The marks (LRM, RLM), which reach no further than themselves, stay.
+_INVISIBLE = re.compile("[\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 
 
 def without_invisible(text: str) -> str:

@@ -51,3 +51,16 @@ _WHITESPACE = list(" \t\n\r\u00a0\x0b\x0c\x1c\x1f\x85\u2009\u2028\u3000\x00\x7f"
 @given(st.text(alphabet=st.sampled_from(["a", "é", "b", *_WHITESPACE]), max_size=60))
 def test_any_whitespace_follows_the_rules(text: str) -> None:
     assert normalise_space(text) == _by_the_rules(text)
+
+
+def test_bidirectional_overrides_are_dropped_and_split_no_word() -> None:
+    """A title with a right-to-left override (U+202E) showed the rest of its digest line,
+    subject or terminal line reversed, so it could pose as other text; inside a word it cut the
+    word in two for the matcher. A mark (RLM), which reaches no further than itself, stays."""
+    from monitor.text import printable
+
+    assert html_to_text("Police \u202elasiuqca\u202c found") == "Police lasiuqca found"
+    assert (
+        html_to_text("po\u2067lice\u2069 and \u202bwords\u202c\u200f") == "police and words\u200f"
+    )
+    assert printable("feed \u202egnp.exe") == "feed  gnp.exe"
