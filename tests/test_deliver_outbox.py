@@ -293,6 +293,28 @@ def test_a_later_outlets_copy_of_a_story_already_sent_is_not_sent_again(daily: V
     ) == [(copy, other)]
 
 
+def test_a_copy_held_back_stays_held_back_when_retention_prunes_the_article_sent(
+    daily: Vigie,
+) -> None:
+    """A researcher's review: once retention pruned the article a digest had carried, the
+    story's later copies, held back until then, came out as news in the next digest."""
+    first, rule, copy = a_story_told_then_copied(daily)
+    daily.store.record_attempt(first, "sent", NOW)
+    later = NOW + timedelta(days=2)
+    daily.rows("UPDATE articles SET first_seen = ? WHERE id = ?", (later.isoformat(), copy))
+    while daily.store.prune(NOW + timedelta(days=1), later):
+        pass
+    assert daily.rows("SELECT id FROM articles") == [(copy,)]
+
+    assert open_digests(daily.store, daily.config.delivery, later, force=True) == []
+    [(story,)] = daily.rows("SELECT story_id FROM articles WHERE id = ?", (copy,))
+    assert daily.store.stories_sent_before("desk", [str(story)], later) == {str(story): NOW}
+
+    while daily.store.prune(later + timedelta(days=1), later):
+        pass  # the story goes with its last article, and what was told of it
+    assert daily.rows("SELECT count(*) FROM told_stories") == [(0,)]
+
+
 @pytest.mark.parametrize("outcome", ["failed", "dead"])
 def test_a_later_outlets_copy_goes_when_the_storys_digest_never_arrived(
     daily: Vigie, outcome: str

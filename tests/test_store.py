@@ -70,6 +70,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m014_feed_addresses_in_any_case",
         "m015_edition_urls_folded",
         "m016_backlog_matches",
+        "m017_told_stories",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -209,11 +209,16 @@ class OutboxQueries:
                 "JOIN deliveries d ON d.id = dm.delivery_id "
                 "JOIN articles a ON a.id = dm.article_id "
                 "WHERE d.kind = 'digest' AND d.target = ? AND d.status = 'sent' AND d.sent <= ? "
-                f"AND a.story_id IN ({','.join('?' * len(chunk))}) GROUP BY a.story_id",
-                [subscriber, iso(until), *chunk],
+                f"AND a.story_id IN ({','.join('?' * len(chunk))}) GROUP BY a.story_id "
+                # told by digests whose articles retention pruned since
+                "UNION ALL SELECT story_id, min(sent) FROM told_stories WHERE target = ? "
+                f"AND sent <= ? AND story_id IN ({','.join('?' * len(chunk))}) GROUP BY story_id",
+                [subscriber, iso(until), *chunk, subscriber, iso(until), *chunk],
             )
-            for story_id, sent in rows:
-                found[str(story_id)] = parse_iso(sent)  # type: ignore[assignment]
+            for story_id, sent in rows:  # both halves: sent, so a time
+                first = parse_iso(sent)
+                if first and (str(story_id) not in found or first < found[str(story_id)]):
+                    found[str(story_id)] = first
         return found
 
     def last_delivery_created(self, kind: str, target: str) -> datetime | None:
@@ -483,7 +488,10 @@ class OutboxQueries:
             "JOIN deliveries d ON d.id = dm.delivery_id "
             "WHERE a.id = m.article_id AND d.kind = 'digest' AND d.target = ? "
             "AND d.status NOT IN ('failed', 'dead')) "
+            "AND NOT EXISTS (SELECT 1 FROM articles a JOIN told_stories ts "
+            "ON ts.story_id = a.story_id WHERE a.id = m.article_id AND ts.target = ? "
+            "AND ts.rule_id = m.rule_id) "
             "ORDER BY m.matched_at, m.article_id, m.rule_id",
-            [iso(since), *priorities, *rule_ids, *tags, name, name],
+            [iso(since), *priorities, *rule_ids, *tags, name, name, name],
         )
         return [(row[0], row[1]) for row in rows]

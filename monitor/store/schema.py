@@ -483,3 +483,16 @@ def m016_backlog_matches(db: sqlite_utils.Database) -> None:
     """Matches of a feed's archive, read with the feed the first time (delivery.backlog), are
     kept but not delivered: `backlog` is 1 on them, NULL on the others."""
     db.execute("ALTER TABLE matches ADD COLUMN backlog INTEGER")
+
+
+@migrations()
+def m017_told_stories(db: sqlite_utils.Database) -> None:
+    """What digests told of a story, kept when retention prunes the articles that told it: a
+    story's copies that a digest held back (its story was sent) came out as news once the
+    article sent was pruned, as long after as the subscriber's `since` allowed (a researcher's
+    review). One row per subscriber, story and rule; `sent` is the first digest's time, NULL
+    while it was not sent yet. Gone with the story."""
+    db.execute(
+        "CREATE TABLE told_stories (story_id INTEGER NOT NULL, target TEXT NOT NULL, "
+        "rule_id TEXT NOT NULL, sent TEXT, PRIMARY KEY (story_id, target, rule_id))"
+    )

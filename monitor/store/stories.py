@@ -149,6 +149,7 @@ class StoryQueries:
             if lead is None:
                 self.keep_high_water("stories")
                 self.db.execute("DELETE FROM stories WHERE id = ?", [story_id])
+                self.db.execute("DELETE FROM told_stories WHERE story_id = ?", [story_id])
             else:
                 self.db.execute(
                     "UPDATE stories SET lead_article_id = ?, articles = ? WHERE id = ?",
