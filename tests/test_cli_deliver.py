@@ -354,6 +354,14 @@ def test_backtest_apply_sends_the_matches_it_adds_to_the_webhooks_following_them
     applied = vigie("rules", "backtest", "harbour", "--apply", "--config", config)
     assert added > 0
     assert f"{added} webhook deliveries queued" in applied.stdout, applied.stdout
+    db = sqlite3.connect(tmp_path / "data" / "vigie.db")
+    made_on = db.execute(
+        "SELECT m.revision, m.evidence_revision, a.revision FROM matches m "
+        "JOIN articles a ON a.id = m.article_id WHERE m.rule_id = 'harbour'"
+    ).fetchall()
+    db.close()
+    assert len(made_on) == added  # each made on its article's revision, as docs/database.md says
+    assert all(ours == evidence == theirs for ours, evidence, theirs in made_on), made_on
     vigie("once", "--config", config)  # sends what is due
     assert len(receiver.requests) == added
     for request in receiver.requests:

@@ -27,13 +27,14 @@ class MatchQueries:
     def insert_matches(self, matches: Iterable[Match], now: datetime) -> int:
         """Store matches (one per article and rule) found on the articles' stored text, their
         latest revision, replacing what was stored for those pairs; call inside the article's
-        transaction."""
+        transaction. Made on that revision: it is their `revision` (a backtest's matches had
+        none, so queries for matches of updated articles passed them by)."""
         rows = [match_columns(m, now) for m in matches]
         if rows:
             self.db["matches"].insert_all(rows, replace=True)
             self.db.conn.executemany(
-                "UPDATE matches SET evidence_revision = "
-                "(SELECT COALESCE(revision, 1) FROM articles WHERE id = ?) "
+                "UPDATE matches SET (revision, evidence_revision) = "
+                "(SELECT COALESCE(revision, 1), COALESCE(revision, 1) FROM articles WHERE id = ?) "
                 "WHERE article_id = ? AND rule_id = ?",
                 [(r["article_id"], r["article_id"], r["rule_id"]) for r in rows],
             )
