@@ -3,7 +3,9 @@
 No I/O: feedparser gets the bytes and the response headers and never fetches a URL itself.
 
 Dates: published falls back to updated, then to `now` (the time the item was first seen); a date
-more than a day in the future is treated as unreliable and replaced by `now`. All dates are UTC.
+more than a day in the future is treated as unreliable and replaced by `now`. updated is the
+feed's own or None: a researcher could not tell "never updated" from "updated at publication"
+when it fell back to published. All dates are UTC.
 """
 
 from __future__ import annotations
@@ -322,7 +324,7 @@ def _from_feedparser(
         content=content[:_MAX_FIELD],
         content_html=sanitise_html(content_html or summary_html, base or feed_url),
         published=published or updated or now,
-        updated=updated or published or now,
+        updated=updated,  # None when the feed gives none, not made up
         authors=tuple(_text(a)[:200] for a in authors),
         language=item_language,
         categories=tuple(_text(c)[:200] for c in categories),
@@ -400,7 +402,7 @@ def _parse_json_feed(
                     content_html or _paragraphs_html(content), _web_link(url, link) or url
                 ),
                 published=published or updated or now,
-                updated=updated or published or now,
+                updated=updated,  # None when the feed gives none, not made up
                 authors=_json_authors(item) or feed_authors,
                 language=base_language(str(item.get("language") or language)),
                 # Cleaned as RSS and Atom's are: control characters reached the database.
