@@ -314,8 +314,8 @@ def print_failing(health: Health) -> None:
 
 
 def health_json(health: Health, database: Path) -> dict:
-    def when(moment: datetime | None) -> str | None:
-        return moment.isoformat() if moment else None
+    def when(moment: datetime | None) -> str | None:  # to the second, as stored times are
+        return moment.replace(microsecond=0).isoformat() if moment else None
 
     return {
         "database": str(database),

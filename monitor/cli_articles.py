@@ -172,6 +172,6 @@ def _print_record(record: dict[str, Any], now: datetime) -> None:
         error = f"  last error: {escape(d['last_error'])}" if d["last_error"] else ""
         console.print(
             f"Delivery #{d['id']} {d['kind']} to {escape(d['target'])}: {status}"
-            f" [dim](rules {escape(d['rules'])})[/]{error}",
+            f" [dim](rules {escape(' '.join(d['rules']))})[/]{error}",
             soft_wrap=True,
         )

@@ -574,16 +574,16 @@ def rules_backtest(
                     "matches": len(now_ids),
                     "added": sorted(now_ids - stored[rid]),
                     "removed": sorted(stored[rid] - now_ids),
-                    "samples": [titles[i] for i in sorted(now_ids, reverse=True)[:listed]],
+                    "samples": [
+                        {"id": i, "title": titles[i]}
+                        for i in sorted(now_ids, reverse=True)[:listed]
+                    ],
                 }
             )
         if query is not None:  # nothing stored to compare with: what it matches, newest first
             [row] = report
             del row["added"], row["removed"]
             row["rule_id"] = "--query"
-            row["samples"] = [
-                {"id": i, "title": titles[i]} for i in sorted(found["query"], reverse=True)
-            ][:listed]
         if as_json:
             click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         elif query is not None:
@@ -645,8 +645,8 @@ def _print_backtest(report: list[dict], titles: dict[int, str], total: int, sinc
             ),
             soft_wrap=True,
         )
-        for title in row["samples"]:
-            console.print(f"    {title}", markup=False, soft_wrap=True)
+        for sample in row["samples"]:  # ids, for `vigie articles show ID`
+            console.print(f"    #{sample['id']} {sample['title']}", markup=False, soft_wrap=True)
         for kind, ids in (("+", row["added"]), ("-", row["removed"])):
             for article_id in ids[:_CHANGES_LISTED]:
                 line = f"  {kind} #{article_id} {titles.get(article_id, '')}"

@@ -930,7 +930,7 @@ def test_articles_show_says_why_an_article_matched_and_where_it_went(tmp_path: P
     assert any(e["text"].lower() == "pepper spray" for e in violence["evidence"])
     [digest] = record["deliveries"]
     assert (digest["kind"], digest["target"], digest["status"]) == ("digest", "desk", "sent")
-    assert set(digest["rules"].split()) == rules
+    assert set(digest["rules"]) == rules
 
     text = vigie("articles", "show", str(article_id), "--config", config).stdout
     assert "Officers filmed using pepper spray" in text

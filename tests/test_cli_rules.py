@@ -288,6 +288,16 @@ def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> No
     (report,) = json.loads(result.output)
     assert report["added"] == [] and len(report["removed"]) == stored - report["matches"]
     assert report["matches"] >= 1
+    coquelles = {
+        article_id
+        for (article_id,) in db.execute(
+            "SELECT id FROM articles WHERE title || summary || content LIKE '%Coquelles%'"
+        )
+    }
+    samples = report["samples"]  # as --query's: ids and titles, for `articles show ID`
+    assert samples and {s["id"] for s in samples} <= coquelles and all(s["title"] for s in samples)
+    shown = invoke("rules", "backtest", "calais", "--config", str(config)).output
+    assert f"#{samples[0]['id']} {samples[0]['title']}" in shown
 
     invoke("rules", "backtest", "calais", "--apply", "--config", str(config))
     after = db.execute(

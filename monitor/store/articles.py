@@ -141,15 +141,16 @@ class ArticleQueries:
                 [article_id],
             ).fetchall()
         )
-        record["deliveries"] = list(
-            query(
+        record["deliveries"] = [
+            {**row, "rules": json.loads(row["rules"])}  # a list, as everywhere else
+            for row in query(
                 "SELECT d.id, d.kind, d.target, d.status, d.created, d.sent, d.last_error, "
-                "group_concat(dm.rule_id, ' ') AS rules "
+                "json_group_array(dm.rule_id) AS rules "
                 "FROM delivery_matches dm JOIN deliveries d ON d.id = dm.delivery_id "
                 "WHERE dm.article_id = ? GROUP BY d.id ORDER BY d.id",
                 [article_id],
             )
-        )
+        ]
         return record
 
     def articles_since(self, since: datetime | None, limit: int | None = None) -> Iterator[Article]:
