@@ -1,9 +1,12 @@
-"""`vigie articles`: search stored articles, and show everything stored about one."""
+"""`vigie articles`: search stored articles, show everything stored about one, export those
+that matched."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +22,12 @@ from .cli_common import (
     highlighted,
     open_store,
     operator_errors,
+    parse_moment,
     plain,
     print_evidence,
 )
-from .config import load_config
+from .config import load_config, parse_duration
+from .deliver.payload import highlighted as split_highlights
 from .errors import VigieError
 from .store import parse_iso
 from .store.articles import fts_words
@@ -30,7 +35,7 @@ from .store.articles import fts_words
 
 @click.group()
 def articles() -> None:
-    """Search stored articles; show one with its matches and deliveries."""
+    """Search stored articles; show one with its matches and deliveries; export the matched."""
 
 
 @articles.command("search")
@@ -175,3 +180,121 @@ def _print_record(record: dict[str, Any], now: datetime) -> None:
             f" [dim](rules {escape(' '.join(d['rules']))})[/]{error}",
             soft_wrap=True,
         )
+
+
+_CSV_COLUMNS = (
+    "article_id", "story_id", "published", "dated", "first_seen", "feed", "outlets", "language",
+    "title", "url", "rule_id", "tags", "priority", "score", "withdrawn_revision", "backlog",
+    "words", "snippet",
+)  # fmt: skip
+
+
+@articles.command("export")
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    help='From when: a date (2026-11-01), a time, or a duration ago ("7d"); 0 for all.',
+)
+@click.option(
+    "--until", default=None, help="Until when (not included): a date, a time or a duration ago."
+)
+@click.option(
+    "--by",
+    type=click.Choice(["published", "first-seen"]),
+    default="published",
+    show_default=True,
+    help="Which time --since and --until look at: the outlet's, or when Vigie first saw it.",
+)
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule's matches (repeatable).")
+@click.option(
+    "--tag", "tags", multiple=True, help="Only matches of rules with this tag (repeatable)."
+)
+@click.option(
+    "--withdrawn", is_flag=True, help="Also matches that a later revision of the article undid."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines, an article a line with its matches; or CSV, a match a row.",
+)
+@config_option
+@operator_errors
+def articles_export(
+    since: str,
+    until: str | None,
+    by: str,
+    rule_ids: tuple[str, ...],
+    tags: tuple[str, ...],
+    withdrawn: bool,
+    output_format: str,
+    config_path: str,
+) -> None:
+    """Write the stored articles that matched, with their matches and the words that made each
+    match, to standard output: for a spreadsheet, a notebook or an archive. Undated items
+    have `dated` false (their `published` is when Vigie first saw them); `outlets` are the
+    other feeds that carried the same article; `story_id` groups the copies of one event."""
+    now = datetime.now(UTC)
+    start = None if parse_duration(since) == 0 else parse_moment(since, now, "--since")
+    end = parse_moment(until, now, "--until") if until is not None else None
+    store = open_store(load_config(config_path), must_exist=True)
+    exported = matched = 0
+    try:
+        found = store.matched_articles(
+            start,
+            end,
+            by="first_seen" if by == "first-seen" else "published",
+            rule_ids=rule_ids,
+            tags=tags,
+            withdrawn=withdrawn,
+        )
+        if output_format == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(_CSV_COLUMNS)
+        for article in found:
+            exported += 1
+            matched += len(article["matches"])
+            for match in article["matches"]:
+                match["snippet"], match["highlights"] = split_highlights(match["snippet"])
+            if output_format == "csv":
+                writer.writerows(_csv_rows(article))
+            else:
+                del article["feed_id"]
+                click.echo(json.dumps(article, ensure_ascii=False))
+    finally:
+        store.close()
+    err_console.print(
+        f"{exported} article{'s' * (exported != 1)}, {matched} match{'es' * (matched != 1)}"
+        " exported",
+        markup=False,
+    )
+
+
+def _csv_rows(article: dict[str, Any]) -> list[list[Any]]:
+    """A row per match: a spreadsheet's filters and pivot tables work on rows."""
+    return [
+        [
+            article["id"],
+            article["story_id"],
+            article["published"],
+            article["dated"],
+            article["first_seen"],
+            article["feed"],
+            "; ".join(article["outlets"]),
+            article["language"],
+            article["title"],
+            article["url"],
+            match["rule_id"],
+            " ".join(match["tags"]),
+            match["priority"],
+            match["score"],
+            match["withdrawn_revision"],
+            match["backlog"],
+            "; ".join(dict.fromkeys(e["text"] for e in match["evidence"])),
+            match["snippet"],
+        ]
+        for match in article["matches"]
+    ]

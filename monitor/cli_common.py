@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
@@ -21,7 +21,7 @@ from rich.markup import escape as rich_escape
 from rich.table import Table
 from rich.text import Text
 
-from .config import Config, line_of_key
+from .config import Config, line_of_key, parse_duration
 from .deliver import dispatch
 from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
 from .pipeline import outcome_log as feed_outcomes
@@ -294,3 +294,23 @@ def _sync_config(store: Store, config: Config) -> None:
     for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):
         log.info("feed no longer in config.toml: retired", extra={"feed_url": url})
     dispatch.sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
+
+
+def parse_moment(value: str, now: datetime, option: str) -> datetime:
+    """'2026-11-20', '2026-11-20T08:00' (UTC unless an offset is given), or a duration ago
+    ('24h'): what --since and --until take."""
+    seconds = parse_duration(value)
+    if seconds is not None:
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ConfigError(
+                option, "", "expected a duration of at most a few centuries", value
+            ) from None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            option, "", 'expected a date like 2026-11-20, a time, or a duration like "24h"', value
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import click
 from rich import box
@@ -25,9 +25,10 @@ from .cli_common import (
     locked_database,
     open_database,
     operator_errors,
+    parse_moment,
     print_table,
 )
-from .config import Config, load_config, parse_duration
+from .config import Config, load_config
 from .config_delivery import SubscriberConfig
 from .deliver.digest import count_of
 from .deliver.dispatch import (
@@ -354,28 +355,6 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     store.close()
 
 
-def parse_since(value: str, now: datetime) -> datetime:
-    """'2026-11-20', '2026-11-20T08:00' (UTC unless an offset is given), or a duration ago."""
-    seconds = parse_duration(value)
-    if seconds is not None:
-        try:
-            return now - timedelta(seconds=seconds)
-        except OverflowError:
-            raise ConfigError(
-                "--since", "", "expected a duration of at most a few centuries", value
-            ) from None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            "--since",
-            "",
-            'expected a date like 2026-11-20, a time, or a duration like "24h"',
-            value,
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 @deliveries.command("replay")
 @click.option("--since", "since_text", required=True, help='A date, a time, or e.g. "24h".')
 @click.option("--target", help="Only this subscriber or webhook.")
@@ -390,7 +369,7 @@ def deliveries_replay(
     config = load_config(config_path)
     _secrets_to_send(config)
     now = datetime.now(UTC)
-    since = parse_since(since_text, now)
+    since = parse_moment(since_text, now, "--since")
     store = open_database(config, must_exist=True)
     ids = store.requeue_since(since, now, target=target, sent=include_sent)
     console.print(f"{counted(len(ids), 'delivery')} queued again.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import signal
@@ -1375,6 +1377,65 @@ def test_a_feed_carrying_a_stored_article_adds_only_the_rules_it_scopes(
     with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
         rows = db.execute("SELECT rule_id, withdrawn_revision FROM matches ORDER BY 1").fetchall()
     assert rows == [("from-b", None), ("rescue", None)]
+
+
+def test_articles_export_writes_the_matched_articles_with_their_words_and_outlets(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review: getting what matched over a period, with the words and the
+    outlets, took SQL. The export gives it as JSON Lines or CSV, by publication date."""
+    item = (
+        "<item><title>Camp cleared near Calais</title><link>https://news.example/camp</link>"
+        "<pubDate>Tue, 10 Nov 2026 08:00:00 GMT</pubDate>"
+        "<description>Police cleared tents near Calais at dawn.</description></item>"
+    )
+    older = (
+        "<item><title>Calais harbour reopens</title><link>https://news.example/harbour</link>"
+        "<pubDate>Thu, 01 Oct 2026 08:00:00 GMT</pubDate>"
+        "<description>Ferries sail from Calais again.</description></item>"
+    )
+    (tmp_path / "main.rss").write_text(
+        f'<rss version="2.0"><channel><title>Main</title>{item}{older}</channel></rss>'
+    )
+    (tmp_path / "section.rss").write_text(
+        f'<rss version="2.0"><channel><title>Section</title>{item}</channel></rss>'
+    )
+    config = write_config(
+        [str(tmp_path / "main.rss"), str(tmp_path / "section.rss")],
+        rules={"paths": [str(REPO / "rules")]},
+    )
+    vigie("once", "--config", config)
+    export = ("articles", "export", "--config", config)
+
+    lines = vigie(*export, "--since", "2026-11-01", "--until", "2026-11-11").stdout.splitlines()
+    [camp] = [json.loads(line) for line in lines]
+    assert camp["title"] == "Camp cleared near Calais" and camp["dated"] is True
+    assert camp["published"].startswith("2026-11-10T08:00:00")
+    assert {camp["feed"], *camp["outlets"]} == {"Main", "Section"}  # one article, two outlets
+    by_rule = {m["rule_id"]: m for m in camp["matches"]}
+    assert "calais" in by_rule and by_rule["calais"]["tags"] == ["calais"]
+    calais = by_rule["calais"]
+    assert "Calais" in {e["text"] for e in calais["evidence"]}
+    [(start, end), *_] = calais["highlights"]  # the snippet's marked words, as webhooks give
+    assert calais["snippet"][start:end].lower() in {e["text"].lower() for e in calais["evidence"]}
+
+    everything = vigie(*export, "--since", "0").stdout.splitlines()
+    assert [json.loads(line)["title"] for line in everything] == [
+        "Calais harbour reopens",
+        "Camp cleared near Calais",
+    ]  # in publication order
+    rows = list(csv.DictReader(io.StringIO(vigie(*export, "--since", "0", "--format", "csv",
+                                                 "--tag", "calais").stdout)))  # fmt: skip
+    assert [(r["title"], r["rule_id"]) for r in rows] == [
+        ("Calais harbour reopens", "calais"),
+        ("Camp cleared near Calais", "calais"),
+    ]
+    assert "Calais" in rows[1]["words"].split("; ") and rows[1]["outlets"] in {"Main", "Section"}
+    nothing = vigie(*export, "--since", "2026-12-01", "--until", "2026-12-02")
+    assert nothing.exit_code == 0 and nothing.stdout == ""
+    assert "0 articles, 0 matches exported" in nothing.stderr
+    wrong = vigie(*export, "--since", "last week")
+    assert wrong.exit_code != 0 and "--since" in wrong.output and "Traceback" not in wrong.output
 
 
 def test_feeds_list_shows_a_feed_whose_items_are_all_copies_as_working(

@@ -5,7 +5,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -238,6 +238,99 @@ class MatchQueries:
         """The entity mentions of an article's latest revision."""
         self.db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
         self.insert_mentions(article_id, mentions)
+
+    def matched_articles(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        by: str = "published",
+        rule_ids: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        withdrawn: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Articles with their matches, for exports (`vigie articles export`): those whose time
+        `by` (published or first_seen) is in [start, end), with the matches of `rule_ids` or
+        `tags` (all when neither), withdrawn ones too with `withdrawn`. In time order, each
+        with the other outlets that carried it and the entities it names, streamed."""
+        if by not in ("published", "first_seen"):
+            raise ValueError(by)
+        where, params = ["1"], []
+        if start is not None:
+            where.append(f"a.{by} >= ?")
+            params.append(iso(start))
+        if end is not None:
+            where.append(f"a.{by} < ?")
+            params.append(iso(end))
+        if not withdrawn:
+            where.append("m.withdrawn_revision IS NULL")
+        follows = []
+        if rule_ids:
+            follows.append(f"m.rule_id IN ({','.join('?' * len(rule_ids))})")
+            params.extend(rule_ids)
+        if tags:
+            follows.append(
+                "EXISTS (SELECT 1 FROM json_each(m.tags) t "
+                f"WHERE t.value IN ({','.join('?' * len(tags))}))"
+            )
+            params.extend(tags)
+        if follows:
+            where.append(f"({' OR '.join(follows)})")
+        cursor = self.db.conn.execute(
+            "SELECT a.id, a.story_id, a.title, a.url, a.published, a.first_seen, a.updated, "
+            "a.language, a.revision, a.feed_id, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed, "
+            "m.rule_id, m.tags, m.priority, m.score, m.matched_at, m.revision AS match_revision, "
+            "m.withdrawn_revision, m.backlog, m.snippet, m.evidence "
+            "FROM matches m JOIN articles a ON a.id = m.article_id "
+            f"JOIN feeds f ON f.id = a.feed_id WHERE {' AND '.join(where)} "
+            f"ORDER BY a.{by}, a.id, m.score DESC, m.rule_id",
+            params,
+        )
+        names = [column[0] for column in cursor.description]
+        current: dict[str, Any] | None = None
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            if current is None or current["id"] != row["id"]:
+                if current is not None:
+                    yield self._with_outlets_and_entities(current)
+                current = {key: row[key] for key in names[:11]}
+                current["matches"] = []
+            current["matches"].append(
+                {
+                    "rule_id": row["rule_id"],
+                    "tags": json.loads(row["tags"] or "[]"),
+                    "priority": row["priority"],
+                    "score": row["score"],
+                    "matched_at": row["matched_at"],
+                    "revision": row["match_revision"],
+                    "withdrawn_revision": row["withdrawn_revision"],
+                    "backlog": bool(row["backlog"]),
+                    "snippet": row["snippet"] or "",
+                    "evidence": json.loads(row["evidence"] or "[]"),
+                }
+            )
+        if current is not None:
+            yield self._with_outlets_and_entities(current)
+
+    def _with_outlets_and_entities(self, article: dict[str, Any]) -> dict[str, Any]:
+        article["dated"] = article["published"] != article["first_seen"]
+        article["outlets"] = [
+            name
+            for (name,) in self.db.execute(
+                "SELECT DISTINCT COALESCE(NULLIF(f.name, ''), f.title, '') FROM article_aliases al "
+                "JOIN feeds f ON f.id = al.feed_id WHERE al.article_id = ? AND al.feed_id != ? "
+                "ORDER BY al.first_seen",
+                [article["id"], article["feed_id"]],
+            )
+        ]
+        article["entities"] = dict(
+            self.db.execute(
+                "SELECT entity_id, count(*) FROM mentions WHERE article_id = ? "
+                "GROUP BY entity_id ORDER BY count(*) DESC, entity_id",
+                [article["id"]],
+            ).fetchall()
+        )
+        return article
 
 
 _INSERT_MATCH = (
