@@ -262,6 +262,20 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
     lines = why("(police AND kick) OR (officer AND kicked)")
     assert lines[:2] == ["needs one of:", "all of:"] and lines[4] == "all of:"
     assert set(lines[2:4]) == {"missing      kick", "found        police: Police (title)"}
+    # An OR inside the AND, the shape of most rules (a French author's review): the
+    # alternative that came near is taken apart, the others said in a line of their own.
+    lines = why("(police NEAR/3 slap~ OR kick OR punch) AND NOT football")
+    assert lines == [
+        "needs all of:",
+        "one of:",
+        "too far      police NEAR/3 slap~: Police (title) and slapped (content), never within"
+        " 3 words in one field",
+        "missing      kick OR punch",
+        "excluded by  NOT football: football (content)",
+    ]
+    many = " OR ".join(f"word{i}" for i in range(60))
+    [missing] = [line for line in why(f"({many}) AND calais") if line.startswith("missing")]
+    assert missing.startswith("missing      (word0 OR word1") and len(missing) < 120
     # A rule from the files, as JSON for scripts; a match has no why_not.
     asked = ("rules", "test", "prosecutions", "--text", text, "--json", "--config", str(config))
     [result] = map(json.loads, invoke(*asked).output.splitlines())

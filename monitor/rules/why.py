@@ -15,57 +15,101 @@ from .index import CompiledRule
 from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Seq, leaves
 
 _SHOWN_WORDS = 4  # words quoted for a part found
+_SHOWN_CHARS = 100  # of a part's query text: an OR of 60 words made a line of 900 characters
+_DEPTH = 3  # levels of ANDs and ORs taken apart below the rule's own
 
 
 def why_not(compiled: CompiledRule, doc: Document) -> list[str]:
-    """One line per part the rule needs, saying what the article has of it."""
+    """One line per part the rule needs, saying what the article has of it; a part that is
+    itself an AND or an OR the article lacks is taken apart in turn, indented."""
     if compiled.scoped and not compiled.in_scope(doc):
         return [f"out of scope: {_scope(compiled, doc)}"]
     node = compiled.node
-    if isinstance(node, AnyOf):
-        lines = ["needs one of:"]
-        for child in node.children:
-            if isinstance(child, AllOf):  # (a AND b) OR (c AND d): each group on its own
-                lines.append("  all of:")
-                lines += [f"    {_state(part, doc)}" for part in child.children]
-            else:
-                lines.append(f"  {_state(child, doc)}")
-        return lines
-    if isinstance(node, AllOf):
-        return ["needs all of:", *(f"  {_state(part, doc)}" for part in node.children)]
+    if isinstance(node, AnyOf | AllOf):
+        return _taken_apart(node, doc, "", _DEPTH)
     return [_state(node, doc)]
+
+
+def _taken_apart(node: AnyOf | AllOf, doc: Document, indent: str, depth: int) -> list[str]:
+    """An AND: each of its parts. An OR: the alternatives that came near (an AND with some of
+    its parts there, a NEAR or NOT NEAR with both sides there), each taken apart, then the
+    others in one line: (a OR b) NOT c, the shape of most rules, said only "missing (a OR b)"."""
+    if isinstance(node, AllOf):
+        lines = [f"{indent}needs all of:" if not indent else f"{indent}all of:"]
+        for part in node.children:
+            lines += _explained(part, doc, indent + "  ", depth)
+        return lines
+    lines = [f"{indent}needs one of:" if not indent else f"{indent}one of:"]
+    others = []
+    for child in node.children:
+        if _came_near(child, doc):
+            lines += _explained(child, doc, indent + "  ", depth)
+        else:
+            others.append(child)
+    if len(others) == len(node.children):  # nothing came near: one line for the lot
+        return lines + [f"{indent}  missing      {_shortened(' OR '.join(map(describe, others)))}"]
+    if others:
+        lines.append(f"{indent}  missing      {_shortened(' OR '.join(map(describe, others)))}")
+    return lines
+
+
+def _explained(node: Node, doc: Document, indent: str, depth: int) -> list[str]:
+    if depth > 0 and isinstance(node, AnyOf | AllOf) and not node.hits(doc):
+        if isinstance(node, AnyOf) and not _came_near(node, doc):
+            return [f"{indent}missing      {_shortened(describe(node))}"]
+        return _taken_apart(node, doc, indent, depth - 1)
+    return [indent + _state(node, doc)]
+
+
+def _came_near(node: Node, doc: Document) -> bool:
+    """Whether an alternative the article lacks has some of what it needs."""
+    if isinstance(node, AllOf):
+        return any(not isinstance(p, NoneOf) and p.hits(doc) for p in node.children)
+    if isinstance(node, NotNear):
+        return bool(node.left.hits(doc))
+    if isinstance(node, Near):
+        return bool(node.left.hits(doc)) and bool(node.right.hits(doc))
+    if isinstance(node, AnyOf):
+        return any(_came_near(child, doc) for child in node.children)
+    return False
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1].rstrip() + "…"
 
 
 def _state(node: Node, doc: Document) -> str:
     if isinstance(node, NoneOf):
         hits = node.child.hits(doc)
         if hits:
-            return f"excluded by  NOT {describe(node.child)}: {_words(hits, doc)}"
-        return f"absent, good NOT {describe(node.child)}"
+            return f"excluded by  NOT {_shortened(describe(node.child))}: {_words(hits, doc)}"
+        return f"absent, good NOT {_shortened(describe(node.child))}"
     hits = node.hits(doc)
     if hits is not None:
-        return f"found        {describe(node)}" + (f": {_words(hits, doc)}" if hits else "")
+        found = f"found        {_shortened(describe(node))}"
+        return found + (f": {_words(hits, doc)}" if hits else "")
     if isinstance(node, NotNear):
         if node.left.hits(doc):
             return (
-                f"too near     {describe(node)}: every {describe(node.left)} has"
-                f" {describe(node.right)} within {node.distance} words"
+                f"too near     {_shortened(describe(node))}: every"
+                f" {_shortened(describe(node.left))} has {_shortened(describe(node.right))}"
+                f" within {node.distance} words"
             )
-        return f"missing      {describe(node)}: no {describe(node.left)}"
+        return f"missing      {_shortened(describe(node))}: no {_shortened(describe(node.left))}"
     if isinstance(node, Near):
         left, right = node.left.hits(doc), node.right.hits(doc)
         if left and right:
             return (
-                f"too far      {describe(node)}: {_words(left, doc)} and {_words(right, doc)},"
-                f" never within {node.distance} words in one field"
+                f"too far      {_shortened(describe(node))}: {_words(left, doc)} and"
+                f" {_words(right, doc)}, never within {node.distance} words in one field"
                 + (", in that order" if node.ordered else "")
             )
         lacking = node.left if not left else node.right
-        return f"missing      {describe(node)}: no {describe(lacking)}"
+        return f"missing      {_shortened(describe(node))}: no {_shortened(describe(lacking))}"
     if isinstance(node, LanguageIs):
         language = doc.language or "no language that could be told"
         return f"missing      {describe(node)}: the article is in {language}"
-    return f"missing      {describe(node)}"
+    return f"missing      {_shortened(describe(node))}"
 
 
 def describe(node: Node) -> str:
