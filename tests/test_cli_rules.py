@@ -273,6 +273,7 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
         "missing      kick OR punch",
         "excluded by  NOT football: football (content)",
     ]
+    assert why("police NOT NEAR/1 in")[0].endswith("has in within 1 word")
     many = " OR ".join(f"word{i}" for i in range(60))
     [missing] = [line for line in why(f"({many}) AND calais") if line.startswith("missing")]
     assert missing.startswith("missing      (word0 OR word1") and len(missing) < 120

@@ -93,7 +93,7 @@ def _state(node: Node, doc: Document) -> str:
             return (
                 f"too near     {_shortened(describe(node))}: every"
                 f" {_shortened(describe(node.left))} has {_shortened(describe(node.right))}"
-                f" within {node.distance} words"
+                f" within {_distance(node)}"
             )
         return f"missing      {_shortened(describe(node))}: no {_shortened(describe(node.left))}"
     if isinstance(node, Near):
@@ -101,7 +101,7 @@ def _state(node: Node, doc: Document) -> str:
         if left and right:
             return (
                 f"too far      {_shortened(describe(node))}: {_words(left, doc)} and"
-                f" {_words(right, doc)}, never within {node.distance} words in one field"
+                f" {_words(right, doc)}, never within {_distance(node)} in one field"
                 + (", in that order" if node.ordered else "")
             )
         lacking = node.left if not left else node.right
@@ -156,3 +156,7 @@ def _scope(compiled: CompiledRule, doc: Document) -> str:
     if rule.feeds and not any(feed in rule.feeds for feed in feeds):
         return f"the rule is for the feeds {', '.join(rule.feeds)}"
     return f"the rule is for feeds tagged {', '.join(rule.feed_tags)}"
+
+
+def _distance(node: Near) -> str:
+    return f"{node.distance} word{'s' * (node.distance != 1)}"
