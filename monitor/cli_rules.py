@@ -554,9 +554,14 @@ def rules_backtest(
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
         titles: dict[int, str] = {}
         article_ids = []
+        # --apply rewrites them too: an entity edit reached old articles' matches, while the
+        # mentions table kept the entities as they were when each article was stored.
+        mentions_of: dict[int, list] = {}
         for article in store.articles_since(start):
             article_ids.append(article.id)
-            matches, _ = carriers.match(index, article)
+            matches, mentions = carriers.match(index, article)
+            if apply_changes:
+                mentions_of[article.id] = mentions  # type: ignore[index]
             for m in matches:
                 found[m.rule_id][article.id] = m  # type: ignore[index]
                 titles[article.id] = article.title  # type: ignore[index]
@@ -600,11 +605,15 @@ def rules_backtest(
                     by_article.setdefault(match.article_id, []).append(match)
                 for article_id, new in sorted(by_article.items()):
                     queued += queue_webhooks(store, config.delivery.webhooks, article_id, new, now)
+                for article_id, mentions in mentions_of.items():
+                    store.replace_mentions(article_id, mentions)
             # With --json, stdout holds the report alone, for the script reading it.
             (err_console if as_json else console).print(
                 f"Applied: stored matches of {counted(len(rule_ids), 'rule')} now follow the rule"
                 f" files; {counted(len(added), 'new match')}, {removed} removed"
-                + (f", {counted(queued, 'webhook delivery')} queued." if queued else "."),
+                + (f", {counted(queued, 'webhook delivery')} queued" if queued else "")
+                + f"; the entity mentions of {counted(len(mentions_of), 'article')} follow"
+                " today's entities.",
                 markup=False,
                 soft_wrap=True,
             )
