@@ -238,6 +238,7 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
                 for _, message in (config.delivery.undeliverable(loaded.rules) if loaded.ok else ())
             ],
             disk_free=shutil.disk_usage(config.database.resolve().parent).free,
+            retention=config.retention,
         )
     finally:
         store.close()
@@ -274,7 +275,14 @@ def print_health(health: Health, database: Path, since: str) -> None:
         (
             "articles",
             f"{health.articles:,} stored, newest "
-            + (ago(health.newest_article, now) if health.newest_article else "never"),
+            + (ago(health.newest_article, now) if health.newest_article else "never")
+            + (f", oldest {ago(health.oldest_article, now)}" if health.oldest_article else "")
+            + "; "
+            + (
+                f"each kept {_days(health.retention)} after first seen (storage.retention)"
+                if health.retention
+                else 'kept for ever (storage.retention = "0")'
+            ),
         ),
         (
             "rules",
@@ -297,6 +305,14 @@ def print_health(health: Health, database: Path, since: str) -> None:
         console.print("problems:")
         for problem in health.problems:
             console.print(f"  - {escape(problem)}", soft_wrap=True, highlight=False)
+
+
+def _days(seconds: float) -> str:
+    days = seconds / 86400
+    if days >= 1 and days == int(days):
+        return f"{int(days)} day{'s' * (days != 1)}"
+    hours = seconds / 3600
+    return f"{hours:g} hour{'s' * (hours != 1)}" if hours >= 1 else f"{seconds:g} s"
 
 
 def print_failing(health: Health) -> None:
@@ -339,6 +355,8 @@ def health_json(health: Health, database: Path) -> dict:
         ],
         "articles": health.articles,
         "newest_article": when(health.newest_article),
+        "oldest_article": when(health.oldest_article),
+        "retention_seconds": health.retention,
         "rule_files": health.rule_files,
         "rules": health.rules,
         "rule_errors": [str(e) for e in health.rule_errors],

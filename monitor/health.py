@@ -47,6 +47,8 @@ class Health:
     disabled: tuple[dict, ...]  # webhook endpoints disabled by a 410 Gone
     problems: tuple[str, ...]
     disk_free: int | None = None  # bytes free on the database's file system
+    oldest_article: datetime | None = None  # first seen: how far back the database reaches
+    retention: float = 0  # seconds articles are kept (storage.retention); 0: for ever
 
     @property
     def healthy(self) -> bool:
@@ -67,12 +69,13 @@ def assess(
     subscribers: Collection[str] = (),
     unfollowed: Collection[str] = (),
     disk_free: int | None = None,
+    retention: float = 0,
 ) -> Health:
     """Read the database's state and name its problems. `stale`: how long a feed may be due
     without being polled; `since`: how far back failed deliveries count; `webhooks`: the (name,
     url) of those config.toml lists, `subscribers` the names: deliveries to others, which no
     retry can send, and an endpoint disabled and since given another url are no problem.
-    `disk_free`: bytes free where the database is."""
+    `disk_free`: bytes free where the database is; `retention`: storage.retention's seconds."""
     feeds = store.feeds()
     due = [when for row in feeds if (when := parse_iso(row["next_poll"])) is not None]
     overdue = [when for when in due if when < now - stale]
@@ -122,6 +125,8 @@ def assess(
         ),
         problems=(),
         disk_free=disk_free,
+        oldest_article=store.oldest_first_seen(),
+        retention=retention,
     )
     return replace(health, problems=tuple(problems_of(health)))
 

@@ -73,6 +73,10 @@ def test_a_polling_service_with_one_broken_feed_is_healthy(config: Path) -> None
     assert [f["name"] for f in found["failing_feeds"]] == ["Gone Gazette"]
     assert found["articles"] > 0 and found["rules"] > 0
     assert "." not in found["checked"]  # to the second, as every stored time
+    # how far back the database reaches, and how long it keeps articles (a researcher's review)
+    assert found["oldest_article"] <= found["newest_article"]
+    assert found["retention_seconds"] == 90 * 86400
+    assert "each kept 90 days after first seen (storage.retention)" in result.output
 
 
 def test_feeds_left_unpolled_are_a_problem(config: Path) -> None:

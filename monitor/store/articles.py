@@ -162,6 +162,10 @@ class ArticleQueries:
         for row in self.db.query(sql, params):
             yield article_from_row(row)
 
+    def oldest_first_seen(self) -> datetime | None:
+        """When the oldest article kept was stored: how far back the database reaches."""
+        return parse_iso(self.db.execute("SELECT min(first_seen) FROM articles").fetchone()[0])
+
     def newest_first_seen(self) -> datetime | None:
         """When the last new article was stored (None before the first)."""
         return parse_iso(self.db.execute("SELECT max(first_seen) FROM articles").fetchone()[0])
