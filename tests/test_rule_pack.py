@@ -159,3 +159,74 @@ def test_bundled_samples_are_tagged_as_a_reader_would(pack) -> None:
             urgent = any(m.priority == "urgent" for m in matches)
             assert urgent == ({"police-violence", "migrants"} <= tags), article.title
     assert len(seen) == len(SAMPLE_EXPECTATIONS)
+
+
+def tags_of(pack, text: str, language: str = "fr") -> set[str]:
+    """The tags the pack gives a text whose first line is the title (as `vigie rules test`)."""
+    title, _, content = text.partition("\n")
+    item = Article(feed_id=0, guid="t", url="", title=title, content=content, language=language)
+    return {t for m in pack.match(item)[0] for t in m.tags}
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        # Core French wording of police violence and of a trial (invented sentences).
+        ("Des exilés gazés par les CRS près du canal", "police-violence"),
+        ("Un lycéen blessé par un tir de lanceur de balles de défense", "police-violence"),
+        ("Vidéo\nUn policier a été filmé en train de le matraquer.", "police-violence"),
+        ("Mort d'un homme gardé à vue à Lens", "police-violence"),
+        ("Un jeune homme mort en garde à vue\nSa famille porte plainte.", "police-violence"),
+        (
+            "Rouen : un chauffeur jugé\nIl a été condamné mardi en comparution immédiate ; "
+            "le parquet avait requis deux ans.",
+            "prosecutions",
+        ),
+    ],
+)
+def test_core_french_wording_matches(pack, text: str, tag: str) -> None:
+    assert tag in tags_of(pack, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        # Snowball joins unrelated words: French tués and tu, tirs and tiré (by protesters),
+        # taser and tas, manifestants and manifestement.
+        ("Manifestants : « Tu n'es pas seul », chantent-ils", "police-violence"),
+        ("Des manifestants ont tiré des mortiers sur les policiers", "police-violence"),
+        ("Des policiers devant un tas de gravats", "police-violence"),
+        ("Chasse : des tirs manifestement accidentels", "police-violence"),
+        # Aliases that are ordinary words: an eviction, a red card, an assist, any staff, the bac.
+        ("Trêve hivernale : les expulsions locatives reprennent", "migrants"),
+        ("Carton rouge : l'expulsion du capitaine a pesé sur le match", "migrants"),
+        ("Ligue 1 : il finit meilleur passeur de la saison", "migrants"),
+        ("Les agents de la SNCF dénoncent les violences verbales", "police-violence"),
+        ("BAC 2024 : violences verbales contre des surveillants", "police-violence"),
+        # Legal-looking words that are not a prosecution.
+        ("Il reçoit un procès-verbal pour excès de vitesse", "prosecutions"),
+        ("Un parquet de chêne pour le salon", "prosecutions"),
+        ("Réforme : l'opposition dénonce un procès d'intention", "prosecutions"),
+        ("L'ONU condamne à nouveau les frappes", "prosecutions"),
+    ],
+)
+def test_french_near_misses_do_not_match(pack, text: str, tag: str) -> None:
+    assert tag not in tags_of(pack, text)
+
+
+def test_english_blessed_is_not_french_blessé(pack) -> None:
+    """In a stemmed rule, "blessé" (injured) stemmed as English is "bless"."""
+    text = "A mural in Minneapolis\nA pastor blessed the George Floyd mural."
+    assert "police-violence" not in tags_of(pack, text, "en")
+
+
+def test_gazés_is_not_gaza_nor_an_english_gaze(pack) -> None:
+    """French Snowball stems gazé, gaz and Gaza alike; folded, "gazé" is English "gaze" and
+    "frappés" (beaten) the noun "frappes" (strikes)."""
+    assert {"police-violence", "migrants"} <= tags_of(
+        pack, "Calais : des exilés gazés par la police"
+    )
+    assert "police-violence" not in tags_of(pack, "Frappes sur Gaza : les forces de sécurité")
+    assert "police-violence" not in tags_of(pack, "Gaz : les policiers évacuent un immeuble")
+    text = "Under the gaze of police\nOfficers stood under the public gaze."
+    assert "police-violence" not in tags_of(pack, text, "en")
