@@ -315,6 +315,23 @@ def test_a_copy_held_back_stays_held_back_when_retention_prunes_the_article_sent
     assert daily.rows("SELECT count(*) FROM told_stories") == [(0,)]
 
 
+def test_a_digest_still_retrying_when_pruned_tells_nothing(daily: Vigie) -> None:
+    """A code review: pruning recorded a digest still retrying as having told the story, so
+    when it then died the story's copies stayed held back for good."""
+    first, rule, copy = a_story_told_then_copied(daily)
+    daily.store.record_attempt(first, "pending", NOW, last_status=451, last_error="try later")
+    later = NOW + timedelta(days=2)
+    daily.rows("UPDATE articles SET first_seen = ? WHERE id = ?", (later.isoformat(), copy))
+    while daily.store.prune(NOW + timedelta(days=1), later):
+        pass
+    assert daily.rows("SELECT count(*) FROM told_stories") == [(0,)]
+    daily.store.record_attempt(first, "dead", later, last_status=451, last_error="gave up")
+    [second] = open_digests(daily.store, daily.config.delivery, later, force=True)
+    assert daily.rows(
+        "SELECT article_id, rule_id FROM delivery_matches WHERE delivery_id = ?", (second,)
+    ) == [(copy, rule)]
+
+
 @pytest.mark.parametrize("outcome", ["failed", "dead"])
 def test_a_later_outlets_copy_goes_when_the_storys_digest_never_arrived(
     daily: Vigie, outcome: str

@@ -55,19 +55,19 @@ class PruningQueries:
             # they go with them. A finished delivery left with no item goes too
             # (docs/delivery.md, History).
             carried = f"FROM delivery_matches WHERE article_id IN ({marks})"
-            # What digests told of these articles' stories stays told: the story's copies held
-            # back (outbox.undelivered_matches) are not news once the copy sent is pruned.
+            # What digests sent told of these articles' stories stays told: the story's copies
+            # held back (outbox.undelivered_matches) are not news once the copy sent is pruned.
+            # Not a digest still retrying: it may never arrive, and then the copies are news.
             self.db.execute(
                 "INSERT INTO told_stories (story_id, target, rule_id, sent) "
-                "SELECT a.story_id, d.target, dm.rule_id, "
-                "min(CASE WHEN d.status = 'sent' THEN d.sent END) FROM delivery_matches dm "
+                "SELECT a.story_id, d.target, dm.rule_id, min(d.sent) FROM delivery_matches dm "
                 "JOIN deliveries d ON d.id = dm.delivery_id "
                 "JOIN articles a ON a.id = dm.article_id "
-                f"WHERE dm.article_id IN ({marks}) AND d.kind = 'digest' "
-                "AND d.status NOT IN ('failed', 'dead') AND a.story_id IS NOT NULL "
+                f"WHERE dm.article_id IN ({marks}) AND d.kind = 'digest' AND d.status = 'sent' "
+                "AND d.sent IS NOT NULL AND a.story_id IS NOT NULL "
                 "GROUP BY a.story_id, d.target, dm.rule_id "
-                "ON CONFLICT DO UPDATE SET sent = coalesce(min(sent, excluded.sent), sent, "
-                "excluded.sent)",
+                "ON CONFLICT (story_id, target, rule_id) DO UPDATE SET "
+                "sent = min(sent, excluded.sent)",
                 ids,
             )
             touched = [

@@ -490,9 +490,9 @@ def m017_told_stories(db: sqlite_utils.Database) -> None:
     """What digests told of a story, kept when retention prunes the articles that told it: a
     story's copies that a digest held back (its story was sent) came out as news once the
     article sent was pruned, as long after as the subscriber's `since` allowed (a researcher's
-    review). One row per subscriber, story and rule; `sent` is the first digest's time, NULL
-    while it was not sent yet. Gone with the story."""
+    review). One row per subscriber, story and rule, of digests sent (one still retrying may
+    never arrive); `sent` is the first one's time. Gone with the story."""
     db.execute(
         "CREATE TABLE told_stories (story_id INTEGER NOT NULL, target TEXT NOT NULL, "
-        "rule_id TEXT NOT NULL, sent TEXT, PRIMARY KEY (story_id, target, rule_id))"
+        "rule_id TEXT NOT NULL, sent TEXT NOT NULL, PRIMARY KEY (story_id, target, rule_id))"
     )
