@@ -274,6 +274,9 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
         "excluded by  NOT football: football (content)",
     ]
     assert why("police NOT NEAR/1 in")[0].endswith("has in within 1 word")
+    # A NOT or a lang: holds with no words to show: the OR they are in is found, not missing.
+    for held in ("(NOT golf OR tennis)", "(lang:en OR tennis)"):
+        assert f"found        {held}" in why(f"kick AND {held}")
     many = " OR ".join(f"word{i}" for i in range(60))
     [missing] = [line for line in why(f"({many}) AND calais") if line.startswith("missing")]
     assert missing.startswith("missing      (word0 OR word1") and len(missing) < 120

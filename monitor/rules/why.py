@@ -54,7 +54,7 @@ def _taken_apart(node: AnyOf | AllOf, doc: Document, indent: str, depth: int) ->
 
 
 def _explained(node: Node, doc: Document, indent: str, depth: int) -> list[str]:
-    if depth > 0 and isinstance(node, AnyOf | AllOf) and not node.hits(doc):
+    if depth > 0 and isinstance(node, AnyOf | AllOf) and node.hits(doc) is None:
         if isinstance(node, AnyOf) and not _came_near(node, doc):
             return [f"{indent}missing      {_shortened(describe(node))}"]
         return _taken_apart(node, doc, indent, depth - 1)
