@@ -261,7 +261,7 @@ def plain(text: str) -> str:
     return _TERMINAL_CONTROL.sub("", ESCAPE_SEQUENCE.sub("", text))
 
 
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def open_store(config: Config, *, holding_lock: bool = False, must_exist: bool = False) -> Store:

@@ -37,13 +37,14 @@ from .text import (
     html_to_text,
     normalise_space,
     one_line,
+    url_shown_safely,
     without_lone_surrogates,
 )
 
 _FUTURE_SLACK = timedelta(days=1)
 _MAX_FIELD = 200_000  # characters kept per text field; a megabyte title is cut, not stored whole
 _MAX_TITLE = 1_000
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HTML_START = re.compile(
     rb"(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S
 )
@@ -524,7 +525,7 @@ def _web_link(base: str, link: str) -> str:
     with control characters, is not an article's address, and webhook consumers may show it."""
     if not link or _CONTROL_CHARS.search(link):
         return ""
-    absolute = urljoin(base, link)
+    absolute = url_shown_safely(urljoin(base, link))
     return absolute[:2000] if urlsplit(absolute).scheme.lower() in ("http", "https") else ""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Set as AbstractSet
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import Stemmer
@@ -121,8 +122,18 @@ def printable(text: str) -> str:
 def one_line(text: str) -> str:
     """A title as one line: every run of whitespace, line breaks included, one space. A title
     broken over lines (pretty-printed XML) would otherwise break the plain-text digest, and a
-    hostile one could write a fake heading or entry into it."""
-    return " ".join(text.split())
+    hostile one could write a fake heading or entry into it. Without bidirectional controls
+    (see _INVISIBLE), which a title stored before they were dropped may still hold."""
+    return " ".join(_BIDI_CONTROL.sub("", text).split())
+
+
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def url_shown_safely(url: str) -> str:
+    """A link with its bidirectional controls percent-encoded, as a browser's address bar shows
+    them: raw, "calais-\u202etxt.exe" reads as "calais-exe.txt" in a digest or a terminal."""
+    return _BIDI_CONTROL.sub(lambda m: quote(m.group()), url)
 
 
 # Characters that show nothing and split no word: soft hyphen, zero-width space, non-joiner and

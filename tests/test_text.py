@@ -64,3 +64,25 @@ def test_bidirectional_overrides_are_dropped_and_split_no_word() -> None:
         html_to_text("po\u2067lice\u2069 and \u202bwords\u202c\u200f") == "police and words\u200f"
     )
     assert printable("feed \u202egnp.exe") == "feed  gnp.exe"
+
+
+def test_links_titles_and_terminal_text_lose_bidirectional_controls() -> None:
+    """A code review: links kept U+202E ("calais-\u202etxt.exe" reads "calais-exe.txt"), the
+    command line's own cleaner let it through, and titles stored before it was dropped kept
+    it in digests."""
+    from monitor.cli_common import escape
+    from monitor.parse import parse_feed
+    from monitor.text import one_line, url_shown_safely
+
+    assert one_line("Calais \u202eraw\u202c title") == "Calais raw title"
+    assert url_shown_safely("https://ex.com/calais-\u202etxt.exe") == (
+        "https://ex.com/calais-%E2%80%AEtxt.exe"
+    )
+    assert escape("https://ex.com/a\u202egnp.exe") == "https://ex.com/agnp.exe"
+    rss = (
+        '<rss version="2.0"><channel><title>F</title><item><title>Camp</title>'
+        "<link>https://ex.com/calais-\u202etxt.exe</link><description>Text</description>"
+        "</item></channel></rss>"
+    ).encode()
+    _, [article] = parse_feed(rss, {}, "https://ex.com/feed")
+    assert article.url == "https://ex.com/calais-%E2%80%AEtxt.exe"

@@ -32,7 +32,7 @@ from markupsafe import Markup, escape
 from ..config_delivery import DeliveryConfig, SubscriberConfig
 from ..records import Delivery, Evidence
 from ..store import OutboxItem
-from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line
+from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line, url_shown_safely
 from .outbox import Labels, message_id
 from .wording import count_of, schedule, translator, when
 
@@ -224,7 +224,7 @@ def _marked_title(shown: str, stored: str, evidence: Sequence[Evidence]) -> str:
 
 
 def _link(url: str) -> str:
-    return url if urlsplit(url).scheme.lower() in ("http", "https") else ""
+    return url_shown_safely(url) if urlsplit(url).scheme.lower() in ("http", "https") else ""
 
 
 def snippet_html(snippet: str) -> Markup:
