@@ -554,14 +554,17 @@ def rules_backtest(
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
         titles: dict[int, str] = {}
         article_ids = []
-        # --apply rewrites them too: an entity edit reached old articles' matches, while the
-        # mentions table kept the entities as they were when each article was stored.
+        # --apply rewrites those that changed: an entity edit reached old articles' matches,
+        # while the mentions table kept the entities as they were when each was stored. Only
+        # the changed are kept (a research archive holds millions of articles).
         mentions_of: dict[int, list] = {}
         for article in store.articles_since(start):
             article_ids.append(article.id)
             matches, mentions = carriers.match(index, article)
             if apply_changes:
-                mentions_of[article.id] = mentions  # type: ignore[index]
+                places = {(e.entity, e.field, e.start, e.end) for e in mentions if e.entity}
+                if places != store.mention_places(article.id):  # type: ignore[arg-type]
+                    mentions_of[article.id] = mentions  # type: ignore[index]
             for m in matches:
                 found[m.rule_id][article.id] = m  # type: ignore[index]
                 titles[article.id] = article.title  # type: ignore[index]
@@ -612,8 +615,12 @@ def rules_backtest(
                 f"Applied: stored matches of {counted(len(rule_ids), 'rule')} now follow the rule"
                 f" files; {counted(len(added), 'new match')}, {removed} removed"
                 + (f", {counted(queued, 'webhook delivery')} queued" if queued else "")
-                + f"; the entity mentions of {counted(len(mentions_of), 'article')} follow"
-                " today's entities.",
+                + (
+                    f"; the entity mentions of {counted(len(mentions_of), 'article')} now follow"
+                    " today's entities."
+                    if mentions_of
+                    else "."
+                ),
                 markup=False,
                 soft_wrap=True,
             )

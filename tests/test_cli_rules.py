@@ -339,6 +339,8 @@ def test_backtest_apply_brings_the_stored_mentions_up_to_todays_entities(tmp_pat
         "ORDER BY id LIMIT 1"
     ).fetchone()
     before = db.execute(mentioned, [article_id]).fetchone()[0]
+    same = invoke("rules", "backtest", "calais", "--since", "0", "--apply", "--config", str(config))
+    assert "entity mentions" not in same.output, same.output  # nothing changed, nothing rewritten
     entities = tmp_path / "rules" / "entities.toml"
     text = entities.read_text(encoding="utf-8")
     entities.write_text(text.replace('"Wimereux"]', '"Wimereux", "Boulogne"]', 1), encoding="utf-8")

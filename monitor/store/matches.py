@@ -234,6 +234,15 @@ class MatchQueries:
         )
         return new
 
+    def mention_places(self, article_id: int) -> set[tuple[str, str, int, int]]:
+        """(entity, field, start, end) of the stored mentions of an article."""
+        return set(
+            self.db.execute(
+                "SELECT entity_id, field, [start], [end] FROM mentions WHERE article_id = ?",
+                [article_id],
+            ).fetchall()
+        )
+
     def replace_mentions(self, article_id: int, mentions: Iterable[Evidence]) -> None:
         """The entity mentions of an article's latest revision."""
         self.db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
