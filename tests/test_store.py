@@ -610,3 +610,16 @@ def test_the_wal_is_synced_where_sqlite_writes_it_through_a_symlink(
     finally:
         store.close()
     assert synced == [str(tmp_path / "real" / "vigie.db-wal")]
+
+
+def test_stored_times_sort_as_text_whatever_the_year() -> None:
+    """A code review: `articles export --since 0999-01-01` found nothing, as strftime wrote the
+    year 999 with three digits, which sorts after 2026."""
+    from datetime import UTC, datetime
+
+    from monitor.store.rows import iso
+
+    years = [999, 1000, 1995, 2026]
+    written = [iso(datetime(year, 6, 1, tzinfo=UTC)) for year in years]
+    assert written[0] == "0999-06-01T00:00:00+00:00"
+    assert sorted(written) == written

@@ -16,8 +16,10 @@ from ..records import Article, Delivery, Evidence, Match
 @lru_cache(maxsize=64)
 def iso(when: datetime) -> str:
     """Fixed-width UTC timestamps that sort as text. Cached: storing one article writes the
-    poll's `now` several times (first seen, revision, sketch, story, matches)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    poll's `now` several times (first seen, revision, sketch, story, matches). The year
+    written with four digits: strftime writes 999, which sorts after 2026."""
+    utc = when.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S+00:00")
 
 
 def parse_iso(value: str | None) -> datetime | None:
