@@ -29,3 +29,25 @@ def test_a_headline_needs_min_letters_letters() -> None:
     assert detect_language("Police officers charge") == "en"
     assert detect_language("Police officers charg") == ""  # one letter short
     assert detect_language("Les policiers ont été mis") == "fr"
+
+
+def test_a_quote_in_another_language_does_not_decide_the_articles() -> None:
+    """A French review: a French report opening with an English quote was told English, and a
+    rule for French articles skipped it."""
+    opening = (
+        "“We will stop the boats. We will break the business model of the smuggling gangs, we"
+        " will take back control of our borders, and we will do it this year, whatever it"
+        " takes”, Sunak’s pledge. "
+    )
+    french = (
+        "À Lille, un passeur présumé a été mis en examen jeudi après le naufrage d'une"
+        " embarcation au large de Gravelines, a indiqué le parquet."
+    )
+    assert detect_language(opening + french) == "fr"
+    english = (
+        "The camp was cleared at dawn by riot police, and the tents were taken away by council"
+        " workers before the charities arrived."
+    )
+    assert detect_language("« Nous avons tout perdu, nos tentes et nos papiers », a dit un"
+                           " exilé. " + english) == "en"  # fmt: skip
+    assert detect_language("“" + french + "”") == "fr"  # all quoted: the quote it is
