@@ -285,11 +285,15 @@ class MatchQueries:
             params.extend(tags)
         if follows:
             where.append(f"({' OR '.join(follows)})")
+        article_columns = (
+            "id", "story_id", "title", "url", "published", "first_seen", "updated", "language",
+            "revision", "feed_id",
+        )  # fmt: skip
         cursor = self.db.conn.execute(
-            "SELECT a.id, a.story_id, a.title, a.url, a.published, a.first_seen, a.updated, "
-            "a.language, a.revision, a.feed_id, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed, "
-            "m.rule_id, m.tags, m.priority, m.score, m.matched_at, m.revision AS match_revision, "
-            "m.withdrawn_revision, m.backlog, m.snippet, m.evidence "
+            f"SELECT {', '.join('a.' + c for c in article_columns)}, "
+            "COALESCE(NULLIF(f.name, ''), f.title, '') AS feed, m.rule_id, m.tags, m.priority, "
+            "m.score, m.matched_at, m.revision AS match_revision, m.withdrawn_revision, "
+            "m.backlog, m.snippet, m.evidence "
             "FROM matches m JOIN articles a ON a.id = m.article_id "
             f"JOIN feeds f ON f.id = a.feed_id WHERE {' AND '.join(where)} "
             f"ORDER BY a.{by}, a.id, m.score DESC, m.rule_id",
@@ -302,7 +306,7 @@ class MatchQueries:
             if current is None or current["id"] != row["id"]:
                 if current is not None:
                     yield self._with_outlets_and_entities(current)
-                current = {key: row[key] for key in names[:11]}
+                current = {key: row[key] for key in (*article_columns, "feed")}
                 current["matches"] = []
             current["matches"].append(
                 {
