@@ -38,7 +38,7 @@ from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook, load_rules
 from .rules.stats import HEURISTIC, TermStats
-from .scheduler import log_undeliverable, run_service, service_running
+from .scheduler import log_undeliverable, run_service, service_running, stop_on_signal
 from .store import Store
 from .store.restore import read_backup, restore_database
 from .text import counted
@@ -101,7 +101,7 @@ def run(config_path: str, verbose: bool) -> None:
         book = load_rulebook(config)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, stop_on_signal(stop))
         run_service(config, store, make_session(config.fetch), book, stop)
         store.close()
 

@@ -529,6 +529,8 @@ def poll_due(
     processes when the cycle is worth it. With `keep_changes`, the summary lists every change
     (CycleSummary.changes)."""
     summary = CycleSummary()
+    if stop is not None and stop.is_set():  # a tick that fired as the service stopped
+        return summary
     if force:
         # `vigie once` polls what is not due yet (a feed that failed included: the operator
         # may have mended it), but not a feed whose server asked for time (a 429 or 503 with

@@ -208,3 +208,33 @@ def test_a_digest_that_cannot_be_written_fails_alone(
     assert (state, attempts) == ("failed", 1)
     assert error.startswith("could not be written (UnicodeEncodeError: ")
     assert v.send_digests(SLOT + timedelta(minutes=5)) == []
+
+
+def test_a_stopping_service_leaves_the_digests_it_has_not_sent_due(
+    smtp: SmtpServer, vigie: Callable[..., Vigie], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A concurrency review: the digest job went on sending every due digest once the service
+    was told to stop; against a slow mail server that outlasted the stop's timeout, and a kill
+    between a send and its record sends that digest twice."""
+    import threading
+
+    import monitor.deliver.dispatch as dispatch
+
+    stop = threading.Event()
+    send = dispatch._send_digest
+
+    def send_then_stop(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        sent = send(*args, **kwargs)
+        stop.set()  # SIGTERM arrives while the first digest is sent
+        return sent
+
+    monkeypatch.setattr(dispatch, "_send_digest", send_then_stop)
+    people = [{**DESK, "name": name, "email": f"{name}@newsroom.test"} for name in "abc"]
+    v = vigie(subscribers=people, smtp=smtp.smtp_settings())
+    labels = v.labels
+    [first] = dispatch.send_due_digests(v.store, v.config.delivery, labels, SLOT, stop=stop)
+    assert first.status == "sent" and len(smtp.messages) == 1
+    monkeypatch.setattr(dispatch, "_send_digest", send)
+    later = dispatch.send_due_digests(v.store, v.config.delivery, labels, SLOT)
+    assert sorted(s.target for s in later) == sorted({"a", "b", "c"} - {first.target})
+    assert len(smtp.messages) == 3  # each once

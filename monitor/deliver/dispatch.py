@@ -143,14 +143,19 @@ def send_digests(
     now: datetime,
     names: Collection[str] | None = None,
     rng: random.Random | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Sent]:
-    """Send every digest that is due (new, or waiting for a retry)."""
+    """Send every digest that is due (new, or waiting for a retry); when `stop` is set (the
+    service stopping), the rest stay due: against a slow mail server, sending them all could
+    outlast the stop's timeout, and a kill between a send and its record sends it twice."""
     rng = rng or random.Random()
     sent = []
     due = store.due_deliveries("digest", now)
     if due:
         store.make_durable()  # what is sent stays sent (Store.make_durable)
     for delivery in due:
+        if stop is not None and stop.is_set():
+            break
         if names is not None and delivery.target not in names:
             continue
         try:
@@ -169,10 +174,11 @@ def send_due_digests(
     labels: outbox.Labels,
     now: datetime,
     rng: random.Random | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Sent]:
     """The "send due digests" job; it also forgets deliveries whose matches retention pruned."""
     open_digests(store, config, now)
-    sent = send_digests(store, config, labels, now, rng=rng)
+    sent = send_digests(store, config, labels, now, rng=rng, stop=stop)
     store.prune_deliveries()
     return sent
 
