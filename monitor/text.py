@@ -359,6 +359,13 @@ _STEMS_KEPT = 300_000
 _generation = 0  # counts the times the cache started again (see stem_generation)
 
 
+def stem_words_uncached(words: list[str], language: str) -> list[str]:
+    """Snowball stems, the cache neither read nor written: for compiling rules, which runs on
+    the rule-reload thread while a poll reads the cache, so that only polling ever fills it
+    (a reload's words could start the cache again between a poll's check and its lookup)."""
+    return _snowball(words, language)
+
+
 def stem_words(words: list[str], language: str) -> list[str]:
     """Snowball stems of folded words in a supported language ('en' or 'fr')."""
     found = stem_map(words, language)

@@ -40,3 +40,16 @@ def test_an_article_without_words_finds_no_stem_in_an_empty_cache(
     monkeypatch.setattr(text, "_WORDS_OF_STEM", {})
     assert text.words_of_stem(frozenset(), "fr") == {}
     assert text.words_of_stem(frozenset({"gifles"}), "fr") == {"gifl": ["gifles"]}
+
+
+def test_compiling_rules_leaves_the_stem_cache_to_polling() -> None:
+    """A concurrency review: rules compiled on the reload thread filled the stem cache a poll
+    was reading, and could start it again between the poll's check and its lookup, so that a
+    `word~` match was missed. Compiling now stems without the cache."""
+    from monitor import text
+    from monitor.rules.index import compile_rule
+    from monitor.rules.model import Rule
+
+    text.forget_stems()
+    compile_rule(Rule(id="r", query="slapped~ AND interpellées~ AND kick", stem=True), {})
+    assert not any(text._STEMS.values())  # nothing written

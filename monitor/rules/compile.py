@@ -15,7 +15,7 @@ from ..text import (
     inclusive_words,
     language_code,
     spelt_out,
-    stem_words,
+    stem_words_uncached,
     without_invisible,
 )
 from . import ast
@@ -350,7 +350,9 @@ class Compiler:
             elif i in starred:
                 parts.append(Part("p", word))
             elif stem:
-                stems = tuple((lang, stem_words([word], lang)[0]) for lang in STEM_LANGUAGES)
+                stems = tuple(
+                    (lang, stem_words_uncached([word], lang)[0]) for lang in STEM_LANGUAGES
+                )
                 parts.append(Part("s", word, stems))
             else:
                 parts.append(Part("w", word))
