@@ -107,6 +107,34 @@ def test_the_one_click_link_of_a_digest_stops_that_subscribers_digests(
     assert vigie.store.delivery(made).target == "team"  # type: ignore[union-attr]
 
 
+def test_a_click_under_way_when_the_service_stops_is_answered_and_kept(
+    vigie: Vigie, smtp: SmtpServer
+) -> None:
+    """A concurrency review: stopping the service closed the page's database while a click
+    was being answered; the subscriber got a 503 and stayed subscribed."""
+    import threading
+
+    vigie.send_digests(NOW)
+    path = urlsplit(link_of(smtp, "desk@newsroom.test")).path
+    page = UnsubscribeServer(("127.0.0.1", 0), vigie.config.database, lambda: NOW).start()
+    body = b"List-Unsubscribe=One-Click"
+    with socket.create_connection(page.address, timeout=5) as click:
+        click.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode())  # under way
+        time.sleep(0.2)
+        closing = threading.Thread(target=page.close)
+        closing.start()  # the service stops
+        time.sleep(1.0)  # past serve_forever's half-second poll
+        click.sendall(
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        answer = click.recv(200).split(b"\r\n")[0]
+        closing.join(10)
+    assert answer in (b"HTTP/1.0 200 OK", b"HTTP/1.1 200 OK"), answer
+    assert unsubscribed(vigie)["desk"] == NOW.isoformat()
+
+
 def test_a_wrong_token_or_name_is_not_found_and_changes_nothing(
     vigie: Vigie, smtp: SmtpServer, page: UnsubscribeServer
 ) -> None:

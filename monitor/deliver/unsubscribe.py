@@ -53,7 +53,9 @@ def _page(state: str, name: str = "", language: str = "en") -> bytes:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # server_close() waits for the answers under way (each bounded by REQUEST_DEADLINE): the
+    # page's database closed under a click answered it 503 and kept them subscribed.
+    daemon_threads = False
     request_queue_size = 64  # the default backlog of 5 refused bursts of honest clicks
 
     def handle_error(self, request: object, client_address: object) -> None:
