@@ -623,3 +623,32 @@ def test_stored_times_sort_as_text_whatever_the_year() -> None:
     written = [iso(datetime(year, 6, 1, tzinfo=UTC)) for year in years]
     assert written[0] == "0999-06-01T00:00:00+00:00"
     assert sorted(written) == written
+
+
+def test_a_commit_that_fails_drops_the_story_band_index(tmp_path: Path) -> None:
+    """A concurrency review: a COMMIT refused by a full disk rolls the transaction back, but
+    the in-memory band index kept the keys of the articles it had stored, under ids that are
+    given out again."""
+    import sqlite3
+
+    store = Store(tmp_path / "vigie.db")
+    real = store.db.conn
+
+    class FullDiskAtCommit:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def commit(self) -> None:
+            real.rollback()
+            raise sqlite3.OperationalError("database or disk is full")
+
+    store.story_bands = object()  # type: ignore[assignment]  # as built from stored sketches
+    store.db.conn = FullDiskAtCommit()  # type: ignore[assignment]
+    try:
+        with pytest.raises(sqlite3.OperationalError), store.transaction():
+            real.execute("INSERT INTO id_high_water (name, last) VALUES ('x', 1)")
+    finally:
+        store.db.conn = real
+    assert store.story_bands is None
+    assert store.count("id_high_water") == 0  # rolled back
+    store.close()

@@ -258,7 +258,11 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
                 conn.rollback()
                 self.story_bands = None
                 raise
-            conn.commit()
+            try:
+                conn.commit()
+            except BaseException:  # a full disk at COMMIT: SQLite rolled back, the bands too
+                self.story_bands = None
+                raise
         finally:
             turns.release()
 
