@@ -181,6 +181,7 @@ class SocketWatch:
         self.lock = threading.Lock()
         self.expired = False
         self.limit = limit
+        self.done = False  # the block has ended
         self._alarm: list | None = None
 
     def __enter__(self) -> SocketWatch:
@@ -193,6 +194,12 @@ class SocketWatch:
         _watched.current = None
         if self._alarm is not None:
             _WATCHDOG.cancel(self._alarm)
+        # A deadline already taken off the watchdog's heap as the fetch ended cannot be
+        # cancelled: its expire() must not shut down the sockets this fetch has handed back to
+        # the connection pool, which another fetch of the host may be using.
+        with self.lock:
+            self.done = True
+            self.sockets.clear()
 
     def add(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -205,6 +212,8 @@ class SocketWatch:
     def expire(self) -> None:
         """Shut down every socket seen so far, and any opened later in this fetch."""
         with self.lock:
+            if self.done:
+                return
             self.expired = True
             for sock in self.sockets:
                 _shutdown(sock)

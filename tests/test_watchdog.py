@@ -52,3 +52,19 @@ def test_a_watch_expires_when_its_block_outlives_its_limit() -> None:
         while not watch.expired and time.monotonic() < deadline:
             time.sleep(0.01)
     assert watch.expired
+
+
+def test_a_deadline_that_fires_as_its_fetch_ends_cuts_nothing_handed_back() -> None:
+    """A concurrency review: a deadline taken off the watchdog's heap just as its fetch ended
+    could not be cancelled, and shut down sockets the fetch had handed back to the connection
+    pool, which another fetch of the same host may be using."""
+    import socket
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs:
+        with SocketWatch(30) as watch:
+            watch.add(mine)  # the fetch's connection, back in the pool when the block ends
+        watch.expire()  # the deadline's function, run late
+        assert not watch.expired
+        mine.sendall(b"still open")
+        assert theirs.recv(20) == b"still open"
