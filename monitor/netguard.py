@@ -185,6 +185,9 @@ class SocketWatch:
         self._alarm: list | None = None
 
     def __enter__(self) -> SocketWatch:
+        with self.lock:  # a watch entered again watches afresh
+            self.done = self.expired = False
+            self.sockets.clear()
         _watched.current = self
         if self.limit is not None:
             self._alarm = _WATCHDOG.schedule(self.limit, self.expire)

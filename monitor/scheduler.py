@@ -192,7 +192,8 @@ def poll_job(
                 counted(summary.new_matches, "new match"),
                 counted(len(summary.errors), "error"),
             )
-        prune_expired(store, config.retention, now)  # on the poll's connection, after it
+        if stop is None or not stop.is_set():  # a stop waits for no pruning
+            prune_expired(store, config.retention, now)  # on the poll's connection, after it
 
 
 def _level_of(summary: CycleSummary) -> int:

@@ -77,3 +77,26 @@ def test_the_stop_signal_handler_never_waits_for_the_lock_its_own_thread_holds()
     threading.Thread(target=signalled_inside_wait, daemon=True).start()
     assert returned.wait(5)  # the handler came back at once
     assert stop.wait(5)  # and the service is told to stop
+
+
+def test_a_stopping_service_does_not_start_pruning(
+    tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code review: with stop set the poll did nothing, but pruning (up to 20 batches of a
+    thousand articles) still ran before the service could stop."""
+    from monitor.rules.files import RuleBook
+
+    config = load_config(write_config([]))
+    store = open_store(config, holding_lock=True)
+    pruned: list[object] = []
+    monkeypatch.setattr(scheduler, "prune_expired", lambda *args: pruned.append(args))
+    stop = threading.Event()
+    book = RuleBook([])
+    try:
+        scheduler.poll_job(store, make_session(config.fetch), config, book, None, stop)
+        assert len(pruned) == 1  # running: polls, then prunes
+        stop.set()
+        scheduler.poll_job(store, make_session(config.fetch), config, book, None, stop)
+        assert len(pruned) == 1
+    finally:
+        store.close()

@@ -68,3 +68,20 @@ def test_a_deadline_that_fires_as_its_fetch_ends_cuts_nothing_handed_back() -> N
         assert not watch.expired
         mine.sendall(b"still open")
         assert theirs.recv(20) == b"still open"
+
+
+def test_a_watch_entered_again_watches_afresh() -> None:
+    """A code review: once a block had ended, a watch entered again never cut anything."""
+    import socket
+
+    watch = SocketWatch(0.05)
+    with watch:
+        pass
+    mine, theirs = socket.socketpair()
+    with mine, theirs, watch:
+        watch.add(mine)
+        deadline = time.monotonic() + 5
+        while not watch.expired and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watch.expired
+        assert theirs.recv(10) == b""  # cut: the other end reads the end of the stream
