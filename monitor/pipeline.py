@@ -25,8 +25,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import zip_longest
@@ -578,6 +578,10 @@ def poll_due(
         if turn is not None:
             turn.acquire()
         try:
+            if stop is not None and stop.is_set():
+                # Stopping: a feed that waited for its host's turn is not fetched (leaving the
+                # pool waited for each, one deadline after the other: over 60 s, a review).
+                raise _Stopping
             outcome = _contained(
                 feed,
                 fetch_and_parse,
@@ -603,7 +607,7 @@ def poll_due(
         futures = {pool.submit(fetch, feed) for feed in feeds}
         try:
             quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
-            for future in as_completed(futures):
+            for future in _completed(futures, stop):
                 if stop is not None and stop.is_set():
                     # The service is stopping: the feeds not stored yet stay due and are
                     # polled at its next start (a cycle of minutes held SIGTERM that long).
@@ -642,6 +646,22 @@ def poll_due(
 
 _QUIET_BATCH = 100  # polls with nothing to store recorded in one transaction
 _BACKLOG_ARTICLES = 5000  # articles read by readers that may wait for storing
+
+
+class _Stopping(Exception):
+    """A fetch not made because the service is stopping; its outcome is never read."""
+
+
+def _completed(futures: set[Future], stop: threading.Event | None) -> Iterator[Future]:
+    """The futures as they complete, as as_completed gives them; with `stop`, it is looked at
+    every half second too, not only when a fetch ends (which may take a whole deadline)."""
+    if stop is None:
+        yield from as_completed(futures)
+        return
+    pending = set(futures)
+    while pending and not stop.is_set():
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        yield from done
 
 
 class _Backlog:

@@ -716,3 +716,27 @@ def test_one_hosts_feeds_are_fetched_two_at_a_time(
     svc = service(urls, fetch={"concurrency": 8})
     assert svc.poll().feeds_polled == 6
     assert server.most_in_flight == 2
+
+
+def test_a_stopping_service_fetches_no_feed_still_waiting_for_its_hosts_turn(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A code review: at a stop, leaving the fetch pool waited for every feed queued behind
+    its host's turn, each fetched to its deadline: 20 slow feeds of one host held a SIGTERM
+    past systemd's 60 s. Those not started are not fetched; the poll ends with the one under
+    way, its feeds due at the next start."""
+    for i in range(6):
+        server.route(f"/slow{i}.xml", RSS, delay=1.0)
+    svc = service(
+        [server.url(f"/slow{i}.xml") for i in range(6)],
+        fetch={"per_host": 1, "concurrency": 6, "deadline": "5s"},
+    )
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()  # SIGTERM while the first feed is fetched
+
+    summary = poll_due(svc.store, svc.session, svc.config, None, NOW, force=True, stop=stop)
+
+    asked = sum(len(server.requests_to(f"/slow{i}.xml")) for i in range(6))
+    assert asked == 1  # the feed under way, not the five waiting for the host
+    assert summary.new_articles == 0  # the stop came before anything was stored
+    assert all(row["last_polled"] is None for row in svc.store.feeds())  # all due again
