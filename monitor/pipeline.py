@@ -572,15 +572,18 @@ def poll_due(
         host: threading.Semaphore(config.fetch.per_host) for host in host_of.values() if host
     }
 
+    ending = threading.Event()  # the storing loop has left
+
     def fetch(feed: Feed) -> PollOutcome:
         waiting.acquire()  # released when this thread takes the outcome
         turn = per_host.get(host_of[feed.id])
         if turn is not None:
             turn.acquire()
         try:
-            if stop is not None and stop.is_set():
-                # Stopping: a feed that waited for its host's turn is not fetched (leaving the
-                # pool waited for each, one deadline after the other: over 60 s, a review).
+            if ending.is_set() or (stop is not None and stop.is_set()):
+                # Stopping, or the cycle ended by an error or Ctrl+C: a feed that waited for
+                # its host's turn is not fetched (leaving the pool waited for each, one deadline
+                # after the other: over 60 s, a review).
                 raise _Stopping
             outcome = _contained(
                 feed,
@@ -637,6 +640,7 @@ def poll_due(
         finally:
             # After an error in storing, fetches not started are dropped and those waiting for
             # room let go: leaving the pool waits for the running ones only.
+            ending.set()
             for future in futures:
                 future.cancel()
             waiting.release(len(feeds))

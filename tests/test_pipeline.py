@@ -740,3 +740,25 @@ def test_a_stopping_service_fetches_no_feed_still_waiting_for_its_hosts_turn(
     assert asked == 1  # the feed under way, not the five waiting for the host
     assert summary.new_articles == 0  # the stop came before anything was stored
     assert all(row["last_polled"] is None for row in svc.store.feeds())  # all due again
+
+
+def test_a_cycle_ended_by_ctrl_c_fetches_no_feed_still_waiting_for_its_hosts_turn(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """`vigie once` took 33 s to exit after Ctrl+C (a code review): the feeds queued behind
+    their host's turn were each fetched before the pool could be left."""
+    for i in range(6):
+        server.route(f"/slow{i}.xml", RSS, delay=0.5)
+    svc = service(
+        [server.url(f"/slow{i}.xml") for i in range(6)],
+        fetch={"per_host": 1, "concurrency": 6, "deadline": "5s"},
+    )
+
+    def interrupted(outcome: object) -> None:
+        raise KeyboardInterrupt  # Ctrl+C as the first feed is stored
+
+    with pytest.raises(KeyboardInterrupt):
+        poll_due(svc.store, svc.session, svc.config, None, NOW, interrupted, True)
+
+    asked = sum(len(server.requests_to(f"/slow{i}.xml")) for i in range(6))
+    assert asked <= 2  # the first, and the one that took the host's turn as it ended
