@@ -233,6 +233,16 @@ def _watch(sock: socket.socket | None) -> None:
         watch.add(sock)
 
 
+def _unwatch(sock: socket.socket | None) -> None:
+    """A connection handed back to the pool (a redirect's, read to its end) is no longer this
+    fetch's: its deadline must not cut it under the next fetch of the host that takes it (a
+    code review: "IncompleteRead" on a fetch whose own deadline was far)."""
+    watch = getattr(_watched, "current", None)
+    if watch is not None and sock is not None:
+        with watch.lock:  # each time it was seen: when it was opened, at each answer
+            watch.sockets[:] = [seen for seen in watch.sockets if seen is not sock]
+
+
 def _ip_literal(host: str) -> str | None:
     """The host as written when it is an IP address, else None (a name, resolved later)."""
     address = host.strip("[]")
@@ -335,8 +345,16 @@ class GuardedAdapter(HTTPAdapter):
         class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
             ConnectionCls = http_conn
 
+            def _put_conn(self, conn):  # noqa: ANN001, ANN202 - urllib3's own signature
+                _unwatch(getattr(conn, "sock", None))
+                return super()._put_conn(conn)
+
         class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
             ConnectionCls = https_conn
+
+            def _put_conn(self, conn):  # noqa: ANN001, ANN202
+                _unwatch(getattr(conn, "sock", None))
+                return super()._put_conn(conn)
 
         self.poolmanager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)

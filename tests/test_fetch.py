@@ -449,3 +449,65 @@ def test_the_terminal_gets_no_control_characters_from_stored_text() -> None:
     from monitor.cli_common import escape
 
     assert escape("HTTP 500 \x1b[2J\x9bALL GOOD\x07\tand\nmore") == "HTTP 500 ALL GOOD\tand\nmore"
+
+
+class _HandBackHandler(BaseHTTPRequestHandler):
+    """Keep-alive: /a is a short redirect to `elsewhere` (its connection goes back to the
+    pool), /b a feed that takes 1.5 s to send."""
+
+    protocol_version = "HTTP/1.1"
+    elsewhere = ""  # set per test
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/a":
+            self.send_response(301)
+            self.send_header("Location", self.elsewhere)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = (SAMPLES / "coastal-herald.rss").read_bytes()[:4000]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for start in range(0, len(body), 400):
+            self.wfile.write(body[start : start + 400])
+            self.wfile.flush()
+            time.sleep(0.15)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_fetchs_deadline_never_cuts_a_connection_it_handed_back_to_the_pool(
+    server: LoopbackServer,
+) -> None:
+    """A code review: a redirect's connection went back to the pool while its fetch went on;
+    another fetch of that host took it, and the first fetch's deadline cut it under the
+    second ("IncompleteRead" long before the second's own deadline)."""
+    server.route("/slow", b" " * 100_000, drip=0.1, drip_size=1)  # past the first's deadline
+    _HandBackHandler.elsewhere = server.url("/slow")
+    host = ThreadingHTTPServer(("127.0.0.1", 0), _HandBackHandler)
+    host.daemon_threads = True
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{host.server_address[1]}"
+    session = make_session(fetch_config(deadline=1.0))
+    results: dict[str, FetchResult] = {}
+
+    def first() -> None:
+        results["a"] = fetch_feed(session, Feed(id=1, url=base + "/a"), fetch_config(deadline=1.0))
+
+    def second() -> None:
+        time.sleep(0.3)  # once the first's redirect handed its connection back
+        results["b"] = fetch_feed(session, Feed(id=2, url=base + "/b"), fetch_config(deadline=5.0))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+    finally:
+        host.shutdown()
+        host.server_close()
+    assert results["a"].error == "deadline of 1s exceeded"
+    assert results["b"].error is None and results["b"].status == 200
