@@ -262,6 +262,8 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
                 conn.commit()
             except BaseException:  # a full disk at COMMIT: SQLite rolled back, the bands too
                 self.story_bands = None
+                if conn.in_transaction:  # SQLite may leave it open after some such errors
+                    conn.rollback()
                 raise
         finally:
             turns.release()
