@@ -330,6 +330,14 @@ def look_up(host: str, port: int, timeout: float | None) -> list[str]:
     return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found[0]))
 
 
+class _HandedBack:
+    """For a connection pool: a connection handed back is no longer the fetch's (_unwatch)."""
+
+    def _put_conn(self, conn):  # noqa: ANN001, ANN202 - urllib3's own signature
+        _unwatch(getattr(conn, "sock", None))
+        return super()._put_conn(conn)  # type: ignore[misc]
+
+
 class GuardedAdapter(HTTPAdapter):
     """A requests adapter whose connections check the connected peer against an AddressPolicy."""
 
@@ -342,19 +350,11 @@ class GuardedAdapter(HTTPAdapter):
         http_conn = _guarded(urllib3.connection.HTTPConnection, self.policy)
         https_conn = _guarded(urllib3.connection.HTTPSConnection, self.policy)
 
-        class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+        class HTTPPool(_HandedBack, urllib3.connectionpool.HTTPConnectionPool):
             ConnectionCls = http_conn
 
-            def _put_conn(self, conn):  # noqa: ANN001, ANN202 - urllib3's own signature
-                _unwatch(getattr(conn, "sock", None))
-                return super()._put_conn(conn)
-
-        class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+        class HTTPSPool(_HandedBack, urllib3.connectionpool.HTTPSConnectionPool):
             ConnectionCls = https_conn
-
-            def _put_conn(self, conn):  # noqa: ANN001, ANN202
-                _unwatch(getattr(conn, "sock", None))
-                return super()._put_conn(conn)
 
         self.poolmanager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
