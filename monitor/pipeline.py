@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import zip_longest
@@ -658,14 +659,24 @@ class _Stopping(Exception):
 
 def _completed(futures: set[Future], stop: threading.Event | None) -> Iterator[Future]:
     """The futures as they complete, as as_completed gives them; with `stop`, it is looked at
-    every half second too, not only when a fetch ends (which may take a whole deadline)."""
+    every half second too, not only when a fetch ends (which may take a whole deadline). Each
+    future tells a queue once it is done: waiting on all those pending at each completion
+    cost N²/2 lock operations a cycle (3 s of CPU for 8,000 feeds, a review measured)."""
     if stop is None:
         yield from as_completed(futures)
         return
-    pending = set(futures)
-    while pending and not stop.is_set():
-        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-        yield from done
+    done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(done.put)
+    for _ in range(len(futures)):
+        while True:
+            if stop.is_set():
+                return
+            try:
+                yield done.get(timeout=0.5)
+                break
+            except queue.Empty:
+                pass
 
 
 class _Backlog:

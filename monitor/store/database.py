@@ -10,6 +10,7 @@ Storage returns only what is new: callers never ask "have I seen this?".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -263,7 +264,8 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
             except BaseException:  # a full disk at COMMIT: SQLite rolled back, the bands too
                 self.story_bands = None
                 if conn.in_transaction:  # SQLite may leave it open after some such errors
-                    conn.rollback()
+                    with contextlib.suppress(sqlite3.Error):  # the COMMIT's error is the news
+                        conn.rollback()
                 raise
         finally:
             turns.release()
