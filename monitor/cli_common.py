@@ -27,7 +27,7 @@ from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
 from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock, service_running
 from .store import Store
-from .text import ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from .text import BIDI_CONTROLS, ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 log = logging.getLogger(__name__)
 console = Console(highlight=False)
@@ -261,7 +261,7 @@ def plain(text: str) -> str:
     return _TERMINAL_CONTROL.sub("", ESCAPE_SEQUENCE.sub("", text))
 
 
-_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_TERMINAL_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
 def open_store(config: Config, *, holding_lock: bool = False, must_exist: bool = False) -> Store:

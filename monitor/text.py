@@ -109,7 +109,11 @@ def without_lone_surrogates(text: str) -> str:
 # A whole escape sequence (CSI "ESC [ 31 m", OSC "ESC ] ... BEL"), not only its ESC: "[31m"
 # left behind still read as noise in `feeds list`.
 ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
-_TERMINAL_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+# Bidirectional embeddings, overrides and isolates (U+202A-E, U+2066-9), as a character range:
+# dropped from feed text, titles and what is printed, percent-encoded in links.
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_BIDI_CONTROL = re.compile(f"[{BIDI_CONTROLS}]")
+_TERMINAL_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]+")
 
 
 def printable(text: str) -> str:
@@ -127,9 +131,6 @@ def one_line(text: str) -> str:
     return " ".join(_BIDI_CONTROL.sub("", text).split())
 
 
-_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
 def url_shown_safely(url: str) -> str:
     """A link with its bidirectional controls percent-encoded, as a browser's address bar shows
     them: raw, "calais-\u202etxt.exe" reads as "calais-exe.txt" in a digest or a terminal."""
@@ -142,7 +143,7 @@ def url_shown_safely(url: str) -> str:
 # a right-to-left override showed the rest of its digest line, subject or terminal line reversed,
 # so it could pose as other text ("Trojan Source"); Unicode's algorithm orders mixed scripts
 # without them. The marks (LRM, RLM), which reach no further than themselves, stay.
-_INVISIBLE = re.compile("[\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = re.compile(f"[\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff{BIDI_CONTROLS}]")
 
 
 def without_invisible(text: str) -> str:

@@ -46,9 +46,7 @@ def _taken_apart(node: AnyOf | AllOf, doc: Document, indent: str, depth: int) ->
             lines += _explained(child, doc, indent + "  ", depth)
         else:
             others.append(child)
-    if len(others) == len(node.children):  # nothing came near: one line for the lot
-        return lines + [f"{indent}  missing      {_shortened(' OR '.join(map(describe, others)))}"]
-    if others:
+    if others:  # those that did not come near, in one line
         lines.append(f"{indent}  missing      {_shortened(' OR '.join(map(describe, others)))}")
     return lines
 
