@@ -209,6 +209,9 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
         _connected(self.path, +1)
         self._open = True
         self._file = _file_identity(self.path)
+        # Found once: resolving the path walks it with a system call a folder, and a poll
+        # cycle opens a transaction a feed.
+        self._turns = _turns_of(self.path)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute(f"PRAGMA busy_timeout={int(WRITE_WAIT * 1000)}")
@@ -248,7 +251,7 @@ class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQuer
                 self.story_bands = None
                 raise
             return
-        turns = _turns_of(self.path)
+        turns = self._turns
         if not turns.acquire(WRITE_WAIT):
             raise _busy()
         try:
