@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from itertools import accumulate
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -51,15 +51,21 @@ class TrackingParams:
 
     @classmethod
     def of(cls, patterns: tuple[str, ...] | list[str]) -> TrackingParams:
-        lowered = [p.strip().lower() for p in patterns if p.strip()]
-        return cls(
-            names=frozenset(p for p in lowered if not p.endswith("*")),
-            prefixes=tuple(p[:-1] for p in lowered if p.endswith("*")),
-        )
+        """Compiled once per list: a poll cycle asks for it again for every feed it reads."""
+        return _compiled_tracking(tuple(patterns))
 
     def __contains__(self, name: str) -> bool:
         name = name.lower()
         return name in self.names or name.startswith(self.prefixes)
+
+
+@lru_cache(maxsize=8)
+def _compiled_tracking(patterns: tuple[str, ...]) -> TrackingParams:
+    lowered = [p.strip().lower() for p in patterns if p.strip()]
+    return TrackingParams(
+        names=frozenset(p for p in lowered if not p.endswith("*")),
+        prefixes=tuple(p[:-1] for p in lowered if p.endswith("*")),
+    )
 
 
 DEFAULT_TRACKING = TrackingParams.of(DEFAULT_TRACKING_PARAMS)
