@@ -399,6 +399,34 @@ def test_an_update_that_newly_matches_is_marked() -> None:
     assert "Coastal Herald, Mon 23 Nov, 07:00 (updated)\n" in text
 
 
+def test_an_update_shows_the_headline_it_changed() -> None:
+    """A headline that went from "questioned" to "charged" is the news: the entry says what it
+    read before; an update that kept the headline, or a first version, says nothing more."""
+    changed = replace(
+        item(1, "calais", title="Two charged over Calais camp fire"),
+        updated=True,
+        earlier_title="Two questioned over Calais camp fire",
+    )
+    same = replace(item(2, "calais"), updated=True, earlier_title="Article 2")
+    fresh = replace(item(3, "calais"), earlier_title="Not an update")
+    digest = build_digest([changed, same, fresh], SUBSCRIBER, LABELS, NOW)
+    earlier = {e.title: e.earlier_title for e in digest.sections[0].entries}
+    assert earlier == {
+        "Two charged over Calais camp fire": "Two questioned over Calais camp fire",
+        "Article 2": "",
+        "Article 3": "",
+    }
+    html, text = render(digest, FOOTER)
+    assert html.count("Headline before the update:") == 1
+    assert "Headline before the update: Two questioned over Calais camp fire</p>" in html
+    assert "(updated)\n  Headline before the update: Two questioned over Calais camp fire\n" in text
+    french = build_digest([changed], replace(SUBSCRIBER, language="fr"), LABELS, NOW)
+    assert (
+        "Titre avant la mise à jour : Two questioned over Calais camp fire"
+        in render(french, FOOTER)[1]
+    )
+
+
 def test_a_french_subscriber_reads_the_digest_in_french() -> None:
     """The first subscribers read French: the digest's own words, dates and schedule are theirs;
     feed text and rule names stay as written."""

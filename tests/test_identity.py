@@ -22,7 +22,9 @@ from identity_support import NOW, Item, Service, rss, rule_index
 from monitor import identity
 from monitor.config import load_config
 from monitor.config_delivery import DeliveryConfig, SubscriberConfig
+from monitor.deliver.digest import build_digest, render
 from monitor.deliver.dispatch import open_digests, sync_subscribers
+from monitor.deliver.outbox import Labels
 from monitor.identity import (
     TrackingParams,
     canonical_url,
@@ -567,6 +569,34 @@ def test_an_update_is_announced_only_for_rules_that_newly_match(
     assert again.updated and again.new_matches == ()  # still matching: nothing to announce
     rows = svc.rows("SELECT rule_id, revision FROM matches ORDER BY rule_id")
     assert rows == [{"rule_id": "charges", "revision": 2}, {"rule_id": "fire", "revision": 1}]
+
+
+def test_a_digest_of_an_update_shows_the_headline_before_it(
+    tmp_path: Path, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """The digest of a match the update made reads the headline the article had before it,
+    from the stored revisions; the article's first match has none to show."""
+    rules = rule_index(tmp_path, {"fire": "fire", "charges": "charged"})
+    first = Item("g1", "Harbour fire under investigation", "Firefighters worked all night.")
+    second = Item("g1", "Two charged over harbour fire", "Firefighters worked all night.")
+    server.route("/f.xml", bodies=[rss([first]), rss([second])])
+    svc = service([server.url("/f.xml")])
+    delivery = desk_following(tmp_path, "fire", "charges")
+    sync_subscribers(svc.store, delivery, NOW)
+    svc.poll(matcher=rules)
+    svc.poll(NOW + timedelta(hours=1), matcher=rules)
+    [digest] = open_digests(svc.store, delivery, NOW + timedelta(hours=2), force=True)
+    items = svc.store.delivery_items(digest)
+    assert {i.match.rule_id: (i.updated, i.earlier_title) for i in items} == {
+        "charges": (True, first.title),
+        "fire": (False, ""),
+    }
+    [subscriber] = delivery.subscribers
+    built = build_digest(items, subscriber, Labels(), NOW + timedelta(hours=2))
+    footer = {"follows": "rules", "schedule": "daily 08:00", "unsubscribe_url": "mailto:x@y"}
+    html, text = render(built, footer)
+    assert "Headline before the update: Harbour fire under investigation" in text
+    assert html.count("Headline before the update:") == 1
 
 
 def desk_following(tmp_path: Path, *rule_ids: str) -> DeliveryConfig:

@@ -54,6 +54,9 @@ class Entry:
     urgent: bool
     also: tuple[tuple[str, str], ...] = ()  # (source, url) of other outlets in the story
     updated: bool = False  # a rule newly matched an updated version of the article
+    # The headline before that update, when the update changed it ("" otherwise): a headline
+    # that went from "arrested" to "charged" tells the reader what is new.
+    earlier_title: str = ""
     # When an earlier digest to this subscriber carried the story ("" when none did): shown
     # beside a story sent again because a later copy matches another rule they follow.
     sent_before: str = ""
@@ -177,6 +180,7 @@ def _entry(
     if published and not article.dated:  # the time Vigie first saw an undated item
         published = _("first seen %(when)s", when=published)
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
+    earlier = one_line(lead.earlier_title)
     others: dict[str, str] = {}
     for member in members:
         source = member.article.feed_name
@@ -197,6 +201,7 @@ def _entry(
         urgent=lead.match.priority == "urgent",
         also=tuple(others.items()),
         updated=lead.updated,
+        earlier_title=earlier if lead.updated and earlier != title else "",
         rank=_rank(lead),
     )
 

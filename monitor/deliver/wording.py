@@ -30,6 +30,7 @@ _FRENCH = {
     "rule %(id)s": "la règle %(id)s",
     "tag %(tag)s": "le thème %(tag)s",
     "updated": "mis à jour",
+    "Headline before the update:": "Titre avant la mise à jour :",
     "urgent": "urgent",
     "URGENT": "URGENT",
     "Also reported by": "Également publié par",

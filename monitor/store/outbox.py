@@ -163,7 +163,9 @@ class OutboxQueries:
             "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name, "
             "f.url AS feed_url, m.rule_id, m.score, m.evidence, m.snippet, "
             "m.tags AS match_tags, m.priority, a.story_id AS story_id, "
-            f"m.revision AS match_revision FROM {source} "
+            "m.revision AS match_revision, (SELECT r.title FROM revisions r "
+            "WHERE r.article_id = a.id AND r.revision < m.revision "
+            f"ORDER BY r.revision DESC LIMIT 1) AS earlier_title FROM {source} "
             "JOIN articles a ON a.id = m.article_id JOIN feeds f ON f.id = a.feed_id "
             f"WHERE {where} ORDER BY a.id, m.rule_id",
             params,

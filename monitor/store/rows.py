@@ -119,6 +119,8 @@ class OutboxItem:
     story_id: str | None = None
     feed_url: str = ""
     updated: bool = False  # the rule first matched a later revision of the article
+    # The headline of the revision before the one the rule first matched ("" unless updated).
+    earlier_title: str = ""
 
 
 def delivery_from_row(row: dict[str, Any]) -> Delivery:
@@ -156,6 +158,7 @@ def outbox_item_from_row(row: dict[str, Any]) -> OutboxItem:
         str(story) if story is not None else None,
         row["feed_url"] or "",
         (row["match_revision"] or 1) > 1,
+        row.get("earlier_title") or "",
     )
 
 
