@@ -288,6 +288,30 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
     assert "why_not" not in json.loads(matched.output)
 
 
+def test_a_stem_written_cut_short_says_what_a_wildcard_finds(tmp_path: Path) -> None:
+    """`expuls~` is stemmed again, to expul, the stem of no word: a French rule author read
+    only "missing" with "expulsés" in the text, and could not tell why."""
+    config = project(tmp_path)
+    text = "Les exilés ont été expulsés, et l'expulsion a eu lieu à l'aube."
+
+    def why(query: str) -> list[str]:
+        asked = ("rules", "test", "--query", query, "-l", "fr", "--text", text)
+        result = invoke(*asked, "--config", str(config))
+        assert result.exit_code == 1 and result.output.startswith("no match")
+        return [line.strip() for line in result.output.splitlines()[1:]]
+
+    assert why("expuls~") == [
+        "missing      expuls~: no word with its stem, expul; expulsés, expulsion begin with"
+        " expuls (expuls* finds them)"
+    ]
+    # What it says to write matches them.
+    asked = ("rules", "test", "--query", "expuls*", "-l", "fr", "--text", text)
+    found = invoke(*asked, "--config", str(config)).output
+    assert found.startswith("MATCH") and "expuls* in title: expulsés, expulsion" in found
+    # A stem whose letters begin no word of the text, as before.
+    assert "missing      reconduit~" in why("exilé~ AND reconduit~")
+
+
 def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0

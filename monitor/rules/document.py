@@ -255,6 +255,16 @@ class Document:
                 found.append(words[i])
         return found
 
+    def written(self, word: str) -> str:
+        """A word of the document as its first occurrence is written (expulsés for expulses),
+        in reading order of the fields."""
+        for name in ALL_FIELDS:
+            field = self.field(name)
+            found = field.where(word)
+            if found:
+                return field.original(found[0])
+        return word
+
     def has_prefix(self, prefix: str) -> bool:
         return bool(self.words_with_prefix(prefix))
 

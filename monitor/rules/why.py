@@ -9,6 +9,7 @@ evaluated as the matcher evaluates them, on the same Document.
 
 from __future__ import annotations
 
+from .compile import PREFIX_MIN
 from .document import TEXT_FIELDS, Document
 from .evidence import evidence_of
 from .index import CompiledRule
@@ -107,7 +108,28 @@ def _state(node: Node, doc: Document) -> str:
     if isinstance(node, LanguageIs):
         language = doc.language or "no language that could be told"
         return f"missing      {describe(node)}: the article is in {language}"
-    return f"missing      {_shortened(describe(node))}"
+    hint = _cut_stem(node, doc) if isinstance(node, Seq) else ""
+    return f"missing      {_shortened(describe(node))}" + (f": {hint}" if hint else "")
+
+
+def _cut_stem(node: Seq, doc: Document) -> str:
+    """For a stemmed word the article lacks whose letters begin some of its words: what a
+    wildcard would find. `expuls~` is stemmed to expul, the stem of no word (expulsés and
+    expulsion are expuls): the author wrote a stem, and only read "missing"."""
+    if len(node.parts) != 1 or node.parts[0].kind != "s" or len(node.parts[0].value) < PREFIX_MIN:
+        return ""
+    part = node.parts[0]
+    words = doc.words_with_prefix(part.value)
+    if not words:
+        return ""
+    stems = sorted({stem for language, stem in part.stems if language in doc.languages})
+    shown = ", ".join(map(doc.written, words[:_SHOWN_WORDS]))
+    more = f" and {len(words) - _SHOWN_WORDS} more" if len(words) > _SHOWN_WORDS else ""
+    return (
+        f"no word with its stem, {' or '.join(stems)}; {shown}{more}"
+        f" {'begin' if len(words) > 1 else 'begins'} with {part.value} ({part.value}* finds"
+        f" {'them' if len(words) > 1 else 'it'})"
+    )
 
 
 def describe(node: Node) -> str:
