@@ -61,6 +61,12 @@ WEBHOOK_SETTINGS: tuple[Setting, ...] = (
     Setting("tags", "list[str]", [], "rule tags followed"),
     Setting("mode", "str", "per-match", "per-match (one event per article) or batched"),
     Setting("timeout", "duration", "15s", "time the endpoint has to answer"),
+    Setting(
+        "max_body",
+        "size",
+        "1MB",
+        "largest batched body: a batch over it goes in several POSTs (Express accepts 100KB)",
+    ),
 )
 
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: "$" let a final newline in
@@ -146,6 +152,7 @@ class WebhookConfig:
     mode: str = "per-match"
     timeout: float = 15.0
     secret_env: str = ""
+    max_body: int = 1_000_000  # bytes of a batched body (see payload.payload)
 
     def follows(self, rule_id: str, tags: tuple[str, ...]) -> bool:
         return rule_id in self.rules or any(tag in self.tags for tag in tags)
@@ -369,6 +376,7 @@ def _webhook(raw: Any, index: int, path: str) -> WebhookConfig:
         mode=_choice(v["mode"], WEBHOOK_MODES, path, f"{where}.mode"),
         timeout=v["timeout"],
         secret_env=v["secret_env"],
+        max_body=v["max_body"],
     )
 
 

@@ -542,6 +542,35 @@ def test_batched_mode_sends_every_new_article_in_one_message(
     assert {e["article"]["id"] for e in payload["data"]["events"]} == articles
 
 
+def test_a_batch_over_max_body_goes_in_several_posts_each_under_it(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    """A batch of 100 articles quoting their evidence reached 4 MB, refused (413) by receivers
+    on every attempt to its death (a consumer's review): the articles past `max_body` go in
+    the next POSTs, each under it, every article once."""
+    t = now()
+    v = vigie(t, mode="batched", max_body="6KB")
+    articles = {row[0] for row in v.rows("SELECT DISTINCT article_id FROM matches")}
+    sent = []
+    for tick in range(20):
+        found = v.dispatch(t + timedelta(seconds=tick))
+        if not found:
+            break
+        sent += found
+    assert len(sent) > 2 and all(s.status == "sent" for s in sent)
+    delivered: list[int] = []
+    for request in receiver.requests:
+        payload = request.verify()
+        VALIDATOR.validate(payload)
+        assert payload["type"] == "article.matched.batch"
+        assert len(request.body) <= 6000 or len(payload["data"]["events"]) == 1
+        delivered += [e["article"]["id"] for e in payload["data"]["events"]]
+    assert sorted(delivered) == sorted(articles)  # each once
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == len(receiver.requests)
+    # What each delivery reports carrying is what its body carried.
+    assert sum(s.items for s in sent) == v.rows("SELECT count(*) FROM delivery_matches")[0][0]
+
+
 def test_outbox_rows_commit_with_their_matches_or_not_at_all(
     tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

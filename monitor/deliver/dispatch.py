@@ -14,7 +14,7 @@ import random
 import secrets
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -24,7 +24,7 @@ import requests
 from ..config_delivery import DeliveryConfig, SubscriberConfig, WebhookConfig
 from ..records import Delivery
 from ..rules.index import RuleIndex
-from ..store import Store, parse_iso
+from ..store import OutboxItem, Store, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
 from .email import send_smtp, write_eml
@@ -388,9 +388,18 @@ def _prepare(
         if not items:
             return _record(store, delivery, now, "failed", "its matches were pruned")
         mentions = store.mentions_of(sorted({item.article.id or 0 for item in items}))
-        body = payload(delivery, items, mentions, labels, hook.mode == "batched")
-        store.freeze_payload(delivery.id, body)
+        batched = hook.mode == "batched"
+        body, carried = payload(delivery, items, mentions, labels, batched, hook.max_body)
+        kept = set(map(_pair, carried))
+        left = [pair for pair in map(_pair, items) if pair not in kept]
+        # The articles past max_body go in a delivery of their own, due now.
+        store.freeze_payload(delivery.id, body, left, now)
+        delivery = replace(delivery, items=len(carried))
     return _Request(delivery, hook, body)
+
+
+def _pair(item: OutboxItem) -> tuple[int, str]:
+    return item.article.id or 0, item.match.rule_id
 
 
 def _attempt(

@@ -187,12 +187,31 @@ class OutboxQueries:
                 found.setdefault(article_id, {})[entity_id] = count
         return found
 
-    def freeze_payload(self, delivery_id: int, payload: str) -> None:
-        """Keep a webhook body before its first attempt, so every attempt sends the same bytes."""
+    def freeze_payload(
+        self,
+        delivery_id: int,
+        payload: str,
+        left: Sequence[tuple[int, str]] = (),
+        now: datetime | None = None,
+    ) -> None:
+        """Keep a webhook body before its first attempt, so every attempt sends the same bytes;
+        the (article id, rule id) matches it `left` out (a batch over its size) move, in the
+        same transaction, to a new delivery to the same webhook, due `now`."""
         with self.transaction():
-            self.db.execute(
+            frozen = self.db.execute(
                 "UPDATE deliveries SET payload = ? WHERE id = ? AND payload IS NULL",
                 [payload, delivery_id],
+            ).rowcount
+            if not (frozen and left and now):
+                return
+            [target] = self.db.execute(
+                "SELECT target FROM deliveries WHERE id = ?", [delivery_id]
+            ).fetchone()
+            self.insert_delivery("webhook", target, "pending", now, left)
+            self.db.conn.executemany(
+                "DELETE FROM delivery_matches WHERE delivery_id = ? AND article_id = ? "
+                "AND rule_id = ?",
+                [(delivery_id, article_id, rule_id) for article_id, rule_id in left],
             )
 
     def stories_sent_before(
