@@ -292,7 +292,12 @@ def print_health(health: Health, database: Path, since: str) -> None:
         (
             "deliveries",
             f"last {since}: {sent} sent, {health.undelivered_total} failed or dead; "
-            f"{health.retrying} retrying now",
+            f"{health.retrying} retrying now"
+            + "".join(
+                f"; webhook {e['name']!r} paused until {e['paused_until'][:16].replace('T', ' ')}"
+                f" UTC ({e['pause_reason']})"
+                for e in health.paused
+            ),
         ),
     ]
     if health.disk_free is not None:
@@ -364,6 +369,7 @@ def health_json(health: Health, database: Path) -> dict:
         "retrying": health.retrying,
         "failed_or_dead": health.undelivered_total,
         "disabled_webhooks": [dict(e) for e in health.disabled],
+        "paused_webhooks": [dict(e) for e in health.paused],
     }
 
 

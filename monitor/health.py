@@ -46,6 +46,8 @@ class Health:
     undelivered_total: int
     disabled: tuple[dict, ...]  # webhook endpoints disabled by a 410 Gone
     problems: tuple[str, ...]
+    # Webhook endpoints that asked for a pause (429 or 503 with Retry-After): not a problem.
+    paused: tuple[dict, ...] = ()
     disk_free: int | None = None  # bytes free on the database's file system
     oldest_article: datetime | None = None  # first seen: how far back the database reaches
     retention: float = 0  # seconds articles are kept (storage.retention); 0: for ever
@@ -124,6 +126,7 @@ def assess(
             e for e in store.disabled_endpoints() if (e["name"], e["url"]) in configured
         ),
         problems=(),
+        paused=tuple(e for e in store.paused_endpoints(now) if f"webhook:{e['name']}" in targets),
         disk_free=disk_free,
         oldest_article=store.oldest_first_seen(),
         retention=retention,

@@ -40,6 +40,7 @@ from identity_support import Item, rss
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from monitor.deliver.payload import rfc3339
+from monitor.health import assess
 from monitor.store import parse_iso
 
 DOC = (REPO / "docs" / "delivery.md").read_text(encoding="utf-8")
@@ -428,6 +429,43 @@ def test_retry_after_postpones_the_next_attempt(
     assert delivery is not None and delivery.next_attempt is not None
     # Counted from the attempt, made at t or a moment after.
     assert t + timedelta(seconds=120) <= delivery.next_attempt <= now() + timedelta(seconds=120)
+
+
+def test_503_with_retry_after_pauses_the_whole_endpoint(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    """docs/delivery.md: "for a pause, answer 503 (with Retry-After)". Each other delivery was
+    still POSTed at once, and spent one of its eight attempts on the same answer (a consumer's
+    review): the endpoint's deliveries now wait, unspent, until the time it gave."""
+    t = now()
+    v = vigie(t)
+    waiting = len(statuses(v))
+    assert waiting > 3
+    receiver.answers = [Answer(503, headers={"Retry-After": "3600"})]
+    [paused] = v.dispatch(t)
+    assert len(receiver.requests) == 1 and paused.status == "pending"
+    assert v.store.paused_endpoints(t)[0]["name"] == "bot"
+    assert sorted(attempts for _, attempts, _ in statuses(v)) == [0] * (waiting - 1) + [1]
+    assert v.dispatch(t + timedelta(minutes=30)) == []  # still paused: nothing sent
+    health = assess(v.store, now=t, running=True, stale=timedelta(hours=1),
+                    since=timedelta(days=7), rule_files=1, rules=1, rule_errors=[],
+                    webhooks=[("bot", receiver.url())])  # fmt: skip
+    assert [e["name"] for e in health.paused] == ["bot"] and health.healthy
+    assert len(receiver.requests) == 1
+    sent = v.dispatch(t + timedelta(hours=1, seconds=2))  # the paused one is due then too
+    assert len(sent) == waiting and {s.status for s in sent} == {"sent"}
+
+
+def test_503_without_retry_after_pauses_nothing(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t)
+    receiver.answers = [Answer(503)]
+    sent = v.dispatch(t)
+    assert v.store.paused_endpoints(t) == []
+    assert [s.status for s in sent] == ["pending"] + ["sent"] * (len(sent) - 1)
+    assert len(receiver.requests) == len(sent) > 3
 
 
 def test_each_attempt_is_signed_when_it_is_made_not_when_the_tick_began(

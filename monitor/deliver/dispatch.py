@@ -15,7 +15,7 @@ import secrets
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import requests
 from ..config_delivery import DeliveryConfig, SubscriberConfig, WebhookConfig
 from ..records import Delivery
 from ..rules.index import RuleIndex
-from ..store import OutboxItem, Store, parse_iso
+from ..store import OutboxItem, Store, iso, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
 from .email import send_smtp, write_eml
@@ -312,7 +312,8 @@ class _WebhookSteps:
         self.store, self.session, self.config, self.labels = store, session, config, labels
         self.now, self.rng = now, rng
         self.sent: list[Sent] = []
-        self.failing: set[str] = set()  # webhooks whose endpoint gave no answer in this run
+        # Endpoints that gave no answer, or asked for a pause, in this run.
+        self.failing: set[str] = set()
 
     def prepare(self, due: list[Delivery]) -> list[_Request]:
         """The requests of the due deliveries, their bodies frozen; those not to be sent are
@@ -337,8 +338,8 @@ class _WebhookSteps:
         attempt, when = outcome
         result = _conclude(self.store, request, attempt, when, self.rng)
         self.sent.append(result)
-        if result.status != "sent" and not result.code:
-            self.failing.add(result.target)
+        if (result.status != "sent" and not result.code) or attempt.paused:
+            self.failing.add(result.target)  # no answer, or a pause: not again in this run
             return False
         return not attempt.gone  # 410: its other deliveries failed with it (disable_endpoint)
 
@@ -442,6 +443,17 @@ def _conclude(
     when = outbox.retry_at(
         outbox.WEBHOOK_RETRY_DELAYS, delivery.attempts + 1, now, rng, attempt.retry_after
     )
+    if attempt.paused:
+        # The endpoint asked for a pause: its other deliveries wait with this one, unspent.
+        until = now + timedelta(seconds=min(attempt.retry_after or 0, outbox.LONGEST_PAUSE))
+        store.pause_endpoint(hook.name, hook.url, until, attempt.error)
+        log.warning(
+            "webhook %s: endpoint paused until %s (HTTP %d with Retry-After)",
+            hook.name,
+            iso(until),
+            attempt.status,
+            extra={"delivery_id": delivery.id},
+        )
     status = "pending" if when else "dead"
     return _record(store, delivery, now, status, attempt.error, attempt.status or None, when)
 

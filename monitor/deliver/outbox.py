@@ -27,6 +27,9 @@ from ..store import Store, iso
 WEBHOOK_RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 # SMTP 4xx replies and connection failures: 1 min, 5 min, 15 min, 1 h, 3 h, then dead.
 EMAIL_RETRY_DELAYS = (60, 300, 900, 3600, 10800)
+# The longest pause a consumer's Retry-After holds an endpoint's deliveries for (their own
+# retries are capped alike, at the schedule's longest wait).
+LONGEST_PAUSE = max(WEBHOOK_RETRY_DELAYS)
 JITTER = 0.1  # ±10%, so deliveries that failed together do not all retry together
 CLAIM_MARGIN = timedelta(days=1)  # see claim_window
 

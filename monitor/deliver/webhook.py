@@ -36,6 +36,11 @@ class Attempt:
     retry_after: float | None = None  # seconds, from a Retry-After header
     gone: bool = False  # 410: the consumer asked us to stop
 
+    @property
+    def paused(self) -> bool:
+        """A 429 or 503 with Retry-After: the consumer asked for a pause (docs/delivery.md)."""
+        return self.status in (429, 503) and self.retry_after is not None
+
 
 def signed_headers(webhook_id: str, secret: str, body: str, when: datetime) -> dict[str, str]:
     """Standard Webhooks headers; with several secrets (space-separated, while rotating), one

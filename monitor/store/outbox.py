@@ -102,9 +102,9 @@ class OutboxQueries:
         return self._deliveries(
             "WHERE d.id IN (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY target "
             "ORDER BY next_attempt, id) AS place FROM deliveries WHERE kind = ? "
-            "AND status = 'pending' AND next_attempt <= ?) WHERE place <= ?) "
-            "ORDER BY d.next_attempt, d.id",
-            [kind, iso(now), limit],
+            "AND status = 'pending' AND next_attempt <= ? AND target NOT IN (SELECT name FROM "
+            "endpoints WHERE paused_until > ?)) WHERE place <= ?) ORDER BY d.next_attempt, d.id",
+            [kind, iso(now), iso(now), limit],
         )
 
     def delivery(self, delivery_id: int) -> Delivery | None:
@@ -380,6 +380,27 @@ class OutboxQueries:
                 "WHERE kind = 'webhook' AND target = ? AND status IN ('pending', 'open')",
                 [f"endpoint disabled: {reason}", name],
             ).rowcount
+
+    def pause_endpoint(self, name: str, url: str, until: datetime, reason: str) -> None:
+        """Send nothing to a webhook endpoint before `until` (it answered 429 or 503 with
+        Retry-After): its deliveries wait without spending attempts (see due_per_target)."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO endpoints (name, url, paused_until, pause_reason) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET paused_until = excluded.paused_until,"
+                " pause_reason = excluded.pause_reason",
+                [name, url, iso(until), reason],
+            )
+
+    def paused_endpoints(self, now: datetime) -> list[dict[str, Any]]:
+        """Webhook endpoints paused at `now`: name, paused_until, pause_reason."""
+        return list(
+            self.db.query(
+                "SELECT name, paused_until, pause_reason FROM endpoints WHERE paused_until > ? "
+                "ORDER BY name",
+                [iso(now)],
+            )
+        )
 
     def delivery_counts(
         self, since: datetime, targets: Collection[str]

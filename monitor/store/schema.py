@@ -496,3 +496,12 @@ def m017_told_stories(db: sqlite_utils.Database) -> None:
         "CREATE TABLE told_stories (story_id INTEGER NOT NULL, target TEXT NOT NULL, "
         "rule_id TEXT NOT NULL, sent TEXT NOT NULL, PRIMARY KEY (story_id, target, rule_id))"
     )
+
+
+@migrations()
+def m018_endpoint_pauses(db: sqlite_utils.Database) -> None:
+    """A webhook endpoint that answers 429 or 503 with Retry-After is paused until then: each
+    of its other deliveries was still POSTed at once, and spent an attempt on the same answer
+    (a consumer's review of "for a pause, answer 503")."""
+    db.execute("ALTER TABLE endpoints ADD COLUMN paused_until TEXT")
+    db.execute("ALTER TABLE endpoints ADD COLUMN pause_reason TEXT")
