@@ -456,6 +456,41 @@ def test_503_with_retry_after_pauses_the_whole_endpoint(
     assert len(sent) == waiting and {s.status for s in sent} == {"sent"}
 
 
+def test_a_renamed_webhook_keeps_its_waiting_deliveries(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    """Renamed in config.toml (the same URL), a webhook's waiting deliveries failed "no longer
+    in config.toml" and never reached the consumer (a consumer's review): they follow the new
+    name, with its history."""
+    t = now()
+    v = vigie(t)
+    receiver.answers = [Answer(500)] * 100
+    first = v.dispatch(t)
+    assert first and {s.status for s in first} == {"pending"}
+    renamed = vigie(t, name="newsdesk")  # the same url, under another name
+    receiver.answers = []
+    sent = renamed.dispatch(t + timedelta(minutes=10))
+    assert len(sent) == len(first) and {(s.target, s.status) for s in sent} == {
+        ("newsdesk", "sent")
+    }
+    assert renamed.rows("SELECT DISTINCT target FROM deliveries") == [("newsdesk",)]
+
+
+def test_a_removed_webhooks_deliveries_are_not_given_to_another(
+    receiver: Receiver, vigie: Callable[..., Vigie]
+) -> None:
+    t = now()
+    v = vigie(t)
+    receiver.answers = [Answer(500)] * 100
+    first = v.dispatch(t)
+    other = vigie(t, name="other", url=receiver.url().replace("127.0.0.1", "localhost"))
+    receiver.answers = []
+    sent = other.dispatch(t + timedelta(minutes=10))
+    assert len(sent) == len(first) and {(s.target, s.status, s.detail) for s in sent} == {
+        ("bot", "failed", "webhook no longer in config.toml")
+    }
+
+
 def test_503_without_retry_after_pauses_nothing(
     receiver: Receiver, vigie: Callable[..., Vigie]
 ) -> None:

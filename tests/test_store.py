@@ -72,6 +72,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m016_backlog_matches",
         "m017_told_stories",
         "m018_endpoint_pauses",
+        "m019_delivery_urls",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

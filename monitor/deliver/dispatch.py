@@ -251,6 +251,7 @@ def dispatch_webhooks(
     do those of an endpoint that has had ENDPOINT_BUDGET seconds of the run (not with
     `every_due`, which sends them all). `stop` (the service stopping) ends the run: no attempt
     starts after it is set, and those under way are recorded."""
+    follow_renames(store, config)
     store.close_batches(now)
     steps = _WebhookSteps(store, session, config, labels, now, rng or random.Random())
     tried: set[int] = set()
@@ -360,12 +361,25 @@ def send_webhook(
     and its retry counted from the clock when it is made, if later: a tick of slow endpoints,
     or a `once` that polled for minutes, signed every request with its start time, which
     receivers reject once five minutes old (docs/delivery.md)."""
+    if config.webhook(delivery.target) is None and follow_renames(store, config):
+        delivery = store.delivery(delivery.id) or delivery
     ready = _prepare(store, config, labels, delivery, max(now, datetime.now(UTC)))
     if isinstance(ready, Sent):
         return ready
     store.make_durable()  # what is sent stays sent (Store.make_durable)
     attempt, when = _attempt(session, ready, now)
     return _conclude(store, ready, attempt, when, rng or random.Random())
+
+
+def follow_renames(store: Store, config: DeliveryConfig) -> int:
+    """Deliveries waiting for a webhook renamed in config.toml (the same URL under another
+    name) follow the new name, rather than fail "no longer in config.toml". Returns how many
+    moved."""
+    hooks = [(hook.name, hook.url) for hook in config.webhooks]
+    moved = store.follow_renamed_webhooks(hooks)
+    for old, new, count in moved:
+        log.warning("webhook %r renamed %r (the same url): %d deliveries follow", old, new, count)
+    return sum(count for _, _, count in moved)
 
 
 def _prepare(

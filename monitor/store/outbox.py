@@ -31,13 +31,20 @@ class OutboxQueries:
     db: sqlite_utils.Database
 
     def insert_delivery(
-        self, kind: str, target: str, status: str, now: datetime, matches: Iterable[tuple[int, str]]
+        self,
+        kind: str,
+        target: str,
+        status: str,
+        now: datetime,
+        matches: Iterable[tuple[int, str]],
+        url: str | None = None,
     ) -> int:
-        """A new delivery carrying these (article id, rule id) matches, due now."""
+        """A new delivery carrying these (article id, rule id) matches, due now; `url`: a
+        webhook's endpoint, by which it follows the webhook renamed (follow_renamed_webhooks)."""
         delivery_id = self.db.execute(
-            "INSERT INTO deliveries (kind, target, key, status, attempts, next_attempt, created) "
-            "VALUES (?, ?, ?, ?, 0, ?, ?)",
-            [kind, target, secrets.token_hex(8), status, iso(now), iso(now)],
+            "INSERT INTO deliveries (kind, target, key, status, attempts, next_attempt, created, "
+            "url) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+            [kind, target, secrets.token_hex(8), status, iso(now), iso(now), url],
         ).lastrowid
         self.db.conn.executemany(
             "INSERT OR IGNORE INTO delivery_matches (delivery_id, article_id, rule_id) "
@@ -78,7 +85,8 @@ class OutboxQueries:
                 return row[0]
             if row:
                 self._set_status(row[0], "pending", now)
-        return self.insert_delivery("webhook", name, "open" if batched else "pending", now, pairs)
+        status = "open" if batched else "pending"
+        return self.insert_delivery("webhook", name, status, now, pairs, url)
 
     def close_batches(self, now: datetime) -> int:
         """Open webhook batches become due now. Returns how many."""
@@ -204,10 +212,10 @@ class OutboxQueries:
             ).rowcount
             if not (frozen and left and now):
                 return
-            [target] = self.db.execute(
-                "SELECT target FROM deliveries WHERE id = ?", [delivery_id]
+            target, url = self.db.execute(
+                "SELECT target, url FROM deliveries WHERE id = ?", [delivery_id]
             ).fetchone()
-            self.insert_delivery("webhook", target, "pending", now, left)
+            self.insert_delivery("webhook", target, "pending", now, left, url)
             self.db.conn.executemany(
                 "DELETE FROM delivery_matches WHERE delivery_id = ? AND article_id = ? "
                 "AND rule_id = ?",
@@ -380,6 +388,34 @@ class OutboxQueries:
                 "WHERE kind = 'webhook' AND target = ? AND status IN ('pending', 'open')",
                 [f"endpoint disabled: {reason}", name],
             ).rowcount
+
+    def follow_renamed_webhooks(
+        self, webhooks: Collection[tuple[str, str]]
+    ) -> list[tuple[str, str, int]]:
+        """Give the deliveries waiting for a webhook no longer configured to the one configured
+        at the same URL (`webhooks`: name, url), when exactly one is: the webhook was renamed.
+        Its past deliveries and its endpoint's state follow too. Returns (old name, new name,
+        deliveries moved)."""
+        names = {name for name, _ in webhooks}
+        moved = []
+        with self.transaction():
+            waiting = self.db.execute(
+                "SELECT DISTINCT target, url FROM deliveries WHERE kind = 'webhook' "
+                "AND status IN ('pending', 'open') AND url IS NOT NULL"
+            ).fetchall()
+            for old, url in waiting:
+                same = [name for name, at in webhooks if at == url]
+                if old in names or len(same) != 1:
+                    continue
+                count = self.db.execute(
+                    "UPDATE deliveries SET target = ? WHERE kind = 'webhook' AND target = ?",
+                    [same[0], old],
+                ).rowcount
+                self.db.execute(
+                    "UPDATE OR IGNORE endpoints SET name = ? WHERE name = ?", [same[0], old]
+                )
+                moved.append((old, same[0], count))
+        return moved
 
     def pause_endpoint(self, name: str, url: str, until: datetime, reason: str) -> None:
         """Send nothing to a webhook endpoint before `until` (it answered 429 or 503 with

@@ -505,3 +505,12 @@ def m018_endpoint_pauses(db: sqlite_utils.Database) -> None:
     (a consumer's review of "for a pause, answer 503")."""
     db.execute("ALTER TABLE endpoints ADD COLUMN paused_until TEXT")
     db.execute("ALTER TABLE endpoints ADD COLUMN pause_reason TEXT")
+
+
+@migrations()
+def m019_delivery_urls(db: sqlite_utils.Database) -> None:
+    """A webhook delivery keeps the URL its endpoint had when it was queued: a webhook renamed in
+    config.toml (same URL) left its waiting deliveries to fail, "no longer in config.toml", and
+    the events never reached the consumer (a consumer's review). By the URL they follow the
+    new name. Deliveries queued before have none, and cannot."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN url TEXT")
