@@ -371,8 +371,24 @@ def deliveries_replay(
     now = datetime.now(UTC)
     since = parse_moment(since_text, now, "--since")
     store = open_database(config, must_exist=True)
-    ids = store.requeue_since(since, now, target=target, sent=include_sent)
+    delivery = config.delivery
+    sendable = {("digest", s.name) for s in delivery.subscribers} | {
+        ("webhook", w.name) for w in delivery.webhooks if not store.disabled_endpoint(w.name, w.url)
+    }
+    ids, left = store.requeue_since(since, now, target=target, sent=include_sent, sendable=sendable)
     console.print(f"{counted(len(ids), 'delivery')} queued again.")
+    for (kind, name), count in sorted(left.items()):
+        # Sent again, each would fail at once, and a sent one be rewritten as failed.
+        hook = config.delivery.webhook(name) if kind == "webhook" else None
+        why = (
+            "its endpoint is disabled (`vigie deliveries retry` of one of them enables it)"
+            if hook is not None
+            else "no longer in config.toml"
+        )
+        console.print(
+            f"{counted(count, 'delivery')} to {kind} {escape(name)!r} left as they are: {why}.",
+            soft_wrap=True,
+        )
 
     def send() -> None:
         """The deliveries queued again, not whatever else is due (a digest due tomorrow was

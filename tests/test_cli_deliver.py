@@ -216,6 +216,30 @@ def test_deliveries_list_retry_and_replay_keep_the_webhook_id(
     assert [r.headers["webhook-id"] for r in receiver.requests[-len(sent_ids) :]] == sent_ids
 
 
+def test_replay_leaves_deliveries_to_a_disabled_endpoint_as_they_are(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """A replay with --include-sent queued a sent delivery for an endpoint a 410 had disabled:
+    it was rewritten as failed, and vigie status exited 2 naming it (a consumer's review)."""
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    vigie("once", "--config", config)
+    sent = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    assert sent and {d["status"] for d in sent} == {"sent"}
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:  # as a 410 leaves it
+        db.execute(
+            "INSERT INTO endpoints (name, url, disabled, reason) VALUES (?, ?, ?, ?)",
+            ["bot", receiver.url(), "2026-12-05T00:00:00+00:00", "HTTP 410 Gone"],
+        )
+    requests = len(receiver.requests)
+    replayed = vigie("deliveries", "replay", "--since", "1h", "--include-sent", "--config", config)
+    assert "0 deliveries queued again." in replayed.stdout
+    said = " ".join(replayed.stdout.split())
+    assert "to webhook 'bot' left as they are: its endpoint is disabled" in said
+    after = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
+    assert after == sent and len(receiver.requests) == requests  # nothing sent, nothing rewritten
+
+
 def test_once_sends_every_due_webhook_and_retry_sends_only_the_one_asked(
     receiver: Receiver, tmp_path: Path
 ) -> None:

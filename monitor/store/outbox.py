@@ -7,6 +7,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -312,24 +313,36 @@ class OutboxQueries:
         return cursor.rowcount
 
     def requeue_since(
-        self, since: datetime, now: datetime, *, target: str | None = None, sent: bool = False
-    ) -> list[int]:
+        self,
+        since: datetime,
+        now: datetime,
+        *,
+        target: str | None = None,
+        sent: bool = False,
+        sendable: Collection[tuple[str, str]] | None = None,
+    ) -> tuple[list[int], dict[tuple[str, str], int]]:
         """Failed and dead deliveries created since `since` (sent ones too with sent=True) become
-        due now, keeping their keys. Returns their ids."""
+        due now, keeping their keys. With `sendable` ((kind, target) pairs), only those to
+        them: a sent one queued for an endpoint disabled, or a webhook gone from config.toml,
+        was rewritten as failed. Returns their ids, and (kind, target) -> how many were left."""
         statuses = ("failed", "dead", "sent") if sent else ("failed", "dead")
         sql = (
-            "SELECT id FROM deliveries WHERE created >= ? "
+            "SELECT id, kind, target FROM deliveries WHERE created >= ? "
             f"AND status IN ({','.join('?' * len(statuses))})"
         )
         params: list[Any] = [iso(since), *statuses]
         if target:
             sql += " AND target = ?"
             params.append(target)
+        ids, left = [], Counter[tuple[str, str]]()
         with self.transaction():
-            ids = [row[0] for row in self.db.execute(sql + " ORDER BY id", params)]
-            for delivery_id in ids:
+            for delivery_id, kind, name in self.db.execute(sql + " ORDER BY id", params):
+                if sendable is not None and (kind, name) not in sendable:
+                    left[kind, name] += 1
+                    continue
+                ids.append(delivery_id)
                 self._set_status(delivery_id, "pending", now, reset=True)
-        return ids
+        return ids, dict(left)
 
     def _set_status(
         self, delivery_id: int, status: str, now: datetime, reset: bool = False
