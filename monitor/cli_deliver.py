@@ -286,8 +286,9 @@ def deliveries_list(
     """Deliveries, newest first, with their attempts and last error."""
     config = load_config(config_path)
     store = open_database(config, must_exist=True)
-    found = store.list_deliveries(kind=kind, status=status, target=target, limit=limit)
+    found = store.list_deliveries(kind=kind, status=status, target=target, limit=limit + 1)
     store.close()
+    more, found = len(found) > limit, found[:limit]  # the table stopped at 50, saying nothing
     if as_json:
         click.echo(json.dumps([_row(d) for d in found], indent=2, ensure_ascii=False))
         return
@@ -319,6 +320,8 @@ def deliveries_list(
             ago(when, now) if when else "-",
         )
     print_table(table)
+    if more:
+        console.print(f"The newest {limit} shown: --limit {limit * 10} shows more.")
 
 
 @deliveries.command("retry")

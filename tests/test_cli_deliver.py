@@ -273,6 +273,9 @@ def test_once_sends_every_due_webhook_and_retry_sends_only_the_one_asked(
     )
     assert len(listed) > 100 and {d["status"] for d in listed} == {"sent"}
     assert len(receiver.requests) == len(listed)
+    # The table stopped at the newest 50 without a word (a consumer's review).
+    table = vigie("deliveries", "list", "--config", config).stdout
+    assert "The newest 50 shown: --limit 500 shows more." in table
 
     with database_lock(tmp_path / "data" / "vigie.db"):  # queue one, then make another due
         vigie("deliveries", "retry", "2", "--config", config)

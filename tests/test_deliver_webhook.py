@@ -53,9 +53,26 @@ def doc_json(marker: str) -> Any:
 
 
 SCHEMA = doc_json("payload-schema")
-VALIDATOR = jsonschema.Draft202012Validator(
-    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-)
+# jsonschema checks "format": "date-time" only with rfc3339-validator installed: without it,
+# "yesterday" passed (a consumer's review). The RFC 3339 form, checked here.
+FORMATS = jsonschema.FormatChecker()
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+@FORMATS.checks("date-time")
+def _date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # the type's business
+    return bool(_RFC3339.fullmatch(value)) and bool(datetime.fromisoformat(value))
+
+
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=FORMATS)
+
+
+def test_the_schema_check_refuses_a_time_that_is_not_rfc3339() -> None:
+    event = {"type": "article.matched", "version": 1, "id": "msg_1_a", "data": {}}
+    errors = {e.message for e in VALIDATOR.iter_errors({**event, "timestamp": "yesterday"})}
+    assert "'yesterday' is not a 'date-time'" in errors
 
 
 @pytest.fixture
