@@ -54,7 +54,7 @@ def config_option(func: Callable) -> Callable:
         show_default=True,
         envvar="VIGIE_CONFIG",
         show_envvar=True,
-        type=click.Path(dir_okay=False),
+        type=click.Path(),  # a folder: load_config says so, exiting 1 (2 is status's problems)
         help="Configuration file.",
     )(func)
 

@@ -546,6 +546,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         ) from None
     except NotUtf8Error as e:
         raise ConfigError(shown, "", f"cannot be read: {e}", line=e.line) from None
+    except IsADirectoryError:
+        raise ConfigError(shown, "", "is a folder: pass the config.toml file in it") from None
     except OSError as e:
         raise ConfigError(shown, "", f"cannot be read: {e}") from None
     try:

@@ -217,6 +217,15 @@ def test_status_before_any_database_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "vigie.db").exists()
 
 
+def test_a_folder_given_as_config_is_an_error_not_a_problem(tmp_path: Path) -> None:
+    """--config naming a folder exited 2, click's usage error: what status says of problems
+    that make subscribers miss news (a new operator's review). A config that cannot be read
+    exits 1, as every other."""
+    result = CliRunner().invoke(main, ["status", "--config", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == f"error: {tmp_path}: is a folder: pass the config.toml file in it\n"
+
+
 def test_a_bad_duration_is_a_one_line_error(config: Path) -> None:
     result = CliRunner().invoke(main, ["status", "--config", str(config), "--stale", "soon"])
     assert result.exit_code == 1
