@@ -37,7 +37,15 @@ from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
 from .rules.why import why_not
 from .store import Store, iso
-from .text import counted, html_to_text, language_code, normalise_space, without_lone_surrogates
+from .text import (
+    NotUtf8Error,
+    counted,
+    html_to_text,
+    language_code,
+    normalise_space,
+    read_utf8,
+    without_lone_surrogates,
+)
 
 
 @click.group()
@@ -278,7 +286,7 @@ def _query_error(query: str, error: QuerySyntaxError) -> RuleError:
 def _articles_from_file(path: Path) -> Iterable[Article]:
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         unread: set[str] = set()  # keys no article has: "lang" for "language" was dropped unsaid
-        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        for number, line in enumerate(_utf8_text(path).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -313,7 +321,7 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
         # A saved feed: each item is an article, as polling reads them (not one text of XML).
         yield from parse_feed(raw, {}, path.resolve().as_uri())[1]
         return
-    text = raw.decode("utf-8-sig", errors="replace")
+    text = _utf8_text(path)
     if path.suffix.lower() in (".html", ".htm"):
         text = html_to_text(text)
     title, _, body = text.strip().partition("\n")
@@ -324,6 +332,15 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
         title=title.strip(),
         content=body.strip(),
     )
+
+
+def _utf8_text(path: Path) -> str:
+    """A tested file's text, or the error a config or rule file saved in another encoding
+    gets: decoded with replacement, its accents became U+FFFD and it matched nothing."""
+    try:
+        return read_utf8(path)
+    except NotUtf8Error as e:
+        raise ConfigError(str(path), "", f"cannot be read: {e}", line=e.line) from None
 
 
 _ARTICLE_KEYS = ("url", "title", "summary", "content", "language")  # of a JSON Lines article

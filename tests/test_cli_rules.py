@@ -758,3 +758,23 @@ def test_keys_a_json_lines_article_does_not_have_are_warned_of(tmp_path: Path) -
     )
     [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert "line 1: lang, tags not read (an article has url, title" in warning  # once
+
+
+@pytest.mark.parametrize("name", ["art.txt", "art.html", "items.jsonl"])
+def test_a_file_not_in_utf8_is_an_error_not_replacement_characters(
+    tmp_path: Path, name: str
+) -> None:
+    """A Windows-1252 file was tested as U+FFFD where each accent was, matching nothing,
+    while a config or rule file saved so gets an error saying what to do."""
+    config = project(tmp_path)
+    article = tmp_path / name
+    text = "Calais\nLes exilés évacués"
+    if name.endswith(".jsonl"):
+        text = json.dumps({"title": "Calais", "content": "Les exilés"}, ensure_ascii=False)
+    article.write_bytes(text.encode("cp1252"))
+    result = invoke("rules", "test", "--file", str(article), "--config", str(config))
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    expected = "cannot be read: not UTF-8 (byte 0xe9, 'é' in Windows-1252): save the file as UTF-8"
+    assert line.startswith(f"error: {article}:") and line.endswith(expected)
+    assert "\ufffd" not in result.output
