@@ -88,7 +88,10 @@ def main() -> None:
 @main.command()
 @config_option
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Log debug details, each scheduler job run included."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log every poll cycle, those that brought nothing included.",
 )
 @operator_errors
 def run(config_path: str, verbose: bool) -> None:

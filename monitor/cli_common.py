@@ -86,16 +86,20 @@ class ContextFormatter(logging.Formatter):
 
 
 def configure_logging(verbose: bool) -> None:
-    """`vigie run`'s log on stderr, INFO and up (DEBUG with --verbose). APScheduler's executor
-    logs two INFO lines per job run, every delivery tick (tens of thousands a day): those only
-    with --verbose; its warnings (a missed run, a job that raised) always."""
+    """`vigie run`'s log on stderr, INFO and up; with --verbose, Vigie's own DEBUG lines too
+    (the cycles that brought nothing). Other libraries stay at INFO even then: APScheduler's
+    "Looking for jobs to run" and tzlocal's /etc/timezone, two or three DEBUG lines a second,
+    buried those cycles. APScheduler's executor logs two INFO lines per job run, every delivery
+    tick (tens of thousands a day): its warnings (a missed run, a job that raised) only."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ContextFormatter())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
-    logging.getLogger("apscheduler.executors").setLevel(
-        logging.NOTSET if verbose else logging.WARNING
-    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger(VIGIE_LOGGER).setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").addFilter(_worth_logging)
+
+
+VIGIE_LOGGER = "monitor"  # the parent of every Vigie module's logger
 
 
 def _worth_logging(record: logging.LogRecord) -> bool:

@@ -1104,6 +1104,38 @@ def test_run_polls_and_stops_cleanly_on_sigterm(
     assert "Running job" not in log.read_text() and "executed successfully" not in log.read_text()
 
 
+def test_verbose_adds_the_quiet_cycles_not_other_libraries_debug_lines(
+    server: LoopbackServer, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """--verbose flooded the log with APScheduler's "Looking for jobs to run" and tzlocal's
+    /etc/timezone, two or three lines a second, where it is said to add the quiet cycles."""
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    config = write_config([{"url": server.url("/coastal.rss"), "interval": "1s"}])
+    log = tmp_path / "run.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "service.py"), "run", "--verbose", "--config", str(config)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        quiet = "polled 1 feed: 0 new articles, 0 updated, 0 new matches, 0 errors"
+        wait_for(lambda: quiet in log.read_text(), "a quiet cycle", log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = log.read_text().splitlines()
+    assert any(" DEBUG monitor.scheduler: " + quiet in line for line in lines)
+    others = [line for line in lines if " DEBUG " in line and " DEBUG monitor." not in line]
+    assert others == []
+    assert "Looking for jobs to run" not in log.read_text()
+    assert "Running job" not in log.read_text()  # two lines per job run, every 5 s tick
+
+
 def test_second_service_on_the_same_database_is_refused(
     running_service: tuple[subprocess.Popen, Path], feed_config: Path
 ) -> None:
