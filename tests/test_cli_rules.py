@@ -445,6 +445,36 @@ def test_backtest_since_0_takes_every_stored_article(tmp_path: Path) -> None:
     assert "calais: 0 matches" not in every.output
 
 
+def test_backtest_since_takes_a_date_as_articles_export_does(tmp_path: Path) -> None:
+    """`--since 2026-12-01` was refused ("expected a duration like 30d"), while `articles
+    export --since` and `deliveries replay --since` take dates."""
+    import sqlite3
+
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        [(stored,)] = db.execute("SELECT count(*) FROM articles")
+        db.execute("UPDATE articles SET first_seen = '2026-11-30T23:00:00+00:00' WHERE id <= 3")
+        db.execute("UPDATE articles SET first_seen = '2026-12-01T09:00:00+00:00' WHERE id > 3")
+    for since in ("2026-12-01", "2026-12-01T08:00", "2026-12-01T10:00+02:00"):
+        result = invoke("rules", "backtest", "calais", "--since", since, "--config", str(config))
+        assert result.exit_code == 0, result.output
+        assert f"{stored - 3} stored articles first seen since {since}" in result.output
+    [report] = json.loads(
+        invoke(
+            "rules",
+            "backtest",
+            "calais",
+            "--since",
+            "2026-11-30",
+            "--json",
+            "--config",
+            str(config),
+        ).stdout
+    )
+    assert report["articles"] == stored
+
+
 def test_backtest_counts_a_match_withdrawn_by_a_correction_as_not_matching(
     tmp_path: Path,
 ) -> None:
@@ -649,7 +679,10 @@ def test_backtest_refuses_to_store_matches_of_a_disabled_rule(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("since", "expected"),
-    [("30", 'expected a duration like "30d"'), ("9999999d", "at most a few centuries")],
+    [
+        ("30", 'expected a date like 2026-11-20, a time, or a duration like "24h"'),
+        ("9999999d", "at most a few centuries"),
+    ],
 )
 def test_backtest_since_needs_a_unit_and_a_sane_length(
     tmp_path: Path, since: str, expected: str
