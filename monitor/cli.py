@@ -27,6 +27,7 @@ from .cli_common import (
     open_database,
     open_store,
     operator_errors,
+    plain,
 )
 from .cli_deliver import add_delivery_commands, deliver_after_poll
 from .config import Config, load_config, parse_duration
@@ -129,14 +130,14 @@ def once(config_path: str) -> None:
                     TextColumn("polling"),
                     BarColumn(),
                     MofNCompleteColumn(),
-                    TextColumn("{task.description}"),
+                    TextColumn("{task.description}", markup=False),  # a feed's name
                     console=console,
                     transient=True,
                 ) as progress:
                     task = progress.add_task("", total=total)
 
                     def advance(outcome: PollOutcome) -> None:
-                        progress.update(task, advance=1, description=outcome.feed.name or "")
+                        progress.update(task, advance=1, description=plain(outcome.feed.name or ""))
 
                     summary = poll_due(
                         store, session, config, book.index, now, advance, True, readers=readers

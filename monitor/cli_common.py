@@ -30,8 +30,9 @@ from .store import Store
 from .text import BIDI_CONTROLS, ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 log = logging.getLogger(__name__)
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# emoji=False: feed text and operator input shown as written, not ":fire:" read as 🔥.
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 # Tables piped to less or grep are not folded to 80 columns (URLs cut into pieces no one could
 # copy): this wide, and in a terminal its width.
 PIPED_WIDTH = 200
@@ -42,7 +43,7 @@ def print_table(table: Table) -> None:
     if console.is_terminal:
         console.print(table)
     else:
-        Console(highlight=False, width=max(console.width, PIPED_WIDTH)).print(table)
+        Console(highlight=False, emoji=False, width=max(console.width, PIPED_WIDTH)).print(table)
 
 
 def config_option(func: Callable) -> Callable:

@@ -892,6 +892,44 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
     assert none.exit_code == 0 and "No article matches." in none.stdout
 
 
+def test_feed_text_and_search_words_are_shown_as_written_not_as_emoji(
+    tmp_path: Path, server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """rich read ":fire:" in a feed's title as an emoji shortcode: "[Live] :fire: Flood Desk"
+    was listed as "🔥", and `articles search 'a:b:c'` said it searched "a🅱c"."""
+    title = "[Live] :fire: Flood Desk"
+    headline = "Flood :warning: river :fire: rising"
+    server.route(
+        "/flood.rss",
+        rss([Item("f1", headline, "The :fire: brigade waits for the flood :b: crest.")], title),
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "flood.toml").write_text('[[rule]]\nid = "flood"\nquery = "flood"\n', "utf-8")
+    config = write_config([server.url("/flood.rss")], rules={"paths": [str(rules)]})
+    assert vigie("once", "--config", config).exit_code == 0
+    [article] = json.loads(
+        vigie("articles", "search", "flood", "--json", "--config", config).stdout
+    )
+    shown = {
+        "feeds list": vigie("feeds", "list", "--config", config),
+        "articles search": vigie("articles", "search", "flood", "--config", config),
+        "articles show": vigie("articles", "show", str(article["id"]), "--config", config),
+        "searched as words": vigie("articles", "search", "a:b:c", "--config", config),
+        "rules test": vigie("rules", "test", "--text", headline, "--config", config),
+    }
+    for command, result in shown.items():
+        assert result.exit_code in (0, 1), (command, result.output)
+        assert "🔥" not in result.output and "🅱" not in result.output, (command, result.output)
+        assert "⚠" not in result.output, (command, result.output)
+    assert "[Live] :fire:" in shown["feeds list"].stdout  # the column folds the rest
+    assert headline in shown["articles search"].stdout
+    assert title in shown["articles show"].stdout and headline in shown["articles show"].stdout
+    assert ":fire: brigade" in shown["articles show"].stdout  # the match's snippet
+    assert "a:b:c" in shown["searched as words"].stderr
+    assert headline in shown["rules test"].stdout
+
+
 def test_articles_search_shows_a_snippet_in_one_piece(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
