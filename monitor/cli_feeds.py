@@ -180,7 +180,11 @@ def feed_json(row: dict) -> dict:
 @click.option("--name", default=None, help="Display name.")
 @click.option("--interval", default=None, help='Time between polls, e.g. "15m".')
 @click.option("--tag", "tags", multiple=True, help="A tag rules can scope to (repeatable).")
-@click.option("--language", default=None, help="Language of items that do not say theirs, e.g. fr.")
+@click.option(
+    "--language",
+    default=None,
+    help="Language of every item, e.g. fr, whatever the feed declares (as in config.toml).",
+)
 @click.option(
     "--full-text/--no-full-text",
     "full_text",

@@ -336,6 +336,23 @@ def test_feeds_add_then_list_json(
     assert "body_hash" not in rows[0] and "seen_items" not in rows[0]  # polling's own hashes
 
 
+def test_feeds_add_language_is_said_to_win_over_what_the_feed_declares(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """--help said "Language of items that do not say theirs": it is every item's language,
+    whatever the feed declares (a blog's en-US over French items), as README says."""
+    server.route("/blog.rss", rss([Item("b1", "Les exilés de Calais")], language="en-US"))
+    config = write_config()
+    added = vigie("feeds", "add", server.url("/blog.rss"), "--language", "fr", "--config", config)
+    assert added.exit_code == 0, added.output
+    assert vigie("once", "--config", config).exit_code == 0
+    with sqlite3.connect(config.parent / "data" / "vigie.db") as db:
+        assert db.execute("SELECT language FROM articles").fetchall() == [("fr",)]
+    help_text = " ".join(vigie("feeds", "add", "--help", "--config", config).stdout.split())
+    assert "whatever the feed declares" in help_text
+    assert "do not say theirs" not in help_text
+
+
 @pytest.mark.parametrize("interval", ["often", "0", "99999999999d"])
 def test_feeds_add_refuses_a_bad_interval(write_config: Callable[..., Path], interval: str) -> None:
     """0 would poll without pause; past a century the next poll's date overflowed."""
