@@ -256,6 +256,36 @@ def test_an_entity_alias_that_cannot_be_searched_is_an_error_at_its_line(tmp_pat
     assert not loaded.entities  # none is left in force to fail when compiled
 
 
+def test_an_alias_with_a_star_not_ending_a_word_is_an_error_as_in_a_query(
+    tmp_path: Path,
+) -> None:
+    """ "*Acme" passed `rules check` and matched as "Acme", while `*acme` in a query is an
+    error: a * may only end a word, in an alias or a context word as in a query."""
+    write(
+        tmp_path,
+        "firms.toml",
+        '[[entity]]\nid = "acme"\naliases = ["Acme", "*Acme"]\n\n'
+        '[[entity]]\nid = "rivers"\naliases = ["Aa*Basin"]\n\n'
+        '[[entity]]\nid = "jungle"\naliases = ["Jungle"]\ncontext = { Jungle = ["*camp"] }\n\n'
+        '[[rule]]\nid = "firms"\nquery = "@acme OR @rivers OR @jungle OR storm"\n',
+    )
+    loaded = load_rules([tmp_path])
+    found = {(e.line, e.column): e.message for e in loaded.errors if e.line < 14}
+    assert found == {
+        (3, 20): "entity 'acme'.aliases: a wildcard * may only end a word, as in migra*, "
+        "got '*Acme'",
+        (7, 12): "entity 'rivers'.aliases: a wildcard * may only end a word, as in migra*, "
+        "got 'Aa*Basin'",
+        (12, 23): "entity 'jungle'.context: a wildcard * may only end a word, as in migra*, "
+        "got '*camp'",
+    }
+    assert not loaded.entities
+    # As written in a query, for comparison.
+    write(tmp_path, "firms.toml", '[[rule]]\nid = "firms"\nquery = "*acme"\n')
+    [error] = load_rules([tmp_path]).errors
+    assert error.message == "rule 'firms': a wildcard * may only end a word, as in migra*"
+
+
 def test_every_mistake_of_a_rule_is_reported_at_once(tmp_path: Path) -> None:
     """Fixing one mistake to be shown the next, one reload after another, wastes an operator's
     time: all of a rule's mistakes are reported together."""

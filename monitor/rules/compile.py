@@ -49,6 +49,8 @@ _LOOKS_LIKE_PRES = re.compile(r"(?:PR[ÈE]S|PROCHE)(?:/\d+)?$")
 _UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
 _LONE_QUOTE = re.compile("[«»“”]+")  # a word of its own: « with the space French puts after it
 _LONE_STAR = re.compile(r"(?:^|\s)\*+(?=\s|$)")  # "jailed over * riot"
+# A * with no word before it ("*Acme", "over * riot") or a word right after it ("Aa*Basin").
+_STAR_NOT_ENDING_A_WORD = re.compile(r"(?<![^\W_])\*|\*(?=[^\W_])")
 
 
 class Compiler:
@@ -285,7 +287,12 @@ class Compiler:
 
     def check_alias(self, text: str, case: bool = False) -> None:
         """Raise QuerySyntaxError (at 0:0) when `text` cannot be searched for as an entity's
-        alias or context word: no letters or digits, or a wildcard too short."""
+        alias or context word: no letters or digits, a wildcard too short, or a * that does
+        not end a word ("*Acme" was searched as Acme, where `*acme` in a query is an error)."""
+        if not case and _STAR_NOT_ENDING_A_WORD.search(text):
+            raise QuerySyntaxError(
+                f"a wildcard * may only end a word, as in migra*, got {text!r}", 0, 0
+            )
         self._words(text, TEXT_FIELDS, 0, 0, case=case, label="", phrase=True)
 
     def _without_lone_quotes(self, children: tuple[ast.Query, ...]) -> tuple[ast.Query, ...]:
