@@ -24,7 +24,7 @@ from .cli_common import (
     plain,
     print_evidence,
 )
-from .config import Config, load_config, parse_duration
+from .config import Config, load_config, parse_duration, resolve_feed_url
 from .deliver.outbox import queue_webhooks
 from .errors import ConfigError, FetchError, RuleError, VigieError
 from .fetch import fetch_feed, make_session
@@ -40,6 +40,7 @@ from .rules.why import why_not
 from .store import Store, iso
 from .text import (
     NotUtf8Error,
+    base_language,
     counted,
     html_to_text,
     language_code,
@@ -375,8 +376,18 @@ def _articles_from_url(url: str, config: Config) -> list[Article]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A text or HTML file, a saved feed (each item tested), or a JSON Lines file.",
 )
-@click.option("--url", help="A feed or article page to fetch and test.")
+@click.option(
+    "--url",
+    help="A feed or article page to fetch and test (a configured feed's with its name and tags).",
+)
 @click.option("--article", "article_id", type=int, help="A stored article's id.")
+@click.option(
+    "--feed",
+    "feed_wanted",
+    metavar="NAME_OR_URL",
+    help="Test as items of this feed (config.toml's or the database's): its name and tags, for"
+    " rules scoped with feeds or feed_tags.",
+)
 @click.option(
     "--language",
     "-l",
@@ -391,6 +402,7 @@ def rules_test(
     file_path: Path | None,
     url: str | None,
     article_id: int | None,
+    feed_wanted: str | None,
     language: str | None,
     as_json: bool,
     config_path: str,
@@ -404,12 +416,19 @@ def rules_test(
             raise VigieError("give exactly one of --text, --file, --url or --article")
         if rule_id and query:
             raise VigieError("give a RULE_ID or --query, not both")
+        if feed_wanted is not None and article_id is not None:
+            raise VigieError(
+                "--feed is for --text, --file or --url: a stored article is tried with the feeds"
+                " that carry it"
+            )
         code = language_code(language) if language is not None else None
         if language is not None and code is None:
             raise ConfigError("--language", "", "expected a language code like fr or en", language)
         config = load_config(config_path)
         index = _index_for(config, rule_id, query)
-        carriers = _Carriers({}, {})  # an article not stored: no feed's tags
+        feed = _feed_tried(config, feed_wanted, url)
+        # An article not stored: no feed's tags, but those of the feed it is tried as.
+        carriers = _Carriers({0: feed.tags} if feed else {}, {})
         if text is not None:
             title, _, rest = text.partition("\n")
             articles: list[Article] = [
@@ -426,6 +445,8 @@ def rules_test(
                 raise VigieError(f"no stored article with id {article_id}")
             articles = [found]
             carriers = _Carriers.of_articles(store, articles)
+        if feed is not None:
+            articles = [_as_an_item_of(feed, a) for a in articles]
         matched_any = 0
         if code is not None:
             articles = [a if a.id is not None else replace(a, language=code) for a in articles]
@@ -446,11 +467,85 @@ def rules_test(
                 click.echo(json.dumps(result, ensure_ascii=False))
             else:
                 _print_result(article, matches, single=single)
+                if feed is None and article.id is None and _out_of_feed_scope(why):
+                    why.append("(--feed NAME tries it as an item of that feed)")
                 for line in why:
                     console.print(Text("  ").append(line, style="dim"), soft_wrap=True)
         return 0 if matched_any else 1
 
     sys.exit(body())
+
+
+def _feed_tried(config: Config, wanted: str | None, url: str | None) -> Feed | None:
+    """The feed whose items the tested articles are tried as: --feed's, else the configured
+    feed --url fetches (a rule scoped to its name or tags was "out of scope" for every item)."""
+    if wanted is None:
+        feed = _feed_named(config, url, by_name=False) if url is not None else None
+    else:
+        feed = _feed_named(config, wanted)
+        if feed is None:
+            raise ConfigError(
+                "--feed",
+                "",
+                "no feed in config.toml or the database is named so or has that address",
+                wanted,
+            )
+    if feed is not None:
+        tags = f" (tags: {', '.join(feed.tags)})" if feed.tags else ""
+        shown = f"tried as items of feed {feed.name or feed.url!r}{tags}"
+        err_console.print(shown, markup=False, soft_wrap=True)
+    return feed
+
+
+def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | None:
+    """The feed config.toml or the database has under this name (or title), or at this
+    address, as the poller uses it: name (else title), tags, language. None when neither has
+    it. The database is read, not created, nor brought in step with config.toml."""
+    try:
+        address = resolve_feed_url(wanted, Path.cwd())
+    except ValueError:
+        address = wanted
+    rows = []
+    if config.database.exists():
+        store = open_database(config)
+        try:
+            rows = store.feeds()
+            found = store.find_feed(address)
+        finally:
+            store.close()
+        rows = [found, *rows] if found else rows
+    for listed in config.feeds:
+        if listed.url == address or (by_name and wanted == listed.name):
+            row = next((r for r in rows if listed.url in (r["config_url"], r["url"])), None)
+            title = row["title"] if row else ""
+            return Feed(
+                0,
+                listed.url,
+                listed.name or title or "",
+                tags=listed.tags,
+                language=listed.language,
+            )
+    for row in rows:
+        if address in (row["url"], row["config_url"], row["added_url"]) or (
+            by_name and wanted in (row["name"], row["title"])
+        ):
+            tags = tuple(json.loads(row["tags"] or "[]"))
+            name = row["name"] or row["title"] or ""
+            return Feed(0, row["url"], name, tags=tags, language=row["language"] or "")
+    return None
+
+
+def _out_of_feed_scope(why: list[str]) -> bool:
+    """Whether the one rule tried was out of scope for want of a feed (`feeds`, `feed_tags`)."""
+    scopes = ("out of scope: the rule is for the feeds", "out of scope: the rule is for feeds")
+    return bool(why) and why[0].startswith(scopes)
+
+
+def _as_an_item_of(feed: Feed, article: Article) -> Article:
+    """The article as polling `feed` gives it: the feed's name (a saved feed's items have its
+    own title), and its language setting, which wins over the declared one (parse_feed)."""
+    language = base_language(feed.language) or article.language
+    return replace(article, feed_id=0, feed_name=feed.name or article.feed_name, language=language)
 
 
 def _result_json(article: Article, matches: list[Match], asked: str | None) -> dict:

@@ -811,3 +811,48 @@ def test_a_file_not_in_utf8_is_an_error_not_replacement_characters(
     expected = "cannot be read: not UTF-8 (byte 0xe9, 'é' in Windows-1252): save the file as UTF-8"
     assert line.startswith(f"error: {article}:") and line.endswith(expected)
     assert "\ufffd" not in result.output
+
+
+def test_a_feed_scoped_rule_is_tested_with_the_feed_it_is_for(tmp_path: Path) -> None:
+    """A rule with `feed_tags` or `feeds` was "out of scope" for every --text, --file or --url,
+    even the address of a configured feed with that tag: only --article could try it."""
+    config = project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('name = "Wire Digest"', 'name = "Wire (AFP)"'), "utf-8")
+    (tmp_path / "rules" / "zz-scoped.toml").write_text(
+        '[[rule]]\nid = "fr-local"\nquery = "Calais"\nfeed_tags = ["france"]\n\n'
+        '[[rule]]\nid = "wire"\nquery = "police OR crossings"\nfeeds = ["Wire (AFP)"]\n',
+        encoding="utf-8",
+    )
+    test = ("rules", "test", "--config", str(config))
+    calais = ("--text", "Calais : un exilé blessé")
+
+    unscoped = invoke(*test, "fr-local", *calais)
+    assert unscoped.exit_code == 1 and "out of scope" in unscoped.stdout
+    assert "(--feed NAME tries it as an item of that feed)" in unscoped.stdout
+    nord = tmp_path / "samples" / "feeds" / "nord-actu.atom"
+    for feed in ("Nord Actu", str(nord), nord.as_uri()):
+        scoped = invoke(*test, "fr-local", *calais, "--feed", feed)
+        assert scoped.exit_code == 0 and "MATCH" in scoped.stdout, scoped.output
+
+    # A configured feed's address: its name (config.toml's, not the feed's own title) and tags.
+    wire = (tmp_path / "samples" / "feeds" / "wire-digest.rdf").resolve().as_uri()
+    fetched = invoke(*test, "wire", "--url", wire, "--json")
+    assert fetched.exit_code == 0, fetched.output
+    assert any(json.loads(line)["matched"] for line in fetched.stdout.splitlines())
+    saved = invoke(*test, "fr-local", "--file", str(nord), "--feed", "Nord Actu", "--json")
+    assert any(json.loads(line)["matched"] for line in saved.stdout.splitlines())
+
+    # A feed added to the database alone.
+    local = tmp_path / "local.rss"
+    local.write_text('<rss version="2.0"><channel><title>L</title></channel></rss>', "utf-8")
+    add = ("feeds", "add", str(local), "--name", "Littoral", "--tag", "france")
+    assert invoke(*add, "--config", str(config)).exit_code == 0
+    from_database = invoke(*test, "fr-local", *calais, "--feed", "Littoral")
+    assert from_database.exit_code == 0 and "MATCH" in from_database.stdout
+
+    unknown = invoke(*test, "fr-local", *calais, "--feed", "Nord Actus")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("error: --feed: no feed in config.toml or the database is")
+    stored = invoke(*test, "fr-local", "--article", "1", "--feed", "Nord Actu")
+    assert stored.exit_code == 1 and "--feed" in stored.stderr
