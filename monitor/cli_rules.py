@@ -659,6 +659,7 @@ def rules_backtest(
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
         titles: dict[int, str] = {}
+        published: dict[int, datetime] = {}  # of those matched: samples are listed newest first
         article_ids = []
         # --apply rewrites those that changed: an entity edit reached old articles' matches,
         # while the mentions table kept the entities as they were when each was stored. Only
@@ -674,6 +675,7 @@ def rules_backtest(
             for m in matches:
                 found[m.rule_id][article.id] = m  # type: ignore[index]
                 titles[article.id] = article.title  # type: ignore[index]
+                published[article.id] = article.published or _UNDATED  # type: ignore[index]
         stored: dict[str, set[int]] = {r: set() for r in rule_ids}
         for row in store.matches_for(rule_ids, start):
             stored[row["rule_id"]].add(row["article_id"])
@@ -681,6 +683,7 @@ def rules_backtest(
         report = []
         for rid in rule_ids:
             now_ids = set(found[rid])
+            newest = sorted(now_ids, key=lambda i: (published[i], i), reverse=True)
             report.append(
                 {
                     "rule_id": rid,
@@ -688,10 +691,7 @@ def rules_backtest(
                     "matches": len(now_ids),
                     "added": sorted(now_ids - stored[rid]),
                     "removed": sorted(stored[rid] - now_ids),
-                    "samples": [
-                        {"id": i, "title": titles[i]}
-                        for i in sorted(now_ids, reverse=True)[:listed]
-                    ],
+                    "samples": [{"id": i, "title": titles[i]} for i in newest[:listed]],
                 }
             )
         if query is not None:  # nothing stored to compare with: what it matches, newest first
@@ -784,3 +784,4 @@ def _print_backtest(report: list[dict], titles: dict[int, str], total: int, sinc
 
 
 _CHANGES_LISTED = 5  # added and removed articles listed per rule
+_UNDATED = datetime.min.replace(tzinfo=UTC)  # an article without a date: listed after the dated

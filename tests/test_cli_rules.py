@@ -415,6 +415,32 @@ def test_backtest_runs_a_draft_query_over_the_archive(tmp_path: Path) -> None:
     assert refused.exit_code == 1 and "without --apply" in refused.output
 
 
+def test_backtest_query_lists_its_matches_newest_published_first(tmp_path: Path) -> None:
+    """ "newest first" listed in the order of collection: an article of 2021, polled last,
+    came first."""
+    import sqlite3
+
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    draft = ("rules", "backtest", "--query", "calais", "--since", "0", "--samples", "100")
+    [report] = json.loads(invoke(*draft, "--json", "--config", str(config)).stdout)
+    ids = [s["id"] for s in report["samples"]]
+    assert len(ids) >= 3
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        db.execute(
+            "UPDATE articles SET published = '2021-03-01T08:00:00+00:00' WHERE id = ?", [max(ids)]
+        )
+        db.execute(
+            "UPDATE articles SET published = '2030-03-01T08:00:00+00:00' WHERE id = ?", [min(ids)]
+        )
+        published = dict(db.execute("SELECT id, published FROM articles"))
+    [report] = json.loads(invoke(*draft, "--json", "--config", str(config)).stdout)
+    listed = [s["id"] for s in report["samples"]]
+    assert listed[0] == min(ids) and listed[-1] == max(ids)
+    dates = [published[i] for i in listed]
+    assert dates == sorted(dates, reverse=True)
+
+
 def test_backtest_says_how_many_changes_it_does_not_list(tmp_path: Path) -> None:
     """ "+7" above five listed articles read as a miscount."""
     config = project(tmp_path)
