@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -125,12 +126,22 @@ def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]
                     rule.path,
                     rule.line,
                     1,
-                    f"rule {rule.id!r}.{key}: no feed in config.toml or the database has {v!r}",
+                    f"rule {rule.id!r}.{key}: no feed in config.toml or the database has {v!r}"
+                    + _did_you_mean(v, known),
                 )
                 for v in values
                 if v not in known
             ]
     return found
+
+
+def _did_you_mean(value: str, known: set[str]) -> str:
+    """' (did you mean 'Rivers Daily'?)' for a name or tag nearly one that is known (in
+    another case, or a letter or two off), as an unknown entity gets; else ''."""
+    choices = sorted(known)
+    close = [k for k in choices if k.casefold() == value.casefold()]
+    close = close or difflib.get_close_matches(value, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 BROAD_SAMPLE = 500  # recent stored articles a rule is tried on by `rules check`

@@ -141,6 +141,23 @@ def test_check_warns_of_a_rule_scoped_to_a_feed_no_one_has(tmp_path: Path) -> No
     assert "2 warnings" in output
 
 
+def test_a_feed_scope_nearly_a_known_feed_says_which_it_may_mean(tmp_path: Path) -> None:
+    """An unknown entity gets "did you mean @calais?"; `feeds = ["Nord actu"]` got only
+    "no feed ... has 'Nord actu'", its case to be spotted by eye."""
+    config = project(tmp_path)
+    (tmp_path / "rules" / "zz-scoped.toml").write_text(
+        '[[rule]]\nid = "typos"\nquery = "storm"\nfeeds = ["Nord actu", "Wire Digets"]\n'
+        'feed_tags = ["locals", "benelux"]\n',
+        encoding="utf-8",
+    )
+    result = invoke("rules", "check", "--config", str(config))
+    output = " ".join(result.output.split())
+    assert "has 'Nord actu' (did you mean 'Nord Actu'?)" in output
+    assert "has 'Wire Digets' (did you mean 'Wire Digest'?)" in output
+    assert "has 'locals' (did you mean 'local'?)" in output
+    assert "has 'benelux' (did you mean" not in output and "has 'benelux'" in output
+
+
 def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
