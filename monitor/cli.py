@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .cli_common import (
     ago,
+    check_digest_outbox,
     command_logging,
     config_option,
     configure_logging,
@@ -101,6 +102,7 @@ def run(config_path: str, verbose: bool) -> None:
     config = load_config(config_path)
     config.require_secrets()
     with locked_database(config):
+        check_digest_outbox(config)  # once the database is known to be usable
         store = open_store(config, holding_lock=True)
         book = load_rulebook(config)
         stop = threading.Event()
@@ -119,6 +121,7 @@ def once(config_path: str) -> None:
     config = load_config(config_path)
     config.require_secrets()
     with locked_database(config), command_logging():
+        check_digest_outbox(config)  # before polling: the digest would wait for retries
         store = open_store(config, holding_lock=True)
         book = load_rulebook(config)
         total = len(store.feeds())

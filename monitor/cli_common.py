@@ -23,7 +23,8 @@ from rich.text import Text
 
 from .config import Config, line_of_key, parse_duration
 from .deliver import dispatch
-from .errors import ConfigError, DatabaseOpenError, RuleError, VigieError
+from .deliver.email import check_outbox
+from .errors import ConfigError, DatabaseOpenError, OutboxError, RuleError, VigieError
 from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock, service_running
 from .store import Store
@@ -188,6 +189,33 @@ def database_errors(config: Config) -> Iterator[None]:
             f"expected a SQLite database file that can be opened or created ({e.reason})",
             str(config.database),
         ) from e
+
+
+@contextmanager
+def outbox_config_errors(config: Config) -> Iterator[None]:
+    """An outbox folder that cannot be written into is a configuration error: it names the
+    config file, delivery.outbox, the folder and why (a traceback, before)."""
+    try:
+        yield
+    except OutboxError as e:
+        raise ConfigError(
+            str(config.path),
+            "delivery.outbox",
+            f"expected a folder Vigie can write digests and previews into ({e.reason})",
+            e.path,
+            line_of_key(config.path.read_text(encoding="utf-8-sig"), "delivery.outbox")
+            if config.path.exists()
+            else 0,
+        ) from e
+
+
+def check_digest_outbox(config: Config) -> None:
+    """For commands that write digests (`run`, `once`, `digest send`): with no SMTP server,
+    the outbox folder made and writable, or a ConfigError before anything is polled or
+    claimed. Commands that never write there (`rules check`...) do not look at it."""
+    if config.delivery.smtp is None and config.delivery.subscribers:
+        with outbox_config_errors(config):
+            check_outbox(config.delivery.outbox)
 
 
 def open_database(config: Config, *, must_exist: bool = False) -> Store:

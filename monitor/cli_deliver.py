@@ -18,6 +18,7 @@ from rich.table import Table
 
 from .cli_common import (
     ago,
+    check_digest_outbox,
     command_logging,
     config_option,
     console,
@@ -25,6 +26,7 @@ from .cli_common import (
     locked_database,
     open_database,
     operator_errors,
+    outbox_config_errors,
     parse_moment,
     print_table,
 )
@@ -167,10 +169,13 @@ def digest_preview(subscriber: str, config_path: str) -> None:
     config = load_config(config_path)
     chosen = _subscriber(config, subscriber)
     store = open_database(config, must_exist=True)
-    path, rendered = preview_digest(
-        store, config.delivery, chosen, _labels(config), datetime.now(UTC)
-    )
-    store.close()
+    try:
+        with outbox_config_errors(config):
+            path, rendered = preview_digest(
+                store, config.delivery, chosen, _labels(config), datetime.now(UTC)
+            )
+    finally:
+        store.close()
     console.print(f"{rendered.subject}", soft_wrap=True, markup=False)
     console.print(str(path), soft_wrap=True, markup=False)
 
@@ -188,6 +193,11 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     if not config.delivery.subscribers:
         raise VigieError(f"{config.path}: no [[subscribers]] configured")
     store = open_database(config)
+    try:
+        check_digest_outbox(config)  # before anything is claimed
+    except VigieError:
+        store.close()
+        raise
     now = datetime.now(UTC)
     if subscriber is not None:
         state = store.subscriber_state(names[0]) if names else None

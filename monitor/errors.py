@@ -7,6 +7,7 @@
     │   └── BlockedAddressError   the guard refused a non-public address
     ├── FeedParseError       one feed's bytes are not a feed (recorded on the feed)
     ├── DatabaseOpenError    storage.database cannot be opened or created: names the path, why
+    ├── OutboxError          delivery.outbox cannot be written into: names the folder, why
     └── AlreadyRunningError  another `vigie run` holds the database
 
 The CLI and the scheduler catch VigieError in one place and print or log `str(error)` as one line.
@@ -81,6 +82,16 @@ class FeedParseError(VigieError):
 class DatabaseOpenError(VigieError):
     """The database file cannot be opened or created: a folder, a file that is not SQLite, a
     folder that cannot be made. The CLI names the config file and key that chose the path."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+class OutboxError(VigieError):
+    """The outbox folder cannot be created or written into: a file in its place, a place no
+    folder can be made, no permission, a full disk. The CLI names the config file and key;
+    a digest that meets it waits for its retry."""
 
     def __init__(self, path: str, reason: str) -> None:
         self.path, self.reason = path, reason

@@ -168,6 +168,43 @@ def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: in
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize(
+    ("outbox", "why"),
+    [
+        ("config.toml", "it is a file, not a folder"),
+        ("config.toml/digests", "{config} is a file"),
+    ],
+)
+def test_an_outbox_that_cannot_be_written_is_a_one_line_error(
+    tmp_path: Path, outbox: str, why: str
+) -> None:
+    """`digest preview` printed a traceback (FileExistsError), `once` polled, then logged one
+    and marked the digest failed for good. Commands that write digests say, before anything
+    is polled or claimed, which setting names which folder and what is wrong with it;
+    commands that never write there do not look at it."""
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    config = write_delivery_config(tmp_path, subscribers=[desk], delivery={"outbox": outbox})
+    Vigie(config, datetime.now(UTC)).close()  # the database, for preview
+    for command in (["digest", "preview", "desk"], ["digest", "send"], ["once"]):
+        result = vigie(*command, "--config", config)
+        assert result.exit_code == 1, (command, result.output)
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"error: {config}:") and "Traceback" not in result.output
+        assert "delivery.outbox: expected a folder Vigie can write digests and previews" in line
+        assert f'({why.format(config=config)}), got "{tmp_path / outbox}"' in line, line
+        assert "Polled" not in result.stdout
+    service = subprocess.run(
+        [sys.executable, str(REPO / "service.py"), "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert service.returncode == 1 and service.stderr.startswith(f"error: {config}:")
+    assert "delivery.outbox" in service.stderr and len(service.stderr.splitlines()) == 1
+    assert vigie("rules", "check", "--config", config).exit_code == 0
+    assert vigie("deliveries", "list", "--json", "--config", config).stdout.strip() == "[]"
+
+
 def test_a_replay_since_before_the_calendar_is_a_one_line_error(bundled: Path) -> None:
     result = vigie("deliveries", "replay", "--since", "99999999999d", "--config", bundled)
     assert result.exit_code == 1

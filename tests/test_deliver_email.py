@@ -146,6 +146,28 @@ def test_without_smtp_the_digest_is_an_eml_file(
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
 
 
+def test_an_outbox_that_cannot_be_written_is_retried_and_sent_once_it_can(
+    vigie: Callable[..., Vigie], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A delivery.outbox naming a file: the digest was marked failed for good, with a
+    traceback in the log, and its articles never went. It waits for its retry, as a refused
+    connection does, saying which folder and why, and is written once the folder can be."""
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the outbox folder should be")
+    v = vigie(subscribers=[DESK], delivery={"outbox": "blocked"})
+    [first] = v.send_digests(SLOT)
+    assert first.status == "pending" and first.retry_at is not None
+    assert first.detail == (
+        f"could not be written to delivery.outbox ({blocked}: it is a file, not a folder)"
+    )
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
+    blocked.unlink()
+    blocked.mkdir()
+    [second] = v.send_digests(first.retry_at)
+    assert second.status == "sent" and Path(second.detail).parent == blocked
+    assert status(v, second.delivery_id)[:2] == ("sent", 2)
+
+
 def test_urgent_immediate_subscriber_gets_only_urgent_matches_at_once(
     smtp: SmtpServer, vigie: Callable[..., Vigie]
 ) -> None:

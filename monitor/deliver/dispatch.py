@@ -22,12 +22,13 @@ from pathlib import Path
 import requests
 
 from ..config_delivery import DeliveryConfig, SubscriberConfig, WebhookConfig
+from ..errors import OutboxError
 from ..records import Delivery
 from ..rules.index import RuleIndex
 from ..store import OutboxItem, Store, iso, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
-from .email import send_smtp, write_eml
+from .email import SmtpOutcome, outbox_errors, send_smtp, write_eml
 from .lanes import run_lanes
 from .payload import payload
 from .webhook import Attempt, post
@@ -215,9 +216,15 @@ def _send_digest(
     count, noun = digest.entries, digest.noun
     if config.smtp is None:
         name = f"{delivery.created:%Y%m%d-%H%M%S}-{subscriber.name}-{delivery.id}"
-        path = write_eml(message, config.outbox, name)
-        return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
-    outcome = send_smtp(message, config.smtp, subscriber.recipient.addr_spec)
+        try:
+            path = write_eml(message, config.outbox, name)
+        except OutboxError as e:  # a full disk, a folder fixed later: retried, as a refused
+            # connection is (failed for good, its articles were never sent).
+            outcome = SmtpOutcome("retry", None, f"could not be written to delivery.outbox ({e})")
+        else:
+            return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
+    else:
+        outcome = send_smtp(message, config.smtp, subscriber.recipient.addr_spec)
     when = None
     status = outcome.status
     if status == "retry":
@@ -513,7 +520,7 @@ def preview_digest(
     now: datetime,
 ) -> tuple[Path, Digest]:
     """Render the digest the subscriber would receive now to outbox/preview-NAME.html, without
-    claiming anything."""
+    claiming anything; an OutboxError when the outbox folder cannot take it."""
     sync_subscribers(store, config, now)
     state = store.subscriber_state(subscriber.name) or {}
     matches = _undelivered(store, subscriber, state)
@@ -522,7 +529,8 @@ def preview_digest(
     sent_before = store.stories_sent_before(subscriber.name, stories, now)
     digest = build_digest(items, subscriber, labels, now, sent_before)
     html, _ = render(digest, footer(subscriber, config, state.get("token") or ""))
-    config.outbox.mkdir(parents=True, exist_ok=True)
     path = config.outbox / f"preview-{subscriber.name}.html"
-    path.write_text(html, encoding="utf-8")
+    with outbox_errors(config.outbox):
+        config.outbox.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
     return path, digest

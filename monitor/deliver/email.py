@@ -3,7 +3,8 @@
 What the caller may rely on: `send_smtp` never raises for a server's answer or a network failure;
 it returns an `SmtpOutcome` saying sent, retry (a 4xx reply, a dropped or refused connection, a
 timeout) or failed (a 5xx reply or a refused recipient, with the server's own words). `sent`
-means the server accepted the message for delivery, nothing less.
+means the server accepted the message for delivery, nothing less. Writing into the outbox folder
+raises only an `OutboxError` (from any OSError), which says why in an operator's words.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import os
 import smtplib
 import ssl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
 from ..config_delivery import SmtpConfig
+from ..errors import OutboxError
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,46 @@ def _refused(recipients: dict[str, tuple[int, bytes]]) -> SmtpOutcome:
     return SmtpOutcome(outcome.status, code, f"recipient {address} refused: {outcome.error}")
 
 
+@contextmanager
+def outbox_errors(folder: Path) -> Iterator[None]:
+    """An OSError met writing into the outbox `folder`, raised as an OutboxError saying why."""
+    try:
+        yield
+    except OSError as e:
+        raise OutboxError(str(folder), _why_not(folder, e)) from e
+
+
+def _why_not(folder: Path, error: OSError) -> str:
+    # os.path's tests, not Path's: they answer False rather than raise (no permission).
+    for place in (folder, *folder.parents):
+        if os.path.lexists(place):
+            if not os.path.isdir(place):
+                return "it is a file, not a folder" if place == folder else f"{place} is a file"
+            break
+    doing = "written into" if os.path.isdir(folder) else "created"
+    return f"it cannot be {doing}: {error.strerror or error}"
+
+
+def check_outbox(folder: Path) -> None:
+    """Make the outbox folder if it is not there, and make sure a file can be written into it
+    (a nameless one, gone at once); an OutboxError says why not. For commands about to write
+    there: a service started with an outbox it cannot write kept each digest from then on
+    waiting for retries."""
+    with outbox_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+
+
 def write_eml(message: EmailMessage, folder: Path, name: str) -> Path:
     """Write the message atomically as folder/name.eml (a retry rewrites the same file), on
     disk before it counts as sent: recorded as sent, an unsynced file could be lost to a power
-    cut, empty or gone (a code review)."""
+    cut, empty or gone (a code review). An OutboxError when the folder cannot take it."""
+    with outbox_errors(folder):
+        return _write_eml(message, folder, name)
+
+
+def _write_eml(message: EmailMessage, folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.eml"
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".eml.tmp")
