@@ -30,7 +30,7 @@ from .cli_common import (
     operator_errors,
     plain,
 )
-from .cli_deliver import add_delivery_commands, deliver_after_poll
+from .cli_deliver import add_delivery_commands, deliver_after_poll, undelivered_digests
 from .config import Config, load_config, parse_duration
 from .errors import ConfigError, RuleError
 from .fetch import make_session
@@ -150,10 +150,12 @@ def once(config_path: str) -> None:
                     store, session, config, book.index, now, force=True, readers=readers
                 )
         print_summary(summary)
-        deliver_after_poll(config, store, book.index, now)
+        sent = deliver_after_poll(config, store, book.index, now)
         pruned = prune_expired(store, config.retention, now)
         print_database(store, config, pruned)
         store.close()
+    if undelivered_digests(sent):
+        raise SystemExit(2)  # as `vigie status` does: subscribers are missing news
 
 
 def print_summary(summary: CycleSummary) -> None:

@@ -90,11 +90,52 @@ def print_sent(sent: list[Sent]) -> None:
         if result.status == "sent" and result.detail.endswith(".eml"):
             status = "written"
         detail = f": {escape(result.detail)}" if result.detail else ""
+        if result.kind == "digest" and (then := _what_next(result)):
+            detail = f"{detail.rstrip('.')}. {then}"
         console.print(
             f"{what} #{result.delivery_id} for {escape(result.target)} "
             f"({count}) [{colour}]{status}[/]{detail}",
             soft_wrap=True,
         )
+
+
+def _what_next(result: Sent) -> str:
+    """What becomes of a digest that was not sent, and what the operator can do: a failed one
+    was taken for retried, and its articles stayed stranded in it."""
+    if result.status == "pending":
+        return "A temporary failure: it is tried again then, or now by `vigie digest send`."
+    if result.status in UNDELIVERED:
+        return f"Once fixed, `vigie deliveries retry {result.delivery_id}` sends it again."
+    return ""
+
+
+UNDELIVERED = ("failed", "dead")  # statuses of a delivery that no one sends unless asked
+
+
+def undelivered_digests(sent: list[Sent]) -> bool:
+    """Whether a digest just attempted failed for good or was given up: `digest send` and
+    `once` then exit with status 2, as `vigie status` does, for scripts and cron."""
+    return any(s.kind == "digest" and s.status in UNDELIVERED for s in sent)
+
+
+def _stranded(store: Store, name: str) -> str:
+    """The subscriber's digests that failed for good or were given up, which `deliveries retry`
+    would send, said for a "nothing new to send" line: their matches are claimed, so no new
+    digest carries them, and "nothing new" read as nothing lost."""
+    found = [
+        d.id
+        for d in store.undelivered(datetime.min.replace(tzinfo=UTC), [f"digest:{name}"])
+        if d.items
+    ][::-1]
+    if not found:
+        return ""
+    ids = " and ".join(", ".join(f"#{i}" for i in found).rsplit(", ", 1))
+    commands = " and ".join(f"`vigie deliveries retry {i}`" for i in found)
+    many = len(found) > 1
+    return (
+        f"digest{'s' * many} {ids} failed for good, {'their' if many else 'its'} articles not"
+        f" sent: once the cause is fixed, {commands} {'send them' if many else 'sends it'} again"
+    )
 
 
 def deliver_now(
@@ -113,9 +154,10 @@ def deliver_now(
 
 def deliver_after_poll(
     config: Config, store: Store, index: RuleIndex | None, now: datetime
-) -> None:
+) -> list[Sent]:
     """The end of `vigie once`: each subscriber's digest now (as an .eml in the outbox folder
-    when no SMTP server is configured), and the webhooks; one line each."""
+    when no SMTP server is configured), and the webhooks; one line each. Returns what was
+    attempted."""
     sent = deliver_now(config, store, index, now, None)
     digests = {s.target for s in sent if s.kind == "digest"}
     for subscriber in config.delivery.subscribers:
@@ -131,8 +173,14 @@ def deliver_after_poll(
                 soft_wrap=True,
             )
         if not waiting:
-            console.print(f"Digest for {escape(subscriber.name)}: nothing new to send")
+            stranded = _stranded(store, subscriber.name)
+            console.print(
+                f"Digest for {escape(subscriber.name)}: nothing new to send"
+                + (f" ({stranded})" if stranded else ""),
+                soft_wrap=True,
+            )
     print_sent(sent)
+    return sent
 
 
 def _secrets_to_send(config: Config) -> None:
@@ -213,14 +261,21 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     waiting = store.hasten("digest", chosen, now)  # whether or not something new was made
     if not created and not waiting:
         console.print("Nothing new to send.")
+        for name in chosen:
+            if stranded := _stranded(store, name):
+                console.print(f"{escape(name)}: {stranded}.", soft_wrap=True)
         store.close()
         return
+    sent: list[Sent] = []
 
     def send() -> None:
-        print_sent(send_digests(store, config.delivery, _labels(config), now, names))
+        sent.extend(send_digests(store, config.delivery, _labels(config), now, names))
+        print_sent(sent)
 
     _send_or_queue(config, send)
     store.close()
+    if undelivered_digests(sent):
+        raise SystemExit(2)
 
 
 @digest.command("unsubscribe")

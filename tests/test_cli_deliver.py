@@ -165,7 +165,68 @@ def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: in
     when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
     found = rf"^Digest #1 for desk \(\d+ articles\) will retry at {when}: connection failed"
     assert re.search(found, result.stdout, re.MULTILINE), result.stdout
+    # What to check, and that it is not lost (a wrong port read as failed for good).
+    assert f"nothing answers at 127.0.0.1:{closed_port}: check smtp.host, smtp.port)" in (
+        result.stdout
+    )
+    assert "A temporary failure: it is tried again then, or now by `vigie digest send`." in (
+        result.stdout
+    )
     assert result.stderr == ""
+
+
+def test_a_digest_failed_for_good_exits_2_says_what_to_do_and_is_not_forgotten(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """With the default smtp.security = "starttls" against a relay without STARTTLS, `digest
+    send` printed the server's words and exited 0; sent again, it said "Nothing new to send.",
+    the articles stranded in the failed digest, which only `deliveries retry` sends."""
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    settings = {**smtp.smtp_settings(), "security": "starttls"}
+    config = write_delivery_config(tmp_path, subscribers=[desk], smtp=settings)
+    polled = Vigie(config, datetime.now(UTC))
+    polled.poll(datetime.now(UTC))
+    polled.close()
+    failed = vigie("digest", "send", "desk", "--config", config)
+    assert failed.exit_code == 2, failed.output
+    [line] = failed.stdout.splitlines()
+    assert re.match(r"Digest #1 for desk \(\d+ articles\) failed: server does not support", line)
+    assert 'Set smtp.security = "none" for a local relay' in line
+    assert '"tls" for a server that expects TLS from the start (port 465)' in line
+    assert line.endswith("Once fixed, `vigie deliveries retry 1` sends it again.")
+    stranded = (
+        "digest #1 failed for good, its articles not sent: once the cause is fixed, "
+        "`vigie deliveries retry 1` sends it again"
+    )
+    again = vigie("digest", "send", "desk", "--config", config)
+    assert again.exit_code == 0  # nothing was tried: the failure was said when it happened
+    assert again.stdout == f"Nothing new to send.\ndesk: {stranded}.\n"
+    once = vigie("once", "--config", config)
+    assert once.exit_code == 0, once.output
+    assert f"Digest for desk: nothing new to send ({stranded})" in once.stdout
+    assert smtp.messages == []
+    fixed = config.read_text().replace('security = "starttls"', 'security = "none"')
+    config.write_text(fixed)
+    retried = vigie("deliveries", "retry", "1", "--config", config)
+    assert re.search(r"Digest #1 for desk \(\d+ articles\) sent", retried.stdout)
+    assert [m.recipients for m in smtp.messages] == [["d@example.org"]]
+    assert vigie("digest", "send", "desk", "--config", config).stdout == "Nothing new to send.\n"
+
+
+def test_once_exits_2_when_a_digest_failed_for_good(tmp_path: Path, smtp: SmtpServer) -> None:
+    """`once` from cron exited 0 when the mail server refused the digest for good."""
+    desk = {"name": "desk", "email": "d@example.org", "tags": ALL_TAGS}
+    smtp.replies = ["550 5.7.1 Message rejected as spam"]
+    config = write_delivery_config(tmp_path, subscribers=[desk], smtp=smtp.smtp_settings())
+    result = vigie("once", "--config", config)
+    assert result.exit_code == 2, result.output
+    assert re.search(
+        r"^Digest #1 for desk \(\d+ articles\) failed: 550 5.7.1 Message rejected as spam\. "
+        r"Once fixed, `vigie deliveries retry 1` sends it again\.$",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout
+    assert "Database: " in result.stdout  # the rest of the run was done
 
 
 @pytest.mark.parametrize(

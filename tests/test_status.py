@@ -123,7 +123,7 @@ def test_a_refused_digest_is_a_problem_until_it_is_sent(config: Path, smtp: Smtp
         "<description>Police cleared the migrants' camp near Calais at dawn.</description></item>"
     )
     newer.write_text(body[:item] + extra + body[item:])
-    assert vigie("once", "--config", config).exit_code == 0
+    assert vigie("once", "--config", config).exit_code == 2  # a digest failed for good
     code, found = status(config)
     assert code == 2
     [problem] = found["problems"]

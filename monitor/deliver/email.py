@@ -42,12 +42,32 @@ def send_smtp(message: EmailMessage, smtp: SmtpConfig, recipient: str) -> SmtpOu
     except smtplib.SMTPResponseException as e:
         return _reply(e.smtp_code, e.smtp_error)
     except smtplib.SMTPNotSupportedError as e:
-        return SmtpOutcome("failed", None, f"server does not support it: {e}")
+        error = f"server does not support it: {e}"
+        return SmtpOutcome("failed", None, f"{error} {fix}" if (fix := _fix(e, smtp)) else error)
     except (smtplib.SMTPException, OSError) as e:  # disconnects, refusals, timeouts, TLS
-        return SmtpOutcome("retry", None, f"connection failed: {e or type(e).__name__}")
+        error = f"connection failed: {e or type(e).__name__}"
+        if isinstance(e, ConnectionRefusedError):  # a wrong port, more often than a server down
+            error += f" (nothing answers at {smtp.host}:{smtp.port}: check smtp.host, smtp.port)"
+        return SmtpOutcome("retry", None, error)
     if refused:  # only when some of several recipients were refused; kept for completeness
         return _refused(refused)
     return SmtpOutcome("sent", 250)
+
+
+def _fix(error: smtplib.SMTPNotSupportedError, smtp: SmtpConfig) -> str:
+    """What to change in config.toml when the server lacks what it asks for: the operator saw
+    the server's words alone, and had no idea which setting to change."""
+    if "STARTTLS" in str(error):
+        return (
+            'Set smtp.security = "none" for a local relay that takes mail unencrypted, or "tls"'
+            " for a server that expects TLS from the start (port 465)."
+        )
+    if "AUTH" in str(error) and smtp.username:
+        return (
+            "Leave smtp.username empty for a relay that needs no login; many servers offer it"
+            ' only over TLS (smtp.security "starttls" or "tls").'
+        )
+    return ""
 
 
 def _connect(smtp: SmtpConfig) -> smtplib.SMTP:
