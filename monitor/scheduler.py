@@ -240,7 +240,9 @@ def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:
         return None
     try:
         languages = {s.name: s.language for s in delivery.subscribers}
-        server = UnsubscribeServer(delivery.listen, config.database, languages=languages).start()
+        server = UnsubscribeServer(
+            delivery.listen, config.database, languages=languages, base_url=delivery.public_base_url
+        ).start()
     except OSError as e:
         host, port = delivery.listen
         raise ConfigError(

@@ -107,6 +107,43 @@ def test_the_one_click_link_of_a_digest_stops_that_subscribers_digests(
     assert vigie.store.delivery(made).target == "team"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("forwarded", ["as written", "prefix stripped"])
+def test_links_under_a_base_url_with_a_path_are_answered(
+    tmp_path: Path, smtp: SmtpServer, forwarded: str
+) -> None:
+    """public_base_url = "https://.../vigie": digests linked to /vigie/unsubscribe/..., and
+    the page answered only /unsubscribe/... (404 "Link not recognised"). A reverse proxy may
+    forward the path as written or strip its prefix: both are answered."""
+    base = BASE + "/vigie"
+    config = write_delivery_config(
+        tmp_path, subscribers=[DESK], smtp=smtp.smtp_settings(), delivery={"public_base_url": base}
+    )
+    made = Vigie(config, NOW)
+    made.poll(NOW)
+    server = UnsubscribeServer(("127.0.0.1", 0), made.config.database, lambda: NOW, base_url=base)
+    server.start()
+    try:
+        made.send_digests(NOW)
+        link = link_of(smtp, "desk@newsroom.test")
+        assert link.startswith(base + "/unsubscribe/desk/")
+        path = urlsplit(link).path
+        if forwarded == "prefix stripped":
+            path = path.removeprefix("/vigie")
+        host, port = server.address
+        asked = requests.get(f"http://{host}:{port}{path}", timeout=5)
+        assert asked.status_code == 200 and "Stop these digests?" in asked.text
+        clicked = requests.post(
+            f"http://{host}:{port}{path}", data={"List-Unsubscribe": "One-Click"}, timeout=5
+        )
+        assert clicked.status_code == 200 and "Unsubscribed" in clicked.text
+        assert unsubscribed(made) == {"desk": NOW.isoformat()}
+        elsewhere = requests.get(f"http://{host}:{port}/other{path}", timeout=5)
+        assert elsewhere.status_code == 404  # only the base URL's path, or none
+    finally:
+        server.close()
+        made.close()
+
+
 def test_a_click_under_way_when_the_service_stops_is_answered_and_kept(
     vigie: Vigie, smtp: SmtpServer
 ) -> None:
@@ -205,12 +242,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", ["", "/vigie"])
+def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path, prefix: str) -> None:
     port = free_port()
     config = write_delivery_config(
         tmp_path,
         subscribers=[DESK],
-        delivery={"public_base_url": BASE, "listen": f"127.0.0.1:{port}"},
+        delivery={"public_base_url": BASE + prefix, "listen": f"127.0.0.1:{port}"},
     )
     log = tmp_path / "run.log"
     with running(config, log, "run") as process:
@@ -219,7 +257,7 @@ def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path) -> None:
         database = tmp_path / "data" / "vigie.db"
         with sqlite3.connect(database) as db:
             [(token,)] = db.execute("SELECT token FROM subscribers WHERE name = 'desk'")
-        link = f"http://127.0.0.1:{port}/unsubscribe/desk/{token}"
+        link = f"http://127.0.0.1:{port}{prefix}/unsubscribe/desk/{token}"
         assert requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=5).ok
         with sqlite3.connect(database) as db:
             [(when,)] = db.execute("SELECT unsubscribed FROM subscribers WHERE name = 'desk'")

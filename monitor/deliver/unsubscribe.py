@@ -1,7 +1,9 @@
 """Unsubscribe links (RFC 8058 one-click), answered by `vigie run` at `delivery.listen`.
 
 Each digest carries `public_base_url/unsubscribe/NAME/TOKEN`; the operator's https server
-forwards /unsubscribe/ to `delivery.listen`. A GET shows a page with one button: mail scanners
+forwards /unsubscribe/ to `delivery.listen`, under the base URL's path when it has one
+(`https://example.org/vigie`: /vigie/unsubscribe/...), with that path or without it (a reverse
+proxy that strips it). A GET shows a page with one button: mail scanners
 and link previews open links, and must not unsubscribe anyone. A POST, the mail client's
 one-click request or that button, records the unsubscription (Store.unsubscribe): no digest is
 made or sent for the subscriber until `vigie digest resubscribe`. A wrong name or token is
@@ -27,7 +29,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from markupsafe import Markup
 
@@ -36,7 +38,7 @@ from .digest import environment
 
 log = logging.getLogger(__name__)
 
-_PATH = re.compile(r"^/unsubscribe/([^/?#]+)/([^/?#]+)/?(?:\?.*)?$")
+_PATH = r"/unsubscribe/([^/?#]+)/([^/?#]+)/?(?:\?.*)?$"
 _LARGEST_BODY = 4096  # a one-click POST carries "List-Unsubscribe=One-Click"
 MOST_AT_ONCE = 16  # requests answered (the database read) at the same time
 READING_AT_ONCE = 128  # connections whose request is being read at the same time
@@ -74,8 +76,12 @@ class UnsubscribeServer:
         database: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         languages: Mapping[str, str] | None = None,
+        base_url: str = "",
     ) -> None:
         self.clock = clock
+        # The links say base_url's path before /unsubscribe/: a proxy may pass it on or strip it.
+        prefix = urlsplit(base_url).path.rstrip("/")
+        self.link_path = re.compile(f"^(?:{re.escape(prefix)})?{_PATH}" if prefix else f"^{_PATH}")
         self.languages = dict(languages or {})  # subscriber -> the language of their page
         self.store = Store(database)
         self._store_lock = threading.Lock()  # the connection serves one answer at a time
@@ -208,7 +214,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
         def _subscriber(self) -> tuple[str, str]:
             """(name, state) of the subscriber the path names with their token; a path that
             names none is answered 404 here."""
-            match = _PATH.match(self.path)
+            match = server.link_path.match(self.path)
             if match:
                 name, token = unquote(match.group(1)), unquote(match.group(2))
                 try:
