@@ -8,7 +8,7 @@ database lock sends. When `vigie run` holds it, what was queued goes out on its 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -183,18 +183,24 @@ def deliver_after_poll(
     return sent
 
 
-def _secrets_to_send(config: Config) -> None:
-    """The secrets the command needs to send, unless `vigie run` holds the database: it only
-    queues then, and the service, which has them, sends (retry and digest send asked for the
-    webhook secret in a shell that had no reason to hold it)."""
+_EVERY_KIND = ("digest", "webhook")
+
+
+def _secrets_to_send(config: Config, kinds: Collection[str] = _EVERY_KIND) -> None:
+    """The secrets the command needs to send `kinds` of deliveries, unless `vigie run` holds
+    the database: it only queues then, and the service, which has them, sends (retry and
+    digest send asked for the webhook secret in a shell that had no reason to hold it; digest
+    send asks for no webhook's)."""
     if not service_running(config.database):
-        config.require_secrets()
+        config.require_secrets(kinds)
 
 
-def _send_or_queue(config: Config, send: Callable[[], None]) -> None:
+def _send_or_queue(
+    config: Config, send: Callable[[], None], kinds: Collection[str] = _EVERY_KIND
+) -> None:
     try:
         with locked_database(config), command_logging():
-            config.require_secrets()  # the service may have stopped since _secrets_to_send
+            config.require_secrets(kinds)  # the service may have stopped since _secrets_to_send
             send()
     except AlreadyRunningError:
         console.print(
@@ -236,7 +242,7 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
     """Send SUBSCRIBER's digest now (every subscriber's without one), whatever the schedule,
     and any waiting to retry."""
     config = load_config(config_path)
-    _secrets_to_send(config)
+    _secrets_to_send(config, ("digest",))
     names = [_subscriber(config, subscriber).name] if subscriber else None
     if not config.delivery.subscribers:
         raise VigieError(f"{config.path}: no [[subscribers]] configured")
@@ -272,7 +278,7 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
         sent.extend(send_digests(store, config.delivery, _labels(config), now, names))
         print_sent(sent)
 
-    _send_or_queue(config, send)
+    _send_or_queue(config, send, ("digest",))
     store.close()
     if undelivered_digests(sent):
         raise SystemExit(2)
@@ -405,7 +411,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     if found.kind == "digest" and not found.items:
         # Sent again, it would be an email saying nothing matched.
         raise VigieError(f"digest #{delivery_id} carries nothing any more: retention pruned it")
-    _secrets_to_send(config)
+    _secrets_to_send(config, (found.kind,))
     delivery = store.requeue(delivery_id, now)
     if delivery is None:
         raise VigieError(f"no delivery {delivery_id}")
@@ -419,7 +425,7 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
             session = make_session(config.fetch)
             print_sent([send_webhook(store, session, config.delivery, labels, delivery, now)])
 
-    _send_or_queue(config, send)
+    _send_or_queue(config, send, (delivery.kind,))
     store.close()
 
 
@@ -435,9 +441,9 @@ def deliveries_replay(
     """Send failed and dead deliveries made since a time again (sent ones too with
     --include-sent), each with its original Message-ID or webhook-id."""
     config = load_config(config_path)
-    _secrets_to_send(config)
     now = datetime.now(UTC)
-    since = parse_moment(since_text, now, "--since")
+    since = parse_moment(since_text, now, "--since")  # a mistyped time said first
+    _secrets_to_send(config)
     store = open_database(config, must_exist=True)
     delivery = config.delivery
     sendable = {("digest", s.name) for s in delivery.subscribers} | {

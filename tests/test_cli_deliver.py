@@ -573,21 +573,26 @@ def test_only_commands_that_send_need_the_webhook_secret(
     """An operator's shell lacks the service's environment: checking rules, listing feeds or
     deliveries works there; a command that sends names the variable before doing anything."""
     hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
-    config = write_delivery_config(tmp_path, webhooks=[hook])
+    desk = {"name": "desk", "email": "desk@example.org", "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook], subscribers=[desk])
     monkeypatch.delenv(SECRET_ENV)
     Store(tmp_path / "data" / "vigie.db").close()  # as a service started elsewhere made it
     for args in (("rules", "check"), ("feeds", "list"), ("deliveries", "list")):
         result = vigie(*args, "--config", config)
         assert result.exit_code == 0, result.output
     expected = f"webhooks[0].secret_env: environment variable {SECRET_ENV} is not set or empty"
-    for args in (
-        ("once",),
-        ("digest", "send"),
-        ("deliveries", "replay", "--since", "1d"),
-    ):
+    for args in (("once",), ("deliveries", "replay", "--since", "1d")):
         result = vigie(*args, "--config", config)
         assert result.exit_code == 1
         assert expected in result.stderr
+    # Digests need no webhook's secret (a new operator's review: digest send asked for it).
+    emailed = vigie("digest", "send", "--config", config)
+    assert emailed.exit_code == 0, emailed.stderr
+    assert SECRET_ENV not in emailed.output + emailed.stderr
+    # A mistyped time is said before a missing secret.
+    mistyped = vigie("deliveries", "replay", "--since", "last week", "--config", config)
+    assert mistyped.exit_code == 1 and "--since" in mistyped.stderr
+    assert SECRET_ENV not in mistyped.stderr
     # What is wrong with the command comes first: there is no delivery 1 to send.
     assert vigie("deliveries", "retry", "1", "--config", config).stderr == "error: no delivery 1\n"
     assert receiver.requests == []
