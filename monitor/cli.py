@@ -194,7 +194,9 @@ def print_database(store: Store, config: Config, pruned: int) -> None:
 from .cli_articles import articles  # noqa: E402
 from .cli_feeds import feeds  # noqa: E402
 from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
+from .cli_rules_test import rules_test  # noqa: E402
 
+rules.add_command(rules_test)
 main.add_command(articles)
 main.add_command(feeds)
 main.add_command(rules)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,36 +17,24 @@ from .cli_common import (
     config_option,
     console,
     err_console,
-    highlighted,
     open_database,
     operator_errors,
     parse_moment,
-    plain,
-    print_evidence,
 )
-from .config import Config, load_config, parse_duration, resolve_feed_url
+from .config import Config, load_config, parse_duration
 from .deliver.outbox import queue_webhooks
-from .errors import ConfigError, FetchError, RuleError, VigieError
-from .fetch import fetch_feed, make_session
+from .errors import ConfigError, RuleError, VigieError
 from .language import detect_language
-from .parse import parse_feed
-from .records import Article, Evidence, Feed, Match
+from .records import Article, Evidence, Match
 from .rules.document import Document
 from .rules.files import RuleSet, load_rules
 from .rules.index import RuleIndex, compile_rule
 from .rules.model import Rule
 from .rules.parser import QuerySyntaxError
-from .rules.why import why_not
 from .store import Store, iso
 from .text import (
-    NotUtf8Error,
-    base_language,
     counted,
-    html_to_text,
-    language_code,
     normalise_space,
-    read_utf8,
-    without_lone_surrogates,
 )
 
 
@@ -153,7 +140,7 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     store = open_database(config)
     try:
         sample = store.recent_articles(BROAD_SAMPLE)
-        carriers = _Carriers.of_articles(store, sample)
+        carriers = Carriers.of_articles(store, sample)
     finally:
         store.close()
     if len(sample) < 20:
@@ -208,7 +195,7 @@ def _first_error(loaded: RuleSet) -> RuleError:
 
 
 @dataclass(frozen=True)
-class _Carriers:
+class Carriers:
     """What a stored article is matched with, as when it was polled: its feed's tags, and the
     names and tags of the other feeds that carry it too, or rules scoped by `feeds` or
     `feed_tags` would seem to match nothing (or less than the service matched)."""
@@ -217,7 +204,7 @@ class _Carriers:
     others: dict[int, tuple[tuple[str, ...], tuple[str, ...]]]  # article id -> names, tags
 
     @classmethod
-    def of(cls, store: Store, where: str, params: Sequence[Any]) -> _Carriers:
+    def of(cls, store: Store, where: str, params: Sequence[Any]) -> Carriers:
         """For the stored articles `where` selects (Store.carriers_of), those being matched:
         not every alias ever stored (300,000 of them made `rules check` 2.4 times as slow)."""
         rows = store.feeds(include_retired=True)  # their stored articles are matched too
@@ -225,7 +212,7 @@ class _Carriers:
         return cls(tags, store.carriers_of(where, params))
 
     @classmethod
-    def of_articles(cls, store: Store, articles: Sequence[Article]) -> _Carriers:
+    def of_articles(cls, store: Store, articles: Sequence[Article]) -> Carriers:
         ids = [a.id for a in articles if a.id is not None]
         return cls.of(store, f"al.article_id IN ({','.join('?' * len(ids))})", ids)
 
@@ -245,7 +232,7 @@ class _Carriers:
         return tuple(dict.fromkeys((*tags, *more))), names
 
 
-def _as_polled(article: Article) -> Article:
+def as_polled(article: Article) -> Article:
     """The article's text as polling leaves it (spacing, composed accents: see
     normalise_space) and its language, declared or else detected: rules see the same article
     here as in the service."""
@@ -258,7 +245,7 @@ def _as_polled(article: Article) -> Article:
     return article if article.language else replace(article, language=detect_language(article.text))
 
 
-def _index_for(
+def index_for(
     config: Config, rule_id: str | None, query: str | None, loaded: RuleSet | None = None
 ) -> RuleIndex:
     loaded = loaded or _loaded_rules(config, strict=False)
@@ -294,306 +281,6 @@ def _query_error(query: str, error: QuerySyntaxError) -> RuleError:
     lines = query.splitlines()
     line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
     return RuleError("--query", error.line, error.column, error.message, line)
-
-
-def _articles_from_file(path: Path) -> Iterable[Article]:
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        unread: set[str] = set()  # keys no article has: "lang" for "language" was dropped unsaid
-        for number, line in enumerate(_utf8_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(
-                    str(path), f"line {number}", f"expected a JSON object ({e.msg})"
-                ) from None
-            if not isinstance(item, dict):
-                raise ConfigError(str(path), f"line {number}", "expected a JSON object", item)
-            unknown = sorted(set(item) - {*_ARTICLE_KEYS, "id"} - unread)
-            if unknown:
-                unread.update(unknown)
-                err_console.print(
-                    f"warning: {path}: line {number}: {', '.join(unknown)} not read (an article"
-                    f" has {', '.join(_ARTICLE_KEYS)} and id)",
-                    markup=False,
-                    soft_wrap=True,
-                )
-            fields = {key: item.get(key) or "" for key in _ARTICLE_KEYS}
-            for key, value in fields.items():
-                if not isinstance(value, str):
-                    raise ConfigError(
-                        str(path), f"line {number}: {key}", "expected a string", value
-                    )
-            fields = {key: without_lone_surrogates(value) for key, value in fields.items()}
-            guid = without_lone_surrogates(str(item.get("id", number)))
-            yield Article(feed_id=0, guid=guid, **fields)
-        return
-    raw = path.read_bytes()
-    if path.suffix.lower() in _FEED_SUFFIXES or _looks_like_a_feed(raw):
-        # A saved feed: each item is an article, as polling reads them (not one text of XML).
-        yield from parse_feed(raw, {}, path.resolve().as_uri())[1]
-        return
-    text = _utf8_text(path)
-    if path.suffix.lower() in (".html", ".htm"):
-        text = html_to_text(text)
-    title, _, body = text.strip().partition("\n")
-    yield Article(
-        feed_id=0,
-        guid=str(path),
-        url=path.resolve().as_uri(),
-        title=title.strip(),
-        content=body.strip(),
-    )
-
-
-def _utf8_text(path: Path) -> str:
-    """A tested file's text, or the error a config or rule file saved in another encoding
-    gets: decoded with replacement, its accents became U+FFFD and it matched nothing."""
-    try:
-        return read_utf8(path)
-    except NotUtf8Error as e:
-        raise ConfigError(str(path), "", f"cannot be read: {e}", line=e.line) from None
-
-
-_ARTICLE_KEYS = ("url", "title", "summary", "content", "language")  # of a JSON Lines article
-_FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf")
-
-
-def _looks_like_a_feed(raw: bytes) -> bool:
-    start = raw[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf:rdf"))
-
-
-def _articles_from_url(url: str, config: Config) -> list[Article]:
-    result = fetch_feed(make_session(config.fetch), Feed(id=0, url=url), config.fetch)
-    if result.error or result.body is None:
-        raise FetchError(url, result.error or "empty response")
-    content_type = result.headers.get("content-type", "")
-    if "html" in content_type:
-        text = html_to_text(result.body.decode("utf-8", errors="replace"))
-        title, _, body = text.partition("\n")
-        return [Article(feed_id=0, guid=url, url=url, title=title, content=body)]
-    return parse_feed(result.body, result.headers, url)[1]
-
-
-@rules.command("test")
-@click.argument("rule_id", required=False)
-@click.option("--query", "-q", help="Try this query instead of a rule from the files.")
-@click.option("--text", "text", help="Article text to test (first line is the title).")
-@click.option(
-    "--file",
-    "file_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A text or HTML file, a saved feed (each item tested), or a JSON Lines file.",
-)
-@click.option(
-    "--url",
-    help="A feed or article page to fetch and test (a configured feed's with its name and tags).",
-)
-@click.option("--article", "article_id", type=int, help="A stored article's id.")
-@click.option(
-    "--feed",
-    "feed_wanted",
-    metavar="NAME_OR_URL",
-    help="Test as items of this feed (config.toml's or the database's): its name and tags, for"
-    " rules scoped with feeds or feed_tags.",
-)
-@click.option(
-    "--language",
-    "-l",
-    help="The articles' language (fr, en), when it is not detected: a short text may not be.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print results as JSON Lines.")
-@config_option
-def rules_test(
-    rule_id: str | None,
-    query: str | None,
-    text: str | None,
-    file_path: Path | None,
-    url: str | None,
-    article_id: int | None,
-    feed_wanted: str | None,
-    language: str | None,
-    as_json: bool,
-    config_path: str,
-) -> None:
-    """Show whether a rule (or every enabled rule) matches an article, and why."""
-
-    @operator_errors
-    def body() -> int:
-        sources = [s for s in (text, file_path, url, article_id) if s is not None]
-        if len(sources) != 1:
-            raise VigieError("give exactly one of --text, --file, --url or --article")
-        if rule_id and query:
-            raise VigieError("give a RULE_ID or --query, not both")
-        if feed_wanted is not None and article_id is not None:
-            raise VigieError(
-                "--feed is for --text, --file or --url: a stored article is tried with the feeds"
-                " that carry it"
-            )
-        code = language_code(language) if language is not None else None
-        if language is not None and code is None:
-            raise ConfigError("--language", "", "expected a language code like fr or en", language)
-        config = load_config(config_path)
-        index = _index_for(config, rule_id, query)
-        feed = _feed_tried(config, feed_wanted, url)
-        # An article not stored: no feed's tags, but those of the feed it is tried as.
-        carriers = _Carriers({0: feed.tags} if feed else {}, {})
-        if text is not None:
-            title, _, rest = text.partition("\n")
-            articles: list[Article] = [
-                Article(feed_id=0, guid="text", url="", title=title, content=rest)
-            ]
-        elif file_path is not None:
-            articles = list(_articles_from_file(file_path))
-        elif url is not None:
-            articles = _articles_from_url(url, config)
-        else:
-            store = open_database(config, must_exist=True)
-            found = store.article(article_id)  # type: ignore[arg-type]
-            if found is None:
-                raise VigieError(f"no stored article with id {article_id}")
-            articles = [found]
-            carriers = _Carriers.of_articles(store, articles)
-        if feed is not None:
-            articles = [_as_an_item_of(feed, a) for a in articles]
-        matched_any = 0
-        if code is not None:
-            articles = [a if a.id is not None else replace(a, language=code) for a in articles]
-        single = bool(rule_id or query)
-        for article in map(_as_polled, articles):
-            matches, mentions = carriers.match(index, article)
-            matched_any += bool(matches)
-            # One rule that does not match: which of its parts the article lacks.
-            why = (
-                why_not(index.rules[0], carriers.document(article))
-                if single and not matches
-                else []
-            )
-            if as_json:
-                result = _result_json(article, matches, rule_id or query)
-                if why:
-                    result["why_not"] = why
-                click.echo(json.dumps(result, ensure_ascii=False))
-            else:
-                _print_result(article, matches, single=single)
-                if feed is None and article.id is None and _out_of_feed_scope(why):
-                    why.append("(--feed NAME tries it as an item of that feed)")
-                for line in why:
-                    console.print(Text("  ").append(line, style="dim"), soft_wrap=True)
-        return 0 if matched_any else 1
-
-    sys.exit(body())
-
-
-def _feed_tried(config: Config, wanted: str | None, url: str | None) -> Feed | None:
-    """The feed whose items the tested articles are tried as: --feed's, else the configured
-    feed --url fetches (a rule scoped to its name or tags was "out of scope" for every item)."""
-    if wanted is None:
-        feed = _feed_named(config, url, by_name=False) if url is not None else None
-    else:
-        feed = _feed_named(config, wanted)
-        if feed is None:
-            raise ConfigError(
-                "--feed",
-                "",
-                "no feed in config.toml or the database is named so or has that address",
-                wanted,
-            )
-    if feed is not None:
-        tags = f" (tags: {', '.join(feed.tags)})" if feed.tags else ""
-        shown = f"tried as items of feed {feed.name or feed.url!r}{tags}"
-        err_console.print(shown, markup=False, soft_wrap=True)
-    return feed
-
-
-def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | None:
-    """The feed config.toml or the database has under this name (or title), or at this
-    address, as the poller uses it: name (else title), tags, language. None when neither has
-    it. The database is read, not created, nor brought in step with config.toml."""
-    try:
-        address = resolve_feed_url(wanted, Path.cwd())
-    except ValueError:
-        address = wanted
-    rows = []
-    if config.database.exists():
-        store = open_database(config)
-        try:
-            rows = store.feeds()
-            found = store.find_feed(address)
-        finally:
-            store.close()
-        rows = [found, *rows] if found else rows
-    for listed in config.feeds:
-        if listed.url == address or (by_name and wanted == listed.name):
-            row = next((r for r in rows if listed.url in (r["config_url"], r["url"])), None)
-            title = row["title"] if row else ""
-            return Feed(
-                0,
-                listed.url,
-                listed.name or title or "",
-                tags=listed.tags,
-                language=listed.language,
-            )
-    for row in rows:
-        if address in (row["url"], row["config_url"], row["added_url"]) or (
-            by_name and wanted in (row["name"], row["title"])
-        ):
-            tags = tuple(json.loads(row["tags"] or "[]"))
-            name = row["name"] or row["title"] or ""
-            return Feed(0, row["url"], name, tags=tags, language=row["language"] or "")
-    return None
-
-
-def _out_of_feed_scope(why: list[str]) -> bool:
-    """Whether the one rule tried was out of scope for want of a feed (`feeds`, `feed_tags`)."""
-    scopes = ("out of scope: the rule is for the feeds", "out of scope: the rule is for feeds")
-    return bool(why) and why[0].startswith(scopes)
-
-
-def _as_an_item_of(feed: Feed, article: Article) -> Article:
-    """The article as polling `feed` gives it: the feed's name (a saved feed's items have its
-    own title), and its language setting, which wins over the declared one (parse_feed)."""
-    language = base_language(feed.language) or article.language
-    return replace(article, feed_id=0, feed_name=feed.name or article.feed_name, language=language)
-
-
-def _result_json(article: Article, matches: list[Match], asked: str | None) -> dict:
-    return {
-        "title": article.title,
-        "url": article.url,
-        "matched": bool(matches),
-        "matches": [
-            {
-                "rule_id": m.rule_id,
-                "tags": list(m.tags),
-                "priority": m.priority,
-                "score": m.score,
-                "snippet": m.snippet,
-                "evidence": [e._asdict() for e in m.evidence],
-            }
-            for m in matches
-        ],
-    }
-
-
-def _print_result(article: Article, matches: list[Match], single: bool) -> None:
-    title = plain(article.title) or "(untitled)"
-    if not matches:
-        console.print(Text.assemble(("no match  ", "dim"), title))
-        return
-    console.print(Text.assemble(("MATCH  ", "bold green"), (title, "bold")))
-    for match in matches:
-        tags = f" [{', '.join(match.tags)}]" if match.tags else ""
-        flag = " URGENT" if match.priority == "urgent" else ""
-        console.print(
-            Text.assemble(
-                "  ", (match.rule_id, "cyan"), tags, (flag, "bold red"), f"  score {match.score:g}"
-            )
-        )
-        console.print(Text("    ").append(highlighted(match.snippet)), soft_wrap=True)
-        print_evidence((e.term, e.field, e.text) for e in match.evidence)
 
 
 @rules.command("backtest")
@@ -649,23 +336,23 @@ def rules_backtest(
         # --apply with a file in error could store matches the service, keeping its last
         # good rules, does not make.
         loaded = _loaded_rules(config, strict=apply_changes)
-        # A rule named on the command line is tried even when disabled (see _index_for), but
+        # A rule named on the command line is tried even when disabled (see index_for), but
         # its matches are not stored: the service would not make them, yet deliver them.
         if apply_changes and any(r.id == rule_id and not r.enabled for r in loaded.rules):
             raise VigieError(
                 f"rule {rule_id!r} is disabled in its file: --apply would store matches the "
                 "service does not make; enable the rule first"
             )
-        index = _index_for(config, rule_id, query, loaded)
+        index = index_for(config, rule_id, query, loaded)
         store = open_database(config, must_exist=True)
         carriers = (
-            _Carriers.of(
+            Carriers.of(
                 store,
                 "al.article_id IN (SELECT id FROM articles WHERE first_seen >= ?)",
                 [iso(start)],
             )
             if start
-            else _Carriers.of(store, "1", [])
+            else Carriers.of(store, "1", [])
         )
         rule_ids = [c.rule.id for c in index.rules]
         found: dict[str, dict[int, Match]] = {r: {} for r in rule_ids}
