@@ -66,7 +66,10 @@ class Ingest:
     ) -> None:
         self.tmp, self.index, self.readers = tmp, index, readers
         (tmp / "config.toml").write_text(
-            '[storage]\ndatabase = "vigie.db"\n[rules]\npaths = []\n', encoding="utf-8"
+            '[storage]\ndatabase = "vigie.db"\n[rules]\npaths = []\n'
+            # Snapshots of past news, matched and stored as news, as when they were recorded.
+            '[delivery]\nbacklog = "0"\n',
+            encoding="utf-8",
         )
         self.config = load_config(tmp / "config.toml")
         self.store = Store(self.config.database)

@@ -178,8 +178,8 @@ SETTINGS: tuple[Setting, ...] = (
         "delivery.backlog",
         "duration or 0",
         "30d",
-        "a feed's items published this long before its newest, when it is first read, are "
-        "stored and matched but not sent (its archive, not news); 0 sends them all",
+        "a feed's items published this long before now, when it is first read, are stored "
+        "and matched but not sent (its archive, not news); 0 sends them all",
     ),
 )
 
@@ -192,6 +192,12 @@ FEED_SETTINGS: tuple[Setting, ...] = (
         "language", "str", "", "language code (en, fr) of every item, whatever the feed declares"
     ),
     Setting("full_text", "bool", False, "fetch each new item's page and match on its main text"),
+    Setting(
+        "backlog",
+        "duration or 0",
+        None,
+        "delivery.backlog for this feed: 0 sends a fixed snapshot's items whatever their age",
+    ),
 )
 
 
@@ -203,6 +209,7 @@ class FeedConfig:
     tags: tuple[str, ...] = ()
     language: str = ""
     full_text: bool = False
+    backlog: float | None = None  # seconds; None: delivery.backlog
 
 
 @dataclass(frozen=True)
@@ -605,6 +612,7 @@ def _config_of(raw: dict[str, Any], config_path: Path, shown: str) -> Config:
                 tags=feed.tags,
                 language=feed.language,
                 full_text=feed.full_text,
+                backlog=feed.backlog,
             )
         )
     return Config(

@@ -164,7 +164,7 @@ class DeliveryConfig:
     public_base_url: str = ""
     listen: tuple[str, int] | None = None  # where `vigie run` answers unsubscribe links
     tick: float = 5.0
-    # On a feed's first read, items published this long before its newest are not sent (0: all)
+    # On a feed's first read, items published this long before now are not sent (0: all)
     backlog: float = 30 * 86400.0
     smtp: SmtpConfig | None = None  # None: digests are written as .eml files into `outbox`
     from_header: str = "Vigie <vigie@localhost>"

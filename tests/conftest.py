@@ -313,6 +313,7 @@ def render_config(
     fetch: dict[str, object] | None = None,
     polling: dict[str, object] | None = None,
     rules: dict[str, object] | None = None,
+    delivery: dict[str, object] | None = None,
 ) -> str:
     sections = {
         "storage": {"database": database},
@@ -324,6 +325,9 @@ def render_config(
         },
         "polling": {"interval": "30m", "tick": "1s", "max_backoff": "24h", **(polling or {})},
         "rules": {"paths": [], **(rules or {})},
+        # The tests' feeds are fixed snapshots (the samples, ../shared/corpora): sent whatever
+        # their age, unless a test asks for delivery.backlog.
+        "delivery": {"backlog": "0", **(delivery or {})},
     }
     lines = []
     for name, values in sections.items():

@@ -93,12 +93,14 @@ def write_delivery_config(
     delivery: dict[str, Any] | None = None,
     feeds: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """config.toml in `folder`: the sample feeds, the bundled rules, loopback allowed."""
+    """config.toml in `folder`: the sample feeds, the bundled rules, loopback allowed. Feeds
+    are fixed snapshots (the samples and pages of other dates): delivery.backlog is 0 unless
+    `delivery` sets it."""
     sections: dict[str, dict[str, Any]] = {
         "storage": {"database": "data/vigie.db"},
         "fetch": {"allow_private": True, "deadline": "2s", "connect_timeout": "1s"},
         "rules": {"paths": [str(REPO / "rules")]},
-        "delivery": {"outbox": "outbox", **(delivery or {})},
+        "delivery": {"outbox": "outbox", "backlog": "0", **(delivery or {})},
     }
     if smtp is not None:
         sections["smtp"] = smtp

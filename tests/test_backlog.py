@@ -45,7 +45,7 @@ def vigie(tmp_path: Path, server: LoopbackServer, receiver: Receiver, **delivery
         tmp_path,
         subscribers=[IMMEDIATE_DESK],
         webhooks=[hook_to(receiver)],
-        delivery=delivery,
+        delivery={"backlog": "30d", **delivery},
         feeds=[{"url": server.url("/feed.xml"), "name": "News Example"}],
     )
     return Vigie(path, NOW)
@@ -94,6 +94,53 @@ def test_a_new_feeds_archive_is_stored_and_matched_but_not_sent(
         v.close()
 
 
+def test_a_dormant_feeds_old_items_are_not_sent_as_news(
+    tmp_path: Path, server: LoopbackServer, receiver: Receiver
+) -> None:
+    """A feed quiet for months, newest item in June 2025: measured from its newest item, its
+    2025 items were sent in a digest and webhooks. Old news is the archive, however recent
+    within its own feed."""
+    june = NOW - timedelta(days=180)
+    dormant = [
+        ("june", f"{STORY} (June)", june),
+        ("may", f"{STORY} (May)", june - timedelta(days=12)),
+        ("2021", f"{STORY} (2021)", NOW - timedelta(days=5 * 365)),
+    ]
+    server.route("/feed.xml", rss(dormant))
+    v = vigie(tmp_path, server, receiver)
+    try:
+        v.poll(NOW)
+        assert sent_titles(v, receiver) == ([], [])
+        # Kept and matched all the same, for searches and backtests.
+        archived = v.rows(
+            "SELECT count(DISTINCT a.id) FROM matches m JOIN articles a ON a.id = m.article_id "
+            "WHERE m.backlog = 1"
+        )
+        assert archived == [(3,)]
+    finally:
+        v.close()
+
+
+def test_a_feed_configured_with_backlog_0_sends_its_snapshot_whatever_its_age(
+    tmp_path: Path, server: LoopbackServer, receiver: Receiver
+) -> None:
+    """The bundled samples are a fixed snapshot (config.toml gives them backlog = "0"): their
+    items are sent however long ago they were published, while delivery.backlog holds."""
+    server.route("/feed.xml", rss(FIRST))
+    path = write_delivery_config(
+        tmp_path,
+        webhooks=[hook_to(receiver)],
+        delivery={"backlog": "30d"},
+        feeds=[{"url": server.url("/feed.xml"), "name": "News Example", "backlog": "0"}],
+    )
+    v = Vigie(path, NOW)
+    try:
+        v.poll(NOW)
+        assert len(sent_titles(v, receiver)[1]) == 4
+    finally:
+        v.close()
+
+
 def test_backlog_0_sends_a_new_feeds_whole_archive(
     tmp_path: Path, server: LoopbackServer, receiver: Receiver
 ) -> None:
@@ -123,7 +170,7 @@ def test_a_new_feeds_archive_copy_of_a_stored_article_sends_nothing(
     hook = hook_to(receiver, tags=["wire"])
     a = {"url": server.url("/a.xml"), "name": "A"}
     b = {"url": server.url("/b.xml"), "name": "B"}
-    path = write_delivery_config(tmp_path, webhooks=[hook], feeds=[a])
+    path = write_delivery_config(tmp_path, webhooks=[hook], feeds=[a], delivery={"backlog": "30d"})
     path.write_text(
         path.read_text().replace(str(Path(__file__).parent.parent / "rules"), str(rules))
     )

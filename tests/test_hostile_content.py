@@ -121,6 +121,7 @@ def write_config(folder: Path, urls: list[str], receiver: Receiver) -> Path:
         f"paths = {json.dumps([str(REPO / 'rules'), str(folder / 'hostile-rule.toml')])}",
         "[delivery]",
         'outbox = "outbox"',
+        'backlog = "0"',  # the corpora are fixed snapshots: sent whatever their age
         "[[subscribers]]",
         'name = "desk"',
         'email = "desk@newsroom.test"',
