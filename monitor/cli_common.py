@@ -322,6 +322,7 @@ def _sync_config(store: Store, config: Config) -> None:
             language=feed.language,
             source="config",
             full_text=feed.full_text,
+            default_interval=config.polling.interval,
             now=now,
         )
     for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):

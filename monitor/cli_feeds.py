@@ -55,7 +55,8 @@ def feeds() -> None:
 )
 @operator_errors
 def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
-    """Feeds with their last status, last success, items, errors and next poll."""
+    """Feeds with their last status, last success, items, errors, next poll, interval and
+    tags."""
     config = load_config(config_path)
     with _feeds_of(config) as store:
         rows = store.feeds(include_retired=show_all)
@@ -68,8 +69,10 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
     # Narrow terminals fold a URL or an error onto more lines rather than cutting it to
     # "http://…" (the failing feed must be readable); times are relative, "3h ago", short.
     table = Table(box=box.SIMPLE_HEAD)
-    widths = {"name": (6, 18), "url": (12, None), "status": (6, 40)}  # (least, most)
-    for column in ("id", "name", "url", "status", "success", "items", "fails", "next"):
+    # (least, most); the interval and tags, so that an operator sees what `feeds add` changed.
+    widths = {"name": (6, 18), "url": (12, None), "status": (6, 40), "tags": (4, 20)}
+    columns = ("id", "name", "url", "status", "success", "items", "fails", "next", "every", "tags")
+    for column in columns:
         least, most = widths.get(column, (None, None))
         table.add_column(
             column,
@@ -95,6 +98,8 @@ def feeds_list(config_path: str, as_json: bool, show_all: bool) -> None:
             _items(row),
             str(row["error_count"] or 0),
             "-" if row["retired"] else _next(row["next_poll"], now),
+            _every(row["interval"] or config.polling.interval),
+            escape(",".join(json.loads(row["tags"] or "[]"))),
         )
     print_table(table)
 
@@ -133,6 +138,14 @@ def _items(row: dict) -> str:
 
 def _ago(stamp: str, now: datetime) -> str:
     return ago(parse_iso(stamp), now)  # type: ignore[arg-type]
+
+
+def _every(seconds: float) -> str:
+    """An interval as config.toml writes it: "30m", "1h", "90s"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _next(stamp: str | None, now: datetime) -> str:
@@ -256,6 +269,7 @@ def feeds_add(
         language=code,
         full_text=full_text,
         source="cli",
+        default_interval=config.polling.interval,
         now=datetime.now(UTC),
     )
     if added.created:

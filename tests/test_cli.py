@@ -15,6 +15,7 @@ import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -439,6 +440,52 @@ def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
     # Times relative and short, so that the URL and the error keep the width.
     [line] = [line for line in table.stdout.splitlines() if "Coastal" in line]
     assert re.search(r" now +\d+ +0 +in \d+m ", line), table.stdout
+
+
+def test_a_shorter_interval_moves_the_next_poll_at_once(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """`feeds add URL --interval 1m` on a feed polled by the hour said "changed interval
+    default -> 60s", and `feeds list` still showed "next: in 29m": the stored next poll was
+    kept, so the change took effect an old interval later."""
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    url = server.url("/coastal.rss")
+    config = write_config([])
+    assert vigie("feeds", "add", url, "--tag", "floods", "--config", config).exit_code == 0
+    assert vigie("once", "--config", config).exit_code == 0
+    [before] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    polled = datetime.fromisoformat(before["last_polled"])
+    assert datetime.fromisoformat(before["next_poll"]) > polled + timedelta(minutes=10)
+    changed = vigie("feeds", "add", url, "--interval", "1m", "--config", config)
+    assert "changed interval default -> 60s" in changed.stdout
+    [after] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    assert datetime.fromisoformat(after["next_poll"]) <= polled + timedelta(minutes=1)
+    # The table shows each feed's interval and tags, so the operator sees what changed.
+    table = vigie("feeds", "list", "--config", config).stdout
+    [line] = [line for line in table.splitlines() if url in line]
+    assert re.search(r" 1m +floods", line), table
+    assert "every" in table and "tags" in table
+
+
+def test_a_shorter_interval_in_config_toml_moves_the_next_poll(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """The same with `interval = "1m"` written in config.toml: applied at the next start, it
+    waited for the next poll the old interval had set."""
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    feed = {"url": server.url("/coastal.rss"), "name": "Coastal"}
+    config = write_config([feed])
+    assert vigie("once", "--config", config).exit_code == 0
+    [before] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    polled = datetime.fromisoformat(before["last_polled"])
+    write_config([{**feed, "interval": "1m"}])
+    [after] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    assert after["interval"] == 60
+    assert datetime.fromisoformat(after["next_poll"]) <= polled + timedelta(minutes=1)
+    # A longer interval leaves the next poll alone: it is at most the old interval away.
+    write_config([{**feed, "interval": "2h"}])
+    [longer] = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+    assert longer["next_poll"] == after["next_poll"]
 
 
 def listed_urls(config: Path, *options: str) -> list[str]:

@@ -381,6 +381,26 @@ def test_upsert_feed_keeps_http_state_and_updates_settings(store: Store) -> None
     assert feed.etag == '"e1"' and feed.tags == ("y",) and feed.interval == 1800
 
 
+def test_a_shorter_interval_keeps_a_servers_retry_after(store: Store) -> None:
+    """A shorter interval brings the next poll forward, never before the time the server
+    asked not to be polled before (Retry-After)."""
+    feed_id = store.upsert_feed("https://a.example/feed", interval=3600, now=NOW)
+    asked = NOW + timedelta(minutes=20)
+    store.record_poll(
+        feed_id,
+        FeedState(
+            status=429,
+            error="HTTP 429",
+            error_count=1,
+            next_poll=NOW + timedelta(hours=2),
+            polled=NOW,
+            asked_until=asked,
+        ),
+    )
+    store.upsert_feed("https://a.example/feed", interval=60, now=NOW + timedelta(minutes=5))
+    assert store.feed_row(feed_id)["next_poll"] == asked.isoformat()
+
+
 def test_due_feeds_follow_next_poll(store: Store) -> None:
     early = store.upsert_feed("https://a.example/feed", now=NOW)
     later = store.upsert_feed("https://b.example/feed", now=NOW)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -18,6 +18,7 @@ from .rows import (
     FeedState,
     guid_key,
     iso,
+    parse_iso,
 )
 
 
@@ -30,6 +31,25 @@ class FeedAdded:
     created: bool
     revived: bool
     changes: dict[str, tuple[Any, Any]]
+
+
+def _sooner_poll(
+    row: dict[str, Any], interval: float | None, old: float | None, now: datetime
+) -> dict[str, str]:
+    """The next poll of a stored feed whose interval becomes `interval` (from `old`; None when
+    unknown): when shorter, no later than its last poll plus the new interval, now if that is
+    past, and never before the server's Retry-After. Kept, `feeds add --interval 1m` said
+    "changed" and the feed waited the old 30 minutes. A longer interval keeps the next poll,
+    at most the old interval away. {} when the next poll stays."""
+    if interval is None or (old is not None and interval >= old):
+        return {}
+    last = parse_iso(row["last_polled"])
+    due = now if last is None else max(now, last + timedelta(seconds=interval))
+    asked = parse_iso(row.get("asked_until"))
+    if asked is not None:
+        due = max(due, asked)
+    stored = parse_iso(row["next_poll"])
+    return {"next_poll": iso(due)} if stored is None or due < stored else {}
 
 
 class FeedQueries:
@@ -47,9 +67,12 @@ class FeedQueries:
         language: str = "",
         source: str = "config",
         full_text: bool = False,
+        default_interval: float | None = None,
         now: datetime,
     ) -> int:
-        """Add a feed, or update its settings; its HTTP state and schedule are kept. A feed of
+        """Add a feed, or update its settings; its HTTP state and schedule are kept, but a
+        shorter interval brings the next poll forward (_sooner_poll; `default_interval`, the
+        polling.interval of a feed with none of its own, tells a shorter one). A feed of
         config.toml (source "config") is found under the URL written there even after a
         permanent redirect moved it, and is polled again if it had been retired."""
         url = lower_scheme_and_host(url)
@@ -68,8 +91,12 @@ class FeedQueries:
         }
         with self.db.conn:
             if rows:
-                self.db["feeds"].update(rows[0]["id"], settings)
-                return rows[0]["id"]
+                row = rows[0]
+                if row["interval"] != interval:
+                    old = row["interval"] or default_interval
+                    settings |= _sooner_poll(row, interval or default_interval, old, now)
+                self.db["feeds"].update(row["id"], settings)
+                return row["id"]
             added_url = None if source == "config" else url
             return (
                 self.db["feeds"]
@@ -95,11 +122,13 @@ class FeedQueries:
         language: str | None = None,
         full_text: bool | None = None,
         source: str,
+        default_interval: float | None = None,
         now: datetime,
     ) -> FeedAdded:
         """Add a feed from the command line or an OPML file. A feed already stored keeps every
         setting not given (None) and its source; one that was retired comes back, as this
-        source's. Says what changed."""
+        source's; a shorter interval brings its next poll forward (as upsert_feed's). Says
+        what changed."""
         row = self.find_feed(url)
         if row is None:
             feed_id = self.upsert_feed(
@@ -134,6 +163,9 @@ class FeedQueries:
         values: dict[str, Any] = {
             key: json.dumps(new) if key == "tags" else new for key, (_, new) in changes.items()
         }
+        if "interval" in changes:
+            old = row["interval"] or default_interval
+            values |= _sooner_poll(row, interval, old, now)
         revived = row["retired"] is not None
         if revived:
             values.update(retired=None, source=source)
