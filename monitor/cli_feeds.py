@@ -35,6 +35,7 @@ from .config import (
     resolve_feed_url,
 )
 from .errors import ConfigError, VigieError
+from .netguard import AddressPolicy, known_refusal
 from .store import Store, parse_iso
 from .text import counted, language_code, one_line, printable
 
@@ -285,6 +286,7 @@ def feeds_add(
     if not added.created:
         said += f"; changed {changes}" if changes else "; nothing changed"
     console.print(f"Feed {added.id}: {escape(resolved)} ({escape(said)})", soft_wrap=True)
+    _warn_if_refused(resolved, config)
 
 
 @feeds.command("remove")
@@ -361,6 +363,7 @@ def feeds_import(opml: str, config_path: str) -> None:
     added, known, revived = 0, 0, 0
     seen: set[str] = set()
     skipped: list[tuple[str, str]] = []
+    imported: list[str] = []  # each checked against the network guard at the end
     now = datetime.now(UTC)
     for outline, folders in _opml_outlines(root):
         url = _attribute(outline, "xmlUrl")
@@ -385,6 +388,7 @@ def feeds_import(opml: str, config_path: str) -> None:
         # and link into the plain-text digest of every article of that feed.
         title = one_line(printable(outline.get("title") or outline.get("text") or "")) or None
         store.add_feed(url, name=title, tags=_opml_tags(outline, folders), source="opml", now=now)
+        imported.append(url)
         if row is None:
             added += 1
         else:  # retired (removed, or taken out of config.toml): polled again, as feeds add does
@@ -397,6 +401,23 @@ def feeds_import(opml: str, config_path: str) -> None:
     )
     for url, reason in skipped:
         console.print(f"Skipped {escape(url)}: {reason}", soft_wrap=True)
+    for url in imported:
+        _warn_if_refused(url, config)
+
+
+def _warn_if_refused(url: str, config: Config) -> None:
+    """Say at once that the network guard will refuse a feed just added, and what lets it
+    through: `feeds add http://127.0.0.1:...` said "polled on the next cycle", and the refusal
+    came only at poll time. The feed stays added: the config may change. Only what needs no
+    lookup is checked (netguard.known_refusal); a name is checked when polled."""
+    policy = AddressPolicy(config.fetch.allow_private, config.fetch.allow_hosts)
+    refusal = known_refusal(url, policy)
+    if refusal is not None:
+        err_console.print(
+            f"warning: {escape(url)} will be refused when polled under "
+            f"{escape(str(config.path))}: {escape(refusal)}",
+            soft_wrap=True,
+        )
 
 
 def _opml_root(opml: str) -> ET.Element:

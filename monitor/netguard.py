@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.connection
@@ -259,6 +260,22 @@ def _refused(address: str) -> str:
         f"refused to connect to non-public address {address}"
         " (fetch.allow_hosts or fetch.allow_private let it through)"
     )
+
+
+def known_refusal(url: str, policy: AddressPolicy) -> str | None:
+    """The guard's own refusal of `url` (its message, with the settings that let it through),
+    when it is known without a lookup: the host is an IP address, or localhost (the machine
+    itself), that `policy` does not permit. None when permitted, for a file:// URL, and for
+    any other name: only the address it has when polled tells, and that is checked then.
+    `feeds add` says at once what polling would only say at every poll."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    address = _ip_literal(host) or ("127.0.0.1" if host.rstrip(".") == "localhost" else None)
+    if address is None or policy.permits(host, address):
+        return None
+    return _refused(address)
 
 
 def _guarded(base: type, policy: AddressPolicy) -> type:

@@ -420,6 +420,86 @@ def test_feeds_add_refuses_an_empty_tag(write_config: Callable[..., Path]) -> No
     assert listed_urls(config) == []
 
 
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://127.0.0.1:8081/x.rss", "127.0.0.1"),
+        ("http://[::1]/x.rss", "::1"),
+        ("http://10.1.2.3/x.rss", "10.1.2.3"),
+        ("http://LocalHost:8081/x.rss", "127.0.0.1"),
+    ],
+)
+def test_feeds_add_warns_at_once_of_an_address_the_guard_will_refuse(
+    write_config: Callable[..., Path], url: str, address: str
+) -> None:
+    """With fetch.allow_private = false, a loopback feed was said to be "polled on the next
+    cycle", and the refusal came only at poll time. It is still added: the config may
+    change."""
+    config = write_config([], fetch={"allow_private": False})
+    added = vigie("feeds", "add", url, "--config", config)
+    assert added.exit_code == 0, added.output
+    assert "polled on the next cycle" in added.stdout
+    warning = " ".join(added.stderr.split())
+    assert warning.startswith("warning: ") and "will be refused when polled" in warning
+    assert f"refused to connect to non-public address {address}" in warning
+    assert "(fetch.allow_hosts or fetch.allow_private let it through)" in warning
+    assert len(listed_urls(config)) == 1
+
+
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        {"allow_private": True},
+        {"allow_private": False, "allow_hosts": ["127.0.0.0/8"]},
+        {"allow_private": False, "allow_hosts": ["localhost"]},
+    ],
+)
+def test_feeds_add_of_an_allowed_private_address_says_nothing_more(
+    write_config: Callable[..., Path], fetch: dict[str, object]
+) -> None:
+    config = write_config([], fetch=fetch)
+    url = "http://localhost:8081/x.rss" if "localhost" in str(fetch) else "http://127.0.0.1/x"
+    added = vigie("feeds", "add", url, "--config", config)
+    assert added.exit_code == 0 and added.stderr == "", added.output
+
+
+def test_feeds_add_of_a_host_name_warns_of_nothing_and_looks_nothing_up(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the address a name has when polled tells: none is looked up at `feeds add`."""
+
+    def no_lookup(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"looked up {args}")
+
+    monkeypatch.setattr("socket.getaddrinfo", no_lookup)
+    config = write_config([], fetch={"allow_private": False})
+    added = vigie("feeds", "add", "https://intranet.example/x.rss", "--config", config)
+    assert added.exit_code == 0 and added.stderr == "", added.output
+
+
+def test_feeds_import_warns_of_each_address_the_guard_will_refuse(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    config = write_config([], fetch={"allow_private": False})
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline text="Lab" xmlUrl="http://192.168.1.5/lab.rss"/>'
+        '<outline text="Public" xmlUrl="https://public.example/rss"/>'
+        '<outline text="Local" xmlUrl="http://127.0.0.1:9000/x.rss"/>'
+        "</body></opml>"
+    )
+    imported = vigie("feeds", "import", opml, "--config", config)
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 3 new feeds" in imported.stdout
+    warnings = [line for line in imported.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, imported.stderr
+    text = " ".join(imported.stderr.split())
+    assert "http://192.168.1.5/lab.rss will be refused when polled" in text
+    assert "http://127.0.0.1:9000/x.rss will be refused when polled" in text
+    assert "public.example" not in text
+
+
 def test_feeds_list_piped_keeps_each_url_on_its_line(write_config: Callable[..., Path]) -> None:
     """Piped to less or grep, the table was folded to 80 columns: URLs in 12-character pieces
     that no one could copy."""

@@ -29,7 +29,7 @@ from identity_support import Item, Service, rss
 from monitor.cli import main
 from monitor.deliver.webhook import post
 from monitor.fetch import fetch_feed, fetch_page, make_session
-from monitor.netguard import AddressPolicy, is_public_address
+from monitor.netguard import AddressPolicy, is_public_address, known_refusal
 from monitor.records import Feed, FetchResult
 
 RSS = (SAMPLES / "coastal-herald.rss").read_bytes()
@@ -436,3 +436,27 @@ def test_opml_import_takes_http_feeds_only(
     assert "Skipped file:///etc/passwd: not an http(s) URL" in result.output
     listed = CliRunner().invoke(main, ["feeds", "list", "--json", "--config", str(config)])
     assert [row["url"] for row in json.loads(listed.stdout)] == ["https://news.example/rss"]
+
+
+@pytest.mark.parametrize(
+    ("url", "policy", "address"),
+    [
+        ("http://127.0.0.1:8080/x.rss", AddressPolicy(), "127.0.0.1"),
+        ("https://[::ffff:169.254.169.254]/x", AddressPolicy(), "::ffff:169.254.169.254"),
+        ("http://localhost/x.rss", AddressPolicy(), "127.0.0.1"),
+        ("http://127.0.0.1/x.rss", AddressPolicy(allow_private=True), None),
+        ("http://127.0.0.1/x.rss", AddressPolicy(allow_hosts=["127.0.0.0/8"]), None),
+        ("http://localhost/x.rss", AddressPolicy(allow_hosts=["localhost"]), None),
+        ("http://93.184.215.14/x.rss", AddressPolicy(), None),
+        ("http://intranet.example/x.rss", AddressPolicy(), None),  # told only when polled
+        ("file:///srv/feeds/x.rss", AddressPolicy(), None),
+    ],
+)
+def test_a_refusal_known_without_a_lookup_is_the_guards_own(
+    url: str, policy: AddressPolicy, address: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `feeds add` warns of: an address written in the URL, or localhost, that the
+    guard refuses, with the message polling gives; a name is never looked up for it."""
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: pytest.fail(f"looked up {a}"))
+    expected = None if address is None else f"{REFUSED}{address}{ALLOW}"
+    assert known_refusal(url, policy) == expected
