@@ -305,8 +305,9 @@ def print_health(health: Health, database: Path, since: str) -> None:
             f"last {since}: {sent} sent, {health.undelivered_total} failed or dead; "
             f"{health.retrying} retrying now"
             + "".join(
-                f"; webhook {e['name']!r} paused until {e['paused_until'][:16].replace('T', ' ')}"
-                f" UTC ({e['pause_reason']})"
+                # The reason is the endpoint's answer: "[/]" in it broke the whole status.
+                f"; webhook {escape(repr(e['name']))} paused until"
+                f" {e['paused_until'][:16].replace('T', ' ')} UTC ({escape(e['pause_reason'])})"
                 for e in health.paused
             ),
         ),

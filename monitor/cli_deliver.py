@@ -8,6 +8,7 @@ database lock sends. When `vigie run` holds it, what was queued goes out on its 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -36,8 +37,10 @@ from .deliver.digest import count_of
 from .deliver.dispatch import (
     Sent,
     dispatch_webhooks,
+    follow_renames,
     labels_of,
     open_digests,
+    paused_webhooks,
     preview_digest,
     send_digests,
     send_webhook,
@@ -335,6 +338,7 @@ def _row(delivery: Delivery) -> dict:
     for key in ("created", "next_attempt", "sent"):
         row[key] = row[key].isoformat() if row[key] else None
     row.pop("payload")
+    row.pop("url")  # secret as the webhook's address (docs/database.md)
     return row
 
 
@@ -342,7 +346,7 @@ def _row(delivery: Delivery) -> dict:
 @click.option("--status", type=click.Choice(["open", "pending", "sent", "failed", "dead"]))
 @click.option("--kind", type=click.Choice(["digest", "webhook"]))
 @click.option("--target", help="A subscriber or webhook name.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @config_option
 @operator_errors
@@ -445,22 +449,16 @@ def deliveries_replay(
     since = parse_moment(since_text, now, "--since")  # a mistyped time said first
     _secrets_to_send(config)
     store = open_database(config, must_exist=True)
-    delivery = config.delivery
-    sendable = {("digest", s.name) for s in delivery.subscribers} | {
-        ("webhook", w.name) for w in delivery.webhooks if not store.disabled_endpoint(w.name, w.url)
-    }
+    follow_renames(store, config.delivery, waiting_only=False)  # a renamed webhook's history
+    why_not = _why_not_sendable(store, config)
+    sendable = {target for target in _targets(config) if target not in why_not}
     ids, left = store.requeue_since(since, now, target=target, sent=include_sent, sendable=sendable)
     console.print(f"{counted(len(ids), 'delivery')} queued again.")
     for (kind, name), count in sorted(left.items()):
         # Sent again, each would fail at once, and a sent one be rewritten as failed.
-        hook = config.delivery.webhook(name) if kind == "webhook" else None
-        why = (
-            "its endpoint is disabled (`vigie deliveries retry` of one of them enables it)"
-            if hook is not None
-            else "no longer in config.toml"
-        )
+        why = why_not.get((kind, name), "no longer in config.toml")
         console.print(
-            f"{counted(count, 'delivery')} to {kind} {escape(name)!r} left as they are: {why}.",
+            f"{counted(count, 'delivery')} to {kind} {escape(repr(name))} left as they are: {why}.",
             soft_wrap=True,
         )
 
@@ -472,15 +470,51 @@ def deliveries_replay(
         subscribers = sorted({d.target for d in queued if d.kind == "digest"})
         sent = send_digests(store, config.delivery, labels, now, subscribers) if subscribers else []
         hooks = [d for d in queued if d.kind == "webhook"]
+        waiting: Counter[str] = Counter()
         if hooks:
             session = make_session(config.fetch)
+            paused = paused_webhooks(store, config.delivery, now)
             for delivery in hooks:
+                if delivery.target in paused:  # the service sends it once the pause is over
+                    waiting[delivery.target] += 1
+                    continue
                 sent.append(send_webhook(store, session, config.delivery, labels, delivery, now))
+                if sent[-1].status != "sent":
+                    paused = paused_webhooks(store, config.delivery, now)
         print_sent(sent)
+        for name, count in sorted(waiting.items()):
+            console.print(
+                f"{counted(count, 'delivery')} to webhook {escape(repr(name))} wait: its"
+                " endpoint asked for a pause (`vigie status` says until when).",
+                soft_wrap=True,
+            )
 
     if ids:
         _send_or_queue(config, send)
     store.close()
+
+
+def _targets(config: Config) -> set[tuple[str, str]]:
+    delivery = config.delivery
+    return {("digest", s.name) for s in delivery.subscribers} | {
+        ("webhook", w.name) for w in delivery.webhooks
+    }
+
+
+def _why_not_sendable(store: Store, config: Config) -> dict[tuple[str, str], str]:
+    """(kind, target) -> why a replay leaves its deliveries as they are, of the configured
+    ones that cannot be sent to: each would fail at once, a sent one rewritten as failed."""
+    found = {}
+    for hook in config.delivery.webhooks:
+        if store.disabled_endpoint(hook.name, hook.url):
+            found["webhook", hook.name] = (
+                "its endpoint is disabled (`vigie deliveries retry` of one of them enables it)"
+            )
+    for subscriber in config.delivery.subscribers:
+        state = store.subscriber_state(subscriber.name) or {}
+        if state.get("unsubscribed"):
+            found["digest", subscriber.name] = f"unsubscribed {state['unsubscribed'][:10]}"
+    return found
 
 
 def _by_id(delivery: Delivery) -> int:

@@ -126,7 +126,7 @@ def assess(
             e for e in store.disabled_endpoints() if (e["name"], e["url"]) in configured
         ),
         problems=(),
-        paused=tuple(e for e in store.paused_endpoints(now) if f"webhook:{e['name']}" in targets),
+        paused=tuple(e for e in store.paused_endpoints(now) if (e["name"], e["url"]) in configured),
         disk_free=disk_free,
         oldest_article=store.oldest_first_seen(),
         retention=retention,

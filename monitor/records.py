@@ -181,3 +181,4 @@ class Delivery:
     last_error: str = ""
     payload: str = ""  # a webhook body, frozen at the first attempt so retries send the same
     items: int = 0  # matches carried
+    url: str = ""  # a webhook's endpoint when it was queued ("" for digests and older ones)

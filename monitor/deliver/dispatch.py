@@ -263,9 +263,10 @@ def dispatch_webhooks(
     steps = _WebhookSteps(store, session, config, labels, now, rng or random.Random())
     tried: set[int] = set()
     while True:
+        paused = paused_webhooks(store, config, now)
         due = [
             d
-            for d in store.due_per_target("webhook", now)
+            for d in store.due_per_target("webhook", now, paused=paused)
             if d.id not in tried and d.target not in steps.failing
         ]
         tried.update(d.id for d in due)
@@ -378,12 +379,19 @@ def send_webhook(
     return _conclude(store, ready, attempt, when, rng or random.Random())
 
 
-def follow_renames(store: Store, config: DeliveryConfig) -> int:
-    """Deliveries waiting for a webhook renamed in config.toml (the same URL under another
-    name) follow the new name, rather than fail "no longer in config.toml". Returns how many
-    moved."""
+def paused_webhooks(store: Store, config: DeliveryConfig, now: datetime) -> set[str]:
+    """The webhooks whose endpoint, at the URL configured, asked for a pause not over at
+    `now` (a pause of the URL a webhook had before is none of the new one's)."""
+    urls = {hook.name: hook.url for hook in config.webhooks}
+    return {e["name"] for e in store.paused_endpoints(now) if urls.get(e["name"]) == e["url"]}
+
+
+def follow_renames(store: Store, config: DeliveryConfig, waiting_only: bool = True) -> int:
+    """Deliveries queued for a webhook renamed in config.toml (its URL under a new name)
+    follow the new name, rather than fail "no longer in config.toml" (see
+    Store.follow_renamed_webhooks). Returns how many moved."""
     hooks = [(hook.name, hook.url) for hook in config.webhooks]
-    moved = store.follow_renamed_webhooks(hooks)
+    moved = store.follow_renamed_webhooks(hooks, waiting_only)
     for old, new, count in moved:
         log.warning("webhook %r renamed %r (the same url): %d deliveries follow", old, new, count)
     return sum(count for _, _, count in moved)
@@ -401,6 +409,10 @@ def _prepare(
     hook = config.webhook(delivery.target)
     if hook is None:
         return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
+    owner = next((w.name for w in config.webhooks if w.url == delivery.url != hook.url), None)
+    if owner is not None:  # two webhooks swapped URLs, or the name went to another consumer
+        detail = f"not sent: queued for the endpoint that is now webhook {owner!r}'s"
+        return _record(store, delivery, now, "failed", detail)
     disabled = store.disabled_endpoint(hook.name, hook.url)
     if disabled:
         return _record(store, delivery, now, "failed", f"endpoint disabled: {disabled}")

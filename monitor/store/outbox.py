@@ -105,15 +105,20 @@ class OutboxQueries:
             [kind, iso(now), limit],
         )
 
-    def due_per_target(self, kind: str, now: datetime, limit: int = 100) -> list[Delivery]:
+    def due_per_target(
+        self, kind: str, now: datetime, limit: int = 100, paused: Collection[str] = ()
+    ) -> list[Delivery]:
         """Like due_deliveries, but the first `limit` of each target: a consumer with a backlog
-        filled the whole batch, and the others' new deliveries waited for it to be sent."""
+        filled the whole batch, and the others' new deliveries waited for it to be sent. The
+        `paused` targets' wait (their endpoint asked for a pause)."""
+        paused = sorted(paused)
         return self._deliveries(
             "WHERE d.id IN (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY target "
             "ORDER BY next_attempt, id) AS place FROM deliveries WHERE kind = ? "
-            "AND status = 'pending' AND next_attempt <= ? AND target NOT IN (SELECT name FROM "
-            "endpoints WHERE paused_until > ?)) WHERE place <= ?) ORDER BY d.next_attempt, d.id",
-            [kind, iso(now), iso(now), limit],
+            "AND status = 'pending' AND next_attempt <= ? "
+            f"AND target NOT IN ({','.join('?' * len(paused))})) WHERE place <= ?) "
+            "ORDER BY d.next_attempt, d.id",
+            [kind, iso(now), *paused, limit],
         )
 
     def delivery(self, delivery_id: int) -> Delivery | None:
@@ -403,59 +408,85 @@ class OutboxQueries:
             ).rowcount
 
     def follow_renamed_webhooks(
-        self, webhooks: Collection[tuple[str, str]]
+        self, webhooks: Collection[tuple[str, str]], waiting_only: bool = True
     ) -> list[tuple[str, str, int]]:
-        """Give the deliveries waiting for a webhook no longer configured to the one configured
-        at the same URL (`webhooks`: name, url), when exactly one is: the webhook was renamed.
-        Its past deliveries and its endpoint's state follow too. Returns (old name, new name,
-        deliveries moved)."""
-        names = sorted({name for name, _ in webhooks})
+        """Give the deliveries queued for a URL whose webhook is gone, or now at another URL, to
+        the one webhook configured at that URL (`webhooks`: name, url) when it is new: it has
+        no delivery from before the old name's last. That is a rename; a webhook that shared
+        the URL all along is not one, and the old name's deliveries, queued for rules it may
+        not follow, stay where they are (they fail: "no longer in config.toml"). The old
+        name's deliveries without a URL (queued before 5 December) and its endpoint's state
+        follow too. `waiting_only`: look among deliveries waiting to be sent only (the
+        dispatcher's tick; a replay looks at all). Returns (old name, new name, deliveries
+        moved)."""
+        configured = dict(webhooks)
         # Read first, outside a transaction: a dispatcher's tick asks every few seconds, and
-        # has almost always nothing to move. By the status index (+kind: not by kind's, which
-        # walks every webhook delivery ever made).
-        waiting = self.db.execute(
+        # has almost always nothing to move. Waiting ones by the status index (+kind: not by
+        # kind's, which walks every webhook delivery ever made).
+        waiting = "AND status IN ('pending', 'open')" if waiting_only else ""
+        queued = self.db.execute(
             "SELECT DISTINCT target, url FROM deliveries WHERE +kind = 'webhook' "
-            "AND status IN ('pending', 'open') AND url IS NOT NULL "
-            f"AND target NOT IN ({','.join('?' * len(names))})",
-            names,
+            f"AND url IS NOT NULL {waiting}"
         ).fetchall()
-        renames = {}
-        for old, url in waiting:
-            same = [name for name, at in webhooks if at == url]
-            if len(same) == 1:
-                renames[old] = same[0]
-        moved = []
+        renames = []
+        for old, url in queued:
+            if configured.get(old) == url:
+                continue
+            same = [name for name, at in configured.items() if at == url and name != old]
+            if len(same) == 1 and self._new_webhook(same[0], old):
+                renames.append((old, url, same[0]))
+        moved: list[tuple[str, str, int]] = []
         if not renames:
             return moved
         with self.transaction():
-            for old, new in renames.items():
+            for old, url, new in renames:
+                gone = old not in configured  # its history follows; else only what it queued
                 count = self.db.execute(
-                    "UPDATE deliveries SET target = ? WHERE kind = 'webhook' AND target = ?",
-                    [new, old],
+                    "UPDATE deliveries SET target = ? WHERE kind = 'webhook' AND target = ? "
+                    f"AND (url = ?{' OR url IS NULL' if gone else ''})",
+                    [new, old, url],
                 ).rowcount
-                self.db.execute(
-                    "UPDATE OR IGNORE endpoints SET name = ? WHERE name = ?", [new, old]
-                )
+                if gone:
+                    self._rename_endpoint(old, new, url)
                 moved.append((old, new, count))
         return moved
 
+    def _new_webhook(self, name: str, old: str) -> bool:
+        """Whether `name` has no webhook delivery made before `old`'s last one."""
+        return not self.db.execute(
+            "SELECT 1 FROM deliveries WHERE kind = 'webhook' AND target = ? AND created <= "
+            "(SELECT max(created) FROM deliveries WHERE kind = 'webhook' AND target = ?) LIMIT 1",
+            [name, old],
+        ).fetchone()
+
+    def _rename_endpoint(self, old: str, new: str, url: str) -> None:
+        """The endpoint row of `old` becomes `new`'s (its pause or its 410); a row `new` had
+        for another URL is stale and goes; one for this URL is kept, and `old`'s dropped."""
+        self.db.execute("DELETE FROM endpoints WHERE name = ? AND url IS NOT ?", [new, url])
+        self.db.execute("UPDATE OR IGNORE endpoints SET name = ? WHERE name = ?", [new, old])
+        self.db.execute("DELETE FROM endpoints WHERE name = ?", [old])
+
     def pause_endpoint(self, name: str, url: str, until: datetime, reason: str) -> None:
         """Send nothing to a webhook endpoint before `until` (it answered 429 or 503 with
-        Retry-After): its deliveries wait without spending attempts (see due_per_target)."""
+        Retry-After): its deliveries wait without spending attempts (see paused_endpoints). A
+        410's disable of another URL the row held is dropped: it was that URL's."""
         with self.transaction():
             self.db.execute(
                 "INSERT INTO endpoints (name, url, paused_until, pause_reason) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET paused_until = excluded.paused_until,"
-                " pause_reason = excluded.pause_reason",
+                " pause_reason = excluded.pause_reason,"
+                " disabled = CASE WHEN url = excluded.url THEN disabled END,"
+                " reason = CASE WHEN url = excluded.url THEN reason END, url = excluded.url",
                 [name, url, iso(until), reason],
             )
 
     def paused_endpoints(self, now: datetime) -> list[dict[str, Any]]:
-        """Webhook endpoints paused at `now`: name, paused_until, pause_reason."""
+        """Webhook endpoints paused at `now`: name, url, paused_until, pause_reason. A pause
+        holds for its URL only: a webhook given another URL is sent to at once."""
         return list(
             self.db.query(
-                "SELECT name, paused_until, pause_reason FROM endpoints WHERE paused_until > ? "
-                "ORDER BY name",
+                "SELECT name, url, paused_until, pause_reason FROM endpoints "
+                "WHERE paused_until > ? ORDER BY name",
                 [iso(now)],
             )
         )

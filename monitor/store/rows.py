@@ -138,6 +138,7 @@ def delivery_from_row(row: dict[str, Any]) -> Delivery:
         last_error=row["last_error"] or "",
         payload=row["payload"] or "",
         items=row.get("items") or 0,
+        url=row.get("url") or "",
     )
 
 
