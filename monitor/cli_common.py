@@ -25,6 +25,7 @@ from .config import Config, line_of_key, parse_duration
 from .deliver import dispatch
 from .deliver.email import check_outbox
 from .errors import ConfigError, DatabaseOpenError, OutboxError, RuleError, VigieError
+from .pipeline import SLOT_MARGIN
 from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock, service_running
 from .store import Store
@@ -327,6 +328,8 @@ def _sync_config(store: Store, config: Config) -> None:
         )
     for url in store.retire_config_feeds({feed.url for feed in config.feeds}, now):
         log.info("feed no longer in config.toml: retired", extra={"feed_url": url})
+    # A shortened polling.interval applies to the feeds that follow it (those added by hand too).
+    store.follow_default_interval(config.polling.interval * (1 + SLOT_MARGIN), now)
     dispatch.sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
 
 

@@ -548,6 +548,35 @@ def test_a_shorter_interval_moves_the_next_poll_at_once(
     assert "every" in table and "tags" in table
 
 
+def test_a_shorter_polling_interval_moves_the_feeds_that_follow_it(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """polling.interval shortened from 2 hours to 10 minutes left every feed without an
+    interval of its own due up to 2 hours on, listed every 10m (a review): those of
+    config.toml and those added by hand follow it; a feed with its own interval keeps it."""
+    server.route("/coastal.rss", RSS, etag='"c1"')
+    server.route("/nord.atom", ATOM, etag='"n1"')
+    server.route("/own.rss", RSS, etag='"o1"')
+    listed = {"url": server.url("/coastal.rss"), "name": "Coastal"}
+    own = {"url": server.url("/own.rss"), "name": "Own", "interval": "3h"}
+    config = write_config([listed, own], polling={"interval": "2h"})
+    added = vigie("feeds", "add", server.url("/nord.atom"), "--name", "Nord", "--config", config)
+    assert added.exit_code == 0 and vigie("once", "--config", config).exit_code == 0
+
+    def feeds() -> dict[str, dict]:
+        rows = json.loads(vigie("feeds", "list", "--json", "--config", config).stdout)
+        return {row["name"]: row for row in rows}
+
+    before = feeds()
+    write_config([listed, own], polling={"interval": "10m"})
+    after = feeds()
+    assert after.keys() == {"Coastal", "Nord", "Own"}
+    for name in ("Coastal", "Nord"):
+        polled = datetime.fromisoformat(after[name]["last_polled"])
+        assert datetime.fromisoformat(after[name]["next_poll"]) <= polled + timedelta(minutes=11)
+    assert after["Own"]["next_poll"] == before["Own"]["next_poll"]  # its own 3 hours
+
+
 def test_a_shorter_interval_in_config_toml_moves_the_next_poll(
     server: LoopbackServer, write_config: Callable[..., Path]
 ) -> None:

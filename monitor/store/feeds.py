@@ -55,6 +55,23 @@ def _sooner_poll(
 class FeedQueries:
     """Store methods for feeds."""
 
+    def follow_default_interval(self, latest: float, now: datetime) -> int:
+        """Bring forward the next poll of healthy feeds without an interval of their own to no
+        later than `latest` seconds after their last poll (polling.interval and its slot's
+        margin), and no sooner than now or a server's Retry-After: a polling.interval shortened
+        in config.toml, from 2 hours to 10 minutes, left them due up to 2 hours on, as feeds
+        list showed (a review). A no-op while the interval stays: a slot is within the margin.
+        Returns how many moved."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE feeds SET next_poll = max(?, strftime('%Y-%m-%dT%H:%M:%S+00:00', "
+                "last_polled, ?), coalesce(asked_until, '')) "
+                "WHERE interval IS NULL AND retired IS NULL AND error_count = 0 "
+                "AND last_polled IS NOT NULL AND next_poll > strftime('%Y-%m-%dT%H:%M:%S+00:00', "
+                "last_polled, ?)",
+                [iso(now), f"+{latest:.0f} seconds", f"+{latest:.0f} seconds"],
+            ).rowcount
+
     db: sqlite_utils.Database
 
     def upsert_feed(
