@@ -30,7 +30,7 @@ from .cli_common import (
     operator_errors,
     plain,
 )
-from .cli_deliver import add_delivery_commands, deliver_after_poll, undelivered_digests
+from .cli_deliver import add_delivery_commands, deliver_after_poll, undelivered
 from .config import Config, load_config, parse_duration
 from .errors import ConfigError, RuleError
 from .fetch import make_session
@@ -154,7 +154,7 @@ def once(config_path: str) -> None:
         pruned = prune_expired(store, config.retention, now)
         print_database(store, config, pruned)
         store.close()
-    if undelivered_digests(sent):
+    if undelivered(sent):
         raise SystemExit(2)  # as `vigie status` does: subscribers are missing news
 
 

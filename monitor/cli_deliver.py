@@ -93,7 +93,7 @@ def print_sent(sent: list[Sent]) -> None:
         if result.status == "sent" and result.detail.endswith(".eml"):
             status = "written"
         detail = f": {escape(result.detail)}" if result.detail else ""
-        if result.kind == "digest" and (then := _what_next(result)):
+        if then := _what_next(result):
             detail = f"{detail.rstrip('.')}. {then}"
         console.print(
             f"{what} #{result.delivery_id} for {escape(result.target)} "
@@ -103,10 +103,17 @@ def print_sent(sent: list[Sent]) -> None:
 
 
 def _what_next(result: Sent) -> str:
-    """What becomes of a digest that was not sent, and what the operator can do: a failed one
-    was taken for retried, and its articles stayed stranded in it."""
-    if result.status == "pending":
+    """What becomes of a delivery that was not sent, and what the operator can do: a failed
+    digest was taken for retried, its articles stranded in it; a 410 disabled the endpoint
+    and failed its other waiting deliveries, and said only "HTTP 410 Gone"."""
+    if result.status == "pending" and result.kind == "digest":
         return "A temporary failure: it is tried again then, or now by `vigie digest send`."
+    if result.status in UNDELIVERED and result.code == 410:
+        return (
+            "The endpoint is disabled, its waiting deliveries failed with it, and what matches"
+            " is not queued for it: once the consumer is back, `vigie deliveries retry"
+            f" {result.delivery_id}` enables it and sends this one again."
+        )
     if result.status in UNDELIVERED:
         return f"Once fixed, `vigie deliveries retry {result.delivery_id}` sends it again."
     return ""
@@ -115,10 +122,11 @@ def _what_next(result: Sent) -> str:
 UNDELIVERED = ("failed", "dead")  # statuses of a delivery that no one sends unless asked
 
 
-def undelivered_digests(sent: list[Sent]) -> bool:
-    """Whether a digest just attempted failed for good or was given up: `digest send` and
-    `once` then exit with status 2, as `vigie status` does, for scripts and cron."""
-    return any(s.kind == "digest" and s.status in UNDELIVERED for s in sent)
+def undelivered(sent: list[Sent]) -> bool:
+    """Whether a digest or webhook just attempted failed for good or was given up: `digest
+    send` and `once` then exit with status 2, as `vigie status` does, for scripts and cron
+    (a 410 that disabled an endpoint left `once` exiting 0)."""
+    return any(s.status in UNDELIVERED for s in sent)
 
 
 def _stranded(store: Store, name: str) -> str:
@@ -283,7 +291,7 @@ def digest_send(subscriber: str | None, config_path: str) -> None:
 
     _send_or_queue(config, send, ("digest",))
     store.close()
-    if undelivered_digests(sent):
+    if undelivered(sent):
         raise SystemExit(2)
 
 

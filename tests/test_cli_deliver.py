@@ -23,6 +23,7 @@ from conftest import REPO, SAMPLES
 from delivery_support import (
     ALL_TAGS,
     SECRET_ENV,
+    Answer,
     Receiver,
     SmtpServer,
     Vigie,
@@ -144,6 +145,22 @@ def test_deliveries_failed_by_a_410_show_no_next_attempt(tmp_path: Path) -> None
     table = vigie("deliveries", "list", "--config", config).stdout
     rows = [line.split() for line in table.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 2 and all(row[-1] == "-" for row in rows), table
+
+
+def test_once_exits_2_when_a_410_disabled_a_webhooks_endpoint(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """`once` from cron exited 0 when a consumer's 410 disabled its endpoint, while `vigie
+    status` exited 2 for the same (a re-test): the line says what became of the endpoint and
+    how to enable it, and the exit status is status's."""
+    hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]}
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    receiver.answers = [Answer(410)]
+    result = vigie("once", "--config", config)
+    assert result.exit_code == 2
+    said = " ".join(result.stdout.split())
+    assert "failed: HTTP 410 Gone" in said and "The endpoint is disabled" in said
+    assert "`vigie deliveries retry 1` enables it" in said
 
 
 def test_digest_send_says_once_why_it_will_retry(tmp_path: Path, closed_port: int) -> None:

@@ -142,7 +142,7 @@ def test_a_webhook_endpoint_gone_is_a_problem_until_its_url_changes(
     receiver.answers = [Answer(410)]
     hook = {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ALL_TAGS}
     path = write_delivery_config(tmp_path, webhooks=[hook])
-    assert vigie("once", "--config", path).exit_code == 0
+    assert vigie("once", "--config", path).exit_code == 2  # as status: a consumer misses news
     code, found = status(path)
     assert code == 2
     assert found["disabled_webhooks"][0]["name"] == "bot"
