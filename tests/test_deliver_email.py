@@ -8,11 +8,15 @@ import email
 import email.policy
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
+
+from monitor.config_delivery import SmtpConfig
+from monitor.deliver.email import send_smtp
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SLOT = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 08:00 in Paris
@@ -260,3 +264,15 @@ def test_a_stopping_service_leaves_the_digests_it_has_not_sent_due(
     later = dispatch.send_due_digests(v.store, v.config.delivery, labels, SLOT)
     assert sorted(s.target for s in later) == sorted({"a", "b", "c"} - {first.target})
     assert len(smtp.messages) == 3  # each once
+
+
+def test_tls_to_a_plain_server_says_which_setting_to_change(smtp: SmtpServer) -> None:
+    """smtp.security = "tls" against a server that starts in plain text failed with "[SSL:
+    WRONG_VERSION_NUMBER]" alone, retried to its death 4.5 hours later (a re-test)."""
+    config = SmtpConfig("127.0.0.1", smtp.port, "tls", "", 5.0, "Vigie <vigie@vigie.test>")
+    message = EmailMessage()
+    message["Subject"] = "test"
+    outcome = send_smtp(message, config, "desk@example.org")
+    assert outcome.status == "retry" and "WRONG_VERSION_NUMBER" in outcome.error
+    assert 'does not start with TLS: smtp.security = "starttls"' in outcome.error
+    assert smtp.received == []

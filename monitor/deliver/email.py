@@ -48,6 +48,8 @@ def send_smtp(message: EmailMessage, smtp: SmtpConfig, recipient: str) -> SmtpOu
         error = f"connection failed: {e or type(e).__name__}"
         if isinstance(e, ConnectionRefusedError):  # a wrong port, more often than a server down
             error += f" (nothing answers at {smtp.host}:{smtp.port}: check smtp.host, smtp.port)"
+        elif hint := _tls_hint(e, smtp):
+            error += f" ({hint})"
         return SmtpOutcome("retry", None, error)
     if refused:  # only when some of several recipients were refused; kept for completeness
         return _refused(refused)
@@ -67,6 +69,24 @@ def _fix(error: smtplib.SMTPNotSupportedError, smtp: SmtpConfig) -> str:
             "Leave smtp.username empty for a relay that needs no login; many servers offer it"
             ' only over TLS (smtp.security "starttls" or "tls").'
         )
+    return ""
+
+
+def _tls_hint(error: BaseException, smtp: SmtpConfig) -> str:
+    """What a TLS mismatch between smtp.security and the server looks like, said: a port-465
+    server waits for TLS while the client waits for its greeting (a timeout); a plain server
+    answers TLS with text (wrong version number). Retried with no word on the setting, such a
+    digest died 4.5 hours later (a re-test)."""
+    text = str(error)
+    if smtp.security != "tls" and smtp.port == 465:
+        return 'port 465 expects TLS from the start: set smtp.security = "tls"'
+    if smtp.security == "tls" and "WRONG_VERSION_NUMBER" in text:
+        return (
+            f'{smtp.host}:{smtp.port} does not start with TLS: smtp.security = "starttls" (port'
+            ' 587) or "none" (a local relay)'
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "the server's certificate is not one this machine trusts"
     return ""
 
 
