@@ -455,7 +455,8 @@ def deliveries_replay(
     config = load_config(config_path)
     now = datetime.now(UTC)
     since = parse_moment(since_text, now, "--since")  # a mistyped time said first
-    _secrets_to_send(config)
+    kinds = [k for k, name in _targets(config) if name == target] if target else _EVERY_KIND
+    _secrets_to_send(config, kinds)  # a subscriber's digests need no webhook's secret
     store = open_database(config, must_exist=True)
     follow_renames(store, config.delivery, waiting_only=False)  # a renamed webhook's history
     why_not = _why_not_sendable(store, config)
@@ -498,7 +499,7 @@ def deliveries_replay(
             )
 
     if ids:
-        _send_or_queue(config, send)
+        _send_or_queue(config, send, kinds)
     store.close()
 
 

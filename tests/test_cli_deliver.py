@@ -606,6 +606,9 @@ def test_only_commands_that_send_need_the_webhook_secret(
     emailed = vigie("digest", "send", "--config", config)
     assert emailed.exit_code == 0, emailed.stderr
     assert SECRET_ENV not in emailed.output + emailed.stderr
+    asked = ("deliveries", "replay", "--since", "1d", "--target", "desk", "--config", config)
+    replayed = vigie(*asked)
+    assert replayed.exit_code == 0, replayed.stderr  # a subscriber's: no webhook secret needed
     # A mistyped time is said before a missing secret.
     mistyped = vigie("deliveries", "replay", "--since", "last week", "--config", config)
     assert mistyped.exit_code == 1 and "--since" in mistyped.stderr
