@@ -272,10 +272,24 @@ def known_refusal(url: str, policy: AddressPolicy) -> str | None:
     host = parts.hostname
     if parts.scheme not in ("http", "https") or not host:
         return None
-    address = _ip_literal(host) or ("127.0.0.1" if host.rstrip(".") == "localhost" else None)
+    address = (
+        _ip_literal(host)
+        or _ipv4_shorthand(host)
+        or ("127.0.0.1" if host.rstrip(".") == "localhost" else None)
+    )
     if address is None or policy.permits(host, address):
         return None
     return _refused(address)
+
+
+def _ipv4_shorthand(host: str) -> str | None:
+    """The IPv4 address a decimal, hexadecimal or short spelling names ("2130706433",
+    "0x7f.1", "127.1": what the resolver makes of them when polled), read without a lookup:
+    `feeds add` let them through unwarned (a re-test)."""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
 
 
 def _guarded(base: type, policy: AddressPolicy) -> type:

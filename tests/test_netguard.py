@@ -444,6 +444,10 @@ def test_opml_import_takes_http_feeds_only(
         ("http://127.0.0.1:8080/x.rss", AddressPolicy(), "127.0.0.1"),
         ("https://[::ffff:169.254.169.254]/x", AddressPolicy(), "::ffff:169.254.169.254"),
         ("http://localhost/x.rss", AddressPolicy(), "127.0.0.1"),
+        # Decimal, hexadecimal and short spellings, as the resolver reads them when polled.
+        ("http://2130706433:8765/x.rss", AddressPolicy(), "127.0.0.1"),
+        ("http://0x7f.1/x.rss", AddressPolicy(), "127.0.0.1"),
+        ("http://169.254.43518/x.rss", AddressPolicy(), "169.254.169.254"),
         ("http://127.0.0.1/x.rss", AddressPolicy(allow_private=True), None),
         ("http://127.0.0.1/x.rss", AddressPolicy(allow_hosts=["127.0.0.0/8"]), None),
         ("http://localhost/x.rss", AddressPolicy(allow_hosts=["localhost"]), None),
