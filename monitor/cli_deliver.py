@@ -183,7 +183,15 @@ def deliver_after_poll(
                 f"{when}[/]{why} (`vigie deliveries retry {delivery.id}` sends it now)",
                 soft_wrap=True,
             )
-        if not waiting:
+        left = (store.subscriber_state(subscriber.name) or {}).get("unsubscribed")
+        if left and not waiting:  # "nothing new to send" read as if no news matched
+            console.print(
+                f"Digest for {escape(subscriber.name)}: none, unsubscribed {left[:10]}"
+                f" (`vigie digest resubscribe {escape(subscriber.name)}` if they ask to come"
+                " back)",
+                soft_wrap=True,
+            )
+        elif not waiting:
             stranded = _stranded(store, subscriber.name)
             console.print(
                 f"Digest for {escape(subscriber.name)}: nothing new to send"

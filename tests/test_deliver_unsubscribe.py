@@ -213,6 +213,9 @@ def test_the_operator_unsubscribes_and_resubscribes_from_the_command_line(
     assert done.exit_code == 0 and "desk unsubscribed" in done.stdout
     refused = runner.invoke(main, ["digest", "send", "desk", "--config", config])
     assert refused.exit_code == 1 and "vigie digest resubscribe desk" in refused.stderr
+    # `once` said "nothing new to send", as if no news had matched (a re-test).
+    once = runner.invoke(main, ["once", "--config", config])
+    assert "Digest for desk: none, unsubscribed 20" in once.stdout, once.stdout
     back = runner.invoke(main, ["digest", "resubscribe", "desk", "--config", config])
     assert back.exit_code == 0 and "from now on" in back.stdout
     assert unsubscribed(vigie)["desk"] is None
