@@ -165,6 +165,12 @@ def print_summary(summary: CycleSummary) -> None:
         f"{counted(summary.new_matches, 'new match')}, {counted(len(summary.errors), 'error')}.",
         soft_wrap=True,
     )
+    if summary.archive_articles:  # 52 new matches and a digest of 3 read as matches lost
+        console.print(
+            f"  {counted(summary.archive_articles, 'new article')} of new feeds' archives,"
+            " older than delivery.backlog: matched and kept, not sent.",
+            soft_wrap=True,
+        )
     for url, error in summary.errors:
         console.print(f"  [red]error[/] {escape(url)}: {escape(error)}", soft_wrap=True)
     for url, until, error in summary.waiting:

@@ -116,6 +116,7 @@ class CycleSummary:
     new_articles: int = 0
     updated_articles: int = 0  # new revisions of stored articles
     new_matches: int = 0  # rules newly matching a new article or a new revision
+    archive_articles: int = 0  # new articles of new feeds' archives: kept, not delivered
     errors: list[tuple[str, str]] = field(default_factory=list)  # (feed url, message)
     # What storing changed, article by article, kept only when poll_due is asked to (tests,
     # tools): a first cycle of 2,000 feeds held every new article's text until its end.
@@ -469,7 +470,7 @@ def _matches(
     store.replace_mentions(article.id, mentions)
     if not backlog:
         queue_webhooks(store, config.delivery.webhooks, article.id, new_matches, now)
-    return Change(article, tuple(new_matches))
+    return Change(article, tuple(new_matches), archive=backlog)
 
 
 def _carried_matches(
@@ -760,6 +761,7 @@ def _count(summary: CycleSummary, outcome: PollOutcome, changes: list[Change], k
     summary.new_articles += sum(1 for c in changes if not (c.updated or c.carried))
     summary.updated_articles += sum(1 for c in changes if c.updated and not c.carried)
     summary.new_matches += sum(len(change.new_matches) for change in changes)
+    summary.archive_articles += sum(1 for c in changes if c.archive and not c.updated)
     if keep:
         summary.changes.extend(changes)
     if outcome.fetch.unchanged:

@@ -154,6 +154,8 @@ class Change:
     # Not new nor revised: another feed now carries the article, and rules scoped to that feed
     # newly match it (pipeline._carried_matches).
     carried: bool = False
+    # Of a new feed's archive (delivery.backlog): matched and kept, not delivered.
+    archive: bool = False
 
     @property
     def updated(self) -> bool:
