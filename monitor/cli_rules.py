@@ -114,7 +114,11 @@ def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]
                     rule.line,
                     1,
                     f"rule {rule.id!r}.{key}: no feed in config.toml or the database has {v!r}"
-                    + _did_you_mean(v, known),
+                    + (
+                        " (feeds takes a feed's name, not its address)"
+                        if key == "feeds" and "://" in v
+                        else did_you_mean(v, known)
+                    ),
                 )
                 for v in values
                 if v not in known
@@ -122,11 +126,11 @@ def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]
     return found
 
 
-def _did_you_mean(value: str, known: set[str]) -> str:
+def did_you_mean(value: str, known: set[str]) -> str:
     """' (did you mean 'Rivers Daily'?)' for a name or tag nearly one that is known (in
     another case, or a letter or two off), as an unknown entity gets; else ''."""
     choices = sorted(known)
-    close = [k for k in choices if k.casefold() == value.casefold()]
+    close = [k for k in choices if k.casefold() == value.strip().casefold()]  # "UK " for "uk"
     close = close or difflib.get_close_matches(value, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

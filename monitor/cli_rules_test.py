@@ -22,7 +22,7 @@ from .cli_common import (
     plain,
     print_evidence,
 )
-from .cli_rules import Carriers, as_polled, index_for
+from .cli_rules import Carriers, as_polled, did_you_mean, index_for
 from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError, FetchError, VigieError
 from .fetch import fetch_feed, make_session
@@ -241,7 +241,8 @@ def _feed_tried(config: Config, wanted: str | None, url: str | None) -> Feed | N
             raise ConfigError(
                 "--feed",
                 "",
-                "no feed in config.toml or the database is named so or has that address",
+                "no feed in config.toml or the database has that name, id or address"
+                + did_you_mean(wanted, _feed_names(config)),
                 wanted,
             )
     if feed is not None:
@@ -281,12 +282,25 @@ def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | Non
             )
     for row in rows:
         if address in (row["url"], row["config_url"], row["added_url"]) or (
-            by_name and wanted in (row["name"], row["title"])
+            by_name and (wanted in (row["name"], row["title"]) or wanted == str(row["id"]))
         ):
             tags = tuple(json.loads(row["tags"] or "[]"))
             name = row["name"] or row["title"] or ""
             return Feed(0, row["url"], name, tags=tags, language=row["language"] or "")
     return None
+
+
+def _feed_names(config: Config) -> set[str]:
+    """The names and titles of the feeds config.toml and the database know, for a
+    did-you-mean: `rules check` had one for a misspelt feed, `rules test --feed` none."""
+    names = {feed.name for feed in config.feeds if feed.name}
+    if config.database.exists():
+        store = open_database(config)
+        try:
+            names |= {n for row in store.feeds() for n in (row["name"], row["title"]) if n}
+        finally:
+            store.close()
+    return names
 
 
 def _out_of_feed_scope(why: list[str]) -> bool:

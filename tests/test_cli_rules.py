@@ -146,8 +146,9 @@ def test_a_feed_scope_nearly_a_known_feed_says_which_it_may_mean(tmp_path: Path)
     "no feed ... has 'Nord actu'", its case to be spotted by eye."""
     config = project(tmp_path)
     (tmp_path / "rules" / "zz-scoped.toml").write_text(
-        '[[rule]]\nid = "typos"\nquery = "storm"\nfeeds = ["Nord actu", "Wire Digets"]\n'
-        'feed_tags = ["locals", "benelux"]\n',
+        '[[rule]]\nid = "typos"\nquery = "storm"\n'
+        'feeds = ["Nord actu", "Wire Digets", "https://nord.example/feed.atom"]\n'
+        'feed_tags = ["locals", "benelux", "LOCAL "]\n',
         encoding="utf-8",
     )
     result = invoke("rules", "check", "--config", str(config))
@@ -156,6 +157,9 @@ def test_a_feed_scope_nearly_a_known_feed_says_which_it_may_mean(tmp_path: Path)
     assert "has 'Wire Digets' (did you mean 'Wire Digest'?)" in output
     assert "has 'locals' (did you mean 'local'?)" in output
     assert "has 'benelux' (did you mean" not in output and "has 'benelux'" in output
+    # A stray space, and an address where a name goes (a re-test).
+    assert "has 'LOCAL ' (did you mean 'local'?)" in output
+    assert "(feeds takes a feed's name, not its address)" in output
 
 
 def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
@@ -894,8 +898,15 @@ def test_a_feed_scoped_rule_is_tested_with_the_feed_it_is_for(tmp_path: Path) ->
     from_database = invoke(*test, "fr-local", *calais, "--feed", "Littoral")
     assert from_database.exit_code == 0 and "MATCH" in from_database.stdout
 
+    # By the id feeds list shows.
+    listed = json.loads(invoke("feeds", "list", "--json", "--config", str(config)).stdout)
+    [littoral] = [row["id"] for row in listed if row["name"] == "Littoral"]
+    by_id = invoke(*test, "fr-local", *calais, "--feed", str(littoral))
+    assert by_id.exit_code == 0 and "MATCH" in by_id.stdout, by_id.output
+
     unknown = invoke(*test, "fr-local", *calais, "--feed", "Nord Actus")
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith("error: --feed: no feed in config.toml or the database is")
+    assert unknown.stderr.startswith("error: --feed: no feed in config.toml or the database has")
+    assert "(did you mean 'Nord Actu'?)" in unknown.stderr  # as rules check says (a re-test)
     stored = invoke(*test, "fr-local", "--article", "1", "--feed", "Nord Actu")
     assert stored.exit_code == 1 and "--feed" in stored.stderr
