@@ -272,10 +272,10 @@ def print_evidence(found: Iterable[tuple[str, str, str]], indent: str = "    ") 
 
 
 def ago(moment: datetime, now: datetime) -> str:
-    """'3h ago', 'in 12m', 'now': a time relative to `now`, in its largest unit, short enough
-    for a table in a narrow terminal."""
+    """'3h ago', 'in 12m', 'in 57s', 'now': a time relative to `now`, in its largest unit,
+    short enough for a table in a narrow terminal ("now" for a retry 57 s away read as due)."""
     seconds = (moment - now).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if abs(seconds) >= size:
             amount = f"{int(abs(seconds) // size)}{unit}"
             return f"in {amount}" if seconds > 0 else f"{amount} ago"

@@ -15,7 +15,7 @@ import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -1724,3 +1724,13 @@ def test_feeds_list_shows_a_feed_whose_items_are_all_copies_as_working(
     assert sorted((f["items"], f["copies"]) for f in listed) == [(0, 1), (1, 0)]
     table = vigie("feeds", "list", "--config", config).stdout
     assert "0 +1 copy" in table, table
+
+
+def test_times_in_tables_say_seconds_rather_than_now() -> None:
+    """A digest to be retried 57 s on was listed "now", as if due (a re-test)."""
+    from monitor.cli_common import ago
+
+    at = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+    assert ago(at + timedelta(seconds=57), at) == "in 57s"
+    assert ago(at - timedelta(minutes=3, seconds=5), at) == "3m ago"
+    assert ago(at + timedelta(milliseconds=300), at) == "now"
