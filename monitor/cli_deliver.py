@@ -35,6 +35,7 @@ from .config import Config, load_config
 from .config_delivery import SubscriberConfig
 from .deliver.digest import count_of
 from .deliver.dispatch import (
+    UNMENDABLE,
     Sent,
     dispatch_webhooks,
     follow_renames,
@@ -45,6 +46,7 @@ from .deliver.dispatch import (
     send_digests,
     send_webhook,
     sync_subscribers,
+    taken_url,
 )
 from .deliver.outbox import Labels
 from .errors import AlreadyRunningError, ConfigError, VigieError
@@ -108,6 +110,8 @@ def _what_next(result: Sent) -> str:
     and failed its other waiting deliveries, and said only "HTTP 410 Gone"."""
     if result.status == "pending" and result.kind == "digest":
         return "A temporary failure: it is tried again then, or now by `vigie digest send`."
+    if result.status in UNDELIVERED and result.detail.startswith(UNMENDABLE):
+        return ""  # no retry sends it as things are
     if result.status in UNDELIVERED and result.code == 410:
         return (
             "The endpoint is disabled, its waiting deliveries failed with it, and what matches"
@@ -125,8 +129,9 @@ UNDELIVERED = ("failed", "dead")  # statuses of a delivery that no one sends unl
 def undelivered(sent: list[Sent]) -> bool:
     """Whether a digest or webhook just attempted failed for good or was given up: `digest
     send` and `once` then exit with status 2, as `vigie status` does, for scripts and cron
-    (a 410 that disabled an endpoint left `once` exiting 0)."""
-    return any(s.status in UNDELIVERED for s in sent)
+    (a 410 that disabled an endpoint left `once` exiting 0). Not for a delivery no retry
+    can send (its target removed, its matches pruned), which status counts as no problem."""
+    return any(s.status in UNDELIVERED and not s.detail.startswith(UNMENDABLE) for s in sent)
 
 
 def _stranded(store: Store, name: str) -> str:
@@ -428,9 +433,13 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     found = store.delivery(delivery_id)
     if found is None:
         raise VigieError(f"no delivery {delivery_id}")
-    if found.kind == "digest" and not found.items:
-        # Sent again, it would be an email saying nothing matched.
-        raise VigieError(f"digest #{delivery_id} carries nothing any more: retention pruned it")
+    if not found.items:
+        # Sent again, a digest would be an email saying nothing matched; a webhook, nothing.
+        raise VigieError(
+            f"{found.kind} #{delivery_id} carries nothing any more: retention pruned it"
+        )
+    if found.kind == "webhook" and (taken := taken_url(store, config.delivery, found)):
+        raise VigieError(f"webhook #{delivery_id}: {taken}; no retry sends it to its consumer")
     _secrets_to_send(config, (found.kind,))
     delivery = store.requeue(delivery_id, now)
     if delivery is None:
@@ -468,14 +477,21 @@ def deliveries_replay(
     store = open_database(config, must_exist=True)
     follow_renames(store, config.delivery, waiting_only=False)  # a renamed webhook's history
     why_not = _why_not_sendable(store, config)
-    sendable = {target for target in _targets(config) if target not in why_not}
-    ids, left = store.requeue_since(since, now, target=target, sent=include_sent, sendable=sendable)
+    targets = _targets(config)
+
+    def refused(delivery: Delivery) -> str | None:
+        """Sent again, each would fail at once, and a sent one be rewritten as failed."""
+        key = (delivery.kind, delivery.target)
+        if key not in targets:
+            return "no longer in config.toml"
+        return why_not.get(key) or taken_url(store, config.delivery, delivery)
+
+    ids, left = store.requeue_since(since, now, target=target, sent=include_sent, refused=refused)
     console.print(f"{counted(len(ids), 'delivery')} queued again.")
-    for (kind, name), count in sorted(left.items()):
-        # Sent again, each would fail at once, and a sent one be rewritten as failed.
-        why = why_not.get((kind, name), "no longer in config.toml")
+    for (kind, name, why), count in sorted(left.items()):
         console.print(
-            f"{counted(count, 'delivery')} to {kind} {escape(repr(name))} left as they are: {why}.",
+            f"{counted(count, 'delivery')} to {kind} {escape(repr(name))} left as they are: "
+            f"{escape(why)}.",
             soft_wrap=True,
         )
 

@@ -4,6 +4,7 @@ rename and replay changes of 5 December, each test first failing on them."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -354,3 +355,89 @@ def test_two_webhooks_swapping_urls_keep_their_deliveries_endpoints(
     got = sorted({(r.path, rule["id"]) for r in receiver.requests for e in r.json["data"]
                   .get("events", [r.json["data"]]) for rule in e["rules"]})  # fmt: skip
     assert ("/two", "calais") not in got, got
+
+
+# A second code review: what a swap, a shared URL, a removed webhook or pruned matches do to
+# replays, retries and exit codes.
+
+
+def test_replay_leaves_the_sent_deliveries_of_swapped_webhooks_as_they_are(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Replayed with --include-sent after two webhooks swapped URLs, 18 sent deliveries were
+    rewritten as failed ("not sent"), and status exited 2 for a week."""
+    swapped = [hook(receiver, name="a", path="/two"), hook(receiver, name="b", path="/one")]
+    config = write_delivery_config(
+        tmp_path,
+        webhooks=[hook(receiver, name="a", path="/one"), hook(receiver, name="b", path="/two")],
+    )
+    t = now()
+    v = Vigie(config, t)
+    v.poll(t)
+    assert {s.status for s in v.dispatch(t)} == {"sent"}
+    v.close()
+    config = write_delivery_config(tmp_path, webhooks=swapped)
+    result = cli("deliveries", "replay", "--since", "1h", "--include-sent", "--config", config)
+    said = " ".join(result.output.split())
+    assert "0 deliveries queued again." in said
+    assert "left as they are: not sent: queued for the endpoint that is now webhook 'b''s" in said
+    v = Vigie(config, t)
+    assert {status for (status,) in v.rows("SELECT status FROM deliveries")} == {"sent"}
+    v.close()
+    # A retry of one says so, rather than fail it again with "once fixed, retry".
+    retried = cli("deliveries", "retry", 1, "--config", config)
+    assert retried.exit_code == 1 and "no retry sends it to its consumer" in retried.output
+
+
+def test_a_webhook_leaving_a_shared_url_takes_its_deliveries_along(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`a` and `b` shared /one; `a` moved to /two: its waiting deliveries failed as if `b` had
+    taken /one from it, against docs/delivery.md."""
+    config = write_delivery_config(
+        tmp_path,
+        webhooks=[
+            hook(receiver, name="a", path="/one", tags=["calais"]),
+            hook(receiver, name="b", path="/one", tags=["prosecutions"]),
+        ],  # fmt: skip
+    )
+    t = now()
+    v = Vigie(config, t)
+    v.poll(t)
+    receiver.answers = [Answer(500)] * 100
+    v.dispatch(t)
+    v.close()
+    config = write_delivery_config(
+        tmp_path,
+        webhooks=[
+            hook(receiver, name="a", path="/two", tags=["calais"]),
+            hook(receiver, name="b", path="/one", tags=["prosecutions"]),
+        ],  # fmt: skip
+    )
+    receiver.answers, receiver.requests[:] = [], []
+    v = Vigie(config, t)
+    sent = v.dispatch(t + timedelta(minutes=10))
+    v.close()
+    assert sent and {s.status for s in sent} == {"sent"}
+    assert {r.path for r in receiver.requests if "calais" in r.body.decode()} >= {"/two"}
+
+
+def test_once_does_not_exit_2_for_what_no_retry_can_send(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A webhook removed on purpose failed its waiting deliveries, and once exited 2 with
+    "once fixed, retry", while status, rightly, saw no problem."""
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook(receiver), hook(receiver, name="other", path="/other")]
+    )
+    receiver.answers = [Answer(500)] * 100
+    cli("once", "--config", config)
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        db.execute("UPDATE deliveries SET next_attempt = '2000-01-01T00:00:00+00:00'")
+    config = write_delivery_config(tmp_path, webhooks=[hook(receiver, name="other", path="/other")])
+    receiver.answers = []
+    result = cli("once", "--config", config)
+    said = " ".join(result.output.split())
+    assert "failed: webhook no longer in config.toml" in said
+    assert "no longer in config.toml. Once fixed" not in said
+    assert result.exit_code == 0 and cli("status", "--config", config).exit_code == 0

@@ -397,6 +397,30 @@ def follow_renames(store: Store, config: DeliveryConfig, waiting_only: bool = Tr
     return sum(count for _, _, count in moved)
 
 
+def taken_url(store: Store, config: DeliveryConfig, delivery: Delivery) -> str | None:
+    """Why a webhook delivery is not sent to its webhook's URL, when another webhook took the
+    URL it was queued for from it (two webhooks swapped URLs, or the name went to another
+    consumer): it would reach the wrong consumer. None otherwise: a webhook that left a URL it
+    shared, or moved to a URL no other has, takes its deliveries along."""
+    hook = config.webhook(delivery.target)
+    if hook is None or not delivery.url or delivery.url == hook.url:
+        return None
+    owner = next((w.name for w in config.webhooks if w.url == delivery.url), None)
+    if owner is None or not store.took_url(owner, delivery.url, delivery.created):
+        return None
+    return f"not sent: queued for the endpoint that is now webhook {owner!r}'s"
+
+
+# A failure no retry mends as things are: `once` does not exit 2 for it (vigie status counts
+# none of them), and its line offers no `deliveries retry`.
+UNMENDABLE = (
+    "webhook no longer in config.toml",
+    "subscriber no longer in config.toml",
+    "its matches were pruned",
+    "not sent:",
+)
+
+
 def _prepare(
     store: Store,
     config: DeliveryConfig,
@@ -409,10 +433,9 @@ def _prepare(
     hook = config.webhook(delivery.target)
     if hook is None:
         return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
-    owner = next((w.name for w in config.webhooks if w.url == delivery.url != hook.url), None)
-    if owner is not None:  # two webhooks swapped URLs, or the name went to another consumer
-        detail = f"not sent: queued for the endpoint that is now webhook {owner!r}'s"
-        return _record(store, delivery, now, "failed", detail)
+    swapped = taken_url(store, config, delivery)
+    if swapped:
+        return _record(store, delivery, now, "failed", swapped)
     disabled = store.disabled_endpoint(hook.name, hook.url)
     if disabled:
         return _record(store, delivery, now, "failed", f"endpoint disabled: {disabled}")

@@ -85,7 +85,9 @@ def _tls_hint(error: BaseException, smtp: SmtpConfig) -> str:
             f'{smtp.host}:{smtp.port} does not start with TLS: smtp.security = "starttls" (port'
             ' 587) or "none" (a local relay)'
         )
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    if "Hostname mismatch" in text:
+        return f"smtp.host must be the name the server's certificate is for, not {smtp.host}"
+    if "CERTIFICATE_VERIFY_FAILED" in text and "expired" not in text:
         return "the server's certificate is not one this machine trusts"
     return ""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -324,30 +324,44 @@ class OutboxQueries:
         *,
         target: str | None = None,
         sent: bool = False,
-        sendable: Collection[tuple[str, str]] | None = None,
-    ) -> tuple[list[int], dict[tuple[str, str], int]]:
+        refused: Callable[[Delivery], str | None] | None = None,
+    ) -> tuple[list[int], dict[tuple[str, str, str], int]]:
         """Failed and dead deliveries created since `since` (sent ones too with sent=True) become
-        due now, keeping their keys. With `sendable` ((kind, target) pairs), only those to
-        them: a sent one queued for an endpoint disabled, or a webhook gone from config.toml,
-        was rewritten as failed. Returns their ids, and (kind, target) -> how many were left."""
+        due now, keeping their keys, but those `refused` gives a reason not to send (a sent
+        one queued for an endpoint disabled, or a webhook gone from config.toml, was
+        rewritten as failed). Returns their ids, and (kind, target, reason) -> how many were
+        left."""
         statuses = ("failed", "dead", "sent") if sent else ("failed", "dead")
         sql = (
-            "SELECT id, kind, target FROM deliveries WHERE created >= ? "
+            "SELECT d.* FROM deliveries d WHERE created >= ? "
             f"AND status IN ({','.join('?' * len(statuses))})"
         )
         params: list[Any] = [iso(since), *statuses]
         if target:
             sql += " AND target = ?"
             params.append(target)
-        ids, left = [], Counter[tuple[str, str]]()
+        ids, left = [], Counter[tuple[str, str, str]]()
         with self.transaction():
-            for delivery_id, kind, name in self.db.execute(sql + " ORDER BY id", params):
-                if sendable is not None and (kind, name) not in sendable:
-                    left[kind, name] += 1
+            for row in list(self.db.query(sql + " ORDER BY id", params)):
+                delivery = delivery_from_row(row)
+                reason = refused(delivery) if refused is not None else None
+                if reason:
+                    left[delivery.kind, delivery.target, reason] += 1
                     continue
-                ids.append(delivery_id)
-                self._set_status(delivery_id, "pending", now, reset=True)
+                ids.append(delivery.id)
+                self._set_status(delivery.id, "pending", now, reset=True)
         return ids, dict(left)
+
+    def took_url(self, name: str, url: str, before: datetime) -> bool:
+        """Whether webhook `name` has had `url` since `before` only: no delivery of its queued
+        for that URL was made earlier (or at that moment, as a poll queues for both). A
+        webhook at the URL a delivery was queued for took it from the delivery's own (two
+        swapped URLs), rather than shared it all along."""
+        return not self.db.execute(
+            "SELECT 1 FROM deliveries WHERE kind = 'webhook' AND target = ? AND url = ? "
+            "AND created <= ? LIMIT 1",
+            [name, url, iso(before)],
+        ).fetchone()
 
     def _set_status(
         self, delivery_id: int, status: str, now: datetime, reset: bool = False
