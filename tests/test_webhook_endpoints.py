@@ -36,6 +36,17 @@ def hook(receiver: Receiver, name: str = "bot", path: str = "/hook", **more: Any
             "tags": ALL_TAGS, **more}  # fmt: skip
 
 
+def left_waiting(config: Path, receiver: Receiver) -> datetime:
+    """Poll now and leave every delivery waiting (the endpoint answers 500); returns now."""
+    t = now()
+    v = Vigie(config, t)
+    v.poll(t)
+    receiver.answers = [Answer(500)] * 100
+    v.dispatch(t)
+    v.close()
+    return t
+
+
 def cli(*args: Any) -> Any:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
 
@@ -134,12 +145,7 @@ def test_a_removed_webhook_sharing_its_url_is_not_taken_for_renamed(
             hook(receiver, name="courts", tags=["prosecutions"]),
         ],  # fmt: skip
     )
-    t = now()
-    v = Vigie(config, t)
-    v.poll(t)
-    receiver.answers = [Answer(500)] * 100
-    v.dispatch(t)
-    v.close()
+    t = left_waiting(config, receiver)
     # The operator drops the calais webhook; courts, at the same url, stays.
     config = write_delivery_config(
         tmp_path, webhooks=[hook(receiver, name="courts", tags=["prosecutions"])]
@@ -339,12 +345,7 @@ def test_two_webhooks_swapping_urls_keep_their_deliveries_endpoints(
     config = write_delivery_config(tmp_path, webhooks=[
         hook(receiver, name="a", path="/one", tags=["calais"]),
         hook(receiver, name="b", path="/two", tags=["prosecutions"])])  # fmt: skip
-    t = now()
-    v = Vigie(config, t)
-    v.poll(t)
-    receiver.answers = [Answer(500)] * 100
-    v.dispatch(t)
-    v.close()
+    t = left_waiting(config, receiver)
     config = write_delivery_config(tmp_path, webhooks=[
         hook(receiver, name="a", path="/two", tags=["calais"]),
         hook(receiver, name="b", path="/one", tags=["prosecutions"])])  # fmt: skip
@@ -401,12 +402,7 @@ def test_a_webhook_leaving_a_shared_url_takes_its_deliveries_along(
             hook(receiver, name="b", path="/one", tags=["prosecutions"]),
         ],  # fmt: skip
     )
-    t = now()
-    v = Vigie(config, t)
-    v.poll(t)
-    receiver.answers = [Answer(500)] * 100
-    v.dispatch(t)
-    v.close()
+    t = left_waiting(config, receiver)
     config = write_delivery_config(
         tmp_path,
         webhooks=[
