@@ -88,6 +88,9 @@ class ContextFormatter(logging.Formatter):
         return " ".join([super().formatMessage(record), *pairs])
 
 
+VIGIE_LOGGER = "monitor"  # the parent of every Vigie module's logger
+
+
 def configure_logging(verbose: bool) -> None:
     """`vigie run`'s log on stderr, INFO and up; with --verbose, Vigie's own DEBUG lines too
     (the cycles that brought nothing). Other libraries stay at INFO even then: APScheduler's
@@ -100,9 +103,6 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger(VIGIE_LOGGER).setLevel(logging.DEBUG if verbose else logging.NOTSET)
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").addFilter(_worth_logging)
-
-
-VIGIE_LOGGER = "monitor"  # the parent of every Vigie module's logger
 
 
 def _worth_logging(record: logging.LogRecord) -> bool:
