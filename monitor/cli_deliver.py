@@ -35,6 +35,7 @@ from .config import Config, load_config
 from .config_delivery import SubscriberConfig
 from .deliver.digest import count_of
 from .deliver.dispatch import (
+    REMOVED,
     UNMENDABLE,
     Sent,
     dispatch_webhooks,
@@ -129,9 +130,9 @@ UNDELIVERED = ("failed", "dead")  # statuses of a delivery that no one sends unl
 def undelivered(sent: list[Sent]) -> bool:
     """Whether a digest or webhook just attempted failed for good or was given up: `digest
     send` and `once` then exit with status 2, as `vigie status` does, for scripts and cron
-    (a 410 that disabled an endpoint left `once` exiting 0). Not for a delivery no retry
-    can send (its target removed, its matches pruned), which status counts as no problem."""
-    return any(s.status in UNDELIVERED and not s.detail.startswith(UNMENDABLE) for s in sent)
+    (a 410 that disabled an endpoint left `once` exiting 0). Not for a delivery to a target
+    removed from config.toml, which status counts as no problem either."""
+    return any(s.status in UNDELIVERED and not s.detail.startswith(REMOVED) for s in sent)
 
 
 def _stranded(store: Store, name: str) -> str:

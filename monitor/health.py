@@ -134,6 +134,9 @@ def assess(
     return replace(health, problems=tuple(problems_of(health)))
 
 
+# Failures `vigie deliveries retry` refuses to send again as things are (see cli_deliver).
+NO_RETRY = ("its matches were pruned", "not sent: queued for the endpoint")
+
 # Below this, a disk is about to stop the service storing: a few polls' WAL, a checkpoint.
 LOW_DISK = 100_000_000
 
@@ -168,11 +171,14 @@ def problems_of(health: Health) -> list[str]:
         found.append(f"{error} (the running service keeps the rules it loaded before)")
     found += [f"{what}: they receive nothing of it" for what in health.unfollowed]
     for delivery in health.undelivered:
-        found.append(
+        what = (
             f"{delivery.kind} #{delivery.id} to {delivery.target!r} {delivery.status}:"
-            f" {delivery.last_error or delivery.last_status} (`vigie deliveries retry"
-            f" {delivery.id}` sends it again)"
+            f" {delivery.last_error or delivery.last_status}"
         )
+        if delivery.last_error.startswith(NO_RETRY):
+            found.append(what)  # `deliveries retry` refuses it: said without one
+        else:
+            found.append(f"{what} (`vigie deliveries retry {delivery.id}` sends it again)")
     if health.undelivered_total > len(health.undelivered):
         found.append(
             f"and {health.undelivered_total - len(health.undelivered)} more failed or dead"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -16,7 +17,7 @@ import pytest
 from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
 
 from monitor.config_delivery import SmtpConfig
-from monitor.deliver.email import send_smtp
+from monitor.deliver.email import _tls_hint, send_smtp
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SLOT = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 08:00 in Paris
@@ -276,3 +277,21 @@ def test_tls_to_a_plain_server_says_which_setting_to_change(smtp: SmtpServer) ->
     assert outcome.status == "retry" and "WRONG_VERSION_NUMBER" in outcome.error
     assert 'does not start with TLS: smtp.security = "starttls"' in outcome.error
     assert smtp.received == []
+
+
+def test_a_certificate_for_another_name_says_smtp_host_must_be_its_name() -> None:
+    """A certificate for "localhost" reached at 127.0.0.1 was called one this machine does not
+    trust (a review): the fix is the host name, not the trust store. OpenSSL's verify code
+    tells the cases apart (62 host name, 64 IP address; 10, expired, needs no hint)."""
+    config = SmtpConfig("127.0.0.1", 465, "tls", "", 5.0, "Vigie <vigie@vigie.test>")
+    mismatch = ssl.SSLCertVerificationError("[SSL: CERTIFICATE_VERIFY_FAILED] IP address mismatch")
+    mismatch.verify_code = 64
+    assert _tls_hint(mismatch, config).startswith("smtp.host must be the name")
+    expired = ssl.SSLCertVerificationError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate has expired"
+    )
+    expired.verify_code = 10
+    assert _tls_hint(expired, config) == ""
+    untrusted = ssl.SSLCertVerificationError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed")
+    untrusted.verify_code = 18
+    assert "not one this machine trusts" in _tls_hint(untrusted, config)

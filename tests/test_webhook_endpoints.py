@@ -437,3 +437,44 @@ def test_once_does_not_exit_2_for_what_no_retry_can_send(
     assert "failed: webhook no longer in config.toml" in said
     assert "no longer in config.toml. Once fixed" not in said
     assert result.exit_code == 0 and cli("status", "--config", config).exit_code == 0
+
+
+def test_one_of_two_webhooks_sharing_a_url_renamed_keeps_its_deliveries(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`a` and `b` share /one; `b` renamed `b2`: two webhooks were at the URL, so none was
+    taken for the new name, and b's waiting deliveries failed (a third review)."""
+    both = [hook(receiver, name="a", path="/one", tags=["calais"]),
+            hook(receiver, name="b", path="/one", tags=["prosecutions"])]  # fmt: skip
+    config = write_delivery_config(tmp_path, webhooks=both)
+    t = left_waiting(config, receiver)
+    renamed = [both[0], {**both[1], "name": "b2"}]
+    config = write_delivery_config(tmp_path, webhooks=renamed)
+    receiver.answers = []
+    v = Vigie(config, t)
+    sent = v.dispatch(t + timedelta(minutes=10))
+    v.close()
+    assert sent and {(s.target, s.status) for s in sent} <= {("a", "sent"), ("b2", "sent")}
+    assert "b2" in {s.target for s in sent}
+
+
+def test_status_offers_no_retry_for_a_delivery_whose_url_was_taken(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """status said "`vigie deliveries retry 15` sends it again" of a delivery retry refuses."""
+    config = write_delivery_config(
+        tmp_path,
+        webhooks=[hook(receiver, name="a", path="/one"), hook(receiver, name="b", path="/two")],
+    )
+    left_waiting(config, receiver)
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:  # due now
+        db.execute("UPDATE deliveries SET next_attempt = '2000-01-01T00:00:00+00:00'")
+    swapped = [hook(receiver, name="a", path="/two"), hook(receiver, name="b", path="/one")]
+    config = write_delivery_config(tmp_path, webhooks=swapped)
+    receiver.answers = []
+    once = cli("once", "--config", config)
+    assert once.exit_code == 2  # as status: news its consumer did not get
+    status = cli("status", "--config", config)
+    lines = [line for line in status.output.splitlines() if "now webhook" in line]
+    assert status.exit_code == 2 and lines
+    assert not any("deliveries retry" in line for line in lines)

@@ -85,9 +85,12 @@ def _tls_hint(error: BaseException, smtp: SmtpConfig) -> str:
             f'{smtp.host}:{smtp.port} does not start with TLS: smtp.security = "starttls" (port'
             ' 587) or "none" (a local relay)'
         )
-    if "Hostname mismatch" in text:
+    code = getattr(error, "verify_code", None)  # OpenSSL's X509_V_ERR_*
+    if code in (62, 64):  # the host name or IP address is not the certificate's
         return f"smtp.host must be the name the server's certificate is for, not {smtp.host}"
-    if "CERTIFICATE_VERIFY_FAILED" in text and "expired" not in text:
+    if code in (9, 10):  # not yet valid, expired: the message says which
+        return ""
+    if "CERTIFICATE_VERIFY_FAILED" in text:
         return "the server's certificate is not one this machine trusts"
     return ""
 

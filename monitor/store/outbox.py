@@ -446,8 +446,12 @@ class OutboxQueries:
         for old, url in queued:
             if configured.get(old) == url:
                 continue
-            same = [name for name, at in configured.items() if at == url and name != old]
-            if len(same) == 1 and self._new_webhook(same[0], old):
+            same = [
+                name
+                for name, at in configured.items()
+                if at == url and name != old and self._new_webhook(name, old)
+            ]
+            if len(same) == 1:  # one new name at the URL: of two sharing it, the one renamed
                 renames.append((old, url, same[0]))
         moved: list[tuple[str, str, int]] = []
         if not renames:
