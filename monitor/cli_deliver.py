@@ -35,8 +35,6 @@ from .config import Config, load_config
 from .config_delivery import SubscriberConfig
 from .deliver.digest import count_of
 from .deliver.dispatch import (
-    REMOVED,
-    UNMENDABLE,
     Sent,
     dispatch_webhooks,
     follow_renames,
@@ -52,7 +50,7 @@ from .deliver.dispatch import (
 from .deliver.outbox import Labels
 from .errors import AlreadyRunningError, ConfigError, VigieError
 from .fetch import make_session
-from .records import Delivery
+from .records import NO_RETRY, TARGET_REMOVED, Delivery
 from .rules.files import RuleBook
 from .rules.index import RuleIndex
 from .scheduler import service_running
@@ -111,7 +109,7 @@ def _what_next(result: Sent) -> str:
     and failed its other waiting deliveries, and said only "HTTP 410 Gone"."""
     if result.status == "pending" and result.kind == "digest":
         return "A temporary failure: it is tried again then, or now by `vigie digest send`."
-    if result.status in UNDELIVERED and result.detail.startswith(UNMENDABLE):
+    if result.status in UNDELIVERED and result.detail.startswith(NO_RETRY):
         return ""  # no retry sends it as things are
     if result.status in UNDELIVERED and result.code == 410:
         return (
@@ -132,7 +130,7 @@ def undelivered(sent: list[Sent]) -> bool:
     send` and `once` then exit with status 2, as `vigie status` does, for scripts and cron
     (a 410 that disabled an endpoint left `once` exiting 0). Not for a delivery to a target
     removed from config.toml, which status counts as no problem either."""
-    return any(s.status in UNDELIVERED and not s.detail.startswith(REMOVED) for s in sent)
+    return any(s.status in UNDELIVERED and not s.detail.startswith(TARGET_REMOVED) for s in sent)
 
 
 def _stranded(store: Store, name: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .errors import RuleError
-from .records import Delivery
+from .records import NO_RETRY, Delivery
 from .store import Store
 from .store.rows import parse_iso
 
@@ -133,9 +133,6 @@ def assess(
     )
     return replace(health, problems=tuple(problems_of(health)))
 
-
-# Failures `vigie deliveries retry` refuses to send again as things are (see cli_deliver).
-NO_RETRY = ("its matches were pruned", "not sent: queued for the endpoint")
 
 # Below this, a disk is about to stop the service storing: a few polls' WAL, a checkpoint.
 LOW_DISK = 100_000_000

@@ -162,6 +162,18 @@ class Change:
         return self.article.revision > 1
 
 
+# Failure details of deliveries no `vigie deliveries retry` sends as things are: their lines
+# offer none. Those to a target removed from config.toml are no problem to `vigie status`,
+# nor to the exit status of `once` and `digest send`.
+NO_RETRY = (
+    "webhook no longer in config.toml",
+    "subscriber no longer in config.toml",
+    "its matches were pruned",
+    "not sent: queued for the endpoint",
+)
+TARGET_REMOVED = NO_RETRY[:2]
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One message in the outbox: a digest to a subscriber, or a webhook event to a consumer.

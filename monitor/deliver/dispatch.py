@@ -411,17 +411,6 @@ def taken_url(store: Store, config: DeliveryConfig, delivery: Delivery) -> str |
     return f"not sent: queued for the endpoint that is now webhook {owner!r}'s"
 
 
-# A failure no retry mends as things are: its line offers no `deliveries retry`. Those to a
-# target removed from config.toml are no problem to `vigie status`, nor to once's exit code.
-UNMENDABLE = (
-    "webhook no longer in config.toml",
-    "subscriber no longer in config.toml",
-    "its matches were pruned",
-    "not sent: queued for the endpoint",
-)
-REMOVED = UNMENDABLE[:2]
-
-
 def _prepare(
     store: Store,
     config: DeliveryConfig,
