@@ -295,3 +295,23 @@ def test_a_certificate_for_another_name_says_smtp_host_must_be_its_name() -> Non
     untrusted = ssl.SSLCertVerificationError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed")
     untrusted.verify_code = 18
     assert "not one this machine trusts" in _tls_hint(untrusted, config)
+
+
+def test_sends_an_operator_asks_for_do_not_give_a_digest_up_early(
+    closed_port: int, vigie: Callable[..., Vigie]
+) -> None:
+    """Five `vigie digest send` in a minute against a mail server down spent the schedule's
+    six attempts and gave the digest up at once (a re-test): it stays to be retried until the
+    schedule's span (4 hours 20 minutes, less its jitter) has passed."""
+    settings = {"host": "127.0.0.1", "port": closed_port, "security": "none", "timeout": "2s"}
+    v = vigie(subscribers=[DESK], smtp=settings)
+    outcomes = []
+    for second in range(8):  # `digest send`: what waits is made due now, and tried
+        at = SLOT + timedelta(seconds=second * 5)
+        v.store.hasten("digest", ["desk"], at)
+        outcomes += [s.status for s in v.send_digests(at)]
+    assert outcomes == ["pending"] * 8
+    [delivery] = v.store.list_deliveries(kind="digest")
+    assert delivery.attempts == 8 and delivery.next_attempt is not None
+    assert delivery.next_attempt - delivery.created == timedelta(seconds=15660 * 0.9)
+    assert [s.status for s in v.send_digests(delivery.next_attempt)] == ["dead"]

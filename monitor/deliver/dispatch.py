@@ -229,6 +229,13 @@ def _send_digest(
     status = outcome.status
     if status == "retry":
         when = outbox.retry_at(outbox.EMAIL_RETRY_DELAYS, delivery.attempts + 1, now, rng)
+        # The schedule's span at its shortest (each wait less its jitter): attempts made on
+        # schedule always end past it.
+        span = sum(outbox.EMAIL_RETRY_DELAYS) * (1 - outbox.JITTER)
+        if when is None and now < delivery.created + timedelta(seconds=span):
+            # Attempts an operator asked for (`digest send`, five in a minute against a server
+            # down) spent the schedule's count early: given up only after its whole span.
+            when = delivery.created + timedelta(seconds=span)
         status = "pending" if when else "dead"
     return _record(
         store, delivery, now, status, outcome.error, outcome.code, when, count=count, noun=noun
