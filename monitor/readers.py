@@ -44,8 +44,12 @@ def _start_worker(matcher: Matcher | None) -> None:
     global _matcher
     _matcher = matcher
     # Ctrl+C reaches the whole process group: the service stops its workers itself, and each
-    # worker interrupted while waiting for work printed a KeyboardInterrupt traceback.
+    # worker interrupted while waiting for work printed a KeyboardInterrupt traceback. So does a
+    # SIGTERM sent to the group (a service manager's stop, `kill -- -PGID`): a worker killed
+    # mid-feed logged "a feed reader process died" at every stop. Workers end when the service
+    # shuts them down, kills them (process.kill: a broken pool), or exits (_exit_with_parent).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
 
 
@@ -73,7 +77,7 @@ def _context() -> multiprocessing.context.BaseContext:
     spawn: forking the polling process itself, with its threads and locks, is not safe."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["monitor.readers"])
+        context.set_forkserver_preload(["monitor.readers", "monitor.reader_server"])
         return context
     return multiprocessing.get_context("spawn")  # pragma: no cover - not Linux
 

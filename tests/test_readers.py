@@ -329,6 +329,51 @@ def test_ctrl_c_stops_the_service_and_its_readers_without_a_traceback(
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
+def test_sigterm_to_the_process_group_mid_poll_stops_without_an_error(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """A service manager stopping the whole control group (systemd's default KillMode), or
+    `kill -- -PGID`, sends SIGTERM to the readers and their fork server too: they died mid-feed
+    and "a feed reader process died" was logged at every stop."""
+    feeds = ""
+    body = "Officers questioned the driver at the port. " * 30
+    for i in range(16):  # feeds slow enough to read that the signal lands mid-poll
+        items = [Item(f"g{i}-{j}", f"Police officers charged {i} {j}", body) for j in range(800)]
+        server.route(f"/f{i}.xml", rss(items))
+        feeds += f'[[feeds]]\nurl = "{server.url(f"/f{i}.xml")}"\n'
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[storage]\ndatabase = "vigie.db"\n[fetch]\nallow_private = true\nmax_bytes = "20MB"\n'
+        f'[polling]\nprocesses = 2\n[rules]\npaths = ["{REPO / "rules"}"]\n{feeds}',
+        encoding="utf-8",
+    )
+    tag = uuid.uuid4().hex
+    service = start_service(config, "run", tag, new_session=True)
+    try:
+        database, deadline = config.parent / "vigie.db", time.monotonic() + 60
+        while time.monotonic() < deadline:  # the first feed stored, the readers on the next
+            with contextlib.suppress(sqlite3.OperationalError):
+                if rows(database, "SELECT COUNT(*) FROM articles")[0][0]:
+                    break
+            time.sleep(0.02)
+        assert len(tagged_processes(tag)) >= 4  # the service, the fork server, two readers
+        os.killpg(service.pid, signal.SIGTERM)
+        output = service.communicate(timeout=60)[0]
+    finally:
+        if service.poll() is None:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.communicate()
+    assert service.returncode == 0, output
+    assert "polled" in output, output  # stopped after the feeds in hand, and said so
+    assert "ERROR" not in output and "Traceback" not in output, output
+    stored = rows(database, "SELECT COUNT(*) FROM articles")[0][0]
+    assert 0 < stored < 16 * 800  # mid-poll: some feeds stored, the others left due
+    deadline = time.monotonic() + 20
+    while tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tagged_processes(tag) == []
+
+
 def test_a_killed_service_leaves_no_reader_behind(sixteen_feeds: Path) -> None:
     """SIGKILL gives the service no chance to stop its readers: they must notice and exit."""
     tag = uuid.uuid4().hex
