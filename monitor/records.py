@@ -165,13 +165,13 @@ class Change:
 # Failure details of deliveries no `vigie deliveries retry` sends as things are: their lines
 # offer none. Those to a target removed from config.toml are no problem to `vigie status`,
 # nor to the exit status of `once` and `digest send`.
-NO_RETRY = (
-    "webhook no longer in config.toml",
-    "subscriber no longer in config.toml",
-    "its matches were pruned",
-    "not sent: queued for the endpoint",
-)
-TARGET_REMOVED = NO_RETRY[:2]
+# The dispatcher writes them from these names, so that the two cannot drift apart.
+WEBHOOK_REMOVED = "webhook no longer in config.toml"
+SUBSCRIBER_REMOVED = "subscriber no longer in config.toml"
+MATCHES_PRUNED = "its matches were pruned"
+URL_TAKEN = "not sent: queued for the endpoint"  # ... that is now webhook 'x''s
+NO_RETRY = (WEBHOOK_REMOVED, SUBSCRIBER_REMOVED, MATCHES_PRUNED, URL_TAKEN)
+TARGET_REMOVED = (WEBHOOK_REMOVED, SUBSCRIBER_REMOVED)
 
 
 @dataclass(frozen=True)

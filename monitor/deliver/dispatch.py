@@ -23,7 +23,13 @@ import requests
 
 from ..config_delivery import DeliveryConfig, SubscriberConfig, WebhookConfig
 from ..errors import OutboxError
-from ..records import Delivery
+from ..records import (
+    MATCHES_PRUNED,
+    SUBSCRIBER_REMOVED,
+    URL_TAKEN,
+    WEBHOOK_REMOVED,
+    Delivery,
+)
 from ..rules.index import RuleIndex
 from ..store import OutboxItem, Store, iso, parse_iso
 from . import outbox
@@ -196,9 +202,7 @@ def _send_digest(
     items = store.delivery_items(delivery.id)
     if subscriber is None:
         articles = len({item.article.id for item in items})
-        return _record(
-            store, delivery, now, "failed", "subscriber no longer in config.toml", count=articles
-        )
+        return _record(store, delivery, now, "failed", SUBSCRIBER_REMOVED, count=articles)
     state = store.subscriber_state(subscriber.name) or {}
     if state.get("unsubscribed"):  # a digest made, or retried, before they left
         return _record(
@@ -415,7 +419,7 @@ def taken_url(store: Store, config: DeliveryConfig, delivery: Delivery) -> str |
     owner = next((w.name for w in config.webhooks if w.url == delivery.url), None)
     if owner is None or not store.took_url(owner, delivery.url, delivery.created):
         return None
-    return f"not sent: queued for the endpoint that is now webhook {owner!r}'s"
+    return f"{URL_TAKEN} that is now webhook {owner!r}'s"
 
 
 def _prepare(
@@ -429,7 +433,7 @@ def _prepare(
     why it is not sent (its consumer removed or disabled, its matches pruned)."""
     hook = config.webhook(delivery.target)
     if hook is None:
-        return _record(store, delivery, now, "failed", "webhook no longer in config.toml")
+        return _record(store, delivery, now, "failed", WEBHOOK_REMOVED)
     swapped = taken_url(store, config, delivery)
     if swapped:
         return _record(store, delivery, now, "failed", swapped)
@@ -440,7 +444,7 @@ def _prepare(
     if not body:
         items = store.delivery_items(delivery.id)
         if not items:
-            return _record(store, delivery, now, "failed", "its matches were pruned")
+            return _record(store, delivery, now, "failed", MATCHES_PRUNED)
         mentions = store.mentions_of(sorted({item.article.id or 0 for item in items}))
         batched = hook.mode == "batched"
         body, carried = payload(delivery, items, mentions, labels, batched, hook.max_body)
