@@ -1704,6 +1704,32 @@ def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
     assert all(not value.startswith(("=", "+", "-", "@")) for r in rows for value in r.values())
 
 
+def test_articles_export_and_show_name_an_untitled_feed_by_its_host_not_its_key(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review: a feed without a title and without a name (a private feed of an
+    NGO partner) was an empty `feed` cell in the export and an empty outlet in `articles show`:
+    who published the article was lost. Its address's host names it, never the address, whose
+    key the export must not give away (docs/database.md, Sharing a copy)."""
+    body = (
+        b'<rss version="2.0"><channel><link>https://partner.example/</link><item>'
+        b"<title>Police cleared a camp in Calais</title><link>https://news.example/camp</link>"
+        b"<description>Police cleared tents near Calais.</description></item></channel></rss>"
+    )
+    server.route("/feed.rss?key=s3cret", body)
+    feed_url = server.url("/feed.rss?key=s3cret")
+    config = write_config([feed_url], rules={"paths": [str(REPO / "rules")]})
+    vigie("once", "--config", config)
+    exported = vigie("articles", "export", "--since", "0", "--format", "csv", "--config", config)
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert rows and {r["feed"] for r in rows} == {server.host}
+    [line] = vigie("articles", "export", "--since", "0", "--config", config).stdout.splitlines()
+    assert json.loads(line)["feed"] == server.host
+    shown = vigie("articles", "show", str(rows[0]["article_id"]), "--config", config)
+    assert f"  {server.host} · language" in shown.stdout
+    assert "s3cret" not in exported.stdout + line + shown.stdout
+
+
 def test_feeds_list_shows_a_feed_whose_items_are_all_copies_as_working(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

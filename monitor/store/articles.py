@@ -25,6 +25,7 @@ from .rows import (
     guid_key,
     iso,
     item_keys,
+    outlet_name,
     parse_iso,
     url_key,
 )
@@ -87,7 +88,7 @@ class ArticleQueries:
         their evidence, the entities it names and the deliveries that carried it."""
         found = list(
             self.db.query(
-                "SELECT a.id, a.title, a.url, coalesce(nullif(f.name, ''), f.title, '') AS feed, "
+                "SELECT a.id, a.title, a.url, f.name, f.title AS feed_title, f.url AS feed_url, "
                 "a.feed_id, a.published, a.first_seen, a.revision, a.language, a.story_id, "
                 "a.full_text_error FROM articles a JOIN feeds f ON f.id = a.feed_id "
                 "WHERE a.id = ?",
@@ -96,7 +97,10 @@ class ArticleQueries:
         )
         if not found:
             return None
-        record = found[0]
+        row = found[0]
+        outlet = outlet_name(row.pop("name"), row.pop("feed_title"), row.pop("feed_url"))
+        record = {"id": row.pop("id"), "title": row.pop("title"), "url": row.pop("url")}
+        record.update(feed=outlet, **row)
         query = self.db.query
         record["revisions"] = list(
             query(
@@ -105,22 +109,24 @@ class ArticleQueries:
                 [article_id],
             )
         )
-        record["carried_by"] = list(
-            query(
-                "SELECT coalesce(nullif(f.name, ''), f.title, '') AS feed, al.guid, al.first_seen "
+        record["carried_by"] = [
+            {"feed": outlet_name(name, title, url), "guid": guid, "first_seen": first_seen}
+            for name, title, url, guid, first_seen in self.db.execute(
+                "SELECT f.name, f.title, f.url, al.guid, al.first_seen "
                 "FROM article_aliases al JOIN feeds f ON f.id = al.feed_id "
                 "WHERE al.article_id = ? AND al.feed_id != ? ORDER BY al.first_seen",
                 [article_id, record["feed_id"]],
             )
-        )
-        record["story"] = list(
-            query(
-                "SELECT a.id, a.title, coalesce(nullif(f.name, ''), f.title, '') AS feed "
+        ]
+        record["story"] = [
+            {"id": other_id, "title": title, "feed": outlet_name(name, feed_title, url)}
+            for other_id, title, name, feed_title, url in self.db.execute(
+                "SELECT a.id, a.title, f.name, f.title, f.url "
                 "FROM articles a JOIN feeds f ON f.id = a.feed_id "
                 "WHERE a.story_id = ? AND a.id != ? ORDER BY a.id",
                 [record["story_id"], article_id],
             )
-        )
+        ]
         matches = list(
             query(
                 "SELECT rule_id, tags, priority, score, matched_at, revision, "

@@ -16,6 +16,7 @@ from ..records import Evidence, Match
 from .rows import (
     iso,
     match_columns,
+    outlet_name,
 )
 
 
@@ -291,7 +292,8 @@ class MatchQueries:
         )  # fmt: skip
         cursor = self.db.conn.execute(
             f"SELECT {', '.join('a.' + c for c in article_columns)}, "
-            "COALESCE(NULLIF(f.name, ''), f.title, '') AS feed, m.rule_id, m.tags, m.priority, "
+            "f.name AS feed_name, f.title AS feed_title, f.url AS feed_url, m.rule_id, m.tags, "
+            "m.priority, "
             "m.score, m.matched_at, m.revision AS match_revision, m.withdrawn_revision, "
             "m.backlog, m.snippet, m.evidence "
             "FROM matches m JOIN articles a ON a.id = m.article_id "
@@ -306,7 +308,8 @@ class MatchQueries:
             if current is None or current["id"] != row["id"]:
                 if current is not None:
                     yield self._with_outlets_and_entities(current)
-                current = {key: row[key] for key in (*article_columns, "feed")}
+                current = {key: row[key] for key in article_columns}
+                current["feed"] = outlet_name(row["feed_name"], row["feed_title"], row["feed_url"])
                 current["matches"] = []
             current["matches"].append(
                 {
@@ -327,15 +330,17 @@ class MatchQueries:
 
     def _with_outlets_and_entities(self, article: dict[str, Any]) -> dict[str, Any]:
         article["dated"] = article["published"] != article["first_seen"]
-        article["outlets"] = [
-            name
-            for (name,) in self.db.execute(
-                "SELECT DISTINCT COALESCE(NULLIF(f.name, ''), f.title, '') FROM article_aliases al "
-                "JOIN feeds f ON f.id = al.feed_id WHERE al.article_id = ? AND al.feed_id != ? "
-                "ORDER BY al.first_seen",
-                [article["id"], article["feed_id"]],
+        article["outlets"] = list(
+            dict.fromkeys(
+                outlet_name(*feed)
+                for feed in self.db.execute(
+                    "SELECT f.name, f.title, f.url FROM article_aliases al "
+                    "JOIN feeds f ON f.id = al.feed_id WHERE al.article_id = ? AND al.feed_id != ? "
+                    "ORDER BY al.first_seen",
+                    [article["id"], article["feed_id"]],
+                )
             )
-        ]
+        )
         article["entities"] = dict(
             self.db.execute(
                 "SELECT entity_id, count(*) FROM mentions WHERE article_id = ? "

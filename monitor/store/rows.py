@@ -8,7 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ..records import Article, Delivery, Evidence, Match
 
@@ -24,6 +26,19 @@ def iso(when: datetime) -> str:
 
 def parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def outlet_name(name: str | None, title: str | None, url: str | None) -> str:
+    """The name to show a reader for a feed: the name given to it, else its own title, else
+    the host of its address (a feed without a title was an empty outlet in exports). Never
+    the whole address, which may carry a private feed's key, nor the credentials or port a
+    host may be written with; a file's name for a feed read from a file."""
+    if name or title:
+        return name or title or ""
+    parts = urlsplit(url or "")
+    if parts.hostname:
+        return parts.hostname
+    return PurePosixPath(unquote(parts.path)).name if parts.scheme in ("", "file") else ""
 
 
 @dataclass(frozen=True)
