@@ -145,7 +145,10 @@ def _print_record(record: dict[str, Any], now: datetime) -> None:
         flags = " URGENT" if match["priority"] == "urgent" else ""
         state = ""
         if match["withdrawn_revision"]:
-            state = f"  withdrawn: revision {match['withdrawn_revision']} no longer matches"
+            state = (
+                f"  withdrawn: revision {match['withdrawn_revision']} no longer matches;"
+                f" the words below are revision {match['evidence_revision']}'s"
+            )
         elif match["backlog"]:
             state = "  archive: read with the feed the first time, not sent"
         console.print(

@@ -1682,6 +1682,44 @@ def test_articles_export_writes_the_matched_articles_with_their_words_and_outlet
     assert wrong.exit_code != 0 and "--since" in wrong.output and "Traceback" not in wrong.output
 
 
+def test_articles_export_says_which_revision_a_withdrawn_match_quotes(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review: with --withdrawn, a match undone by a correction came with
+    evidence whose offsets were in the earlier revision's headline, beside the corrected one,
+    and nothing said so: title[start:end] gave other words. Each match now names the
+    revision its evidence and snippet quote, as the database's `evidence_revision` does."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "topics.toml").write_text('[[rule]]\nid = "zebra"\nquery = "zebra"\n')
+    feed = tmp_path / "f.rss"
+
+    def publish(title: str) -> None:
+        feed.write_text(
+            f'<rss version="2.0"><channel><title>Zoo news</title><item><title>{title}</title>'
+            "<guid>z1</guid><link>https://news.example/zoo</link>"
+            "<description>An animal left its enclosure at dawn.</description></item>"
+            "</channel></rss>"
+        )
+
+    config = write_config([str(feed)], rules={"paths": [str(rules)]})
+    publish("Zebra escapes from the zoo")
+    vigie("once", "--config", config)
+    publish("Correction: a lemur escapes from the zoo")
+    vigie("once", "--config", config)
+
+    export = ("articles", "export", "--since", "0", "--withdrawn", "--config", config)
+    [line] = vigie(*export).stdout.splitlines()
+    article = json.loads(line)
+    [match] = article["matches"]
+    assert article["revision"] == 2 and match["withdrawn_revision"] == 2
+    assert match["evidence_revision"] == 1
+    [evidence] = match["evidence"]
+    assert "Zebra escapes from the zoo"[evidence["start"] : evidence["end"]] == evidence["text"]
+    shown = vigie("articles", "show", str(article["id"]), "--config", config).stdout
+    assert "the words below are revision 1's" in " ".join(shown.split())
+
+
 def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

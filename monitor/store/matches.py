@@ -294,7 +294,8 @@ class MatchQueries:
             f"SELECT {', '.join('a.' + c for c in article_columns)}, "
             "f.name AS feed_name, f.title AS feed_title, f.url AS feed_url, m.rule_id, m.tags, "
             "m.priority, "
-            "m.score, m.matched_at, m.revision AS match_revision, m.withdrawn_revision, "
+            "m.score, m.matched_at, m.revision AS match_revision, m.evidence_revision, "
+            "m.withdrawn_revision, "
             "m.backlog, m.snippet, m.evidence "
             "FROM matches m JOIN articles a ON a.id = m.article_id "
             f"JOIN feeds f ON f.id = a.feed_id WHERE {' AND '.join(where)} "
@@ -319,6 +320,9 @@ class MatchQueries:
                     "score": row["score"],
                     "matched_at": row["matched_at"],
                     "revision": row["match_revision"],
+                    # The revision whose text the evidence's offsets and the snippet are in: an
+                    # earlier one than the article's for a withdrawn match.
+                    "evidence_revision": row["evidence_revision"] or row["match_revision"],
                     "withdrawn_revision": row["withdrawn_revision"],
                     "backlog": bool(row["backlog"]),
                     "snippet": row["snippet"] or "",
