@@ -4,6 +4,7 @@ that matched."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sqlite3
 import sys
@@ -245,6 +246,11 @@ def articles_export(
     end = parse_moment(until, now, "--until") if until is not None else None
     store = open_store(load_config(config_path), must_exist=True)
     exported = matched = 0
+    # UTF-8 whatever the terminal's or the locale's encoding (Windows writes a redirected
+    # stdout in its ANSI code page): a French or Arabic title stopped the export halfway with
+    # a UnicodeEncodeError, and a file's encoding must not depend on where it was made.
+    sys.stdout.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
     try:
         found = store.matched_articles(
             start,
@@ -255,7 +261,7 @@ def articles_export(
             withdrawn=withdrawn,
         )
         if output_format == "csv":
-            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer = csv.writer(out, lineterminator="\n")
             writer.writerow(_CSV_COLUMNS)
         for article in found:
             exported += 1
@@ -266,9 +272,10 @@ def articles_export(
                 writer.writerows(_csv_rows(article))
             else:
                 del article["feed_id"]
-                click.echo(json.dumps(article, ensure_ascii=False))
+                out.write(json.dumps(article, ensure_ascii=False) + "\n")
     finally:
         store.close()
+        out.detach()  # sys.stdout stays open
     err_console.print(
         f"{exported} article{'s' * (exported != 1)}, {matched} match{'es' * (matched != 1)}"
         " exported",

@@ -1720,6 +1720,32 @@ def test_articles_export_says_which_revision_a_withdrawn_match_quotes(
     assert "the words below are revision 1's" in " ".join(shown.split())
 
 
+@pytest.mark.parametrize("output_format", ["csv", "jsonl"])
+def test_articles_export_is_utf8_whatever_the_terminal_encoding(
+    tmp_path: Path, write_config: Callable[..., Path], output_format: str
+) -> None:
+    """A researcher's review: with a standard output that is not UTF-8 (Windows writes a
+    redirected one in its code page; PYTHONIOENCODING), the export of French articles
+    stopped at the first "…" or "œ" with a UnicodeEncodeError traceback, leaving half a file."""
+    (tmp_path / "f.rss").write_text(
+        '<rss version="2.0"><channel><title>Nord Actu</title><item>'
+        "<title>Des policiers évacuent un camp à Calais… le cœur serré</title>"
+        "<link>https://news.example/camp</link>"
+        "<description>Les forces de l’ordre ont démantelé le camp.</description>"
+        "</item></channel></rss>",
+        encoding="utf-8",
+    )
+    config = write_config([str(tmp_path / "f.rss")], rules={"paths": [str(REPO / "rules")]})
+    vigie("once", "--config", config)
+    export = ["articles", "export", "--since", "0", "--format", output_format, "--config"]
+    result = CliRunner(charset="latin-1").invoke(main, [*export, str(config)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout_bytes.decode("utf-8")
+    assert "Des policiers évacuent un camp à Calais… le cœur serré" in (
+        text if output_format == "csv" else json.loads(text.splitlines()[0])["title"]
+    )
+
+
 def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
