@@ -225,6 +225,12 @@ _CSV_COLUMNS = (
     show_default=True,
     help="JSON Lines, an article a line with its matches; or CSV, a match a row.",
 )
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="CSV for Excel: starts with a byte order mark, without which Excel shows accents"
+    " garbled (é as Ã©).",
+)
 @config_option
 @operator_errors
 def articles_export(
@@ -235,12 +241,15 @@ def articles_export(
     tags: tuple[str, ...],
     withdrawn: bool,
     output_format: str,
+    excel: bool,
     config_path: str,
 ) -> None:
     """Write the stored articles that matched, with their matches and the words that made each
     match, to standard output: for a spreadsheet, a notebook or an archive. Undated items
     have `dated` false (their `published` is when Vigie first saw them); `outlets` are the
     other feeds that carried the same article; `story_id` groups the copies of one event."""
+    if excel and output_format != "csv":
+        raise VigieError("--excel is for --format csv: a JSON Lines file is read by programs")
     now = datetime.now(UTC)
     start = None if parse_duration(since) == 0 else parse_moment(since, now, "--since")
     end = parse_moment(until, now, "--until") if until is not None else None
@@ -261,6 +270,8 @@ def articles_export(
             withdrawn=withdrawn,
         )
         if output_format == "csv":
+            if excel:
+                out.write("\ufeff")  # how Excel knows a CSV file is UTF-8
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(_CSV_COLUMNS)
         for article in found:

@@ -1746,6 +1746,32 @@ def test_articles_export_is_utf8_whatever_the_terminal_encoding(
     )
 
 
+def test_articles_export_csv_for_excel_starts_with_a_byte_order_mark(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review: Excel opens a CSV file without a byte order mark in the
+    computer's code page, so every accent of the French articles came out garbled (é as
+    Ã©). `--excel` writes the mark; without it the file is plain UTF-8 for programs."""
+    (tmp_path / "f.rss").write_text(
+        '<rss version="2.0"><channel><title>Nord Actu</title><item>'
+        "<title>Des policiers évacuent un camp à Calais</title>"
+        "<link>https://news.example/camp</link>"
+        "<description>Les forces de l’ordre ont démantelé le camp.</description>"
+        "</item></channel></rss>",
+        encoding="utf-8",
+    )
+    config = write_config([str(tmp_path / "f.rss")], rules={"paths": [str(REPO / "rules")]})
+    vigie("once", "--config", config)
+    export = ("articles", "export", "--since", "0", "--format", "csv", "--config", config)
+    excel = vigie(*export, "--excel").stdout_bytes
+    assert excel.startswith(b"\xef\xbb\xbfarticle_id,")
+    rows = list(csv.DictReader(io.StringIO(excel.decode("utf-8-sig"))))
+    assert rows and rows[0]["title"] == "Des policiers évacuent un camp à Calais"
+    assert vigie(*export).stdout_bytes.startswith(b"article_id,")  # programs: no mark
+    jsonl = vigie("articles", "export", "--excel", "--config", config)
+    assert_one_line_error(jsonl, "--excel", "--format csv")
+
+
 def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
