@@ -3,6 +3,7 @@ every test docs/security.md cites as proof exists."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -100,3 +101,25 @@ def test_database_md_queries_run_and_answer(polled: sqlite3.Connection, query: s
 
 def test_database_md_has_its_queries() -> None:
     assert len(QUERIES) >= 5
+
+
+def test_database_md_describes_every_column_and_key_of_the_export(
+    polled: sqlite3.Connection,
+) -> None:
+    """A researcher's review: nothing said what the export's columns and keys meant, that a
+    CSV row is a match and not an article, or in which time zone its times are."""
+    [(_, _, path)] = polled.execute("PRAGMA database_list").fetchall()
+    config = Path(path).parent.parent / "config.toml"
+    export = ["articles", "export", "--since", "0", "--config", str(config)]
+    runner = CliRunner()
+    lines = runner.invoke(main, export).stdout.splitlines()
+    header = runner.invoke(main, [*export, "--format", "csv"]).stdout.splitlines()[0]
+    assert "## Exporting what matched" in DATABASE_DOC
+    section = DATABASE_DOC.split("## Exporting what matched", 1)[1].split("\n## ", 1)[0]
+    articles = [json.loads(line) for line in lines]
+    keys = {key for a in articles for key in a}
+    keys |= {key for a in articles for m in a["matches"] for key in m}
+    keys |= {key for a in articles for m in a["matches"] for e in m["evidence"] for key in e}
+    assert articles and "evidence_revision" in keys
+    for name in sorted(keys | set(header.split(","))):
+        assert f"`{name}`" in section, name
