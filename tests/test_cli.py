@@ -1772,6 +1772,39 @@ def test_articles_export_csv_for_excel_starts_with_a_byte_order_mark(
     assert_one_line_error(jsonl, "--excel", "--format csv")
 
 
+def test_an_edit_that_moves_the_date_keeps_the_first_publication_date(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review, replaying the BBC's feed: its edits move an item's pubDate
+    (August 5, then 11, 24, 27, September 2), and `articles.published` followed, so the day
+    an article first came out was lost and a timeline counted it weeks late. Each revision
+    keeps its date, and docs/database.md's query gives the first one."""
+    feed = tmp_path / "f.rss"
+
+    def publish(title: str, date: str) -> None:
+        feed.write_text(
+            f'<rss version="2.0"><channel><title>News</title><item><title>{title}</title>'
+            f"<guid>s1</guid><link>https://news.example/schools</link><pubDate>{date}</pubDate>"
+            "<description>Police and migrants in Calais: what schools will do.</description>"
+            "</item></channel></rss>"
+        )
+
+    config = write_config([str(feed)], rules={"paths": [str(REPO / "rules")]})
+    publish("How will schools reopen in September?", "Wed, 05 Aug 2020 12:04:16 GMT")
+    vigie("once", "--config", config)
+    publish("What will schools do if children get ill?", "Wed, 02 Sep 2020 15:09:50 GMT")
+    vigie("once", "--config", config)
+
+    doc = (REPO / "docs" / "database.md").read_text(encoding="utf-8")
+    [query] = [q for q in re.findall(r"```sql\n(.*?)```", doc, re.S) if "latest_published" in q]
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        dates = db.execute("SELECT revision, published FROM revisions ORDER BY 1").fetchall()
+        [(_, title, first, latest)] = db.execute(query).fetchall()
+    assert dates == [(1, "2020-08-05T12:04:16+00:00"), (2, "2020-09-02T15:09:50+00:00")]
+    assert title.startswith("What will schools do") and latest.startswith("2020-09-02")
+    assert first == "2020-08-05T12:04:16+00:00"
+
+
 def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -32,14 +32,15 @@ from .rows import (
 
 _INSERT_ROWS = 50  # articles per INSERT: 900 parameters, under SQLite's 999 before 3.32
 _INSERT_REVISION = (
-    "INSERT OR REPLACE INTO revisions (article_id, revision, title, summary, fingerprint, seen) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO revisions "
+    "(article_id, revision, title, summary, fingerprint, seen, published) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
-def _revision_row(article: Article, now: datetime) -> tuple[Any, ...]:
+def _revision_row(article: Article, now: datetime, published: str | None) -> tuple[Any, ...]:
     a = article
-    return (a.id, a.revision, a.title, a.summary[:1000], a.fingerprint, iso(now))
+    return (a.id, a.revision, a.title, a.summary[:1000], a.fingerprint, iso(now), published)
 
 
 class ArticleQueries:
@@ -352,7 +353,7 @@ class ArticleQueries:
     def _article_row(self, where: str, params: Sequence[Any]) -> dict[str, Any] | None:
         rows = list(
             self.db.query(
-                "SELECT id, feed_id, fingerprint, revision, story_id, canonical_url "
+                "SELECT id, feed_id, fingerprint, revision, story_id, canonical_url, published "
                 f"FROM articles WHERE {where}",
                 params,
             )
@@ -407,7 +408,10 @@ class ArticleQueries:
                 [value for row in rows for value in row.values()],
             )
             stored += numbered
-        self.db.conn.executemany(_INSERT_REVISION, (_revision_row(a, now) for a in stored))
+        self.db.conn.executemany(
+            _INSERT_REVISION,
+            (_revision_row(a, now, iso(a.published) if a.published else None) for a in stored),
+        )
         return stored
 
     def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
@@ -417,6 +421,9 @@ class ArticleQueries:
             # Undated (parse gave it this cycle's time): it keeps the time first seen, rather
             # than take each revision's as a publication date.
             del values["published"]
+        # The date this revision came with, kept with it: an outlet that moves its date when
+        # it edits the article (the BBC does) left no trace of when it first published it.
+        published = values.get("published", row["published"])
         self.db.execute(
             f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
             [*values.values(), row["id"]],
@@ -432,11 +439,8 @@ class ArticleQueries:
             story_id=row["story_id"],
             canonical_url=row["canonical_url"] or "",
         )
-        self._record_revision(stored, now)
+        self.db.conn.execute(_INSERT_REVISION, _revision_row(stored, now, published))
         return stored
-
-    def _record_revision(self, article: Article, now: datetime) -> None:
-        self.db.conn.execute(_INSERT_REVISION, _revision_row(article, now))
 
     def revisions(self, article_id: int) -> list[dict[str, Any]]:
         """Each revision's headline, summary and when it was seen, oldest first."""

@@ -514,3 +514,17 @@ def m019_delivery_urls(db: sqlite_utils.Database) -> None:
     the events never reached the consumer (a consumer's review). By the URL they follow the
     new name. Deliveries queued before have none, and cannot."""
     db.execute("ALTER TABLE deliveries ADD COLUMN url TEXT")
+
+
+@migrations()
+def m020_revision_dates(db: sqlite_utils.Database) -> None:
+    """Each revision keeps the publication date its item gave: `articles.published` is the
+    latest revision's, and an outlet that moves the date when it edits an article (the BBC
+    does) left no trace of when it first published it, so a researcher's timeline counted an
+    article of August 5 on September 2 (a researcher's review). Revisions stored before have
+    none but the latest, which is the article's."""
+    db.execute("ALTER TABLE revisions ADD COLUMN published TEXT")
+    db.execute(
+        "UPDATE revisions SET published = (SELECT a.published FROM articles a "
+        "WHERE a.id = revisions.article_id AND a.revision = revisions.revision)"
+    )
