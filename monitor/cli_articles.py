@@ -284,9 +284,19 @@ def articles_export(
             else:
                 del article["feed_id"]
                 out.write(json.dumps(article, ensure_ascii=False) + "\n")
+        stored_rules, stored_tags = store.matched_rules_and_tags() if rule_ids or tags else ((), ())
+        unknown = [f"rule {r!r}" for r in rule_ids if r not in stored_rules]
+        unknown += [f"tag {t!r}" for t in tags if t not in stored_tags]
     finally:
         store.close()
         out.detach()  # sys.stdout stays open
+    for name in unknown:
+        # A mistyped --rule or --tag (or "Calais" for "calais") exported nothing, silently,
+        # as if nothing had matched.
+        err_console.print(
+            f"warning: no stored match has {name} (names are compared exactly, case included)",
+            markup=False,
+        )
     err_console.print(
         f"{exported} article{'s' * (exported != 1)}, {matched} match{'es' * (matched != 1)}"
         " exported",

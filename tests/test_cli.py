@@ -1805,6 +1805,27 @@ def test_an_edit_that_moves_the_date_keeps_the_first_publication_date(
     assert first == "2020-08-05T12:04:16+00:00"
 
 
+def test_articles_export_warns_of_a_rule_or_tag_no_match_has(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review: `--tag Calais` (the tag is `calais`) or a mistyped rule exported
+    nothing, silently, as if nothing had matched in the period."""
+    (tmp_path / "f.rss").write_text(
+        '<rss version="2.0"><channel><title>News</title><item><title>Camp cleared</title>'
+        "<link>https://news.example/camp</link>"
+        "<description>Police cleared tents near Calais.</description></item></channel></rss>"
+    )
+    config = write_config([str(tmp_path / "f.rss")], rules={"paths": [str(REPO / "rules")]})
+    vigie("once", "--config", config)
+    export = ("articles", "export", "--since", "0", "--config", config)
+    wrong = vigie(*export, "--tag", "Calais", "--rule", "calias")
+    assert wrong.exit_code == 0 and wrong.stdout == ""
+    assert "warning: no stored match has tag 'Calais'" in wrong.stderr
+    assert "warning: no stored match has rule 'calias'" in wrong.stderr
+    right = vigie(*export, "--tag", "calais", "--rule", "calais")
+    assert right.stdout and "warning" not in right.stderr
+
+
 def test_articles_export_csv_cells_from_a_feed_are_never_formulas(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -332,6 +332,14 @@ class MatchQueries:
         if current is not None:
             yield self._with_outlets_and_entities(current)
 
+    def matched_rules_and_tags(self) -> tuple[set[str], set[str]]:
+        """The rules, and the tags, that stored matches have (withdrawn ones too)."""
+        rules = {r for (r,) in self.db.execute("SELECT DISTINCT rule_id FROM matches")}
+        tags = {
+            t for (t,) in self.db.execute("SELECT DISTINCT t.value FROM matches, json_each(tags) t")
+        }
+        return rules, tags
+
     def _with_outlets_and_entities(self, article: dict[str, Any]) -> dict[str, Any]:
         article["dated"] = article["published"] != article["first_seen"]
         article["outlets"] = list(
