@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import socket
 import sqlite3
 import subprocess
@@ -105,6 +106,33 @@ def test_the_one_click_link_of_a_digest_stops_that_subscribers_digests(
         )
     [made] = open_digests(vigie.store, vigie.config.delivery, later)
     assert vigie.store.delivery(made).target == "team"  # type: ignore[union-attr]
+
+
+def test_mail_clients_read_the_one_click_link_from_the_header_as_sent(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """A link longer than a header line (a base URL with a path, as docs/delivery.md shows)
+    was sent RFC 2047-encoded, `List-Unsubscribe: =?utf-8?q?=3Chttps=3A//...`: mail clients
+    look for <...> in the header as it is, found no https link and offered no one-click
+    button (a subscribers' review). The header is read here undecoded, as they read it."""
+    base = "https://news.ngo.example/vigie"
+    team = {**DESK, "name": "calais-ngo-dunkirk"}
+    config = write_delivery_config(
+        tmp_path, subscribers=[team], smtp=smtp.smtp_settings(), delivery={"public_base_url": base}
+    )
+    made = Vigie(config, NOW)
+    try:
+        made.poll(NOW)
+        made.send_digests(NOW)
+    finally:
+        made.close()
+    [data] = [m.data for m in smtp.messages]
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)["List-Unsubscribe"]
+    assert "=?" not in raw
+    links = re.findall(r"<([^<>]*)>", " ".join(raw.split()))
+    assert len(links) == 2 and links[0].startswith(base + "/unsubscribe/calais-ngo-dunkirk/")
+    assert links[1].endswith("?subject=unsubscribe%20calais-ngo-dunkirk")
+    assert all(len(line) <= 998 for line in data.split(b"\r\n\r\n")[0].split(b"\r\n"))
 
 
 @pytest.mark.parametrize("forwarded", ["as written", "prefix stripped"])

@@ -12,6 +12,7 @@ and passed through nh3. Only http(s) links are made. Header values are stripped 
 
 from __future__ import annotations
 
+import email.headerregistry
 import email.policy
 import email.utils
 import functools
@@ -361,6 +362,22 @@ def _at_a_time(subscriber: SubscriberConfig) -> bool:
     return subscriber.cron is not None and subscriber.schedule.split()[0].lower() != "hourly"
 
 
+class _LinksHeader(email.headerregistry.UnstructuredHeader):
+    """List-Unsubscribe: `<url>, <url>`, each link on a line of its own and written as it is.
+    The email library encoded a word longer than a line (an https link under a base URL with a
+    path) as RFC 2047, `=?utf-8?q?=3Chttps...`, which mail clients do not decode in this header:
+    they found no link and offered no one-click unsubscribe (a subscribers' review)."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:  # type: ignore[override]
+        links = re.findall(r"<[^<>]*>", str(self))
+        return f"{self.name}: " + f",{policy.linesep} ".join(links) + policy.linesep
+
+
+_HEADERS = email.headerregistry.HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _LinksHeader)
+_POLICY = email.policy.SMTP.clone(header_factory=_HEADERS)
+
+
 def compose(
     digest: Digest,
     delivery: Delivery,
@@ -374,7 +391,7 @@ def compose(
     domain = _domain(email.utils.parseaddr(sender)[1])
     one_click, mailto = unsubscribe_links(subscriber, config, token)
     html, text = render(digest, footer(subscriber, config, token))
-    message = EmailMessage(policy=email.policy.SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["Subject"] = header_value(digest.subject)
     message["From"] = sender
     message["To"] = subscriber.recipient  # a name in any script, encoded as headers need
