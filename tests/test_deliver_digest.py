@@ -9,6 +9,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -422,7 +423,7 @@ def test_an_update_shows_the_headline_it_changed() -> None:
     assert "(updated)\n  Headline before the update: Two questioned over Calais camp fire\n" in text
     french = build_digest([changed], replace(SUBSCRIBER, language="fr"), LABELS, NOW)
     assert (
-        "Titre avant la mise à jour : Two questioned over Calais camp fire"
+        "Titre avant la mise à jour\u00a0: Two questioned over Calais camp fire"
         in render(french, FOOTER)[1]
     )
 
@@ -439,15 +440,17 @@ def test_a_french_subscriber_reads_the_digest_in_french() -> None:
     ]
     digest = build_digest(items, french, LABELS, NOW)
     assert (
-        digest.subject == "Vigie : 1 en urgence, 3 sujets — Police violence 1, Calais 1, +1 autre"
+        digest.subject
+        == "Vigie\u00a0: 1 en urgence, 3 sujets — Police violence 1, Calais 1, +1 autre"
     )
     assert digest.heading == "Résumé Vigie pour desk"
     assert digest.summary == "3 sujets · lun. 23 nov. 2026, 08:00 (Europe/Paris)"
     whens = [e.when for s in digest.sections for e in s.entries]
     assert whens == ["lun. 23 nov., 07:00", "lun. 23 nov., 07:00", "dim. 19 oct. 2025, 09:00"]
     html, text = render(digest, footer(french, CONFIG, "t0ken"))
+    html = unescape(html)  # &nbsp;
     assert '<html lang="fr">' in html
-    for words in ("Règles :", "Également publié par", "mis à jour", "Se désabonner"):
+    for words in ("Règles\u00a0:", "Également publié par", "mis à jour", "Se désabonner"):
         assert words in html and words in text, words
     assert "urgent</span>" in html and "[URGENT]" in text
     assert (
@@ -458,10 +461,41 @@ def test_a_french_subscriber_reads_the_digest_in_french() -> None:
     assert "Un exilé frappé à Calais" in html and "Police violence" in text  # as written
 
 
+def test_french_punctuation_keeps_to_its_word() -> None:
+    """French puts a space before : ; ? and !: an ordinary one let a phone's narrow screen wrap
+    "Ne plus recevoir ces résumés ?" with its "?" alone on a line, and "Règles :" as well; the
+    plain text wrote an outlet's link "Nord Actu: https://..." the English way (a subscribers'
+    review). Every such space of the digest's own words is a no-break one."""
+    french = replace(SUBSCRIBER, language="fr", max_entries=3)
+    items = [
+        replace(
+            item(1, "calais", title="Deux personnes inculpées", story="s1"),
+            updated=True,
+            earlier_title="Deux personnes entendues",
+        ),
+        item(2, "calais", story="s1", source="Nord Actu"),
+        *(item(i, "migrants") for i in range(3, 7)),
+    ]
+    digest = build_digest(items, french, LABELS, NOW, {"s1": NOW - timedelta(days=1)})
+    html, text = render(digest, footer(french, CONFIG, "t0ken"))
+    for part in (unescape(html), text):
+        assert re.search(r"[^\S\u00a0][:;?!»]", part) is None, part
+        for words in (
+            "Règles\u00a0:",
+            "Titre avant la mise à jour\u00a0: Deux personnes entendues",
+            "\u00a0; de nouveau ici",
+            "limite de ce résumé\u00a0: ceux ci-dessus",
+        ):
+            assert words in part, words
+    assert "Nord Actu\u00a0: https://news.example/2" in text
+    assert "Se désabonner\u00a0: mailto:" in text
+    assert digest.subject.startswith("Vigie\u00a0: 5 sujets")
+
+
 def test_an_empty_french_digest_says_so_in_french() -> None:
     digest = build_digest([], replace(SUBSCRIBER, language="fr"), LABELS, NOW)
     html, text = render(digest, FOOTER)
-    assert digest.subject == "Vigie : rien de nouveau pour vos règles"
+    assert digest.subject == "Vigie\u00a0: rien de nouveau pour vos règles"
     assert "Rien de nouveau pour vos règles depuis le dernier résumé." in html + text
 
 

@@ -420,7 +420,7 @@ def test_a_french_subscriber_unsubscribes_in_french(vigie: Vigie, smtp: SmtpServ
         team = served(server, link_of(smtp, "team@newsroom.test"))
         asked = requests.get(desk, timeout=5)
         assert '<html lang="fr">' in asked.text
-        assert "Ne plus recevoir ces résumés ?" in asked.text
+        assert "Ne plus recevoir ces résumés\u00a0?" in asked.text
         assert "Vigie envoie des résumés à <strong>desk</strong>." in asked.text
         done = requests.post(desk, data={"List-Unsubscribe": "One-Click"}, timeout=5)
         assert "Désabonnement effectué" in done.text

@@ -14,36 +14,39 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
-# English sentence -> French. %(name)s placeholders are filled after translation.
+# English sentence -> French. %(name)s placeholders are filled after translation. French puts a
+# space before : ; ? and !, a no-break one (U+00A0): an ordinary one let a narrow screen wrap "?"
+# alone onto the next line of "Ne plus recevoir ces résumés ?" (a subscribers' review).
 _FRENCH = {
     "Vigie digest for %(name)s": "Résumé Vigie pour %(name)s",
-    "Vigie: nothing new matched your rules": "Vigie : rien de nouveau pour vos règles",
-    "Vigie: %(counts)s": "Vigie : %(counts)s",
-    "Vigie: %(urgent)s urgent, %(counts)s": "Vigie : %(urgent)s en urgence, %(counts)s",
+    "Vigie: nothing new matched your rules": "Vigie\u00a0: rien de nouveau pour vos règles",
+    "Vigie: %(counts)s": "Vigie\u00a0: %(counts)s",
+    "Vigie: %(urgent)s urgent, %(counts)s": "Vigie\u00a0: %(urgent)s en urgence, %(counts)s",
     "+%(n)s more": "+%(n)s autres",
     "+1 more": "+1 autre",
-    "Vigie: %(title)s": "Vigie : %(title)s",
-    "Vigie, urgent: %(title)s": "Vigie, urgent : %(title)s",
+    "Vigie: %(title)s": "Vigie\u00a0: %(title)s",
+    "Vigie, urgent: %(title)s": "Vigie, urgent\u00a0: %(title)s",
     "first seen %(when)s": "repéré %(when)s",
-    "Unsubscribe:": "Se désabonner :",
+    "Unsubscribe:": "Se désabonner\u00a0:",
     "(untitled)": "(sans titre)",
     "rule %(id)s": "la règle %(id)s",
     "tag %(tag)s": "le thème %(tag)s",
     "updated": "mis à jour",
-    "Headline before the update:": "Titre avant la mise à jour :",
+    "Headline before the update:": "Titre avant la mise à jour\u00a0:",
     "urgent": "urgent",
     "URGENT": "URGENT",
     "Also reported by": "Également publié par",
+    "%(source)s: %(url)s": "%(source)s\u00a0: %(url)s",
     "Story first sent to you on %(when)s; shown again for a rule it now also matches": (
-        "Sujet déjà envoyé le %(when)s ; de nouveau ici pour une règle à laquelle il répond"
+        "Sujet déjà envoyé le %(when)s\u00a0; de nouveau ici pour une règle à laquelle il répond"
         " désormais aussi"
     ),
-    "Matched:": "Règles :",
+    "Matched:": "Règles\u00a0:",
     # No word agrees with the count: "1 article non affichés" read wrong.
     "And %(counts)s past this digest's limit: those above are the most urgent and the best"
     " scored.": (
-        "Et %(counts)s au-delà de la limite de ce résumé : ceux ci-dessus sont les plus urgents"
-        " et les mieux notés."
+        "Et %(counts)s au-delà de la limite de ce résumé\u00a0: ceux ci-dessus sont les plus"
+        " urgents et les mieux notés."
     ),
     "Nothing new matched your rules since the last digest.": (
         "Rien de nouveau pour vos règles depuis le dernier résumé."
@@ -59,7 +62,7 @@ _FRENCH = {
     "weekly %(day)s %(time)s": "chaque semaine, le %(day)s à %(time)s",
     # The unsubscribe page
     "Vigie digests": "Résumés Vigie",
-    "Stop these digests?": "Ne plus recevoir ces résumés ?",
+    "Stop these digests?": "Ne plus recevoir ces résumés\u00a0?",
     "Vigie sends digests to %(name)s. Press the button and no more will be sent.": (
         "Vigie envoie des résumés à %(name)s. Appuyez sur le bouton et plus aucun ne sera envoyé."
     ),
