@@ -240,8 +240,13 @@ def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:
         return None
     try:
         languages = {s.name: s.language for s in delivery.subscribers}
+        addresses = {s.name: s.recipient.addr_spec for s in delivery.subscribers}
         server = UnsubscribeServer(
-            delivery.listen, config.database, languages=languages, base_url=delivery.public_base_url
+            delivery.listen,
+            config.database,
+            languages=languages,
+            base_url=delivery.public_base_url,
+            addresses=addresses,
         ).start()
     except OSError as e:
         host, port = delivery.listen

@@ -297,6 +297,33 @@ def test_vigie_run_answers_the_links_at_delivery_listen(tmp_path: Path, prefix: 
     assert "Traceback" not in log.read_text()
 
 
+def test_the_page_names_the_address_the_digests_go_to(tmp_path: Path) -> None:
+    """The page said "Vigie envoie des résumés à calais-ngo": a name from the operator's
+    config.toml, which the subscriber never saw (a subscribers' review). It names the address
+    their digests go to, as their To: line does."""
+    port = free_port()
+    ngo = {**DESK, "name": "calais-ngo", "email": "Inès Morel <ines@ngo.test>", "language": "fr"}
+    config = write_delivery_config(
+        tmp_path,
+        subscribers=[ngo],
+        delivery={"public_base_url": BASE, "listen": f"127.0.0.1:{port}"},
+    )
+    log = tmp_path / "run.log"
+    with running(config, log, "run") as process:
+        wait_until(lambda: "vigie running" in log.read_text(), "the service to start", log)
+        with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+            [(token,)] = db.execute("SELECT token FROM subscribers WHERE name = 'calais-ngo'")
+        link = f"http://127.0.0.1:{port}/unsubscribe/calais-ngo/{token}"
+        asked = requests.get(link, timeout=5).text
+        done = requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=5).text
+        again = requests.get(link, timeout=5).text
+        stop(process, log)
+    assert "Vigie envoie des résumés à <strong>ines@ngo.test</strong>." in asked
+    assert "<strong>ines@ngo.test</strong> ne recevra plus de résumés Vigie." in done
+    assert "<strong>ines@ngo.test</strong> ne reçoit pas de résumés Vigie." in again
+    assert "calais-ngo" not in asked + done + again
+
+
 def test_vigie_run_says_when_it_cannot_listen_there(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -77,12 +77,16 @@ class UnsubscribeServer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         languages: Mapping[str, str] | None = None,
         base_url: str = "",
+        addresses: Mapping[str, str] | None = None,
     ) -> None:
         self.clock = clock
         # The links say base_url's path before /unsubscribe/: a proxy may pass it on or strip it.
         prefix = urlsplit(base_url).path.rstrip("/")
         self.link_path = re.compile(f"^(?:{re.escape(prefix)})?{_PATH}" if prefix else f"^{_PATH}")
         self.languages = dict(languages or {})  # subscriber -> the language of their page
+        # subscriber -> the address their page names: their config.toml name ("calais-ngo") is
+        # the operator's, which they never saw.
+        self.addresses = dict(addresses or {})
         self.store = Store(database)
         self._store_lock = threading.Lock()  # the connection serves one answer at a time
         self.turns = threading.BoundedSemaphore(MOST_AT_ONCE)
@@ -118,6 +122,10 @@ class UnsubscribeServer:
         if not (row and row["token"] and hmac.compare_digest(row["token"].encode(), given)):
             return "unknown"
         return "gone" if row["unsubscribed"] else "ask"
+
+    def page(self, state: str, name: str) -> bytes:
+        """The page for subscriber `name` in `state`, in their words, naming their address."""
+        return _page(state, self.addresses.get(name, name), self.languages.get(name, "en"))
 
     def unsubscribe(self, name: str) -> None:
         with self._store_lock:
@@ -173,7 +181,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
             try:
                 name, state = self._subscriber()
                 if state != "unknown":
-                    self._answer(200, _page(state, name, server.languages.get(name, "en")))
+                    self._answer(200, server.page(state, name))
             finally:
                 server.turns.release()
 
@@ -204,7 +212,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
                     return
                 state = "done"
             if state != "unknown":
-                self._answer(200, _page(state, name, server.languages.get(name, "en")))
+                self._answer(200, server.page(state, name))
 
         def _other(self) -> None:
             self._answer(405, _page("unknown"), allow="GET, POST")
