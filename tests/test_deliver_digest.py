@@ -315,6 +315,37 @@ def test_a_right_to_left_headline_reads_right_to_left() -> None:
     assert read.text["Vigie digest for desk"] is None  # the digest's own words: its language's
 
 
+def contrast(one: str, other: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+
+    def luminance(colour: str) -> float:
+        rgb = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_footer_can_be_read() -> None:
+    """Why the subscriber receives the digest, and the link to stop it, were light grey on
+    light grey (2.3:1; the link 4.4:1), hard to read on a phone in daylight (a subscribers'
+    review): both reach WCAG's 4.5:1 for small text."""
+    html, _ = render(build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW), FOOTER)
+
+    def colour(css_class: str, prop: str) -> str:
+        style = re.search(f'class="{css_class}" style="([^"]*)"', html)
+        assert style, css_class
+        value = re.search(f"(?:^|;)\\s*{prop}:\\s*(#[0-9a-f]{{6}})", style.group(1))
+        assert value, (css_class, prop)
+        return value.group(1)
+
+    page = colour("wrap", "background")
+    assert contrast(colour("footer", "color"), page) >= 4.5
+    link = re.search(r'<a href="mailto:x@y" style="color: (#[0-9a-f]{6});', html)
+    assert link and contrast(link.group(1), page) >= 4.5
+
+
 def test_a_title_stored_over_several_lines_is_one_line_in_the_text_part() -> None:
     """A hostile title must not write a heading or an entry of its own into the digest."""
     forged = item(
