@@ -527,7 +527,7 @@ def test_a_french_subscriber_reads_the_digest_in_french() -> None:
         assert words in html and words in text, words
     assert "urgent</span>" in html and "[URGENT]" in text
     assert (
-        "Vous recevez ce résumé parce que vous suivez le thème migrants, le thème calais"
+        "Vous recevez ce résumé parce que vous suivez les thèmes migrants et calais"
         " (chaque jour à 08:00, Europe/Paris)." in " ".join(text.split())
     )
     assert "Matched" not in html + text and "Also reported" not in html + text
@@ -563,6 +563,29 @@ def test_french_punctuation_keeps_to_its_word() -> None:
     assert "Nord Actu\u00a0: https://news.example/2" in text
     assert "Se désabonner\u00a0: mailto:" in text
     assert digest.subject.startswith("Vigie\u00a0: 5 sujets")
+
+
+def test_the_footer_says_what_is_followed_as_a_sentence() -> None:
+    """ "because you follow tag migrants, tag calais, tag police-violence, tag prosecutions"
+    read as a machine's list (a subscribers' review): the rules, then the tags, in words."""
+    cases = {
+        ("en", (), ("migrants", "calais", "police-violence")): (
+            "because you follow the tags migrants, calais and police-violence (daily 08:00,"
+        ),
+        ("en", ("calais",), ()): "because you follow the rule calais (daily 08:00,",
+        ("en", ("calais", "violence"), ("migrants",)): (
+            "because you follow the rules calais and violence, and the tag migrants (daily"
+        ),
+        ("fr", ("calais", "violence"), ("migrants",)): (
+            "parce que vous suivez les règles calais et violence, ainsi que le thème migrants"
+        ),
+        ("fr", (), ("calais",)): "parce que vous suivez le thème calais (chaque jour",
+    }
+    for (language, rules, tags), said in cases.items():
+        subscriber = replace(SUBSCRIBER, language=language, rules=rules, tags=tags)
+        digest = build_digest([item(1, "calais")], subscriber, LABELS, NOW)
+        html, text = render(digest, footer(subscriber, CONFIG, "t0ken"))
+        assert said in " ".join(text.split()) and said in html, said
 
 
 def test_an_empty_french_digest_says_so_in_french() -> None:

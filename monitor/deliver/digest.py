@@ -35,7 +35,7 @@ from ..records import Delivery, Evidence
 from ..store import OutboxItem
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line, url_shown_safely
 from .outbox import Labels, message_id
-from .wording import count_of, schedule, translator, when
+from .wording import count_of, schedule, spoken_list, translator, when
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 _MARKS = re.compile(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]")
@@ -347,10 +347,18 @@ def footer(subscriber: SubscriberConfig, config: DeliveryConfig, token: str) -> 
     """Why the subscriber receives the digest, and how to stop."""
     one_click, mailto = unsubscribe_links(subscriber, config, token)
     _ = translator(subscriber.language)
-    follows = [_("rule %(id)s", id=r) for r in subscriber.rules]
-    follows += [_("tag %(tag)s", tag=t) for t in subscriber.tags]
+    # "the rules a and b, and the tags c, d and e": "tag migrants, tag calais, tag
+    # police-violence, tag prosecutions" read as a machine's list (a subscribers' review).
+    follows = [
+        _(one if len(ids) == 1 else many, ids=spoken_list(ids, subscriber.language))
+        for one, many, ids in (
+            ("the rule %(ids)s", "the rules %(ids)s", subscriber.rules),
+            ("the tag %(ids)s", "the tags %(ids)s", subscriber.tags),
+        )
+        if ids
+    ]
     return {
-        "follows": ", ".join(follows),
+        "follows": _(", and ").join(follows),
         "schedule": schedule(subscriber.schedule, subscriber.language)
         + (f", {subscriber.timezone}" if _at_a_time(subscriber) else ""),
         "unsubscribe_url": one_click or mailto,

@@ -8,7 +8,7 @@ Feed text and rule names are never translated: they reach the templates as data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -29,8 +29,12 @@ _FRENCH = {
     "first seen %(when)s": "repéré %(when)s",
     "Unsubscribe:": "Se désabonner\u00a0:",
     "(untitled)": "(sans titre)",
-    "rule %(id)s": "la règle %(id)s",
-    "tag %(tag)s": "le thème %(tag)s",
+    "the rule %(ids)s": "la règle %(ids)s",
+    "the rules %(ids)s": "les règles %(ids)s",
+    "the tag %(ids)s": "le thème %(ids)s",
+    "the tags %(ids)s": "les thèmes %(ids)s",
+    ", and ": ", ainsi que ",
+    " and ": " et ",
     "updated": "mis à jour",
     "Headline before the update:": "Titre avant la mise à jour\u00a0:",
     "urgent": "urgent",
@@ -112,6 +116,13 @@ def translator(language: str) -> Callable[..., str]:
         return text % values if values else text
 
     return gettext
+
+
+def spoken_list(items: Sequence[str], language: str = "en") -> str:
+    """'a', 'a and b', 'a, b and c'; in French 'a, b et c'."""
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + translator(language)(" and ") + items[-1]
 
 
 def count_of(n: int, noun: str, language: str = "en") -> str:
