@@ -588,6 +588,24 @@ def test_the_footer_says_what_is_followed_as_a_sentence() -> None:
         assert said in " ".join(text.split()) and said in html, said
 
 
+def test_a_cron_schedule_is_said_in_words_when_it_can_be() -> None:
+    """The footer said "(0 8 * * 1-5, Europe/Paris)", config.toml's own example, to a
+    subscriber who reads no cron (a subscribers' review); a schedule words cannot say simply is
+    shown as written."""
+    cases = {
+        ("en", "0 8 * * 1-5"): "(weekdays 08:00, Europe/Paris)",
+        ("fr", "0 8 * * 1-5"): "(du lundi au vendredi à 08:00, Europe/Paris)",
+        ("fr", "30 7 * * *"): "(chaque jour à 07:30, Europe/Paris)",
+        ("fr", "0 18 * * 5"): "(chaque semaine, le vendredi à 18:00, Europe/Paris)",
+        ("en", "0 8,18 * * *"): "(0 8,18 * * *, Europe/Paris)",
+    }
+    for (language, written), said in cases.items():
+        subscriber = replace(SUBSCRIBER, language=language, schedule=written)
+        digest = build_digest([item(1, "calais")], subscriber, LABELS, NOW)
+        html, text = render(digest, footer(subscriber, CONFIG, "t0ken"))
+        assert said in " ".join(text.split()) and said in html, said
+
+
 def test_an_empty_french_digest_says_so_in_french() -> None:
     digest = build_digest([], replace(SUBSCRIBER, language="fr"), LABELS, NOW)
     html, text = render(digest, FOOTER)

@@ -64,6 +64,7 @@ _FRENCH = {
     "hourly": "toutes les heures",
     "daily %(time)s": "chaque jour à %(time)s",
     "weekly %(day)s %(time)s": "chaque semaine, le %(day)s à %(time)s",
+    "weekdays %(time)s": "du lundi au vendredi à %(time)s",
     # The unsubscribe page
     "Vigie digests": "Résumés Vigie",
     "Stop these digests?": "Ne plus recevoir ces résumés\u00a0?",
@@ -156,4 +157,32 @@ def schedule(written: str, language: str = "en") -> str:
     if len(words) == 3 and words[0] == "weekly":
         day = _DAYS.get(language, {}).get(words[1], words[1])
         return _("weekly %(day)s %(time)s", day=day, time=words[2])
-    return written
+    return _cron(words, language) or written
+
+
+_WEEK = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _cron(words: list[str], language: str) -> str:
+    """A cron expression at a time of day, every day, on weekdays or on one day of the week, in
+    words ("0 8 * * 1-5": "weekdays 08:00"), as config.toml's own schedules are; "" for the
+    others, shown as written. The footer said "(0 8 * * 1-5, Europe/Paris)", config.toml's
+    example, to a subscriber who reads no cron (a subscribers' review)."""
+    if len(words) != 5 or not (words[0].isdigit() and words[1].isdigit()):
+        return ""
+    minute, hour, day_of_month, month, day_of_week = (w.lower() for w in words)
+    if day_of_month != "*" or month != "*" or int(minute) > 59 or int(hour) > 23:
+        return ""
+    time = f"{int(hour):02d}:{int(minute):02d}"
+    _ = translator(language)
+    if day_of_week == "*":
+        return _("daily %(time)s", time=time)
+    if day_of_week in ("1-5", "mon-fri"):
+        return _("weekdays %(time)s", time=time)
+    if len(day_of_week) == 1 and day_of_week in "01234567":
+        day = _WEEK[int(day_of_week)]
+    elif day_of_week in _WEEK:
+        day = day_of_week
+    else:
+        return ""
+    return _("weekly %(day)s %(time)s", day=_DAYS.get(language, {}).get(day, day), time=time)
