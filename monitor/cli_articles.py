@@ -87,14 +87,18 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
 
 @articles.command("show")
 @click.argument("article_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option(
+    "--text", "with_text", is_flag=True, help="Also print its summary and text, as stored."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (text included).")
 @config_option
 @operator_errors
-def articles_show(article_id: int, as_json: bool, config_path: str) -> None:
+def articles_show(article_id: int, with_text: bool, as_json: bool, config_path: str) -> None:
     """Everything stored about article ARTICLE_ID (the `#id` of `articles search`, webhooks'
     `article.id`): its revisions, the other outlets of its story, the rules it matched and the
     words that made each match, the entities it names, and the digests and webhooks that
-    carried it. To try today's rules on it: `vigie rules test --article ARTICLE_ID`."""
+    carried it; with --text, its summary and text too. To try today's rules on it:
+    `vigie rules test --article ARTICLE_ID`."""
     store = open_store(load_config(config_path), must_exist=True)
     try:
         record = store.article_record(article_id)
@@ -108,10 +112,10 @@ def articles_show(article_id: int, as_json: bool, config_path: str) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    _print_record(record, datetime.now(UTC))
+    _print_record(record, datetime.now(UTC), with_text)
 
 
-def _print_record(record: dict[str, Any], now: datetime) -> None:
+def _print_record(record: dict[str, Any], now: datetime, with_text: bool = False) -> None:
     def when(value: str | None) -> str:
         moment = parse_iso(value)
         if moment is None:
@@ -125,6 +129,9 @@ def _print_record(record: dict[str, Any], now: datetime) -> None:
     console.print(f"  first seen {when(record['first_seen'])}")
     if record["full_text_error"]:
         console.print(f"  full text not fetched: {escape(record['full_text_error'])}")
+    if not with_text:
+        sizes = f"{len(record['summary']):,} and {len(record['content']):,} characters"
+        console.print(f"  summary and text: {sizes} [dim](--text shows them)[/]")
     if len(record["revisions"]) > 1:
         console.print(f"  {len(record['revisions'])} revisions (the outlet edited it):")
         for rev in record["revisions"]:
@@ -165,6 +172,11 @@ def _print_record(record: dict[str, Any], now: datetime) -> None:
         )
         console.print(Text("    ").append(highlighted(match["snippet"])), soft_wrap=True)
         print_evidence((e["term"], e["field"], e["text"]) for e in match["evidence"])
+    if with_text:
+        for label, field in (("Summary", "summary"), ("Text", "content")):
+            console.print()
+            console.print(f"[bold]{label}[/]")
+            console.print(Text(record[field] or "(none)"), soft_wrap=True)
     if record["mentions"]:
         named = ", ".join(f"{entity} ×{n}" for entity, n in record["mentions"].items())
         console.print(f"Entities: {escape(named)}")

@@ -1151,6 +1151,12 @@ def test_articles_show_says_why_an_article_matched_and_where_it_went(tmp_path: P
     assert "Matched police-violence [police-violence]" in text
     assert re.search(r"in title: .*pepper spray", text, re.IGNORECASE), text
     assert "Delivery #1 digest to desk: sent" in text
+    assert "(--text shows them)" in text and record["content"] not in text
+
+    # A researcher reading the article itself: the summary and text as stored.
+    assert record["summary"] and record["content"]
+    full = vigie("articles", "show", str(article_id), "--text", "--config", config).stdout
+    assert record["summary"] in full and record["content"] in full, full
 
     missing = vigie("articles", "show", "999", "--config", config)
     assert_one_line_error(missing, "no article 999")

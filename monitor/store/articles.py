@@ -91,7 +91,8 @@ class ArticleQueries:
             self.db.query(
                 "SELECT a.id, a.title, a.url, f.name, f.title AS feed_title, f.url AS feed_url, "
                 "a.feed_id, a.published, a.first_seen, a.revision, a.language, a.story_id, "
-                "a.full_text_error FROM articles a JOIN feeds f ON f.id = a.feed_id "
+                "a.full_text_error, a.summary, a.content FROM articles a "
+                "JOIN feeds f ON f.id = a.feed_id "
                 "WHERE a.id = ?",
                 [article_id],
             )
