@@ -67,7 +67,7 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
         try:
             rows = store.search_articles_as_words(query, limit)
         except sqlite3.OperationalError:
-            raise VigieError(f"search query {query!r}: {e}") from None
+            raise VigieError(f"search query {query!r}: {_search_mistake(query) or e}") from None
         err_console.print(f"searched as words: {fts_words(query)}", markup=False)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -83,6 +83,26 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
         console.print(Text("  ").append(highlighted(" ".join(row["snippet"].split()))))
     if not rows:
         console.print("No article matches.")
+
+
+def _search_mistake(query: str) -> str | None:
+    """What is wrong with a query FTS5 refused, in its terms (its own message was `fts5:
+    syntax error near ""` for most of them)."""
+    pieces = query.replace("(", " ( ").replace(")", " ) ").split()
+    if pieces[0] in ("AND", "OR", "NOT"):
+        return f"{pieces[0]} goes between two terms (calais NOT football), not first"
+    if pieces[-1] in ("AND", "OR", "NOT"):
+        return f"{pieces[-1]} at the end: give a term after it (calais {pieces[-1]} football)"
+    for before, after in zip(pieces, pieces[1:], strict=False):
+        if before in ("AND", "OR", "NOT") and after in ("AND", "OR", "NOT", ")"):
+            return f"{before} {after}: give a term after {before}"
+    if pieces.count("(") != pieces.count(")"):
+        return (
+            "a parenthesis is not closed"
+            if pieces.count("(") > pieces.count(")")
+            else ("a parenthesis is closed that was not opened")
+        )
+    return None
 
 
 @articles.command("show")

@@ -1183,6 +1183,15 @@ def test_articles_search_syntax_error_is_one_line(feed_config: Path) -> None:
     assert_one_line_error(result, "search query")
     starred = vigie("articles", "search", "*", "--config", feed_config)
     assert_one_line_error(starred, "search query '*': nothing to search for")
+    # What was wrong, not FTS5's `syntax error near ""` (a researcher's review).
+    for query, said in [
+        ("calais NOT", "NOT at the end: give a term after it"),
+        ("NOT police", "NOT goes between two terms (calais NOT football), not first"),
+        ("(police OR calais", "a parenthesis is not closed"),
+        ("police OR OR calais", "OR OR: give a term after OR"),
+    ]:
+        mistaken = vigie("articles", "search", query, "--config", feed_config)
+        assert_one_line_error(mistaken, f"search query {query!r}: {said}")
 
 
 def test_a_search_with_no_database_there_creates_none(tmp_path: Path, feed_config: Path) -> None:
