@@ -96,12 +96,10 @@ def _search_mistake(query: str) -> str | None:
     for before, after in zip(pieces, pieces[1:], strict=False):
         if before in ("AND", "OR", "NOT") and after in ("AND", "OR", "NOT", ")"):
             return f"{before} {after}: give a term after {before}"
-    if pieces.count("(") != pieces.count(")"):
-        return (
-            "a parenthesis is not closed"
-            if pieces.count("(") > pieces.count(")")
-            else ("a parenthesis is closed that was not opened")
-        )
+    if pieces.count("(") > pieces.count(")"):
+        return "a parenthesis is not closed"
+    if pieces.count("(") < pieces.count(")"):
+        return "a parenthesis is closed that was not opened"
     return None
 
 
