@@ -333,6 +333,30 @@ def test_a_stem_written_cut_short_says_what_a_wildcard_finds(tmp_path: Path) -> 
     assert "missing      reconduit~" in why("exilé~ AND reconduit~")
 
 
+def test_a_whole_word_whose_form_stems_apart_says_what_a_wildcard_finds(tmp_path: Path) -> None:
+    """French Snowball leaves a present plural as it is: `frapper~` (frapp) misses "les CRS
+    frappent", and a rule author read only "missing", even inside a NEAR."""
+    config = project(tmp_path)
+    text = "Calais\nDes CRS frappent et expulsent des exilés."
+
+    def why(query: str) -> list[str]:
+        asked = ("rules", "test", "--query", query, "-l", "fr", "--text", text)
+        result = invoke(*asked, "--config", str(config))
+        assert result.exit_code == 1 and result.output.startswith("no match")
+        return [line.strip() for line in result.output.splitlines()[1:]]
+
+    assert why("expulsion~") == [
+        "missing      expulsion~: no word with its stem, expuls; expulsent begins with expuls"
+        " (expuls* finds it)"
+    ]
+    assert why("=CRS NEAR/3 frapper~") == [
+        "missing      =CRS NEAR/3 frapper~: no frapper~; no word with its stem, frapp;"
+        " frappent begins with frapp (frapp* finds it)"
+    ]
+    asked = ("rules", "test", "--query", "=CRS NEAR/3 frapp*", "-l", "fr", "--text", text)
+    assert invoke(*asked, "--config", str(config)).output.startswith("MATCH")
+
+
 def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0
