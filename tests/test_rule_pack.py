@@ -116,6 +116,22 @@ def test_a_french_headline_in_the_feminine_is_police_violence_against_a_migrant(
             "Utopia 56 dénonce l’usage de gaz lacrymogène sur un campement.",
             {"migrants", "calais", "police-violence"},
         ),
+        # A present plural, which Snowball leaves whole: "gazent" is not gazer~.
+        (
+            "Calais : les CRS gazent des exilés lors d'une évacuation",
+            "Des associations dénoncent l'usage de gaz lacrymogène au petit matin.",
+            {"migrants", "calais", "police-violence"},
+        ),
+        (
+            "Des policiers matraquent un migrant à Grande-Synthe",
+            "La scène a été filmée par un bénévole.",
+            {"migrants", "calais", "police-violence"},
+        ),
+        (
+            "Des gendarmes giflent un exilé menotté à Calais",
+            "La vidéo a été transmise au parquet.",
+            {"migrants", "calais", "police-violence"},
+        ),
     ],
 )
 def test_french_items_a_reviewer_found_missed(pack, title: str, content: str, tags: set) -> None:
