@@ -357,6 +357,30 @@ def test_a_whole_word_whose_form_stems_apart_says_what_a_wildcard_finds(tmp_path
     assert invoke(*asked, "--config", str(config)).output.startswith("MATCH")
 
 
+def test_an_entity_missing_says_which_of_its_aliases_did_not_count(tmp_path: Path) -> None:
+    """An alias without its context words near it, or in the wrong case, does not count: an
+    author read "missing @calais" with "Dunkirk" in the text, and "missing @police" with
+    "crs", and could not tell why."""
+    config = project(tmp_path)
+
+    def why(query: str, text: str) -> list[str]:
+        asked = ("rules", "test", "--query", query, "--text", text, "--config", str(config))
+        result = invoke(*asked)
+        assert result.exit_code == 1 and result.output.startswith("no match")
+        return [line.strip() for line in result.output.splitlines()[1:]]
+
+    assert why("@calais", "Dunkirk\nThe film Dunkirk returns to cinemas.") == [
+        "missing      @calais: Dunkirk (title), Dunkirk (content) without a context word within"
+        " 12 words (camp*, migrant*, refugee*, asylum, exil*, boat*, crossing*)"
+    ]
+    assert why("@police NEAR/3 gazé", "Calais\nLes crs ont gazé des exilés.") == [
+        "missing      @police NEAR/3 gazé: no @police; crs, not written CRS (a case-sensitive"
+        " alias)"
+    ]
+    # An entity none of whose aliases is there, as before.
+    assert "missing      @calais" in why("@calais AND tent*", "Lille\nDes tentes.")
+
+
 def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0

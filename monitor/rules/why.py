@@ -9,6 +9,7 @@ evaluated as the matcher evaluates them, on the same Document.
 
 from __future__ import annotations
 
+from ..text import fold_word
 from .compile import PREFIX_MIN
 from .document import TEXT_FIELDS, Document
 from .evidence import evidence_of
@@ -104,7 +105,7 @@ def _state(node: Node, doc: Document) -> str:
                 + (", in that order" if node.ordered else "")
             )
         lacking = node.left if not left else node.right
-        hint = _cut_stem(lacking, doc) if isinstance(lacking, Seq) else ""
+        hint = _near_miss(lacking, doc)
         hint = f"; {hint}" if hint else ""
         return (
             f"missing      {_shortened(describe(node))}: no {_shortened(describe(lacking))}{hint}"
@@ -112,8 +113,46 @@ def _state(node: Node, doc: Document) -> str:
     if isinstance(node, LanguageIs):
         language = doc.language or "no language that could be told"
         return f"missing      {describe(node)}: the article is in {language}"
-    hint = _cut_stem(node, doc) if isinstance(node, Seq) else ""
+    hint = _near_miss(node, doc)
     return f"missing      {_shortened(describe(node))}" + (f": {hint}" if hint else "")
+
+
+def _entity_near_miss(node: Memo, doc: Document) -> str:
+    """For an entity the article lacks, the aliases it has that did not count: one whose
+    context words are not near it ("Le Livre de la jungle" is no Jungle camp), one in the
+    wrong case ("crs" for CRS). The author read only "missing @jungle" with "jungle" in the
+    text, and could not tell the alias from the entity's other aliases."""
+    aliases = node.node.children if isinstance(node.node, AnyOf) else [node.node]
+    without_context: dict[str, list] = {}  # context said -> the hits of the aliases it holds
+    said = []
+    for alias in aliases:
+        if isinstance(alias, Near) and isinstance(alias.left, Seq):
+            hits = alias.left.hits(doc)
+            if hits:
+                words = ", ".join(map(_alias_text, leaves(alias.right)))
+                context = f"within {_distance(alias)} ({_shortened(words)})"
+                without_context.setdefault(context, []).extend(hits)
+        elif isinstance(alias, Seq) and len(alias.parts) == 1 and alias.parts[0].kind == "c":
+            written = alias.parts[0].value
+            if fold_word(written) in doc.words:
+                said.append(
+                    f"{doc.written(fold_word(written))}, not written {written}"
+                    " (a case-sensitive alias)"
+                )
+    for context, hits in without_context.items():
+        said.insert(0, f"{_words(hits, doc)} without a context word {context}")
+    return "; ".join(said)
+
+
+def _near_miss(node: Node, doc: Document) -> str:
+    """What `rules test` adds to "missing" for a word or an entity the article lacks."""
+    if isinstance(node, Seq):
+        return _cut_stem(node, doc)
+    return _entity_near_miss(node, doc) if isinstance(node, Memo) else ""
+
+
+def _alias_text(seq: Seq) -> str:
+    return " ".join(p.value + "*" * (p.kind == "p") for p in seq.parts)
 
 
 def _cut_stem(node: Seq, doc: Document) -> str:
