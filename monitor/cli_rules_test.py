@@ -223,6 +223,11 @@ def rules_test(
                 _print_result(article, matches, single=single)
                 if feed is None and article.id is None and _out_of_feed_scope(why):
                     why.append("(--feed NAME tries it as an item of that feed)")
+                if code is None and any(_UNTOLD in line for line in why):
+                    why.append(
+                        "(--language CODE says it, as in --language fr: a line or two"
+                        " may be too short to tell)"
+                    )
                 for line in why:
                     console.print(Text("  ").append(line, style="dim"), soft_wrap=True)
         return 0 if matched_any else 1
@@ -301,6 +306,9 @@ def _feed_names(config: Config) -> set[str]:
         finally:
             store.close()
     return names
+
+
+_UNTOLD = "the article is in no language that could be told"  # said by rules.why
 
 
 def _out_of_feed_scope(why: list[str]) -> bool:

@@ -908,6 +908,28 @@ def test_a_file_not_in_utf8_is_an_error_not_replacement_characters(
     assert "\ufffd" not in result.output
 
 
+def test_a_text_too_short_to_tell_its_language_says_how_to_give_it(tmp_path: Path) -> None:
+    """A two-line French test of a `languages = ["fr"]` rule or a `lang:fr` query said "no
+    language that could be told", and not that --language fr tells it."""
+    config = project(tmp_path)
+    (tmp_path / "rules" / "zz-fr.toml").write_text(
+        '[[rule]]\nid = "exiles-fr"\nquery = "exilés"\nlanguages = ["fr"]\n', encoding="utf-8"
+    )
+    test = ("rules", "test", "--config", str(config), "--text", "Calais\nDes exilés expulsés.")
+    hint = "(--language CODE says it, as in --language fr: a line or two may be too short to tell)"
+    for asked in (("exiles-fr",), ("--query", "lang:fr exilés")):
+        untold = invoke(*test, *asked)
+        assert untold.exit_code == 1 and "no language that could be told" in untold.stdout
+        assert hint in untold.stdout
+        told = invoke(*test, *asked, "--language", "fr")
+        assert told.exit_code == 0 and told.stdout.startswith("MATCH")
+    # Not said when the language was told, nor in JSON for scripts.
+    english = invoke(*test, "exiles-fr", "--language", "en")
+    assert english.exit_code == 1 and "the article is in en" in english.stdout
+    assert "--language CODE" not in english.stdout
+    assert "--language CODE" not in invoke(*test, "exiles-fr", "--json").stdout
+
+
 def test_a_feed_scoped_rule_is_tested_with_the_feed_it_is_for(tmp_path: Path) -> None:
     """A rule with `feed_tags` or `feeds` was "out of scope" for every --text, --file or --url,
     even the address of a configured feed with that tag: only --article could try it."""
