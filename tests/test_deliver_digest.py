@@ -241,6 +241,26 @@ def test_one_entry_per_story_with_the_other_outlets() -> None:
     assert "Also reported by" in html and "Also reported by Coastal Herald, Wire Digest" in text
 
 
+def test_of_copies_scored_alike_the_first_published_leads_its_story() -> None:
+    """A wire story run word for word by three outlets: the newest copy led, and its time read
+    as when the story broke, the outlet that had it first listed under it (a subscribers'
+    review)."""
+    digest = build_digest(
+        [
+            item(1, "calais", source="Wire Service", story="s1", hours_ago=1),
+            item(2, "calais", source="Daily Courier", story="s1", hours_ago=4),
+            item(3, "calais", source="Coastal Herald", story="s1", hours_ago=2),
+            item(4, "calais", source="Nord Actu", hours_ago=3),
+        ],
+        SUBSCRIBER,
+        LABELS,
+        NOW,
+    )
+    alone, story = digest.sections[0].entries  # the newest first, by the times they show
+    assert story.source == "Daily Courier" and alone.source == "Nord Actu"
+    assert [source for source, _ in story.also] == ["Wire Service", "Coastal Herald"]
+
+
 def test_without_story_ids_each_article_is_its_own_entry() -> None:
     digest = build_digest([item(1, "calais"), item(2, "calais")], SUBSCRIBER, LABELS, NOW)
     assert digest.entries == 2 and not any(e.also for e in digest.sections[0].entries)

@@ -16,6 +16,7 @@ import email.headerregistry
 import email.policy
 import email.utils
 import functools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -116,7 +117,7 @@ def build_digest(
         stories.setdefault(key, []).append(item)
     sections: dict[str, list[Entry]] = {}
     for members in stories.values():
-        lead = max(members, key=_rank)
+        lead = max(members, key=_lead_rank)
         earlier = (sent_before or {}).get(lead.story_id or "")
         entry = _entry(lead, members, labels, zone, now, language)
         if earlier is not None:
@@ -160,6 +161,14 @@ def build_digest(
 def _rank(item: OutboxItem) -> tuple:
     published = item.article.published.timestamp() if item.article.published else 0.0
     return (item.match.priority == "urgent", item.match.score, published, -(item.article.id or 0))
+
+
+def _lead_rank(item: OutboxItem) -> tuple:
+    """Which of a story's copies leads its entry: the most urgent and best-scored, then the
+    first published. Copies of a wire story score alike, and the newest led: its time read as
+    when the story broke, the outlet that broke it listed under it (a subscribers' review)."""
+    published = item.article.published.timestamp() if item.article.published else math.inf
+    return (item.match.priority == "urgent", item.match.score, -published, -(item.article.id or 0))
 
 
 def _entry(
