@@ -491,6 +491,22 @@ def test_a_case_alias_also_in_aliases_is_warned_of(tmp_path: Path) -> None:
     )
 
 
+def test_a_case_alias_in_lower_case_is_warned_of(tmp_path: Path) -> None:
+    """case_aliases = ["crs"] was accepted silently: it matched "crs" alone, not the CRS the
+    operator meant (a French rule author's review). Digits and capitals are fine."""
+    write(
+        tmp_path,
+        "e.toml",
+        '[[entity]]\nid = "police"\naliases = ["police"]\ncase_aliases = ["crs", "G7", "PAF"]\n',
+    )
+    [warning] = load_rules([tmp_path]).warnings
+    assert warning.message == (
+        "entity 'police': case alias 'crs' has no capital, so it matches only when written in"
+        " lower case: write it as the name is written ('CRS'), or put it in aliases to match it"
+        " in any case"
+    )
+
+
 def test_aliases_that_look_like_queries_or_wildcards_are_warned_of(tmp_path: Path) -> None:
     """Accepted silently, "Calais OR Dunkerque" was one phrase that never occurs, and CRS*
     matched CRS alone. Warnings: the files still load."""

@@ -222,6 +222,13 @@ def _alias_warnings(entity: Entity) -> list[str]:
         for alias in entity.case_aliases
         if fold(alias) in plain
     ]
+    found += [
+        f"entity {entity.id!r}: case alias {alias!r} has no capital, so it matches only when"
+        f" written in lower case: write it as the name is written ({alias.upper()!r}), or put"
+        " it in aliases to match it in any case"
+        for alias in entity.case_aliases
+        if alias == alias.lower() and alias != alias.upper()  # letters, none of them capital
+    ]
     return found
 
 
