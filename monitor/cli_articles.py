@@ -18,6 +18,7 @@ from .cli_common import (
     ago,
     config_option,
     console,
+    did_you_mean,
     err_console,
     escape,
     highlighted,
@@ -30,7 +31,7 @@ from .cli_common import (
 from .config import load_config, parse_duration
 from .deliver.payload import highlighted as split_highlights
 from .errors import VigieError
-from .store import parse_iso
+from .store import Store, parse_iso
 from .store.articles import fts_words
 
 
@@ -245,6 +246,18 @@ _CSV_COLUMNS = (
     "--tag", "tags", multiple=True, help="Only matches of rules with this tag (repeatable)."
 )
 @click.option(
+    "--feed",
+    "feeds",
+    multiple=True,
+    help="Only articles this feed carried: its name, title, id or address (repeatable).",
+)
+@click.option(
+    "--language",
+    "languages",
+    multiple=True,
+    help='Only articles in this language: "fr" (fr-CA too), "en" (repeatable).',
+)
+@click.option(
     "--withdrawn", is_flag=True, help="Also matches that a later revision of the article undid."
 )
 @click.option(
@@ -269,6 +282,8 @@ def articles_export(
     by: str,
     rule_ids: tuple[str, ...],
     tags: tuple[str, ...],
+    feeds: tuple[str, ...],
+    languages: tuple[str, ...],
     withdrawn: bool,
     output_format: str,
     excel: bool,
@@ -284,6 +299,11 @@ def articles_export(
     start = None if parse_duration(since) == 0 else parse_moment(since, now, "--since")
     end = parse_moment(until, now, "--until") if until is not None else None
     store = open_store(load_config(config_path), must_exist=True)
+    try:
+        feed_ids = [_stored_feed_id(store, feed) for feed in feeds]
+    except VigieError:
+        store.close()
+        raise
     exported = matched = 0
     # UTF-8 whatever the terminal's or the locale's encoding (Windows writes a redirected
     # stdout in its ANSI code page): a French or Arabic title stopped the export halfway with
@@ -298,6 +318,8 @@ def articles_export(
             rule_ids=rule_ids,
             tags=tags,
             withdrawn=withdrawn,
+            feed_ids=feed_ids,
+            languages=languages,
         )
         if output_format == "csv":
             if excel:
@@ -332,6 +354,27 @@ def articles_export(
         " exported",
         markup=False,
     )
+
+
+def _stored_feed_id(store: Store, given: str) -> int:
+    """The id of the stored feed --feed names: by its id, address, name or title (retired
+    feeds too: their articles stay). An error, with a did-you-mean, when none has it."""
+    rows = store.feeds(include_retired=True)
+    found = store.find_feed(given) or next(
+        (
+            row
+            for row in rows
+            if given in (str(row["id"]), row["name"], row["title"], row["config_url"])
+        ),
+        None,
+    )
+    if found is None:
+        names = {name for row in rows for name in (row["name"], row["title"]) if name}
+        raise VigieError(
+            f"--feed {given!r}: no stored feed has that name, title, id or address"
+            + did_you_mean(given, names)
+        )
+    return found["id"]
 
 
 def _csv_rows(article: dict[str, Any]) -> list[list[Any]]:

@@ -5,6 +5,7 @@ config.toml (open_store)."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import sqlite3
@@ -351,3 +352,12 @@ def parse_moment(value: str, now: datetime, option: str) -> datetime:
             option, "", 'expected a date like 2026-11-20, a time, or a duration like "24h"', value
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def did_you_mean(value: str, known: set[str]) -> str:
+    """' (did you mean 'Rivers Daily'?)' for a name or tag nearly one that is known (in
+    another case, or a letter or two off), as an unknown entity gets; else ''."""
+    choices = sorted(known)
+    close = [k for k in choices if k.casefold() == value.strip().casefold()]  # "UK " for "uk"
+    close = close or difflib.get_close_matches(value, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

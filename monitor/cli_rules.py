@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from rich.text import Text
 from .cli_common import (
     config_option,
     console,
+    did_you_mean,
     err_console,
     open_database,
     operator_errors,
@@ -124,15 +124,6 @@ def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]
                 if v not in known
             ]
     return found
-
-
-def did_you_mean(value: str, known: set[str]) -> str:
-    """' (did you mean 'Rivers Daily'?)' for a name or tag nearly one that is known (in
-    another case, or a letter or two off), as an unknown entity gets; else ''."""
-    choices = sorted(known)
-    close = [k for k in choices if k.casefold() == value.strip().casefold()]  # "UK " for "uk"
-    close = close or difflib.get_close_matches(value, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 BROAD_SAMPLE = 500  # recent stored articles a rule is tried on by `rules check`

@@ -15,6 +15,7 @@ from rich.text import Text
 from .cli_common import (
     config_option,
     console,
+    did_you_mean,
     err_console,
     highlighted,
     open_database,
@@ -22,7 +23,7 @@ from .cli_common import (
     plain,
     print_evidence,
 )
-from .cli_rules import Carriers, as_polled, did_you_mean, index_for
+from .cli_rules import Carriers, as_polled, index_for
 from .config import Config, load_config, resolve_feed_url
 from .errors import ConfigError, FetchError, VigieError
 from .fetch import fetch_feed, make_session

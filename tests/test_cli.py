@@ -1697,6 +1697,59 @@ def test_articles_export_writes_the_matched_articles_with_their_words_and_outlet
     assert wrong.exit_code != 0 and "--since" in wrong.output and "Traceback" not in wrong.output
 
 
+def test_articles_export_by_feed_and_language(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's review: an export could not be narrowed to one outlet or one language.
+    A feed's own articles and its copies of others' count; a language code takes its regions."""
+    item = (
+        "<item><title>Camp cleared near Calais</title><link>https://news.example/camp</link>"
+        "<description>Police cleared tents near Calais at dawn.</description></item>"
+    )
+    only_main = (
+        "<item><title>Calais harbour reopens</title><link>https://news.example/harbour</link>"
+        "<description>Ferries sail from Calais again.</description></item>"
+    )
+    french = (
+        "<item><title>Calais : un camp évacué</title><link>https://actu.example/camp</link>"
+        "<description>Les exilés ont été évacués du camp de Calais.</description></item>"
+    )
+    for name, title, items, language in [
+        ("main.rss", "Main", item + only_main, "en"),
+        ("section.rss", "Section", item, "en"),
+        ("actu.rss", "Actu", french, "fr-FR"),
+    ]:
+        (tmp_path / name).write_text(
+            f'<rss version="2.0"><channel><title>{title}</title><language>{language}</language>'
+            f"{items}</channel></rss>"
+        )
+    feeds = [str(tmp_path / name) for name in ("main.rss", "section.rss", "actu.rss")]
+    config = write_config(feeds, rules={"paths": [str(REPO / "rules")]})
+    vigie("once", "--config", config)
+    export = ("articles", "export", "--since", "0", "--config", config)
+
+    def titles(*options: str) -> set[str]:
+        result = vigie(*export, *options)
+        assert result.exit_code == 0, result.output
+        return {json.loads(line)["title"] for line in result.stdout.splitlines()}
+
+    assert titles() == {
+        "Camp cleared near Calais",
+        "Calais harbour reopens",
+        "Calais : un camp évacué",
+    }
+    assert titles("--feed", "Section") == {"Camp cleared near Calais"}  # its copy of Main's
+    assert titles("--feed", "Main") == {"Camp cleared near Calais", "Calais harbour reopens"}
+    assert titles("--feed", "Section", "--feed", "Actu") == {
+        "Camp cleared near Calais",
+        "Calais : un camp évacué",
+    }
+    assert titles("--language", "fr") == {"Calais : un camp évacué"}
+    assert titles("--language", "fr", "--feed", "Main") == set()
+    misspelt = vigie(*export, "--feed", "Mian")
+    assert_one_line_error(misspelt, "--feed 'Mian': no stored feed", "did you mean 'Main'?")
+
+
 def test_articles_export_says_which_revision_a_withdrawn_match_quotes(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

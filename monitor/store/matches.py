@@ -258,11 +258,15 @@ class MatchQueries:
         rule_ids: Sequence[str] = (),
         tags: Sequence[str] = (),
         withdrawn: bool = False,
+        feed_ids: Sequence[int] = (),
+        languages: Sequence[str] = (),
     ) -> Iterator[dict[str, Any]]:
         """Articles with their matches, for exports (`vigie articles export`): those whose time
         `by` (published or first_seen) is in [start, end), with the matches of `rule_ids` or
-        `tags` (all when neither), withdrawn ones too with `withdrawn`. In time order, each
-        with the other outlets that carried it and the entities it names, streamed."""
+        `tags` (all when neither), withdrawn ones too with `withdrawn`; only those one of
+        `feed_ids` carried (its own or a copy), in one of `languages` ("fr" takes "fr-CA"),
+        when given. In time order, each with the other outlets that carried it and the entities
+        it names, streamed."""
         if by not in ("published", "first_seen"):
             raise ValueError(by)
         where, params = ["1"], []
@@ -286,6 +290,23 @@ class MatchQueries:
             params.extend(tags)
         if follows:
             where.append(f"({' OR '.join(follows)})")
+        if feed_ids:
+            marks = ",".join("?" * len(feed_ids))
+            where.append(
+                f"(a.feed_id IN ({marks}) OR EXISTS (SELECT 1 FROM article_aliases al "
+                f"WHERE al.article_id = a.id AND al.feed_id IN ({marks})))"
+            )
+            params.extend([*feed_ids, *feed_ids])
+        if languages:
+            where.append(
+                "("
+                + " OR ".join(
+                    "lower(a.language) = ? OR lower(a.language) LIKE ?" for _ in languages
+                )
+                + ")"
+            )
+            for language in languages:
+                params.extend([language.lower(), f"{language.lower()}-%"])
         article_columns = (
             "id", "story_id", "title", "url", "published", "first_seen", "updated", "language",
             "revision", "feed_id",
