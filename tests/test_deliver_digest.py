@@ -366,6 +366,19 @@ def test_the_footer_can_be_read() -> None:
     assert link and contrast(link.group(1), page) >= 4.5
 
 
+def test_outlook_is_given_the_card_width_in_a_table_it_alone_reads() -> None:
+    """Outlook on Windows ignores max-width on a div: the digest filled a wide window, its
+    lines 200 characters long (a subscribers' review). A conditional table of the card's width
+    wraps the card and the footer, and other clients see only comments."""
+    html, _ = render(build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW), FOOTER)
+    width = re.search(r'class="card" style="[^"]*max-width: (\d+)px', html)
+    assert width, "the card's max-width"
+    opened = html.index("<!--[if mso]><table")
+    assert f'width="{width.group(1)}"' in html[opened : html.index("<![endif]-->", opened)]
+    closed = html.index("<!--[if mso]></td></tr></table><![endif]-->")
+    assert opened < html.index('class="card"') < html.index('class="footer"') < closed
+
+
 def test_a_title_stored_over_several_lines_is_one_line_in_the_text_part() -> None:
     """A hostile title must not write a heading or an entry of its own into the digest."""
     forged = item(
