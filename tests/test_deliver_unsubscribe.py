@@ -33,6 +33,7 @@ from monitor.deliver.unsubscribe import (
     UnsubscribeServer,
 )
 from monitor.records import Match
+from monitor.store import database
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BASE = "https://vigie.example.org"
@@ -198,6 +199,30 @@ def test_a_click_under_way_when_the_service_stops_is_answered_and_kept(
         closing.join(10)
     assert answer in (b"HTTP/1.0 200 OK", b"HTTP/1.1 200 OK"), answer
     assert unsubscribed(vigie)["desk"] == NOW.isoformat()
+
+
+def test_a_click_the_database_cannot_record_is_told_in_the_subscribers_language(
+    vigie: Vigie, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database locked past its wait: the page says to try again, and a French subscriber
+    read it in English (a subscribers' review)."""
+    monkeypatch.setattr(database, "WRITE_WAIT", 0.3)
+    vigie.send_digests(NOW)
+    link = link_of(smtp, "desk@newsroom.test")
+    page = UnsubscribeServer(
+        ("127.0.0.1", 0), vigie.config.database, lambda: NOW, languages={"desk": "fr"}
+    ).start()
+    holder = sqlite3.connect(vigie.config.database)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        answer = requests.post(served(page, link), data=b"List-Unsubscribe=One-Click", timeout=10)
+    finally:
+        holder.rollback()
+        holder.close()
+        page.close()
+    assert answer.status_code == 503
+    assert "Réessayez dans un instant" in answer.text and "Rien n'a été changé" in answer.text
+    assert unsubscribed(vigie)["desk"] is None
 
 
 def test_a_wrong_token_or_name_is_not_found_and_changes_nothing(

@@ -208,7 +208,7 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
                     server.unsubscribe(name)
                 except Exception:  # the database busy past its wait: say so, change nothing
                     log.exception("unsubscribe page: could not record it")
-                    self._answer(503, _page("busy"))
+                    self._answer(503, server.page("busy", name))  # in their language
                     return
                 state = "done"
             if state != "unknown":

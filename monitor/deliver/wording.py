@@ -83,6 +83,8 @@ _FRENCH = {
         "%(name)s ne reçoit pas de résumés Vigie. Pour les recevoir de nouveau, demandez-le à la"
         " personne qui gère ce Vigie."
     ),
+    "Try again in a moment": "Réessayez dans un instant",
+    "This page is busy. Nothing was changed.": "Cette page est occupée. Rien n'a été changé.",
 }
 
 # One per language config_delivery.DIGEST_LANGUAGES accepts.
