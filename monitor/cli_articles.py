@@ -61,15 +61,27 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
         raise VigieError(f"search query {query!r}: nothing to search for: give a word")
     store = open_store(config, must_exist=True)
     try:
-        rows = store.search_articles(query, limit)
-    except sqlite3.OperationalError as e:
-        # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are searched
-        # as words; only a query that is not even that is an error.
+        searched = query
         try:
-            rows = store.search_articles_as_words(query, limit)
-        except sqlite3.OperationalError:
-            raise VigieError(f"search query {query!r}: {_search_mistake(query) or e}") from None
-        err_console.print(f"searched as words: {fts_words(query)}", markup=False)
+            rows = store.search_articles(query, limit)
+        except sqlite3.OperationalError as e:
+            # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are
+            # searched as words; only a query that is not even that is an error.
+            searched = fts_words(query)
+            try:
+                rows = store.search_articles(searched, limit)
+            except sqlite3.OperationalError:
+                raise VigieError(f"search query {query!r}: {_search_mistake(query) or e}") from None
+            err_console.print(f"searched as words: {searched}", markup=False)
+        # Results stopped at --limit without a word: a researcher took 20 for all there were.
+        total = store.search_count(searched) if len(rows) == limit else len(rows)
+    finally:
+        store.close()
+    if total > len(rows):
+        err_console.print(
+            f"{len(rows)} of {total} articles shown, the best first (--limit shows more)",
+            markup=False,
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

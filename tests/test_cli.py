@@ -1064,6 +1064,17 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
     assert "Officers filmed using pepper spray" in text.stdout
     none = vigie("articles", "search", "zeppelin", "--config", feed_config)
     assert none.exit_code == 0 and "No article matches." in none.stdout
+    # Results stopped at --limit said nothing: a researcher took 20 for all there were.
+    every = json.loads(
+        vigie("articles", "search", "calais", "--json", "--config", feed_config).stdout
+    )
+    assert len(every) >= 3
+    cut = vigie("articles", "search", "calais", "--limit", "2", "--config", feed_config)
+    assert f"2 of {len(every)} articles shown, the best first (--limit shows more)" in cut.stderr
+    assert (
+        "articles shown"
+        not in vigie("articles", "search", "calais", "--config", feed_config).stderr
+    )
 
 
 def test_feed_text_and_search_words_are_shown_as_written_not_as_emoji(

@@ -198,10 +198,11 @@ class ArticleQueries:
             )
         )
 
-    def search_articles_as_words(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """`search_articles` for a query FTS5 cannot read (pepper-spray, l'immigration, AT&T):
-        each word searched as written, AND, OR and NOT kept as operators."""
-        return self.search_articles(fts_words(query), limit)
+    def search_count(self, query: str) -> int:
+        """How many stored articles a full-text query (as search_articles takes it) finds."""
+        return self.db.execute(
+            "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [query]
+        ).fetchone()[0]
 
     def term_frequencies(self, min_documents: int = 2) -> tuple[dict[str, int], int]:
         """(word -> number of stored articles containing it, number of articles), from the FTS
