@@ -93,6 +93,17 @@ def _kill_workers(executor: ProcessPoolExecutor) -> None:
             process.kill()
 
 
+def _lost_a_worker(executor: ProcessPoolExecutor) -> bool:
+    """Whether a worker died, seen by a read or not. Python then stops the others with
+    SIGTERM, which readers ignore, and waits for them: a worker killed between reads (the
+    out-of-memory killer) may die holding the lock of the queue the others take work from, and
+    they, and a shutdown, waited for ever."""
+    processes = (getattr(executor, "_processes", None) or {}).values()
+    return bool(getattr(executor, "_broken", False)) or any(
+        process.exitcode is not None for process in list(processes)
+    )
+
+
 class ReaderPool:
     """Worker processes that read fetched feed bodies: parse, identify, sketch, match."""
 
@@ -164,7 +175,7 @@ class ReaderPool:
         executor = self._executor
         if executor is None:
             return
-        if self._broken:
+        if self._broken or _lost_a_worker(executor):
             _kill_workers(executor)
         executor.shutdown(wait=True, cancel_futures=True)
         self._executor = None

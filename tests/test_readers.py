@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 from pathlib import Path
 
@@ -239,6 +240,46 @@ def test_a_result_the_polling_process_cannot_read_hangs_nothing(
     assert [r.new_articles for r in results] == [6, 1]
     assert service.rows("SELECT COUNT(*) AS n FROM matches")[0]["n"] == 7
     service.close()
+
+
+def _busy_in_worker(pid_file: str, seconds: float) -> None:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def test_a_reader_dying_between_feeds_hangs_no_close(tmp_path: Path) -> None:
+    """Python ends the other workers of a pool it finds broken with SIGTERM, and waits for
+    them: readers ignore SIGTERM. A reader killed outside any read (the out-of-memory killer,
+    between two polls) died holding the lock of the queue they take feeds from, and the
+    other, done with its feed, waited for that lock for ever: so did closing the pool, at a
+    rule reload or at the service's stop (a code review)."""
+    readers = ReaderPool(2, min_feeds=1)
+    assert readers.use(None, 2)
+    executor = readers._executor
+    assert executor is not None
+    for future in [executor.submit(os.getpid) for _ in range(4)]:
+        future.result()
+    workers = {p.pid: p for p in executor._processes.values()}  # type: ignore[attr-defined]
+    assert len(workers) == 2
+    pid_file = tmp_path / "busy"
+    busy = executor.submit(_busy_in_worker, str(pid_file), 3.0)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    [idle] = set(workers) - {int(pid_file.read_text())}
+    os.kill(idle, signal.SIGKILL)  # the one waiting for work, which holds the queue's lock
+    with pytest.raises(BrokenProcessPool):
+        busy.result(timeout=10)
+    closing = threading.Thread(target=readers.close, daemon=True)
+    closing.start()
+    closing.join(timeout=30)
+    hung = closing.is_alive()
+    for worker in workers.values():
+        if worker.is_alive():
+            worker.kill()
+    closing.join(timeout=10)
+    assert not hung, "closing a pool with a dead reader hung"
 
 
 def tagged_processes(tag: str) -> list[int]:
