@@ -430,6 +430,24 @@ def test_one_click_unsubscribe_with_a_public_base_url() -> None:
     assert one_click in message.get_body(("html",)).get_content()
 
 
+def test_a_base_url_with_accents_sends_its_links_as_ascii() -> None:
+    """List-Unsubscribe is written as it is, never RFC 2047-encoded: a public_base_url with an
+    accent in its path or its host made the header one that SMTP cannot carry, and every
+    digest failed with a UnicodeEncodeError (a code review). Its links are URIs, as RFC 2369
+    asks: the host in punycode, the path's other characters percent-encoded."""
+    for base, sent in (
+        ("https://vigie.exemple.fr/désabonnement", "https://vigie.exemple.fr/d%C3%A9sabonnement"),
+        ("https://vigie.café.example", "https://vigie.xn--caf-dma.example"),
+    ):
+        config = replace(CONFIG, public_base_url=base)
+        digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
+        raw = compose(digest, DELIVERY, SUBSCRIBER, config, "tok123", NOW).as_bytes()
+        header = email.message_from_bytes(raw, policy=email.policy.compat32)["List-Unsubscribe"]
+        assert "=?" not in header
+        links = re.findall(r"<([^<>]*)>", " ".join(header.split()))
+        assert links[0] == f"{sent}/unsubscribe/desk/tok123", links
+
+
 def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
     labels = Labels({"calais": "Calais\r\nBcc: victim@example.org"})
     digest = build_digest([item(1, "calais"), item(2, "calais")], SUBSCRIBER, labels, NOW)

@@ -12,6 +12,7 @@ and passed through nh3. Only http(s) links are made. Header values are stripped 
 
 from __future__ import annotations
 
+import contextlib
 import email.headerregistry
 import email.policy
 import email.utils
@@ -390,6 +391,22 @@ class _LinksHeader(email.headerregistry.UnstructuredHeader):
         return f"{self.name}: " + f",{policy.linesep} ".join(links) + policy.linesep
 
 
+def _as_uri(link: str) -> str:
+    """A link as a URI, ASCII as RFC 2369 asks: the host in punycode, any other character
+    beyond ASCII percent-encoded. List-Unsubscribe is written as it is: a public_base_url with
+    an accent (a path /désabonnement, a host vigie.café.fr) made a header SMTP cannot carry,
+    and every digest failed with a UnicodeEncodeError."""
+    if link.isascii():
+        return link
+    parts = urlsplit(link)
+    userinfo, at, host_port = parts.netloc.rpartition("@")
+    host, colon, port = host_port.partition(":")
+    with contextlib.suppress(UnicodeError):  # else percent-encoded, as the rest
+        host = host.encode("idna").decode("ascii")
+    netloc = f"{userinfo}{at}{host}{colon}{port}"
+    return quote(parts._replace(netloc=netloc).geturl(), safe="/:?#[]@!$&'()*+,;=%~")
+
+
 _HEADERS = email.headerregistry.HeaderRegistry()
 _HEADERS.map_to_type("list-unsubscribe", _LinksHeader)
 _POLICY = email.policy.SMTP.clone(header_factory=_HEADERS)
@@ -416,7 +433,7 @@ def compose(
     message["Message-ID"] = message_id(delivery, domain)
     label = f"{_list_label(subscriber.name)}.digest.{domain}"
     message["List-Id"] = f"Vigie digest for {header_value(subscriber.name)} <{label}>"
-    message["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in (one_click, mailto) if u)
+    message["List-Unsubscribe"] = ", ".join(f"<{_as_uri(u)}>" for u in (one_click, mailto) if u)
     if one_click:
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
