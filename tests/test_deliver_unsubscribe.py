@@ -173,6 +173,34 @@ def test_links_under_a_base_url_with_a_path_are_answered(
         made.close()
 
 
+def test_links_under_a_base_url_with_an_accent_are_answered(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """public_base_url = ".../désabonnement": the links reach the page percent-encoded (as
+    mail clients and browsers send them, and as List-Unsubscribe writes them), which the page
+    compared with the path as written: 404 "Link not recognised" (a code review)."""
+    base = BASE + "/désabonnement"
+    config = write_delivery_config(
+        tmp_path, subscribers=[DESK], smtp=smtp.smtp_settings(), delivery={"public_base_url": base}
+    )
+    made = Vigie(config, NOW)
+    made.poll(NOW)
+    server = UnsubscribeServer(("127.0.0.1", 0), made.config.database, lambda: NOW, base_url=base)
+    server.start()
+    try:
+        made.send_digests(NOW)
+        path = urlsplit(link_of(smtp, "desk@newsroom.test")).path
+        assert path.startswith("/d%C3%A9sabonnement/unsubscribe/desk/")
+        host, port = server.address
+        clicked = requests.post(
+            f"http://{host}:{port}{path}", data={"List-Unsubscribe": "One-Click"}, timeout=5
+        )
+        assert clicked.status_code == 200 and "Unsubscribed" in clicked.text
+        assert unsubscribed(made) == {"desk": NOW.isoformat()}
+    finally:
+        server.close()
+
+
 def test_a_click_under_way_when_the_service_stops_is_answered_and_kept(
     vigie: Vigie, smtp: SmtpServer
 ) -> None:

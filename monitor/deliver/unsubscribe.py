@@ -222,9 +222,11 @@ def _handler(server: UnsubscribeServer) -> type[BaseHTTPRequestHandler]:
         def _subscriber(self) -> tuple[str, str]:
             """(name, state) of the subscriber the path names with their token; a path that
             names none is answered 404 here."""
-            match = server.link_path.match(self.path)
+            # Matched decoded: a base URL's path with an accent (/désabonnement) arrives
+            # percent-encoded, as clients send it. Names and tokens hold no % of their own.
+            match = server.link_path.match(unquote(self.path))
             if match:
-                name, token = unquote(match.group(1)), unquote(match.group(2))
+                name, token = match.group(1), match.group(2)
                 try:
                     state = server.state(name, token)
                 except Exception:  # the database unreadable: said in the log, not the page
