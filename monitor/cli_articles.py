@@ -88,7 +88,7 @@ def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> 
     for row in rows:
         console.print(
             f"[bold]{escape(row['title'])}[/] [dim]#{row['id']} "
-            f"{escape(row['feed_name'] or row['feed_title'] or '')} "
+            f"{escape(row['feed_name'])} "
             f"{row['published'] or ''}[/]"
         )
         console.print(f"  {escape(row['url'])}", soft_wrap=True)

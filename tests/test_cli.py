@@ -1950,7 +1950,12 @@ def test_articles_export_and_show_name_an_untitled_feed_by_its_host_not_its_key(
     assert json.loads(line)["feed"] == server.host
     shown = vigie("articles", "show", str(rows[0]["article_id"]), "--config", config)
     assert f"  {server.host} · language" in shown.stdout
-    assert "s3cret" not in exported.stdout + line + shown.stdout
+    # And in search results (a code review): their outlet was empty too.
+    found = vigie("articles", "search", "camp", "--json", "--config", config).stdout
+    assert [row["feed_name"] for row in json.loads(found)] == [server.host]
+    listed = vigie("articles", "search", "camp", "--config", config).stdout
+    assert f"#{rows[0]['article_id']} {server.host}" in listed
+    assert "s3cret" not in exported.stdout + line + shown.stdout + found + listed
 
 
 def test_feeds_list_shows_a_feed_whose_items_are_all_copies_as_working(

@@ -261,6 +261,25 @@ def test_of_copies_scored_alike_the_first_published_leads_its_story() -> None:
     assert [source for source, _ in story.also] == ["Wire Service", "Coastal Herald"]
 
 
+def test_a_feed_without_a_name_or_title_is_shown_by_its_host() -> None:
+    """A feed without a name or a title (a partner's private feed) was an empty source under
+    its headline and an empty name under "Also reported by" (a code review). Its address's
+    host names it, never the address, which may carry its key."""
+    untitled = replace(
+        item(1, "calais", source="", story="s1", hours_ago=3),
+        feed_url="https://partner.example/feed.rss?key=s3cret",
+    )
+    later = replace(
+        item(2, "calais", source="", story="s1", hours_ago=1),
+        feed_url="https://wire.example/rss",
+    )
+    [entry] = build_digest([untitled, later], SUBSCRIBER, LABELS, NOW).sections[0].entries
+    assert entry.source == "partner.example"
+    assert [source for source, _ in entry.also] == ["wire.example"]
+    html, text = render(build_digest([untitled, later], SUBSCRIBER, LABELS, NOW), FOOTER)
+    assert "partner.example" in text and "s3cret" not in html + text
+
+
 def test_without_story_ids_each_article_is_its_own_entry() -> None:
     digest = build_digest([item(1, "calais"), item(2, "calais")], SUBSCRIBER, LABELS, NOW)
     assert digest.entries == 2 and not any(e.also for e in digest.sections[0].entries)

@@ -223,6 +223,34 @@ def test_an_undated_item_is_sent_with_no_publication_date(
         v.close()
 
 
+def test_a_feed_without_a_name_or_title_is_sent_as_its_host_or_file(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A feed with no name in config.toml and no title of its own was sent with `source.name`
+    "" (a code review): consumers showed an empty outlet. It is named as digests and exports
+    name it: its address's host, or a file's name."""
+    feed = tmp_path / "partner-feed.rss"
+    feed.write_text(
+        "<rss version='2.0'><channel><item><guid>https://news.example/camp</guid>"
+        "<title>Calais: camp cleared</title><description>Police evacuated a migrant camp in"
+        " Calais at dawn.</description></item></channel></rss>",
+        encoding="utf-8",
+    )
+    t = now()
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook_to(receiver)], feeds=[{"url": str(feed)}]
+    )
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+        [payload] = [request.verify() for request in receiver.requests]
+        VALIDATOR.validate(payload)
+        assert payload["data"]["article"]["source"]["name"] == "partner-feed.rss"
+    finally:
+        v.close()
+
+
 def test_documented_example_is_valid_against_the_schema() -> None:
     VALIDATOR.validate(doc_json("payload-example"))
 

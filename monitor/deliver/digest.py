@@ -35,6 +35,7 @@ from markupsafe import Markup, escape
 from ..config_delivery import DeliveryConfig, SubscriberConfig
 from ..records import Delivery, Evidence
 from ..store import OutboxItem
+from ..store.rows import outlet_name
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line, url_shown_safely
 from .outbox import Labels, message_id
 from .wording import count_of, schedule, spoken_list, translator, when
@@ -164,6 +165,12 @@ def _rank(item: OutboxItem) -> tuple:
     return (item.match.priority == "urgent", item.match.score, published, -(item.article.id or 0))
 
 
+def _outlet(item: OutboxItem) -> str:
+    """The outlet an item is shown from: its feed's name, else title, else its address's host
+    (a feed without a title showed an empty source, and "Also reported by" an empty name)."""
+    return one_line(outlet_name(item.article.feed_name, "", item.feed_url))
+
+
 def _lead_rank(item: OutboxItem) -> tuple:
     """Which of a story's copies leads its entry: the most urgent and best-scored, then the
     first published. Copies of a wire story score alike, and the newest led: its time read as
@@ -193,10 +200,10 @@ def _entry(
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
     earlier = one_line(lead.earlier_title)
     others: dict[str, str] = {}
+    source = _outlet(lead)
     for member in members:
-        source = member.article.feed_name
-        if member.article.id != article.id and source != article.feed_name:
-            others.setdefault(one_line(source), _link(member.article.url))
+        if member.article.id != article.id and _outlet(member) != source:
+            others.setdefault(_outlet(member), _link(member.article.url))
     return Entry(
         title=title or _("(untitled)"),
         title_html=snippet_html(marked) if marked else Markup(escape(title or _("(untitled)"))),
@@ -204,7 +211,7 @@ def _entry(
         url=_link(article.url),
         # A feed's name over several lines (an OPML title, stored before they were made one
         # line) wrote a fake section and entry into the plain-text digest.
-        source=one_line(article.feed_name),
+        source=source,
         when=published,
         snippet_html=snippet_html(snippet),
         snippet_text=snippet_text(snippet),

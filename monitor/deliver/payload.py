@@ -18,6 +18,7 @@ from typing import Any
 
 from ..records import Delivery
 from ..store import OutboxItem
+from ..store.rows import outlet_name
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from .outbox import Labels, webhook_id
 
@@ -88,7 +89,10 @@ def article_event(
             "id": article.id,
             "url": article.url,
             "title": article.title,
-            "source": {"name": article.feed_name, "feed_url": items[0].feed_url},
+            "source": {
+                "name": outlet_name(article.feed_name, "", items[0].feed_url),
+                "feed_url": items[0].feed_url,
+            },
             "published": rfc3339(article.published) if article.dated else None,
             "first_seen": rfc3339(article.first_seen),
             "language": article.language or None,

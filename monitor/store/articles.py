@@ -184,11 +184,12 @@ class ArticleQueries:
         return [article_from_row(row) for row in rows]
 
     def search_articles(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Full-text search (SQLite FTS5 syntax), best matches first."""
-        return list(
+        """Full-text search (SQLite FTS5 syntax), best matches first; `feed_name` is the
+        outlet shown (outlet_name: a feed without a name or title was an empty one)."""
+        rows = list(
             self.db.query(
                 "SELECT a.id, a.title, a.url, a.published, f.name AS feed_name, "
-                "f.title AS feed_title, "
+                "f.title AS feed_title, f.url AS feed_url, "
                 f"snippet(articles_fts, -1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', 12) "
                 "AS snippet "
                 "FROM articles_fts "
@@ -197,6 +198,9 @@ class ArticleQueries:
                 [query, limit],
             )
         )
+        for row in rows:  # the address stays out: it may carry a private feed's key
+            row["feed_name"] = outlet_name(row["feed_name"], row["feed_title"], row.pop("feed_url"))
+        return rows
 
     def search_count(self, query: str) -> int:
         """How many stored articles a full-text query (as search_articles takes it) finds."""
