@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -137,13 +137,16 @@ def test_mail_clients_read_the_one_click_link_from_the_header_as_sent(
 
 
 @pytest.mark.parametrize("forwarded", ["as written", "prefix stripped"])
+@pytest.mark.parametrize("prefix", ["/vigie", "/désabonnement"])
 def test_links_under_a_base_url_with_a_path_are_answered(
-    tmp_path: Path, smtp: SmtpServer, forwarded: str
+    tmp_path: Path, smtp: SmtpServer, forwarded: str, prefix: str
 ) -> None:
     """public_base_url = "https://.../vigie": digests linked to /vigie/unsubscribe/..., and
     the page answered only /unsubscribe/... (404 "Link not recognised"). A reverse proxy may
-    forward the path as written or strip its prefix: both are answered."""
-    base = BASE + "/vigie"
+    forward the path as written or strip its prefix: both are answered. A path with an accent
+    arrives percent-encoded, as clients send it (and as List-Unsubscribe writes it), which the
+    page compared with the path as written: 404 too (a code review)."""
+    base = BASE + prefix
     config = write_delivery_config(
         tmp_path, subscribers=[DESK], smtp=smtp.smtp_settings(), delivery={"public_base_url": base}
     )
@@ -154,10 +157,10 @@ def test_links_under_a_base_url_with_a_path_are_answered(
     try:
         made.send_digests(NOW)
         link = link_of(smtp, "desk@newsroom.test")
-        assert link.startswith(base + "/unsubscribe/desk/")
+        assert link.startswith(BASE + quote(prefix) + "/unsubscribe/desk/")
         path = urlsplit(link).path
         if forwarded == "prefix stripped":
-            path = path.removeprefix("/vigie")
+            path = path.removeprefix(quote(prefix))
         host, port = server.address
         asked = requests.get(f"http://{host}:{port}{path}", timeout=5)
         assert asked.status_code == 200 and "Stop these digests?" in asked.text
@@ -171,34 +174,6 @@ def test_links_under_a_base_url_with_a_path_are_answered(
     finally:
         server.close()
         made.close()
-
-
-def test_links_under_a_base_url_with_an_accent_are_answered(
-    tmp_path: Path, smtp: SmtpServer
-) -> None:
-    """public_base_url = ".../désabonnement": the links reach the page percent-encoded (as
-    mail clients and browsers send them, and as List-Unsubscribe writes them), which the page
-    compared with the path as written: 404 "Link not recognised" (a code review)."""
-    base = BASE + "/désabonnement"
-    config = write_delivery_config(
-        tmp_path, subscribers=[DESK], smtp=smtp.smtp_settings(), delivery={"public_base_url": base}
-    )
-    made = Vigie(config, NOW)
-    made.poll(NOW)
-    server = UnsubscribeServer(("127.0.0.1", 0), made.config.database, lambda: NOW, base_url=base)
-    server.start()
-    try:
-        made.send_digests(NOW)
-        path = urlsplit(link_of(smtp, "desk@newsroom.test")).path
-        assert path.startswith("/d%C3%A9sabonnement/unsubscribe/desk/")
-        host, port = server.address
-        clicked = requests.post(
-            f"http://{host}:{port}{path}", data={"List-Unsubscribe": "One-Click"}, timeout=5
-        )
-        assert clicked.status_code == 200 and "Unsubscribed" in clicked.text
-        assert unsubscribed(made) == {"desk": NOW.isoformat()}
-    finally:
-        server.close()
 
 
 def test_a_click_under_way_when_the_service_stops_is_answered_and_kept(
