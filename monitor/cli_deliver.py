@@ -406,7 +406,7 @@ def deliveries_list(
         when = d.sent if d.status == "sent" else d.next_attempt if d.status == "pending" else None
         table.add_row(
             str(d.id),
-            d.kind,
+            f"{d.kind} ({d.event.removeprefix('article.')})" if d.event else d.kind,
             escape(d.target),
             status_text,
             str(d.items),

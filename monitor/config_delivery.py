@@ -67,6 +67,12 @@ WEBHOOK_SETTINGS: tuple[Setting, ...] = (
         "1MB",
         "largest batched body: a batch over it goes in several POSTs (Express accepts 100KB)",
     ),
+    Setting(
+        "withdrawals",
+        "bool",
+        False,
+        "also send article.withdrawn when a correction undoes a match an event carried",
+    ),
 )
 
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: "$" let a final newline in
@@ -153,6 +159,7 @@ class WebhookConfig:
     timeout: float = 15.0
     secret_env: str = ""
     max_body: int = 1_000_000  # bytes of a batched body (see payload.payload)
+    withdrawals: bool = False  # article.withdrawn events (outbox.queue_withdrawals)
 
     def follows(self, rule_id: str, tags: tuple[str, ...]) -> bool:
         return rule_id in self.rules or any(tag in self.tags for tag in tags)
@@ -377,6 +384,7 @@ def _webhook(raw: Any, index: int, path: str) -> WebhookConfig:
         timeout=v["timeout"],
         secret_env=v["secret_env"],
         max_body=v["max_body"],
+        withdrawals=v["withdrawals"],
     )
 
 

@@ -39,7 +39,7 @@ import requests
 
 from . import delta
 from .config import Config
-from .deliver.outbox import queue_webhooks
+from .deliver.outbox import queue_webhooks, queue_withdrawals
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
@@ -466,11 +466,15 @@ def _matches(
         matches, mentions = matched
     else:
         matches, mentions = matcher.match(article, feed.tags)
-    new_matches = store.record_matches(article.id, article.revision, matches, now, backlog)
+    recorded = store.record_matches(article.id, article.revision, matches, now, backlog)
     store.replace_mentions(article.id, mentions)
     if not backlog:
-        queue_webhooks(store, config.delivery.webhooks, article.id, new_matches, now)
-    return Change(article, tuple(new_matches), archive=backlog)
+        webhooks = config.delivery.webhooks
+        queue_webhooks(store, webhooks, article.id, recorded.new, now)
+        queue_withdrawals(
+            store, webhooks, article.id, matches, recorded.withdrawn, recorded.restored, now
+        )
+    return Change(article, tuple(recorded.new), archive=backlog)
 
 
 def _carried_matches(

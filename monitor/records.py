@@ -165,6 +165,8 @@ class Change:
 # Failure details of deliveries no `vigie deliveries retry` sends as things are: their lines
 # offer none. Those to a target removed from config.toml are no problem to `vigie status`,
 # nor to the exit status of `once` and `digest send`.
+WITHDRAWN_EVENT = "article.withdrawn"  # a webhook delivery's event, beside article.matched
+
 # The dispatcher writes them from these names, so that the two cannot drift apart.
 WEBHOOK_REMOVED = "webhook no longer in config.toml"
 SUBSCRIBER_REMOVED = "subscriber no longer in config.toml"
@@ -196,3 +198,4 @@ class Delivery:
     payload: str = ""  # a webhook body, frozen at the first attempt so retries send the same
     items: int = 0  # matches carried
     url: str = ""  # a webhook's endpoint when it was queued ("" for digests and older ones)
+    event: str = ""  # a webhook's: "" for article.matched, or WITHDRAWN_EVENT

@@ -251,6 +251,75 @@ def test_a_feed_without_a_name_or_title_is_sent_as_its_host_or_file(
         v.close()
 
 
+def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A webhook consumer's review: a dashboard kept an article its rule no longer matched
+    once the outlet corrected it, as no event said so. A webhook that asks for withdrawals is
+    sent article.withdrawn for the rules an event it was sent named, and article.matched again
+    when a later revision matches anew; one that does not ask is sent neither."""
+    feed = tmp_path / "littoral.rss"
+
+    def item(title: str, text: str) -> None:
+        feed.write_text(
+            "<rss version='2.0'><channel><title>Littoral</title><item>"
+            f"<guid>https://news.example/camp</guid><title>{title}</title>"
+            f"<description>{text}</description></item></channel></rss>",
+            encoding="utf-8",
+        )
+
+    t = now() - timedelta(hours=4)  # each step an hour on, and signed no later than now
+    item("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais at dawn.")
+    asking = {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
+    asking["url"] = receiver.url("/dashboard")
+    config = write_delivery_config(
+        tmp_path,
+        webhooks=[asking, hook_to(receiver, tags=["calais"], name="plain")],
+        feeds=[{"url": str(feed), "name": "Littoral"}],
+    )
+    v = Vigie(config, t)
+
+    def events(since: int) -> list[tuple[str, str, int, list[str]]]:
+        found = []
+        for request in receiver.requests[since:]:
+            payload = request.verify()
+            VALIDATOR.validate(payload)
+            data = payload["data"]
+            rules = [rule["id"] for rule in data["rules"]]
+            found.append((request.path, payload["type"], data["article"]["revision"], rules))
+        return sorted(found)
+
+    try:
+        v.poll(t)
+        v.dispatch(t)
+        assert events(0) == [
+            ("/dashboard", "article.matched", 1, ["calais"]),
+            ("/hook", "article.matched", 1, ["calais"]),
+        ]
+        # The correction: the camp was not in Calais.
+        item("Camp evacuated in Grenoble", "Police evacuated a camp in Grenoble at dawn.")
+        later = t + timedelta(hours=1)
+        v.poll(later)
+        v.dispatch(later)
+        assert events(2) == [("/dashboard", "article.withdrawn", 2, ["calais"])]
+        withdrawn = receiver.requests[2].verify()["data"]
+        assert withdrawn["article"]["title"] == "Camp evacuated in Grenoble"
+        assert withdrawn["rules"] == [{"id": "calais", "name": "Calais and the Channel route"}]
+        # A revision matching again: told to the consumer that was told of the withdrawal.
+        item("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais, again.")
+        last = t + timedelta(hours=2)
+        v.poll(last)
+        v.dispatch(last)
+        assert events(3) == [("/dashboard", "article.matched", 3, ["calais"])]
+        # A revision with nothing new to say of the rule sends nothing.
+        item("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais, at last.")
+        v.poll(last + timedelta(hours=1))
+        v.dispatch(last + timedelta(hours=1))
+        assert len(receiver.requests) == 4
+    finally:
+        v.close()
+
+
 def test_documented_example_is_valid_against_the_schema() -> None:
     VALIDATOR.validate(doc_json("payload-example"))
 

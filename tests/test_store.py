@@ -74,6 +74,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m018_endpoint_pauses",
         "m019_delivery_urls",
         "m020_revision_dates",
+        "m021_delivery_events",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from ..config_delivery import SubscriberConfig, WebhookConfig
-from ..records import Delivery, Match
+from ..records import WITHDRAWN_EVENT, Delivery, Match
 from ..store import Store, iso
 
 # Standard Webhooks' schedule: immediately, then these waits after each failure; after the 8th
@@ -88,6 +88,47 @@ def queue_webhooks(
             route.name, route.url, route.batched, article_id, route.rule_ids, now
         )
         queued += delivery is not None
+    return queued
+
+
+def queue_withdrawals(
+    store: Store,
+    webhooks: Iterable[WebhookConfig],
+    article_id: int,
+    matches: Sequence[Match],
+    withdrawn: Sequence[str],
+    restored: Sequence[str],
+    now: datetime,
+) -> int:
+    """For each webhook that asked for withdrawals (`withdrawals = true`), in the caller's
+    transaction: an article.withdrawn event of the `withdrawn` rules whose match it was last
+    sent (an event that failed for good was never received, and is not taken back); and the
+    `restored` rules (matching again, among `matches`) it follows and was last told were
+    withdrawn, as article.matched again. Returns the deliveries queued."""
+    hooks = [hook for hook in webhooks if hook.withdrawals]
+    if not hooks or not (withdrawn or restored):
+        return 0
+    told = store.webhooks_told(article_id, {*withdrawn, *restored})
+    tags = {m.rule_id: m.tags for m in matches}
+    queued = 0
+    for hook in hooks:
+        last = told.get(hook.name, {})
+        gone = [r for r in withdrawn if last.get(r) == "article.matched"]
+        back = [
+            r
+            for r in restored
+            if last.get(r) == WITHDRAWN_EVENT and hook.follows(r, tags.get(r, ()))
+        ]
+        if gone:
+            queued += (
+                store.enqueue_withdrawal(hook.name, hook.url, article_id, gone, now) is not None
+            )
+        if back:
+            batched = hook.mode == "batched"
+            queued += (
+                store.enqueue_webhook(hook.name, hook.url, batched, article_id, back, now)
+                is not None
+            )
     return queued
 
 

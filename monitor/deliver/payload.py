@@ -5,7 +5,9 @@ means a new `version`; adding an optional field does not.
     {"type": "article.matched", "version": 1, "id": "msg_...", "timestamp": "...",
      "data": {"article": {...}, "rules": [...], "entities": [...]}}
 
-A batched webhook receives `article.matched.batch`, whose data is {"events": [data, ...]}.
+A batched webhook receives `article.matched.batch`, whose data is {"events": [data, ...]}. A
+webhook with `withdrawals = true` also receives `article.withdrawn` (withdrawal_event), one
+article's, batched or not.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..records import Delivery
+from ..records import WITHDRAWN_EVENT, Delivery
 from ..store import OutboxItem
 from ..store.rows import outlet_name
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
@@ -56,7 +58,6 @@ def article_event(
     items: Sequence[OutboxItem], mentions: Mapping[str, int], labels: Labels
 ) -> dict[str, Any]:
     """One article and the rules (those this consumer follows) that matched it."""
-    article = items[0].article
     rules = []
     for item in sorted(items, key=lambda i: (i.match.priority != "urgent", -i.match.score)):
         match = item.match
@@ -85,25 +86,43 @@ def article_event(
             }
         )
     return {
-        "article": {
-            "id": article.id,
-            "url": article.url,
-            "title": article.title,
-            "source": {
-                "name": outlet_name(article.feed_name, "", items[0].feed_url),
-                "feed_url": items[0].feed_url,
-            },
-            "published": rfc3339(article.published) if article.dated else None,
-            "first_seen": rfc3339(article.first_seen),
-            "language": article.language or None,
-            "story_id": items[0].story_id,
-            "revision": article.revision,
-        },
+        "article": _article(items[0]),
         "updated": any(item.updated for item in items),
         "rules": rules,
         "entities": [
             {"id": entity, "name": labels.entity(entity), "mentions": count}
             for entity, count in sorted(mentions.items())
+        ],
+    }
+
+
+def _article(item: OutboxItem) -> dict[str, Any]:
+    """An event's `article`: as the latest revision has it."""
+    article = item.article
+    return {
+        "id": article.id,
+        "url": article.url,
+        "title": article.title,
+        "source": {
+            "name": outlet_name(article.feed_name, "", item.feed_url),
+            "feed_url": item.feed_url,
+        },
+        "published": rfc3339(article.published) if article.dated else None,
+        "first_seen": rfc3339(article.first_seen),
+        "language": article.language or None,
+        "story_id": item.story_id,
+        "revision": article.revision,
+    }
+
+
+def withdrawal_event(items: Sequence[OutboxItem], labels: Labels) -> dict[str, Any]:
+    """One article, as corrected, and the rules (those this consumer follows) that an event
+    sent before named and its latest revision no longer matches."""
+    return {
+        "article": _article(items[0]),
+        "rules": [
+            {"id": item.match.rule_id, "name": labels.rule(item.match.rule_id)}
+            for item in sorted(items, key=lambda i: i.match.rule_id)
         ],
     }
 
@@ -122,6 +141,9 @@ def payload(
     bytes (always the first); the items of the others are left out, for another delivery: a
     batch of 100 articles quoting their evidence reached 4 MB, which receivers refuse (413)
     on every attempt."""
+    if delivery.event == WITHDRAWN_EVENT:  # one article's, never batched
+        envelope = _envelope(WITHDRAWN_EVENT, delivery)
+        return _compact({**envelope, "data": withdrawal_event(items, labels)}), list(items)
     by_article: dict[int, list[OutboxItem]] = {}
     for item in items:
         by_article.setdefault(item.article.id or 0, []).append(item)
@@ -130,12 +152,7 @@ def payload(
         for article_id, group in by_article.items()
     ]
     kind = BATCH_EVENT if batched or len(events) != 1 else EVENT
-    envelope = {
-        "type": kind,
-        "version": VERSION,
-        "id": webhook_id(delivery),
-        "timestamp": rfc3339(delivery.created),
-    }
+    envelope = _envelope(kind, delivery)
     opening = _compact(envelope)[:-1] + ',"data":'  # the data, then the closing brace
     if kind == EVENT:
         return opening + events[0] + "}", list(items)
@@ -148,6 +165,15 @@ def payload(
                 break
     carried = [item for group in list(by_article.values())[:kept] for item in group]
     return opening + '{"events":[' + ",".join(events[:kept]) + "]}}", carried
+
+
+def _envelope(kind: str, delivery: Delivery) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "version": VERSION,
+        "id": webhook_id(delivery),
+        "timestamp": rfc3339(delivery.created),
+    }
 
 
 def _compact(value: Any) -> str:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -18,6 +18,14 @@ from .rows import (
     match_columns,
     outlet_name,
 )
+
+
+class Recorded(NamedTuple):
+    """What storing a revision's matches changed (MatchQueries.record_matches)."""
+
+    new: list[Match]  # rules that match it and matched no earlier revision
+    withdrawn: tuple[str, ...]  # rules that held until this revision
+    restored: tuple[str, ...]  # rules withdrawn before that match this revision again
 
 
 class MatchQueries:
@@ -180,10 +188,10 @@ class MatchQueries:
         matches: Iterable[Match],
         now: datetime,
         backlog: bool = False,
-    ) -> list[Match]:
+    ) -> Recorded:
         """Store the matches of one revision of an article, all of them at once (a rule left out
-        is one this revision does not match); return only the rules that match it and matched no
-        earlier revision.
+        is one this revision does not match); return the rules that match it and matched no
+        earlier revision, and those it withdrew and restored.
 
         A rule that matched before keeps its first match time and revision (it was delivered
         then): if it matches this revision too, its score, evidence and snippet become this
@@ -221,19 +229,17 @@ class MatchQueries:
             updates,
         )
         matched = {rule_id for *_, rule_id in updates}
+        gone = [r for r, withdrawn in before.items() if withdrawn is None and r not in matched]
         self.db.conn.executemany(  # the rules this revision no longer matches
             "UPDATE matches SET withdrawn_revision = ? WHERE article_id = ? AND rule_id = ?",
-            [
-                (revision, article_id, rule_id)
-                for rule_id, withdrawn in before.items()
-                if withdrawn is None and rule_id not in matched
-            ],
+            [(revision, article_id, rule_id) for rule_id in gone],
         )
         self.db.conn.executemany(
             _INSERT_MATCH,
             inserts,
         )
-        return new
+        back = [r for r, withdrawn in before.items() if withdrawn is not None and r in matched]
+        return Recorded(new, tuple(sorted(gone)), tuple(sorted(back)))
 
     def mention_places(self, article_id: int) -> set[tuple[str, str, int, int]]:
         """(entity, field, start, end) of the stored mentions of an article."""

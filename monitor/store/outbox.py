@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..records import Delivery
+from ..records import WITHDRAWN_EVENT, Delivery
 from .rows import (
     OutboxItem,
     delivery_from_row,
@@ -39,13 +39,15 @@ class OutboxQueries:
         now: datetime,
         matches: Iterable[tuple[int, str]],
         url: str | None = None,
+        event: str | None = None,
     ) -> int:
         """A new delivery carrying these (article id, rule id) matches, due now; `url`: a
-        webhook's endpoint, by which it follows the webhook renamed (follow_renamed_webhooks)."""
+        webhook's endpoint, by which it follows the webhook renamed (follow_renamed_webhooks);
+        `event`: a webhook's other than article.matched (records.WITHDRAWN_EVENT)."""
         delivery_id = self.db.execute(
             "INSERT INTO deliveries (kind, target, key, status, attempts, next_attempt, created, "
-            "url) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-            [kind, target, secrets.token_hex(8), status, iso(now), iso(now), url],
+            "url, event) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
+            [kind, target, secrets.token_hex(8), status, iso(now), iso(now), url, event],
         ).lastrowid
         self.db.conn.executemany(
             "INSERT OR IGNORE INTO delivery_matches (delivery_id, article_id, rule_id) "
@@ -88,6 +90,38 @@ class OutboxQueries:
                 self._set_status(row[0], "pending", now)
         status = "open" if batched else "pending"
         return self.insert_delivery("webhook", name, status, now, pairs, url)
+
+    def enqueue_withdrawal(
+        self, name: str, url: str, article_id: int, rule_ids: Sequence[str], now: datetime
+    ) -> int | None:
+        """Queue an article.withdrawn event of these rules for a webhook, in the transaction
+        that withdrew them: one delivery of its own, batched webhook or not. None while the
+        endpoint at `url` is disabled."""
+        if self.disabled_endpoint(name, url):
+            return None
+        pairs = [(article_id, rule_id) for rule_id in rule_ids]
+        return self.insert_delivery("webhook", name, "pending", now, pairs, url, WITHDRAWN_EVENT)
+
+    def webhooks_told(
+        self, article_id: int, rule_ids: Collection[str]
+    ) -> dict[str, dict[str, str]]:
+        """What each webhook was last told of these rules' matches of an article: webhook ->
+        rule -> the event of the newest delivery that carried it ("article.matched" or
+        WITHDRAWN_EVENT), leaving out deliveries that failed for good (never received)."""
+        if not rule_ids:
+            return {}
+        marks = ",".join("?" * len(rule_ids))
+        rows = self.db.execute(
+            "SELECT d.target, dm.rule_id, COALESCE(d.event, 'article.matched') "
+            "FROM delivery_matches dm JOIN deliveries d ON d.id = dm.delivery_id "
+            f"WHERE dm.article_id = ? AND dm.rule_id IN ({marks}) AND d.kind = 'webhook' "
+            "AND d.status NOT IN ('failed', 'dead') ORDER BY d.id",
+            [article_id, *sorted(rule_ids)],
+        )
+        told: dict[str, dict[str, str]] = {}
+        for target, rule_id, event in rows:  # the newest last, and kept
+            told.setdefault(target, {})[rule_id] = event
+        return told
 
     def close_batches(self, now: datetime) -> int:
         """Open webhook batches become due now. Returns how many."""

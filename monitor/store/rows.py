@@ -154,6 +154,7 @@ def delivery_from_row(row: dict[str, Any]) -> Delivery:
         payload=row["payload"] or "",
         items=row.get("items") or 0,
         url=row.get("url") or "",
+        event=row.get("event") or "",
     )
 
 

@@ -528,3 +528,11 @@ def m020_revision_dates(db: sqlite_utils.Database) -> None:
         "UPDATE revisions SET published = (SELECT a.published FROM articles a "
         "WHERE a.id = revisions.article_id AND a.revision = revisions.revision)"
     )
+
+
+@migrations()
+def m021_delivery_events(db: sqlite_utils.Database) -> None:
+    """What a webhook delivery announces: NULL for article.matched, or article.withdrawn, sent
+    to a consumer that asked for them when a correction undoes a match an event carried (a
+    webhook consumer's review: a dashboard kept showing an article its rule no longer matched)."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN event TEXT")
