@@ -22,7 +22,7 @@ from .cli_common import (
     parse_moment,
 )
 from .config import Config, load_config, parse_duration
-from .deliver.outbox import queue_webhooks
+from .deliver.outbox import queue_webhooks, queue_withdrawals
 from .errors import ConfigError, RuleError, VigieError
 from .language import detect_language
 from .records import Article, Evidence, Match
@@ -401,12 +401,28 @@ def rules_backtest(
             all_matches = [m for by_article in found.values() for m in by_article.values()]
             queued = 0
             with store.transaction():  # the matches and their webhook deliveries, or neither
-                added, removed = store.replace_matches(rule_ids, article_ids, all_matches, now)
+                replaced = store.replace_matches(rule_ids, article_ids, all_matches, now)
+                added, removed = replaced.new, replaced.removed
+                webhooks = config.delivery.webhooks
                 by_article: dict[int, list[Match]] = {}
                 for match in added:
                     by_article.setdefault(match.article_id, []).append(match)
                 for article_id, new in sorted(by_article.items()):
-                    queued += queue_webhooks(store, config.delivery.webhooks, article_id, new, now)
+                    queued += queue_webhooks(store, webhooks, article_id, new, now)
+                # Webhooks that asked for withdrawals are told of those the edit made, and of
+                # matches it restored, as a correction's would be.
+                changed: dict[int, tuple[list[str], list[str]]] = {}
+                for article_id, rule in replaced.withdrawn:
+                    changed.setdefault(article_id, ([], []))[0].append(rule)
+                for article_id, rule in replaced.restored:
+                    changed.setdefault(article_id, ([], []))[1].append(rule)
+                for article_id, (gone, back) in sorted(changed.items()):
+                    holding = [
+                        m for of_rule in found.values() if (m := of_rule.get(article_id))
+                    ]
+                    queued += queue_withdrawals(
+                        store, webhooks, article_id, holding, gone, back, now
+                    )
                 for article_id, mentions in mentions_of.items():
                     store.replace_mentions(article_id, mentions)
             # With --json, stdout holds the report alone, for the script reading it.

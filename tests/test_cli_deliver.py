@@ -513,6 +513,49 @@ def test_backtest_apply_sends_the_matches_it_adds_to_the_webhooks_following_them
     assert "queued" not in again.stdout  # nothing new the second time
 
 
+def test_backtest_apply_tells_webhooks_that_asked_of_the_matches_it_withdraws(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """A rule narrowed and applied undoes matches a consumer was sent: a webhook with
+    withdrawals = true is told, article.withdrawn per article, as it is of a correction; the
+    rule widened again and applied, each is article.matched again."""
+    hook = {
+        "name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["harbour"],
+        "withdrawals": True,
+    }  # fmt: skip
+    config = write_delivery_config(tmp_path, webhooks=[hook])
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    config.write_text(config.read_text().replace(str(REPO / "rules"), str(rules)))
+    harbour = rules / "harbour.toml"
+    harbour.write_text(
+        '[[rule]]\nid = "harbour"\nquery = "Calais"\ntags = ["harbour"]\n', encoding="utf-8"
+    )
+    vigie("once", "--config", config)
+    sent = {request.verify()["data"]["article"]["id"] for request in receiver.requests}
+    assert len(sent) > 1
+    harbour.write_text(
+        '[[rule]]\nid = "harbour"\nquery = "Calais AND zeppelin"\ntags = ["harbour"]\n',
+        encoding="utf-8",
+    )
+    applied = vigie("rules", "backtest", "harbour", "--apply", "--config", config)
+    assert f"{len(sent)} removed, {len(sent)} webhook deliveries queued" in applied.stdout
+    vigie("once", "--config", config)
+    withdrawn = [request.verify() for request in receiver.requests[len(sent) :]]
+    assert {p["type"] for p in withdrawn} == {"article.withdrawn"}
+    assert {p["data"]["article"]["id"] for p in withdrawn} == sent
+    assert all(p["data"]["rules"] == [{"id": "harbour", "name": "harbour"}] for p in withdrawn)
+
+    harbour.write_text(
+        '[[rule]]\nid = "harbour"\nquery = "Calais"\ntags = ["harbour"]\n', encoding="utf-8"
+    )
+    vigie("rules", "backtest", "harbour", "--apply", "--config", config)
+    vigie("once", "--config", config)
+    again = [request.verify() for request in receiver.requests[2 * len(sent) :]]
+    assert {p["type"] for p in again} == {"article.matched"}
+    assert {p["data"]["article"]["id"] for p in again} == sent
+
+
 def test_a_webhook_carries_at_most_100_evidence_items_per_rule_and_their_total(
     receiver: Receiver, tmp_path: Path
 ) -> None:

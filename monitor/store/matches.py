@@ -28,6 +28,15 @@ class Recorded(NamedTuple):
     restored: tuple[str, ...]  # rules withdrawn before that match this revision again
 
 
+class Replaced(NamedTuple):
+    """What backtest --apply changed (MatchQueries.replace_matches)."""
+
+    new: list[Match]
+    removed: int  # matches that stopped holding: deleted, or withdrawn
+    withdrawn: list[tuple[int, str]]  # (article, rule) that a delivery carried, now withdrawn
+    restored: list[tuple[int, str]]  # (article, rule) withdrawn before, holding again
+
+
 class MatchQueries:
     """Store methods for matches and entity mentions, written in the article's transaction."""
 
@@ -97,7 +106,7 @@ class MatchQueries:
         article_ids: Sequence[int],
         matches: Iterable[Match],
         now: datetime,
-    ) -> tuple[list[Match], int]:
+    ) -> Replaced:
         """Backtest --apply: these rules' matches over these articles become `matches`, found
         on the articles' latest revisions. A match stored already keeps its first match time
         and revision, as record_matches keeps them (it was delivered then: made again, it went
@@ -105,8 +114,9 @@ class MatchQueries:
         revision's, and it is no longer withdrawn. The rules' other matches on these articles
         go, but those a delivery carried are withdrawn instead (at the article's revision), kept
         as the record of what was sent (`deliveries replay` sends it as it was). New ones are
-        matched now. Returns the new matches (for the webhooks that follow them) and how many
-        stopped holding (deleted or withdrawn)."""
+        matched now. Returns the new matches (for the webhooks that follow them), how many
+        stopped holding (deleted or withdrawn), and the (article, rule) pairs withdrawn and
+        restored (for the webhooks that asked for withdrawals)."""
         matches = list(matches)
         rules = ",".join("?" * len(rule_ids))
         with self.transaction():
@@ -155,7 +165,9 @@ class MatchQueries:
             )
             new = [m for m in matches if (m.article_id, m.rule_id) not in stored]
             self.insert_matches(new, now)
-        return new, len(holding.intersection(gone))
+        withdrawn = sorted(holding.intersection(delivered))
+        restored = sorted((stored - holding).intersection(found))
+        return Replaced(new, len(holding.intersection(gone)), withdrawn, restored)
 
     def add_matches(
         self,
