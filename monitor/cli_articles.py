@@ -49,32 +49,40 @@ def articles() -> None:
     type=click.IntRange(min=1),
     help="Most articles shown.",
 )
+@click.option(
+    "--since",
+    default=None,
+    help='Only articles published since: a date (2026-11-01), a time, or a duration ago ("7d").',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @config_option
 @operator_errors
-def articles_search(query: str, limit: int, as_json: bool, config_path: str) -> None:
+def articles_search(
+    query: str, limit: int, since: str | None, as_json: bool, config_path: str
+) -> None:
     """Full-text search over stored articles, best first. The query is SQLite FTS5's, not the
     rule language: words, "phrases", OR, and NOT between two terms (calais NOT football);
     `vigie rules test --article ID` tries a rule on a stored article."""
     config = load_config(config_path)
     if not any(c.isalnum() for c in query):  # '*' got SQLite's "unknown special query"
         raise VigieError(f"search query {query!r}: nothing to search for: give a word")
+    start = parse_moment(since, datetime.now(UTC), "--since") if since is not None else None
     store = open_store(config, must_exist=True)
     try:
         searched = query
         try:
-            rows = store.search_articles(query, limit)
+            rows = store.search_articles(query, limit, start)
         except sqlite3.OperationalError as e:
             # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are
             # searched as words; only a query that is not even that is an error.
             searched = fts_words(query)
             try:
-                rows = store.search_articles(searched, limit)
+                rows = store.search_articles(searched, limit, start)
             except sqlite3.OperationalError:
                 raise VigieError(f"search query {query!r}: {_search_mistake(query) or e}") from None
             err_console.print(f"searched as words: {searched}", markup=False)
         # Results stopped at --limit without a word: a researcher took 20 for all there were.
-        total = store.search_count(searched) if len(rows) == limit else len(rows)
+        total = store.search_count(searched, start) if len(rows) == limit else len(rows)
     finally:
         store.close()
     if total > len(rows):

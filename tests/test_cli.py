@@ -1077,6 +1077,36 @@ def test_articles_search_finds_a_stored_article(feed_config: Path) -> None:
     )
 
 
+def test_articles_search_since_a_date(tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    """A researcher's review: search could not be limited to a period."""
+    items = "".join(
+        f"<item><title>Calais {title}</title><link>https://news.example/{title}</link>"
+        f"<pubDate>{date}</pubDate><description>Ferries and camps in Calais.</description></item>"
+        for title, date in [
+            ("harbour", "Thu, 01 Oct 2026 08:00:00 GMT"),
+            ("camp", "Tue, 10 Nov 2026 08:00:00 GMT"),
+        ]
+    )
+    (tmp_path / "f.rss").write_text(
+        f'<rss version="2.0"><channel><title>News</title>{items}</channel></rss>'
+    )
+    config = write_config([str(tmp_path / "f.rss")])
+    vigie("once", "--config", config)
+
+    def titles(*options: str) -> list[str]:
+        found = vigie("articles", "search", "calais", "--json", *options, "--config", config)
+        assert found.exit_code == 0, found.output
+        return sorted(row["title"] for row in json.loads(found.stdout))
+
+    assert titles() == ["Calais camp", "Calais harbour"]
+    assert titles("--since", "2026-11-01") == ["Calais camp"]
+    cut = vigie("articles", "search", "calais", "--since", "2026-09-01", "--limit", "1",
+                "--config", config)  # fmt: skip
+    assert "1 of 2 articles shown" in cut.stderr
+    wrong = vigie("articles", "search", "calais", "--since", "last week", "--config", config)
+    assert wrong.exit_code != 0 and "--since" in wrong.output and "Traceback" not in wrong.output
+
+
 def test_feed_text_and_search_words_are_shown_as_written_not_as_emoji(
     tmp_path: Path, server: LoopbackServer, write_config: Callable[..., Path]
 ) -> None:

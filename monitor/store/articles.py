@@ -183,9 +183,13 @@ class ArticleQueries:
         rows = self.db.query(ARTICLE_SELECT + " ORDER BY a.id DESC LIMIT ?", [limit])
         return [article_from_row(row) for row in rows]
 
-    def search_articles(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Full-text search (SQLite FTS5 syntax), best matches first; `feed_name` is the
-        outlet shown (outlet_name: a feed without a name or title was an empty one)."""
+    def search_articles(
+        self, query: str, limit: int = 20, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Full-text search (SQLite FTS5 syntax), best matches first, of the articles published
+        `since` when given; `feed_name` is the outlet shown (outlet_name: a feed without a name
+        or title was an empty one)."""
+        after = " AND a.published >= ?" if since else ""
         rows = list(
             self.db.query(
                 "SELECT a.id, a.title, a.url, a.published, f.name AS feed_name, "
@@ -194,18 +198,24 @@ class ArticleQueries:
                 "AS snippet "
                 "FROM articles_fts "
                 "JOIN articles a ON a.rowid = articles_fts.rowid JOIN feeds f ON f.id = a.feed_id "
-                "WHERE articles_fts MATCH ? ORDER BY rank LIMIT ?",
-                [query, limit],
+                f"WHERE articles_fts MATCH ?{after} ORDER BY rank LIMIT ?",
+                [query, *([iso(since)] if since else []), limit],
             )
         )
         for row in rows:  # the address stays out: it may carry a private feed's key
             row["feed_name"] = outlet_name(row["feed_name"], row["feed_title"], row.pop("feed_url"))
         return rows
 
-    def search_count(self, query: str) -> int:
+    def search_count(self, query: str, since: datetime | None = None) -> int:
         """How many stored articles a full-text query (as search_articles takes it) finds."""
+        if since is None:
+            return self.db.execute(
+                "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [query]
+            ).fetchone()[0]
         return self.db.execute(
-            "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [query]
+            "SELECT count(*) FROM articles_fts JOIN articles a ON a.rowid = articles_fts.rowid "
+            "WHERE articles_fts MATCH ? AND a.published >= ?",
+            [query, iso(since)],
         ).fetchone()[0]
 
     def term_frequencies(self, min_documents: int = 2) -> tuple[dict[str, int], int]:
