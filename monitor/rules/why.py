@@ -139,9 +139,10 @@ def _entity_near_miss(node: Memo, doc: Document) -> str:
                     f"{doc.written(fold_word(written))}, not written {written}"
                     " (a case-sensitive alias)"
                 )
-    for context, hits in without_context.items():
-        said.insert(0, f"{_words(hits, doc)} without a context word {context}")
-    return "; ".join(said)
+    apart = [
+        f"{_words(hits, doc)} without a context word {c}" for c, hits in without_context.items()
+    ]
+    return "; ".join([*apart, *said])  # in the order the aliases are written
 
 
 def _near_miss(node: Node, doc: Document) -> str:
