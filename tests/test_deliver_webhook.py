@@ -320,6 +320,70 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
         v.close()
 
 
+def _camp_feed(feed: Path, title: str, text: str) -> None:
+    feed.write_text(
+        "<rss version='2.0'><channel><title>Littoral</title><item>"
+        f"<guid>https://news.example/camp</guid><title>{title}</title>"
+        f"<description>{text}</description></item></channel></rss>",
+        encoding="utf-8",
+    )
+
+
+CALAIS = ("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais at dawn.")
+GRENOBLE = ("Camp evacuated in Grenoble", "Police evacuated a camp in Grenoble at dawn.")
+
+
+def _received(receiver: Receiver, since: int = 0) -> list[tuple[str, int, list[str]]]:
+    """(type, article revision, rule ids) of each event received, batches opened (their
+    events typed article.matched)."""
+    found = []
+    for request in receiver.requests[since:]:
+        payload = request.verify()
+        VALIDATOR.validate(payload)
+        data = payload["data"]
+        for event in data["events"] if payload["type"].endswith(".batch") else [data]:
+            rules = [rule["id"] for rule in event["rules"]]
+            kind = payload["type"].removesuffix(".batch")
+            found.append((kind, event["article"]["revision"], rules))
+    return found
+
+
+@pytest.mark.parametrize("mode", ["per-match", "batched"])
+def test_a_match_withdrawn_before_its_event_was_sent_is_not_sent(
+    tmp_path: Path, receiver: Receiver, mode: str
+) -> None:
+    """A review: an event not sent yet when a correction withdrew its match (a batch still
+    open, an endpoint paused) was rendered when sent, from the corrected article: the consumer
+    got article.matched and article.withdrawn of the same revision, the batch after the
+    withdrawal, and kept the match. It loses the rule instead; and a withdrawal not sent yet
+    when a revision matches again is taken back the same way."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    )
+    t = now() - timedelta(hours=4)
+    v = Vigie(config, t)
+    try:
+        v.poll(t)  # its event waits (an open batch, or the dispatcher's next tick)
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(minutes=10))
+        v.dispatch(t + timedelta(minutes=11))
+        assert _received(receiver) == [("article.withdrawn", 2, ["calais"])]
+        # Withdrawn, and matching again before the withdrawal was sent: nothing to say.
+        _camp_feed(feed, *CALAIS)
+        v.poll(t + timedelta(minutes=20))
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(minutes=30))
+        _camp_feed(feed, CALAIS[0], CALAIS[1] + " Again.")
+        v.poll(t + timedelta(minutes=40))
+        v.dispatch(t + timedelta(minutes=41))
+        assert _received(receiver, 1) == [("article.matched", 5, ["calais"])]
+    finally:
+        v.close()
+
+
 def test_documented_example_is_valid_against_the_schema() -> None:
     VALIDATOR.validate(doc_json("payload-example"))
 

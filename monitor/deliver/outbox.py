@@ -104,7 +104,13 @@ def queue_withdrawals(
     transaction: an article.withdrawn event of the `withdrawn` rules whose match it was last
     sent (an event that failed for good was never received, and is not taken back); and the
     `restored` rules (matching again, among `matches`) it follows and was last told were
-    withdrawn, as article.matched again. Returns the deliveries queued."""
+    withdrawn, as article.matched again. Returns the deliveries queued.
+
+    An event of the other kind not sent yet (a batch still open, an endpoint paused) loses
+    those rules instead: rendered when sent, from the article as it is by then, it would
+    carry the same `revision` as this one and contradict it, and a consumer keeping the event
+    of the highest revision could not tell which holds. The withdrawal is queued even so (the
+    consumer may have nothing to undo): it is what tells a restored rule to be sent again."""
     hooks = [hook for hook in webhooks if hook.withdrawals]
     if not hooks or not (withdrawn or restored):
         return 0
@@ -120,9 +126,14 @@ def queue_withdrawals(
             if last.get(r) == WITHDRAWN_EVENT and hook.follows(r, tags.get(r, ()))
         ]
         if gone:
+            store.take_back_unsent(hook.name, article_id, gone, None)
             queued += (
                 store.enqueue_withdrawal(hook.name, hook.url, article_id, gone, now) is not None
             )
+        if back:
+            store.take_back_unsent(hook.name, article_id, back, WITHDRAWN_EVENT)
+            now_told = store.webhooks_told(article_id, back).get(hook.name, {})
+            back = [r for r in back if now_told.get(r) != "article.matched"]
         if back:
             batched = hook.mode == "batched"
             queued += (

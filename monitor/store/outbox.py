@@ -102,6 +102,35 @@ class OutboxQueries:
         pairs = [(article_id, rule_id) for rule_id in rule_ids]
         return self.insert_delivery("webhook", name, "pending", now, pairs, url, WITHDRAWN_EVENT)
 
+    def take_back_unsent(
+        self, name: str, article_id: int, rule_ids: Sequence[str], event: str | None
+    ) -> None:
+        """Take these rules' matches of an article out of the webhook's deliveries of `event`
+        (None: article.matched) that nothing was sent of yet (a batch still open, or one whose
+        body is not frozen: it would be rendered from the article as it is now, and say the
+        opposite of what the revision that queued it said), in the caller's transaction; those
+        left carrying nothing go."""
+        rows = self.db.execute(
+            "SELECT DISTINCT d.id FROM deliveries d JOIN delivery_matches dm "
+            "ON dm.delivery_id = d.id WHERE d.kind = 'webhook' AND d.target = ? "
+            "AND d.event IS ? AND (d.status = 'open' OR (d.status = 'pending' "
+            "AND d.payload IS NULL)) AND dm.article_id = ? "
+            f"AND dm.rule_id IN ({','.join('?' * len(rule_ids))})",
+            [name, event, article_id, *rule_ids],
+        ).fetchall()
+        touched = [row[0] for row in rows]
+        if not touched:
+            return
+        self.db.conn.executemany(
+            "DELETE FROM delivery_matches WHERE (delivery_id, article_id, rule_id) = (?, ?, ?)",
+            [(d, article_id, rule_id) for d in touched for rule_id in rule_ids],
+        )
+        self.db.execute(
+            f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(touched))}) AND NOT "
+            "EXISTS (SELECT 1 FROM delivery_matches dm WHERE dm.delivery_id = deliveries.id)",
+            touched,
+        )
+
     def webhooks_told(
         self, article_id: int, rule_ids: Collection[str]
     ) -> dict[str, dict[str, str]]:
