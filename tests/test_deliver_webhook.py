@@ -384,6 +384,39 @@ def test_a_match_withdrawn_before_its_event_was_sent_is_not_sent(
         v.close()
 
 
+def test_a_webhook_renamed_is_sent_the_withdrawal_of_what_it_was_sent_as_before(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A review: a webhook renamed in config.toml (the same URL) with nothing waiting kept
+    its sent deliveries under the old name, so a correction found nothing it was told, and
+    the consumer was never sent the withdrawal."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    hook = {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
+    feeds = [{"url": str(feed), "name": "Littoral"}]
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
+    t = now() - timedelta(hours=4)
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+    finally:
+        v.close()
+    renamed = {**hook, "name": "newsroom-board"}
+    config = write_delivery_config(tmp_path, webhooks=[renamed], feeds=feeds)
+    v = Vigie(config, t)
+    try:
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(hours=1))
+        v.dispatch(t + timedelta(hours=1))
+        assert _received(receiver) == [
+            ("article.matched", 1, ["calais"]),
+            ("article.withdrawn", 2, ["calais"]),
+        ]
+    finally:
+        v.close()
+
+
 def test_documented_example_is_valid_against_the_schema() -> None:
     VALIDATOR.validate(doc_json("payload-example"))
 

@@ -111,9 +111,13 @@ def queue_withdrawals(
     carry the same `revision` as this one and contradict it, and a consumer keeping the event
     of the highest revision could not tell which holds. The withdrawal is queued even so (the
     consumer may have nothing to undo): it is what tells a restored rule to be sent again."""
+    webhooks = list(webhooks)
     hooks = [hook for hook in webhooks if hook.withdrawals]
     if not hooks or not (withdrawn or restored):
         return 0
+    # What a webhook was told under its former name is its own (the dispatcher moves only
+    # the deliveries of a renamed webhook that some are waiting; its history, sent, stays).
+    store.follow_renamed_webhooks([(hook.name, hook.url) for hook in webhooks], False)
     told = store.webhooks_told(article_id, {*withdrawn, *restored})
     tags = {m.rule_id: m.tags for m in matches}
     queued = 0
