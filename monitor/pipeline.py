@@ -66,6 +66,8 @@ class Matcher(Protocol):
         other_feeds: tuple[str, ...] = (),
     ) -> tuple[list[Match], list[Evidence]]: ...
 
+    def has_rule(self, rule_id: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -471,9 +473,10 @@ def _matches(
     if not backlog:
         webhooks = config.delivery.webhooks
         queue_webhooks(store, webhooks, article.id, recorded.new, now)
-        queue_withdrawals(
-            store, webhooks, article.id, matches, recorded.withdrawn, recorded.restored, now
-        )
+        # A rule the operator removed or disabled matches no revision any more: its matches
+        # are withdrawn, but no correction undid them, and none is announced.
+        withdrawn = [r for r in recorded.withdrawn if matcher.has_rule(r)]
+        queue_withdrawals(store, webhooks, article.id, matches, withdrawn, recorded.restored, now)
     return Change(article, tuple(recorded.new), archive=backlog)
 
 

@@ -11,6 +11,7 @@ import email
 import email.policy
 import json
 import re
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -413,6 +414,45 @@ def test_a_webhook_renamed_is_sent_the_withdrawal_of_what_it_was_sent_as_before(
             ("article.matched", 1, ["calais"]),
             ("article.withdrawn", 2, ["calais"]),
         ]
+    finally:
+        v.close()
+
+
+def test_a_rule_removed_from_the_rule_files_is_not_announced_withdrawn(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A review: once the operator removed a rule, the next edit of an article it had matched
+    (a line added, the article still about Calais) was announced as article.withdrawn of it,
+    as if the outlet had corrected the article."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
+    feeds = [{"url": str(feed), "name": "Littoral"}]
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
+    t = now() - timedelta(hours=4)
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+    finally:
+        v.close()
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    topics = (rules / "topics.toml").read_text(encoding="utf-8").split("[[rule]]")
+    kept = [block for block in topics if 'id = "calais"' not in block]
+    assert len(kept) == len(topics) - 1
+    (rules / "topics.toml").write_text("[[rule]]".join(kept), encoding="utf-8")
+    text = config.read_text(encoding="utf-8").replace(str(REPO / "rules"), str(rules))
+    config.write_text(text, encoding="utf-8")
+    v = Vigie(config, t)
+    try:
+        _camp_feed(feed, CALAIS[0], CALAIS[1] + " The prefecture confirmed it at noon.")
+        v.poll(t + timedelta(hours=1))
+        v.dispatch(t + timedelta(hours=1))
+        assert _received(receiver) == [("article.matched", 1, ["calais"])]
+        # The store counts it withdrawn all the same (rules backtest, digests).
+        withdrawn = "SELECT rule_id FROM matches WHERE withdrawn_revision = 2"
+        assert v.rows(withdrawn) == [("calais",)]
     finally:
         v.close()
 

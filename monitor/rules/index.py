@@ -363,6 +363,10 @@ class RuleIndex:
     def __len__(self) -> int:
         return len(self.rules)
 
+    def has_rule(self, rule_id: str) -> bool:
+        """Whether an enabled rule of this id is among these (not one removed or disabled)."""
+        return any(compiled.rule.id == rule_id for compiled in self.rules)
+
     @property
     def unanchored(self) -> list[Rule]:
         """Rules filed under no word: evaluated for every article."""
