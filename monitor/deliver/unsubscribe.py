@@ -81,7 +81,9 @@ class UnsubscribeServer:
     ) -> None:
         self.clock = clock
         # The links say base_url's path before /unsubscribe/: a proxy may pass it on or strip it.
-        prefix = urlsplit(base_url).path.rstrip("/")
+        # Decoded, as request paths are: one written percent-encoded (d%C3%A9sabonnement, as
+        # copied from a browser) is the same path, and was answered 404.
+        prefix = unquote(urlsplit(base_url).path).rstrip("/")
         self.link_path = re.compile(f"^(?:{re.escape(prefix)})?{_PATH}" if prefix else f"^{_PATH}")
         self.languages = dict(languages or {})  # subscriber -> the language of their page
         # subscriber -> the address their page names: their config.toml name ("calais-ngo") is
