@@ -417,9 +417,7 @@ def rules_backtest(
                 for article_id, rule in replaced.restored:
                     changed.setdefault(article_id, ([], []))[1].append(rule)
                 for article_id, (gone, back) in sorted(changed.items()):
-                    holding = [
-                        m for of_rule in found.values() if (m := of_rule.get(article_id))
-                    ]
+                    holding = [m for of_rule in found.values() if (m := of_rule.get(article_id))]
                     queued += queue_withdrawals(
                         store, webhooks, article_id, holding, gone, back, now
                     )
