@@ -87,6 +87,8 @@ def print_sent(sent: list[Sent]) -> None:
             what, count = "Digest", count_of(result.items, result.noun or "articles")
         else:
             what, count = "Webhook", f"{result.items} match{'es' if result.items != 1 else ''}"
+            if result.noun == "withdrawn":  # an article.withdrawn event
+                count += " withdrawn"
         colour = {"sent": "green", "pending": "yellow"}.get(result.status, "red")
         status = result.status
         if result.status == "pending":

@@ -540,7 +540,8 @@ def test_backtest_apply_tells_webhooks_that_asked_of_the_matches_it_withdraws(
     )
     applied = vigie("rules", "backtest", "harbour", "--apply", "--config", config)
     assert f"{len(sent)} removed, {len(sent)} webhook deliveries queued" in applied.stdout
-    vigie("once", "--config", config)
+    told = vigie("once", "--config", config).stdout
+    assert told.count("(1 match withdrawn) sent") == len(sent), told
     withdrawn = [request.verify() for request in receiver.requests[len(sent) :]]
     assert {p["type"] for p in withdrawn} == {"article.withdrawn"}
     assert {p["data"]["article"]["id"] for p in withdrawn} == sent

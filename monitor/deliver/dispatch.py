@@ -28,6 +28,7 @@ from ..records import (
     SUBSCRIBER_REMOVED,
     URL_TAKEN,
     WEBHOOK_REMOVED,
+    WITHDRAWN_EVENT,
     Delivery,
 )
 from ..rules.index import RuleIndex
@@ -542,6 +543,8 @@ def _record(
         extra={"delivery_id": delivery.id, **({"error": error} if error else {})},
     )
     items = delivery.items if count is None else count
+    if delivery.event == WITHDRAWN_EVENT:
+        noun = "withdrawn"  # its matches are those it takes back
     retry_at = next_attempt if status == "pending" else None
     return Sent(
         delivery.id, delivery.kind, delivery.target, status, detail, items, noun, retry_at, code
