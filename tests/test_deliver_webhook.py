@@ -319,6 +319,24 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
         assert len(receiver.requests) == 4
     finally:
         v.close()
+    # docs/delivery.md's consumer ends where the events left it, in whatever order they came.
+    board = [r.verify() for r in receiver.requests if r.path == "/dashboard"]
+    example = re.search(r"<!-- consumer-example -->\n```python\n(.*?)\n```", DOC, re.DOTALL)
+    assert example
+    for order in (board, board[::-1], [board[1], board[2], board[0]]):
+        consumer: dict[str, Any] = {}
+        exec(example.group(1), consumer)  # the documented code, as a consumer would paste it
+        for event in order:
+            consumer["handle"](event)
+        article = board[0]["data"]["article"]["id"]
+        assert {key: held for key, (_, held) in consumer["holds"].items()} == {
+            (article, "calais"): True
+        }
+    consumer = {}
+    exec(example.group(1), consumer)
+    for event in board[:2]:  # the match, then its withdrawal, the later revision's
+        consumer["handle"](event)
+    assert [held for _, held in consumer["holds"].values()] == [False]
 
 
 def _camp_feed(feed: Path, title: str, text: str) -> None:
