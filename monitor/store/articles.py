@@ -207,15 +207,12 @@ class ArticleQueries:
         return rows
 
     def search_count(self, query: str, since: datetime | None = None) -> int:
-        """How many stored articles a full-text query (as search_articles takes it) finds."""
-        if since is None:
-            return self.db.execute(
-                "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [query]
-            ).fetchone()[0]
+        """How many stored articles a full-text query finds, as search_articles takes it."""
+        after = " AND a.published >= ?" if since else ""
         return self.db.execute(
             "SELECT count(*) FROM articles_fts JOIN articles a ON a.rowid = articles_fts.rowid "
-            "WHERE articles_fts MATCH ? AND a.published >= ?",
-            [query, iso(since)],
+            f"WHERE articles_fts MATCH ?{after}",
+            [query, *([iso(since)] if since else [])],
         ).fetchone()[0]
 
     def term_frequencies(self, min_documents: int = 2) -> tuple[dict[str, int], int]:
