@@ -467,6 +467,36 @@ def test_a_base_url_with_accents_sends_its_links_as_ascii() -> None:
         assert links[0] == f"{sent}/unsubscribe/desk/tok123", links
 
 
+def test_list_unsubscribe_writes_its_links_as_given_never_decoded() -> None:
+    """List-Unsubscribe's own folding wrote its value as the email library decoded it: an RFC
+    2047 encoded word in public_base_url (=?utf-8?q?=0D=0A...?=) became a line break there,
+    and wrote a Bcc header into every digest (a security review); an angle bracket or a comma
+    in it ended the link early, or sent unsubscribe requests to another address. Each link is
+    one URI, whatever the base URL holds."""
+    hostile = (
+        "https://vigie.example/=?utf-8?q?=0D=0ABcc:_victim@evil.example?=",
+        "https://vigie.example/a =?utf-8?q?=0D=0ABcc:_victim@evil.example=0D=0A?=",
+        "https://vigie.example/a>b",
+        "https://vigie.example/a,<https://evil.example/x>",
+        'https://vigie.example/a b"{|}',
+    )
+    for base in hostile:
+        config = replace(CONFIG, public_base_url=base)
+        digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
+        raw = compose(digest, DELIVERY, SUBSCRIBER, config, "tok123", NOW).as_bytes()
+        received = email.message_from_bytes(raw, policy=email.policy.default)
+        one_click = DIGEST_HEADERS | {"list-unsubscribe-post"}
+        assert {name.lower() for name in received} == one_click, base
+        # As sent: mail clients do not decode this header (see the test above).
+        header = email.message_from_bytes(raw, policy=email.policy.compat32)["List-Unsubscribe"]
+        links = re.findall(r"<([^<>]*)>", " ".join(header.split()))
+        assert len(links) == 2, (base, links)
+        assert links[0].startswith("https://vigie.example/"), (base, links)
+        assert links[0].endswith("/unsubscribe/desk/tok123"), (base, links)
+        assert not any(c in links[0] for c in ' <>"{|}\r\n'), (base, links)
+        assert links[1] == "mailto:vigie@news.example?subject=unsubscribe%20desk"
+
+
 def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
     labels = Labels({"calais": "Calais\r\nBcc: victim@example.org"})
     digest = build_digest([item(1, "calais"), item(2, "calais")], SUBSCRIBER, labels, NOW)

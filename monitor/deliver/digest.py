@@ -393,6 +393,14 @@ class _LinksHeader(email.headerregistry.UnstructuredHeader):
     path) as RFC 2047, `=?utf-8?q?=3Chttps...`, which mail clients do not decode in this header:
     they found no link and offered no one-click unsubscribe (a subscribers' review)."""
 
+    @classmethod
+    def parse(cls, value: str, kwds: dict) -> None:
+        super().parse(value, kwds)
+        # The value as given, not as the library decodes it: an encoded word in a link
+        # (=?utf-8?q?=0D=0A...?=) was decoded into a line break and written so, a header of
+        # its own (a security review).
+        kwds["decoded"] = value
+
     def fold(self, *, policy: email.policy.Policy) -> str:  # type: ignore[override]
         links = re.findall(r"<[^<>]*>", str(self))
         return f"{self.name}: " + f",{policy.linesep} ".join(links) + policy.linesep
@@ -402,16 +410,21 @@ def _as_uri(link: str) -> str:
     """A link as a URI, ASCII as RFC 2369 asks: the host in punycode, any other character
     beyond ASCII percent-encoded. List-Unsubscribe is written as it is: a public_base_url with
     an accent (a path /désabonnement, a host vigie.café.fr) made a header SMTP cannot carry,
-    and every digest failed with a UnicodeEncodeError."""
+    and every digest failed with a UnicodeEncodeError. What no URI holds (a space, < > " and
+    the like) is percent-encoded too: a > in public_base_url ended the link there, and
+    "<https://other.example>" in it became the header's one-click link."""
     if link.isascii():
-        return link
+        return quote(link, safe=_URI_SAFE)
     parts = urlsplit(link)
     userinfo, at, host_port = parts.netloc.rpartition("@")
     host, colon, port = host_port.partition(":")
     with contextlib.suppress(UnicodeError):  # else percent-encoded, as the rest
         host = host.encode("idna").decode("ascii")
     netloc = f"{userinfo}{at}{host}{colon}{port}"
-    return quote(parts._replace(netloc=netloc).geturl(), safe="/:?#[]@!$&'()*+,;=%~")
+    return quote(parts._replace(netloc=netloc).geturl(), safe=_URI_SAFE)
+
+
+_URI_SAFE = "/:?#[]@!$&'()*+,;=%~"  # RFC 3986's delimiters, and % (written already)
 
 
 _HEADERS = email.headerregistry.HeaderRegistry()
