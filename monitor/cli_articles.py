@@ -215,7 +215,8 @@ def _print_record(record: dict[str, Any], now: datetime, with_text: bool = False
         for label, field in (("Summary", "summary"), ("Text", "content")):
             console.print()
             console.print(f"[bold]{label}[/]")
-            console.print(Text(record[field] or "(none)"), soft_wrap=True)
+            # As stored, but not a terminal's controls (text stored before they were dropped)
+            console.print(Text(plain(record[field]) or "(none)"), soft_wrap=True)
     if record["mentions"]:
         named = ", ".join(f"{entity} ×{n}" for entity, n in record["mentions"].items())
         console.print(f"Entities: {escape(named)}")

@@ -1203,6 +1203,23 @@ def test_articles_show_says_why_an_article_matched_and_where_it_went(tmp_path: P
     assert_one_line_error(missing, "no article 999")
 
 
+def test_articles_show_text_prints_no_escape_sequence_it_stored(tmp_path: Path) -> None:
+    """--text prints the summary and text as stored, but not a terminal's controls: text
+    stored before they were dropped at the source cleared the screen or retitled the window
+    of the operator reading it (a security review), as the titles printed elsewhere cannot."""
+    config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
+    assert vigie("once", "--config", config).exit_code == 0
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        (article_id,) = db.execute("SELECT id FROM articles LIMIT 1").fetchone()
+        db.execute(
+            "UPDATE articles SET summary = ?, content = ? WHERE id = ?",
+            ["Calm \x1b]0;pwned\x07summary", "Boats \x1b[2Jleft \u009b31mat dawn", article_id],
+        )
+    full = vigie("articles", "show", str(article_id), "--text", "--config", config).stdout
+    assert "\x1b" not in full and "\u009b" not in full and "\x07" not in full, repr(full)
+    assert "Calm summary" in full and "Boats left " in full, full
+
+
 def test_a_full_disk_is_one_error_line(feed_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`once` (and `run` starting again) on a full disk printed SQLite's traceback."""
     opened = Store.__init__
