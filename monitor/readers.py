@@ -47,10 +47,21 @@ def _start_worker(matcher: Matcher | None) -> None:
     # worker interrupted while waiting for work printed a KeyboardInterrupt traceback. So does a
     # SIGTERM sent to the group (a service manager's stop, `kill -- -PGID`): a worker killed
     # mid-feed logged "a feed reader process died" at every stop. Workers end when the service
-    # shuts them down, kills them (process.kill: a broken pool), or exits (_exit_with_parent).
+    # shuts them down, kills them (process.kill: a broken pool), or exits (_exit_with_parent),
+    # and on SIGTERM once it is gone (_on_sigterm).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM while the service runs is the service's to act on (it stops its readers after
+    the feeds they hold); once the service is gone, a reader ends at once. One busy in a long
+    C call when the service was killed outlived it: its watch on the service could not run,
+    and SIGTERM was ignored (a security review). Handlers run between such calls' steps."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not parent.is_alive():
+        os._exit(0)
 
 
 def _exit_with_parent() -> None:

@@ -436,6 +436,58 @@ def test_a_killed_service_leaves_no_reader_behind(sixteen_feeds: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+_STUCK_SERVICE = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from concurrent.futures import ProcessPoolExecutor
+from monitor import readers
+import reader_task
+pool = ProcessPoolExecutor(
+    1, mp_context=readers._context(), initializer=readers._start_worker, initargs=(None,)
+)
+pool.submit(reader_task.held_for_minutes, {pid_file!r})
+time.sleep(600)
+"""
+
+
+def test_a_reader_busy_when_its_service_died_ends_on_sigterm(tmp_path: Path) -> None:
+    """A security review: readers ignore SIGTERM (the service stops them itself), and one busy
+    in a long C call when the service was killed could run on as an orphan, its watch on the
+    service unable to run and SIGTERM ignored. Once the service is gone, SIGTERM ends it."""
+    pid_file = tmp_path / "reader.pid"
+    script = _STUCK_SERVICE.format(tests=str(REPO / "tests"), pid_file=str(pid_file))
+    service = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    reader = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # in the regular expression
+        reader = int(pid_file.read_text())
+        service.kill()
+        service.wait(10)
+        time.sleep(0.5)
+        assert Path(f"/proc/{reader}").exists()  # busy: its watch on the service cannot run
+        os.kill(reader, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(reader) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(reader)
+    finally:
+        if service.poll() is None:
+            service.kill()
+        if reader and _alive(reader):
+            os.kill(reader, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (not gone, nor a zombie left to init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def test_processes_setting(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[polling]\nprocesses = "auto"\n', encoding="utf-8")
