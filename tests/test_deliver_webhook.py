@@ -475,6 +475,35 @@ def test_a_rule_removed_from_the_rule_files_is_not_announced_withdrawn(
         v.close()
 
 
+def test_a_private_feeds_password_is_not_sent_to_consumers(
+    tmp_path: Path, receiver: Receiver, server: LoopbackServer
+) -> None:
+    """A security review: `source.feed_url` was the address polled, as written, with a private
+    feed's user name and password in it, which are the operator's secret (docs/database.md)."""
+    server.route(
+        "/private.rss",
+        b"<rss version='2.0'><channel><title>Partner</title><item>"
+        b"<guid>https://news.example/camp</guid><title>Camp evacuated in Calais</title>"
+        b"<description>Police evacuated a migrant camp in Calais.</description></item>"
+        b"</channel></rss>",
+    )
+    address = server.url("/private.rss").replace("http://", "http://reader:s3cret@")
+    t = now()
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook_to(receiver, tags=["calais"])], feeds=[{"url": address}]
+    )
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+        [request] = receiver.requests
+        source = request.verify()["data"]["article"]["source"]
+        assert source == {"name": "Partner", "feed_url": server.url("/private.rss")}
+        assert b"s3cret" not in request.body
+    finally:
+        v.close()
+
+
 def test_documented_example_is_valid_against_the_schema() -> None:
     VALIDATOR.validate(doc_json("payload-example"))
 

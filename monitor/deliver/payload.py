@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..records import WITHDRAWN_EVENT, Delivery
 from ..store import OutboxItem
@@ -105,7 +106,7 @@ def _article(item: OutboxItem) -> dict[str, Any]:
         "title": article.title,
         "source": {
             "name": outlet_name(article.feed_name, "", item.feed_url),
-            "feed_url": item.feed_url,
+            "feed_url": _without_credentials(item.feed_url),
         },
         "published": rfc3339(article.published) if article.dated else None,
         "first_seen": rfc3339(article.first_seen),
@@ -113,6 +114,15 @@ def _article(item: OutboxItem) -> dict[str, Any]:
         "story_id": item.story_id,
         "revision": article.revision,
     }
+
+
+def _without_credentials(url: str) -> str:
+    """A feed's address without the user name and password it may hold (a private feed's,
+    https://user:pass@host/...): they are the operator's secret, not the consumer's."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def withdrawal_event(items: Sequence[OutboxItem], labels: Labels) -> dict[str, Any]:
