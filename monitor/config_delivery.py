@@ -75,6 +75,7 @@ WEBHOOK_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+_NOT_IN_A_LINK = re.compile(r'[\s<>"\',]|=\?')  # of public_base_url (load_delivery)
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: "$" let a final newline in
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -443,6 +444,15 @@ def load_delivery(raw: dict, path: str, base: Path) -> DeliveryConfig:
     if base_url and not base_url.lower().startswith("https://"):
         # RFC 8058 one-click unsubscribe requires https.
         raise ConfigError(path, "delivery.public_base_url", "expected an https:// URL", base_url)
+    if _NOT_IN_A_LINK.search(base_url):
+        # Written into List-Unsubscribe as it is: a space or a "<" broke the link there, a
+        # "," added one, and "=?...?=" read as an encoded word (a security review).
+        raise ConfigError(
+            path,
+            "delivery.public_base_url",
+            'expected a URL without spaces, quotes, <, >, "," or "=?"',
+            base_url,
+        )
     subscribers = tuple(_subscriber(s, i, path) for i, s in enumerate(_array(raw, ARRAYS[0], path)))
     webhooks = tuple(_webhook(w, i, path) for i, w in enumerate(_array(raw, ARRAYS[1], path)))
     _unique(subscribers, "subscribers", path)

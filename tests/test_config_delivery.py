@@ -123,6 +123,14 @@ def test_webhook_secret_comes_from_the_environment_and_never_shows(
             'smtp.security: expected one of starttls, tls, none, got "ssl"',
         ),
         ('[delivery]\npublic_base_url = "http://x.example"\n', "expected an https:// URL"),
+        (
+            '[delivery]\npublic_base_url = "https://x.example/a,<https://evil.example/>"\n',
+            "delivery.public_base_url: expected a URL without spaces",
+        ),
+        (
+            '[delivery]\npublic_base_url = "https://x.example/=?utf-8?q?=0D=0ABcc:_e@x?="\n',
+            "delivery.public_base_url: expected a URL without spaces",
+        ),
         ('[delivery]\ntick = "soon"\n', 'delivery.tick: expected a duration like "15m"'),
         (WEBHOOK + 'mode = "daily"', "webhooks[0].mode: expected one of per-match, batched"),
         (WEBHOOK.replace("https://", "ftp://"), "webhooks[0].url: expected an http(s) URL"),
