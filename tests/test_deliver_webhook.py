@@ -260,17 +260,8 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
     sent article.withdrawn for the rules an event it was sent named, and article.matched again
     when a later revision matches anew; one that does not ask is sent neither."""
     feed = tmp_path / "littoral.rss"
-
-    def item(title: str, text: str) -> None:
-        feed.write_text(
-            "<rss version='2.0'><channel><title>Littoral</title><item>"
-            f"<guid>https://news.example/camp</guid><title>{title}</title>"
-            f"<description>{text}</description></item></channel></rss>",
-            encoding="utf-8",
-        )
-
     t = now() - timedelta(hours=4)  # each step an hour on, and signed no later than now
-    item("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais at dawn.")
+    _camp_feed(feed, *CALAIS)
     asking = {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
     asking["url"] = receiver.url("/dashboard")
     config = write_delivery_config(
@@ -298,7 +289,7 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
             ("/hook", "article.matched", 1, ["calais"]),
         ]
         # The correction: the camp was not in Calais.
-        item("Camp evacuated in Grenoble", "Police evacuated a camp in Grenoble at dawn.")
+        _camp_feed(feed, *GRENOBLE)
         later = t + timedelta(hours=1)
         v.poll(later)
         v.dispatch(later)
@@ -307,13 +298,17 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
         assert withdrawn["article"]["title"] == "Camp evacuated in Grenoble"
         assert withdrawn["rules"] == [{"id": "calais", "name": "Calais and the Channel route"}]
         # A revision matching again: told to the consumer that was told of the withdrawal.
-        item("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais, again.")
+        _camp_feed(
+            feed, "Camp evacuated in Calais", "Police evacuated a migrant camp in Calais, again."
+        )
         last = t + timedelta(hours=2)
         v.poll(last)
         v.dispatch(last)
         assert events(3) == [("/dashboard", "article.matched", 3, ["calais"])]
         # A revision with nothing new to say of the rule sends nothing.
-        item("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais, at last.")
+        _camp_feed(
+            feed, "Camp evacuated in Calais", "Police evacuated a migrant camp in Calais, at last."
+        )
         v.poll(last + timedelta(hours=1))
         v.dispatch(last + timedelta(hours=1))
         assert len(receiver.requests) == 4
