@@ -294,6 +294,7 @@ class RuleIndex:
         cache: dict[object, Node] | None = None,
     ) -> None:
         self.rules = [r for r in rules if r.rule.enabled]
+        self._rule_ids = frozenset(r.rule.id for r in self.rules)
         self.entities = dict(entities)
         self._rule_keys = _KeyIndex()
         seconds: set[str] = set()
@@ -365,7 +366,7 @@ class RuleIndex:
 
     def has_rule(self, rule_id: str) -> bool:
         """Whether an enabled rule of this id is among these (not one removed or disabled)."""
-        return any(compiled.rule.id == rule_id for compiled in self.rules)
+        return rule_id in self._rule_ids
 
     @property
     def unanchored(self) -> list[Rule]:
