@@ -231,8 +231,10 @@ def _print_record(record: dict[str, Any], now: datetime, with_text: bool = False
             else f"{d['status']}, made {when(d['created'])}"
         )
         error = f"  last error: {escape(d['last_error'])}" if d["last_error"] else ""
+        # As `deliveries list` names it: an article.withdrawn event is not the match again.
+        kind = f"{d['kind']} ({d['event'].removeprefix('article.')})" if d["event"] else d["kind"]
         console.print(
-            f"Delivery #{d['id']} {d['kind']} to {escape(d['target'])}: {status}"
+            f"Delivery #{d['id']} {kind} to {escape(d['target'])}: {status}"
             f" [dim](rules {escape(' '.join(d['rules']))})[/]{error}",
             soft_wrap=True,
         )

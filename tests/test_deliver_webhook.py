@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 from conftest import REPO, LoopbackServer
 from delivery_support import (
     ALL_TAGS,
@@ -40,6 +41,7 @@ from delivery_support import (
 from identity_support import Item, rss
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from monitor.cli import main
 from monitor.deliver.payload import rfc3339
 from monitor.health import assess
 from monitor.store import parse_iso
@@ -332,6 +334,42 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
     for event in board[:2]:  # the match, then its withdrawal, the later revision's
         consumer["handle"](event)
     assert [held for _, held in consumer["holds"].values()] == [False]
+
+
+def test_articles_show_says_which_webhook_delivery_was_a_withdrawal(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Checking the docs: `vigie articles show` of a corrected article listed its
+    article.matched and its article.withdrawn deliveries as the same line twice, "webhook to
+    dashboard: sent (rules calais)", where `deliveries list` says "webhook (withdrawn)": the
+    "why did I get it twice?" it is for had no answer."""
+    feed = tmp_path / "littoral.rss"
+    t = now() - timedelta(hours=2)
+    _camp_feed(feed, *CALAIS)
+    hook = {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    )
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(hours=1))
+        v.dispatch(t + timedelta(hours=1))
+        [article_id] = [a for (a,) in v.store.db.execute("SELECT id FROM articles")]
+    finally:
+        v.close()
+    assert [r.verify()["type"] for r in receiver.requests] == [
+        "article.matched",
+        "article.withdrawn",
+    ]
+    show = ["articles", "show", str(article_id), "--config", str(config)]
+    text = CliRunner().invoke(main, show).stdout
+    assert "Delivery #1 webhook to dashboard: sent" in text, text
+    assert "Delivery #2 webhook (withdrawn) to dashboard: sent" in text, text
+    record = json.loads(CliRunner().invoke(main, [*show, "--json"]).stdout)
+    assert [d["event"] for d in record["deliveries"]] == ["", "article.withdrawn"]
 
 
 def _camp_feed(feed: Path, title: str, text: str) -> None:

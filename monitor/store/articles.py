@@ -153,6 +153,7 @@ class ArticleQueries:
             {**row, "rules": json.loads(row["rules"])}  # a list, as everywhere else
             for row in query(
                 "SELECT d.id, d.kind, d.target, d.status, d.created, d.sent, d.last_error, "
+                "COALESCE(d.event, '') AS event, "
                 "json_group_array(dm.rule_id) AS rules "
                 "FROM delivery_matches dm JOIN deliveries d ON d.id = dm.delivery_id "
                 "WHERE dm.article_id = ? GROUP BY d.id ORDER BY d.id",
