@@ -123,3 +123,24 @@ def test_database_md_describes_every_column_and_key_of_the_export(
     assert articles and "evidence_revision" in keys
     for name in sorted(keys | set(header.split(","))):
         assert f"`{name}`" in section, name
+
+
+def test_rules_md_shows_what_rules_test_prints_of_a_seed() -> None:
+    """docs/rules.md's `rules test --file` of a seed article gave a score and snippets the
+    command no longer printed once overlapping words came to count once. Its lines, abridged
+    with a trailing …, are what the command prints."""
+    block = re.search(
+        r"```console\n\$ vigie rules test --file \.\./(\S+)\n(.*?)```", RULES_DOC, re.S
+    )
+    assert block, "the rules test --file example"
+    seed = REPO.parent / block.group(1)
+    if not seed.is_file():
+        pytest.skip(f"{seed} is not beside the repository")
+    config = str(REPO / "config.toml")
+    result = CliRunner().invoke(main, ["rules", "test", "--file", str(seed), "--config", config])
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())
+    for line in block.group(2).splitlines():
+        shown = " ".join(line.removesuffix("…").split())
+        if shown:
+            assert shown in printed, line
