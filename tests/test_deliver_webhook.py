@@ -385,6 +385,25 @@ CALAIS = ("Camp evacuated in Calais", "Police evacuated a migrant camp in Calais
 GRENOBLE = ("Camp evacuated in Grenoble", "Police evacuated a camp in Grenoble at dawn.")
 
 
+def _sent_about_calais(
+    tmp_path: Path, hook: dict[str, Any]
+) -> tuple[Path, list[dict[str, str]], datetime]:
+    """A feed with one article about a camp in Calais, polled and sent to `hook` four hours
+    ago (each later step an hour on, signed no later than now): the feed, the config's feeds
+    and the time."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    feeds = [{"url": str(feed), "name": "Littoral"}]
+    t = now() - timedelta(hours=4)
+    v = Vigie(write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds), t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+    finally:
+        v.close()
+    return feed, feeds, t
+
+
 def _received(receiver: Receiver, since: int = 0) -> list[tuple[str, int, list[str]]]:
     """(type, article revision, rule ids) of each event received, batches opened (their
     events typed article.matched)."""
@@ -442,18 +461,8 @@ def test_a_webhook_renamed_is_sent_the_withdrawal_of_what_it_was_sent_as_before(
     """A review: a webhook renamed in config.toml (the same URL) with nothing waiting kept
     its sent deliveries under the old name, so a correction found nothing it was told, and
     the consumer was never sent the withdrawal."""
-    feed = tmp_path / "littoral.rss"
-    _camp_feed(feed, *CALAIS)
     hook = {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
-    feeds = [{"url": str(feed), "name": "Littoral"}]
-    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
-    t = now() - timedelta(hours=4)
-    v = Vigie(config, t)
-    try:
-        v.poll(t)
-        v.dispatch(t)
-    finally:
-        v.close()
+    feed, feeds, t = _sent_about_calais(tmp_path, hook)
     renamed = {**hook, "name": "newsroom-board"}
     config = write_delivery_config(tmp_path, webhooks=[renamed], feeds=feeds)
     v = Vigie(config, t)
@@ -475,18 +484,9 @@ def test_a_rule_removed_from_the_rule_files_is_not_announced_withdrawn(
     """A review: once the operator removed a rule, the next edit of an article it had matched
     (a line added, the article still about Calais) was announced as article.withdrawn of it,
     as if the outlet had corrected the article."""
-    feed = tmp_path / "littoral.rss"
-    _camp_feed(feed, *CALAIS)
     hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
-    feeds = [{"url": str(feed), "name": "Littoral"}]
-    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
-    t = now() - timedelta(hours=4)
-    v = Vigie(config, t)
-    try:
-        v.poll(t)
-        v.dispatch(t)
-    finally:
-        v.close()
+    feed, _, t = _sent_about_calais(tmp_path, hook)
+    config = tmp_path / "config.toml"  # write_delivery_config's
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
     topics = (rules / "topics.toml").read_text(encoding="utf-8").split("[[rule]]")
