@@ -27,8 +27,9 @@ from .cli_common import (
     parse_moment,
     plain,
     print_evidence,
+    stored_feed,
 )
-from .config import load_config, parse_duration
+from .config import Config, load_config, parse_duration
 from .deliver.payload import highlighted as split_highlights
 from .errors import VigieError
 from .store import Store, parse_iso
@@ -321,9 +322,10 @@ def articles_export(
     now = datetime.now(UTC)
     start = None if parse_duration(since) == 0 else parse_moment(since, now, "--since")
     end = parse_moment(until, now, "--until") if until is not None else None
-    store = open_store(load_config(config_path), must_exist=True)
+    config = load_config(config_path)
+    store = open_store(config, must_exist=True)
     try:
-        feed_ids = [_stored_feed_id(store, feed) for feed in feeds]
+        feed_ids = [_stored_feed_id(store, config, feed) for feed in feeds]
     except VigieError:
         store.close()
         raise
@@ -379,19 +381,12 @@ def articles_export(
     )
 
 
-def _stored_feed_id(store: Store, given: str) -> int:
-    """The id of the stored feed --feed names: by its id, address, name or title (retired
-    feeds too: their articles stay). An error, with a did-you-mean, when none has it."""
-    rows = store.feeds(include_retired=True)
-    found = store.find_feed(given) or next(
-        (
-            row
-            for row in rows
-            if given in (str(row["id"]), row["name"], row["title"], row["config_url"])
-        ),
-        None,
-    )
+def _stored_feed_id(store: Store, config: Config, given: str) -> int:
+    """The id of the stored feed --feed names (stored_feed): an error, with a did-you-mean,
+    when none has it."""
+    found = stored_feed(store, config, given)
     if found is None:
+        rows = store.feeds(include_retired=True)
         names = {name for row in rows for name in (row["name"], row["title"]) if name}
         raise VigieError(
             f"--feed {given!r}: no stored feed has that name, title, id or address"

@@ -5,6 +5,7 @@ config.toml (open_store)."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import re
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,7 +24,7 @@ from rich.markup import escape as rich_escape
 from rich.table import Table
 from rich.text import Text
 
-from .config import Config, line_of_key, parse_duration
+from .config import Config, line_of_key, parse_duration, resolve_feed_url
 from .deliver import dispatch
 from .deliver.email import check_outbox
 from .errors import ConfigError, DatabaseOpenError, OutboxError, RuleError, VigieError
@@ -332,6 +334,38 @@ def _sync_config(store: Store, config: Config) -> None:
     # A shortened polling.interval applies to the feeds that follow it (those added by hand too).
     store.follow_default_interval(config.polling.interval * (1 + SLOT_MARGIN), now)
     dispatch.sync_subscribers(store, config.delivery, now)  # before polling: new matches are theirs
+
+
+def feed_addresses(given: str, config: Config) -> list[str]:
+    """The addresses a feed given on the command line may be stored under: as written (the
+    URL `feeds list` shows), as config.toml reads it (a path relative to its folder), and as
+    `feeds add` reads it (relative to the current folder). A path copied from config.toml was
+    refused by every command run from another folder, or compared as written and refused from
+    any folder, while the file:// URL it stands for was taken."""
+    found = [given]
+    for base in (config.path.parent, Path.cwd()):
+        with contextlib.suppress(ValueError):  # not an address at all: a name
+            found.append(resolve_feed_url(given, base))
+    return list(dict.fromkeys(found))
+
+
+def stored_feed(
+    store: Store, config: Config, given: str, *, by_name: bool = True
+) -> dict[str, Any] | None:
+    """The stored feed (retired ones too: their articles stay) that a command's FEED or --feed
+    names: its id in `feeds list`, its address (feed_addresses), else, `by_name`, its name or
+    title. None when no stored feed has it."""
+    # ASCII digits, at most 18: int() reads "²" or "١" as digits, SQLite refuses a larger one
+    by_id = given.isascii() and given.isdigit() and len(given) <= 18
+    if by_id and (row := store.feed_row(int(given))) is not None:
+        return row
+    for address in feed_addresses(given, config):
+        if (row := store.find_feed(address)) is not None:
+            return row
+    if not by_name or not given:
+        return None
+    rows = store.feeds(include_retired=True)
+    return next((row for row in rows if given in (row["name"], row["title"])), None)
 
 
 def parse_moment(value: str, now: datetime, option: str) -> datetime:

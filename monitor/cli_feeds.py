@@ -25,6 +25,7 @@ from .cli_common import (
     open_store,
     operator_errors,
     print_table,
+    stored_feed,
 )
 from .config import (
     Config,
@@ -297,10 +298,10 @@ def feeds_remove(feed: str, config_path: str) -> None:
     """Stop polling a feed added with `feeds add` or `feeds import`. FEED is its URL, the
     path it was added as, or its id in `feeds list`. Its articles, matches and deliveries are
     kept (`feeds list --all` shows it) and `feeds add` brings it back. A feed config.toml lists
-    is removed by deleting it there."""
+    (as a path there too) is removed by deleting it there."""
     config = load_config(config_path)
     store = open_store(config)
-    row = _stored_feed(store, feed)
+    row = stored_feed(store, config, feed, by_name=False)
     if row is None:
         raise ConfigError(
             "FEED", "", "expected the URL, path or id of a stored feed (vigie feeds list)", feed
@@ -327,19 +328,6 @@ def feeds_remove(feed: str, config_path: str) -> None:
         "are kept",
         soft_wrap=True,
     )
-
-
-def _stored_feed(store: Store, given: str) -> dict[str, Any] | None:
-    """The stored feed `feeds remove` was given: by id, by URL, or by the path `feeds add`
-    resolved from the current folder."""
-    row = store.feed_row(int(given)) if given.isdigit() else None
-    row = row or store.find_feed(given)
-    if row is None:
-        try:
-            row = store.find_feed(resolve_feed_url(given, Path.cwd()))
-        except ValueError:
-            return None
-    return row
 
 
 def _setting(key: str, value: Any) -> str:

@@ -17,6 +17,7 @@ from .cli_common import (
     console,
     did_you_mean,
     err_console,
+    feed_addresses,
     highlighted,
     open_database,
     operator_errors,
@@ -24,7 +25,7 @@ from .cli_common import (
     print_evidence,
 )
 from .cli_rules import Carriers, as_polled, index_for
-from .config import Config, load_config, resolve_feed_url
+from .config import Config, load_config
 from .errors import ConfigError, FetchError, VigieError
 from .fetch import fetch_feed, make_session
 from .parse import parse_feed
@@ -262,21 +263,18 @@ def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | Non
     """The feed config.toml or the database has under this name (or title), or at this
     address, as the poller uses it: name (else title), tags, language. None when neither has
     it. The database is read, not created, nor brought in step with config.toml."""
-    try:
-        address = resolve_feed_url(wanted, Path.cwd())
-    except ValueError:
-        address = wanted
+    addresses = feed_addresses(wanted, config)
     rows = []
     if config.database.exists():
         store = open_database(config)
         try:
             rows = store.feeds()
-            found = store.find_feed(address)
+            found = next(filter(None, map(store.find_feed, addresses)), None)
         finally:
             store.close()
         rows = [found, *rows] if found else rows
     for listed in config.feeds:
-        if listed.url == address or (by_name and wanted == listed.name):
+        if listed.url in addresses or (by_name and wanted == listed.name):
             row = next((r for r in rows if listed.url in (r["config_url"], r["url"])), None)
             title = row["title"] if row else ""
             return Feed(
@@ -287,7 +285,7 @@ def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | Non
                 language=listed.language,
             )
     for row in rows:
-        if address in (row["url"], row["config_url"], row["added_url"]) or (
+        if {row["url"], row["config_url"], row["added_url"]} & set(addresses) or (
             by_name and (wanted in (row["name"], row["title"]) or wanted == str(row["id"]))
         ):
             tags = tuple(json.loads(row["tags"] or "[]"))

@@ -1808,6 +1808,45 @@ def test_articles_export_by_feed_and_language(
     assert_one_line_error(misspelt, "--feed 'Mian': no stored feed", "did you mean 'Main'?")
 
 
+def test_a_feed_given_as_config_toml_writes_it_is_found(
+    tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A researcher's review: `articles export --feed samples/feeds/x.atom`, the feed as
+    config.toml wrote it (a path relative to config.toml), was "no stored feed", while the
+    file:// URL stored for it worked; from another folder, `rules test --feed` and `feeds
+    remove` did not know it either."""
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "main.rss").write_text(
+        '<rss version="2.0"><channel><title>Main</title>'
+        "<item><title>Camp cleared near Calais</title><link>https://news.example/camp</link>"
+        "<description>Police cleared tents near Calais at dawn.</description></item>"
+        "</channel></rss>"
+    )
+    config = write_config(
+        [{"url": "feeds/main.rss", "name": "Main", "tags": ["north"]}],
+        rules={"paths": [str(REPO / "rules")]},
+    )
+    assert vigie("once", "--config", config).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for folder in (tmp_path, elsewhere):  # the config's folder, and another
+        monkeypatch.chdir(folder)
+        export = vigie("articles", "export", "--since", "0", "--feed", "feeds/main.rss",
+                       "--config", config)  # fmt: skip
+        assert export.exit_code == 0, export.output
+        [article] = [json.loads(line) for line in export.stdout.splitlines()]
+        assert article["title"] == "Camp cleared near Calais"
+
+        tried = vigie("rules", "test", "--text", "Calais", "--feed", "feeds/main.rss",
+                      "--config", config)  # fmt: skip
+        assert "tried as items of feed 'Main' (tags: north)" in tried.stderr, tried.output
+
+        removed = vigie("feeds", "remove", "feeds/main.rss", "--config", config)
+        assert_one_line_error(removed, "is listed in", "delete it there to stop polling it")
+    unknown = vigie("articles", "export", "--feed", "feeds/other.rss", "--config", config)
+    assert_one_line_error(unknown, "--feed 'feeds/other.rss': no stored feed")
+
+
 def test_articles_export_says_which_revision_a_withdrawn_match_quotes(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
