@@ -24,6 +24,7 @@ import sqlite_utils
 from ..bands import BandIndex
 from ..errors import DatabaseOpenError
 from .articles import ArticleQueries
+from .exports import ExportQueries
 from .feeds import FeedQueries
 from .matches import MatchQueries
 from .outbox import OutboxQueries
@@ -185,7 +186,15 @@ def highest_id(conn: sqlite3.Connection, table: str) -> int:
     ).fetchone()[0]
 
 
-class Store(FeedQueries, ArticleQueries, MatchQueries, StoryQueries, PruningQueries, OutboxQueries):
+class Store(
+    FeedQueries,
+    ArticleQueries,
+    MatchQueries,
+    StoryQueries,
+    ExportQueries,
+    PruningQueries,
+    OutboxQueries,
+):
     """A Vigie database on disk. Opening it applies any pending migrations."""
 
     def __init__(self, path: str | Path) -> None:
