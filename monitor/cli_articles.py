@@ -34,6 +34,7 @@ from .deliver.payload import highlighted as split_highlights
 from .errors import VigieError
 from .store import Store, parse_iso
 from .store.articles import fts_words
+from .text import counted
 
 
 @click.group()
@@ -293,6 +294,13 @@ _CSV_COLUMNS = (
     help="JSON Lines, an article a line with its matches; or CSV, a match a row.",
 )
 @click.option(
+    "--stories",
+    is_flag=True,
+    help="A story a line (or CSV row) instead: once however many outlets ran it, with the"
+    " rules of its matches and its matched articles' ids; --since and --until look at when"
+    " it broke.",
+)
+@click.option(
     "--excel",
     is_flag=True,
     help="CSV for Excel: starts with a byte order mark, without which Excel shows accents"
@@ -310,13 +318,16 @@ def articles_export(
     languages: tuple[str, ...],
     withdrawn: bool,
     output_format: str,
+    stories: bool,
     excel: bool,
     config_path: str,
 ) -> None:
     """Write the stored articles that matched, with their matches and the words that made each
     match, to standard output: for a spreadsheet, a notebook or an archive. Undated items
     have `dated` false (their `published` is when Vigie first saw them); `outlets` are the
-    other feeds that carried the same article; `story_id` groups the copies of one event."""
+    other feeds that carried the same article; `story_id` groups the copies of one event.
+    With --stories, the stories that matched instead, a story once however many outlets ran
+    it."""
     if excel and output_format != "csv":
         raise VigieError("--excel is for --format csv: a JSON Lines file is read by programs")
     now = datetime.now(UTC)
@@ -336,7 +347,8 @@ def articles_export(
     sys.stdout.flush()
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
     try:
-        found = store.matched_articles(
+        query = store.matched_stories if stories else store.matched_articles
+        found = query(
             start,
             end,
             by="first_seen" if by == "first-seen" else "published",
@@ -350,17 +362,22 @@ def articles_export(
             if excel:
                 out.write("\ufeff")  # how Excel knows a CSV file is UTF-8
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(_CSV_COLUMNS)
-        for article in found:
+            writer.writerow(_STORY_CSV_COLUMNS if stories else _CSV_COLUMNS)
+        for record in found:
             exported += 1
-            matched += len(article["matches"])
-            for match in article["matches"]:
-                match["snippet"], match["highlights"] = split_highlights(match["snippet"])
-            if output_format == "csv":
-                writer.writerows(_csv_rows(article))
+            if stories:
+                matched += len(record["matched_article_ids"])
             else:
-                del article["feed_id"]
-                out.write(json.dumps(article, ensure_ascii=False) + "\n")
+                matched += len(record["matches"])
+                for match in record["matches"]:
+                    match["snippet"], match["highlights"] = split_highlights(match["snippet"])
+                del record["feed_id"]
+            if output_format == "jsonl":
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            elif stories:
+                writer.writerow([_inert(cell) for cell in _story_csv_cells(record)])
+            else:
+                writer.writerows(_csv_rows(record))
         stored_rules, stored_tags = store.matched_rules_and_tags() if rule_ids or tags else ((), ())
         unknown = [f"rule {r!r}" for r in rule_ids if r not in stored_rules]
         unknown += [f"tag {t!r}" for t in tags if t not in stored_tags]
@@ -374,11 +391,11 @@ def articles_export(
             f"warning: no stored match has {name} (names are compared exactly, case included)",
             markup=False,
         )
-    err_console.print(
-        f"{exported} article{'s' * (exported != 1)}, {matched} match{'es' * (matched != 1)}"
-        " exported",
-        markup=False,
-    )
+    if stories:
+        said = f"{counted(exported, 'story')} ({counted(matched, 'matched article')})"
+    else:
+        said = f"{counted(exported, 'article')}, {counted(matched, 'match')}"
+    err_console.print(f"{said} exported", markup=False)
 
 
 def _stored_feed_id(store: Store, config: Config, given: str) -> int:
@@ -407,6 +424,24 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _inert(cell: Any) -> Any:
     return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
+
+
+_STORY_CSV_COLUMNS = (
+    "story_id", "first_published", "dated", "last_updated", "first_seen", "last_seen",
+    "first_article_id", "feed", "title", "url", "articles", "outlet_count", "outlets", "rules",
+    "tags", "matched_article_ids",
+)  # fmt: skip
+
+
+def _story_csv_cells(story: dict[str, Any]) -> list[Any]:
+    """A story's row: its JSON Lines record, each list in one cell (outlets, whose names may
+    have spaces, separated by "; ", as an article's outlets; the others by spaces)."""
+    return [
+        ("; " if column == "outlets" else " ").join(map(str, value))
+        if isinstance(value := story[column], list)
+        else value
+        for column in _STORY_CSV_COLUMNS
+    ]
 
 
 def _csv_cells(article: dict[str, Any], match: dict[str, Any]) -> list[Any]:

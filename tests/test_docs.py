@@ -125,6 +125,22 @@ def test_database_md_describes_every_column_and_key_of_the_export(
         assert f"`{name}`" in section, name
 
 
+def test_database_md_describes_every_column_and_key_of_the_story_export(
+    polled: sqlite3.Connection,
+) -> None:
+    """`articles export --stories` writes other keys than the article export: each is said."""
+    [(_, _, path)] = polled.execute("PRAGMA database_list").fetchall()
+    config = Path(path).parent.parent / "config.toml"
+    export = ["articles", "export", "--stories", "--since", "0", "--config", str(config)]
+    runner = CliRunner()
+    stories = [json.loads(line) for line in runner.invoke(main, export).stdout.splitlines()]
+    header = runner.invoke(main, [*export, "--format", "csv"]).stdout.splitlines()[0]
+    section = DATABASE_DOC.split("### Stories: `--stories`", 1)[1].split("\n## ", 1)[0]
+    assert stories and set(header.split(",")) == {key for s in stories for key in s}
+    for name in header.split(","):
+        assert f"`{name}`" in section, name
+
+
 def test_rules_md_shows_what_rules_test_prints_of_a_seed() -> None:
     """docs/rules.md's `rules test --file` of a seed article gave a score and snippets the
     command no longer printed once overlapping words came to count once. Its lines, abridged

@@ -126,6 +126,132 @@ class ExportQueries:
         )
         return article
 
+    def matched_stories(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        by: str = "published",
+        rule_ids: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        withdrawn: bool = False,
+        feed_ids: Sequence[int] = (),
+        languages: Sequence[str] = (),
+    ) -> Iterator[dict[str, Any]]:
+        """Stories with a match, one record each, for `vigie articles export --stories`: those
+        that broke in [start, end) (`by` published: the earliest date one of their articles came
+        with, its revisions' included; first_seen: when their first article was stored), with a
+        match of `rule_ids` or `tags` (all when neither; withdrawn ones too with `withdrawn`)
+        in one of their articles, one of `feed_ids` among their outlets and one of their
+        articles in one of `languages`, when given. In time order, streamed (_story_record)."""
+        if by not in ("published", "first_seen"):
+            raise ValueError(by)
+        picked, params = _match_filter(rule_ids, tags, withdrawn)
+        if start is not None and by == "published":
+            # A story broke no later than any of its articles came out: one published before
+            # `start` is of a story left out, and an export of the last 30 days reads the
+            # matches of 30 days, not those of the whole archive.
+            picked.append("a.published >= ?")
+            params.append(iso(start))
+        chosen = []
+        for clause, values in (_carried_by("x", feed_ids), _in_languages("x", languages)):
+            if clause:
+                chosen.append(
+                    f"EXISTS (SELECT 1 FROM articles x WHERE x.story_id = s.id AND {clause})"
+                )
+                params.extend(values)
+        column = "first_published" if by == "published" else "first_seen"
+        for moment, comparison in ((start, ">="), (end, "<")):
+            if moment is not None:
+                chosen.append(f"s.{column} {comparison} ?")
+                params.append(iso(moment))
+        cursor = self.db.conn.execute(
+            "WITH picked AS (SELECT a.story_id, json_group_array(DISTINCT a.id) AS matched, "
+            "json_group_array(DISTINCT m.rule_id) AS rules, "
+            "json_group_array(DISTINCT m.tags) AS tag_lists "
+            "FROM matches m JOIN articles a ON a.id = m.article_id "
+            f"WHERE {' AND '.join(picked)} GROUP BY a.story_id) "
+            "SELECT * FROM (SELECT s.id, s.lead_article_id, s.first_seen, s.last_seen, "
+            "p.matched, p.rules, p.tag_lists, min("
+            "  (SELECT min(coalesce(published, first_seen)) FROM articles WHERE story_id = s.id), "
+            "  coalesce((SELECT min(r.published) FROM revisions r "
+            "    JOIN articles x ON x.id = r.article_id "
+            "    WHERE x.story_id = s.id AND r.published > ''), '9')) AS first_published "
+            "FROM picked p JOIN stories s ON s.id = p.story_id) s "
+            f"WHERE {' AND '.join(['1', *chosen])} ORDER BY s.{column}, s.id",
+            params,
+        )
+        names = [column[0] for column in cursor.description]
+        for values in cursor:
+            yield self._story_record(dict(zip(names, values, strict=True)))
+
+    def _story_record(self, story: dict[str, Any]) -> dict[str, Any]:
+        """A story as the export writes it: its first-published article's headline, link and
+        outlet; when it broke and when last updated; how many articles it has and every outlet
+        that carried one (its copies under the same link included, article_aliases), the
+        first-published's first; the rules and tags of its matches and the articles they
+        matched."""
+        articles = []
+        for row in self.db.execute(
+            "SELECT a.id, a.title, a.url, a.published, a.updated, a.first_seen, f.name, "
+            "f.title, f.url, (SELECT min(r.published) FROM revisions r "
+            "WHERE r.article_id = a.id AND r.published > '') "
+            "FROM articles a JOIN feeds f ON f.id = a.feed_id WHERE a.story_id = ?",
+            [story["id"]],
+        ):
+            article_id, title, url, published, updated, first_seen = row[:6]
+            published = published or first_seen
+            articles.append(
+                {
+                    "id": article_id,
+                    "title": title,
+                    "url": url,
+                    "published": published,
+                    "updated": updated,
+                    "first_seen": first_seen,
+                    "outlet": outlet_name(*row[6:9]),
+                    # an edit that moved the date (the BBC's) left the first in revisions
+                    "first_date": min(published, row[9] or published),
+                }
+            )
+        # The one that came out first: when dates tie (or are the time collected, for
+        # undated items), the story's lead, the first stored.
+        first = min(
+            articles, key=lambda a: (a["first_date"], a["id"] != story["lead_article_id"], a["id"])
+        )
+        carried = [(a["first_seen"], a["outlet"]) for a in articles]
+        carried += [
+            (seen, outlet_name(*feed))
+            for seen, *feed in self.db.execute(
+                "SELECT al.first_seen, f.name, f.title, f.url FROM article_aliases al "
+                "JOIN articles a ON a.id = al.article_id JOIN feeds f ON f.id = al.feed_id "
+                "WHERE a.story_id = ?",
+                [story["id"]],
+            )
+        ]
+        carried.sort(key=lambda pair: pair[0] or "")
+        outlets = list(dict.fromkeys([first["outlet"], *(name for _, name in carried)]))
+        return {
+            "story_id": story["id"],
+            "first_published": first["first_date"],
+            "dated": first["first_date"] != first["first_seen"],
+            "last_updated": max(max(a["published"], a["updated"] or "") for a in articles),
+            "first_seen": story["first_seen"],
+            "last_seen": story["last_seen"],
+            "first_article_id": first["id"],
+            "feed": first["outlet"],
+            "title": first["title"],
+            "url": first["url"],
+            "articles": len(articles),
+            "outlet_count": len(outlets),
+            "outlets": outlets,
+            "rules": sorted(json.loads(story["rules"])),
+            "tags": sorted(
+                {tag for tags in json.loads(story["tag_lists"]) for tag in json.loads(tags or "[]")}
+            ),
+            "matched_article_ids": sorted(json.loads(story["matched"])),
+        }
+
 
 def _match_filter(
     rule_ids: Sequence[str], tags: Sequence[str], withdrawn: bool
