@@ -274,7 +274,8 @@ _CSV_COLUMNS = (
     "--feed",
     "feeds",
     multiple=True,
-    help="Only articles this feed carried: its name, title, id or address (repeatable).",
+    help="Only articles this feed carried (stories it ran): its name, title, id or address"
+    " (repeatable).",
 )
 @click.option(
     "--language",

