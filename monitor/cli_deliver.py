@@ -47,7 +47,7 @@ from .deliver.dispatch import (
     sync_subscribers,
     taken_url,
 )
-from .deliver.outbox import Labels
+from .deliver.outbox import Labels, queue_corrections
 from .errors import AlreadyRunningError, ConfigError, VigieError
 from .fetch import make_session
 from .records import NO_RETRY, TARGET_REMOVED, Delivery
@@ -60,9 +60,56 @@ from .text import counted
 
 def _labels(config: Config) -> Labels:
     """Rule and entity names for display; a broken rule file only costs the names."""
+    return labels_of(_rules(config))
+
+
+def _rules(config: Config) -> RuleIndex | None:
+    """The rules of the rule files; None when one does not load."""
     book = RuleBook(config.rules.paths)
     book.reload_if_changed()
-    return labels_of(book.index)
+    return book.index
+
+
+def _correct(
+    store: Store, config: Config, ids: list[int], now: datetime, index: RuleIndex | None
+) -> list[int]:
+    """After webhook deliveries were made due again, in the transaction that did it: the
+    events that tell their consumers what holds now where they say otherwise (see
+    outbox.queue_corrections), of the rules in `index` (all, when the rule files do not
+    load). Returns their ids."""
+    follow_renames(store, config.delivery)  # those of a renamed webhook, due again, follow it
+    has_rule = index.has_rule if index is not None else lambda rule_id: True
+    return queue_corrections(store, config.delivery.webhooks, ids, now, has_rule)
+
+
+def _print_corrections(store: Store, ids: list[int], corrections: list[int]) -> None:
+    """What _correct did, said after the deliveries made due again: those dropped (never
+    attempted, and nothing they said holds now), and the events queued after them."""
+    dropped = [i for i in ids if store.delivery(i) is None]
+    if dropped:
+        they = "they" if len(dropped) > 1 else "it"
+        console.print(
+            f"{_numbered(dropped)} not sent: never attempted, and a later revision or rule edit"
+            f" undid what {they} said: nothing to take back.",
+            soft_wrap=True,
+        )
+    if corrections:
+        they = "they" if len(ids) > 1 else "it"
+        console.print(
+            f"{_numbered(corrections)} queued after {'them' if len(ids) > 1 else 'it'}: a"
+            f" later revision or rule edit changed what {they} said of a match, and"
+            f" {'these tell' if len(corrections) > 1 else 'this tells'} the consumer what"
+            " holds now.",
+            soft_wrap=True,
+        )
+
+
+def _numbered(ids: list[int]) -> str:
+    """'Delivery #4', 'Deliveries #4 and #7', 'Deliveries #4, #5 and #7'; past 5, a count."""
+    if len(ids) > 5:
+        return counted(len(ids), "delivery").capitalize()
+    listed = " and ".join(", ".join(f"#{i}" for i in ids).rsplit(", ", 1))
+    return f"{'Deliveries' if len(ids) > 1 else 'Delivery'} {listed}"
 
 
 def _subscriber(config: Config, name: str) -> SubscriberConfig:
@@ -442,20 +489,35 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     if found.kind == "webhook" and (taken := taken_url(store, config.delivery, found)):
         raise VigieError(f"webhook #{delivery_id}: {taken}; no retry sends it to its consumer")
     _secrets_to_send(config, (found.kind,))
-    delivery = store.requeue(delivery_id, now)
-    if delivery is None:
-        raise VigieError(f"no delivery {delivery_id}")
-    console.print(f"Delivery #{delivery_id} to {escape(delivery.target)} queued.")
+    index = _rules(config)
+    corrections: list[int] = []
+    with store.transaction():
+        delivery = store.requeue(delivery_id, now)
+        if delivery is None:
+            raise VigieError(f"no delivery {delivery_id}")
+        if delivery.kind == "webhook":
+            corrections = _correct(store, config, [delivery_id], now, index)
+    queued = [i for i in [delivery_id, *corrections] if store.delivery(i) is not None]
+    if delivery_id in queued:
+        console.print(f"Delivery #{delivery_id} to {escape(delivery.target)} queued.")
+    _print_corrections(store, [delivery_id], corrections)
 
     def send() -> None:
-        labels = _labels(config)
+        labels = labels_of(index)
         if delivery.kind == "digest":
             print_sent(send_digests(store, config.delivery, labels, now, [delivery.target]))
-        else:
-            session = make_session(config.fetch)
-            print_sent([send_webhook(store, session, config.delivery, labels, delivery, now)])
+            return
+        session = make_session(config.fetch)
+        print_sent(
+            [
+                send_webhook(store, session, config.delivery, labels, d, now)
+                for d in map(store.delivery, queued)
+                if d is not None
+            ]
+        )
 
-    _send_or_queue(config, send, (delivery.kind,))
+    if queued:
+        _send_or_queue(config, send, (delivery.kind,))
     store.close()
 
 
@@ -487,8 +549,15 @@ def deliveries_replay(
             return "no longer in config.toml"
         return why_not.get(key) or taken_url(store, config.delivery, delivery)
 
-    ids, left = store.requeue_since(since, now, target=target, sent=include_sent, refused=refused)
-    console.print(f"{counted(len(ids), 'delivery')} queued again.")
+    index = _rules(config)
+    with store.transaction():
+        ids, left = store.requeue_since(
+            since, now, target=target, sent=include_sent, refused=refused
+        )
+        corrections = _correct(store, config, ids, now, index) if ids else []
+    kept = [i for i in ids if store.delivery(i) is not None]
+    console.print(f"{counted(len(kept), 'delivery')} queued again.")
+    _print_corrections(store, ids, corrections)
     for (kind, name, why), count in sorted(left.items()):
         console.print(
             f"{counted(count, 'delivery')} to {kind} {escape(repr(name))} left as they are: "
@@ -499,8 +568,10 @@ def deliveries_replay(
     def send() -> None:
         """The deliveries queued again, not whatever else is due (a digest due tomorrow was
         sent by a replay of webhooks), and all of them (not the first 100)."""
-        labels = _labels(config)
-        queued = sorted((d for d in map(store.delivery, ids) if d is not None), key=_by_id)
+        labels = labels_of(index)
+        queued = sorted(
+            (d for d in map(store.delivery, [*ids, *corrections]) if d is not None), key=_by_id
+        )
         subscribers = sorted({d.target for d in queued if d.kind == "digest"})
         sent = send_digests(store, config.delivery, labels, now, subscribers) if subscribers else []
         hooks = [d for d in queued if d.kind == "webhook"]
@@ -523,7 +594,7 @@ def deliveries_replay(
                 soft_wrap=True,
             )
 
-    if ids:
+    if kept or corrections:
         _send_or_queue(config, send, kinds)
     store.close()
 

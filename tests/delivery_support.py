@@ -192,6 +192,12 @@ class Request:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     peer: tuple = ()  # the sender's (address, port): one per TCP connection
+    answered: int = 200  # the status the endpoint answered it with
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the endpoint took it (2xx): what a consumer handled."""
+        return 200 <= self.answered < 300
 
     def verify(self, secret: str = SECRET) -> Any:
         """What a consumer does: raises WebhookVerificationError unless signed with `secret`."""
@@ -253,8 +259,10 @@ def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             with receiver.lock:
-                receiver.requests.append(Request(self.path, headers, body, self.client_address))
                 answer = receiver.answers.pop(0) if receiver.answers else Answer()
+                receiver.requests.append(
+                    Request(self.path, headers, body, self.client_address, answer.status)
+                )
             if answer.delay and receiver.stopping.wait(answer.delay):
                 return
             if answer.hold is not None:

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import email
 import email.policy
+import itertools
 import json
 import re
 import shutil
@@ -506,6 +507,133 @@ def test_a_rule_removed_from_the_rule_files_is_not_announced_withdrawn(
         assert v.rows(withdrawn) == [("calais",)]
     finally:
         v.close()
+
+
+CONSUMER = re.search(r"<!-- consumer-example -->\n```python\n(.*?)\n```", DOC, re.DOTALL)
+
+
+def _consumer_ends(receiver: Receiver) -> set[frozenset[tuple[tuple[int, str], bool]]]:
+    """What docs/delivery.md's consumer holds once it has handled every event the receiver
+    accepted (2xx), for each order they could have come in: one state when order does not
+    matter."""
+    assert CONSUMER
+    events = [request.verify() for request in receiver.requests if request.accepted]
+    ends = set()
+    for order in itertools.permutations(events):
+        consumer: dict[str, Any] = {}
+        exec(CONSUMER.group(1), consumer)  # the documented code, as a consumer would paste it
+        for event in order:
+            consumer["handle"](event)
+        ends.add(frozenset((key, held) for key, (_, held) in consumer["holds"].items()))
+    return ends
+
+
+def _cli(*args: str | Path) -> str:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result.stdout
+
+
+AGAIN = (CALAIS[0], CALAIS[1] + " The prefecture confirmed it.")  # revision 3, about Calais
+
+
+def test_a_dead_withdrawal_replayed_once_the_rule_matches_again_leaves_the_match_held(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A review: the endpoint down for a day, a correction's withdrawal was given up (dead);
+    the next revision matched again, and no event said so, as the consumer had not been
+    told of the withdrawal. `deliveries replay` then sent the withdrawal, and the consumer
+    dropped a match that holds."""
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
+    feed, _, t = _sent_about_calais(tmp_path, hook)
+    config = tmp_path / "config.toml"
+    v = Vigie(config, t)
+    try:
+        _camp_feed(feed, *GRENOBLE)
+        at = t + timedelta(hours=1)
+        v.poll(at)
+        receiver.answers = [Answer(503)] * 8  # down: every attempt of the withdrawal fails
+        for _ in range(8):
+            [attempt] = v.dispatch(at)
+            at = attempt.retry_at or at
+        assert attempt.status == "dead"
+        _camp_feed(feed, *AGAIN)
+        v.poll(t + timedelta(hours=2))
+        v.dispatch(t + timedelta(hours=2))
+        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+    finally:
+        v.close()
+    said = _cli("deliveries", "replay", "--since", "1d", "--config", config)
+    assert "Delivery #3 queued after it: a later revision or rule edit changed" in said, said
+    assert _consumer_ends(receiver) == {frozenset({((article, "calais"), True)})}
+    assert [(event, revision) for event, revision, _ in _received(receiver, 9)] == [
+        ("article.withdrawn", 2),  # as it was first sent: its body is kept
+        ("article.matched", 3),
+    ]
+
+
+def test_a_withdrawal_retried_once_the_rule_matches_again_leaves_the_match_held(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The same, the endpoint having answered the withdrawal 410 (a deploy half up): what
+    matched again was not queued for the disabled endpoint, and `deliveries retry`, which
+    enables it again, sent the withdrawal alone."""
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
+    feed, _, t = _sent_about_calais(tmp_path, hook)
+    config = tmp_path / "config.toml"
+    v = Vigie(config, t)
+    try:
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(hours=1))
+        receiver.answers = [Answer(410)]
+        [gone] = v.dispatch(t + timedelta(hours=1))
+        assert gone.status == "failed"
+        _camp_feed(feed, *AGAIN)
+        v.poll(t + timedelta(hours=2))
+        v.dispatch(t + timedelta(hours=2))
+        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+    finally:
+        v.close()
+    said = _cli("deliveries", "retry", str(gone.delivery_id), "--config", config)
+    assert "Webhook #3 for bot (1 match) sent" in said, said
+    assert _consumer_ends(receiver) == {frozenset({((article, "calais"), True)})}
+
+
+def test_a_withdrawal_never_attempted_is_not_sent_as_of_a_revision_that_matches_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A review: a withdrawal that failed before its first attempt (its webhook taken out of
+    config.toml for a while) had no body yet; replayed once its webhook was back and a later
+    revision matched again, it was written then, saying that revision no longer matched."""
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
+    feed, feeds, t = _sent_about_calais(tmp_path, hook)
+    config = tmp_path / "config.toml"
+    v = Vigie(config, t)
+    try:
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(hours=1))
+    finally:
+        v.close()
+    write_delivery_config(tmp_path, webhooks=[], feeds=feeds)
+    v = Vigie(config, t)
+    try:
+        [removed] = v.dispatch(t + timedelta(hours=1))
+        assert removed.status == "failed"
+    finally:
+        v.close()
+    write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
+    v = Vigie(config, t)
+    try:
+        _camp_feed(feed, *AGAIN)
+        v.poll(t + timedelta(hours=2))
+        v.dispatch(t + timedelta(hours=2))
+        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+    finally:
+        v.close()
+    said = _cli("deliveries", "replay", "--since", "1d", "--config", config)
+    assert "Delivery #2 not sent: never attempted, and a later revision" in said, said
+    assert _consumer_ends(receiver) == {frozenset({((article, "calais"), True)})}
+    assert [event for event, *_ in _received(receiver)] == ["article.matched"]
 
 
 def test_a_private_feeds_password_is_not_sent_to_consumers(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,7 +102,8 @@ def queue_withdrawals(
 ) -> int:
     """For each webhook that asked for withdrawals (`withdrawals = true`), in the caller's
     transaction: an article.withdrawn event of the `withdrawn` rules whose match it was last
-    sent (an event that failed for good was never received, and is not taken back); and the
+    sent (an event that failed for good was never received, and is not taken back, unless an
+    operator sends it again: queue_corrections); and the
     `restored` rules (matching again, among `matches`) it follows and was last told were
     withdrawn, as article.matched again. Returns the deliveries queued.
 
@@ -118,9 +119,57 @@ def queue_withdrawals(
     # What a webhook was told under its former name is its own (the dispatcher moves only
     # the deliveries of a renamed webhook that some are waiting; its history, sent, stays).
     store.follow_renamed_webhooks([(hook.name, hook.url) for hook in webhooks], False)
-    told = store.webhooks_told(article_id, {*withdrawn, *restored})
     tags = {m.rule_id: m.tags for m in matches}
-    queued = 0
+    return len(_tell(store, hooks, article_id, tags, withdrawn, restored, now))
+
+
+def queue_corrections(
+    store: Store,
+    webhooks: Iterable[WebhookConfig],
+    delivery_ids: Sequence[int],
+    now: datetime,
+    has_rule: Callable[[str], bool] = lambda rule_id: True,
+) -> list[int]:
+    """After an operator made these webhook deliveries due again (`vigie deliveries retry`,
+    `replay`), in the caller's transaction: tell each webhook that asked for withdrawals what
+    holds now of the matches they carry, where they say otherwise, as queue_withdrawals does
+    after a correction. A delivery sent again says what it said when first attempted (its
+    body is kept): sent after a correction, or after a revision that matched again, that
+    nothing told the consumer of (it had not been told otherwise: the delivery had failed;
+    or its endpoint was disabled), it left the consumer with a match that does not hold, or
+    without one that does. So it is followed by an event of what holds now; and one never
+    attempted, written when sent, loses the rules it would say the opposite of, as an event
+    not sent yet does. Rules no longer in the rule files (`has_rule`) are left alone, as
+    after a correction. Returns the deliveries queued."""
+    webhooks = list(webhooks)
+    asking = {hook.name: hook for hook in webhooks if hook.withdrawals}
+    carried: dict[tuple[str, int], list[tuple[str, bool, tuple[str, ...]]]] = {}
+    for target, article_id, rule_id, holds, tags in store.carried_matches(delivery_ids):
+        if target in asking and has_rule(rule_id):
+            carried.setdefault((target, article_id), []).append((rule_id, holds, tags))
+    queued: list[int] = []
+    for (target, article_id), rules in carried.items():
+        withdrawn = [rule_id for rule_id, holds, _ in rules if not holds]
+        holding = [rule_id for rule_id, holds, _ in rules if holds]
+        tags = {rule_id: rule_tags for rule_id, _, rule_tags in rules}
+        hook = [asking[target]]
+        queued += _tell(store, hook, article_id, tags, withdrawn, holding, now)
+    return list(dict.fromkeys(queued))
+
+
+def _tell(
+    store: Store,
+    hooks: Sequence[WebhookConfig],
+    article_id: int,
+    tags: Mapping[str, tuple[str, ...]],
+    withdrawn: Sequence[str],
+    restored: Sequence[str],
+    now: datetime,
+) -> list[int]:
+    """queue_withdrawals for these webhooks, that asked for withdrawals; `tags`: each
+    restored rule's. Returns the deliveries queued."""
+    told = store.webhooks_told(article_id, {*withdrawn, *restored})
+    queued: list[int | None] = []
     for hook in hooks:
         last = told.get(hook.name, {})
         gone = [r for r in withdrawn if last.get(r) == "article.matched"]
@@ -131,20 +180,17 @@ def queue_withdrawals(
         ]
         if gone:
             store.take_back_unsent(hook.name, article_id, gone, None)
-            queued += (
-                store.enqueue_withdrawal(hook.name, hook.url, article_id, gone, now) is not None
-            )
+            queued.append(store.enqueue_withdrawal(hook.name, hook.url, article_id, gone, now))
         if back:
             store.take_back_unsent(hook.name, article_id, back, WITHDRAWN_EVENT)
             now_told = store.webhooks_told(article_id, back).get(hook.name, {})
             back = [r for r in back if now_told.get(r) != "article.matched"]
         if back:
             batched = hook.mode == "batched"
-            queued += (
+            queued.append(
                 store.enqueue_webhook(hook.name, hook.url, batched, article_id, back, now)
-                is not None
             )
-    return queued
+    return [delivery_id for delivery_id in queued if delivery_id is not None]
 
 
 def retry_at(

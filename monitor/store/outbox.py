@@ -6,6 +6,7 @@ Mixed into Store (monitor/store/database.py), whose connection and transaction t
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -151,6 +152,30 @@ class OutboxQueries:
         for target, rule_id, event in rows:  # the newest last, and kept
             told.setdefault(target, {})[rule_id] = event
         return told
+
+    def carried_matches(
+        self, delivery_ids: Sequence[int]
+    ) -> list[tuple[str, int, str, bool, tuple[str, ...]]]:
+        """(webhook, article id, rule id, whether the match holds, its tags) of each match
+        these webhook deliveries carry, as things are now: held, or withdrawn since by a
+        correction or a rule edit (those retention pruned are left out)."""
+        found = []
+        for start in range(0, len(delivery_ids), 500):
+            chunk = delivery_ids[start : start + 500]
+            rows = self.db.execute(
+                "SELECT DISTINCT d.target, dm.article_id, dm.rule_id, "
+                "m.withdrawn_revision IS NULL, m.tags FROM delivery_matches dm "
+                "JOIN deliveries d ON d.id = dm.delivery_id JOIN matches m "
+                "ON m.article_id = dm.article_id AND m.rule_id = dm.rule_id "
+                f"WHERE d.kind = 'webhook' AND d.id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY d.target, dm.article_id, dm.rule_id",
+                list(chunk),
+            )
+            for target, article_id, rule_id, holds, tags in rows:
+                found.append(
+                    (target, article_id, rule_id, bool(holds), tuple(json.loads(tags or "[]")))
+                )
+        return found
 
     def close_batches(self, now: datetime) -> int:
         """Open webhook batches become due now. Returns how many."""
