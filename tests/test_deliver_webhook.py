@@ -636,6 +636,44 @@ def test_a_withdrawal_never_attempted_is_not_sent_as_of_a_revision_that_matches_
     assert [event for event, *_ in _received(receiver)] == ["article.matched"]
 
 
+@pytest.mark.parametrize("mode", ["per-match", "batched"])
+def test_a_dead_event_replayed_after_a_correction_undid_its_match_is_followed_by_the_withdrawal(
+    tmp_path: Path, receiver: Receiver, mode: str
+) -> None:
+    """The other way round: the article's event given up while the endpoint was down, a
+    correction undid its match, and no withdrawal was queued (the consumer had been sent
+    nothing). `deliveries replay` then sent the event alone, and the consumer kept a match
+    that no longer holds."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    )
+    t = now() - timedelta(hours=4)
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        receiver.answers = [Answer(503)] * 8
+        at = t
+        for _ in range(8):
+            [attempt] = v.dispatch(at)
+            at = attempt.retry_at or at
+        assert attempt.status == "dead"
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(hours=1))
+        assert v.dispatch(t + timedelta(hours=1)) == []  # nothing to take back, so far
+        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+    finally:
+        v.close()
+    _cli("deliveries", "replay", "--since", "1d", "--config", config)
+    assert _received(receiver, 8) == [
+        ("article.matched", 1, ["calais"]),  # as it was first sent
+        ("article.withdrawn", 2, ["calais"]),
+    ]
+    assert _consumer_ends(receiver) == {frozenset({((article, "calais"), False)})}
+
+
 def test_a_private_feeds_password_is_not_sent_to_consumers(
     tmp_path: Path, receiver: Receiver, server: LoopbackServer
 ) -> None:
