@@ -71,6 +71,8 @@ def _date_time(value: object) -> bool:
 
 
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=FORMATS)
+# docs/delivery.md's consumer, which keeps which rules hold whatever order events come in.
+CONSUMER = re.search(r"<!-- consumer-example -->\n```python\n(.*?)\n```", DOC, re.DOTALL)
 
 
 def test_the_schema_check_refuses_a_time_that_is_not_rfc3339() -> None:
@@ -319,11 +321,10 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
         v.close()
     # docs/delivery.md's consumer ends where the events left it, in whatever order they came.
     board = [r.verify() for r in receiver.requests if r.path == "/dashboard"]
-    example = re.search(r"<!-- consumer-example -->\n```python\n(.*?)\n```", DOC, re.DOTALL)
-    assert example
+    assert CONSUMER
     for order in (board, board[::-1], [board[1], board[2], board[0]]):
         consumer: dict[str, Any] = {}
-        exec(example.group(1), consumer)  # the documented code, as a consumer would paste it
+        exec(CONSUMER.group(1), consumer)  # the documented code, as a consumer would paste it
         for event in order:
             consumer["handle"](event)
         article = board[0]["data"]["article"]["id"]
@@ -331,7 +332,7 @@ def test_a_correction_that_undoes_a_match_is_sent_as_article_withdrawn(
             (article, "calais"): True
         }
     consumer = {}
-    exec(example.group(1), consumer)
+    exec(CONSUMER.group(1), consumer)
     for event in board[:2]:  # the match, then its withdrawal, the later revision's
         consumer["handle"](event)
     assert [held for _, held in consumer["holds"].values()] == [False]
@@ -507,9 +508,6 @@ def test_a_rule_removed_from_the_rule_files_is_not_announced_withdrawn(
         assert v.rows(withdrawn) == [("calais",)]
     finally:
         v.close()
-
-
-CONSUMER = re.search(r"<!-- consumer-example -->\n```python\n(.*?)\n```", DOC, re.DOTALL)
 
 
 def _consumer_ends(receiver: Receiver) -> set[frozenset[tuple[tuple[int, str], bool]]]:
