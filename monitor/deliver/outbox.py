@@ -103,9 +103,9 @@ def queue_withdrawals(
     """For each webhook that asked for withdrawals (`withdrawals = true`), in the caller's
     transaction: an article.withdrawn event of the `withdrawn` rules whose match it was last
     sent (an event that failed for good was never received, and is not taken back, unless an
-    operator sends it again: queue_corrections); and the
-    `restored` rules (matching again, among `matches`) it follows and was last told were
-    withdrawn, as article.matched again. Returns the deliveries queued.
+    operator sends it again: queue_corrections); and the `restored` rules (matching again,
+    among `matches`) it follows and was last told were withdrawn, as article.matched again.
+    Returns the deliveries queued.
 
     An event of the other kind not sent yet (a batch still open, an endpoint paused) loses
     those rules instead: rendered when sent, from the article as it is by then, it would
@@ -131,16 +131,16 @@ def queue_corrections(
     has_rule: Callable[[str], bool] = lambda rule_id: True,
 ) -> list[int]:
     """After an operator made these webhook deliveries due again (`vigie deliveries retry`,
-    `replay`), in the caller's transaction: tell each webhook that asked for withdrawals what
-    holds now of the matches they carry, where they say otherwise, as queue_withdrawals does
-    after a correction. A delivery sent again says what it said when first attempted (its
-    body is kept): sent after a correction, or after a revision that matched again, that
-    nothing told the consumer of (it had not been told otherwise: the delivery had failed;
-    or its endpoint was disabled), it left the consumer with a match that does not hold, or
-    without one that does. So it is followed by an event of what holds now; and one never
-    attempted, written when sent, loses the rules it would say the opposite of, as an event
-    not sent yet does. Rules no longer in the rule files (`has_rule`) are left alone, as
-    after a correction. Returns the deliveries queued."""
+    `replay`), in the caller's transaction: to each webhook that asked for withdrawals, the
+    events that say what holds now of the matches they carry, where the newest event it may
+    receive says otherwise (as queue_withdrawals decides after a correction). A delivery sent
+    again keeps its body: a withdrawal that had failed, sent after the rule matched again
+    (which nothing announced: the consumer had not been told of the withdrawal, or the
+    endpoint was disabled), left the consumer without a match that holds; an article.matched
+    sent after a correction undid it, with one that does not. One never attempted, written
+    when sent, loses the rules it would contradict instead, as one not sent yet does, and
+    goes when none is left. Rules no longer in the rule files (`has_rule` false) are left
+    alone, as a correction leaves them. Returns the deliveries queued."""
     webhooks = list(webhooks)
     asking = {hook.name: hook for hook in webhooks if hook.withdrawals}
     carried: dict[tuple[str, int], list[tuple[str, bool, tuple[str, ...]]]] = {}
