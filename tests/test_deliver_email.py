@@ -315,3 +315,16 @@ def test_sends_an_operator_asks_for_do_not_give_a_digest_up_early(
     assert delivery.attempts == 8 and delivery.next_attempt is not None
     assert delivery.next_attempt - delivery.created == timedelta(seconds=15660 * 0.9)
     assert [s.status for s in v.send_digests(delivery.next_attempt)] == ["dead"]
+
+
+def test_a_french_subject_keeps_its_no_break_spaces(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    """French puts a no-break space before ":", so that "Vigie :" never wraps with its ":"
+    alone; the digest's words had them, and its Subject arrived with ordinary spaces."""
+    french = {**DESK, "language": "fr"}
+    v = vigie(subscribers=[french], smtp=smtp.smtp_settings())
+    v.send_digests(SLOT)
+    [accepted] = smtp.messages
+    subject = parse(accepted.data)["Subject"]
+    assert subject.startswith("Vigie\u00a0: "), subject

@@ -329,12 +329,18 @@ def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
 
 
 def header_value(value: str) -> str:
-    """One line: CR, LF and runs of whitespace become single spaces; and no RFC 2047 encoded
-    word (`=?utf-8?q?...?=`) left for the email library to decode when the header is set: a
-    feed's title encoding a line break wrote its own Reply-To and body into a digest (a code
-    review). Titles hold such words only by mistake: they are shown as written, a word joiner
-    after their "=", and decoding them instead mangled the text around them."""
-    return " ".join(value.split()).replace("=?", "=\u2060?")
+    """One line: CR, LF and runs of whitespace become single spaces, but for the no-break ones,
+    which keep French punctuation to its word ("Vigie\u00a0: ..."): they arrived as ordinary
+    spaces. And no RFC 2047 encoded word (`=?utf-8?q?...?=`) left for the email library to
+    decode when the header is set: a feed's title encoding a line break wrote its own Reply-To
+    and body into a digest (a code review). Titles hold such words only by mistake: they are
+    shown as written, a word joiner after their "=", and decoding them instead mangled the
+    text around them."""
+    return _BREAKING_SPACE.sub(" ", value).strip(" ").replace("=?", "=\u2060?")
+
+
+# Whitespace, line breaks included, but the no-break spaces (U+00A0, U+2007, U+202F).
+_BREAKING_SPACE = re.compile(r"[^\S\u00a0\u2007\u202f]+")
 
 
 def _domain(address: str) -> str:
