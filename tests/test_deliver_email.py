@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
+from identity_support import Item, rss
 
 from monitor.config_delivery import SmtpConfig
 from monitor.deliver.email import _tls_hint, send_smtp
@@ -315,6 +316,76 @@ def test_sends_an_operator_asks_for_do_not_give_a_digest_up_early(
     assert delivery.attempts == 8 and delivery.next_attempt is not None
     assert delivery.next_attempt - delivery.created == timedelta(seconds=15660 * 0.9)
     assert [s.status for s in v.send_digests(delivery.next_attempt)] == ["dead"]
+
+
+def test_each_empty_digest_names_the_period_it_covers(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    """With send_empty, every "nothing matched" digest had one subject: mail clients threaded
+    them into one conversation of identical emails, and a subscriber could not tell the days
+    apart. Each after the first says since when nothing matched: the digest before it."""
+    quiet = {**DESK, "send_empty": True}
+    french = {**quiet, "name": "redaction", "email": "redaction@newsroom.test", "language": "fr"}
+    v = vigie(subscribers=[quiet, french], smtp=smtp.smtp_settings(), feeds=[])
+    for day in range(3):
+        assert [s.status for s in v.send_digests(SLOT + timedelta(days=day))] == ["sent"] * 2
+    received: dict[str, list[email.message.EmailMessage]] = {}
+    for accepted in smtp.messages:
+        received.setdefault(accepted.recipients[0], []).append(parse(accepted.data))
+    english = received["desk@newsroom.test"]
+    assert [m["Subject"] for m in english] == [
+        "Vigie: nothing new matched your rules",  # the first: no digest before it
+        "Vigie: nothing new since Tue 24 Nov, 08:00",
+        "Vigie: nothing new since Wed 25 Nov, 08:00",
+    ]
+    assert "Nothing new matched your rules since Wed 25 Nov, 08:00." in " ".join(
+        english[2].get_body(("plain",)).get_content().split()
+    )
+    assert "since Wed 25 Nov, 08:00." in english[2].get_body(("html",)).get_content()
+    assert [m["Subject"] for m in received["redaction@newsroom.test"]][1:] == [
+        "Vigie\u00a0: rien de nouveau depuis le mar. 24 nov., 08:00",
+        "Vigie\u00a0: rien de nouveau depuis le mer. 25 nov., 08:00",
+    ]
+    assert len({m["Message-ID"] for ms in received.values() for m in ms}) == 6
+
+
+def test_a_retried_digest_keeps_the_period_it_was_made_for(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    """Each attempt sends the same email: a retry names the digest before it, not itself."""
+    v = vigie(subscribers=[{**DESK, "send_empty": True}], smtp=smtp.smtp_settings(), feeds=[])
+    v.send_digests(SLOT)
+    smtp.replies = ["421 4.3.2 Service not available, try later"]
+    [first] = v.send_digests(SLOT + timedelta(days=1))
+    assert first.status == "pending" and first.retry_at is not None
+    [retried] = v.send_digests(first.retry_at)
+    assert retried.status == "sent"
+    assert [parse(m.data)["Subject"] for m in smtp.received[1:]] == [
+        "Vigie: nothing new since Tue 24 Nov, 08:00"
+    ] * 2
+
+
+def test_digests_of_the_same_counts_are_told_apart_by_their_period(
+    smtp: SmtpServer, vigie: Callable[..., Vigie], tmp_path: Path
+) -> None:
+    """A quiet rule's digest read "Vigie: 2 articles — Calais and the Channel route 2" on
+    every day it had two articles: one thread, its days impossible to tell apart. A digest
+    that follows another names the period it tells of."""
+    feed = tmp_path / "littoral.rss"
+    items = [Item(f"a{i}", f"Boats leave Calais at dawn, day {i}") for i in range(4)]
+    feed.write_bytes(rss(items[:2]))
+    desk = {**DESK, "tags": [], "rules": ["calais"]}
+    v = vigie(subscribers=[desk], smtp=smtp.smtp_settings(), feeds=[{"url": str(feed)}])
+    [first] = v.send_digests(SLOT)
+    feed.write_bytes(rss(items))
+    v.poll(SLOT + timedelta(hours=1))
+    [second] = v.send_digests(SLOT + timedelta(days=1))
+    assert first.status == second.status == "sent"
+    subjects = [parse(m.data)["Subject"] for m in smtp.messages]
+    assert subjects == [
+        "Vigie: 2 articles — Calais and the Channel route 2",
+        "Vigie: 2 articles — Calais and the Channel route 2 (since Tue 24 Nov, 08:00)",
+    ]
 
 
 def test_a_french_subject_keeps_its_no_break_spaces(

@@ -89,6 +89,9 @@ class Digest:
     noun: str = "articles"  # what its entries are called: "stories" when one has other outlets
     language: str = "en"  # of its words (wording.LANGUAGES)
     omitted: int = 0  # entries past the subscriber's max_entries, counted and not shown
+    # Since when it tells what matched ("Mon 23 Nov, 08:00"): the subscriber's digest before
+    # it; "" for their first.
+    since: str = ""
 
     @property
     def entries(self) -> int:
@@ -107,9 +110,11 @@ def build_digest(
     labels: Labels,
     now: datetime,
     sent_before: Mapping[str, datetime] | None = None,
+    since: datetime | None = None,
 ) -> Digest:
     """Group, order and format; pure. `sent_before`: story id -> when an earlier digest to the
-    subscriber carried it (Store.stories_sent_before)."""
+    subscriber carried it (Store.stories_sent_before); `since`: when the period it tells of
+    began, their digest before it (None for their first)."""
     zone = ZoneInfo(subscriber.timezone)
     language = subscriber.language
     _ = translator(language)
@@ -148,15 +153,17 @@ def build_digest(
     built.sort(key=lambda s: (not s.urgent, -len(s.entries), s.name.casefold()))
     today = when(now, zone, language)  # with its year
     summary = f"{count_of(total, noun, language)} · {today} ({subscriber.timezone})"
+    period = when(since, zone, language, now) if since is not None else ""
     return Digest(
         subscriber=subscriber.name,
         sections=tuple(built),
-        subject=_subject(built, total, urgent, noun, language),
+        subject=_subject(built, total, urgent, noun, language, period),
         heading=_("Vigie digest for %(name)s", name=subscriber.recipient.display_name),
         summary=summary,
         noun=noun,
         language=language,
         omitted=omitted,
+        since=period,
     )
 
 
@@ -265,10 +272,22 @@ def snippet_text(snippet: str) -> str:
 
 
 def _subject(
-    sections: list[Section], total: int, urgent: int, noun: str, language: str = "en"
+    sections: list[Section],
+    total: int,
+    urgent: int,
+    noun: str,
+    language: str = "en",
+    since: str = "",
 ) -> str:
+    """What the digest holds, told apart from the subscriber's other digests: mail clients
+    thread messages of one subject into one conversation, and every "nothing matched" digest
+    of a send_empty subscriber was one thread of identical emails, the days impossible to tell
+    apart; a quiet rule's "Vigie: 2 articles — Calais 2" came back as often. `since` (the
+    period's start, "" for a first digest) names the period."""
     _ = translator(language)
     if not total:
+        if since:
+            return _("Vigie: nothing new since %(when)s", when=since)
         return _("Vigie: nothing new matched your rules")
     if total == 1 and sections and sections[0].entries:
         # Six digests of one article each read "Vigie: 1 article — Police violence 1", threaded
@@ -289,7 +308,8 @@ def _subject(
     shown = [f"{s.name} {len(s.entries)}" for s in sections[:2]]
     others = len(sections) - 2
     more = (", " + _("+1 more" if others == 1 else "+%(n)s more", n=others)) if others > 0 else ""
-    return f"{head} — {', '.join(shown)}{more}"
+    period = " " + _("(since %(when)s)", when=since) if since else ""
+    return f"{head} — {', '.join(shown)}{more}{period}"
 
 
 _SUBJECT_TITLE = 150  # characters of a headline in a subject

@@ -144,6 +144,21 @@ def _undelivered(store: Store, subscriber: SubscriberConfig, state: dict) -> lis
     )
 
 
+def _period_start(
+    store: Store, name: str, state: dict, made: datetime, delivery_id: int | None = None
+) -> datetime | None:
+    """Since when the digest made at `made` (delivery `delivery_id`, or one not made yet) tells
+    what matched: the subscriber's digest before it, or the moment they came back or changed
+    what they follow, when later. None for their first digest, which carries what matched
+    since they were added, a new feed's latest items with it: "9 articles since 07:42" read
+    wrong of November's news."""
+    last = store.last_delivery_created("digest", name, before=delivery_id)
+    if last is None:
+        return None
+    start = parse_iso(state.get("since"))
+    return max(last, start) if start is not None and start <= made else last
+
+
 def send_digests(
     store: Store,
     config: DeliveryConfig,
@@ -212,7 +227,8 @@ def _send_digest(
     # Rendered as of the delivery's creation, so every attempt sends the same email.
     stories = {item.story_id for item in items if item.story_id}
     sent_before = store.stories_sent_before(subscriber.name, stories, delivery.created)
-    digest = build_digest(items, subscriber, labels, delivery.created, sent_before)
+    since = _period_start(store, subscriber.name, state, delivery.created, delivery.id)
+    digest = build_digest(items, subscriber, labels, delivery.created, sent_before, since)
     message = compose(
         digest, delivery, subscriber, config, state.get("token") or "", delivery.created
     )
@@ -566,7 +582,8 @@ def preview_digest(
     items = store.items_for(matches)
     stories = {item.story_id for item in items if item.story_id}
     sent_before = store.stories_sent_before(subscriber.name, stories, now)
-    digest = build_digest(items, subscriber, labels, now, sent_before)
+    since = _period_start(store, subscriber.name, state, now)
+    digest = build_digest(items, subscriber, labels, now, sent_before, since)
     html, _ = render(digest, footer(subscriber, config, state.get("token") or ""))
     path = config.outbox / f"preview-{subscriber.name}.html"
     with outbox_errors(config.outbox):

@@ -20,6 +20,8 @@ from babel.dates import format_datetime
 _FRENCH = {
     "Vigie digest for %(name)s": "Résumé Vigie pour %(name)s",
     "Vigie: nothing new matched your rules": "Vigie\u00a0: rien de nouveau pour vos règles",
+    "Vigie: nothing new since %(when)s": "Vigie\u00a0: rien de nouveau depuis le %(when)s",
+    "(since %(when)s)": "(depuis le %(when)s)",
     "Vigie: %(counts)s": "Vigie\u00a0: %(counts)s",
     "Vigie: %(urgent)s urgent, %(counts)s": "Vigie\u00a0: %(urgent)s en urgence, %(counts)s",
     "+%(n)s more": "+%(n)s autres",
@@ -54,6 +56,9 @@ _FRENCH = {
     ),
     "Nothing new matched your rules since the last digest.": (
         "Rien de nouveau pour vos règles depuis le dernier résumé."
+    ),
+    "Nothing new matched your rules since %(when)s.": (
+        "Rien de nouveau pour vos règles depuis le %(when)s."
     ),
     "You receive this digest because you follow %(follows)s (%(schedule)s).": (
         "Vous recevez ce résumé parce que vous suivez %(follows)s (%(schedule)s)."

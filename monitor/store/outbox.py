@@ -344,9 +344,15 @@ class OutboxQueries:
                     found[str(story_id)] = first
         return found
 
-    def last_delivery_created(self, kind: str, target: str) -> datetime | None:
+    def last_delivery_created(
+        self, kind: str, target: str, before: int | None = None
+    ) -> datetime | None:
+        """When the target's last delivery of this kind was made; with `before`, its last one
+        made before that delivery (ids grow with time)."""
+        older = "" if before is None else " AND id < ?"
         row = self.db.execute(
-            "SELECT max(created) FROM deliveries WHERE kind = ? AND target = ?", [kind, target]
+            f"SELECT max(created) FROM deliveries WHERE kind = ? AND target = ?{older}",
+            [kind, target, *([] if before is None else [before])],
         ).fetchone()
         return parse_iso(row[0]) if row else None
 
