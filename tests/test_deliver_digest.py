@@ -238,7 +238,11 @@ def test_one_entry_per_story_with_the_other_outlets() -> None:
     assert [source for source, _ in lead.also] == ["Coastal Herald", "Wire Digest"]
     assert digest.subject.startswith("Vigie: 2 stories")
     html, text = render(digest, FOOTER)
-    assert "Also reported by" in html and "Also reported by Coastal Herald, Wire Digest" in text
+    assert "Also reported by" in html
+    assert (
+        "  Also reported by:\n  - Coastal Herald\n    https://news.example/1\n"
+        "  - Wire Digest\n    https://news.example/3\n" in text
+    )
 
 
 def test_of_copies_scored_alike_the_first_published_leads_its_story() -> None:
@@ -660,8 +664,8 @@ def test_french_punctuation_keeps_to_its_word() -> None:
             "limite de ce résumé\u00a0: ceux ci-dessus",
         ):
             assert words in part, words
-    assert "Nord Actu\u00a0: https://news.example/2" in text
-    assert "Se désabonner\u00a0: mailto:" in text
+    assert "Également publié par\u00a0:\n  - Nord Actu\n    https://news.example/2\n" in text
+    assert "Se désabonner\u00a0:\nmailto:" in text
     assert digest.subject.startswith("Vigie\u00a0: 5 sujets")
 
 
@@ -723,3 +727,15 @@ def test_every_sentence_of_the_templates_has_its_french() -> None:
     }
     assert len(asked) >= 15
     assert sorted(asked - CATALOGS["fr"].keys()) == []
+
+
+def test_a_line_that_starts_with_from_is_space_stuffed() -> None:
+    """A line of the plain text starting "From " is written ">From " by mail servers that store
+    mailboxes as mbox, and one starting ">" is a quote to a client that reads format=flowed:
+    such a line starts with a space, which those clients remove (RFC 3676)."""
+    tags = ("x" * 20, "From")  # the footer wraps after "... xxxxxxxxxxxxxxxxxxxx and"
+    subscriber = replace(SUBSCRIBER, tags=tags)
+    digest = build_digest([item(1, "calais")], subscriber, LABELS, NOW)
+    _, text = render(digest, footer(subscriber, CONFIG, "t0ken"))
+    assert "\n From (daily 08:00, Europe/Paris).\n" in text
+    assert not re.search(r"^(>|From )", text, re.MULTILINE)

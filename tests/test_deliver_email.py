@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -399,3 +400,69 @@ def test_a_french_subject_keeps_its_no_break_spaces(
     [accepted] = smtp.messages
     subject = parse(accepted.data)["Subject"]
     assert subject.startswith("Vigie\u00a0: "), subject
+
+
+def reflowed(text: str) -> list[str]:
+    """The lines a mail client that reads format=flowed with DelSp=yes (RFC 3676) shows, before
+    it wraps them to its window: each line without its first space (stuffing), and each line
+    that ends with a space joined to the next, that space deleted ("-- " is not flowed)."""
+    shown, joined = [], ""
+    for line in text.split("\n"):
+        line = line.removeprefix(" ")
+        if line.endswith(" ") and line != "-- ":
+            joined += line[:-1]
+        else:
+            shown.append(joined + line)
+            joined = ""
+    return shown
+
+
+def test_the_plain_text_reflows_and_keeps_each_link_whole(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    """Hard-wrapped at 76 columns, the plain text broke mid-sentence on screens narrower than
+    that, every other line short, and the unsubscribe link shared its line with a word, past
+    what clients show. It is format=flowed: a client that reflows joins each paragraph to the
+    width of its window; one that does not shows lines of at most 78 columns, but for a link
+    too long for that, alone on its line. No link is ever wrapped or broken."""
+    base = "https://vigie.newsroom.example/alerts/notifications/subscriptions"
+    people = [DESK, {**DESK, "name": "redaction", "email": "redac@newsroom.test", "language": "fr"}]
+    v = vigie(subscribers=people, smtp=smtp.smtp_settings(), delivery={"public_base_url": base})
+    assert [s.status for s in v.send_digests(SLOT)] == ["sent"] * 2
+    articles = dict(
+        v.rows("SELECT DISTINCT url, title FROM articles JOIN matches ON id = article_id")
+    )
+    names = "|".join(re.escape(name) for name in v.labels.rules.values())
+    footers = {
+        "desk@newsroom.test": (
+            "Matched: ",
+            "You receive this digest because you follow the tags migrants, calais,"
+            " police-violence and prosecutions (daily 08:00, Europe/Paris).",
+        ),
+        "redac@newsroom.test": (
+            "Règles\u00a0: ",
+            "Vous recevez ce résumé parce que vous suivez les thèmes migrants, calais,"
+            " police-violence et prosecutions (chaque jour à 08:00, Europe/Paris).",
+        ),
+    }
+    for accepted in smtp.messages:
+        [name] = [p["name"] for p in people if p["email"] == accepted.recipients[0]]
+        unsubscribe = f"{base}/unsubscribe/{name}/{v.store.subscriber_state(name)['token']}"
+        plain = parse(accepted.data).get_body(("plain",))
+        assert plain.get_param("format") == "flowed" and plain.get_param("delsp") == "yes"
+        text = plain.get_content().replace("\r\n", "\n")  # as SMTP carried it
+        # As written, for clients that show it so.
+        lines = [line.strip() for line in text.split("\n")]
+        assert articles.keys() | {unsubscribe} <= set(lines)  # each link alone on its line
+        long = {line for line in text.split("\n") if len(line) > 78}
+        assert long and {line.strip() for line in long} <= articles.keys() | {unsubscribe}
+        # Reflowed: each headline, each list of rules and the footer one line, words whole.
+        shown = reflowed(text)
+        titles = [line[2:].replace("*", "") for line in shown if line.startswith("* ")]
+        assert sorted(titles) == sorted(articles.values())
+        matched, footer = footers[accepted.recipients[0]]
+        rules = re.compile(f"{matched}(?:{names})(?:, (?:{names}))*")
+        listed = [line.strip() for line in shown if line.strip().startswith(matched)]
+        assert len(listed) == len(titles) and all(rules.fullmatch(line) for line in listed)
+        assert footer in shown and shown[shown.index(footer) - 1] == "-- "
+        assert shown[-2:] == [unsubscribe, ""]

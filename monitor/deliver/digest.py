@@ -19,6 +19,7 @@ import email.utils
 import functools
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -327,6 +328,7 @@ def environment(autoescape: bool, language: str = "en") -> Environment:
         keep_trailing_newline=True,
         extensions=["jinja2.ext.i18n"],
     )
+    env.filters["flow"] = flow
     gettext = translator(language)
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext,
@@ -345,7 +347,37 @@ def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
     context = {"digest": digest, **footer}
     html = environment(True, digest.language).get_template("digest.html").render(context)
     text = environment(False, digest.language).get_template("digest.txt").render(context)
-    return _INLINER.inline(html), text
+    return _INLINER.inline(html), _space_stuffed(text)
+
+
+def flow(text: str, width: int = 76, indent: str = "  ", first: str | None = None) -> str:
+    """A paragraph of the plain-text part, format=flowed with DelSp=yes (RFC 3676): wrapped
+    into lines of at most `width` columns, the first after `first` (else `indent`), the others
+    after `indent`; a word longer than that, a link, alone on its line and never broken. Each
+    line but the last ends with a space which a client that reflows text deletes when it joins
+    them; the separating space is then the next line's indent (a client removes the first
+    space of a line, as RFC 3676's stuffing), or a second space at the end of the line when
+    there is no indent. Hard-wrapped at 76 columns alone, the text broke mid-sentence, every
+    other line short, on screens narrower than that; reflowed without DelSp, every join of an
+    indented paragraph showed two spaces."""
+    lines = textwrap.wrap(
+        text,
+        width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    soft = " " if indent.startswith("  ") else "  "
+    return f"{soft}\n".join(lines)
+
+
+def _space_stuffed(text: str) -> str:
+    """A space before each line that a format=flowed reader would take for a quote (">") or
+    that a mail server would mangle ("From "), as RFC 3676 asks; it removes that space."""
+    return "\n".join(
+        f" {line}" if line.startswith((">", "From ")) else line for line in text.split("\n")
+    )
 
 
 def header_value(value: str) -> str:
@@ -483,6 +515,6 @@ def compose(
     if one_click:
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
-    message.set_content(text)
+    message.set_content(text, params={"format": "flowed", "delsp": "yes"})  # see flow()
     message.add_alternative(html, subtype="html")
     return message

@@ -42,7 +42,7 @@ _FRENCH = {
     "urgent": "urgent",
     "URGENT": "URGENT",
     "Also reported by": "Également publié par",
-    "%(source)s: %(url)s": "%(source)s\u00a0: %(url)s",
+    "Also reported by:": "Également publié par\u00a0:",
     "Story first sent to you on %(when)s; shown again for a rule it now also matches": (
         "Sujet déjà envoyé le %(when)s\u00a0; de nouveau ici pour une règle à laquelle il répond"
         " désormais aussi"
