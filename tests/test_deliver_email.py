@@ -466,3 +466,19 @@ def test_the_plain_text_reflows_and_keeps_each_link_whole(
         assert len(listed) == len(titles) and all(rules.fullmatch(line) for line in listed)
         assert footer in shown and shown[shown.index(footer) - 1] == "-- "
         assert shown[-2:] == [unsubscribe, ""]
+
+
+def test_no_line_of_the_plain_text_starts_with_closing_punctuation(
+    smtp: SmtpServer, vigie: Callable[..., Vigie]
+) -> None:
+    """Nord Actu's « violences volontaires par personne dépositaire de l'autorité publique »
+    was wrapped with its "»" starting the next line, which French typesetting never does: the
+    space before » : ; ! and ? (and after «) is no place to break a line."""
+    v = vigie(subscribers=[DESK], smtp=smtp.smtp_settings())
+    v.send_digests(SLOT)
+    [accepted] = smtp.messages
+    text = parse(accepted.data).get_body(("plain",)).get_content()
+    lines = [line.strip() for line in text.splitlines()]
+    assert "publique » sur un *exilé* afghan" in " ".join(lines)  # the words are still there
+    assert [line for line in lines if line.startswith(tuple("»:;!?"))] == []
+    assert [line for line in lines if line.endswith("«")] == []

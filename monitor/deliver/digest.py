@@ -359,9 +359,10 @@ def flow(text: str, width: int = 76, indent: str = "  ", first: str | None = Non
     space of a line, as RFC 3676's stuffing), or a second space at the end of the line when
     there is no indent. Hard-wrapped at 76 columns alone, the text broke mid-sentence, every
     other line short, on screens narrower than that; reflowed without DelSp, every join of an
-    indented paragraph showed two spaces."""
+    indented paragraph showed two spaces. A French feed's "publique »" is not broken before its
+    "»" (nor ":", ";", "!", "?", nor after "«"), which started a line of its own."""
     lines = textwrap.wrap(
-        text,
+        _KEPT_TOGETHER.sub(_JOINED, text.replace(_JOINED, "")),
         width,
         initial_indent=indent if first is None else first,
         subsequent_indent=indent,
@@ -369,7 +370,13 @@ def flow(text: str, width: int = 76, indent: str = "  ", first: str | None = Non
         break_on_hyphens=False,
     )
     soft = " " if indent.startswith("  ") else "  "
-    return f"{soft}\n".join(lines)
+    return f"{soft}\n".join(line.replace(_JOINED, " ") for line in lines)
+
+
+# The spaces a line may not break at: before French closing punctuation, after "«"; they
+# stand as _JOINED, which is not whitespace to textwrap, while the paragraph is wrapped.
+_KEPT_TOGETHER = re.compile(r" (?=[»:;!?])|(?<=«) ")
+_JOINED = "\x00"
 
 
 def _space_stuffed(text: str) -> str:
