@@ -806,11 +806,11 @@ def test_a_story_sent_before_says_so_when_a_later_copy_matches_another_rule(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "Police" in text and "Calais camp cleared" in text
-    [(day, clock)] = re.findall(r"Story first sent to you on (\w{3} \d\d \w{3}), (\d\d:\d\d)", text)
+    [(day, clock)] = re.findall(r"Story first sent to you on (\w{3} \d+ \w{3}), (\d\d:\d\d)", text)
     assert f"Story first sent to you on {day}, {clock}" in html
     listed = json.loads(vigie("deliveries", "list", "--json", "--config", config).stdout)
-    [sent] = [d["sent"] for d in listed if d["id"] == 1]
-    assert datetime.fromisoformat(sent).strftime("%a %d %b, %H:%M") == f"{day}, {clock}"
+    [sent] = [datetime.fromisoformat(d["sent"]) for d in listed if d["id"] == 1]
+    assert f"{sent:%a} {sent.day} {sent:%b, %H:%M}" == f"{day}, {clock}"
 
 
 def test_a_story_whose_first_digest_is_still_retrying_is_not_said_sent(

@@ -554,6 +554,14 @@ def test_times_are_shown_in_the_subscriber_time_zone() -> None:
     assert digest.sections[0].entries[0].when == "Mon 23 Nov, 07:00"
 
 
+def test_a_day_before_the_tenth_has_no_leading_zero() -> None:
+    """ "Thu 05 Nov" and "Sat 05 Dec 2026" read as a machine's dates; French wrote "5 nov."."""
+    digest = build_digest([item(1, "calais", hours_ago=18 * 24)], SUBSCRIBER, LABELS, NOW)
+    assert digest.sections[0].entries[0].when == "Thu 5 Nov, 08:00"
+    later = build_digest([], SUBSCRIBER, LABELS, datetime(2026, 12, 5, 7, 0, tzinfo=UTC))
+    assert later.summary == "0 articles · Sat 5 Dec 2026, 08:00 (Europe/Paris)"
+
+
 def test_an_article_of_another_year_shows_its_year() -> None:
     """A 2025 article backtested into a 2026 digest read as one of this year's."""
     old = item(1, "calais", hours_ago=24 * 400)

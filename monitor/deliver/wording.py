@@ -145,11 +145,11 @@ def when(
     moment: datetime, zone: ZoneInfo, language: str = "en", now: datetime | None = None
 ) -> str:
     """A time in the subscriber's zone and language: "Tue 18 Apr, 09:30", "mar. 18 avr.,
-    09:30", with the year unless it is `now`'s (a 2023 article read as this April's)."""
+    09:30", with the year unless it is `now`'s (a 2023 article read as this April's). The day
+    without a leading zero, as people write it: "Sat 05 Dec" read as a machine's."""
     local = moment.astimezone(zone)
     year = "" if now is not None and local.year == now.astimezone(zone).year else " y"
-    day = "dd" if language == "en" else "d"
-    return format_datetime(local, f"EEE {day} MMM{year}, HH:mm", tzinfo=zone, locale=language)
+    return format_datetime(local, f"EEE d MMM{year}, HH:mm", tzinfo=zone, locale=language)
 
 
 def schedule(written: str, language: str = "en") -> str:
