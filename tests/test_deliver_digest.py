@@ -183,7 +183,7 @@ def test_sections_by_rule_urgent_first_then_busiest() -> None:
         ("Calais", False, 2),
         ("Migrants", False, 1),
     ]
-    assert digest.subject == "Vigie: 1 urgent, 4 articles — Police violence 1, Calais 2, +1 more"
+    assert digest.subject == "Vigie: 1 urgent, 4 articles — Police violence 1; Calais 2; +1 more"
 
 
 def test_an_article_matching_several_rules_appears_once_under_its_best_rule() -> None:
@@ -203,6 +203,25 @@ def test_an_article_matching_several_rules_appears_once_under_its_best_rule() ->
     assert placed == {"Police violence": ["Article 1"], "Calais": ["Article 2"]}
     [first] = digest.sections[0].entries
     assert first.rules == ("Police violence", "Migrants", "Calais")
+
+
+def test_rule_names_that_hold_a_comma_are_told_apart() -> None:
+    """ "Matched: Police violence, Migrants, refugees and asylum" read as three rules, and the
+    subject's "Police violence 1, Migrants, refugees and asylum 1" too: rule names are set
+    apart by semicolons (a no-break space before them in French)."""
+    labels = Labels({"migrants": "Migrants, refugees and asylum", "violence": "Police violence"})
+    items = [item(1, "violence", score=5.0), item(1, "migrants"), item(2, "migrants")]
+    for language, subject, matched in (
+        ("en", "Vigie: 2 articles — ", "Matched: Police violence; Migrants, refugees and asylum"),
+        ("fr", "Vigie\u00a0: 2 articles — ", "Règles\u00a0: Police violence\u00a0; Migrants,"),
+    ):
+        subscriber = replace(SUBSCRIBER, language=language)
+        digest = build_digest(items, subscriber, labels, NOW)
+        separator = "; " if language == "en" else "\u00a0; "
+        names = separator.join(["Migrants, refugees and asylum 1", "Police violence 1"])
+        assert digest.subject == subject + names
+        html, text = render(digest, FOOTER)
+        assert matched in text and matched in unescape(html)
 
 
 def test_entries_best_first_then_newest() -> None:
@@ -626,7 +645,7 @@ def test_a_french_subscriber_reads_the_digest_in_french() -> None:
     digest = build_digest(items, french, LABELS, NOW)
     assert (
         digest.subject
-        == "Vigie\u00a0: 1 en urgence, 3 sujets — Police violence 1, Calais 1, +1 autre"
+        == "Vigie\u00a0: 1 en urgence, 3 sujets — Police violence 1\u00a0; Calais 1\u00a0; +1 autre"
     )
     assert digest.heading == "Résumé Vigie pour desk"
     assert digest.summary == "3 sujets · lun. 23 nov. 2026, 08:00 (Europe/Paris)"

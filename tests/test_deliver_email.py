@@ -461,7 +461,7 @@ def test_the_plain_text_reflows_and_keeps_each_link_whole(
         titles = [line[2:].replace("*", "") for line in shown if line.startswith("* ")]
         assert sorted(titles) == sorted(articles.values())
         matched, footer = footers[accepted.recipients[0]]
-        rules = re.compile(f"{matched}(?:{names})(?:, (?:{names}))*")
+        rules = re.compile(f"{matched}(?:{names})(?:\u00a0?; (?:{names}))*")
         listed = [line.strip() for line in shown if line.strip().startswith(matched)]
         assert len(listed) == len(titles) and all(rules.fullmatch(line) for line in listed)
         assert footer in shown and shown[shown.index(footer) - 1] == "-- "

@@ -306,11 +306,14 @@ def _subject(
         if urgent
         else _("Vigie: %(counts)s", counts=counts)
     )
+    # Rule names are set apart by semicolons: "Police violence 6, Migrants, refugees and
+    # asylum 2" read as three rules.
     shown = [f"{s.name} {len(s.entries)}" for s in sections[:2]]
     others = len(sections) - 2
-    more = (", " + _("+1 more" if others == 1 else "+%(n)s more", n=others)) if others > 0 else ""
+    if others > 0:
+        shown.append(_("+1 more" if others == 1 else "+%(n)s more", n=others))
     period = " " + _("(since %(when)s)", when=since) if since else ""
-    return f"{head} — {', '.join(shown)}{more}{period}"
+    return f"{head} — {_('; ').join(shown)}{period}"
 
 
 _SUBJECT_TITLE = 150  # characters of a headline in a subject

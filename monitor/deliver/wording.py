@@ -48,6 +48,7 @@ _FRENCH = {
         " désormais aussi"
     ),
     "Matched:": "Règles\u00a0:",
+    "; ": "\u00a0; ",  # between rule names, which may hold commas
     # No word agrees with the count: "1 article non affichés" read wrong.
     "And %(counts)s past this digest's limit: those above are the most urgent and the best"
     " scored.": (
