@@ -417,6 +417,40 @@ def test_not_near_sets_apart_places_of_words_not_of_groups() -> None:
     assert index.match(article(content="The Jungle camp was cleared. A book fair opened."))[0]
 
 
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        # The phrase around the word is near it: "Channel 4" let "Channel 4 News" through.
+        ('Channel NOT NEAR/1 "Channel 4"', "as Channel 4 News reported", False),
+        ('Channel NOT NEAR/1 "Channel 4"', "the Channel crossing was calm", True),
+        ('Channel NOT NEAR/3 "Channel 4"', "as Channel 4 News reported", False),
+        ('Channel NOT NEAR/3 "Channel 4"', "migrants crossed the Channel", True),
+        ('Channel NOT NEAR/3 "Channel 4"', "the Channel, Channel 4 News said", False),
+        ('Channel NOT NEAR/1 "Channel 4"', "drowned in the Channel, said Channel 4 News", True),
+        ('paint NOT NEAR/2 "oil paint"', "an oil paint study", False),
+        ('paint NOT NEAR/2 "oil paint"', "activists threw paint at a painting", True),
+        ('@calais NOT NEAR/1 "Jungle Book"', "the Jungle Book film by the camp", False),
+        ('@calais NOT NEAR/1 "Jungle Book"', "the Jungle camp was cleared", True),
+        # After it, for ONEAR: the phrase goes on past the word.
+        ('jungle NOT ONEAR/2 "jungle book"', "a reading of The Jungle Book", False),
+        ('book NOT ONEAR/2 "jungle book"', "a reading of The Jungle Book", True),
+        # Words sharing some of the word's own: near, the phrase goes on past it.
+        ('"Stop Oil" NOT NEAR/2 "oil paint"', "Just Stop Oil paint", False),
+        # Still not near itself, nor near a word of its own phrase.
+        ("migrant* NOT NEAR/5 migrant*", "a former migrant worker", True),
+        ('"Channel 4" NOT NEAR/3 Channel', "Channel 4 News said", True),
+        ('"Channel 4" NOT NEAR/3 Channel', "the Channel, Channel 4 News said", False),
+    ],
+)
+def test_not_near_a_phrase_holding_the_word_leaves_it_out(
+    query: str, text: str, expected: bool
+) -> None:
+    """`Channel NOT NEAR/3 "Channel 4"` matched "Channel 4 News": the phrase shares the word
+    Channel, and shared words were never near. A phrase (or an alias) around the word is the
+    wider expression the analyst leaves out; the word's own words are still not near it."""
+    assert matches(query, article(content=text)) is expected
+
+
 def test_not_near_quirks_are_not_warned_of(tmp_path: Path) -> None:
     """Its right side's field does not matter: only the left side's words are found."""
     query = "(x NOT NEAR/3 title:y) NEAR/2 content:z"

@@ -362,8 +362,11 @@ class Near(Node):
 class NotNear(Near):
     """`a NOT NEAR/n b`: the places of `a` with no `b` within `distance` words in the same
     field (before or after it; after only with ONEAR). Holds where one such `a` is left:
-    `Channel NOT NEAR/1 4` holds for "the Channel" and not for "Channel 4" alone. Filed under
-    `a`'s keys only, and needs only `a`'s clauses: `b` may be absent."""
+    `Channel NOT NEAR/1 4` holds for "the Channel" and not for "Channel 4" alone. A `b` that
+    holds words of `a` and goes on past them (a phrase around it: `Channel NOT NEAR/3 "Channel
+    4"`) is near it too, after it for ONEAR when it goes on after it; `a`'s own words, or `a`
+    itself, are not. Filed under `a`'s keys only, and needs only `a`'s clauses: `b` may be
+    absent."""
 
     def hits(self, doc: Document) -> list[Hit] | None:
         # An entity's context words are not its places: "camp" near "Jungle" let "the Jungle
@@ -375,7 +378,39 @@ class NotNear(Near):
         if not rights:
             return lefts
         near = self._pairs(lefts, rights)
+        near.update(self._covered(lefts, rights))
         return [hit for hit in lefts if hit not in near] or None
+
+    def _covered(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
+        """The places of `a` that a `b` shares words with and goes on past: `Channel NOT
+        NEAR/3 "Channel 4"` let "Channel 4 News" through, since spans that share a word were
+        never near. Found by bisection in the right ones sorted by start; a one-word `b`,
+        the most common, never goes past a word it shares, and is not looked at."""
+        by_field: dict[str, list[Hit]] = {}
+        for hit in rights:
+            if hit[2] - hit[1] > 1:
+                by_field.setdefault(hit[0], []).append(hit)
+        covered: dict[Hit, None] = {}
+        if not by_field:
+            return covered
+        sides = {}
+        for field, found in by_field.items():
+            found.sort(key=_START)
+            sides[field] = ([h[1] for h in found], found, max(h[2] - h[1] for h in found))
+        for lh in lefts:
+            side = sides.get(lh[0])
+            if side is None:
+                continue
+            starts, found, longest = side
+            _, start, end = lh[:3]
+            low, high = bisect_left(starts, start - longest + 1), bisect_left(starts, end)
+            for rh in found[low:high]:
+                within = rh[1] >= start and rh[2] <= end  # a's own words
+                past = rh[2] > end if self.ordered else rh[1] < start or rh[2] > end
+                if rh[2] > start and not within and past:
+                    covered[lh] = None
+                    break
+        return covered
 
     def keys(self) -> frozenset[Key] | None:
         return self.left.keys()
