@@ -27,6 +27,7 @@ from .cli_common import (
 from .cli_rules import Carriers, as_polled, index_for
 from .config import Config, load_config
 from .errors import ConfigError, FetchError, VigieError
+from .extract import extract_page
 from .fetch import fetch_feed, make_session
 from .parse import parse_feed
 from .records import Article, Feed, Match
@@ -81,7 +82,8 @@ def _articles_from_file(path: Path) -> Iterable[Article]:
         return
     text = _utf8_text(path)
     if path.suffix.lower() in (".html", ".htm"):
-        text = html_to_text(text)
+        yield _page_article(text.encode("utf-8"), path.resolve().as_uri(), str(path))
+        return
     title, _, body = text.strip().partition("\n")
     yield Article(
         feed_id=0,
@@ -116,10 +118,34 @@ def _articles_from_url(url: str, config: Config) -> list[Article]:
         raise FetchError(url, result.error or "empty response")
     content_type = result.headers.get("content-type", "")
     if "html" in content_type:
-        text = html_to_text(result.body.decode("utf-8", errors="replace"))
-        title, _, body = text.partition("\n")
-        return [Article(feed_id=0, guid=url, url=url, title=title, content=body)]
+        return [_page_article(result.body, url, url)]
     return parse_feed(result.body, result.headers, url)[1]
+
+
+def _page_article(html: bytes, url: str, guid: str) -> Article:
+    """An article page as a `full_text` feed's item is matched: its main text, under its
+    headline. The whole page's text (menus, other headlines, the footer) matched rules that
+    polling would not, under the browser tab's title. A page without main text is tested
+    whole, and the tester told."""
+    page = extract_page(html, url, title=True)
+    if page.text:
+        return Article(
+            feed_id=0,
+            guid=guid,
+            url=url,
+            title=page.title,
+            content=page.text,
+            language=page.language,
+        )
+    err_console.print(
+        f"warning: {url}: no main text found on the page: its whole text is tested, menus"
+        " and links included",
+        markup=False,
+        soft_wrap=True,
+    )
+    text = html_to_text(html.decode("utf-8", errors="replace"))
+    title, _, body = text.strip().partition("\n")
+    return Article(feed_id=0, guid=guid, url=url, title=title.strip(), content=body.strip())
 
 
 @click.command("test")

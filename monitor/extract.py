@@ -31,6 +31,7 @@ class PageText:
     text: str  # paragraphs separated by blank lines; "" when nothing was found
     canonical_url: str = ""  # absolute, as the page declares it; "" when it declares none
     language: str = ""  # base code from <html lang>, "" when absent
+    title: str = ""  # the headline, when asked for; "" when the page gives none
 
 
 # One extraction at a time: trafilatura parses with one lxml parser shared by the whole module
@@ -40,13 +41,14 @@ class PageText:
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def extract_page(body: bytes, url: str) -> PageText:
-    """The main text of an HTML page fetched from `url`."""
+def extract_page(body: bytes, url: str, *, title: bool = False) -> PageText:
+    """The main text of an HTML page fetched from `url`; with `title`, its headline too (a
+    page tested alone, with no feed item to give one)."""
     with _ONE_AT_A_TIME:
-        return _extract_page(body, url)
+        return _extract_page(body, url, title)
 
 
-def _extract_page(body: bytes, url: str) -> PageText:
+def _extract_page(body: bytes, url: str, with_title: bool) -> PageText:
     try:
         tree = trafilatura.load_html(body)
     except (ValueError, TypeError):
@@ -55,6 +57,7 @@ def _extract_page(body: bytes, url: str) -> PageText:
         return PageText("")
     canonical = next(iter(tree.xpath('//head/link[@rel="canonical"]/@href')), "")
     language = next(iter(tree.xpath("/html/@lang")), "")
+    headline = _headline(tree, url) if with_title else ""
     try:
         text = trafilatura.extract(
             tree, url=url, include_comments=False, favor_precision=True, deduplicate=False
@@ -67,4 +70,15 @@ def _extract_page(body: bytes, url: str) -> PageText:
         text=clean[:_MAX_TEXT],
         canonical_url=urljoin(url, canonical.strip()) if canonical.strip() else "",
         language=base_language(language),
+        title=headline,
     )
+
+
+def _headline(tree: object, url: str) -> str:
+    """The page's headline as trafilatura reads it (og:title, h1, <title> without the site's
+    name after it): the <title> alone was "… | World | News | Express.co.uk"."""
+    try:
+        found = trafilatura.extract_metadata(tree, default_url=url, extensive=False).title
+    except (ValueError, TypeError, AttributeError):  # a tree trafilatura cannot walk
+        found = None
+    return normalise_space(found or "")

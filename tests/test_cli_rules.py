@@ -980,3 +980,35 @@ def test_a_feed_scoped_rule_is_tested_with_the_feed_it_is_for(tmp_path: Path) ->
     assert "(did you mean 'Nord Actu'?)" in unknown.stderr  # as rules check says (a re-test)
     stored = invoke(*test, "fr-local", "--article", "1", "--feed", "Nord Actu")
     assert stored.exit_code == 1 and "--feed" in stored.stderr
+
+
+EXPRESS_PAGE = "624fcd903d56"  # Express.co.uk: Hong Kong, under menus and other headlines
+
+
+def test_a_page_is_tested_on_its_main_text_as_full_text_polling_reads_it(
+    tmp_path: Path, server, shared_corpora: Path
+) -> None:
+    """`rules test --url` of an article page (and `--file` of a saved one) matched the whole
+    page: a rule matched the sidebar's "Michael Schumacher" headline, the title was the
+    browser tab's "… | World | News | Express.co.uk", while a `full_text` feed's item is
+    matched on the page's main text alone."""
+    import gzip
+
+    config = project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("allow_private = false", "allow_private = true"), "utf-8")
+    folder = shared_corpora / "pages" / "article-extraction-benchmark" / "html"
+    [saved] = folder.glob(f"{EXPRESS_PAGE}*.html.gz")
+    html = gzip.decompress(saved.read_bytes())
+    server.route("/hong-kong", html, content_type="text/html; charset=utf-8")
+    page = tmp_path / "hong-kong.html"
+    page.write_bytes(html)
+    test = ("rules", "test", "--config", str(config), "--json", "--query")
+    for source in (("--url", server.url("/hong-kong")), ("--file", str(page))):
+        sidebar = invoke(*test, '"Michael Schumacher" OR "Daily Express"', *source)
+        assert sidebar.exit_code == 1, (source, sidebar.output)
+        story = invoke(*test, 'title:"Hong Kong" AND "Polytechnic University"', *source)
+        assert story.exit_code == 0, (source, story.output)
+        result = json.loads(story.stdout)
+        title = "Hong Kong chaos: China deploys troops and warns SURRENDER is only option"
+        assert result["title"] == title
