@@ -271,8 +271,8 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
         return [line.strip() for line in result.output.splitlines()[1:]]
 
     assert why("police NEAR/3 slap~") == [
-        "too far      police NEAR/3 slap~: Police (title) and slapped (content), never within"
-        " 3 words in one field"
+        "too far      police NEAR/3 slap~: Police (title) and slapped (content), never in one"
+        " field (a word is near only the words of its own: title, summary or content)"
     ]
     lines = why("(police OR officer*) AND @calais AND kick~")
     assert lines[0] == "needs all of:" and "missing      kick~" in lines
@@ -289,8 +289,8 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
     assert lines == [
         "needs all of:",
         "one of:",
-        "too far      police NEAR/3 slap~: Police (title) and slapped (content), never within"
-        " 3 words in one field",
+        "too far      police NEAR/3 slap~: Police (title) and slapped (content), never in one"
+        " field (a word is near only the words of its own: title, summary or content)",
         "missing      kick OR punch",
         "excluded by  NOT football: football (content)",
     ]
@@ -307,6 +307,34 @@ def test_a_rule_that_does_not_match_says_which_part_the_article_lacks(tmp_path: 
     assert result["matched"] is False and result["why_not"]
     matched = invoke("rules", "test", "calais", "--text", text, "--json", "--config", str(config))
     assert "why_not" not in json.loads(matched.output)
+
+
+def test_too_far_says_how_close_the_sides_come_and_the_words_between(tmp_path: Path) -> None:
+    """ "never within 2 words" left an author counting words to find the distance that would
+    hold, and not seeing that the 's and the co- of "Just Stop Oil's co-founder" are words."""
+    config = project(tmp_path)
+
+    def why(query: str, text: str) -> str:
+        asked = ("rules", "test", "--query", query, "--text", text, "--config", str(config))
+        result = invoke(*asked)
+        assert result.exit_code == 1 and result.output.startswith("no match")
+        [line] = result.output.splitlines()[1:]
+        return line.strip()
+
+    jso = "Just Stop Oil's co-founder jailed"
+    assert why('"Just Stop Oil" NEAR/2 founder', jso).endswith(
+        "never within 2 words in one field: 3 words apart at the closest, in the title:"
+        " “Just Stop Oil's co-founder”"
+    )
+    # The distance it says holds.
+    asked = ("rules", "test", "--query", '"Just Stop Oil" NEAR/3 founder', "--text", jso)
+    assert invoke(*asked, "--config", str(config)).exit_code == 0
+    # ONEAR the wrong way round; a long stretch shortened to its two ends.
+    assert why("jailed ONEAR/5 founder", jso).endswith(
+        "in that order: only the other way round, 1 word apart, in the title: “founder jailed”"
+    )
+    far = "Police\nThe police were there. " + "Nothing happened then. " * 30 + "Then a slap."
+    assert why("police NEAR/5 slap", far).endswith("in the content: “police … slap”")
 
 
 def test_a_stem_written_cut_short_says_what_a_wildcard_finds(tmp_path: Path) -> None:

@@ -9,12 +9,26 @@ evaluated as the matcher evaluates them, on the same Document.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from ..text import fold_word
 from .compile import PREFIX_MIN
 from .document import TEXT_FIELDS, Document
 from .evidence import evidence_of
 from .index import CompiledRule
-from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Seq, leaves
+from .nodes import (
+    AllOf,
+    AnyOf,
+    Hit,
+    LanguageIs,
+    Memo,
+    Near,
+    Node,
+    NoneOf,
+    NotNear,
+    Seq,
+    leaves,
+)
 
 _SHOWN_WORDS = 4  # words quoted for a part found
 _SHOWN_CHARS = 100  # of a part's query text: an OR of 60 words made a line of 900 characters
@@ -99,10 +113,8 @@ def _state(node: Node, doc: Document) -> str:
     if isinstance(node, Near):
         left, right = node.left.hits(doc), node.right.hits(doc)
         if left and right:
-            return (
-                f"too far      {_shortened(describe(node))}: {_words(left, doc)} and"
-                f" {_words(right, doc)}, never within {_distance(node)} in one field"
-                + (", in that order" if node.ordered else "")
+            return f"too far      {_shortened(describe(node))}: {_words(left, doc)} and" + (
+                f" {_words(right, doc)}, {_how_far(node, left, right, doc)}"
             )
         lacking = node.left if not left else node.right
         hint = _near_miss(lacking, doc)
@@ -228,6 +240,66 @@ def _scope(compiled: CompiledRule, doc: Document) -> str:
     if rule.feeds and not any(feed in rule.feeds for feed in feeds):
         return f"the rule is for the feeds {', '.join(rule.feeds)}"
     return f"the rule is for feeds tagged {', '.join(rule.feed_tags)}"
+
+
+def _how_far(node: Near, lefts: list[Hit], rights: list[Hit], doc: Document) -> str:
+    """How far apart the sides come at the closest, with the words between them: "never
+    within 3 words" left the author to count (the 's and co- of "Just Stop Oil's
+    co-founder" are words), or to see that the words were in the title and the text."""
+    never = f"never within {_distance(node)} in one field"
+    found = _gap(lefts, rights, node.ordered)
+    if found is not None:
+        gap, stretch = found
+        order = ", in that order" if node.ordered else ""
+        return f"{never}{order}: {gap} words apart at the closest, {_stretch(stretch, doc)}"
+    if node.ordered and (found := _gap(lefts, rights, False)) is not None:
+        gap, stretch = found
+        apart = f"{gap} word{'s' * (gap != 1)} apart"
+        return f"{never} in that order: only the other way round, {apart}, {_stretch(stretch, doc)}"
+    return (
+        "never in one field (a word is near only the words of its own: title, summary or content)"
+    )
+
+
+def _stretch(hits: tuple[Hit, Hit], doc: Document) -> str:
+    """The text from one side to the other, quoted with its field: 'in the title: "Just Stop
+    Oil's co-founder"'; shortened in the middle when long."""
+    first, last = sorted(evidence_of(list(hits), doc), key=lambda e: e.start)
+    text = " ".join(doc.field(first.field).text[first.start : last.end].split())
+    if len(text) > _SHOWN_CHARS:
+        text = f"{first.text} … {last.text}"
+    return f"in the {first.field}: “{text}”"
+
+
+def _gap(lefts: list[Hit], rights: list[Hit], ordered: bool) -> tuple[int, tuple[Hit, Hit]] | None:
+    """The fewest words between a left hit and a right one in one field (adjacent words are
+    1 apart, as for NEAR; hits that share words do not count), and those two hits."""
+    sides: dict[str, tuple[list[Hit], list[Hit]]] = {}
+    for hit in rights:
+        by_start, by_end = sides.setdefault(hit[0], ([], []))
+        by_start.append(hit)
+        by_end.append(hit)
+    positions = {}
+    for field, (by_start, by_end) in sides.items():
+        by_start.sort(key=lambda h: h[1])
+        by_end.sort(key=lambda h: h[2])
+        positions[field] = ([h[1] for h in by_start], [h[2] for h in by_end])
+    best: tuple[int, tuple[Hit, Hit]] | None = None
+    for lh in lefts:
+        if lh[0] not in sides:
+            continue
+        (by_start, by_end), (starts, ends) = sides[lh[0]], positions[lh[0]]
+        pairs = []
+        after = bisect_left(starts, lh[2])  # the first right starting after this left ends
+        if after < len(starts):
+            pairs.append((starts[after] - lh[2] + 1, (lh, by_start[after])))
+        before = bisect_right(ends, lh[1]) - 1  # the last right ending before it starts
+        if not ordered and before >= 0:
+            pairs.append((lh[1] - ends[before] + 1, (by_end[before], lh)))
+        for pair in pairs:
+            if best is None or pair[0] < best[0]:
+                best = pair
+    return best
 
 
 def _distance(node: Near) -> str:
