@@ -370,9 +370,13 @@ def rules_backtest(
                 titles[article.id] = article.title  # type: ignore[index]
                 published[article.id] = article.published or _UNDATED  # type: ignore[index]
         stored: dict[str, set[int]] = {r: set() for r in rule_ids}
+        stored_words: dict[tuple[str, int], list[str]] = {}  # what a match going had matched
         for row in store.matches_for(rule_ids, start):
             stored[row["rule_id"]].add(row["article_id"])
             titles.setdefault(row["article_id"], row["title"])
+            if row["article_id"] not in found[row["rule_id"]]:
+                evidence = [Evidence(**e) for e in json.loads(row["evidence"] or "[]")]
+                stored_words[row["rule_id"], row["article_id"]] = words_of(evidence)
         report = []
         for rid in rule_ids:
             now_ids = set(found[rid])
@@ -384,7 +388,10 @@ def rules_backtest(
                     "matches": len(now_ids),
                     "added": sorted(now_ids - stored[rid]),
                     "removed": sorted(stored[rid] - now_ids),
-                    "samples": [{"id": i, "title": titles[i]} for i in newest[:listed]],
+                    "samples": [
+                        {"id": i, "title": titles[i], "words": words_of(found[rid][i].evidence)}
+                        for i in newest[:listed]
+                    ],
                 }
             )
         if query is not None:  # nothing stored to compare with: what it matches, newest first
@@ -396,7 +403,10 @@ def rules_backtest(
         elif query is not None:
             _print_query_backtest(report[0], len(article_ids), since)
         else:
-            _print_backtest(report, titles, len(article_ids), since)
+            words = {
+                (rid, i): words_of(m.evidence) for rid in rule_ids for i, m in found[rid].items()
+            }
+            _print_backtest(report, titles, words | stored_words, len(article_ids), since)
         if apply_changes:
             all_matches = [m for by_article in found.values() for m in by_article.values()]
             queued = 0
@@ -456,13 +466,21 @@ def _print_query_backtest(row: dict, total: int, since: str) -> None:
     _print_stored(total, since)
     console.print(Text.assemble(("--query", "cyan"), f": {counted(row['matches'], 'match')}"))
     for sample in row["samples"]:
-        console.print(f"  #{sample['id']} {sample['title']}", markup=False, soft_wrap=True)
+        console.print(
+            _listed(f"  #{sample['id']} {sample['title']}", sample["words"]), soft_wrap=True
+        )
     if row["matches"] > len(row["samples"]):
         more = row["matches"] - len(row["samples"])
         console.print(f"  and {more} more (--samples N lists more, --json)", markup=False)
 
 
-def _print_backtest(report: list[dict], titles: dict[int, str], total: int, since: str) -> None:
+def _print_backtest(
+    report: list[dict],
+    titles: dict[int, str],
+    words: dict[tuple[str, int], list[str]],
+    total: int,
+    since: str,
+) -> None:
     _print_stored(total, since)
     # soft_wrap: piped, a title cut at 80 columns went on at the start of the next line.
     for row in report:
@@ -478,11 +496,13 @@ def _print_backtest(report: list[dict], titles: dict[int, str], total: int, sinc
             soft_wrap=True,
         )
         for sample in row["samples"]:  # ids, for `vigie articles show ID`
-            console.print(f"    #{sample['id']} {sample['title']}", markup=False, soft_wrap=True)
+            line = f"    #{sample['id']} {sample['title']}"
+            console.print(_listed(line, sample["words"]), soft_wrap=True)
         for kind, ids in (("+", row["added"]), ("-", row["removed"])):
             for article_id in ids[:_CHANGES_LISTED]:
                 line = f"  {kind} #{article_id} {titles.get(article_id, '')}"
-                console.print(line, markup=False, soft_wrap=True)
+                shown = _listed(line, words.get((row["rule_id"], article_id), []))
+                console.print(shown, soft_wrap=True)
             if len(ids) > _CHANGES_LISTED:  # "+7" above five lines read as a miscount
                 console.print(
                     f"  {kind} and {len(ids) - _CHANGES_LISTED} more (--json lists them all)",
@@ -490,5 +510,31 @@ def _print_backtest(report: list[dict], titles: dict[int, str], total: int, sinc
                 )
 
 
+def words_of(evidence: Sequence[Evidence]) -> list[str]:
+    """The words that made a match, each once, as first written (an entity's context words,
+    and words inside words already shown, such as the protest of counter-protest, left out):
+    what a backtest line shows beside a title, so that an analyst sees why an article is
+    added without a `rules test` of each."""
+    words: dict[str, str] = {}
+    reach: dict[str, int] = {}  # evidence comes in reading order: a word inside one shown
+    for e in evidence:
+        if e.term.endswith(" context") or e.end <= reach.get(e.field, -1):
+            continue
+        reach[e.field] = e.end
+        words.setdefault(normalise_space(e.text).casefold(), normalise_space(e.text))
+    return list(words.values())
+
+
+def _listed(line: str, words: list[str]) -> Text:
+    """A backtest line, its matched words after it in brackets, dim: "+ #205 The Women's
+    March…  [held, protested]"; removed ones show what they had matched."""
+    shown = ", ".join(words[:_WORDS_SHOWN]) + (", …" if len(words) > _WORDS_SHOWN else "")
+    text = Text(line)
+    if shown:
+        text.append(f"  [{shown}]", style="dim")
+    return text
+
+
+_WORDS_SHOWN = 4  # of a backtest line
 _CHANGES_LISTED = 5  # added and removed articles listed per rule
 _UNDATED = datetime.min.replace(tzinfo=UTC)  # an article without a date: listed after the dated

@@ -551,6 +551,40 @@ def test_backtest_says_how_many_changes_it_does_not_list(tmp_path: Path) -> None
     assert shown.count("  + #") == 5 and f"  + and {added - 5} more" in shown
 
 
+def test_backtest_lines_show_the_words_that_made_each_match(tmp_path: Path) -> None:
+    """An analyst read "+ #205 The Women's March could change politics…" and had to run
+    `rules test --article 205` for each line to see why the edit added it (it was "held" near
+    "protested"). Each line now ends with its words; a removed one with those it had."""
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    rewrite_calais(tmp_path, "Coquelles OR (Boulogne NOT NEAR/3 Calais)")
+    backtest = ("rules", "backtest", "calais", "--since", "0", "--config", str(config))
+    [report] = json.loads(invoke(*backtest, "--json").stdout)
+    assert report["added"] and report["removed"]
+    assert all(
+        s["words"] and set(s["words"]) <= {"Coquelles", "Boulogne"} for s in report["samples"]
+    )
+    shown = invoke(*backtest).stdout.splitlines()
+    added = [line for line in shown if line.startswith("  + #")]
+    assert added and all(line.endswith("  [Boulogne]") for line in added), added
+    removed = [line for line in shown if line.startswith("  - #")]
+    assert removed
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+        for line in removed:
+            article_id = int(line.split("#")[1].split()[0])
+            [(evidence,)] = db.execute(
+                "SELECT evidence FROM matches WHERE rule_id = 'calais' AND article_id = ?",
+                [article_id],
+            )
+            first = line.rsplit("  [", 1)[1].split(",")[0].rstrip("]")
+            assert first == json.loads(evidence)[0]["text"], line
+    draft = ("rules", "backtest", "--query", "title:Coquelles", "--since", "0")
+    [line] = [x for x in invoke(*draft, "--config", str(config)).stdout.splitlines() if "#" in x]
+    assert line.endswith("  [Coquelles]")
+
+
 def test_backtest_since_0_takes_every_stored_article(tmp_path: Path) -> None:
     """--since 0 took the articles first seen in the last 0 seconds: none, where 0 means
     everything to storage.retention."""
