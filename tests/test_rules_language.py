@@ -94,6 +94,8 @@ def matches(query: str, art: Article, stem: bool = False) -> bool:
         ("counter-protest*", "counterprotesters", False),
         ("RICO", "Puerto Rico", True),
         ("=RICO", "Puerto Rico", False),
+        ("UK", "Counterprotesters Gather in U.K.", False),
+        ('(UK OR "U.K.")', "Counterprotesters Gather in U.K.", True),
         ("defence", "the defense rested", False),
         ("organise~", "protesters organized", False),
         ("(organise~ OR organize~)", "protesters organized", True),
