@@ -409,6 +409,45 @@ def test_an_entity_missing_says_which_of_its_aliases_did_not_count(tmp_path: Pat
     assert "missing      @calais" in why("@calais AND tent*", "Lille\nDes tentes.")
 
 
+@pytest.mark.parametrize(
+    ("query", "text", "hint"),
+    [
+        ("defence", "The necessity defense was barred", "defense, another spelling of defence"),
+        ("organise~", "Protesters organized a march", "organized, another spelling of organise"),
+        ("labor~", "Labour activists were arrested", "Labour, another spelling of labor"),
+        ("centre", "a detention center in Texas", "center, another spelling of centre"),
+        ("criminalis*", "a law criminalizing protest", "criminalizing, another spelling"),
+        ("travelled", "they traveled to the protest", "traveled, another spelling of travelled"),
+    ],
+)
+def test_a_word_missing_in_the_other_spelling_says_so(
+    tmp_path: Path, query: str, text: str, hint: str
+) -> None:
+    """A rule for UK and US news read "missing defence" on a text saying "defense": British
+    and American spellings are different words, stemmed or not, and the analyst could not
+    see why. The hint names the word the text has, and what to write."""
+    config = project(tmp_path)
+    asked = ("rules", "test", "--query", query, "--text", text, "-l", "en")
+    result = invoke(*asked, "--config", str(config))
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()[1:]
+    assert hint in line and f"(write {query} OR " in line, line
+    # What it says to write matches.
+    written = line.split("(write ")[1].rstrip(")")
+    fixed = invoke("rules", "test", "--query", written, "--text", text, "--config", str(config))
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_the_other_spelling_is_not_said_of_unrelated_words(tmp_path: Path) -> None:
+    """ "for" is not a spelling of "four", nor "sense" of "sence": only endings past the
+    first letters of a word are spellings."""
+    config = project(tmp_path)
+    for query, text in (("for", "four"), ("hour", "hor"), ("sense", "sence"), ("filled", "filed")):
+        asked = ("rules", "test", "--query", query, "--text", text, "-l", "en")
+        result = invoke(*asked, "--config", str(config))
+        assert "another spelling" not in result.output, result.output
+
+
 def test_ingest_stores_matches_and_backtest_compares_edits(tmp_path: Path) -> None:
     config = project(tmp_path)
     assert invoke("once", "--config", str(config)).exit_code == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from ..text import fold_word
+from ..text import fold_word, stem_words_uncached
 from .compile import PREFIX_MIN
 from .document import TEXT_FIELDS, Document
 from .evidence import evidence_of
@@ -29,6 +29,7 @@ from .nodes import (
     Seq,
     leaves,
 )
+from .spellings import other_spellings
 
 _SHOWN_WORDS = 4  # words quoted for a part found
 _SHOWN_CHARS = 100  # of a part's query text: an OR of 60 words made a line of 900 characters
@@ -160,8 +161,34 @@ def _entity_near_miss(node: Memo, doc: Document) -> str:
 def _near_miss(node: Node, doc: Document) -> str:
     """What `rules test` adds to "missing" for a word or an entity the article lacks."""
     if isinstance(node, Seq):
-        return _cut_stem(node, doc)
+        return _other_spelling(node, doc) or _cut_stem(node, doc)
     return _entity_near_miss(node, doc) if isinstance(node, Memo) else ""
+
+
+def _other_spelling(node: Seq, doc: Document) -> str:
+    """For a word the article lacks, spelt the other way in it: "missing defence" on a text
+    saying "defense" (British and American spellings are two words, stemmed or not) left an
+    analyst of UK and US news unable to see why."""
+    if len(node.parts) != 1 or "en" not in doc.languages:
+        return ""
+    part = node.parts[0]
+    if part.kind not in ("w", "s", "p"):
+        return ""
+    for other in other_spellings(part.value, prefix=part.kind == "p"):
+        if part.kind == "w":
+            words = [other] if other in doc.words else []
+        elif part.kind == "s":
+            words = doc.words_of_stem("en", stem_words_uncached([other], "en")[0])
+        else:
+            words = doc.words_with_prefix(other) if len(other) >= PREFIX_MIN else []
+        if words:
+            written = doc.written(words[0])
+            mark = node.label[-1] if node.label.endswith(("~", "*")) else ""
+            both = f"{node.label} OR {other}{mark}"
+            if node.fields != TEXT_FIELDS:
+                both = f"{'/'.join(node.fields)}:({both})"
+            return f"the text has {written}, another spelling of {part.value} (write {both})"
+    return ""
 
 
 def _alias_text(seq: Seq) -> str:
