@@ -482,6 +482,13 @@ def _print_backtest(
     since: str,
 ) -> None:
     _print_stored(total, since)
+    # Of every rule: those that match nothing and had nothing stored in one line, at the end
+    # (25 lines of "0 matches, +0 / -0" hid the 9 rules an edit changed).
+    idle = [r["rule_id"] for r in report if not (r["matches"] or r["removed"])]
+    if len(report) > 1:
+        report = [r for r in report if r["matches"] or r["removed"]]
+    else:
+        idle = []
     # soft_wrap: piped, a title cut at 80 columns went on at the start of the next line.
     for row in report:
         console.print(
@@ -508,6 +515,8 @@ def _print_backtest(
                     f"  {kind} and {len(ids) - _CHANGES_LISTED} more (--json lists them all)",
                     markup=False,
                 )
+    if idle:
+        console.print(f"No match, and none stored: {', '.join(idle)}", markup=False, soft_wrap=True)
 
 
 def words_of(evidence: Sequence[Evidence]) -> list[str]:

@@ -624,6 +624,29 @@ def test_backtest_lines_show_the_words_that_made_each_match(tmp_path: Path) -> N
     assert line.endswith("  [Coquelles]")
 
 
+def test_backtest_of_every_rule_gathers_those_that_match_nothing_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """An analyst with 34 rules read 25 lines of "0 matches, +0 / -0 compared with stored
+    matches" to find the 9 rules that changed or matched; the rules that match nothing, and
+    had nothing stored, are now named together, after the others."""
+    config = project(tmp_path)
+    invoke("once", "--config", str(config))
+    (tmp_path / "rules" / "zz-new.toml").write_text(
+        '[[rule]]\nid = "never-a"\nquery = "zzzunheard"\n\n'
+        '[[rule]]\nid = "never-b"\nquery = "qqqunseen"\n',
+        encoding="utf-8",
+    )
+    lines = invoke("rules", "backtest", "--since", "0", "--config", str(config)).stdout
+    lines = lines.splitlines()
+    assert lines[-1] == "No match, and none stored: never-a, never-b"
+    assert not any(line.startswith(("never-a:", "never-b:")) for line in lines)
+    assert any(line.startswith("calais: ") for line in lines)
+    # A rule asked for by its id is said as before.
+    one = invoke("rules", "backtest", "never-a", "--since", "0", "--config", str(config))
+    assert "never-a: 0 matches, +0 / -0 compared with stored matches" in one.stdout
+
+
 def test_backtest_since_0_takes_every_stored_article(tmp_path: Path) -> None:
     """--since 0 took the articles first seen in the last 0 seconds: none, where 0 means
     everything to storage.retention."""
