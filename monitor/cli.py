@@ -200,9 +200,11 @@ def print_database(store: Store, config: Config, pruned: int) -> None:
 from .cli_articles import articles  # noqa: E402
 from .cli_feeds import feeds  # noqa: E402
 from .cli_rules import rules  # noqa: E402  (registers the `rules` group)
+from .cli_rules_backtest import rules_backtest  # noqa: E402
 from .cli_rules_test import rules_test  # noqa: E402
 
 rules.add_command(rules_test)
+rules.add_command(rules_backtest)
 main.add_command(articles)
 main.add_command(feeds)
 main.add_command(rules)
