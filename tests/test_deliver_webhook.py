@@ -465,6 +465,33 @@ def test_a_match_withdrawn_before_its_event_was_sent_is_not_sent(
         v.close()
 
 
+@pytest.mark.parametrize("mode", ["per-match", "batched"])
+def test_a_match_restored_after_its_withdrawal_is_sent_as_an_update(
+    tmp_path: Path, receiver: Receiver, mode: str
+) -> None:
+    """A JavaScript consumer's review: the article.matched event of a rule matching again after
+    its article.withdrawn said `updated: false`, as a first report does, though the consumer
+    had been sent the article twice; one that announces `updated: false` events as news
+    announced the corrected article as news again."""
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
+    feed, feeds, t = _sent_about_calais(tmp_path, hook)
+    v = Vigie(tmp_path / "config.toml", t)
+    try:
+        for hours, text in enumerate([GRENOBLE, CALAIS], start=1):
+            _camp_feed(feed, *text)
+            v.poll(t + timedelta(hours=hours))
+            v.dispatch(t + timedelta(hours=hours, minutes=1))
+    finally:
+        v.close()
+    assert _received(receiver) == [
+        ("article.matched", 1, ["calais"]),
+        ("article.withdrawn", 2, ["calais"]),
+        ("article.matched", 3, ["calais"]),
+    ]
+    matched = [r.json["data"] for r in receiver.requests if r.json["type"] != "article.withdrawn"]
+    assert [e["updated"] for data in matched for e in data.get("events", [data])] == [False, True]
+
+
 def test_a_webhook_renamed_is_sent_the_withdrawal_of_what_it_was_sent_as_before(
     tmp_path: Path, receiver: Receiver
 ) -> None:

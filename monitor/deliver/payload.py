@@ -88,7 +88,8 @@ def article_event(
         )
     return {
         "article": _article(items[0]),
-        "updated": any(item.updated for item in items),
+        # A rule matching again after the consumer was sent its withdrawal: an update too.
+        "updated": any(item.updated or item.restored for item in items),
         "rules": rules,
         "entities": [
             {"id": entity, "name": labels.entity(entity), "mentions": count}

@@ -26,6 +26,15 @@ from .rows import (
 
 WEBHOOK_BATCH_ARTICLES = 100  # a batched webhook's message carries at most this many articles
 
+# Whether an earlier delivery to the delivery's target was an article.withdrawn of the match:
+# a rule matching again after its withdrawal (its one parameter: WITHDRAWN_EVENT).
+_RESTORED = (
+    "EXISTS (SELECT 1 FROM delivery_matches wm JOIN deliveries w ON w.id = wm.delivery_id "
+    "WHERE wm.article_id = dm.article_id AND wm.rule_id = dm.rule_id AND w.event = ? "
+    "AND w.id < dm.delivery_id AND w.target = "
+    "(SELECT target FROM deliveries WHERE id = dm.delivery_id)) AS restored, "
+)
+
 
 class OutboxQueries:
     """Store methods for the delivery outbox (docs/delivery.md)."""
@@ -239,13 +248,15 @@ class OutboxQueries:
         return [delivery_from_row(row) for row in rows]
 
     def delivery_items(self, delivery_id: int) -> list[OutboxItem]:
-        """The matches a delivery carries, with their articles (and story, once stories exist).
-        Matches pruned by retention since the delivery was made are left out."""
+        """The matches a delivery carries, with their articles (and story, once stories exist),
+        each `restored` when an earlier delivery to the same target withdrew it. Matches pruned
+        by retention since the delivery was made are left out."""
         return self._outbox_items(
             "delivery_matches dm JOIN matches m ON m.article_id = dm.article_id "
             "AND m.rule_id = dm.rule_id",
             "dm.delivery_id = ?",
-            [delivery_id],
+            [WITHDRAWN_EVENT, delivery_id],
+            _RESTORED,
         )
 
     def items_for(self, matches: Sequence[tuple[int, str]]) -> list[OutboxItem]:
@@ -260,9 +271,11 @@ class OutboxQueries:
             )
         return found
 
-    def _outbox_items(self, source: str, where: str, params: Sequence[Any]) -> list[OutboxItem]:
+    def _outbox_items(
+        self, source: str, where: str, params: Sequence[Any], extra: str = ""
+    ) -> list[OutboxItem]:
         rows = self.db.query(
-            "SELECT a.*, COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name, "
+            f"SELECT a.*, {extra}COALESCE(NULLIF(f.name, ''), f.title, '') AS feed_name, "
             "f.url AS feed_url, m.rule_id, m.score, m.evidence, m.snippet, "
             "m.tags AS match_tags, m.priority, a.story_id AS story_id, "
             "m.revision AS match_revision, (SELECT r.title FROM revisions r "

@@ -136,6 +136,9 @@ class OutboxItem:
     updated: bool = False  # the rule first matched a later revision of the article
     # The headline of the revision before the one the rule first matched ("" unless updated).
     earlier_title: str = ""
+    # The match holds again after an article.withdrawn of it queued before for the same
+    # target (a webhook's, withdrawals = true): an event of it is an update too.
+    restored: bool = False
 
 
 def delivery_from_row(row: dict[str, Any]) -> Delivery:
@@ -176,6 +179,7 @@ def outbox_item_from_row(row: dict[str, Any]) -> OutboxItem:
         row["feed_url"] or "",
         (row["match_revision"] or 1) > 1,
         row.get("earlier_title") or "",
+        bool(row.get("restored")),
     )
 
 
