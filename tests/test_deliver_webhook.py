@@ -184,6 +184,40 @@ def test_payload_carries_article_rules_evidence_and_entities(
     assert any(e["mentions"] >= 1 and e["name"] for p in payloads for e in p["data"]["entities"])
 
 
+def test_evidence_comes_from_the_fields_the_docs_list(tmp_path: Path, receiver: Receiver) -> None:
+    """A JavaScript consumer's review: docs/delivery.md said evidence is found in the title,
+    the summary or the content; a rule on the author, the categories, the link or the feed
+    sent evidence of those fields too, which a consumer handling the three fields it was told
+    of dropped or misread."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "byline.toml").write_text(
+        '[[rule]]\nid = "byline"\ntags = ["byline"]\n'
+        "query = 'author:Holloway AND category:Policing AND url:calais AND feed:Coastal'\n",
+        encoding="utf-8",
+    )
+    hook = hook_to(receiver, tags=["byline"])
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=SAMPLE_FEEDS[:1])
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(json.dumps(str(REPO / "rules")), json.dumps(str(rules))))
+    t = now()
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        v.dispatch(t)
+    finally:
+        v.close()
+    [request] = receiver.requests
+    data = request.verify()["data"]
+    evidence = data["rules"][0]["evidence"]
+    described = DOC[DOC.index("the `field` it was found in") : DOC.index("the `text` as written")]
+    assert {e["field"] for e in evidence} == {"author", "category", "url", "feed"}
+    assert {e["field"] for e in evidence} <= set(re.findall(r"`(\w+)`", described))
+    # The link's offsets are in the `url` sent, as the docs say.
+    [link] = [e for e in evidence if e["field"] == "url"]
+    assert data["article"]["url"][link["start"] : link["end"]] == link["text"] == "calais"
+
+
 def _littoral(path: Path, items: list[tuple[str, str, datetime | None]]) -> None:
     """An RSS file of (guid, text, publication date or None for none) items about Calais."""
     path.write_text(
