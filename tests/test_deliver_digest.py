@@ -561,10 +561,17 @@ def test_the_same_delivery_renders_the_same_email() -> None:
 
 
 def test_empty_digest_says_so() -> None:
+    """A subscriber's first digest has no digest before it: it said "since the last digest"."""
     digest = build_digest([], SUBSCRIBER, LABELS, NOW)
     html, text = render(digest, FOOTER)
     assert digest.subject == "Vigie: nothing new matched your rules"
-    assert "Nothing new matched" in html and "Nothing new matched" in text
+    said = "Your first digest: nothing has matched your rules yet."
+    assert said in html and said in " ".join(text.split())
+    assert "last digest" not in html + text
+    later = build_digest([], SUBSCRIBER, LABELS, NOW, since=NOW - timedelta(days=1))
+    html, text = render(later, FOOTER)
+    said = "Nothing new matched your rules since Sun 22 Nov, 08:00."
+    assert said in html and said in " ".join(text.split())
 
 
 def test_times_are_shown_in_the_subscriber_time_zone() -> None:
@@ -741,7 +748,9 @@ def test_an_empty_french_digest_says_so_in_french() -> None:
     digest = build_digest([], replace(SUBSCRIBER, language="fr"), LABELS, NOW)
     html, text = render(digest, FOOTER)
     assert digest.subject == "Vigie\u00a0: rien de nouveau pour vos règles"
-    assert "Rien de nouveau pour vos règles depuis le dernier résumé." in html + text
+    said = "Votre premier résumé\u00a0: rien ne correspond encore à vos règles."
+    assert said in unescape(html) and said in re.sub(r"[ \n]+", " ", text)
+    assert "dernier résumé" not in unescape(html) + text
 
 
 def test_every_sentence_of_the_templates_has_its_french() -> None:

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +349,23 @@ def test_each_empty_digest_names_the_period_it_covers(
         "Vigie\u00a0: rien de nouveau depuis le mer. 25 nov., 08:00",
     ]
     assert len({m["Message-ID"] for ms in received.values() for m in ms}) == 6
+    # The first has no digest before it: it said "since the last digest" all the same.
+    for address, said, wrong in (
+        (
+            "desk@newsroom.test",
+            "Your first digest: nothing has matched your rules yet.",
+            "last digest",
+        ),
+        (
+            "redaction@newsroom.test",
+            "Votre premier résumé\u00a0: rien ne correspond encore à vos règles.",
+            "dernier résumé",
+        ),
+    ):
+        first = received[address][0]
+        for part in ("plain", "html"):
+            shown = re.sub(r"[ \r\n]+", " ", unescape(first.get_body((part,)).get_content()))
+            assert said in shown and wrong not in shown, (address, part)
 
 
 def test_a_retried_digest_keeps_the_period_it_was_made_for(

@@ -55,8 +55,9 @@ _FRENCH = {
         "Et %(counts)s au-delà de la limite de ce résumé\u00a0: ceux ci-dessus sont les plus"
         " urgents et les mieux notés."
     ),
-    "Nothing new matched your rules since the last digest.": (
-        "Rien de nouveau pour vos règles depuis le dernier résumé."
+    # A subscriber's first digest has no digest before it to count from.
+    "Your first digest: nothing has matched your rules yet.": (
+        "Votre premier résumé\u00a0: rien ne correspond encore à vos règles."
     ),
     "Nothing new matched your rules since %(when)s.": (
         "Rien de nouveau pour vos règles depuis le %(when)s."
