@@ -42,7 +42,6 @@ PACKAGES = (
     "numpy",
     "py3langid",
     "jinja2",
-    "css-inline",
 )
 
 

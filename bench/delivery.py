@@ -4,8 +4,8 @@ A database is filled first (untimed) with generated articles (bench.newsgen) and
 each rule matching 50 articles. Then, each from the real delivery jobs:
 
 - digests: every subscriber (one rule each, so 50 matches; each article matched by 10 rules)
-  gets a digest: claimed from SQLite (`open_digests`), grouped, rendered to HTML and text, CSS
-  inlined, composed as MIME and written as an .eml file (`send_digests` without SMTP); beside
+  gets a digest: claimed from SQLite (`open_digests`), grouped, rendered to HTML and text,
+  composed as MIME and written as an .eml file (`send_digests` without SMTP); beside
   it, building and rendering alone (`build_digest` + `render`) over the same items in memory;
 - webhooks: 10,000 per-match deliveries, each built into its JSON payload, signed (Standard
   Webhooks) and POSTed to a loopback receiver (bench.feedserver, another process), its outcome

@@ -2,8 +2,8 @@
 
 Grouped by rule, urgent rules first; one entry per story (one per article until articles carry a
 story id), each with its linked title, source, time, a snippet with the matched words in bold and
-the names of the rules it matched. HTML with its CSS inlined (mail clients drop <style>) and plain
-text, as multipart/alternative.
+the names of the rules it matched. HTML styled in its elements' style attributes (mail clients
+drop <style>) and plain text, as multipart/alternative.
 
 Feed text is data, never template source: it reaches Jinja2 only as variables, autoescaped in
 HTML; the one piece of markup made from it, <b> around matched words, is built from escaped text
@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-import css_inline
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
@@ -332,6 +331,7 @@ def environment(autoescape: bool, language: str = "en") -> Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.filters["flow"] = flow
+    env.filters["marks"] = marks
     gettext = translator(language)
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext,
@@ -341,16 +341,19 @@ def environment(autoescape: bool, language: str = "en") -> Environment:
     return env
 
 
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+def marks(marked: Markup, style: str) -> Markup:
+    """The <b> around matched words (snippet_html) with `style`: mail clients drop <style>, so
+    each carries its own. Feed text in `marked` is escaped: its only "<b>" are those tags."""
+    return Markup(str(marked).replace("<b>", f'<b style="{escape(style)}">'))
 
 
 def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
-    """(HTML with inlined CSS, plain text). `footer` says why the subscriber receives it and how
-    to stop: follows, schedule, unsubscribe_url."""
+    """(HTML, plain text). `footer` says why the subscriber receives it and how to stop:
+    follows, schedule, unsubscribe_url."""
     context = {"digest": digest, **footer}
     html = environment(True, digest.language).get_template("digest.html").render(context)
     text = environment(False, digest.language).get_template("digest.txt").render(context)
-    return _INLINER.inline(html), _space_stuffed(text)
+    return html, _space_stuffed(text)
 
 
 def flow(text: str, width: int = 76, indent: str = "  ", first: str | None = None) -> str:
