@@ -568,6 +568,16 @@ def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
         assert received["Subject"].replace("\u2060", "") == f"Vigie: {hostile}"
 
 
+def test_html_is_sent_as_written_unless_a_line_is_too_long_for_smtp() -> None:
+    """The HTML part travels as written (8bit), as no larger than it is; a line SMTP could not
+    carry (a headline of 600 accented letters: 1,200 bytes) is encoded, and arrives whole."""
+    for title, encoding in (("Réfugiés à Calais", "8bit"), ("é" * 600, "base64")):
+        digest = build_digest([item(1, "calais", title=title)], SUBSCRIBER, LABELS, NOW)
+        html = parse(compose(digest, DELIVERY, SUBSCRIBER, CONFIG, "tok", NOW)).get_body(("html",))
+        assert html["Content-Transfer-Encoding"] == encoding
+        assert f">{title}</a>" in html.get_content()
+
+
 def test_the_same_delivery_renders_the_same_email() -> None:
     digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)
     smtp = SmtpConfig("h", 25, "none", "", 5.0, "Vigie <v@news.example>")

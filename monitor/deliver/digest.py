@@ -37,6 +37,7 @@ from ..records import Delivery, Evidence
 from ..store import OutboxItem
 from ..store.rows import outlet_name
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line, url_shown_safely
+from .fit import transfer_encoding
 from .outbox import Labels, message_id
 from .wording import count_of, schedule, spoken_list, translator, when
 
@@ -529,5 +530,5 @@ def compose(
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     message.set_content(text, params={"format": "flowed", "delsp": "yes"})  # see flow()
-    message.add_alternative(html, subtype="html")
+    message.add_alternative(html, subtype="html", cte=transfer_encoding(html))
     return message
