@@ -22,7 +22,16 @@ from monitor.config_delivery import (
     SmtpConfig,
     SubscriberConfig,
 )
-from monitor.deliver.digest import TEMPLATES, build_digest, compose, footer, render, snippet_html
+from monitor.deliver.digest import (
+    TEMPLATES,
+    build_digest,
+    compose,
+    environment,
+    footer,
+    render,
+    snippet_html,
+)
+from monitor.deliver.fit import HTML_BUDGET, carried_size, fitted
 from monitor.deliver.outbox import Labels
 from monitor.deliver.wording import CATALOGS
 from monitor.records import Article, Delivery, Evidence, Match
@@ -115,6 +124,68 @@ def test_a_flood_of_matches_shows_the_best_and_counts_the_others() -> None:
     urgent = [item(i, "violence", priority="urgent", score=1.0) for i in range(1, 6)]
     capped = build_digest(urgent, replace(SUBSCRIBER, max_entries=3), LABELS, NOW)
     assert capped.subject.startswith("Vigie: 5 urgent, 5 articles")
+
+
+SENTENCE = "Boats left ⟦Calais⟧ at dawn, the prefecture said, as the coastguard counted forty "
+
+
+def busy(count: int) -> list[OutboxItem]:
+    """`count` articles of entries as long as the real ones: 240 characters of snippet, a long
+    headline and link; one urgent, scored lowest."""
+    return [
+        item(
+            number,
+            ("calais", "migrants", "violence")[number % 3],
+            title=f"Coastguard counts {number} people on a boat off Wimereux, prefecture says",
+            url=f"https://news.example/2026/11/23/coastguard-counts-people-off-wimereux-{number}",
+            snippet=(SENTENCE * 3)[:240],
+            score=1.0 if number == 1 else 2.0 + number % 50,
+            priority="urgent" if number == 1 else "normal",
+        )
+        for number in range(1, count + 1)
+    ]
+
+
+def test_past_what_gmail_shows_the_lowest_scored_are_listed_by_headline() -> None:
+    """Gmail hides what passes about 102 KB of an email's HTML behind "[Message clipped]": the
+    later entries and the footer's unsubscribe link with them. Past it, the least urgent and
+    lowest-scored entries are listed by their linked headline and outlet alone, as few as make
+    it fit, after the others of their section; a line under the summary counts them. The plain
+    text has them all in full."""
+    digest = build_digest(busy(200), SUBSCRIBER, LABELS, NOW)
+    html, text = render(digest, FOOTER)
+    assert carried_size(html) <= HTML_BUDGET < 102_000
+    shown = Styled(html)
+    full = {t for t, style in shown.texts if style.get("font-size") == "15px"}
+    listed = {t for t, style in shown.texts if style.get("color") == "#1d4ed8"} - full
+    assert len(full) + len(listed) == 200 and 40 <= len(full) < 200
+    scores = {e.title: e.rank[1] for s in digest.sections for e in s.entries}
+    urgent = "Coastguard counts 1 people on a boat off Wimereux, prefecture says"
+    assert urgent in full  # scored 1.0, but urgent
+    assert min(scores[t] for t in full - {urgent}) >= max(scores[t] for t in listed)
+    said = " ".join(html.split())
+    assert f"listed by their headline alone ({len(listed)} articles)" in said
+    order = [t for t, _ in shown.texts if t in scores]
+    for section in digest.sections:  # each section's full entries, then its headlines
+        titles = [t for t in order if t in {e.title for e in section.entries}]
+        assert titles == sorted(titles, key=lambda t: t in listed)
+    assert text.count("Matched:") == 200 and "headline alone" not in text
+    french = build_digest(busy(200), replace(SUBSCRIBER, language="fr"), LABELS, NOW)
+    said = re.sub(r"[ \n]+", " ", unescape(render(french, FOOTER)[0]))
+    assert re.search(r"n'y sont cités que par leur titre \(\d+ articles\)\u00a0; sa", said)
+    # Under the limit, every entry is whole, and nothing is said.
+    html, _ = render(build_digest(busy(60), SUBSCRIBER, LABELS, NOW), FOOTER)
+    assert html.count("Matched:") == 60 and "headline alone" not in html
+
+
+def test_a_digest_too_long_even_by_headlines_lists_them_all_by_headline() -> None:
+    """max_entries goes up to 1,000: not even their headlines fit in what Gmail shows whole.
+    Every entry is then listed by its headline, the HTML as short as it can be."""
+    digest = build_digest(busy(30), SUBSCRIBER, LABELS, NOW)
+    page = environment(True, "en").get_template("digest.html")
+    html = fitted(digest, lambda shown: page.render({"digest": shown, **FOOTER}), budget=1)
+    assert "Matched:" not in html and "headline alone (30 articles)" in " ".join(html.split())
+    assert html.count('href="https://news.example/') == 30 and 'href="mailto:x@y"' in html
 
 
 def test_what_a_subscriber_reads_says_why_and_when(tmp_path: Path) -> None:
@@ -369,13 +440,18 @@ def test_a_right_to_left_headline_reads_right_to_left() -> None:
         title="مهاجرون في كاليه!",
         snippet="الشرطة تفكك المخيم في ⟦Calais⟧ 2026",
     )
-    html, _ = render(build_digest([arabic, item(2, "calais")], SUBSCRIBER, LABELS, NOW), FOOTER)
+    digest = build_digest([arabic, item(2, "calais")], SUBSCRIBER, LABELS, NOW)
+    html, _ = render(digest, FOOTER)
     read = Directions()
     read.feed(html)
     assert read.text["مهاجرون في كاليه!"] == "auto"
     assert read.text["الشرطة تفكك المخيم في"] == "auto"
     assert read.text["Article 2"] == "auto"  # a left-to-right one stays so
     assert read.text["Vigie digest for desk"] is None  # the digest's own words: its language's
+    page = environment(True, "en").get_template("digest.html")
+    read = Directions()  # listed by its headline alone
+    read.feed(fitted(digest, lambda shown: page.render({"digest": shown, **FOOTER}), 1))
+    assert read.text["مهاجرون في كاليه!"] == "auto"
 
 
 def contrast(one: str, other: str) -> float:
@@ -412,12 +488,17 @@ def test_every_word_of_the_digest_can_be_read() -> None:
     small text, as a client that reads only style attributes shows it."""
     digest = build_digest(every_kind_of_entry(), SUBSCRIBER, LABELS, NOW, {"s5": NOW})
     html, _ = render(digest, FOOTER)
-    shown = Styled(html)
-    said = " ".join(text for text, _ in shown.texts)
-    for words in ("URGENT", "updated", "Also reported by", "Story first sent", "Unsubscribe"):
-        assert words.lower() in said.lower(), words
-    for text, style in shown.texts:
-        assert contrast(style["color"], style["background"]) >= 4.5, (text, style)
+    page = environment(True, "en").get_template("digest.html")
+    by_headline = fitted(digest, lambda shown: page.render({"digest": shown, **FOOTER}), 1)
+    for drawn, words in (
+        (html, ("URGENT", "updated", "Also reported by", "Story first sent", "Unsubscribe")),
+        (by_headline, ("headline alone", "Article 6", "Unsubscribe")),
+    ):
+        shown = Styled(drawn)
+        said = " ".join(text for text, _ in shown.texts)
+        assert all(w.lower() in said.lower() for w in words), words
+        for text, style in shown.texts:
+            assert contrast(style["color"], style["background"]) >= 4.5, (text, style)
 
 
 def test_outlook_is_given_the_card_width_in_a_table_it_alone_reads() -> None:

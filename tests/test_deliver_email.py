@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 import re
 import ssl
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 from delivery_support import ALL_TAGS, SmtpServer, Vigie, write_delivery_config
 from identity_support import Item, rss
 
+from bench.newsgen import pool
 from monitor.config_delivery import SmtpConfig
 from monitor.deliver.email import _tls_hint, send_smtp
 
@@ -432,6 +434,61 @@ def test_the_html_part_is_carried_as_written(smtp: SmtpServer, vigie: Callable[.
     written = html.get_content().replace("\r\n", "\n").encode()
     assert "exilé".encode() in written
     assert written.replace(b"\n", b"\r\n") in accepted.data  # as SMTP carried it
+
+
+def test_a_digest_of_the_most_entries_is_not_clipped_by_gmail(
+    shared_corpora: Path, smtp: SmtpServer, vigie: Callable[..., Vigie], tmp_path: Path
+) -> None:
+    """Gmail shows about 102 KB of an email's HTML, then "[Message clipped]": a digest took
+    about 1 KB an entry, and from its 90th or so, the entries and the footer with its
+    unsubscribe link were behind the link. A digest of max_entries' default, 200 entries of
+    real headlines and sentences, arrives with less than that: its best entries in full, the
+    others by their linked headline alone, and a line under its summary saying so; every
+    entry's link and the unsubscribe link are in it, and the plain text has every entry in
+    full."""
+    made = pool()
+    rng = random.Random(7)
+    items = []
+    for number, title in enumerate(rng.sample(made.titles["en"], 230)):
+        said = [rng.choice(made.sentences["en"]) for _ in range(3)]
+        slug = "-".join(re.findall(r"[a-z0-9]+", title.lower()))[:80]
+        link = f"https://news.example/2026/11/23/{slug}-{number}"
+        items.append(Item(f"a{number}", title, " ".join([said[0], *CALAIS, *said[1:]]), link))
+    feed = tmp_path / "coast.rss"
+    feed.write_bytes(rss(items))
+    desk = {**DESK, "tags": [], "rules": ["calais"]}
+    base = "https://vigie.newsroom.example"
+    v = vigie(
+        subscribers=[desk],
+        smtp=smtp.smtp_settings(),
+        feeds=[{"url": str(feed), "name": "The Coastal Herald"}],
+        delivery={"public_base_url": base},
+    )
+    [sent] = v.send_digests(SLOT)
+    assert sent.status == "sent"
+    [accepted] = smtp.messages
+    message = parse(accepted.data)
+    counted = re.search(r"(\d+) articles", message["Subject"])
+    assert counted and int(counted.group(1)) > 200  # past max_entries: 200 are shown
+    html_part = message.get_body(("html",))
+    assert html_part["Content-Transfer-Encoding"] in ("7bit", "8bit")  # carried as written
+    html = html_part.get_content().replace("\r\n", "\n")
+    assert len(html.encode()) + html.count("\n") < 102_000  # as carried, lines ending in CRLF
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    linked = re.findall(r'href="(https://news\.example/[^"]+)"', html)
+    listed = [line.strip() for line in text.split("\n") if "https://news.example/" in line]
+    assert len(linked) == len(set(linked)) == 200 and set(linked) == set(listed)
+    full = html.count("Matched:")
+    headlines = 200 - full
+    assert 40 <= full < 200 and text.count("Matched:") == 200
+    note = f"listed by their headline alone ({headlines} articles); its plain-text version"
+    assert note in " ".join(html.split())
+    token = v.store.subscriber_state("desk")["token"]
+    footer = html[html.index("You receive this digest") :]
+    assert f'href="{base}/unsubscribe/desk/{token}"' in footer and "</html>" in footer
+
+
+CALAIS = ("Boats left Calais at dawn, the prefecture said.",)
 
 
 def reflowed(text: str) -> list[str]:

@@ -37,7 +37,7 @@ from ..records import Delivery, Evidence
 from ..store import OutboxItem
 from ..store.rows import outlet_name
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, one_line, url_shown_safely
-from .fit import transfer_encoding
+from .fit import fitted, transfer_encoding
 from .outbox import Labels, message_id
 from .wording import count_of, schedule, spoken_list, translator, when
 
@@ -70,6 +70,9 @@ class Entry:
     # title alone showed no word in bold anywhere).
     title_html: Markup = Markup("")
     title_text: str = ""
+    # Listed in the HTML by its linked headline and outlet alone: the whole digest would pass
+    # what Gmail shows before it clips (fit.fitted). The plain text shows it in full.
+    headline_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Digest:
     # Since when it tells what matched ("Mon 23 Nov, 08:00"): the subscriber's digest before
     # it; "" for their first.
     since: str = ""
+    headline_only: int = 0  # entries listed by their headline alone in the HTML
 
     @property
     def entries(self) -> int:
@@ -103,6 +107,11 @@ class Digest:
     def omitted_counts(self) -> str:
         """'12 articles', '12 sujets': those not shown, for the templates."""
         return count_of(self.omitted, self.noun, self.language)
+
+    @property
+    def headline_only_counts(self) -> str:
+        """'87 articles': those listed by their headline alone, for the templates."""
+        return count_of(self.headline_only, self.noun, self.language)
 
 
 def build_digest(
@@ -350,11 +359,14 @@ def marks(marked: Markup, style: str) -> Markup:
 
 def render(digest: Digest, footer: dict[str, str]) -> tuple[str, str]:
     """(HTML, plain text). `footer` says why the subscriber receives it and how to stop:
-    follows, schedule, unsubscribe_url."""
-    context = {"digest": digest, **footer}
-    html = environment(True, digest.language).get_template("digest.html").render(context)
-    text = environment(False, digest.language).get_template("digest.txt").render(context)
-    return html, _space_stuffed(text)
+    follows, schedule, unsubscribe_url. The HTML keeps within what Gmail shows whole, some
+    entries by their headline alone when it must (fit.fitted); the plain text has them all."""
+    html = environment(True, digest.language).get_template("digest.html")
+    text = environment(False, digest.language).get_template("digest.txt")
+    return (
+        fitted(digest, lambda shown: html.render({"digest": shown, **footer})),
+        _space_stuffed(text.render({"digest": digest, **footer})),
+    )
 
 
 def flow(text: str, width: int = 76, indent: str = "  ", first: str | None = None) -> str:

@@ -59,6 +59,12 @@ _FRENCH = {
     "Your first digest: nothing has matched your rules yet.": (
         "Votre premier résumé\u00a0: rien ne correspond encore à vos règles."
     ),
+    "So that mail clients show this email whole, the least urgent and lowest-scored entries are"
+    " listed by their headline alone (%(counts)s); its plain-text version has them in full.": (
+        "Pour que les logiciels de messagerie affichent ce courriel en entier, les moins urgents et"
+        " les moins bien notés n'y sont cités que par leur titre (%(counts)s)\u00a0; sa version en"
+        " texte brut les donne en entier."
+    ),
     "Nothing new matched your rules since %(when)s.": (
         "Rien de nouveau pour vos règles depuis le %(when)s."
     ),
