@@ -8,6 +8,8 @@ database lock sends. When `vigie run` holds it, what was queued goes out on its 
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import asdict
@@ -23,6 +25,7 @@ from .cli_common import (
     command_logging,
     config_option,
     console,
+    did_you_mean,
     escape,
     locked_database,
     open_database,
@@ -48,6 +51,8 @@ from .deliver.dispatch import (
     taken_url,
 )
 from .deliver.outbox import Labels, queue_corrections
+from .deliver.payload import ping_event
+from .deliver.webhook import Attempt, post
 from .errors import AlreadyRunningError, ConfigError, VigieError
 from .fetch import make_session
 from .records import NO_RETRY, TARGET_REMOVED, Delivery
@@ -519,6 +524,54 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     if queued:
         _send_or_queue(config, send, (delivery.kind,))
     store.close()
+
+
+@deliveries.command("ping")
+@click.argument("webhook")
+@config_option
+@operator_errors
+def deliveries_ping(webhook: str, config_path: str) -> None:
+    """POST a signed `vigie.ping` event to WEBHOOK now and say how its endpoint answered: a
+    consumer checks its address, its secret and its parsing before any article matches. Nothing
+    is stored or retried."""
+    config = load_config(config_path)
+    hooks = config.delivery.webhooks
+    place = next((i for i, hook in enumerate(hooks) if hook.name == webhook), None)
+    if place is None:
+        known = {hook.name for hook in hooks}
+        raise VigieError(
+            f"no webhook {webhook!r} in {config.path}{did_you_mean(webhook, known)}"
+            if known
+            else f"no webhook in {config.path}: [[delivery.webhooks]] names them"
+        )
+    config.require_secrets(("webhook",), webhook=place)
+    hook = hooks[place]
+    now = datetime.now(UTC)
+    ping_id, body = ping_event(hook.name, now, secrets.token_hex(8))
+    started = time.monotonic()
+    session = make_session(config.fetch)
+    attempt = post(session, hook.url, body, ping_id, hook.secret, hook.timeout, now)
+    took = f"{(time.monotonic() - started) * 1000:.0f} ms"
+    if attempt.ok:
+        console.print(
+            f"Ping {ping_id} to {escape(hook.name)}: HTTP {attempt.status} in {took}. The"
+            " endpoint answered 2xx, as Vigie's events need.",
+            soft_wrap=True,
+        )
+        return
+    raise VigieError(f"ping {ping_id} to {hook.name}: {attempt.error}{_ping_hint(attempt, place)}")
+
+
+def _ping_hint(attempt: Attempt, place: int) -> str:
+    """What a failed ping most likely means, for the operator or the consumer to act on."""
+    if attempt.status in (400, 401, 403):
+        return (
+            f" (does the endpoint verify with the secret of webhooks[{place}].secret_env, and"
+            ' over the raw body? docs/delivery.md, "Verifying a request")'
+        )
+    if attempt.gone:
+        return " (Vigie stops sending to an endpoint that answers 410, until `deliveries retry`)"
+    return ""
 
 
 @deliveries.command("replay")

@@ -263,12 +263,17 @@ class Config:
     def base_dir(self) -> Path:
         return self.path.parent
 
-    def require_secrets(self, kinds: Collection[str] = ("digest", "webhook")) -> None:
+    def require_secrets(
+        self, kinds: Collection[str] = ("digest", "webhook"), webhook: int | None = None
+    ) -> None:
         """For commands that send: a ConfigError naming the first secret whose environment
         variable is not set (other commands run without them); `kinds`: what the command sends,
-        digests (the SMTP password) or webhooks (their secrets)."""
+        digests (the SMTP password) or webhooks (their secrets); `webhook`: only the secret of
+        the webhook at that place in the list."""
         for key, variable in self.delivery.missing_secrets():
             if ("digest" if key.startswith("smtp.") else "webhook") not in kinds:
+                continue
+            if webhook is not None and not key.startswith(f"webhooks[{webhook}]."):
                 continue
             try:
                 line = line_of_key(self.path.read_text(encoding="utf-8-sig"), key)

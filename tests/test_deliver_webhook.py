@@ -1303,3 +1303,36 @@ def test_links_reach_readers_without_the_outlets_tracking_parameters(
     assert f'href="{clean.replace("&", "&amp;")}"' in html
     assert clean in text
     assert "utm_" not in html + text and "xtor" not in html + text
+
+
+def test_deliveries_ping_posts_a_signed_event_the_schema_takes(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A consumer could check its endpoint only once an article matched: `deliveries ping`
+    sends a signed event of its own, valid against the published schema, and stores nothing."""
+    config = write_delivery_config(tmp_path, webhooks=[hook_to(receiver)], feeds=[])
+    said = CliRunner().invoke(main, ["deliveries", "ping", "bot", "--config", str(config)])
+    assert said.exit_code == 0, said.output
+    [ping] = receiver.requests
+    event = ping.verify()
+    assert event["type"] == "vigie.ping" and event["data"] == {"webhook": "bot"}
+    assert event["id"] == ping.headers["webhook-id"]
+    jsonschema.validate(event, SCHEMA, format_checker=FORMATS)
+    assert re.search(rf"Ping {event['id']} to bot: HTTP 200 in \d+ ms", said.output)
+    second = CliRunner().invoke(main, ["deliveries", "ping", "bot", "--config", str(config)])
+    assert second.exit_code == 0 and receiver.requests[1].json["id"] != event["id"]
+    assert not (tmp_path / "data").exists()  # no database made, nothing queued
+
+
+def test_a_ping_refused_says_what_to_check(tmp_path: Path, receiver: Receiver) -> None:
+    """A consumer verifying with another secret answers 401: the ping says so, exits 1, and
+    points at the secret, without a traceback."""
+    config = write_delivery_config(tmp_path, webhooks=[hook_to(receiver)], feeds=[])
+    receiver.answers = [Answer(401)]
+    said = CliRunner().invoke(main, ["deliveries", "ping", "bot", "--config", str(config)])
+    assert said.exit_code == 1 and "Traceback" not in said.output
+    text = " ".join(said.output.split())
+    assert "HTTP 401" in text and "webhooks[0].secret_env" in text
+    unknown = CliRunner().invoke(main, ["deliveries", "ping", "boot", "--config", str(config)])
+    assert unknown.exit_code == 1 and "did you mean 'bot'?" in unknown.output
+    assert len(receiver.requests) == 1

@@ -31,6 +31,7 @@ VERSION = 1
 EVIDENCE_SENT = 100
 EVENT = "article.matched"
 BATCH_EVENT = "article.matched.batch"
+PING_EVENT = "vigie.ping"  # `vigie deliveries ping`: a consumer checks its endpoint
 
 
 def rfc3339(when: datetime | None) -> str | None:
@@ -176,6 +177,22 @@ def payload(
                 break
     carried = [item for group in list(by_article.values())[:kept] for item in group]
     return opening + '{"events":[' + ",".join(events[:kept]) + "]}}", carried
+
+
+def ping_event(webhook: str, now: datetime, nonce: str) -> tuple[str, str]:
+    """The webhook-id and body of a ping: signed and shaped as every event is, so a consumer can
+    check its endpoint, its secret and its schema before any article matches. Its id has 0 for a
+    delivery number (deliveries count from 1) and `nonce` (hex) for the rest: each ping is new,
+    never a copy of another."""
+    ping_id = f"msg_0_{nonce}"
+    body = {
+        "type": PING_EVENT,
+        "version": VERSION,
+        "id": ping_id,
+        "timestamp": rfc3339(now),
+        "data": {"webhook": webhook},
+    }
+    return ping_id, _compact(body)
 
 
 def _envelope(kind: str, delivery: Delivery) -> dict[str, Any]:
