@@ -33,7 +33,7 @@ from .config import Config, load_config, parse_duration
 from .deliver.payload import highlighted as split_highlights
 from .errors import VigieError
 from .store import Store, parse_iso
-from .store.articles import fts_words
+from .store.search import fts_words
 from .text import counted
 
 

@@ -3,7 +3,7 @@
 - `schema`: the schema's history as migrations, applied when a Store opens.
 - `rows`: how records are written to and read from rows, their keys, the value types handed out.
 - `database`: the Store, its connection and transactions, made of one set of methods per area:
-  `feeds`, `articles`, `matches`, `stories`, `exports`, `pruning`, `outbox`.
+  `feeds`, `articles`, `search`, `matches`, `stories`, `exports`, `pruning`, `outbox`.
 """
 
 from .database import Store, prepare_database

@@ -30,6 +30,7 @@ from .matches import MatchQueries
 from .outbox import OutboxQueries
 from .pruning import PruningQueries
 from .schema import migrations
+from .search import SearchQueries
 from .stories import StoryQueries
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -189,6 +190,7 @@ def highest_id(conn: sqlite3.Connection, table: str) -> int:
 class Store(
     FeedQueries,
     ArticleQueries,
+    SearchQueries,
     MatchQueries,
     StoryQueries,
     ExportQueries,
