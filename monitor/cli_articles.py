@@ -31,7 +31,7 @@ from .cli_common import (
 )
 from .config import Config, load_config, parse_duration
 from .deliver.payload import highlighted as split_highlights
-from .errors import VigieError
+from .errors import SearchQueryError, VigieError
 from .store import Store, parse_iso
 from .store.search import fts_words
 from .text import counted
@@ -63,28 +63,24 @@ def articles_search(
     query: str, limit: int, since: str | None, as_json: bool, config_path: str
 ) -> None:
     """Full-text search over stored articles, best first. The query is SQLite FTS5's, not the
-    rule language: words, "phrases", OR, and NOT between two terms (calais NOT football);
-    `vigie rules test --article ID` tries a rule on a stored article."""
+    rule language: words, "phrases", OR, and NOT between two terms (calais NOT football),
+    and as in rules, word~ or "a phrase"~ for every form of a word by the article's language
+    (slap~: slapped, slapping); `vigie rules test --article ID` tries a rule on a stored
+    article."""
     config = load_config(config_path)
     if not any(c.isalnum() for c in query):  # '*' got SQLite's "unknown special query"
         raise VigieError(f"search query {query!r}: nothing to search for: give a word")
     start = parse_moment(since, datetime.now(UTC), "--since") if since is not None else None
     store = open_store(config, must_exist=True)
     try:
-        searched = query
         try:
-            rows = store.search_articles(query, limit, start)
-        except sqlite3.OperationalError as e:
-            # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are
-            # searched as words; only a query that is not even that is an error.
-            searched = fts_words(query)
-            try:
-                rows = store.search_articles(searched, limit, start)
-            except sqlite3.OperationalError:
-                raise VigieError(f"search query {query!r}: {_search_mistake(query) or e}") from None
-            err_console.print(f"searched as words: {searched}", markup=False)
-        # Results stopped at --limit without a word: a researcher took 20 for all there were.
-        total = store.search_count(searched, start) if len(rows) == limit else len(rows)
+            stemmed = store.search_stemmed(query, limit, start)
+        except SearchQueryError as e:
+            raise SearchQueryError(query, _search_mistake(query) or e.reason) from None
+        if stemmed is not None:
+            rows, total = stemmed
+        else:
+            rows, total = _search_as_written(store, query, limit, start)
     finally:
         store.close()
     if total > len(rows):
@@ -106,6 +102,27 @@ def articles_search(
         console.print(Text("  ").append(highlighted(" ".join(row["snippet"].split()))))
     if not rows:
         console.print("No article matches.")
+
+
+def _search_as_written(
+    store: Store, query: str, limit: int, start: datetime | None
+) -> tuple[list[dict[str, Any]], int]:
+    """(the best `limit` articles, how many there are) for a query FTS5 reads as it is."""
+    searched = query
+    try:
+        rows = store.search_articles(query, limit, start)
+    except sqlite3.OperationalError as e:
+        # Everyday words that FTS5 reads as syntax (pepper-spray, l'immigration) are
+        # searched as words; only a query that is not even that is an error.
+        searched = fts_words(query)
+        try:
+            rows = store.search_articles(searched, limit, start)
+        except sqlite3.OperationalError:
+            raise VigieError(f"search query {query!r}: {_search_mistake(query) or e}") from None
+        err_console.print(f"searched as words: {searched}", markup=False)
+    # Results stopped at --limit without a word: a researcher took 20 for all there were.
+    total = store.search_count(searched, start) if len(rows) == limit else len(rows)
+    return rows, total
 
 
 def _search_mistake(query: str) -> str | None:

@@ -8,6 +8,7 @@
     ├── FeedParseError       one feed's bytes are not a feed (recorded on the feed)
     ├── DatabaseOpenError    storage.database cannot be opened or created: names the path, why
     ├── OutboxError          delivery.outbox cannot be written into: names the folder, why
+    ├── SearchQueryError     an `articles search` query cannot be read: names it, and why
     └── AlreadyRunningError  another `vigie run` holds the database
 
 The CLI and the scheduler catch VigieError in one place and print or log `str(error)` as one line.
@@ -96,6 +97,14 @@ class OutboxError(VigieError):
     def __init__(self, path: str, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}")
+
+
+class SearchQueryError(VigieError):
+    """A search query that cannot be read, with what is wrong in it."""
+
+    def __init__(self, query: str, reason: str) -> None:
+        self.query, self.reason = query, reason
+        super().__init__(f"search query {query!r}: {reason}")
 
 
 class AlreadyRunningError(VigieError):

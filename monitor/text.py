@@ -493,6 +493,47 @@ def _snowball(words: list[str], language: str) -> list[str]:
     return [fold(stem) for stem in stems]
 
 
+def stem_languages(language: str | None) -> tuple[str, ...]:
+    """The stemmers an article's words are read with: its language's, or every one (English
+    and French) when its language has none or is unknown, as rules try both."""
+    code = base_language(language)
+    return (code,) if code in STEM_LANGUAGES else tuple(STEM_LANGUAGES)
+
+
+def words_and_spans(text: str) -> list[tuple[str, int, int]]:
+    """Each word of `text` as rules compare it (folded, an inclusive ending read as the
+    masculine, ligatures written out), with where it is written in `text` (start, end)."""
+    folded = word_text(text)
+    # exilé·es is read as exilés, in the place of "exilé·e": its span is the whole of it.
+    ends = {m.start(): m.end() for m in INCLUSIVE.finditer(text)} if not text.isascii() else {}
+    found = []
+    for start, word in zip(token_starts(folded), folded.split(), strict=True):
+        end = start + len(word)
+        found.append((spelt_out(word), start, ends.get(end - 1) or ends.get(end, end)))
+    return found
+
+
+def stemmed_texts(texts: Iterable[str], language: str) -> list[str]:
+    """The Snowball stems of each text's words in `language` ('en' or 'fr'), in order, one
+    space apart: "Police slapped migrants" -> "polic slap migrant". What the search index holds
+    for `word~`, so that a phrase or NEAR of stems has its words where the text has them."""
+    fields = []
+    for text in texts:
+        words = word_text(text).split()
+        fields.append(words if text.isascii() else [spelt_out(w) for w in words])
+    found = stem_map({word for words in fields for word in words}, language)
+    return [" ".join(map(found.__getitem__, words)) for words in fields]
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a word or phrase typed in a query, as articles' words are compared: in
+    Unicode's composed form, without invisible characters, folded, inclusive endings read as
+    the masculine, ligatures written out (`Exilé·es` -> ["exiles"], `pepper-spray` ->
+    ["pepper", "spray"])."""
+    text = inclusive_words(without_invisible(unicodedata.normalize("NFC", text)))
+    return [spelt_out(w) for w in TOKEN.findall(fold(text))]
+
+
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 
 

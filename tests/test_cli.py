@@ -1334,6 +1334,77 @@ def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_conf
         assert bool(rows) is found, query
 
 
+def test_articles_search_finds_every_form_of_a_word_with_a_tilde(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A researcher's search for `slap` missed "slapped", `expulsion` "expulsions", and
+    `interpellé` "interpellés" and "interpeller": word~ finds them as rules do, with the
+    stemmer of each article's language."""
+    feeds = []
+    for language, items in {
+        "en": [
+            ("Officer slapped a handcuffed migrant", "Thu, 01 Oct 2026 08:00:00 GMT"),
+            ("Slapping incident at the border", "Tue, 10 Nov 2026 08:00:00 GMT"),
+            ("Expulsions resume at the border", "Tue, 10 Nov 2026 09:00:00 GMT"),
+        ],
+        "fr": [
+            ("Deux exilés interpellés à Calais", "Tue, 10 Nov 2026 10:00:00 GMT"),
+            ("La préfecture veut interpeller les passeurs", "Tue, 10 Nov 2026 11:00:00 GMT"),
+        ],
+    }.items():
+        path = tmp_path / f"{language}.rss"
+        path.write_text(
+            f'<rss version="2.0"><channel><title>{language}</title>'
+            + "".join(
+                f"<item><title>{title}</title><link>https://news.example/{language}{n}</link>"
+                f"<pubDate>{date}</pubDate><description>Reported today.</description></item>"
+                for n, (title, date) in enumerate(items)
+            )
+            + "</channel></rss>",
+            encoding="utf-8",
+        )
+        feeds.append({"url": str(path), "language": language})
+    config = write_config(feeds)
+    assert vigie("once", "--config", config).exit_code == 0
+
+    def found(*args: str) -> list[str]:
+        result = vigie("articles", "search", *args, "--json", "--config", config)
+        assert result.exit_code == 0, result.output
+        return sorted(row["title"] for row in json.loads(result.stdout))
+
+    assert found("slap~") == [
+        "Officer slapped a handcuffed migrant",
+        "Slapping incident at the border",
+    ]
+    assert found("expulsion~") == ["Expulsions resume at the border"]
+    assert found("interpellé~") == [
+        "Deux exilés interpellés à Calais",
+        "La préfecture veut interpeller les passeurs",
+    ]
+    assert found("slap~ NOT border") == ["Officer slapped a handcuffed migrant"]
+    assert found("slap~", "--since", "2026-11-01") == ["Slapping incident at the border"]
+    shown = vigie("articles", "search", "slap~ migrant", "--config", config).stdout
+    assert re.search(r"Officer slapped a handcuffed migrant #\d+ en 2026-10-01", shown), shown
+    snippets = json.loads(vigie("articles", "search", "slap~", "--json", "--config", config).stdout)
+    assert {row["snippet"] for row in snippets} == {
+        "Officer ⟦slapped⟧ a handcuffed migrant",
+        "⟦Slapping⟧ incident at the border",
+    }
+    cut = vigie("articles", "search", "slap~", "--limit", "1", "--config", config)
+    assert "1 of 2 articles shown, the best first (--limit shows more)" in cut.stderr
+    # Without a ~, words as written, as before.
+    exact = vigie("articles", "search", "slap", "--config", config)
+    assert "No article matches." in exact.stdout
+    for query, said in [
+        ("slap~*", "a word ends with ~ (all its forms: slap~) or * (every word it starts"),
+        ("NOT slap~", "NOT goes between two terms (calais NOT football), not first"),
+        ("(slap~ OR kick~", "a parenthesis is not closed"),
+        ("NEAR(slap~ border)", "NEAR( ) takes words all with ~ or all without"),
+    ]:
+        mistaken = vigie("articles", "search", query, "--config", config)
+        assert_one_line_error(mistaken, f"search query {query!r}: {said}")
+
+
 def wait_for(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
     """Wait for a subprocess to reach a state; fail with its log if it never does."""
     end = time.monotonic() + limit

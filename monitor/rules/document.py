@@ -18,11 +18,11 @@ from ..text import (
     HAS_LIGATURE,
     INCLUSIVE,
     INCLUSIVE_DOTS,
-    STEM_LANGUAGES,
     base_language,
     one_line,
     spelt_out,
     stem_generation,
+    stem_languages,
     stemmed_words_of_stem,
     token_starts,
     word_text,
@@ -169,10 +169,8 @@ class Document:
         self.other_feeds = other_feeds
         language = base_language(article.language)
         self.language = language
-        # Unknown language: try both stemmers rather than none.
-        self.languages: tuple[str, ...] = (
-            (language,) if language in STEM_LANGUAGES else tuple(STEM_LANGUAGES)
-        )
+        # Unknown language: try both stemmers rather than none (as the search index does).
+        self.languages: tuple[str, ...] = stem_languages(language)
         self._fields: dict[str, FieldText] = {}
         self._stems: dict[str, dict[str, list[str]]] = {}  # language -> stem -> words
         self._of_stem: dict[tuple[str, str], list[str]] = {}

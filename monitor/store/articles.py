@@ -27,6 +27,7 @@ from .rows import (
     parse_iso,
     url_key,
 )
+from .stems import index_stems
 
 _INSERT_ROWS = 50  # articles per INSERT: 900 parameters, under SQLite's 999 before 3.32
 _INSERT_REVISION = (
@@ -312,6 +313,7 @@ class ArticleQueries:
                 f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
                 [*values.values(), row["id"]],
             )
+            index_stems(self.db.conn, [evolve(article, id=row["id"])])
             return None
         return self._revise(row, article, now)
 
@@ -388,6 +390,7 @@ class ArticleQueries:
                 [value for row in rows for value in row.values()],
             )
             stored += numbered
+        index_stems(self.db.conn, stored, new=True)
         self.db.conn.executemany(
             _INSERT_REVISION,
             (_revision_row(a, now, iso(a.published) if a.published else None) for a in stored),
@@ -420,6 +423,7 @@ class ArticleQueries:
             canonical_url=row["canonical_url"] or "",
         )
         self.db.conn.execute(_INSERT_REVISION, _revision_row(stored, now, published))
+        index_stems(self.db.conn, [stored])
         return stored
 
     def revisions(self, article_id: int) -> list[dict[str, Any]]:

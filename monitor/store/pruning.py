@@ -13,6 +13,7 @@ from .rows import (
     iso,
     url_key,
 )
+from .stems import unindex_stems
 
 
 class PruningQueries:
@@ -23,10 +24,10 @@ class PruningQueries:
     def prune(self, before: datetime, now: datetime, limit: int = 1000) -> int:
         """Delete up to `limit` articles first seen before `before`, with everything that points
         at them (matches, mentions, revisions, aliases, sketches, and any other table with a
-        foreign key to articles); FTS follows through its triggers. Each leaves tombstones
-        (feed and guid, canonical URL) so that it is not stored again while a feed still
-        carries it. Stories lose those members and get the earliest remaining one as lead.
-        Returns how many articles were pruned."""
+        foreign key to articles); articles_fts follows through its triggers, articles_stems
+        here. Each leaves tombstones (feed and guid, canonical URL) so that it is not stored
+        again while a feed still carries it. Stories lose those members and get the earliest
+        remaining one as lead. Returns how many articles were pruned."""
         with self.transaction():
             rows = self.db.execute(
                 "SELECT id, feed_id, guid, canonical_url, story_id FROM articles "
@@ -77,6 +78,7 @@ class PruningQueries:
             self._forget_emptied_deliveries(touched)
             self.keep_high_water("articles")  # ids are not given again (next_id)
             self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
+            unindex_stems(self.db.conn, ids)
             self._refresh_stories({row[4] for row in rows if row[4] is not None})
         return len(ids)
 

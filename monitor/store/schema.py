@@ -14,6 +14,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .rows import url_key
+from .stems import create_stems_table, index_stored_articles
 
 migrations = Migrations("vigie")
 
@@ -536,3 +537,15 @@ def m021_delivery_events(db: sqlite_utils.Database) -> None:
     to a consumer that asked for them when a correction undoes a match an event carried (a
     webhook consumer's review: a dashboard kept showing an article its rule no longer matched)."""
     db.execute("ALTER TABLE deliveries ADD COLUMN event TEXT")
+
+
+@migrations(transactional=False)
+def m022_stemmed_search(db: sqlite_utils.Database) -> None:
+    """`articles_stems` (monitor/store/stems.py): each article's words as their stems in its
+    language, so that `vigie articles search` finds every form of a word (`slap~`: slapped,
+    slapping), as rules do. The articles stored before are indexed here, a batch a
+    transaction rather than all in one: a large archive takes minutes, and an upgrade
+    interrupted goes on from its last batch the next time the database opens (the migration
+    is recorded once every article is indexed)."""
+    create_stems_table(db.conn)
+    index_stored_articles(db.conn)

@@ -1,0 +1,300 @@
+"""Full-text search with stemmed words (`slap~`) on real SQLite files: the stems index kept in
+step with articles, by the store and by the upgrade that builds it for articles stored before."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+
+from monitor.errors import SearchQueryError
+from monitor.records import Article
+from monitor.store import Store, migrations
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def article(guid: str, title: str, language: str = "en", **fields: Any) -> Article:
+    return Article(
+        feed_id=1,
+        guid=guid,
+        url=f"https://news.example.com/{guid}",
+        title=title,
+        language=language,
+        published=fields.pop("published", NOW - timedelta(hours=1)),
+        fingerprint=fields.pop("fingerprint", title),
+        **fields,
+    )
+
+
+def titles(store: Store, query: str, **options: Any) -> list[str]:
+    found = store.search_stemmed(query, **options)
+    assert found is not None, query
+    return sorted(row["title"] for row in found[0])
+
+
+@pytest.fixture
+def newsroom(store: Store) -> Store:
+    store.upsert_feed("https://news.example.com/feed", name="News", now=NOW)
+    with store.transaction():
+        store.insert_articles(
+            [
+                article("1", "Officer slapped a handcuffed migrant", summary="In Calais."),
+                article("2", "Slapping incident: an inquiry opens", summary="At the border."),
+                article("3", "Deux exilés interpellés à Calais", "fr", summary="À l'aube."),
+                article("4", "La préfecture veut interpeller les passeurs", "fr"),
+                article("5", "Expulsions resume at the border", summary="Police came."),
+            ],
+            NOW,
+        )
+    return store
+
+
+def test_a_tilde_finds_every_form_of_a_word(newsroom: Store) -> None:
+    """A researcher's search for `slap` missed "slapped", `expulsion` "expulsions", and
+    `interpellé` "interpellés" and "interpeller": their other forms are found with ~."""
+    assert newsroom.search_articles("slap") == []
+    assert titles(newsroom, "slap~") == [
+        "Officer slapped a handcuffed migrant",
+        "Slapping incident: an inquiry opens",
+    ]
+    assert titles(newsroom, "expulsion~") == ["Expulsions resume at the border"]
+    assert titles(newsroom, "interpellé~") == [
+        "Deux exilés interpellés à Calais",
+        "La préfecture veut interpeller les passeurs",
+    ]
+    assert titles(newsroom, '"handcuffed migrants"~') == ["Officer slapped a handcuffed migrant"]
+    # Without a ~ (or --stem), a query is FTS5's as it always was.
+    assert newsroom.search_stemmed("slap") is None
+    assert newsroom.search_stemmed('"slap~"') is None
+
+
+def test_stemmed_and_exact_words_go_together_as_fts5_reads_them(newsroom: Store) -> None:
+    assert titles(newsroom, "slap~ migrant") == ["Officer slapped a handcuffed migrant"]
+    assert titles(newsroom, "slap~ NOT migrant") == ["Slapping incident: an inquiry opens"]
+    assert titles(newsroom, "calais NOT slap~") == ["Deux exilés interpellés à Calais"]
+    assert titles(newsroom, "(slap~ OR expulsion~) border") == [
+        "Expulsions resume at the border",
+        "Slapping incident: an inquiry opens",
+    ]
+    assert titles(newsroom, "slap~ OR interpeller") == [
+        "La préfecture veut interpeller les passeurs",
+        "Officer slapped a handcuffed migrant",
+        "Slapping incident: an inquiry opens",
+    ]
+    # Side by side binds before NOT, as in FTS5: (slap~ border) NOT calais.
+    assert titles(newsroom, "slap~ border NOT calais") == ["Slapping incident: an inquiry opens"]
+    assert titles(newsroom, "title:slap~ calais") == ["Officer slapped a handcuffed migrant"]
+    assert titles(newsroom, "summary:slap~") == []
+    assert titles(newsroom, "-title:calais~") == ["Officer slapped a handcuffed migrant"]
+    assert titles(newsroom, "NEAR(officer~ slap~, 1)") == ["Officer slapped a handcuffed migrant"]
+    assert titles(newsroom, "NEAR(officer~ migrant~, 1)") == []
+    assert titles(newsroom, "slap~ handcuff*") == ["Officer slapped a handcuffed migrant"]
+    assert titles(newsroom, "slap migrant", stem_all=True) == [
+        "Officer slapped a handcuffed migrant"
+    ]
+    assert titles(newsroom, '"slap" migrant', stem_all=True) == []  # quoted: as written
+
+
+def test_the_articles_language_picks_its_stemmer(store: Store) -> None:
+    """French Snowball does not know English -ed, nor English Snowball French -é: an article
+    is read with its own language's stemmer, and with both when its language has none or is
+    not known, as rules read it."""
+    store.upsert_feed("https://news.example.com/feed", now=NOW)
+    with store.transaction():
+        store.insert_articles(
+            [
+                article(str(n), f"{title} ({language or 'unknown'})", language)
+                for n, (title, language) in enumerate(
+                    [
+                        ("Guards slapped a man", "en"),
+                        ("Guards slapped a man", "fr"),
+                        ("Guards slapped a man", ""),
+                        ("Guards slapped a man", "de"),
+                        ("Un homme giflé", "fr"),
+                        ("Un homme giflé", "en"),
+                    ]
+                )
+            ],
+            NOW,
+        )
+    assert titles(store, "slap~") == [
+        "Guards slapped a man (de)",
+        "Guards slapped a man (en)",
+        "Guards slapped a man (unknown)",
+    ]
+    assert titles(store, "gifler~") == ["Un homme giflé (fr)"]
+
+
+def test_results_keep_to_the_period_best_first_and_are_counted(store: Store) -> None:
+    store.upsert_feed("https://news.example.com/feed", now=NOW)
+    with store.transaction():
+        store.insert_articles(
+            [
+                article("old", "Expulsion of a family", published=NOW - timedelta(days=40)),
+                article("new", "Expulsions, expulsions", published=NOW - timedelta(days=1)),
+                article("other", "Expelled", published=NOW - timedelta(days=1)),
+            ],
+            NOW,
+        )
+    found = store.search_stemmed("expulsion~", limit=1)
+    assert found is not None
+    rows, total = found
+    assert ([row["title"] for row in rows], total) == (["Expulsions, expulsions"], 2)
+    assert set(rows[0]) == {"id", "title", "url", "published", "feed_name", "feed_title", "snippet"}
+    assert rows[0]["snippet"] == "⟦Expulsions⟧, ⟦expulsions⟧"
+    since = NOW - timedelta(days=7)
+    assert titles(store, "expulsion~", since=since) == ["Expulsions, expulsions"]
+    # A NOT keeps to the period as well: what it leaves out is what the period holds.
+    assert titles(store, "expulsion~ NOT family", since=since) == ["Expulsions, expulsions"]
+
+
+def test_snippets_mark_the_forms_found_and_the_words_as_written(newsroom: Store) -> None:
+    found = newsroom.search_stemmed("slap~ migrant")
+    assert found is not None
+    [row] = found[0]
+    assert row["snippet"] == "Officer ⟦slapped⟧ a handcuffed ⟦migrant⟧"
+    found = newsroom.search_stemmed("interpellé~ NOT passeurs")
+    assert found is not None
+    [row] = found[0]
+    assert row["snippet"] == "Deux exilés ⟦interpellés⟧ à Calais"
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("slap~*", "a word ends with ~ (all its forms: slap~) or * (every word it starts"),
+        ("sl~ap", "sl~ap: ~ ends a word"),
+        ("NEAR(slap~ police)", "NEAR( ) takes words all with ~ or all without"),
+        ("(slap~ OR kick~", "a parenthesis is not closed"),
+        ("slap~ )", "a parenthesis is closed that was not opened"),
+        ("{title byline}: slap~", "no column 'byline': title, summary or content"),
+        ("title:(summary:slap~)", "column filters one inside another leave no column"),
+    ],
+)
+def test_a_query_that_cannot_be_read_says_why(store: Store, query: str, said: str) -> None:
+    with pytest.raises(SearchQueryError) as caught:
+        store.search_stemmed(query)
+    assert str(caught.value) == f"search query {query!r}: {caught.value.reason}"
+    assert said in caught.value.reason
+
+
+def test_revisions_and_pruning_keep_the_stems_in_step(newsroom: Store) -> None:
+    with newsroom.transaction():
+        [revised] = newsroom.store_articles(
+            [article("1", "Officer kicked a handcuffed migrant", fingerprint="revised")],
+            NOW + timedelta(hours=1),
+        )
+    assert revised.revision == 2
+    assert titles(newsroom, "slap~") == ["Slapping incident: an inquiry opens"]
+    assert titles(newsroom, "kick~") == ["Officer kicked a handcuffed migrant"]
+
+    assert newsroom.prune(NOW + timedelta(days=1), NOW + timedelta(days=1)) == 5
+    assert titles(newsroom, "kick~ OR slap~ OR interpeller~ OR expulsion~") == []
+    db = newsroom.db
+    db.execute("INSERT INTO articles_stems(articles_stems) VALUES ('integrity-check')")
+    assert db.execute("SELECT count(*) FROM articles_stems").fetchone()[0] == 0
+
+
+def old_database(path: Path, articles: int) -> None:
+    """A database of the schema before stemmed search, holding `articles` articles."""
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m022_stemmed_search")
+    feed_id = db["feeds"].insert({"url": "https://old.example/rss", "name": "Old"}).last_pk
+    db["articles"].insert_all(
+        {
+            "id": n,
+            "feed_id": feed_id,
+            "guid": f"old-{n}",
+            "url": f"https://old.example/{n}",
+            "title": f"Report {n}: police slapped a protester"
+            if n % 2
+            else f"Rapport {n} : des exilés interpellés",
+            "summary": "",
+            "content": "",
+            "language": "en" if n % 2 else "fr",
+            "published": (NOW - timedelta(days=1)).isoformat(),
+            "first_seen": (NOW - timedelta(days=1)).isoformat(),
+        }
+        for n in range(1, articles + 1)
+    )
+    db.close()
+
+
+def upgraded(path: Path) -> bool:
+    with sqlite3.connect(path) as conn:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM _sqlite_migrations WHERE name = 'm022_stemmed_search'"
+            ).fetchone()
+        )
+
+
+def stems_indexed(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [rowid for (rowid,) in conn.execute("SELECT rowid FROM articles_stems")]
+
+
+def test_the_upgrade_indexes_the_articles_stored_before(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old_database(path, 1201)
+    store = Store(path)
+    try:
+        assert upgraded(path)
+        found = store.search_stemmed("slap~")
+        assert found is not None and found[1] == 601
+        found = store.search_stemmed("interpeller~")
+        assert found is not None and found[1] == 600
+    finally:
+        store.close()
+    assert sorted(stems_indexed(path)) == list(range(1, 1202))
+
+
+def applying(path: Path, stop_after: int | None = None) -> int:
+    """Apply the pending migrations, SQLite interrupting the statement that runs when its
+    progress handler has been called `stop_after` times (as Ctrl+C or a kill stops one), and
+    return how many times it was called."""
+    db = sqlite_utils.Database(path)
+    calls = 0
+
+    def progress() -> int:
+        nonlocal calls
+        calls += 1
+        return int(calls == stop_after)
+
+    db.conn.set_progress_handler(progress, 100)
+    try:
+        migrations.apply(db)
+    finally:
+        db.close()
+    return calls
+
+
+def test_an_upgrade_interrupted_goes_on_from_where_it_stopped(tmp_path: Path) -> None:
+    """Indexing a large archive takes minutes: stopped halfway, the upgrade keeps what it had
+    done, and the next opening of the database indexes the rest, each article once."""
+    path = tmp_path / "old.db"
+    old_database(path, 1300)
+    rehearsal = tmp_path / "rehearsal.db"
+    shutil.copy(path, rehearsal)
+    halfway = applying(rehearsal) // 2
+
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        applying(path, stop_after=halfway)
+    assert not upgraded(path)
+    done = stems_indexed(path)
+    assert 0 < len(done) < 1300
+
+    store = Store(path)
+    try:
+        assert upgraded(path)
+        found = store.search_stemmed("slap~", limit=1300)
+        assert found is not None and found[1] == 650
+    finally:
+        store.close()
+    assert sorted(stems_indexed(path)) == list(range(1, 1301))
