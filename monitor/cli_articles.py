@@ -56,11 +56,16 @@ def articles() -> None:
     default=None,
     help='Only articles published since: a date (2026-11-01), a time, or a duration ago ("7d").',
 )
+@click.option(
+    "--stem",
+    is_flag=True,
+    help="Every unquoted word in all its forms, as word~ (a rule's stem = true).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @config_option
 @operator_errors
 def articles_search(
-    query: str, limit: int, since: str | None, as_json: bool, config_path: str
+    query: str, limit: int, since: str | None, stem: bool, as_json: bool, config_path: str
 ) -> None:
     """Full-text search over stored articles, best first. The query is SQLite FTS5's, not the
     rule language: words, "phrases", OR, and NOT between two terms (calais NOT football),
@@ -74,13 +79,14 @@ def articles_search(
     store = open_store(config, must_exist=True)
     try:
         try:
-            stemmed = store.search_stemmed(query, limit, start)
+            stemmed = store.search_stemmed(query, limit, start, stem_all=stem)
         except SearchQueryError as e:
             raise SearchQueryError(query, _search_mistake(query) or e.reason) from None
         if stemmed is not None:
             rows, total = stemmed
         else:
             rows, total = _search_as_written(store, query, limit, start)
+        other_forms = _other_forms(store, query, start) if not rows and not stem else 0
     finally:
         store.close()
     if total > len(rows):
@@ -102,6 +108,13 @@ def articles_search(
         console.print(Text("  ").append(highlighted(" ".join(row["snippet"].split()))))
     if not rows:
         console.print("No article matches.")
+    if other_forms:
+        have = "has" if other_forms == 1 else "have"
+        err_console.print(
+            f"{counted(other_forms, 'article')} {have} other forms of these words:"
+            " search with --stem, or word~ for one word",
+            markup=False,
+        )
 
 
 def _search_as_written(
@@ -123,6 +136,16 @@ def _search_as_written(
     # Results stopped at --limit without a word: a researcher took 20 for all there were.
     total = store.search_count(searched, start) if len(rows) == limit else len(rows)
     return rows, total
+
+
+def _other_forms(store: Store, query: str, start: datetime | None) -> int:
+    """How many articles the query finds with every unquoted word stemmed (0 for one it
+    cannot read so): a search for `expulsion` that finds nothing where "expulsions" is."""
+    try:
+        found = store.search_stemmed(query, 1, start, stem_all=True)
+    except SearchQueryError:
+        return 0
+    return found[1] if found else 0
 
 
 def _search_mistake(query: str) -> str | None:

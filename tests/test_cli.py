@@ -1382,6 +1382,7 @@ def test_articles_search_finds_every_form_of_a_word_with_a_tilde(
         "La préfecture veut interpeller les passeurs",
     ]
     assert found("slap~ NOT border") == ["Officer slapped a handcuffed migrant"]
+    assert found("slap migrant", "--stem") == ["Officer slapped a handcuffed migrant"]
     assert found("slap~", "--since", "2026-11-01") == ["Slapping incident at the border"]
     shown = vigie("articles", "search", "slap~ migrant", "--config", config).stdout
     assert re.search(r"Officer slapped a handcuffed migrant #\d+ en 2026-10-01", shown), shown
@@ -1392,9 +1393,13 @@ def test_articles_search_finds_every_form_of_a_word_with_a_tilde(
     }
     cut = vigie("articles", "search", "slap~", "--limit", "1", "--config", config)
     assert "1 of 2 articles shown, the best first (--limit shows more)" in cut.stderr
-    # Without a ~, words as written, as before.
+    # Without a ~, words as written, as before; when that finds nothing, it says what would.
     exact = vigie("articles", "search", "slap", "--config", config)
     assert "No article matches." in exact.stdout
+    assert (
+        "2 articles have other forms of these words: search with --stem, or word~ for one word"
+        in " ".join(exact.stderr.split())
+    )
     for query, said in [
         ("slap~*", "a word ends with ~ (all its forms: slap~) or * (every word it starts"),
         ("NOT slap~", "NOT goes between two terms (calais NOT football), not first"),
