@@ -48,6 +48,7 @@ from .language import detect_language
 from .parse import newest_items, parse_feed
 from .records import Article, Change, Evidence, Feed, FetchResult, Match, evolve
 from .store import FeedState, Store, parse_iso
+from .store.stems import StemsAhead, stem_values, stems_key
 from .stories import ensure_index, place_all
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,12 @@ class Matcher(Protocol):
 @dataclass(frozen=True)
 class Prepared:
     """The CPU work on one article that storing needs, done ahead by a reader process: its
-    story sketch and, with rules, its matches and entity mentions."""
+    story sketch, its stems for the search index and, with rules, its matches and entity
+    mentions."""
 
     signature: np.ndarray | None  # identity.sketch of its text
     matched: tuple[list[Match], list[Evidence]] | None  # Matcher.match; None: no rules
+    stems: tuple[str | None, ...] = ()  # store.stems.stem_values
 
 
 class FeedReaders(Protocol):
@@ -241,7 +244,11 @@ def prepare(outcome: PollOutcome, matcher: Matcher | None) -> PollOutcome:
     articles = outcome.articles
     signatures = sketches(a.text for a in articles)
     prepared = tuple(
-        Prepared(signature, matcher.match(a, outcome.feed.tags) if matcher else None)
+        Prepared(
+            signature,
+            matcher.match(a, outcome.feed.tags) if matcher else None,
+            tuple(stem_values(a.title, a.summary, a.content, a.language)),
+        )
         for a, signature in zip(articles, signatures, strict=True)
     )
     return evolve(outcome, prepared=prepared)
@@ -321,12 +328,16 @@ def store_outcome(
     feed = outcome.feed
     failed = outcome.error is not None
     prepared: dict[tuple, Prepared] = {}
+    stems: StemsAhead = {}
     if outcome.prepared is not None:
         prepared = dict(zip(map(_read_key, outcome.articles), outcome.prepared, strict=True))
+        stems = {
+            stems_key(a): p.stems for a, p in zip(outcome.articles, outcome.prepared, strict=True)
+        }
     aliased: list[tuple[int, Article]] = []
     with store.transaction():
         archive = _archive_before(store, feed, outcome.articles, config, now)
-        stored = store.store_articles(outcome.articles, now, aliased) if not failed else []
+        stored = store.store_articles(outcome.articles, now, aliased, stems) if not failed else []
         ready = [prepared.get(_read_key(a)) for a in stored]
         # Sketched together: for a feed's short items, a third of the cost of one at a time.
         unready = iter(sketches(a.text for a, p in zip(stored, ready, strict=True) if p is None))

@@ -1,13 +1,13 @@
 """Reading fetched feeds on every core: worker processes that parse, identify, sketch and match.
 
 Python runs one thread at a time, so a poll cycle whose feeds changed was bound to one core:
-parsing, language detection, story sketches and matching. `ReaderPool` moves that work
-(pipeline.read_feed and pipeline.prepare, pure functions) to worker processes; the polling
-process keeps fetching (network-bound threads) and storing (SQLite has one writer). Each worker
-receives the rule index once, when it starts; a new index (the rule files changed) starts new
-workers. The pool starts with the first cycle of at least `min_feeds` due feeds, since a few
-feeds are read faster where they were fetched than workers start. Workers are started by a fork
-server, never forked from the threaded polling process, and exit when the service does.
+parsing, language detection, story sketches, matching and the stems search indexes. `ReaderPool`
+moves that work (pipeline.read_feed and pipeline.prepare, pure functions) to worker processes; the
+polling process keeps fetching (network-bound threads) and storing (SQLite has one writer). Each
+worker receives the rule index once, when it starts; a new index (the rule files changed) starts new
+workers. The pool starts with the first cycle of at least `min_feeds` due feeds, since a few feeds
+are read faster where they were fetched than workers start. Workers are started by a fork server,
+never forked from the threaded polling process, and exit when the service does.
 
 If a worker dies (killed, out of memory), the feeds it held are read in the polling process,
 so nothing is lost, and the next cycle starts new workers. If workers cannot be started at all

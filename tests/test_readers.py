@@ -80,8 +80,14 @@ def stored(service: Service) -> tuple[list[tuple], list[tuple]]:
         "JOIN articles a ON a.id = m.article_id ORDER BY a.feed_id, a.guid, m.rule_id"
     )
     mentions = service.rows("SELECT COUNT(*) AS n FROM mentions")[0]["n"]
+    # The stems search finds articles by (store.stems), worked out by the workers ahead.
+    stems = service.rows(
+        "SELECT a.feed_id, a.guid, s.* FROM articles_stems s JOIN articles a ON a.id = s.rowid "
+        "ORDER BY a.feed_id, a.guid"
+    )
     return [tuple(r.values()) for r in articles], [tuple(r.values()) for r in matches] + [
-        ("mentions", mentions)
+        ("mentions", mentions),
+        *(tuple(r.values()) for r in stems),
     ]
 
 

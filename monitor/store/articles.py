@@ -27,7 +27,7 @@ from .rows import (
     parse_iso,
     url_key,
 )
-from .stems import index_stems
+from .stems import StemsAhead, index_stems
 
 _INSERT_ROWS = 50  # articles per INSERT: 900 parameters, under SQLite's 999 before 3.32
 _INSERT_REVISION = (
@@ -200,6 +200,7 @@ class ArticleQueries:
         articles: Iterable[Article],
         now: datetime,
         aliased: list[tuple[int, Article]] | None = None,
+        stems: StemsAhead | None = None,
     ) -> list[Article]:
         """Store one feed's items; return only what is new: articles never seen (revision 1)
         and new revisions of stored ones (revision > 1), with id, revision and story_id set.
@@ -210,7 +211,8 @@ class ArticleQueries:
         (fingerprint) becomes the article's next revision; another feed's copy never revises
         it. Call inside the feed's transaction. `aliased`, when given, receives (article id,
         item) for each item that became another feed's copy of a stored article (the rules
-        scoped to that feed have yet to see it).
+        scoped to that feed have yet to see it). `stems` are the stems index's values of
+        items, when worked out ahead (stems.StemsAhead); the others' are worked out here.
 
         Whether each item is known is asked in a few queries for the whole batch; an item that
         none of them knows, and that shares neither guid nor canonical URL with an earlier item
@@ -226,13 +228,13 @@ class ArticleQueries:
             if keys.isdisjoint(known) and keys.isdisjoint(done):
                 unknown.append(article)
             else:
-                out += self._insert_articles(unknown, now)
+                out += self._insert_articles(unknown, now, stems)
                 unknown = []
-                stored = self._store_article(article, now, aliased)
+                stored = self._store_article(article, now, aliased, stems)
                 if stored is not None:
                     out.append(stored)
             done |= keys
-        return out + self._insert_articles(unknown, now)
+        return out + self._insert_articles(unknown, now, stems)
 
     def _knownitem_keys(self, articles: Sequence[Article]) -> set[str]:
         """Which guid keys (`guid:feed:guid`) and URL keys (`url:canonical`) of these items the
@@ -267,7 +269,11 @@ class ArticleQueries:
         return known
 
     def _store_article(
-        self, article: Article, now: datetime, aliased: list[tuple[int, Article]] | None = None
+        self,
+        article: Article,
+        now: datetime,
+        aliased: list[tuple[int, Article]] | None = None,
+        stems: StemsAhead | None = None,
     ) -> Article | None:
         row = self._article_by_guid(article.feed_id, article.guid)
         url = article.canonical_url
@@ -289,7 +295,7 @@ class ArticleQueries:
         if row is None:
             if self._tombstoned(article):
                 return None
-            return self._insert_article(article, now)
+            return self._insert_articles([article], now, stems)[0]
         if row["feed_id"] != article.feed_id:  # another feed's copy: never a revision
             self.db.execute(
                 "UPDATE article_aliases SET fingerprint = ? WHERE feed_id = ? AND guid = ?",
@@ -315,7 +321,7 @@ class ArticleQueries:
             )
             index_stems(self.db.conn, [evolve(article, id=row["id"])])
             return None
-        return self._revise(row, article, now)
+        return self._revise(row, article, now, stems)
 
     def _article_by_guid(self, feed_id: int, guid: str) -> dict[str, Any] | None:
         row = self._article_row("feed_id = ? AND guid = ?", [feed_id, guid])
@@ -353,10 +359,9 @@ class ArticleQueries:
             is not None
         )
 
-    def _insert_article(self, article: Article, now: datetime) -> Article:
-        return self._insert_articles([article], now)[0]
-
-    def _insert_articles(self, articles: list[Article], now: datetime) -> list[Article]:
+    def _insert_articles(
+        self, articles: list[Article], now: datetime, stems: StemsAhead | None = None
+    ) -> list[Article]:
         """Insert articles new to the database, of distinct guids, as revision 1; returns them
         stored, in the same order. One statement for many rows, not one each: the full-text
         index's trigger runs inside a statement's savepoint, at which FTS5 writes what it holds
@@ -390,14 +395,20 @@ class ArticleQueries:
                 [value for row in rows for value in row.values()],
             )
             stored += numbered
-        index_stems(self.db.conn, stored, new=True)
+        index_stems(self.db.conn, stored, new=True, ahead=stems)
         self.db.conn.executemany(
             _INSERT_REVISION,
             (_revision_row(a, now, iso(a.published) if a.published else None) for a in stored),
         )
         return stored
 
-    def _revise(self, row: dict[str, Any], article: Article, now: datetime) -> Article:
+    def _revise(
+        self,
+        row: dict[str, Any],
+        article: Article,
+        now: datetime,
+        stems: StemsAhead | None = None,
+    ) -> Article:
         revision = (row["revision"] or 1) + 1
         values = {**article_columns(article), "revision": revision}
         if article.published == now:
@@ -423,7 +434,7 @@ class ArticleQueries:
             canonical_url=row["canonical_url"] or "",
         )
         self.db.conn.execute(_INSERT_REVISION, _revision_row(stored, now, published))
-        index_stems(self.db.conn, [stored])
+        index_stems(self.db.conn, [stored], ahead=stems)
         return stored
 
     def revisions(self, article_id: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..records import Article
 from ..text import STEM_LANGUAGES, stem_languages, stemmed_texts
@@ -49,10 +49,28 @@ def stem_values(
     return values
 
 
-def index_stems(conn: sqlite3.Connection, articles: Iterable[Article], new: bool = False) -> None:
+# An article's stem_values worked out ahead (by a reader process, pipeline.prepare), by what they
+# are made of (stems_key): storing only looks them up.
+StemsAhead = Mapping[tuple[str, str, str, str], Sequence[str | None]]
+
+
+def stems_key(article: Article) -> tuple[str, str, str, str]:
+    return (article.title, article.summary, article.content, article.language)
+
+
+def index_stems(
+    conn: sqlite3.Connection,
+    articles: Iterable[Article],
+    new: bool = False,
+    ahead: StemsAhead | None = None,
+) -> None:
     """Write the stems of these stored articles (with their ids), in place of any they had;
-    `new`: articles just inserted, which had none."""
-    rows = [(a.id, *stem_values(a.title, a.summary, a.content, a.language)) for a in articles]
+    `new`: articles just inserted, which had none. Those `ahead` has are not worked out again."""
+    ahead = ahead or {}
+    rows = [
+        (a.id, *(ahead.get(stems_key(a)) or stem_values(a.title, a.summary, a.content, a.language)))
+        for a in articles
+    ]
     if not new:
         unindex_stems(conn, [row[0] for row in rows])
     _insert(conn, rows)
