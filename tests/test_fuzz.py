@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -22,13 +23,13 @@ from hypothesis import strategies as st
 from monitor.config_delivery import DeliveryConfig, SubscriberConfig
 from monitor.deliver.digest import build_digest, compose
 from monitor.deliver.outbox import Labels
-from monitor.errors import FeedParseError
+from monitor.errors import FeedParseError, SearchQueryError
 from monitor.parse import parse_feed
 from monitor.records import Article, Delivery, Match
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
 from monitor.rules.parser import QuerySyntaxError, parse_query
-from monitor.store import OutboxItem
+from monitor.store import OutboxItem, search_query
 
 EXAMPLES = int(os.environ.get("VIGIE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -101,6 +102,32 @@ def test_any_text_parses_or_raises_a_located_syntax_error(text: str) -> None:
         parse_query(text)
     except QuerySyntaxError as e:
         assert e.line >= 1 and e.column >= 1 and e.message
+
+
+# `articles search` queries: FTS5's syntax and ~, pieces of it side by side or run together.
+SEARCH_PIECE = st.sampled_from(
+    ["slap~", "police", '"tear gas"~', "migra*", "^calais", "pepper-spray", "AND", "OR", "NOT"]
+    + ["(", ")", "title:", "-summary:", "{title content}:", "NEAR(", ",", "5", "~", "*", '"']
+    + ["{", "^", "-", ":"]
+)
+SEARCH_TEXT = st.one_of(
+    st.text(max_size=120),
+    st.lists(SEARCH_PIECE, max_size=14).map(" ".join),
+    st.lists(SEARCH_PIECE, max_size=14).map("".join),
+)
+
+
+@FUZZ
+@given(SEARCH_TEXT, st.booleans())
+def test_any_search_query_parses_or_says_where_it_cannot(text: str, stem_all: bool) -> None:
+    try:
+        tree = search_query.parse(text, stem_all)
+    except SearchQueryError as e:
+        column = re.search(r"\(column (\d+)\)$", e.reason)
+        assert column is None or 1 <= int(column.group(1)) <= len(text) + 1, e.reason
+        return
+    for leaf, _ in search_query.leaves(tree):
+        assert leaf.fields and search_query.render(leaf)
 
 
 @FUZZ

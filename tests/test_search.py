@@ -14,7 +14,7 @@ import sqlite_utils
 
 from monitor.errors import SearchQueryError
 from monitor.records import Article
-from monitor.store import Store, migrations
+from monitor.store import Store, migrations, search_query
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -182,6 +182,116 @@ def test_a_query_that_cannot_be_read_says_why(store: Store, query: str, said: st
         store.search_stemmed(query)
     assert str(caught.value) == f"search query {query!r}: {caught.value.reason}"
     assert said in caught.value.reason
+
+
+def shape(node: search_query.Node) -> str:
+    """A tree on one line: OR(a AND(b c)), a leaf's columns after @ when not all three."""
+    if isinstance(node, search_query.Op):
+        return f"{node.op}(" + " ".join(shape(child) for child in node.children) + ")"
+    words = " ".join(
+        ("^" if p.initial else "") + p.text + ("~" if p.stem else "") + ("*" if p.prefix else "")
+        for p in node.phrases
+    )
+    shown = words if node.near is None else f"NEAR({words}, {node.near})"
+    if node.fields == search_query.ALL_FIELDS:
+        return shown
+    return shown + "@" + ",".join(sorted(node.fields))
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        # FTS5's precedence, tightest first: side by side, NOT, AND, OR.
+        ("a b NOT c", "NOT(AND(a b) c)"),
+        ("a OR b NOT c", "OR(a NOT(b c))"),
+        ("a NOT b c", "NOT(a AND(b c))"),
+        ("a NOT b NOT c", "NOT(NOT(a b) c)"),
+        ("a AND b OR c AND d", "OR(AND(a b) AND(c d))"),
+        ("a b AND c d", "AND(AND(a b) AND(c d))"),
+        ("a AND b NOT c OR d", "OR(AND(a NOT(b c)) d)"),
+        ("a OR b OR c", "OR(a b c)"),
+        ("((a OR b))", "OR(a b)"),
+        # A parenthesis after a term (FTS5 refuses it) is an AND; one first is side by side.
+        ("a (b OR c) NOT d", "AND(a NOT(OR(b c) d))"),
+        ("(b OR c) a NOT d", "NOT(AND(OR(b c) a) d)"),
+        ("a NOT (b OR c) d", "NOT(a AND(OR(b c) d))"),
+        ("a (b) (c)", "AND(a b c)"),
+        # Operators are words in upper case: lower case, in a longer word or in NEAR( ) they
+        # are searched for, as NEAR without its parenthesis.
+        ("or and not", "AND(or and not)"),
+        ("ORANGE NOTED ANDROID", "AND(ORANGE NOTED ANDROID)"),
+        ("NEAR(not OR, 3)", "NEAR(not OR, 3)"),
+        ("NEAR near(a b)", "AND(AND(NEAR near) AND(a b))"),
+        # Marks, a phrase not closed (to the end, as words), a hyphen or a comma in a word.
+        ('^"tear gas"~ migra* slap~ pepper-spray,', "AND(^tear gas~ migra* slap~ pepper-spray,)"),
+        ('slap~ "police (slap', "AND(slap~ police (slap)"),
+        ('"say ""no"""', 'say "no"'),
+    ],
+)
+def test_a_query_is_read_with_fts5s_precedence(query: str, tree: str) -> None:
+    assert shape(search_query.parse(query)) == tree
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        ("title:a b", "AND(a@title b)"),
+        ("title:(a OR b) c", "AND(OR(a@title b@title) c)"),
+        ("c title:(a b) d", "AND(c AND(AND(a@title b@title) d))"),
+        ("c title: ( a ) NOT d", "AND(c NOT(a@title d))"),
+        ("-title:(a NOT b)", "NOT(a@content,summary b@content,summary)"),
+        ("{title summary}:(a -summary:b)", "AND(a@summary,title b@title)"),
+        ("- { content } : a", "a@summary,title"),
+        ("title: NEAR(a b, 3)", "NEAR(a b, 3)@title"),
+        ("summary:(NEAR(a b) OR ^c)", "OR(NEAR(a b, 10)@summary ^c@summary)"),
+        ("TITLE:a", "a@title"),
+        ('title:"a b"~', "a b~@title"),
+        ("title:a:b", "a:b@title"),
+        ("a:b subtitle:c", "AND(a:b subtitle:c)"),
+    ],
+)
+def test_a_column_filter_takes_the_term_or_parenthesis_after_it(query: str, tree: str) -> None:
+    assert shape(search_query.parse(query)) == tree
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("slap~ OR", "OR at the end: give a term after it (calais OR football) (column 9)"),
+        ("slap~ AND OR kick~", "AND OR: give a term after AND (column 11)"),
+        ("slap~ (OR kick~)", "OR goes between two terms (calais OR football), not first in a"),
+        ("police (slap~ OR kick~", "a parenthesis is not closed (column 8)"),
+        ("slap~ ()", "empty parentheses (column 8)"),
+        ("slap~ summary:", "summary: at the end: give a word after it (summary:calais) (column 1"),
+        ("title: {summary}: slap~", 'title: goes before a word, a "phrase", NEAR( ) or a paren'),
+        ("slap~ ^ OR kick~", "^ goes before a word or a \"phrase\", not 'OR' (column 9)"),
+        ("{title slap~", "a column filter is written {title summary}: word (column 1)"),
+        ("-{title summary content}: slap~", "-{title summary content}: leaves no column to search"),
+        ("NEAR(slap~ kick~,)", "NEAR(a b, N) takes a number of words after its comma (column 17)"),
+        ("NEAR(slap~ kick~, 5 police~)", "NEAR( ) ends after its number: NEAR(a b, 5) (column 21)"),
+        ("NEAR(slap~ (kick~))", 'NEAR( ) holds words and "phrases" (and a number after a comma)'),
+        ("slap~ NEAR(slap~ kick~", "NEAR( is not closed (column 7)"),
+        ("NEAR(slap~)", "NEAR( ) takes two words or phrases at least: NEAR(a b, 5) (column 1)"),
+        ("slap~ police~ *", "'*' has no letters or digits to search for (column 15)"),
+    ],
+)
+def test_a_query_error_says_where(query: str, said: str) -> None:
+    with pytest.raises(SearchQueryError) as caught:
+        search_query.parse(query)
+    assert said in caught.value.reason
+
+
+def test_a_query_nested_too_deep_is_refused_not_a_crash() -> None:
+    """The tree is walked recursively, as the parser walked the query: RecursionError was a
+    traceback (in `articles search` too, which tries --stem when nothing is found)."""
+    assert shape(search_query.parse("(" * 90 + "slap~ OR kick~" + ")" * 90)) == "OR(slap~ kick~)"
+    for query in [
+        "slap~ OR (" * 150 + "kick~" + ")" * 150,
+        " NOT ".join(["slap~"] * 150),
+        "(" * 2000 + "slap~" + ")" * 2000,
+    ]:
+        with pytest.raises(SearchQueryError, match="nests more than 100 levels deep"):
+            search_query.parse(query)
 
 
 def test_revisions_and_pruning_keep_the_stems_in_step(newsroom: Store) -> None:

@@ -7,6 +7,8 @@ in each article's language (its columns `title_en` ... `content_fr`; an article 
 unknown language has both languages' stems, as rules try both stemmers). A subtree whose
 leaves all search one index is one FTS5 query (`render`); the store combines the others.
 
+The grammar is search_query.lark, FTS5's read as FTS5 reads it, with ~ and lenience where FTS5
+would fail on an everyday word (a hyphen, an apostrophe) or a parenthesis beside a word (an AND).
 Precedence is FTS5's: words side by side (an implicit AND) bind first, then NOT, AND and OR
 (`a b NOT c` is `(a b) NOT c`, `a OR b NOT c` is `a OR (b NOT c)`). A column filter (`title:`,
 `-title:`, `{title summary}:`) applies to the word, phrase, NEAR group or parenthesis after it.
@@ -14,14 +16,21 @@ Precedence is FTS5's: words side by side (an implicit AND) bind first, then NOT,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, VisitError
 
 from ..errors import SearchQueryError
 from ..text import STEM_LANGUAGES, query_words, stem_words_uncached
 
 FIELDS = ("title", "summary", "content")
 ALL_FIELDS = frozenset(FIELDS)
-OPERATORS = frozenset({"AND", "OR", "NOT"})
+MAX_DEPTH = 100  # levels of nesting a query may have: its tree is walked recursively
 
 
 def stem_column(field: str, language: str) -> str:
@@ -68,9 +77,26 @@ Node = Leaf | Op
 
 
 def parse(query: str, stem_all: bool = False) -> Node:
-    """The query's tree. `stem_all`: every unquoted word without * is stemmed, as in a
-    `stem = true` rule. Raises SearchQueryError saying what is wrong."""
-    return _Parser(query, stem_all).parse()
+    """The query's tree (search_query.lark). `stem_all`: every unquoted word without * is
+    stemmed, as in a `stem = true` rule. Raises SearchQueryError saying what is wrong and at
+    which column."""
+    if not query.strip():
+        raise SearchQueryError(query, "nothing to search for: give a word")
+    try:
+        tree = _parser().parse(query)
+    except UnexpectedInput as e:
+        raise _syntax_error(query, e) from None
+    try:
+        node = _ToTree(query, stem_all).transform(tree)
+    except RecursionError:
+        node = None
+    except VisitError as e:  # what _ToTree raised, wrapped by Lark
+        if not isinstance(e.orig_exc, RecursionError):
+            raise e.orig_exc from None
+        node = None
+    if node is None or _depth(node) > MAX_DEPTH:
+        raise SearchQueryError(query, f"the query nests more than {MAX_DEPTH} levels deep")
+    return node
 
 
 def leaves(node: Node, positive: bool = True) -> list[tuple[Leaf, bool]]:
@@ -143,238 +169,211 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-class _Parser:
-    """Recursive descent over the query's characters: FTS5's grammar, read as FTS5 reads it,
-    with ~ and lenience where FTS5 would fail on an everyday word (a hyphen, an apostrophe)."""
+_QUOTED = re.compile(r'"((?:[^"]|"")*)("?)([*~]*)')  # as search_query.lark's QUOTED
+_KEYWORDS = {"_OR": "OR", "_AND": "AND", "_NOT": "NOT"}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (Path(__file__).parent / "search_query.lark").read_text(encoding="utf-8")
+    # The contextual lexer reads a comma as the end of a word only in NEAR( ).
+    return Lark(grammar, parser="lalr", lexer="contextual", maybe_placeholders=False)
+
+
+def _error(query: str, reason: str, column: int = 0) -> SearchQueryError:
+    return SearchQueryError(query, f"{reason} (column {column})" if column else reason)
+
+
+@v_args(inline=True)
+class _ToTree(Transformer):
+    """search_query.lark's parse tree -> Phrase, Leaf and Op, checking what the grammar lets
+    through: the marks of a word, a NEAR's words and number, the columns named."""
 
     def __init__(self, query: str, stem_all: bool) -> None:
+        super().__init__()
         self.query, self.stem_all = query, stem_all
-        self.at = 0
 
-    def error(self, reason: str) -> SearchQueryError:
-        return SearchQueryError(self.query, reason)
+    def error(self, reason: str, token: Token) -> SearchQueryError:
+        return _error(self.query, reason, token.column or 0)
 
-    def parse(self) -> Node:
-        if not self.peek():
-            raise self.error("nothing to search for: give a word")
-        node = self.or_()
-        if self.peek() == ")":
-            raise self.error("a parenthesis is closed that was not opened")
-        if self.peek():
-            raise self.error(f"unexpected {self.peek()!r}")
+    def start(self, node: Node) -> Node:
         return node
 
-    # The grammar, loosest first.
+    def or_expr(self, *children: Node) -> Op:
+        return Op("OR", children)
 
-    def or_(self, fields: frozenset[str] = ALL_FIELDS) -> Node:
-        children = [self.and_(fields)]
-        while self.keyword("OR"):
-            children.append(self.and_(fields))
-        return children[0] if len(children) == 1 else Op("OR", tuple(children))
+    def and_expr(self, *children: Node) -> Op:
+        return Op("AND", children)
 
-    def and_(self, fields: frozenset[str]) -> Node:
-        children = [self.not_(fields)]
-        # A parenthesis beside a word is an AND too, as fts_words reads it (FTS5 refuses it).
-        while self.keyword("AND") or self.starts_unit():
-            children.append(self.not_(fields))
-        return children[0] if len(children) == 1 else Op("AND", tuple(children))
+    side = grouped_side = and_expr  # words side by side
 
-    def not_(self, fields: frozenset[str]) -> Node:
-        node = self.side_by_side(fields)
-        while self.keyword("NOT"):
-            node = Op("NOT", (node, self.side_by_side(fields)))
+    def not_expr(self, node: Node, *left_out: Node) -> Node:
+        for other in left_out:
+            node = Op("NOT", (node, other))
         return node
 
-    def side_by_side(self, fields: frozenset[str]) -> Node:
-        children = [self.unit(fields)]
-        while self.starts_unit(groups=False):
-            children.append(self.unit(fields))
-        return children[0] if len(children) == 1 else Op("AND", tuple(children))
+    grouped_not = not_expr
 
-    def unit(self, fields: frozenset[str]) -> Node:
-        fields = self.column_filter(fields)
-        token = self.peek()
-        if token == "(":
-            self.at = self.query.index("(", self.at) + 1
-            node = self.or_(fields)
-            if self.peek() != ")":
+    def group(self, opening: Token, node: Node) -> Node:
+        return self.filtered(opening, node) if opening != "(" else node
+
+    def filtered(self, columns: Token, node: Node) -> Node:
+        """`node` in the columns `columns` names (title:, -title:, {title summary}:, one
+        before a parenthesis), within those a filter around it named."""
+        written = columns.rstrip("(").rstrip()[:-1].strip()  # without its : and (
+        negated = written.startswith("-")
+        if "{" in written:
+            named = written[written.index("{") + 1 : written.index("}")].split()
+        else:
+            named = [written.lstrip("-")]
+        unknown = [n for n in named if n.lower() not in ALL_FIELDS]
+        if unknown or not named:
+            raise self.error(
+                f"no column {unknown[0]!r}: title, summary or content"
+                if unknown
+                else "a column filter names title, summary or content",
+                columns,
+            )
+        chosen = frozenset(n.lower() for n in named)
+
+        def narrowed(leaf: Leaf) -> Leaf:
+            fields = leaf.fields - chosen if negated else leaf.fields & chosen
+            if not fields:
                 raise self.error(
-                    "a parenthesis is not closed" if not self.peek() else f"unexpected {token!r}"
+                    "column filters one inside another leave no column to search"
+                    if leaf.fields != ALL_FIELDS
+                    else f"{written}: leaves no column to search",
+                    columns,
                 )
-            self.at = self.query.index(")", self.at) + 1
-            return node
-        if token in OPERATORS:
-            raise self.error(f"{token} where a word was expected: give a term before it")
-        if not token or token == ")":
-            raise self.error("a term is missing at the end" if not token else "empty parentheses")
-        if self.near_ahead():
-            return self.near(fields)
-        return Leaf((self.phrase(),), fields)
+            return replace(leaf, fields=fields)
 
-    def near(self, fields: frozenset[str]) -> Leaf:
-        self.at = self.query.index("(", self.at) + 1
-        phrases: list[Phrase] = []
-        distance = 10  # FTS5's default
-        while True:
-            token = self.peek(inside_near=True)
-            if token == ")":
-                break
-            if token == ",":
-                self.at = self.query.index(",", self.at) + 1
-                number = self.peek(inside_near=True)
-                if not number.isdigit():
-                    raise self.error("NEAR(a b, N) takes a number of words after its comma")
-                distance = int(number)
-                self.skip(number)
-                if self.peek(inside_near=True) != ")":
-                    raise self.error("NEAR( ) ends after its number: NEAR(a b, 5)")
-                break
-            if not token:
-                raise self.error("NEAR( is not closed")
-            phrases.append(self.phrase(inside_near=True))
-        self.at = self.query.index(")", self.at) + 1
+        return _each_leaf(node, narrowed)
+
+    def phrase(self, *tokens: Token) -> Leaf:
+        return Leaf((self.near_phrase(*tokens),), ALL_FIELDS)
+
+    def near(self, opening: Token, *items: Phrase | Token) -> Leaf:
+        phrases = [item for item in items if isinstance(item, Phrase)]
+        comma, *number = [item for item in items if isinstance(item, Token)] or [None]
+        if comma and not number:
+            raise self.error("NEAR(a b, N) takes a number of words after its comma", comma)
         if len(phrases) < 2:
-            raise self.error("NEAR( ) takes two words or phrases at least: NEAR(a b, 5)")
+            raise self.error("NEAR( ) takes two words or phrases at least: NEAR(a b, 5)", opening)
         if len({p.stem for p in phrases}) > 1:
             raise self.error(
                 "NEAR( ) takes words all with ~ or all without: the stems and the words as"
-                " written are two indexes, and a NEAR is found in one"
+                " written are two indexes, and a NEAR is found in one",
+                opening,
             )
-        return Leaf(tuple(phrases), fields, distance)
+        return Leaf(tuple(phrases), ALL_FIELDS, int(number[0]) if number else 10)  # FTS5's 10
 
-    def phrase(self, inside_near: bool = False) -> Phrase:
-        self.spaces()
-        initial = self.query.startswith("^", self.at)
-        self.at += initial
-        quoted = self.query.startswith('"', self.at)
-        if quoted:
-            end = self.at + 1
-            while True:
-                end = self.query.find('"', end)
-                if end < 0 or not self.query.startswith('"', end + 1):
-                    break
-                end += 2
-            closed = end >= 0
-            end = end if closed else len(self.query)  # unclosed: to the end, as words
-            text = self.query[self.at + 1 : end].replace('""', '"')
-            self.at = end + closed
-            marks = self.marks()
+    def near_phrase(self, *tokens: Token) -> Phrase:
+        """A word or phrase and its marks: ^ before, and * or ~ after."""
+        initial, token = tokens[0].type == "CARET", tokens[-1]
+        quoted = token.type == "QUOTED"
+        if quoted:  # not closed: to the end of the query, as words
+            inside, _, marks = _QUOTED.fullmatch(token).groups()  # type: ignore[union-attr]
+            text = inside.replace('""', '"')
         else:
-            word = self.peek(inside_near)
-            self.skip(word)
-            text = word.rstrip("*~")
-            marks = word[len(text) :]
+            text = token.rstrip("*~")
+            marks = token[len(text) :]
             if "~" in text:
-                raise self.error(f"{word}: ~ ends a word (all its forms: slap~)")
+                raise self.error(f"{token}: ~ ends a word (all its forms: slap~)", token)
         if len(marks) > 1 and set(marks) != {"*", "~"}:
-            raise self.error(f"{text}{marks}: one * or one ~ ends a word or phrase")
+            raise self.error(f"{text}{marks}: one * or one ~ ends a word or phrase", token)
         stem, prefix = "~" in marks, "*" in marks
         # As in a `stem = true` rule: quoted words stay as written.
         stem = stem or (self.stem_all and not prefix and not quoted)
         if stem and prefix:
             raise self.error(
                 "a word ends with ~ (all its forms: slap~) or * (every word it starts: migra*),"
-                " not both"
+                " not both",
+                token,
             )
         if not query_words(text):
             raise self.error(
                 "~ ends a word (all its forms: slap~)"
                 if not text and stem
-                else f"{text or marks!r} has no letters or digits to search for"
+                else f"{text or marks!r} has no letters or digits to search for",
+                token,
             )
         return Phrase(text, stem=stem, prefix=prefix, initial=initial)
 
-    def marks(self) -> str:
-        """The * and ~ straight after a closing quote."""
-        start = self.at
-        while self.at < len(self.query) and self.query[self.at] in "*~":
-            self.at += 1
-        return self.query[start : self.at]
 
-    def column_filter(self, fields: frozenset[str]) -> frozenset[str]:
-        """The fields after a column filter ahead (title:, -title:, {title summary}:), within
-        `fields`; `fields` when there is none."""
-        self.spaces()
-        rest = self.query[self.at :]
-        negated = rest.startswith("-")
-        body = rest[1:].lstrip() if negated else rest
-        if body.startswith("{"):
-            close = body.find("}")
-            after = body[close + 1 :].lstrip() if close >= 0 else ""
-            if close < 0 or not after.startswith(":"):
-                raise self.error("a column filter is written {title summary}: word")
-            named = body[1:close].split()
-            used = len(rest) - len(after) + 1
-        else:
-            name, colon, _ = self.peek().partition(":")
-            if not colon or name.lstrip("-").lower() not in ALL_FIELDS:
-                return fields
-            named, used = [name.lstrip("-")], len(rest) - len(rest.lstrip()) + len(name) + 1
-            negated = name.startswith("-")
-        unknown = [n for n in named if n.lower() not in ALL_FIELDS]
-        if unknown or not named:
-            raise self.error(
-                f"no column {unknown[0]!r}: title, summary or content"
-                if unknown
-                else "a column filter names title, summary or content"
-            )
-        chosen = frozenset(n.lower() for n in named)
-        self.at += used
-        narrowed = fields - chosen if negated else fields & chosen
-        if not narrowed:
-            raise self.error("column filters one inside another leave no column to search")
-        return narrowed
+def _each_leaf(node: Node, change: Callable[[Leaf], Leaf]) -> Node:
+    if isinstance(node, Leaf):
+        return change(node)
+    return Op(node.op, tuple(_each_leaf(child, change) for child in node.children))
 
-    # Reading ahead.
 
-    def spaces(self) -> None:
-        while self.at < len(self.query) and self.query[self.at].isspace():
-            self.at += 1
+def _syntax_error(query: str, error: UnexpectedInput) -> SearchQueryError:
+    """What the grammar found wrong, said from what was read before it (the parser's stack)."""
+    if isinstance(error, UnexpectedCharacters):  # every character starts a NEAR word
+        return _error(query, f"unexpected {query[error.pos_in_stream]!r}", error.column)
+    token: Token = getattr(error, "token", None) or Token("$END", "")
+    parser = getattr(error, "interactive_parser", None)
+    stack = list(parser.parser_state.value_stack) if parser else []
+    reason, column = _reason(query, token, stack)
+    return _error(query, reason, column or len(query) + 1)
 
-    def peek(self, inside_near: bool = False) -> str:
-        """The next token: a parenthesis, a quote, or a run of other characters (a comma
-        too, inside NEAR( )); "" at the end."""
-        self.spaces()
-        if self.at >= len(self.query):
-            return ""
-        char = self.query[self.at]
-        if char in '()"' or (inside_near and char == ","):
-            return char
-        end = self.at
-        stops = '()"' + ("," if inside_near else "")
-        while end < len(self.query) and not self.query[end].isspace():
-            if self.query[end] in stops:
-                break
-            end += 1
-        return self.query[self.at : end]
 
-    def skip(self, token: str) -> None:
-        self.spaces()
-        self.at += len(token)
+def _reason(query: str, token: Token, stack: list[Token | Tree]) -> tuple[str, int]:
+    """What is wrong with `token` ($END: the end of the query) after what `stack` holds: the
+    tokens of what is not complete yet (an opening parenthesis, an operator), and the trees of
+    what is; and the column to point at (0: the end)."""
+    read = [item for item in stack if isinstance(item, Token)]
+    before = stack[-1] if stack and isinstance(stack[-1], Token) else Token("", "")
+    at_end = token.type == "$END"
+    shown = "the end" if at_end else repr(str(token))
+    nears = [t for t in read if t.type == "NEAR"]
+    opened = [t for t in read if t.type == "OPEN"]
+    if nears:
+        if before.type == "COMMA":
+            return "NEAR(a b, N) takes a number of words after its comma", token.column or 0
+        if at_end:
+            return "NEAR( is not closed", nears[-1].column or 0
+        if before.type == "DISTANCE":
+            return "NEAR( ) ends after its number: NEAR(a b, 5)", token.column or 0
+        reason = f'NEAR( ) holds words and "phrases" (and a number after a comma), not {shown}'
+    elif before.type in _KEYWORDS:
+        keyword = _KEYWORDS[before.type]
+        reason = (
+            f"{keyword} at the end: give a term after it (calais {keyword} football)"
+            if at_end
+            else f"{keyword} {token}: give a term after {keyword}"
+        )
+    elif before.type in ("COLUMNS", "CARET"):
+        mark = before.strip()
+        reason = (
+            f"{mark} at the end: give a word after it ({mark}calais)"
+            if at_end
+            else f'{mark} goes before a word or a "phrase", not {shown}'
+            if before.type == "CARET"
+            else f'{mark} goes before a word, a "phrase", NEAR( ) or a parenthesis, not {shown}'
+        )
+    elif (
+        token.type == "NEAR_WORD" and query[token.start_pos or 0 :].lstrip("-").lstrip()[:1] == "{"
+    ):
+        reason = "a column filter is written {title summary}: word"  # a { starts no other word
+    elif token.type in _KEYWORDS:
+        keyword = _KEYWORDS[token.type]
+        where = "first in a parenthesis" if before.type == "OPEN" else "first"
+        reason = f"{keyword} goes between two terms (calais {keyword} football), not {where}"
+    elif token.type == "_CLOSE":
+        reason = "empty parentheses" if opened else "a parenthesis is closed that was not opened"
+    elif at_end and opened:
+        return "a parenthesis is not closed", opened[-1].column or 0
+    else:
+        reason = "a term is missing at the end" if at_end else f"unexpected {shown}"
+    return reason, token.column or 0
 
-    def keyword(self, word: str) -> bool:
-        if self.peek() == word:
-            self.skip(word)
-            return True
-        return False
 
-    def near_ahead(self) -> bool:
-        return self.peek() == "NEAR" and self.query[self.at + 4 :].lstrip().startswith("(")
-
-    def starts_unit(self, groups: bool = True) -> bool:
-        """Whether a word, phrase or NEAR group comes next (or a parenthesis, with `groups`),
-        after any column filter."""
-        token = self.peek()
-        if not token or token == ")" or token in OPERATORS:
-            return False
-        saved = self.at
-        try:
-            self.column_filter(ALL_FIELDS)
-            token = self.peek()
-        except SearchQueryError:
-            return True  # to be said by unit()
-        finally:
-            self.at = saved
-        if token == "(":
-            return groups
-        return token not in ("", ")") and token not in OPERATORS
+def _depth(node: Node) -> int:
+    """Levels of nesting, counted without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, Op):
+            stack.extend((child, depth + 1) for child in node.children)
+    return deepest
