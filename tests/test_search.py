@@ -290,8 +290,24 @@ def test_a_query_nested_too_deep_is_refused_not_a_crash() -> None:
         " NOT ".join(["slap~"] * 150),
         "(" * 2000 + "slap~" + ")" * 2000,
     ]:
-        with pytest.raises(SearchQueryError, match="nests more than 100 levels deep"):
+        with pytest.raises(SearchQueryError, match="nests more than 30 levels deep"):
             search_query.parse(query)
+
+
+def test_what_fts5_cannot_run_is_refused_not_a_traceback(newsroom: Store) -> None:
+    """FTS5 refuses ^ in NEAR( ), and its parser overflows at 32 levels of parentheses: the
+    stemmed query made of them was an OperationalError, which `articles search` printed as a
+    traceback."""
+    deepest = "kick~ OR (" * 29 + "-{summary content}: NEAR(officer~ slap~, 3)" + ")" * 29  # 30
+    assert titles(newsroom, deepest) == ["Officer slapped a handcuffed migrant"]
+    for query, said in [
+        ("NEAR(^officer~ slap~)", "NEAR( ) takes no ^ (a column's first word): FTS5 refuses it"),
+        ("kick~ OR (" * 30 + "slap~" + ")" * 30, "the query nests more than 30 levels deep"),
+        (" NOT ".join(["slap~"] * 31), "the query nests more than 30 levels deep"),
+    ]:
+        with pytest.raises(SearchQueryError) as caught:
+            newsroom.search_stemmed(query)
+        assert said in caught.value.reason
 
 
 def test_revisions_and_pruning_keep_the_stems_in_step(newsroom: Store) -> None:

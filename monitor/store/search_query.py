@@ -30,7 +30,9 @@ from ..text import STEM_LANGUAGES, query_words, stem_words_uncached
 
 FIELDS = ("title", "summary", "content")
 ALL_FIELDS = frozenset(FIELDS)
-MAX_DEPTH = 100  # levels of nesting a query may have: its tree is walked recursively
+# Levels of nesting a query may have: FTS5's parser overflows at 32 levels of parentheses (the
+# tree's, in one FTS5 query), and the tree is walked recursively.
+MAX_DEPTH = 30
 
 
 def stem_column(field: str, language: str) -> str:
@@ -250,7 +252,7 @@ class _ToTree(Transformer):
         return _each_leaf(node, narrowed)
 
     def phrase(self, *tokens: Token) -> Leaf:
-        return Leaf((self.near_phrase(*tokens),), ALL_FIELDS)
+        return Leaf((self._phrase(tokens),), ALL_FIELDS)
 
     def near(self, opening: Token, *items: Phrase | Token) -> Leaf:
         phrases = [item for item in items if isinstance(item, Phrase)]
@@ -268,6 +270,9 @@ class _ToTree(Transformer):
         return Leaf(tuple(phrases), ALL_FIELDS, int(number[0]) if number else 10)  # FTS5's 10
 
     def near_phrase(self, *tokens: Token) -> Phrase:
+        return self._phrase(tokens)
+
+    def _phrase(self, tokens: tuple[Token, ...]) -> Phrase:
         """A word or phrase and its marks: ^ before, and * or ~ after."""
         initial, token = tokens[0].type == "CARET", tokens[-1]
         quoted = token.type == "QUOTED"
@@ -334,6 +339,8 @@ def _reason(query: str, token: Token, stack: list[Token | Tree]) -> tuple[str, i
             return "NEAR( is not closed", nears[-1].column or 0
         if before.type == "DISTANCE":
             return "NEAR( ) ends after its number: NEAR(a b, 5)", token.column or 0
+        if token.type == "CARET":
+            return "NEAR( ) takes no ^ (a column's first word): FTS5 refuses it", token.column or 0
         reason = f'NEAR( ) holds words and "phrases" (and a number after a comma), not {shown}'
     elif before.type in _KEYWORDS:
         keyword = _KEYWORDS[before.type]
