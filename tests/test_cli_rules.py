@@ -337,6 +337,25 @@ def test_too_far_says_how_close_the_sides_come_and_the_words_between(tmp_path: P
     assert why("police NEAR/5 slap", far).endswith("in the content: “police … slap”")
 
 
+def test_too_far_of_sides_that_share_their_words_does_not_say_another_field(
+    tmp_path: Path,
+) -> None:
+    """`"Channel 4" NEAR/3 Channel` on "Channel 4 News" has both sides in the title, on the
+    same word: it said "never in one field (a word is near only the words of its own: title,
+    summary or content)", sending the author to look for a field that was not the problem."""
+    config = project(tmp_path)
+    for query in ('"Channel 4" NEAR/3 Channel', 'Channel ONEAR/3 "Channel 4"'):
+        asked = ("rules", "test", "--query", query, "--text", "Channel 4 News said")
+        result = invoke(*asked, "--config", str(config))
+        assert result.exit_code == 1 and result.output.startswith("no match"), result.output
+        [line] = result.output.splitlines()[1:]
+        assert "never in one field" not in line, line
+        assert line.endswith(
+            "never within 3 words in one field: only on the same words (in the title:"
+            " “Channel 4”), and words are not near themselves"
+        ), line
+
+
 def test_a_stem_written_cut_short_says_what_a_wildcard_finds(tmp_path: Path) -> None:
     """`expuls~` is stemmed again, to expul, the stem of no word: a French rule author read
     only "missing" with "expulsés" in the text, and could not tell why."""

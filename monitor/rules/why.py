@@ -283,15 +283,52 @@ def _how_far(node: Near, lefts: list[Hit], rights: list[Hit], doc: Document) -> 
         gap, stretch = found
         apart = f"{gap} word{'s' * (gap != 1)} apart"
         return f"{never} in that order: only the other way round, {apart}, {_stretch(stretch, doc)}"
+    if (shared := _overlap(lefts, rights)) is not None:
+        # `"Channel 4" NEAR/3 Channel` on "Channel 4 News": both in the title, but only on the
+        # same words, which "never in one field" sent the author to look for another field.
+        return (
+            f"{never}: only on the same words ({_stretch(shared, doc)}), and words are not near"
+            " themselves"
+        )
     return (
         "never in one field (a word is near only the words of its own: title, summary or content)"
     )
 
 
+def _overlap(lefts: list[Hit], rights: list[Hit]) -> tuple[Hit, Hit] | None:
+    """A left hit and a right one that share words in one field, if any: by bisection in the
+    right ones sorted by start, with the furthest end reached so far (an article repeating a
+    phrase has thousands of hits)."""
+    sides: dict[str, tuple[list[int], list[Hit]]] = {}
+    for field, found in _by_field(rights).items():
+        found.sort(key=lambda h: h[1])
+        furthest: list[Hit] = []  # of the right hits up to each, the one ending last
+        for hit in found:
+            furthest.append(hit if not furthest or hit[2] > furthest[-1][2] else furthest[-1])
+        sides[field] = ([h[1] for h in found], furthest)
+    for lh in lefts:
+        if lh[0] not in sides:
+            continue
+        starts, furthest = sides[lh[0]]
+        before_end = bisect_left(starts, lh[2])  # the right hits starting before it ends
+        if before_end and furthest[before_end - 1][2] > lh[1]:
+            return lh, furthest[before_end - 1]
+    return None
+
+
+def _by_field(hits: list[Hit]) -> dict[str, list[Hit]]:
+    found: dict[str, list[Hit]] = {}
+    for hit in hits:
+        found.setdefault(hit[0], []).append(hit)
+    return found
+
+
 def _stretch(hits: tuple[Hit, Hit], doc: Document) -> str:
-    """The text from one side to the other, quoted with its field: 'in the title: "Just Stop
-    Oil's co-founder"'; shortened in the middle when long."""
-    first, last = sorted(evidence_of(list(hits), doc), key=lambda e: e.start)
+    """The text from one side to the other (or of both, when they share words), quoted with
+    its field: 'in the title: "Just Stop Oil's co-founder"'; shortened in the middle when
+    long."""
+    found = evidence_of(list(hits), doc)  # one, when both sides are the same words
+    first, last = min(found, key=lambda e: e.start), max(found, key=lambda e: e.end)
     text = " ".join(doc.field(first.field).text[first.start : last.end].split())
     if len(text) > _SHOWN_CHARS:
         text = f"{first.text} … {last.text}"
