@@ -337,13 +337,16 @@ def _sync_config(store: Store, config: Config) -> None:
 
 
 def feed_addresses(given: str, config: Config) -> list[str]:
-    """The addresses a feed given on the command line may be stored under: as written (the
-    URL `feeds list` shows), as config.toml reads it (a path relative to its folder), and as
-    `feeds add` reads it (relative to the current folder). A path copied from config.toml was
-    refused by every command run from another folder, or compared as written and refused from
-    any folder, while the file:// URL it stands for was taken."""
+    """The addresses a feed given on the command line may be stored under, in this order: as
+    written (the URL `feeds list` shows), as `feeds add` reads it (relative to the current
+    folder, as a path on a command line is), and as config.toml reads it (a path relative to
+    its folder). A path copied from config.toml was refused by every command run from another
+    folder, or compared as written and refused from any folder, while the file:// URL it
+    stands for was taken. The current folder's comes first: read first beside config.toml,
+    `feeds remove feeds/x.rss` run where `feeds add feeds/x.rss` had been found config.toml's
+    own feeds/x.rss instead, and refused to remove it."""
     found = [given]
-    for base in (config.path.parent, Path.cwd()):
+    for base in (Path.cwd(), config.path.parent):
         with contextlib.suppress(ValueError):  # not an address at all: a name
             found.append(resolve_feed_url(given, base))
     return list(dict.fromkeys(found))

@@ -291,14 +291,24 @@ def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | Non
     it. The database is read, not created, nor brought in step with config.toml."""
     addresses = feed_addresses(wanted, config)
     rows = []
+    found, found_at = None, len(addresses)
     if config.database.exists():
         store = open_database(config)
         try:
             rows = store.feeds()
-            found = next(filter(None, map(store.find_feed, addresses)), None)
+            for at, address in enumerate(addresses):  # the first address that names one
+                if (row := store.find_feed(address)) is not None:
+                    found, found_at = row, at
+                    break
         finally:
             store.close()
         rows = [found, *rows] if found else rows
+    listed_urls = [listed.url for listed in config.feeds]
+    listed_at = min((addresses.index(u) for u in listed_urls if u in addresses), default=found_at)
+    if found is not None and found_at < listed_at and found["config_url"] not in listed_urls:
+        # A feed added by hand at the address the path names from here, before the one
+        # config.toml has at the address it names from config.toml's folder (feed_addresses).
+        return _stored_as_polled(found)
     for listed in config.feeds:
         if listed.url in addresses or (by_name and wanted == listed.name):
             row = next((r for r in rows if listed.url in (r["config_url"], r["url"])), None)
@@ -314,10 +324,15 @@ def _feed_named(config: Config, wanted: str, by_name: bool = True) -> Feed | Non
         if {row["url"], row["config_url"], row["added_url"]} & set(addresses) or (
             by_name and (wanted in (row["name"], row["title"]) or wanted == str(row["id"]))
         ):
-            tags = tuple(json.loads(row["tags"] or "[]"))
-            name = row["name"] or row["title"] or ""
-            return Feed(0, row["url"], name, tags=tags, language=row["language"] or "")
+            return _stored_as_polled(row)
     return None
+
+
+def _stored_as_polled(row: dict) -> Feed:
+    """A stored feed as the poller uses it: name (else title), tags, language."""
+    tags = tuple(json.loads(row["tags"] or "[]"))
+    name = row["name"] or row["title"] or ""
+    return Feed(0, row["url"], name, tags=tags, language=row["language"] or "")
 
 
 def _feed_names(config: Config) -> set[str]:

@@ -1924,6 +1924,42 @@ def test_a_feed_given_as_config_toml_writes_it_is_found(
     assert_one_line_error(unknown, "--feed 'feeds/other.rss': no stored feed")
 
 
+def test_a_relative_path_is_first_the_current_folders_as_feeds_add_reads_it(
+    tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`feeds add feeds/main.rss` from a folder of one's own, with a config.toml elsewhere that
+    lists its own feeds/main.rss: `feeds remove feeds/main.rss`, from the same folder, refused
+    ("listed in config.toml: delete it there"), the path read first beside config.toml, and
+    `--feed feeds/main.rss` chose config.toml's feed (its articles, its tags for `rules test`),
+    not the one the path names from here."""
+    body = (
+        '<rss version="2.0"><channel><title>{0}</title><item><title>{0}: camp cleared near'
+        " Calais</title><link>https://news.example/{0}</link><description>Police cleared tents"
+        " near Calais at dawn.</description></item></channel></rss>"
+    )
+    own = tmp_path / "own"
+    for folder, title in ((tmp_path, "Listed"), (own, "Added")):
+        (folder / "feeds").mkdir(parents=True)
+        (folder / "feeds" / "main.rss").write_text(body.format(title), encoding="utf-8")
+    listed = {"url": "feeds/main.rss", "name": "Listed", "tags": ["north"]}
+    config = write_config([listed], rules={"paths": [str(REPO / "rules")]})
+    monkeypatch.chdir(own)
+    added = ("feeds", "add", "feeds/main.rss", "--name", "Added", "--tag", "south")
+    assert vigie(*added, "--config", config).exit_code == 0
+    assert vigie("once", "--config", config).exit_code == 0
+    tried = vigie("rules", "test", "--text", "Calais", "--feed", "feeds/main.rss",
+                  "--config", config)  # fmt: skip
+    assert "tried as items of feed 'Added' (tags: south)" in tried.stderr, tried.output
+    export = vigie("articles", "export", "--since", "0", "--feed", "feeds/main.rss",
+                   "--config", config)  # fmt: skip
+    assert [json.loads(line)["title"] for line in export.stdout.splitlines()] == [
+        "Added: camp cleared near Calais"
+    ]
+    removed = vigie("feeds", "remove", "feeds/main.rss", "--config", config)
+    assert removed.exit_code == 0 and "retired" in removed.stdout, removed.output
+    assert own.joinpath("feeds", "main.rss").as_uri() in removed.stdout
+
+
 def test_articles_export_says_which_revision_a_withdrawn_match_quotes(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
