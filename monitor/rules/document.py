@@ -212,11 +212,9 @@ class Document:
 
     @cached_property
     def words(self) -> frozenset[str]:
-        """Distinct folded words of every field."""
-        words: set[str] = set()
-        for name in ALL_FIELDS:
-            words.update(self.field(name).tokens)
-        return frozenset(words)
+        """Distinct folded words of every field. Built as one frozenset: a set then copied
+        into a frozenset cost 5% of tokenising an article."""
+        return frozenset().union(*[self.field(name).tokens for name in ALL_FIELDS])
 
     def pairs(self, starts: frozenset[str]) -> set[tuple[str, str]]:
         """Distinct pairs of adjacent words within a field (("saudi", "arabia")) whose first word
