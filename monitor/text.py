@@ -299,10 +299,34 @@ def _masculine(m: re.Match[str]) -> str:
     return ("s" if plural else " ") + " " * (m.end() - m.start() - 1)
 
 
+# Acronyms written with periods, as the New York Times writes them (U.K., U.S., F.B.I.): a run
+# of two or more capitals, each followed by a period, with no letter or period just before it
+# nor a letter or digit just after it. Read a word a letter, `UK`, `=UK` and `FBI` missed them.
+# Initials written with spaces (J. R. R. Tolkien, George W. Bush, M. Dupont) stay words of their
+# own; without spaces (J.R.R.) they are one word too, as nothing tells them from an acronym.
+# An acronym ending a sentence ("in the U.S.") ends with the sentence's period: the word is the
+# same. The period first, as for INCLUSIVE: a capital first made the engine try every position
+# (9.5 ms for the 133 articles of bench.matching, against 0.2).
+DOTTED_ACRONYM = re.compile(r"\.[A-Z]\.(?<=(?<![\w.])[A-Z]\.[A-Z]\.)(?:[A-Z]\.)*(?![^\W_])")
+
+
+def acronym_words(text: str) -> str:
+    """`text` with each dotted acronym (see DOTTED_ACRONYM) written as one word, its periods
+    made spaces after it ("U.K." -> "UK  "), so the length and every offset stay as they were:
+    the word starts where the acronym does."""
+    return DOTTED_ACRONYM.sub(_undotted, text)
+
+
+def _undotted(m: re.Match[str]) -> str:
+    # The match starts at the first period ("U" stays where it is): ".B.I." -> "BI   ".
+    letters = m.group()[1::2]
+    return letters + " " * (m.end() - m.start() - len(letters))
+
+
 def word_text(text: str) -> str:
     """`text` folded, with every character outside a token made a space: `.split()` gives
     `tokens(fold(inclusive_words(text)))`, and as the length is kept, a token's offsets are
-    those in `text`."""
+    those in `text`. Articles' fields are read as `word_text(acronym_words(text))`."""
     if not text.isascii():
         # News is mostly ASCII: each distinct other character (é, ’, “) is replaced throughout.
         others = _non_ascii(text)

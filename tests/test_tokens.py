@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.records import Article
+from monitor.rules.document import Document
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Rule
 from monitor.text import TOKEN, fold, inclusive_words, token_starts, word_text
@@ -75,3 +76,37 @@ def test_evidence_points_at_the_words_as_written_in_accented_text() -> None:
         ("frappé", "frappé"),
         ("exilés", "exilés"),
     ]
+
+
+def test_a_dotted_acronym_is_one_word_its_evidence_the_whole_of_it() -> None:
+    """An analyst's review: `UK` and `FBI` missed "U.K." and "F.B.I.", read a word a letter.
+    Found now, the evidence and the snippet's marks are the acronym as written, periods
+    included, and the words after it are where they were."""
+    text = "Agents of the F.B.I. met U.K. officials; the U.S. Then the F.B.I.’s chief spoke."
+    article = Article(feed_id=1, guid="g", url="https://example.org/a", title="t", content=text)
+    index = RuleIndex.build([Rule("r", "=FBI NEAR/2 UK AND US NEAR/2 then AND chief")], {})
+    (match,), _ = index.match(article)
+    assert [(e.text, text[e.start : e.end]) for e in match.evidence] == [
+        ("F.B.I.", "F.B.I."),
+        ("U.K.", "U.K."),
+        ("U.S.", "U.S."),
+        ("Then", "Then"),
+        ("chief", "chief"),
+    ]
+    assert "\u27e6F.B.I.\u27e7 met \u27e6U.K.\u27e7 officials" in match.snippet
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("the U.S. Then", ["the", "us", "then"]),
+        ("E.P.A.-led, N.Y.P.D.'s", ["epa", "led", "nypd", "s"]),
+        # Initials with spaces, one capital, lower case, a run not ending with a period or
+        # stuck to a word: as before, a word a letter (or none).
+        ("J. R. R. Tolkien, George W. Bush, M. Dupont", ["j", "r", "r", "tolkien", "george"]),
+        ("e.g. U.S.A 3.A.B. xU.K.", ["e", "g", "u", "s", "a", "3", "a", "b", "xu", "k"]),
+    ],
+)
+def test_dotted_acronyms_and_what_is_not_one(text: str, words: list[str]) -> None:
+    article = Article(feed_id=1, guid="g", url="", title=text)
+    assert Document(article).field("title").tokens[: len(words)] == words

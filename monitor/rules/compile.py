@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from ..text import (
     STEM_LANGUAGES,
     TOKEN,
+    acronym_words,
     fold,
     inclusive_words,
     language_code,
@@ -333,6 +334,8 @@ class Compiler:
         # an "é" typed as e and a combining accent (some editors save that) would match nothing.
         # Inclusive endings read as articles' are: exilé·es is searched as exilés.
         text = inclusive_words(without_invisible(unicodedata.normalize("NFC", text)))
+        # A dotted acronym is one word, as in articles: "U.K." is searched as UK.
+        text = acronym_words(text)
         searched = text if case else fold(text)
         matches = list(TOKEN.finditer(searched))
         # Compared as articles' words are: ligatures written out (œuvre as oeuvre). An exact

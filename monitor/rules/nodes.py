@@ -48,7 +48,7 @@ class Part:
         folded = ft.where(fold_word(self.value))
         if not folded:
             return folded
-        return [p for p in folded if ft.original(p) == self.value]
+        return [p for p in folded if ft.cased(p) == self.value]
 
     def keys(self) -> frozenset[Key]:
         if self.kind == "p":
