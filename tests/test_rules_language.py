@@ -40,7 +40,7 @@ def article(title: str = "", content: str = "", language: str = "en", **kw) -> A
 
 
 def matches(query: str, art: Article, stem: bool = False) -> bool:
-    index = RuleIndex.build([Rule("r", query, stem=stem)], ENTITIES)
+    index = RuleIndex.build([Rule("r", query, stem=stem)], ENTITIES | HALLAM)
     found, _ = index.match(art)
     assert [m.rule_id for m in found] == [m.rule_id for m in index.match_all(art)]
     return bool(found)
@@ -670,7 +670,7 @@ def test_words_matched_by_overlapping_aliases_count_once_in_the_score() -> None:
     bill = Entity("bill", aliases=("projet de loi immigration", "loi immigration", "immigration"))
     index = RuleIndex.build([Rule("r", "@bill")], {"bill": bill})
     [found], _ = index.match(article(content="Le projet de loi immigration adopté", language="fr"))
-    assert len(found.evidence) == 3  # every alias shown
+    assert [e.text for e in found.evidence] == ["projet de loi immigration"]  # the longest
     assert found.score == 1.0
     [again], _ = index.match(article(content="loi immigration, puis immigration", language="fr"))
     assert again.score == 2.0  # two mentions apart
@@ -752,6 +752,47 @@ def test_a_phrase_broken_over_two_lines_is_said_to_be_so() -> None:
     assert (caught.value.line, caught.value.column) == (1, 12)
     with pytest.raises(QuerySyntaxError, match="unbalanced quote"):
         parse_query('police AND "pepper spray')
+
+
+HALLAM = {
+    "hallam": Entity("hallam", aliases=("Roger Hallam", "Hallam")),
+    "met": Entity("met", aliases=("Met Police", "Met"), context={"Met": ("police", "officers")}),
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "words", "mentioned"),
+    [
+        ("@hallam", "co-founder Roger Hallam was jailed", ["Roger Hallam"], ["Roger Hallam"]),
+        (
+            "@hallam",
+            "Roger Hallam; Hallam said",
+            ["Roger Hallam", "Hallam"],
+            ["Roger Hallam", "Hallam"],
+        ),
+        ("@met", "the Met Police said", ["Met Police"], ["Met Police"]),
+        # "police" let "Met" count, inside "Met Police": not shown as its context.
+        ("@met", "the Met Police and officers", ["Met Police"], ["Met Police"]),
+        ("@met", "the Met said officers", ["Met", "officers"], ["Met"]),
+        ("@met AND police", "the Met Police said", ["Met Police", "Police"], ["Met Police"]),
+    ],
+)
+def test_a_place_two_aliases_cover_is_shown_once_by_the_longest(
+    query: str, text: str, words: list[str], mentioned: list[str]
+) -> None:
+    """An analyst's review: evidence read "@hallam in summary: Roger Hallam, Hallam" and "@met:
+    Met, Met Police" for one name, an alias of the entity standing inside another."""
+    index = RuleIndex.build([Rule("r", query)], HALLAM)
+    [found], mentions = index.match(article(summary=text))
+    assert [e.text for e in found.evidence] == words
+    assert [m.text for m in mentions] == mentioned
+
+
+def test_not_near_sets_apart_an_entity_where_its_longest_alias_is() -> None:
+    """The "Hallam" inside "Roger Hallam" was a place of its own, three words from "founder":
+    `@hallam NOT NEAR/1 founder` matched "co-founder Roger Hallam"."""
+    assert not matches("@hallam NOT NEAR/1 founder", article(content="co-founder Roger Hallam"))
+    assert matches("@hallam NOT NEAR/1 founder", article(content="Roger Hallam, co-founder"))
 
 
 def test_aliases_overlapping_in_the_text_are_one_mention() -> None:

@@ -263,6 +263,7 @@ class Compiler:
         if cache_key in self.cache:
             return self.cache[cache_key]
         alternatives: list[Node] = []
+        longest = 0  # words in the longest alias
         label = f"@{entity.id}"
         for alias, case in [(a, False) for a in entity.aliases] + [
             (a, True) for a in entity.case_aliases
@@ -270,6 +271,8 @@ class Compiler:
             seq = self._words(
                 alias, fields, 0, 0, case=case, label=label, entity=entity.id, phrase=True
             )
+            longest = max(longest, len(seq.parts))
+            alternative: Node = seq
             context = entity.context.get(alias)
             if context:
                 # Labelled apart: evidence shows "camp" as what made "Jungle" count, not as
@@ -280,10 +283,11 @@ class Compiler:
                         for w in context
                     ]
                 )
-                seq = Near(seq, near_words, entity.window, False, self.stats)
-            alternatives.append(seq)
+                alternative = Near(seq, near_words, entity.window, False, self.stats)
+            alternatives.append(alternative)
         node = AnyOf(alternatives) if len(alternatives) != 1 else alternatives[0]
-        node = self.cache[cache_key] = Memo(node)
+        # An alias of several words may hold another ("Roger Hallam", "Hallam").
+        node = self.cache[cache_key] = Memo(node, nested=len(alternatives) > 1 and longest > 1)
         return node
 
     def check_alias(self, text: str, case: bool = False) -> None:
@@ -329,7 +333,7 @@ class Compiler:
         label: str,
         entity: str | None = None,
         phrase: bool = False,
-    ) -> Node:
+    ) -> Seq:
         # Articles' text is composed (text.normalise_space): so are the words searched for, or
         # an "é" typed as e and a combining accent (some editors save that) would match nothing.
         # Inclusive endings read as articles' are: exilé·es is searched as exilés.
@@ -368,7 +372,7 @@ class Compiler:
                 parts.append(Part("w", word))
         key = ("seq", tuple(parts), fields, label, entity)
         found = self.cache.get(key)
-        if found is None:
+        if not isinstance(found, Seq):
             found = self.cache[key] = Seq(tuple(parts), fields, label, entity, self.stats)
         return found
 

@@ -431,16 +431,21 @@ def _by_field(hits: list[Hit]) -> dict[str, list[Hit]]:
 
 
 class Memo(Node):
-    """A shared node (an entity) whose hits are computed once per article."""
+    """A shared node (an entity) whose hits are computed once per article. `nested`: the node
+    is an AnyOf of aliases some of which may stand inside others ("Roger Hallam" and "Hallam",
+    "Met Police" and "Met"); each place is then the longest alias that covers it, once:
+    evidence read "@hallam: Roger Hallam, Hallam" for one name, and `@hallam NOT NEAR/1
+    founder` took the "Hallam" of "founder Roger Hallam" for a Hallam far from the founder."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, nested: bool = False) -> None:
         self.node = node
+        self.aliases = node.children if nested and isinstance(node, AnyOf) else []
 
     def hits(self, doc: Document) -> list[Hit] | None:
         memo = doc.memo
         if self in memo:
             return memo[self]
-        found = memo[self] = self.node.hits(doc)
+        found = memo[self] = self._outermost(doc) if self.aliases else self.node.hits(doc)
         return found
 
     def keys(self) -> frozenset[Key] | None:
@@ -448,6 +453,41 @@ class Memo(Node):
 
     def must(self) -> tuple[Clause, ...]:
         return self.node.must()
+
+    def _outermost(self, doc: Document) -> list[Hit] | None:
+        """The aliases' hits but the places inside a longer place of the entity in the same
+        field, and the context words of an alias none of whose places is left (the "police"
+        that let "Met" count, in "the Met Police")."""
+        found = [hits for alias in self.aliases if (hits := alias.hits(doc))]
+        if len(found) < 2:
+            return found[0] if found else None
+        inside = _inside([hit for hits in found for hit in hits])
+        out: list[Hit] = []
+        for hits in found:
+            kept = [hit for hit in hits if hit not in inside] if inside else hits
+            if any(hit[4] is not None for hit in kept):
+                out.extend(kept)
+        return out
+
+
+def _inside(hits: list[Hit]) -> set[Hit]:
+    """The places of an entity (hits with an entity: not context words) inside a longer one
+    of it in the same field."""
+    places = sorted((h for h in hits if h[4] is not None), key=_place_order)
+    inside: set[Hit] = set()
+    field, start, reach = "", -1, -1  # the longest place so far in the field, and its end
+    for hit in places:
+        if hit[0] != field:
+            field, start, reach = hit[0], hit[1], hit[2]
+        elif hit[2] > reach:
+            start, reach = hit[1], hit[2]
+        elif (hit[1], hit[2]) != (start, reach):  # starts no sooner (by the order), ends no
+            inside.add(hit)  # later: within it
+    return inside
+
+
+def _place_order(hit: Hit) -> tuple[str, int, int]:
+    return hit[0], hit[1], -hit[2]  # the longest first of those that start together
 
 
 class LanguageIs(Node):
