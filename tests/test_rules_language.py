@@ -342,6 +342,19 @@ def test_a_match_in_the_title_alone_is_shown_with_the_opening_of_the_text() -> N
         # The caret was on the word's first letter, not on what is wrong in it.
         ("police migr?nts", 1, 12, "? is no wildcard"),
         ("police mi*grants", 1, 10, "a wildcard * may only end a word"),
+        # NOT after NEAR: the error says how NOT NEAR is written (an analyst's review).
+        (
+            "protest* NEAR/5 NOT arrest*",
+            1,
+            17,
+            "NOT comes before NEAR/5: write protest* NOT NEAR/5 arrest*",
+        ),
+        (
+            "riot AND\n(protest* ONEAR/3 NOT police)",
+            2,
+            19,
+            "NOT comes before ONEAR/3: write (protest* NOT ONEAR/3 police)",
+        ),
     ],
 )
 def test_syntax_errors_point_at_line_and_column(query, line, column, says) -> None:
@@ -349,6 +362,11 @@ def test_syntax_errors_point_at_line_and_column(query, line, column, says) -> No
         parse_query(query)
     assert (error.value.line, error.value.column) == (line, column)
     assert says in error.value.message
+
+
+def test_not_inside_a_side_of_near_says_how_not_near_is_written() -> None:
+    with pytest.raises(QuerySyntaxError, match="write a NOT NEAR/5 b"):
+        RuleIndex.build([Rule("r", "protest* NEAR/5 (NOT arrest*)")], {})
 
 
 def test_short_wildcards_and_unknown_entities_are_refused() -> None:

@@ -209,7 +209,14 @@ class Compiler:
             for side in (query.left, query.right):
                 if any(isinstance(n, ast.Not) for n in ast.walk(side)):
                     line, column = _position(side)
-                    raise QuerySyntaxError("NEAR needs words on both sides, not NOT", line, column)
+                    operator = f"{'ONEAR' if query.ordered else 'NEAR'}/{query.distance}"
+                    raise QuerySyntaxError(
+                        "NEAR needs words on both sides, not NOT (a word is not near an"
+                        f" absence): for the places of one side with none of the other within"
+                        f" {query.distance} words, write a NOT {operator} b",
+                        line,
+                        column,
+                    )
                 if not _has_words(side):
                     line, column = _position(side)
                     self.warnings.append(

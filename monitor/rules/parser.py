@@ -154,7 +154,8 @@ def parse_query(text: str) -> ast.Query:
                 _expected_message(e, "the query ends too early") + _unclosed(text), line, column
             ) from None
         what = f"unexpected {str(e.token)!r}"
-        raise QuerySyntaxError(_expected_message(e, what), e.line, e.column) from None
+        message = _expected_message(e, what) + _not_after_near(text, e.token)
+        raise QuerySyntaxError(message, e.line, e.column) from None
     except UnexpectedCharacters as e:
         char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         hint = "unbalanced quote" if char == '"' else f"unexpected character {char!r}"
@@ -190,6 +191,30 @@ def parse_query(text: str) -> ast.Query:
     if _depth(query) > MAX_DEPTH:
         raise _too_deep()
     return query
+
+
+_NEAR_BEFORE = re.compile(r"O?NEAR/\d+\s*$")
+
+
+def _not_after_near(text: str, token: Token) -> str:
+    """For NOT after NEAR/n (`protest* NEAR/5 NOT arrest*`), the operator meant: "unexpected
+    'NOT'" alone did not say that NOT NEAR/n is written the other way round."""
+    if token.type != "_NOT":
+        return ""
+    near = _NEAR_BEFORE.search(text, 0, token.start_pos)
+    if near is None:
+        return ""
+    operator = near.group().strip()
+    written = f"{text[: near.start()]}NOT {operator} {text[token.end_pos :].lstrip()}"
+    # The line the operator is on, as it would be written.
+    line = written[written.rfind("\n", 0, near.start()) + 1 :].split("\n", 1)[0].strip()
+    example = line if len(line) <= 80 else f"a NOT {operator} b"
+    distance = operator.split("/")[1]
+    near = "follows" if operator.startswith("O") else "is"
+    return (
+        f"; NOT comes before {operator}: write {example} (the words on its left where none on"
+        f" its right {near} within {distance} words)"
+    )
 
 
 _QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”|«[^»\n]*»')
