@@ -369,6 +369,30 @@ def test_not_inside_a_side_of_near_says_how_not_near_is_written() -> None:
         RuleIndex.build([Rule("r", "protest* NEAR/5 (NOT arrest*)")], {})
 
 
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("police [0-9]", "[0-9]"),
+        ("police [0-9]*", "[0-9]"),
+        ('"article [0-9]"', "[0-9]"),
+        ("organi[sz]e", "[sz]"),
+        ("colo[u]r", "[u]"),
+        ("[A-Za-z]+ migrants", "[A-Za-z]"),
+        ("[^x] police", "[^x]"),
+    ],
+)
+def test_a_character_class_is_refused_not_searched_as_words(query: str, shown: str) -> None:
+    """An analyst's review: `[0-9]` silently became the phrase "0 9", which matches nothing
+    useful, while `[0-9]*` was refused for a wildcard too short."""
+    with pytest.raises(QuerySyntaxError) as error:
+        RuleIndex.build([Rule("r", query)], {})
+    assert error.value.message.startswith(f"{shown} is a regular expression's character class")
+
+
+def test_a_word_in_brackets_is_the_word() -> None:
+    assert matches("[Updated] AND police", article(content="[Updated] police said"))
+
+
 def test_short_wildcards_and_unknown_entities_are_refused() -> None:
     with pytest.raises(QuerySyntaxError, match="at least 3 letters"):
         RuleIndex.build([Rule("r", "mi*")], {})

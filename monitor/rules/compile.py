@@ -50,6 +50,14 @@ _LOOKS_LIKE_PRES = re.compile(r"(?:PR[ÈE]S|PROCHE)(?:/\d+)?$")
 _UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
 _LONE_QUOTE = re.compile("[«»“”]+")  # a word of its own: « with the space French puts after it
 _LONE_STAR = re.compile(r"(?:^|\s)\*+(?=\s|$)")  # "jailed over * riot"
+# A regular expression's character class: a range ([0-9], [a-z]), a negation ([^x]), or
+# brackets inside a word or before a repeat (organi[sz]e, colo[u]r, [0-9]+). Read as
+# punctuation, [0-9] was the phrase "0 9"; [0-9]* an error about a short wildcard. A word in
+# brackets alone ([Updated], as a headline has it) is that word.
+_CHARACTER_CLASS = re.compile(
+    r"\[(?:\^[^\]\s]*|[^\]\s]*[^\W_]-[^\W_][^\]\s]*)\]"
+    r"|(?<=[^\W_])\[[^\]\s]*\]|\[[^\]\s]*\](?=[^\W_*+?{])|\[[^\]\s]*\][*+?{]"
+)
 # A * with no word before it ("*Acme", "over * riot") or a word right after it ("Aa*Basin").
 _STAR_NOT_ENDING_A_WORD = re.compile(r"(?<![^\W_])\*|\*(?=[^\W_])")
 
@@ -341,6 +349,16 @@ class Compiler:
         entity: str | None = None,
         phrase: bool = False,
     ) -> Seq:
+        found = _CHARACTER_CLASS.search(text)
+        if found:
+            raise QuerySyntaxError(
+                f"{found.group().rstrip('*+?{')} is a regular expression's character class,"
+                " which queries do not have: write the words themselves, as in"
+                ' ("2024" OR "2025") or (organise OR organize), or a beginning and *, as in'
+                " organi*",
+                line,
+                column,
+            )
         # Articles' text is composed (text.normalise_space): so are the words searched for, or
         # an "é" typed as e and a combining accent (some editors save that) would match nothing.
         # Inclusive endings read as articles' are: exilé·es is searched as exilés.
