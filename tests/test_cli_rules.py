@@ -189,6 +189,32 @@ def test_check_shows_file_line_column_and_caret(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_check_warns_of_an_acronym_that_is_an_everyday_word_in_lower_case(
+    tmp_path: Path,
+) -> None:
+    """An analyst's review: `UN` found French "un" and `US` "us", and nothing said so. The
+    warning names the file, line and column, and what to write; NATO, which is no word, a
+    quoted "UN" and =UN are left alone."""
+    config = project(tmp_path)
+    rules = tmp_path / "rules" / "zz-un.toml"
+    rules.write_text(
+        '[[rule]]\nid = "un"\nquery = """\nNATO OR =UN\nOR (UN NEAR/5 vote)"""\n\n'
+        '[[entity]]\nid = "usa"\naliases = ["United States", "US"]\n\n'
+        '[[rule]]\nid = "un-exact"\nquery = \'=UN OR ("UN" AND vote)\'\n',
+        encoding="utf-8",
+    )
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 0  # warnings: the rule loads
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {rules}:8:1: entity 'usa': alias 'US' is matched in any case, so 'us' too,"
+        " an everyday English word: put it in case_aliases to match 'US' only",
+        f"warning: {rules}:5:5: rule 'un': UN is searched in any case, so it finds \"un\" too,"
+        ' an everyday French word: write =UN to find it in capitals only (quote it, "UN", to'
+        " search it in any case without this warning)",
+    ]
+
+
 def test_test_shows_which_words_matched(tmp_path: Path) -> None:
     config = project(tmp_path)
     text = "Officer jailed\nA police officer slapped a migrant at Coquelles."

@@ -119,6 +119,29 @@ def test_rules_that_match_almost_everything_are_warned(tmp_path: Path) -> None:
     assert "rule 'one-side' can match on very common words alone (the)" in warnings[2]
 
 
+@pytest.mark.parametrize(
+    ("query", "broad"),
+    [
+        ("=UN", False),
+        ("=UN OR =ONU", False),
+        ("(=UN NEAR/3 =ONU) OR NATO", False),
+        ("=UN OR un", True),
+        ("=UN OR (un AND onu)", False),
+        ('="Le Monde"', False),
+        ("un", True),
+    ],
+)
+def test_a_word_asked_for_as_written_is_not_taken_for_its_everyday_word(
+    tmp_path: Path, query: str, broad: bool
+) -> None:
+    """`rules check` says to write =UN for the United Nations; then it said the rule "can
+    match on very common words alone (un)", the key it is filed under, though it matches
+    only UN in capitals."""
+    write(tmp_path, "a.toml", f"[[rule]]\nid = \"r\"\nquery = '{query}'\n")
+    warnings = [w.message for w in load_rules([tmp_path]).warnings]
+    assert any("very common words alone" in w for w in warnings) is broad, warnings
+
+
 def test_rulebook_keeps_last_good_rules_after_a_bad_edit(tmp_path: Path) -> None:
     path = write(tmp_path, "a.toml", GOOD)
     book = RuleBook([tmp_path])

@@ -13,6 +13,7 @@ from ..text import (
     TOKEN,
     acronym_words,
     fold,
+    fold_word,
     inclusive_words,
     language_code,
     spelt_out,
@@ -20,6 +21,7 @@ from ..text import (
     without_invisible,
 )
 from . import ast
+from .common_words import everyday_language, shouted
 from .document import TEXT_FIELDS
 from .model import Entity
 from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Part, Seq
@@ -85,6 +87,7 @@ class Compiler:
 
     def compile(self, query: ast.Query, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
         if isinstance(query, ast.Term):
+            warned = len(self.warnings)
             if _LOOKS_LIKE_NEAR.match(query.text):
                 self.warnings.append(
                     QuerySyntaxError(
@@ -149,6 +152,8 @@ class Compiler:
                         query.column + quote.start(),
                     )
                 )
+            if len(self.warnings) == warned:  # one thing said of a word at a time
+                self._everyday_acronym(query)
             return self._words(
                 query.text,
                 fields,
@@ -271,6 +276,25 @@ class Compiler:
             scoped = TEXT_FIELDS if query.name == "text" else (query.name,)
             return self.compile(query.child, scoped)
         raise AssertionError(query)  # pragma: no cover
+
+    def _everyday_acronym(self, term: ast.Term) -> None:
+        """Warn of an acronym in capitals without = that folds to an everyday word: `UN`
+        finds French "un" and `US` "us" (see common_words). Quoted, it is not warned of."""
+        if term.case or term.prefix or not shouted(term.text):
+            return
+        folded = fold_word(term.text)
+        language = everyday_language(folded)
+        if language:
+            self.warnings.append(
+                QuerySyntaxError(
+                    f'{term.text} is searched in any case, so it finds "{folded}" too, an'
+                    f" everyday {language} word: write ={term.text} to find it in capitals"
+                    f' only (quote it, "{term.text}", to search it in any case without this'
+                    " warning)",
+                    term.line,
+                    term.column,
+                )
+            )
 
     def entity(self, entity: Entity, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
         """An entity: any of its aliases; an ambiguous alias only near one of its context words."""

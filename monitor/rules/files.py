@@ -19,10 +19,11 @@ from typing import Any
 
 from ..errors import RuleError
 from ..text import NotUtf8Error, counted, fold, language_code, read_utf8
+from .common_words import everyday_language, shouted
 from .compile import Compiler
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
-from .nodes import Node
+from .nodes import Node, exact_keys
 from .parser import QuerySyntaxError
 from .stats import HEURISTIC, TermStats
 
@@ -215,6 +216,14 @@ def _alias_warnings(entity: Entity) -> list[str]:
         for alias in (*entity.aliases, *entity.case_aliases)
         if "~" in alias
     ]
+    for alias in entity.aliases:
+        language = everyday_language(fold(alias)) if shouted(alias) else ""
+        if language:
+            found.append(
+                f"entity {entity.id!r}: alias {alias!r} is matched in any case, so"
+                f" {fold(alias)!r} too, an everyday {language} word: put it in case_aliases to"
+                f" match {alias!r} only"
+            )
     plain = {fold(alias) for alias in entity.aliases}
     found += [
         f"entity {entity.id!r}: {alias!r} is in case_aliases and, in any case, in aliases, which"
@@ -334,8 +343,11 @@ def _breadth_warning(compiled: CompiledRule, stats: TermStats) -> str | None:
             "would be checked against, and may match, almost every article"
         )
     # Any common key, not all: `police OR the` is filed under both, and matches wherever "the"
-    # is (73% of stored articles in a review) though "police" is rare.
-    common = sorted(v for k, v in compiled.keys if stats.is_common((k, v)))
+    # is (73% of stored articles in a review) though "police" is rare. A word the rule asks
+    # for only as written (=UN, filed under "un") matches only there, as `rules check` says
+    # to write an acronym that is an everyday word in lower case.
+    exact = exact_keys(compiled.node)
+    common = sorted(v for k, v in compiled.keys if stats.is_common((k, v)) and (k, v) not in exact)
     if common:
         return (
             f"rule {compiled.rule.id!r} can match on very common words alone "

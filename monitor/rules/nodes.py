@@ -515,3 +515,27 @@ def leaves(node: Node) -> Iterator[Seq]:
         yield from leaves(node.child)
     elif isinstance(node, Memo):
         yield from leaves(node.node)
+
+
+def exact_keys(node: Node) -> frozenset[Key]:
+    """Of `node.keys()`, those that stand only for words asked for as written: `=UN` is filed
+    under "un", a key most French articles hold, where it matches only the UN (`rules check`
+    tells apart a rule broad for its everyday words, and one filed under them)."""
+    if isinstance(node, Seq):
+        exact = {("w", fold_word(p.value)) for p in node.parts if p.kind == "c"}
+        exact.difference_update(("w", p.value) for p in node.parts if p.kind == "w")
+        return frozenset(exact.intersection(node.keys() or ()))
+    if isinstance(node, Memo):
+        return exact_keys(node.node)
+    if isinstance(node, AllOf):
+        return exact_keys(node.children[0]) if node.children else frozenset()
+    if isinstance(node, NotNear):
+        return exact_keys(node.left)
+    if isinstance(node, Near):  # filed under the keys of one side, or both if the same
+        sides = [side for side in (node.left, node.right) if side.keys() == node.keys()]
+        return frozenset.intersection(*map(exact_keys, sides))
+    if isinstance(node, AnyOf):  # exact in some alternative, and asked plainly in none
+        exact = [exact_keys(child) for child in node.children]
+        plain = [(c.keys() or frozenset()) - e for c, e in zip(node.children, exact, strict=True)]
+        return frozenset().union(*exact) - frozenset().union(*plain)
+    return frozenset()
