@@ -10,28 +10,24 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from rich.text import Text
 
 from .cli_common import (
     config_option,
-    console,
     did_you_mean,
     err_console,
     feed_addresses,
-    highlighted,
     open_database,
     operator_errors,
-    plain,
-    print_evidence,
 )
 from .cli_rules import Carriers, as_polled, index_for
+from .cli_rules_results import Tried, print_tried
 from .config import Config, load_config
 from .errors import ConfigError, FetchError, VigieError
 from .extract import extract_page
 from .fetch import fetch_feed, make_session
 from .parse import parse_feed
 from .records import Article, Feed, Match
-from .rules.why import why_not
+from .rules.why import came_near, why_not
 from .text import (
     NotUtf8Error,
     base_language,
@@ -175,6 +171,13 @@ def _page_article(html: bytes, url: str, guid: str) -> Article:
     "-l",
     help="The articles' language (fr, en), when it is not detected: a short text may not be.",
 )
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Of several items (a feed), list every one that does not match, with why: not only"
+    " those the rule came near.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON Lines.")
 @config_option
 def rules_test(
@@ -186,6 +189,7 @@ def rules_test(
     article_id: int | None,
     feed_wanted: str | None,
     language: str | None,
+    every: bool,
     as_json: bool,
     config_path: str,
 ) -> None:
@@ -233,31 +237,30 @@ def rules_test(
         if code is not None:
             articles = [a if a.id is not None else replace(a, language=code) for a in articles]
         single = bool(rule_id or query)
+        tried = []
         for article in map(as_polled, articles):
             matches, mentions = carriers.match(index, article)
             matched_any += bool(matches)
             # One rule that does not match: which of its parts the article lacks.
-            why = (
-                why_not(index.rules[0], carriers.document(article))
-                if single and not matches
-                else []
-            )
+            doc = carriers.document(article) if single and not matches else None
+            why = why_not(index.rules[0], doc) if doc is not None else []
             if as_json:
                 result = _result_json(article, matches, rule_id or query)
                 if why:
                     result["why_not"] = why
                 click.echo(json.dumps(result, ensure_ascii=False))
-            else:
-                _print_result(article, matches, single=single)
-                if feed is None and article.id is None and _out_of_feed_scope(why):
-                    why.append("(--feed NAME tries it as an item of that feed)")
-                if code is None and any(_UNTOLD in line for line in why):
-                    why.append(
-                        "(--language CODE says it, as in --language fr: a line or two"
-                        " may be too short to tell)"
-                    )
-                for line in why:
-                    console.print(Text("  ").append(line, style="dim"), soft_wrap=True)
+                continue
+            if feed is None and article.id is None and _out_of_feed_scope(why):
+                why.append("(--feed NAME tries it as an item of that feed)")
+            if code is None and any(_UNTOLD in line for line in why):
+                why.append(
+                    "(--language CODE says it, as in --language fr: a line or two"
+                    " may be too short to tell)"
+                )
+            near = doc is not None and came_near(index.rules[0], doc)
+            tried.append(Tried(article, matches, why, near))
+        if not as_json:
+            print_tried(tried, single, every)
         return 0 if matched_any else 1
 
     sys.exit(body())
@@ -381,21 +384,3 @@ def _result_json(article: Article, matches: list[Match], asked: str | None) -> d
             for m in matches
         ],
     }
-
-
-def _print_result(article: Article, matches: list[Match], single: bool) -> None:
-    title = plain(article.title) or "(untitled)"
-    if not matches:
-        console.print(Text.assemble(("no match  ", "dim"), title))
-        return
-    console.print(Text.assemble(("MATCH  ", "bold green"), (title, "bold")))
-    for match in matches:
-        tags = f" [{', '.join(match.tags)}]" if match.tags else ""
-        flag = " URGENT" if match.priority == "urgent" else ""
-        console.print(
-            Text.assemble(
-                "  ", (match.rule_id, "cyan"), tags, (flag, "bold red"), f"  score {match.score:g}"
-            )
-        )
-        console.print(Text("    ").append(highlighted(match.snippet)), soft_wrap=True)
-        print_evidence((e.term, e.field, e.text) for e in match.evidence)

@@ -999,8 +999,61 @@ def test_a_saved_feed_is_tested_item_by_item(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     lines = [line for line in result.stdout.splitlines() if not line.startswith(" ")]
-    assert lines == ["MATCH  Storks return to the marsh", "no match  Harbour works delayed"]
+    assert lines == [
+        "MATCH  Storks return to the marsh",
+        "2 items: 1 matches, 1 other does not (--all lists every item that does not match,"
+        " with why)",
+    ]
     assert "<?xml" not in result.stdout
+
+
+def test_a_feed_leads_with_its_matches_and_counts_the_rest(tmp_path: Path, server) -> None:
+    """An analyst's review: `rules test RULE --url FEED` printed a why-not for every item
+    that did not match, 120 lines for a feed of 60, the matches lost among them. The matches
+    come first, then the items the rule came near, with why, and a line counting the rest;
+    --all lists every one, as before."""
+    config = project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("allow_private = false", "allow_private = true"), "utf-8")
+    items = [
+        ("Harbour works delayed", "The works wait for spring."),
+        ("Marsh fire put out", "Firefighters came at dawn."),
+        ("Storks seen over the harbour", "Far from any reed bed or marsh, this week."),
+        ("Storks return to the marsh", "The white storks are back."),
+    ]
+    feed = "".join(
+        f"<item><title>{title}</title><link>https://n.example/{i}</link>"
+        f"<description>{text}</description></item>"
+        for i, (title, text) in enumerate(items)
+    )
+    rss = f'<?xml version="1.0"?><rss version="2.0"><channel><title>N</title>{feed}</channel></rss>'
+    server.route("/rss", rss.encode())
+    test = ("rules", "test", "--query", "stork* NEAR/4 marsh", "--url", server.url("/rss"))
+    result = invoke(*test, "--config", str(config))
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    headlines = [line for line in lines if line.startswith(("MATCH", "no match", "4 items"))]
+    assert headlines == [
+        "MATCH  Storks return to the marsh",
+        "no match  Storks seen over the harbour",
+        "4 items: 1 matches, 1 comes near (above, with why not), 2 others do not (--all lists"
+        " every item that does not match, with why)",
+    ]
+    assert any(line.startswith("too far") for line in lines)  # why the near one is not
+
+    every = invoke(*test, "--all", "--config", str(config))
+    lines = [line for line in every.stdout.splitlines() if not line.startswith(" ")]
+    assert lines == [
+        "MATCH  Storks return to the marsh",
+        "no match  Harbour works delayed",
+        "no match  Marsh fire put out",
+        "no match  Storks seen over the harbour",
+        "4 items: 1 matches, 3 do not",
+    ]
+    every_rule = invoke("rules", "test", "--url", server.url("/rss"), "--config", str(config))
+    assert every_rule.stdout.splitlines() == [
+        "4 items: none match a rule, 4 do not (--all lists them)"
+    ]
 
 
 def test_language_option_says_what_a_short_text_is_written_in(tmp_path: Path) -> None:
