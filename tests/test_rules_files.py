@@ -120,6 +120,36 @@ def test_rules_that_match_almost_everything_are_warned(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("query", "warned"),
+    [
+        ("US AND troops", "US"),
+        ("U.S. AND troops", "U.S."),
+        ("ICE NEAR/5 raid", "ICE"),
+        ("EU AND vote", "EU"),
+        ("=US AND troops", None),
+        ('"US" AND troops', None),
+        ("us AND troops", None),
+        ("NATO AND troops", None),
+        ("F.B.I. AND raid", None),
+        ("USA~ AND troops", None),
+    ],
+)
+def test_an_acronym_that_is_an_everyday_word_is_warned_of(
+    tmp_path: Path, query: str, warned: str | None
+) -> None:
+    write(tmp_path, "a.toml", f"[[rule]]\nid = \"r\"\nquery = '{query}'\n")
+    loaded = load_rules([tmp_path])
+    assert loaded.ok
+    said = [w.message for w in loaded.warnings if "an everyday" in w.message]
+    if warned is None:
+        assert said == []
+    else:
+        [message] = said
+        assert message.startswith(f"rule 'r': {warned} is searched in any case, so it finds")
+        assert f"write ={warned} to find it in capitals only" in message
+
+
+@pytest.mark.parametrize(
     ("query", "broad"),
     [
         ("=UN", False),

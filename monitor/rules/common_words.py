@@ -9,6 +9,8 @@ Compiler), and of such an alias outside `case_aliases`. Acronyms that are no eve
 
 from __future__ import annotations
 
+from ..text import acronym_words, fold
+
 ENGLISH = frozenset(
     """
 am an as at be by do go he hi if in is it me my no of oh ok on or so to up us we
@@ -99,13 +101,13 @@ vole vote vous yeux zone
 )
 
 
-def shouted(text: str) -> bool:
-    """Whether `text` is written as an acronym is: two to four letters, all capitals."""
-    return 2 <= len(text) <= 4 and text.isalpha() and text.isupper()
-
-
-def everyday_language(word: str) -> str:
-    """'English', 'French', 'English and French' when the folded `word` is an everyday word of
-    two to four letters in those languages; '' when it is none."""
+def everyday_acronym(text: str) -> tuple[str, str] | None:
+    """For an acronym, two to four capitals, with periods or not (UN, U.S.), that is an
+    everyday word in lower case: that word, and 'English', 'French' or 'English and French'.
+    None for anything else."""
+    letters = acronym_words(text).rstrip()  # U.S. is searched as US
+    if not (2 <= len(letters) <= 4 and letters.isalpha() and letters.isupper()):
+        return None
+    word = fold(letters)
     found = [name for name, words in (("English", ENGLISH), ("French", FRENCH)) if word in words]
-    return " and ".join(found)
+    return (word, " and ".join(found)) if found else None

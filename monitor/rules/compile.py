@@ -13,7 +13,6 @@ from ..text import (
     TOKEN,
     acronym_words,
     fold,
-    fold_word,
     inclusive_words,
     language_code,
     spelt_out,
@@ -21,7 +20,7 @@ from ..text import (
     without_invisible,
 )
 from . import ast
-from .common_words import everyday_language, shouted
+from .common_words import everyday_acronym
 from .document import TEXT_FIELDS
 from .model import Entity
 from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Part, Seq
@@ -280,11 +279,9 @@ class Compiler:
     def _everyday_acronym(self, term: ast.Term) -> None:
         """Warn of an acronym in capitals without = that folds to an everyday word: `UN`
         finds French "un" and `US` "us" (see common_words). Quoted, it is not warned of."""
-        if term.case or term.prefix or not shouted(term.text):
-            return
-        folded = fold_word(term.text)
-        language = everyday_language(folded)
-        if language:
+        everyday = None if term.case or term.prefix else everyday_acronym(term.text)
+        if everyday:
+            folded, language = everyday
             self.warnings.append(
                 QuerySyntaxError(
                     f'{term.text} is searched in any case, so it finds "{folded}" too, an'

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import RuleError
 from ..text import NotUtf8Error, counted, fold, language_code, read_utf8
-from .common_words import everyday_language, shouted
+from .common_words import everyday_acronym
 from .compile import Compiler
 from .index import CompiledRule, RuleIndex, compile_rule
 from .model import PRIORITIES, Entity, Rule
@@ -217,12 +217,11 @@ def _alias_warnings(entity: Entity) -> list[str]:
         if "~" in alias
     ]
     for alias in entity.aliases:
-        language = everyday_language(fold(alias)) if shouted(alias) else ""
-        if language:
+        if everyday := everyday_acronym(alias):
             found.append(
                 f"entity {entity.id!r}: alias {alias!r} is matched in any case, so"
-                f" {fold(alias)!r} too, an everyday {language} word: put it in case_aliases to"
-                f" match {alias!r} only"
+                f" {everyday[0]!r} too, an everyday {everyday[1]} word: put it in case_aliases"
+                f" to match {alias!r} only"
             )
     plain = {fold(alias) for alias in entity.aliases}
     found += [
