@@ -14,7 +14,7 @@ from monitor.records import Article
 from monitor.rules.document import Document
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Rule
-from monitor.text import TOKEN, fold, inclusive_words, token_starts, word_text
+from monitor.text import TOKEN, acronym_words, fold, inclusive_words, token_starts, word_text
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
@@ -94,6 +94,17 @@ def test_a_dotted_acronym_is_one_word_its_evidence_the_whole_of_it() -> None:
         ("chief", "chief"),
     ]
     assert "\u27e6F.B.I.\u27e7 met \u27e6U.K.\u27e7 officials" in match.snippet
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="UKFBIab.' -", max_size=40))
+def test_a_field_reads_dotted_acronyms_with_exact_offsets(text: str) -> None:
+    """Any run of capitals and periods: the field's words are those of the definition, each
+    at its place, and each as written is the word with its periods (U.K. for uk)."""
+    field = Document(Article(feed_id=1, guid="g", url="", title=text)).field("title")
+    assert field.tokens == reference_tokens(acronym_words(text))
+    for i, token in enumerate(field.tokens):
+        assert fold(field.original(i)).replace(".", "") == token
 
 
 @pytest.mark.parametrize(
