@@ -91,7 +91,7 @@ def digest_links(outbox: Path) -> list[str]:
         links += [
             attrs["href"]
             for tag, attrs in Markup(html).tags
-            if tag == "a" and "title" in attrs.get("class", "")
+            if tag == "a" and attrs.get("dir") == "auto"  # a headline: the entry's own link
         ]
     return links
 
