@@ -351,7 +351,7 @@ def print_failing(health: Health) -> None:
             highlight=False,
         )
     if len(health.failing) > 10:
-        console.print(f"    and {len(health.failing) - 10} more (`vigie feeds list`)")
+        console.print(f"    and {len(health.failing) - 10} more (`vigie feeds list --failing`)")
 
 
 def health_json(health: Health, database: Path) -> dict:

@@ -523,6 +523,42 @@ def test_feeds_list_shows_status_after_a_poll(feed_config: Path) -> None:
     assert re.search(r" (now|\ds ago) +\d+ +0 +in \d+m ", line), table.stdout
 
 
+def test_feeds_list_failing_and_tag_keep_only_those_feeds(
+    server: LoopbackServer, write_config: Callable[..., Path]
+) -> None:
+    """Among 2,000 feeds, the hundred failing were somewhere in 4,000 lines of table, where
+    `vigie status` sent the operator: `--failing` and `--tag` keep only those."""
+    server.route("/good.rss", RSS)
+    server.route("/gone.rss", b"", status=404)
+    server.route("/down.rss", b"", status=500)
+    config = write_config(
+        [
+            {"url": server.url("/good.rss"), "name": "Good", "tags": ["uk"]},
+            {"url": server.url("/gone.rss"), "name": "Gone", "tags": ["uk"]},
+            {"url": server.url("/down.rss"), "name": "Down", "tags": ["fr"]},
+        ]
+    )
+    vigie("once", "--config", config)
+    vigie("once", "--config", config)  # Down fails twice; Gone's error count is set to 1 below
+    with sqlite3.connect(config.parent / "data" / "vigie.db") as db:
+        db.execute("UPDATE feeds SET error_count = 1 WHERE name = 'Gone'")
+    failing = vigie("feeds", "list", "--failing", "--config", config)
+    assert failing.exit_code == 0, failing.output
+    named = [line.split()[1] for line in failing.stdout.splitlines() if "http://" in line]
+    assert named == ["Down", "Gone"], failing.stdout  # most failed polls in a row first
+    assert "HTTP 404" in failing.stdout and "HTTP 500" in failing.stdout
+    assert "2 feeds of 3 (--failing)" in failing.stderr
+    listed = json.loads(
+        vigie("feeds", "list", "--failing", "--tag", "uk", "--json", "--config", config).stdout
+    )
+    assert [row["name"] for row in listed] == ["Gone"]
+    tagged = vigie("feeds", "list", "--tag", "uk", "--config", config)
+    assert "Good" in tagged.stdout and "Gone" in tagged.stdout and "Down" not in tagged.stdout
+    none = vigie("feeds", "list", "--tag", "nowhere", "--config", config)
+    assert none.exit_code == 0 and "http://" not in none.stdout
+    assert "0 feeds of 3 (--tag nowhere)" in none.stderr
+
+
 def test_a_shorter_interval_moves_the_next_poll_at_once(
     server: LoopbackServer, write_config: Callable[..., Path]
 ) -> None:
