@@ -131,30 +131,84 @@ def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
+# Past this many webhooks of one consumer with one outcome, `once` (and `replay`...) sums them up
+# in a line: the first `vigie once` of an NGO's 2,000 feeds printed 2,533 lines, one per
+# webhook, 946 of them the same 500 of the one consumer that was down.
+LINES_PER_OUTCOME = 20
+
+
 def print_sent(sent: list[Sent]) -> None:
     """One line per attempt: `Digest #1 for newsroom (13 articles) written: outbox/....eml`;
-    a digest counts its entries with its own word ("2 stories"), a webhook its matches."""
+    a digest counts its entries with its own word ("2 stories"), a webhook its matches. A
+    consumer's webhooks of one outcome, when more than LINES_PER_OUTCOME, in one line, where
+    the first of them stood."""
+    groups: dict[tuple[str, str, str], list[Sent]] = {}
     for result in sent:
-        if result.kind == "digest":  # counted as the email counts its entries
-            what, count = "Digest", count_of(result.items, result.noun or "articles")
-        else:
-            what, count = "Webhook", f"{result.items} match{'es' if result.items != 1 else ''}"
-            if result.noun == "withdrawn":  # an article.withdrawn event
-                count += " withdrawn"
-        colour = {"sent": "green", "pending": "yellow"}.get(result.status, "red")
-        status = result.status
-        if result.status == "pending":
-            status = "will retry" + (f" at {_when(result.retry_at)}" if result.retry_at else "")
-        if result.status == "sent" and result.detail.endswith(".eml"):
-            status = "written"
-        detail = f": {escape(result.detail)}" if result.detail else ""
-        if then := _what_next(result):
-            detail = f"{detail.rstrip('.')}. {then}"
-        console.print(
-            f"{what} #{result.delivery_id} for {escape(result.target)} "
-            f"({count}) [{colour}]{status}[/]{detail}",
-            soft_wrap=True,
-        )
+        if result.kind == "webhook":  # withdrawals apart from matches
+            groups.setdefault((result.target, result.status, result.noun), []).append(result)
+    for result in sent:
+        key = (result.target, result.status, result.noun)
+        group = groups.get(key, []) if result.kind == "webhook" else []
+        if len(group) <= LINES_PER_OUTCOME:
+            _print_one(result)
+        elif result is group[0]:
+            _print_many(group)
+
+
+def _print_many(group: list[Sent]) -> None:
+    """`Webhooks for bot: 946 will retry from 06:45:16 UTC: HTTP 500 ...: boom`."""
+    first = group[0]
+    target, status = escape(first.target), first.status
+    matches = counted(sum(s.items for s in group), "match")
+    if first.noun == "withdrawn":  # article.withdrawn events
+        matches += " withdrawn"
+    errors = Counter(s.detail for s in group if s.detail)
+    said = f"Webhooks for {target}: {len(group)} "
+    if status == "sent":
+        console.print(f"{said}[green]sent[/] ({matches})", soft_wrap=True)
+        return
+    if status == "pending":
+        retries = [s.retry_at for s in group if s.retry_at]
+        said += "[yellow]will retry[/]" + (f" from {_when(min(retries))}" if retries else "")
+    else:
+        said += f"[red]{status}[/]"
+    if errors:
+        error, _ = errors.most_common(1)[0]
+        others = len(group) - errors[error]
+        said += f": {escape(error)}" + (f" ({others} with another error)" if others else "")
+    listing = f"`vigie deliveries list --target {target} --status {status}` lists them"
+    if status in UNDELIVERED and not first.detail.startswith(NO_RETRY):
+        since = min((s.made for s in group if s.made), default=None)
+        if since is not None:
+            listing += (
+                f"; once fixed, `vigie deliveries replay --target {target} --since"
+                f" {since.astimezone(UTC):%Y-%m-%dT%H:%M}` sends them again"
+            )
+    console.print(f"{said} ({listing})", soft_wrap=True)
+
+
+def _print_one(result: Sent) -> None:
+    """`Webhook #12 for bot (3 matches) will retry at ...: HTTP 500 ...`."""
+    if result.kind == "digest":  # counted as the email counts its entries
+        what, count = "Digest", count_of(result.items, result.noun or "articles")
+    else:
+        what, count = "Webhook", f"{result.items} match{'es' if result.items != 1 else ''}"
+        if result.noun == "withdrawn":  # an article.withdrawn event
+            count += " withdrawn"
+    colour = {"sent": "green", "pending": "yellow"}.get(result.status, "red")
+    status = result.status
+    if result.status == "pending":
+        status = "will retry" + (f" at {_when(result.retry_at)}" if result.retry_at else "")
+    if result.status == "sent" and result.detail.endswith(".eml"):
+        status = "written"
+    detail = f": {escape(result.detail)}" if result.detail else ""
+    if then := _what_next(result):
+        detail = f"{detail.rstrip('.')}. {then}"
+    console.print(
+        f"{what} #{result.delivery_id} for {escape(result.target)} "
+        f"({count}) [{colour}]{status}[/]{detail}",
+        soft_wrap=True,
+    )
 
 
 def _what_next(result: Sent) -> str:

@@ -27,6 +27,7 @@ from delivery_support import (
     Receiver,
     SmtpServer,
     Vigie,
+    start,
     write_delivery_config,
 )
 
@@ -398,6 +399,71 @@ def test_once_sends_every_due_webhook_and_retry_sends_only_the_one_asked(
     result = vigie("deliveries", "retry", "1", "--config", config)
     assert "Webhook #1 for bot" in result.stdout and "#2" not in result.stdout
     assert len(receiver.requests) == before + 1
+
+
+def _calais_feed(folder: Path, count: int) -> Path:
+    """A local feed of `count` items that the bundled rule `calais` matches."""
+    items = "".join(
+        f"<item><title>Calais: camp report {i}</title><link>https://news.example/{i}</link>"
+        f"<description>Migrants near Calais, report number {i} of the day.</description></item>"
+        for i in range(count)
+    )
+    feed = folder / "busy.rss"
+    feed.write_text(f'<rss version="2.0"><channel><title>Busy</title>{items}</channel></rss>')
+    return feed
+
+
+def test_once_sums_up_a_consumers_many_webhooks_in_a_line_that_says_what_to_do(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """The first `vigie once` of 2,000 feeds printed 2,533 lines, one per webhook, 946 of them
+    the same 500 of one consumer that was down: past twenty, a consumer's webhooks of one
+    outcome are one line, and the one for those given up names the command that sends them
+    again, which does."""
+    down = Receiver()
+    stop_down = start(down)
+    try:
+        down.answers = [Answer(500)] * 1000
+        hooks = [
+            {"name": "bot", "url": receiver.url(), "secret_env": SECRET_ENV, "tags": ["calais"]},
+            {"name": "down", "url": down.url(), "secret_env": SECRET_ENV, "tags": ["calais"]},
+        ]
+        feed = _calais_feed(tmp_path, 25)
+        config = write_delivery_config(tmp_path, webhooks=hooks, feeds=[{"url": str(feed)}])
+        first = vigie("once", "--config", config)
+        listed = json.loads(
+            vigie("deliveries", "list", "--limit", "500", "--json", "--config", config).stdout
+        )
+        waiting = [d for d in listed if d["target"] == "down"]
+        assert len(waiting) > 20 and {d["status"] for d in waiting} == {"pending"}
+        lines = sorted(line for line in first.stdout.splitlines() if "Webhook" in line)
+        assert len(lines) == 2, first.stdout  # the consumers are sent to side by side
+        sent = len(listed) - len(waiting)
+        assert lines[0].startswith(f"Webhooks for bot: {sent} sent ("), lines[0]
+        assert re.match(
+            rf"Webhooks for down: {len(waiting)} will retry from \d{{4}}-.* UTC: HTTP 500 ",
+            lines[1],
+        )
+        assert "`vigie deliveries list --target down --status pending` lists them" in lines[1]
+
+        # Their last attempt: given up (dead), with the command that sends them again.
+        with sqlite3.connect(tmp_path / "data" / "vigie.db") as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = 7, next_attempt = '2000-01-01T00:00:00+00:00'"
+                " WHERE target = 'down'"
+            )
+        given_up = vigie("once", "--config", config)
+        assert given_up.exit_code == 2
+        [line] = [line for line in given_up.stdout.splitlines() if "Webhook" in line]
+        assert line.startswith(f"Webhooks for down: {len(waiting)} dead: HTTP 500 "), line
+        command = re.search(r"once fixed, `(vigie deliveries replay [^`]+)` sends them", line)
+        assert command, line
+        down.answers = []  # the consumer is back
+        replayed = vigie(*command.group(1).split()[1:], "--config", config)
+        assert replayed.exit_code == 0, replayed.output
+        assert f"Webhooks for down: {len(waiting)} sent" in replayed.stdout
+    finally:
+        stop_down()
 
 
 def test_replay_sends_what_it_queued_again_and_nothing_else(

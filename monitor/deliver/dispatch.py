@@ -69,6 +69,7 @@ class Sent:
     noun: str = ""  # a digest's word for its entries: "articles", or "stories" (digest.py)
     retry_at: datetime | None = None  # when a pending one is tried again
     code: int | None = None  # the HTTP status answered; None when no answer came
+    made: datetime | None = None  # when the delivery was queued (`deliveries replay --since`)
 
 
 def labels_of(index: RuleIndex | None) -> outbox.Labels:
@@ -563,7 +564,16 @@ def _record(
         noun = "withdrawn"  # its matches are those it takes back
     retry_at = next_attempt if status == "pending" else None
     return Sent(
-        delivery.id, delivery.kind, delivery.target, status, detail, items, noun, retry_at, code
+        delivery.id,
+        delivery.kind,
+        delivery.target,
+        status,
+        detail,
+        items,
+        noun,
+        retry_at,
+        code,
+        delivery.created,
     )
 
 
