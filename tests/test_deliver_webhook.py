@@ -11,6 +11,7 @@ import email
 import email.policy
 import itertools
 import json
+import logging
 import re
 import shutil
 import socket
@@ -1336,3 +1337,44 @@ def test_a_ping_refused_says_what_to_check(tmp_path: Path, receiver: Receiver) -
     unknown = CliRunner().invoke(main, ["deliveries", "ping", "boot", "--config", str(config)])
     assert unknown.exit_code == 1 and "did you mean 'bot'?" in unknown.output
     assert len(receiver.requests) == 1
+
+
+def test_a_consumer_down_is_one_log_line_per_run_not_one_per_webhook(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A consumer answering 500 to each of its 1,270 waiting webhooks made 950 lines in six
+    minutes of an NGO's `vigie run` log, a retry wave after another: a run logs one line for
+    a consumer's deliveries of one outcome, with how many, the first's id and the error. Each
+    delivery is still tried (a 500 may be one event's alone)."""
+    items = "".join(
+        f"<item><title>Calais: camp report {i}</title><link>https://news.example/{i}</link>"
+        f"<description>Migrants near Calais, report number {i} of the day.</description></item>"
+        for i in range(25)
+    )
+    feed = tmp_path / "busy.rss"
+    feed.write_text(f'<rss version="2.0"><channel><title>Busy</title>{items}</channel></rss>')
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook_to(receiver, tags=["calais"])], feeds=[{"url": str(feed)}]
+    )
+    receiver.answers = [Answer(500)] * 1000
+    t = now()
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        caplog.set_level(logging.INFO, logger="monitor.deliver.dispatch.outcome")
+        v.dispatch(t)
+        failed = [r for r in caplog.records if r.name == "monitor.deliver.dispatch.outcome"]
+        webhooks = len(receiver.requests)
+        assert webhooks == 25 and len(failed) == 1, [r.getMessage() for r in failed]
+        assert failed[0].levelno == logging.WARNING
+        assert failed[0].getMessage().startswith(f"webhook to bot: {webhooks} pending")
+        assert failed[0].error.startswith("HTTP 500")  # type: ignore[attr-defined]
+        assert failed[0].delivery_id == 1  # type: ignore[attr-defined]
+        caplog.clear()
+        receiver.answers = []
+        v.dispatch(t + timedelta(hours=1))  # every retry due, the consumer back
+    finally:
+        v.close()
+    [sent] = [r for r in caplog.records if r.name == "monitor.deliver.dispatch.outcome"]
+    assert sent.levelno == logging.INFO
+    assert sent.getMessage().startswith(f"webhook to bot: {webhooks} sent ")
