@@ -172,6 +172,26 @@ def test_a_feed_never_read_is_a_problem(tmp_path: Path) -> None:
     assert problem.endswith("check its address")
 
 
+def test_many_feeds_never_read_are_ten_named_and_the_rest_counted(tmp_path: Path) -> None:
+    """An OPML of 2,000 feeds imported at once had 107 never read: status listed 107 problems,
+    a page of them, each saying the same."""
+    typos = [{"url": str(tmp_path / f"typo-{i:02}.rss"), "name": f"Typo {i:02}"} for i in range(13)]
+    path = write_delivery_config(tmp_path, feeds=[*SAMPLE_FEEDS, *typos])
+    vigie("once", "--config", path)
+    code, found = status(path)
+    assert code == 2
+    assert len(found["failing_feeds"]) == 13  # every one, for scripts
+    named = [p for p in found["problems"] if "has never been read" in p]
+    assert len(named) == 10 and len(found["problems"]) == 11
+    assert found["problems"][-1] == (
+        "and 3 more feeds never read since they were added (`vigie feeds list --failing`"
+        " lists them)"
+    )
+    shown = vigie("status", "--config", path).output
+    assert "11 problems" in shown.splitlines()[0]
+    assert "and 3 more (`vigie feeds list --failing`)" in shown  # the failing feeds' list
+
+
 def test_following_a_tag_no_rule_has_is_a_problem(tmp_path: Path) -> None:
     """A subscriber following "migrant" (no rule has that tag) receives nothing, silently."""
     desk = {**DESK, "tags": ["migrant"]}
