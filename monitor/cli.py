@@ -41,7 +41,7 @@ from .retention import prune_expired
 from .rules.files import RuleBook, load_rules
 from .rules.stats import HEURISTIC, TermStats
 from .scheduler import log_undeliverable, run_service, service_running, stop_on_signal
-from .store import Store
+from .store import Store, parse_iso
 from .store.restore import read_backup, restore_database
 from .text import counted
 
@@ -174,9 +174,13 @@ def print_summary(summary: CycleSummary) -> None:
     for url, error in summary.errors:
         console.print(f"  [red]error[/] {escape(url)}: {escape(error)}", soft_wrap=True)
     for url, until, error in summary.waiting:
+        # A 410 waits too (polling.max_backoff): "its server asked for time" misread it.
+        gone = error.startswith("HTTP 410")
+        why = "gone, asked again from" if gone else "its server asked for time, until"
+        when = parse_iso(until)
+        shown = f"{when:%Y-%m-%d %H:%M} UTC" if when else until  # as deliveries' retry times
         console.print(
-            f"  [yellow]not polled[/] {escape(url)}: its server asked for time, until "
-            f"{escape(until)} ({escape(error)})",
+            f"  [yellow]not polled[/] {escape(url)}: {why} {escape(shown)} ({escape(error)})",
             soft_wrap=True,
         )
 

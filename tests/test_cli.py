@@ -1608,16 +1608,22 @@ def test_once_leaves_alone_a_feed_whose_server_asked_for_time(
     server.route("/good.rss", RSS)
     server.route("/busy.rss", b"slow down", status=429, headers={"Retry-After": "600"})
     server.route("/down.rss", b"", status=503)  # no Retry-After: the server asked nothing
-    config = write_config(
-        [server.url("/good.rss"), server.url("/busy.rss"), server.url("/down.rss")]
-    )
+    server.route("/gone.rss", b"", status=410)  # asked again once per max_backoff
+    config = write_config([server.url(f"/{name}.rss") for name in ("good", "busy", "down", "gone")])
     first = vigie("once", "--config", config)
-    assert "Polled 3 feeds" in first.stdout and "2 errors." in first.stdout
+    assert "Polled 4 feeds" in first.stdout and "3 errors." in first.stdout
     second = vigie("once", "--config", config)
     assert "Polled 2 feeds" in second.stdout and "1 error." in second.stdout, second.stdout
+    # Its time as deliveries' retry times are written, not 2026-12-05T07:43:51+00:00.
     assert re.search(
         rf"not polled {re.escape(server.url('/busy.rss'))}: its server asked for time, until "
-        r"\S+ \(HTTP 429",
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \(HTTP 429",
+        second.stdout,
+    ), second.stdout
+    # A 410 was said to be a server asking for time.
+    assert re.search(
+        rf"not polled {re.escape(server.url('/gone.rss'))}: gone, asked again from "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \(HTTP 410 Gone",
         second.stdout,
     ), second.stdout
     assert len(server.requests_to("/busy.rss")) == 1
