@@ -88,7 +88,7 @@ def _fetch_within_deadline(
         result = _fetch_http(session, feed, config, headers, deadline, watch)
     if watch.expired and result.error:
         # Whatever the cut socket raised (reset, short body), the cause was the deadline.
-        return _failed(result.url, f"deadline of {config.deadline:g}s exceeded")
+        return _too_slow(result.url, f"deadline of {config.deadline:g}s exceeded")
     return result
 
 
@@ -109,7 +109,7 @@ def _fetch_http(
                 return _failed(url, f"refused to fetch a {scheme or 'relative'}: URL")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return _failed(url, f"deadline of {config.deadline:g}s exceeded")
+                return _too_slow(url, f"deadline of {config.deadline:g}s exceeded")
             timeout = (min(config.connect_timeout, remaining), min(config.deadline, remaining))
             response = send(session, "GET", url, headers, timeout, cookies=cookies)
             if response.status_code in _REDIRECTS and "location" in response.headers:
@@ -128,12 +128,12 @@ def _fetch_http(
     except BlockedAddressError as e:
         return _failed(url, e.reason)
     except requests.exceptions.ConnectTimeout:
-        return _failed(url, f"connection timed out after {config.connect_timeout:g}s")
+        return _too_slow(url, f"connection timed out after {config.connect_timeout:g}s")
     except requests.exceptions.ReadTimeout:
-        return _failed(url, f"deadline of {config.deadline:g}s exceeded")
+        return _too_slow(url, f"deadline of {config.deadline:g}s exceeded")
     except requests.exceptions.ConnectionError as e:
         if _timed_out(e):  # requests reports a read timeout in the body as a connection error
-            return _failed(url, f"deadline of {config.deadline:g}s exceeded")
+            return _too_slow(url, f"deadline of {config.deadline:g}s exceeded")
         return _failed(url, f"connection failed: {_root_cause(e)}")
     except requests.exceptions.RequestException as e:
         return _failed(url, f"request failed: {_root_cause(e)}")
@@ -255,6 +255,12 @@ def _fetch_file(feed: Feed, config: FetchConfig) -> FetchResult:
 
 def _failed(url: str, reason: str) -> FetchResult:
     return FetchResult(url=url, status=0, error=reason)
+
+
+def _too_slow(url: str, reason: str) -> FetchResult:
+    """A failure by time: the server gave no whole answer within connect_timeout or the
+    deadline (the poll cycle stops asking a host that does this, hosts.HostTurns)."""
+    return FetchResult(url=url, status=0, error=reason, timed_out=True)
 
 
 def _timed_out(error: BaseException | None) -> bool:

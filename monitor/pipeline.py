@@ -30,9 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import zip_longest
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -43,6 +41,7 @@ from .deliver.outbox import queue_webhooks, queue_withdrawals
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
+from .hosts import HostTurns, host_by_host, host_of_feed
 from .identity import TrackingParams, distinct_urls, identify, item_url, sketches
 from .language import detect_language
 from .parse import newest_items, parse_feed
@@ -591,40 +590,42 @@ def poll_due(
     started = time.monotonic()
     # Politeness: at most fetch.per_host connections to one host at once, its feeds spread
     # through the cycle (200 sections of one newspaper were 8 parallel requests, 27 a second).
-    host_of = {feed.id: _host(feed) for feed in feeds}
-    feeds = _host_by_host(feeds, host_of)
-    per_host = {
-        host: threading.Semaphore(config.fetch.per_host) for host in host_of.values() if host
-    }
+    host_of = {feed.id: host_of_feed(feed) for feed in feeds}
+    feeds = host_by_host(feeds, host_of)
+    hosts = HostTurns(host_of.values(), config.fetch.per_host)
 
     ending = threading.Event()  # the storing loop has left
 
     def fetch(feed: Feed) -> PollOutcome:
         waiting.acquire()  # released when this thread takes the outcome
-        turn = per_host.get(host_of[feed.id])
-        if turn is not None:
-            turn.acquire()
+        host = host_of[feed.id]
+        hosts.take_turn(host)
         try:
             if ending.is_set() or (stop is not None and stop.is_set()):
                 # Stopping, or the cycle ended by an error or Ctrl+C: a feed that waited for
                 # its host's turn is not fetched (leaving the pool waited for each, one deadline
                 # after the other: over 60 s, a review).
                 raise _Stopping
-            outcome = _contained(
-                feed,
-                fetch_and_parse,
-                session,
-                feed,
-                config,
-                now,
-                known.get(feed.id),
-                pages,
-                readers,
-                read_later,
-            )
+            silent = hosts.silent(host)
+            if silent is not None:
+                result = FetchResult(url=feed.url, status=0, error=silent)
+                outcome = PollOutcome(feed, result, error=silent)
+            else:
+                outcome = _contained(
+                    feed,
+                    fetch_and_parse,
+                    session,
+                    feed,
+                    config,
+                    now,
+                    known.get(feed.id),
+                    pages,
+                    readers,
+                    read_later,
+                )
+                hosts.heard(host, outcome.fetch)  # before the turn goes to the next feed
         finally:
-            if turn is not None:
-                turn.release()
+            hosts.end_turn(host)
         if not read_later:
             backlog.hold(len(outcome.articles))  # released when this thread stores them
         return replace(outcome, answered_after=time.monotonic() - started)
@@ -754,24 +755,6 @@ class _Progress:
             f"{summary.new_articles:,}",
             "article" if summary.new_articles == 1 else "articles",
         )
-
-
-def _host(feed: Feed) -> str:
-    """The host a feed is fetched from ("" for a local file)."""
-    try:
-        return (urlsplit(feed.url).hostname or "").lower()
-    except ValueError:
-        return ""
-
-
-def _host_by_host(feeds: list[Feed], host_of: Mapping[int, str]) -> list[Feed]:
-    """The feeds in turn by host (a1, b1, c1, a2, b2, a3...), each host's in their order, so
-    the fetch threads are not all waiting on one host's turn while others wait unasked."""
-    by_host: dict[str, list[Feed]] = {}
-    for feed in feeds:
-        by_host.setdefault(host_of[feed.id], []).append(feed)
-    rounds = zip_longest(*by_host.values())
-    return [feed for round_ in rounds for feed in round_ if feed is not None]
 
 
 def _count(summary: CycleSummary, outcome: PollOutcome, changes: list[Change], keep: bool) -> None:

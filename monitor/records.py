@@ -67,6 +67,7 @@ class FetchResult:
     retry_after: float | None = None  # seconds, from a 429/503 Retry-After; 410 Gone: inf
     error: str | None = None
     unchanged: bool = False  # 304, or a body identical to the last one
+    timed_out: bool = False  # no whole answer within connect_timeout or the deadline
 
     @property
     def ok(self) -> bool:

@@ -718,6 +718,56 @@ def test_one_hosts_feeds_are_fetched_two_at_a_time(
     assert server.most_in_flight == 2
 
 
+def test_a_host_that_answers_nothing_in_time_is_asked_twice_a_cycle_not_for_every_feed(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A big outlet's server that stopped answering held an NGO's cycle of 2,000 feeds for 25
+    minutes: its 100 sections two at a time, each to the deadline, and the fetch threads
+    waiting for its turn held every other feed. After two fetches of a host run out of time,
+    with no answer from it, its other feeds fail at once, saying why."""
+    for i in range(6):
+        server.route(f"/hung{i}.xml", RSS, delay=10.0)
+    server.route("/other.xml", RSS)
+    hung = [server.url(f"/hung{i}.xml") for i in range(6)]
+    other = server.url("/other.xml").replace("127.0.0.1", "localhost")  # another host
+    svc = service([*hung, other], fetch={"per_host": 2, "concurrency": 4, "deadline": "1s"})
+
+    summary = svc.poll()
+
+    asked = sum(len(server.requests_to(f"/hung{i}.xml")) for i in range(6))
+    # Not 6 deadlines two at a time: the two asked first, and the one that took the host's
+    # turn as the first of them ran out of time, when the second had not yet.
+    assert asked in (2, 3)
+    assert summary.feeds_polled == 7 and len(summary.errors) == 6
+    assert svc.feed_row("/other.xml")["items"] == RSS_ITEMS
+    rows = [svc.feed_row(f"/hung{i}.xml") for i in range(6)]
+    told = sorted(row["last_error"] for row in rows)
+    assert told[:asked] == ["deadline of 1s exceeded"] * asked, told
+    skipped = (
+        "not asked: 127.0.0.1 answered none of its feeds asked before in this poll in time"
+        " (deadline of 1s exceeded)"
+    )
+    assert told[asked:] == [skipped] * (6 - asked), told
+    assert all(row["error_count"] == 1 for row in rows)  # asked again at their next poll
+
+
+def test_a_host_that_answered_is_asked_for_each_of_its_slow_feeds(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A host with a feed or two too slow (a heavy search feed) but that answers the others
+    is not taken for one that answers nothing: each of its feeds is asked."""
+    server.route("/quick.xml", RSS)
+    for i in range(3):
+        server.route(f"/slow{i}.xml", RSS, delay=10.0)
+    urls = [server.url("/quick.xml"), *(server.url(f"/slow{i}.xml") for i in range(3))]
+    svc = service(urls, fetch={"per_host": 2, "concurrency": 4, "deadline": "1s"})
+
+    svc.poll()
+
+    assert [len(server.requests_to(f"/slow{i}.xml")) for i in range(3)] == [1, 1, 1]
+    assert svc.feed_row("/quick.xml")["items"] == RSS_ITEMS
+
+
 def test_a_stopping_service_fetches_no_feed_still_waiting_for_its_hosts_turn(
     server: LoopbackServer, service: Callable[..., Service]
 ) -> None:
