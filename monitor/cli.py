@@ -160,8 +160,8 @@ def once(config_path: str) -> None:
 
 def print_summary(summary: CycleSummary) -> None:
     console.print(
-        f"Polled {counted(summary.feeds_polled, 'feed')} ({summary.feeds_unchanged} unchanged): "
-        f"{counted(summary.new_articles, 'new article')}, {summary.updated_articles} updated, "
+        f"Polled {counted(summary.feeds_polled, 'feed')} ({summary.feeds_unchanged:,} unchanged): "
+        f"{counted(summary.new_articles, 'new article')}, {summary.updated_articles:,} updated, "
         f"{counted(summary.new_matches, 'new match')}, {counted(len(summary.errors), 'error')}.",
         soft_wrap=True,
     )
@@ -187,12 +187,12 @@ def print_summary(summary: CycleSummary) -> None:
 
 def print_database(store: Store, config: Config, pruned: int) -> None:
     """What the database holds once retention has pruned (the counts an operator checks)."""
-    expired = f"; {pruned} older than storage.retention pruned" if pruned else ""
+    expired = f"; {pruned:,} older than storage.retention pruned" if pruned else ""
     # Matches a correction withdrew are kept, but no longer match: counted apart.
     withdrawn = store.withdrawn_matches()
     matches = counted(store.count("matches") - withdrawn, "match")
     if withdrawn:
-        matches += f" and {withdrawn} withdrawn"
+        matches += f" and {withdrawn:,} withdrawn"
     # soft_wrap: a path or URL cut by hard line breaks cannot be copied or grepped.
     console.print(
         f"Database: {escape(str(config.database))} ({counted(store.count('articles'), 'article')}, "
@@ -314,8 +314,8 @@ def print_health(health: Health, database: Path, since: str) -> None:
         ),
         (
             "deliveries",
-            f"last {since}: {sent} sent, {health.undelivered_total} failed or dead; "
-            f"{health.retrying} retrying now"
+            f"last {since}: {sent} sent, {health.undelivered_total:,} failed or dead; "
+            f"{health.retrying:,} retrying now"
             + "".join(
                 # The reason is the endpoint's answer: "[/]" in it broke the whole status.
                 f"; webhook {escape(repr(e['name']))} paused until"

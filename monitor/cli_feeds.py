@@ -117,7 +117,7 @@ def feeds_list(
         print_table(table)
     if failing or tags:  # on stderr, so that the table alone goes to a pipe
         chosen = " ".join(["--failing"] * failing + [f"--tag {escape(t)}" for t in tags])
-        err_console.print(f"{counted(len(rows), 'feed')} of {total} ({chosen})", soft_wrap=True)
+        err_console.print(f"{counted(len(rows), 'feed')} of {total:,} ({chosen})", soft_wrap=True)
 
 
 def _chosen(rows: list[dict], failing: bool, tags: tuple[str, ...]) -> list[dict]:
@@ -409,9 +409,9 @@ def feeds_import(opml: str, config_path: str) -> None:
         else:  # retired (removed, or taken out of config.toml): polled again, as feeds add does
             revived += 1
     console.print(
-        f"Imported {added} new feeds from {escape(opml)}"
-        + (f"; {revived} retired feeds polled again" if revived else "")
-        + (f"; {known} already known, left as they were" if known else ""),
+        f"Imported {added:,} new feeds from {escape(opml)}"
+        + (f"; {revived:,} retired feeds polled again" if revived else "")
+        + (f"; {known:,} already known, left as they were" if known else ""),
         soft_wrap=True,
     )
     for url, reason in skipped:

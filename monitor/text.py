@@ -605,9 +605,11 @@ def base_language(language: str | None) -> str:
 
 
 def counted(n: int, noun: str) -> str:
-    """'1 feed', '2 feeds', '1 entity', '0 matches': a count with its noun agreeing."""
+    """'1 feed', '2 feeds', '1 entity', '0 matches', '39,710 articles': a count with its noun
+    agreeing, its thousands apart (an NGO's "Polled 2000 feeds: 39710 new articles" stood
+    beside status's "39,710 stored")."""
     if n == 1:
         return f"1 {noun}"
     if noun.endswith("y") and noun[-2:-1] not in "aeiou":
-        return f"{n} {noun[:-1]}ies"
-    return f"{n} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+        return f"{n:,} {noun[:-1]}ies"
+    return f"{n:,} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"

@@ -867,6 +867,26 @@ def test_adding_a_retired_feed_brings_it_back_as_added_by_hand(
     assert feed_settings(emptied) == [(url, "Dropped", ["kept"], None, "cli")]
 
 
+def test_counts_in_the_thousands_are_written_with_their_separator(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """An NGO importing 2,000 feeds read "Imported 2000 new feeds", then "Polled 2000 feeds:
+    39710 new articles" from `once` beside "39,710 stored" from `status`."""
+    config = write_config([])
+    opml = tmp_path / "ngo.opml"
+    outlines = "".join(
+        f'<outline text="Gazette {i}" xmlUrl="https://gazette{i}.example/rss"/>'
+        for i in range(1200)
+    )
+    opml.write_text(f'<opml version="2.0"><body>{outlines}</body></opml>')
+    imported = vigie("feeds", "import", str(opml), "--config", config)
+    assert "Imported 1,200 new feeds" in imported.stdout, imported.stdout
+    shown = vigie("status", "--config", config).stdout
+    assert "polling     1,200 feeds, last poll never" in shown, shown
+    listed = vigie("feeds", "list", "--tag", "none", "--config", config)
+    assert "0 feeds of 1,200 (--tag none)" in listed.stderr
+
+
 def test_importing_a_retired_feed_says_it_is_polled_again_not_new(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
