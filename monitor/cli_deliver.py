@@ -163,7 +163,7 @@ def _print_many(group: list[Sent]) -> None:
     if first.noun == "withdrawn":  # article.withdrawn events
         matches += " withdrawn"
     errors = Counter(s.detail for s in group if s.detail)
-    said = f"Webhooks for {target}: {len(group)} "
+    said = f"Webhooks for {target}: {len(group):,} "
     if status == "sent":
         console.print(f"{said}[green]sent[/] ({matches})", soft_wrap=True)
         return
@@ -175,7 +175,7 @@ def _print_many(group: list[Sent]) -> None:
     if errors:
         error, _ = errors.most_common(1)[0]
         others = len(group) - errors[error]
-        said += f": {escape(error)}" + (f" ({others} with another error)" if others else "")
+        said += f": {escape(error)}" + (f" ({others:,} with another error)" if others else "")
     listing = f"`vigie deliveries list --target {target} --status {status}` lists them"
     if status in UNDELIVERED and not first.detail.startswith(NO_RETRY):
         since = min((s.made for s in group if s.made), default=None)

@@ -32,6 +32,8 @@ from delivery_support import (
 )
 
 from monitor.cli import main
+from monitor.cli_deliver import print_sent
+from monitor.deliver.dispatch import Sent
 from monitor.scheduler import database_lock
 from monitor.store import Store
 
@@ -464,6 +466,14 @@ def test_once_sums_up_a_consumers_many_webhooks_in_a_line_that_says_what_to_do(
         assert f"Webhooks for down: {len(waiting)} sent" in replayed.stdout
     finally:
         stop_down()
+
+
+def test_the_summed_up_line_writes_thousands_with_their_separator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A first poll of 2,000 feeds: "Webhooks for casework-bot: 1604 sent (2,292 matches)"."""
+    print_sent([Sent(i, "webhook", "bot", "sent", "", 1) for i in range(1, 1201)])
+    assert capsys.readouterr().out == "Webhooks for bot: 1,200 sent (1,200 matches)\n"
 
 
 def test_replay_sends_what_it_queued_again_and_nothing_else(

@@ -609,12 +609,12 @@ def log_outcomes(sent: list[Sent]) -> None:
         others = len(group) - shared if errors else 0
         outcome_log.log(
             level,
-            "%s to %s: %d %s (delivery_id is the first's%s)",
+            "%s to %s: %s %s (delivery_id is the first's%s)",
             kind,
             target,
-            len(group),
+            f"{len(group):,}",
             status,
-            f"; {others} with another error" if others else "",
+            f"; {others:,} with another error" if others else "",
             extra=extra,
         )
 
