@@ -24,9 +24,10 @@ class HostTurns:
     """For one cycle, each host's turn (fetch.per_host feeds at once) and whether it answers.
     A host whose fetches run out of time HOST_SILENT times, with no answer from it in the
     cycle, is not asked again in it: its other feeds fail at once, saying why, and are asked
-    at their next poll. A big outlet's server that stopped answering held an NGO's cycle of
-    2,000 feeds for 25 minutes (its 100 sections two at a time, 30 s each), and the fetch
-    threads waiting for its turn held every other feed with it."""
+    at their next poll. A big outlet's server that stopped answering stalled an NGO's cycle
+    of 1,880 feeds: its 100 sections went two at a time, 30 s each, and the fetch threads
+    waiting for its turn held every other feed with them (375 still waiting after ten
+    minutes, about 25 minutes in all)."""
 
     def __init__(self, hosts: Iterable[str], per_host: int) -> None:
         self.turns = {host: threading.Semaphore(per_host) for host in hosts if host}
