@@ -596,7 +596,7 @@ def deliveries_ping(webhook: str, config_path: str) -> None:
         raise VigieError(
             f"no webhook {webhook!r} in {config.path}{did_you_mean(webhook, known)}"
             if known
-            else f"no webhook in {config.path}: [[delivery.webhooks]] names them"
+            else f"no webhook in {config.path}: a [[webhooks]] table names each"
         )
     config.require_secrets(("webhook",), webhook=place)
     hook = hooks[place]

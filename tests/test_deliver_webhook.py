@@ -1378,3 +1378,9 @@ def test_a_consumer_down_is_one_log_line_per_run_not_one_per_webhook(
     [sent] = [r for r in caplog.records if r.name == "monitor.deliver.dispatch.outcome"]
     assert sent.levelno == logging.INFO
     assert sent.getMessage().startswith(f"webhook to bot: {webhooks} sent ")
+
+
+def test_a_ping_without_webhooks_names_the_table_that_makes_one(tmp_path: Path) -> None:
+    config = write_delivery_config(tmp_path, feeds=[])
+    said = CliRunner().invoke(main, ["deliveries", "ping", "bot", "--config", str(config)])
+    assert said.exit_code == 1 and "a [[webhooks]] table names each" in said.output
