@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import REPO
+from conftest import REPO, LoopbackServer
 from delivery_support import (
     ALL_TAGS,
     SAMPLE_FEEDS,
@@ -170,6 +170,21 @@ def test_a_feed_never_read_is_a_problem(tmp_path: Path) -> None:
     [problem] = found["problems"]
     assert problem.startswith("Border Watch has never been read (cannot read file")
     assert problem.endswith("check its address")
+
+
+def test_a_feed_never_read_because_its_server_asks_for_time_is_not_a_typo(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """After a 2,000-feed import, the ten feeds status named were 429s, each told "check its
+    address": the server asked for time, and nothing is wrong with the address."""
+    server.route("/busy.rss", b"slow down", status=429, headers={"Retry-After": "3600"})
+    busy = {"url": server.url("/busy.rss"), "name": "Busy Wire"}
+    path = write_delivery_config(tmp_path, feeds=[*SAMPLE_FEEDS, busy])
+    vigie("once", "--config", path)
+    code, found = status(path)
+    [problem] = found["problems"]
+    assert code == 2 and problem.startswith("Busy Wire has never been read (HTTP 429")
+    assert problem.endswith("its server asks Vigie to wait, and is asked again when it said")
 
 
 def test_many_feeds_never_read_are_ten_named_and_the_rest_counted(tmp_path: Path) -> None:
