@@ -605,6 +605,16 @@ def _cli(*args: str | Path) -> str:
 AGAIN = (CALAIS[0], CALAIS[1] + " The prefecture confirmed it.")  # revision 3, about Calais
 
 
+def _about_calais_again(v: Vigie, feed: Path, at: datetime) -> int:
+    """The outlet's third revision, about Calais again, polled and dispatched at `at`: the
+    article's id (the only one stored)."""
+    _camp_feed(feed, *AGAIN)
+    v.poll(at)
+    v.dispatch(at)
+    [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+    return article
+
+
 def test_a_dead_withdrawal_replayed_once_the_rule_matches_again_leaves_the_match_held(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -625,10 +635,7 @@ def test_a_dead_withdrawal_replayed_once_the_rule_matches_again_leaves_the_match
             [attempt] = v.dispatch(at)
             at = attempt.retry_at or at
         assert attempt.status == "dead"
-        _camp_feed(feed, *AGAIN)
-        v.poll(t + timedelta(hours=2))
-        v.dispatch(t + timedelta(hours=2))
-        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+        article = _about_calais_again(v, feed, t + timedelta(hours=2))
     finally:
         v.close()
     said = _cli("deliveries", "replay", "--since", "1d", "--config", config)
@@ -656,10 +663,7 @@ def test_a_withdrawal_retried_once_the_rule_matches_again_leaves_the_match_held(
         receiver.answers = [Answer(410)]
         [gone] = v.dispatch(t + timedelta(hours=1))
         assert gone.status == "failed"
-        _camp_feed(feed, *AGAIN)
-        v.poll(t + timedelta(hours=2))
-        v.dispatch(t + timedelta(hours=2))
-        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+        article = _about_calais_again(v, feed, t + timedelta(hours=2))
     finally:
         v.close()
     said = _cli("deliveries", "retry", str(gone.delivery_id), "--config", config)
@@ -692,10 +696,7 @@ def test_a_withdrawal_never_attempted_is_not_sent_as_of_a_revision_that_matches_
     write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
     v = Vigie(config, t)
     try:
-        _camp_feed(feed, *AGAIN)
-        v.poll(t + timedelta(hours=2))
-        v.dispatch(t + timedelta(hours=2))
-        [article] = [a for (a,) in v.rows("SELECT id FROM articles")]
+        article = _about_calais_again(v, feed, t + timedelta(hours=2))
     finally:
         v.close()
     said = _cli("deliveries", "replay", "--since", "1d", "--config", config)
