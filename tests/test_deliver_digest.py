@@ -649,6 +649,22 @@ def test_header_values_lose_carriage_returns_and_line_feeds() -> None:
         assert received["Subject"].replace("\u2060", "") == f"Vigie: {hostile}"
 
 
+def test_a_long_french_subject_keeps_every_space_between_its_words() -> None:
+    """A French subject starts "Vigie\u00a0:", so the email library encoded it (RFC 2047), and
+    where it folded the line between two encoded words it left the space between them outside
+    both, where mail clients drop it: "la police évacue" arrived as "la policeévacue". Each
+    headline here, a word longer than the one before, puts the fold at another place."""
+    french = replace(SUBSCRIBER, language="fr")
+    sentence = "Pas-de-Calais : inondations, la police évacue des habitants à Arques, près de Lille"
+    ends = [at for at, char in enumerate(sentence) if char == " "]
+    for headline in [sentence[:end] for end in ends]:
+        lone = build_digest([item(1, "calais", title=headline)], french, LABELS, NOW)
+        raw = compose(lone, DELIVERY, french, CONFIG, "tok", NOW).as_bytes()
+        received = email.message_from_bytes(raw, policy=email.policy.default)
+        assert received["Subject"] == f"Vigie\u00a0: {headline}"
+        assert b"?==?" not in raw  # two encoded words with nothing between: Yahoo refuses it
+
+
 def test_html_is_sent_as_written_unless_a_line_is_too_long_for_smtp() -> None:
     """The HTML part travels as written (8bit), as no larger than it is; a line SMTP could not
     carry (a headline of 600 accented letters: 1,200 bytes) is encoded, and arrives whole."""

@@ -13,6 +13,8 @@ and passed through nh3. Only http(s) links are made. Header values are stripped 
 from __future__ import annotations
 
 import contextlib
+import email.charset
+import email.header
 import email.headerregistry
 import email.policy
 import email.utils
@@ -490,6 +492,24 @@ class _LinksHeader(email.headerregistry.UnstructuredHeader):
         return f"{self.name}: " + f",{policy.linesep} ".join(links) + policy.linesep
 
 
+class _SubjectHeader(email.headerregistry.UnstructuredHeader):
+    """Subject: beyond ASCII, written as RFC 2047 encoded words that each carry their own
+    spaces. The email library (CPython gh-144156) folded such a subject between two encoded
+    words with the space that parted them outside both, where mail clients drop it: a French
+    subject, always encoded for the no-break space of "Vigie\u00a0:", arrived with two words
+    run together ("la policeévacue") one time in twenty."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:  # type: ignore[override]
+        if str(self).isascii() or policy.utf8:
+            return super().fold(policy=policy)
+        header = email.header.Header(str(self), _UTF8_Q, header_name=self.name)
+        return f"{self.name}: {header.encode(linesep=policy.linesep)}{policy.linesep}"
+
+
+_UTF8_Q = email.charset.Charset("utf-8")
+_UTF8_Q.header_encoding = email.charset.QP  # =?utf-8?q?...?=: the text stays legible
+
+
 def _as_uri(link: str) -> str:
     """A link as a URI, ASCII as RFC 2369 asks: the host in punycode, any other character
     beyond ASCII percent-encoded. List-Unsubscribe is written as it is: a public_base_url with
@@ -513,6 +533,7 @@ _URI_SAFE = "/:?#[]@!$&'()*+,;=%~"  # RFC 3986's delimiters, and % (written alre
 
 _HEADERS = email.headerregistry.HeaderRegistry()
 _HEADERS.map_to_type("list-unsubscribe", _LinksHeader)
+_HEADERS.map_to_type("subject", _SubjectHeader)
 _POLICY = email.policy.SMTP.clone(header_factory=_HEADERS)
 
 
