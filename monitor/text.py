@@ -295,8 +295,9 @@ def inclusive_words(text: str) -> str:
 
 
 def _masculine(m: re.Match[str]) -> str:
-    plural = (m.group(2) or m.group(1))[-1:] in ("s", "S")
-    return ("s" if plural else " ") + " " * (m.end() - m.start() - 1)
+    last = (m.group(2) or m.group(1))[-1:]  # its case kept, for =Exact words: EXILÉ·ES, EXILÉS
+    plural = last in ("s", "S")
+    return (last if plural else " ") + " " * (m.end() - m.start() - 1)
 
 
 # Acronyms written with periods, as the New York Times writes them (U.K., U.S., F.B.I.): a run

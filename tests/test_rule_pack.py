@@ -116,6 +116,12 @@ def test_a_french_headline_in_the_feminine_is_police_violence_against_a_migrant(
             "Utopia 56 dénonce l’usage de gaz lacrymogène sur un campement.",
             {"migrants", "calais", "police-violence"},
         ),
+        # Inclusive writing, as NGOs write it, is the masculine, =gazés included.
+        (
+            "Calais : des exilé·es gazé·es par les CRS lors d'une expulsion",
+            "Utopia 56 dénonce une opération menée à l’aube près de l’hôpital.",
+            {"migrants", "calais", "police-violence", "urgent"},
+        ),
         # A present plural, which Snowball leaves whole: "gazent" is not gazer~.
         (
             "Calais : les CRS gazent des exilés lors d'une évacuation",

@@ -21,6 +21,7 @@ from ..text import (
     INCLUSIVE_DOTS,
     acronym_words,
     base_language,
+    inclusive_words,
     one_line,
     spelt_out,
     stem_generation,
@@ -165,9 +166,15 @@ class FieldText:
 
     def cased(self, i: int) -> str:
         """Token `i` in the case it is written, as an =Exact word is compared with it: a dotted
-        acronym without its periods (U.K. is UK)."""
+        acronym without its periods (U.K. is UK), an inclusive ending read as the masculine,
+        as the query's words are (gazé·es is gazés): `=gazés`, and even `=gazé·es`, missed
+        "des exilé·es gazé·es par les CRS", and so did the police-violence pack."""
         word = self.original(i)
-        return word.replace(".", "") if "." in word else word
+        if "." in word:
+            word = word.replace(".", "")
+        if not word.isascii() and not INCLUSIVE_DOTS.isdisjoint(word):
+            word = inclusive_words(word).rstrip(" ")
+        return word
 
     def written_length(self, i: int) -> int:
         """Characters token `i` takes in the text (œuvre: 5, though compared as oeuvre; U.K.:
