@@ -430,6 +430,38 @@ def test_a_whole_word_whose_form_stems_apart_says_what_a_wildcard_finds(tmp_path
     assert invoke(*asked, "--config", str(config)).output.startswith("MATCH")
 
 
+def test_an_or_missing_says_what_each_of_its_words_lacks(tmp_path: Path) -> None:
+    """Words are mostly written in an OR: `(expuls~ OR évacu*)`, missing with "expulsion" in
+    the text, said only "missing (expuls~ OR évacu*)", in an AND or beside a NEAR, where
+    `expuls~` alone said it was a stem cut short; nor was an entity in an OR explained."""
+    config = project(tmp_path)
+    text = "Calais\nLes CRS ont procédé à l'expulsion des exilés."
+
+    def why(query: str, text: str = text) -> list[str]:
+        asked = ("rules", "test", "--query", query, "-l", "fr", "--text", text)
+        result = invoke(*asked, "--config", str(config))
+        assert result.exit_code == 1 and result.output.startswith("no match")
+        return [line.strip() for line in result.output.splitlines()[1:]]
+
+    cut_short = "no word with its stem, expul; expulsion begins with expuls (expuls* finds it)"
+    assert why("exilés AND (expuls~ OR évacu*)") == [
+        "needs all of:",
+        "found        exilés: exilés (content)",
+        f"missing      (expuls~ OR évacu*): for expuls~, {cut_short}",
+    ]
+    assert why("exilés NEAR/5 (expuls~ OR évacu*)") == [
+        "missing      exilés NEAR/5 (expuls~ OR évacu*): no (expuls~ OR évacu*); for expuls~,"
+        f" {cut_short}"
+    ]
+    assert why("(@calais OR expuls~) AND film", "Dunkerque\nLe film Dunkerque.") == [
+        "needs all of:",
+        "found        film: film (content)",
+        "missing      (@calais OR expuls~): for @calais, Dunkerque (title), Dunkerque (content)"
+        " without a context word within 12 words (camp*, campement*, migrant*, exil*,"
+        " refugie*, asile, embarcation*, passeur*)",
+    ]
+
+
 def test_an_entity_missing_says_which_of_its_aliases_did_not_count(tmp_path: Path) -> None:
     """An alias without its context words near it, or in the wrong case, does not count: an
     author read "missing @calais" with "Dunkirk" in the text, and "missing @police" with

@@ -81,14 +81,19 @@ def _taken_apart(node: AnyOf | AllOf, doc: Document, indent: str, depth: int) ->
         else:
             others.append(child)
     if others:  # those that did not come near, in one line
-        lines.append(f"{indent}  missing      {_shortened(' OR '.join(map(describe, others)))}")
+        missing = _shortened(" OR ".join(map(describe, others)))
+        hint = _alternatives_missed(others, doc)
+        lines.append(f"{indent}  missing      {missing}" + (f": {hint}" if hint else ""))
     return lines
 
 
 def _explained(node: Node, doc: Document, indent: str, depth: int) -> list[str]:
     if depth > 0 and isinstance(node, AnyOf | AllOf) and node.hits(doc) is None:
         if isinstance(node, AnyOf) and not _came_near(node, doc):
-            return [f"{indent}missing      {_shortened(describe(node))}"]
+            hint = _near_miss(node, doc)
+            return [
+                f"{indent}missing      {_shortened(describe(node))}" + (f": {hint}" if hint else "")
+            ]
         return _taken_apart(node, doc, indent, depth - 1)
     return [indent + _state(node, doc)]
 
@@ -176,10 +181,27 @@ def _entity_near_miss(node: Memo, doc: Document) -> str:
 
 
 def _near_miss(node: Node, doc: Document) -> str:
-    """What `rules test` adds to "missing" for a word or an entity the article lacks."""
+    """What `rules test` adds to "missing" for a word, an entity or an OR of them the article
+    lacks."""
     if isinstance(node, Seq):
         return _other_spelling(node, doc) or _cut_stem(node, doc)
+    if isinstance(node, AnyOf):
+        return _alternatives_missed(node.children, doc)
     return _entity_near_miss(node, doc) if isinstance(node, Memo) else ""
+
+
+def _alternatives_missed(alternatives: list[Node], doc: Document) -> str:
+    """What `rules test` says of each alternative of an OR the article lacks, named: words are
+    mostly written in an OR, and `(expuls~ OR évacu*)`, missing with "expulsion" in the text,
+    said only "missing", where `expuls~` alone said it was a stem cut short."""
+    said = []
+    for alternative in alternatives:
+        hint = _near_miss(alternative, doc)
+        if hint and isinstance(alternative, AnyOf):
+            said.append(hint)  # its own alternatives named already
+        elif hint:
+            said.append(f"for {_shortened(describe(alternative))}, {hint}")
+    return "; ".join(said)
 
 
 def _other_spelling(node: Seq, doc: Document) -> str:
