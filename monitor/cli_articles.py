@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from .cli_common import (
 from .config import Config, load_config, parse_duration
 from .deliver.payload import highlighted as split_highlights
 from .errors import SearchQueryError, VigieError
+from .rules.compile import LOOKS_LIKE_PRES, OPERATOR_WORDS
 from .store import Store, parse_iso
 from .store.search import fts_words
 from .text import counted
@@ -76,6 +78,12 @@ def articles_search(
     if not any(c.isalnum() for c in query):  # '*' got SQLite's "unknown special query"
         raise VigieError(f"search query {query!r}: nothing to search for: give a word")
     start = parse_moment(since, datetime.now(UTC), "--since") if since is not None else None
+    for word, meant in _operator_words(query):
+        err_console.print(
+            f"{word} is searched as a word, not taken as an operator: write {meant}"
+            f' (operators are English words in capitals; quote "{word}" to search for the word)',
+            markup=False,
+        )
     store = open_store(config, must_exist=True)
     try:
         try:
@@ -146,6 +154,24 @@ def _other_forms(store: Store, query: str, start: datetime | None) -> int:
     except SearchQueryError:
         return 0
     return found[1] if found else 0
+
+
+def _operator_words(query: str) -> list[tuple[str, str]]:
+    """The words of a query outside quotes that an operator meant as AND, OR, NOT or NEAR, and
+    what to write instead, as rules check warns of them: `OQTF OU rétention` searched for the
+    word "ou" beside both and found nothing, without a word of why (a French analyst's review)."""
+    unquoted = _QUOTED.sub(" ", query).replace("(", " ").replace(")", " ")
+    found = {}
+    for word in unquoted.split():
+        meant = OPERATOR_WORDS.get(word) or (
+            "NEAR(a b, 5)" if LOOKS_LIKE_PRES.match(word) else None
+        )
+        if meant:
+            found[word] = meant
+    return list(found.items())
+
+
+_QUOTED = re.compile(r'"[^"]*"?')
 
 
 def _search_mistake(query: str) -> str | None:

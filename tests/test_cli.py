@@ -1390,6 +1390,31 @@ def test_articles_search_takes_everyday_words_fts_would_read_as_syntax(feed_conf
         assert bool(rows) is found, query
 
 
+def test_articles_search_says_which_words_it_did_not_take_as_operators(
+    feed_config: Path,
+) -> None:
+    """`OQTF OU rétention` searched for the word "ou" beside both and found nothing, without a
+    word of why (a French analyst's review): the words rules check warns of are named, with
+    what to write; a quoted one is the word asked for."""
+    vigie("once", "--config", feed_config)
+    said = vigie("articles", "search", "pepper OU zeppelin", "--config", feed_config)
+    assert said.exit_code == 0, said.output
+    assert "No article matches." in said.stdout
+    assert (
+        "OU is searched as a word, not taken as an operator: write OR (operators are English"
+        ' words in capitals; quote "OU" to search for the word)'
+    ) in " ".join(said.stderr.split())
+    near = vigie("articles", "search", "(pepper PRÈS/5 Calais) and tents", "--config", feed_config)
+    assert "PRÈS/5 is searched as a word, not taken as an operator: write NEAR(a b, 5)" in (
+        " ".join(near.stderr.split())
+    )
+    assert "and is searched as a word" in " ".join(near.stderr.split())
+    plain = vigie("articles", "search", 'pepper OR "ou"', "--config", feed_config)
+    assert plain.exit_code == 0 and "operator" not in plain.stderr
+    found = vigie("articles", "search", "pepper OR zeppelin", "--json", "--config", feed_config)
+    assert json.loads(found.stdout) and "operator" not in found.stderr
+
+
 def test_articles_search_finds_every_form_of_a_word_with_a_tilde(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -38,7 +38,7 @@ _LOOKS_LIKE_NEAR = re.compile(r"(?:(?:NOT)?[Oo]?[Nn][Ee][Aa][Rr]/?\d+|O?NEAR|[Ww
 # Words an operator meant as AND, OR, NOT or NEAR: in French (OU, ET, SAUF, PRÈS/5), or in
 # lower case (or, and, not), all searched as words: `migrants OU réfugiés` required the word
 # "ou" beside both and matched almost nothing, without a warning. -> what to write instead.
-_OPERATOR_WORDS = {
+OPERATOR_WORDS = {
     "OU": "OR",
     "ET": "AND",
     "SAUF": "NOT",
@@ -47,7 +47,7 @@ _OPERATOR_WORDS = {
     "and": "AND",
     "not": "NOT",
 }
-_LOOKS_LIKE_PRES = re.compile(r"(?:PR[ÈE]S|PROCHE)(?:/\d+)?$")
+LOOKS_LIKE_PRES = re.compile(r"(?:PR[ÈE]S|PROCHE)(?:/\d+)?$")
 _UNPAIRED_QUOTE = re.compile("[«»“”]")  # left in a word: a phrase's quote without its pair
 _LONE_QUOTE = re.compile("[«»“”]+")  # a word of its own: « with the space French puts after it
 _LONE_STAR = re.compile(r"(?:^|\s)\*+(?=\s|$)")  # "jailed over * riot"
@@ -97,8 +97,8 @@ class Compiler:
                         query.column,
                     )
                 )
-            meant = _OPERATOR_WORDS.get(query.text) or (
-                "NEAR/n" if _LOOKS_LIKE_PRES.match(query.text) else None
+            meant = OPERATOR_WORDS.get(query.text) or (
+                "NEAR/n" if LOOKS_LIKE_PRES.match(query.text) else None
             )
             if meant and not (query.case or query.prefix or query.stem):
                 self.warnings.append(
