@@ -561,6 +561,15 @@ def test_email_is_multipart_alternative_with_list_headers() -> None:
     assert "Calais" in message.get_body(("html",)).get_content()
 
 
+def test_a_french_digest_names_its_list_in_french() -> None:
+    """The List-Id's phrase is what a mail client shows for the list: a French subscriber's
+    read "Vigie digest for ong-calais" (a French analyst's review)."""
+    french = replace(SUBSCRIBER, language="fr")
+    digest = build_digest([item(1, "calais")], french, LABELS, NOW)
+    message = parse(compose(digest, DELIVERY, french, CONFIG, "tok", NOW))
+    assert message["List-Id"] == "Résumé Vigie pour desk <desk.digest.news.example>"
+
+
 def test_one_click_unsubscribe_with_a_public_base_url() -> None:
     config = replace(CONFIG, public_base_url="https://vigie.news.example")
     digest = build_digest([item(1, "calais")], SUBSCRIBER, LABELS, NOW)

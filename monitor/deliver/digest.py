@@ -557,7 +557,9 @@ def compose(
     message["Date"] = email.utils.format_datetime(now)
     message["Message-ID"] = message_id(delivery, domain)
     label = f"{_list_label(subscriber.name)}.digest.{domain}"
-    message["List-Id"] = f"Vigie digest for {header_value(subscriber.name)} <{label}>"
+    # Its phrase is what a mail client shows for the list: in the subscriber's language.
+    phrase = translator(digest.language)("Vigie digest for %(name)s", name=subscriber.name)
+    message["List-Id"] = f"{header_value(phrase)} <{label}>"
     message["List-Unsubscribe"] = ", ".join(f"<{_as_uri(u)}>" for u in (one_click, mailto) if u)
     if one_click:
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
