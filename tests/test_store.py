@@ -76,6 +76,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m020_revision_dates",
         "m021_delivery_events",
         "m022_stemmed_search",
+        "m023_rules_in_force",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -31,6 +31,7 @@ from .outbox import OutboxQueries
 from .pruning import PruningQueries
 from .schema import migrations
 from .search import SearchQueries
+from .service import ServiceQueries
 from .stories import StoryQueries
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -196,6 +197,7 @@ class Store(
     ExportQueries,
     PruningQueries,
     OutboxQueries,
+    ServiceQueries,
 ):
     """A Vigie database on disk. Opening it applies any pending migrations."""
 

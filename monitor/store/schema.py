@@ -549,3 +549,15 @@ def m022_stemmed_search(db: sqlite_utils.Database) -> None:
     is recorded once every article is indexed)."""
     create_stems_table(db.conn)
     index_stored_articles(db.conn)
+
+
+@migrations()
+def m023_rules_in_force(db: sqlite_utils.Database) -> None:
+    """The rules a running service matches with, recorded each time new rules come into force:
+    `vigie status` counted the rule files instead, and after an edit that did not load said "4
+    rules" (0 for a file that is not valid TOML) while the service kept its 5 last good ones
+    (a review). One row (`id` 1), the latest service's."""
+    db["rules_in_force"].create(
+        {"id": int, "pid": int, "loaded": str, "files": int, "rules": int, "disabled": int},
+        pk="id",
+    )
