@@ -29,6 +29,7 @@ from .cli_common import (
     open_store,
     operator_errors,
     plain,
+    rules_in_force,
 )
 from .cli_deliver import add_delivery_commands, deliver_after_poll, undelivered
 from .config import Config, load_config, parse_duration
@@ -40,7 +41,13 @@ from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook, load_rules
 from .rules.stats import HEURISTIC, TermStats
-from .scheduler import log_undeliverable, run_service, service_running, stop_on_signal
+from .scheduler import (
+    log_undeliverable,
+    record_rules_in_force,
+    run_service,
+    service_running,
+    stop_on_signal,
+)
 from .store import Store, parse_iso
 from .store.restore import read_backup, restore_database
 from .text import counted
@@ -63,8 +70,9 @@ def stored_term_stats(database: Path) -> TermStats:
         store.close()
 
 
-def load_rulebook(config: Config) -> RuleBook:
-    """Rules for a service start: refuse to start on a broken rule file, naming every error."""
+def load_rulebook(config: Config, store: Store) -> RuleBook:
+    """Rules for a service start: refuse to start on a broken rule file, naming every error;
+    those that load are recorded in `store` as the rules in force (for `vigie status`)."""
     book = RuleBook(config.rules.paths, lambda: stored_term_stats(config.database))
     book.reload_if_changed()
     if book.last_errors:
@@ -77,6 +85,7 @@ def load_rulebook(config: Config) -> RuleBook:
         raise RuleError(
             first.path, first.line, first.column, first.message + more, first.source_line
         )
+    record_rules_in_force(store, book, datetime.now(UTC))
     log_undeliverable(config.delivery, book)
     return book
 
@@ -104,7 +113,7 @@ def run(config_path: str, verbose: bool) -> None:
     with locked_database(config):
         check_digest_outbox(config)  # once the database is known to be usable
         store = open_store(config, holding_lock=True)
-        book = load_rulebook(config)
+        book = load_rulebook(config, store)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop_on_signal(stop))
@@ -123,7 +132,7 @@ def once(config_path: str) -> None:
     with locked_database(config), command_logging():
         check_digest_outbox(config)  # before polling: the digest would wait for retries
         store = open_store(config, holding_lock=True)
-        book = load_rulebook(config)
+        book = load_rulebook(config, store)
         total = len(store.feeds())
         session = make_session(config.fetch)
         now = datetime.now(UTC)
@@ -245,14 +254,15 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
         loaded.errors.append(RuleError(paths, 0, 0, "no rule files (*.toml) found (rules.paths)"))
     store = open_database(config, must_exist=True)
     try:
+        in_force = rules_in_force(store, config.database)
         health = assess(
             store,
             now=datetime.now(UTC),
             running=service_running(config.database),
             stale=limits["--stale"],
             since=limits["--since"],
-            rule_files=len(loaded.files),
-            rules=len(loaded.rules),
+            rule_files=in_force.files if in_force else len(loaded.files),
+            rules=in_force.rules if in_force else len(loaded.compiled),
             rule_errors=loaded.errors,
             webhooks={(hook.name, hook.url) for hook in config.delivery.webhooks},
             subscribers=[subscriber.name for subscriber in config.delivery.subscribers],
@@ -262,6 +272,10 @@ def status(config_path: str, stale: str, since: str, as_json: bool) -> None:
             ],
             disk_free=shutil.disk_usage(config.database.resolve().parent).free,
             retention=config.retention,
+            rules_loaded=in_force.loaded if in_force else None,
+            rules_disabled=(
+                in_force.disabled if in_force else len(loaded.rules) - len(loaded.compiled)
+            ),
         )
     finally:
         store.close()
@@ -307,11 +321,7 @@ def print_health(health: Health, database: Path, since: str) -> None:
                 else 'kept for ever (storage.retention = "0")'
             ),
         ),
-        (
-            "rules",
-            f"{counted(health.rules, 'rule')} in {counted(health.rule_files, 'file')}, "
-            + counted(len(health.rule_errors), "error"),
-        ),
+        ("rules", _rules_line(health)),
         (
             "deliveries",
             f"last {since}: {sent} sent, {health.undelivered_total:,} failed or dead; "
@@ -334,6 +344,27 @@ def print_health(health: Health, database: Path, since: str) -> None:
         console.print("problems:")
         for problem in health.problems:
             console.print(f"  - {escape(problem)}", soft_wrap=True, highlight=False)
+
+
+def _rules_line(health: Health) -> str:
+    """The rules in force and the errors of the files on disk: while a service runs, the files
+    may hold an edit that did not load, and their count ("4 rules") is not what it matches with
+    (its last good 5)."""
+    rules = counted(health.rules, "rule")
+    disabled = f" (and {health.rules_disabled:,} disabled)" if health.rules_disabled else ""
+    files = counted(health.rule_files, "file")
+    errors = counted(len(health.rule_errors), "error")
+    if health.rules_loaded is not None:
+        when = ago(health.rules_loaded, health.checked)
+        when = "just now" if when == "now" else when
+        broken = ", which are not loaded" if health.rule_errors else ""
+        return (
+            f"{rules} in force{disabled} from {files}, loaded {when};"
+            f" {errors} in the files on disk{broken}"
+        )
+    if health.running:  # a service that has not said (yet) what it loaded
+        return f"{rules}{disabled} in {files} on disk, {errors}"
+    return f"{rules}{disabled} in {files}, {errors}"
 
 
 def _days(seconds: float) -> str:
@@ -388,6 +419,8 @@ def health_json(health: Health, database: Path) -> dict:
         "retention_seconds": health.retention,
         "rule_files": health.rule_files,
         "rules": health.rules,
+        "rules_disabled": health.rules_disabled,
+        "rules_loaded": when(health.rules_loaded),
         "rule_errors": [str(e) for e in health.rule_errors],
         "sent": health.delivered,
         "retrying": health.retrying,

@@ -30,8 +30,8 @@ from .deliver.email import check_outbox
 from .errors import ConfigError, DatabaseOpenError, OutboxError, RuleError, VigieError
 from .pipeline import SLOT_MARGIN
 from .pipeline import outcome_log as feed_outcomes
-from .scheduler import database_lock, service_running
-from .store import Store
+from .scheduler import database_lock, service_pid, service_running
+from .store import RulesInForce, Store
 from .text import BIDI_CONTROLS, ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,14 @@ def plain(text: str) -> str:
 
 
 _TERMINAL_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+
+
+def rules_in_force(store: Store, database: Path) -> RulesInForce | None:
+    """The rules the service holding `database` recorded as in force; None when none holds it,
+    or when the record is an earlier service's (the one holding it is still loading its own)."""
+    pid = service_pid(database)
+    recorded = store.rules_in_force() if pid is not None else None
+    return recorded if recorded is not None and recorded.pid == pid else None
 
 
 def open_store(config: Config, *, holding_lock: bool = False, must_exist: bool = False) -> Store:

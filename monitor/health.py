@@ -14,6 +14,7 @@ from .errors import RuleError
 from .records import NO_RETRY, Delivery
 from .store import Store
 from .store.rows import parse_iso
+from .text import counted
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class Health:
     last_polled: datetime | None
     articles: int
     newest_article: datetime | None
+    # The rules in force: the running service's (as it recorded them, `rules_loaded`), else
+    # what the files on disk hold. The errors are always those of the files on disk.
     rule_files: int
-    rules: int
+    rules: int  # that match (enabled); `rules_disabled` are in the files too
     rule_errors: tuple[RuleError, ...]
     unfollowed: tuple[str, ...]  # what subscribers and webhooks follow that no rule gives
     delivered: dict[str, int]  # kind -> sent since the window's start
@@ -51,6 +54,8 @@ class Health:
     disk_free: int | None = None  # bytes free on the database's file system
     oldest_article: datetime | None = None  # first seen: how far back the database reaches
     retention: float = 0  # seconds articles are kept (storage.retention); 0: for ever
+    rules_loaded: datetime | None = None  # when the running service loaded its rules in force
+    rules_disabled: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -72,12 +77,17 @@ def assess(
     unfollowed: Collection[str] = (),
     disk_free: int | None = None,
     retention: float = 0,
+    rules_loaded: datetime | None = None,
+    rules_disabled: int = 0,
 ) -> Health:
     """Read the database's state and name its problems. `stale`: how long a feed may be due
     without being polled; `since`: how far back failed deliveries count; `webhooks`: the (name,
     url) of those config.toml lists, `subscribers` the names: deliveries to others, which no
     retry can send, and an endpoint disabled and since given another url are no problem.
-    `disk_free`: bytes free where the database is; `retention`: storage.retention's seconds."""
+    `disk_free`: bytes free where the database is; `retention`: storage.retention's seconds.
+    `rules` (enabled), `rules_disabled` and `rule_files` count the running service's rules in
+    force when it recorded them (`rules_loaded`: when it loaded them), else the files on disk;
+    `rule_errors` are the files' on disk."""
     feeds = store.feeds()
     due = [when for row in feeds if (when := parse_iso(row["next_poll"])) is not None]
     overdue = [when for when in due if when < now - stale]
@@ -130,6 +140,8 @@ def assess(
         disk_free=disk_free,
         oldest_article=store.oldest_first_seen(),
         retention=retention,
+        rules_loaded=rules_loaded,
+        rules_disabled=rules_disabled,
     )
     return replace(health, problems=tuple(problems_of(health)))
 
@@ -183,8 +195,7 @@ def problems_of(health: Health) -> list[str]:
                 f"and {len(never) - NEVER_READ_NAMED} more feeds never read since they were"
                 " added (`vigie feeds list --failing` lists them)"
             )
-    for error in health.rule_errors:
-        found.append(f"{error} (the running service keeps the rules it loaded before)")
+    found += [f"{error} ({_rule_error_consequence(health)})" for error in health.rule_errors]
     found += [f"{what}: they receive nothing of it" for what in health.unfollowed]
     for delivery in health.undelivered:
         what = (
@@ -213,6 +224,20 @@ def problems_of(health: Health) -> list[str]:
             f" {endpoint['reason']} (change its url, or retry one of its deliveries)"
         )
     return found
+
+
+def _rule_error_consequence(health: Health) -> str:
+    """What a rule file that does not load means now: nothing changes for a running service
+    until it is fixed, and no service starts on it (said of a stopped service too, "the running
+    service keeps..." sent an operator looking for a service that was not there)."""
+    if health.rules_loaded is not None:
+        return (
+            f"not loaded: the running service keeps the {counted(health.rules, 'rule')} it"
+            f" loaded at {_when(health.rules_loaded)}, its last good ones"
+        )
+    if health.running:
+        return "not loaded: the running service keeps the rules it loaded last"
+    return "`vigie run` and `vigie once` refuse to start until it is fixed"
 
 
 def _when(moment: datetime | None) -> str:

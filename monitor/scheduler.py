@@ -33,7 +33,7 @@ from .pipeline import CycleSummary, poll_due
 from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
-from .store import Store, prepare_database
+from .store import RulesInForce, Store, prepare_database
 from .text import counted
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,40 @@ def service_running(database: Path) -> bool:
     return False
 
 
+def service_pid(database: Path) -> int | None:
+    """The process id that the `vigie run` (or `once`) holding the database wrote in its lock
+    file; None when none holds it (or, for an instant at its start, before it wrote it)."""
+    lock_path = database.with_name(database.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        written = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(written) if written.isdigit() else None
+    finally:
+        os.close(fd)
+    return None
+
+
+def record_rules_in_force(store: Store, rulebook: RuleBook, now: datetime) -> None:
+    """Write down the rules just brought into force, for `vigie status`: once an edit breaks
+    the files on disk, they no longer say what the service matches with."""
+    loaded = rulebook.in_force
+    if loaded is not None:
+        store.record_rules_in_force(
+            RulesInForce(
+                pid=os.getpid(),
+                loaded=now,
+                files=len(loaded.files),
+                rules=len(loaded.compiled),
+                disabled=len(loaded.rules) - len(loaded.compiled),
+            )
+        )
+
+
 def keep_long_lived() -> None:
     """Leave the objects alive now, the compiled rules above all, out of future garbage
     collections. A full collection walks every tracked object: with 10k rules loaded it took
@@ -110,11 +144,22 @@ def keep_long_lived() -> None:
     gc.freeze()
 
 
-def reload_rules_job(rulebook: RuleBook, delivery: DeliveryConfig | None = None) -> None:
-    """Load edited rule files; new rules in force are kept out of garbage collections, and
-    what subscribers and webhooks follow that they no longer have is logged."""
+def reload_rules_job(
+    rulebook: RuleBook, delivery: DeliveryConfig | None = None, database: Path | None = None
+) -> None:
+    """Load edited rule files; new rules in force are kept out of garbage collections,
+    recorded in `database` for `vigie status`, and what subscribers and webhooks follow that
+    they no longer have is logged."""
     if rulebook.reload_if_changed():
         keep_long_lived()
+        if database is not None:
+            # A connection of its own: the poll job's may be inside a feed's transaction.
+            with storage_trouble_pauses("recording the rules in force", None):
+                store = Store(database)
+                try:
+                    record_rules_in_force(store, rulebook, datetime.now(UTC))
+                finally:
+                    store.close()
         if delivery is not None:
             log_undeliverable(delivery, rulebook)
 
@@ -276,7 +321,7 @@ def run_service(
     scheduler.add_job(
         reload_rules_job,
         IntervalTrigger(seconds=config.rules.reload),
-        args=(rulebook, config.delivery),
+        args=(rulebook, config.delivery, config.database),
         id="reload-rules",
         max_instances=1,
         coalesce=True,

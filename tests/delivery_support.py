@@ -331,7 +331,7 @@ class Vigie:
         for feed in self.config.feeds:
             self.store.upsert_feed(feed.url, name=feed.name, language=feed.language, now=now)
         sync_subscribers(self.store, self.config.delivery, now)
-        self.book = load_rulebook(self.config)
+        self.book = load_rulebook(self.config, self.store)
         self.labels = labels_of(self.book.index)
         self.session = make_session(self.config.fetch)
 

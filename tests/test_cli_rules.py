@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from monitor.cli import load_rulebook, main
 from monitor.config import load_config
+from monitor.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,8 +169,11 @@ def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
     config_path = project(tmp_path)
     text = config_path.read_text(encoding="utf-8").replace('"calais", ', '"calias", ')
     config_path.write_text(text, encoding="utf-8")
+    config = load_config(config_path)
+    store = Store(config.database)
     with caplog.at_level(logging.WARNING):
-        book = load_rulebook(load_config(config_path))
+        book = load_rulebook(config, store)
+    store.close()
     assert book.index is not None and len(book.index) == 5  # the service starts all the same
     assert [r.getMessage() for r in caplog.records] == [
         "subscribers[0].tags: newsroom follows tag 'calias', which no enabled rule has"

@@ -30,7 +30,7 @@ def test_the_poll_connection_is_the_poll_jobs_alone_once_the_scheduler_runs(
         write_config([server.url("/feed.xml")], rules={"paths": [str(REPO / "rules")]})
     )
     store = open_store(config, holding_lock=True)
-    book = load_rulebook(config)
+    book = load_rulebook(config, store)
     main = threading.get_ident()
     started = threading.Event()
     polled = threading.Event()

@@ -5,8 +5,10 @@ named and makes the command exit with status 2; the rest is reported and exits 0
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +24,10 @@ from delivery_support import (
     SmtpServer,
     write_delivery_config,
 )
+from process_support import running, stop, wait_until
 
 from monitor.cli import main
+from monitor.scheduler import database_lock
 
 DESK = {
     "name": "desk",
@@ -93,16 +97,128 @@ def test_feeds_left_unpolled_are_a_problem(config: Path) -> None:
     assert status(config, "--stale", "3h")[0] == 0  # a cron job polling every few hours
 
 
+def break_first_query(rule_file: Path) -> None:
+    """An edit that does not load: the file's first rule (of 5 in the bundled rules) is left
+    with an unclosed bracket, the others load."""
+    text = rule_file.read_text()
+    rule_file.write_text(text.replace("query = '''", "query = '''(calais AND ", 1))
+
+
 def test_a_rule_file_that_does_not_load_is_a_problem(config: Path) -> None:
-    """The running service keeps its last good rules: the edit is not in force, and nothing
-    else would tell the operator who made it."""
+    """No service runs: status says what the files hold, and that no service starts on them
+    (it said "the running service keeps the rules it loaded before" of a stopped one)."""
     rules = config.parent / "rules" / "topics.toml"
-    text = rules.read_text()
-    rules.write_text(text.replace("query = '''", "query = '''(calais AND ", 1))
+    break_first_query(rules)
     result = vigie("status", "--config", config)
     assert result.exit_code == 2
-    assert f"{rules}:" in result.output
-    assert "keeps the rules it loaded before" in result.output
+    assert "  service     not running\n" in result.output
+    assert "  rules       4 rules in 2 files, 1 error\n" in result.output
+    [problem] = [line for line in result.output.splitlines() if f"{rules}:" in line]
+    assert problem.endswith("(`vigie run` and `vigie once` refuse to start until it is fixed)")
+    assert "running service" not in result.output
+
+
+@pytest.fixture
+def served(tmp_path: Path, write_config: Callable[..., Path]) -> Path:
+    """A config for `vigie run` over the sample feeds, with a copy of the bundled rules (5 in
+    2 files) that it checks for edits every 0.2 s."""
+    shutil.copytree(REPO / "rules", tmp_path / "rules")
+    return write_config(
+        SAMPLE_FEEDS,
+        polling={"tick": "0.5s"},
+        rules={"paths": ["rules"], "reload": "0.2s"},
+    )
+
+
+def rules_loaded(log: Path) -> int:
+    return log.read_text().count("rules loaded:")
+
+
+def test_status_counts_the_rules_the_running_service_keeps_not_the_broken_files(
+    served: Path,
+) -> None:
+    """An edit that does not load leaves the service matching with its 5 last good rules:
+    status counted the files on disk ("4 rules"), and the operator took the edit's loss of a
+    rule for what was in force."""
+    log = served.parent / "run.log"
+    rule_file = served.parent / "rules" / "topics.toml"
+    with running(served, log, "run") as service:
+        wait_until(lambda: "vigie running" in log.read_text(), "the service to start", log)
+        assert "vigie running: 4 feeds, 5 rules" in log.read_text()
+        code, found = status(served)
+        assert code == 0 and (found["rules"], found["rule_files"]) == (5, 2), found
+
+        break_first_query(rule_file)
+        wait_until(lambda: "rule file error" in log.read_text(), "the error to be logged", log)
+        code, found = status(served)
+        assert (code, found["rules"], found["rule_files"]) == (2, 5, 2)
+        [error] = found["rule_errors"]
+        assert error.startswith(f"{rule_file}:")
+        assert found["rules_loaded"] is not None  # what tells a script the 5 are in force
+        result = vigie("status", "--config", served)
+        assert result.exit_code == 2, result.output
+        assert re.search(
+            r"\n  rules       5 rules in force from 2 files, loaded (\d+s ago|just now);"
+            r" 1 error in the files on disk, which are not loaded\n",
+            result.output,
+        ), result.output
+        [problem] = [line for line in result.output.splitlines() if f"{rule_file}:" in line]
+        assert re.search(
+            r"\(not loaded: the running service keeps the 5 rules it loaded at"
+            r" \d{4}-\d\d-\d\d \d\d:\d\d UTC, its last good ones\)$",
+            problem,
+        ), problem
+        stop(service, log)
+    # Stopped, the files on disk are what the next start would load: it refuses to.
+    result = vigie("status", "--config", served)
+    assert "  rules       4 rules in 2 files, 1 error\n" in result.output
+    assert "refuse to start until it is fixed" in result.output
+
+
+def test_status_follows_the_rules_the_running_service_reloads(served: Path) -> None:
+    """A good edit comes into force: status says so once the service has loaded it, and
+    counts a disabled rule apart, as the service's log leaves it out."""
+    log = served.parent / "run.log"
+    rule_file = served.parent / "rules" / "topics.toml"
+    with running(served, log, "run") as service:
+        wait_until(lambda: rules_loaded(log) == 1, "the service to start", log)
+        text = rule_file.read_text()
+        rule_file.write_text(text.replace('id = "calais"', 'id = "calais"\nenabled = false'))
+        wait_until(lambda: rules_loaded(log) == 2, "the edit to load", log)
+        assert "rules loaded: 4 rules" in log.read_text()
+        result = vigie("status", "--config", served)
+        assert result.exit_code == 0, result.output
+        shown = "  rules       4 rules in force (and 1 disabled) from 2 files, loaded"
+        assert shown in result.output
+        assert "0 errors in the files on disk\n" in result.output
+        code, found = status(served)
+        assert (found["rules"], found["rules_disabled"]) == (4, 1)
+        stop(service, log)
+
+
+def test_a_service_still_loading_its_rules_is_not_taken_for_the_one_before(config: Path) -> None:
+    """The record of the rules in force is the latest service's: one that holds the database
+    and has not recorded its own (it is loading them) is not said to run on its predecessor's,
+    which may be other rules; status then counts the files, and says so."""
+    database = config.parent / "data" / "vigie.db"
+    with sqlite3.connect(database) as db:
+        # As a previous service, another process, recorded them.
+        db.execute("UPDATE rules_in_force SET rules = 99, pid = pid + 1")
+    db.close()
+    with database_lock(database):  # a service of this process, which recorded nothing
+        result = vigie("status", "--config", config)
+    assert "  rules       5 rules in 2 files on disk, 0 errors\n" in result.output
+    assert "99" not in result.output
+
+
+def test_a_disabled_rule_is_counted_apart(config: Path) -> None:
+    """The service logs the rules that match ("4 rules"); status counted every rule in the
+    files, the disabled one too ("5 rules")."""
+    rule_file = config.parent / "rules" / "topics.toml"
+    text = rule_file.read_text()
+    rule_file.write_text(text.replace('id = "calais"', 'id = "calais"\nenabled = false'))
+    result = vigie("status", "--config", config)
+    assert "  rules       4 rules (and 1 disabled) in 2 files, 0 errors\n" in result.output
 
 
 def test_a_refused_digest_is_a_problem_until_it_is_sent(config: Path, smtp: SmtpServer) -> None:

@@ -726,6 +726,12 @@ class RuleBook:
         self.last_errors: list[RuleError] = []
         self._in_force: RuleSet | None = None  # what `index` was built from
 
+    @property
+    def in_force(self) -> RuleSet | None:
+        """What the rules in force were loaded from (their files, every rule, disabled ones
+        included); None before a first good load."""
+        return self._in_force
+
     def _current_stamp(self) -> tuple:
         stamp = []
         for path in rule_files(self.paths):
