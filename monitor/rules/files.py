@@ -763,10 +763,13 @@ class RuleBook:
         self.last_errors = loaded.errors
         if not loaded.ok:
             # At the first load there are no last good rules: the caller refuses to start,
-            # naming the errors (`last_errors`), and a log line would say they are kept.
+            # naming the errors (`last_errors`), and a log line would say they are kept. Their
+            # number is said, as `vigie status` and "rules loaded" count them: the files on
+            # disk no longer do.
             for error in loaded.errors if self.index is not None else ():
                 log.error(
-                    "rule file error, keeping the last good rules: %s",
+                    "rule file error, keeping the last good %s: %s",
+                    counted(len(self.index), "rule"),
                     error,
                     extra={"rule_file": error.path, "line": error.line},
                 )
