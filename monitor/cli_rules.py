@@ -18,6 +18,7 @@ from .cli_common import (
     did_you_mean,
     err_console,
     open_database,
+    rules_in_force,
 )
 from .config import Config, load_config
 from .errors import ConfigError, RuleError, VigieError
@@ -85,7 +86,29 @@ def rules_check(config_path: str) -> None:
     files, *others = (counted(n, noun) for n, noun in counts)
     console.print(f"{files}: {', '.join(others)}")
     if loaded.errors:
+        _say_what_stays_in_force(config)
         sys.exit(1)
+
+
+def _say_what_stays_in_force(config: Config) -> None:
+    """Files that do not load change nothing in a running service (`vigie status` says the
+    same): "4 rules, 1 error" was read as the service having lost a rule."""
+    if not config.database.exists():
+        return
+    try:
+        store = open_database(config)
+    except VigieError:  # not a database: the errors above are what this command is for
+        return
+    try:
+        in_force = rules_in_force(store, config.database)
+    finally:
+        store.close()
+    if in_force is not None:
+        console.print(
+            f"The running service keeps the {counted(in_force.rules, 'rule')} it loaded at"
+            f" {in_force.loaded:%Y-%m-%d %H:%M} UTC until these files load.",
+            soft_wrap=True,
+        )
 
 
 def _scoped_to_unknown_feeds(loaded: RuleSet, config: Config) -> list[RuleError]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from monitor.cli import load_rulebook, main
 from monitor.config import load_config
+from monitor.scheduler import database_lock
 from monitor.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +180,28 @@ def test_the_service_logs_a_subscriber_following_what_no_rule_has_at_start(
     assert [r.getMessage() for r in caplog.records] == [
         "subscribers[0].tags: newsroom follows tag 'calias', which no enabled rule has"
     ]
+
+
+def test_check_of_files_that_do_not_load_says_what_the_running_service_keeps(
+    tmp_path: Path,
+) -> None:
+    """ "4 rules, 1 error" of the files was read as the running service having lost a rule: it
+    keeps its last good 5 until the files load, as `vigie status` says."""
+    config = project(tmp_path)
+    assert invoke("once", "--config", str(config)).exit_code == 0  # records its rules in force
+    rewrite_calais(tmp_path, "(calais OR OR channel)")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 1
+    assert "2 rule files: 4 rules, 5 entities, 1 error" in result.output
+    assert "running service" not in result.output  # none runs: nothing is kept
+    with database_lock(tmp_path / "data" / "vigie.db"):  # a service, of this process, runs
+        result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 1
+    assert re.search(
+        r"\nThe running service keeps the 5 rules it loaded at \d{4}-\d\d-\d\d \d\d:\d\d UTC"
+        r" until these files load\.\n",
+        result.output,
+    ), result.output
 
 
 def test_check_shows_file_line_column_and_caret(tmp_path: Path) -> None:
