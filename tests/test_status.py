@@ -24,7 +24,7 @@ from delivery_support import (
     SmtpServer,
     write_delivery_config,
 )
-from process_support import running, stop, wait_until
+from process_support import rows, running, stop, wait_until
 
 from monitor.cli import main
 from monitor.scheduler import database_lock
@@ -186,6 +186,10 @@ def test_status_follows_the_rules_the_running_service_reloads(served: Path) -> N
         rule_file.write_text(text.replace('id = "calais"', 'id = "calais"\nenabled = false'))
         wait_until(lambda: rules_loaded(log) == 2, "the edit to load", log)
         assert "rules loaded: 4 rules" in log.read_text()
+        # Recorded just after that line is logged.
+        database = served.parent / "data" / "vigie.db"
+        in_force = "SELECT rules, disabled FROM rules_in_force"
+        wait_until(lambda: rows(database, in_force) == [(4, 1)], "the edit's record", log)
         result = vigie("status", "--config", served)
         assert result.exit_code == 0, result.output
         shown = "  rules       4 rules in force (and 1 disabled) from 2 files, loaded"
