@@ -397,7 +397,7 @@ def test_a_reload_compiles_only_the_rules_that_changed(tmp_path: Path, caplog) -
     )
     with caplog.at_level("INFO", logger="monitor.rules.files"):
         assert settle(book, rules, edited, 10**9) is True
-    assert "rules loaded: 2 rules (1 unchanged)" in caplog.text
+    assert "rules loaded: 2 rules (1 unchanged), 1 entity from 2 files" in caplog.text
     kept = next(c for c in book.index.rules if c.rule.id == "calais")
     assert kept.node is calais_node  # not compiled again
     assert kept.rule.line == 9 and kept.rule.tags == ("calais", "uk")

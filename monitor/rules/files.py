@@ -779,11 +779,11 @@ class RuleBook:
         before = self._in_force
         self.index, self._in_force = loaded.index(), loaded
         log.info(
-            "rules loaded: %d rules (%d unchanged), %d entities from %d files",
-            len(loaded.compiled),
+            "rules loaded: %s (%d unchanged), %s from %s",
+            counted(len(loaded.compiled), "rule"),
             loaded.kept,
-            len(loaded.entities),
-            len(loaded.files),
+            counted(len(loaded.entities), "entity"),
+            counted(len(loaded.files), "file"),
         )
         if before is not None:
             _warn_of_rules_gone(before, loaded)
