@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import random
 import socket
@@ -222,15 +223,37 @@ class Receiver:
     def __init__(self) -> None:
         self.answers: list[Answer] = []
         self.requests: list[Request] = []
+        self.connections: list[socket.socket] = []  # those accepted, for `down` to close
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _receiver_handler(self))
+        self._listen(0)
+        self.port = self.httpd.server_address[1]
+
+    def _listen(self, port: int) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _receiver_handler(self))
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, client_address: None
-        self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def down(self) -> None:
+        """Its host down: connections to its port are refused until `up`, and those kept
+        alive are closed (an answer it was holding is given up)."""
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self.lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
+
+    def up(self) -> None:
+        """Back up on the same port, the requests seen before kept."""
+        self.stopping.clear()
+        self._listen(self.port)
+        self.thread.start()
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -250,6 +273,11 @@ def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: object) -> None:
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with receiver.lock:
+                receiver.connections.append(self.connection)
 
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
