@@ -25,7 +25,7 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, LoopbackServer
+from conftest import REPO, LoopbackServer, fetch_config
 from delivery_support import (
     ALL_TAGS,
     IMMEDIATE_DESK,
@@ -45,6 +45,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from monitor.cli import main
 from monitor.deliver.payload import rfc3339
+from monitor.deliver.webhook import post
+from monitor.fetch import make_session
 from monitor.health import assess
 from monitor.store import parse_iso
 
@@ -743,6 +745,142 @@ def test_a_dead_event_replayed_after_a_correction_undid_its_match_is_followed_by
         ("article.withdrawn", 2, ["calais"]),
     ]
     assert _consumer_ends(receiver) == {frozenset({((article, "calais"), False)})}
+
+
+@pytest.mark.parametrize(
+    ("answer", "handled"),
+    [
+        (Answer(500), True),  # its handler did the work, then failed to answer
+        (Answer(502), True),  # a gateway's: the application behind it may have gone on
+        (Answer(303, {"location": "/done"}), True),  # a form handler's "done, see there"
+        (Answer(204, delay=1.5), True),  # handled, answered after the webhook's timeout
+        (Answer(400), False),  # refused: a signature it does not verify
+        (Answer(410), False),
+        (Answer(429, {"retry-after": "60"}), False),
+    ],
+    ids=["500", "502", "303", "too-late", "400", "410", "429"],
+)
+def test_a_failed_attempt_says_whether_the_consumer_may_have_handled_it(
+    receiver: Receiver, answer: Answer, handled: bool
+) -> None:
+    """A review: a delivery given up was counted as never received, but a 500 or an answer
+    too late may follow a handler that did its work. Only a 4xx says it did not."""
+    receiver.answers = [answer]
+    session = make_session(fetch_config(allow_private=True))
+    attempt = post(session, receiver.url(), "{}", "msg_1_x", SECRET, 1.0, datetime.now(UTC))
+    assert (attempt.ok, attempt.maybe_handled) == (False, handled), attempt
+    assert len(receiver.requests) == 1
+
+
+def test_an_attempt_that_never_connected_cannot_have_been_handled(receiver: Receiver) -> None:
+    """Refused, a name that does not resolve, the network guard: no request was sent."""
+    url = receiver.url()
+    receiver.down()
+    open_session = make_session(fetch_config(allow_private=True))
+    guarded = make_session(fetch_config(allow_private=False))
+    now = datetime.now(UTC)
+    for session, where in [
+        (open_session, url),
+        (open_session, "http://hooks.invalid/hook"),  # RFC 6761: never resolves
+        (guarded, url),
+    ]:
+        attempt = post(session, where, "{}", "msg_1_x", SECRET, 1.0, now)
+        assert (attempt.ok, attempt.status, attempt.maybe_handled) == (False, 0, False), attempt
+
+
+@pytest.mark.parametrize(
+    ("first", "withdrawn"),
+    [
+        (Answer(500), True),  # handled, then failed to answer
+        (Answer(204, delay=2), True),  # handled, answered after the webhook's 1 s
+        (Answer(400), False),  # refused
+        (None, False),  # its host down already: never connected
+    ],
+    ids=["500", "too-late", "400", "refused"],
+)
+def test_a_correction_withdraws_a_match_whose_event_given_up_the_consumer_may_have_handled(
+    tmp_path: Path, receiver: Receiver, first: Answer | None, withdrawn: bool
+) -> None:
+    """A review: a consumer's handler took an article's event and crashed before answering
+    (a 500), then its host was down for a day, and the event was given up (dead). A
+    correction undid the match, and no article.withdrawn came, as if the event had never
+    arrived: the consumer kept showing the article. A delivery given up is taken as never
+    received only when no attempt of it can have been handled (refused with a 4xx, or no
+    connection made); otherwise its withdrawal follows, which a consumer that never had the
+    event ignores (docs/delivery.md)."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "timeout": "1s"}
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    )
+    t = now() - timedelta(hours=4)
+    v = Vigie(config, t)
+    try:
+        v.poll(t)
+        if first is None:
+            receiver.down()
+        else:
+            receiver.answers = [first]
+        at = t
+        for attempt_number in range(8):
+            [attempt] = v.dispatch(at)
+            at = attempt.retry_at or at
+            if attempt_number == 0 and first is not None:
+                receiver.down()  # the other seven refused
+        assert attempt.status == "dead"
+        receiver.up()
+        handled_before = list(receiver.requests)
+        _camp_feed(feed, *GRENOBLE)
+        v.poll(t + timedelta(hours=1))  # signed no later than now, as consumers check
+        v.dispatch(t + timedelta(hours=1))
+    finally:
+        v.close()
+    after = _received(receiver, len(handled_before))
+    assert after == ([("article.withdrawn", 2, ["calais"])] if withdrawn else [])
+    if withdrawn:  # docs/delivery.md's consumer, having handled the first attempt
+        assert CONSUMER
+        consumer: dict[str, Any] = {}
+        exec(CONSUMER.group(1), consumer)
+        for request in receiver.requests:
+            consumer["handle"](request.json)  # the retries signed at their (future) times
+        assert [held for _, held in consumer["holds"].values()] == [False]
+
+
+def test_a_rule_matching_again_after_a_withdrawal_given_up_that_may_have_been_handled_is_sent(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The other way round: a withdrawal answered 503 at every attempt (a gateway in front of
+    a consumer that took each) was given up; the next revision matched again, and nothing
+    said so, the withdrawal counted as never received: the consumer had dropped a match that
+    holds. It is sent article.matched again (`updated: true`) at once."""
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
+    feed, _, t = _sent_about_calais(tmp_path, hook)
+    v = Vigie(tmp_path / "config.toml", t)
+    try:
+        _camp_feed(feed, *GRENOBLE)
+        at = t + timedelta(hours=1)
+        v.poll(at)
+        receiver.answers = [Answer(503)] * 8
+        for _ in range(8):
+            [attempt] = v.dispatch(at)
+            at = attempt.retry_at or at
+        assert attempt.status == "dead"
+        article = _about_calais_again(v, feed, t + timedelta(hours=2))
+    finally:
+        v.close()
+    assert _received(receiver, 9) == [("article.matched", 3, ["calais"])]
+    assert receiver.requests[-1].json["data"]["updated"] is True
+    # Whichever of the withdrawal's attempts the consumer took, and in whatever order.
+    assert CONSUMER
+    for took in receiver.requests[1:9]:
+        consumer: dict[str, Any] = {}
+        exec(CONSUMER.group(1), consumer)
+        for request in [receiver.requests[0], took, receiver.requests[-1]]:
+            consumer["handle"](request.json)  # the retries signed at their (future) times
+        assert {key: held for key, (_, held) in consumer["holds"].items()} == {
+            (article, "calais"): True
+        }
 
 
 def test_a_private_feeds_password_is_not_sent_to_consumers(

@@ -77,9 +77,56 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m021_delivery_events",
         "m022_stemmed_search",
         "m023_rules_in_force",
+        "m024_maybe_handled",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_webhook_deliveries_made_before_say_whether_they_may_have_been_handled(
+    tmp_path: Path,
+) -> None:
+    """Of the deliveries made before `maybe_handled` (m024), only the last attempt is known: a
+    webhook's given up after more than one attempt, or after one that was not a 4xx, may have
+    reached its consumer's handler; one never POSTed (no body frozen) did not."""
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m024_maybe_handled")
+    made = NOW.isoformat()
+    rows = {  # name: (kind, status, attempts, last_status, sent, payload)
+        "sent": ("webhook", "sent", 1, 204, made, "{}"),
+        "dead after 500s": ("webhook", "dead", 8, 500, None, "{}"),
+        "dead, the last refused": ("webhook", "dead", 8, None, None, "{}"),
+        "one timeout, then disabled": ("webhook", "failed", 1, None, None, "{}"),
+        "one 410": ("webhook", "failed", 1, 410, None, "{}"),
+        "never POSTed": ("webhook", "failed", 1, None, None, None),
+        "waiting": ("webhook", "pending", 0, None, None, None),
+        "a digest": ("digest", "dead", 6, 451, None, None),
+    }
+    for key, (kind, status, attempts, last_status, sent, payload) in rows.items():
+        db["deliveries"].insert(
+            {
+                "kind": kind,
+                "target": key,
+                "key": key,
+                "status": status,
+                "attempts": attempts,
+                "last_status": last_status,
+                "sent": sent,
+                "payload": payload,
+                "created": made,
+            }
+        )
+    db.close()
+    Store(path).close()
+    with sqlite3.connect(path) as conn:
+        handled = dict(conn.execute("SELECT target, maybe_handled FROM deliveries"))
+    assert {key for key, value in handled.items() if value} == {
+        "sent",
+        "dead after 500s",
+        "dead, the last refused",
+        "one timeout, then disabled",
+    }
 
 
 def test_reopening_is_a_no_op(tmp_path: Path) -> None:

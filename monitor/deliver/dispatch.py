@@ -524,9 +524,12 @@ def _conclude(
     """Record what the attempt made at `now` achieved: sent, retry, dead, or gone."""
     hook, delivery = request.hook, request.delivery
     if attempt.ok:
-        return _record(store, delivery, now, "sent", "", attempt.status)
+        return _record(store, delivery, now, "sent", "", attempt.status, maybe_handled=True)
+    handled = attempt.maybe_handled
     if attempt.gone:
-        result = _record(store, delivery, now, "failed", attempt.error, attempt.status)
+        result = _record(
+            store, delivery, now, "failed", attempt.error, attempt.status, maybe_handled=handled
+        )
         others = store.disable_endpoint(hook.name, hook.url, attempt.error, now)
         log.warning(
             "webhook %s: endpoint %s gone, disabled; %d waiting deliveries failed",
@@ -551,7 +554,9 @@ def _conclude(
             extra={"delivery_id": delivery.id},
         )
     status = "pending" if when else "dead"
-    return _record(store, delivery, now, status, attempt.error, attempt.status or None, when)
+    return _record(
+        store, delivery, now, status, attempt.error, attempt.status or None, when, handled
+    )
 
 
 def _record(
@@ -562,14 +567,22 @@ def _record(
     detail: str,
     code: int | None = None,
     next_attempt: datetime | None = None,
+    maybe_handled: bool = False,
     count: int | None = None,
     noun: str = "",
 ) -> Sent:
-    """Record an attempt's outcome (log_outcomes logs it). `count` and `noun` are what the CLI
+    """Record an attempt's outcome (log_outcomes logs it). `maybe_handled`: a webhook's
+    consumer may have handled it (webhook.Attempt). `count` and `noun` are what the CLI
     reports; a webhook's count is its matches."""
     error = "" if status == "sent" else detail
     store.record_attempt(
-        delivery.id, status, now, next_attempt=next_attempt, last_status=code, last_error=error
+        delivery.id,
+        status,
+        now,
+        next_attempt=next_attempt,
+        last_status=code,
+        last_error=error,
+        maybe_handled=maybe_handled,
     )
     items = delivery.items if count is None else count
     if delivery.event == WITHDRAWN_EVENT:

@@ -102,10 +102,11 @@ def queue_withdrawals(
 ) -> int:
     """For each webhook that asked for withdrawals (`withdrawals = true`), in the caller's
     transaction: an article.withdrawn event of the `withdrawn` rules whose match it was last
-    sent (an event that failed for good was never received, and is not taken back, unless an
-    operator sends it again: queue_corrections); and the `restored` rules (matching again,
-    among `matches`) it follows and was last told were withdrawn, as article.matched again.
-    Returns the deliveries queued.
+    sent (an event that failed for good is taken back too when the consumer may have handled
+    it all the same: a 500, a timeout; one it cannot have had, every attempt refused with a
+    4xx or no connection made, is not, unless an operator sends it again: queue_corrections);
+    and the `restored` rules (matching again, among `matches`) it follows and was last told
+    were withdrawn, as article.matched again. Returns the deliveries queued.
 
     An event of the other kind not sent yet (a batch still open, an endpoint paused) loses
     those rules instead: rendered when sent, from the article as it is by then, it would

@@ -6,7 +6,8 @@ with the decoded `whsec_` secret), computed by the `standardwebhooks` library th
 verify with. What the caller may rely on: `post` never raises for an endpoint's answer or a network
 failure. A 2xx is success; a redirect is not followed and is a failure; 410 says the endpoint is
 gone. Connections go through the network guard and are cut at `timeout`, however slowly the
-endpoint trickles its answer.
+endpoint trickles its answer. A failure says whether the consumer may have handled the event all
+the same (`Attempt.maybe_handled`): only a connection never made, or a 4xx, says it did not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import requests
+import urllib3
 from standardwebhooks.webhooks import Webhook
 
 from ..errors import BlockedAddressError
@@ -35,6 +37,11 @@ class Attempt:
     error: str = ""
     retry_after: float | None = None  # seconds, from a Retry-After header
     gone: bool = False  # 410: the consumer asked us to stop
+    # False only when the consumer cannot have handled the event: no connection was made (so
+    # no request was sent), or it answered 4xx, refusing it. A 5xx or a redirect may come
+    # after its handler did its work, and an answer too late or a connection cut after the
+    # request went may follow a handler that finished (docs/delivery.md, "How to answer").
+    maybe_handled: bool = True
 
     @property
     def paused(self) -> bool:
@@ -68,7 +75,10 @@ def post(
     with SocketWatch(timeout) as watch:
         attempt = _post(session, url, body.encode(), headers, timeout)
     if watch.expired and not attempt.ok:
-        return Attempt(False, 0, f"no answer within {timeout:g}s")
+        # The watch holds only connections made: one never made was never sent on either.
+        return Attempt(
+            False, 0, f"no answer within {timeout:g}s", maybe_handled=attempt.maybe_handled
+        )
     return attempt
 
 
@@ -78,11 +88,13 @@ def _post(
     try:
         response = send(session, "POST", url, headers, timeout, body)
     except BlockedAddressError as e:
-        return Attempt(False, 0, e.reason)
-    except requests.exceptions.Timeout:
-        return Attempt(False, 0, f"no answer within {timeout:g}s")
+        return Attempt(False, 0, e.reason, maybe_handled=False)
     except requests.exceptions.RequestException as e:
-        return Attempt(False, 0, f"connection failed: {_cause(e)}")
+        if isinstance(e, requests.exceptions.Timeout):
+            error = f"no answer within {timeout:g}s"
+        else:
+            error = f"connection failed: {_cause(e)}"
+        return Attempt(False, 0, error, maybe_handled=not _never_connected(e))
     with response:
         status = response.status_code
         if 200 <= status < 300:
@@ -99,6 +111,7 @@ def _post(
             f"{reason}: {detail}" if detail else reason,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
             gone=status == 410,
+            maybe_handled=not 400 <= status < 500,
         )
 
 
@@ -122,6 +135,18 @@ def _peek(response: requests.Response) -> str:
     except requests.exceptions.RequestException:
         return ""
     return printable(" ".join(raw.decode("utf-8", errors="replace").split()))[:_REASON_BYTES]
+
+
+def _never_connected(error: BaseException) -> bool:
+    """Whether a request failed before it had a connection to be sent on: refused, a name
+    that does not resolve, the connection itself out of time (urllib3's NewConnectionError
+    and NameResolutionError are ConnectTimeoutErrors), or the network guard's refusal."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, urllib3.exceptions.ConnectTimeoutError | BlockedAddressError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _cause(error: BaseException) -> str:

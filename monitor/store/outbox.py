@@ -146,7 +146,10 @@ class OutboxQueries:
     ) -> dict[str, dict[str, str]]:
         """What each webhook was last told of these rules' matches of an article: webhook ->
         rule -> the event of the newest delivery that carried it ("article.matched" or
-        WITHDRAWN_EVENT), leaving out deliveries that failed for good (never received)."""
+        WITHDRAWN_EVENT), leaving out those that failed for good (failed, dead) that the
+        consumer cannot have handled: no attempt of theirs reached it, or it refused each
+        (`maybe_handled`). One given up after a 500 or a timeout may have been handled, and
+        told it as much as one sent."""
         if not rule_ids:
             return {}
         marks = ",".join("?" * len(rule_ids))
@@ -154,7 +157,7 @@ class OutboxQueries:
             "SELECT d.target, dm.rule_id, COALESCE(d.event, 'article.matched') "
             "FROM delivery_matches dm JOIN deliveries d ON d.id = dm.delivery_id "
             f"WHERE dm.article_id = ? AND dm.rule_id IN ({marks}) AND d.kind = 'webhook' "
-            "AND d.status NOT IN ('failed', 'dead') ORDER BY d.id",
+            "AND (d.status NOT IN ('failed', 'dead') OR d.maybe_handled) ORDER BY d.id",
             [article_id, *sorted(rule_ids)],
         )
         told: dict[str, dict[str, str]] = {}
@@ -379,13 +382,17 @@ class OutboxQueries:
         last_status: int | None = None,
         last_error: str = "",
         payload: str | None = None,
+        maybe_handled: bool = False,
     ) -> None:
-        """The outcome of one attempt, committed at once: `sent` only after the server said so."""
+        """The outcome of one attempt, committed at once: `sent` only after the server said so.
+        `maybe_handled`: a webhook consumer may have handled it (webhook.Attempt), which no
+        later attempt undoes."""
         with self.transaction():
             self.db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt = ?, "
                 "last_status = ?, last_error = ?, sent = CASE WHEN ? = 'sent' THEN ? ELSE sent "
-                "END, payload = COALESCE(?, payload) WHERE id = ?",
+                "END, payload = COALESCE(?, payload), maybe_handled = CASE WHEN ? THEN 1 "
+                "ELSE maybe_handled END WHERE id = ?",
                 [
                     status,
                     iso(next_attempt) if next_attempt else None,
@@ -394,6 +401,7 @@ class OutboxQueries:
                     status,
                     iso(now),
                     payload,
+                    maybe_handled,
                     delivery_id,
                 ],
             )

@@ -561,3 +561,20 @@ def m023_rules_in_force(db: sqlite_utils.Database) -> None:
         {"id": int, "pid": int, "loaded": str, "files": int, "rules": int, "disabled": int},
         pk="id",
     )
+
+
+@migrations()
+def m024_maybe_handled(db: sqlite_utils.Database) -> None:
+    """Whether a webhook consumer may have handled a delivery, whatever its status: 1 once it
+    was sent, or once an attempt failed in a way that does not prove the consumer never got it
+    (a 5xx, no answer in time: its handler may have done its work). A correction of a match
+    whose event was given up after 500s the consumer had handled sent no article.withdrawn, as
+    if the event had never arrived, and the consumer kept the match (a review). Of
+    the deliveries made before, only the last attempt's outcome is kept: one POSTed (its body
+    frozen) is taken as handled unless its one attempt was refused with a 4xx."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN maybe_handled INTEGER")
+    db.execute(
+        "UPDATE deliveries SET maybe_handled = 1 WHERE kind = 'webhook' AND (sent IS NOT NULL "
+        "OR (payload IS NOT NULL AND (attempts > 1 OR last_status IS NULL "
+        "OR last_status NOT BETWEEN 400 AND 499)))"
+    )
