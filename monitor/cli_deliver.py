@@ -41,6 +41,7 @@ from .deliver.dispatch import (
     Sent,
     dispatch_webhooks,
     follow_renames,
+    has_rule_of,
     labels_of,
     open_digests,
     paused_webhooks,
@@ -50,6 +51,7 @@ from .deliver.dispatch import (
     sync_subscribers,
     taken_url,
 )
+from .deliver.endpoints import enable_endpoint, enable_moved_endpoints
 from .deliver.outbox import Labels, queue_corrections
 from .deliver.payload import ping_event
 from .deliver.webhook import Attempt, post
@@ -83,8 +85,20 @@ def _correct(
     outbox.queue_corrections), of the rules in `index` (all, when the rule files do not
     load). Returns their ids."""
     follow_renames(store, config.delivery)  # those of a renamed webhook, due again, follow it
-    has_rule = index.has_rule if index is not None else lambda rule_id: True
-    return queue_corrections(store, config.delivery.webhooks, ids, now, has_rule)
+    return queue_corrections(store, config.delivery.webhooks, ids, now, has_rule_of(index))
+
+
+def _print_caught_up(store: Store, caught_up: list[int]) -> None:
+    """What enabling endpoints again queued (endpoints.enable_endpoint), a line per webhook."""
+    found = [d for d in map(store.delivery, caught_up) if d is not None]
+    for name in sorted({d.target for d in found}):
+        ids = [d.id for d in found if d.target == name]
+        console.print(
+            f"{_numbered(ids)} queued for {escape(name)}, whose endpoint is enabled again:"
+            " what changed while it was disabled of the matches it was sent (a correction"
+            " undid them, or they match again).",
+            soft_wrap=True,
+        )
 
 
 def _print_corrections(store: Store, ids: list[int], corrections: list[int]) -> None:
@@ -271,7 +285,15 @@ def deliver_now(
     sent = send_digests(store, config.delivery, labels, now, names)
     if config.delivery.webhooks:
         session = make_session(config.fetch)
-        sent += dispatch_webhooks(store, session, config.delivery, labels, now, every_due=True)
+        sent += dispatch_webhooks(
+            store,
+            session,
+            config.delivery,
+            labels,
+            now,
+            every_due=True,
+            has_rule=has_rule_of(index),
+        )
     return sent
 
 
@@ -550,16 +572,22 @@ def deliveries_retry(delivery_id: int, config_path: str) -> None:
     _secrets_to_send(config, (found.kind,))
     index = _rules(config)
     corrections: list[int] = []
+    caught_up: list[int] = []
     with store.transaction():
+        if found.kind == "webhook":  # a 410's disable lifted: told what changed meanwhile
+            caught_up = enable_endpoint(
+                store, config.delivery, found.target, now, has_rule_of(index)
+            )
         delivery = store.requeue(delivery_id, now)
         if delivery is None:
             raise VigieError(f"no delivery {delivery_id}")
         if delivery.kind == "webhook":
             corrections = _correct(store, config, [delivery_id], now, index)
-    queued = [i for i in [delivery_id, *corrections] if store.delivery(i) is not None]
+    queued = [i for i in [delivery_id, *corrections, *caught_up] if store.delivery(i) is not None]
     if delivery_id in queued:
         console.print(f"Delivery #{delivery_id} to {escape(delivery.target)} queued.")
     _print_corrections(store, [delivery_id], corrections)
+    _print_caught_up(store, caught_up)
 
     def send() -> None:
         labels = labels_of(index)
@@ -657,6 +685,10 @@ def deliveries_replay(
         return why_not.get(key) or taken_url(store, config.delivery, delivery)
 
     index = _rules(config)
+    caught_up: list[int] = []
+    if "webhook" in kinds:  # given a new url since a 410: what changed meanwhile goes too
+        names = None if target is None else [target]
+        caught_up = enable_moved_endpoints(store, config.delivery, now, has_rule_of(index), names)
     with store.transaction():
         ids, left = store.requeue_since(
             since, now, target=target, sent=include_sent, refused=refused
@@ -665,6 +697,8 @@ def deliveries_replay(
     kept = [i for i in ids if store.delivery(i) is not None]
     console.print(f"{counted(len(kept), 'delivery')} queued again.")
     _print_corrections(store, ids, corrections)
+    _print_caught_up(store, caught_up)
+    corrections += caught_up
     for (kind, name, why), count in sorted(left.items()):
         console.print(
             f"{counted(count, 'delivery')} to {kind} {escape(repr(name))} left as they are: "

@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
 from .config_delivery import DeliveryConfig
-from .deliver.dispatch import dispatch_webhooks, labels_of, send_due_digests
+from .deliver.dispatch import dispatch_webhooks, has_rule_of, labels_of, send_due_digests
 from .deliver.unsubscribe import UnsubscribeServer
 from .errors import AlreadyRunningError, ConfigError, DatabaseOpenError, VigieError
 from .fetch import make_session
@@ -267,9 +267,17 @@ def webhook_job(
     stop: threading.Event | None = None,
 ) -> None:
     """Dispatch webhooks: what is due (new, or waiting for a retry) is in SQLite."""
-    labels = labels_of(rulebook.index)
+    index = rulebook.index
     with storage_trouble_pauses("webhooks", stop):
-        dispatch_webhooks(store, session, config.delivery, labels, datetime.now(UTC), stop=stop)
+        dispatch_webhooks(
+            store,
+            session,
+            config.delivery,
+            labels_of(index),
+            datetime.now(UTC),
+            stop=stop,
+            has_rule=has_rule_of(index),
+        )
 
 
 def _unsubscribe_server(config: Config) -> UnsubscribeServer | None:

@@ -376,10 +376,16 @@ class Vigie:
         )
 
     def dispatch(self, now: datetime, seed: int = 1) -> list[Any]:
-        from monitor.deliver.dispatch import dispatch_webhooks
+        from monitor.deliver.dispatch import dispatch_webhooks, has_rule_of
 
         return dispatch_webhooks(
-            self.store, self.session, self.config.delivery, self.labels, now, random.Random(seed)
+            self.store,
+            self.session,
+            self.config.delivery,
+            self.labels,
+            now,
+            random.Random(seed),
+            has_rule=has_rule_of(self.book.index),
         )
 
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:

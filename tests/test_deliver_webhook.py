@@ -747,6 +747,120 @@ def test_a_dead_event_replayed_after_a_correction_undid_its_match_is_followed_by
     assert _consumer_ends(receiver) == {frozenset({((article, "calais"), False)})}
 
 
+def _news(feed: Path, items: dict[str, tuple[str, str]]) -> None:
+    """The Littoral feed with these items: guid -> (title, text)."""
+    feed.write_text(
+        "<rss version='2.0'><channel><title>Littoral</title>"
+        + "".join(
+            f"<item><guid>https://news.example/{guid}</guid><title>{title}</title>"
+            f"<description>{text}</description></item>"
+            for guid, (title, text) in items.items()
+        )
+        + "</channel></rss>",
+        encoding="utf-8",
+    )
+
+
+QUAY = ("Quay cleared in Calais", "Police cleared a migrant camp on the quay in Calais.")
+QUAY_ELSEWHERE = ("Quay cleared in Grenoble", "Police cleared a camp on a quay in Grenoble.")
+BOAT = ("Small boat reaches Calais", "A small boat with migrants reached the beach at Calais.")
+FERRY = ("Ferry searched in Calais", "Border Force searched a ferry for migrants in Calais.")
+
+
+@pytest.mark.parametrize("enabled_by", ["retry", "new url", "replay at a new url"])
+def test_a_webhook_enabled_again_after_a_410_is_told_what_changed_of_its_matches_meanwhile(
+    tmp_path: Path, receiver: Receiver, enabled_by: str
+) -> None:
+    """A review: a consumer was sent "camp in Calais", then answered a 410, and its endpoint
+    was disabled; the outlet corrected the camp to Grenoble meanwhile, and no withdrawal was
+    queued for it (nothing is, while disabled). Once the operator enabled it again (`vigie
+    deliveries retry`, or a new `url`), nothing said so: the consumer went on showing a match
+    that no longer holds. It is sent what changed of the matches it was told of (withdrawn,
+    or matching again after their withdrawal), and not what matched anew meanwhile, which
+    the docs say is lost to it."""
+    feed = tmp_path / "littoral.rss"
+    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True}
+    feeds = [{"url": str(feed), "name": "Littoral"}]
+    config = write_delivery_config(tmp_path, webhooks=[hook], feeds=feeds)
+    t = now() - timedelta(hours=4)
+    v = Vigie(config, t)
+    try:
+        _news(feed, {"camp": CALAIS, "quay": QUAY})
+        v.poll(t)
+        v.dispatch(t)
+        _news(feed, {"camp": CALAIS, "quay": QUAY_ELSEWHERE})
+        v.poll(t + timedelta(hours=1))
+        v.dispatch(t + timedelta(hours=1))
+        assert sorted(_received(receiver)) == [
+            ("article.matched", 1, ["calais"]),
+            ("article.matched", 1, ["calais"]),
+            ("article.withdrawn", 2, ["calais"]),  # the quay's
+        ]
+        _news(feed, {"camp": CALAIS, "quay": QUAY_ELSEWHERE, "boat": BOAT})
+        v.poll(t + timedelta(hours=2))
+        receiver.answers = [Answer(410)]
+        [gone] = v.dispatch(t + timedelta(hours=2))
+        assert gone.status == "failed"
+        # While disabled: the camp corrected, the quay about Calais again, a new article.
+        _news(feed, {"camp": GRENOBLE, "quay": QUAY, "boat": BOAT, "ferry": FERRY})
+        v.poll(t + timedelta(hours=3))
+        assert v.dispatch(t + timedelta(hours=3)) == []
+        ids = dict(v.rows("SELECT guid, id FROM articles"))
+    finally:
+        v.close()
+    camp, quay, boat = (ids[f"https://news.example/{g}"] for g in ("camp", "quay", "boat"))
+    before = len(receiver.requests)
+    said = ""
+    if enabled_by == "retry":
+        said = _cli("deliveries", "retry", str(gone.delivery_id), "--config", config)
+    else:
+        moved = {**hook, "url": receiver.url("/moved")}
+        write_delivery_config(tmp_path, webhooks=[moved], feeds=feeds)
+    if enabled_by == "new url":  # the service's next dispatch
+        v = Vigie(config, t)
+        try:
+            v.dispatch(t + timedelta(hours=3, minutes=1))
+        finally:
+            v.close()
+    elif enabled_by == "replay at a new url":  # before the service has sent anything there
+        said = _cli("deliveries", "replay", "--since", "1d", "--config", config)
+    told = sorted(
+        (r.json["type"], r.json["data"]["article"]["id"], r.json["data"]["article"]["revision"])
+        for r in receiver.requests[before:]
+    )
+    assert told == sorted(
+        [
+            ("article.withdrawn", camp, 2),
+            ("article.matched", quay, 3),
+            *([("article.matched", boat, 1)] if enabled_by != "new url" else []),
+        ]
+    )  # once each, and not the ferry, matched while disabled
+    path = "/hook" if enabled_by == "retry" else "/moved"
+    assert {(r.path, r.accepted) for r in receiver.requests[before:]} == {(path, True)}
+    if said:
+        assert "queued for bot, whose endpoint is enabled again" in said, said
+    [quay_again] = [
+        r.json for r in receiver.requests[before:] if r.json["data"]["article"]["id"] == quay
+    ]
+    assert quay_again["data"]["updated"] is True
+    holds = {(camp, "calais"): False, (quay, "calais"): True}
+    if enabled_by != "new url":  # the delivery the 410 failed, sent again
+        holds[boat, "calais"] = True
+    assert _consumer_ends_of(receiver) == holds
+
+
+def _consumer_ends_of(receiver: Receiver) -> dict[tuple[int, str], bool]:
+    """What docs/delivery.md's consumer holds once it has handled, in the order they came,
+    the events the receiver accepted."""
+    assert CONSUMER
+    consumer: dict[str, Any] = {}
+    exec(CONSUMER.group(1), consumer)
+    for request in receiver.requests:
+        if request.accepted:
+            consumer["handle"](request.verify())
+    return {key: held for key, (_, held) in consumer["holds"].items()}
+
+
 @pytest.mark.parametrize(
     ("answer", "handled"),
     [

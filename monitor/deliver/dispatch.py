@@ -14,7 +14,7 @@ import random
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -37,6 +37,7 @@ from ..store import OutboxItem, Store, iso, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
 from .email import SmtpOutcome, outbox_errors, send_smtp, write_eml
+from .endpoints import enable_moved_endpoints
 from .lanes import run_lanes
 from .payload import payload
 from .webhook import Attempt, post
@@ -80,6 +81,12 @@ def labels_of(index: RuleIndex | None) -> outbox.Labels:
         {c.rule.id: c.rule.name for c in index.rules if c.rule.name},
         {e.id: e.name for e in index.entities.values() if e.name},
     )
+
+
+def has_rule_of(index: RuleIndex | None) -> Callable[[str], bool]:
+    """Whether a rule is in the rule files in force; any, when they do not load (nothing is
+    matched then, and nothing withdrawn)."""
+    return index.has_rule if index is not None else lambda rule_id: True
 
 
 def sync_subscribers(store: Store, config: DeliveryConfig, now: datetime) -> None:
@@ -276,11 +283,13 @@ def dispatch_webhooks(
     *,
     every_due: bool = False,
     stop: threading.Event | None = None,
+    has_rule: Callable[[str], bool] = lambda rule_id: True,
 ) -> list[Sent]:
-    """The "dispatch webhooks" job: close open batches, then attempt the due deliveries, the
-    first 100 of each endpoint (the job's next run, seconds later, takes the rest), or with
-    `every_due` all of them: `vigie once` run from cron would otherwise hold the rest until its
-    next run.
+    """The "dispatch webhooks" job: enable the endpoints a 410 disabled that config.toml gave
+    another `url` since, with what changed meanwhile of the rules in force (`has_rule`; see
+    endpoints.py), close open batches, then attempt the due deliveries, the first 100 of each
+    endpoint (the job's next run, seconds later, takes the rest), or with `every_due` all of
+    them: `vigie once` run from cron would otherwise hold the rest until its next run.
 
     Each endpoint's deliveries go one after the other, in their order, over one connection;
     ENDPOINTS_AT_ONCE endpoints are sent to at the same time, so a consumer that answers slowly
@@ -290,6 +299,7 @@ def dispatch_webhooks(
     `every_due`, which sends them all). `stop` (the service stopping) ends the run: no attempt
     starts after it is set, and those under way are recorded."""
     follow_renames(store, config)
+    enable_moved_endpoints(store, config, now, has_rule)
     store.close_batches(now)
     steps = _WebhookSteps(store, session, config, labels, now, rng or random.Random())
     try:

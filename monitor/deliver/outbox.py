@@ -158,6 +158,39 @@ def queue_corrections(
     return list(dict.fromkeys(queued))
 
 
+def queue_catch_up(
+    store: Store,
+    webhooks: Iterable[WebhookConfig],
+    name: str,
+    now: datetime,
+    has_rule: Callable[[str], bool] = lambda rule_id: True,
+) -> list[int]:
+    """To webhook `name`, its endpoint enabled again after a 410 disabled it, when it asked
+    for withdrawals, in the caller's transaction: what changed while nothing was queued for
+    it of the matches it was told of (or may have been), as queue_withdrawals would have
+    queued it: article.withdrawn of those a correction or a rule edit undid, article.matched
+    again of those it was last told were withdrawn that hold again (and that it follows).
+    A consumer otherwise went on believing a match that no longer holds. Not what matched
+    anew meanwhile, lost to it (docs/delivery.md), nor a rule no longer in the rule files
+    (`has_rule` false). Returns the deliveries queued."""
+    webhooks = list(webhooks)
+    hook = next((hook for hook in webhooks if hook.name == name), None)
+    if hook is None or not hook.withdrawals:
+        return []
+    store.follow_renamed_webhooks([(w.name, w.url) for w in webhooks], False)
+    changed: dict[int, list[tuple[str, bool, tuple[str, ...]]]] = {}
+    for article_id, rule_id, holds, tags in store.told_otherwise(name):
+        if has_rule(rule_id):
+            changed.setdefault(article_id, []).append((rule_id, holds, tags))
+    queued: list[int] = []
+    for article_id, rules in changed.items():
+        withdrawn = [rule_id for rule_id, holds, _ in rules if not holds]
+        holding = [rule_id for rule_id, holds, _ in rules if holds]
+        tags = {rule_id: rule_tags for rule_id, _, rule_tags in rules}
+        queued += _tell(store, [hook], article_id, tags, withdrawn, holding, now)
+    return queued
+
+
 def _tell(
     store: Store,
     hooks: Sequence[WebhookConfig],

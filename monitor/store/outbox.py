@@ -165,6 +165,26 @@ class OutboxQueries:
             told.setdefault(target, {})[rule_id] = event
         return told
 
+    def told_otherwise(self, name: str) -> list[tuple[int, str, bool, tuple[str, ...]]]:
+        """(article id, rule id, whether the match holds, its tags) of the matches a delivery
+        to webhook `name` that counts as told (as webhooks_told counts them) said otherwise
+        than holds now: article.matched of one withdrawn since, article.withdrawn of one that
+        matches again. Which one the webhook was told last is for webhooks_told to say."""
+        rows = self.db.execute(
+            "SELECT DISTINCT dm.article_id, dm.rule_id, m.withdrawn_revision IS NULL, m.tags "
+            "FROM deliveries d JOIN delivery_matches dm ON dm.delivery_id = d.id "
+            "JOIN matches m ON m.article_id = dm.article_id AND m.rule_id = dm.rule_id "
+            "WHERE d.kind = 'webhook' AND d.target = ? "
+            "AND (d.status NOT IN ('failed', 'dead') OR d.maybe_handled) "
+            "AND (m.withdrawn_revision IS NULL) = (d.event IS NOT NULL) "
+            "ORDER BY dm.article_id, dm.rule_id",
+            [name],
+        )
+        return [
+            (article_id, rule_id, bool(holds), tuple(json.loads(tags or "[]")))
+            for article_id, rule_id, holds, tags in rows
+        ]
+
     def carried_matches(
         self, delivery_ids: Sequence[int]
     ) -> list[tuple[str, int, str, bool, tuple[str, ...]]]:
@@ -535,6 +555,18 @@ class OutboxQueries:
                 "WHERE kind = 'webhook' AND target = ? AND status IN ('pending', 'open')",
                 [f"endpoint disabled: {reason}", name],
             ).rowcount
+
+    def enable_endpoint(self, name: str) -> bool:
+        """Lift the disable a 410 put on a webhook's endpoint, whatever its URL, in the
+        caller's transaction. Whether it was disabled."""
+        return (
+            self.db.execute(
+                "UPDATE endpoints SET disabled = NULL, reason = NULL "
+                "WHERE name = ? AND disabled IS NOT NULL",
+                [name],
+            ).rowcount
+            > 0
+        )
 
     def follow_renamed_webhooks(
         self, webhooks: Collection[tuple[str, str]], waiting_only: bool = True
