@@ -875,3 +875,13 @@ def test_aliases_overlapping_in_the_text_are_one_mention() -> None:
     ]
     for m in mentions:
         assert getattr(art, m.field)[m.start : m.end] == m.text
+
+
+def test_not_near_0_sets_apart_the_places_inside_a_longer_phrase() -> None:
+    """A reviewer found `Calais NOT NEAR/0 "Pas-de-Calais"` set the département apart, where
+    the docs said NEAR/0 can never hold: no word is within 0 words of another, but a phrase
+    around `a` is near it. Documented now, and kept so."""
+    query = 'Calais NOT NEAR/0 "Pas-de-Calais"'
+    assert not matches(query, article("Un incendie dans une usine du Pas-de-Calais"))
+    assert matches(query, article("Un exilé est mort à Calais (Pas-de-Calais)"))
+    assert matches("Calais NOT NEAR/0 de", article("le port de Calais"))  # beside: not around
