@@ -622,3 +622,62 @@ def test_a_rule_file_saved_as_windows_1252_names_line_column_and_the_mend(tmp_pa
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     [error] = load_rules([tmp_path]).errors
     assert (error.line, error.column) == (3, 20) and "byte 0xe0, 'à'" in error.message
+
+
+def test_a_bad_not_inside_name_is_an_error_at_its_file_line_and_column(tmp_path: Path) -> None:
+    """A longer name that is not a list of strings, holds no alias with more words around it
+    (a typo, an alias itself), or holds a *, would leave out nothing or fail when compiled:
+    `rules check` says which, where it is written."""
+    path = write(
+        tmp_path,
+        "places.toml",
+        '[[entity]]\nid = "calais"\naliases = ["Calais"]\nnot_inside = "Pas-de-Calais"\n\n'
+        '[[entity]]\nid = "typo"\naliases = ["Calais"]\n'
+        'not_inside = ["Pas-de-Calais", "Pas-de-Calias"]\n\n'
+        '[[entity]]\nid = "itself"\naliases = ["Calais"]\nnot_inside = ["Calais"]\n\n'
+        '[[entity]]\nid = "star"\naliases = ["Calais"]\nnot_inside = ["Pas-de-*"]\n\n'
+        '[[entity]]\nid = "number"\naliases = ["Calais"]\nnot_inside = [62]\n\n'
+        '[[entity]]\nid = "spelt"\naliases = ["Calais"]\nnot_in = ["Pas-de-Calais"]\n',
+    )
+    loaded = load_rules([tmp_path])
+    found = [(e.path, e.line, e.column, e.message) for e in loaded.errors]
+    assert found == [
+        (
+            str(path),
+            4,
+            1,
+            "entity 'calais'.not_inside: expected a list of strings, got 'Pas-de-Calais'",
+        ),
+        (
+            str(path),
+            9,
+            32,
+            "entity 'typo'.not_inside: 'Pas-de-Calias' is not a longer name around one of the"
+            " aliases ('Calais'), so it leaves out nothing: write a name an alias stands"
+            ' inside, as articles write it ("Pas-de-Calais" for "Calais")',
+        ),
+        (
+            str(path),
+            14,
+            15,  # not the "Calais" of aliases, above it
+            "entity 'itself'.not_inside: 'Calais' is not a longer name around one of the"
+            " aliases ('Calais'), so it leaves out nothing: write a name an alias stands"
+            ' inside, as articles write it ("Pas-de-Calais" for "Calais")',
+        ),
+        (
+            str(path),
+            19,
+            15,
+            "entity 'star'.not_inside: 'Pas-de-*' is matched exactly as written: * is no"
+            " wildcard there",
+        ),
+        (str(path), 24, 1, "entity 'number'.not_inside: expected a list of strings, got [62]"),
+        (
+            str(path),
+            29,
+            1,
+            "entity 'spelt': unknown key 'not_in' (known: aliases, case_aliases, context, id,"
+            " name, not_inside, type, window)",
+        ),
+    ]
+    assert not loaded.entities

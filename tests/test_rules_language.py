@@ -877,6 +877,60 @@ def test_aliases_overlapping_in_the_text_are_one_mention() -> None:
         assert getattr(art, m.field)[m.start : m.end] == m.text
 
 
+def calais_found(title: str, content: str = "") -> tuple[list[str], list[tuple[str, str, int]]]:
+    """What `@calais` finds in an article whose entity sets the département apart: the words
+    of its match, and the mentions stored (field, text, start)."""
+    calais = Entity(
+        "calais",
+        aliases=("Calais", "Jungle"),
+        context={"Jungle": ("camp*", "Calais")},
+        not_inside=("Pas-de-Calais",),
+    )
+    index = RuleIndex.build([Rule("r", "@calais")], {"calais": calais})
+    found, mentions = index.match(article(title, content, language="fr"))
+    words = [e.text for m in found for e in m.evidence]
+    return words, [(m.field, m.text, m.start) for m in mentions]
+
+
+def test_an_alias_inside_one_of_its_longer_names_is_no_mention() -> None:
+    """A French analyst's review: "Pas-de-Calais", the département, was a mention of Calais,
+    and its fires, floods and elections were tagged calais."""
+    assert calais_found("Lens : un incendie dans une usine du Pas-de-Calais") == ([], [])
+    assert calais_found("Pas de Calais : la crue", "Le Nord-Pas-de-Calais inondé.") == ([], [])
+    # Beside the name, not inside it: the first Calais of the line, and only it.
+    assert calais_found("Un exilé est mort à Calais (Pas-de-Calais)") == (
+        ["Calais"],
+        [("title", "Calais", 20)],
+    )
+
+
+def test_a_longer_name_is_matched_as_written() -> None:
+    """The strait is "le pas de Calais", in lower case: on the Channel route, it counts. A
+    form of the name not listed counts as before (a match too many, which a reader sees)."""
+    assert calais_found("Trois exilés morts dans le pas de Calais") == (
+        ["Calais"],
+        [("title", "Calais", 34)],
+    )
+    assert calais_found("PAS-DE-CALAIS : la crue") == (["CALAIS"], [("title", "CALAIS", 7)])
+
+
+def test_a_context_word_inside_a_longer_name_does_not_count() -> None:
+    """ "Un zoo du Pas-de-Calais" gave a "Calais" that made "jungle" the camp."""
+    assert calais_found("Un zoo du Pas-de-Calais", "Un tigre de la jungle est arrivé.") == (
+        [],
+        [],
+    )
+    assert calais_found("La jungle de Calais évacuée") == (
+        ["jungle", "Calais"],
+        [("title", "jungle", 3), ("title", "Calais", 13)],
+    )
+    # Only the places near a context word count: not "Le Livre de la jungle" in the text.
+    assert calais_found("La Jungle : le camp évacué", "Au cinéma, Le Livre de la jungle.") == (
+        ["Jungle", "camp"],
+        [("title", "Jungle", 3)],
+    )
+
+
 def test_not_near_0_sets_apart_the_places_inside_a_longer_phrase() -> None:
     """A reviewer found `Calais NOT NEAR/0 "Pas-de-Calais"` set the département apart, where
     the docs said NEAR/0 can never hold: no word is within 0 words of another, but a phrase

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 
+from ..records import Article
 from ..text import (
     STEM_LANGUAGES,
     TOKEN,
@@ -21,9 +22,21 @@ from ..text import (
 )
 from . import ast
 from .common_words import everyday_acronym
-from .document import TEXT_FIELDS
+from .document import TEXT_FIELDS, Document
 from .model import Entity
-from .nodes import AllOf, AnyOf, LanguageIs, Memo, Near, Node, NoneOf, NotNear, Part, Seq
+from .nodes import (
+    AllOf,
+    AnyOf,
+    LanguageIs,
+    Memo,
+    Near,
+    Node,
+    NoneOf,
+    NotNear,
+    Outside,
+    Part,
+    Seq,
+)
 from .parser import QuerySyntaxError
 from .stats import HEURISTIC, TermStats
 
@@ -294,37 +307,72 @@ class Compiler:
             )
 
     def entity(self, entity: Entity, fields: tuple[str, ...] = TEXT_FIELDS) -> Node:
-        """An entity: any of its aliases; an ambiguous alias only near one of its context words."""
+        """An entity: any of its aliases, but where one of its `not_inside` names stands over
+        it; an ambiguous alias only near one of its context words (not inside those names
+        either)."""
         cache_key = ("entity", entity.id, fields)
         if cache_key in self.cache:
             return self.cache[cache_key]
         alternatives: list[Node] = []
         longest = 0  # words in the longest alias
         label = f"@{entity.id}"
-        for alias, case in [(a, False) for a in entity.aliases] + [
-            (a, True) for a in entity.case_aliases
-        ]:
+        outside = self._longer_names(entity, fields)
+        for alias, case in _aliases(entity):
             seq = self._words(
                 alias, fields, 0, 0, case=case, label=label, entity=entity.id, phrase=True
             )
             longest = max(longest, len(seq.parts))
             alternative: Node = seq
+            if outside is not None:
+                # A place a name stands over and goes on past is left out ("Calais" in
+                # "Pas-de-Calais"), one beside it is not ("Calais (Pas-de-Calais)"). Before
+                # the context words, which are then looked for near the places that count.
+                alternative = Outside(seq, outside, self.stats)
             context = entity.context.get(alias)
             if context:
                 # Labelled apart: evidence shows "camp" as what made "Jungle" count, not as
                 # one more alias of the entity.
-                near_words = AnyOf(
+                near_words: Node = AnyOf(
                     [
                         self._words(w, fields, 0, 0, label=f"{label} context", phrase=True)
                         for w in context
                     ]
                 )
-                alternative = Near(seq, near_words, entity.window, False, self.stats)
+                if outside is not None:  # "Calais" in "Pas-de-Calais" is no word for Jungle
+                    near_words = Outside(near_words, outside, self.stats)
+                alternative = Near(alternative, near_words, entity.window, False, self.stats)
             alternatives.append(alternative)
         node = AnyOf(alternatives) if len(alternatives) != 1 else alternatives[0]
         # An alias of several words may hold another ("Roger Hallam", "Hallam").
         node = self.cache[cache_key] = Memo(node, nested=len(alternatives) > 1 and longest > 1)
         return node
+
+    def _longer_names(self, entity: Entity, fields: tuple[str, ...]) -> Node | None:
+        """The entity's `not_inside` names, exactly as written (None when it has none):
+        "Pas-de-Calais", the département, and not "le pas de Calais", the strait."""
+        names = [
+            self._words(
+                name, fields, 0, 0, case=True, label=f"@{entity.id} not inside", phrase=True
+            )
+            for name in entity.not_inside
+        ]
+        if len(names) > 1:
+            return AnyOf(names)
+        return names[0] if names else None
+
+    def sets_apart(self, entity: Entity, name: str) -> bool:
+        """Whether `name`, as one of the entity's `not_inside` names, stands over a place of
+        one of its aliases and goes on past it, written alone: a name that holds none (a
+        typo, "Pas-de-Calias", or an alias itself) would leave out nothing, without a word."""
+        doc = Document(Article(feed_id=0, guid="", url="", title=name))
+        outside = self._words(name, ("title",), 0, 0, case=True, label="", phrase=True)
+        for alias, case in _aliases(entity):
+            seq = self._words(alias, ("title",), 0, 0, case=case, label="", phrase=True)
+            places = seq.hits(doc) or []
+            kept = Outside(seq, outside).hits(doc) or []
+            if len(kept) < len(places):
+                return True
+        return False
 
     def check_alias(self, text: str, case: bool = False) -> None:
         """Raise QuerySyntaxError (at 0:0) when `text` cannot be searched for as an entity's
@@ -438,6 +486,11 @@ class Compiler:
                 )
             codes.append(code)
         return LanguageIs(frozenset(codes))
+
+
+def _aliases(entity: Entity) -> list[tuple[str, bool]]:
+    """The entity's aliases, each with whether it is matched exactly as written."""
+    return [(a, False) for a in entity.aliases] + [(a, True) for a in entity.case_aliases]
 
 
 def _label(term: ast.Term) -> str:

@@ -52,6 +52,7 @@ ENTITY_KEYS = {
     "case_aliases": "list",
     "context": "table",
     "window": "int",
+    "not_inside": "list",
 }
 _KINDS = {"str": str, "bool": bool, "list": list, "table": dict, "int": int}
 _EXPECT = {
@@ -611,6 +612,7 @@ class _Source:
             case_aliases=tuple(table.get("case_aliases", ())),
             context={named[k]: tuple(v) for k, v in context.items()},
             window=table.get("window", 12),
+            not_inside=tuple(table.get("not_inside", ())),
             path=self.shown,
             line=self._line_of("id", start, end),
         )
@@ -628,6 +630,7 @@ class _Source:
             *(("aliases", alias, False) for alias in table.get("aliases", ())),
             *(("case_aliases", alias, True) for alias in table.get("case_aliases", ())),
             *(("context", w, False) for near in table.get("context", {}).values() for w in near),
+            *(("not_inside", name, True) for name in table.get("not_inside", ())),
         ]
         for key, word, case in words:
             if not isinstance(word, str):
@@ -639,16 +642,46 @@ class _Source:
             except QuerySyntaxError as e:
                 line, column = self._string_position(word, key, start, end)
                 return self.error(line, f"{where}.{key}: {e.message}", column)
+        return self._longer_name_problem(table, where, start, end, compiler)
+
+    def _longer_name_problem(
+        self, table: dict, where: str, start: int, end: int, compiler: Compiler
+    ) -> RuleError | None:
+        """A `not_inside` name that sets no alias apart: one that holds none of them (a typo,
+        a name in another case) or is an alias itself would leave out nothing, without a
+        word; one with a * is matched as written, and * is no wildcard there."""
+        entity = Entity(
+            id="",
+            aliases=tuple(table.get("aliases", ())),
+            case_aliases=tuple(table.get("case_aliases", ())),
+        )
+        for name in table.get("not_inside", ()):
+            if "*" in name:
+                problem = f"{name!r} is matched exactly as written: * is no wildcard there"
+            elif not compiler.sets_apart(entity, name):
+                known = ", ".join(map(repr, (*entity.aliases, *entity.case_aliases)))
+                problem = (
+                    f"{name!r} is not a longer name around one of the aliases ({known}), so it"
+                    " leaves out nothing: write a name an alias stands inside, as articles"
+                    ' write it ("Pas-de-Calais" for "Calais")'
+                )
+            else:
+                continue
+            line, column = self._string_position(name, "not_inside", start, end)
+            return self.error(line, f"{where}.not_inside: {problem}", column)
         return None
 
     def _string_position(self, text: str, key: str, start: int, end: int) -> tuple[int, int]:
-        """Line and column of the string `text` written in the block, else its key's line."""
-        for number in range(max(start, 1), min(end, len(self.lines)) + 1):
+        """Line and column of the string `text` written in the block, from its key's line on
+        ("Calais" in not_inside, not in the aliases above it), else its key's line."""
+        at_key = self._line_of(key, start, end)
+        lines = chain(range(at_key, end + 1), range(start, at_key))
+        for number in (n for n in lines if 0 < n <= len(self.lines)):
             line = self.lines[number - 1]
             for quoted in (f'"{text}"', f"'{text}'"):
                 if quoted in line:
                     return number, line.index(quoted) + 1
-        return self._line_of(key, start, end), 1
+        return at_key, 1
 
     def _query_position(self, query: str, start: int, end: int) -> tuple[int, int]:
         """File line and column of the query's first character."""

@@ -30,7 +30,9 @@ class Rule:
 class Entity:
     """A named thing with aliases. Aliases match folded (any case, any accents), except
     `case_aliases`, which match exactly as written (acronyms: CRS, PAF). An alias listed in
-    `context` counts only when one of its context words occurs within `window` words."""
+    `context` counts only when one of its context words occurs within `window` words. An alias
+    does not count where it stands inside one of the longer names in `not_inside`, matched
+    exactly as written ("Calais" in "Pas-de-Calais", the département, is no Calais)."""
 
     id: str
     type: str = ""
@@ -39,5 +41,6 @@ class Entity:
     case_aliases: tuple[str, ...] = ()
     context: dict[str, tuple[str, ...]] = field(default_factory=dict)
     window: int = 12
+    not_inside: tuple[str, ...] = ()
     path: str = ""
     line: int = 0

@@ -295,8 +295,14 @@ class Near(Node):
             return None
         # A side that is itself an AND or a NEAR: all its words made the match, not only the
         # one that paired (`(police NEAR/2 slap) NEAR/3 migrant` showed slap and migrant only).
+        # A NOT NEAR's hits are places of one word, as a word's are: only those that paired
+        # (an entity's alias kept out of its `not_inside` names, then near a context word).
         for side, found in ((self.left, lefts), (self.right, rights)):
-            if isinstance(side, AllOf | Near) and not used.keys().isdisjoint(found):
+            if (
+                isinstance(side, AllOf | Near)
+                and not isinstance(side, NotNear)
+                and not used.keys().isdisjoint(found)
+            ):
                 used.update(dict.fromkeys(found))
         return list(used)
 
@@ -372,6 +378,10 @@ class NotNear(Near):
         # An entity's context words are not its places: "camp" near "Jungle" let "the Jungle
         # Book" through `@calais NOT NEAR/1 book` (a code review).
         lefts = [hit for hit in self.left.hits(doc) or () if not hit[3].endswith(" context")]
+        return self._apart(lefts, doc)
+
+    def _apart(self, lefts: list[Hit], doc: Document) -> list[Hit] | None:
+        """Of the places `lefts`, those with no `b` near them."""
         if not lefts:
             return None
         rights = self.right.hits(doc)
@@ -417,6 +427,19 @@ class NotNear(Near):
 
     def must(self) -> tuple[Clause, ...]:
         return self.left.must()
+
+
+class Outside(NotNear):
+    """An entity's aliases, or its context words, but where one of its `not_inside` names
+    stands over them and goes on past them: `left NOT NEAR/0 names`. "Calais" in
+    "Pas-de-Calais", the département, is no Calais, as an alias or as the word that makes
+    "Jungle" count."""
+
+    def __init__(self, left: Node, names: Node, stats: TermStats = HEURISTIC) -> None:
+        super().__init__(left, names, 0, False, stats)
+
+    def hits(self, doc: Document) -> list[Hit] | None:
+        return self._apart(self.left.hits(doc) or [], doc)
 
 
 _START, _END = itemgetter(1), itemgetter(2)

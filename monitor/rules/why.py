@@ -26,6 +26,7 @@ from .nodes import (
     Node,
     NoneOf,
     NotNear,
+    Outside,
     Seq,
     leaves,
 )
@@ -153,22 +154,28 @@ def _state(node: Node, doc: Document) -> str:
 
 
 def _entity_near_miss(node: Memo, doc: Document) -> str:
-    """For an entity the article lacks, the aliases it has that did not count: one whose
-    context words are not near it ("Le Livre de la jungle" is no Jungle camp), one in the
-    wrong case ("crs" for CRS). The author read only "missing @jungle" with "jungle" in the
-    text, and could not tell the alias from the entity's other aliases."""
+    """For an entity the article lacks, the aliases it has that did not count: one inside a
+    longer name it does not count in ("Calais" in "Pas-de-Calais"), one whose context words
+    are not near it ("Le Livre de la jungle" is no Jungle camp), one in the wrong case ("crs"
+    for CRS). The author read only "missing @jungle" with "jungle" in the text, and could not
+    tell the alias from the entity's other aliases."""
     aliases = node.node.children if isinstance(node.node, AnyOf) else [node.node]
     without_context: dict[str, list] = {}  # context said -> the hits of the aliases it holds
+    inside: list[str] = []
     said = []
     for alias in aliases:
-        if isinstance(alias, Near) and isinstance(alias.left, Seq):
-            hits = alias.left.hits(doc)
-            if hits:
-                words = ", ".join(map(_alias_text, leaves(alias.right)))
-                context = f"within {_distance(alias)} ({_shortened(words)})"
-                without_context.setdefault(context, []).extend(hits)
-        elif isinstance(alias, Seq) and len(alias.parts) == 1 and alias.parts[0].kind == "c":
-            written = alias.parts[0].value
+        near = alias if isinstance(alias, Near) and not isinstance(alias, Outside) else None
+        places = near.left if near is not None else alias
+        seq = places.left if isinstance(places, Outside) else places
+        if isinstance(places, Outside):
+            inside += _inside_longer_names(places, doc)
+        if near is not None and (hits := places.hits(doc)):
+            context_words = near.right.left if isinstance(near.right, Outside) else near.right
+            words = ", ".join(map(_alias_text, leaves(context_words)))
+            context = f"within {_distance(near)} ({_shortened(words)})"
+            without_context.setdefault(context, []).extend(hits)
+        elif isinstance(seq, Seq) and len(seq.parts) == 1 and seq.parts[0].kind == "c":
+            written = seq.parts[0].value
             if fold_word(written) in doc.words:
                 said.append(
                     f"{doc.written(fold_word(written))}, not written {written}"
@@ -177,7 +184,24 @@ def _entity_near_miss(node: Memo, doc: Document) -> str:
     apart = [
         f"{_words(hits, doc)} without a context word {c}" for c, hits in without_context.items()
     ]
-    return "; ".join([*apart, *said])  # in the order the aliases are written
+    return "; ".join([*inside, *apart, *said])
+
+
+def _inside_longer_names(places: Outside, doc: Document) -> list[str]:
+    """An alias's places that one of its entity's `not_inside` names stands over: "Calais
+    (title), Calais (content) inside Pas-de-Calais"."""
+    kept = set(places.hits(doc) or ())
+    names = places.right.hits(doc) or []
+    left_out: dict[str, list[Hit]] = {}  # the names as written -> the places they stand over
+    for hit in places.left.hits(doc) or ():
+        if hit not in kept:
+            around = [n for n in names if n[0] == hit[0] and n[1] < hit[2] and n[2] > hit[1]]
+            written = ", ".join(dict.fromkeys(e.text for e in evidence_of(around, doc)))
+            left_out.setdefault(written, []).append(hit)
+    return [
+        f"{_words(hits, doc)} inside {written}, where it does not count (not_inside)"
+        for written, hits in left_out.items()
+    ]
 
 
 def _near_miss(node: Node, doc: Document) -> str:
