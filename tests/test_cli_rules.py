@@ -514,6 +514,46 @@ def test_an_entity_missing_says_which_of_its_aliases_did_not_count(tmp_path: Pat
     assert "missing      @calais" in why("@calais AND tent*", "Lille\nDes tentes.")
 
 
+def test_the_pas_de_calais_is_not_calais_in_rules_test(tmp_path: Path) -> None:
+    """A French analyst's review: "Pas-de-Calais", the département, made its fires, floods and
+    elections matches of the calais rule, with "@calais in title: Calais" as the evidence."""
+    config = project(tmp_path)
+
+    def tested(text: str, *more: str):
+        asked = ("rules", "test", "calais", "-l", "fr", "--text", text, *more)
+        return invoke(*asked, "--config", str(config))
+
+    fire = tested("Lens : un incendie dans une usine du Pas-de-Calais\nLes pompiers sont là.")
+    assert fire.exit_code == 1 and fire.output.startswith("no match"), fire.output
+    assert "for @calais, Calais (title) inside Pas-de-Calais, where it does not count" in (
+        fire.output
+    )
+    # Calais beside the département's name, not inside it: still Calais, on its first word.
+    death = tested("Un exilé est mort à Calais (Pas-de-Calais)\nLe corps a été retrouvé.", "--json")
+    [result] = [json.loads(line) for line in death.output.splitlines()]
+    [match] = result["matches"]
+    places = [(e["field"], e["start"], e["text"]) for e in match["evidence"] if e["entity"]]
+    assert places == [("title", 3, "exilé"), ("title", 20, "Calais")]
+    # The strait, "le pas de Calais", in lower case: on the Channel route, it counts.
+    strait = tested("Trois exilés morts dans le pas de Calais\nUne embarcation a chaviré.")
+    assert strait.exit_code == 0 and "@calais in title: Calais" in strait.output, strait.output
+
+
+def test_check_reports_a_bad_not_inside_at_its_file_and_line(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    entities = tmp_path / "rules" / "entities.toml"
+    lines = entities.read_text(encoding="utf-8").splitlines()
+    [line] = [i for i, text in enumerate(lines, 1) if text.startswith("not_inside = ")]
+    lines[line - 1] = 'not_inside = "Pas-de-Calais"'
+    entities.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke("rules", "check", "--config", str(config))
+    assert result.exit_code == 1
+    assert (
+        f"{entities}:{line}:1: entity 'calais'.not_inside: expected a list of strings, got"
+        " 'Pas-de-Calais'"
+    ) in result.output
+
+
 @pytest.mark.parametrize(
     ("query", "text", "hint"),
     [
@@ -622,6 +662,24 @@ def test_backtest_apply_brings_the_stored_mentions_up_to_todays_entities(tmp_pat
         "AND substr(a.title, m.start + 1, m.end - m.start) = 'Boulogne'"
     ).fetchone()[0]
     assert boulogne >= 1  # offsets into the stored text, as at ingest
+    db.close()
+
+
+def test_a_storm_warning_for_the_pas_de_calais_stores_no_calais_mention(
+    tmp_path: Path,
+) -> None:
+    """The sample storm warning ("Météo-France a placé le Pas-de-Calais et le Nord en vigilance
+    orange") was stored with a mention of Calais: the département, counted as the town."""
+    import sqlite3
+
+    config = project(tmp_path)
+    assert invoke("once", "--config", str(config)).exit_code == 0
+    db = sqlite3.connect(tmp_path / "data" / "vigie.db")
+    mentions = "SELECT count(*) FROM mentions m JOIN articles a ON a.id = m.article_id"
+    mentioned = f"{mentions} WHERE m.entity_id = 'calais' AND a.title LIKE ?"
+    assert db.execute("SELECT count(*) FROM articles WHERE title LIKE 'Tempête%'").fetchone()[0]
+    assert db.execute(mentioned, ["Tempête%"]).fetchone()[0] == 0
+    assert db.execute(mentioned, ["Calais : un policier jugé%"]).fetchone()[0] > 0
     db.close()
 
 

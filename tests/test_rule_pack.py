@@ -199,6 +199,9 @@ def tags_of(pack, text: str, language: str = "fr") -> set[str]:
         ("Vidéo\nUn policier a été filmé en train de le matraquer.", "police-violence"),
         ("Mort d'un homme gardé à vue à Lens", "police-violence"),
         ("Un jeune homme mort en garde à vue\nSa famille porte plainte.", "police-violence"),
+        # Calais beside the département's name; the strait, "le pas de Calais".
+        ("Un exilé est mort à Calais (Pas-de-Calais)", "calais"),
+        ("Trois exilés morts dans le pas de Calais\nUne embarcation a chaviré.", "calais"),
         (
             "Rouen : un chauffeur jugé\nIl a été condamné mardi en comparution immédiate ; "
             "le parquet avait requis deux ans.",
@@ -225,6 +228,10 @@ def test_core_french_wording_matches(pack, text: str, tag: str) -> None:
         ("Ligue 1 : il finit meilleur passeur de la saison", "migrants"),
         ("Les agents de la SNCF dénoncent les violences verbales", "police-violence"),
         ("BAC 2024 : violences verbales contre des surveillants", "police-violence"),
+        # The département, Pas-de-Calais, is not Calais (a French analyst's review).
+        ("Lens : un incendie dans une usine du Pas-de-Calais", "calais"),
+        ("PAS-DE-CALAIS. Inondations : les pompiers mobilisés", "calais"),
+        ("Législatives : les résultats dans le Pas-de-Calais\nLa frontière belge.", "calais"),
         # Legal-looking words that are not a prosecution.
         ("Il reçoit un procès-verbal pour excès de vitesse", "prosecutions"),
         ("Un parquet de chêne pour le salon", "prosecutions"),
@@ -252,3 +259,18 @@ def test_gazés_is_not_gaza_nor_an_english_gaze(pack) -> None:
     assert "police-violence" not in tags_of(pack, "Gaz : les policiers évacuent un immeuble")
     text = "Under the gaze of police\nOfficers stood under the public gaze."
     assert "police-violence" not in tags_of(pack, text, "en")
+
+
+def test_the_pas_de_calais_and_calais_maine_are_no_mention_of_calais(pack) -> None:
+    """Every article's mentions are stored: the département's news counted as news of Calais,
+    and so did the border town of Maine, near the rule's "border"."""
+
+    def calais_mentions(title: str, content: str, language: str) -> list[str]:
+        item = Article(feed_id=0, guid="t", url="", title=title, content=content, language=language)
+        return [e.text for e in pack.match(item)[1] if e.entity == "calais"]
+
+    assert calais_mentions("Lens : un incendie dans une usine du Pas-de-Calais", "", "fr") == []
+    maine = ("Calais, Maine: border crossing reopens", "The port of entry at Calais, Maine.")
+    assert calais_mentions(*maine, "en") == []
+    assert "calais" not in tags_of(pack, "\n".join(maine), "en")
+    assert calais_mentions("Un exilé est mort à Calais (Pas-de-Calais)", "", "fr") == ["Calais"]
