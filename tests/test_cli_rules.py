@@ -543,7 +543,7 @@ def test_check_reports_a_bad_not_inside_at_its_file_and_line(tmp_path: Path) -> 
     config = project(tmp_path)
     entities = tmp_path / "rules" / "entities.toml"
     lines = entities.read_text(encoding="utf-8").splitlines()
-    [line] = [i for i, text in enumerate(lines, 1) if text.startswith("not_inside = ")]
+    line = next(i for i, text in enumerate(lines, 1) if text.startswith("not_inside = "))
     lines[line - 1] = 'not_inside = "Pas-de-Calais"'
     entities.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = invoke("rules", "check", "--config", str(config))

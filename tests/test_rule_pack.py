@@ -202,6 +202,8 @@ def tags_of(pack, text: str, language: str = "fr") -> set[str]:
         # Calais beside the département's name; the strait, "le pas de Calais".
         ("Un exilé est mort à Calais (Pas-de-Calais)", "calais"),
         ("Trois exilés morts dans le pas de Calais\nUne embarcation a chaviré.", "calais"),
+        # The département is where the camps are: exilés there are migrants.
+        ("Deux exilés retrouvés morts dans le Pas-de-Calais", "migrants"),
         (
             "Rouen : un chauffeur jugé\nIl a été condamné mardi en comparution immédiate ; "
             "le parquet avait requis deux ans.",
@@ -232,6 +234,9 @@ def test_core_french_wording_matches(pack, text: str, tag: str) -> None:
         ("Lens : un incendie dans une usine du Pas-de-Calais", "calais"),
         ("PAS-DE-CALAIS. Inondations : les pompiers mobilisés", "calais"),
         ("Législatives : les résultats dans le Pas-de-Calais\nLa frontière belge.", "calais"),
+        # Nor is it the Calais that makes an eviction or an assist migrants' news.
+        ("Liévin (Pas-de-Calais) : expulsion d'une famille de locataires", "migrants"),
+        ("Football : le meilleur passeur du club du Pas-de-Calais est blessé", "migrants"),
         # Legal-looking words that are not a prosecution.
         ("Il reçoit un procès-verbal pour excès de vitesse", "prosecutions"),
         ("Un parquet de chêne pour le salon", "prosecutions"),

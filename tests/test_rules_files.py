@@ -652,17 +652,17 @@ def test_a_bad_not_inside_name_is_an_error_at_its_file_line_and_column(tmp_path:
             str(path),
             9,
             32,
-            "entity 'typo'.not_inside: 'Pas-de-Calias' is not a longer name around one of the"
-            " aliases ('Calais'), so it leaves out nothing: write a name an alias stands"
-            ' inside, as articles write it ("Pas-de-Calais" for "Calais")',
+            "entity 'typo'.not_inside: 'Pas-de-Calias' is not a longer name around one of its"
+            " aliases or context words, so it leaves out nothing: write a name one of them"
+            ' stands inside, as articles write it ("Pas-de-Calais" for "Calais")',
         ),
         (
             str(path),
             14,
             15,  # not the "Calais" of aliases, above it
-            "entity 'itself'.not_inside: 'Calais' is not a longer name around one of the"
-            " aliases ('Calais'), so it leaves out nothing: write a name an alias stands"
-            ' inside, as articles write it ("Pas-de-Calais" for "Calais")',
+            "entity 'itself'.not_inside: 'Calais' is not a longer name around one of its"
+            " aliases or context words, so it leaves out nothing: write a name one of them"
+            ' stands inside, as articles write it ("Pas-de-Calais" for "Calais")',
         ),
         (
             str(path),

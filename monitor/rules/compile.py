@@ -362,11 +362,14 @@ class Compiler:
 
     def sets_apart(self, entity: Entity, name: str) -> bool:
         """Whether `name`, as one of the entity's `not_inside` names, stands over a place of
-        one of its aliases and goes on past it, written alone: a name that holds none (a
-        typo, "Pas-de-Calias", or an alias itself) would leave out nothing, without a word."""
+        one of its aliases or context words and goes on past it, written alone: a name that
+        holds none (a typo, "Pas-de-Calias", or an alias itself) would leave out nothing,
+        without a word. A context word counts: "Calais" is one for @migrants' "expulsion",
+        and "Pas-de-Calais" made a tenant's eviction migrants' news."""
         doc = Document(Article(feed_id=0, guid="", url="", title=name))
         outside = self._words(name, ("title",), 0, 0, case=True, label="", phrase=True)
-        for alias, case in _aliases(entity):
+        context = dict.fromkeys(word for words in entity.context.values() for word in words)
+        for alias, case in [*_aliases(entity), *((word, False) for word in context)]:
             seq = self._words(alias, ("title",), 0, 0, case=case, label="", phrase=True)
             places = seq.hits(doc) or []
             kept = Outside(seq, outside).hits(doc) or []

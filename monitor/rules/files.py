@@ -650,20 +650,21 @@ class _Source:
         """A `not_inside` name that sets no alias apart: one that holds none of them (a typo,
         a name in another case) or is an alias itself would leave out nothing, without a
         word; one with a * is matched as written, and * is no wildcard there."""
+        context = table.get("context", {})
         entity = Entity(
             id="",
             aliases=tuple(table.get("aliases", ())),
             case_aliases=tuple(table.get("case_aliases", ())),
+            context={alias: tuple(words) for alias, words in context.items()},
         )
         for name in table.get("not_inside", ()):
             if "*" in name:
                 problem = f"{name!r} is matched exactly as written: * is no wildcard there"
             elif not compiler.sets_apart(entity, name):
-                known = ", ".join(map(repr, (*entity.aliases, *entity.case_aliases)))
                 problem = (
-                    f"{name!r} is not a longer name around one of the aliases ({known}), so it"
-                    " leaves out nothing: write a name an alias stands inside, as articles"
-                    ' write it ("Pas-de-Calais" for "Calais")'
+                    f"{name!r} is not a longer name around one of its aliases or context words,"
+                    " so it leaves out nothing: write a name one of them stands inside, as"
+                    ' articles write it ("Pas-de-Calais" for "Calais")'
                 )
             else:
                 continue
