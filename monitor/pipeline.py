@@ -302,9 +302,11 @@ def _remember(articles: list[Article], tracking: TrackingParams) -> list[tuple[s
 
 
 def read_outcome(outcome: PollOutcome, config: Config, now: datetime) -> PollOutcome:
-    """An `unread` outcome read (read_feed), contained as fetching is (`_contained`)."""
+    """An `unread` outcome read (read_feed), contained as fetching is (`_contained`), still
+    answered when it was: read here, a feed's last and next poll counted from the cycle's start."""
     tracking = TrackingParams.of(config.identity.tracking_params)
-    return _contained(outcome.feed, read_feed, outcome.fetch, outcome.feed, tracking, now)
+    read = _contained(outcome.feed, read_feed, outcome.fetch, outcome.feed, tracking, now)
+    return replace(read, answered_after=outcome.answered_after)
 
 
 def _contained(feed: Feed, work: Callable[..., PollOutcome], *args: object) -> PollOutcome:

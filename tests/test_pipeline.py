@@ -705,6 +705,20 @@ def test_retry_after_counts_from_the_answer_not_from_the_start_of_the_cycle(
     assert parse_iso(busy["next_poll"]) >= NOW + timedelta(seconds=602)
 
 
+def test_a_feed_read_on_the_storing_thread_counts_its_poll_from_its_answer_too(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A body read after the fetch, on the thread that stores (no reader processes, or a cycle
+    of few feeds), lost the time of its answer: its last and next poll counted from the start
+    of the cycle, however late in it the feed answered."""
+    server.route("/slow.rss", RSS, delay=1.5)
+    svc = service([server.url("/slow.rss")])
+    assert svc.poll().new_articles == RSS_ITEMS
+    row = svc.feed_row("/slow.rss")
+    assert parse_iso(row["last_polled"]) >= NOW + timedelta(seconds=1)
+    assert parse_iso(row["last_success"]) >= NOW + timedelta(seconds=1)
+
+
 def test_one_hosts_feeds_are_fetched_two_at_a_time(
     server: LoopbackServer, service: Callable[..., Service]
 ) -> None:
