@@ -2,15 +2,14 @@
 
 Politeness and containment, per host rather than per feed: 200 sections of one newspaper must
 not be 8 parallel requests (fetch.per_host at once, the hosts taken in turn), and one server
-that answers nothing must not hold the cycle of every other feed.
+that answers slowly, or nothing, must not hold the cycle of every other feed.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from itertools import zip_longest
 from urllib.parse import urlsplit
 
 from .records import Feed, FetchResult
@@ -21,32 +20,68 @@ HOST_SILENT = 2
 
 
 class HostTurns:
-    """For one cycle, each host's turn (fetch.per_host feeds at once) and whether it answers.
+    """For one cycle, the feeds by host: which may be fetched now (fetch.per_host of a host at
+    once, the hosts in turn), and which host answers. A fetch thread is given a feed only when
+    its host has a free turn, so it never waits for a busy host while another host's feed could
+    go: threads waiting for the turn of one slow publisher (300 sections, each most of the
+    deadline) held every other host's feeds, overdue by minutes.
+
     A host whose fetches run out of time HOST_SILENT times, with no answer from it in the
     cycle, is not asked again in it: its other feeds fail at once, saying why, and are asked
     at their next poll. A big outlet's server that stopped answering stalled an NGO's cycle
-    of 1,880 feeds: its 100 sections went two at a time, 30 s each, and the fetch threads
-    waiting for its turn held every other feed with them (375 still waiting after ten
-    minutes, about 25 minutes in all)."""
+    of 1,880 feeds: its 100 sections went two at a time, 30 s each (375 feeds still waiting
+    after ten minutes, about 25 minutes in all)."""
 
-    def __init__(self, hosts: Iterable[str], per_host: int) -> None:
-        self.turns = {host: threading.Semaphore(per_host) for host in hosts if host}
-        self.lock = threading.Lock()
+    def __init__(
+        self,
+        feeds: Iterable[Feed],
+        host_of: Mapping[int, str],
+        per_host: int,
+    ) -> None:
+        self.host_of = host_of
+        self.per_host = per_host
+        self.waiting: dict[str, deque[Feed]] = {}  # host -> its feeds not given out, in order
+        for feed in feeds:
+            self.waiting.setdefault(host_of[feed.id], deque()).append(feed)
+        self.ready = deque(self.waiting)  # hosts with a feed waiting and a free turn, in turn
+        self.busy: Counter[str] = Counter()  # host -> its feeds being fetched
+        self.closed = False
+        self.changed = threading.Condition()
         self.slow: Counter[str] = Counter()  # host -> fetches out of time
         self.first: dict[str, str] = {}  # host -> the first of those errors
         self.answered: set[str] = set()
 
-    def take_turn(self, host: str) -> None:
-        if host in self.turns:
-            self.turns[host].acquire()
+    def take(self) -> Feed | None:
+        """The next feed whose host has a free turn, its turn taken (end it with `end_turn`),
+        waiting only when every feed left is of a busy host. None when none is left to give
+        out: all given, or `close` was called."""
+        with self.changed:
+            while True:
+                if self.closed:
+                    return None
+                if self.ready:
+                    return self._give(self.ready.popleft())
+                if not self.waiting:
+                    return None
+                self.changed.wait()
 
-    def end_turn(self, host: str) -> None:
-        if host in self.turns:
-            self.turns[host].release()
+    def end_turn(self, feed: Feed) -> None:
+        host = self.host_of[feed.id]
+        with self.changed:
+            self.busy[host] -= 1
+            if host in self.waiting and self.busy[host] == self._turns(host) - 1:
+                self.ready.append(host)  # it was at its limit: it has a turn again
+            self.changed.notify()
+
+    def close(self) -> None:
+        """Give out no more feeds; wake the threads waiting for a turn."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
     def heard(self, host: str, result: FetchResult) -> None:
         """What a fetch of `host` gave: an answer, or a failure by time."""
-        with self.lock:
+        with self.changed:
             if result.timed_out:
                 self.slow[host] += 1
                 self.first.setdefault(host, result.error or "")
@@ -55,13 +90,26 @@ class HostTurns:
 
     def silent(self, host: str) -> str | None:
         """Why `host` is not asked again in this cycle, or None."""
-        with self.lock:
+        with self.changed:
             if not host or host in self.answered or self.slow[host] < HOST_SILENT:
                 return None
             return (
                 f"not asked: {host} answered none of its feeds asked before in this poll in"
                 f" time ({self.first[host]})"
             )
+
+    def _give(self, host: str) -> Feed:
+        feeds = self.waiting[host]
+        feed = feeds.popleft()
+        self.busy[host] += 1
+        if not feeds:
+            del self.waiting[host]
+        elif self.busy[host] < self._turns(host):
+            self.ready.append(host)  # its next feed after every other host's
+        return feed
+
+    def _turns(self, host: str) -> float:
+        return self.per_host if host else float("inf")  # local files: no server to spare
 
 
 def host_of_feed(feed: Feed) -> str:
@@ -70,13 +118,3 @@ def host_of_feed(feed: Feed) -> str:
         return (urlsplit(feed.url).hostname or "").lower()
     except ValueError:
         return ""
-
-
-def host_by_host(feeds: list[Feed], host_of: Mapping[int, str]) -> list[Feed]:
-    """The feeds in turn by host (a1, b1, c1, a2, b2, a3...), each host's in their order, so
-    the fetch threads are not all waiting on one host's turn while others wait unasked."""
-    by_host: dict[str, list[Feed]] = {}
-    for feed in feeds:
-        by_host.setdefault(host_of[feed.id], []).append(feed)
-    rounds = zip_longest(*by_host.values())
-    return [feed for round_ in rounds for feed in round_ if feed is not None]

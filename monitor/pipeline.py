@@ -41,7 +41,7 @@ from .deliver.outbox import queue_webhooks, queue_withdrawals
 from .errors import FeedParseError
 from .fetch import fetch_feed
 from .fulltext import PageFetcher
-from .hosts import HostTurns, host_by_host, host_of_feed
+from .hosts import HostTurns, host_of_feed
 from .identity import TrackingParams, distinct_urls, identify, item_url, sketches
 from .language import detect_language
 from .parse import newest_items, parse_feed
@@ -591,22 +591,25 @@ def poll_due(
 
     started = time.monotonic()
     # Politeness: at most fetch.per_host connections to one host at once, its feeds spread
-    # through the cycle (200 sections of one newspaper were 8 parallel requests, 27 a second).
+    # through the cycle (200 sections of one newspaper were 8 parallel requests, 27 a second),
+    # and a thread is given a feed only when its host has a free turn (hosts.HostTurns).
     host_of = {feed.id: host_of_feed(feed) for feed in feeds}
-    feeds = host_by_host(feeds, host_of)
-    hosts = HostTurns(host_of.values(), config.fetch.per_host)
+    hosts = HostTurns(feeds, host_of, config.fetch.per_host)
 
     ending = threading.Event()  # the storing loop has left
 
-    def fetch(feed: Feed) -> PollOutcome:
+    def fetch() -> PollOutcome | None:
+        """Fetch the next feed whose host has a turn; None when none is left (the cycle ended)."""
         waiting.acquire()  # released when this thread takes the outcome
+        feed = hosts.take()
+        if feed is None:
+            return None
         host = host_of[feed.id]
-        hosts.take_turn(host)
         try:
             if ending.is_set() or (stop is not None and stop.is_set()):
-                # Stopping, or the cycle ended by an error or Ctrl+C: a feed that waited for
-                # its host's turn is not fetched (leaving the pool waited for each, one deadline
-                # after the other: over 60 s, a review).
+                # Stopping, or the cycle ended by an error or Ctrl+C: a feed given out now is
+                # not fetched (leaving the pool waited for those queued behind their host's
+                # turn, one deadline after the other: over 60 s, a review).
                 raise _Stopping
             silent = hosts.silent(host)
             if silent is not None:
@@ -627,7 +630,7 @@ def poll_due(
                 )
                 hosts.heard(host, outcome.fetch)  # before the turn goes to the next feed
         finally:
-            hosts.end_turn(host)
+            hosts.end_turn(feed)
         if not read_later:
             backlog.hold(len(outcome.articles))  # released when this thread stores them
         return replace(outcome, answered_after=time.monotonic() - started)
@@ -635,7 +638,7 @@ def poll_due(
     progress = _Progress(len(feeds), started)
     with pages, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         # A set, each future dropped once stored: a list kept every outcome of the cycle.
-        futures = {pool.submit(fetch, feed) for feed in feeds}
+        futures = {pool.submit(fetch) for _ in feeds}  # each fetches one feed, or none
         try:
             quiet: list[PollOutcome] = []  # polls with nothing to store, recorded together
             for future in _completed(futures, stop):
@@ -645,6 +648,9 @@ def poll_due(
                     break
                 outcome = future.result()
                 waiting.release()
+                futures.discard(future)
+                if outcome is None:
+                    continue  # no feed was left to start
                 if outcome.unread:
                     outcome = read_outcome(outcome, config, now)
                 if outcome.articles:
@@ -656,7 +662,6 @@ def poll_due(
                     if len(quiet) >= _QUIET_BATCH:
                         record_polls(store, quiet, config, now)
                         quiet.clear()
-                futures.discard(future)
                 if not read_later:
                     backlog.release(len(outcome.articles))  # stored: let go
                 _count(summary, outcome, changes, keep_changes)
@@ -667,8 +672,9 @@ def poll_due(
                 record_polls(store, quiet, config, now)
         finally:
             # After an error in storing, fetches not started are dropped and those waiting for
-            # room let go: leaving the pool waits for the running ones only.
+            # room or a turn let go: leaving the pool waits for the running ones only.
             ending.set()
+            hosts.close()
             for future in futures:
                 future.cancel()
             waiting.release(len(feeds))

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, LoopbackServer
+from conftest import SAMPLES, LoopbackServer, serving
 
 from monitor import pipeline
 from monitor.config import Config, load_config
@@ -781,6 +781,75 @@ def test_a_host_that_answered_is_asked_for_each_of_its_slow_feeds(
 
     assert [len(server.requests_to(f"/slow{i}.xml")) for i in range(3)] == [1, 1, 1]
     assert svc.feed_row("/quick.xml")["items"] == RSS_ITEMS
+
+
+def answered_after(svc: Service, **options: object) -> tuple[CycleSummary, dict[str, float]]:
+    """A forced poll, and the seconds from its start to each feed's answer, by URL."""
+    answered: dict[str, float] = {}
+
+    def done(outcome: pipeline.PollOutcome) -> None:
+        answered[outcome.feed.url] = outcome.answered_after
+
+    summary = poll_due(svc.store, svc.session, svc.config, None, NOW, done, True, **options)
+    return summary, answered
+
+
+def test_a_slow_hosts_feeds_hold_no_thread_from_the_other_hosts_feeds(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A big publisher's hundreds of sections, each answered in most of the deadline: the
+    fetch threads waiting for its turn held every other host's feeds, overdue by minutes. Its
+    feeds still go fetch.per_host at a time; the other host's are fetched at once beside them."""
+    with serving(LoopbackServer()) as quick:
+        for i in range(8):
+            server.route(f"/section{i}.xml", QUIET, delay=0.6)
+            quick.route(f"/feed{i}.xml", QUIET)
+        slow = [server.url(f"/section{i}.xml") for i in range(8)]
+        fast = [quick.url(f"/feed{i}.xml").replace("127.0.0.1", "localhost") for i in range(8)]
+        svc = service([*slow, *fast], fetch={"per_host": 2, "concurrency": 4})
+
+        summary, answered = answered_after(svc)
+
+    assert summary.feeds_polled == 16 and summary.errors == []
+    # Before: the last of them behind three of the publisher's turns, 1.8 s.
+    assert max(answered[url] for url in fast) < 0.5, sorted(answered[url] for url in fast)
+    assert server.most_in_flight == 2
+    assert min(answered[url] for url in slow[-2:]) > 3 * 0.6  # the last two after three turns
+
+
+def test_a_body_trickled_past_the_deadline_is_that_feeds_failure_and_holds_no_other_feed(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Headers at once, then a few bytes at a time: every read is quick, and only the fetch's
+    own deadline ends it. Each such feed fails at the deadline, saying so (the host, answering
+    none in time, is then asked nothing more in the cycle), and the other host's feeds are
+    fetched at once, where they waited a deadline for the trickling host's turns."""
+    with serving(LoopbackServer()) as quick:
+        for i in range(4):
+            server.route(f"/section{i}.xml", RSS, drip=0.05)  # 16 bytes each 50 ms: 40 s
+            quick.route(f"/feed{i}.xml", QUIET)
+            quick.route(f"/more{i}.xml", QUIET)
+        slow = [server.url(f"/section{i}.xml") for i in range(4)]
+        fast = [
+            quick.url(f"/{name}{i}.xml").replace("127.0.0.1", "localhost")
+            for name in ("feed", "more")
+            for i in range(4)
+        ]
+        svc = service([*slow, *fast], fetch={"per_host": 2, "concurrency": 4, "deadline": "1s"})
+
+        summary, answered = answered_after(svc)
+
+    assert summary.feeds_polled == 12 and len(summary.errors) == 4
+    assert max(answered[url] for url in fast) < 0.5, sorted(answered[url] for url in fast)
+    told = sorted(svc.feed_row(f"/section{i}.xml")["last_error"] for i in range(4))
+    # The two asked first, and the one that took the host's turn as the first of them ran out
+    # of time (test_a_host_that_answers_nothing_in_time_is_asked_twice_a_cycle...).
+    asked = sum(len(server.requests_to(f"/section{i}.xml")) for i in range(4))
+    assert asked in (2, 3)
+    assert told[:asked] == ["deadline of 1s exceeded"] * asked, told
+    assert all(error.startswith("not asked: 127.0.0.1 answered none") for error in told[asked:])
+    assert all(answered[url] < 2 * 1 + 1 for url in slow)  # each cut at its deadline
+    assert all(svc.feed_row(url)["last_error"] is None for url in fast)
 
 
 def test_a_stopping_service_fetches_no_feed_still_waiting_for_its_hosts_turn(
