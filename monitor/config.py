@@ -115,6 +115,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("polling.tick", "duration", "30s", "how often the scheduler looks for due feeds"),
     Setting("polling.max_backoff", "duration", "24h", "longest wait after repeated failures"),
     Setting(
+        "polling.max_cycle",
+        "duration",
+        "1m",
+        "time after which a poll cycle of `vigie run` starts no more fetches: the feeds not "
+        "started are polled first by the next cycle, which starts at once",
+    ),
+    Setting(
         "polling.processes",
         "processes",
         "auto",
@@ -232,6 +239,7 @@ class PollingConfig:
     tick: float
     max_backoff: float
     processes: int = 0  # worker processes reading changed feeds (monitor/readers.py)
+    max_cycle: float = 60.0  # seconds a cycle of `vigie run` starts fetches for (poll_due)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ that answers slowly, or nothing, must not hold the cycle of every other feed.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
@@ -30,16 +31,21 @@ class HostTurns:
     cycle, is not asked again in it: its other feeds fail at once, saying why, and are asked
     at their next poll. A big outlet's server that stopped answering stalled an NGO's cycle
     of 1,880 feeds: its 100 sections went two at a time, 30 s each (375 feeds still waiting
-    after ten minutes, about 25 minutes in all)."""
+    after ten minutes, about 25 minutes in all).
+
+    With `until` (a time.monotonic() value), no feed is given out after it: those not given
+    out yet are `left`, for the next cycle."""
 
     def __init__(
         self,
         feeds: Iterable[Feed],
         host_of: Mapping[int, str],
         per_host: int,
+        until: float | None = None,
     ) -> None:
         self.host_of = host_of
         self.per_host = per_host
+        self.until = until
         self.waiting: dict[str, deque[Feed]] = {}  # host -> its feeds not given out, in order
         for feed in feeds:
             self.waiting.setdefault(host_of[feed.id], deque()).append(feed)
@@ -54,16 +60,16 @@ class HostTurns:
     def take(self) -> Feed | None:
         """The next feed whose host has a free turn, its turn taken (end it with `end_turn`),
         waiting only when every feed left is of a busy host. None when none is left to give
-        out: all given, or `close` was called."""
+        out: all given, the cycle's time is up, or `close` was called."""
         with self.changed:
             while True:
-                if self.closed:
+                if self.closed or self._time_left() == 0.0:
                     return None
                 if self.ready:
                     return self._give(self.ready.popleft())
                 if not self.waiting:
                     return None
-                self.changed.wait()
+                self.changed.wait(self._time_left())
 
     def end_turn(self, feed: Feed) -> None:
         host = self.host_of[feed.id]
@@ -78,6 +84,11 @@ class HostTurns:
         with self.changed:
             self.closed = True
             self.changed.notify_all()
+
+    def left(self) -> list[Feed]:
+        """The feeds not given out."""
+        with self.changed:
+            return [feed for feeds in self.waiting.values() for feed in feeds]
 
     def heard(self, host: str, result: FetchResult) -> None:
         """What a fetch of `host` gave: an answer, or a failure by time."""
@@ -110,6 +121,11 @@ class HostTurns:
 
     def _turns(self, host: str) -> float:
         return self.per_host if host else float("inf")  # local files: no server to spare
+
+    def _time_left(self) -> float | None:
+        if self.until is None:
+            return None
+        return max(0.0, self.until - time.monotonic())
 
 
 def host_of_feed(feed: Feed) -> str:

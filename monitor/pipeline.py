@@ -127,6 +127,8 @@ class CycleSummary:
     changes: list[Change] = field(default_factory=list)
     # Feeds a forced poll left alone, their server having asked for time: (url, until, error).
     waiting: list[tuple[str, str, str]] = field(default_factory=list)
+    # Feeds not started within the cycle's max_cycle, by host: still due, for the next cycle.
+    left: Counter[str] = field(default_factory=Counter)
 
 
 # The first slot of a healthy feed is at least this share of its interval after its last poll:
@@ -549,11 +551,14 @@ def poll_due(
     readers: FeedReaders | None = None,
     stop: threading.Event | None = None,
     keep_changes: bool = False,
+    max_cycle: float | None = None,
 ) -> CycleSummary:
     """Poll every feed that is due (with force=True, every feed but those whose server asked
     for time) and store what is new; with `readers`, bodies are read and matched in worker
     processes when the cycle is worth it. With `keep_changes`, the summary lists every change
-    (CycleSummary.changes)."""
+    (CycleSummary.changes). With `max_cycle` (seconds), no fetch starts after that much of the
+    cycle: the feeds not started stay due, first of the next cycle (CycleSummary.left), so
+    that a feed coming due during a cycle does not wait for all of a slow host's."""
     summary = CycleSummary()
     if stop is not None and stop.is_set():  # a tick that fired as the service stopped
         return summary
@@ -594,12 +599,13 @@ def poll_due(
     # through the cycle (200 sections of one newspaper were 8 parallel requests, 27 a second),
     # and a thread is given a feed only when its host has a free turn (hosts.HostTurns).
     host_of = {feed.id: host_of_feed(feed) for feed in feeds}
-    hosts = HostTurns(feeds, host_of, config.fetch.per_host)
+    until = None if max_cycle is None else started + max_cycle
+    hosts = HostTurns(feeds, host_of, config.fetch.per_host, until)
 
     ending = threading.Event()  # the storing loop has left
 
     def fetch() -> PollOutcome | None:
-        """Fetch the next feed whose host has a turn; None when none is left (the cycle ended)."""
+        """Fetch the next feed whose host has a turn; None when no feed is left to start."""
         waiting.acquire()  # released when this thread takes the outcome
         feed = hosts.take()
         if feed is None:
@@ -650,7 +656,7 @@ def poll_due(
                 waiting.release()
                 futures.discard(future)
                 if outcome is None:
-                    continue  # no feed was left to start
+                    continue  # a feed not started: left for the next cycle
                 if outcome.unread:
                     outcome = read_outcome(outcome, config, now)
                 if outcome.articles:
@@ -670,6 +676,7 @@ def poll_due(
                     on_feed_done(outcome)
             if quiet:
                 record_polls(store, quiet, config, now)
+            summary.left.update(host_of[feed.id] for feed in hosts.left())
         finally:
             # After an error in storing, fetches not started are dropped and those waiting for
             # room or a turn let go: leaving the pool waits for the running ones only.

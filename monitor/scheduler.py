@@ -224,29 +224,69 @@ def poll_job(
     readers: ReaderPool | None = None,
     stop: threading.Event | None = None,
 ) -> None:
+    """Poll the due feeds, a cycle of at most polling.max_cycle at a time, the next at once
+    while one left feeds. A feed that comes due during a cycle waits for its end, and one slow
+    host's hundreds of feeds can make that an hour (300 sections of 25 s, two at a time)."""
+    while True:
+        summary = _poll_cycle(store, session, config, rulebook, readers, stop)
+        if not (summary.left and summary.feeds_polled) or (stop is not None and stop.is_set()):
+            return
+
+
+def _poll_cycle(
+    store: Store,
+    session: requests.Session,
+    config: Config,
+    rulebook: RuleBook,
+    readers: ReaderPool | None,
+    stop: threading.Event | None,
+) -> CycleSummary:
     now = datetime.now(UTC)
+    summary = CycleSummary()
     with storage_trouble_pauses("polling", stop):
-        summary = poll_due(store, session, config, rulebook.index, now, readers=readers, stop=stop)
+        summary = poll_due(
+            store,
+            session,
+            config,
+            rulebook.index,
+            now,
+            readers=readers,
+            stop=stop,
+            max_cycle=config.polling.max_cycle,
+        )
         if summary.feeds_polled:
             log.log(
                 _level_of(summary),
-                "polled %s: %s, %d updated, %s, %s",
+                "polled %s: %s, %d updated, %s, %s%s",
                 counted(summary.feeds_polled, "feed"),
                 counted(summary.new_articles, "new article"),
                 summary.updated_articles,
                 counted(summary.new_matches, "new match"),
                 counted(len(summary.errors), "error"),
+                _left_of(summary),
             )
         if stop is None or not stop.is_set():  # a stop waits for no pruning
             prune_expired(store, config.retention, now)  # on the poll's connection, after it
+    return summary
+
+
+def _left_of(summary: CycleSummary) -> str:
+    """'; 260 feeds left for the next cycle (polling.max_cycle), of slow.example (250), ...':
+    the hosts whose feeds could not all be polled within a cycle, most first."""
+    if not summary.left:
+        return ""
+    hosts = ", ".join(f"{host or 'files'} ({n:,})" for host, n in summary.left.most_common(3))
+    more = ", ..." if len(summary.left) > 3 else ""
+    left = counted(summary.left.total(), "feed")
+    return f"; {left} left for the next cycle (polling.max_cycle), of {hosts}{more}"
 
 
 def _level_of(summary: CycleSummary) -> int:
-    """INFO for a cycle that brought anything (an article, a revision, a match, an error);
-    DEBUG (`vigie run --verbose`) for one that did not: at every tick of a quiet day, thousands
-    of lines a day said nothing."""
+    """INFO for a cycle that brought anything (an article, a revision, a match, an error) or
+    left feeds for the next; DEBUG (`vigie run --verbose`) for one that did not: at every tick
+    of a quiet day, thousands of lines a day said nothing."""
     news = summary.new_articles or summary.updated_articles or summary.new_matches
-    return logging.INFO if news or summary.errors else logging.DEBUG
+    return logging.INFO if news or summary.errors or summary.left else logging.DEBUG
 
 
 def digest_job(

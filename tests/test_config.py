@@ -81,6 +81,7 @@ def test_defaults_apply_to_an_empty_file(tmp_path: Path) -> None:
     assert config.fetch.deadline == 30
     assert config.fetch.allow_private is False
     assert config.polling.max_backoff == 86400
+    assert config.polling.max_cycle == 60
     assert config.database == tmp_path / "data" / "vigie.db"
 
 
@@ -132,6 +133,11 @@ def test_bad_feed_interval_names_index_key_and_expectation(tmp_path: Path) -> No
         ("[smtp]\nport = 99999", "smtp.port: expected a port number from 1 to 65535"),
         ("[fetch]\nmax_bytes = 5", 'fetch.max_bytes: expected a size like "10MB", with its unit'),
         ('[polling]\ntick = "-5m"', 'polling.tick: expected a duration like "15m"'),
+        ("[polling]\nmax_cycle = 60", 'polling.max_cycle: expected a duration like "15m"'),
+        (
+            '[polling]\nmax_cycle = "0"',
+            'polling.max_cycle: expected a duration like "15m", more than 0',
+        ),
         # A timeout of 0 failed every feed with a traceback; a century overflowed the dates.
         (
             '[fetch]\nconnect_timeout = "0"',

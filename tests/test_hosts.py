@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from monitor.hosts import HostTurns, host_of_feed
 from monitor.records import Feed
 
 
-def turns(urls: list[str], per_host: int) -> HostTurns:
+def turns(urls: list[str], per_host: int, until: float | None = None) -> HostTurns:
     feeds = [Feed(id=i, url=url) for i, url in enumerate(urls)]
-    return HostTurns(feeds, {f.id: host_of_feed(f) for f in feeds}, per_host)
+    return HostTurns(feeds, {f.id: host_of_feed(f) for f in feeds}, per_host, until)
 
 
 def test_the_hosts_take_turns_each_up_to_per_host_at_once() -> None:
@@ -48,6 +49,16 @@ def test_local_files_have_no_turns_to_wait_for() -> None:
     ]
 
 
+def test_no_feed_is_given_out_after_until_and_those_not_given_are_left() -> None:
+    hosts = turns(["http://a/1", "http://a/2", "http://b/1"], 1, until=time.monotonic() + 0.2)
+    first = hosts.take()
+    assert first is not None and hosts.take() is not None  # a/1, b/1
+    started = time.monotonic()
+    assert hosts.take() is None  # a/2 waits for a's turn, then the cycle's time is up
+    assert 0.1 < time.monotonic() - started < 2
+    assert [f.url for f in hosts.left()] == ["http://a/2"]
+
+
 def test_close_lets_a_thread_waiting_for_a_turn_go() -> None:
     hosts = turns(["http://a/1", "http://a/2"], 1)
     assert hosts.take() is not None
@@ -56,4 +67,4 @@ def test_close_lets_a_thread_waiting_for_a_turn_go() -> None:
     waiting.start()
     hosts.close()
     waiting.join(5)
-    assert taken == [None]
+    assert taken == [None] and [f.url for f in hosts.left()] == ["http://a/2"]

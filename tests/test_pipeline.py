@@ -852,6 +852,33 @@ def test_a_body_trickled_past_the_deadline_is_that_feeds_failure_and_holds_no_ot
     assert all(svc.feed_row(url)["last_error"] is None for url in fast)
 
 
+def test_a_cycle_starts_no_fetch_after_max_cycle_and_the_next_takes_those_left_first(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """A feed that comes due during a cycle waits for its end: one host's hundreds of slow
+    feeds made that an hour. With max_cycle, the feeds not started by then are left due, and
+    the next cycle, which also takes what came due meanwhile, asks them first."""
+    for i in range(6):
+        server.route(f"/section{i}.xml", QUIET, delay=0.7)
+    svc = service([server.url(f"/section{i}.xml") for i in range(6)], fetch={"per_host": 1})
+
+    started = time.monotonic()
+    first = poll_due(svc.store, svc.session, svc.config, None, NOW, max_cycle=1.0)
+    took = time.monotonic() - started
+
+    assert first.feeds_polled == 2  # started at 0 and 0.7 s, not at 1.4 s
+    assert first.left == Counter({"127.0.0.1": 4}) and first.errors == []
+    assert took < 1.0 + 0.7 + 0.5  # the last feed started, then no more
+    later = NOW + timedelta(seconds=5)
+    assert [f.url.rsplit("/", 1)[1] for f in svc.store.due_feeds(later, 1800)] == [
+        f"section{i}.xml" for i in range(2, 6)
+    ]
+    second = poll_due(svc.store, svc.session, svc.config, None, later, max_cycle=1.0)
+    assert second.feeds_polled == 2 and second.left.total() == 2
+    asked = [r.path for r in server.requests]
+    assert asked == [f"/section{i}.xml" for i in range(4)]  # none twice, those left first
+
+
 def test_a_stopping_service_fetches_no_feed_still_waiting_for_its_hosts_turn(
     server: LoopbackServer, service: Callable[..., Service]
 ) -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLES, LoopbackServer
+from conftest import REPO, SAMPLES, LoopbackServer, serving
 
 from monitor import scheduler
 from monitor.cli import load_rulebook
 from monitor.cli_common import open_store
 from monitor.config import load_config
 from monitor.fetch import make_session
+from monitor.rules.files import RuleBook
+from monitor.store import iso
 
 
 def test_the_poll_connection_is_the_poll_jobs_alone_once_the_scheduler_runs(
@@ -100,3 +105,57 @@ def test_a_stopping_service_does_not_start_pruning(
         assert len(pruned) == 1
     finally:
         store.close()
+
+
+QUIET = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title>'
+    b"<link>http://x.example/</link><description>nothing new</description></channel></rss>"
+)
+
+
+def test_a_feed_due_while_a_slow_host_is_polled_waits_about_max_cycle_not_for_all_of_it(
+    server: LoopbackServer, write_config: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A feed that came due during a cycle waited for its end, and one slow publisher's
+    hundreds of sections made that an hour (300 of 25 s, two at a time). The running service
+    starts no fetch after polling.max_cycle and begins the next cycle at once, with the feeds
+    left and those that came due meanwhile, and says which host could not keep up."""
+    caplog.set_level(logging.INFO, logger="monitor.scheduler")
+    for i in range(12):
+        server.route(f"/section{i}.xml", QUIET, delay=0.5)  # 6 s of the publisher's turns
+    slow = [server.url(f"/section{i}.xml") for i in range(12)]
+    with serving(LoopbackServer()) as quick:
+        quick.route("/feed.xml", QUIET)
+        fast = quick.url("/feed.xml").replace("127.0.0.1", "localhost")
+        config = load_config(
+            write_config(
+                [*slow, fast],
+                fetch={"per_host": 1},
+                polling={"max_cycle": "1s", "processes": 0},
+            )
+        )
+        store = open_store(config, holding_lock=True)
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        with store.db.conn:
+            store.db.execute("UPDATE feeds SET next_poll = ? WHERE url = ?", [iso(due), fast])
+        stop = threading.Event()
+
+        def stop_once_asked() -> None:
+            deadline = time.monotonic() + 15
+            while not quick.requests and time.monotonic() < deadline:
+                time.sleep(0.02)
+            asked.append(datetime.now(UTC))
+            stop.set()
+
+        asked: list[datetime] = []
+        threading.Thread(target=stop_once_asked, daemon=True).start()
+        try:
+            scheduler.run_service(config, store, make_session(config.fetch), RuleBook([]), stop)
+        finally:
+            store.close()
+
+    assert quick.requests, "the quick feed was never asked"
+    # Before: after the publisher's 12 sections, 5 s after it came due.
+    assert (asked[0] - due).total_seconds() < 2.5
+    assert len(server.requests) < 12  # the publisher's sections were not all asked first
+    assert "left for the next cycle (polling.max_cycle), of 127.0.0.1 (" in caplog.text
