@@ -24,8 +24,9 @@ class HostTurns:
     """For one cycle, the feeds by host: which may be fetched now (fetch.per_host of a host at
     once, the hosts in turn), and which host answers. A fetch thread is given a feed only when
     its host has a free turn, so it never waits for a busy host while another host's feed could
-    go: threads waiting for the turn of one slow publisher (300 sections, each most of the
-    deadline) held every other host's feeds, overdue by minutes.
+    go: threads waiting for one slow publisher's turns held every other host's feeds (on a
+    loopback farm, 150 sections of 1.6 s kept ten quick hosts' feeds waiting up to 12.4 s
+    into the cycle; 2.9 s since, the time storing their first articles took).
 
     A host whose fetches run out of time HOST_SILENT times, with no answer from it in the
     cycle, is not asked again in it: its other feeds fail at once, saying why, and are asked
