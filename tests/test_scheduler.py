@@ -144,10 +144,10 @@ def test_a_feed_due_while_a_slow_host_is_polled_waits_about_max_cycle_not_for_al
             deadline = time.monotonic() + 15
             while not quick.requests and time.monotonic() < deadline:
                 time.sleep(0.02)
-            asked.append(datetime.now(UTC))
+            asked.append(len(server.requests))  # the publisher's sections asked by then
             stop.set()
 
-        asked: list[datetime] = []
+        asked: list[int] = []
         threading.Thread(target=stop_once_asked, daemon=True).start()
         try:
             scheduler.run_service(config, store, make_session(config.fetch), RuleBook([]), stop)
@@ -155,7 +155,7 @@ def test_a_feed_due_while_a_slow_host_is_polled_waits_about_max_cycle_not_for_al
             store.close()
 
     assert quick.requests, "the quick feed was never asked"
-    # Before: after the publisher's 12 sections, 5 s after it came due.
-    assert (asked[0] - due).total_seconds() < 2.5
-    assert len(server.requests) < 12  # the publisher's sections were not all asked first
+    # Before: after all the publisher's 12 sections (5 s after it came due). Counted, not
+    # timed, so that a loaded machine does not fail it.
+    assert asked[0] < 12, f"{asked[0]} of the publisher's sections were asked first"
     assert "left for the next cycle (polling.max_cycle), of 127.0.0.1 (" in caplog.text
