@@ -811,8 +811,9 @@ def test_a_slow_hosts_feeds_hold_no_thread_from_the_other_hosts_feeds(
         summary, answered = answered_after(svc)
 
     assert summary.feeds_polled == 16 and summary.errors == []
-    # Before: the last of them behind three of the publisher's turns, 1.8 s.
-    assert max(answered[url] for url in fast) < 0.5, sorted(answered[url] for url in fast)
+    # Before: the last of them behind three of the publisher's turns, 1.8 s; now all before
+    # the publisher's first answer (0.6 s), whatever the machine's load.
+    assert max(answered[url] for url in fast) < min(answered[url] for url in slow), answered
     assert server.most_in_flight == 2
     assert min(answered[url] for url in slow[-2:]) > 3 * 0.6  # the last two after three turns
 
@@ -840,7 +841,8 @@ def test_a_body_trickled_past_the_deadline_is_that_feeds_failure_and_holds_no_ot
         summary, answered = answered_after(svc)
 
     assert summary.feeds_polled == 12 and len(summary.errors) == 4
-    assert max(answered[url] for url in fast) < 0.5, sorted(answered[url] for url in fast)
+    # All before the first trickled feed is cut (1 s), where they waited for its turn.
+    assert max(answered[url] for url in fast) < min(answered[url] for url in slow), answered
     told = sorted(svc.feed_row(f"/section{i}.xml")["last_error"] for i in range(4))
     # The two asked first, and the one that took the host's turn as the first of them ran out
     # of time (test_a_host_that_answers_nothing_in_time_is_asked_twice_a_cycle...).
