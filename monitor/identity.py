@@ -528,7 +528,11 @@ def _band_constants(layout: LshLayout) -> tuple[np.ndarray, np.ndarray]:
 # those leaves one side's lede facts in the other's text).
 LEDE_WORDS = 60
 FACT_CHARS = 20_000  # facts later in a long text are not looked for
-_NUMBER = re.compile(r"\d[\d,.\u00a0\u202f]*\d|\d")
+# A number however a copy writes its thousands: 1,500, 1.500, 1500, or French 1 500, whose
+# no-break space is a plain one in the text made plain, and in the lede cut at every space. Read
+# as 1 and 500, it was a fact neither copy had, and one dispatch was two stories. (So is
+# "400 737 Max jets" one number: as every copy writes it.)
+_NUMBER = re.compile(r"\d(?:[\d,.\u00a0\u202f]*\d)?(?: \d{3}(?!\d))*")
 _WORD = re.compile(r"[^\W\d_]+")
 _WEEKDAYS = frozenset((
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
@@ -591,7 +595,7 @@ def _facts(text: str) -> frozenset[str]:
     """Numbers (as digits, without separators or leading zeros; two..twenty written out
     count) and weekdays."""
     text = text.lower()
-    found = {re.sub(r"[,.\u00a0\u202f]", "", n).lstrip("0") or "0" for n in _NUMBER.findall(text)}
+    found = {re.sub(r"[,.\s]", "", n).lstrip("0") or "0" for n in _NUMBER.findall(text)}
     for word in _WORD.findall(text):
         if word in _WEEKDAYS:
             found.add(word)

@@ -305,3 +305,31 @@ def test_copies_with_their_own_datelines_and_stamps_are_one_event(first: str, se
     'PARIS, June 5 (AFP)' (05 against 5, and a date read as facts), or 'Updated 3 hours ago'
     against '2 min read', were taken for two events and sent twice."""
     assert not different_events(EventFacts("Camp cleared", first), EventFacts("", second))
+
+
+# One French dispatch, as two outlets print it: each its own headline, and its own way of
+# writing a thousand (a no-break space, a narrow one, a dot, a comma, none).
+DEPECHE = (
+    "Plus de {n} exilés ont tenté de traverser la Manche depuis les plages du Pas-de-Calais dans "
+    "la nuit de mardi à mercredi, a indiqué la préfecture maritime, qui a porté secours à 65 "
+    "personnes au large de Wimereux. Les sauveteurs ont été mobilisés pendant plusieurs heures, "
+    "et deux embarcations en difficulté ont été escortées jusqu'au port de Boulogne-sur-Mer. Les "
+    "associations d'aide aux exilés dénoncent une situation devenue intenable sur le littoral, où "
+    "les départs se multiplient malgré le renforcement des patrouilles."
+)
+
+
+@pytest.mark.parametrize("written", ["1500", "1.500", "1,500", "1\u202f500", "1 500"])
+def test_copies_that_write_a_thousand_their_own_way_are_one_story(
+    written: str, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Made plain, the no-break space of 1 500 is a space: 1 and 500 were two facts, against
+    the other copy's 1500, and the dispatch was two stories, alerted twice."""
+    nord = brief("nord-1", "Manche : nuit record de traversées", DEPECHE.format(n="1\u00a0500"))
+    other = brief("paper-1", "Plus de 1500 exilés tentent la traversée", DEPECHE.format(n=written))
+    server.route("/nord.xml", rss([nord]))
+    server.route("/paper.xml", bodies=[rss([]), rss([other])])
+    svc = service([server.url("/nord.xml"), server.url("/paper.xml")])
+    svc.poll()
+    svc.poll(NOW + timedelta(hours=1))
+    assert story_of(svc, "paper-1") == story_of(svc, "nord-1")
