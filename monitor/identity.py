@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
@@ -538,19 +538,26 @@ _WEEKDAYS = frozenset((
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
     "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
 ))  # fmt: skip
-# Numbers written out, as copies write them ("Two people" for "2 people"); not one, un, une,
-# which are more often articles and pronouns than counts.
+# Numbers written out, as copies write them: "Two people" for "2 people", "Thirty-five" to
+# start a sentence another outlet began otherwise, with 35. A compound is one number:
+# thirty-five is 35, not 5, twenty-five not 20 and 5, and so are dix-sept, vingt et un,
+# soixante-dix and quatre-vingt-douze. Not one, un, une alone, which are more often articles
+# and pronouns than counts.
 _NUMBER_WORDS = {
-    word: str(value)
+    word: value
     for words, value in (
-        ("two deux", 2), ("three trois", 3), ("four quatre", 4), ("five cinq", 5),
-        ("six", 6), ("seven sept", 7), ("eight huit", 8), ("nine neuf", 9), ("ten dix", 10),
-        ("eleven onze", 11), ("twelve douze", 12), ("thirteen treize", 13),
+        ("one un une", 1), ("two deux", 2), ("three trois", 3), ("four quatre", 4),
+        ("five cinq", 5), ("six", 6), ("seven sept", 7), ("eight huit", 8), ("nine neuf", 9),
+        ("ten dix", 10), ("eleven onze", 11), ("twelve douze", 12), ("thirteen treize", 13),
         ("fourteen quatorze", 14), ("fifteen quinze", 15), ("sixteen seize", 16),
-        ("twenty vingt", 20),
+        ("seventeen", 17), ("eighteen", 18), ("nineteen", 19), ("twenty vingt vingts", 20),
+        ("thirty trente", 30), ("forty quarante", 40), ("fifty cinquante", 50),
+        ("sixty soixante", 60), ("seventy", 70), ("eighty", 80), ("ninety", 90),
     )
     for word in words.split()
 }  # fmt: skip
+_NOT_ALONE = frozenset(("one", "un", "une"))
+_JOINS = frozenset(("-", "-et-", " et "))  # what stands between the words of a compound
 _MONTHS = (
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|janv|févr|fevr|avr|mai|juin|juil"
     r"|août|aout|déc|january|february|march|april|june|july|august|september|october|november"
@@ -592,16 +599,41 @@ class EventFacts:
 
 
 def _facts(text: str) -> frozenset[str]:
-    """Numbers (as digits, without separators or leading zeros; two..twenty written out
-    count) and weekdays."""
+    """Numbers (as digits, without separators or leading zeros; written out up to ninety-nine
+    count, see _NUMBER_WORDS) and weekdays."""
     text = text.lower()
     found = {re.sub(r"[,.\s]", "", n).lstrip("0") or "0" for n in _NUMBER.findall(text)}
-    for word in _WORD.findall(text):
-        if word in _WEEKDAYS:
+    spelled: list[str] = []  # number words joined so far
+    end = 0  # where the last of them ends
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if word in _NUMBER_WORDS:
+            if spelled and text[end : match.start()] not in _JOINS:
+                found.update(str(n) for n in _spelled(spelled))
+                spelled = []
+            spelled.append(word)
+            end = match.end()
+        elif word in _WEEKDAYS:
             found.add(word)
-        elif word in _NUMBER_WORDS:
-            found.add(_NUMBER_WORDS[word])
+    if spelled:
+        found.update(str(n) for n in _spelled(spelled))
     return frozenset(found)
+
+
+def _spelled(words: list[str]) -> list[int]:
+    """The numbers that number words joined by hyphens (or French "et") write: one, when they
+    make a compound (from ten or more, each word less than the one before it, or quatre-vingt:
+    80), else each word's own but one, un and une."""
+    values = [_NUMBER_WORDS[word] for word in words]
+    total = values[0]
+    for before, value in pairwise(values):
+        if before == 4 and value == 20 and total == 4:  # quatre-vingt(s)
+            total = 80
+        elif before >= 10 and value < before:
+            total += value
+        else:
+            return [_NUMBER_WORDS[w] for w in words if w not in _NOT_ALONE]
+    return [] if len(words) == 1 and words[0] in _NOT_ALONE else [total]
 
 
 def different_events(a: EventFacts, b: EventFacts) -> bool:

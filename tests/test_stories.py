@@ -333,3 +333,43 @@ def test_copies_that_write_a_thousand_their_own_way_are_one_story(
     svc.poll()
     svc.poll(NOW + timedelta(hours=1))
     assert story_of(svc, "paper-1") == story_of(svc, "nord-1")
+
+
+# One rescue as two outlets tell it: a sentence starts with its number written out, so the
+# outlet that rewrote the lede wrote it in digits.
+RESCUE = (
+    "off Wimereux on Tuesday night, the French coastguard said. The boat had left a beach north "
+    "of Boulogne-sur-Mer and was spotted drifting with its engine stalled by a patrol vessel. The "
+    "passengers, among them several children, were brought ashore and checked by paramedics at "
+    "the harbour. Aid groups in Calais said the crossings had not slowed despite the rough sea."
+)
+SECOURS = (
+    "au large de Wimereux dans la nuit de mardi, a indiqué la préfecture maritime. L'embarcation "
+    "avait quitté une plage au nord de Boulogne-sur-Mer et dérivait, moteur en panne, quand un "
+    "patrouilleur l'a repérée. Les passagers, dont plusieurs enfants, ont été ramenés à terre et "
+    "examinés par les pompiers sur le port."
+)
+
+
+@pytest.mark.parametrize(
+    ("spelled", "digits", "rest"),
+    [
+        ("Thirty-five people were rescued", "The coastguard rescued 35 people", RESCUE),
+        ("Twenty-one people were rescued", "The coastguard rescued 21 people", RESCUE),
+        ("Dix-sept exilés ont été secourus", "Les secours ont sauvé 17 exilés", SECOURS),
+        ("Soixante et onze exilés ont été secourus", "Les secours ont sauvé 71 exilés", SECOURS),
+        ("Quatre-vingt-douze exilés ont été secourus", "Les secours ont sauvé 92 exilés", SECOURS),
+    ],
+)
+def test_copies_that_write_a_number_in_words_or_digits_are_one_story(
+    spelled: str, digits: str, rest: str, server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """Thirty-five was read as 5 (and twenty-one as 20): against a copy's 35, each lede had a
+    fact the other lacked, and one rescue was two stories, alerted twice."""
+    server.route("/wire.xml", rss([brief("wire-1", "Rescue off Wimereux", f"{spelled} {rest}")]))
+    copy = brief("paper-1", "Channel rescue", f"{digits} {rest}")
+    server.route("/paper.xml", bodies=[rss([]), rss([copy])])
+    svc = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    svc.poll()
+    svc.poll(NOW + timedelta(hours=1))
+    assert story_of(svc, "paper-1") == story_of(svc, "wire-1")
