@@ -151,7 +151,8 @@ def _closest_story(
     settings: IdentityConfig,
 ) -> int | None:
     """The story of the most similar candidate at or above the threshold (the earliest article
-    among equals) that reports the same event (identity.different_events), or None."""
+    among equals) that reports the same event (identity.different_events), as it does now or
+    did before a correction, or None."""
     candidates = [c for c in candidates if c[1] is not None and c[2]]
     if not candidates:
         return None
@@ -171,7 +172,13 @@ def _closest_story(
         texts = store.article_texts([candidates[i][0] for i in batch])
         for i in batch:
             title, summary, content = texts.get(candidates[i][0], ("", "", ""))
-            if not different_events(facts, EventFacts(title, _body(summary, content))):
+            body = _body(summary, content)
+            if not different_events(facts, EventFacts(title, body)):
+                return candidates[i][1]
+            # A copy of what the candidate said before its outlet corrected it (120 people,
+            # since 210): read before the correction, the same copy joined.
+            earlier = store.earlier_revisions(candidates[i][0])
+            if earlier and not different_events(facts, EventFacts(title, body, earlier)):
                 return candidates[i][1]
     return None
 

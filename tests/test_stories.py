@@ -373,3 +373,25 @@ def test_copies_that_write_a_number_in_words_or_digits_are_one_story(
     svc.poll()
     svc.poll(NOW + timedelta(hours=1))
     assert story_of(svc, "paper-1") == story_of(svc, "wire-1")
+
+
+def test_a_copy_of_the_text_before_the_outlet_corrected_it_joins_its_story(
+    server: LoopbackServer, service: Callable[..., Service]
+) -> None:
+    """The wire corrected 120 people to 210; a paper's copy, made before the correction, was
+    read after it. Its lede had 120 where the wire's now said 210: taken for another event, the
+    story reached the desk twice, the second time with the figure the wire had corrected (read
+    before the correction, the same copy joined)."""
+    wire = [brief("wire-1", "Camp cleared near Calais", text, BACKGROUND) for text in (AFP, FIXED)]
+    copy = brief("paper-1", "Police clear a camp near Calais", AFP, BACKGROUND)
+    server.route("/wire.xml", bodies=[rss([wire[0]]), rss([wire[1]])])
+    server.route("/paper.xml", bodies=[rss([]), rss([]), rss([copy])])
+    svc = service([server.url("/wire.xml"), server.url("/paper.xml")])
+    svc.poll()
+    svc.poll(NOW + timedelta(hours=1))
+    svc.poll(NOW + timedelta(hours=2))
+    assert svc.rows("SELECT revision FROM articles WHERE guid = 'wire-1'") == [{"revision": 2}]
+    assert story_of(svc, "paper-1") == story_of(svc, "wire-1")
+
+
+FIXED = AFP.replace("120 people", "210 people")

@@ -100,6 +100,16 @@ class StoryQueries:
                 found[row[0]] = (row[1] or "", row[2] or "", row[3] or "")
         return found
 
+    def earlier_revisions(self, article_id: int) -> list[str]:
+        """The headline and summary of each revision of the article before its latest, as the
+        table revisions keeps them (the summary's first 1,000 characters), oldest first."""
+        rows = self.db.execute(
+            "SELECT r.title, r.summary FROM revisions r JOIN articles a ON a.id = r.article_id "
+            "WHERE r.article_id = ? AND r.revision < a.revision ORDER BY r.revision",
+            [article_id],
+        )
+        return [f"{title or ''}\n{summary or ''}" for title, summary in rows]
+
     def save_sketch(self, article_id: int, signature: bytes | None, seen: datetime) -> None:
         """An article's signature (None for a text too short to sketch, so that it is not
         sketched again), replacing any earlier one."""
