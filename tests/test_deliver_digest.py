@@ -326,13 +326,13 @@ def test_one_entry_per_story_with_the_other_outlets() -> None:
     assert len(entries) == 2
     lead = entries[0]
     assert lead.source == "Nord Actu"  # the best-scoring report leads
-    assert [source for source, _ in lead.also] == ["Coastal Herald", "Wire Digest"]
+    assert [other.source for other in lead.also] == ["Coastal Herald", "Wire Digest"]
     assert digest.subject.startswith("Vigie: 2 stories")
     html, text = render(digest, FOOTER)
     assert "Also reported by" in html
     assert (
-        "  Also reported by:\n  - Coastal Herald\n    https://news.example/1\n"
-        "  - Wire Digest\n    https://news.example/3\n" in text
+        "  Also reported by:\n  - Coastal Herald: Article 1\n    https://news.example/1\n"
+        "  - Wire Digest: Article 3\n    https://news.example/3\n" in text
     )
 
 
@@ -353,7 +353,48 @@ def test_of_copies_scored_alike_the_first_published_leads_its_story() -> None:
     )
     alone, story = digest.sections[0].entries  # the newest first, by the times they show
     assert story.source == "Daily Courier" and alone.source == "Nord Actu"
-    assert [source for source, _ in story.also] == ["Wire Service", "Coastal Herald"]
+    # Who had it first, first: Coastal Herald two hours ago, the wire an hour ago.
+    assert [other.source for other in story.also] == ["Coastal Herald", "Wire Service"]
+
+
+def test_other_outlets_show_their_headline_where_it_is_not_the_entrys() -> None:
+    """Two reports grouped as one story showed only the other outlet's name: a drowning off
+    Sangatte grouped with a camp clearance in Calais the same morning was hidden under it (an
+    editor's review). Another outlet's own headline is shown beside its name; the same
+    headline as the entry's is not repeated."""
+    cleared = item(
+        1,
+        "calais",
+        title="Calais camp cleared by police",
+        source="Daily Post",
+        story="s1",
+        score=5.0,
+        hours_ago=2,
+    )
+    drowned = item(
+        2,
+        "calais",
+        title="Two drown off Sangatte",
+        source="Wire Service",
+        story="s1",
+        hours_ago=3,
+    )
+    same = item(
+        3, "calais", title="CALAIS CAMP CLEARED BY POLICE", source="Coastal Herald", story="s1"
+    )
+    digest = build_digest([cleared, drowned, same], SUBSCRIBER, LABELS, NOW)
+    [entry] = digest.sections[0].entries
+    assert entry.title == "Calais camp cleared by police"
+    assert [(o.source, o.title) for o in entry.also] == [
+        ("Wire Service", "Two drown off Sangatte"),
+        ("Coastal Herald", ""),
+    ]
+    html, text = render(digest, FOOTER)
+    assert "  - Wire Service: Two drown off Sangatte\n    https://news.example/2\n" in text
+    assert "  - Coastal Herald\n    https://news.example/3\n" in text
+    assert re.search(
+        r">Wire Service</a> \(<span dir=\"auto\">Two drown off Sangatte</span>\)", html
+    )
 
 
 def test_a_feed_without_a_name_or_title_is_shown_by_its_host() -> None:
@@ -370,7 +411,7 @@ def test_a_feed_without_a_name_or_title_is_shown_by_its_host() -> None:
     )
     [entry] = build_digest([untitled, later], SUBSCRIBER, LABELS, NOW).sections[0].entries
     assert entry.source == "partner.example"
-    assert [source for source, _ in entry.also] == ["wire.example"]
+    assert [other.source for other in entry.also] == ["wire.example"]
     html, text = render(build_digest([untitled, later], SUBSCRIBER, LABELS, NOW), FOOTER)
     assert "partner.example" in text and "s3cret" not in html + text
 
@@ -832,7 +873,10 @@ def test_french_punctuation_keeps_to_its_word() -> None:
             "limite de ce résumé\u00a0: ceux ci-dessus",
         ):
             assert words in part, words
-    assert "Également publié par\u00a0:\n  - Nord Actu\n    https://news.example/2\n" in text
+    assert (
+        "Également publié par\u00a0:\n  - Nord Actu\u00a0: Article 2\n    https://news.example/2\n"
+        in text
+    )
     assert "Se désabonner\u00a0:\nmailto:" in text
     assert digest.subject.startswith("Vigie\u00a0: 5 sujets")
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -47,6 +48,17 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 _MARKS = re.compile(f"[{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}]")
 
 
+class OtherOutlet(NamedTuple):
+    """Another outlet's copy of a story, under "Also reported by"."""
+
+    source: str
+    url: str  # empty unless http(s)
+    # Its headline when it is not the entry's own ("" when it is): two reports that were
+    # grouped showed only outlets' names, and a drowning grouped with a camp clearance at the
+    # same place on the same day was hidden under it (an editor's review).
+    title: str = ""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One story in a digest, as shown."""
@@ -59,7 +71,7 @@ class Entry:
     snippet_text: str
     rules: tuple[str, ...]  # names of every rule the story matched
     urgent: bool
-    also: tuple[tuple[str, str], ...] = ()  # (source, url) of other outlets in the story
+    also: tuple[OtherOutlet, ...] = ()  # the other outlets in the story, the first first
     updated: bool = False  # a rule newly matched an updated version of the article
     # The headline before that update, when the update changed it ("" otherwise): a headline
     # that went from "arrested" to "charged" tells the reader what is new.
@@ -198,6 +210,12 @@ def _lead_rank(item: OutboxItem) -> tuple:
     return (item.match.priority == "urgent", item.match.score, -published, -(item.article.id or 0))
 
 
+def _published_first(item: OutboxItem) -> tuple:
+    """Copies in the order they were published (those without a date last, as first seen)."""
+    published = item.article.published.timestamp() if item.article.published else math.inf
+    return (published, item.article.id or 0)
+
+
 def _entry(
     lead: OutboxItem,
     members: list[OutboxItem],
@@ -218,11 +236,18 @@ def _entry(
         published = _("first seen %(when)s", when=published)
     rule_ids = [m.match.rule_id for m in sorted(members, key=_rank, reverse=True)]
     earlier = one_line(lead.earlier_title)
-    others: dict[str, str] = {}
+    others: dict[str, OtherOutlet] = {}
     source = _outlet(lead)
-    for member in members:
-        if member.article.id != article.id and _outlet(member) != source:
-            others.setdefault(_outlet(member), _link(member.article.url))
+    shown = title.casefold()
+    for member in sorted(members, key=_published_first):  # who had it first, first
+        outlet = _outlet(member)
+        if member.article.id != article.id and outlet != source and outlet not in others:
+            headline = one_line(member.article.title)
+            others[outlet] = OtherOutlet(
+                outlet,
+                _link(member.article.url),
+                headline if headline.casefold() != shown else "",
+            )
     return Entry(
         title=title or _("(untitled)"),
         title_html=snippet_html(marked) if marked else Markup(escape(title or _("(untitled)"))),
@@ -236,7 +261,7 @@ def _entry(
         snippet_text=snippet_text(snippet),
         rules=tuple(dict.fromkeys(labels.rule(r) for r in rule_ids)),
         urgent=lead.match.priority == "urgent",
-        also=tuple(others.items()),
+        also=tuple(others.values()),
         updated=lead.updated,
         earlier_title=earlier if lead.updated and earlier != title else "",
         rank=_rank(lead),

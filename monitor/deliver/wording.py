@@ -43,6 +43,7 @@ _FRENCH = {
     "URGENT": "URGENT",
     "Also reported by": "Également publié par",
     "Also reported by:": "Également publié par\u00a0:",
+    "%(source)s: %(title)s": "%(source)s\u00a0: %(title)s",
     "Story first sent to you on %(when)s; shown again for a rule it now also matches": (
         "Sujet déjà envoyé le %(when)s\u00a0; de nouveau ici pour une règle à laquelle il répond"
         " désormais aussi"
