@@ -24,14 +24,14 @@ from rich.markup import escape as rich_escape
 from rich.table import Table
 from rich.text import Text
 
-from .config import Config, line_of_key, parse_duration, resolve_feed_url
+from .config import Config, line_of_key, load_config, parse_duration, resolve_feed_url
 from .deliver import dispatch
 from .deliver.email import check_outbox
 from .errors import ConfigError, DatabaseOpenError, OutboxError, RuleError, VigieError
 from .pipeline import SLOT_MARGIN
 from .pipeline import outcome_log as feed_outcomes
 from .scheduler import database_lock, service_pid, service_running
-from .store import RulesInForce, Store
+from .store import RulesInForce, Store, why_not_writable
 from .text import BIDI_CONTROLS, ESCAPE_SEQUENCE, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,12 @@ def operator_errors(func: Callable) -> Callable:
             sys.exit(1)
         except sqlite3.OperationalError as e:
             name = getattr(e, "sqlite_errorname", "")
+            if name.startswith("SQLITE_READONLY"):
+                err_console.print(
+                    f"[red]error:[/] {escape(_read_only(e, kwargs.get('config_path')))}",
+                    soft_wrap=True,
+                )
+                sys.exit(1)
             if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
                 # A full disk (or a failing one): an operator's problem, not a traceback.
                 hint = (
@@ -178,6 +184,22 @@ def operator_errors(func: Callable) -> Callable:
             sys.exit(1)
 
     return wrapper
+
+
+def _read_only(error: sqlite3.Error, config_path: str | None) -> str:
+    """A database this user may not write (a restore run as root, a copy put back read-only):
+    which of its files, and what to do. SQLite's traceback named none."""
+    try:
+        config = load_config(config_path or "config.toml")
+    except VigieError:  # read by the command already, and edited since
+        return (
+            f"the database cannot be written ({error}): give the user that runs Vigie write"
+            " access to storage.database, its -wal and -shm files and its folder"
+        )
+    return (
+        f"{config.path}: storage.database: the database cannot be written ({error}):"
+        f" {why_not_writable(config.database)}; what it holds is kept"
+    )
 
 
 @contextmanager

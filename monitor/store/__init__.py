@@ -7,7 +7,7 @@
   `service` (what the running service tells other commands).
 """
 
-from .database import Store, prepare_database
+from .database import Store, prepare_database, why_not_writable
 from .outbox import WEBHOOK_BATCH_ARTICLES
 from .rows import FeedState, OutboxItem, iso, parse_iso
 from .schema import migrations
@@ -23,4 +23,5 @@ __all__ = [
     "migrations",
     "parse_iso",
     "prepare_database",
+    "why_not_writable",
 ]

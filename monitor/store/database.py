@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import sqlite3
 import threading
 from collections import Counter, deque
@@ -179,6 +180,45 @@ def prepare_database(path: Path) -> None:
         ) from e
 
 
+def why_not_writable(path: Path) -> str:
+    """What keeps this process from writing the database at `path`, for an operator: which of
+    the database, its -wal and -shm files and its folder it may not write, and what to do.
+    SQLite says only "attempt to write a readonly database", and it makes the -wal and -shm
+    files as read-only as the database it found: a database given back its write access
+    after a restore run as root still failed, on its -shm."""
+    real = path.resolve()
+    parts = [real, *(real.with_name(real.name + end) for end in ("-wal", "-shm")), real.parent]
+    blocked = [part for part in parts if os.path.lexists(part) and not os.access(part, os.W_OK)]
+    read_only = [str(part) for part in blocked if _on_read_only_file_system(part)]
+    denied = [str(part) for part in blocked if str(part) not in read_only]
+    found = []
+    if denied:
+        verb = "is" if len(denied) == 1 else "are"
+        found.append(f"{', '.join(denied)} {verb} not writable by user {_user()}")
+    if read_only:
+        verb = "is" if len(read_only) == 1 else "are"
+        found.append(f"{', '.join(read_only)} {verb} on a read-only file system")
+    advice = (
+        "give the user that runs Vigie write access to the database, its -wal and -shm files"
+        f" and its folder {real.parent}"
+    )
+    return "; ".join([*found, advice])
+
+
+def _on_read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid with no name (a container's)
+        return str(os.geteuid())
+
+
 def highest_id(conn: sqlite3.Connection, table: str) -> int:
     """The largest id `table` (articles, stories) ever gave, pruned or not (schema.m010)."""
     return conn.execute(
@@ -218,7 +258,11 @@ class Store(
             self.db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as e:
             conn.close()
-            raise DatabaseOpenError(str(self.path), str(e)) from e
+            reason = str(e)
+            name = getattr(e, "sqlite_errorname", "")
+            if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                reason += f": {why_not_writable(self.path)}"  # a WAL it may not make or open
+            raise DatabaseOpenError(str(self.path), reason) from e
         _connected(self.path, +1)
         self._open = True
         self._file = _file_identity(self.path)

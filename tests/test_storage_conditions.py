@@ -1,0 +1,99 @@
+"""What an operator sees when the machine, not Vigie, is wrong: a database that this user may
+not write (a restore run as root, a backup tool's copy put back read-only), an outbox folder
+that cannot take a digest. The conditions are real: file modes for a user; for root, whom
+modes do not stop, a read-only bind mount of the file (root is what CI runs as)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from delivery_support import SECRET, SECRET_ENV, write_delivery_config
+
+
+def vigie(*args: str | Path) -> subprocess.CompletedProcess:
+    """A `vigie` command in a process of its own, as an operator runs it: a failed command
+    leaves no connection open in the test's process (nor a mount busy)."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "service.py"), *map(str, args)],
+        env={**os.environ, SECRET_ENV: SECRET},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single `error:` line a command printed, exiting 1, with no traceback."""
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """A file or folder read-only to this process for real, then writable again: its mode for
+    a user; for root a read-only bind mount of it on itself (skipped where mount is refused)."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    bind = subprocess.run(["mount", "--bind", path, path], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"root, and mount refused: {bind.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", path], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", path], check=True)  # busy or not
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    desk = {"name": "desk", "email": "desk@n.test", "tags": ["calais"]}
+    path = write_delivery_config(tmp_path, subscribers=[desk])
+    assert vigie("once", "--config", path).returncode == 0
+    return path
+
+
+def test_a_database_this_user_may_not_write_is_one_error_line_naming_it(
+    config: Path, tmp_path: Path
+) -> None:
+    """A database put back read-only (a restore run as root) stopped `once` and `run` with
+    SQLite's traceback, "attempt to write a readonly database", naming no file."""
+    database = tmp_path / "data" / "vigie.db"
+    with read_only(database):
+        for command in ("once", "run"):
+            line = one_error_line(vigie(command, "--config", config))
+            assert "storage.database" in line and "cannot be written" in line, line
+            assert str(database) in line, line
+            assert "not writable by user" in line or "on a read-only file system" in line, line
+            assert "-wal and -shm" in line, line  # what else to give the service's user
+    # As the line says: the -wal and -shm too, which SQLite made as read-only as it found the
+    # database (for a user; root's were made writable).
+    for made in (tmp_path / "data").glob("vigie.db-*"):
+        made.chmod(0o644)
+    assert vigie("once", "--config", config).returncode == 0  # given back: it runs again
+
+
+def test_a_database_folder_this_user_may_not_write_is_named(config: Path, tmp_path: Path) -> None:
+    """With no -wal and -shm beside it (the last command took them away), a database in a
+    folder it may not write cannot be opened: SQLite said "unable to open database file"."""
+    folder = tmp_path / "data"
+    assert not (folder / "vigie.db-wal").exists()
+    with read_only(folder):
+        line = one_error_line(vigie("status", "--config", config))
+    assert "storage.database" in line and str(folder) in line, line
+    assert "not writable by user" in line or "on a read-only file system" in line, line
