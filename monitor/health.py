@@ -56,6 +56,8 @@ class Health:
     retention: float = 0  # seconds articles are kept (storage.retention); 0: for ever
     rules_loaded: datetime | None = None  # when the running service loaded its rules in force
     rules_disabled: int = 0
+    # Digests waiting for a retry because the outbox folder could not take them, newest first.
+    outbox_waiting: tuple[Delivery, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -142,6 +144,7 @@ def assess(
         retention=retention,
         rules_loaded=rules_loaded,
         rules_disabled=rules_disabled,
+        outbox_waiting=tuple(store.waiting_on_outbox(targets)),
     )
     return replace(health, problems=tuple(problems_of(health)))
 
@@ -210,6 +213,15 @@ def problems_of(health: Health) -> list[str]:
         found.append(
             f"and {health.undelivered_total - len(health.undelivered)} more failed or dead"
             " deliveries (`vigie deliveries list --status dead`, `--status failed`)"
+        )
+    if health.outbox_waiting:
+        # Retried like a mail server down, but the folder is the operator's to mend: status
+        # said "healthy" for the four hours of retries before the digests were given up.
+        newest, more = health.outbox_waiting[0], len(health.outbox_waiting) - 1
+        found.append(
+            f"digest #{newest.id} to {newest.target!r}{f' and {more} more' if more else ''}"
+            f" waiting: {newest.last_error}; each is written at its next attempt once the"
+            " folder takes it (`vigie deliveries list` says when)"
         )
     if health.disk_free is not None and health.disk_free < LOW_DISK:
         # A full disk stops storing while the service runs on, looking like a quiet news day

@@ -173,6 +173,9 @@ WEBHOOK_REMOVED = "webhook no longer in config.toml"
 SUBSCRIBER_REMOVED = "subscriber no longer in config.toml"
 MATCHES_PRUNED = "its matches were pruned"
 URL_TAKEN = "not sent: queued for the endpoint"  # ... that is now webhook 'x''s
+# A digest the outbox folder could not take (a full disk, a folder it may not write): retried,
+# and a problem for `vigie status` while it waits, as the folder is the operator's to mend.
+OUTBOX_UNWRITABLE = "could not be written to delivery.outbox"
 NO_RETRY = (WEBHOOK_REMOVED, SUBSCRIBER_REMOVED, MATCHES_PRUNED, URL_TAKEN)
 TARGET_REMOVED = (WEBHOOK_REMOVED, SUBSCRIBER_REMOVED)
 

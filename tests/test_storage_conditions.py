@@ -5,16 +5,21 @@ modes do not stop, a read-only bind mount of the file (root is what CI runs as).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import REPO
-from delivery_support import SECRET, SECRET_ENV, write_delivery_config
+from delivery_support import IMMEDIATE_DESK, SECRET, SECRET_ENV, Vigie, write_delivery_config
+
+from monitor.cli import main
 
 
 def vigie(*args: str | Path) -> subprocess.CompletedProcess:
@@ -97,3 +102,37 @@ def test_a_database_folder_this_user_may_not_write_is_named(config: Path, tmp_pa
         line = one_error_line(vigie("status", "--config", config))
     assert "storage.database" in line and str(folder) in line, line
     assert "not writable by user" in line or "on a read-only file system" in line, line
+
+
+def test_digests_the_outbox_cannot_take_are_a_problem_until_it_takes_them(
+    tmp_path: Path,
+) -> None:
+    """A service whose outbox folder could not take a digest (a full disk, a folder made
+    unwritable or replaced) logged a warning at each one, and `vigie status` said "healthy",
+    exit 0, with "2 retrying now": nothing told the operator's monitoring until, four hours
+    of retries later, the digests were dead. The folder here is a file (a real condition root
+    meets too)."""
+    config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
+    outbox = tmp_path / "outbox"
+    outbox.write_text("")  # `rm -r outbox; touch outbox`: a file where the folder should be
+    service = Vigie(config, datetime.now(UTC))
+    try:
+        service.poll(datetime.now(UTC))
+        [waiting] = service.send_digests(datetime.now(UTC))
+        assert waiting.status == "pending"
+
+        def status() -> tuple[int, list[str]]:
+            result = CliRunner().invoke(main, ["status", "--config", str(config), "--json"])
+            return result.exit_code, json.loads(result.output)["problems"]
+
+        code, problems = status()
+        assert code == 2, problems
+        [problem] = problems
+        assert f"digest #{waiting.delivery_id} to 'desk'" in problem, problem
+        assert f"delivery.outbox ({outbox}: it is a file, not a folder)" in problem, problem
+        outbox.unlink()  # mended: the digest is written at its next attempt
+        later = datetime.now(UTC) + timedelta(minutes=10)
+        assert [s.status for s in service.send_digests(later)] == ["sent"]
+        assert status() == (0, [])
+    finally:
+        service.close()

@@ -26,6 +26,7 @@ from ..config_delivery import DeliveryConfig, SubscriberConfig, WebhookConfig
 from ..errors import OutboxError
 from ..records import (
     MATCHES_PRUNED,
+    OUTBOX_UNWRITABLE,
     SUBSCRIBER_REMOVED,
     URL_TAKEN,
     WEBHOOK_REMOVED,
@@ -251,7 +252,7 @@ def _send_digest(
             path = write_eml(message, config.outbox, name)
         except OutboxError as e:  # a full disk, a folder fixed later: retried, as a refused
             # connection is (failed for good, its articles were never sent).
-            outcome = SmtpOutcome("retry", None, f"could not be written to delivery.outbox ({e})")
+            outcome = SmtpOutcome("retry", None, f"{OUTBOX_UNWRITABLE} ({e})")
         else:
             return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
     else:

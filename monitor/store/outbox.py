@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..records import WITHDRAWN_EVENT, Delivery
+from ..records import OUTBOX_UNWRITABLE, WITHDRAWN_EVENT, Delivery
 from .rows import (
     OutboxItem,
     delivery_from_row,
@@ -680,6 +680,17 @@ class OutboxQueries:
             f"AND d.kind || ':' || d.target IN ({','.join('?' * len(targets))}) "
             "ORDER BY d.id DESC LIMIT ?",
             [iso(since), *targets, limit],
+        )
+
+    def waiting_on_outbox(self, targets: Collection[str]) -> list[Delivery]:
+        """Digests to `targets` (as delivery_counts) waiting for a retry because the outbox
+        folder could not take them (records.OUTBOX_UNWRITABLE), newest first."""
+        return self._deliveries(
+            "WHERE d.kind = 'digest' AND d.status = 'pending' AND d.attempts > 0 "
+            "AND substr(d.last_error, 1, length(?)) = ? "
+            f"AND d.kind || ':' || d.target IN ({','.join('?' * len(targets))}) "
+            "ORDER BY d.id DESC",
+            [OUTBOX_UNWRITABLE, OUTBOX_UNWRITABLE, *targets],
         )
 
     def retrying(self, targets: Collection[str]) -> int:
