@@ -136,3 +136,27 @@ def test_digests_the_outbox_cannot_take_are_a_problem_until_it_takes_them(
         assert status() == (0, [])
     finally:
         service.close()
+
+
+def test_a_digest_waits_for_the_outbox_as_long_as_it_takes_and_goes_once_it_is_mended(
+    tmp_path: Path,
+) -> None:
+    """A digest the outbox folder could not take used up its retries as a mail server down
+    does (1 min, 5 min, 15 min, 1 h, 3 h) and was dead four hours later: a disk full for a
+    night left every digest of it dead, to be retried by hand one by one. Once the folder was
+    mended, the digests still waiting waited for their next retry, up to three hours."""
+    config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
+    outbox = tmp_path / "outbox"
+    outbox.write_text("")  # a file where the folder should be: a real condition, root or not
+    start = datetime.now(UTC)
+    service = Vigie(config, start)
+    try:
+        service.poll(start)
+        for hours in (0, 0.04, 0.14, 0.5, 2, 6, 10):  # each after the retry before it was due
+            [tried] = service.send_digests(start + timedelta(hours=hours))
+            assert tried.status == "pending", tried
+        outbox.unlink()  # mended; its next retry would be three hours away
+        [written] = service.send_digests(start + timedelta(hours=10, seconds=5))
+        assert written.status == "sent" and Path(written.detail).parent == outbox
+    finally:
+        service.close()

@@ -37,7 +37,7 @@ from ..rules.index import RuleIndex
 from ..store import OutboxItem, Store, iso, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
-from .email import SmtpOutcome, outbox_errors, send_smtp, write_eml
+from .email import SmtpOutcome, outbox_errors, outbox_takes_a_file, send_smtp, write_eml
 from .endpoints import enable_moved_endpoints
 from .lanes import run_lanes
 from .payload import payload
@@ -183,6 +183,7 @@ def send_digests(
     outlast the stop's timeout, and a kill between a send and its record sends it twice."""
     rng = rng or random.Random()
     sent = []
+    _outbox_mended(store, config, now)
     due = store.due_deliveries("digest", now)
     if due:
         store.make_durable()  # what is sent stays sent (Store.make_durable)
@@ -200,6 +201,16 @@ def send_digests(
             sent.append(_record(store, delivery, now, "failed", error))
         log_outcomes(sent[-1:])
     return sent
+
+
+def _outbox_mended(store: Store, config: DeliveryConfig, now: datetime) -> None:
+    """Digests the outbox folder could not take are due again as soon as it takes a file: once
+    a disk was freed or a folder's permissions mended, they waited for their next retry, up to
+    three hours. Looked at only while some wait for it."""
+    if config.smtp is not None or not store.waiting_on_outbox_later(now):
+        return
+    if outbox_takes_a_file(config.outbox):
+        store.hasten_outbox_digests(now)
 
 
 def send_due_digests(
@@ -251,8 +262,15 @@ def _send_digest(
         try:
             path = write_eml(message, config.outbox, name)
         except OutboxError as e:  # a full disk, a folder fixed later: retried, as a refused
-            # connection is (failed for good, its articles were never sent).
+            # connection is (failed for good, its articles were never sent), but for as long
+            # as it takes (the folder is the operator's to mend, and status says so), and at
+            # once when the folder takes a file again (_outbox_mended).
             outcome = SmtpOutcome("retry", None, f"{OUTBOX_UNWRITABLE} ({e})")
+            when = outbox.retry_at(outbox.EMAIL_RETRY_DELAYS, delivery.attempts + 1, now, rng)
+            when = when or now + timedelta(seconds=max(outbox.EMAIL_RETRY_DELAYS))
+            return _record(
+                store, delivery, now, "pending", outcome.error, None, when, count=count, noun=noun
+            )
         else:
             return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
     else:

@@ -693,6 +693,29 @@ class OutboxQueries:
             [OUTBOX_UNWRITABLE, OUTBOX_UNWRITABLE, *targets],
         )
 
+    def waiting_on_outbox_later(self, now: datetime) -> bool:
+        """Whether a digest waits for a retry after `now` because the outbox folder could not
+        take it."""
+        return bool(
+            self.db.execute(
+                "SELECT 1 FROM deliveries WHERE kind = 'digest' AND status = 'pending' "
+                "AND attempts > 0 AND next_attempt > ? "
+                "AND substr(last_error, 1, length(?)) = ? LIMIT 1",
+                [iso(now), OUTBOX_UNWRITABLE, OUTBOX_UNWRITABLE],
+            ).fetchone()
+        )
+
+    def hasten_outbox_digests(self, now: datetime) -> int:
+        """Digests waiting for a retry because the outbox folder could not take them become
+        due now (the folder takes files again). Returns how many."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE deliveries SET next_attempt = ? WHERE kind = 'digest' "
+                "AND status = 'pending' AND attempts > 0 AND next_attempt > ? "
+                "AND substr(last_error, 1, length(?)) = ?",
+                [iso(now), iso(now), OUTBOX_UNWRITABLE, OUTBOX_UNWRITABLE],
+            ).rowcount
+
     def retrying(self, targets: Collection[str]) -> int:
         """Deliveries to `targets` (as delivery_counts) that failed an attempt and wait for
         the next one."""
