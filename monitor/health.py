@@ -220,8 +220,8 @@ def problems_of(health: Health) -> list[str]:
         newest, more = health.outbox_waiting[0], len(health.outbox_waiting) - 1
         found.append(
             f"digest #{newest.id} to {newest.target!r}{f' and {more} more' if more else ''}"
-            f" waiting: {newest.last_error}; each is written at its next attempt once the"
-            " folder takes it (`vigie deliveries list` says when)"
+            f" waiting: {newest.last_error}; tried every minute, they go once the folder"
+            " takes them"
         )
     if health.disk_free is not None and health.disk_free < LOW_DISK:
         # A full disk stops storing while the service runs on, looking like a quiet news day

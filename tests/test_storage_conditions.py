@@ -143,8 +143,9 @@ def test_a_digest_waits_for_the_outbox_as_long_as_it_takes_and_goes_once_it_is_m
 ) -> None:
     """A digest the outbox folder could not take used up its retries as a mail server down
     does (1 min, 5 min, 15 min, 1 h, 3 h) and was dead four hours later: a disk full for a
-    night left every digest of it dead, to be retried by hand one by one. Once the folder was
-    mended, the digests still waiting waited for their next retry, up to three hours."""
+    night left every digest of it dead, to be retried by hand one by one; and once the folder
+    was mended, those still waiting waited for their next retry, up to three hours. It is
+    tried every minute for as long as it takes."""
     config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
     outbox = tmp_path / "outbox"
     outbox.write_text("")  # a file where the folder should be: a real condition, root or not
@@ -155,8 +156,63 @@ def test_a_digest_waits_for_the_outbox_as_long_as_it_takes_and_goes_once_it_is_m
         for hours in (0, 0.04, 0.14, 0.5, 2, 6, 10):  # each after the retry before it was due
             [tried] = service.send_digests(start + timedelta(hours=hours))
             assert tried.status == "pending", tried
-        outbox.unlink()  # mended; its next retry would be three hours away
-        [written] = service.send_digests(start + timedelta(hours=10, seconds=5))
+        outbox.unlink()  # mended
+        [written] = service.send_digests(start + timedelta(hours=10, seconds=61))
         assert written.status == "sent" and Path(written.detail).parent == outbox
+    finally:
+        service.close()
+
+
+CALAIS_ITEM = (
+    "<item><guid>{guid}</guid><title>Calais: migrants' camp cleared again ({guid})</title>"
+    "<description>Police cleared the migrants' camp near Calais at dawn.</description></item>"
+)
+
+
+def test_while_the_outbox_cannot_take_digests_one_is_tried_a_minute_and_all_go_once_mended(
+    tmp_path: Path,
+) -> None:
+    """Each waiting digest was tried on its own schedule, each failure a warning in the log:
+    a day of immediate digests waiting was as many attempts and lines each time. The others
+    wait with the one tried, and go together, in the first run after the folder is mended."""
+    feed = tmp_path / "feed.rss"
+
+    def publish(*guids: str) -> None:
+        items = "".join(CALAIS_ITEM.format(guid=guid) for guid in guids)
+        feed.write_text(f"<rss version='2.0'><channel><title>Nord</title>{items}</channel></rss>")
+
+    publish("a")
+    config = write_delivery_config(
+        tmp_path, subscribers=[IMMEDIATE_DESK], feeds=[{"url": str(feed), "name": "Nord"}]
+    )
+    outbox = tmp_path / "outbox"
+    outbox.write_text("")  # a file where the folder should be: a real condition, root or not
+    start = datetime.now(UTC)
+    service = Vigie(config, start)
+
+    def attempts(seconds: float) -> list[str]:
+        return [s.status for s in service.send_digests(start + timedelta(seconds=seconds))]
+
+    try:
+        service.poll(start)
+        assert attempts(0) == ["pending"]
+        publish("a", "b")  # news: a second digest, due at once
+        service.poll(start + timedelta(seconds=10))
+        assert attempts(10) == ["pending"]  # the new one; the first waits with it
+        assert attempts(30) == []
+        assert attempts(75) == ["pending"]  # a minute on: one tried, one line, not both
+        outbox.unlink()  # mended: the next run writes them all
+        assert attempts(140) == ["sent", "sent"]
+        assert len(list(outbox.glob("*.eml"))) == 2
+        outbox.rename(tmp_path / "moved")  # broken again: a new digest waits, then mended
+        outbox.write_text("")
+        publish("a", "b", "c")
+        service.poll(start + timedelta(seconds=150))
+        assert attempts(150) == ["pending"]
+        outbox.unlink()
+        publish("a", "b", "c", "d")
+        service.poll(start + timedelta(seconds=160))
+        assert attempts(160) == ["sent"]  # news written: the one waiting is not left behind
+        assert attempts(165) == ["sent"]
     finally:
         service.close()

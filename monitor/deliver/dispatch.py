@@ -37,7 +37,7 @@ from ..rules.index import RuleIndex
 from ..store import OutboxItem, Store, iso, parse_iso
 from . import outbox
 from .digest import Digest, build_digest, compose, footer, render
-from .email import SmtpOutcome, outbox_errors, outbox_takes_a_file, send_smtp, write_eml
+from .email import outbox_errors, send_smtp, write_eml
 from .endpoints import enable_moved_endpoints
 from .lanes import run_lanes
 from .payload import payload
@@ -57,6 +57,9 @@ ENDPOINTS_AT_ONCE = 8
 # a slow endpoint's backlog of 100 kept the run, and every other endpoint's new deliveries,
 # waiting for minutes.
 ENDPOINT_BUDGET = 30.0
+# Seconds between attempts at a digest the outbox folder could not take (a full disk, a folder
+# it may not write): as the jobs wait after a database that could not be written.
+OUTBOX_WAIT = 60
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,6 @@ def send_digests(
     outlast the stop's timeout, and a kill between a send and its record sends it twice."""
     rng = rng or random.Random()
     sent = []
-    _outbox_mended(store, config, now)
     due = store.due_deliveries("digest", now)
     if due:
         store.make_durable()  # what is sent stays sent (Store.make_durable)
@@ -200,17 +202,15 @@ def send_digests(
             error = f"could not be written ({type(e).__name__}: {e}); see the service's log"
             sent.append(_record(store, delivery, now, "failed", error))
         log_outcomes(sent[-1:])
+        if sent[-1].status == "pending" and sent[-1].detail.startswith(OUTBOX_UNWRITABLE):
+            # The folder would refuse the others as well: they wait with this one, and the
+            # next attempt, a minute later, is one digest's, not one and a log line each.
+            store.defer_digests(now + timedelta(seconds=OUTBOX_WAIT))
+            break
+    else:
+        if config.smtp is None and any(s.status == "sent" for s in sent):
+            store.hasten_outbox_digests(now)  # it takes digests again: those waiting go next
     return sent
-
-
-def _outbox_mended(store: Store, config: DeliveryConfig, now: datetime) -> None:
-    """Digests the outbox folder could not take are due again as soon as it takes a file: once
-    a disk was freed or a folder's permissions mended, they waited for their next retry, up to
-    three hours. Looked at only while some wait for it."""
-    if config.smtp is not None or not store.waiting_on_outbox_later(now):
-        return
-    if outbox_takes_a_file(config.outbox):
-        store.hasten_outbox_digests(now)
 
 
 def send_due_digests(
@@ -262,19 +262,15 @@ def _send_digest(
         try:
             path = write_eml(message, config.outbox, name)
         except OutboxError as e:  # a full disk, a folder fixed later: retried, as a refused
-            # connection is (failed for good, its articles were never sent), but for as long
-            # as it takes (the folder is the operator's to mend, and status says so), and at
-            # once when the folder takes a file again (_outbox_mended).
-            outcome = SmtpOutcome("retry", None, f"{OUTBOX_UNWRITABLE} ({e})")
-            when = outbox.retry_at(outbox.EMAIL_RETRY_DELAYS, delivery.attempts + 1, now, rng)
-            when = when or now + timedelta(seconds=max(outbox.EMAIL_RETRY_DELAYS))
+            # connection is (failed for good, its articles were never sent), but every
+            # OUTBOX_WAIT for as long as it takes: the folder is the operator's to mend (status
+            # says so), and its digests go within a minute of it.
+            error, when = f"{OUTBOX_UNWRITABLE} ({e})", now + timedelta(seconds=OUTBOX_WAIT)
             return _record(
-                store, delivery, now, "pending", outcome.error, None, when, count=count, noun=noun
+                store, delivery, now, "pending", error, None, when, count=count, noun=noun
             )
-        else:
-            return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
-    else:
-        outcome = send_smtp(message, config.smtp, subscriber.recipient.addr_spec)
+        return _record(store, delivery, now, "sent", str(path), count=count, noun=noun)
+    outcome = send_smtp(message, config.smtp, subscriber.recipient.addr_spec)
     when = None
     status = outcome.status
     if status == "retry":

@@ -153,21 +153,6 @@ def check_outbox(folder: Path) -> None:
             pass
 
 
-def outbox_takes_a_file(folder: Path) -> bool:
-    """Whether a file with something in it can be written into the outbox `folder` now (a
-    nameless one, gone at once; the folder made, as write_eml makes it): a full disk still
-    makes empty files."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder) as probe:
-            probe.write(b"\n")
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError:
-        return False
-    return True
-
-
 def write_eml(message: EmailMessage, folder: Path, name: str) -> Path:
     """Write the message atomically as folder/name.eml (a retry rewrites the same file), on
     disk before it counts as sent: recorded as sent, an unsynced file could be lost to a power

@@ -693,21 +693,19 @@ class OutboxQueries:
             [OUTBOX_UNWRITABLE, OUTBOX_UNWRITABLE, *targets],
         )
 
-    def waiting_on_outbox_later(self, now: datetime) -> bool:
-        """Whether a digest waits for a retry after `now` because the outbox folder could not
-        take it."""
-        return bool(
-            self.db.execute(
-                "SELECT 1 FROM deliveries WHERE kind = 'digest' AND status = 'pending' "
-                "AND attempts > 0 AND next_attempt > ? "
-                "AND substr(last_error, 1, length(?)) = ? LIMIT 1",
-                [iso(now), OUTBOX_UNWRITABLE, OUTBOX_UNWRITABLE],
-            ).fetchone()
-        )
+    def defer_digests(self, until: datetime) -> int:
+        """Pending digests due before `until` wait until then (the outbox folder could not
+        take the one just tried, and would not take them either). Returns how many."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE deliveries SET next_attempt = ? WHERE kind = 'digest' "
+                "AND status = 'pending' AND next_attempt < ?",
+                [iso(until), iso(until)],
+            ).rowcount
 
     def hasten_outbox_digests(self, now: datetime) -> int:
         """Digests waiting for a retry because the outbox folder could not take them become
-        due now (the folder takes files again). Returns how many."""
+        due now (it took one). Returns how many."""
         with self.transaction():
             return self.db.execute(
                 "UPDATE deliveries SET next_attempt = ? WHERE kind = 'digest' "
