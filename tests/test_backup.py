@@ -147,6 +147,25 @@ def test_a_restore_keeps_what_it_replaces_and_gives_no_id_again(
     assert rows(database, "SELECT id FROM articles WHERE guid LIKE '%x1'") == [(after + 1,)]
 
 
+def test_a_restored_database_keeps_the_owner_and_mode_of_the_one_it_replaces(
+    config: Path, tmp_path: Path
+) -> None:
+    """`vigie restore` run as root left a database owned by root, 0644: the service's user could
+    no longer write it and `vigie run` stopped (at the time, with a traceback). The restored
+    file takes the replaced one's mode, and, when root restores it, its owner (here nobody's;
+    only root can give a file away, so a user checks the mode alone)."""
+    database = tmp_path / "data" / "vigie.db"
+    assert vigie("backup", tmp_path / "b.db", "--config", config).exit_code == 0
+    database.chmod(0o600)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        os.chown(database, *owner)
+    assert vigie("restore", tmp_path / "b.db", "--config", config).exit_code == 0
+    restored = database.stat()
+    assert (restored.st_uid, restored.st_gid) == owner
+    assert restored.st_mode & 0o777 == 0o600
+
+
 def test_a_restore_after_the_disk_is_lost_leaves_room_for_the_ids_given_since(
     config: Path, tmp_path: Path
 ) -> None:

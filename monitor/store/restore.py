@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import sqlite3
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,7 +52,7 @@ def restore_database(database: Path, backup: Backup, now: datetime) -> Restored:
     else:
         margin = _margin(backup.path, backed_up, now)
         start = {t: highest[t] + margin for t in ID_TABLES}
-    replaced = None
+    replaced, owner = None, _owner_of(database)
     if database.exists():
         replaced = database.with_name(f"{database.name}.replaced-{now:%Y%m%d-%H%M%S}")
         for suffix in ("", "-wal", "-shm"):  # the WAL goes with its file, by name
@@ -60,6 +61,7 @@ def restore_database(database: Path, backup: Backup, now: datetime) -> Restored:
                 os.replace(old, replaced.with_name(replaced.name + suffix))
     partial = database.with_name(database.name + ".restoring")
     shutil.copyfile(backup.path, partial)
+    _give(partial, owner)
     conn = sqlite3.connect(partial)
     try:
         with conn:
@@ -71,6 +73,29 @@ def restore_database(database: Path, backup: Backup, now: datetime) -> Restored:
         conn.close()
     os.replace(partial, database)
     return Restored(articles, backed_up, replaced, {t: n + 1 for t, n in start.items()})
+
+
+def _owner_of(database: Path) -> os.stat_result | None:
+    """The database's owner and mode, for the copy that replaces it; its folder's when there
+    is none (the service made the folder)."""
+    for place in (database, database.parent):
+        try:
+            return place.stat()
+        except OSError:
+            continue
+    return None
+
+
+def _give(path: Path, owner: os.stat_result | None) -> None:
+    """`path` with the owner and mode of `owner` (a stat): a restore run as root left a
+    database owned by root, which the service's user could no longer write. Only root can
+    give a file away; another user's copy keeps the mode alone."""
+    if owner is None:
+        return
+    if stat.S_ISREG(owner.st_mode):
+        os.chmod(path, stat.S_IMODE(owner.st_mode))
+    if os.geteuid() == 0:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def read_backup(backup: Path) -> Backup:
