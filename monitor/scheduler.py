@@ -178,6 +178,18 @@ STORAGE_PAUSE = 60
 # SQLite's names for what the machine, not Vigie, got wrong (sqlite3 errors' sqlite_errorname).
 _STORAGE_TROUBLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN",
                     "SQLITE_BUSY", "SQLITE_LOCKED")  # fmt: skip
+# What each means for the operator, and where to look: SQLite's "database is locked" did not
+# say that another process held it, nor "disk I/O error" where to look.
+_STORAGE_HINTS = {
+    "SQLITE_FULL": "its disk is full: free some space, but not its -wal or -shm files",
+    "SQLITE_READONLY": "the user that runs Vigie may not write it, its -wal, -shm or folder",
+    "SQLITE_IOERR": "its disk is failing or full: see the system's log",
+    "SQLITE_CANTOPEN": "its file or folder was moved, or may no longer be written",
+    # Or this service's own jobs waiting their turn behind one that waits for that process
+    # (store.database._busy), or behind a poll storing for longer than store.WRITE_WAIT.
+    "SQLITE_BUSY": "another process holds its write lock (an sqlite3 shell, a backup tool?)",
+    "SQLITE_LOCKED": "another process holds its write lock (an sqlite3 shell, a backup tool?)",
+}
 
 
 @contextmanager
@@ -192,11 +204,13 @@ def storage_trouble_pauses(job: str, stop: threading.Event | None) -> Iterator[N
         name = getattr(e, "sqlite_errorname", "")
         if not name.startswith(_STORAGE_TROUBLE):
             raise
+        hint = next(text for trouble, text in _STORAGE_HINTS.items() if name.startswith(trouble))
         log.error(
-            "%s: the database could not be written (%s: %s); trying again in %ds",
+            "%s: the database could not be written (%s: %s): %s; trying again in %ds",
             job,
             name,
             e,
+            hint,
             STORAGE_PAUSE,
         )
         if stop is not None:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -216,3 +217,43 @@ def test_while_the_outbox_cannot_take_digests_one_is_tried_a_minute_and_all_go_o
         assert attempts(165) == ["sent"]
     finally:
         service.close()
+
+
+def test_a_database_another_process_holds_locked_is_said_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`sqlite3 vigie.db 'BEGIN EXCLUSIVE;'` left open (or a backup tool's lock): each job
+    logged "the database could not be written (SQLITE_BUSY: database is locked)", which did
+    not say that another process held it, nor what to look for."""
+    from monitor import scheduler
+    from monitor.store import database
+
+    monkeypatch.setattr(database, "WRITE_WAIT", 0.5)  # the lock is waited for 30 s otherwise
+    config = write_delivery_config(tmp_path, subscribers=[IMMEDIATE_DESK])
+    service = Vigie(config, datetime.now(UTC))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(60)",
+            str(service.config.database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        stopping = threading.Event()
+        stopping.set()  # the job's pause after the error ends at once
+        with caplog.at_level("ERROR"):
+            scheduler.digest_job(service.store, service.config, service.book, stopping)
+    finally:
+        holder.kill()
+        holder.wait()
+        service.close()
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("digests: the database could not be written (SQLITE_BUSY"), line
+    assert "another process holds its write lock" in line, line
+    assert not [r for r in caplog.records if r.exc_info]
