@@ -174,11 +174,14 @@ def operator_errors(func: Callable) -> Callable:
                 sys.exit(1)
             if "locked" not in str(e) and "busy" not in str(e):
                 raise
-            # Another process (`vigie run` storing a very large poll) held the write lock for
-            # longer than a write waits (store.WRITE_WAIT): nothing was written.
+            # Another process (`vigie run` storing a very large poll, an sqlite3 shell left in
+            # a transaction) held the write lock for longer than a write waits
+            # (store.WRITE_WAIT): nothing was written. "another vigie process" sent an operator
+            # looking for a vigie process while an sqlite3 shell held it.
             err_console.print(
-                "[red]error:[/] the database stayed busy (another vigie process is writing to "
-                "it); nothing was changed: try again in a moment",
+                "[red]error:[/] the database stayed busy (another process holds its write lock:"
+                " a vigie command, an sqlite3 shell, a backup tool?); nothing was changed: try"
+                " again in a moment",
                 soft_wrap=True,
             )
             sys.exit(1)
