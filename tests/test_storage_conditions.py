@@ -1,7 +1,9 @@
 """What an operator sees when the machine, not Vigie, is wrong: a database that this user may
 not write (a restore run as root, a backup tool's copy put back read-only), an outbox folder
-that cannot take a digest. The conditions are real: file modes for a user; for root, whom
-modes do not stop, a read-only bind mount of the file (root is what CI runs as)."""
+that cannot take a digest, a write lock another process holds. The conditions are real, and
+met by root too (what CI runs as), whom file modes do not stop: for a database, file modes for
+a user and a read-only bind mount for root; for the outbox, a file where its folder should
+be; for the lock, another process holding it."""
 
 from __future__ import annotations
 
