@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -181,11 +181,14 @@ def _broad_on_stored_articles(loaded: RuleSet, config: Config) -> list[RuleError
     return warnings
 
 
-def loaded_rules(config: Config, strict: bool = True) -> RuleSet:
+def loaded_rules(
+    config: Config, strict: bool = True, only: Collection[str] | None = None
+) -> RuleSet:
     """The rule files, loaded. Strict, any error stops the command; otherwise the rules that
     loaded are used and the first error is a warning: one broken rule, anywhere, kept an
-    operator from trying another rule, or a --query, while writing it."""
-    loaded = load_rules(config.rules.paths)
+    operator from trying another rule, or a --query, while writing it. `only`: the ids of
+    the rules compiled, as load_rules takes them."""
+    loaded = load_rules(config.rules.paths, only=only)
     if loaded.errors and strict:
         raise _first_error(loaded)
     if loaded.errors:
@@ -260,10 +263,18 @@ def as_polled(article: Article) -> Article:
     return article if article.language else replace(article, language=detect_language(article.text))
 
 
+def compiled_for(rule_id: str | None, query: str | None) -> frozenset[str] | None:
+    """The rules a command trying `rule_id` or `query` compiles (None: every rule): a draft
+    query needs the entities alone, one rule itself alone."""
+    if query is not None:
+        return frozenset()
+    return frozenset({rule_id}) if rule_id is not None else None
+
+
 def index_for(
     config: Config, rule_id: str | None, query: str | None, loaded: RuleSet | None = None
 ) -> RuleIndex:
-    loaded = loaded or loaded_rules(config, strict=False)
+    loaded = loaded or loaded_rules(config, strict=False, only=compiled_for(rule_id, query))
     if query is not None:
         rule = Rule(id="query", query=query, name="--query", stem=False)
         try:

@@ -18,7 +18,7 @@ from .cli_common import (
     operator_errors,
     parse_moment,
 )
-from .cli_rules import Carriers, index_for, loaded_rules
+from .cli_rules import Carriers, compiled_for, index_for, loaded_rules
 from .config import load_config, parse_duration
 from .deliver.outbox import queue_webhooks, queue_withdrawals
 from .errors import VigieError
@@ -78,8 +78,9 @@ def rules_backtest(
         # 0: every stored article, as storage.retention = 0 keeps every one.
         start = None if parse_duration(since) == 0 else parse_moment(since, now, "--since")
         # --apply with a file in error could store matches the service, keeping its last
-        # good rules, does not make.
-        loaded = loaded_rules(config, strict=apply_changes)
+        # good rules, does not make: it checks every rule.
+        only = None if apply_changes else compiled_for(rule_id, query)
+        loaded = loaded_rules(config, strict=apply_changes, only=only)
         # A rule named on the command line is tried even when disabled (see index_for), but
         # its matches are not stored: the service would not make them, yet deliver them.
         if apply_changes and any(r.id == rule_id and not r.enabled for r in loaded.rules):
