@@ -296,10 +296,23 @@ def index_for(
         if not chosen and loaded.errors:  # maybe in a file, or the rule, that did not load
             raise _first_error(loaded)
         if not chosen:
-            known = ", ".join(sorted(r.id for r in loaded.rules))
-            raise VigieError(f"no rule with id {rule_id!r} (known: {known})")
+            raise _no_such_rule(rule_id, {r.id for r in loaded.rules})
         return RuleIndex(chosen, loaded.entities, loaded.stats, loaded.cache)
     return loaded.index()
+
+
+IDS_NAMED = 20  # rule ids an unknown one is listed with; more: the closest, and how many
+
+
+def _no_such_rule(rule_id: str, known: set[str]) -> VigieError:
+    """A mistyped rule id, with the ids there are: all of them when few; else the closest
+    (a typo among 100,000 rules printed their 100,000 ids, 1.4 MB on one line)."""
+    if len(known) <= IDS_NAMED:
+        return VigieError(f"no rule with id {rule_id!r} (known: {', '.join(sorted(known))})")
+    return VigieError(
+        f"no rule with id {rule_id!r} among the {len(known):,} rules in the files"
+        + did_you_mean(rule_id, known)
+    )
 
 
 def _query_error(query: str, error: QuerySyntaxError) -> RuleError:
