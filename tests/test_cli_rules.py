@@ -811,6 +811,32 @@ def test_backtest_of_every_rule_gathers_those_that_match_nothing_in_one_line(
     assert "never-a: 0 matches, +0 / -0 compared with stored matches" in one.stdout
 
 
+def test_backtest_of_many_rules_lists_those_an_edit_changes_and_counts_the_others(
+    tmp_path: Path,
+) -> None:
+    """With 100,000 rules, a backtest after editing three printed 16,000 lines of samples of
+    the rules that match as they did, and the 91,000 that match nothing on one line: the
+    three were lost among them."""
+    config = project(tmp_path)
+    desk = "".join(
+        f'[[rule]]\nid = "{kind}-{i:02d}"\nquery = "{query}"\n\n'
+        for i in range(25)
+        for kind, query in (("desk", "calais OR police"), ("never", f"zzzunheard{i}"))
+    )
+    (tmp_path / "rules" / "desk.toml").write_text(desk, encoding="utf-8")
+    invoke("once", "--config", str(config))
+    rewrite_calais(tmp_path, "Coquelles")
+
+    lines = invoke("rules", "backtest", "--since", "0", "--config", str(config)).stdout
+    lines = lines.splitlines()
+
+    rules_listed = [line.split(":")[0] for line in lines if line.startswith(("calais", "desk"))]
+    assert rules_listed == ["calais"], lines
+    assert any(line.startswith("  - #") for line in lines)
+    assert lines[-2].startswith("Matching as stored: 29 rules (")
+    assert lines[-1] == "No match, and none stored: 25 rules"
+
+
 def test_backtest_since_0_takes_every_stored_article(tmp_path: Path) -> None:
     """--since 0 took the articles first seen in the last 0 seconds: none, where 0 means
     everything to storage.retention."""
