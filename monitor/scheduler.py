@@ -23,6 +23,7 @@ import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from . import __version__
 from .config import Config
 from .config_delivery import DeliveryConfig
 from .deliver.dispatch import dispatch_webhooks, has_rule_of, labels_of, send_due_digests
@@ -33,7 +34,7 @@ from .pipeline import CycleSummary, poll_due
 from .readers import ReaderPool
 from .retention import prune_expired
 from .rules.files import RuleBook
-from .store import RulesInForce, Store, prepare_database
+from .store import RuleFilesRead, RulesInForce, Store, prepare_database
 from .text import counted
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,19 @@ def record_rules_in_force(store: Store, rulebook: RuleBook, now: datetime) -> No
         )
 
 
+def record_rule_files_read(store: Store, rulebook: RuleBook) -> None:
+    """Write down the rule files as the rulebook's last load read them and how many errors
+    they had, for `vigie status`, which then need not compile every rule to find them."""
+    store.record_rule_files_read(
+        RuleFilesRead(
+            version=__version__,
+            paths=tuple(map(str, rulebook.paths)),
+            files=rulebook.files_read,
+            errors=len(rulebook.last_errors),
+        )
+    )
+
+
 def keep_long_lived() -> None:
     """Leave the objects alive now, the compiled rules above all, out of future garbage
     collections. A full collection walks every tracked object: with 10k rules loaded it took
@@ -148,20 +162,24 @@ def reload_rules_job(
     rulebook: RuleBook, delivery: DeliveryConfig | None = None, database: Path | None = None
 ) -> None:
     """Load edited rule files; new rules in force are kept out of garbage collections,
-    recorded in `database` for `vigie status`, and what subscribers and webhooks follow that
-    they no longer have is logged."""
-    if rulebook.reload_if_changed():
+    recorded in `database` for `vigie status` (with the files read, whether they loaded or
+    not), and what subscribers and webhooks follow that they no longer have is logged."""
+    read_before = rulebook.files_read
+    came_in = rulebook.reload_if_changed()
+    if came_in:
         keep_long_lived()
-        if database is not None:
-            # A connection of its own: the poll job's may be inside a feed's transaction.
-            with storage_trouble_pauses("recording the rules in force", None):
-                store = Store(database)
-                try:
+    if database is not None and rulebook.files_read != read_before:  # loaded, or tried to
+        # A connection of its own: the poll job's may be inside a feed's transaction.
+        with storage_trouble_pauses("recording the rules in force", None):
+            store = Store(database)
+            try:
+                if came_in:
                     record_rules_in_force(store, rulebook, datetime.now(UTC))
-                finally:
-                    store.close()
-        if delivery is not None:
-            log_undeliverable(delivery, rulebook)
+                record_rule_files_read(store, rulebook)
+            finally:
+                store.close()
+    if came_in and delivery is not None:
+        log_undeliverable(delivery, rulebook)
 
 
 def log_undeliverable(delivery: DeliveryConfig, rulebook: RuleBook) -> None:

@@ -27,6 +27,7 @@ from delivery_support import (
 from process_support import rows, running, stop, wait_until
 
 from monitor.cli import main
+from monitor.rules.index import compile_rule
 from monitor.scheduler import database_lock
 
 DESK = {
@@ -116,6 +117,33 @@ def test_a_rule_file_that_does_not_load_is_a_problem(config: Path) -> None:
     [problem] = [line for line in result.output.splitlines() if f"{rules}:" in line]
     assert problem.endswith("(`vigie run` and `vigie once` refuse to start until it is fixed)")
     assert "running service" not in result.output
+
+
+def test_status_compiles_no_rule_while_the_files_are_as_the_last_poll_read_them(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 100,000 rules, each `vigie status` (from cron, every quarter of an hour) compiled
+    them all, 30 s, to find the errors that `vigie once` or the service had just looked for.
+    While the files are as that load read them, its count of errors is taken; a file edited
+    since is compiled again, and its error found."""
+    from monitor.rules import files
+
+    compiled: list[str] = []
+
+    def counted_compile(rule, *args, **kwargs):
+        compiled.append(rule.id)
+        return compile_rule(rule, *args, **kwargs)
+
+    monkeypatch.setattr(files, "compile_rule", counted_compile)
+    result = vigie("status", "--config", config)
+    assert "  rules       5 rules in 2 files, 0 errors\n" in result.output
+    assert compiled == []
+
+    break_first_query(config.parent / "rules" / "topics.toml")
+    result = vigie("status", "--config", config)
+    assert result.exit_code == 2
+    assert "  rules       4 rules in 2 files, 1 error\n" in result.output
+    assert "calais" in compiled
 
 
 @pytest.fixture

@@ -78,6 +78,7 @@ def test_fresh_file_gets_every_migration(tmp_path: Path) -> None:
         "m022_stemmed_search",
         "m023_rules_in_force",
         "m024_maybe_handled",
+        "m025_rule_files_read",
     ]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

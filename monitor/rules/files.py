@@ -118,6 +118,22 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+FileStamps = tuple[tuple[str, int, int], ...]  # each rule file's path, mtime (ns) and size
+
+
+def file_stamps(paths: Iterable[Path]) -> FileStamps:
+    """The rule files named by the config, each with its modification time and size: what
+    tells that one changed, for RuleBook and for `vigie status`."""
+    stamps = []
+    for path in rule_files(paths):
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        stamps.append((str(path), status.st_mtime_ns, status.st_size))
+    return tuple(stamps)
+
+
 def load_rules(
     paths: Iterable[Path],
     stats: TermStats = HEURISTIC,
@@ -764,8 +780,8 @@ class RuleBook:
     def __init__(self, paths: Iterable[Path], stats: Callable[[], TermStats] | None = None) -> None:
         self.paths = tuple(paths)
         self.stats = stats
-        self._stamp: tuple = ()  # the files as last loaded
-        self._changed: tuple = ()  # the files as a check last saw them differ from _stamp
+        self._stamp: FileStamps = ()  # the files as last loaded
+        self._changed: FileStamps = ()  # the files as a check last saw them differ from _stamp
         self.index: RuleIndex | None = None
         self.last_errors: list[RuleError] = []
         self._in_force: RuleSet | None = None  # what `index` was built from
@@ -776,15 +792,10 @@ class RuleBook:
         included); None before a first good load."""
         return self._in_force
 
-    def _current_stamp(self) -> tuple:
-        stamp = []
-        for path in rule_files(self.paths):
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            stamp.append((str(path), st.st_mtime_ns, st.st_size))
-        return tuple(stamp)
+    @property
+    def files_read(self) -> FileStamps:
+        """The rule files as the last load read them (loaded or not: see `last_errors`)."""
+        return self._stamp
 
     def reload_if_changed(self) -> bool:
         """Load the files again once an edit has settled: when they differ from the rules in
@@ -794,7 +805,7 @@ class RuleBook:
         An editor that saves in place empties the file, then writes it: a check in between
         read an empty file, which is valid (no rules), and put no rules in force; and if the
         edit itself did not load, those no rules stayed as the last good ones."""
-        stamp = self._current_stamp()
+        stamp = file_stamps(self.paths)
         if self.index is not None:
             if stamp == self._stamp:
                 return False

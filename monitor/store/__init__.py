@@ -11,12 +11,13 @@ from .database import Store, prepare_database, why_not_writable
 from .outbox import WEBHOOK_BATCH_ARTICLES
 from .rows import FeedState, OutboxItem, iso, parse_iso
 from .schema import migrations
-from .service import RulesInForce
+from .service import RuleFilesRead, RulesInForce
 
 __all__ = [
     "WEBHOOK_BATCH_ARTICLES",
     "FeedState",
     "OutboxItem",
+    "RuleFilesRead",
     "RulesInForce",
     "Store",
     "iso",
