@@ -450,9 +450,9 @@ def run_service(
     feeds = len(store.feeds())
     scheduler.start()
     log.info(
-        "vigie running: %d feeds, %d rules; press Ctrl+C to stop",
-        feeds,
-        len(rulebook.index or []),
+        "vigie running: %s, %s; press Ctrl+C to stop",
+        counted(feeds, "feed"),
+        counted(len(rulebook.index or []), "rule"),
     )
     try:
         # Waits of half a second, not one for good: a signal landing as this thread enters a

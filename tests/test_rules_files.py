@@ -417,6 +417,20 @@ def test_a_reload_compiles_only_the_rules_that_changed(tmp_path: Path, caplog) -
     assert matched(book, "Police at Coquelles") == {"calais": ("calais", "uk")}
 
 
+def test_the_reload_line_writes_thousands_apart(tmp_path: Path, caplog) -> None:
+    """ "rules loaded: 100,000 rules (99999 unchanged)": the two counts read as different
+    numbers of digits at a glance."""
+    many = "".join(f'[[rule]]\nid = "r{i}"\nquery = "word{i}"\n\n' for i in range(1_001))
+    rules = write(tmp_path, "rules.toml", many)
+    book = RuleBook([tmp_path])
+    book.reload_if_changed()
+
+    with caplog.at_level("INFO", logger="monitor.rules.files"):
+        assert settle(book, rules, many.replace('"word0"', '"other"'), 10**9) is True
+
+    assert "rules loaded: 1,001 rules (1,000 unchanged), 0 entities from 1 file" in caplog.text
+
+
 def test_loading_for_some_rules_compiles_those_alone(tmp_path: Path) -> None:
     """`rules test RULE` compiled all 100,000 rules of the files (30 s) to try one: the others
     are read, their ids and tags listed, but their queries left as written."""

@@ -834,9 +834,9 @@ class RuleBook:
         before = self._in_force
         self.index, self._in_force = loaded.index(), loaded
         log.info(
-            "rules loaded: %s (%d unchanged), %s from %s",
+            "rules loaded: %s (%s unchanged), %s from %s",
             counted(len(loaded.compiled), "rule"),
-            loaded.kept,
+            f"{loaded.kept:,}",
             counted(len(loaded.entities), "entity"),
             counted(len(loaded.files), "file"),
         )
