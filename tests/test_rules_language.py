@@ -14,7 +14,8 @@ from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Entity, Rule
 from monitor.rules.parser import QuerySyntaxError, parse_query
-from monitor.text import normalise_space
+from monitor.rules.stem_joins import joined_groups
+from monitor.text import fold, normalise_space, stem_words_uncached
 
 ENTITIES = {
     "calais": Entity(
@@ -483,6 +484,56 @@ def test_a_lone_star_in_a_phrase_is_warned_of(tmp_path: Path) -> None:
     assert "NEAR/n" in warning.message
     (tmp_path / "r.toml").write_text('[[rule]]\nid = "r"\nquery = \'"riot*"\'\n', "utf-8")
     assert load_rules([tmp_path]).warnings == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ('query = "police NEAR/5 gazé~"', "gazé~ also matches Gaza and gaz in French articles"),
+        ('query = "manifestants~ blessés"', "manifestants~ also matches manifestement in French"),
+        # In a stem = true rule, every unquoted word is stemmed: so is the warning.
+        ('stem = true\nquery = "police tué"', "tué~ also matches tu in French articles"),
+        ('query = "Protest~"', "Protest~ also matches Protestant in English articles"),
+    ],
+)
+def test_a_stemmed_word_snowball_joins_with_another_meaning_is_warned_of(
+    tmp_path: Path, rule: str, says: str
+) -> None:
+    """`gazé~`, written for "gassed", matched every article about Gaza without a word from
+    `rules check` (a French analyst's review)."""
+    (tmp_path / "r.toml").write_text(f'[[rule]]\nid = "r"\n{rule}\n', "utf-8")
+    loaded = load_rules([tmp_path])
+    assert loaded.ok
+    (warning,) = loaded.warnings
+    assert says in warning.message and "quote the forms you mean" in warning.message
+
+
+@pytest.mark.parametrize(
+    "query", ["police =gazé", 'police "gazé"', "police gazé*", "police gaz~", "slap~ police"]
+)
+def test_forms_asked_for_as_written_or_stems_of_one_meaning_are_not_warned_of(
+    tmp_path: Path, query: str
+) -> None:
+    (tmp_path / "r.toml").write_text(f"[[rule]]\nid = \"r\"\nquery = '{query}'\n", "utf-8")
+    loaded = load_rules([tmp_path])
+    assert loaded.ok
+    assert [w.message for w in loaded.warnings if "also matches" in w.message] == (
+        [
+            "rule 'r': gaz~ also matches gazé and Gaza in French articles (Snowball stems"
+            " them all gaz): quote the forms you mean, or write a wildcard nothing else starts"
+            " with"
+        ]
+        if query == "police gaz~"
+        else []
+    )
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_each_group_of_joined_words_still_shares_one_stem(language: str) -> None:
+    """The warning's list is only true while Snowball (PyStemmer) stems each group alike."""
+    for group in joined_groups(language):
+        stems = {stem_words_uncached([fold(word)], language)[0] for word in group}
+        assert len(stems) == 1, (group, stems)
 
 
 def test_an_unknown_entity_names_the_one_meant() -> None:

@@ -39,6 +39,7 @@ from .nodes import (
 )
 from .parser import QuerySyntaxError
 from .stats import HEURISTIC, TermStats
+from .stem_joins import LANGUAGE_NAMES, joined_words
 
 PREFIX_MIN = 3  # shortest allowed prefix before a *
 
@@ -465,6 +466,8 @@ class Compiler:
                     (lang, stem_words_uncached([word], lang)[0]) for lang in STEM_LANGUAGES
                 )
                 parts.append(Part("s", word, stems))
+                written = text[matches[i].start() : matches[i].end()]
+                self._warn_of_joins(written, stems, line, column)
             else:
                 parts.append(Part("w", word))
         key = ("seq", tuple(parts), fields, label, entity)
@@ -472,6 +475,24 @@ class Compiler:
         if not isinstance(found, Seq):
             found = self.cache[key] = Seq(tuple(parts), fields, label, entity, self.stats)
         return found
+
+    def _warn_of_joins(
+        self, word: str, stems: tuple[tuple[str, str], ...], line: int, column: int
+    ) -> None:
+        """A stemmed word that Snowball joins with words of another meaning (stem_joins)."""
+        for language, stem in stems:
+            others = joined_words(word, language, stem)
+            if others:
+                self.warnings.append(
+                    QuerySyntaxError(
+                        f"{word}~ also matches {' and '.join(others)} in"
+                        f" {LANGUAGE_NAMES[language]} articles (Snowball stems them all"
+                        f" {stem}): quote the forms you mean, or write a wildcard nothing"
+                        " else starts with",
+                        line,
+                        column,
+                    )
+                )
 
     def _language(self, child: ast.Query) -> Node:
         terms = [n for n in ast.walk(child) if isinstance(n, ast.Term)]
