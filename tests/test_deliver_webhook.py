@@ -390,12 +390,9 @@ def test_articles_show_says_which_webhook_delivery_was_a_withdrawal(
     article.matched and its article.withdrawn deliveries as the same line twice, "webhook to
     dashboard: sent (rules calais)", where `deliveries list` says "webhook (withdrawn)": the
     "why did I get it twice?" it is for had no answer."""
-    feed = tmp_path / "littoral.rss"
     t = now() - timedelta(hours=2)
-    _camp_feed(feed, *CALAIS)
-    hook = {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
-    config = write_delivery_config(
-        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    feed, config = _littoral_watched(
+        tmp_path, {**hook_to(receiver, tags=["calais"], name="dashboard"), "withdrawals": True}
     )
     v = Vigie(config, t)
     try:
@@ -417,6 +414,16 @@ def test_articles_show_says_which_webhook_delivery_was_a_withdrawal(
     assert "Delivery #2 webhook (withdrawn) to dashboard: sent" in text, text
     record = json.loads(CliRunner().invoke(main, [*show, "--json"]).stdout)
     assert [d["event"] for d in record["deliveries"]] == ["", "article.withdrawn"]
+
+
+def _littoral_watched(tmp_path: Path, hook: dict) -> tuple[Path, Path]:
+    """The Littoral feed with its Calais camp article, and a config of it and one webhook."""
+    feed = tmp_path / "littoral.rss"
+    _camp_feed(feed, *CALAIS)
+    config = write_delivery_config(
+        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    )
+    return feed, config
 
 
 def _camp_feed(feed: Path, title: str, text: str) -> None:
@@ -475,11 +482,8 @@ def test_a_match_withdrawn_before_its_event_was_sent_is_not_sent(
     got article.matched and article.withdrawn of the same revision, the batch after the
     withdrawal, and kept the match. It loses the rule instead; and a withdrawal not sent yet
     when a revision matches again is taken back the same way."""
-    feed = tmp_path / "littoral.rss"
-    _camp_feed(feed, *CALAIS)
-    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
-    config = write_delivery_config(
-        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    feed, config = _littoral_watched(
+        tmp_path, {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
     )
     t = now() - timedelta(hours=4)
     v = Vigie(config, t)
@@ -716,11 +720,8 @@ def test_a_dead_event_replayed_after_a_correction_undid_its_match_is_followed_by
     correction undid its match, and no withdrawal was queued (the consumer had been sent
     nothing). `deliveries replay` then sent the event alone, and the consumer kept a match
     that no longer holds."""
-    feed = tmp_path / "littoral.rss"
-    _camp_feed(feed, *CALAIS)
-    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
-    config = write_delivery_config(
-        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    feed, config = _littoral_watched(
+        tmp_path, {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "mode": mode}
     )
     t = now() - timedelta(hours=4)
     v = Vigie(config, t)
@@ -922,11 +923,8 @@ def test_a_correction_withdraws_a_match_whose_event_given_up_the_consumer_may_ha
     received only when no attempt of it can have been handled (refused with a 4xx, or no
     connection made); otherwise its withdrawal follows, which a consumer that never had the
     event ignores (docs/delivery.md)."""
-    feed = tmp_path / "littoral.rss"
-    _camp_feed(feed, *CALAIS)
-    hook = {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "timeout": "1s"}
-    config = write_delivery_config(
-        tmp_path, webhooks=[hook], feeds=[{"url": str(feed), "name": "Littoral"}]
+    feed, config = _littoral_watched(
+        tmp_path, {**hook_to(receiver, tags=["calais"]), "withdrawals": True, "timeout": "1s"}
     )
     t = now() - timedelta(hours=4)
     v = Vigie(config, t)
