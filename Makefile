@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench fuzz crash audit clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py monitor/rules/_native.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests bench service.py
-	$(BIN)/ruff format --check monitor tests bench service.py
+	$(BIN)/ruff check monitor tests bench service.py setup.py
+	$(BIN)/ruff format --check monitor tests bench service.py setup.py
 	$(BIN)/lint-imports
 
 fuzz: $(STAMP)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from functools import cached_property
-from itertools import compress, islice
 
 from ..records import Article, Evidence
 from ..text import (
@@ -27,10 +26,10 @@ from ..text import (
     stem_generation,
     stem_languages,
     stemmed_words_of_stem,
-    token_starts,
     word_text,
     words_of_stem,
 )
+from . import native
 
 TEXT_FIELDS = ("title", "summary", "content")
 _FINDS_BEFORE_INDEXING = 16  # words present found by str.find before indexing a field
@@ -97,13 +96,17 @@ class FieldText:
         return frozenset(self.tokens)
 
     def where(self, word: str) -> list[int]:
-        """Positions of `word`, found the first time it is asked. The first words present are
-        found with str.find in the folded text, each occurrence's position then by bisection
-        in the token offsets (a few microseconds a word, in C); from the 17th, every word of
-        the field is indexed in one pass (about the cost of finding 20 words), after which each
-        answer is a dict lookup."""
+        """Positions of `word`, found the first time it is asked: by the C extension, one pass
+        over the tokens (under a microsecond for 700: a token's hash is compared, cached in the
+        str). Without it, the first words present are found with str.find in the folded text,
+        each occurrence's position then by bisection in the token offsets (a few microseconds
+        a word); from the 17th, every word of the field is indexed in one pass (about the cost
+        of finding 20 words), after which each answer is a dict lookup."""
         found = self._where.get(word)
         if found is None:
+            if native.NATIVE:
+                found = self._where[word] = native.positions_of(self.tokens, word)
+                return found
             found = self._where[word] = []
             if word not in self.word_set:
                 return found
@@ -157,7 +160,7 @@ class FieldText:
     @cached_property
     def starts(self) -> list[int]:
         """Character offset in `text` of each token."""
-        return token_starts(self.folded)
+        return native.token_starts(self.folded)
 
     def original(self, i: int) -> str:
         """Token `i` as written (case, accents and ligatures kept)."""
@@ -255,17 +258,15 @@ class Document:
         into a frozenset cost 5% of tokenising an article."""
         return frozenset().union(*[self.field(name).tokens for name in ALL_FIELDS])
 
-    def pairs(self, starts: frozenset[str]) -> set[tuple[str, str]]:
-        """Distinct pairs of adjacent words within a field (("saudi", "arabia")) whose first word
-        is one of `starts`: the pairs an index has keys for, not every pair of the article.
-        Tuples, not joined strings: most are looked up once and dropped."""
-        found: set[tuple[str, str]] = set()
+    def pairs(self, by_first: dict[str, dict[str, object]], starts: frozenset[str]) -> set:
+        """What the pairs of adjacent words within a field stand for (by_first["saudi"]["arabia"]),
+        each once; `starts` are by_first's keys. Only the pairs an index has keys for are
+        looked at, not every pair of the article."""
+        found: set = set()
         if starts.isdisjoint(self.words):
             return found
         for name in ALL_FIELDS:
-            words = self.field(name).tokens
-            adjacent = zip(words, islice(words, 1, None), strict=False)
-            found.update(compress(adjacent, map(starts.__contains__, words)))
+            native.pairs_in(self.field(name).tokens, by_first, found)
         return found
 
     @cached_property

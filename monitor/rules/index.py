@@ -9,15 +9,15 @@ only those whose required clauses the article satisfies are evaluated. A rule fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
 from typing import NamedTuple
 
 from ..records import Article, Evidence, Match
 from ..text import stem_generation, stem_map
+from . import native
 from .compile import PREFIX_MIN, Compiler
 from .document import Document
 from .evidence import evidence_of, mentions_of, score_of, snippet_of
@@ -174,7 +174,7 @@ class _KeyIndex:
             filed.add(item, second)
 
     def keys_of(
-        self, words: AbstractSet[str], stems_of: dict[str, dict[str, str]]
+        self, words: Iterable[str], stems_of: dict[str, dict[str, str]]
     ) -> dict[str, tuple]:
         """Word -> the keys filed here that it stands for: itself, every prefix it starts with,
         its stem in each of the document's languages (`stems_of`: language -> word -> stem)."""
@@ -197,20 +197,6 @@ class _KeyIndex:
                 if (filed := by_stem.get(stem_of[word])) is not None:
                     keys.append(filed)
             found[word] = tuple(keys)
-        return found
-
-    def candidates(self, terms: AbstractSet[str], keys: Iterable[_Filed]) -> set[int]:
-        """Items with a key in the article (`keys`: its words' and pairs', from `keys_of` and
-        `pair_keys`) and their second term among `terms`."""
-        found: set[int] = set(self.always)
-        for filed in dict.fromkeys(keys):  # each key once: words share prefixes and stems
-            if filed.alone:
-                found.update(filed.alone)
-            by_term = filed.by_term
-            if by_term:
-                # terms.intersection(by_term) walks the few terms filed here.
-                for term in terms.intersection(by_term):
-                    found.update(by_term[term])
         return found
 
 
@@ -275,14 +261,6 @@ class _Filed:
             self.by_term.setdefault(term, []).append(item)
 
 
-_RULES, _ENTITIES, _TERMS = itemgetter(0), itemgetter(1), itemgetter(2)
-
-
-def _each(meanings: list[_Meaning], part: itemgetter) -> Iterator:
-    """One part of each meaning, chained: the rules' keys of all the words, say."""
-    return chain.from_iterable(map(part, meanings))
-
-
 class RuleIndex:
     """All enabled rules and all entities, ready to match articles."""
 
@@ -332,15 +310,15 @@ class RuleIndex:
         # meaning does. An article's pairs are collected only after the first word of such a
         # pair ("saudi" for "saudi arabia").
         rule_pairs, entity_pairs = self._rule_keys.bigrams, self._entity_keys.bigrams
-        self._pair_meaning = {
-            tuple(pair.split(" ")): _Meaning(
+        self._pair_meaning: dict[str, dict[str, _Meaning]] = {}  # first word -> second -> meaning
+        for pair in chain(rule_pairs, entity_pairs, (t for t in named if " " in t)):
+            first, second = pair.split(" ")
+            self._pair_meaning.setdefault(first, {})[second] = _Meaning(
                 _present(rule_pairs.get(pair)),
                 _present(entity_pairs.get(pair)),
                 (pair,) if pair in named else (),
             )
-            for pair in chain(rule_pairs, entity_pairs, (t for t in named if " " in t))
-        }
-        self._pair_starts = frozenset(first for first, _ in self._pair_meaning)
+        self._pair_starts = frozenset(self._pair_meaning)
         # Every prefix a rule or entity evaluates (migra*): the words seen are filed under them
         # (_Vocabulary.by_prefix), so a document's words with one are found without sorting them.
         nodes = chain((r.node for r in self.rules), (node for _, node in self._entity_nodes))
@@ -375,9 +353,13 @@ class RuleIndex:
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
         """Rules the presearch leaves to evaluate (before their required clauses)."""
+        _, found, _ = self._presearch(doc)
+        return [self.rules[i] for i in found]
+
+    def _presearch(self, doc: Document) -> tuple[set[str], list[int], list[int]]:
+        """The document's terms (see `terms`), and its candidate rules and entities by id."""
         meanings = self._meanings(doc)
-        found = self._rule_keys.candidates(self.terms(meanings), _each(meanings, _RULES))
-        return [self.rules[i] for i in sorted(found)]
+        return native.presearch(meanings, self._rule_keys.always, self._entity_keys.always)
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
@@ -392,20 +374,22 @@ class RuleIndex:
         if vocabulary is None or (stemmed and vocabulary.generation != generation):
             # New, or the stem cache started again: the words seen may be gone from it.
             vocabulary = self._vocabulary[doc.languages] = _Vocabulary(generation)
-        new = doc.words.difference(vocabulary.seen)  # walks the words, not what was seen
+        meaning = vocabulary.meaning
+        found, new = native.meanings_of(doc.words, meaning, vocabulary.seen)
         if new:
             if len(vocabulary.seen) + len(new) > _WORDS_KEPT:
                 vocabulary.seen.clear()
-                vocabulary.meaning.clear()
+                meaning.clear()
                 vocabulary.by_prefix.clear()
-                new = doc.words
+                found, new = [], list(doc.words)
             stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
             rules = self._rule_keys.keys_of(new, stems_of)
             entities = self._entity_keys.keys_of(new, stems_of)
             terms = self._terms_of(new, stems_of)
             for word in new:
                 if rules[word] or entities[word] or terms[word]:
-                    vocabulary.meaning[word] = _Meaning(rules[word], entities[word], terms[word])
+                    meaning[word] = _Meaning(rules[word], entities[word], terms[word])
+                    found.append(meaning[word])
             vocabulary.seen.update(new)
             if self._leaf_prefixes:
                 vocabulary.file_by_prefix(new, self._leaf_prefixes, self._longest_leaf_prefix)
@@ -413,24 +397,11 @@ class RuleIndex:
         doc.filed_prefixes, doc.words_by_prefix = self._leaf_prefixes, vocabulary.by_prefix
         if stemmed and stem_generation() == vocabulary.generation:
             doc.stemmed_in = vocabulary.generation  # every word of it is in the stem cache
-        meaning = vocabulary.meaning
-        # meaning.keys() & words walks the article's words (a frozenset), not the vocabulary.
-        found = list(map(meaning.__getitem__, meaning.keys() & doc.words))
-        pairs = doc.pairs(self._pair_starts)
-        if pairs:
-            pair_meaning = self._pair_meaning
-            found.extend(map(pair_meaning.__getitem__, pair_meaning.keys() & pairs))
+        found.extend(doc.pairs(self._pair_meaning, self._pair_starts))
         return found
 
-    @staticmethod
-    def terms(meanings: list[_Meaning]) -> set[str]:
-        """The words, pairs, "lang~stem" stems and "prefix*" beginnings of an article that
-        clauses name (from its `meanings`): what required clauses and second terms are tested
-        on. Those no clause names are left out: they would only make the set bigger."""
-        return set(_each(meanings, _TERMS))
-
     def _terms_of(
-        self, words: AbstractSet[str], stems_of: dict[str, dict[str, str]]
+        self, words: Iterable[str], stems_of: dict[str, dict[str, str]]
     ) -> dict[str, tuple]:
         """Word -> itself, its stems ("en~slap") and its beginnings ("migra*"), those that
         clauses name."""
@@ -466,9 +437,11 @@ class RuleIndex:
         are those of every feed that carries it, `other_feeds` the names of those but its own."""
         doc = Document(article, feed_tags, other_feeds)
         matches = []
-        meanings = self._meanings(doc)
-        terms = self.terms(meanings)
-        for i in sorted(self._rule_keys.candidates(terms, _each(meanings, _RULES))):
+        # terms: the words, pairs, "lang~stem" stems and "prefix*" beginnings of the article
+        # that clauses name, what required clauses are tested on (those no clause names are
+        # left out: they would only make the set bigger).
+        terms, rules, entities = self._presearch(doc)
+        for i in rules:
             compiled = self.rules[i]
             if compiled.checked and not compiled.may_match(terms):
                 continue
@@ -478,8 +451,7 @@ class RuleIndex:
             if match is not None:
                 matches.append(match)
         mentions: list[Evidence] = []
-        entities = self._entity_keys.candidates((), _each(meanings, _ENTITIES))
-        for i in sorted(entities):
+        for i in entities:
             hits = self._entity_nodes[i][1].hits(doc)
             if hits:
                 mentions.extend(mentions_of(evidence_of(hits, doc), doc))

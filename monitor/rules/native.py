@@ -1,0 +1,103 @@
+"""The matcher's per-article loops, in C where the optional extension `_native` was built.
+
+Three loops walk an article's tokens or its words' meanings, tens of thousands of steps an
+article: finding a word's positions, the pairs of adjacent words that a key names, and the
+presearch (the terms and candidate rules of the words' meanings). The interpreter's cost per step
+was most of their time; in C (monitor/rules/_native.c) they cost 140 of the 800 microseconds
+an article of 5 KB took at 10,000 rules. `pip install` builds the extension where a C compiler
+is present and goes on without it where not: these Python versions give the same answers (the
+tests compare the two), only slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
+from itertools import chain, compress, islice
+from typing import Any, Protocol
+
+from ..text import token_starts
+
+
+class Filed(Protocol):
+    """Items filed under one presearch key (index._Filed)."""
+
+    alone: list[int] | None
+    by_term: dict[str, list[int]] | None
+
+
+Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...]]
+
+
+def positions_of(tokens: list[str], word: str) -> list[int]:
+    """Positions of `word` among `tokens`."""
+    return [i for i, token in enumerate(tokens) if token == word]
+
+
+def pairs_in(tokens: list[str], by_first: dict[str, dict[str, Any]], found: set) -> None:
+    """Add to `found` the value `by_first[a][b]` of each two adjacent tokens a, b that have one.
+    Only the tokens that begin a pair are looked at twice."""
+    adjacent = zip(tokens, islice(tokens, 1, None), strict=False)
+    for first, second in compress(adjacent, map(by_first.__contains__, tokens)):
+        value = by_first[first].get(second)
+        if value is not None:
+            found.add(value)
+
+
+def candidates(terms: AbstractSet[str], keys: Iterable[Filed], always: Sequence[int]) -> set[int]:
+    """Items in `always`, and those filed under one of `keys` alone or by a second term among
+    `terms`."""
+    found: set[int] = set(always)
+    for filed in dict.fromkeys(keys):  # each key once: words share prefixes and stems
+        if filed.alone:
+            found.update(filed.alone)
+        by_term = filed.by_term
+        if by_term:
+            # terms.intersection(by_term) walks the few terms filed here.
+            for term in terms.intersection(by_term):
+                found.update(by_term[term])
+    return found
+
+
+def presearch(
+    meanings: list[Meaning], rules_always: list[int], entities_always: list[int]
+) -> tuple[set[str], list[int], list[int]]:
+    """The terms of an article's `meanings` (its words' and pairs'), and the rules and entities
+    they make candidates, in id order: rules filed under their keys alone or by a second term
+    among the terms, entities under their keys."""
+    terms = set(chain.from_iterable(meaning[2] for meaning in meanings))
+    rules = candidates(terms, chain.from_iterable(meaning[0] for meaning in meanings), rules_always)
+    entities = candidates(
+        frozenset(), chain.from_iterable(meaning[1] for meaning in meanings), entities_always
+    )
+    return terms, sorted(rules), sorted(entities)
+
+
+def meanings_of(
+    words: frozenset[str], meaning: dict[str, Meaning], seen: set[str]
+) -> tuple[list[Meaning], list[str]]:
+    """`meaning[word]` of each of `words` that has one, and the words neither there nor in
+    `seen` (new to an index's vocabulary)."""
+    found = list(map(meaning.__getitem__, meaning.keys() & words))
+    return found, list(words.difference(seen))
+
+
+PYTHON = {
+    "positions_of": positions_of,
+    "pairs_in": pairs_in,
+    "presearch": presearch,
+    "token_starts": token_starts,
+    "meanings_of": meanings_of,
+}
+try:
+    from ._native import (  # noqa: F811
+        meanings_of,
+        pairs_in,
+        positions_of,
+        presearch,
+        token_starts,
+    )
+except ImportError:  # not built: no C compiler where Vigie was installed
+    NATIVE = False
+else:
+    NATIVE = True

@@ -1,0 +1,159 @@
+"""The matcher's C loops (monitor/rules/_native.c) must answer as their Python versions do:
+where the extension is not built, the Python ones run, and a rule must match the same articles
+with the same evidence either way."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.rules import native
+from monitor.rules.files import load_rules
+from monitor.rules.index import RuleIndex
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Few distinct words, so that tokens repeat and pairs recur; accented, non-BMP and the field
+# break token among them, as word_text leaves them.
+WORDS = st.sampled_from(["calais", "police", "migrants", "exilés", "ça", "\x00", "𝔸b", "a", "é"])
+TOKENS = st.lists(WORDS, max_size=40)
+
+
+def test_the_extension_is_built_where_a_c_compiler_is() -> None:
+    """`pip install` goes on without the extension when it does not compile (a machine with no
+    compiler): here, with one, that would be a build broken unnoticed, the matcher 20% slower."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    assert bool(shutil.which(compiler)) == native.NATIVE
+
+
+@given(TOKENS, WORDS)
+def test_positions_of_a_word_agree(tokens: list[str], word: str) -> None:
+    # A str equal to a token but not the same object: found by comparison, not identity.
+    copy = "".join(list(word))
+    assert native.positions_of(tokens, copy) == native.PYTHON["positions_of"](tokens, copy)
+
+
+@given(st.text(alphabet=" ab\x00é𝔸", max_size=60))
+def test_token_starts_agree(words: str) -> None:
+    assert native.token_starts(words) == native.PYTHON["token_starts"](words)
+
+
+@given(TOKENS, st.dictionaries(WORDS, st.dictionaries(WORDS, st.integers(), max_size=3)))
+def test_pairs_of_adjacent_words_agree(
+    tokens: list[str], by_first: dict[str, dict[str, int]]
+) -> None:
+    found: set[int] = set()
+    expected: set[int] = set()
+    native.pairs_in(tokens, by_first, found)
+    native.PYTHON["pairs_in"](tokens, by_first, expected)
+    assert found == expected
+
+
+class Filed:
+    """Items filed under one key, as index._Filed holds them."""
+
+    __slots__ = ("alone", "by_term")
+
+    def __init__(self, alone: list[int] | None, by_term: dict[str, list[int]] | None) -> None:
+        self.alone, self.by_term = alone, by_term
+
+
+ITEMS = st.lists(st.integers(0, 30), max_size=4)
+FILED = st.builds(
+    Filed,
+    st.none() | ITEMS,
+    st.none() | st.dictionaries(st.sampled_from(["court", "en~slap", "migra*", "a b"]), ITEMS),
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(FILED, min_size=1, max_size=6),
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 5), max_size=3),
+            st.lists(st.integers(0, 5), max_size=2),
+            st.lists(st.sampled_from(["court", "en~slap", "migra*", "x"]), max_size=3),
+        ),
+        max_size=8,
+    ),
+    ITEMS,
+    ITEMS,
+)
+def test_presearch_agrees(
+    keys: list[Filed],
+    shapes: list[tuple[list[int], list[int], list[str]]],
+    rules_always: list[int],
+    entities_always: list[int],
+) -> None:
+    # Meanings share keys, as words share a prefix or a stem: each key is read once.
+    meanings = [
+        (
+            tuple(keys[i % len(keys)] for i in rules),
+            tuple(keys[i % len(keys)] for i in entities),
+            tuple(terms),
+        )
+        for rules, entities, terms in shapes
+    ]
+    found = native.presearch(meanings, rules_always, entities_always)
+    assert found == native.PYTHON["presearch"](meanings, rules_always, entities_always)
+
+
+@given(st.frozensets(WORDS), st.sets(WORDS), st.sets(WORDS))
+def test_meanings_of_words_agree(words: frozenset[str], known: set[str], seen: set[str]) -> None:
+    meaning = {word: ((), (), (word,)) for word in known}
+    seen |= known  # a word with a meaning has been seen
+    found, new = native.meanings_of(words, meaning, seen)
+    expected, expected_new = native.PYTHON["meanings_of"](words, meaning, seen)
+    assert sorted(found) == sorted(expected)
+    assert sorted(new) == sorted(expected_new)
+
+
+def test_wrong_arguments_raise_instead_of_crashing() -> None:
+    with pytest.raises(TypeError):
+        native.positions_of(("a", "b"), "a")  # a tuple, not a list
+    with pytest.raises(TypeError):
+        native.pairs_in(["a", "b"], {"a": ["b"]}, set())
+    with pytest.raises((TypeError, AttributeError)):
+        native.presearch([((object(),), (), ())], [], [])
+
+
+def _rule_pack() -> RuleIndex:
+    loaded = load_rules([REPO / "rules"])
+    assert loaded.ok, loaded.errors
+    return loaded.index()
+
+
+def _generated_rules() -> RuleIndex:
+    """The benchmark's mix: phrases, wildcards, NEAR, NOT, fields, stems and entities."""
+    from bench.matching import feed_items, generate_rules, vocabulary
+
+    items = feed_items()
+    words, df = vocabulary(items)
+    rules, entities = generate_rules(1500, words, df, random.Random(5), "targeted", items)
+    return RuleIndex.build(rules, entities)
+
+
+@pytest.mark.parametrize("build", [_rule_pack, _generated_rules])
+def test_rules_match_alike_with_and_without_the_extension(
+    build: Callable[[], RuleIndex], shared_corpora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.matching import feed_items
+
+    articles = feed_items()  # real news in English and French
+    index = build()
+    with_native = [index.match(article) for article in articles]
+    for name, function in native.PYTHON.items():
+        monkeypatch.setattr(native, name, function)
+    monkeypatch.setattr(native, "NATIVE", False)
+    index = build()
+    assert [index.match(article) for article in articles] == with_native
+    assert sum(len(matches) for matches, _ in with_native) > 40  # real matches were compared
+    assert sum(len(mentions) for _, mentions in with_native) > 40
