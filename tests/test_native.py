@@ -35,11 +35,13 @@ def test_the_extension_is_built_where_a_c_compiler_is() -> None:
     assert (bool(shutil.which(compiler)) and headers.is_file()) == native.NATIVE
 
 
-@given(TOKENS, WORDS)
-def test_positions_of_a_word_agree(tokens: list[str], word: str) -> None:
-    # A str equal to a token but not the same object: found by comparison, not identity.
-    copy = "".join(list(word))
-    assert native.positions_of(tokens, copy) == native.PYTHON["positions_of"](tokens, copy)
+@given(TOKENS, st.lists(WORDS, max_size=20))
+def test_positions_of_words_agree(tokens: list[str], words: list[str]) -> None:
+    # Strs equal to the tokens but not the same objects: found by comparison, not identity;
+    # more words than the C version holds on its stack, and repeated ones.
+    copies = tuple("".join(list(word)) for word in words)
+    found = native.positions_of(tokens, native.token_hashes(tokens), copies)
+    assert found == native.PYTHON["positions_of"](tokens, b"", copies)
 
 
 @given(st.text(alphabet=" ab\x00é𝔸", max_size=60))
@@ -109,22 +111,27 @@ def test_presearch_agrees(
 
 
 @given(st.frozensets(WORDS), st.sets(WORDS), st.sets(WORDS))
-def test_meanings_of_words_agree(words: frozenset[str], known: set[str], seen: set[str]) -> None:
-    meaning = {word: ((), (), (word,)) for word in known}
-    seen |= known  # a word with a meaning has been seen
-    found, new = native.meanings_of(words, meaning, seen)
-    expected, expected_new = native.PYTHON["meanings_of"](words, meaning, seen)
+def test_meanings_of_words_agree(words: frozenset[str], known: set[str], empty: set[str]) -> None:
+    meaning: dict[str, tuple | None] = {word: None for word in empty}  # seen, mean nothing
+    meaning.update({word: ((), (), (word,)) for word in known})
+    found, new = native.meanings_of(words, meaning)
+    expected, expected_new = native.PYTHON["meanings_of"](words, meaning)
     assert sorted(found) == sorted(expected)
     assert sorted(new) == sorted(expected_new)
 
 
 def test_wrong_arguments_raise_instead_of_crashing() -> None:
+    c = pytest.importorskip("monitor.rules._native", reason="the C extension was not built")
     with pytest.raises(TypeError):
-        native.positions_of(("a", "b"), "a")  # a tuple, not a list
+        c.positions_of(("a", "b"), b"", ("a",))  # a tuple, not a list
+    with pytest.raises(ValueError):
+        c.positions_of(["a", "b"], c.token_hashes(["a"]), ("a",))
     with pytest.raises(TypeError):
-        native.pairs_in(["a", "b"], {"a": ["b"]}, set())
+        c.pairs_in(["a", "b"], {"a": ["b"]}, set())
     with pytest.raises((TypeError, AttributeError)):
-        native.presearch([((object(),), (), ())], [], [])
+        c.presearch([((object(),), (), ())], [], [])
+    with pytest.raises(TypeError):
+        c.meanings_of(frozenset({"a"}), [])
 
 
 def _rule_pack() -> RuleIndex:

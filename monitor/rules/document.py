@@ -105,7 +105,7 @@ class FieldText:
         found = self._where.get(word)
         if found is None:
             if native.NATIVE:
-                found = self._where[word] = native.positions_of(self.tokens, word)
+                found = self._where[word] = native.positions_of(self.tokens, self.hashes, (word,))
                 return found
             found = self._where[word] = []
             if word not in self.word_set:
@@ -120,6 +120,20 @@ class FieldText:
             while at >= 0:
                 found.append(bisect_left(starts, at))
                 at = padded.find(needle, at + len(word) + 1)
+        return found
+
+    @cached_property
+    def hashes(self) -> bytes:
+        """The tokens' hashes side by side, which the C extension scans (native.token_hashes)."""
+        return native.token_hashes(self.tokens)
+
+    def positions_of(self, words: list[str]) -> list[int]:
+        """Positions of any of `words`, in order: one scan of the tokens with the C extension."""
+        if native.NATIVE:
+            return native.positions_of(self.tokens, self.hashes, tuple(words))
+        found = [i for word in words for i in self.where(word)]
+        if len(words) > 1:
+            found.sort()
         return found
 
     @cached_property
@@ -140,10 +154,7 @@ class FieldText:
         words that do (Document.words_with_prefix, found once for all its fields)."""
         cached = self._prefixes.get(prefix)
         if cached is None:
-            cached = [i for word in words for i in self.where(word)]
-            if len(words) > 1:
-                cached.sort()
-            self._prefixes[prefix] = cached
+            cached = self._prefixes[prefix] = self.positions_of(words)
         return cached
 
     def stem_positions(self, language: str, stem: str, words: list[str]) -> list[int]:
@@ -151,10 +162,7 @@ class FieldText:
         document's words with it (Document.words_of_stem)."""
         cached = self._stems.get((language, stem))
         if cached is None:
-            cached = [i for word in words for i in self.where(word)]
-            if len(words) > 1:
-                cached.sort()
-            self._stems[language, stem] = cached
+            cached = self._stems[language, stem] = self.positions_of(words)
         return cached
 
     @cached_property

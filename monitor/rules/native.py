@@ -29,9 +29,15 @@ class Filed(Protocol):
 Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...]]
 
 
-def positions_of(tokens: list[str], word: str) -> list[int]:
-    """Positions of `word` among `tokens`."""
-    return [i for i, token in enumerate(tokens) if token == word]
+def token_hashes(tokens: list[str]) -> bytes:
+    """What positions_of compares first (the C version: each token's hash, side by side)."""
+    return b""
+
+
+def positions_of(tokens: list[str], hashes: bytes, words: tuple[str, ...]) -> list[int]:
+    """Positions of the tokens that are one of `words`, in order; `hashes`: token_hashes(tokens)."""
+    wanted = frozenset(words)
+    return [i for i, token in enumerate(tokens) if token in wanted]
 
 
 def pairs_in(tokens: list[str], by_first: dict[str, dict[str, Any]], found: set) -> None:
@@ -74,15 +80,15 @@ def presearch(
 
 
 def meanings_of(
-    words: frozenset[str], meaning: dict[str, Meaning], seen: set[str]
+    words: frozenset[str], meaning: dict[str, Meaning | None]
 ) -> tuple[list[Meaning], list[str]]:
-    """`meaning[word]` of each of `words` that has one, and the words neither there nor in
-    `seen` (new to an index's vocabulary)."""
-    found = list(map(meaning.__getitem__, meaning.keys() & words))
-    return found, list(words.difference(seen))
+    """`meaning[word]` of each of `words` that has one (None: a word seen that means nothing),
+    and the words `meaning` does not hold (new to an index's vocabulary)."""
+    return list(filter(None, map(meaning.get, words))), list(words - meaning.keys())
 
 
 PYTHON = {
+    "token_hashes": token_hashes,
     "positions_of": positions_of,
     "pairs_in": pairs_in,
     "presearch": presearch,
@@ -95,6 +101,7 @@ try:
         pairs_in,
         positions_of,
         presearch,
+        token_hashes,
         token_starts,
     )
 except ImportError:  # not built: no C compiler where Vigie was installed

@@ -176,11 +176,8 @@ class Seq(Node):
         out: list[Hit] = []
         label, entity = self.label, self.entity
         for name in self.fields:
-            ft = doc.field(name)
-            starts = [i for word in words for i in ft.where(word)]
+            starts = doc.field(name).positions_of(words)
             if starts:
-                if len(words) > 1:
-                    starts.sort()
                 out.extend([(name, s, s + 1, label, entity) for s in starts])
         return out or None
 
