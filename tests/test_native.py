@@ -55,8 +55,9 @@ def test_pairs_of_adjacent_words_agree(
 ) -> None:
     found: set[int] = set()
     expected: set[int] = set()
-    native.pairs_in(tokens, by_first, found)
-    native.PYTHON["pairs_in"](tokens, by_first, expected)
+    hashes, starts = native.token_hashes(tokens), native.hash_filter(by_first, bits=64)
+    native.pairs_in(tokens, hashes, by_first, starts, found)
+    native.PYTHON["pairs_in"](tokens, b"", by_first, b"", expected)
     assert found == expected
 
 
@@ -127,7 +128,9 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(ValueError):
         c.positions_of(["a", "b"], c.token_hashes(["a"]), ("a",))
     with pytest.raises(TypeError):
-        c.pairs_in(["a", "b"], {"a": ["b"]}, set())
+        c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {"a": ["b"]}, b"\xff" * 8, set())
+    with pytest.raises(ValueError):
+        c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {}, bytes(3), set())
     with pytest.raises((TypeError, AttributeError)):
         c.presearch([((object(),), (), ())], [], [])
     with pytest.raises(TypeError):

@@ -86,14 +86,31 @@ done:
     return out;
 }
 
-/* pairs_in(tokens, by_first, found): for each two adjacent tokens a, b with by_first[a][b],
- * add that value to the set `found`. */
+/* pairs_in(tokens, hashes, by_first, starts, found): for each two adjacent tokens a, b with
+ * by_first[a][b], add that value to the set `found`. `hashes`: token_hashes(tokens); `starts`:
+ * hash_filter(by_first), a bit per hash value of a first word, which most tokens fail: their
+ * own str and the dict (thousands of entries: a cache miss each) are left untouched. */
 static PyObject *pairs_in(PyObject *self, PyObject *args) {
-    PyObject *tokens, *by_first, *found;
-    if (!PyArg_ParseTuple(args, "O!O!O!:pairs_in", &PyList_Type, &tokens, &PyDict_Type, &by_first,
-                          &PySet_Type, &found))
+    PyObject *tokens, *hashes, *by_first, *starts, *found;
+    if (!PyArg_ParseTuple(args, "O!SO!SO!:pairs_in", &PyList_Type, &tokens, &hashes, &PyDict_Type,
+                          &by_first, &starts, &PySet_Type, &found))
         return NULL;
-    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(tokens); i++) {
+    Py_ssize_t n = PyList_GET_SIZE(tokens);
+    if (PyBytes_GET_SIZE(hashes) != n * (Py_ssize_t)sizeof(Py_hash_t)) {
+        PyErr_SetString(PyExc_ValueError, "pairs_in: hashes are not those of the tokens");
+        return NULL;
+    }
+    Py_ssize_t bits = PyBytes_GET_SIZE(starts) * 8;
+    if (bits == 0 || (bits & (bits - 1)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "pairs_in: the filter's size is not a power of two");
+        return NULL;
+    }
+    const Py_hash_t *token_hash = (const Py_hash_t *)PyBytes_AS_STRING(hashes);
+    const unsigned char *filter = (const unsigned char *)PyBytes_AS_STRING(starts);
+    size_t mask = (size_t)bits - 1;
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        size_t bit = (size_t)token_hash[i] & mask;
+        if (!(filter[bit >> 3] & (1u << (bit & 7)))) continue;
         PyObject *seconds = PyDict_GetItemWithError(by_first, PyList_GET_ITEM(tokens, i));
         if (seconds == NULL) {
             if (PyErr_Occurred()) return NULL;

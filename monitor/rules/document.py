@@ -266,15 +266,18 @@ class Document:
         into a frozenset cost 5% of tokenising an article."""
         return frozenset().union(*[self.field(name).tokens for name in ALL_FIELDS])
 
-    def pairs(self, by_first: dict[str, dict[str, object]], starts: frozenset[str]) -> set:
+    def pairs(
+        self, by_first: dict[str, dict[str, object]], starts: frozenset[str], hashed: bytes
+    ) -> set:
         """What the pairs of adjacent words within a field stand for (by_first["saudi"]["arabia"]),
-        each once; `starts` are by_first's keys. Only the pairs an index has keys for are
-        looked at, not every pair of the article."""
+        each once; `starts` are by_first's keys, `hashed` their native.hash_filter. Only the
+        pairs an index has keys for are looked at, not every pair of the article."""
         found: set = set()
         if starts.isdisjoint(self.words):
             return found
         for name in ALL_FIELDS:
-            native.pairs_in(self.field(name).tokens, by_first, found)
+            field = self.field(name)
+            native.pairs_in(field.tokens, field.hashes, by_first, hashed, found)
         return found
 
     @cached_property

@@ -320,6 +320,7 @@ class RuleIndex:
                 (pair,) if pair in named else (),
             )
         self._pair_starts = frozenset(self._pair_meaning)
+        self._pair_filter = native.hash_filter(self._pair_starts)
         # Every prefix a rule or entity evaluates (migra*): the words seen are filed under them
         # (_Vocabulary.by_prefix), so a document's words with one are found without sorting them.
         nodes = chain((r.node for r in self.rules), (node for _, node in self._entity_nodes))
@@ -398,7 +399,7 @@ class RuleIndex:
         doc.filed_prefixes, doc.words_by_prefix = self._leaf_prefixes, vocabulary.by_prefix
         if stemmed and stem_generation() == vocabulary.generation:
             doc.stemmed_in = vocabulary.generation  # every word of it is in the stem cache
-        found.extend(doc.pairs(self._pair_meaning, self._pair_starts))
+        found.extend(doc.pairs(self._pair_meaning, self._pair_starts, self._pair_filter))
         return found
 
     def _terms_of(

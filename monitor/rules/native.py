@@ -40,9 +40,26 @@ def positions_of(tokens: list[str], hashes: bytes, words: tuple[str, ...]) -> li
     return [i for i, token in enumerate(tokens) if token in wanted]
 
 
-def pairs_in(tokens: list[str], by_first: dict[str, dict[str, Any]], found: set) -> None:
+def hash_filter(words: Iterable[str], bits: int = 1 << 20) -> bytes:
+    """A bit set per hash value of `words` (modulo `bits`, a power of two): 128 KB, which a
+    scan of an article's tokens can test without leaving the processor's cache."""
+    found = bytearray(bits // 8)
+    for word in words:
+        at = hash(word) & (bits - 1)
+        found[at >> 3] |= 1 << (at & 7)
+    return bytes(found)
+
+
+def pairs_in(
+    tokens: list[str],
+    hashes: bytes,
+    by_first: dict[str, dict[str, Any]],
+    starts: bytes,
+    found: set,
+) -> None:
     """Add to `found` the value `by_first[a][b]` of each two adjacent tokens a, b that have one.
-    Only the tokens that begin a pair are looked at twice."""
+    `hashes`: token_hashes(tokens); `starts`: hash_filter(by_first). Only the tokens that begin
+    a pair are looked at twice."""
     adjacent = zip(tokens, islice(tokens, 1, None), strict=False)
     for first, second in compress(adjacent, map(by_first.__contains__, tokens)):
         value = by_first[first].get(second)
