@@ -4,8 +4,12 @@ with the same evidence either way."""
 
 from __future__ import annotations
 
+import os
+import pickle
 import random
 import shutil
+import subprocess
+import sys
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,7 @@ from hypothesis import strategies as st
 from monitor.rules import native
 from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
+from monitor.rules.model import Rule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,3 +174,31 @@ def test_rules_match_alike_with_and_without_the_extension(
     assert [index.match(article) for article in articles] == with_native
     assert sum(len(matches) for matches, _ in with_native) > 40  # real matches were compared
     assert sum(len(mentions) for _, mentions in with_native) > 40
+
+
+def test_an_index_sent_to_another_process_still_finds_pairs(tmp_path: Path) -> None:
+    """Reader processes receive the index pickled, and a str's hash differs from one process to
+    the next (PYTHONHASHSEED): what the index keeps by hash value must be made again there, or
+    a phrase's rule stops matching in every reader process."""
+    index = RuleIndex.build([Rule("gulf", '"saudi arabia" AND oil')], {})
+    saved = tmp_path / "index.pickle"
+    saved.write_bytes(pickle.dumps(index))
+    script = (
+        "import pickle, sys\n"
+        "from monitor.records import Article\n"
+        "index = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "text = 'Saudi Arabia said oil exports fell.'\n"
+        "article = Article(feed_id=1, guid='g', url='u', title='', content=text)\n"
+        "print([m.rule_id for m in index.match(article)[0]])\n"
+    )
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        found = subprocess.run(
+            [sys.executable, "-c", script, str(saved)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        assert found.stdout.strip() == "['gulf']", (seed, found.stderr)

@@ -333,6 +333,18 @@ class RuleIndex:
         )
         self._longest_leaf_prefix = max(map(len, self._leaf_prefixes), default=0)
 
+    def __getstate__(self) -> dict:
+        """Reader processes receive the index pickled (readers.ReaderPool). What it keeps by
+        hash value is left out, to be made again there: a str's hash differs from one process
+        to the next, and a filter of this process's hashes missed every pair in the readers."""
+        state = self.__dict__.copy()
+        del state["_pair_filter"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pair_filter = native.hash_filter(self._pair_starts)
+
     @classmethod
     def build(
         cls, rules: Iterable[Rule], entities: Mapping[str, Entity], stats: TermStats = HEURISTIC
