@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def test_positions_of_words_agree(tokens: list[str], words: list[str]) -> None:
     assert found == native.PYTHON["positions_of"](tokens, b"", copies)
 
 
+@given(st.lists(TOKENS, max_size=3), st.lists(WORDS, min_size=1, max_size=20), st.none() | WORDS)
+def test_hits_of_words_in_fields_agree(
+    fields: list[list[str]], words: list[str], entity: str | None
+) -> None:
+    scans = [(f"f{i}", tokens, native.token_hashes(tokens)) for i, tokens in enumerate(fields)]
+    copies = tuple("".join(list(word)) for word in words)
+    found = native.leaf_hits(scans, copies, "label", entity)
+    python = [(name, tokens, b"") for name, tokens, _ in scans]
+    assert found == native.PYTHON["leaf_hits"](python, copies, "label", entity)
+
+
 @given(st.text(alphabet=" ab\x00é𝔸", max_size=60))
 def test_token_starts_agree(words: str) -> None:
     assert native.token_starts(words) == native.PYTHON["token_starts"](words)
@@ -66,20 +78,27 @@ def test_pairs_of_adjacent_words_agree(
     assert found == expected
 
 
-class Filed:
-    """Items filed under one key, as index._Filed holds them."""
+TERMS = ["a b", "court", "en~slap", "migra*", "x"]  # as an index numbers them: in order
+NUMBER = {term: i for i, term in enumerate(TERMS)}
 
-    __slots__ = ("alone", "by_term")
+
+class Filed:
+    """Items filed under one key, as index._Filed holds them (sealed)."""
+
+    __slots__ = ("alone", "by_term", "seconds")
 
     def __init__(self, alone: list[int] | None, by_term: dict[str, list[int]] | None) -> None:
-        self.alone, self.by_term = alone, by_term
+        self.alone, self.by_term, self.seconds = alone, by_term, None
+        if by_term:
+            numbers = array("i", [NUMBER[term] for term in by_term]).tobytes()
+            self.seconds = (numbers, tuple(by_term.values()))
 
 
 ITEMS = st.lists(st.integers(0, 30), max_size=4)
 FILED = st.builds(
     Filed,
     st.none() | ITEMS,
-    st.none() | st.dictionaries(st.sampled_from(["court", "en~slap", "migra*", "a b"]), ITEMS),
+    st.none() | st.dictionaries(st.sampled_from(TERMS[:4]), ITEMS),
 )
 
 
@@ -90,7 +109,7 @@ FILED = st.builds(
         st.tuples(
             st.lists(st.integers(0, 5), max_size=3),
             st.lists(st.integers(0, 5), max_size=2),
-            st.lists(st.sampled_from(["court", "en~slap", "migra*", "x"]), max_size=3),
+            st.lists(st.sampled_from(TERMS), max_size=3),
         ),
         max_size=8,
     ),
@@ -109,11 +128,13 @@ def test_presearch_agrees(
             tuple(keys[i % len(keys)] for i in rules),
             tuple(keys[i % len(keys)] for i in entities),
             tuple(terms),
+            tuple(NUMBER[term] for term in terms),
         )
         for rules, entities, terms in shapes
     ]
-    found = native.presearch(meanings, rules_always, entities_always)
-    assert found == native.PYTHON["presearch"](meanings, rules_always, entities_always)
+    found = native.presearch(meanings, rules_always, entities_always, len(TERMS))
+    expected = native.PYTHON["presearch"](meanings, rules_always, entities_always, len(TERMS))
+    assert found == expected
 
 
 @given(st.frozensets(WORDS), st.sets(WORDS), st.sets(WORDS))
@@ -133,11 +154,17 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(ValueError):
         c.positions_of(["a", "b"], c.token_hashes(["a"]), ("a",))
     with pytest.raises(TypeError):
+        c.leaf_hits([("title", ["a"])], ("a",), "a", None)
+    with pytest.raises(TypeError):
+        c.positions_of(["a"], c.token_hashes(["a"]), (1,))
+    with pytest.raises(TypeError):
         c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {"a": ["b"]}, b"\xff" * 8, set())
     with pytest.raises(ValueError):
         c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {}, bytes(3), set())
     with pytest.raises((TypeError, AttributeError)):
-        c.presearch([((object(),), (), ())], [], [])
+        c.presearch([((object(),), (), (), ())], [], [], 1)
+    with pytest.raises(ValueError):
+        c.presearch([((), (), ("x",), (7,))], [], [], 5)  # a number past those the index has
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [])
 

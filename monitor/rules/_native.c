@@ -6,8 +6,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 
-static PyObject *ALONE, *BY_TERM; /* interned attribute names of index._Filed */
+static PyObject *ALONE, *SECONDS; /* interned attribute names of index._Filed */
 
 /* token_hashes(tokens) -> bytes: each token's hash, a Py_hash_t each, side by side. Scanning
  * these rather than the tokens reads one contiguous block instead of a str object per token
@@ -33,6 +34,74 @@ static PyObject *token_hashes(PyObject *self, PyObject *tokens) {
 
 #define FEW_WORDS 16
 
+/* The hashes of `words` (a tuple of str) into `hash`, which holds `k` of them. */
+static int hash_words(PyObject *words, Py_hash_t *hash, Py_ssize_t k) {
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *word = PyTuple_GET_ITEM(words, j);
+        if (!PyUnicode_Check(word)) {
+            PyErr_SetString(PyExc_TypeError, "words must be str");
+            return -1;
+        }
+        hash[j] = PyObject_Hash(word);
+        if (hash[j] == -1) return -1;
+    }
+    return 0;
+}
+
+/* Append to `out` each position of `tokens` holding one of `words` (hashes in `word_hash`): as
+ * an int, or, when `name` is not NULL, as a hit (name, i, i + 1, label, entity). */
+static int scan(PyObject *tokens, PyObject *hashes, PyObject *words, const Py_hash_t *word_hash,
+                PyObject *name, PyObject *label, PyObject *entity, PyObject *out) {
+    if (!PyList_Check(tokens) || !PyBytes_Check(hashes)) {
+        PyErr_SetString(PyExc_TypeError, "tokens must be a list, hashes bytes");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(tokens), k = PyTuple_GET_SIZE(words);
+    if (PyBytes_GET_SIZE(hashes) != n * (Py_ssize_t)sizeof(Py_hash_t)) {
+        PyErr_SetString(PyExc_ValueError, "hashes are not those of the tokens");
+        return -1;
+    }
+    const Py_hash_t *token_hash = (const Py_hash_t *)PyBytes_AS_STRING(hashes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        for (Py_ssize_t j = 0; j < k; j++) {
+            if (token_hash[i] != word_hash[j]) continue;
+            PyObject *token = PyList_GET_ITEM(tokens, i), *word = PyTuple_GET_ITEM(words, j);
+            if (token != word) {
+                int same = PyUnicode_Check(token) ? PyUnicode_Compare(token, word) : 1;
+                if (same == -1 && PyErr_Occurred()) return -1;
+                if (same != 0) continue;
+            }
+            PyObject *item;
+            if (name == NULL) {
+                item = PyLong_FromSsize_t(i);
+            } else {
+                item = PyTuple_New(5);
+                PyObject *start = PyLong_FromSsize_t(i), *end = PyLong_FromSsize_t(i + 1);
+                if (item == NULL || start == NULL || end == NULL) {
+                    Py_XDECREF(item);
+                    Py_XDECREF(start);
+                    Py_XDECREF(end);
+                    return -1;
+                }
+                Py_INCREF(name);
+                Py_INCREF(label);
+                Py_INCREF(entity);
+                PyTuple_SET_ITEM(item, 0, name);
+                PyTuple_SET_ITEM(item, 1, start);
+                PyTuple_SET_ITEM(item, 2, end);
+                PyTuple_SET_ITEM(item, 3, label);
+                PyTuple_SET_ITEM(item, 4, entity);
+            }
+            if (item == NULL) return -1;
+            int failed = PyList_Append(out, item);
+            Py_DECREF(item);
+            if (failed) return -1;
+            break;
+        }
+    }
+    return 0;
+}
+
 /* positions_of(tokens, hashes, words) -> [i for i, token in enumerate(tokens) if token in words]
  * `hashes`: token_hashes(tokens). `words`: a tuple of str. */
 static PyObject *positions_of(PyObject *self, PyObject *args) {
@@ -40,47 +109,51 @@ static PyObject *positions_of(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!SO!:positions_of", &PyList_Type, &tokens, &hashes,
                           &PyTuple_Type, &words))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(tokens), k = PyTuple_GET_SIZE(words);
-    if (PyBytes_GET_SIZE(hashes) != n * (Py_ssize_t)sizeof(Py_hash_t)) {
-        PyErr_SetString(PyExc_ValueError, "positions_of: hashes are not those of the tokens");
-        return NULL;
-    }
-    const Py_hash_t *token_hash = (const Py_hash_t *)PyBytes_AS_STRING(hashes);
+    Py_ssize_t k = PyTuple_GET_SIZE(words);
     Py_hash_t few[FEW_WORDS];
     Py_hash_t *word_hash = k <= FEW_WORDS ? few : PyMem_Malloc(k * sizeof(Py_hash_t));
     if (word_hash == NULL) return PyErr_NoMemory();
     PyObject *out = NULL;
-    for (Py_ssize_t j = 0; j < k; j++) {
-        PyObject *word = PyTuple_GET_ITEM(words, j);
-        if (!PyUnicode_Check(word)) {
-            PyErr_SetString(PyExc_TypeError, "positions_of: words must be str");
+    if (hash_words(words, word_hash, k) == 0 && (out = PyList_New(0)) != NULL &&
+        scan(tokens, hashes, words, word_hash, NULL, NULL, NULL, out) < 0)
+        Py_CLEAR(out);
+    if (word_hash != few) PyMem_Free(word_hash);
+    return out;
+}
+
+/* leaf_hits(fields, words, label, entity) -> [(name, i, i + 1, label, entity), ...] or None
+ * `fields`: (name, tokens, hashes) tuples, hashes being token_hashes(tokens); `words`: a tuple
+ * of str. The hits of a word, or of a stem's or a prefix's words, field after field, as
+ * nodes.Seq._word_hits and _forms_hits make them; None where there is none. */
+static PyObject *leaf_hits(PyObject *self, PyObject *args) {
+    PyObject *fields, *words, *label, *entity;
+    if (!PyArg_ParseTuple(args, "O!O!OO:leaf_hits", &PyList_Type, &fields, &PyTuple_Type, &words,
+                          &label, &entity))
+        return NULL;
+    Py_ssize_t k = PyTuple_GET_SIZE(words);
+    Py_hash_t few[FEW_WORDS];
+    Py_hash_t *word_hash = k <= FEW_WORDS ? few : PyMem_Malloc(k * sizeof(Py_hash_t));
+    if (word_hash == NULL) return PyErr_NoMemory();
+    PyObject *out = NULL;
+    if (hash_words(words, word_hash, k) < 0 || (out = PyList_New(0)) == NULL) goto done;
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(fields); f++) {
+        PyObject *field = PyList_GET_ITEM(fields, f);
+        if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 3) {
+            PyErr_SetString(PyExc_TypeError, "leaf_hits: a field is (name, tokens, hashes)");
+            Py_CLEAR(out);
             goto done;
         }
-        word_hash[j] = PyObject_Hash(word);
-        if (word_hash[j] == -1) goto done;
-    }
-    out = PyList_New(0);
-    if (out == NULL) goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        for (Py_ssize_t j = 0; j < k; j++) {
-            if (token_hash[i] != word_hash[j]) continue;
-            PyObject *token = PyList_GET_ITEM(tokens, i), *word = PyTuple_GET_ITEM(words, j);
-            if (token != word) {
-                int same = PyUnicode_Check(token) ? PyUnicode_Compare(token, word) : 1;
-                if (same == -1 && PyErr_Occurred()) goto fail;
-                if (same != 0) continue;
-            }
-            PyObject *at = PyLong_FromSsize_t(i);
-            if (at == NULL) goto fail;
-            int failed = PyList_Append(out, at);
-            Py_DECREF(at);
-            if (failed) goto fail;
-            break;
+        if (scan(PyTuple_GET_ITEM(field, 1), PyTuple_GET_ITEM(field, 2), words, word_hash,
+                 PyTuple_GET_ITEM(field, 0), label, entity, out) < 0) {
+            Py_CLEAR(out);
+            goto done;
         }
     }
-    goto done;
-fail:
-    Py_CLEAR(out);
+    if (PyList_GET_SIZE(out) == 0) {
+        Py_DECREF(out);
+        out = Py_None;
+        Py_INCREF(out);
+    }
 done:
     if (word_hash != few) PyMem_Free(word_hash);
     return out;
@@ -141,29 +214,39 @@ static int add_all(PyObject *found, PyObject *items) {
     return 0;
 }
 
-/* The items of one _Filed key: those filed alone, and those filed by a second term that is
- * among `terms` (none when `terms` is NULL). */
-static int add_filed(PyObject *found, PyObject *filed, PyObject *terms) {
+/* The items of one _Filed key: those filed alone, and those filed by a second term whose
+ * number is set in `terms` (a bit set; none when NULL). Its `seconds`: (numbers, as C ints side
+ * by side, and the items of each, a tuple in the same order) or None. */
+static int add_filed(PyObject *found, PyObject *filed, const unsigned char *terms, Py_ssize_t bits) {
     PyObject *alone = PyObject_GetAttr(filed, ALONE);
     if (alone == NULL) return -1;
     int failed = alone != Py_None && add_all(found, alone) < 0;
     Py_DECREF(alone);
     if (failed || terms == NULL) return failed ? -1 : 0;
-    PyObject *by_term = PyObject_GetAttr(filed, BY_TERM);
-    if (by_term == NULL) return -1;
-    if (by_term != Py_None) {
-        if (!PyDict_Check(by_term)) {
-            PyErr_SetString(PyExc_TypeError, "presearch: by_term must be a dict");
+    PyObject *seconds = PyObject_GetAttr(filed, SECONDS);
+    if (seconds == NULL) return -1;
+    if (seconds != Py_None) {
+        PyObject *ids, *items;
+        if (!PyTuple_Check(seconds) || PyTuple_GET_SIZE(seconds) != 2 ||
+            !PyBytes_Check(ids = PyTuple_GET_ITEM(seconds, 0)) ||
+            !PyTuple_Check(items = PyTuple_GET_ITEM(seconds, 1)) ||
+            PyBytes_GET_SIZE(ids) != PyTuple_GET_SIZE(items) * (Py_ssize_t)sizeof(int)) {
+            PyErr_SetString(PyExc_TypeError, "presearch: seconds must be (numbers, items)");
             failed = 1;
-        }
-        Py_ssize_t pos = 0;
-        PyObject *term, *items;
-        while (!failed && PyDict_Next(by_term, &pos, &term, &items)) {
-            int has = PySet_Contains(terms, term);
-            failed = has < 0 || (has && add_all(found, items) < 0);
+        } else {
+            const int *number = (const int *)PyBytes_AS_STRING(ids);
+            for (Py_ssize_t j = 0; !failed && j < PyTuple_GET_SIZE(items); j++) {
+                int at = number[j];
+                if (at < 0 || at >= bits) {
+                    PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
+                    failed = 1;
+                } else if (terms[at >> 3] & (1u << (at & 7))) {
+                    failed = add_all(found, PyTuple_GET_ITEM(items, j)) < 0;
+                }
+            }
         }
     }
-    Py_DECREF(by_term);
+    Py_DECREF(seconds);
     return failed ? -1 : 0;
 }
 
@@ -173,38 +256,53 @@ static PyObject *sorted_list(PyObject *items) {
     return list;
 }
 
-/* presearch(meanings, rules_always, entities_always) -> (terms, rule ids, entity ids)
- * `meanings`: a list of (rule keys, entity keys, terms) tuples, the keys _Filed objects.
- * terms: every term of the meanings, a set; rule ids: sorted, those of `rules_always` and those
- * filed under a rule key alone or by a second term among `terms`; entity ids: sorted, those of
- * `entities_always` and those filed under an entity key alone. Each key is read once. */
+/* presearch(meanings, rules_always, entities_always, numbered) -> (terms, rule ids, entity ids)
+ * `meanings`: a list of (rule keys, entity keys, terms, term numbers) tuples, the keys _Filed
+ * objects; `numbered`: how many terms the index numbers. terms: every term of the meanings, a
+ * set; rule ids: sorted, those of `rules_always` and those filed under a rule key alone or by a
+ * second term among `terms`; entity ids: sorted, those of `entities_always` and those filed
+ * under an entity key alone. Each key is read once. */
 static PyObject *presearch(PyObject *self, PyObject *args) {
     PyObject *meanings, *rules_always, *entities_always;
-    if (!PyArg_ParseTuple(args, "O!O!O!:presearch", &PyList_Type, &meanings, &PyList_Type,
-                          &rules_always, &PyList_Type, &entities_always))
+    Py_ssize_t numbered;
+    if (!PyArg_ParseTuple(args, "O!O!O!n:presearch", &PyList_Type, &meanings, &PyList_Type,
+                          &rules_always, &PyList_Type, &entities_always, &numbered))
         return NULL;
+    if (numbered < 0 || numbered > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "presearch: numbered is out of range");
+        return NULL;
+    }
     PyObject *result = NULL, *rule_ids = NULL, *entity_ids = NULL;
+    unsigned char *bits = PyMem_Calloc(numbered / 8 + 1, 1); /* the article's terms, by number */
     PyObject *terms = PySet_New(NULL);
     PyObject *rules = PySet_New(rules_always);
     PyObject *entities = PySet_New(entities_always);
     PyObject *seen[2] = {PySet_New(NULL), PySet_New(NULL)}; /* keys read, of rules, of entities */
-    if (terms == NULL || rules == NULL || entities == NULL || !seen[0] || !seen[1]) goto done;
+    if (bits == NULL) PyErr_NoMemory();
+    if (!bits || !terms || !rules || !entities || !seen[0] || !seen[1]) goto done;
     Py_ssize_t n = PyList_GET_SIZE(meanings);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *meaning = PyList_GET_ITEM(meanings, i);
-        if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) != 3) {
-            PyErr_SetString(PyExc_TypeError, "presearch: a meaning is a tuple of three");
-            goto done;
-        }
-        PyObject *its_terms = PyTuple_GET_ITEM(meaning, 2);
-        if (!PyTuple_Check(its_terms)) {
-            PyErr_SetString(PyExc_TypeError, "presearch: a meaning's terms are a tuple");
+        PyObject *meaning = PyList_GET_ITEM(meanings, i), *its_terms, *its_ids;
+        if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) != 4 ||
+            !PyTuple_Check(its_terms = PyTuple_GET_ITEM(meaning, 2)) ||
+            !PyTuple_Check(its_ids = PyTuple_GET_ITEM(meaning, 3))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "presearch: a meaning is (rule keys, entity keys, terms, numbers)");
             goto done;
         }
         for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(its_terms); j++)
             if (PySet_Add(terms, PyTuple_GET_ITEM(its_terms, j)) < 0) goto done;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(its_ids); j++) {
+            Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(its_ids, j));
+            if (at == -1 && PyErr_Occurred()) goto done;
+            if (at < 0 || at >= numbered) {
+                PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
+                goto done;
+            }
+            bits[at >> 3] |= (unsigned char)(1u << (at & 7));
+        }
     }
-    /* Second terms are looked up in `terms`: all of them are collected first. */
+    /* Second terms are tested against all the article's terms: collected first. */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *meaning = PyList_GET_ITEM(meanings, i);
         for (int part = 0; part < 2; part++) {
@@ -218,7 +316,9 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
                 Py_ssize_t before = PySet_GET_SIZE(seen[part]);
                 if (PySet_Add(seen[part], filed) < 0) goto done;
                 if (PySet_GET_SIZE(seen[part]) == before) continue; /* read already */
-                if (add_filed(part ? entities : rules, filed, part ? NULL : terms) < 0) goto done;
+                int failed = part ? add_filed(entities, filed, NULL, 0)
+                                  : add_filed(rules, filed, bits, numbered);
+                if (failed) goto done;
             }
         }
     }
@@ -226,6 +326,7 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
     entity_ids = rule_ids ? sorted_list(entities) : NULL;
     if (entity_ids != NULL) result = PyTuple_Pack(3, terms, rule_ids, entity_ids);
 done:
+    PyMem_Free(bits);
     Py_XDECREF(terms);
     Py_XDECREF(rules);
     Py_XDECREF(entities);
@@ -236,8 +337,6 @@ done:
     return result;
 }
 
-/* token_starts(words) -> offsets where a character other than a space follows a space or
- * starts the text (text.token_starts). */
 static PyObject *token_starts(PyObject *self, PyObject *words) {
     if (!PyUnicode_Check(words)) {
         PyErr_SetString(PyExc_TypeError, "token_starts: a str is expected");
@@ -297,6 +396,7 @@ done:
 static PyMethodDef methods[] = {
     {"token_hashes", token_hashes, METH_O, "The tokens' hashes, side by side."},
     {"positions_of", positions_of, METH_VARARGS, "Positions of any of some words among tokens."},
+    {"leaf_hits", leaf_hits, METH_VARARGS, "Hits of some words in some fields."},
     {"pairs_in", pairs_in, METH_VARARGS, "Values of adjacent token pairs, added to a set."},
     {"presearch", presearch, METH_VARARGS, "Terms and candidate ids of an article's meanings."},
     {"token_starts", token_starts, METH_O, "Offsets of the tokens of a word_text."},
@@ -311,7 +411,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     ALONE = PyUnicode_InternFromString("alone");
-    BY_TERM = PyUnicode_InternFromString("by_term");
-    if (ALONE == NULL || BY_TERM == NULL) return NULL;
+    SECONDS = PyUnicode_InternFromString("seconds");
+    if (ALONE == NULL || SECONDS == NULL) return NULL;
     return PyModule_Create(&module);
 }

@@ -222,6 +222,7 @@ class Document:
         # Unknown language: try both stemmers rather than none (as the search index does).
         self.languages: tuple[str, ...] = stem_languages(language)
         self._fields: dict[str, FieldText] = {}
+        self._scans: dict[tuple[str, ...], list[tuple[str, list[str], bytes]]] = {}
         self._stems: dict[str, dict[str, list[str]]] = {}  # language -> stem -> words
         self._of_stem: dict[tuple[str, str], list[str]] = {}
         self._with_prefix: dict[str, list[str]] = {}
@@ -236,6 +237,18 @@ class Document:
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         # hit -> its place in reading order and its evidence, shared by matches (see evidence_of)
         self.evidence: dict[tuple, tuple[tuple[int, int, int], Evidence]] = {}
+
+    def scans(self, names: tuple[str, ...]) -> list[tuple[str, list[str], bytes]]:
+        """(name, tokens, token hashes) of the fields of `names` that have tokens, cached: what
+        native.leaf_hits scans for a word's hits."""
+        found = self._scans.get(names)
+        if found is None:
+            found = self._scans[names] = [
+                (name, field.tokens, field.hashes)
+                for name in names
+                if (field := self.field(name)).tokens
+            ]
+        return found
 
     def field(self, name: str) -> FieldText:
         found = self._fields.get(name)

@@ -9,6 +9,7 @@ only those whose required clauses the article satisfies are evaluated. A rule fi
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -173,6 +174,12 @@ class _KeyIndex:
                 filed = bucket[value] = _Filed()
             filed.add(item, second)
 
+    def seal(self, term_ids: Mapping[str, int]) -> None:
+        """Every key made ready for the C presearch (_Filed.seal), once all items are filed."""
+        for bucket in (self.words, self.bigrams, self.prefixes, *self.stems.values()):
+            for filed in bucket.values():
+                filed.seal(term_ids)
+
     def keys_of(
         self, words: Iterable[str], stems_of: dict[str, dict[str, str]]
     ) -> dict[str, tuple]:
@@ -211,6 +218,7 @@ class _Meaning(NamedTuple):
     entities: tuple[_Filed, ...]  # keys of the entities' index
     # Itself, its stems ("en~slap") and its beginnings ("migra*"): those that clauses name.
     terms: tuple[str, ...]
+    ids: tuple[int, ...]  # the terms' numbers in the index (RuleIndex._term_ids)
 
 
 class _Vocabulary:
@@ -244,12 +252,23 @@ class _Filed:
     """The items filed under one key: alone, or by a second term they also need (a word, pair,
     "lang~stem" or "prefix*", looked up in the article's terms)."""
 
-    __slots__ = ("alone", "by_term")
+    __slots__ = ("alone", "by_term", "seconds")
 
     def __init__(self) -> None:
         # Created when first needed: an index of 100k rules holds some 200k of these.
         self.alone: list[int] | None = None
         self.by_term: dict[str, list[int]] | None = None
+        # by_term as the C extension reads it (see seal).
+        self.seconds: tuple[bytes, tuple[list[int], ...]] | None = None
+
+    def seal(self, term_ids: Mapping[str, int]) -> None:
+        """Keep by_term as the terms' numbers side by side (C ints) and their items in the same
+        order: the C presearch tests a number against a bit set of the article's terms, where a
+        term's str had to be read for its hash (at 100,000 rules, 1,700 terms an article, two
+        cache misses each)."""
+        if self.by_term:
+            ids = array("i", map(term_ids.__getitem__, self.by_term))
+            self.seconds = (ids.tobytes(), tuple(self.by_term.values()))
 
     def add(self, item: int, second: frozenset[str]) -> None:
         if not second:
@@ -294,6 +313,9 @@ class RuleIndex:
         # terms are those it has (see `terms`), not all its words.
         clauses = (c for r in self.rules for c in (r.required, *r.either))
         named = seconds.union(*clauses)
+        # Each a number, by which the C presearch tests second terms (see _Filed.seal).
+        self._term_ids = {term: i for i, term in enumerate(sorted(named))}
+        self._rule_keys.seal(self._term_ids)
         self._named_words = frozenset(term for term in named if _is_word(term))
         stems: dict[str, set[str]] = {}
         for term in named:
@@ -314,7 +336,7 @@ class RuleIndex:
         self._pair_meaning: dict[str, dict[str, _Meaning]] = {}  # first word -> second -> meaning
         for pair in chain(rule_pairs, entity_pairs, (t for t in named if " " in t)):
             first, second = pair.split(" ")
-            self._pair_meaning.setdefault(first, {})[second] = _Meaning(
+            self._pair_meaning.setdefault(first, {})[second] = self._meaning(
                 _present(rule_pairs.get(pair)),
                 _present(entity_pairs.get(pair)),
                 (pair,) if pair in named else (),
@@ -373,7 +395,12 @@ class RuleIndex:
     def _presearch(self, doc: Document) -> tuple[set[str], list[int], list[int]]:
         """The document's terms (see `terms`), and its candidate rules and entities by id."""
         meanings = self._meanings(doc)
-        return native.presearch(meanings, self._rule_keys.always, self._entity_keys.always)
+        return native.presearch(
+            meanings, self._rule_keys.always, self._entity_keys.always, len(self._term_ids)
+        )
+
+    def _meaning(self, rules: tuple, entities: tuple, terms: tuple[str, ...]) -> _Meaning:
+        return _Meaning(rules, entities, terms, tuple(map(self._term_ids.__getitem__, terms)))
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
@@ -401,7 +428,7 @@ class RuleIndex:
             terms = self._terms_of(new, stems_of)
             for word in new:
                 if rules[word] or entities[word] or terms[word]:
-                    found.append(_Meaning(rules[word], entities[word], terms[word]))
+                    found.append(self._meaning(rules[word], entities[word], terms[word]))
                     meaning[word] = found[-1]
                 else:
                     meaning[word] = None

@@ -24,9 +24,10 @@ class Filed(Protocol):
 
     alone: list[int] | None
     by_term: dict[str, list[int]] | None
+    seconds: tuple[bytes, tuple[list[int], ...]] | None  # by_term as numbers (index._Filed.seal)
 
 
-Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...]]
+Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...], tuple[int, ...]]
 
 
 def token_hashes(tokens: list[str]) -> bytes:
@@ -38,6 +39,24 @@ def positions_of(tokens: list[str], hashes: bytes, words: tuple[str, ...]) -> li
     """Positions of the tokens that are one of `words`, in order; `hashes`: token_hashes(tokens)."""
     wanted = frozenset(words)
     return [i for i, token in enumerate(tokens) if token in wanted]
+
+
+def leaf_hits(
+    fields: list[tuple[str, list[str], bytes]],
+    words: tuple[str, ...],
+    label: str,
+    entity: str | None,
+) -> list[tuple[str, int, int, str, str | None]] | None:
+    """The hits (name, i, i + 1, label, entity) of the tokens that are one of `words`, field
+    after field (`fields`: name, tokens, token_hashes(tokens)); None where there is none."""
+    wanted = frozenset(words)
+    found = [
+        (name, i, i + 1, label, entity)
+        for name, tokens, _ in fields
+        for i, token in enumerate(tokens)
+        if token in wanted
+    ]
+    return found or None
 
 
 def hash_filter(words: Iterable[str], bits: int = 1 << 20) -> bytes:
@@ -83,11 +102,13 @@ def candidates(terms: AbstractSet[str], keys: Iterable[Filed], always: Sequence[
 
 
 def presearch(
-    meanings: list[Meaning], rules_always: list[int], entities_always: list[int]
+    meanings: list[Meaning], rules_always: list[int], entities_always: list[int], numbered: int
 ) -> tuple[set[str], list[int], list[int]]:
     """The terms of an article's `meanings` (its words' and pairs'), and the rules and entities
     they make candidates, in id order: rules filed under their keys alone or by a second term
-    among the terms, entities under their keys."""
+    among the terms, entities under their keys. `numbered`: how many terms the index numbers
+    (the size of the C version's bit set of the article's terms, by the numbers that meanings'
+    ids and keys' `seconds` give)."""
     terms = set(chain.from_iterable(meaning[2] for meaning in meanings))
     rules = candidates(terms, chain.from_iterable(meaning[0] for meaning in meanings), rules_always)
     entities = candidates(
@@ -107,6 +128,7 @@ def meanings_of(
 PYTHON = {
     "token_hashes": token_hashes,
     "positions_of": positions_of,
+    "leaf_hits": leaf_hits,
     "pairs_in": pairs_in,
     "presearch": presearch,
     "token_starts": token_starts,
@@ -114,6 +136,7 @@ PYTHON = {
 }
 try:
     from ._native import (  # noqa: F811
+        leaf_hits,
         meanings_of,
         pairs_in,
         positions_of,

@@ -19,6 +19,7 @@ from itertools import chain
 from operator import itemgetter
 
 from ..text import fold_word
+from . import native
 from .document import Document, FieldText
 from .stats import HEURISTIC, Key, TermStats
 
@@ -151,6 +152,8 @@ class Seq(Node):
     def _word_hits(self, doc: Document, word: str) -> list[Hit] | None:
         if word not in doc.words:
             return None
+        if native.NATIVE:  # one C call for every field's hits
+            return native.leaf_hits(doc.scans(self.fields), (word,), self.label, self.entity)
         out: list[Hit] = []
         label, entity = self.label, self.entity
         for name in self.fields:
@@ -173,6 +176,8 @@ class Seq(Node):
             words = found[0] if len(found) == 1 else list(dict.fromkeys(chain(*found)))
         if not words:
             return None
+        if native.NATIVE:
+            return native.leaf_hits(doc.scans(self.fields), tuple(words), self.label, self.entity)
         out: list[Hit] = []
         label, entity = self.label, self.entity
         for name in self.fields:
