@@ -19,7 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.records import Evidence
 from monitor.rules import native
+from monitor.rules.evidence import snippet_around
 from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Rule
@@ -59,6 +61,33 @@ def test_hits_of_words_in_fields_agree(
     found = native.leaf_hits(scans, copies, "label", entity)
     python = [(name, tokens, b"") for name, tokens, _ in scans]
     assert found == native.PYTHON["leaf_hits"](python, copies, "label", entity)
+
+
+SNIPPET_TEXT = st.text(alphabet="ab é\n\t\u00a0⟦⟧𝔸", max_size=700)
+
+
+@st.composite
+def pools(draw: st.DrawFn) -> tuple[list[Evidence], dict[str, str]]:
+    """Evidence in reading order (by offset within a field) over texts with spaces of several
+    kinds, line breaks, non-BMP letters and the highlight marks themselves."""
+    texts = {"summary": draw(SNIPPET_TEXT), "content": draw(SNIPPET_TEXT)}
+    pool = []
+    for field in ("summary", "content"):
+        size = len(texts[field])
+        spans = draw(st.lists(st.tuples(st.integers(0, size), st.integers(0, 12)), max_size=90))
+        for start, length in sorted(spans):
+            end = min(size, start + length)
+            term = draw(st.sampled_from(["police", "calais", "@migrants"]))
+            pool.append(Evidence(field, start, end, texts[field][start:end], term))
+    return pool, texts
+
+
+@settings(max_examples=300)
+@given(pools())
+def test_snippets_agree(drawn: tuple[list[Evidence], dict[str, str]]) -> None:
+    pool, texts = drawn
+    if pool:
+        assert native.snippet(pool, texts) == snippet_around(pool, texts)
 
 
 @given(st.text(alphabet=" ab\x00é𝔸", max_size=60))

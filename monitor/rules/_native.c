@@ -393,9 +393,198 @@ done:
     return result;
 }
 
+#define SNIPPET_CHARS 240
+#define BEFORE (SNIPPET_CHARS / 3) /* of a snippet, before the word it is placed around */
+#define CANDIDATES 64              /* words a snippet may be placed around */
+#define OPEN 0x27E6                /* ⟦ */
+#define CLOSE 0x27E7               /* ⟧ */
+
+typedef struct {
+    PyObject *field, *term;
+    Py_ssize_t start, end;
+} Piece;
+
+/* How many different terms, and how many pieces, the window from `from` (inclusive) to `to`
+ * (exclusive) of the field's pieces `at[0..n)` (by offset) shows. */
+static int window_shows(const Piece *pieces, const Py_ssize_t *at, Py_ssize_t n, Py_ssize_t from,
+                        Py_ssize_t to, Py_ssize_t *terms, Py_ssize_t *count) {
+    /* bisect_left over the field's offsets, as evidence.snippet_of does */
+    Py_ssize_t low = 0, high = n;
+    while (low < high) {
+        Py_ssize_t mid = (low + high) / 2;
+        if (pieces[at[mid]].start < from) low = mid + 1; else high = mid;
+    }
+    Py_ssize_t first = low;
+    high = n;
+    while (low < high) {
+        Py_ssize_t mid = (low + high) / 2;
+        if (pieces[at[mid]].start < to) low = mid + 1; else high = mid;
+    }
+    Py_ssize_t last = low, distinct = 0;
+    for (Py_ssize_t i = first; i < last; i++) {
+        PyObject *term = pieces[at[i]].term;
+        int before = 0;
+        for (Py_ssize_t j = first; j < i && !before; j++) {
+            PyObject *other = pieces[at[j]].term;
+            if (other == term) { before = 1; break; }
+            int same = PyObject_RichCompareBool(other, term, Py_EQ);
+            if (same < 0) return -1;
+            before = same;
+        }
+        distinct += !before;
+    }
+    *terms = distinct;
+    *count = last - first;
+    return 0;
+}
+
+/* snippet(pool, texts) -> about 240 characters around the densest cluster of `pool`, matched
+ * words in ⟦ ⟧: evidence.snippet_of's window, for `pool` (a non-empty list of Evidence in
+ * reading order) and `texts` (field name -> text). */
+static PyObject *snippet(PyObject *self, PyObject *args) {
+    PyObject *pool, *texts;
+    if (!PyArg_ParseTuple(args, "O!O!:snippet", &PyList_Type, &pool, &PyDict_Type, &texts))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(pool);
+    if (n == 0) return PyUnicode_FromString("");
+    Piece *pieces = PyMem_Calloc(n, sizeof(Piece));
+    Py_ssize_t *at = PyMem_Calloc(n, sizeof(Py_ssize_t)); /* a field's pieces, by offset */
+    Py_ssize_t *firsts = PyMem_Calloc(n, sizeof(Py_ssize_t));
+    Py_UCS4 *out = NULL;
+    PyObject *result = NULL;
+    if (pieces == NULL || at == NULL || firsts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(pool, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 5 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
+            PyErr_SetString(PyExc_TypeError, "snippet: the pool holds Evidence");
+            goto done;
+        }
+        pieces[i].field = PyTuple_GET_ITEM(e, 0);
+        pieces[i].term = PyTuple_GET_ITEM(e, 4);
+        pieces[i].start = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 1));
+        pieces[i].end = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2));
+        if (PyErr_Occurred()) goto done;
+    }
+    Py_ssize_t best = 0;
+    if (n > 1) {
+        /* Candidates: the first CANDIDATES pieces, then each term's first piece. */
+        Py_ssize_t nfirsts = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int seen = 0;
+            for (Py_ssize_t j = 0; j < nfirsts && !seen; j++) {
+                PyObject *other = pieces[firsts[j]].term;
+                if (other == pieces[i].term) { seen = 1; break; }
+                seen = PyObject_RichCompareBool(other, pieces[i].term, Py_EQ);
+                if (seen < 0) goto done;
+            }
+            if (!seen) firsts[nfirsts++] = i;
+        }
+        Py_ssize_t most_terms = -1, most_count = -1, head = n < CANDIDATES ? n : CANDIDATES;
+        for (Py_ssize_t c = 0; c < head + nfirsts; c++) {
+            Py_ssize_t i = c < head ? c : firsts[c - head];
+            /* the pieces of i's field, in pool order (by offset within a field) */
+            Py_ssize_t m = 0;
+            for (Py_ssize_t j = 0; j < n; j++) {
+                int same = pieces[j].field == pieces[i].field ||
+                           PyUnicode_Compare(pieces[j].field, pieces[i].field) == 0;
+                if (PyErr_Occurred()) goto done;
+                if (same) at[m++] = j;
+            }
+            Py_ssize_t terms, count;
+            Py_ssize_t from = pieces[i].start - BEFORE;
+            if (window_shows(pieces, at, m, from, from + SNIPPET_CHARS, &terms, &count) < 0)
+                goto done;
+            if (terms > most_terms || (terms == most_terms && count > most_count)) {
+                best = i;
+                most_terms = terms;
+                most_count = count;
+            }
+        }
+    }
+    PyObject *text = PyDict_GetItemWithError(texts, pieces[best].field);
+    if (text == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, pieces[best].field);
+        goto done;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "snippet: texts must be str");
+        goto done;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    /* evidence._window */
+    Py_ssize_t start = pieces[best].start - BEFORE;
+    if (start < 0) start = 0;
+    Py_ssize_t end = start + SNIPPET_CHARS < length ? start + SNIPPET_CHARS : length;
+    if (end - SNIPPET_CHARS < start) start = end - SNIPPET_CHARS;
+    if (start < 0) start = 0;
+    while (start > 0 && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, start - 1))) start--;
+    while (end < length && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, end))) end++;
+    /* The window, its pieces of the best field marked, marks of the text's own left out. */
+    Py_ssize_t size = 2 + (end - start) + 2 * n, used = 0;
+    out = PyMem_Malloc(size * sizeof(Py_UCS4));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t cursor = start;
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        Py_ssize_t upto = end;
+        if (i < n) {
+            Piece *e = &pieces[i];
+            int same = e->field == pieces[best].field ||
+                       PyUnicode_Compare(e->field, pieces[best].field) == 0;
+            if (PyErr_Occurred()) goto done;
+            if (!same || e->start < cursor || e->end > end) continue;
+            upto = e->start;
+        }
+        for (Py_ssize_t k = cursor; k < upto; k++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, k);
+            if (c != OPEN && c != CLOSE) out[used++] = c;
+        }
+        if (i == n) break;
+        out[used++] = OPEN;
+        for (Py_ssize_t k = pieces[i].start; k < pieces[i].end; k++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, k);
+            if (c != OPEN && c != CLOSE) out[used++] = c;
+        }
+        out[used++] = CLOSE;
+        cursor = pieces[i].end;
+    }
+    /* evidence._ellipsed: one line, stripped, with … where the text goes on. */
+    for (Py_ssize_t k = 0; k < used; k++)
+        if (out[k] == '\n') out[k] = ' ';
+    Py_ssize_t left = 0, right = used;
+    while (left < right && Py_UNICODE_ISSPACE(out[left])) left++;
+    while (right > left && Py_UNICODE_ISSPACE(out[right - 1])) right--;
+    Py_UCS4 *line = PyMem_Malloc((right - left + 2) * sizeof(Py_UCS4));
+    if (line == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t written = 0;
+    if (start > 0) line[written++] = 0x2026;
+    for (Py_ssize_t k = left; k < right; k++) line[written++] = out[k];
+    if (end < length) line[written++] = 0x2026;
+    result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, line, written);
+    PyMem_Free(line);
+done:
+    PyMem_Free(pieces);
+    PyMem_Free(at);
+    PyMem_Free(firsts);
+    PyMem_Free(out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"token_hashes", token_hashes, METH_O, "The tokens' hashes, side by side."},
     {"positions_of", positions_of, METH_VARARGS, "Positions of any of some words among tokens."},
+    {"snippet", snippet, METH_VARARGS, "A snippet around the densest evidence."},
     {"leaf_hits", leaf_hits, METH_VARARGS, "Hits of some words in some fields."},
     {"pairs_in", pairs_in, METH_VARARGS, "Values of adjacent token pairs, added to a set."},
     {"presearch", presearch, METH_VARARGS, "Terms and candidate ids of an article's meanings."},

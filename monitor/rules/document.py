@@ -238,6 +238,11 @@ class Document:
         # hit -> its place in reading order and its evidence, shared by matches (see evidence_of)
         self.evidence: dict[tuple, tuple[tuple[int, int, int], Evidence]] = {}
 
+    @cached_property
+    def texts(self) -> dict[str, str]:
+        """Each field's text, by name."""
+        return {name: self.field(name).text for name in ALL_FIELDS}
+
     def scans(self, names: tuple[str, ...]) -> list[tuple[str, list[str], bytes]]:
         """(name, tokens, token hashes) of the fields of `names` that have tokens, cached: what
         native.leaf_hits scans for a word's hits."""

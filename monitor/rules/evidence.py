@@ -6,6 +6,7 @@ from bisect import bisect_left
 
 from ..records import Evidence
 from ..text import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from . import native
 from .document import ALL_FIELDS, Document
 from .nodes import Hit
 
@@ -93,7 +94,12 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
     pool = body or titled or list(evidence)
     if not pool:
         return ""
+    return native.snippet(pool, doc.texts)
 
+
+def snippet_around(pool: list[Evidence], texts: dict[str, str]) -> str:
+    """The window of snippet_of around the densest of `pool` (evidence in reading order, not
+    empty), in the text of its field in `texts` (the C extension's native.snippet is the same)."""
     # The window (from a third of its length before a word) showing the most different query
     # terms, then the most words (the first such in reading order): the densest words alone
     # showed an urgent rule's "asylum, asylum" and not the police violence it was urgent for.
@@ -122,7 +128,7 @@ def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:
             shown = (len(set(terms[e.field][low:high])), high - low)
             if shown > most:
                 best, most = e, shown
-    text = doc.field(best.field).text
+    text = texts[best.field]
     start, end = _window(text, best.start - _BEFORE)
     window = text[start:end]
     # Feed text holding the highlight marks themselves has them removed, so that only

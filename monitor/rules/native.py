@@ -125,10 +125,18 @@ def meanings_of(
     return list(filter(None, map(meaning.get, words))), list(words - meaning.keys())
 
 
+def snippet(pool: list, texts: dict[str, str]) -> str:
+    """evidence.snippet_around (the C version does the same in one call)."""
+    from .evidence import snippet_around  # evidence imports this module
+
+    return snippet_around(pool, texts)
+
+
 PYTHON = {
     "token_hashes": token_hashes,
     "positions_of": positions_of,
     "leaf_hits": leaf_hits,
+    "snippet": snippet,
     "pairs_in": pairs_in,
     "presearch": presearch,
     "token_starts": token_starts,
@@ -141,6 +149,7 @@ try:
         pairs_in,
         positions_of,
         presearch,
+        snippet,
         token_hashes,
         token_starts,
     )
