@@ -63,6 +63,37 @@ def test_hits_of_words_in_fields_agree(
     assert found == native.PYTHON["leaf_hits"](python, copies, "label", entity)
 
 
+HITS = st.lists(
+    st.tuples(
+        st.sampled_from(["title", "summary", "content", "url"]),
+        st.integers(0, 6),
+        st.integers(1, 3),
+        st.sampled_from(["police", "calais"]),
+        st.none() | st.just("calais"),
+    ).map(lambda h: (h[0], h[1], h[1] + h[2], h[3], h[4])),
+    max_size=25,
+)
+RANK = {"title": 0, "summary": 1, "content": 2, "url": 3}
+
+
+def _locate(hit: tuple, doc: str) -> tuple[tuple[int, int, int], Evidence]:
+    """As evidence._locate places a hit: here a token is 4 characters wide."""
+    field, start, end, label, entity = hit
+    text = f"{doc}:{field}:{start}"
+    return (RANK[field], start, end), Evidence(field, 4 * start, 4 * end, text, label, entity)
+
+
+@given(HITS, HITS)
+def test_evidence_agrees(earlier: list[tuple], hits: list[tuple]) -> None:
+    # A memo holding the hits of rules matched before, as an article's does.
+    made = {hit: _locate(hit, "doc") for hit in earlier}
+    expected_made = dict(made)
+    found = native.evidence_of(hits, made, _locate, "doc")
+    assert found == native.PYTHON["evidence_of"](hits, expected_made, _locate, "doc")
+    assert made == expected_made
+    assert native.score_of(found) == native.PYTHON["score_of"](found)
+
+
 SNIPPET_TEXT = st.text(alphabet="ab é\n\t\u00a0⟦⟧𝔸", max_size=700)
 
 
@@ -196,6 +227,12 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         c.presearch([((), (), ("x",), (7,))], [], [], 5)  # a number past those the index has
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [])
+    with pytest.raises(TypeError):
+        c.evidence_of([("title", 0, 1, "a", None)], {}, lambda hit, doc: "not a place", None)
+    with pytest.raises(ZeroDivisionError):  # an error of `locate` goes through
+        c.evidence_of([("title", 0, 1, "a", None)], {}, lambda hit, doc: 1 / 0, None)
+    with pytest.raises(TypeError):
+        c.score_of([("title", 0, 1)])
 
 
 def _rule_pack() -> RuleIndex:

@@ -581,9 +581,128 @@ done:
     return result;
 }
 
+typedef struct {
+    long rank, start, end; /* the hit's place in reading order */
+    Py_ssize_t index;      /* in the hits: the first of equal places wins */
+    PyObject *evidence;    /* borrowed from the memo */
+} Placed;
+
+static int by_place(const void *a, const void *b) {
+    const Placed *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* evidence_of(hits, made, locate, doc) -> tuple of Evidence
+ * evidence.evidence_of: each hit's (place, evidence) from the memo `made`, or from
+ * locate(hit, doc), remembered there; the evidence of distinct places, in reading order, the
+ * first hit's where several share a place. A place is (field rank, first token, end token). */
+static PyObject *evidence_of(PyObject *self, PyObject *args) {
+    PyObject *hits, *made, *locate, *doc;
+    if (!PyArg_ParseTuple(args, "O!O!OO:evidence_of", &PyList_Type, &hits, &PyDict_Type, &made,
+                          &locate, &doc))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(hits);
+    Placed *placed = PyMem_Malloc((n ? n : 1) * sizeof(Placed));
+    if (placed == NULL) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *hit = PyList_GET_ITEM(hits, i);
+        PyObject *found = PyDict_GetItemWithError(made, hit);
+        if (found == NULL) {
+            if (PyErr_Occurred()) goto done;
+            found = PyObject_CallFunctionObjArgs(locate, hit, doc, NULL);
+            if (found == NULL) goto done;
+            int failed = PyDict_SetItem(made, hit, found);
+            Py_DECREF(found); /* the memo holds it */
+            if (failed) goto done;
+        }
+        PyObject *place;
+        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+            !PyTuple_Check(place = PyTuple_GET_ITEM(found, 0)) || PyTuple_GET_SIZE(place) != 3) {
+            PyErr_SetString(PyExc_TypeError, "evidence_of: locate gives ((rank, start, end), evidence)");
+            goto done;
+        }
+        placed[i].rank = PyLong_AsLong(PyTuple_GET_ITEM(place, 0));
+        placed[i].start = PyLong_AsLong(PyTuple_GET_ITEM(place, 1));
+        placed[i].end = PyLong_AsLong(PyTuple_GET_ITEM(place, 2));
+        if (PyErr_Occurred()) goto done;
+        placed[i].index = i;
+        placed[i].evidence = PyTuple_GET_ITEM(found, 1);
+    }
+    qsort(placed, n, sizeof(Placed), by_place);
+    Py_ssize_t distinct = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Placed *last = distinct ? &placed[distinct - 1] : NULL;
+        if (last && last->rank == placed[i].rank && last->start == placed[i].start &&
+            last->end == placed[i].end)
+            continue; /* the same words: the first hit's label */
+        placed[distinct++] = placed[i];
+    }
+    result = PyTuple_New(distinct);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < distinct; i++) {
+        Py_INCREF(placed[i].evidence);
+        PyTuple_SET_ITEM(result, i, placed[i].evidence);
+    }
+done:
+    PyMem_Free(placed);
+    return result;
+}
+
+/* score_of(evidence) -> float: evidence.score_of (title 3, summary 2, any other field 1, each
+ * evidence counted unless it starts inside words of its field counted already). */
+static PyObject *score_of(PyObject *self, PyObject *evidence) {
+    if (!PyTuple_Check(evidence)) {
+        PyErr_SetString(PyExc_TypeError, "score_of: a tuple of Evidence is expected");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(evidence), fields = 0;
+    struct { PyObject *field; Py_ssize_t end; } reach[16];
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyTuple_GET_ITEM(evidence, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 3 || !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
+            PyErr_SetString(PyExc_TypeError, "score_of: a tuple of Evidence is expected");
+            return NULL;
+        }
+        PyObject *field = PyTuple_GET_ITEM(e, 0);
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 1));
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2));
+        if (PyErr_Occurred()) return NULL;
+        Py_ssize_t f = 0;
+        while (f < fields && reach[f].field != field && PyUnicode_Compare(reach[f].field, field) != 0)
+            f++;
+        if (PyErr_Occurred()) return NULL;
+        if (f == fields) {
+            if (fields == 16) {
+                PyErr_SetString(PyExc_ValueError, "score_of: more than 16 fields");
+                return NULL;
+            }
+            reach[fields].field = field;
+            reach[fields].end = end;
+            fields++;
+        } else {
+            if (start < reach[f].end) {
+                if (end > reach[f].end) reach[f].end = end;
+                continue;
+            }
+            if (end > reach[f].end) reach[f].end = end;
+        }
+        total += PyUnicode_CompareWithASCIIString(field, "title") == 0     ? 3.0
+                 : PyUnicode_CompareWithASCIIString(field, "summary") == 0 ? 2.0
+                                                                            : 1.0;
+    }
+    return PyFloat_FromDouble(total);
+}
+
 static PyMethodDef methods[] = {
     {"token_hashes", token_hashes, METH_O, "The tokens' hashes, side by side."},
     {"positions_of", positions_of, METH_VARARGS, "Positions of any of some words among tokens."},
+    {"evidence_of", evidence_of, METH_VARARGS, "A match's evidence, in reading order."},
+    {"score_of", score_of, METH_O, "A match's score."},
     {"snippet", snippet, METH_VARARGS, "A snippet around the densest evidence."},
     {"leaf_hits", leaf_hits, METH_VARARGS, "Hits of some words in some fields."},
     {"pairs_in", pairs_in, METH_VARARGS, "Values of adjacent token pairs, added to a set."},

@@ -10,7 +10,6 @@ from . import native
 from .document import ALL_FIELDS, Document
 from .nodes import Hit
 
-FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0}
 _SNIPPET_CHARS = 240
 _BEFORE = _SNIPPET_CHARS // 3  # of a snippet, before the word it is placed around
 _CANDIDATES = 64  # words a snippet may be placed around (an article repeating one has 1,000s)
@@ -18,18 +17,11 @@ _CANDIDATES = 64  # words a snippet may be placed around (an article repeating o
 
 def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
     """Distinct hits as Evidence with character offsets into the field's text, in reading order
-    (title, summary, content, then the other fields; by offset within a field)."""
-    made = doc.evidence  # the same word is evidence for many rules: located once per article
-    seen: dict[tuple[int, int, int], Evidence] = {}
-    for hit in hits:
-        found = made.get(hit)
-        if found is None:
-            found = made[hit] = _locate(hit, doc)
-        order, evidence = found
-        if order not in seen:  # the first label for the same words wins
-            seen[order] = evidence
-    # The keys sort as tuples of ints, in C: no key function called per evidence.
-    return tuple(map(seen.__getitem__, sorted(seen)))
+    (title, summary, content, then the other fields; by offset within a field). The same word
+    is evidence for many rules: each hit is located once per article (doc.evidence)."""
+    if not isinstance(hits, list):
+        hits = list(hits)
+    return native.evidence_of(hits, doc.evidence, _locate, doc)
 
 
 _FIELD_ORDER = {name: rank for rank, name in enumerate(ALL_FIELDS)}
@@ -68,13 +60,7 @@ def score_of(evidence: tuple[Evidence, ...]) -> float:
     """Sum of field weights over distinct evidence: a title hit counts 3, summary 2, others 1.
     Words that overlap words counted already count once: "projet de loi immigration" matched by
     three aliases of one entity counted three times. `evidence` is in reading order."""
-    total, reach = 0.0, {}
-    for e in evidence:
-        end = reach.get(e.field)
-        if end is None or e.start >= end:
-            total += FIELD_WEIGHTS.get(e.field, 1.0)
-        reach[e.field] = e.end if end is None else max(end, e.end)
-    return total
+    return native.score_of(evidence)
 
 
 def snippet_of(evidence: tuple[Evidence, ...], doc: Document) -> str:

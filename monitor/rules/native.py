@@ -11,7 +11,7 @@ tests compare the two), only slower.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import chain, compress, islice
 from typing import Any, Protocol
@@ -125,6 +125,37 @@ def meanings_of(
     return list(filter(None, map(meaning.get, words))), list(words - meaning.keys())
 
 
+def evidence_of(hits: list, made: dict, locate: Callable[[Any, Any], tuple], doc: Any) -> tuple:
+    """The evidence of distinct places among `hits`, in reading order (the first hit's where
+    several share a place): each hit's (place, evidence) from the memo `made`, or from
+    locate(hit, doc), remembered there. A place is (field rank, first token, end token)."""
+    seen: dict[tuple[int, int, int], Any] = {}
+    for hit in hits:
+        found = made.get(hit)
+        if found is None:
+            found = made[hit] = locate(hit, doc)
+        place, evidence = found
+        if place not in seen:  # the first label for the same words wins
+            seen[place] = evidence
+    # The keys sort as tuples of ints, in C: no key function called per evidence.
+    return tuple(map(seen.__getitem__, sorted(seen)))
+
+
+FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0}
+
+
+def score_of(evidence: tuple) -> float:
+    """Field weights summed over `evidence` (in reading order), words overlapping words counted
+    already not counted again (evidence.score_of)."""
+    total, reach = 0.0, {}
+    for e in evidence:
+        end = reach.get(e.field)
+        if end is None or e.start >= end:
+            total += FIELD_WEIGHTS.get(e.field, 1.0)
+        reach[e.field] = e.end if end is None else max(end, e.end)
+    return total
+
+
 def snippet(pool: list, texts: dict[str, str]) -> str:
     """evidence.snippet_around (the C version does the same in one call)."""
     from .evidence import snippet_around  # evidence imports this module
@@ -137,6 +168,8 @@ PYTHON = {
     "positions_of": positions_of,
     "leaf_hits": leaf_hits,
     "snippet": snippet,
+    "evidence_of": evidence_of,
+    "score_of": score_of,
     "pairs_in": pairs_in,
     "presearch": presearch,
     "token_starts": token_starts,
@@ -144,11 +177,13 @@ PYTHON = {
 }
 try:
     from ._native import (  # noqa: F811
+        evidence_of,
         leaf_hits,
         meanings_of,
         pairs_in,
         positions_of,
         presearch,
+        score_of,
         snippet,
         token_hashes,
         token_starts,
