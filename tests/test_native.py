@@ -19,8 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.records import Evidence
+from monitor.records import Article, Evidence
 from monitor.rules import native
+from monitor.rules.document import Document
+from monitor.rules.evidence import _locate as locate_hit
 from monitor.rules.evidence import snippet_around
 from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
@@ -88,10 +90,41 @@ def test_evidence_agrees(earlier: list[tuple], hits: list[tuple]) -> None:
     # A memo holding the hits of rules matched before, as an article's does.
     made = {hit: _locate(hit, "doc") for hit in earlier}
     expected_made = dict(made)
-    found = native.evidence_of(hits, made, _locate, "doc")
-    assert found == native.PYTHON["evidence_of"](hits, expected_made, _locate, "doc")
+    found = native.evidence_of(hits, made, _locate, "doc", {}, Evidence)
+    expected = native.PYTHON["evidence_of"](hits, expected_made, _locate, "doc", {}, Evidence)
+    assert found == expected
     assert made == expected_made
     assert native.score_of(found) == native.PYTHON["score_of"](found)
+
+
+# Words whose evidence is not the token as compared: a ligature (oeuvre), an acronym's periods
+# (uk), inclusive writing (exilés), an apostrophe; and a line break.
+WRITTEN = st.sampled_from(["U.K.", "œuvre", "exilé·es", "l'État", "Calais", "CRS", "\n", "a"])
+
+
+@settings(max_examples=150)
+@given(st.lists(WRITTEN, min_size=1, max_size=30), st.data())
+def test_evidence_located_in_c_agrees(words: list[str], data: st.DataObject) -> None:
+    text = " ".join(words)
+    article = Article(feed_id=1, guid="g", url="u", title=text[:40], content=text)
+    native_doc, python_doc = Document(article), Document(article)
+    hits = []
+    for field in ("title", "content"):
+        size = len(native_doc.field(field).tokens)
+        if size:
+            for start in data.draw(st.lists(st.integers(0, size - 1), max_size=8)):
+                end = data.draw(st.integers(start + 1, min(size, start + 3)))
+                hits.append((field, start, end, "label", None))
+    # The first hit of each field is located by evidence._locate, the next ones in C.
+    found = native.evidence_of(
+        hits, native_doc.evidence, locate_hit, native_doc, native_doc.locators, Evidence
+    )
+    expected = native.PYTHON["evidence_of"](
+        hits, python_doc.evidence, locate_hit, python_doc, {}, Evidence
+    )
+    assert found == expected
+    assert all(type(e) is Evidence for e in found)
+    assert native_doc.evidence == python_doc.evidence
 
 
 SNIPPET_TEXT = st.text(alphabet="ab é\n\t\u00a0⟦⟧𝔸", max_size=700)
@@ -228,9 +261,11 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [])
     with pytest.raises(TypeError):
-        c.evidence_of([("title", 0, 1, "a", None)], {}, lambda hit, doc: "not a place", None)
+        c.evidence_of([("t", 0, 1, "a", None)], {}, lambda h, d: "no place", None, {}, Evidence)
     with pytest.raises(ZeroDivisionError):  # an error of `locate` goes through
-        c.evidence_of([("title", 0, 1, "a", None)], {}, lambda hit, doc: 1 / 0, None)
+        c.evidence_of([("t", 0, 1, "a", None)], {}, lambda h, d: 1 / 0, None, {}, Evidence)
+    with pytest.raises(TypeError):
+        c.evidence_of([], {}, locate_hit, None, {}, dict)  # not a tuple type
     with pytest.raises(TypeError):
         c.score_of([("title", 0, 1)])
 

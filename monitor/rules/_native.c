@@ -581,6 +581,69 @@ done:
     return result;
 }
 
+/* A hit's (place, evidence) from its field's locator: (rank, starts, written, tokens, text), as
+ * evidence._locate makes it. NULL with no exception set where the locator is not as expected. */
+static PyObject *place_hit(PyObject *hit, PyObject *locator, PyTypeObject *kind) {
+    PyObject *rank, *starts, *written, *tokens, *text;
+    if (!PyTuple_Check(locator) || PyTuple_GET_SIZE(locator) != 5) return NULL;
+    rank = PyTuple_GET_ITEM(locator, 0);
+    starts = PyTuple_GET_ITEM(locator, 1);
+    written = PyTuple_GET_ITEM(locator, 2);
+    tokens = PyTuple_GET_ITEM(locator, 3);
+    text = PyTuple_GET_ITEM(locator, 4);
+    if (!PyList_Check(starts) || !PyDict_Check(written) || !PyList_Check(tokens) ||
+        !PyUnicode_Check(text))
+        return NULL;
+    Py_ssize_t first = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+    Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 2));
+    if (PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(starts);
+    if (first < 0 || end <= first || end > n || PyList_GET_SIZE(tokens) != n) return NULL;
+    Py_ssize_t char_start = PyLong_AsSsize_t(PyList_GET_ITEM(starts, first));
+    Py_ssize_t last_start = PyLong_AsSsize_t(PyList_GET_ITEM(starts, end - 1));
+    if (PyErr_Occurred()) return NULL;
+    /* FieldText.written_length: as written (a ligature, an acronym's periods), else the token */
+    Py_ssize_t length = 0;
+    if (PyDict_GET_SIZE(written)) {
+        PyObject *key = PyLong_FromSsize_t(end - 1);
+        if (key == NULL) return NULL;
+        PyObject *value = PyDict_GetItemWithError(written, key);
+        Py_DECREF(key);
+        if (value == NULL && PyErr_Occurred()) return NULL;
+        if (value != NULL) {
+            length = PyLong_AsSsize_t(value);
+            if (length == -1 && PyErr_Occurred()) return NULL;
+        }
+    }
+    if (length == 0) {
+        PyObject *token = PyList_GET_ITEM(tokens, end - 1);
+        if (!PyUnicode_Check(token)) return NULL;
+        length = PyUnicode_GET_LENGTH(token);
+    }
+    Py_ssize_t char_end = last_start + length;
+    PyObject *words = PyUnicode_Substring(text, char_start, char_end);
+    PyObject *start_at = PyLong_FromSsize_t(char_start), *end_at = PyLong_FromSsize_t(char_end);
+    /* An Evidence (a NamedTuple: a tuple subclass without a dict) filled as tuple.__new__ does */
+    PyObject *evidence = kind->tp_alloc(kind, 6);
+    PyObject *place = PyTuple_Pack(3, rank, PyTuple_GET_ITEM(hit, 1), PyTuple_GET_ITEM(hit, 2));
+    PyObject *result = NULL;
+    if (words && start_at && end_at && evidence && place) {
+        PyObject *items[6] = {PyTuple_GET_ITEM(hit, 0), start_at, end_at, words,
+                              PyTuple_GET_ITEM(hit, 3), PyTuple_GET_ITEM(hit, 4)};
+        for (int i = 0; i < 6; i++) {
+            Py_INCREF(items[i]);
+            PyTuple_SET_ITEM(evidence, i, items[i]);
+        }
+        result = PyTuple_Pack(2, place, evidence);
+    }
+    Py_XDECREF(words);
+    Py_XDECREF(start_at);
+    Py_XDECREF(end_at);
+    Py_XDECREF(evidence);
+    Py_XDECREF(place);
+    return result;
+}
+
 typedef struct {
     long rank, start, end; /* the hit's place in reading order */
     Py_ssize_t index;      /* in the hits: the first of equal places wins */
@@ -595,15 +658,22 @@ static int by_place(const void *a, const void *b) {
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* evidence_of(hits, made, locate, doc) -> tuple of Evidence
- * evidence.evidence_of: each hit's (place, evidence) from the memo `made`, or from
- * locate(hit, doc), remembered there; the evidence of distinct places, in reading order, the
- * first hit's where several share a place. A place is (field rank, first token, end token). */
+/* evidence_of(hits, made, locate, doc, locators, kind) -> tuple of Evidence
+ * evidence.evidence_of: each hit's (place, evidence) from the memo `made`, else made from its
+ * field's locator in `locators` (field -> (rank, starts, written, tokens, text)) as an instance
+ * of `kind` (records.Evidence), else by locate(hit, doc); remembered in `made`. The evidence of
+ * distinct places, in reading order, the first hit's where several share a place. A place is
+ * (field rank, first token, end token). */
 static PyObject *evidence_of(PyObject *self, PyObject *args) {
-    PyObject *hits, *made, *locate, *doc;
-    if (!PyArg_ParseTuple(args, "O!O!OO:evidence_of", &PyList_Type, &hits, &PyDict_Type, &made,
-                          &locate, &doc))
+    PyObject *hits, *made, *locate, *doc, *locators;
+    PyTypeObject *kind;
+    if (!PyArg_ParseTuple(args, "O!O!OOO!O!:evidence_of", &PyList_Type, &hits, &PyDict_Type, &made,
+                          &locate, &doc, &PyDict_Type, &locators, &PyType_Type, &kind))
         return NULL;
+    if (!PyType_IsSubtype(kind, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "evidence_of: kind must be a tuple type");
+        return NULL;
+    }
     Py_ssize_t n = PyList_GET_SIZE(hits);
     Placed *placed = PyMem_Malloc((n ? n : 1) * sizeof(Placed));
     if (placed == NULL) return PyErr_NoMemory();
@@ -613,7 +683,13 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
         PyObject *found = PyDict_GetItemWithError(made, hit);
         if (found == NULL) {
             if (PyErr_Occurred()) goto done;
-            found = PyObject_CallFunctionObjArgs(locate, hit, doc, NULL);
+            found = NULL;
+            if (PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 5) {
+                PyObject *locator = PyDict_GetItemWithError(locators, PyTuple_GET_ITEM(hit, 0));
+                if (locator != NULL) found = place_hit(hit, locator, kind);
+                if (PyErr_Occurred()) goto done;
+            }
+            if (found == NULL) found = PyObject_CallFunctionObjArgs(locate, hit, doc, NULL);
             if (found == NULL) goto done;
             int failed = PyDict_SetItem(made, hit, found);
             Py_DECREF(found); /* the memo holds it */
@@ -622,7 +698,8 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
         PyObject *place;
         if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
             !PyTuple_Check(place = PyTuple_GET_ITEM(found, 0)) || PyTuple_GET_SIZE(place) != 3) {
-            PyErr_SetString(PyExc_TypeError, "evidence_of: locate gives ((rank, start, end), evidence)");
+            PyErr_SetString(PyExc_TypeError,
+                            "evidence_of: locate gives ((rank, start, end), evidence)");
             goto done;
         }
         placed[i].rank = PyLong_AsLong(PyTuple_GET_ITEM(place, 0));

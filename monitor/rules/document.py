@@ -194,6 +194,13 @@ class FieldText:
             self._place_acronyms()
         return self._written.get(i) or len(self.tokens[i])
 
+    def locator(self) -> tuple[list[int], dict[int, int], list[str], str]:
+        """What evidence._locate reads to place a hit (token offsets, lengths as written where
+        they differ, tokens, text), for the C extension to do the same."""
+        if self._dotted >= 0:
+            self._place_acronyms()
+        return self.starts, self._written, self.tokens, self.text
+
     def _place_acronyms(self) -> None:
         """U.K. is read as uk (text.acronym_words): as evidence, the whole of it."""
         starts = self.starts
@@ -237,6 +244,7 @@ class Document:
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         # hit -> its place in reading order and its evidence, shared by matches (see evidence_of)
         self.evidence: dict[tuple, tuple[tuple[int, int, int], Evidence]] = {}
+        self.locators: dict[str, tuple] = {}  # field -> what _locate reads (FieldText.locator)
 
     @cached_property
     def texts(self) -> dict[str, str]:

@@ -21,7 +21,7 @@ def evidence_of(hits: list[Hit], doc: Document) -> tuple[Evidence, ...]:
     is evidence for many rules: each hit is located once per article (doc.evidence)."""
     if not isinstance(hits, list):
         hits = list(hits)
-    return native.evidence_of(hits, doc.evidence, _locate, doc)
+    return native.evidence_of(hits, doc.evidence, _locate, doc, doc.locators, Evidence)
 
 
 _FIELD_ORDER = {name: rank for rank, name in enumerate(ALL_FIELDS)}
@@ -29,14 +29,18 @@ _FIELD_ORDER = {name: rank for rank, name in enumerate(ALL_FIELDS)}
 
 def _locate(hit: Hit, doc: Document) -> tuple[tuple[int, int, int], Evidence]:
     """A hit's place in reading order (field, first and end token: token order is character
-    order within a field) and its Evidence."""
+    order within a field) and its Evidence. The field's locator is kept (doc.locators): the
+    C extension locates the field's next hits itself, the same way."""
     field, start, end, label, entity = hit
     ft = doc.field(field)
     starts = ft.starts
     char_start = starts[start]
     char_end = starts[end - 1] + ft.written_length(end - 1)
     evidence = Evidence(field, char_start, char_end, ft.text[char_start:char_end], label, entity)
-    return (_FIELD_ORDER[field], start, end), evidence
+    rank = _FIELD_ORDER[field]
+    if field not in doc.locators:
+        doc.locators[field] = (rank, *ft.locator())
+    return (rank, start, end), evidence
 
 
 def mentions_of(evidence: tuple[Evidence, ...], doc: Document) -> list[Evidence]:

@@ -125,10 +125,19 @@ def meanings_of(
     return list(filter(None, map(meaning.get, words))), list(words - meaning.keys())
 
 
-def evidence_of(hits: list, made: dict, locate: Callable[[Any, Any], tuple], doc: Any) -> tuple:
+def evidence_of(
+    hits: list,
+    made: dict,
+    locate: Callable[[Any, Any], tuple],
+    doc: Any,
+    locators: dict[str, tuple],
+    kind: type,
+) -> tuple:
     """The evidence of distinct places among `hits`, in reading order (the first hit's where
     several share a place): each hit's (place, evidence) from the memo `made`, or from
-    locate(hit, doc), remembered there. A place is (field rank, first token, end token)."""
+    locate(hit, doc), remembered there. A place is (field rank, first token, end token).
+    The C version locates a hit itself, as an instance of `kind`, where `locators` holds its
+    field's (rank, token offsets, lengths as written, tokens, text)."""
     seen: dict[tuple[int, int, int], Any] = {}
     for hit in hits:
         found = made.get(hit)
