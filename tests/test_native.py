@@ -195,7 +195,40 @@ FILED = st.builds(
 )
 
 
-@settings(max_examples=200)
+class Checked:
+    """A compiled rule's required clauses (index.CompiledRule.may_match), and the same clauses
+    by term number, as RuleIndex._checks holds them."""
+
+    def __init__(self, required: frozenset[str], either: tuple[frozenset[str], ...]) -> None:
+        self.required, self.either = required, either
+
+    def may_match(self, terms: set[str]) -> bool:
+        if not self.required <= terms:
+            return False
+        return not any(clause.isdisjoint(terms) for clause in self.either)
+
+    def check(self) -> tuple:
+        return (self, _numbers(self.required), tuple(map(_numbers, self.either)))
+
+
+def _numbers(terms: frozenset[str]) -> bytes:
+    return array("i", [NUMBER[term] for term in sorted(terms)]).tobytes()
+
+
+CLAUSE = st.frozensets(st.sampled_from(TERMS), min_size=1, max_size=3)
+CHECKS = st.lists(
+    st.none()
+    | st.builds(
+        Checked,
+        st.frozensets(st.sampled_from(TERMS), max_size=2),
+        st.lists(CLAUSE, max_size=2).map(tuple),
+    ),
+    min_size=31,
+    max_size=31,
+)
+
+
+@settings(max_examples=300)
 @given(
     st.lists(FILED, min_size=1, max_size=6),
     st.lists(
@@ -208,12 +241,14 @@ FILED = st.builds(
     ),
     ITEMS,
     ITEMS,
+    st.none() | CHECKS,
 )
 def test_presearch_agrees(
     keys: list[Filed],
     shapes: list[tuple[list[int], list[int], list[str]]],
     rules_always: list[int],
     entities_always: list[int],
+    checked: list[Checked | None] | None,
 ) -> None:
     # Meanings share keys, as words share a prefix or a stem: each key is read once.
     meanings = [
@@ -221,12 +256,15 @@ def test_presearch_agrees(
             tuple(keys[i % len(keys)] for i in rules),
             tuple(keys[i % len(keys)] for i in entities),
             tuple(terms),
-            tuple(NUMBER[term] for term in terms),
+            array("i", [NUMBER[term] for term in terms]).tobytes(),
         )
         for rules, entities, terms in shapes
     ]
-    found = native.presearch(meanings, rules_always, entities_always, len(TERMS))
-    expected = native.PYTHON["presearch"](meanings, rules_always, entities_always, len(TERMS))
+    checks = None if checked is None else [c and c.check() for c in checked]
+    found = native.presearch(meanings, rules_always, entities_always, len(TERMS), checks)
+    expected = native.PYTHON["presearch"](
+        meanings, rules_always, entities_always, len(TERMS), checks
+    )
     assert found == expected
 
 
@@ -255,9 +293,11 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(ValueError):
         c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {}, bytes(3), set())
     with pytest.raises((TypeError, AttributeError)):
-        c.presearch([((object(),), (), (), ())], [], [], 1)
-    with pytest.raises(ValueError):
-        c.presearch([((), (), ("x",), (7,))], [], [], 5)  # a number past those the index has
+        c.presearch([((object(),), (), (), b"")], [], [], 1, None)
+    with pytest.raises(ValueError):  # a number past those the index has
+        c.presearch([((), (), ("x",), array("i", [7]).tobytes())], [], [], 5, None)
+    with pytest.raises(IndexError):  # a candidate without its checks
+        c.presearch([], [3], [], 5, [None])
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [])
     with pytest.raises(TypeError):

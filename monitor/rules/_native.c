@@ -256,45 +256,92 @@ static PyObject *sorted_list(PyObject *items) {
     return list;
 }
 
-/* presearch(meanings, rules_always, entities_always, numbered) -> (terms, rule ids, entity ids)
+/* Whether every number of `ids` (C ints side by side) is set in `bits` (`all` 1), or one of
+ * them is (`all` 0). */
+static int holds(const unsigned char *bits, Py_ssize_t size, PyObject *ids, int all) {
+    if (!PyBytes_Check(ids) || PyBytes_GET_SIZE(ids) % sizeof(int)) {
+        PyErr_SetString(PyExc_TypeError, "presearch: a clause is term numbers, C ints");
+        return -1;
+    }
+    const int *number = (const int *)PyBytes_AS_STRING(ids);
+    Py_ssize_t n = PyBytes_GET_SIZE(ids) / sizeof(int);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int at = number[i];
+        if (at < 0 || at >= size) {
+            PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
+            return -1;
+        }
+        int set = (bits[at >> 3] >> (at & 7)) & 1;
+        if (set != all) return !all;
+    }
+    return all;
+}
+
+/* Whether rule `id` may match: checks[id] is None (nothing to check) or (compiled rule, the
+ * numbers of its one-term clauses' terms, all needed; a tuple of the numbers of each clause of
+ * several terms, one of each needed), as CompiledRule.may_match tests the terms themselves. */
+static int may_match(PyObject *checks, PyObject *id, const unsigned char *bits, Py_ssize_t size) {
+    Py_ssize_t i = PyLong_AsSsize_t(id);
+    if (i == -1 && PyErr_Occurred()) return -1;
+    if (i < 0 || i >= PyList_GET_SIZE(checks)) {
+        PyErr_SetString(PyExc_IndexError, "presearch: a rule without its checks");
+        return -1;
+    }
+    PyObject *check = PyList_GET_ITEM(checks, i);
+    if (check == Py_None) return 1;
+    PyObject *either;
+    if (!PyTuple_Check(check) || PyTuple_GET_SIZE(check) != 3 ||
+        !PyTuple_Check(either = PyTuple_GET_ITEM(check, 2))) {
+        PyErr_SetString(PyExc_TypeError, "presearch: a check is (rule, required, either)");
+        return -1;
+    }
+    int ok = holds(bits, size, PyTuple_GET_ITEM(check, 1), 1);
+    for (Py_ssize_t j = 0; ok == 1 && j < PyTuple_GET_SIZE(either); j++)
+        ok = holds(bits, size, PyTuple_GET_ITEM(either, j), 0);
+    return ok;
+}
+
+/* presearch(meanings, rules_always, entities_always, numbered, checks) -> (rule ids, entity ids)
  * `meanings`: a list of (rule keys, entity keys, terms, term numbers) tuples, the keys _Filed
- * objects; `numbered`: how many terms the index numbers. terms: every term of the meanings, a
- * set; rule ids: sorted, those of `rules_always` and those filed under a rule key alone or by a
- * second term among `terms`; entity ids: sorted, those of `entities_always` and those filed
- * under an entity key alone. Each key is read once. */
+ * objects, the numbers C ints side by side; `numbered`: how many terms the index numbers.
+ * rule ids: sorted, those of `rules_always` and those filed under a rule key alone or by a
+ * second term the article has; when `checks` is a list (see may_match), only those whose
+ * clauses the article's terms hold. entity ids: sorted, those of `entities_always` and those
+ * filed under an entity key. Each key is read once. */
 static PyObject *presearch(PyObject *self, PyObject *args) {
-    PyObject *meanings, *rules_always, *entities_always;
+    PyObject *meanings, *rules_always, *entities_always, *checks;
     Py_ssize_t numbered;
-    if (!PyArg_ParseTuple(args, "O!O!O!n:presearch", &PyList_Type, &meanings, &PyList_Type,
-                          &rules_always, &PyList_Type, &entities_always, &numbered))
+    if (!PyArg_ParseTuple(args, "O!O!O!nO:presearch", &PyList_Type, &meanings, &PyList_Type,
+                          &rules_always, &PyList_Type, &entities_always, &numbered, &checks))
         return NULL;
     if (numbered < 0 || numbered > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "presearch: numbered is out of range");
         return NULL;
     }
+    if (checks != Py_None && !PyList_Check(checks)) {
+        PyErr_SetString(PyExc_TypeError, "presearch: checks must be a list or None");
+        return NULL;
+    }
     PyObject *result = NULL, *rule_ids = NULL, *entity_ids = NULL;
     unsigned char *bits = PyMem_Calloc(numbered / 8 + 1, 1); /* the article's terms, by number */
-    PyObject *terms = PySet_New(NULL);
     PyObject *rules = PySet_New(rules_always);
     PyObject *entities = PySet_New(entities_always);
     PyObject *seen[2] = {PySet_New(NULL), PySet_New(NULL)}; /* keys read, of rules, of entities */
     if (bits == NULL) PyErr_NoMemory();
-    if (!bits || !terms || !rules || !entities || !seen[0] || !seen[1]) goto done;
+    if (!bits || !rules || !entities || !seen[0] || !seen[1]) goto done;
     Py_ssize_t n = PyList_GET_SIZE(meanings);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *meaning = PyList_GET_ITEM(meanings, i), *its_terms, *its_ids;
+        PyObject *meaning = PyList_GET_ITEM(meanings, i), *its_ids;
         if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) != 4 ||
-            !PyTuple_Check(its_terms = PyTuple_GET_ITEM(meaning, 2)) ||
-            !PyTuple_Check(its_ids = PyTuple_GET_ITEM(meaning, 3))) {
+            !PyBytes_Check(its_ids = PyTuple_GET_ITEM(meaning, 3)) ||
+            PyBytes_GET_SIZE(its_ids) % sizeof(int)) {
             PyErr_SetString(PyExc_TypeError,
                             "presearch: a meaning is (rule keys, entity keys, terms, numbers)");
             goto done;
         }
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(its_terms); j++)
-            if (PySet_Add(terms, PyTuple_GET_ITEM(its_terms, j)) < 0) goto done;
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(its_ids); j++) {
-            Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(its_ids, j));
-            if (at == -1 && PyErr_Occurred()) goto done;
+        const int *number = (const int *)PyBytes_AS_STRING(its_ids);
+        for (Py_ssize_t j = 0; j < PyBytes_GET_SIZE(its_ids) / (Py_ssize_t)sizeof(int); j++) {
+            int at = number[j];
             if (at < 0 || at >= numbered) {
                 PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
                 goto done;
@@ -323,11 +370,27 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
         }
     }
     rule_ids = sorted_list(rules);
-    entity_ids = rule_ids ? sorted_list(entities) : NULL;
-    if (entity_ids != NULL) result = PyTuple_Pack(3, terms, rule_ids, entity_ids);
+    if (rule_ids == NULL) goto done;
+    if (checks != Py_None) {
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rule_ids); i++) {
+            PyObject *id = PyList_GET_ITEM(rule_ids, i);
+            int ok = may_match(checks, id, bits, numbered);
+            if (ok < 0) goto done;
+            if (ok) {
+                Py_INCREF(id);
+                PyObject *old = PyList_GET_ITEM(rule_ids, kept);
+                PyList_SET_ITEM(rule_ids, kept, id);
+                Py_DECREF(old);
+                kept++;
+            }
+        }
+        if (PyList_SetSlice(rule_ids, kept, PyList_GET_SIZE(rule_ids), NULL) < 0) goto done;
+    }
+    entity_ids = sorted_list(entities);
+    if (entity_ids != NULL) result = PyTuple_Pack(2, rule_ids, entity_ids);
 done:
     PyMem_Free(bits);
-    Py_XDECREF(terms);
     Py_XDECREF(rules);
     Py_XDECREF(entities);
     Py_XDECREF(seen[0]);
@@ -337,6 +400,8 @@ done:
     return result;
 }
 
+/* token_starts(words) -> offsets where a character other than a space follows a space or
+ * starts the text (text.token_starts). */
 static PyObject *token_starts(PyObject *self, PyObject *words) {
     if (!PyUnicode_Check(words)) {
         PyErr_SetString(PyExc_TypeError, "token_starts: a str is expected");
@@ -792,6 +857,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "monitor.rules._native",
     "The matcher's per-article loops in C (see monitor/rules/native.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {

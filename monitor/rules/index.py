@@ -218,7 +218,7 @@ class _Meaning(NamedTuple):
     entities: tuple[_Filed, ...]  # keys of the entities' index
     # Itself, its stems ("en~slap") and its beginnings ("migra*"): those that clauses name.
     terms: tuple[str, ...]
-    ids: tuple[int, ...]  # the terms' numbers in the index (RuleIndex._term_ids)
+    ids: bytes  # the terms' numbers in the index (RuleIndex._term_ids), C ints side by side
 
 
 class _Vocabulary:
@@ -316,6 +316,13 @@ class RuleIndex:
         # Each a number, by which the C presearch tests second terms (see _Filed.seal).
         self._term_ids = {term: i for i, term in enumerate(sorted(named))}
         self._rule_keys.seal(self._term_ids)
+        # Each rule's clauses by term numbers, for the C presearch to check (see native.presearch)
+        self._checks = [
+            (r, self._numbers(r.required), tuple(map(self._numbers, r.either)))
+            if r.checked
+            else None
+            for r in self.rules
+        ]
         self._named_words = frozenset(term for term in named if _is_word(term))
         stems: dict[str, set[str]] = {}
         for term in named:
@@ -389,18 +396,26 @@ class RuleIndex:
 
     def candidates(self, doc: Document) -> list[CompiledRule]:
         """Rules the presearch leaves to evaluate (before their required clauses)."""
-        _, found, _ = self._presearch(doc)
+        found, _ = self._presearch(doc, checked=False)
         return [self.rules[i] for i in found]
 
-    def _presearch(self, doc: Document) -> tuple[set[str], list[int], list[int]]:
-        """The document's terms (see `terms`), and its candidate rules and entities by id."""
-        meanings = self._meanings(doc)
+    def _presearch(self, doc: Document, checked: bool = True) -> tuple[list[int], list[int]]:
+        """The document's candidate rules (`checked`: those whose required clauses its terms
+        hold) and entities, by id."""
         return native.presearch(
-            meanings, self._rule_keys.always, self._entity_keys.always, len(self._term_ids)
+            self._meanings(doc),
+            self._rule_keys.always,
+            self._entity_keys.always,
+            len(self._term_ids),
+            self._checks if checked else None,
         )
 
+    def _numbers(self, terms: Iterable[str]) -> bytes:
+        """Terms by their numbers (_term_ids), C ints side by side."""
+        return array("i", map(self._term_ids.__getitem__, terms)).tobytes()
+
     def _meaning(self, rules: tuple, entities: tuple, terms: tuple[str, ...]) -> _Meaning:
-        return _Meaning(rules, entities, terms, tuple(map(self._term_ids.__getitem__, terms)))
+        return _Meaning(rules, entities, terms, self._numbers(terms))
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
@@ -478,14 +493,9 @@ class RuleIndex:
         are those of every feed that carries it, `other_feeds` the names of those but its own."""
         doc = Document(article, feed_tags, other_feeds)
         matches = []
-        # terms: the words, pairs, "lang~stem" stems and "prefix*" beginnings of the article
-        # that clauses name, what required clauses are tested on (those no clause names are
-        # left out: they would only make the set bigger).
-        terms, rules, entities = self._presearch(doc)
+        rules, entities = self._presearch(doc)  # rules whose required clauses hold
         for i in rules:
             compiled = self.rules[i]
-            if compiled.checked and not compiled.may_match(terms):
-                continue
             if compiled.scoped and not compiled.in_scope(doc):
                 continue
             match = explain(compiled, doc)

@@ -27,7 +27,7 @@ class Filed(Protocol):
     seconds: tuple[bytes, tuple[list[int], ...]] | None  # by_term as numbers (index._Filed.seal)
 
 
-Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...], tuple[int, ...]]
+Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...], bytes]
 
 
 def token_hashes(tokens: list[str]) -> bytes:
@@ -102,19 +102,27 @@ def candidates(terms: AbstractSet[str], keys: Iterable[Filed], always: Sequence[
 
 
 def presearch(
-    meanings: list[Meaning], rules_always: list[int], entities_always: list[int], numbered: int
-) -> tuple[set[str], list[int], list[int]]:
-    """The terms of an article's `meanings` (its words' and pairs'), and the rules and entities
-    they make candidates, in id order: rules filed under their keys alone or by a second term
-    among the terms, entities under their keys. `numbered`: how many terms the index numbers
-    (the size of the C version's bit set of the article's terms, by the numbers that meanings'
-    ids and keys' `seconds` give)."""
+    meanings: list[Meaning],
+    rules_always: list[int],
+    entities_always: list[int],
+    numbered: int,
+    checks: list | None,
+) -> tuple[list[int], list[int]]:
+    """The rules and entities an article's `meanings` (its words' and pairs') make candidates,
+    in id order: rules filed under their keys alone or by a second term among the meanings'
+    terms, entities under their keys. Where `checks` is a list (by rule id: None, or the
+    compiled rule and its clauses by term number), only rules whose required clauses the terms
+    hold (CompiledRule.may_match). `numbered`: how many terms the index numbers (the C
+    version's bit set of the article's terms, by the numbers meanings and keys give)."""
     terms = set(chain.from_iterable(meaning[2] for meaning in meanings))
     rules = candidates(terms, chain.from_iterable(meaning[0] for meaning in meanings), rules_always)
     entities = candidates(
         frozenset(), chain.from_iterable(meaning[1] for meaning in meanings), entities_always
     )
-    return terms, sorted(rules), sorted(entities)
+    found = sorted(rules)
+    if checks is not None:
+        found = [i for i in found if (check := checks[i]) is None or check[0].may_match(terms)]
+    return found, sorted(entities)
 
 
 def meanings_of(
