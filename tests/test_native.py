@@ -127,6 +127,13 @@ def test_evidence_located_in_c_agrees(words: list[str], data: st.DataObject) -> 
     assert native_doc.evidence == python_doc.evidence
 
 
+@given(HITS, HITS, st.integers(0, 4), st.booleans())
+def test_near_pairs_agree(lefts: list[tuple], rights: list[tuple], distance: int, ordered: bool):
+    found = native.near_pairs(lefts, rights, distance, ordered)
+    expected = native.PYTHON["near_pairs"](lefts, rights, distance, ordered)
+    assert list(found) == list(expected)  # the same hits, in the same order
+
+
 SNIPPET_TEXT = st.text(alphabet="ab é\n\t\u00a0⟦⟧𝔸", max_size=700)
 
 

@@ -840,11 +840,72 @@ static PyObject *score_of(PyObject *self, PyObject *evidence) {
     return PyFloat_FromDouble(total);
 }
 
+/* near_pairs(lefts, rights, distance, ordered) -> {hit: None} of the hits of either side that
+ * have a partner on the other in the same field within `distance` words (after the left one
+ * only, when `ordered`), each left one tried with every right one, in that order: as
+ * nodes.Near._pairs_tried. A hit is (field, first token, end token, label, entity). */
+static PyObject *near_pairs(PyObject *self, PyObject *args) {
+    PyObject *lefts, *rights;
+    Py_ssize_t distance;
+    int ordered;
+    if (!PyArg_ParseTuple(args, "O!O!np:near_pairs", &PyList_Type, &lefts, &PyList_Type, &rights,
+                          &distance, &ordered))
+        return NULL;
+    Py_ssize_t nl = PyList_GET_SIZE(lefts), nr = PyList_GET_SIZE(rights);
+    struct Span { PyObject *hit, *field; Py_ssize_t start, end; } *spans;
+    spans = PyMem_Malloc((nl + nr ? nl + nr : 1) * sizeof(struct Span));
+    if (spans == NULL) return PyErr_NoMemory();
+    PyObject *used = NULL;
+    for (Py_ssize_t i = 0; i < nl + nr; i++) {
+        PyObject *hit = i < nl ? PyList_GET_ITEM(lefts, i) : PyList_GET_ITEM(rights, i - nl);
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) < 3) {
+            PyErr_SetString(PyExc_TypeError, "near_pairs: a hit is (field, start, end, ...)");
+            goto done;
+        }
+        spans[i].hit = hit;
+        spans[i].field = PyTuple_GET_ITEM(hit, 0);
+        spans[i].start = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+        spans[i].end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 2));
+        if (PyErr_Occurred()) goto done;
+    }
+    used = PyDict_New();
+    if (used == NULL) goto done;
+    for (Py_ssize_t i = 0; i < nl; i++) {
+        struct Span *l = &spans[i];
+        for (Py_ssize_t j = nl; j < nl + nr; j++) {
+            struct Span *r = &spans[j];
+            if (l->field != r->field) {
+                int same = PyObject_RichCompareBool(l->field, r->field, Py_EQ);
+                if (same < 0) goto fail;
+                if (!same) continue;
+            }
+            Py_ssize_t gap;
+            if (r->start >= l->end)
+                gap = r->start - l->end + 1;
+            else if (l->start >= r->end && !ordered)
+                gap = l->start - r->end + 1;
+            else
+                continue; /* the same words on both sides, or the wrong order */
+            if (gap <= distance) {
+                if (PyDict_SetItem(used, l->hit, Py_None) < 0) goto fail;
+                if (PyDict_SetItem(used, r->hit, Py_None) < 0) goto fail;
+            }
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(used);
+done:
+    PyMem_Free(spans);
+    return used;
+}
+
 static PyMethodDef methods[] = {
     {"token_hashes", token_hashes, METH_O, "The tokens' hashes, side by side."},
     {"positions_of", positions_of, METH_VARARGS, "Positions of any of some words among tokens."},
     {"evidence_of", evidence_of, METH_VARARGS, "A match's evidence, in reading order."},
     {"score_of", score_of, METH_O, "A match's score."},
+    {"near_pairs", near_pairs, METH_VARARGS, "The hits of a NEAR's sides that pair."},
     {"snippet", snippet, METH_VARARGS, "A snippet around the densest evidence."},
     {"leaf_hits", leaf_hits, METH_VARARGS, "Hits of some words in some fields."},
     {"pairs_in", pairs_in, METH_VARARGS, "Values of adjacent token pairs, added to a set."},

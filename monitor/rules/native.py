@@ -59,6 +59,27 @@ def leaf_hits(
     return found or None
 
 
+def near_pairs(lefts: list, rights: list, distance: int, ordered: bool) -> dict:
+    """The hits (field, first token, end token, ...) of either side that have a partner on the
+    other in the same field within `distance` words (adjacent words are 1 apart; after the left
+    one only when `ordered`), each left one tried with every right one, in that order."""
+    used: dict = {}
+    for lh in lefts:
+        for rh in rights:
+            if lh[0] != rh[0]:
+                continue
+            if rh[1] >= lh[2]:
+                gap = rh[1] - lh[2] + 1
+            elif lh[1] >= rh[2] and not ordered:
+                gap = lh[1] - rh[2] + 1
+            else:
+                continue  # the same words on both sides, or the wrong order
+            if gap <= distance:
+                used[lh] = None
+                used[rh] = None
+    return used
+
+
 def hash_filter(words: Iterable[str], bits: int = 1 << 20) -> bytes:
     """A bit set per hash value of `words` (modulo `bits`, a power of two): 128 KB, which a
     scan of an article's tokens can test without leaving the processor's cache."""
@@ -184,6 +205,7 @@ PYTHON = {
     "token_hashes": token_hashes,
     "positions_of": positions_of,
     "leaf_hits": leaf_hits,
+    "near_pairs": near_pairs,
     "snippet": snippet,
     "evidence_of": evidence_of,
     "score_of": score_of,
@@ -197,6 +219,7 @@ try:
         evidence_of,
         leaf_hits,
         meanings_of,
+        near_pairs,
         pairs_in,
         positions_of,
         presearch,

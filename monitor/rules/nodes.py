@@ -113,10 +113,9 @@ class Seq(Node):
 
     def hits(self, doc: Document) -> list[Hit] | None:
         # Rules share leaves (see Compiler.cache): each is evaluated once per article.
-        memo = doc.memo
-        if self in memo:
-            return memo[self]
-        found = memo[self] = self._hits(doc)
+        found = doc.memo.get(self, _UNSET)
+        if found is _UNSET:
+            found = doc.memo[self] = self._hits(doc)
         return found
 
     def _hits(self, doc: Document) -> list[Hit] | None:
@@ -237,7 +236,10 @@ class AnyOf(Node):
         for child in self.children:
             found = child.hits(doc)
             if found is not None:
-                out = (out or []) + found
+                if out is None:
+                    out = found.copy()  # a child's hits are memoised: never changed
+                else:
+                    out.extend(found)
         return out
 
     def keys(self) -> frozenset[Key] | None:
@@ -283,6 +285,12 @@ class Near(Node):
         stats: TermStats = HEURISTIC,
     ) -> None:
         self.left, self.right, self.distance, self.ordered = left, right, distance, ordered
+        # Whether all of a side's hits count where one paired (see hits): an AND or a NEAR,
+        # not a NOT NEAR.
+        self._whole = tuple(
+            isinstance(side, AllOf | Near) and not isinstance(side, NotNear)
+            for side in (left, right)
+        )
         self._keys = min((left.keys(), right.keys()), key=stats.keys_cost)
 
     def hits(self, doc: Document) -> list[Hit] | None:
@@ -299,39 +307,20 @@ class Near(Node):
         # one that paired (`(police NEAR/2 slap) NEAR/3 migrant` showed slap and migrant only).
         # A NOT NEAR's hits are places of one word, as a word's are: only those that paired
         # (an entity's alias kept out of its `not_inside` names, then near a context word).
-        for side, found in ((self.left, lefts), (self.right, rights)):
-            if (
-                isinstance(side, AllOf | Near)
-                and not isinstance(side, NotNear)
-                and not used.keys().isdisjoint(found)
-            ):
-                used.update(dict.fromkeys(found))
+        whole_left, whole_right = self._whole
+        if whole_left and not used.keys().isdisjoint(lefts):
+            used.update(dict.fromkeys(lefts))
+        if whole_right and not used.keys().isdisjoint(rights):
+            used.update(dict.fromkeys(rights))
         return list(used)
 
     def _pairs(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
-        """The hits of either side that have a partner on the other within the distance."""
+        """The hits of either side that have a partner on the other within the distance: for
+        the few hits most articles have, every left one tried with every right one (in C with
+        the extension: native.near_pairs)."""
         if len(lefts) * len(rights) <= _PAIRS_TRIED:
-            return self._pairs_tried(lefts, rights)
+            return native.near_pairs(lefts, rights, self.distance, self.ordered)
         return self._pairs_found(lefts, rights)
-
-    def _pairs_tried(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
-        """The hits that pair, every left one tried with every right one: the fastest way
-        for the few hits most articles have."""
-        used: dict[Hit, None] = {}
-        for lh in lefts:
-            for rh in rights:
-                if lh[0] != rh[0]:
-                    continue
-                if rh[1] >= lh[2]:
-                    gap = rh[1] - lh[2] + 1
-                elif lh[1] >= rh[2] and not self.ordered:
-                    gap = lh[1] - rh[2] + 1
-                else:
-                    continue  # the same words on both sides, or the wrong order
-                if gap <= self.distance:
-                    used[lh] = None
-                    used[rh] = None
-        return used
 
     def _pairs_found(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
         """The hits that pair, each left one's partners found by bisection in the right ones
@@ -445,6 +434,7 @@ class Outside(NotNear):
 
 
 _START, _END = itemgetter(1), itemgetter(2)
+_UNSET = object()  # not in a document's memo yet
 _PAIRS_TRIED = 256  # up to this many pairs of hits, Near tries them all
 
 
