@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_fuzz import ENTITIES, FUZZ, QUERY, TEXT
 
 from monitor.records import Article, Evidence
 from monitor.rules import native
@@ -27,6 +28,7 @@ from monitor.rules.evidence import snippet_around
 from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Rule
+from monitor.rules.parser import QuerySyntaxError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -377,3 +379,24 @@ def test_an_index_sent_to_another_process_still_finds_pairs(tmp_path: Path) -> N
             cwd=REPO,
         )
         assert found.stdout.strip() == "['gulf']", (seed, found.stderr)
+
+
+@FUZZ
+@given(QUERY, TEXT, TEXT)
+def test_generated_rules_match_alike_with_and_without_the_extension(
+    query: str, title: str, body: str
+) -> None:
+    """Matches, evidence, snippets and mentions the same with the C loops and without, for
+    generated queries (phrases, wildcards, stems, fields, NEAR, NOT, an entity) over hostile
+    text and text made of their words."""
+    try:
+        index = RuleIndex.build([Rule("r", query)], ENTITIES)
+    except QuerySyntaxError:
+        return  # refused with a position (see test_fuzz)
+    article = Article(feed_id=1, guid="g", url="u", title=title, content=body, language="fr")
+    with_native = index.match(article)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, function in native.PYTHON.items():
+            patch.setattr(native, name, function)
+        patch.setattr(native, "NATIVE", False)
+        assert RuleIndex.build([Rule("r", query)], ENTITIES).match(article) == with_native
