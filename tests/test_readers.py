@@ -157,6 +157,27 @@ def test_edited_rules_reach_the_workers(tmp_path: Path, server: LoopbackServer) 
     service.close()
 
 
+def test_rules_with_warnings_still_reach_the_workers(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """A rule `rules check` warns about (a lowercase "and", searched as a word) is compiled with
+    its warnings, which the workers receive too: an exception class that could not be unpickled
+    there stopped every worker from starting, and the service read every feed in one process."""
+    urls = []
+    for i in range(4):
+        server.route(
+            f"/f{i}.xml", bodies=[rss([Item(f"{i}-a", f"Dockers and strike in port {i}")])]
+        )
+        urls.append(server.url(f"/f{i}.xml"))
+    service = make_service(tmp_path / "svc", urls, processes=1)
+    index = rule_index(tmp_path, {"dockers": "dockers and strike"})
+    assert index.rules[0].warnings  # the rule is compiled with a warning
+    with ReaderPool(1, min_feeds=2) as readers:
+        assert poll(service, index, readers).new_matches == 4
+        assert readers.cpu_seconds() > 0  # read in the worker, not in this process
+    service.close()
+
+
 class DiesInWorkers:
     """A matcher that kills the worker process reading an article titled "die", as a crash or
     the out-of-memory killer would; in the polling process it matches every article."""

@@ -19,6 +19,11 @@ class QuerySyntaxError(ValueError):
         self.message, self.line, self.column = message, line, column
         super().__init__(f"{line}:{column}: {message}")
 
+    def __reduce__(self) -> tuple:
+        # Compiled rules keep their warnings as these, and reader processes receive the rules
+        # pickled: by its args alone (the formatted text) it could not be made again there.
+        return (type(self), (self.message, self.line, self.column))
+
 
 # The fields a query names as `field:`, as grammar.lark's FIELD has them.
 FIELDS = ("title", "summary", "content", "text", "url", "author", "feed", "lang", "category")
