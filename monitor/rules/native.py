@@ -151,7 +151,9 @@ def meanings_of(
 ) -> tuple[list[Meaning], list[str]]:
     """`meaning[word]` of each of `words` that has one (None: a word seen that means nothing),
     and the words `meaning` does not hold (new to an index's vocabulary)."""
-    return list(filter(None, map(meaning.get, words))), list(words - meaning.keys())
+    # difference() with a dict walks the words, looking each up in it: `words - meaning.keys()`
+    # made a set of the whole vocabulary first.
+    return list(filter(None, map(meaning.get, words))), list(words.difference(meaning))
 
 
 def evidence_of(
