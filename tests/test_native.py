@@ -192,8 +192,10 @@ class Filed:
     def __init__(self, alone: list[int] | None, by_term: dict[str, list[int]] | None) -> None:
         self.alone, self.by_term, self.seconds = alone, by_term, None
         if by_term:
-            numbers = array("i", [NUMBER[term] for term in by_term]).tobytes()
-            self.seconds = (numbers, tuple(by_term.values()))
+            flat = array("i")
+            for term, items in by_term.items():
+                flat.extend([NUMBER[term], len(items), *items])
+            self.seconds = flat.tobytes()
 
 
 ITEMS = st.lists(st.integers(0, 30), max_size=4)
@@ -216,12 +218,13 @@ class Checked:
             return False
         return not any(clause.isdisjoint(terms) for clause in self.either)
 
-    def check(self) -> tuple:
-        return (self, _numbers(self.required), tuple(map(_numbers, self.either)))
-
-
-def _numbers(terms: frozenset[str]) -> bytes:
-    return array("i", [NUMBER[term] for term in sorted(terms)]).tobytes()
+    def check(self) -> bytes:
+        """As RuleIndex._check writes it."""
+        flat = array("i", [len(self.required), *(NUMBER[term] for term in self.required)])
+        flat.append(len(self.either))
+        for clause in self.either:
+            flat.extend([len(clause), *(NUMBER[term] for term in clause)])
+        return flat.tobytes()
 
 
 CLAUSE = st.frozensets(st.sampled_from(TERMS), min_size=1, max_size=3)
@@ -270,9 +273,10 @@ def test_presearch_agrees(
         for rules, entities, terms in shapes
     ]
     checks = None if checked is None else [c and c.check() for c in checked]
-    found = native.presearch(meanings, rules_always, entities_always, len(TERMS), checks)
+    compiled = checked or []
+    found = native.presearch(meanings, rules_always, entities_always, len(TERMS), checks, compiled)
     expected = native.PYTHON["presearch"](
-        meanings, rules_always, entities_always, len(TERMS), checks
+        meanings, rules_always, entities_always, len(TERMS), checks, compiled
     )
     assert found == expected
 
@@ -302,11 +306,13 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(ValueError):
         c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {}, bytes(3), set())
     with pytest.raises((TypeError, AttributeError)):
-        c.presearch([((object(),), (), (), b"")], [], [], 1, None)
+        c.presearch([((object(),), (), (), b"")], [], [], 1, None, [])
     with pytest.raises(ValueError):  # a number past those the index has
-        c.presearch([((), (), ("x",), array("i", [7]).tobytes())], [], [], 5, None)
+        c.presearch([((), (), ("x",), array("i", [7]).tobytes())], [], [], 5, None, [])
     with pytest.raises(IndexError):  # a candidate without its checks
-        c.presearch([], [3], [], 5, [None])
+        c.presearch([], [3], [], 5, [None], [])
+    with pytest.raises(ValueError):  # a check cut short
+        c.presearch([], [0], [], 5, [array("i", [2, 1]).tobytes()], [])
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [])
     with pytest.raises(TypeError):

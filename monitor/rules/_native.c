@@ -214,10 +214,20 @@ static int add_all(PyObject *found, PyObject *items) {
     return 0;
 }
 
+/* Whether number `at` is set in the bit set `bits` of `size` numbers; -1 (an error set) where
+ * it is out of range. */
+static int is_set(const unsigned char *bits, Py_ssize_t size, int at) {
+    if (at < 0 || at >= size) {
+        PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
+        return -1;
+    }
+    return (bits[at >> 3] >> (at & 7)) & 1;
+}
+
 /* The items of one _Filed key: those filed alone, and those filed by a second term whose
- * number is set in `terms` (a bit set; none when NULL). Its `seconds`: (numbers, as C ints side
- * by side, and the items of each, a tuple in the same order) or None. */
-static int add_filed(PyObject *found, PyObject *filed, const unsigned char *terms, Py_ssize_t bits) {
+ * number is set in `terms` (a bit set of `size` numbers; none when NULL). Its `seconds`: None,
+ * or C ints side by side, for each second term its number, how many items, then the items. */
+static int add_filed(PyObject *found, PyObject *filed, const unsigned char *terms, Py_ssize_t size) {
     PyObject *alone = PyObject_GetAttr(filed, ALONE);
     if (alone == NULL) return -1;
     int failed = alone != Py_None && add_all(found, alone) < 0;
@@ -226,24 +236,27 @@ static int add_filed(PyObject *found, PyObject *filed, const unsigned char *term
     PyObject *seconds = PyObject_GetAttr(filed, SECONDS);
     if (seconds == NULL) return -1;
     if (seconds != Py_None) {
-        PyObject *ids, *items;
-        if (!PyTuple_Check(seconds) || PyTuple_GET_SIZE(seconds) != 2 ||
-            !PyBytes_Check(ids = PyTuple_GET_ITEM(seconds, 0)) ||
-            !PyTuple_Check(items = PyTuple_GET_ITEM(seconds, 1)) ||
-            PyBytes_GET_SIZE(ids) != PyTuple_GET_SIZE(items) * (Py_ssize_t)sizeof(int)) {
-            PyErr_SetString(PyExc_TypeError, "presearch: seconds must be (numbers, items)");
+        if (!PyBytes_Check(seconds) || PyBytes_GET_SIZE(seconds) % sizeof(int)) {
+            PyErr_SetString(PyExc_TypeError, "presearch: seconds must be C ints");
             failed = 1;
-        } else {
-            const int *number = (const int *)PyBytes_AS_STRING(ids);
-            for (Py_ssize_t j = 0; !failed && j < PyTuple_GET_SIZE(items); j++) {
-                int at = number[j];
-                if (at < 0 || at >= bits) {
-                    PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
-                    failed = 1;
-                } else if (terms[at >> 3] & (1u << (at & 7))) {
-                    failed = add_all(found, PyTuple_GET_ITEM(items, j)) < 0;
-                }
+        }
+        const int *number = failed ? NULL : (const int *)PyBytes_AS_STRING(seconds);
+        Py_ssize_t n = failed ? 0 : PyBytes_GET_SIZE(seconds) / (Py_ssize_t)sizeof(int), at = 0;
+        while (!failed && at < n) {
+            if (at + 2 > n || number[at + 1] < 0 || at + 2 + number[at + 1] > n) {
+                PyErr_SetString(PyExc_ValueError, "presearch: seconds are cut short");
+                failed = 1;
+                break;
             }
+            int set = is_set(terms, size, number[at]);
+            Py_ssize_t count = number[at + 1];
+            for (Py_ssize_t k = 0; set == 1 && k < count && !failed; k++) {
+                PyObject *item = PyLong_FromLong(number[at + 2 + k]);
+                failed = item == NULL || PySet_Add(found, item) < 0;
+                Py_XDECREF(item);
+            }
+            failed = failed || set < 0;
+            at += 2 + count;
         }
     }
     Py_DECREF(seconds);
@@ -256,30 +269,10 @@ static PyObject *sorted_list(PyObject *items) {
     return list;
 }
 
-/* Whether every number of `ids` (C ints side by side) is set in `bits` (`all` 1), or one of
- * them is (`all` 0). */
-static int holds(const unsigned char *bits, Py_ssize_t size, PyObject *ids, int all) {
-    if (!PyBytes_Check(ids) || PyBytes_GET_SIZE(ids) % sizeof(int)) {
-        PyErr_SetString(PyExc_TypeError, "presearch: a clause is term numbers, C ints");
-        return -1;
-    }
-    const int *number = (const int *)PyBytes_AS_STRING(ids);
-    Py_ssize_t n = PyBytes_GET_SIZE(ids) / sizeof(int);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int at = number[i];
-        if (at < 0 || at >= size) {
-            PyErr_SetString(PyExc_ValueError, "presearch: a term's number is out of range");
-            return -1;
-        }
-        int set = (bits[at >> 3] >> (at & 7)) & 1;
-        if (set != all) return !all;
-    }
-    return all;
-}
-
-/* Whether rule `id` may match: checks[id] is None (nothing to check) or (compiled rule, the
- * numbers of its one-term clauses' terms, all needed; a tuple of the numbers of each clause of
- * several terms, one of each needed), as CompiledRule.may_match tests the terms themselves. */
+/* Whether rule `id` may match: checks[id] is None (nothing to check) or C ints side by side:
+ * how many terms are needed, their numbers; how many clauses of several terms, and each
+ * clause (how many terms, their numbers), one term of each needed: CompiledRule.may_match by
+ * term number. */
 static int may_match(PyObject *checks, PyObject *id, const unsigned char *bits, Py_ssize_t size) {
     Py_ssize_t i = PyLong_AsSsize_t(id);
     if (i == -1 && PyErr_Occurred()) return -1;
@@ -289,30 +282,57 @@ static int may_match(PyObject *checks, PyObject *id, const unsigned char *bits, 
     }
     PyObject *check = PyList_GET_ITEM(checks, i);
     if (check == Py_None) return 1;
-    PyObject *either;
-    if (!PyTuple_Check(check) || PyTuple_GET_SIZE(check) != 3 ||
-        !PyTuple_Check(either = PyTuple_GET_ITEM(check, 2))) {
-        PyErr_SetString(PyExc_TypeError, "presearch: a check is (rule, required, either)");
+    if (!PyBytes_Check(check) || PyBytes_GET_SIZE(check) % sizeof(int)) {
+        PyErr_SetString(PyExc_TypeError, "presearch: a check is C ints");
         return -1;
     }
-    int ok = holds(bits, size, PyTuple_GET_ITEM(check, 1), 1);
-    for (Py_ssize_t j = 0; ok == 1 && j < PyTuple_GET_SIZE(either); j++)
-        ok = holds(bits, size, PyTuple_GET_ITEM(either, j), 0);
-    return ok;
+    const int *number = (const int *)PyBytes_AS_STRING(check);
+    Py_ssize_t n = PyBytes_GET_SIZE(check) / (Py_ssize_t)sizeof(int), at = 0;
+#define NEED(k)                                                                   \
+    if (at + (k) > n) {                                                           \
+        PyErr_SetString(PyExc_ValueError, "presearch: a check is cut short"); \
+        return -1;                                                                \
+    }
+    NEED(1);
+    Py_ssize_t required = number[at++];
+    NEED(required);
+    for (Py_ssize_t k = 0; k < required; k++) {
+        int set = is_set(bits, size, number[at++]);
+        if (set <= 0) return set;
+    }
+    NEED(1);
+    Py_ssize_t clauses = number[at++];
+    for (Py_ssize_t c = 0; c < clauses; c++) {
+        NEED(1);
+        Py_ssize_t terms = number[at++];
+        NEED(terms);
+        int any = 0;
+        for (Py_ssize_t k = 0; k < terms; k++) {
+            int set = is_set(bits, size, number[at++]);
+            if (set < 0) return -1;
+            any |= set;
+        }
+        if (!any) return 0;
+    }
+#undef NEED
+    return 1;
 }
 
-/* presearch(meanings, rules_always, entities_always, numbered, checks) -> (rule ids, entity ids)
+/* presearch(meanings, rules_always, entities_always, numbered, checks, compiled)
+ *     -> (rule ids, entity ids)
  * `meanings`: a list of (rule keys, entity keys, terms, term numbers) tuples, the keys _Filed
  * objects, the numbers C ints side by side; `numbered`: how many terms the index numbers.
  * rule ids: sorted, those of `rules_always` and those filed under a rule key alone or by a
  * second term the article has; when `checks` is a list (see may_match), only those whose
- * clauses the article's terms hold. entity ids: sorted, those of `entities_always` and those
+ * clauses the article's terms hold (`compiled`, the compiled rules, is for the Python version,
+ * which checks them by their terms). entity ids: sorted, those of `entities_always` and those
  * filed under an entity key. Each key is read once. */
 static PyObject *presearch(PyObject *self, PyObject *args) {
-    PyObject *meanings, *rules_always, *entities_always, *checks;
+    PyObject *meanings, *rules_always, *entities_always, *checks, *compiled;
     Py_ssize_t numbered;
-    if (!PyArg_ParseTuple(args, "O!O!O!nO:presearch", &PyList_Type, &meanings, &PyList_Type,
-                          &rules_always, &PyList_Type, &entities_always, &numbered, &checks))
+    if (!PyArg_ParseTuple(args, "O!O!O!nOO:presearch", &PyList_Type, &meanings, &PyList_Type,
+                          &rules_always, &PyList_Type, &entities_always, &numbered, &checks,
+                          &compiled))
         return NULL;
     if (numbered < 0 || numbered > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "presearch: numbered is out of range");

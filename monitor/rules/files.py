@@ -7,11 +7,13 @@ can report them all and the running service can keep its last good rules.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import tomllib
 from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
@@ -102,7 +104,25 @@ class RuleSet:
         return self.by_source
 
     def index(self) -> RuleIndex:
-        return RuleIndex(self.compiled, self.entities, self.stats, self.cache)
+        with paused_collections():
+            return RuleIndex(self.compiled, self.entities, self.stats, self.cache)
+
+
+@contextmanager
+def paused_collections() -> Iterator[None]:
+    """No cyclic garbage collection while rules are compiled and indexed: they make hundreds of
+    thousands of objects that live until the next reload, and each full collection on the way
+    walked those made so far (and, on a reload, the rules in force): with 100,000 rules, an edit
+    took 4.3 s to be in force, 2.2 s without them. What little garbage the load leaves is
+    collected afterwards (the service freezes the new rules after a collection:
+    scheduler.keep_long_lived)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -147,7 +167,16 @@ def load_rules(
     `only`: the ids of the rules to compile, for a command that tries those alone; the others
     are read and their tables checked, and listed in `rules`, but their queries are neither
     compiled nor checked. Trying one rule of 100,000 compiled all of them first (30 s)."""
-    paths = list(paths)
+    with paused_collections():
+        return _load_rules(list(paths), stats, previous, only)
+
+
+def _load_rules(
+    paths: list[Path],
+    stats: TermStats,
+    previous: RuleSet | None,
+    only: Collection[str] | None,
+) -> RuleSet:
     result = RuleSet(stats=stats, filed_at=stats.documents)
     raw_rules: list[tuple[Rule, _Source]] = []
     # A path that is not there is a mistake (a typo in rules.paths, a folder moved away), not a

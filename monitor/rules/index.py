@@ -258,17 +258,22 @@ class _Filed:
         # Created when first needed: an index of 100k rules holds some 200k of these.
         self.alone: list[int] | None = None
         self.by_term: dict[str, list[int]] | None = None
-        # by_term as the C extension reads it (see seal).
-        self.seconds: tuple[bytes, tuple[list[int], ...]] | None = None
+        self.seconds: bytes | None = None  # by_term as the C extension reads it (see seal)
 
     def seal(self, term_ids: Mapping[str, int]) -> None:
-        """Keep by_term as the terms' numbers side by side (C ints) and their items in the same
-        order: the C presearch tests a number against a bit set of the article's terms, where a
-        term's str had to be read for its hash (at 100,000 rules, 1,700 terms an article, two
-        cache misses each)."""
+        """Keep by_term as C ints side by side for the C presearch: for each second term, its
+        number, how many items, the items. It tests the numbers against a bit set of the
+        article's terms, where a term's str had to be read for its hash (at 100,000 rules,
+        1,700 terms an article, two cache misses each). One bytes object, which the garbage
+        collector does not follow: a tuple of lists for each of 28,000 keys made reloading
+        100,000 rules a second slower in collections alone."""
         if self.by_term:
-            ids = array("i", map(term_ids.__getitem__, self.by_term))
-            self.seconds = (ids.tobytes(), tuple(self.by_term.values()))
+            flat = array("i")
+            for term, items in self.by_term.items():
+                flat.append(term_ids[term])
+                flat.append(len(items))
+                flat.extend(items)
+            self.seconds = flat.tobytes()
 
     def add(self, item: int, second: frozenset[str]) -> None:
         if not second:
@@ -317,12 +322,7 @@ class RuleIndex:
         self._term_ids = {term: i for i, term in enumerate(sorted(named))}
         self._rule_keys.seal(self._term_ids)
         # Each rule's clauses by term numbers, for the C presearch to check (see native.presearch)
-        self._checks = [
-            (r, self._numbers(r.required), tuple(map(self._numbers, r.either)))
-            if r.checked
-            else None
-            for r in self.rules
-        ]
+        self._checks = [self._check(r) if r.checked else None for r in self.rules]
         self._named_words = frozenset(term for term in named if _is_word(term))
         stems: dict[str, set[str]] = {}
         for term in named:
@@ -408,7 +408,20 @@ class RuleIndex:
             self._entity_keys.always,
             len(self._term_ids),
             self._checks if checked else None,
+            self.rules,
         )
+
+    def _check(self, compiled: CompiledRule) -> bytes:
+        """A rule's required clauses as the C presearch checks them, C ints side by side: how
+        many terms it needs, their numbers; how many clauses of several terms; for each, how
+        many terms and their numbers (one needed)."""
+        ids = self._term_ids
+        flat = array("i", [len(compiled.required), *map(ids.__getitem__, compiled.required)])
+        flat.append(len(compiled.either))
+        for clause in compiled.either:
+            flat.append(len(clause))
+            flat.extend(map(ids.__getitem__, clause))
+        return flat.tobytes()
 
     def _numbers(self, terms: Iterable[str]) -> bytes:
         """Terms by their numbers (_term_ids), C ints side by side."""

@@ -24,7 +24,7 @@ class Filed(Protocol):
 
     alone: list[int] | None
     by_term: dict[str, list[int]] | None
-    seconds: tuple[bytes, tuple[list[int], ...]] | None  # by_term as numbers (index._Filed.seal)
+    seconds: bytes | None  # by_term as numbers (index._Filed.seal)
 
 
 Meaning = tuple[tuple[Filed, ...], tuple[Filed, ...], tuple[str, ...], bytes]
@@ -128,13 +128,14 @@ def presearch(
     entities_always: list[int],
     numbered: int,
     checks: list | None,
+    compiled: Sequence[Any],
 ) -> tuple[list[int], list[int]]:
     """The rules and entities an article's `meanings` (its words' and pairs') make candidates,
     in id order: rules filed under their keys alone or by a second term among the meanings'
-    terms, entities under their keys. Where `checks` is a list (by rule id: None, or the
-    compiled rule and its clauses by term number), only rules whose required clauses the terms
-    hold (CompiledRule.may_match). `numbered`: how many terms the index numbers (the C
-    version's bit set of the article's terms, by the numbers meanings and keys give)."""
+    terms, entities under their keys. Where `checks` is a list (by rule id: None, or the rule's
+    clauses by term number, which the C version reads), only rules whose required clauses the
+    terms hold (CompiledRule.may_match of `compiled`, the index's rules). `numbered`: how many
+    terms the index numbers (the C version's bit set of the article's terms)."""
     terms = set(chain.from_iterable(meaning[2] for meaning in meanings))
     rules = candidates(terms, chain.from_iterable(meaning[0] for meaning in meanings), rules_always)
     entities = candidates(
@@ -142,7 +143,7 @@ def presearch(
     )
     found = sorted(rules)
     if checks is not None:
-        found = [i for i in found if (check := checks[i]) is None or check[0].may_match(terms)]
+        found = [i for i in found if checks[i] is None or compiled[i].may_match(terms)]
     return found, sorted(entities)
 
 
