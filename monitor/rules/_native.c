@@ -1,8 +1,9 @@
 /* The matcher's per-article loops in C: an optional speed-up of monitor/rules/native.py, which
- * holds the same three functions in Python (used where this did not compile, and by the tests
- * that check the two agree). They walk Python objects the matcher already holds (the tokens
- * `str.split` gave, the index's dicts and sets) without the interpreter's cost per step: for a
- * 5 KB article and 10,000 rules, 140 of the 800 microseconds the matcher spent per article.
+ * holds the same functions in Python (used where this did not compile, and by the tests that
+ * check the two agree). They walk the Python objects the matcher holds (the tokens `str.split`
+ * gave, the index's dicts) and flat arrays of C ints the index keeps for them (term numbers,
+ * second terms, rules' clauses), without the interpreter's cost per step: at 10,000 rules the
+ * matcher costs 3.0 times tokenising an article with them, 6.5 times without.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

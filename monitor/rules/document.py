@@ -97,11 +97,11 @@ class FieldText:
 
     def where(self, word: str) -> list[int]:
         """Positions of `word`, found the first time it is asked: by the C extension, one pass
-        over the tokens (under a microsecond for 700: a token's hash is compared, cached in the
-        str). Without it, the first words present are found with str.find in the folded text,
-        each occurrence's position then by bisection in the token offsets (a few microseconds
-        a word); from the 17th, every word of the field is indexed in one pass (about the cost
-        of finding 20 words), after which each answer is a dict lookup."""
+        over the tokens' hashes side by side (`hashes`; a token itself is read only where its
+        hash is the word's). Without it, the first words present are found with str.find in the
+        folded text, each occurrence's position then by bisection in the token offsets (a few
+        microseconds a word); from the 17th, every word of the field is indexed in one pass
+        (about the cost of finding 20 words), after which each answer is a dict lookup."""
         found = self._where.get(word)
         if found is None:
             if native.NATIVE:
