@@ -47,6 +47,19 @@ def test_the_extension_is_built_where_a_c_compiler_is() -> None:
     assert (bool(shutil.which(compiler)) and headers.is_file()) == native.NATIVE
 
 
+def test_a_build_from_other_sources_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An install whose compile failed leaves the previous build in place: called with the
+    arguments these sources pass, it would raise in the middle of matching. One that says it
+    implements another interface is left aside, with a warning that says what to do."""
+    c = pytest.importorskip("monitor.rules._native", reason="the C extension was not built")
+    assert native._load_native() is c
+    monkeypatch.setattr(c, "INTERFACE", native.INTERFACE + 1)
+    assert native._load_native() is None
+    assert "built from other sources" in caplog.text and "reinstall" in caplog.text
+
+
 @given(TOKENS, st.lists(WORDS, max_size=20))
 def test_positions_of_words_agree(tokens: list[str], words: list[str]) -> None:
     # Strs equal to the tokens but not the same objects: found by comparison, not identity;

@@ -942,9 +942,15 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
+/* What native.py expects (native.INTERFACE): raised with any change to a function's arguments
+ * or to the data it reads, so that a build left from older sources is not used. */
+#define INTERFACE 1
+
 PyMODINIT_FUNC PyInit__native(void) {
     ALONE = PyUnicode_InternFromString("alone");
     SECONDS = PyUnicode_InternFromString("seconds");
     if (ALONE == NULL || SECONDS == NULL) return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "INTERFACE", INTERFACE) < 0) Py_CLEAR(m);
+    return m;
 }

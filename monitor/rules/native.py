@@ -13,12 +13,15 @@ are present and goes on without it where not: these Python versions give the sam
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import chain, compress, islice
 from typing import Any, Protocol
 
 from ..text import token_starts
+
+log = logging.getLogger(__name__)
 
 
 class Filed(Protocol):
@@ -219,21 +222,39 @@ PYTHON = {
     "token_starts": token_starts,
     "meanings_of": meanings_of,
 }
-try:
-    from ._native import (  # noqa: F811
-        evidence_of,
-        leaf_hits,
-        meanings_of,
-        near_pairs,
-        pairs_in,
-        positions_of,
-        presearch,
-        score_of,
-        snippet,
-        token_hashes,
-        token_starts,
-    )
-except ImportError:  # not built: no C compiler where Vigie was installed
-    NATIVE = False
-else:
-    NATIVE = True
+# What _native.c must say it implements (its INTERFACE): a build left from older sources (an
+# install whose compile failed keeps the previous one in place) would be called with arguments
+# it does not take, or read data laid out otherwise.
+INTERFACE = 1
+
+
+def _load_native() -> Any:
+    """The C extension, or None where it is not built or not built from these sources."""
+    try:
+        from . import _native
+    except ImportError:  # not built: no C compiler where Vigie was installed
+        return None
+    if getattr(_native, "INTERFACE", None) != INTERFACE:
+        log.warning(
+            "the matcher's C extension %s was built from other sources: not used; "
+            "reinstall Vigie (pip install -e .) to build it again",
+            _native.__file__,
+        )
+        return None
+    return _native
+
+
+_c = _load_native()
+NATIVE = _c is not None
+if _c is not None:
+    evidence_of = _c.evidence_of
+    leaf_hits = _c.leaf_hits
+    meanings_of = _c.meanings_of
+    near_pairs = _c.near_pairs
+    pairs_in = _c.pairs_in
+    positions_of = _c.positions_of
+    presearch = _c.presearch
+    score_of = _c.score_of
+    snippet = _c.snippet
+    token_hashes = _c.token_hashes
+    token_starts = _c.token_starts
