@@ -315,7 +315,7 @@ class RuleIndex:
         for i, (_, node) in enumerate(self._entity_nodes):
             self._entity_keys.add(i, node.keys())
         # The words, pairs, stems and prefixes that clauses or second terms name: an article's
-        # terms are those it has (see `terms`), not all its words.
+        # terms are those it has (see _terms_of), not all its words.
         clauses = (c for r in self.rules for c in (r.required, *r.either))
         named = seconds.union(*clauses)
         # Each a number, by which the C presearch tests second terms (see _Filed.seal).
@@ -333,7 +333,7 @@ class RuleIndex:
         self._prefixes = frozenset(term[:-1] for term in named if term.endswith("*"))
         self._longest_prefix = max(map(len, self._prefixes), default=0)
         # Per document languages, word -> the keys it stands for in the rules' index and in
-        # the entities', and the terms it gives (see `terms`): each word of an article is looked
+        # the entities', and the terms it gives (see _terms_of): each word of an article is looked
         # at once a process, not once an article.
         self._vocabulary: dict[tuple[str, ...], _Vocabulary] = {}
         # What each pair of adjacent words that a key or clause names stands for, as a word's
