@@ -40,6 +40,7 @@ from .health import Health, assess
 from .pipeline import CycleSummary, PollOutcome, poll_due
 from .readers import ReaderPool
 from .retention import prune_expired
+from .rules import native
 from .rules.files import RuleBook, RuleSet, file_stamps, load_rules
 from .rules.stats import HEURISTIC, TermStats
 from .scheduler import (
@@ -336,6 +337,7 @@ def print_health(health: Health, database: Path, since: str) -> None:
             ),
         ),
         ("rules", _rules_line(health)),
+        ("matcher", _matcher_line()),
         (
             "deliveries",
             f"last {since}: {sent} sent, {health.undelivered_total:,} failed or dead; "
@@ -379,6 +381,17 @@ def _rules_line(health: Health) -> str:
     if health.running:  # a service that has not said (yet) what it loaded
         return f"{rules}{disabled} in {files} on disk, {errors}"
     return f"{rules}{disabled} in {files}, {errors}"
+
+
+def _matcher_line() -> str:
+    """Whether this install matches with the C extension's loops or their Python versions,
+    which cost about twice as much: an install without a C compiler says nothing of it."""
+    if native.NATIVE:
+        return "C loops (monitor/rules/_native.c)"
+    return (
+        "Python loops, about half the speed: the C extension was not built when Vigie was"
+        " installed (no C compiler or Python headers); install them and reinstall Vigie"
+    )
 
 
 def _days(seconds: float) -> str:
@@ -436,6 +449,7 @@ def health_json(health: Health, database: Path) -> dict:
         "rules_disabled": health.rules_disabled,
         "rules_loaded": when(health.rules_loaded),
         "rule_errors": [str(e) for e in health.rule_errors],
+        "matcher": "c" if native.NATIVE else "python",
         "sent": health.delivered,
         "retrying": health.retrying,
         "failed_or_dead": health.undelivered_total,
