@@ -181,7 +181,9 @@ def test_token_starts_agree(words: str) -> None:
     assert native.token_starts(words) == native.PYTHON["token_starts"](words)
 
 
-@given(TOKENS, st.dictionaries(WORDS, st.dictionaries(WORDS, st.integers(), max_size=3)))
+@given(
+    TOKENS, st.dictionaries(WORDS, st.dictionaries(WORDS, st.none() | st.integers(), max_size=3))
+)
 def test_pairs_of_adjacent_words_agree(
     tokens: list[str], by_first: dict[str, dict[str, int]]
 ) -> None:
@@ -328,6 +330,10 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         c.presearch([], [0], [], 5, [array("i", [2, 1]).tobytes()], [])
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [])
+    with pytest.raises(ValueError):  # evidence ending before it starts overflowed the snippet
+        c.snippet([Evidence("content", 200, 0, "", "t")] * 50, {"content": "a " * 200})
+    with pytest.raises(ValueError):
+        c.snippet([Evidence("content", 10, -100000, "", "t")], {"content": "a " * 200})
     with pytest.raises(TypeError):
         c.evidence_of([("t", 0, 1, "a", None)], {}, lambda h, d: "no place", None, {}, Evidence)
     with pytest.raises(ZeroDivisionError):  # an error of `locate` goes through
@@ -336,6 +342,45 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         c.evidence_of([], {}, locate_hit, None, {}, dict)  # not a tuple type
     with pytest.raises(TypeError):
         c.score_of([("title", 0, 1)])
+
+
+def test_the_c_loops_survive_python_code_that_changes_what_they_hold() -> None:
+    """A token's __hash__, or the `locate` evidence_of calls back, runs Python code that may
+    empty the list or the memo the C code reads (a helper's review crashed both): they raise or
+    answer as the Python versions do, instead of reading freed memory."""
+    c = pytest.importorskip("monitor.rules._native", reason="the C extension was not built")
+    tokens: list[str] = []
+
+    class Emptying(str):
+        def __hash__(self) -> int:
+            tokens.clear()
+            return 1
+
+    tokens[:] = [Emptying("a"), "b"]
+    with pytest.raises(RuntimeError):
+        c.token_hashes(tokens)
+
+    def forgetful(made: dict) -> Callable:
+        def locate(hit: tuple, doc: object) -> tuple:
+            made.clear()
+            return (0, hit[1], hit[2]), Evidence(hit[0], 0, 1, f"words {hit[1]}", "t")
+
+        return locate
+
+    hits = [("content", i, i + 1, "t", None) for i in range(200)]
+    made: dict = {}
+    found = c.evidence_of(hits, made, forgetful(made), None, {}, Evidence)
+    expected_made: dict = {}
+    expected = native.PYTHON["evidence_of"](
+        hits, expected_made, forgetful(expected_made), None, {}, Evidence
+    )
+    assert found == expected and [e.text for e in found[:2]] == ["words 0", "words 1"]
+
+
+def test_a_score_counts_every_field() -> None:
+    """The C score kept 16 fields at most, and refused more."""
+    evidence = tuple(Evidence(f"field{i}", 0, 1, "a", "t") for i in range(20))
+    assert native.score_of(evidence) == native.PYTHON["score_of"](evidence) == 20.0
 
 
 def _rule_pack() -> RuleIndex:

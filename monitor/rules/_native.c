@@ -24,7 +24,15 @@ static PyObject *token_hashes(PyObject *self, PyObject *tokens) {
     if (out == NULL) return NULL;
     Py_hash_t *hashes = (Py_hash_t *)PyBytes_AS_STRING(out);
     for (Py_ssize_t i = 0; i < n; i++) {
-        hashes[i] = PyObject_Hash(PyList_GET_ITEM(tokens, i));
+        if (PyList_GET_SIZE(tokens) != n) { /* a token's __hash__ changed the list */
+            PyErr_SetString(PyExc_RuntimeError, "token_hashes: the list changed size");
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *token = PyList_GET_ITEM(tokens, i);
+        Py_INCREF(token);
+        hashes[i] = PyObject_Hash(token);
+        Py_DECREF(token);
         if (hashes[i] == -1) {
             Py_DECREF(out);
             return NULL;
@@ -199,7 +207,7 @@ static PyObject *pairs_in(PyObject *self, PyObject *args) {
             if (PyErr_Occurred()) return NULL;
             continue;
         }
-        if (PySet_Add(found, value) < 0) return NULL;
+        if (value != Py_None && PySet_Add(found, value) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -554,6 +562,11 @@ static PyObject *snippet(PyObject *self, PyObject *args) {
         pieces[i].start = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 1));
         pieces[i].end = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2));
         if (PyErr_Occurred()) goto done;
+        if (pieces[i].start < 0 || pieces[i].end < pieces[i].start ||
+            pieces[i].start > PY_SSIZE_T_MAX / 2) {
+            PyErr_SetString(PyExc_ValueError, "snippet: evidence must end after it starts");
+            goto done;
+        }
     }
     Py_ssize_t best = 0;
     if (n > 1) {
@@ -709,17 +722,29 @@ static PyObject *place_hit(PyObject *hit, PyObject *locator, PyTypeObject *kind)
     Py_ssize_t char_end = last_start + length;
     PyObject *words = PyUnicode_Substring(text, char_start, char_end);
     PyObject *start_at = PyLong_FromSsize_t(char_start), *end_at = PyLong_FromSsize_t(char_end);
-    /* An Evidence (a NamedTuple: a tuple subclass without a dict) filled as tuple.__new__ does */
+    /* An Evidence (a NamedTuple: a tuple subclass without a dict) filled as tuple.__new__ does;
+     * from 3.14 a tuple caches its hash, which only tuple.__new__ knows to start, so there it is
+     * made by calling its type. */
+#if PY_VERSION_HEX >= 0x030E0000
+    PyObject *evidence = NULL;
+    if (words && start_at && end_at)
+        evidence = PyObject_CallFunctionObjArgs((PyObject *)kind, PyTuple_GET_ITEM(hit, 0),
+                                                start_at, end_at, words, PyTuple_GET_ITEM(hit, 3),
+                                                PyTuple_GET_ITEM(hit, 4), NULL);
+#else
     PyObject *evidence = kind->tp_alloc(kind, 6);
+#endif
     PyObject *place = PyTuple_Pack(3, rank, PyTuple_GET_ITEM(hit, 1), PyTuple_GET_ITEM(hit, 2));
     PyObject *result = NULL;
     if (words && start_at && end_at && evidence && place) {
+#if PY_VERSION_HEX < 0x030E0000
         PyObject *items[6] = {PyTuple_GET_ITEM(hit, 0), start_at, end_at, words,
                               PyTuple_GET_ITEM(hit, 3), PyTuple_GET_ITEM(hit, 4)};
         for (int i = 0; i < 6; i++) {
             Py_INCREF(items[i]);
             PyTuple_SET_ITEM(evidence, i, items[i]);
         }
+#endif
         result = PyTuple_Pack(2, place, evidence);
     }
     Py_XDECREF(words);
@@ -731,9 +756,9 @@ static PyObject *place_hit(PyObject *hit, PyObject *locator, PyTypeObject *kind)
 }
 
 typedef struct {
-    long rank, start, end; /* the hit's place in reading order */
-    Py_ssize_t index;      /* in the hits: the first of equal places wins */
-    PyObject *evidence;    /* borrowed from the memo */
+    Py_ssize_t rank, start, end; /* the hit's place in reading order */
+    Py_ssize_t index;            /* in the hits: the first of equal places wins */
+    PyObject *evidence;          /* held in `owned` (see evidence_of) */
 } Placed;
 
 static int by_place(const void *a, const void *b) {
@@ -760,40 +785,52 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "evidence_of: kind must be a tuple type");
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(hits);
+    /* The hits as they are now, and a reference to each evidence: `locate` runs Python code,
+     * which may change the list or the memo (the only other holders). */
+    PyObject *held = PySequence_Tuple(hits);
+    if (held == NULL) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(held), owning = 0;
     Placed *placed = PyMem_Malloc((n ? n : 1) * sizeof(Placed));
-    if (placed == NULL) return PyErr_NoMemory();
+    PyObject **owned = PyMem_Malloc((n ? n : 1) * sizeof(PyObject *));
     PyObject *result = NULL;
+    if (placed == NULL || owned == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *hit = PyList_GET_ITEM(hits, i);
-        PyObject *found = PyDict_GetItemWithError(made, hit);
+        PyObject *hit = PyTuple_GET_ITEM(held, i);
+        PyObject *found = PyDict_GetItemWithError(made, hit), *made_now = NULL;
         if (found == NULL) {
             if (PyErr_Occurred()) goto done;
-            found = NULL;
             if (PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 5) {
                 PyObject *locator = PyDict_GetItemWithError(locators, PyTuple_GET_ITEM(hit, 0));
-                if (locator != NULL) found = place_hit(hit, locator, kind);
+                if (locator != NULL) made_now = place_hit(hit, locator, kind);
                 if (PyErr_Occurred()) goto done;
             }
-            if (found == NULL) found = PyObject_CallFunctionObjArgs(locate, hit, doc, NULL);
-            if (found == NULL) goto done;
-            int failed = PyDict_SetItem(made, hit, found);
-            Py_DECREF(found); /* the memo holds it */
-            if (failed) goto done;
+            if (made_now == NULL) made_now = PyObject_CallFunctionObjArgs(locate, hit, doc, NULL);
+            if (made_now == NULL) goto done;
+            if (PyDict_SetItem(made, hit, made_now) < 0) {
+                Py_DECREF(made_now);
+                goto done;
+            }
+            found = made_now;
         }
         PyObject *place;
         if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
             !PyTuple_Check(place = PyTuple_GET_ITEM(found, 0)) || PyTuple_GET_SIZE(place) != 3) {
             PyErr_SetString(PyExc_TypeError,
                             "evidence_of: locate gives ((rank, start, end), evidence)");
+            Py_XDECREF(made_now);
             goto done;
         }
-        placed[i].rank = PyLong_AsLong(PyTuple_GET_ITEM(place, 0));
-        placed[i].start = PyLong_AsLong(PyTuple_GET_ITEM(place, 1));
-        placed[i].end = PyLong_AsLong(PyTuple_GET_ITEM(place, 2));
-        if (PyErr_Occurred()) goto done;
+        placed[i].rank = PyLong_AsSsize_t(PyTuple_GET_ITEM(place, 0));
+        placed[i].start = PyLong_AsSsize_t(PyTuple_GET_ITEM(place, 1));
+        placed[i].end = PyLong_AsSsize_t(PyTuple_GET_ITEM(place, 2));
         placed[i].index = i;
-        placed[i].evidence = PyTuple_GET_ITEM(found, 1);
+        placed[i].evidence = owned[owning++] = PyTuple_GET_ITEM(found, 1);
+        Py_INCREF(placed[i].evidence);
+        Py_XDECREF(made_now);
+        if (PyErr_Occurred()) goto done;
     }
     qsort(placed, n, sizeof(Placed), by_place);
     Py_ssize_t distinct = 0;
@@ -811,7 +848,10 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
         PyTuple_SET_ITEM(result, i, placed[i].evidence);
     }
 done:
+    for (Py_ssize_t i = 0; i < owning; i++) Py_DECREF(owned[i]);
+    PyMem_Free(owned);
     PyMem_Free(placed);
+    Py_DECREF(held);
     return result;
 }
 
@@ -823,42 +863,44 @@ static PyObject *score_of(PyObject *self, PyObject *evidence) {
         return NULL;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(evidence), fields = 0;
-    struct { PyObject *field; Py_ssize_t end; } reach[16];
+    struct Reach { PyObject *field; Py_ssize_t end; } *reach;
+    reach = PyMem_Malloc((n ? n : 1) * sizeof(struct Reach)); /* how far each field is counted */
+    if (reach == NULL) return PyErr_NoMemory();
     double total = 0.0;
+    PyObject *result = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *e = PyTuple_GET_ITEM(evidence, i);
-        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 3 || !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 3 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
             PyErr_SetString(PyExc_TypeError, "score_of: a tuple of Evidence is expected");
-            return NULL;
+            goto done;
         }
         PyObject *field = PyTuple_GET_ITEM(e, 0);
         Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 1));
         Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2));
-        if (PyErr_Occurred()) return NULL;
+        if (PyErr_Occurred()) goto done;
         Py_ssize_t f = 0;
-        while (f < fields && reach[f].field != field && PyUnicode_Compare(reach[f].field, field) != 0)
+        while (f < fields && reach[f].field != field &&
+               PyUnicode_Compare(reach[f].field, field) != 0)
             f++;
-        if (PyErr_Occurred()) return NULL;
+        if (PyErr_Occurred()) goto done;
         if (f == fields) {
-            if (fields == 16) {
-                PyErr_SetString(PyExc_ValueError, "score_of: more than 16 fields");
-                return NULL;
-            }
             reach[fields].field = field;
             reach[fields].end = end;
             fields++;
         } else {
-            if (start < reach[f].end) {
-                if (end > reach[f].end) reach[f].end = end;
-                continue;
-            }
+            int inside = start < reach[f].end;
             if (end > reach[f].end) reach[f].end = end;
+            if (inside) continue; /* words of its field counted already */
         }
         total += PyUnicode_CompareWithASCIIString(field, "title") == 0     ? 3.0
                  : PyUnicode_CompareWithASCIIString(field, "summary") == 0 ? 2.0
                                                                             : 1.0;
     }
-    return PyFloat_FromDouble(total);
+    result = PyFloat_FromDouble(total);
+done:
+    PyMem_Free(reach);
+    return result;
 }
 
 /* near_pairs(lefts, rights, distance, ordered) -> {hit: None} of the hits of either side that
