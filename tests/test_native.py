@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Few distinct words, so that tokens repeat and pairs recur; accented, non-BMP and the field
 # break token among them, as word_text leaves them.
 WORDS = st.sampled_from(["calais", "police", "migrants", "exilés", "ça", "\x00", "𝔸b", "a", "é"])
-TOKENS = st.lists(WORDS, max_size=40)
+# Past 32 tokens the C version finds a word's places by a table of hashes, not by a scan:
+# lists of both lengths.
+TOKENS = st.lists(WORDS, max_size=40) | st.lists(WORDS, min_size=32, max_size=300)
 
 
 def test_the_extension_is_built_where_a_c_compiler_is() -> None:
@@ -318,6 +320,15 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         c.positions_of(["a"], c.token_hashes(["a"]), (1,))
     with pytest.raises(TypeError):
         c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {"a": ["b"]}, b"\xff" * 8, set())
+    long = ["a", "b"] * 40
+    hashes = c.token_hashes(long)
+    with pytest.raises(ValueError):  # a table of hashes cut short
+        c.positions_of(long, hashes[:-4], ("a",))
+    for bad in ([0] * 80, list(range(80)), [1000] * 80):  # back, in circles, past the tokens
+        table = array("i", hashes[8 * len(long) :])
+        table[: len(long)] = array("i", bad)
+        with pytest.raises(ValueError):
+            c.positions_of(long, hashes[: 8 * len(long)] + table.tobytes(), ("a",))
     with pytest.raises(ValueError):
         c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {}, bytes(3), set())
     with pytest.raises((TypeError, AttributeError)):
@@ -359,6 +370,18 @@ def test_the_c_loops_survive_python_code_that_changes_what_they_hold() -> None:
     tokens[:] = [Emptying("a"), "b"]
     with pytest.raises(RuntimeError):
         c.token_hashes(tokens)
+
+    class Comparing(str):
+        def __eq__(self, other: object) -> bool:
+            tokens.clear()
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    tokens[:] = [Comparing("a"), "b"]
+    hashes = c.token_hashes(tokens)
+    with pytest.raises(RuntimeError):  # "a" is a first word: its dict lookup empties the list
+        c.pairs_in(tokens, hashes, {"a": {"b": 1}}, b"\xff" * 8, set())
 
     def forgetful(made: dict) -> Callable:
         def locate(hit: tuple, doc: object) -> tuple:
