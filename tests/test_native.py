@@ -28,6 +28,7 @@ from monitor.rules.evidence import snippet_around
 from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex
 from monitor.rules.model import Rule
+from monitor.rules.nodes import leaves
 from monitor.rules.parser import QuerySyntaxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -298,14 +299,27 @@ def test_presearch_agrees(
     assert found == expected
 
 
-@given(st.frozensets(WORDS), st.sets(WORDS), st.sets(WORDS))
-def test_meanings_of_words_agree(words: frozenset[str], known: set[str], empty: set[str]) -> None:
+FORMS = st.lists(st.sampled_from(["en~polic", "migra*", "fr~exil"]), max_size=3, unique=True)
+
+
+@given(st.frozensets(WORDS), st.dictionaries(WORDS, FORMS), st.sets(WORDS))
+def test_meanings_of_words_agree(
+    words: frozenset[str], known: dict[str, list[str]], empty: set[str]
+) -> None:
     meaning: dict[str, tuple | None] = {word: None for word in empty}  # seen, mean nothing
-    meaning.update({word: ((), (), (word,)) for word in known})
-    found, new = native.meanings_of(words, meaning)
-    expected, expected_new = native.PYTHON["meanings_of"](words, meaning)
+    # A meaning names the forms its word has (index._Meaning.forms): the words of each form
+    # are collected as the meanings are found.
+    meaning.update({word: ((), (), (word,), b"", tuple(forms)) for word, forms in known.items()})
+    forms: dict[str, list[str]] = {"fr~exil": ["déjà"]}
+    found, new = native.meanings_of(words, meaning, forms)
+    expected_forms = {"fr~exil": ["déjà"]}
+    expected, expected_new = native.PYTHON["meanings_of"](words, meaning, expected_forms)
     assert sorted(found) == sorted(expected)
     assert sorted(new) == sorted(expected_new)
+    assert {form: sorted(words) for form, words in forms.items()} == {
+        form: sorted(words) for form, words in expected_forms.items()
+    }
+    assert forms.keys() == {"fr~exil"}.union(*(known.get(w, ()) for w in words))
 
 
 def test_wrong_arguments_raise_instead_of_crashing() -> None:
@@ -340,7 +354,11 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(ValueError):  # a check cut short
         c.presearch([], [0], [], 5, [array("i", [2, 1]).tobytes()], [])
     with pytest.raises(TypeError):
-        c.meanings_of(frozenset({"a"}), [])
+        c.meanings_of(frozenset({"a"}), [], {})
+    with pytest.raises(TypeError):  # forms not a tuple
+        c.meanings_of(frozenset({"a"}), {"a": ((), (), (), b"", ["a*"])}, {})
+    with pytest.raises(TypeError):  # a form's words not a list
+        c.meanings_of(frozenset({"a"}), {"a": ((), (), (), b"", ("a*",))}, {"a*": ()})
     with pytest.raises(ValueError):  # evidence ending before it starts overflowed the snippet
         c.snippet([Evidence("content", 200, 0, "", "t")] * 50, {"content": "a " * 200})
     with pytest.raises(ValueError):
@@ -404,6 +422,45 @@ def test_a_score_counts_every_field() -> None:
     """The C score kept 16 fields at most, and refused more."""
     evidence = tuple(Evidence(f"field{i}", 0, 1, "a", "t") for i in range(20))
     assert native.score_of(evidence) == native.PYTHON["score_of"](evidence) == 20.0
+
+
+LEAF_RULES = [
+    Rule("w", "police"),
+    Rule("p", "migra*"),
+    Rule("s", "slap~"),  # a stem in the article's language, or both for an unknown one
+    Rule("f", "title:exil* OR content:calais"),
+]
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["police", "migrants", "migration", "slapped", "slaps", "exilés", "calais", "Calais"]
+        ),
+        max_size=60,
+    ),
+    st.sampled_from(["en", "fr", ""]),
+    st.booleans(),
+)
+def test_a_leaf_hits_alike_with_and_without_the_extension(
+    words: list[str], language: str, through_index: bool
+) -> None:
+    """A leaf of one word, prefix or stem (native.seq_hits): in a document an index has looked
+    at (its words of each stem and prefix collected), and in one it has not."""
+    c = pytest.importorskip("monitor.rules._native", reason="the C extension was not built")
+    index = RuleIndex.build(LEAF_RULES, {})
+    text = " ".join(words)
+    article = Article(0, "g", "", text[:40], content=text, language=language)
+    seqs = [seq for compiled in index.rules for seq in leaves(compiled.node)]
+    assert all(seq.spec is not None for seq in seqs)
+    docs = [Document(article), Document(article)]
+    if through_index:
+        for doc in docs:
+            index._meanings(doc)
+    for seq in seqs:
+        found = c.seq_hits(seq, docs[0])
+        assert found == native.PYTHON["seq_hits"](seq, docs[1])
+        assert c.seq_hits(seq, docs[0]) is found  # remembered
 
 
 def _rule_pack() -> RuleIndex:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from functools import cached_property
+from itertools import chain
+from typing import TYPE_CHECKING
 
 from ..records import Article, Evidence
 from ..text import (
@@ -23,13 +25,14 @@ from ..text import (
     inclusive_words,
     one_line,
     spelt_out,
-    stem_generation,
     stem_languages,
-    stemmed_words_of_stem,
     word_text,
     words_of_stem,
 )
 from . import native
+
+if TYPE_CHECKING:
+    from .nodes import Part
 
 TEXT_FIELDS = ("title", "summary", "content")
 _FINDS_BEFORE_INDEXING = 16  # words present found by str.find before indexing a field
@@ -233,14 +236,10 @@ class Document:
         self._stems: dict[str, dict[str, list[str]]] = {}  # language -> stem -> words
         self._of_stem: dict[tuple[str, str], list[str]] = {}
         self._with_prefix: dict[str, list[str]] = {}
-        # Set by a RuleIndex that has stemmed all the words in its languages, in the stem cache's
-        # current generation: their words with a stem are then found without checking that.
-        self.stemmed_in: int | None = None
-        # Set by a RuleIndex that has filed all the words under the prefixes its rules name
-        # (prefix -> every word it has seen with it): those prefixes' words are then found by a
-        # set intersection, without sorting the document's words.
-        self.filed_prefixes: frozenset[str] = frozenset()
-        self.words_by_prefix: dict[str, set[str]] = {}
+        # Set by a RuleIndex that has looked at every word of the document: the stems and
+        # prefixes its leaves name ("en~slap", "migra*": Part.form), and the words with each.
+        self.covered_forms: frozenset[str] = frozenset()
+        self.forms: dict[str, list[str]] = {}
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         # hit -> its place in reading order and its evidence, shared by matches (see evidence_of)
         self.evidence: dict[tuple, tuple[tuple[int, int, int], Evidence]] = {}
@@ -310,15 +309,32 @@ class Document:
     def sorted_words(self) -> list[str]:
         return sorted(self.words)
 
+    def words_of(self, part: Part) -> list[str]:
+        """The document's words with a leaf's prefix or stem (`part.kind` "p" or "s"), in no
+        particular order: from those an index collected when it covers them, without a lookup
+        in the stem cache or a sort."""
+        if part.kind == "p":
+            form = part.forms[0][1]
+            if form in self.covered_forms:
+                return self.forms.get(form, [])
+            return self.words_with_prefix(part.value)
+        found = [
+            self.forms.get(form, [])
+            if form in self.covered_forms
+            else self.words_of_stem(language, stem)
+            for (language, form), (_, stem) in zip(part.forms, part.stems, strict=True)
+            if language in self.languages
+        ]
+        if len(found) == 1:
+            return found[0]
+        return list(dict.fromkeys(chain(*found)))  # a word may have a stem in both languages
+
     def words_with_prefix(self, prefix: str) -> list[str]:
-        """The document's words starting with `prefix`, cached: from the index's words filed
-        by prefix when it has them, else by bisection in the sorted words."""
+        """The document's words starting with `prefix`, sorted, cached: those an index
+        collected when it covers the prefix, else by bisection in the sorted words."""
         found = self._with_prefix.get(prefix)
-        if found is None and prefix in self.filed_prefixes:
-            seen = self.words_by_prefix.get(prefix)
-            found = self._with_prefix[prefix] = (
-                sorted(seen.intersection(self.words)) if seen else []
-            )
+        if found is None and (form := f"{prefix}*") in self.covered_forms:
+            found = self._with_prefix[prefix] = sorted(self.forms.get(form, ()))
         elif found is None:
             words = self.sorted_words
             found = self._with_prefix[prefix] = []
@@ -345,14 +361,12 @@ class Document:
         """The document's words with this stem in one language, cached (from the process's stem
         cache, which holds every word of the document once `text.words_of_stem` has seen them)."""
         found = self._of_stem.get((language, stem))
-        if found is None:
+        if found is None and (form := f"{language}~{stem}") in self.covered_forms:
+            found = self._of_stem[language, stem] = self.forms.get(form, [])
+        elif found is None:
             by_stem = self._stems.get(language)
             if by_stem is None:
-                if self.stemmed_in == stem_generation():
-                    by_stem = stemmed_words_of_stem(language)
-                else:
-                    by_stem = words_of_stem(self.words, language)
-                self._stems[language] = by_stem
+                by_stem = self._stems[language] = words_of_stem(self.words, language)
             words = self.words
             found = [word for word in by_stem.get(stem, ()) if word in words]
             self._of_stem[language, stem] = found

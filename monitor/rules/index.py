@@ -219,33 +219,22 @@ class _Meaning(NamedTuple):
     # Itself, its stems ("en~slap") and its beginnings ("migra*"): those that clauses name.
     terms: tuple[str, ...]
     ids: bytes  # the terms' numbers in the index (RuleIndex._term_ids), C ints side by side
+    # Its stems and beginnings that the rules' and entities' words and phrases name (Part.form):
+    # an article's words with each are collected as its meanings are (Document.forms).
+    forms: tuple[str, ...] = ()
 
 
 class _Vocabulary:
     """The words of articles in some languages that an index has looked at, and what each
     stands for (most words stand for nothing: None)."""
 
-    __slots__ = ("meaning", "generation", "by_prefix")
+    __slots__ = ("meaning", "generation")
 
     def __init__(self, generation: int) -> None:
         # One dict for both: a word is looked up once an article, not once in a set of the
         # words seen (200,000: a cache miss each) and again in a dict of those meaning something.
         self.meaning: dict[str, _Meaning | None] = {}
         self.generation = generation  # of the stem cache, where every word seen was stemmed
-        self.by_prefix: dict[str, set[str]] = {}  # a prefix rules name -> the words seen with it
-
-    def file_by_prefix(
-        self, words: Iterable[str], prefixes: AbstractSet[str], longest: int
-    ) -> None:
-        """File each word under every prefix in `prefixes` it starts with."""
-        by_prefix = self.by_prefix
-        for word in words:
-            for end in range(PREFIX_MIN, min(len(word), longest) + 1):
-                if (prefix := word[:end]) in prefixes:
-                    if prefix in by_prefix:
-                        by_prefix[prefix].add(word)
-                    else:
-                        by_prefix[prefix] = {word}
 
 
 class _Filed:
@@ -350,17 +339,24 @@ class RuleIndex:
             )
         self._pair_starts = frozenset(self._pair_meaning)
         self._pair_filter = native.hash_filter(self._pair_starts)
-        # Every prefix a rule or entity evaluates (migra*): the words seen are filed under them
-        # (_Vocabulary.by_prefix), so a document's words with one are found without sorting them.
+        # Every stem and prefix a rule or entity evaluates (en~slap, migra*): a word's meaning
+        # holds those it has, and the document's words with each are collected as its meanings
+        # are, so that a leaf finds its words by one dict lookup (Document.forms).
         nodes = chain((r.node for r in self.rules), (node for _, node in self._entity_nodes))
-        self._leaf_prefixes = frozenset(
-            part.value
-            for node in nodes
-            for seq in leaves(node)
-            for part in seq.parts
-            if part.kind == "p"
-        )
+        parts = [part for node in nodes for seq in leaves(node) for part in seq.parts]
+        self._leaf_prefixes = frozenset(part.value for part in parts if part.kind == "p")
         self._longest_leaf_prefix = max(map(len, self._leaf_prefixes), default=0)
+        leaf_stems: dict[str, set[str]] = {}
+        for part in parts:
+            for language, stem in part.stems:
+                leaf_stems.setdefault(language, set()).add(stem)
+        self._leaf_stems = {language: frozenset(found) for language, found in leaf_stems.items()}
+        self._leaf_forms = frozenset(
+            chain(
+                (f"{prefix}*" for prefix in self._leaf_prefixes),
+                (f"{lang}~{stem}" for lang, stems in leaf_stems.items() for stem in stems),
+            )
+        )
 
     def __getstate__(self) -> dict:
         """Reader processes receive the index pickled (readers.ReaderPool). What it keeps by
@@ -427,8 +423,10 @@ class RuleIndex:
         """Terms by their numbers (_term_ids), C ints side by side."""
         return array("i", map(self._term_ids.__getitem__, terms)).tobytes()
 
-    def _meaning(self, rules: tuple, entities: tuple, terms: tuple[str, ...]) -> _Meaning:
-        return _Meaning(rules, entities, terms, self._numbers(terms))
+    def _meaning(
+        self, rules: tuple, entities: tuple, terms: tuple[str, ...], forms: tuple[str, ...] = ()
+    ) -> _Meaning:
+        return _Meaning(rules, entities, terms, self._numbers(terms), forms)
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
@@ -437,35 +435,39 @@ class RuleIndex:
     def _meanings(self, doc: Document) -> list[_Meaning]:
         """What the document's words and pairs of words stand for, for those that stand for
         something (words never seen are looked at now)."""
-        stemmed = self._stems or self._rule_keys.stems or self._entity_keys.stems
+        stemmed = (
+            self._stems or self._rule_keys.stems or self._entity_keys.stems or self._leaf_stems
+        )
         generation = stem_generation()
         vocabulary = self._vocabulary.get(doc.languages)
         if vocabulary is None or (stemmed and vocabulary.generation != generation):
             # New, or the stem cache started again: the words seen may be gone from it.
             vocabulary = self._vocabulary[doc.languages] = _Vocabulary(generation)
         meaning = vocabulary.meaning
-        found, new = native.meanings_of(doc.words, meaning)
+        forms: dict[str, list[str]] = {}  # a leaf's stem or prefix -> the words with it
+        found, new = native.meanings_of(doc.words, meaning, forms)
         if new:
             if len(meaning) + len(new) > _WORDS_KEPT:
                 meaning.clear()
-                vocabulary.by_prefix.clear()
-                found, new = [], list(doc.words)
+                forms.clear()
+                found, new = native.meanings_of(doc.words, meaning, forms)
             stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
             rules = self._rule_keys.keys_of(new, stems_of)
             entities = self._entity_keys.keys_of(new, stems_of)
             terms = self._terms_of(new, stems_of)
+            leaf_forms = self._forms_of(new, stems_of)
             for word in new:
-                if rules[word] or entities[word] or terms[word]:
-                    found.append(self._meaning(rules[word], entities[word], terms[word]))
+                its_forms = leaf_forms[word]
+                if rules[word] or entities[word] or terms[word] or its_forms:
+                    found.append(self._meaning(rules[word], entities[word], terms[word], its_forms))
                     meaning[word] = found[-1]
+                    for form in its_forms:
+                        forms.setdefault(form, []).append(word)
                 else:
                     meaning[word] = None
-            if self._leaf_prefixes:
-                vocabulary.file_by_prefix(new, self._leaf_prefixes, self._longest_leaf_prefix)
-        # Every word of the document is filed now.
-        doc.filed_prefixes, doc.words_by_prefix = self._leaf_prefixes, vocabulary.by_prefix
-        if stemmed and stem_generation() == vocabulary.generation:
-            doc.stemmed_in = vocabulary.generation  # every word of it is in the stem cache
+        # Every word of the document is filed now, under each stem and prefix the index's leaves
+        # name.
+        doc.forms, doc.covered_forms = forms, self._leaf_forms
         found.extend(doc.pairs(self._pair_meaning, self._pair_starts, self._pair_filter))
         return found
 
@@ -494,6 +496,29 @@ class RuleIndex:
                 if (stem := stem_of[word]) in wanted:
                     terms.append(f"{language}~{stem}")
             found[word] = tuple(terms)
+        return found
+
+    def _forms_of(
+        self, words: Iterable[str], stems_of: dict[str, dict[str, str]]
+    ) -> dict[str, tuple[str, ...]]:
+        """Word -> its stems ("en~slap") and beginnings ("migra*") that leaves name."""
+        stems = [
+            (language, wanted, stem_of)
+            for language, stem_of in stems_of.items()
+            if (wanted := self._leaf_stems.get(language))
+        ]
+        prefixes, longest = self._leaf_prefixes, self._longest_leaf_prefix
+        found: dict[str, tuple[str, ...]] = {}
+        for word in words:
+            forms = [
+                f"{word[:end]}*"
+                for end in range(PREFIX_MIN, min(len(word), longest) + 1)
+                if word[:end] in prefixes
+            ]
+            for language, wanted, stem_of in stems:
+                if (stem := stem_of[word]) in wanted:
+                    forms.append(f"{language}~{stem}")
+            found[word] = tuple(forms)
         return found
 
     def match(

@@ -153,13 +153,21 @@ def presearch(
 
 
 def meanings_of(
-    words: frozenset[str], meaning: dict[str, Meaning | None]
+    words: frozenset[str], meaning: dict[str, Meaning | None], forms: dict[str, list[str]]
 ) -> tuple[list[Meaning], list[str]]:
     """`meaning[word]` of each of `words` that has one (None: a word seen that means nothing),
-    and the words `meaning` does not hold (new to an index's vocabulary)."""
+    and the words `meaning` does not hold (new to an index's vocabulary). Each word is also
+    added to `forms[form]` for each form of its meaning (its fifth item, where there is one)."""
+    found = []
+    for word in words:
+        its = meaning.get(word)
+        if its is not None:
+            found.append(its)
+            for form in its[4] if len(its) > 4 else ():
+                forms.setdefault(form, []).append(word)
     # difference() with a dict walks the words, looking each up in it: `words - meaning.keys()`
     # made a set of the whole vocabulary first.
-    return list(filter(None, map(meaning.get, words))), list(words.difference(meaning))
+    return found, list(words.difference(meaning))
 
 
 def evidence_of(
@@ -209,7 +217,19 @@ def snippet(pool: list, texts: dict[str, str]) -> str:
     return snippet_around(pool, texts)
 
 
+def seq_hits(seq: Any, doc: Any) -> list | None:
+    """The hits of a leaf of one word, prefix or stem (nodes.Seq with a spec) in a document,
+    remembered in doc.memo: what Seq.hits gives without the extension."""
+    found = doc.memo.get(seq, _UNSET)
+    if found is _UNSET:
+        found = doc.memo[seq] = seq._hits(doc)
+    return found
+
+
+_UNSET = object()
+
 PYTHON = {
+    "seq_hits": seq_hits,
     "token_hashes": token_hashes,
     "positions_of": positions_of,
     "leaf_hits": leaf_hits,
@@ -225,7 +245,7 @@ PYTHON = {
 # What _native.c must say it implements (its INTERFACE): a build left from older sources (an
 # install whose compile failed keeps the previous one in place) would be called with arguments
 # it does not take, or read data laid out otherwise.
-INTERFACE = 1
+INTERFACE = 2
 
 
 def _load_native() -> Any:
@@ -255,6 +275,7 @@ if _c is not None:
     positions_of = _c.positions_of
     presearch = _c.presearch
     score_of = _c.score_of
+    seq_hits = _c.seq_hits
     snippet = _c.snippet
     token_hashes = _c.token_hashes
     token_starts = _c.token_starts

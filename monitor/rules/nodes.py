@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain
+from dataclasses import field as dataclass_field
 from operator import itemgetter
 
 from ..text import fold_word
@@ -33,6 +33,16 @@ class Part:
     kind: str  # "w" | "p" | "s" | "c"
     value: str  # folded word, prefix or original-case word
     stems: tuple[tuple[str, str], ...] = ()  # (language, stem) for kind "s"
+    # As a RuleIndex names what a word has (Document.forms): (language, "lang~stem") for each
+    # stem, ("", "prefix*") for a prefix.
+    forms: tuple[tuple[str, str], ...] = dataclass_field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "p":
+            forms = (("", f"{self.value}*"),)
+        else:
+            forms = tuple((language, f"{language}~{stem}") for language, stem in self.stems)
+        object.__setattr__(self, "forms", forms)
 
     def positions(self, ft: FieldText, doc: Document) -> list[int]:
         if self.kind == "w":
@@ -110,8 +120,15 @@ class Seq(Node):
         self.prefixes = tuple(p.value for p in parts if p.kind == "p")
         # One stem or one prefix, the next most common shapes, take a short path too.
         self.forms = parts[0] if len(parts) == 1 and parts[0].kind in ("s", "p") else None
+        # Those shorter paths in one call of the C extension (native.seq_hits), as it reads them.
+        self.spec = None
+        if self.word is not None or self.forms is not None:
+            forms = self.forms.forms if self.forms is not None else None
+            self.spec = (self.word, forms, fields, label, entity, self.forms)
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        if self.spec is not None and native.NATIVE:
+            return native.seq_hits(self, doc)
         # Rules share leaves (see Compiler.cache): each is evaluated once per article.
         found = doc.memo.get(self, _UNSET)
         if found is _UNSET:
@@ -164,15 +181,7 @@ class Seq(Node):
     def _forms_hits(self, doc: Document, part: Part) -> list[Hit] | None:
         """A stem or a prefix: the document's words with it, found once, then their positions
         in each field."""
-        if part.kind == "p":
-            words = doc.words_with_prefix(part.value)
-        else:
-            found = [
-                doc.words_of_stem(language, stem)
-                for language, stem in part.stems
-                if language in doc.languages
-            ]
-            words = found[0] if len(found) == 1 else list(dict.fromkeys(chain(*found)))
+        words = doc.words_of(part)
         if not words:
             return None
         if native.NATIVE:
