@@ -299,27 +299,32 @@ def test_presearch_agrees(
     assert found == expected
 
 
-FORMS = st.lists(st.sampled_from(["en~polic", "migra*", "fr~exil"]), max_size=3, unique=True)
+FORMS = st.lists(st.integers(0, 5), max_size=3, unique=True)
 
 
 @given(st.frozensets(WORDS), st.dictionaries(WORDS, FORMS), st.sets(WORDS))
 def test_meanings_of_words_agree(
-    words: frozenset[str], known: dict[str, list[str]], empty: set[str]
+    words: frozenset[str], known: dict[str, list[int]], empty: set[str]
 ) -> None:
     meaning: dict[str, tuple | None] = {word: None for word in empty}  # seen, mean nothing
-    # A meaning names the forms its word has (index._Meaning.forms): the words of each form
-    # are collected as the meanings are found.
-    meaning.update({word: ((), (), (word,), b"", tuple(forms)) for word, forms in known.items()})
-    forms: dict[str, list[str]] = {"fr~exil": ["déjà"]}
-    found, new = native.meanings_of(words, meaning, forms)
-    expected_forms = {"fr~exil": ["déjà"]}
-    expected, expected_new = native.PYTHON["meanings_of"](words, meaning, expected_forms)
+    # A meaning names the forms its word has by number (index._Meaning.forms): the words of
+    # each form are found in a table of the meanings.
+    forms = {word: array("i", numbers).tobytes() for word, numbers in known.items()}
+    meaning.update({word: ((), (), (word,), b"", forms[word]) for word in known})
+    found_words: list[str] = []
+    found, new = native.meanings_of(words, meaning, found_words)
+    expected_words: list[str] = []
+    expected, expected_new = native.PYTHON["meanings_of"](words, meaning, expected_words)
     assert sorted(found) == sorted(expected)
     assert sorted(new) == sorted(expected_new)
-    assert {form: sorted(words) for form, words in forms.items()} == {
-        form: sorted(words) for form, words in expected_forms.items()
-    }
-    assert forms.keys() == {"fr~exil"}.union(*(known.get(w, ()) for w in words))
+    assert sorted(found_words) == sorted(expected_words) == sorted(words & known.keys())
+    assert [meaning[word] for word in found_words] == found  # side by side
+    table = native.form_table(found)
+    python_table = native.PYTHON["form_table"](found)
+    for number in range(7):
+        listed = native.words_of_form(table, found_words, number)
+        assert listed == native.PYTHON["words_of_form"](python_table, found_words, number)
+        assert sorted(listed) == sorted(w for w in found_words if number in known[w])
 
 
 def test_wrong_arguments_raise_instead_of_crashing() -> None:
@@ -354,11 +359,11 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(ValueError):  # a check cut short
         c.presearch([], [0], [], 5, [array("i", [2, 1]).tobytes()], [])
     with pytest.raises(TypeError):
-        c.meanings_of(frozenset({"a"}), [], {})
-    with pytest.raises(TypeError):  # forms not a tuple
-        c.meanings_of(frozenset({"a"}), {"a": ((), (), (), b"", ["a*"])}, {})
-    with pytest.raises(TypeError):  # a form's words not a list
-        c.meanings_of(frozenset({"a"}), {"a": ((), (), (), b"", ("a*",))}, {"a*": ()})
+        c.meanings_of(frozenset({"a"}), [], [])
+    with pytest.raises(TypeError):  # forms not C ints
+        c.form_table([((), (), (), b"", ("a*",))])
+    with pytest.raises(IndexError):  # a table of other meanings than the words'
+        c.words_of_form(c.form_table([((), (), (), b"", array("i", [3]).tobytes())]), [], 3)
     with pytest.raises(ValueError):  # evidence ending before it starts overflowed the snippet
         c.snippet([Evidence("content", 200, 0, "", "t")] * 50, {"content": "a " * 200})
     with pytest.raises(ValueError):

@@ -300,64 +300,61 @@ static PyObject *leaf_hits(PyObject *self, PyObject *args) {
     return hits_in(fields, words, label, entity);
 }
 
+static int add_words_of_form(PyObject *table, PyObject *words, long number, PyObject *out);
+
 /* The attributes seq_hits reads, interned. */
-static PyObject *MEMO, *WORDS, *SCANS_CACHE, *SCANS, *COVERED, *FORMS, *LANGUAGES, *SPEC, *WORDS_OF;
+static PyObject *MEMO, *WORDS, *SCANS_CACHE, *SCANS, *FORM_IDS, *FORMS, *FORM_WORDS, *LANGUAGES,
+    *SPEC, *WORDS_OF;
 
 /* The words of a stem or prefix leaf in the document (Document.words_of), as a tuple: from
- * doc.forms for the forms the document's index covers, else from doc.words_of(part). */
+ * the index's list of its words of each form (form_table) when the index names the forms,
+ * else from doc.words_of(part). */
 static PyObject *form_words(PyObject *doc, PyObject *forms, PyObject *part) {
-    PyObject *covered = PyObject_GetAttr(doc, COVERED), *by_form = NULL, *languages = NULL;
-    PyObject *out = NULL, *found = NULL;
-    if (covered == NULL || (by_form = PyObject_GetAttr(doc, FORMS)) == NULL ||
+    PyObject *ids = PyObject_GetAttr(doc, FORM_IDS), *table = NULL, *words = NULL;
+    PyObject *languages = NULL, *out = NULL, *found = NULL;
+    if (ids == NULL || (table = PyObject_GetAttr(doc, FORMS)) == NULL ||
+        (words = PyObject_GetAttr(doc, FORM_WORDS)) == NULL ||
         (languages = PyObject_GetAttr(doc, LANGUAGES)) == NULL)
         goto done;
-    if (!PyTuple_Check(forms) || !PyDict_Check(by_form) || !PyAnySet_Check(covered)) {
-        PyErr_SetString(PyExc_TypeError, "seq_hits: forms, doc.forms or covered_forms");
+    if (!PyTuple_Check(forms) || !PyDict_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "seq_hits: a spec's forms, or doc.form_ids");
         goto done;
     }
+    if ((found = PyList_New(0)) == NULL) goto done;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(forms); i++) {
         PyObject *pair = PyTuple_GET_ITEM(forms, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
             PyErr_SetString(PyExc_TypeError, "seq_hits: a form is (language, form)");
             goto done;
         }
         PyObject *language = PyTuple_GET_ITEM(pair, 0), *form = PyTuple_GET_ITEM(pair, 1);
-        if (!PyUnicode_Check(language)) {
-            PyErr_SetString(PyExc_TypeError, "seq_hits: a form's language is a str");
-            goto done;
-        }
         if (PyUnicode_GET_LENGTH(language) > 0) { /* a stem: in the document's languages? */
             int in = PySequence_Contains(languages, language);
             if (in < 0) goto done;
             if (!in) continue;
         }
-        int known = PySet_Contains(covered, form);
-        if (known < 0) goto done;
-        if (!known) { /* not collected by the document's index: as the Python code finds it */
-            PyObject *words = PyObject_CallMethodOneArg(doc, WORDS_OF, part);
-            if (words != NULL) {
-                out = PySequence_Tuple(words);
-                Py_DECREF(words);
+        PyObject *number = PyDict_GetItemWithError(ids, form);
+        if (number == NULL) {
+            if (PyErr_Occurred()) goto done;
+            /* Not named by the document's index: as the Python code finds it. */
+            PyObject *listed = PyObject_CallMethodOneArg(doc, WORDS_OF, part);
+            if (listed != NULL) {
+                out = PySequence_Tuple(listed);
+                Py_DECREF(listed);
             }
             goto done;
         }
-        PyObject *words = PyDict_GetItemWithError(by_form, form);
-        if (words == NULL) {
-            if (PyErr_Occurred()) goto done;
-            continue;
-        }
-        if (!PyList_Check(words)) {
-            PyErr_SetString(PyExc_TypeError, "seq_hits: doc.forms holds lists");
-            goto done;
-        }
-        if (found == NULL && (found = PyList_New(0)) == NULL) goto done;
+        long at = PyLong_AsLong(number);
+        if (at == -1 && PyErr_Occurred()) goto done;
         /* A word with a stem in both languages comes twice: its places are found once. */
-        if (PyList_SetSlice(found, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, words) < 0) goto done;
+        if (add_words_of_form(table, words, at, found) < 0) goto done;
     }
-    out = found == NULL ? PyTuple_New(0) : PyList_AsTuple(found);
+    out = PyList_AsTuple(found);
 done:
-    Py_XDECREF(covered);
-    Py_XDECREF(by_form);
+    Py_XDECREF(ids);
+    Py_XDECREF(table);
+    Py_XDECREF(words);
     Py_XDECREF(languages);
     Py_XDECREF(found);
     return out;
@@ -728,52 +725,14 @@ static PyObject *token_starts(PyObject *self, PyObject *words) {
     return out;
 }
 
-/* Append `word` to forms[form] (a list, made when there is none) for each form its meaning
- * `its` names: its fifth item, a tuple of str, where it has one. */
-static int add_forms(PyObject *forms, PyObject *its, PyObject *word) {
-    if (!PyTuple_Check(its) || PyTuple_GET_SIZE(its) < 5) return 0;
-    PyObject *named = PyTuple_GET_ITEM(its, 4);
-    if (!PyTuple_Check(named)) {
-        PyErr_SetString(PyExc_TypeError, "meanings_of: a meaning's forms are a tuple");
-        return -1;
-    }
-    Py_INCREF(named); /* held: a form's __eq__ may drop the meaning */
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(named) && !failed; i++) {
-        PyObject *form = PyTuple_GET_ITEM(named, i);
-        PyObject *words = PyDict_GetItemWithError(forms, form);
-        if (words != NULL) {
-            Py_INCREF(words);
-            failed = !PyList_Check(words) || PyList_Append(words, word) < 0;
-            if (failed && !PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "meanings_of: forms holds lists");
-            Py_DECREF(words);
-        } else if (PyErr_Occurred()) {
-            failed = 1;
-        } else {
-            words = PyList_New(1);
-            if (words == NULL) {
-                failed = 1;
-            } else {
-                Py_INCREF(word);
-                PyList_SET_ITEM(words, 0, word);
-                failed = PyDict_SetItem(forms, form, words) < 0;
-                Py_DECREF(words);
-            }
-        }
-    }
-    Py_DECREF(named);
-    return failed ? -1 : 0;
-}
-
-/* meanings_of(words, meaning, forms) -> (meanings, new words)
+/* meanings_of(words, meaning, found_words) -> (meanings, new words)
  * meanings: meaning[word] for each word that has one other than None (a word seen that means
- * nothing); new words: those not in `meaning`. One lookup a word. Each word with a meaning is
- * also added to forms[form] for each form the meaning names (add_forms). */
+ * nothing), its word appended to the list `found_words`; new words: those not in `meaning`.
+ * One lookup a word. */
 static PyObject *meanings_of(PyObject *self, PyObject *args) {
-    PyObject *words, *meaning, *forms;
-    if (!PyArg_ParseTuple(args, "OO!O!:meanings_of", &words, &PyDict_Type, &meaning, &PyDict_Type,
-                          &forms))
+    PyObject *words, *meaning, *found_words;
+    if (!PyArg_ParseTuple(args, "OO!O!:meanings_of", &words, &PyDict_Type, &meaning, &PyList_Type,
+                          &found_words))
         return NULL;
     PyObject *iterator = PyObject_GetIter(words);
     if (iterator == NULL) return NULL;
@@ -783,10 +742,8 @@ static PyObject *meanings_of(PyObject *self, PyObject *args) {
         PyObject *its = PyDict_GetItemWithError(meaning, word);
         int failed;
         if (its != NULL) {
-            Py_INCREF(its);
-            failed = its != Py_None && (PyList_Append(found, its) < 0 ||
-                                        add_forms(forms, its, word) < 0);
-            Py_DECREF(its);
+            failed = its != Py_None &&
+                     (PyList_Append(found, its) < 0 || PyList_Append(found_words, word) < 0);
         } else {
             failed = PyErr_Occurred() || PyList_Append(new, word) < 0;
         }
@@ -799,6 +756,89 @@ done:
     Py_XDECREF(found);
     Py_XDECREF(new);
     return result;
+}
+
+/* form_table(meanings) -> bytes: (form number, position of the meaning) for each form number
+ * each meaning names (its fifth item, C ints side by side), as pairs of C ints sorted: what
+ * words_of_form searches. One sort for the article, instead of a list per form. */
+static int by_pair(const void *a, const void *b) {
+    const int32_t *x = a, *y = b;
+    if (x[0] != y[0]) return (x[0] > y[0]) - (x[0] < y[0]);
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static PyObject *form_table(PyObject *self, PyObject *meanings) {
+    if (!PyList_Check(meanings)) {
+        PyErr_SetString(PyExc_TypeError, "form_table: a list of meanings is expected");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(meanings), pairs = 0;
+    if (n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "form_table: too many meanings");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *meaning = PyList_GET_ITEM(meanings, i), *forms;
+        if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) < 5 ||
+            !PyBytes_Check(forms = PyTuple_GET_ITEM(meaning, 4)) ||
+            PyBytes_GET_SIZE(forms) % sizeof(int32_t)) {
+            PyErr_SetString(PyExc_TypeError, "form_table: a meaning's fifth item is C ints");
+            return NULL;
+        }
+        pairs += PyBytes_GET_SIZE(forms) / (Py_ssize_t)sizeof(int32_t);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, pairs * 2 * (Py_ssize_t)sizeof(int32_t));
+    if (out == NULL) return NULL;
+    int32_t *pair = (int32_t *)PyBytes_AS_STRING(out);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n && at < pairs; i++) {
+        PyObject *forms = PyTuple_GET_ITEM(PyList_GET_ITEM(meanings, i), 4);
+        const int32_t *number = (const int32_t *)PyBytes_AS_STRING(forms);
+        Py_ssize_t k = PyBytes_GET_SIZE(forms) / (Py_ssize_t)sizeof(int32_t);
+        for (Py_ssize_t j = 0; j < k && at < pairs; j++, at++) {
+            pair[2 * at] = number[j];
+            pair[2 * at + 1] = (int32_t)i;
+        }
+    }
+    qsort(pair, (size_t)pairs, 2 * sizeof(int32_t), by_pair);
+    return out;
+}
+
+/* The words (side by side with the meanings form_table read) of form `number`, appended to
+ * `out`: found by bisection in the table. */
+static int add_words_of_form(PyObject *table, PyObject *words, long number, PyObject *out) {
+    if (!PyBytes_Check(table) || PyBytes_GET_SIZE(table) % (2 * sizeof(int32_t)) ||
+        !PyList_Check(words)) {
+        PyErr_SetString(PyExc_TypeError, "words_of_form: a form_table and a list of words");
+        return -1;
+    }
+    const int32_t *pair = (const int32_t *)PyBytes_AS_STRING(table);
+    Py_ssize_t low = 0, high = PyBytes_GET_SIZE(table) / (Py_ssize_t)(2 * sizeof(int32_t));
+    while (low < high) { /* the first pair of the form */
+        Py_ssize_t middle = low + (high - low) / 2;
+        if (pair[2 * middle] < number) low = middle + 1;
+        else high = middle;
+    }
+    Py_ssize_t end = PyBytes_GET_SIZE(table) / (Py_ssize_t)(2 * sizeof(int32_t));
+    for (Py_ssize_t at = low; at < end && pair[2 * at] == number; at++) {
+        Py_ssize_t i = pair[2 * at + 1];
+        if (i < 0 || i >= PyList_GET_SIZE(words)) {
+            PyErr_SetString(PyExc_IndexError, "words_of_form: the words are not the meanings'");
+            return -1;
+        }
+        if (PyList_Append(out, PyList_GET_ITEM(words, i)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* words_of_form(table, words, number) -> the words whose meanings name form `number`. */
+static PyObject *words_of_form(PyObject *self, PyObject *args) {
+    PyObject *table, *words;
+    long number;
+    if (!PyArg_ParseTuple(args, "OOl:words_of_form", &table, &words, &number)) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out != NULL && add_words_of_form(table, words, number, out) < 0) Py_CLEAR(out);
+    return out;
 }
 
 #define SNIPPET_CHARS 240
@@ -1289,6 +1329,8 @@ static PyMethodDef methods[] = {
     {"presearch", presearch, METH_VARARGS, "Terms and candidate ids of an article's meanings."},
     {"token_starts", token_starts, METH_O, "Offsets of the tokens of a word_text."},
     {"seq_hits", seq_hits, METH_VARARGS, "A leaf's hits in a document, remembered."},
+    {"form_table", form_table, METH_O, "An article's words of each form, found by number."},
+    {"words_of_form", words_of_form, METH_VARARGS, "The words of a form in a form_table."},
     {"meanings_of", meanings_of, METH_VARARGS, "Meanings of known words, and the new words."},
     {NULL, NULL, 0, NULL},
 };
@@ -1301,7 +1343,7 @@ static struct PyModuleDef module = {
 
 /* What native.py expects (native.INTERFACE): raised with any change to a function's arguments
  * or to the data it reads, so that a build left from older sources is not used. */
-#define INTERFACE 2
+#define INTERFACE 3
 
 PyMODINIT_FUNC PyInit__native(void) {
     ALONE = PyUnicode_InternFromString("alone");
@@ -1310,13 +1352,14 @@ PyMODINIT_FUNC PyInit__native(void) {
     WORDS = PyUnicode_InternFromString("words");
     SCANS_CACHE = PyUnicode_InternFromString("_scans");
     SCANS = PyUnicode_InternFromString("scans");
-    COVERED = PyUnicode_InternFromString("covered_forms");
+    FORM_IDS = PyUnicode_InternFromString("form_ids");
+    FORM_WORDS = PyUnicode_InternFromString("form_words");
     FORMS = PyUnicode_InternFromString("forms");
     LANGUAGES = PyUnicode_InternFromString("languages");
     SPEC = PyUnicode_InternFromString("spec");
     WORDS_OF = PyUnicode_InternFromString("words_of");
-    if (!ALONE || !SECONDS || !MEMO || !WORDS || !SCANS_CACHE || !SCANS || !COVERED || !FORMS ||
-        !LANGUAGES || !SPEC || !WORDS_OF)
+    if (!ALONE || !SECONDS || !MEMO || !WORDS || !SCANS_CACHE || !SCANS || !FORM_IDS || !FORMS ||
+        !FORM_WORDS || !LANGUAGES || !SPEC || !WORDS_OF)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "INTERFACE", INTERFACE) < 0) Py_CLEAR(m);

@@ -10,6 +10,7 @@ its tokenisation.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from functools import cached_property
 from itertools import chain
 from typing import TYPE_CHECKING
@@ -237,9 +238,11 @@ class Document:
         self._of_stem: dict[tuple[str, str], list[str]] = {}
         self._with_prefix: dict[str, list[str]] = {}
         # Set by a RuleIndex that has looked at every word of the document: the stems and
-        # prefixes its leaves name ("en~slap", "migra*": Part.form), and the words with each.
-        self.covered_forms: frozenset[str] = frozenset()
-        self.forms: dict[str, list[str]] = {}
+        # prefixes its leaves name ("en~slap", "migra*": Part.forms) by number, the words of
+        # its meanings, and which of them have each (native.form_table).
+        self.form_ids: Mapping[str, int] = {}
+        self.form_words: list[str] = []
+        self.forms: object = None
         self.memo: dict[object, object] = {}  # node -> hits, for nodes shared between rules
         # hit -> its place in reading order and its evidence, shared by matches (see evidence_of)
         self.evidence: dict[tuple, tuple[tuple[int, int, int], Evidence]] = {}
@@ -314,14 +317,11 @@ class Document:
         particular order: from those an index collected when it covers them, without a lookup
         in the stem cache or a sort."""
         if part.kind == "p":
-            form = part.forms[0][1]
-            if form in self.covered_forms:
-                return self.forms.get(form, [])
-            return self.words_with_prefix(part.value)
+            found = self._words_of_form(part.forms[0][1])
+            return self.words_with_prefix(part.value) if found is None else found
         found = [
-            self.forms.get(form, [])
-            if form in self.covered_forms
-            else self.words_of_stem(language, stem)
+            self.words_of_stem(language, stem) if (words := self._words_of_form(form)) is None
+            else words
             for (language, form), (_, stem) in zip(part.forms, part.stems, strict=True)
             if language in self.languages
         ]
@@ -329,12 +329,20 @@ class Document:
             return found[0]
         return list(dict.fromkeys(chain(*found)))  # a word may have a stem in both languages
 
+    def _words_of_form(self, form: str) -> list[str] | None:
+        """The words with a stem or prefix ("en~slap", "migra*") that the document's index
+        listed; None for one it does not name."""
+        number = self.form_ids.get(form)
+        if number is None:
+            return None
+        return native.words_of_form(self.forms, self.form_words, number)
+
     def words_with_prefix(self, prefix: str) -> list[str]:
         """The document's words starting with `prefix`, sorted, cached: those an index
         collected when it covers the prefix, else by bisection in the sorted words."""
         found = self._with_prefix.get(prefix)
-        if found is None and (form := f"{prefix}*") in self.covered_forms:
-            found = self._with_prefix[prefix] = sorted(self.forms.get(form, ()))
+        if found is None and (listed := self._words_of_form(f"{prefix}*")) is not None:
+            found = self._with_prefix[prefix] = sorted(listed)
         elif found is None:
             words = self.sorted_words
             found = self._with_prefix[prefix] = []
@@ -361,8 +369,8 @@ class Document:
         """The document's words with this stem in one language, cached (from the process's stem
         cache, which holds every word of the document once `text.words_of_stem` has seen them)."""
         found = self._of_stem.get((language, stem))
-        if found is None and (form := f"{language}~{stem}") in self.covered_forms:
-            found = self._of_stem[language, stem] = self.forms.get(form, [])
+        if found is None and (listed := self._words_of_form(f"{language}~{stem}")) is not None:
+            found = self._of_stem[language, stem] = listed
         elif found is None:
             by_stem = self._stems.get(language)
             if by_stem is None:

@@ -219,9 +219,10 @@ class _Meaning(NamedTuple):
     # Itself, its stems ("en~slap") and its beginnings ("migra*"): those that clauses name.
     terms: tuple[str, ...]
     ids: bytes  # the terms' numbers in the index (RuleIndex._term_ids), C ints side by side
-    # Its stems and beginnings that the rules' and entities' words and phrases name (Part.form):
-    # an article's words with each are collected as its meanings are (Document.forms).
-    forms: tuple[str, ...] = ()
+    # Its stems and beginnings that the rules' and entities' words and phrases name (Part.forms),
+    # by their numbers in the index (RuleIndex._form_ids), C ints side by side: an article's
+    # words with each are listed once its meanings are found (native.form_table).
+    forms: bytes = b""
 
 
 class _Vocabulary:
@@ -339,24 +340,22 @@ class RuleIndex:
             )
         self._pair_starts = frozenset(self._pair_meaning)
         self._pair_filter = native.hash_filter(self._pair_starts)
-        # Every stem and prefix a rule or entity evaluates (en~slap, migra*): a word's meaning
-        # holds those it has, and the document's words with each are collected as its meanings
-        # are, so that a leaf finds its words by one dict lookup (Document.forms).
+        # Every stem and prefix a rule or entity evaluates (en~slap, migra*), numbered: a word's
+        # meaning holds those it has, and the document's words with each are listed once its
+        # meanings are found, so that a leaf finds its words without the stem cache or a sort
+        # (Document.words_of).
         nodes = chain((r.node for r in self.rules), (node for _, node in self._entity_nodes))
         parts = [part for node in nodes for seq in leaves(node) for part in seq.parts]
         self._leaf_prefixes = frozenset(part.value for part in parts if part.kind == "p")
         self._longest_leaf_prefix = max(map(len, self._leaf_prefixes), default=0)
         leaf_stems: dict[str, set[str]] = {}
+        self._form_ids: dict[str, int] = {}
         for part in parts:
             for language, stem in part.stems:
                 leaf_stems.setdefault(language, set()).add(stem)
+            for _, form in part.forms if part.kind in ("p", "s") else ():
+                self._form_ids.setdefault(form, len(self._form_ids))
         self._leaf_stems = {language: frozenset(found) for language, found in leaf_stems.items()}
-        self._leaf_forms = frozenset(
-            chain(
-                (f"{prefix}*" for prefix in self._leaf_prefixes),
-                (f"{lang}~{stem}" for lang, stems in leaf_stems.items() for stem in stems),
-            )
-        )
 
     def __getstate__(self) -> dict:
         """Reader processes receive the index pickled (readers.ReaderPool). What it keeps by
@@ -424,7 +423,7 @@ class RuleIndex:
         return array("i", map(self._term_ids.__getitem__, terms)).tobytes()
 
     def _meaning(
-        self, rules: tuple, entities: tuple, terms: tuple[str, ...], forms: tuple[str, ...] = ()
+        self, rules: tuple, entities: tuple, terms: tuple[str, ...], forms: bytes = b""
     ) -> _Meaning:
         return _Meaning(rules, entities, terms, self._numbers(terms), forms)
 
@@ -444,13 +443,13 @@ class RuleIndex:
             # New, or the stem cache started again: the words seen may be gone from it.
             vocabulary = self._vocabulary[doc.languages] = _Vocabulary(generation)
         meaning = vocabulary.meaning
-        forms: dict[str, list[str]] = {}  # a leaf's stem or prefix -> the words with it
-        found, new = native.meanings_of(doc.words, meaning, forms)
+        words: list[str] = []  # of the meanings found, side by side
+        found, new = native.meanings_of(doc.words, meaning, words)
         if new:
             if len(meaning) + len(new) > _WORDS_KEPT:
                 meaning.clear()
-                forms.clear()
-                found, new = native.meanings_of(doc.words, meaning, forms)
+                words.clear()
+                found, new = native.meanings_of(doc.words, meaning, words)
             stems_of = {lang: stem_map(new, lang) for lang in doc.languages} if stemmed else {}
             rules = self._rule_keys.keys_of(new, stems_of)
             entities = self._entity_keys.keys_of(new, stems_of)
@@ -461,13 +460,13 @@ class RuleIndex:
                 if rules[word] or entities[word] or terms[word] or its_forms:
                     found.append(self._meaning(rules[word], entities[word], terms[word], its_forms))
                     meaning[word] = found[-1]
-                    for form in its_forms:
-                        forms.setdefault(form, []).append(word)
+                    words.append(word)
                 else:
                     meaning[word] = None
-        # Every word of the document is filed now, under each stem and prefix the index's leaves
-        # name.
-        doc.forms, doc.covered_forms = forms, self._leaf_forms
+        # Every word of the document has its meaning now: its words of each stem and prefix the
+        # index's leaves name are listed.
+        doc.form_ids, doc.form_words = self._form_ids, words
+        doc.forms = native.form_table(found)
         found.extend(doc.pairs(self._pair_meaning, self._pair_starts, self._pair_filter))
         return found
 
@@ -500,25 +499,29 @@ class RuleIndex:
 
     def _forms_of(
         self, words: Iterable[str], stems_of: dict[str, dict[str, str]]
-    ) -> dict[str, tuple[str, ...]]:
-        """Word -> its stems ("en~slap") and beginnings ("migra*") that leaves name."""
+    ) -> dict[str, bytes]:
+        """Word -> the numbers of its stems ("en~slap") and beginnings ("migra*") that leaves
+        name, C ints side by side."""
         stems = [
             (language, wanted, stem_of)
             for language, stem_of in stems_of.items()
             if (wanted := self._leaf_stems.get(language))
         ]
-        prefixes, longest = self._leaf_prefixes, self._longest_leaf_prefix
-        found: dict[str, tuple[str, ...]] = {}
+        prefixes, longest, ids = self._leaf_prefixes, self._longest_leaf_prefix, self._form_ids
+        found: dict[str, bytes] = {}
         for word in words:
-            forms = [
-                f"{word[:end]}*"
-                for end in range(PREFIX_MIN, min(len(word), longest) + 1)
-                if word[:end] in prefixes
-            ]
+            forms = array(
+                "i",
+                [
+                    ids[f"{word[:end]}*"]
+                    for end in range(PREFIX_MIN, min(len(word), longest) + 1)
+                    if word[:end] in prefixes
+                ],
+            )
             for language, wanted, stem_of in stems:
                 if (stem := stem_of[word]) in wanted:
-                    forms.append(f"{language}~{stem}")
-            found[word] = tuple(forms)
+                    forms.append(ids[f"{language}~{stem}"])
+            found[word] = forms.tobytes()
         return found
 
     def match(

@@ -14,6 +14,7 @@ are present and goes on without it where not: these Python versions give the sam
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import chain, compress, islice
@@ -153,21 +154,32 @@ def presearch(
 
 
 def meanings_of(
-    words: frozenset[str], meaning: dict[str, Meaning | None], forms: dict[str, list[str]]
+    words: frozenset[str], meaning: dict[str, Meaning | None], found_words: list[str]
 ) -> tuple[list[Meaning], list[str]]:
     """`meaning[word]` of each of `words` that has one (None: a word seen that means nothing),
-    and the words `meaning` does not hold (new to an index's vocabulary). Each word is also
-    added to `forms[form]` for each form of its meaning (its fifth item, where there is one)."""
-    found = []
-    for word in words:
-        its = meaning.get(word)
-        if its is not None:
-            found.append(its)
-            for form in its[4] if len(its) > 4 else ():
-                forms.setdefault(form, []).append(word)
+    and the words `meaning` does not hold (new to an index's vocabulary). The words of the
+    meanings found are appended to `found_words`, side by side with them."""
+    pairs = [(word, its) for word in words if (its := meaning.get(word)) is not None]
+    found_words.extend(word for word, _ in pairs)
     # difference() with a dict walks the words, looking each up in it: `words - meaning.keys()`
     # made a set of the whole vocabulary first.
-    return found, list(words.difference(meaning))
+    return [its for _, its in pairs], list(words.difference(meaning))
+
+
+def form_table(meanings: list[Meaning]) -> dict[int, list[int]]:
+    """Form number -> the positions in `meanings` of those that name it (their fifth item: form
+    numbers, C ints side by side): what words_of_form reads."""
+    table: dict[int, list[int]] = {}
+    for i, meaning in enumerate(meanings):
+        for number in array("i", meaning[4]):
+            table.setdefault(number, []).append(i)
+    return table
+
+
+def words_of_form(table: Any, words: list[str], number: int) -> list[str]:
+    """The words (side by side with the meanings form_table read) whose meanings name the form
+    `number`."""
+    return [words[i] for i in table.get(number, ())]
 
 
 def evidence_of(
@@ -241,11 +253,13 @@ PYTHON = {
     "presearch": presearch,
     "token_starts": token_starts,
     "meanings_of": meanings_of,
+    "form_table": form_table,
+    "words_of_form": words_of_form,
 }
 # What _native.c must say it implements (its INTERFACE): a build left from older sources (an
 # install whose compile failed keeps the previous one in place) would be called with arguments
 # it does not take, or read data laid out otherwise.
-INTERFACE = 2
+INTERFACE = 3
 
 
 def _load_native() -> Any:
@@ -270,6 +284,8 @@ if _c is not None:
     evidence_of = _c.evidence_of
     leaf_hits = _c.leaf_hits
     meanings_of = _c.meanings_of
+    form_table = _c.form_table
+    words_of_form = _c.words_of_form
     near_pairs = _c.near_pairs
     pairs_in = _c.pairs_in
     positions_of = _c.positions_of
