@@ -185,17 +185,30 @@ def test_token_starts_agree(words: str) -> None:
 
 
 @given(
-    TOKENS, st.dictionaries(WORDS, st.dictionaries(WORDS, st.none() | st.integers(), max_size=3))
+    st.lists(TOKENS, max_size=3),
+    st.dictionaries(
+        WORDS, st.none() | st.dictionaries(WORDS, st.none() | st.integers(), max_size=3)
+    ),
 )
 def test_pairs_of_adjacent_words_agree(
-    tokens: list[str], by_first: dict[str, dict[str, int]]
+    fields: list[list[str]], by_first: dict[str, dict[str, int] | None]
 ) -> None:
+    # Meanings of words, some the first word of pairs (second word -> what the pair stands for)
+    words = list(by_first)
+    meanings = [((), (), (), b"", b"", ends) for ends in by_first.values()]
+    scans = [(f"f{i}", tokens, native.token_hashes(tokens)) for i, tokens in enumerate(fields)]
     found: set[int] = set()
     expected: set[int] = set()
-    hashes, starts = native.token_hashes(tokens), native.hash_filter(by_first, bits=64)
-    native.pairs_in(tokens, hashes, by_first, starts, found)
-    native.PYTHON["pairs_in"](tokens, b"", by_first, b"", expected)
+    native.pairs_of(meanings, words, scans, found)
+    python = [(name, tokens, b"") for name, tokens, _ in scans]
+    native.PYTHON["pairs_of"](meanings, words, python, expected)
     assert found == expected
+    assert expected == {
+        value
+        for tokens in fields
+        for first, second in zip(tokens, tokens[1:], strict=False)
+        if (value := (by_first.get(first) or {}).get(second)) is not None
+    }
 
 
 TERMS = ["a b", "court", "en~slap", "migra*", "x"]  # as an index numbers them: in order
@@ -337,8 +350,11 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         c.leaf_hits([("title", ["a"])], ("a",), "a", None)
     with pytest.raises(TypeError):
         c.positions_of(["a"], c.token_hashes(["a"]), (1,))
-    with pytest.raises(TypeError):
-        c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {"a": ["b"]}, b"\xff" * 8, set())
+    ab = [("t", ["a", "b"], c.token_hashes(["a", "b"]))]
+    with pytest.raises(TypeError):  # pair ends not a dict
+        c.pairs_of([((), (), (), b"", b"", ["b"])], ["a"], ab, set())
+    with pytest.raises(ValueError):  # a word for each meaning
+        c.pairs_of([((), (), (), b"", b"", {"b": 1})], [], ab, set())
     long = ["a", "b"] * 40
     hashes = c.token_hashes(long)
     with pytest.raises(ValueError):  # a table of hashes cut short
@@ -348,8 +364,6 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         table[: len(long)] = array("i", bad)
         with pytest.raises(ValueError):
             c.positions_of(long, hashes[: 8 * len(long)] + table.tobytes(), ("a",))
-    with pytest.raises(ValueError):
-        c.pairs_in(["a", "b"], c.token_hashes(["a", "b"]), {}, bytes(3), set())
     with pytest.raises((TypeError, AttributeError)):
         c.presearch([((object(),), (), (), b"")], [], [], 1, None, [])
     with pytest.raises(ValueError):  # a number past those the index has
@@ -401,10 +415,10 @@ def test_the_c_loops_survive_python_code_that_changes_what_they_hold() -> None:
 
         __hash__ = str.__hash__
 
-    tokens[:] = [Comparing("a"), "b"]
+    tokens[:] = ["a", Comparing("b"), "a", "b"]
     hashes = c.token_hashes(tokens)
-    with pytest.raises(RuntimeError):  # "a" is a first word: its dict lookup empties the list
-        c.pairs_in(tokens, hashes, {"a": {"b": 1}}, b"\xff" * 8, set())
+    with pytest.raises(RuntimeError):  # looking "b" up after the first "a" empties the list
+        c.pairs_of([((), (), (), b"", b"", {"b": 1})], ["a"], [("t", tokens, hashes)], set())
 
     def forgetful(made: dict) -> Callable:
         def locate(hit: tuple, doc: object) -> tuple:

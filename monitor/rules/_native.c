@@ -424,58 +424,121 @@ done:
     return out;
 }
 
-/* pairs_in(tokens, hashes, by_first, starts, found): for each two adjacent tokens a, b with
- * by_first[a][b], add that value to the set `found`. `hashes`: token_hashes(tokens); `starts`:
- * hash_filter(by_first), a bit per hash value of a first word, which most tokens fail: their
- * own str and the dict (thousands of entries: a cache miss each) are left untouched. */
-static PyObject *pairs_in(PyObject *self, PyObject *args) {
-    PyObject *tokens, *hashes, *by_first, *starts, *found;
-    if (!PyArg_ParseTuple(args, "O!SO!SO!:pairs_in", &PyList_Type, &tokens, &hashes, &PyDict_Type,
-                          &by_first, &starts, &PySet_Type, &found))
+/* pairs_of(meanings, words, fields, found): for each meaning whose sixth item is a dict (the
+ * first word of pairs a key or clause names: second word -> what the pair stands for), add to
+ * the set `found` what each pair of its word (side by side in `words`) and the token after it
+ * stands for, in each field (name, tokens, token_hashes(tokens)). The article's first words
+ * go in a small table of their hashes, which each field's hashes are tested against: a
+ * filter of the index's first words (thousands) cost 20 us an article at 10,000 rules, most
+ * tokens missing the processor's cache. */
+static PyObject *pairs_of(PyObject *self, PyObject *args) {
+    PyObject *meanings, *words, *fields, *found;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!:pairs_of", &PyList_Type, &meanings, &PyList_Type,
+                          &words, &PyList_Type, &fields, &PySet_Type, &found))
         return NULL;
-    Tokens t;
-    if (read_tokens(tokens, hashes, &t) < 0) return NULL;
-    Py_ssize_t n = t.n;
-    Py_ssize_t bits = PyBytes_GET_SIZE(starts) * 8;
-    if (bits == 0 || (bits & (bits - 1)) != 0) {
-        PyErr_SetString(PyExc_ValueError, "pairs_in: the filter's size is not a power of two");
+    Py_ssize_t n = PyList_GET_SIZE(meanings), firsts = 0;
+    if (PyList_GET_SIZE(words) != n) {
+        PyErr_SetString(PyExc_ValueError, "pairs_of: a word for each meaning");
         return NULL;
     }
-    const Py_hash_t *token_hash = t.hash;
-    const unsigned char *filter = (const unsigned char *)PyBytes_AS_STRING(starts);
-    size_t mask = (size_t)bits - 1;
-    for (Py_ssize_t i = 0; i + 1 < n; i++) {
-        size_t bit = (size_t)token_hash[i] & mask;
-        if (!(filter[bit >> 3] & (1u << (bit & 7)))) continue;
-        if (PyList_GET_SIZE(tokens) != n) { /* a token's __hash__ or __eq__ changed it */
-            PyErr_SetString(PyExc_RuntimeError, "pairs_in: the tokens changed");
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *meaning = PyList_GET_ITEM(meanings, i);
+        if (!PyTuple_Check(meaning)) {
+            PyErr_SetString(PyExc_TypeError, "pairs_of: a meaning is a tuple");
             return NULL;
         }
-        PyObject *seconds = PyDict_GetItemWithError(by_first, PyList_GET_ITEM(tokens, i));
-        if (seconds == NULL) {
-            if (PyErr_Occurred()) return NULL;
-            continue;
-        }
-        if (!PyDict_Check(seconds)) {
-            PyErr_SetString(PyExc_TypeError, "pairs_in: by_first's values must be dicts");
-            return NULL;
-        }
-        if (PyList_GET_SIZE(tokens) != n) {
-            PyErr_SetString(PyExc_RuntimeError, "pairs_in: the tokens changed");
-            return NULL;
-        }
-        Py_INCREF(seconds); /* held: comparing keys may run Python code that drops it */
-        PyObject *value = PyDict_GetItemWithError(seconds, PyList_GET_ITEM(tokens, i + 1));
-        Py_XINCREF(value);
-        Py_DECREF(seconds);
-        if (value == NULL) {
-            if (PyErr_Occurred()) return NULL;
-            continue;
-        }
-        int failed = value != Py_None && PySet_Add(found, value) < 0;
-        Py_DECREF(value);
-        if (failed) return NULL;
+        firsts += PyTuple_GET_SIZE(meaning) > 5 && PyTuple_GET_ITEM(meaning, 5) != Py_None;
     }
+    if (firsts == 0) Py_RETURN_NONE;
+    /* Open addressing, at most half full: each slot a first word's hash, and its meaning's
+     * position plus one (0: empty). Words and their pair ends are held for the whole call. */
+    size_t slots = 16;
+    while (slots < (size_t)firsts * 2) slots <<= 1;
+    Py_hash_t *slot_hash = PyMem_Calloc(slots, sizeof(Py_hash_t));
+    Py_ssize_t *slot_of = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    PyObject **held = PyMem_Calloc((size_t)firsts * 2, sizeof(PyObject *));
+    Py_ssize_t holding = 0;
+    int failed = 0;
+    if (slot_hash == NULL || slot_of == NULL || held == NULL) {
+        PyErr_NoMemory();
+        failed = 1;
+    }
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        PyObject *meaning = PyList_GET_ITEM(meanings, i), *ends, *word;
+        if (PyTuple_GET_SIZE(meaning) < 6 || (ends = PyTuple_GET_ITEM(meaning, 5)) == Py_None)
+            continue;
+        word = PyList_GET_ITEM(words, i);
+        if (!PyDict_Check(ends) || !PyUnicode_Check(word) || holding >= firsts) {
+            PyErr_SetString(PyExc_TypeError, "pairs_of: a dict of pair ends, and a str word");
+            failed = 1;
+            break;
+        }
+        Py_hash_t hash = PyObject_Hash(word);
+        if (hash == -1) {
+            failed = 1;
+            break;
+        }
+        Py_INCREF(word);
+        Py_INCREF(ends);
+        held[2 * holding] = word;
+        held[2 * holding + 1] = ends;
+        holding++;
+        size_t at = (size_t)hash & (slots - 1);
+        while (slot_of[at] != 0) at = (at + 1) & (slots - 1);
+        slot_hash[at] = hash;
+        slot_of[at] = holding; /* the held pair, plus one */
+    }
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(fields) && !failed; f++) {
+        PyObject *field = PyList_GET_ITEM(fields, f);
+        if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 3) {
+            PyErr_SetString(PyExc_TypeError, "pairs_of: a field is (name, tokens, hashes)");
+            failed = 1;
+            break;
+        }
+        Py_INCREF(field); /* held: comparisons may run Python code that drops it */
+        PyObject *tokens = PyTuple_GET_ITEM(field, 1);
+        Tokens t;
+        failed = read_tokens(tokens, PyTuple_GET_ITEM(field, 2), &t) < 0;
+        for (Py_ssize_t i = 0; !failed && i + 1 < t.n; i++) {
+            size_t at = (size_t)t.hash[i] & (slots - 1);
+            for (; slot_of[at] != 0 && !failed; at = (at + 1) & (slots - 1)) {
+                if (slot_hash[at] != t.hash[i]) continue;
+                if (PyList_GET_SIZE(tokens) != t.n) { /* Python code run by a comparison */
+                    PyErr_SetString(PyExc_RuntimeError, "pairs_of: the tokens changed");
+                    failed = 1;
+                    break;
+                }
+                PyObject *word = held[2 * (slot_of[at] - 1)];
+                PyObject *ends = held[2 * (slot_of[at] - 1) + 1];
+                int same = token_is(tokens, &t, i, word, t.hash[i]);
+                if (same < 0) failed = 1;
+                if (same <= 0) continue;
+                if (PyList_GET_SIZE(tokens) != t.n) {
+                    PyErr_SetString(PyExc_RuntimeError, "pairs_of: the tokens changed");
+                    failed = 1;
+                    break;
+                }
+                PyObject *next = PyList_GET_ITEM(tokens, i + 1);
+                Py_INCREF(next);
+                PyObject *value = PyDict_GetItemWithError(ends, next);
+                Py_XINCREF(value);
+                Py_DECREF(next);
+                if (value == NULL) {
+                    failed = PyErr_Occurred() != NULL;
+                } else {
+                    failed = value != Py_None && PySet_Add(found, value) < 0;
+                    Py_DECREF(value);
+                }
+                break; /* the words are distinct: no other slot holds this token */
+            }
+        }
+        Py_DECREF(field);
+    }
+    for (Py_ssize_t h = 0; h < 2 * holding; h++) Py_DECREF(held[h]);
+    PyMem_Free(slot_hash);
+    PyMem_Free(slot_of);
+    PyMem_Free(held);
+    if (failed) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1351,7 +1414,7 @@ static PyMethodDef methods[] = {
     {"near_pairs", near_pairs, METH_VARARGS, "The hits of a NEAR's sides that pair."},
     {"snippet", snippet, METH_VARARGS, "A snippet around the densest evidence."},
     {"leaf_hits", leaf_hits, METH_VARARGS, "Hits of some words in some fields."},
-    {"pairs_in", pairs_in, METH_VARARGS, "Values of adjacent token pairs, added to a set."},
+    {"pairs_of", pairs_of, METH_VARARGS, "Values of adjacent token pairs, added to a set."},
     {"presearch", presearch, METH_VARARGS, "Terms and candidate ids of an article's meanings."},
     {"token_starts", token_starts, METH_O, "Offsets of the tokens of a word_text."},
     {"seq_hits", seq_hits, METH_VARARGS, "A leaf's hits in a document, remembered."},
@@ -1369,7 +1432,7 @@ static struct PyModuleDef module = {
 
 /* What native.py expects (native.INTERFACE): raised with any change to a function's arguments
  * or to the data it reads, so that a build left from older sources is not used. */
-#define INTERFACE 3
+#define INTERFACE 4
 
 PyMODINIT_FUNC PyInit__native(void) {
     ALONE = PyUnicode_InternFromString("alone");

@@ -294,20 +294,6 @@ class Document:
         into a frozenset cost 5% of tokenising an article."""
         return frozenset().union(*[self.field(name).tokens for name in ALL_FIELDS])
 
-    def pairs(
-        self, by_first: dict[str, dict[str, object]], starts: frozenset[str], hashed: bytes
-    ) -> set:
-        """What the pairs of adjacent words within a field stand for (by_first["saudi"]["arabia"]),
-        each once; `starts` are by_first's keys, `hashed` their native.hash_filter. Only the
-        pairs an index has keys for are looked at, not every pair of the article."""
-        found: set = set()
-        if starts.isdisjoint(self.words):
-            return found
-        for name in ALL_FIELDS:
-            field = self.field(name)
-            native.pairs_in(field.tokens, field.hashes, by_first, hashed, found)
-        return found
-
     @cached_property
     def sorted_words(self) -> list[str]:
         return sorted(self.words)
@@ -320,7 +306,8 @@ class Document:
             found = self._words_of_form(part.forms[0][1])
             return self.words_with_prefix(part.value) if found is None else found
         found = [
-            self.words_of_stem(language, stem) if (words := self._words_of_form(form)) is None
+            self.words_of_stem(language, stem)
+            if (words := self._words_of_form(form)) is None
             else words
             for (language, form), (_, stem) in zip(part.forms, part.stems, strict=True)
             if language in self.languages

@@ -20,7 +20,7 @@ from ..records import Article, Evidence, Match
 from ..text import stem_generation, stem_map
 from . import native
 from .compile import PREFIX_MIN, Compiler
-from .document import Document
+from .document import ALL_FIELDS, Document
 from .evidence import evidence_of, mentions_of, score_of, snippet_of
 from .model import Entity, Rule
 from .nodes import AnyOf, Node, leaves
@@ -223,6 +223,10 @@ class _Meaning(NamedTuple):
     # by their numbers in the index (RuleIndex._form_ids), C ints side by side: an article's
     # words with each are listed once its meanings are found (native.form_table).
     forms: bytes = b""
+    # For the first word of a pair that a key or clause names ("saudi" of "saudi arabia"): second
+    # word -> what the pair stands for (RuleIndex._pair_meaning); an article's pairs are looked
+    # for after these words only (native.pairs_of).
+    pair_ends: dict[str, _Meaning] | None = None
 
 
 class _Vocabulary:
@@ -327,8 +331,8 @@ class RuleIndex:
         # at once a process, not once an article.
         self._vocabulary: dict[tuple[str, ...], _Vocabulary] = {}
         # What each pair of adjacent words that a key or clause names stands for, as a word's
-        # meaning does. An article's pairs are collected only after the first word of such a
-        # pair ("saudi" for "saudi arabia").
+        # meaning does. An article's pairs are looked for only after the first word of such a
+        # pair ("saudi" for "saudi arabia"), which its meaning marks (_Meaning.pair_ends).
         rule_pairs, entity_pairs = self._rule_keys.bigrams, self._entity_keys.bigrams
         self._pair_meaning: dict[str, dict[str, _Meaning]] = {}  # first word -> second -> meaning
         for pair in chain(rule_pairs, entity_pairs, (t for t in named if " " in t)):
@@ -338,8 +342,6 @@ class RuleIndex:
                 _present(entity_pairs.get(pair)),
                 (pair,) if pair in named else (),
             )
-        self._pair_starts = frozenset(self._pair_meaning)
-        self._pair_filter = native.hash_filter(self._pair_starts)
         # Every stem and prefix a rule or entity evaluates (en~slap, migra*), numbered: a word's
         # meaning holds those it has, and the document's words with each are listed once its
         # meanings are found, so that a leaf finds its words without the stem cache or a sort
@@ -356,18 +358,6 @@ class RuleIndex:
             for _, form in part.forms if part.kind in ("p", "s") else ():
                 self._form_ids.setdefault(form, len(self._form_ids))
         self._leaf_stems = {language: frozenset(found) for language, found in leaf_stems.items()}
-
-    def __getstate__(self) -> dict:
-        """Reader processes receive the index pickled (readers.ReaderPool). What it keeps by
-        hash value is left out, to be made again there: a str's hash differs from one process
-        to the next, and a filter of this process's hashes missed every pair in the readers."""
-        state = self.__dict__.copy()
-        del state["_pair_filter"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._pair_filter = native.hash_filter(self._pair_starts)
 
     @classmethod
     def build(
@@ -423,9 +413,14 @@ class RuleIndex:
         return array("i", map(self._term_ids.__getitem__, terms)).tobytes()
 
     def _meaning(
-        self, rules: tuple, entities: tuple, terms: tuple[str, ...], forms: bytes = b""
+        self,
+        rules: tuple,
+        entities: tuple,
+        terms: tuple[str, ...],
+        forms: bytes = b"",
+        pair_ends: dict[str, _Meaning] | None = None,
     ) -> _Meaning:
-        return _Meaning(rules, entities, terms, self._numbers(terms), forms)
+        return _Meaning(rules, entities, terms, self._numbers(terms), forms, pair_ends)
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""
@@ -455,10 +450,13 @@ class RuleIndex:
             entities = self._entity_keys.keys_of(new, stems_of)
             terms = self._terms_of(new, stems_of)
             leaf_forms = self._forms_of(new, stems_of)
+            pair_meaning = self._pair_meaning
             for word in new:
-                its_forms = leaf_forms[word]
-                if rules[word] or entities[word] or terms[word] or its_forms:
-                    found.append(self._meaning(rules[word], entities[word], terms[word], its_forms))
+                its_forms, ends = leaf_forms[word], pair_meaning.get(word)
+                if rules[word] or entities[word] or terms[word] or its_forms or ends:
+                    found.append(
+                        self._meaning(rules[word], entities[word], terms[word], its_forms, ends)
+                    )
                     meaning[word] = found[-1]
                     words.append(word)
                 else:
@@ -467,7 +465,9 @@ class RuleIndex:
         # index's leaves name are listed.
         doc.form_ids, doc.form_words = self._form_ids, words
         doc.forms = native.form_table(found)
-        found.extend(doc.pairs(self._pair_meaning, self._pair_starts, self._pair_filter))
+        pairs: set[_Meaning] = set()
+        native.pairs_of(found, words, doc.scans(ALL_FIELDS), pairs)
+        found.extend(pairs)
         return found
 
     def _terms_of(

@@ -86,31 +86,28 @@ def near_pairs(lefts: list, rights: list, distance: int, ordered: bool) -> dict:
     return used
 
 
-def hash_filter(words: Iterable[str], bits: int = 1 << 20) -> bytes:
-    """A bit set per hash value of `words` (modulo `bits`, a power of two): 128 KB, which a
-    scan of an article's tokens can test without leaving the processor's cache."""
-    found = bytearray(bits // 8)
-    for word in words:
-        at = hash(word) & (bits - 1)
-        found[at >> 3] |= 1 << (at & 7)
-    return bytes(found)
-
-
-def pairs_in(
-    tokens: list[str],
-    hashes: bytes,
-    by_first: dict[str, dict[str, Any]],
-    starts: bytes,
+def pairs_of(
+    meanings: list[Meaning],
+    words: list[str],
+    fields: list[tuple[str, list[str], bytes]],
     found: set,
 ) -> None:
-    """Add to `found` the value `by_first[a][b]` of each two adjacent tokens a, b that have one.
-    `hashes`: token_hashes(tokens); `starts`: hash_filter(by_first). Only the tokens that begin
-    a pair are looked at twice."""
-    adjacent = zip(tokens, islice(tokens, 1, None), strict=False)
-    for first, second in compress(adjacent, map(by_first.__contains__, tokens)):
-        value = by_first[first].get(second)
-        if value is not None:
-            found.add(value)
+    """Add to `found` what each pair of adjacent tokens stands for, where the first is the word
+    of a meaning (side by side in `words`) whose sixth item is a dict (second word -> what the
+    pair stands for) that holds the second. `fields`: (name, tokens, token_hashes(tokens))."""
+    by_first = {
+        word: meaning[5]
+        for meaning, word in zip(meanings, words, strict=True)
+        if len(meaning) > 5 and meaning[5]
+    }
+    if not by_first:
+        return
+    for _, tokens, _ in fields:
+        adjacent = zip(tokens, islice(tokens, 1, None), strict=False)
+        for first, second in compress(adjacent, map(by_first.__contains__, tokens)):
+            value = by_first[first].get(second)
+            if value is not None:
+                found.add(value)
 
 
 def candidates(terms: AbstractSet[str], keys: Iterable[Filed], always: Sequence[int]) -> set[int]:
@@ -249,7 +246,7 @@ PYTHON = {
     "snippet": snippet,
     "evidence_of": evidence_of,
     "score_of": score_of,
-    "pairs_in": pairs_in,
+    "pairs_of": pairs_of,
     "presearch": presearch,
     "token_starts": token_starts,
     "meanings_of": meanings_of,
@@ -259,7 +256,7 @@ PYTHON = {
 # What _native.c must say it implements (its INTERFACE): a build left from older sources (an
 # install whose compile failed keeps the previous one in place) would be called with arguments
 # it does not take, or read data laid out otherwise.
-INTERFACE = 3
+INTERFACE = 4
 
 
 def _load_native() -> Any:
@@ -287,7 +284,7 @@ if _c is not None:
     form_table = _c.form_table
     words_of_form = _c.words_of_form
     near_pairs = _c.near_pairs
-    pairs_in = _c.pairs_in
+    pairs_of = _c.pairs_of
     positions_of = _c.positions_of
     presearch = _c.presearch
     score_of = _c.score_of
