@@ -448,6 +448,7 @@ LEAF_RULES = [
     Rule("p", "migra*"),
     Rule("s", "slap~"),  # a stem in the article's language, or both for an unknown one
     Rule("f", "title:exil* OR content:calais"),
+    Rule("phrase", '"police migrants" OR "calais calais calais"'),
 ]
 
 
@@ -464,8 +465,8 @@ LEAF_RULES = [
 def test_a_leaf_hits_alike_with_and_without_the_extension(
     words: list[str], language: str, through_index: bool
 ) -> None:
-    """A leaf of one word, prefix or stem (native.seq_hits): in a document an index has looked
-    at (its words of each stem and prefix collected), and in one it has not."""
+    """A leaf of one word, prefix or stem, or a phrase (native.seq_hits): in a document an index
+    has looked at (its words of each stem and prefix collected), and in one it has not."""
     c = pytest.importorskip("monitor.rules._native", reason="the C extension was not built")
     index = RuleIndex.build(LEAF_RULES, {})
     text = " ".join(words)

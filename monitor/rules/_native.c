@@ -125,32 +125,40 @@ static int token_is(PyObject *tokens, const Tokens *t, Py_ssize_t i, PyObject *w
     return same == 0;
 }
 
+/* Append the hit (name, start, end, label, entity) to `out`. */
+static int append_span(PyObject *out, Py_ssize_t start, Py_ssize_t end, PyObject *name,
+                       PyObject *label, PyObject *entity);
+
 /* Append position i to `out`: as an int, or, when `name` is not NULL, as a hit
  * (name, i, i + 1, label, entity). */
 static int append_place(PyObject *out, Py_ssize_t i, PyObject *name, PyObject *label,
                         PyObject *entity) {
-    PyObject *item;
-    if (name == NULL) {
-        item = PyLong_FromSsize_t(i);
-    } else {
-        item = PyTuple_New(5);
-        PyObject *start = PyLong_FromSsize_t(i), *end = PyLong_FromSsize_t(i + 1);
-        if (item == NULL || start == NULL || end == NULL) {
-            Py_XDECREF(item);
-            Py_XDECREF(start);
-            Py_XDECREF(end);
-            return -1;
-        }
-        Py_INCREF(name);
-        Py_INCREF(label);
-        Py_INCREF(entity);
-        PyTuple_SET_ITEM(item, 0, name);
-        PyTuple_SET_ITEM(item, 1, start);
-        PyTuple_SET_ITEM(item, 2, end);
-        PyTuple_SET_ITEM(item, 3, label);
-        PyTuple_SET_ITEM(item, 4, entity);
-    }
+    if (name != NULL) return append_span(out, i, i + 1, name, label, entity);
+    PyObject *item = PyLong_FromSsize_t(i);
     if (item == NULL) return -1;
+    int failed = PyList_Append(out, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+static int append_span(PyObject *out, Py_ssize_t at, Py_ssize_t to, PyObject *name,
+                       PyObject *label, PyObject *entity) {
+    PyObject *item = PyTuple_New(5);
+    PyObject *start = PyLong_FromSsize_t(at), *end = PyLong_FromSsize_t(to);
+    if (item == NULL || start == NULL || end == NULL) {
+        Py_XDECREF(item);
+        Py_XDECREF(start);
+        Py_XDECREF(end);
+        return -1;
+    }
+    Py_INCREF(name);
+    Py_INCREF(label);
+    Py_INCREF(entity);
+    PyTuple_SET_ITEM(item, 0, name);
+    PyTuple_SET_ITEM(item, 1, start);
+    PyTuple_SET_ITEM(item, 2, end);
+    PyTuple_SET_ITEM(item, 3, label);
+    PyTuple_SET_ITEM(item, 4, entity);
     int failed = PyList_Append(out, item);
     Py_DECREF(item);
     return failed;
@@ -360,6 +368,64 @@ done:
     return out;
 }
 
+/* The hits (name, i, i + n, label, entity) of the n words of `phrase` (a tuple of str) standing
+ * together in each field of `fields` (name, tokens, hashes), field after field; None where
+ * there is none: as nodes.Seq._hits finds a phrase of plain words. */
+static PyObject *phrase_hits(PyObject *fields, PyObject *phrase, PyObject *label,
+                             PyObject *entity) {
+    Py_ssize_t n = PyTuple_GET_SIZE(phrase);
+    Py_hash_t few[FEW_WORDS];
+    Py_hash_t *hash = n <= FEW_WORDS ? few : PyMem_Malloc(n * sizeof(Py_hash_t));
+    if (hash == NULL) return PyErr_NoMemory();
+    PyObject *out = NULL;
+    if (n < 1 || !PyList_Check(fields)) {
+        PyErr_SetString(PyExc_TypeError, "seq_hits: a phrase of words, and a list of fields");
+        goto done;
+    }
+    if (hash_words(phrase, hash, n) < 0 || (out = PyList_New(0)) == NULL) goto done;
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(fields); f++) {
+        PyObject *field = PyList_GET_ITEM(fields, f);
+        if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 3) {
+            PyErr_SetString(PyExc_TypeError, "seq_hits: a field is (name, tokens, hashes)");
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyObject *name = PyTuple_GET_ITEM(field, 0), *tokens = PyTuple_GET_ITEM(field, 1);
+        Tokens t;
+        if (read_tokens(tokens, PyTuple_GET_ITEM(field, 2), &t) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyObject *first = PyTuple_GET_ITEM(phrase, 0);
+        Py_ssize_t i = t.head != NULL ? t.head[(size_t)hash[0] & t.mask] : 0, last = -1;
+        while (i >= 0 && i < t.n) {
+            if (t.head != NULL && (i <= last || t.next[i] >= t.n)) { /* not token_hashes' */
+                PyErr_SetString(PyExc_ValueError, "hashes are not those of the tokens");
+                Py_CLEAR(out);
+                goto done;
+            }
+            last = i;
+            int same = i + n <= t.n;
+            for (Py_ssize_t k = 0; k < n && same > 0; k++)
+                same = token_is(tokens, &t, i + k, k ? PyTuple_GET_ITEM(phrase, k) : first,
+                                hash[k]);
+            if (same < 0 || (same && append_span(out, i, i + n, name, label, entity) < 0)) {
+                Py_CLEAR(out);
+                goto done;
+            }
+            i = t.head != NULL ? t.next[i] : i + 1;
+        }
+    }
+    if (PyList_GET_SIZE(out) == 0) {
+        Py_DECREF(out);
+        out = Py_None;
+        Py_INCREF(out);
+    }
+done:
+    if (hash != few) PyMem_Free(hash);
+    return out;
+}
+
 /* The fields' (name, tokens, hashes) as Document.scans gives them, from its cache. */
 static PyObject *scans_of(PyObject *doc, PyObject *fields) {
     PyObject *cache = PyObject_GetAttr(doc, SCANS_CACHE);
@@ -371,10 +437,10 @@ static PyObject *scans_of(PyObject *doc, PyObject *fields) {
     return PyObject_CallMethodOneArg(doc, SCANS, fields);
 }
 
-/* seq_hits(seq, doc) -> the hits of a leaf of one word, one prefix or one stem (nodes.Seq with
- * a `spec`: word, forms, fields, label, entity, part), remembered in doc.memo: what Seq.hits
- * gives, in one call instead of five Python functions (at 100,000 rules an article evaluates
- * 150 leaves). */
+/* seq_hits(seq, doc) -> the hits of a leaf of one word, one prefix, one stem or a phrase of
+ * plain words (nodes.Seq with a `spec`: word, forms, fields, label, entity, part, phrase),
+ * remembered in doc.memo: what Seq.hits gives, in one call instead of five Python functions
+ * (at 100,000 rules an article evaluates 150 leaves). */
 static PyObject *seq_hits(PyObject *self, PyObject *args) {
     PyObject *seq, *doc;
     if (!PyArg_ParseTuple(args, "OO:seq_hits", &seq, &doc)) return NULL;
@@ -392,13 +458,33 @@ static PyObject *seq_hits(PyObject *self, PyObject *args) {
     }
     spec = PyObject_GetAttr(seq, SPEC);
     if (spec == NULL) goto done;
-    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 6) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 7) {
         PyErr_SetString(PyExc_TypeError,
-                        "seq_hits: a spec is (word, forms, fields, label, entity, part)");
+                        "seq_hits: a spec is (word, forms, fields, label, entity, part, phrase)");
         goto done;
     }
     PyObject *word = PyTuple_GET_ITEM(spec, 0), *fields = PyTuple_GET_ITEM(spec, 2);
-    if (word != Py_None) {
+    PyObject *phrase = PyTuple_GET_ITEM(spec, 6);
+    if (phrase != Py_None) { /* every word in the article, then standing together */
+        PyObject *all = PyObject_GetAttr(doc, WORDS);
+        if (all == NULL) goto done;
+        if (!PyTuple_Check(phrase) || !PyAnySet_Check(all)) {
+            PyErr_SetString(PyExc_TypeError, "seq_hits: a phrase is a tuple, doc.words a set");
+            Py_DECREF(all);
+            goto done;
+        }
+        int has = 1;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(phrase) && has > 0; k++)
+            has = PySet_Contains(all, PyTuple_GET_ITEM(phrase, k));
+        Py_DECREF(all);
+        if (has < 0) goto done;
+        if (!has) {
+            out = Py_None;
+            Py_INCREF(out);
+        } else if ((scans = scans_of(doc, fields)) != NULL) {
+            out = phrase_hits(scans, phrase, PyTuple_GET_ITEM(spec, 3), PyTuple_GET_ITEM(spec, 4));
+        }
+    } else if (word != Py_None) {
         PyObject *all = PyObject_GetAttr(doc, WORDS);
         if (all == NULL) goto done;
         int has = PyAnySet_Check(all) ? PySet_Contains(all, word) : PySequence_Contains(all, word);
@@ -409,11 +495,13 @@ static PyObject *seq_hits(PyObject *self, PyObject *args) {
         words = form_words(doc, PyTuple_GET_ITEM(spec, 1), PyTuple_GET_ITEM(spec, 5));
         if (words == NULL) goto done;
     }
-    if (words == NULL || PyTuple_GET_SIZE(words) == 0) {
-        out = Py_None;
-        Py_INCREF(out);
-    } else if ((scans = scans_of(doc, fields)) != NULL) {
-        out = hits_in(scans, words, PyTuple_GET_ITEM(spec, 3), PyTuple_GET_ITEM(spec, 4));
+    if (phrase == Py_None) {
+        if (words == NULL || PyTuple_GET_SIZE(words) == 0) {
+            out = Py_None;
+            Py_INCREF(out);
+        } else if ((scans = scans_of(doc, fields)) != NULL) {
+            out = hits_in(scans, words, PyTuple_GET_ITEM(spec, 3), PyTuple_GET_ITEM(spec, 4));
+        }
     }
     if (out != NULL && PyDict_SetItem(memo, seq, out) < 0) Py_CLEAR(out);
 done:

@@ -120,11 +120,15 @@ class Seq(Node):
         self.prefixes = tuple(p.value for p in parts if p.kind == "p")
         # One stem or one prefix, the next most common shapes, take a short path too.
         self.forms = parts[0] if len(parts) == 1 and parts[0].kind in ("s", "p") else None
-        # Those shorter paths in one call of the C extension (native.seq_hits), as it reads them.
+        # Those shorter paths, and a phrase of plain words ("Jean Dupont", most entities and
+        # names), in one call of the C extension (native.seq_hits), as it reads them.
         self.spec = None
-        if self.word is not None or self.forms is not None:
+        phrase = None
+        if len(parts) > 1 and all(p.kind == "w" for p in parts):
+            phrase = tuple(p.value for p in parts)
+        if self.word is not None or self.forms is not None or phrase is not None:
             forms = self.forms.forms if self.forms is not None else None
-            self.spec = (self.word, forms, fields, label, entity, self.forms)
+            self.spec = (self.word, forms, fields, label, entity, self.forms, phrase)
 
     def hits(self, doc: Document) -> list[Hit] | None:
         if self.spec is not None and native.NATIVE:
