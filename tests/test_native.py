@@ -391,6 +391,25 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(TypeError):
         c.score_of([("title", 0, 1)])
 
+    class Spec:
+        def __init__(self, spec: object) -> None:
+            self.spec = spec
+
+    doc = Document(Article(0, "g", "", "police"))
+    for spec, error in [
+        ((1, "no children"), TypeError),
+        ((9, ()), ValueError),
+        ((4, None, None), TypeError),  # a NEAR without its distance
+        ((0, "police"), TypeError),  # a leaf cut short
+    ]:
+        with pytest.raises(error):
+            c.node_hits(Spec(spec), doc)
+    deep = Spec((0, "police", None, ("title",), "police", None, None, None))
+    for _ in range(100_000):  # NOT NOT ... police: the C walk stops as Python's recursion does
+        deep = Spec((3, deep))
+    with pytest.raises(RecursionError):
+        c.node_hits(deep, doc)
+
 
 def test_the_c_loops_survive_python_code_that_changes_what_they_hold() -> None:
     """A token's __hash__, or the `locate` evidence_of calls back, runs Python code that may

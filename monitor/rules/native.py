@@ -237,8 +237,16 @@ def seq_hits(seq: Any, doc: Any) -> list | None:
 
 _UNSET = object()
 
+
+def node_hits(node: Any, doc: Any) -> list | None:
+    """A node's hits (nodes.Node.hits): the C version evaluates the node and its children by
+    their specs; this one is what the nodes do without the extension."""
+    return node.hits(doc)
+
+
 PYTHON = {
     "seq_hits": seq_hits,
+    "node_hits": node_hits,
     "token_hashes": token_hashes,
     "positions_of": positions_of,
     "leaf_hits": leaf_hits,
@@ -256,7 +264,7 @@ PYTHON = {
 # What _native.c must say it implements (its INTERFACE): a build left from older sources (an
 # install whose compile failed keeps the previous one in place) would be called with arguments
 # it does not take, or read data laid out otherwise.
-INTERFACE = 4
+INTERFACE = 5
 
 
 def _load_native() -> Any:
@@ -289,6 +297,7 @@ if _c is not None:
     presearch = _c.presearch
     score_of = _c.score_of
     seq_hits = _c.seq_hits
+    node_hits = _c.node_hits
     snippet = _c.snippet
     token_hashes = _c.token_hashes
     token_starts = _c.token_starts

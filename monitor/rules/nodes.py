@@ -73,6 +73,10 @@ Clause = frozenset[str]
 
 
 class Node:
+    # How native.node_hits evaluates the node in C, its children too: (kind, what it needs);
+    # None for a node it leaves to `hits`.
+    spec: tuple | None = None
+
     def hits(self, doc: Document) -> list[Hit] | None:
         raise NotImplementedError
 
@@ -128,7 +132,7 @@ class Seq(Node):
             phrase = tuple(p.value for p in parts)
         if self.word is not None or self.forms is not None or phrase is not None:
             forms = self.forms.forms if self.forms is not None else None
-            self.spec = (self.word, forms, fields, label, entity, self.forms, phrase)
+            self.spec = (_LEAF, self.word, forms, fields, label, entity, self.forms, phrase)
 
     def hits(self, doc: Document) -> list[Hit] | None:
         if self.spec is not None and native.NATIVE:
@@ -221,8 +225,11 @@ class AllOf(Node):
     def __init__(self, children: list[Node], stats: TermStats = HEURISTIC) -> None:
         # Evaluate the child most likely to fail (the rarest keys) first; file under its keys.
         self.children = sorted(children, key=lambda c: stats.keys_cost(c.keys()))
+        self.spec = (_ALL_OF, tuple(self.children))
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        if native.NATIVE:
+            return native.node_hits(self, doc)
         out: list[Hit] = []
         for child in self.children:
             found = child.hits(doc)
@@ -243,8 +250,11 @@ class AnyOf(Node):
         self.children = children
         child_keys = [c.keys() for c in children]
         self._keys = None if any(k is None for k in child_keys) else frozenset().union(*child_keys)
+        self.spec = (_ANY_OF, tuple(children))
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        if native.NATIVE:
+            return native.node_hits(self, doc)
         out: list[Hit] | None = None
         for child in self.children:
             found = child.hits(doc)
@@ -275,8 +285,11 @@ class AnyOf(Node):
 class NoneOf(Node):
     def __init__(self, child: Node) -> None:
         self.child = child
+        self.spec = (_NONE_OF, child)
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        if native.NATIVE:
+            return native.node_hits(self, doc)
         return [] if self.child.hits(doc) is None else None
 
     def keys(self) -> None:
@@ -305,8 +318,12 @@ class Near(Node):
             for side in (left, right)
         )
         self._keys = min((left.keys(), right.keys()), key=stats.keys_cost)
+        if type(self) is Near:  # not a NOT NEAR, whose hits are others
+            self.spec = (_NEAR, left, right, distance, ordered, *self._whole)
 
     def hits(self, doc: Document) -> list[Hit] | None:
+        if self.spec is not None and native.NATIVE:
+            return native.node_hits(self, doc)
         lefts = self.left.hits(doc)
         if not lefts:
             return None
@@ -447,6 +464,8 @@ class Outside(NotNear):
 
 
 _START, _END = itemgetter(1), itemgetter(2)
+# Node kinds, as native.node_hits reads them in Node.spec.
+_LEAF, _ALL_OF, _ANY_OF, _NONE_OF, _NEAR = range(5)
 _UNSET = object()  # not in a document's memo yet
 _PAIRS_TRIED = 256  # up to this many pairs of hits, Near tries them all
 
