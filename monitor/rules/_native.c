@@ -1024,7 +1024,26 @@ static PyObject *token_starts(PyObject *self, PyObject *words) {
     if (at == NULL) return PyErr_NoMemory();
     if (kind == PyUnicode_1BYTE_KIND) { /* most texts: a byte a character */
         const unsigned char *c = data;
-        for (Py_ssize_t i = 0; i < n; i++)
+        Py_ssize_t i = 0;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* 8 at a time: bit 7 of each byte set where it is not a space (exactly: no carry
+         * crosses bytes), a start where the byte before is a space. */
+        const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL, high = 0x8080808080808080ULL;
+        uint64_t before = 0; /* the byte before the first: a space, as it were */
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, c + i, 8);
+            uint64_t x = w ^ 0x2020202020202020ULL; /* 0 where a space */
+            uint64_t word = (((x & low7) + low7) | x) & high;
+            uint64_t starts = word & ~((word << 8) | (before >> 56));
+            before = word;
+            while (starts) {
+                at[k++] = (int)(i + (__builtin_ctzll(starts) >> 3));
+                starts &= starts - 1;
+            }
+        }
+#endif
+        for (; i < n; i++)
             if (c[i] != ' ' && (i == 0 || c[i - 1] == ' ')) at[k++] = (int)i;
     } else {
         Py_UCS4 before = ' ';
@@ -1073,13 +1092,13 @@ done:
     return result;
 }
 
-/* form_table(meanings) -> bytes: (form number, position of the meaning) for each form number
- * each meaning names (its fifth item, C ints side by side), as pairs of C ints sorted: what
- * words_of_form searches. One sort for the article, instead of a list per form. */
-static int by_pair(const void *a, const void *b) {
-    const int32_t *x = a, *y = b;
-    if (x[0] != y[0]) return (x[0] > y[0]) - (x[0] < y[0]);
-    return (x[1] > y[1]) - (x[1] < y[1]);
+/* form_table(meanings) -> bytes: for each form number a meaning names (its fifth item, C ints
+ * side by side), the positions of the meanings that name it, as words_of_form reads them. C
+ * ints: how many bits a bucket number has; the first entry of each bucket (-1: none); then
+ * each entry, (form, position of the meaning, next entry in the bucket or -1). Buckets are
+ * chained from the last meaning back, so each form's meanings come in order. */
+static uint32_t form_bucket(int32_t form, int32_t bits) {
+    return ((uint32_t)form * 0x9E3779B1u) >> (32 - bits);
 }
 
 static PyObject *form_table(PyObject *self, PyObject *meanings) {
@@ -1088,10 +1107,6 @@ static PyObject *form_table(PyObject *self, PyObject *meanings) {
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(meanings), pairs = 0;
-    if (n > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "form_table: too many meanings");
-        return NULL;
-    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *meaning = PyList_GET_ITEM(meanings, i), *forms;
         if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) < 5 ||
@@ -1102,41 +1117,60 @@ static PyObject *form_table(PyObject *self, PyObject *meanings) {
         }
         pairs += PyBytes_GET_SIZE(forms) / (Py_ssize_t)sizeof(int32_t);
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, pairs * 2 * (Py_ssize_t)sizeof(int32_t));
+    if (pairs > INT32_MAX / 8 || n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "form_table: too many forms");
+        return NULL;
+    }
+    int32_t bits = 3;
+    while (((Py_ssize_t)1 << bits) < 2 * pairs) bits++;
+    Py_ssize_t buckets = (Py_ssize_t)1 << bits;
+    PyObject *out = PyBytes_FromStringAndSize(
+        NULL, (1 + buckets + 3 * pairs) * (Py_ssize_t)sizeof(int32_t));
     if (out == NULL) return NULL;
-    int32_t *pair = (int32_t *)PyBytes_AS_STRING(out);
-    Py_ssize_t at = 0;
-    for (Py_ssize_t i = 0; i < n && at < pairs; i++) {
+    int32_t *table = (int32_t *)PyBytes_AS_STRING(out), *head = table + 1;
+    int32_t *entry = head + buckets;
+    table[0] = bits;
+    memset(head, 0xff, (size_t)buckets * sizeof(int32_t));
+    int32_t at = 0;
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
         PyObject *forms = PyTuple_GET_ITEM(PyList_GET_ITEM(meanings, i), 4);
         const int32_t *number = (const int32_t *)PyBytes_AS_STRING(forms);
         Py_ssize_t k = PyBytes_GET_SIZE(forms) / (Py_ssize_t)sizeof(int32_t);
         for (Py_ssize_t j = 0; j < k && at < pairs; j++, at++) {
-            pair[2 * at] = number[j];
-            pair[2 * at + 1] = (int32_t)i;
+            uint32_t bucket = form_bucket(number[j], bits);
+            entry[3 * at] = number[j];
+            entry[3 * at + 1] = (int32_t)i;
+            entry[3 * at + 2] = head[bucket];
+            head[bucket] = at;
         }
     }
-    qsort(pair, (size_t)pairs, 2 * sizeof(int32_t), by_pair);
     return out;
 }
 
 /* The words (side by side with the meanings form_table read) of form `number`, appended to
- * `out`: found by bisection in the table. */
+ * `out`, in the meanings' order. */
 static int add_words_of_form(PyObject *table, PyObject *words, long number, PyObject *out) {
-    if (!PyBytes_Check(table) || PyBytes_GET_SIZE(table) % (2 * sizeof(int32_t)) ||
-        !PyList_Check(words)) {
+    Py_ssize_t size = PyBytes_Check(table) ? PyBytes_GET_SIZE(table) / (Py_ssize_t)sizeof(int32_t)
+                                           : 0;
+    const int32_t *ints = size ? (const int32_t *)PyBytes_AS_STRING(table) : NULL;
+    int32_t bits = ints ? ints[0] : 0;
+    Py_ssize_t buckets = bits >= 3 && bits < 31 ? (Py_ssize_t)1 << bits : 0;
+    Py_ssize_t entries = buckets ? (size - 1 - buckets) / 3 : -1;
+    if (entries < 0 || (size - 1 - buckets) % 3 || !PyList_Check(words)) {
         PyErr_SetString(PyExc_TypeError, "words_of_form: a form_table and a list of words");
         return -1;
     }
-    const int32_t *pair = (const int32_t *)PyBytes_AS_STRING(table);
-    Py_ssize_t low = 0, high = PyBytes_GET_SIZE(table) / (Py_ssize_t)(2 * sizeof(int32_t));
-    while (low < high) { /* the first pair of the form */
-        Py_ssize_t middle = low + (high - low) / 2;
-        if (pair[2 * middle] < number) low = middle + 1;
-        else high = middle;
-    }
-    Py_ssize_t end = PyBytes_GET_SIZE(table) / (Py_ssize_t)(2 * sizeof(int32_t));
-    for (Py_ssize_t at = low; at < end && pair[2 * at] == number; at++) {
-        Py_ssize_t i = pair[2 * at + 1];
+    if (number < INT32_MIN || number > INT32_MAX) return 0;
+    const int32_t *head = ints + 1, *entry = head + buckets;
+    int32_t last = INT32_MAX;
+    for (int32_t at = head[form_bucket((int32_t)number, bits)]; at >= 0; at = entry[3 * at + 2]) {
+        if (at >= entries || at >= last) { /* chains go back: one that does not was not made here */
+            PyErr_SetString(PyExc_ValueError, "words_of_form: not a form_table");
+            return -1;
+        }
+        last = at;
+        if (entry[3 * at] != number) continue;
+        Py_ssize_t i = entry[3 * at + 1];
         if (i < 0 || i >= PyList_GET_SIZE(words)) {
             PyErr_SetString(PyExc_IndexError, "words_of_form: the words are not the meanings'");
             return -1;
