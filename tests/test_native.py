@@ -26,7 +26,7 @@ from monitor.rules.document import Document
 from monitor.rules.evidence import _locate as locate_hit
 from monitor.rules.evidence import snippet_around
 from monitor.rules.files import load_rules
-from monitor.rules.index import RuleIndex
+from monitor.rules.index import RuleIndex, _Filed, _KeyIndex
 from monitor.rules.model import Rule
 from monitor.rules.nodes import leaves
 from monitor.rules.parser import QuerySyntaxError
@@ -217,23 +217,16 @@ TERMS = ["a b", "court", "en~slap", "migra*", "x"]  # as an index numbers them: 
 NUMBER = {term: i for i, term in enumerate(TERMS)}
 
 
-class Filed:
-    """Items filed under one key, as index._Filed holds them (sealed)."""
-
-    __slots__ = ("alone", "by_term", "seconds")
-
-    def __init__(self, alone: list[int] | None, by_term: dict[str, list[int]] | None) -> None:
-        self.alone, self.by_term, self.seconds = alone, by_term, None
-        if by_term:
-            flat = array("i")
-            for term, items in by_term.items():
-                flat.extend([NUMBER[term], len(items), *items])
-            self.seconds = flat.tobytes()
+def filed(alone: list[int] | None, by_term: dict[str, list[int]] | None) -> _Filed:
+    """Items filed under one key, as the index holds them."""
+    made = _Filed()
+    made.alone, made.by_term = alone, by_term
+    return made
 
 
 ITEMS = st.lists(st.integers(0, 30), max_size=4)
 FILED = st.builds(
-    Filed,
+    filed,
     st.none() | ITEMS,
     st.none() | st.dictionaries(st.sampled_from(TERMS[:4]), ITEMS),
 )
@@ -289,25 +282,43 @@ CHECKS = st.lists(
     st.none() | CHECKS,
 )
 def test_presearch_agrees(
-    keys: list[Filed],
+    keys: list[_Filed],
     shapes: list[tuple[list[int], list[int], list[str]]],
     rules_always: list[int],
     entities_always: list[int],
     checked: list[Checked | None] | None,
 ) -> None:
+    # The keys laid out as an index lays out its rule keys for the C version (_KeyIndex.seal).
+    index = _KeyIndex()
+    index.words = {f"k{i}": key for i, key in enumerate(keys)}
+    index.seal(NUMBER)
     # Meanings share keys, as words share a prefix or a stem: each key is read once.
-    meanings = [
-        (
-            tuple(keys[i % len(keys)] for i in rules),
-            tuple(keys[i % len(keys)] for i in entities),
-            tuple(terms),
-            array("i", [NUMBER[term] for term in terms]).tobytes(),
+    meanings = []
+    for rules, entities, terms in shapes:
+        rule_keys = tuple(keys[i % len(keys)] for i in rules)
+        meanings.append(
+            (
+                rule_keys,
+                tuple(keys[i % len(keys)] for i in entities),
+                tuple(terms),
+                array("i", [NUMBER[term] for term in terms]).tobytes(),
+                b"",
+                None,
+                array("i", [key.at for key in rule_keys]).tobytes(),
+            )
         )
-        for rules, entities, terms in shapes
-    ]
     checks = None if checked is None else [c and c.check() for c in checked]
     compiled = checked or []
-    found = native.presearch(meanings, rules_always, entities_always, len(TERMS), checks, compiled)
+    found = native.presearch(
+        meanings,
+        rules_always,
+        entities_always,
+        len(TERMS),
+        checks,
+        compiled,
+        index.flat,
+        index.count,
+    )
     expected = native.PYTHON["presearch"](
         meanings, rules_always, entities_always, len(TERMS), checks, compiled
     )
@@ -366,14 +377,20 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
         table[: len(long)] = array("i", bad)
         with pytest.raises(ValueError):
             c.positions_of(long, hashes[: 8 * len(long)] + table.tobytes(), ("a",))
-    with pytest.raises((TypeError, AttributeError)):
-        c.presearch([((object(),), (), (), b"")], [], [], 1, None, [])
+    with pytest.raises(AttributeError):  # entity keys not _Filed objects
+        c.presearch([((), (object(),), (), b"", b"", None, b"")], [], [], 1, None, [], b"", 0)
     with pytest.raises(ValueError):  # a number past those the index has
-        c.presearch([((), (), ("x",), array("i", [7]).tobytes())], [], [], 5, None, [])
+        meaning = ((), (), ("x",), array("i", [7]).tobytes(), b"", None, b"")
+        c.presearch([meaning], [], [], 5, None, [], b"", 0)
     with pytest.raises(IndexError):  # a candidate without its checks
-        c.presearch([], [3], [], 5, [None], [])
+        c.presearch([], [3], [], 5, [None], [], b"", 0)
     with pytest.raises(ValueError):  # a check cut short
-        c.presearch([], [0], [], 5, [array("i", [2, 1]).tobytes()], [])
+        c.presearch([], [0], [], 5, [array("i", [2, 1]).tobytes()], [], b"", 0)
+    layout = array("i", [0, 1, 4, 5, 0, 3, 9]).tobytes()  # key 0: 4 alone; a second term cut
+    for at, keys in ((0, 1), (2, 1), (0, 0), (-1, 1)):  # short, a key past the layout or count
+        with pytest.raises(ValueError):
+            meaning = ((), (), (), b"", b"", None, array("i", [at]).tobytes())
+            c.presearch([meaning], [], [], 5, None, [], layout, keys)
     with pytest.raises(TypeError):
         c.meanings_of(frozenset({"a"}), [], [])
     with pytest.raises(TypeError):  # forms not C ints

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *ALONE, *SECONDS; /* interned attribute names of index._Filed */
+static PyObject *ALONE; /* interned attribute name of index._Filed */
 
 /* token_hashes(tokens) -> bytes: each token's hash, a Py_hash_t each, side by side; then, for a
  * field of TABLE_FROM tokens or more, a table of where each hash value is (Tokens). Scanning
@@ -806,43 +806,90 @@ static int is_set(const unsigned char *bits, Py_ssize_t size, int at) {
     return (bits[at >> 3] >> (at & 7)) & 1;
 }
 
-/* The items of one _Filed key: those filed alone, and those filed by a second term whose
- * number is set in `terms` (a bit set of `size` numbers; none when NULL). Its `seconds`: None,
- * or C ints side by side, for each second term its number, how many items, then the items. */
-static int add_filed(PyObject *found, PyObject *filed, const unsigned char *terms, Py_ssize_t size) {
+/* Add an entity key's items (index._Filed.alone) to the set `found`. */
+static int add_filed(PyObject *found, PyObject *filed) {
     PyObject *alone = PyObject_GetAttr(filed, ALONE);
     if (alone == NULL) return -1;
     int failed = alone != Py_None && add_all(found, alone) < 0;
     Py_DECREF(alone);
-    if (failed || terms == NULL) return failed ? -1 : 0;
-    PyObject *seconds = PyObject_GetAttr(filed, SECONDS);
-    if (seconds == NULL) return -1;
-    if (seconds != Py_None) {
-        if (!PyBytes_Check(seconds) || PyBytes_GET_SIZE(seconds) % sizeof(int)) {
-            PyErr_SetString(PyExc_TypeError, "presearch: seconds must be C ints");
-            failed = 1;
-        }
-        const int *number = failed ? NULL : (const int *)PyBytes_AS_STRING(seconds);
-        Py_ssize_t n = failed ? 0 : PyBytes_GET_SIZE(seconds) / (Py_ssize_t)sizeof(int), at = 0;
-        while (!failed && at < n) {
-            if (at + 2 > n || number[at + 1] < 0 || at + 2 + number[at + 1] > n) {
-                PyErr_SetString(PyExc_ValueError, "presearch: seconds are cut short");
-                failed = 1;
-                break;
-            }
-            int set = is_set(terms, size, number[at]);
-            Py_ssize_t count = number[at + 1];
-            for (Py_ssize_t k = 0; set == 1 && k < count && !failed; k++) {
-                PyObject *item = PyLong_FromLong(number[at + 2 + k]);
-                failed = item == NULL || PySet_Add(found, item) < 0;
-                Py_XDECREF(item);
-            }
-            failed = failed || set < 0;
-            at += 2 + count;
-        }
-    }
-    Py_DECREF(seconds);
     return failed ? -1 : 0;
+}
+
+/* Rule ids gathered by the presearch: C ints, grown as needed. */
+typedef struct {
+    int32_t *id;
+    Py_ssize_t count, room;
+} Ids;
+
+static int add_id(Ids *ids, int32_t id) {
+    if (ids->count == ids->room) {
+        Py_ssize_t room = ids->room ? ids->room * 2 : 64;
+        int32_t *grown = PyMem_Realloc(ids->id, (size_t)room * sizeof(int32_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ids->id = grown;
+        ids->room = room;
+    }
+    ids->id[ids->count++] = id;
+    return 0;
+}
+
+static int by_id(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Add the items of the rule key laid out at `at` in `flat` (index._KeyIndex.seal) to `ids`:
+ * those filed alone, and those filed by a second term the article has (bit set `terms`). A
+ * key read already (bit set `seen`, by key number) is not read again. */
+static int add_key(Ids *ids, const int32_t *flat, Py_ssize_t n, Py_ssize_t at,
+                   unsigned char *seen, Py_ssize_t keys, const unsigned char *terms,
+                   Py_ssize_t numbered) {
+#define CUT_SHORT(end)                                                                  \
+    if ((end) > n) {                                                                    \
+        PyErr_SetString(PyExc_ValueError, "presearch: a rule key's layout is cut short"); \
+        return -1;                                                                      \
+    }
+    if (at < 0) {
+        PyErr_SetString(PyExc_ValueError, "presearch: a rule key is not laid out");
+        return -1;
+    }
+    CUT_SHORT(at + 2);
+    int32_t key = flat[at];
+    if (key < 0 || key >= keys) {
+        PyErr_SetString(PyExc_ValueError, "presearch: a rule key's number is out of range");
+        return -1;
+    }
+    if (seen[key >> 3] & (1u << (key & 7))) return 0;
+    seen[key >> 3] |= (unsigned char)(1u << (key & 7));
+    Py_ssize_t alone = flat[at + 1], p = at + 2;
+    if (alone < 0) alone = n; /* cut short below */
+    CUT_SHORT(p + alone + 1);
+    for (Py_ssize_t k = 0; k < alone; k++)
+        if (add_id(ids, flat[p + k]) < 0) return -1;
+    p += alone;
+    Py_ssize_t end = p + 1 + flat[p];
+    if (flat[p] < 0) end = n + 1;
+    CUT_SHORT(end);
+    for (p++; p < end;) {
+        CUT_SHORT(p + 2);
+        int32_t term = flat[p], count = flat[p + 1];
+        if (count < 0) count = (int32_t)n;
+        CUT_SHORT(p + 2 + count);
+        if (p + 2 + count > end) {
+            PyErr_SetString(PyExc_ValueError, "presearch: a rule key's layout is cut short");
+            return -1;
+        }
+        int set = is_set(terms, numbered, term);
+        if (set < 0) return -1;
+        for (Py_ssize_t k = 0; set && k < count; k++)
+            if (add_id(ids, flat[p + 2 + k]) < 0) return -1;
+        p += 2 + count;
+    }
+#undef CUT_SHORT
+    return 0;
 }
 
 static PyObject *sorted_list(PyObject *items) {
@@ -855,9 +902,7 @@ static PyObject *sorted_list(PyObject *items) {
  * how many terms are needed, their numbers; how many clauses of several terms, and each
  * clause (how many terms, their numbers), one term of each needed: CompiledRule.may_match by
  * term number. */
-static int may_match(PyObject *checks, PyObject *id, const unsigned char *bits, Py_ssize_t size) {
-    Py_ssize_t i = PyLong_AsSsize_t(id);
-    if (i == -1 && PyErr_Occurred()) return -1;
+static int may_match(PyObject *checks, Py_ssize_t i, const unsigned char *bits, Py_ssize_t size) {
     if (i < 0 || i >= PyList_GET_SIZE(checks)) {
         PyErr_SetString(PyExc_IndexError, "presearch: a rule without its checks");
         return -1;
@@ -900,45 +945,58 @@ static int may_match(PyObject *checks, PyObject *id, const unsigned char *bits, 
     return 1;
 }
 
-/* presearch(meanings, rules_always, entities_always, numbered, checks, compiled)
+/* presearch(meanings, rules_always, entities_always, numbered, checks, compiled, layout, keys)
  *     -> (rule ids, entity ids)
- * `meanings`: a list of (rule keys, entity keys, terms, term numbers, ...) tuples, the keys _Filed
- * objects, the numbers C ints side by side; `numbered`: how many terms the index numbers.
- * rule ids: sorted, those of `rules_always` and those filed under a rule key alone or by a
- * second term the article has; when `checks` is a list (see may_match), only those whose
- * clauses the article's terms hold (`compiled`, the compiled rules, is for the Python version,
- * which checks them by their terms). entity ids: sorted, those of `entities_always` and those
- * filed under an entity key. Each key is read once. */
+ * `meanings`: a list of index._Meaning tuples: (rule keys, entity keys (_Filed objects), terms,
+ * term numbers, forms, pair ends, rule keys' places), the numbers and places C ints side by
+ * side; `numbered`: how many terms the index numbers; `layout`: the rule keys' items, `keys`
+ * how many keys (index._KeyIndex.seal). rule ids: sorted, those of `rules_always` and those
+ * filed under a rule key alone or by a second term the article has; when `checks` is a list
+ * (see may_match), only those whose clauses the article's terms hold (`compiled`, the
+ * compiled rules, is for the Python version, which checks them by their terms). entity ids:
+ * sorted, those of `entities_always` and those filed under an entity key. Each key is read
+ * once. */
 static PyObject *presearch(PyObject *self, PyObject *args) {
-    PyObject *meanings, *rules_always, *entities_always, *checks, *compiled;
-    Py_ssize_t numbered;
-    if (!PyArg_ParseTuple(args, "O!O!O!nOO:presearch", &PyList_Type, &meanings, &PyList_Type,
+    PyObject *meanings, *rules_always, *entities_always, *checks, *compiled, *layout;
+    Py_ssize_t numbered, keys;
+    if (!PyArg_ParseTuple(args, "O!O!O!nOOSn:presearch", &PyList_Type, &meanings, &PyList_Type,
                           &rules_always, &PyList_Type, &entities_always, &numbered, &checks,
-                          &compiled))
+                          &compiled, &layout, &keys))
         return NULL;
-    if (numbered < 0 || numbered > INT_MAX) {
-        PyErr_SetString(PyExc_ValueError, "presearch: numbered is out of range");
+    if (numbered < 0 || numbered > INT_MAX || keys < 0 || keys > INT_MAX ||
+        PyBytes_GET_SIZE(layout) % sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "presearch: numbered, keys or the layout is wrong");
         return NULL;
     }
     if (checks != Py_None && !PyList_Check(checks)) {
         PyErr_SetString(PyExc_TypeError, "presearch: checks must be a list or None");
         return NULL;
     }
+    const int32_t *flat = (const int32_t *)PyBytes_AS_STRING(layout);
+    Py_ssize_t flat_n = PyBytes_GET_SIZE(layout) / (Py_ssize_t)sizeof(int32_t);
     PyObject *result = NULL, *rule_ids = NULL, *entity_ids = NULL;
+    Ids ids = {NULL, 0, 0};
     unsigned char *bits = PyMem_Calloc(numbered / 8 + 1, 1); /* the article's terms, by number */
-    PyObject *rules = PySet_New(rules_always);
+    unsigned char *seen_keys = PyMem_Calloc(keys / 8 + 1, 1); /* rule keys read, by number */
     PyObject *entities = PySet_New(entities_always);
-    PyObject *seen[2] = {PySet_New(NULL), PySet_New(NULL)}; /* keys read, of rules, of entities */
-    if (bits == NULL) PyErr_NoMemory();
-    if (!bits || !rules || !entities || !seen[0] || !seen[1]) goto done;
+    PyObject *seen = PySet_New(NULL); /* entity keys read */
+    if (bits == NULL || seen_keys == NULL) PyErr_NoMemory();
+    if (!bits || !seen_keys || !entities || !seen) goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rules_always); i++) {
+        long id = PyLong_AsLong(PyList_GET_ITEM(rules_always, i));
+        if ((id == -1 && PyErr_Occurred()) || add_id(&ids, (int32_t)id) < 0) goto done;
+    }
     Py_ssize_t n = PyList_GET_SIZE(meanings);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *meaning = PyList_GET_ITEM(meanings, i), *its_ids;
-        if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) < 4 ||
+        if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) < 7 ||
             !PyBytes_Check(its_ids = PyTuple_GET_ITEM(meaning, 3)) ||
-            PyBytes_GET_SIZE(its_ids) % sizeof(int)) {
+            PyBytes_GET_SIZE(its_ids) % sizeof(int) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(meaning, 6)) ||
+            PyBytes_GET_SIZE(PyTuple_GET_ITEM(meaning, 6)) % sizeof(int32_t)) {
             PyErr_SetString(PyExc_TypeError,
-                            "presearch: a meaning is (rule keys, entity keys, terms, numbers)");
+                            "presearch: a meaning is (rule keys, entity keys, terms, numbers, "
+                            "forms, pair ends, rule keys' places)");
             goto done;
         }
         const int *number = (const int *)PyBytes_AS_STRING(its_ids);
@@ -954,49 +1012,46 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
     /* Second terms are tested against all the article's terms: collected first. */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *meaning = PyList_GET_ITEM(meanings, i);
-        for (int part = 0; part < 2; part++) {
-            PyObject *keys = PyTuple_GET_ITEM(meaning, part);
-            if (!PyTuple_Check(keys)) {
-                PyErr_SetString(PyExc_TypeError, "presearch: a meaning's keys are a tuple");
+        PyObject *places = PyTuple_GET_ITEM(meaning, 6), *entity_keys = PyTuple_GET_ITEM(meaning, 1);
+        const int32_t *at = (const int32_t *)PyBytes_AS_STRING(places);
+        for (Py_ssize_t j = 0; j < PyBytes_GET_SIZE(places) / (Py_ssize_t)sizeof(int32_t); j++)
+            if (add_key(&ids, flat, flat_n, at[j], seen_keys, keys, bits, numbered) < 0)
                 goto done;
-            }
-            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(keys); j++) {
-                PyObject *filed = PyTuple_GET_ITEM(keys, j);
-                Py_ssize_t before = PySet_GET_SIZE(seen[part]);
-                if (PySet_Add(seen[part], filed) < 0) goto done;
-                if (PySet_GET_SIZE(seen[part]) == before) continue; /* read already */
-                int failed = part ? add_filed(entities, filed, NULL, 0)
-                                  : add_filed(rules, filed, bits, numbered);
-                if (failed) goto done;
-            }
+        if (!PyTuple_Check(entity_keys)) {
+            PyErr_SetString(PyExc_TypeError, "presearch: a meaning's entity keys are a tuple");
+            goto done;
+        }
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(entity_keys); j++) {
+            PyObject *filed = PyTuple_GET_ITEM(entity_keys, j);
+            Py_ssize_t before = PySet_GET_SIZE(seen);
+            if (PySet_Add(seen, filed) < 0) goto done;
+            if (PySet_GET_SIZE(seen) == before) continue; /* read already */
+            if (add_filed(entities, filed) < 0) goto done;
         }
     }
-    rule_ids = sorted_list(rules);
-    if (rule_ids == NULL) goto done;
-    if (checks != Py_None) {
-        Py_ssize_t kept = 0;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rule_ids); i++) {
-            PyObject *id = PyList_GET_ITEM(rule_ids, i);
-            int ok = may_match(checks, id, bits, numbered);
+    /* In order, each once, and (with checks) only those whose clauses the terms hold. */
+    if (ids.count) qsort(ids.id, (size_t)ids.count, sizeof(int32_t), by_id);
+    if ((rule_ids = PyList_New(0)) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < ids.count; i++) {
+        if (i && ids.id[i] == ids.id[i - 1]) continue;
+        if (checks != Py_None) {
+            int ok = may_match(checks, ids.id[i], bits, numbered);
             if (ok < 0) goto done;
-            if (ok) {
-                Py_INCREF(id);
-                PyObject *old = PyList_GET_ITEM(rule_ids, kept);
-                PyList_SET_ITEM(rule_ids, kept, id);
-                Py_DECREF(old);
-                kept++;
-            }
+            if (!ok) continue;
         }
-        if (PyList_SetSlice(rule_ids, kept, PyList_GET_SIZE(rule_ids), NULL) < 0) goto done;
+        PyObject *id = PyLong_FromLong(ids.id[i]);
+        int failed = id == NULL || PyList_Append(rule_ids, id) < 0;
+        Py_XDECREF(id);
+        if (failed) goto done;
     }
     entity_ids = sorted_list(entities);
     if (entity_ids != NULL) result = PyTuple_Pack(2, rule_ids, entity_ids);
 done:
     PyMem_Free(bits);
-    Py_XDECREF(rules);
+    PyMem_Free(seen_keys);
+    PyMem_Free(ids.id);
     Py_XDECREF(entities);
-    Py_XDECREF(seen[0]);
-    Py_XDECREF(seen[1]);
+    Py_XDECREF(seen);
     Py_XDECREF(rule_ids);
     Py_XDECREF(entity_ids);
     return result;
@@ -1714,11 +1769,10 @@ static struct PyModuleDef module = {
 
 /* What native.py expects (native.INTERFACE): raised with any change to a function's arguments
  * or to the data it reads, so that a build left from older sources is not used. */
-#define INTERFACE 5
+#define INTERFACE 6
 
 PyMODINIT_FUNC PyInit__native(void) {
     ALONE = PyUnicode_InternFromString("alone");
-    SECONDS = PyUnicode_InternFromString("seconds");
     PyObject *array_module = PyImport_ImportModule("array");
     if (array_module == NULL) return NULL;
     ARRAY = PyObject_GetAttrString(array_module, "array");
@@ -1734,7 +1788,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     LANGUAGES = PyUnicode_InternFromString("languages");
     SPEC = PyUnicode_InternFromString("spec");
     WORDS_OF = PyUnicode_InternFromString("words_of");
-    if (!ALONE || !SECONDS || !MEMO || !WORDS || !SCANS_CACHE || !SCANS || !FORM_IDS || !FORMS ||
+    if (!ALONE || !MEMO || !WORDS || !SCANS_CACHE || !SCANS || !FORM_IDS || !FORMS ||
         !FORM_WORDS || !LANGUAGES || !SPEC || !WORDS_OF)
         return NULL;
     PyObject *m = PyModule_Create(&module);

@@ -152,6 +152,10 @@ class _KeyIndex:
         self.stems: dict[str, dict[str, _Filed]] = {}
         self.always: list[int] = []
         self._longest_prefix = 0
+        # Every key's items as the C presearch reads them, side by side (see seal), and how many
+        # keys there are.
+        self.flat = b""
+        self.count = 0
 
     def add(
         self, item: int, keys: frozenset[Key] | None, second: frozenset[str] = frozenset()
@@ -175,10 +179,28 @@ class _KeyIndex:
             filed.add(item, second)
 
     def seal(self, term_ids: Mapping[str, int]) -> None:
-        """Every key made ready for the C presearch (_Filed.seal), once all items are filed."""
+        """Lay out every key's items for the C presearch, once all are filed: C ints side by
+        side in one bytes object, `flat`, where each key (_Filed.at) is its number, how many
+        items it holds alone, those, how many ints follow for its second terms, then for each
+        second term its number, how many items, the items. The presearch reads a key where its
+        word's meaning points, and tests second terms against a bit set of the article's terms:
+        a _Filed object's attributes read for each of an article's keys (72 at 10,000 rules,
+        238 at 100,000) cost a lookup and a cache miss each. One bytes object, which the garbage
+        collector does not follow."""
+        flat = array("i")
+        count = 0
         for bucket in (self.words, self.bigrams, self.prefixes, *self.stems.values()):
             for filed in bucket.values():
-                filed.seal(term_ids)
+                filed.at = len(flat)
+                alone = filed.alone or ()
+                flat.extend((count, len(alone), *alone))
+                seconds = array("i")
+                for term, items in (filed.by_term or {}).items():
+                    seconds.extend((term_ids[term], len(items), *items))
+                flat.append(len(seconds))
+                flat.extend(seconds)
+                count += 1
+        self.flat, self.count = flat.tobytes(), count
 
     def keys_of(
         self, words: Iterable[str], stems_of: dict[str, dict[str, str]]
@@ -227,6 +249,9 @@ class _Meaning(NamedTuple):
     # word -> what the pair stands for (RuleIndex._pair_meaning); an article's pairs are looked
     # for after these words only (native.pairs_of).
     pair_ends: dict[str, _Meaning] | None = None
+    # Where its rule keys are in the index's layout (_KeyIndex.flat, _Filed.at), C ints side by
+    # side: what the C presearch reads of them.
+    keys: bytes = b""
 
 
 class _Vocabulary:
@@ -246,28 +271,13 @@ class _Filed:
     """The items filed under one key: alone, or by a second term they also need (a word, pair,
     "lang~stem" or "prefix*", looked up in the article's terms)."""
 
-    __slots__ = ("alone", "by_term", "seconds")
+    __slots__ = ("alone", "by_term", "at")
 
     def __init__(self) -> None:
         # Created when first needed: an index of 100k rules holds some 200k of these.
         self.alone: list[int] | None = None
         self.by_term: dict[str, list[int]] | None = None
-        self.seconds: bytes | None = None  # by_term as the C extension reads it (see seal)
-
-    def seal(self, term_ids: Mapping[str, int]) -> None:
-        """Keep by_term as C ints side by side for the C presearch: for each second term, its
-        number, how many items, the items. It tests the numbers against a bit set of the
-        article's terms, where a term's str had to be read for its hash (at 100,000 rules,
-        1,700 terms an article, two cache misses each). One bytes object, which the garbage
-        collector does not follow: a tuple of lists for each of 28,000 keys made reloading
-        100,000 rules a second slower in collections alone."""
-        if self.by_term:
-            flat = array("i")
-            for term, items in self.by_term.items():
-                flat.append(term_ids[term])
-                flat.append(len(items))
-                flat.extend(items)
-            self.seconds = flat.tobytes()
+        self.at = -1  # where _KeyIndex.seal laid its items out
 
     def add(self, item: int, second: frozenset[str]) -> None:
         if not second:
@@ -387,13 +397,16 @@ class RuleIndex:
     def _presearch(self, doc: Document, checked: bool = True) -> tuple[list[int], list[int]]:
         """The document's candidate rules (`checked`: those whose required clauses its terms
         hold) and entities, by id."""
+        keys = self._rule_keys
         return native.presearch(
             self._meanings(doc),
-            self._rule_keys.always,
+            keys.always,
             self._entity_keys.always,
             len(self._term_ids),
             self._checks if checked else None,
             self.rules,
+            keys.flat,
+            keys.count,
         )
 
     def _check(self, compiled: CompiledRule) -> bytes:
@@ -420,7 +433,8 @@ class RuleIndex:
         forms: bytes = b"",
         pair_ends: dict[str, _Meaning] | None = None,
     ) -> _Meaning:
-        return _Meaning(rules, entities, terms, self._numbers(terms), forms, pair_ends)
+        at = array("i", [filed.at for filed in rules]).tobytes()
+        return _Meaning(rules, entities, terms, self._numbers(terms), forms, pair_ends, at)
 
     def forget_words(self) -> None:
         """Forget the words learnt so far (benchmarks measure articles whose words are new)."""

@@ -132,13 +132,17 @@ def presearch(
     numbered: int,
     checks: list | None,
     compiled: Sequence[Any],
+    layout: bytes = b"",
+    keys: int = 0,
 ) -> tuple[list[int], list[int]]:
     """The rules and entities an article's `meanings` (its words' and pairs') make candidates,
     in id order: rules filed under their keys alone or by a second term among the meanings'
     terms, entities under their keys. Where `checks` is a list (by rule id: None, or the rule's
     clauses by term number, which the C version reads), only rules whose required clauses the
     terms hold (CompiledRule.may_match of `compiled`, the index's rules). `numbered`: how many
-    terms the index numbers (the C version's bit set of the article's terms)."""
+    terms the index numbers (the C version's bit set of the article's terms). `layout` and
+    `keys`: the rule keys' items as the C version reads them (index._KeyIndex.seal), where the
+    meanings' seventh items point; this version reads the keys (the meanings' first items)."""
     terms = set(chain.from_iterable(meaning[2] for meaning in meanings))
     rules = candidates(terms, chain.from_iterable(meaning[0] for meaning in meanings), rules_always)
     entities = candidates(
@@ -264,7 +268,7 @@ PYTHON = {
 # What _native.c must say it implements (its INTERFACE): a build left from older sources (an
 # install whose compile failed keeps the previous one in place) would be called with arguments
 # it does not take, or read data laid out otherwise.
-INTERFACE = 5
+INTERFACE = 6
 
 
 def _load_native() -> Any:
