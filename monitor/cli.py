@@ -385,11 +385,11 @@ def _rules_line(health: Health) -> str:
 
 def _matcher_line() -> str:
     """Whether this install matches with the C extension's loops or their Python versions,
-    which cost about twice as much: an install without a C compiler says nothing of it."""
+    which cost about three times as much: an install without a C compiler says nothing of it."""
     if native.NATIVE:
         return "C loops (monitor/rules/_native.c)"
     return (
-        "Python loops, about half the speed: the C extension was not built when Vigie was"
+        "Python loops, about a third of the speed: the C extension was not built when Vigie was"
         " installed (no C compiler or Python headers); install them and reinstall Vigie"
     )
 

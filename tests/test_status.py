@@ -122,7 +122,7 @@ def test_a_rule_file_that_does_not_load_is_a_problem(config: Path) -> None:
 def test_status_says_which_matcher_this_install_runs(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Installed without a C compiler, Vigie matches at about half the speed and said nothing of
+    """Installed without a C compiler, Vigie matches at about a third of the speed and said nothing of
     it: status names the loops the install has, and how to get the C ones."""
     from monitor.rules import native
 
@@ -131,7 +131,7 @@ def test_status_says_which_matcher_this_install_runs(
     assert f"  matcher     {shown}" in result.output
     monkeypatch.setattr(native, "NATIVE", False)
     result = vigie("status", "--config", config)
-    assert "  matcher     Python loops, about half the speed" in result.output
+    assert "  matcher     Python loops, about a third of the speed" in result.output
     assert "install them and reinstall Vigie" in result.output
     result = vigie("status", "--config", config, "--json")
     assert json.loads(result.output)["matcher"] == "python"
