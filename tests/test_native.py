@@ -479,6 +479,96 @@ def test_the_c_loops_survive_python_code_that_changes_what_they_hold() -> None:
     assert found == expected and [e.text for e in found[:2]] == ["words 0", "words 1"]
 
 
+def test_the_c_loops_survive_keys_and_fields_that_run_python_code() -> None:
+    """A helper's review of the C tree walk, pairs and presearch crashed each of these: a str
+    subclass or key whose __hash__, __eq__ or property empties the list or dict the C code
+    was reading. Each now raises or answers; none reads freed memory."""
+    c = pytest.importorskip("monitor.rules._native", reason="the C extension was not built")
+    meanings: list = []
+    words: list = []
+
+    class Emptying(str):
+        def __hash__(self) -> int:
+            meanings.clear()
+            words.clear()
+            return str.__hash__(self)
+
+    meanings[:] = [((), (), (), b"", b"", {"b": "x"})] * 4
+    words[:] = [Emptying(f"a{k}") for k in range(4)]
+    with pytest.raises(RuntimeError):
+        c.pairs_of(meanings, words, [], set())
+
+    lefts: list = []
+    rights: list = []
+
+    class Field(str):
+        def __eq__(self, other: object) -> bool:
+            lefts.clear()
+            rights.clear()
+            return False
+
+        __hash__ = str.__hash__
+
+    lefts[:] = [(Field("title"), k, k + 1, "l" * 50, None) for k in range(8)]
+    rights[:] = [(Field("title"), k + 2, k + 3, "r" * 50, None) for k in range(8)]
+    assert c.near_pairs(lefts, rights, 5, False) == {}  # no field equals another
+
+    class Key:
+        @property
+        def alone(self) -> list[int]:
+            meanings.clear()
+            return [1]
+
+    meanings[:] = [((), (Key(),), (), b"", b"", None, b"")] * 4
+    assert c.presearch(meanings, [], [], 0, None, [], b"", 0) == ([], [1])
+
+    class Side:
+        spec = None
+
+        def __init__(self, hits: list) -> None:
+            self._hits = hits
+
+        def hits(self, doc: object) -> list:
+            return self._hits
+
+    class Label:
+        def __hash__(self) -> int:
+            side.clear()
+            return 7
+
+    class Near:
+        spec: tuple = ()
+
+    side = [("title", 0, 1, "a", None), ("title", 50, 51, Label(), None)]
+    near = Near()
+    near.spec = (4, Side(side), Side([("title", 1, 2, "b", None)]), 3, False, True, False)
+    assert len(c.node_hits(near, None)) == 3  # the whole left side, and the right hit
+
+    class Written:
+        def __hash__(self) -> int:
+            return 1  # the hash of the hit's last token, 1
+
+        def __eq__(self, other: object) -> bool:
+            locators.clear()
+            return False
+
+    text = "alpha " + "beta" * 100
+    locators = {"title": (0, array("i", [0, 6]), {Written(): 3}, ["alpha", "beta" * 100], text)}
+    del text
+    placed = c.evidence_of([("title", 1, 2, "t", None)], {}, None, None, locators, Evidence)
+    assert placed[0].text == "beta" * 100
+
+    class Index:
+        def __index__(self) -> int:
+            made.clear()
+            return 0
+
+    hit = ("title", 1, 2, "t", None)
+    made = {hit: ((Index(), 0, 0), Evidence("title", 0, 1, "ev", "t"))}
+    with pytest.raises(TypeError):  # a place of ints only
+        c.evidence_of([hit], made, None, None, {}, Evidence)
+
+
 def test_a_score_counts_every_field() -> None:
     """The C score kept 16 fields at most, and refused more."""
     evidence = tuple(Evidence(f"field{i}", 0, 1, "a", "t") for i in range(20))

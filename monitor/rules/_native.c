@@ -396,25 +396,29 @@ static PyObject *phrase_hits(PyObject *fields, PyObject *phrase, PyObject *label
             Py_CLEAR(out);
             goto done;
         }
+        Py_INCREF(field); /* held while its tokens are read */
         PyObject *first = PyTuple_GET_ITEM(phrase, 0);
         Py_ssize_t i = t.head != NULL ? t.head[(size_t)hash[0] & t.mask] : 0, last = -1;
         while (i >= 0 && i < t.n) {
             if (t.head != NULL && (i <= last || t.next[i] >= t.n)) { /* not token_hashes' */
                 PyErr_SetString(PyExc_ValueError, "hashes are not those of the tokens");
+                Py_DECREF(field);
                 Py_CLEAR(out);
                 goto done;
             }
             last = i;
-            int same = i + n <= t.n;
+            int same = i + n <= t.n && PyList_GET_SIZE(tokens) == t.n;
             for (Py_ssize_t k = 0; k < n && same > 0; k++)
                 same = token_is(tokens, &t, i + k, k ? PyTuple_GET_ITEM(phrase, k) : first,
                                 hash[k]);
             if (same < 0 || (same && append_span(out, i, i + n, name, label, entity) < 0)) {
+                Py_DECREF(field);
                 Py_CLEAR(out);
                 goto done;
             }
             i = t.head != NULL ? t.next[i] : i + 1;
         }
+        Py_DECREF(field);
     }
     if (PyList_GET_SIZE(out) == 0) {
         Py_DECREF(out);
@@ -487,7 +491,7 @@ static PyObject *leaf_eval(PyObject *seq, PyObject *spec, PyObject *doc) {
         int has = PyAnySet_Check(all) ? PySet_Contains(all, word) : PySequence_Contains(all, word);
         Py_DECREF(all);
         if (has < 0) goto done;
-        if (has) words = PyTuple_Pack(1, word);
+        if (has && (words = PyTuple_Pack(1, word)) == NULL) goto done;
     } else {
         words = form_words(doc, PyTuple_GET_ITEM(spec, 2), PyTuple_GET_ITEM(spec, 6));
         if (words == NULL) goto done;
@@ -524,15 +528,16 @@ enum { LEAF, ALL_OF, ANY_OF, NONE_OF, NEAR };
 #define PAIRS_TRIED 256 /* nodes._PAIRS_TRIED */
 
 /* Whether any of `hits` is a key of `used`, then (`whole`) all of them made keys. */
-static int add_whole(PyObject *used, PyObject *hits) {
+static int add_whole(PyObject *used, PyObject *list) {
+    PyObject *hits = PyList_AsTuple(list); /* held: hashing a hit may run Python code */
+    if (hits == NULL) return -1;
     int any = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits) && !any; i++) {
-        any = PyDict_Contains(used, PyList_GET_ITEM(hits, i));
-        if (any < 0) return -1;
-    }
-    for (Py_ssize_t i = 0; any && i < PyList_GET_SIZE(hits); i++)
-        if (PyDict_SetDefault(used, PyList_GET_ITEM(hits, i), Py_None) == NULL) return -1;
-    return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hits) && !any; i++)
+        any = PyDict_Contains(used, PyTuple_GET_ITEM(hits, i));
+    for (Py_ssize_t i = 0; any > 0 && i < PyTuple_GET_SIZE(hits); i++)
+        if (PyDict_SetDefault(used, PyTuple_GET_ITEM(hits, i), Py_None) == NULL) any = -1;
+    Py_DECREF(hits);
+    return any < 0 ? -1 : 0;
 }
 
 static PyObject *evaluate(PyObject *node, PyObject *doc);
@@ -546,6 +551,7 @@ static PyObject *near_eval(PyObject *node, PyObject *spec, PyObject *doc) {
         return NULL;
     }
     Py_ssize_t distance = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 3));
+    if (distance == -1 && PyErr_Occurred()) return NULL;
     int ordered = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 4));
     int whole[2] = {PyObject_IsTrue(PyTuple_GET_ITEM(spec, 5)),
                     PyObject_IsTrue(PyTuple_GET_ITEM(spec, 6))};
@@ -707,8 +713,14 @@ static PyObject *pairs_of(PyObject *self, PyObject *args) {
         failed = 1;
     }
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        if (PyList_GET_SIZE(meanings) != n || PyList_GET_SIZE(words) != n) {
+            PyErr_SetString(PyExc_RuntimeError, "pairs_of: the meanings changed");
+            failed = 1;
+            break;
+        }
         PyObject *meaning = PyList_GET_ITEM(meanings, i), *ends, *word;
-        if (PyTuple_GET_SIZE(meaning) < 6 || (ends = PyTuple_GET_ITEM(meaning, 5)) == Py_None)
+        if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) < 6 ||
+            (ends = PyTuple_GET_ITEM(meaning, 5)) == Py_None)
             continue;
         word = PyList_GET_ITEM(words, i);
         if (!PyDict_Check(ends) || !PyUnicode_Check(word) || holding >= firsts) {
@@ -716,18 +728,27 @@ static PyObject *pairs_of(PyObject *self, PyObject *args) {
             failed = 1;
             break;
         }
+        Py_INCREF(word); /* held before hashing: a str subclass's __hash__ may drop them */
+        Py_INCREF(ends);
+        held[2 * holding] = word;
+        held[2 * holding + 1] = ends;
+        holding++;
         Py_hash_t hash = PyObject_Hash(word);
         if (hash == -1) {
             failed = 1;
             break;
         }
-        Py_INCREF(word);
-        Py_INCREF(ends);
-        held[2 * holding] = word;
-        held[2 * holding + 1] = ends;
-        holding++;
         size_t at = (size_t)hash & (slots - 1);
-        while (slot_of[at] != 0) at = (at + 1) & (slots - 1);
+        while (slot_of[at] != 0) { /* the same word again: its later ends, as a dict keeps */
+            if (slot_hash[at] == hash &&
+                PyUnicode_Compare(held[2 * (slot_of[at] - 1)], word) == 0)
+                break;
+            if (PyErr_Occurred()) {
+                failed = 1;
+                break;
+            }
+            at = (at + 1) & (slots - 1);
+        }
         slot_hash[at] = hash;
         slot_of[at] = holding; /* the held pair, plus one */
     }
@@ -975,6 +996,10 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
     const int32_t *flat = (const int32_t *)PyBytes_AS_STRING(layout);
     Py_ssize_t flat_n = PyBytes_GET_SIZE(layout) / (Py_ssize_t)sizeof(int32_t);
     PyObject *result = NULL, *rule_ids = NULL, *entity_ids = NULL;
+    /* held: a key's __hash__ or `alone` runs Python code, which may change the list */
+    PyObject *snapshot = PyList_AsTuple(meanings);
+    if (snapshot == NULL) return NULL;
+    meanings = snapshot;
     Ids ids = {NULL, 0, 0};
     unsigned char *bits = PyMem_Calloc(numbered / 8 + 1, 1); /* the article's terms, by number */
     unsigned char *seen_keys = PyMem_Calloc(keys / 8 + 1, 1); /* rule keys read, by number */
@@ -986,9 +1011,9 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
         long id = PyLong_AsLong(PyList_GET_ITEM(rules_always, i));
         if ((id == -1 && PyErr_Occurred()) || add_id(&ids, (int32_t)id) < 0) goto done;
     }
-    Py_ssize_t n = PyList_GET_SIZE(meanings);
+    Py_ssize_t n = PyTuple_GET_SIZE(meanings);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *meaning = PyList_GET_ITEM(meanings, i), *its_ids;
+        PyObject *meaning = PyTuple_GET_ITEM(meanings, i), *its_ids;
         if (!PyTuple_Check(meaning) || PyTuple_GET_SIZE(meaning) < 7 ||
             !PyBytes_Check(its_ids = PyTuple_GET_ITEM(meaning, 3)) ||
             PyBytes_GET_SIZE(its_ids) % sizeof(int) ||
@@ -1011,7 +1036,7 @@ static PyObject *presearch(PyObject *self, PyObject *args) {
     }
     /* Second terms are tested against all the article's terms: collected first. */
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *meaning = PyList_GET_ITEM(meanings, i);
+        PyObject *meaning = PyTuple_GET_ITEM(meanings, i);
         PyObject *places = PyTuple_GET_ITEM(meaning, 6), *entity_keys = PyTuple_GET_ITEM(meaning, 1);
         const int32_t *at = (const int32_t *)PyBytes_AS_STRING(places);
         for (Py_ssize_t j = 0; j < PyBytes_GET_SIZE(places) / (Py_ssize_t)sizeof(int32_t); j++)
@@ -1054,6 +1079,7 @@ done:
     Py_XDECREF(seen);
     Py_XDECREF(rule_ids);
     Py_XDECREF(entity_ids);
+    Py_DECREF(snapshot);
     return result;
 }
 
@@ -1490,6 +1516,7 @@ static PyObject *place_hit(PyObject *hit, PyObject *locator, PyTypeObject *kind)
         }
     }
     if (length == 0) {
+        if (end > PyList_GET_SIZE(tokens)) return NULL; /* changed by the lookup: locate it */
         PyObject *token = PyList_GET_ITEM(tokens, end - 1);
         if (!PyUnicode_Check(token)) return NULL;
         length = PyUnicode_GET_LENGTH(token);
@@ -1575,11 +1602,17 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *hit = PyTuple_GET_ITEM(held, i);
         PyObject *found = PyDict_GetItemWithError(made, hit), *made_now = NULL;
-        if (found == NULL) {
+        if (found != NULL) { /* held: reading its place may run Python code (__index__) */
+            Py_INCREF(found);
+        } else {
             if (PyErr_Occurred()) goto done;
             if (PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 5) {
                 PyObject *locator = PyDict_GetItemWithError(locators, PyTuple_GET_ITEM(hit, 0));
-                if (locator != NULL) made_now = place_hit(hit, locator, kind);
+                if (locator != NULL) {
+                    Py_INCREF(locator); /* place_hit may run Python code that drops it */
+                    made_now = place_hit(hit, locator, kind);
+                    Py_DECREF(locator);
+                }
                 if (PyErr_Occurred()) goto done;
             }
             if (made_now == NULL) made_now = PyObject_CallFunctionObjArgs(locate, hit, doc, NULL);
@@ -1588,14 +1621,14 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
                 Py_DECREF(made_now);
                 goto done;
             }
-            found = made_now;
+            found = made_now; /* held: our reference */
         }
         PyObject *place;
         if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
             !PyTuple_Check(place = PyTuple_GET_ITEM(found, 0)) || PyTuple_GET_SIZE(place) != 3) {
             PyErr_SetString(PyExc_TypeError,
                             "evidence_of: locate gives ((rank, start, end), evidence)");
-            Py_XDECREF(made_now);
+            Py_DECREF(found);
             goto done;
         }
         placed[i].rank = PyLong_AsSsize_t(PyTuple_GET_ITEM(place, 0));
@@ -1604,7 +1637,7 @@ static PyObject *evidence_of(PyObject *self, PyObject *args) {
         placed[i].index = i;
         placed[i].evidence = owned[owning++] = PyTuple_GET_ITEM(found, 1);
         Py_INCREF(placed[i].evidence);
-        Py_XDECREF(made_now);
+        Py_DECREF(found);
         if (PyErr_Occurred()) goto done;
     }
     qsort(placed, n, sizeof(Placed), by_place);
@@ -1683,13 +1716,22 @@ done:
  * only, when `ordered`), each left one tried with every right one, in that order: as
  * nodes.Near._pairs_tried. A hit is (field, first token, end token, label, entity). */
 static PyObject *near_used(PyObject *lefts, PyObject *rights, Py_ssize_t distance, int ordered) {
-    Py_ssize_t nl = PyList_GET_SIZE(lefts), nr = PyList_GET_SIZE(rights);
+    /* held: comparing fields or hashing hits may run Python code that empties the lists */
+    PyObject *ls = PyList_AsTuple(lefts), *rs = ls ? PyList_AsTuple(rights) : NULL;
+    if (rs == NULL) {
+        Py_XDECREF(ls);
+        return NULL;
+    }
+    Py_ssize_t nl = PyTuple_GET_SIZE(ls), nr = PyTuple_GET_SIZE(rs);
     struct Span { PyObject *hit, *field; Py_ssize_t start, end; } *spans;
     spans = PyMem_Malloc((nl + nr ? nl + nr : 1) * sizeof(struct Span));
-    if (spans == NULL) return PyErr_NoMemory();
     PyObject *used = NULL;
+    if (spans == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < nl + nr; i++) {
-        PyObject *hit = i < nl ? PyList_GET_ITEM(lefts, i) : PyList_GET_ITEM(rights, i - nl);
+        PyObject *hit = i < nl ? PyTuple_GET_ITEM(ls, i) : PyTuple_GET_ITEM(rs, i - nl);
         if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) < 3) {
             PyErr_SetString(PyExc_TypeError, "near_pairs: a hit is (field, start, end, ...)");
             goto done;
@@ -1729,6 +1771,8 @@ fail:
     Py_CLEAR(used);
 done:
     PyMem_Free(spans);
+    Py_DECREF(ls);
+    Py_DECREF(rs);
     return used;
 }
 
