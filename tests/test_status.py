@@ -122,8 +122,8 @@ def test_a_rule_file_that_does_not_load_is_a_problem(config: Path) -> None:
 def test_status_says_which_matcher_this_install_runs(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Installed without a C compiler, Vigie matches at about a third of the speed and said nothing of
-    it: status names the loops the install has, and how to get the C ones."""
+    """Installed without a C compiler, Vigie matches at about a third of the speed and said
+    nothing of it: status names the loops the install has, and how to get the C ones."""
     from monitor.rules import native
 
     result = vigie("status", "--config", config)
