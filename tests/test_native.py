@@ -28,7 +28,7 @@ from monitor.rules.evidence import snippet_around
 from monitor.rules.files import load_rules
 from monitor.rules.index import RuleIndex, _Filed, _KeyIndex
 from monitor.rules.model import Rule
-from monitor.rules.nodes import leaves
+from monitor.rules.nodes import leaves, pairs_found
 from monitor.rules.parser import QuerySyntaxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -541,7 +541,8 @@ def test_the_c_loops_survive_keys_and_fields_that_run_python_code() -> None:
 
     side = [("title", 0, 1, "a", None), ("title", 50, 51, Label(), None)]
     near = Near()
-    near.spec = (4, Side(side), Side([("title", 1, 2, "b", None)]), 3, False, True, False)
+    right = Side([("title", 1, 2, "b", None)])
+    near.spec = (4, pairs_found, Side(side), right, 3, False, True, False)
     assert len(c.node_hits(near, None)) == 3  # the whole left side, and the right hit
 
     class Written:

@@ -804,6 +804,7 @@ def test_near_pairs_the_same_hits_whether_it_tries_all_or_bisects(ordered: bool)
     """Few hits are tried all with all, many found by bisection: the two must agree."""
     from monitor.rules import native
     from monitor.rules.compile import Compiler
+    from monitor.rules.nodes import pairs_found
 
     rng = random.Random(5)
     near = Compiler({}).compile(parse_query("a ONEAR/3 b" if ordered else "a NEAR/3 b"))
@@ -820,7 +821,7 @@ def test_near_pairs_the_same_hits_whether_it_tries_all_or_bisects(ordered: bool)
     for _ in range(300):
         lefts, rights = hits(rng.randint(1, 12)), hits(rng.randint(1, 12))
         tried = native.near_pairs(lefts, rights, near.distance, near.ordered)
-        assert set(tried) == set(near._pairs_found(lefts, rights))
+        assert set(tried) == set(pairs_found(lefts, rights, near.distance, near.ordered))
 
 
 @pytest.mark.parametrize(

@@ -312,17 +312,38 @@ static int add_words_of_form(PyObject *table, PyObject *words, long number, PyOb
 
 /* The attributes seq_hits reads, interned. */
 static PyObject *MEMO, *WORDS, *SCANS_CACHE, *SCANS, *FORM_IDS, *FORMS, *FORM_WORDS, *LANGUAGES,
-    *SPEC, *WORDS_OF;
+    *SPEC, *WORDS_OF, *HITS;
+
+/* A document's attributes that leaves read, each fetched once for a whole walk of rules (at
+ * 100,000 rules, reading them for each of an article's 176 leaves was a tenth of matching). */
+enum { D_MEMO, D_WORDS, D_SCANS, D_FORM_IDS, D_FORMS, D_FORM_WORDS, D_LANGUAGES, D_COUNT };
+typedef struct {
+    PyObject *doc;
+    PyObject *attr[D_COUNT]; /* held once fetched, NULL before */
+} Doc;
+
+static PyObject *DOC_ATTRS[D_COUNT]; /* their names, interned */
+
+/* A new reference to the document's attribute `which`, fetched the first time. */
+static PyObject *doc_attr(Doc *d, int which) {
+    if (d->attr[which] == NULL && (d->attr[which] = PyObject_GetAttr(d->doc, DOC_ATTRS[which])) == NULL)
+        return NULL;
+    return Py_NewRef(d->attr[which]);
+}
+
+static void doc_release(Doc *d) {
+    for (int i = 0; i < D_COUNT; i++) Py_CLEAR(d->attr[i]);
+}
 
 /* The words of a stem or prefix leaf in the document (Document.words_of), as a tuple: from
  * the index's list of its words of each form (form_table) when the index names the forms,
  * else from doc.words_of(part). */
-static PyObject *form_words(PyObject *doc, PyObject *forms, PyObject *part) {
-    PyObject *ids = PyObject_GetAttr(doc, FORM_IDS), *table = NULL, *words = NULL;
+static PyObject *form_words(Doc *d, PyObject *forms, PyObject *part) {
+    PyObject *ids = doc_attr(d, D_FORM_IDS), *table = NULL, *words = NULL;
     PyObject *languages = NULL, *out = NULL, *found = NULL;
-    if (ids == NULL || (table = PyObject_GetAttr(doc, FORMS)) == NULL ||
-        (words = PyObject_GetAttr(doc, FORM_WORDS)) == NULL ||
-        (languages = PyObject_GetAttr(doc, LANGUAGES)) == NULL)
+    if (ids == NULL || (table = doc_attr(d, D_FORMS)) == NULL ||
+        (words = doc_attr(d, D_FORM_WORDS)) == NULL ||
+        (languages = doc_attr(d, D_LANGUAGES)) == NULL)
         goto done;
     if (!PyTuple_Check(forms) || !PyDict_Check(ids)) {
         PyErr_SetString(PyExc_TypeError, "seq_hits: a spec's forms, or doc.form_ids");
@@ -346,7 +367,7 @@ static PyObject *form_words(PyObject *doc, PyObject *forms, PyObject *part) {
         if (number == NULL) {
             if (PyErr_Occurred()) goto done;
             /* Not named by the document's index: as the Python code finds it. */
-            PyObject *listed = PyObject_CallMethodOneArg(doc, WORDS_OF, part);
+            PyObject *listed = PyObject_CallMethodOneArg(d->doc, WORDS_OF, part);
             if (listed != NULL) {
                 out = PySequence_Tuple(listed);
                 Py_DECREF(listed);
@@ -431,22 +452,22 @@ done:
 }
 
 /* The fields' (name, tokens, hashes) as Document.scans gives them, from its cache. */
-static PyObject *scans_of(PyObject *doc, PyObject *fields) {
-    PyObject *cache = PyObject_GetAttr(doc, SCANS_CACHE);
+static PyObject *scans_of(Doc *d, PyObject *fields) {
+    PyObject *cache = doc_attr(d, D_SCANS);
     if (cache == NULL) return NULL;
     PyObject *found = PyDict_Check(cache) ? PyDict_GetItemWithError(cache, fields) : NULL;
     Py_XINCREF(found);
     Py_DECREF(cache);
     if (found != NULL || PyErr_Occurred()) return found;
-    return PyObject_CallMethodOneArg(doc, SCANS, fields);
+    return PyObject_CallMethodOneArg(d->doc, SCANS, fields);
 }
 
 /* seq_hits(seq, doc) -> the hits of a leaf of one word, one prefix, one stem or a phrase of
  * plain words (nodes.Seq with a `spec`: word, forms, fields, label, entity, part, phrase),
  * remembered in doc.memo: what Seq.hits gives, in one call instead of five Python functions
  * (at 100,000 rules an article evaluates 150 leaves). */
-static PyObject *leaf_eval(PyObject *seq, PyObject *spec, PyObject *doc) {
-    PyObject *memo = PyObject_GetAttr(doc, MEMO), *words = NULL, *scans = NULL;
+static PyObject *leaf_eval(PyObject *seq, PyObject *spec, Doc *d) {
+    PyObject *memo = doc_attr(d, D_MEMO), *words = NULL, *scans = NULL;
     PyObject *out = NULL;
     if (memo == NULL) return NULL;
     if (!PyDict_Check(memo)) {
@@ -467,7 +488,7 @@ static PyObject *leaf_eval(PyObject *seq, PyObject *spec, PyObject *doc) {
     PyObject *phrase = PyTuple_GET_ITEM(spec, 7);
     PyObject *label = PyTuple_GET_ITEM(spec, 4), *entity = PyTuple_GET_ITEM(spec, 5);
     if (phrase != Py_None) { /* every word in the article, then standing together */
-        PyObject *all = PyObject_GetAttr(doc, WORDS);
+        PyObject *all = doc_attr(d, D_WORDS);
         if (all == NULL) goto done;
         if (!PyTuple_Check(phrase) || !PyAnySet_Check(all)) {
             PyErr_SetString(PyExc_TypeError, "seq_hits: a phrase is a tuple, doc.words a set");
@@ -482,25 +503,25 @@ static PyObject *leaf_eval(PyObject *seq, PyObject *spec, PyObject *doc) {
         if (!has) {
             out = Py_None;
             Py_INCREF(out);
-        } else if ((scans = scans_of(doc, fields)) != NULL) {
+        } else if ((scans = scans_of(d, fields)) != NULL) {
             out = phrase_hits(scans, phrase, label, entity);
         }
     } else if (word != Py_None) {
-        PyObject *all = PyObject_GetAttr(doc, WORDS);
+        PyObject *all = doc_attr(d, D_WORDS);
         if (all == NULL) goto done;
         int has = PyAnySet_Check(all) ? PySet_Contains(all, word) : PySequence_Contains(all, word);
         Py_DECREF(all);
         if (has < 0) goto done;
         if (has && (words = PyTuple_Pack(1, word)) == NULL) goto done;
     } else {
-        words = form_words(doc, PyTuple_GET_ITEM(spec, 2), PyTuple_GET_ITEM(spec, 6));
+        words = form_words(d, PyTuple_GET_ITEM(spec, 2), PyTuple_GET_ITEM(spec, 6));
         if (words == NULL) goto done;
     }
     if (phrase == Py_None) {
         if (words == NULL || PyTuple_GET_SIZE(words) == 0) {
             out = Py_None;
             Py_INCREF(out);
-        } else if ((scans = scans_of(doc, fields)) != NULL) {
+        } else if ((scans = scans_of(d, fields)) != NULL) {
             out = hits_in(scans, words, label, entity);
         }
     }
@@ -517,7 +538,9 @@ static PyObject *seq_hits(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO:seq_hits", &seq, &doc)) return NULL;
     PyObject *spec = PyObject_GetAttr(seq, SPEC);
     if (spec == NULL) return NULL;
-    PyObject *out = leaf_eval(seq, spec, doc);
+    Doc d = {doc, {NULL}};
+    PyObject *out = leaf_eval(seq, spec, &d);
+    doc_release(&d);
     Py_DECREF(spec);
     return out;
 }
@@ -540,25 +563,26 @@ static int add_whole(PyObject *used, PyObject *list) {
     return any < 0 ? -1 : 0;
 }
 
-static PyObject *evaluate(PyObject *node, PyObject *doc);
+static PyObject *evaluate(PyObject *item, Doc *d);
 
 /* nodes.Near.hits: both sides' hits, those that pair within the distance, a side's whole
- * hits where it is an AND or a NEAR (spec: 4, left, right, distance, ordered, whole left,
- * whole right). */
-static PyObject *near_eval(PyObject *node, PyObject *spec, PyObject *doc) {
-    if (PyTuple_GET_SIZE(spec) != 7) {
-        PyErr_SetString(PyExc_TypeError, "node_hits: a NEAR's spec has 7 items");
+ * hits where it is an AND or a NEAR (spec: 4, pairs_found, left, right, distance, ordered,
+ * whole left, whole right; pairs_found, nodes.pairs_found, for sides of many hits). */
+static PyObject *near_eval(PyObject *spec, Doc *d) {
+    if (PyTuple_GET_SIZE(spec) != 8) {
+        PyErr_SetString(PyExc_TypeError, "node_hits: a NEAR's spec has 8 items");
         return NULL;
     }
-    Py_ssize_t distance = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 3));
+    PyObject *distance_item = PyTuple_GET_ITEM(spec, 4), *ordered_item = PyTuple_GET_ITEM(spec, 5);
+    Py_ssize_t distance = PyLong_AsSsize_t(distance_item);
     if (distance == -1 && PyErr_Occurred()) return NULL;
-    int ordered = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 4));
-    int whole[2] = {PyObject_IsTrue(PyTuple_GET_ITEM(spec, 5)),
-                    PyObject_IsTrue(PyTuple_GET_ITEM(spec, 6))};
+    int ordered = PyObject_IsTrue(ordered_item);
+    int whole[2] = {PyObject_IsTrue(PyTuple_GET_ITEM(spec, 6)),
+                    PyObject_IsTrue(PyTuple_GET_ITEM(spec, 7))};
     if (PyErr_Occurred()) return NULL;
     PyObject *sides[2] = {NULL, NULL}, *used = NULL, *out = NULL;
     for (int side = 0; side < 2; side++) {
-        sides[side] = evaluate(PyTuple_GET_ITEM(spec, 1 + side), doc);
+        sides[side] = evaluate(PyTuple_GET_ITEM(spec, 2 + side), d);
         if (sides[side] == NULL) goto done;
         if (sides[side] == Py_None || !PyObject_IsTrue(sides[side])) { /* `if not lefts` */
             out = Py_None;
@@ -573,7 +597,8 @@ static PyObject *near_eval(PyObject *node, PyObject *spec, PyObject *doc) {
     if (PyList_GET_SIZE(sides[0]) * PyList_GET_SIZE(sides[1]) <= PAIRS_TRIED)
         used = near_used(sides[0], sides[1], distance, ordered);
     else
-        used = PyObject_CallMethod(node, "_pairs_found", "OO", sides[0], sides[1]);
+        used = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(spec, 1), sides[0], sides[1],
+                                            distance_item, ordered_item, NULL);
     if (used == NULL) goto done;
     if (!PyDict_Check(used)) {
         PyErr_SetString(PyExc_TypeError, "node_hits: pairs are a dict");
@@ -594,36 +619,17 @@ done:
     return out;
 }
 
-/* A node's hits, as its Python `hits` gives them: by its `spec` (LEAF, ALL_OF, ANY_OF, NONE_OF
- * or NEAR and what that needs), children evaluated here too; a node without one (NOT NEAR, an
- * entity, a language) by its Python method. A tree of them costs no Python call at all: at
- * 100,000 rules, an article's AND, OR and NEAR nodes were 1.6 us each, as many as its rules. */
-static PyObject *evaluate(PyObject *node, PyObject *doc) {
-    PyObject *spec = PyObject_GetAttr(node, SPEC), *out = NULL;
-    if (spec == NULL) return NULL;
-    if (spec == Py_None) {
-        Py_DECREF(spec);
-        return PyObject_CallMethod(node, "hits", "O", doc);
-    }
-    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 2) {
+/* The hits of an AND, OR, NOT or NEAR by its spec (kind, what it needs), children evaluated
+ * here too. */
+static PyObject *spec_eval(PyObject *spec, Doc *d) {
+    if (PyTuple_GET_SIZE(spec) < 2) {
         PyErr_SetString(PyExc_TypeError, "node_hits: a spec is a tuple (kind, ...)");
-        Py_DECREF(spec);
         return NULL;
     }
     long kind = PyLong_AsLong(PyTuple_GET_ITEM(spec, 0));
-    if (kind == -1 && PyErr_Occurred()) {
-        Py_DECREF(spec);
-        return NULL;
-    }
-    if (Py_EnterRecursiveCall(" in node_hits")) {
-        Py_DECREF(spec);
-        return NULL;
-    }
-    PyObject *children = PyTuple_GET_ITEM(spec, 1);
+    if (kind == -1 && PyErr_Occurred()) return NULL;
+    PyObject *out = NULL, *children = PyTuple_GET_ITEM(spec, 1);
     switch (kind) {
-    case LEAF:
-        out = leaf_eval(node, spec, doc);
-        break;
     case ALL_OF:
     case ANY_OF:
         if (!PyTuple_Check(children)) {
@@ -632,7 +638,7 @@ static PyObject *evaluate(PyObject *node, PyObject *doc) {
         }
         out = kind == ALL_OF ? PyList_New(0) : Py_NewRef(Py_None);
         for (Py_ssize_t i = 0; out != NULL && i < PyTuple_GET_SIZE(children); i++) {
-            PyObject *found = evaluate(PyTuple_GET_ITEM(children, i), doc);
+            PyObject *found = evaluate(PyTuple_GET_ITEM(children, i), d);
             if (found == NULL) {
                 Py_CLEAR(out);
             } else if (found == Py_None) {
@@ -650,19 +656,46 @@ static PyObject *evaluate(PyObject *node, PyObject *doc) {
         }
         break;
     case NONE_OF: {
-        PyObject *found = evaluate(children, doc);
+        PyObject *found = evaluate(children, d);
         if (found != NULL) out = found == Py_None ? PyList_New(0) : Py_NewRef(Py_None);
         Py_XDECREF(found);
         break;
     }
     case NEAR:
-        out = near_eval(node, spec, doc);
+        out = near_eval(spec, d);
         break;
     default:
         PyErr_SetString(PyExc_ValueError, "node_hits: an unknown kind of node");
     }
+    return out;
+}
+
+/* The hits of an item of a spec: an AND, OR, NOT or NEAR by its spec (a tuple), without
+ * reading its node; a node (not a tuple): a leaf (its spec's kind LEAF) evaluated here,
+ * remembered by the node, or its `spec`'s tree, or a node without one (NOT NEAR, an entity,
+ * a language) by its Python `hits`. A tree costs no Python call: at 100,000 rules an
+ * article's AND, OR and NEAR nodes were 1.6 us each in Python, as many as its rules. */
+static PyObject *evaluate(PyObject *item, Doc *d) {
+    if (Py_EnterRecursiveCall(" in node_hits")) return NULL;
+    PyObject *out = NULL;
+    if (PyTuple_CheckExact(item)) {
+        out = spec_eval(item, d);
+    } else {
+        PyObject *spec = PyObject_GetAttr(item, SPEC);
+        if (spec == NULL) {
+        } else if (spec == Py_None) {
+            out = PyObject_CallMethodOneArg(item, HITS, d->doc);
+        } else if (!PyTuple_CheckExact(spec) || PyTuple_GET_SIZE(spec) < 2) {
+            PyErr_SetString(PyExc_TypeError, "node_hits: a spec is a tuple (kind, ...)");
+        } else if (PyLong_CheckExact(PyTuple_GET_ITEM(spec, 0)) &&
+                   PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == LEAF) {
+            out = leaf_eval(item, spec, d);
+        } else {
+            out = spec_eval(spec, d);
+        }
+        Py_XDECREF(spec);
+    }
     Py_LeaveRecursiveCall();
-    Py_DECREF(spec);
     return out;
 }
 
@@ -670,7 +703,29 @@ static PyObject *evaluate(PyObject *node, PyObject *doc) {
 static PyObject *node_hits(PyObject *self, PyObject *args) {
     PyObject *node, *doc;
     if (!PyArg_ParseTuple(args, "OO:node_hits", &node, &doc)) return NULL;
-    return evaluate(node, doc);
+    Doc d = {doc, {NULL}};
+    PyObject *out = evaluate(node, &d);
+    doc_release(&d);
+    return out;
+}
+
+/* hits_of(nodes, doc) -> [node_hits(node, doc) for node in nodes]: the document's attributes
+ * read once for all of them. */
+static PyObject *hits_of(PyObject *self, PyObject *args) {
+    PyObject *nodes, *doc;
+    if (!PyArg_ParseTuple(args, "O!O:hits_of", &PyList_Type, &nodes, &doc)) return NULL;
+    PyObject *held = PyList_AsTuple(nodes); /* held: a node's Python hits may change the list */
+    if (held == NULL) return NULL;
+    Doc d = {doc, {NULL}};
+    PyObject *out = PyList_New(PyTuple_GET_SIZE(held));
+    for (Py_ssize_t i = 0; out != NULL && i < PyTuple_GET_SIZE(held); i++) {
+        PyObject *found = evaluate(PyTuple_GET_ITEM(held, i), &d);
+        if (found == NULL) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, found);
+    }
+    doc_release(&d);
+    Py_DECREF(held);
+    return out;
 }
 
 /* pairs_of(meanings, words, fields, found): for each meaning whose sixth item is a dict (the
@@ -1799,6 +1854,7 @@ static PyMethodDef methods[] = {
     {"token_starts", token_starts, METH_O, "Offsets of the tokens of a word_text."},
     {"seq_hits", seq_hits, METH_VARARGS, "A leaf's hits in a document, remembered."},
     {"node_hits", node_hits, METH_VARARGS, "A node's hits in a document, its children's too."},
+    {"hits_of", hits_of, METH_VARARGS, "Each node's hits in a document."},
     {"form_table", form_table, METH_O, "An article's words of each form, found by number."},
     {"words_of_form", words_of_form, METH_VARARGS, "The words of a form in a form_table."},
     {"meanings_of", meanings_of, METH_VARARGS, "Meanings of known words, and the new words."},
@@ -1813,7 +1869,7 @@ static struct PyModuleDef module = {
 
 /* What native.py expects (native.INTERFACE): raised with any change to a function's arguments
  * or to the data it reads, so that a build left from older sources is not used. */
-#define INTERFACE 6
+#define INTERFACE 7
 
 PyMODINIT_FUNC PyInit__native(void) {
     ALONE = PyUnicode_InternFromString("alone");
@@ -1832,9 +1888,12 @@ PyMODINIT_FUNC PyInit__native(void) {
     LANGUAGES = PyUnicode_InternFromString("languages");
     SPEC = PyUnicode_InternFromString("spec");
     WORDS_OF = PyUnicode_InternFromString("words_of");
+    HITS = PyUnicode_InternFromString("hits");
     if (!ALONE || !MEMO || !WORDS || !SCANS_CACHE || !SCANS || !FORM_IDS || !FORMS ||
-        !FORM_WORDS || !LANGUAGES || !SPEC || !WORDS_OF)
+        !FORM_WORDS || !LANGUAGES || !SPEC || !WORDS_OF || !HITS)
         return NULL;
+    PyObject *names[D_COUNT] = {MEMO, WORDS, SCANS_CACHE, FORM_IDS, FORMS, FORM_WORDS, LANGUAGES};
+    for (int i = 0; i < D_COUNT; i++) DOC_ATTRS[i] = names[i];
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "INTERFACE", INTERFACE) < 0) Py_CLEAR(m);
     return m;

@@ -242,6 +242,11 @@ def seq_hits(seq: Any, doc: Any) -> list | None:
 _UNSET = object()
 
 
+def hits_of(nodes: list, doc: Any) -> list:
+    """Each node's hits (node_hits), the C version reading the document's attributes once."""
+    return [node.hits(doc) for node in nodes]
+
+
 def node_hits(node: Any, doc: Any) -> list | None:
     """A node's hits (nodes.Node.hits): the C version evaluates the node and its children by
     their specs; this one is what the nodes do without the extension."""
@@ -251,6 +256,7 @@ def node_hits(node: Any, doc: Any) -> list | None:
 PYTHON = {
     "seq_hits": seq_hits,
     "node_hits": node_hits,
+    "hits_of": hits_of,
     "token_hashes": token_hashes,
     "positions_of": positions_of,
     "leaf_hits": leaf_hits,
@@ -268,7 +274,7 @@ PYTHON = {
 # What _native.c must say it implements (its INTERFACE): a build left from older sources (an
 # install whose compile failed keeps the previous one in place) would be called with arguments
 # it does not take, or read data laid out otherwise.
-INTERFACE = 6
+INTERFACE = 7
 
 
 def _load_native() -> Any:
@@ -302,6 +308,7 @@ if _c is not None:
     score_of = _c.score_of
     seq_hits = _c.seq_hits
     node_hits = _c.node_hits
+    hits_of = _c.hits_of
     snippet = _c.snippet
     token_hashes = _c.token_hashes
     token_starts = _c.token_starts

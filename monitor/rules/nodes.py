@@ -225,7 +225,7 @@ class AllOf(Node):
     def __init__(self, children: list[Node], stats: TermStats = HEURISTIC) -> None:
         # Evaluate the child most likely to fail (the rarest keys) first; file under its keys.
         self.children = sorted(children, key=lambda c: stats.keys_cost(c.keys()))
-        self.spec = (_ALL_OF, tuple(self.children))
+        self.spec = (_ALL_OF, tuple(map(_item, self.children)))
 
     def hits(self, doc: Document) -> list[Hit] | None:
         if native.NATIVE:
@@ -250,7 +250,7 @@ class AnyOf(Node):
         self.children = children
         child_keys = [c.keys() for c in children]
         self._keys = None if any(k is None for k in child_keys) else frozenset().union(*child_keys)
-        self.spec = (_ANY_OF, tuple(children))
+        self.spec = (_ANY_OF, tuple(map(_item, children)))
 
     def hits(self, doc: Document) -> list[Hit] | None:
         if native.NATIVE:
@@ -285,7 +285,7 @@ class AnyOf(Node):
 class NoneOf(Node):
     def __init__(self, child: Node) -> None:
         self.child = child
-        self.spec = (_NONE_OF, child)
+        self.spec = (_NONE_OF, _item(child))
 
     def hits(self, doc: Document) -> list[Hit] | None:
         if native.NATIVE:
@@ -319,7 +319,15 @@ class Near(Node):
         )
         self._keys = min((left.keys(), right.keys()), key=stats.keys_cost)
         if type(self) is Near:  # not a NOT NEAR, whose hits are others
-            self.spec = (_NEAR, left, right, distance, ordered, *self._whole)
+            self.spec = (
+                _NEAR,
+                pairs_found,
+                _item(left),
+                _item(right),
+                distance,
+                ordered,
+                *self._whole,
+            )
 
     def hits(self, doc: Document) -> list[Hit] | None:
         if self.spec is not None and native.NATIVE:
@@ -350,34 +358,7 @@ class Near(Node):
         the extension: native.near_pairs)."""
         if len(lefts) * len(rights) <= _PAIRS_TRIED:
             return native.near_pairs(lefts, rights, self.distance, self.ordered)
-        return self._pairs_found(lefts, rights)
-
-    def _pairs_found(self, lefts: list[Hit], rights: list[Hit]) -> dict[Hit, None]:
-        """The hits that pair, each left one's partners found by bisection in the right ones
-        sorted by start and by end: tried all with all, an article repeating "police slap"
-        20,000 times took 56 s."""
-        by_field: dict[str, tuple[list[int], list[Hit], list[int], list[Hit]]] = {}
-        for field, found in _by_field(rights).items():
-            by_start = sorted(found, key=_START)
-            by_end = sorted(found, key=_END)
-            by_field[field] = ([h[1] for h in by_start], by_start, [h[2] for h in by_end], by_end)
-        used: dict[Hit, None] = {}
-        distance = self.distance
-        for lh in lefts:
-            sides = by_field.get(lh[0])
-            if sides is None:
-                continue
-            starts, by_start, ends, by_end = sides
-            # Right after it: starts from its end to `distance` - 1 words past it.
-            low, high = bisect_left(starts, lh[2]), bisect_right(starts, lh[2] + distance - 1)
-            paired = by_start[low:high]
-            if not self.ordered:  # right before it: ends from `distance` - 1 words before it
-                low, high = bisect_left(ends, lh[1] - distance + 1), bisect_right(ends, lh[1])
-                paired += by_end[low:high]
-            if paired:
-                used[lh] = None
-                used.update(dict.fromkeys(paired))
-        return used
+        return pairs_found(lefts, rights, self.distance, self.ordered)
 
     def keys(self) -> frozenset[Key] | None:
         return self._keys
@@ -466,8 +447,50 @@ class Outside(NotNear):
 _START, _END = itemgetter(1), itemgetter(2)
 # Node kinds, as native.node_hits reads them in Node.spec.
 _LEAF, _ALL_OF, _ANY_OF, _NONE_OF, _NEAR = range(5)
+
+
+def _item(node: Node) -> Node | tuple:
+    """A child as its parent's spec holds it: an AND, OR, NOT or NEAR by its own spec, which
+    native.node_hits walks without reading the node; a leaf (its memo's key) or a node with no
+    spec as itself. A spec holds no node that holds it: the index has no reference cycles,
+    which the garbage collector would have to find (scheduler.keep_long_lived)."""
+    if node.spec is not None and node.spec[0] != _LEAF:
+        return node.spec
+    return node
+
+
 _UNSET = object()  # not in a document's memo yet
 _PAIRS_TRIED = 256  # up to this many pairs of hits, Near tries them all
+
+
+def pairs_found(
+    lefts: list[Hit], rights: list[Hit], distance: int, ordered: bool
+) -> dict[Hit, None]:
+    """The hits that pair within `distance` (after the left one only when `ordered`), each left
+    one's partners found by bisection in the right ones sorted by start and by end, for sides
+    with many hits (Near._pairs): tried all with all, an article repeating "police slap"
+    20,000 times took 56 s."""
+    by_field: dict[str, tuple[list[int], list[Hit], list[int], list[Hit]]] = {}
+    for field, found in _by_field(rights).items():
+        by_start = sorted(found, key=_START)
+        by_end = sorted(found, key=_END)
+        by_field[field] = ([h[1] for h in by_start], by_start, [h[2] for h in by_end], by_end)
+    used: dict[Hit, None] = {}
+    for lh in lefts:
+        sides = by_field.get(lh[0])
+        if sides is None:
+            continue
+        starts, by_start, ends, by_end = sides
+        # Right after it: starts from its end to `distance` - 1 words past it.
+        low, high = bisect_left(starts, lh[2]), bisect_right(starts, lh[2] + distance - 1)
+        paired = by_start[low:high]
+        if not ordered:  # right before it: ends from `distance` - 1 words before it
+            low, high = bisect_left(ends, lh[1] - distance + 1), bisect_right(ends, lh[1])
+            paired += by_end[low:high]
+        if paired:
+            used[lh] = None
+            used.update(dict.fromkeys(paired))
+    return used
 
 
 def _by_field(hits: list[Hit]) -> dict[str, list[Hit]]:
