@@ -77,7 +77,10 @@ def vocabulary(docs: list[Article]) -> tuple[list[str], Counter[str]]:
     df: Counter[str] = Counter()
     for doc in docs:
         df.update(set(tokens(fold(doc.text))))
-    words = [w for w, n in df.most_common() if len(w) > 3 and not w.isdigit() and n >= 2]
+    # Ties in the order of the words, not of a set's iteration (which changes with each
+    # process's hash seed): the same rules in every run, so runs can be compared.
+    ranked = sorted(df.items(), key=lambda item: (-item[1], item[0]))
+    words = [w for w, n in ranked if len(w) > 3 and not w.isdigit() and n >= 2]
     return words, df
 
 
