@@ -417,15 +417,9 @@ def words_of_stem(words: AbstractSet[str], language: str) -> dict[str, list[str]
     return _WORDS_OF_STEM.setdefault(language, {})
 
 
-def stemmed_words_of_stem(language: str) -> dict[str, list[str]]:
-    """Stem -> words with that stem, for a caller that knows its words are all in the cache:
-    stemmed (by `stem_map`) while `stem_generation()` was what it is now."""
-    return _WORDS_OF_STEM.setdefault(language, {})
-
-
 def stem_generation() -> int:
-    """Changes whenever the stem cache starts again, and with it what `stemmed_words_of_stem`
-    holds: words stemmed under another generation may be gone."""
+    """Changes whenever the stem cache starts again: words stemmed under another generation may
+    be gone from it (a RuleIndex then looks at every word again)."""
     return _generation
 
 
