@@ -259,6 +259,13 @@ static PyObject *positions_of(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* `out`, a list, or None in its place when it is empty (hits as the nodes give them). */
+static PyObject *none_if_empty(PyObject *out) {
+    if (PyList_GET_SIZE(out) > 0) return out;
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
 /* leaf_hits(fields, words, label, entity) -> [(name, i, i + 1, label, entity), ...] or None
  * `fields`: (name, tokens, hashes) tuples, hashes being token_hashes(tokens); `words`: a tuple
  * of str. The hits of a word, or of a stem's or a prefix's words, field after field, as
@@ -290,11 +297,7 @@ static PyObject *hits_in(PyObject *fields, PyObject *words, PyObject *label, PyO
             goto done;
         }
     }
-    if (PyList_GET_SIZE(out) == 0) {
-        Py_DECREF(out);
-        out = Py_None;
-        Py_INCREF(out);
-    }
+    out = none_if_empty(out);
 done:
     if (word_hash != few) PyMem_Free(word_hash);
     return out;
@@ -441,11 +444,7 @@ static PyObject *phrase_hits(PyObject *fields, PyObject *phrase, PyObject *label
         }
         Py_DECREF(field);
     }
-    if (PyList_GET_SIZE(out) == 0) {
-        Py_DECREF(out);
-        out = Py_None;
-        Py_INCREF(out);
-    }
+    out = none_if_empty(out);
 done:
     if (hash != few) PyMem_Free(hash);
     return out;
